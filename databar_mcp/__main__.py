@@ -1,0 +1,3 @@
+from databar_mcp.cli import main
+
+raise SystemExit(main())
