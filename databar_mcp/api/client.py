@@ -1,0 +1,254 @@
+"""DatabarClient: one async request pipeline (auth, timeouts, retry policy) and thin endpoint wrappers.
+
+Retry policy, the heart of "never bill twice":
+- idempotent requests (GET, PUT, DELETE) are retried on transport errors, 429 and 5xx;
+- other requests are retried only when they certainly did not reach the server (connection refused or
+  timed out before connecting, or a 429 rejection);
+- a billable run whose reply is lost (read timeout, reset after sending, 5xx) raises SubmissionUnknown.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any, Literal, Self, cast
+from urllib.parse import quote
+
+import anyio
+import httpx2
+from pydantic import SecretStr
+
+from databar_mcp import __version__
+from databar_mcp.api import models
+from databar_mcp.api.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    AuthenticationError,
+    DatabarError,
+    RateLimited,
+    SubmissionUnknown,
+    status_error,
+)
+from databar_mcp.api.retry import backoff_delay, parse_retry_after
+from databar_mcp.config import Settings
+
+logger = logging.getLogger("databar_mcp.api")
+
+RetryMode = Literal["idempotent", "unsent_only"]
+_RETRYABLE_5XX = frozenset({500, 502, 503, 504})
+# Errors raised before any byte of the request could have reached the server.
+_NEVER_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
+
+
+def segment(value: str | int) -> str:
+    """Quote one path segment so an identifier can never change the path (`../user/me`)."""
+    return quote(str(value), safe="")
+
+
+class DatabarClient:
+    """Async client for the Databar API; one connection pool per instance, shared by every tool."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: SecretStr | None,
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 30.0,
+        max_retries: int = 3,
+        backoff_base_s: float = 0.5,
+        backoff_cap_s: float = 8.0,
+        retry_after_cap_s: float = 60.0,
+        transport: httpx2.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._api_key = api_key
+        self._max_retries = max_retries
+        self._backoff_base = backoff_base_s
+        self._backoff_cap = backoff_cap_s
+        self._retry_after_cap = retry_after_cap_s
+        self._http = httpx2.AsyncClient(
+            base_url=base_url.rstrip("/") + "/",
+            timeout=httpx2.Timeout(read_timeout_s, connect=connect_timeout_s),
+            limits=httpx2.Limits(max_connections=50, max_keepalive_connections=20),
+            headers={"User-Agent": f"databar-mcp/{__version__}", "Accept": "application/json"},
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> DatabarClient:
+        return cls(
+            base_url=settings.base_url,
+            api_key=settings.api_key,
+            connect_timeout_s=settings.connect_timeout_s,
+            read_timeout_s=settings.read_timeout_s,
+            max_retries=settings.max_retries,
+            backoff_base_s=settings.backoff_base_s,
+            backoff_cap_s=settings.backoff_cap_s,
+            retry_after_cap_s=settings.retry_after_cap_s,
+            **kwargs,
+        )
+
+    @property
+    def base_url(self) -> str:
+        return str(self._http.base_url)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def __repr__(self) -> str:
+        return f"DatabarClient(base_url={self.base_url!r}, api_key={'set' if self._api_key else 'unset'})"
+
+    # ---- the pipeline ----------------------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: models.HttpMethod,
+        path: str,
+        *,
+        params: Mapping[str, str | int | float | bool] | None = None,
+        json: object = None,
+        billable: bool = False,
+    ) -> Any:
+        """Send one request under the retry policy and return the parsed JSON body."""
+        if self._api_key is None:
+            raise AuthenticationError(
+                "No Databar API key is configured: set DATABAR_API_KEY (or start with --sandbox).",
+                status_code=0,
+            )
+        mode: RetryMode = "idempotent" if method in ("GET", "PUT", "DELETE") and not billable else "unsent_only"
+        headers = {"x-apikey": self._api_key.get_secret_value()}
+        attempt = 0
+        while True:
+            started = time.monotonic()
+            try:
+                response = await self._http.request(method, path, params=params, json=json, headers=headers)
+            except _NEVER_SENT as exc:
+                logger.info("%s %s: no connection (%s)", method, path, type(exc).__name__)
+                if attempt < self._max_retries:
+                    await anyio.sleep(self._backoff(attempt))
+                    attempt += 1
+                    continue
+                raise APIConnectionError(
+                    f"Could not connect to the Databar API ({type(exc).__name__}).", reached_server=False
+                ) from None
+            except httpx2.TransportError as exc:
+                logger.info("%s %s: reply lost (%s)", method, path, type(exc).__name__)
+                if mode == "idempotent" and attempt < self._max_retries:
+                    await anyio.sleep(self._backoff(attempt))
+                    attempt += 1
+                    continue
+                if billable:
+                    raise SubmissionUnknown(
+                        f"The request was sent but its reply was lost ({type(exc).__name__}).",
+                        method=method,
+                        path=path,
+                    ) from None
+                cls = APITimeoutError if isinstance(exc, httpx2.TimeoutException) else APIConnectionError
+                raise cls(f"The Databar API did not answer ({type(exc).__name__}).", reached_server=True) from None
+
+            elapsed_ms = (time.monotonic() - started) * 1000
+            logger.info(
+                "%s %s -> %d in %.0f ms (request id %s)",
+                method,
+                path,
+                response.status_code,
+                elapsed_ms,
+                response.headers.get("x-request-id", "-"),
+            )
+            if response.is_success:
+                return self._parse(response)
+
+            retry_after = parse_retry_after(response.headers.get("retry-after"), now=time.time())
+            body = self._parse_error_body(response)
+            status = response.status_code
+            if status == 429:
+                wait = retry_after if retry_after is not None else self._backoff(attempt)
+                if attempt < self._max_retries and wait <= self._retry_after_cap:
+                    await anyio.sleep(wait)
+                    attempt += 1
+                    continue
+                raise cast(RateLimited, status_error(status, body, retry_after=retry_after))
+            if status in _RETRYABLE_5XX and mode == "idempotent" and attempt < self._max_retries:
+                await anyio.sleep(
+                    retry_after
+                    if retry_after is not None and retry_after <= self._retry_after_cap
+                    else self._backoff(attempt)
+                )
+                attempt += 1
+                continue
+            if status >= 500 and billable:
+                raise SubmissionUnknown(
+                    f"Databar answered {status} to a run request; the run may or may not have started.",
+                    method=method,
+                    path=path,
+                )
+            raise status_error(status, body, retry_after=retry_after)
+
+    def _backoff(self, attempt: int) -> float:
+        return backoff_delay(attempt, base=self._backoff_base, cap=self._backoff_cap)
+
+    @staticmethod
+    def _parse(response: httpx2.Response) -> Any:
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise DatabarError(
+                f"The Databar API answered {response.status_code} with a body that is not JSON."
+            ) from None
+
+    @staticmethod
+    def _parse_error_body(response: httpx2.Response) -> object:
+        try:
+            return response.json()
+        except ValueError:
+            return response.text[:500]
+
+    # ---- endpoints -------------------------------------------------------------------------------------
+
+    async def get_user(self) -> models.User:
+        return models.User.model_validate(await self.request("GET", "user/me"))
+
+    async def list_waterfalls(self) -> list[models.Waterfall]:
+        raw: object = await self.request("GET", "waterfalls/")
+        items: object = cast(dict[str, Any], raw).get("items", []) if isinstance(raw, dict) else raw
+        return [models.Waterfall.model_validate(item) for item in cast(list[Any], items)]
+
+    async def get_waterfall(self, identifier: str) -> models.Waterfall:
+        return models.Waterfall.model_validate(await self.request("GET", f"waterfalls/{segment(identifier)}"))
+
+    async def bulk_run_waterfall(self, identifier: str, body: models.BulkWaterfallRequest) -> models.TaskHandle:
+        raw = await self.request(
+            "POST",
+            f"waterfalls/{segment(identifier)}/bulk-run",
+            json=body.model_dump(mode="json"),
+            billable=True,
+        )
+        return models.TaskHandle.model_validate(raw)
+
+    async def get_task(self, task_id: str, *, include_partial: bool = False) -> models.Task:
+        params = {"include_partial": "true"} if include_partial else None
+        raw = await self.request("GET", f"tasks/{segment(task_id)}", params=params)
+        return models.Task.model_validate(raw)
+
+    async def cancel_task(self, task_id: str) -> models.Task:
+        return models.Task.model_validate(await self.request("POST", f"tasks/{segment(task_id)}/cancel"))
+
+    async def list_table_rows(self, table_uuid: str, *, page: int, per_page: int) -> models.TableRowsPage:
+        raw = await self.request(
+            "GET", f"table/{segment(table_uuid)}/rows", params={"page": page, "per_page": per_page}
+        )
+        return models.TableRowsPage.model_validate(raw)
+
+    async def create_connector(self, body: models.ConnectorCreate) -> models.Connector:
+        raw = await self.request("POST", "connectors/", json=body.model_dump(mode="json", exclude_none=True))
+        return models.Connector.model_validate(raw)

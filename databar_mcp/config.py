@@ -1,0 +1,100 @@
+"""Every setting, default and limit in one place.
+
+Settings come from the environment (`DATABAR_*`) and are overridden by command-line flags. The API key is a
+`SecretStr`, so it never shows in a repr, a log line or an exception.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+DEFAULT_BASE_URL = "https://api.databar.ai/v1"
+
+# Tool-call limits
+TOOL_DEADLINE_S = 25.0  # below the ~60 s at which Claude Desktop gives up on a tool call
+RESULT_BUDGET_CHARS = 40_000  # ≈ 10k tokens per tool result
+
+# HTTP
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 30.0
+MAX_RETRIES = 3
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 8.0
+RETRY_AFTER_CAP_S = 60.0
+
+# Polling a task: fast at first, then backing off to the cap; progress counts steer it near the end.
+POLL_FIRST_S = 0.1
+POLL_GROWTH = 1.5
+POLL_CAP_S = 2.0
+POLL_MIN_S = 0.05
+
+# API limits (seeds + API notes)
+ROW_WRITE_BATCH = 50
+TABLE_PAGE_MAX = 1000
+MAX_BULK_ROWS = 10_000
+CONNECTOR_NAME_MAX = 256
+CONNECTOR_URL_MAX = 512
+CONNECTOR_BODY_TEMPLATE_MAX = 2048
+
+# How long a waterfall's catalog entry is reused to validate inputs and estimate cost before a run.
+CATALOG_TTL_S = 600.0
+
+
+def default_state_dir() -> Path:
+    """The platform's user data dir, without a dependency for three lines of logic."""
+    xdg = os.environ.get("XDG_DATA_HOME")
+    if os.name == "nt":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    elif os.uname().sysname == "Darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "databar-mcp"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    api_key: SecretStr | None = None
+    api_key_source: str = "unset"
+    base_url: str = DEFAULT_BASE_URL
+    state_dir: Path = Field(default_factory=default_state_dir)
+    tool_deadline_s: float = Field(default=TOOL_DEADLINE_S, gt=0)
+    result_budget_chars: int = Field(default=RESULT_BUDGET_CHARS, ge=2_000)
+    connect_timeout_s: float = CONNECT_TIMEOUT_S
+    read_timeout_s: float = READ_TIMEOUT_S
+    max_retries: int = Field(default=MAX_RETRIES, ge=0)
+    backoff_base_s: float = BACKOFF_BASE_S
+    backoff_cap_s: float = BACKOFF_CAP_S
+    retry_after_cap_s: float = RETRY_AFTER_CAP_S
+    poll_first_s: float = POLL_FIRST_S
+    poll_cap_s: float = POLL_CAP_S
+    log_level: str = "WARNING"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        if key := env.get("DATABAR_API_KEY"):
+            values["api_key"] = SecretStr(key)
+            values["api_key_source"] = "env DATABAR_API_KEY"
+        if url := env.get("DATABAR_BASE_URL"):
+            values["base_url"] = url
+        if state := env.get("DATABAR_MCP_STATE_DIR"):
+            values["state_dir"] = Path(state)
+        for name, var in (
+            ("tool_deadline_s", "DATABAR_MCP_TOOL_DEADLINE"),
+            ("result_budget_chars", "DATABAR_MCP_RESULT_BUDGET"),
+            ("read_timeout_s", "DATABAR_MCP_READ_TIMEOUT"),
+        ):
+            if raw := env.get(var):
+                values[name] = raw
+        if level := env.get("DATABAR_MCP_LOG_LEVEL"):
+            values["log_level"] = level.upper()
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)

@@ -1,0 +1,40 @@
+"""The services a tool reaches through its MCP context: one client, runner and catalog per server run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mcp.server.mcpserver import Context
+from mcp.types import ToolAnnotations
+
+from databar_mcp.api import DatabarClient
+from databar_mcp.catalog import WaterfallCatalog
+from databar_mcp.config import Settings
+from databar_mcp.runner import TaskRunner
+
+
+@dataclass
+class Services:
+    settings: Settings
+    client: DatabarClient
+    runner: TaskRunner
+    catalog: WaterfallCatalog
+
+
+ToolContext = Context[Services, Any]
+
+
+def services(ctx: ToolContext) -> Services:
+    return ctx.request_context.lifespan_context
+
+
+def hints(*, title: str, read_only: bool, destructive: bool, idempotent: bool) -> ToolAnnotations:
+    """All four hints, always explicit; every tool here talks to Databar, so the world is open."""
+    return ToolAnnotations(
+        title=title,
+        read_only_hint=read_only,
+        destructive_hint=destructive,
+        idempotent_hint=idempotent,
+        open_world_hint=True,
+    )

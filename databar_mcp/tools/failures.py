@@ -1,0 +1,127 @@
+"""Turn API exceptions into error bodies an agent can act on."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from databar_mcp.api import errors as api
+from databar_mcp.tools.results import ErrorBody, ErrorCode, FieldProblem
+
+
+def from_validation(exc: ValidationError) -> ErrorBody:
+    """Tool arguments that failed the input schema; field paths and rules only, never the values sent."""
+    fields: list[FieldProblem] = []
+    for err in exc.errors(include_input=False, include_url=False):
+        path = ""
+        for part in err["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        fields.append(FieldProblem(field=path or "arguments", problem=err["msg"]))
+    return ErrorBody(
+        code=ErrorCode.VALIDATION_ERROR,
+        message=f"The arguments are invalid ({len(fields)} problem(s)); nothing was sent to Databar.",
+        fields=fields[:50],
+        next_steps=["Fix the listed fields and call the tool again."],
+    )
+
+
+def from_issues(message: str, issues: tuple[api.FieldIssue, ...], *, status: int | None = None) -> ErrorBody:
+    return ErrorBody(
+        code=ErrorCode.VALIDATION_ERROR,
+        http_status=status,
+        message=message,
+        fields=[FieldProblem(field=i.path, problem=i.message) for i in issues],
+        next_steps=["Fix the listed fields and call the tool again; no credits were spent."],
+    )
+
+
+def from_api_error(exc: api.DatabarError, *, task_id: str | None = None) -> ErrorBody:
+    """The structured explanation of an API failure, with the next steps that fix it."""
+    if isinstance(exc, api.SubmissionUnknown):
+        return ErrorBody(
+            code=ErrorCode.SUBMISSION_UNKNOWN,
+            message=(
+                f"{exc.message} Databar may have started (and billed) the run, or not. "
+                "It was deliberately not re-sent, so you are never billed twice."
+            ),
+            next_steps=[
+                "Do not simply call the run again: that may pay for the same rows twice.",
+                "Check the Databar dashboard (or list_recent_tasks, where available) for a task started just now.",
+                "If no task appeared after a few minutes, run it again.",
+            ],
+            details={"method": exc.method, "path": exc.path},
+        )
+    if isinstance(exc, api.APIConnectionError):
+        return ErrorBody(
+            code=ErrorCode.UPSTREAM_ERROR,
+            message=exc.message,
+            task_id=task_id,
+            next_steps=["Check connectivity to the Databar API (databar-mcp doctor), then retry."],
+        )
+    if not isinstance(exc, api.APIStatusError):
+        return ErrorBody(code=ErrorCode.UPSTREAM_ERROR, message=exc.message, task_id=task_id)
+    status = exc.status_code or None
+    if isinstance(exc, api.InsufficientCredits):
+        return ErrorBody(
+            code=ErrorCode.INSUFFICIENT_CREDITS,
+            http_status=status,
+            message=f"Databar refused: not enough credits, or the plan does not allow this. ({exc.message})",
+            task_id=task_id,
+            next_steps=[
+                "Check the balance with get_account.",
+                "Top up credits in the Databar workspace, or run fewer rows or cheaper providers "
+                "(list_waterfalls shows prices).",
+            ],
+        )
+    if isinstance(exc, api.ResultExpired):
+        return ErrorBody(
+            code=ErrorCode.RESULT_EXPIRED,
+            http_status=status,
+            message="Databar has deleted this task's data (results are kept 24 hours).",
+            task_id=task_id,
+            next_steps=["Run the enrichment again to get the data anew (it will be billed again)."],
+        )
+    if isinstance(exc, api.BadRequestError | api.UnprocessableEntity):
+        body = from_issues(f"Databar rejected the request: {exc.message}", exc.issues, status=status)
+        if exc.error_code:
+            body.details["error"] = exc.error_code
+        return body
+    if isinstance(exc, api.RateLimited):
+        wait = exc.retry_after
+        return ErrorBody(
+            code=ErrorCode.RATE_LIMITED,
+            http_status=status,
+            message="Databar is rate limiting these requests."
+            + (f" Retry after {wait:.0f} s." if wait is not None else ""),
+            task_id=task_id,
+            retry_after_seconds=wait,
+            next_steps=[f"Wait {wait:.0f} s, then retry." if wait is not None else "Wait a minute, then retry."],
+        )
+    if isinstance(exc, api.NotFoundError):
+        return ErrorBody(
+            code=ErrorCode.NOT_FOUND,
+            http_status=status,
+            message=f"Not found: {exc.message}",
+            task_id=task_id,
+            next_steps=["Check the identifier; list_waterfalls shows valid waterfalls and provider ids."],
+        )
+    if isinstance(exc, api.AuthenticationError):
+        return ErrorBody(
+            code=ErrorCode.AUTH_FAILED,
+            http_status=status,
+            message=exc.message if not status else "Databar rejected the API key (or it may not access this).",
+            next_steps=[
+                "Set DATABAR_API_KEY to a valid key from the Databar workspace (Integrations), "
+                "then restart the server; `databar-mcp doctor` checks it.",
+            ],
+        )
+    if isinstance(exc, api.ConflictError):
+        return ErrorBody(
+            code=ErrorCode.CONFLICT, http_status=status, message=exc.message, task_id=task_id, next_steps=[]
+        )
+    return ErrorBody(
+        code=ErrorCode.UPSTREAM_ERROR,
+        http_status=status,
+        message=exc.message,
+        task_id=task_id,
+        next_steps=["Databar had a problem; retry in a minute."],
+    )

@@ -1,0 +1,25 @@
+"""Run a tool body and turn the failures an agent can act on into structured error results."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+
+from mcp.types import CallToolResult
+
+from databar_mcp.api.errors import DatabarError
+from databar_mcp.tools.failures import from_api_error
+from databar_mcp.tools.results import ToolFailure, error_result
+
+logger = logging.getLogger("databar_mcp.tools")
+
+
+async def guarded(work: Awaitable[CallToolResult], *, task_id: str | None = None) -> CallToolResult:
+    try:
+        return await work
+    except ToolFailure as failure:
+        return error_result(failure.body)
+    except DatabarError as exc:
+        body = from_api_error(exc, task_id=task_id)
+        logger.info("tool failed: %s (%s)", body.code.value, body.http_status)
+        return error_result(body)
