@@ -1,6 +1,5 @@
 """Enrich toolset: discover waterfalls and run them in bulk."""
 
-from __future__ import annotations
 
 import time
 from typing import Annotated, Any

@@ -1,6 +1,5 @@
 """Tasks toolset: read (and wait for) an asynchronous Databar task."""
 
-from __future__ import annotations
 
 from typing import Annotated, Any
 

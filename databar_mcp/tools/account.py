@@ -1,0 +1,54 @@
+"""Account toolset: the balance and plan behind the key."""
+
+
+from typing import Annotated
+
+from mcp.server.mcpserver import MCPServer
+from mcp.types import CallToolResult
+from pydantic import BaseModel
+
+from databar_mcp.config import Settings
+from databar_mcp.tools.context import Services, ToolContext, hints, services
+from databar_mcp.tools.guard import guarded
+from databar_mcp.tools.results import ok_result
+
+
+class Account(BaseModel):
+    balance: float
+    plan: str | None = None
+    email: str | None = None
+    first_name: str | None = None
+    workspace: str | None = None
+
+
+GET_ACCOUNT_DESCRIPTION = """\
+Show the Databar account behind the configured key: credit balance, plan and workspace.
+
+Free and read-only. Check the balance before a large run: run_bulk_waterfall costs up to rows × the \
+prices of the chosen providers (list_waterfalls shows prices)."""
+
+
+def register(server: MCPServer[Services], settings: Settings) -> None:
+    @server.tool(
+        name="get_account",
+        description=GET_ACCOUNT_DESCRIPTION,
+        annotations=hints(title="Get account and balance", read_only=True, destructive=False, idempotent=True),
+    )
+    async def get_account(ctx: ToolContext) -> Annotated[CallToolResult, Account]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            user = await svc.client.get_user()
+            account = Account(
+                balance=user.balance,
+                plan=user.plan,
+                email=user.email,
+                first_name=user.first_name,
+                workspace=user.workspace,
+            )
+            text = f"Balance: {account.balance:g} credits. Plan: {account.plan or 'unknown'}."
+            if account.workspace:
+                text += f" Workspace: {account.workspace}."
+            return ok_result(account, text)
+
+        return await guarded(work())
