@@ -1,0 +1,87 @@
+"""Shared fixtures: a real sandbox on 127.0.0.1 and our real server behind a real MCP client session."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+from mcp.types import CallToolResult
+from pydantic import SecretStr
+
+from databar_mcp.config import Settings
+from databar_mcp.sandbox import SandboxConfig, SandboxServer
+from databar_mcp.server import build_server
+
+SENTINEL_KEY = "sk-SENTINEL-9f8e7d6c5b4a"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    """A fast sandbox: tasks finish in tens of milliseconds unless a test slows them."""
+    config = SandboxConfig(api_key=SENTINEL_KEY, task_base_seconds=0.05, row_seconds=0.002)
+    with SandboxServer(config) as server:
+        yield server
+
+
+def make_settings(sandbox: SandboxServer, tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "base_url": sandbox.base_url,
+        "api_key": SecretStr(sandbox.api_key),
+        "state_dir": tmp_path / "state",
+        "backoff_base_s": 0.01,
+        "backoff_cap_s": 0.05,
+        "poll_first_s": 0.02,
+        "poll_cap_s": 0.2,
+        "read_timeout_s": 2.0,
+        "connect_timeout_s": 1.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(sandbox: SandboxServer, tmp_path: Path) -> Settings:
+    return make_settings(sandbox, tmp_path)
+
+
+@pytest.fixture
+async def mcp(settings: Settings) -> AsyncIterator[Client]:
+    async with Client(build_server(settings)) as client:
+        yield client
+
+
+def structured(result: CallToolResult) -> dict[str, Any]:
+    assert result.structured_content is not None, result.content
+    return result.structured_content
+
+
+def text_of(result: CallToolResult) -> str:
+    return "\n".join(getattr(block, "text", "") for block in result.content)
+
+
+def whole(result: CallToolResult) -> str:
+    """Everything the agent sees of a result, for leak checks and budget checks."""
+    return text_of(result) + json.dumps(result.structured_content or {})
+
+
+def lead(first: str, last: str, company: str) -> dict[str, str]:
+    return {"first_name": first, "last_name": last, "company": company}
+
+
+LEADS = [
+    lead("John", "Doe", "example.com"),
+    lead("Ann", "Lee", "nowhere.invalid"),
+    lead("Mary", "Major", "example.com"),
+    lead("Bob", "Stone", "gone.invalid"),
+]
+
+BULK_ARGS: dict[str, Any] = {"waterfall": "email_getter", "params": LEADS, "enrichments": [833, 966]}
