@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import logging
 import os
@@ -99,10 +100,8 @@ def run_sandbox_command(args: argparse.Namespace) -> int:
 
     key = args.api_key or os.environ.get("DATABAR_SANDBOX_KEY") or "sandbox"
     _configure_logging("WARNING")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         run_sandbox(args.host, args.port, key)
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

@@ -12,7 +12,10 @@ import re
 from collections.abc import Callable
 from typing import Any, cast
 
-_INVISIBLE = re.compile(r"[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+_INVISIBLE = re.compile(
+    r"[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u00ad\u061c\u180e"  # C0/C1 controls except newline
+    r"\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"  # zero-width, bidi overrides and isolates, BOM
+)
 
 
 def compact_json(value: object) -> str:
@@ -56,5 +59,9 @@ def largest_fitting(count: int, size_with: Callable[[int], int], budget: int) ->
 
 
 def result_size(structured: dict[str, Any], text: str) -> int:
-    """Characters a tool result costs the agent: the structured JSON plus its text rendering."""
-    return len(compact_json(structured)) + len(text)
+    """Characters a tool result costs the agent: the structured JSON plus its text rendering.
+
+    Measured with json.dumps defaults (ASCII escapes, spaced separators): the most verbose way a client may
+    serialize it, so the budget holds whatever the transport does.
+    """
+    return len(json.dumps(structured, default=str)) + len(text)

@@ -1,6 +1,5 @@
 """Account toolset: the balance and plan behind the key."""
 
-
 from typing import Annotated
 
 from mcp.server.mcpserver import MCPServer

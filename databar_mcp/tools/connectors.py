@@ -1,6 +1,5 @@
 """Connectors toolset: register a custom HTTP API as a Databar connector. Header values are write-only."""
 
-
 from typing import Annotated
 
 from mcp.server.mcpserver import MCPServer

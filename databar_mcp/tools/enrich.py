@@ -1,6 +1,5 @@
 """Enrich toolset: discover waterfalls and run them in bulk."""
 
-
 import time
 from typing import Annotated, Any
 

@@ -1,6 +1,5 @@
 """Tables toolset: read rows of a Databar table, a page at a time."""
 
-
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer

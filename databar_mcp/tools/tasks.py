@@ -1,6 +1,5 @@
 """Tasks toolset: read (and wait for) an asynchronous Databar task."""
 
-
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer

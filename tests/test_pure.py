@@ -1,0 +1,136 @@
+"""Property tests for the pure pieces: Retry-After parsing, backoff, budget fitting, page arithmetic."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+from email.utils import format_datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from databar_mcp.api.errors import (
+    BadRequestError,
+    InsufficientCredits,
+    RateLimited,
+    UnprocessableEntity,
+    parse_issues,
+    status_error,
+)
+from databar_mcp.api.models import Task, TaskProgress
+from databar_mcp.api.retry import backoff_delay, parse_retry_after
+from databar_mcp.runner import PollPlan
+from databar_mcp.shaping import escape_text, largest_fitting
+from databar_mcp.tools.tables import next_page_call
+
+
+@given(st.floats(min_value=0, max_value=1e6, allow_nan=False))
+def test_retry_after_seconds(seconds: float) -> None:
+    assert parse_retry_after(repr(seconds), now=0) == seconds
+
+
+@given(st.integers(min_value=0, max_value=10_000))
+def test_retry_after_http_date(delta: int) -> None:
+    now = 1_800_000_000.0
+    header = format_datetime(datetime.fromtimestamp(now + delta, tz=UTC), usegmt=True)
+    assert parse_retry_after(header, now=now) == delta
+
+
+@given(st.text(max_size=40))
+def test_retry_after_never_raises(junk: str) -> None:
+    value = parse_retry_after(junk, now=0)
+    assert value is None or value >= 0
+
+
+def test_retry_after_rejects_nan_and_negative() -> None:
+    assert parse_retry_after("nan", now=0) is None
+    assert parse_retry_after("-5", now=0) == 0
+    assert parse_retry_after(None, now=0) is None
+
+
+@given(st.integers(min_value=0, max_value=100), st.integers(min_value=0, max_value=2**32))
+def test_backoff_is_capped_and_jittered(attempt: int, seed: int) -> None:
+    delay = backoff_delay(attempt, base=0.5, cap=8.0, rng=random.Random(seed))
+    raw = min(8.0, 0.5 * 2**attempt)
+    assert 0.75 * raw <= delay <= raw
+
+
+@given(st.lists(st.integers(min_value=0, max_value=500), max_size=200), st.integers(min_value=0, max_value=20_000))
+def test_largest_fitting_is_the_largest_prefix_within_budget(sizes: list[int], budget: int) -> None:
+    def size_with(k: int) -> int:
+        return sum(sizes[:k])
+
+    k = largest_fitting(len(sizes), size_with, budget)
+    assert size_with(k) <= budget or k == 0
+    assert k == len(sizes) or size_with(k + 1) > budget
+
+
+@given(
+    st.integers(min_value=1, max_value=500),
+    st.integers(min_value=1, max_value=1000),
+    st.integers(min_value=0, max_value=999),
+)
+def test_next_page_call_starts_right_after_the_last_row_shown(page: int, per_page: int, shown: int) -> None:
+    shown = min(shown, per_page - 1)
+    call = next_page_call("t", page=page, per_page=per_page, shown=shown, has_next_page=True)
+    assert call is not None
+    next_page = int(call.split("page=")[1].split(",")[0])
+    next_size = int(call.split("per_page=")[1].rstrip(")"))
+    assert (next_page - 1) * next_size == (page - 1) * per_page + shown
+    assert 1 <= next_size <= max(1, shown)
+
+
+def test_error_bodies_of_every_shape_are_parsed() -> None:
+    four_hundred = status_error(400, {"detail": {"params[3].first_name": ["This field is required."]}})
+    assert isinstance(four_hundred, BadRequestError)
+    assert four_hundred.issues[0].path == "params[3].first_name"
+    unprocessable = status_error(
+        422, {"detail": [{"loc": ["body", "params"], "msg": "field required", "type": "value_error.missing"}]}
+    )
+    assert isinstance(unprocessable, UnprocessableEntity)
+    assert [(i.path, i.message) for i in unprocessable.issues] == [("params", "field required")]
+    batch = status_error(400, {"error": "BATCH_TOO_LARGE", "max_size": 50})
+    assert batch.error_code == "BATCH_TOO_LARGE"
+    assert "BATCH_TOO_LARGE" in batch.message
+    credits = status_error(406, {"detail": "Check the number of remaining credits or the tariff plan."})
+    assert isinstance(credits, InsufficientCredits)
+    assert isinstance(status_error(429, {"detail": "slow down"}, retry_after=3), RateLimited)
+    assert parse_issues("not json") == ()
+
+
+def test_fastapi_422_input_values_are_never_kept() -> None:
+    body = {"detail": [{"loc": ["body", "headers", 0, "value"], "msg": "too long", "input": "sk-secret-123"}]}
+    err = status_error(422, body)
+    assert "sk-secret" not in err.message
+    assert all("sk-secret" not in i.message for i in err.issues)
+
+
+def test_text_rendering_makes_bidi_and_invisible_characters_visible() -> None:
+    shown = escape_text("ok\u202eevil\u200b\x00")
+    assert "\u202e" not in shown
+    assert "\\u202e" in shown
+    assert "\\u200b" in shown
+    assert "\\u0000" in shown
+
+
+def test_poll_plan_aims_at_the_predicted_end() -> None:
+    plan = PollPlan(first_s=0.1, cap_s=2.0)
+    for t, finished in ((0.0, 10), (1.0, 20)):
+        plan.observe(t, Task(task_id="t", status="processing", progress=TaskProgress(total=100, completed=finished)))
+    assert plan.eta(100) == 8.0
+    assert plan.next_delay(100) == 5.0  # capped so progress keeps flowing
+    late = PollPlan(first_s=0.1, cap_s=2.0)
+    for t, finished in ((0.0, 90), (1.0, 98)):
+        late.observe(t, Task(task_id="t", status="processing", progress=TaskProgress(total=100, completed=finished)))
+    assert abs(late.next_delay(100) - 0.25) < 1e-9
+
+
+def test_poll_plan_backs_off_without_progress() -> None:
+    plan = PollPlan(first_s=0.1, cap_s=2.0)
+    delays = []
+    for _ in range(12):
+        plan.observe(0.0, Task(task_id="t", status="processing"))
+        delays.append(plan.next_delay(None))
+    assert delays[0] == 0.1
+    assert delays == sorted(delays)
+    assert delays[-1] == 2.0

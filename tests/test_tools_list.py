@@ -1,0 +1,94 @@
+"""tools/list: exact names, schemas carrying the API's constraints, all four annotations (a snapshot)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from databar_mcp.server import INSTRUCTIONS
+
+pytestmark = pytest.mark.anyio
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "tools.json"
+EXPECTED = {
+    "run_bulk_waterfall",
+    "get_task",
+    "create_connector",
+    "list_table_rows",
+    "list_waterfalls",
+    "get_account",
+}
+
+
+async def _tools(mcp: Client) -> list[dict[str, Any]]:
+    listed = (await mcp.list_tools()).tools
+    return [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in listed]
+
+
+async def test_tool_list_matches_the_snapshot(mcp: Client) -> None:
+    """A changed description or schema shows as a diff; refresh with UPDATE_SNAPSHOTS=1."""
+    current = sorted(await _tools(mcp), key=lambda t: t["name"])
+    for tool in current:
+        tool.pop("_meta", None)
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOT.write_text(json.dumps(current, indent=2, ensure_ascii=False) + "\n")
+    assert current == json.loads(SNAPSHOT.read_text())
+
+
+async def test_tool_guardrails(mcp: Client) -> None:
+    tools = await _tools(mcp)
+    names = [t["name"] for t in tools]
+    assert set(names) == EXPECTED
+    assert len(names) == len(set(names))
+    for tool in tools:
+        hints = tool["annotations"]
+        for hint in ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"):
+            assert isinstance(hints.get(hint), bool), (tool["name"], hint)
+        assert len(tool["description"]) < 2000, tool["name"]
+        schema = tool["inputSchema"]
+        assert schema["type"] == "object"
+        assert not {"anyOf", "oneOf", "allOf"} & schema.keys(), tool["name"]
+        assert "outputSchema" in tool, tool["name"]
+    assert len(INSTRUCTIONS) < 2000
+
+
+async def test_schemas_carry_the_api_constraints(mcp: Client) -> None:
+    by_name = {t["name"]: t["inputSchema"] for t in await _tools(mcp)}
+    bulk = by_name["run_bulk_waterfall"]["properties"]
+    assert bulk["enrichments"]["minItems"] == 1
+    assert bulk["params"]["minItems"] == 1
+    assert bulk["params"]["maxItems"] == 10_000
+    assert {"type": "null"} in bulk["email_verifier"]["anyOf"]
+    assert bulk["wait_seconds"]["maximum"] == 25
+    assert set(by_name["run_bulk_waterfall"]["required"]) == {"waterfall", "params", "enrichments"}
+
+    rows = by_name["list_table_rows"]["properties"]
+    assert rows["per_page"]["minimum"] == 1
+    assert rows["per_page"]["maximum"] == 1000
+    assert rows["page"]["minimum"] == 1
+
+    connector = by_name["create_connector"]
+    props = connector["properties"]
+    assert props["name"]["maxLength"] == 256
+    assert props["url"]["maxLength"] == 512
+    assert props["body_template"]["anyOf"][0]["maxLength"] == 2048
+    assert props["rate_limit"]["anyOf"][0]["minimum"] == 1
+    assert props["max_concurrency"]["anyOf"][0]["minimum"] == 1
+    assert set(connector["required"]) == {"name", "method", "url"}
+    defs = connector.get("$defs", {})
+    assert defs["ConnectorMethod"]["enum"] == ["get", "post", "put", "patch"]
+    assert defs["ConnectorType"]["enum"] == ["simple", "enrichment", "exporter"]
+
+
+async def test_read_only_hints_match_what_tools_do(mcp: Client) -> None:
+    hints = {t["name"]: t["annotations"] for t in await _tools(mcp)}
+    for name in ("get_task", "list_table_rows", "list_waterfalls", "get_account"):
+        assert hints[name]["readOnlyHint"] is True
+    for name in ("run_bulk_waterfall", "create_connector"):
+        assert hints[name]["readOnlyHint"] is False
+        assert hints[name]["idempotentHint"] is False
