@@ -1,0 +1,34 @@
+"""The Starlette application: every route module behind the sandbox middleware."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+
+from databar_mcp.sandbox import (
+    routes_catalog,
+    routes_connectors,
+    routes_runs,
+    routes_tables,
+    routes_tasks,
+)
+from databar_mcp.sandbox.errors import ApiError, render_api_error, render_http_exception
+from databar_mcp.sandbox.middleware import SandboxMiddleware
+from databar_mcp.sandbox.state import SandboxState
+
+
+def create_app(state: SandboxState) -> Starlette:
+    """Build an ASGI app serving `/v1/...` from `state`; one state per app, so servers stay independent."""
+    routes = [
+        *routes_catalog.routes(state),
+        *routes_runs.routes(state),
+        *routes_tasks.routes(state),
+        *routes_tables.routes(state),
+        *routes_connectors.routes(state),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(SandboxMiddleware, state=state, routes=routes)],
+        exception_handlers={ApiError: render_api_error, HTTPException: render_http_exception},
+    )

@@ -1,0 +1,40 @@
+"""Knobs of the sandbox: latency, money, retention, limits and injected faults.
+
+Plain mutable dataclasses, so a test can turn a knob while the server runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+FaultKind = Literal["status", "reset_before", "reset_after", "slow", "rate_limit"]
+GoneStyle = Literal["http_410", "status_gone"]
+
+
+@dataclass
+class SandboxConfig:
+    """How the emulated account and API behave; read at request time, so changes apply at once."""
+
+    api_key: str = "sandbox"
+    balance: float = 1000.0
+    task_base_seconds: float = 0.3
+    row_seconds: float = 0.02
+    retention_seconds: float = 86400
+    gone_style: GoneStyle = "http_410"
+    rate_limit_per_second: float | None = None
+    table_rate_limit_per_second: float | None = None
+    max_bulk_rows: int = 10_000
+    seed_table_rows: int = 2_345
+
+
+@dataclass
+class Fault:
+    """One injected misbehaviour for the next `times` requests to `route` ("METHOD template", or "*")."""
+
+    route: str
+    kind: FaultKind
+    times: int = 1
+    status: int = 503
+    delay: float = 0.0
+    retry_after: float = 1.0

@@ -1,0 +1,143 @@
+"""The request pipeline in front of every route: count, inject faults, authenticate, rate-limit.
+
+Faults that "drop the connection" start a response whose Content-Length promises more bytes than are
+sent, send part of it, then raise: uvicorn closes the socket and the client sees a broken reply.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import NoReturn, cast
+
+import anyio
+from starlette.datastructures import Headers
+from starlette.routing import Match, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from databar_mcp.sandbox.config import Fault
+from databar_mcp.sandbox.state import SandboxState
+
+UNMATCHED = "<unmatched>"
+
+
+class InjectedDisconnect(Exception):
+    """Raised on purpose to make uvicorn drop the connection mid-reply."""
+
+
+async def _send_json(send: Send, status: int, body: object, headers: dict[str, str] | None = None) -> None:
+    raw = json.dumps(body).encode()
+    pairs = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
+    pairs += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": pairs})
+    await send({"type": "http.response.body", "body": raw})
+
+
+async def _drop(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> NoReturn:
+    """Promise more bytes than we send, send half, then kill the connection."""
+    partial = body[: len(body) // 2]
+    kept = [(k, v) for k, v in headers if k.lower() != b"content-length"]
+    kept.append((b"content-length", str(len(body) + 1024).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": kept})
+    await send({"type": "http.response.body", "body": partial, "more_body": True})
+    raise InjectedDisconnect("connection dropped by an injected fault")
+
+
+def _with_headers(send: Send, headers: dict[str, str]) -> Send:
+    """Add the X-RateLimit-* headers to a reply, as the API does while a limit applies."""
+    extra = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return wrapped
+
+
+class SandboxMiddleware:
+    """Pure ASGI so that it can both buffer a finished reply and break the connection."""
+
+    def __init__(self, app: ASGIApp, state: SandboxState, routes: Sequence[Route]) -> None:
+        self.app = app
+        self.state = state
+        self.routes = routes
+
+    def _resolve(self, scope: Scope) -> tuple[str, dict[str, object]]:
+        """The "METHOD template" key; tolerates a missing or extra trailing slash by rewriting the path."""
+        method = str(scope["method"])
+        path = str(scope["path"])
+        toggled = path[:-1] if path.endswith("/") and path != "/" else path + "/"
+        for candidate in (path, toggled):
+            probe = {**scope, "path": candidate}
+            partial: Route | None = None
+            for route in self.routes:
+                match, child = route.matches(probe)
+                if match is Match.FULL:
+                    scope["path"] = candidate
+                    return f"{method} {route.path}", cast(dict[str, object], child.get("path_params", {}))
+                if match is Match.PARTIAL and partial is None:
+                    partial = route
+            if partial is not None:
+                scope["path"] = candidate
+                return f"{method} {partial.path}", {}
+        return f"{method} {UNMATCHED}", {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        key, path_params = self._resolve(scope)
+        self.state.count(key)
+        fault = self.state.take_fault(key)
+        if fault is not None and fault.kind != "reset_after" and await self._pre_work_fault(fault, send):
+            return
+        if str(scope["path"]).startswith("/v1"):
+            if Headers(scope=scope).get("x-apikey") != self.state.config.api_key:
+                await _send_json(send, 403, {"detail": "Forbidden"})
+                return
+            table_uuid = path_params.get("table_uuid")
+            verdict = self.state.check_rate(table_uuid if isinstance(table_uuid, str) else None)
+            if verdict is not None and not verdict.allowed:
+                await _send_json(send, 429, {"detail": "Too many requests"}, verdict.headers())
+                return
+            if verdict is not None:
+                send = _with_headers(send, verdict.headers())
+        if fault is not None and fault.kind == "reset_after":
+            await self._work_then_drop(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    async def _pre_work_fault(self, fault: Fault, send: Send) -> bool:
+        """Apply a fault that strikes before any work; True when the reply has been sent."""
+        if fault.kind == "slow":
+            await anyio.sleep(fault.delay)
+            return False
+        if fault.kind == "status":
+            await _send_json(send, fault.status, {"detail": f"Injected fault: HTTP {fault.status}."})
+        elif fault.kind == "rate_limit":
+            retry = str(max(0, math.ceil(fault.retry_after)))  # the test chose it; 0 keeps tests fast
+            headers = {"Retry-After": retry, "X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0"}
+            headers["X-RateLimit-Reset"] = retry
+            await _send_json(send, 429, {"detail": "Too many requests"}, headers)
+        else:
+            await _drop(send, 200, [(b"content-type", b"application/json")], b'{"task_id": "')
+        return True
+
+    async def _work_then_drop(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Do the work (create and bill the task...), then lose the reply."""
+        start: Message = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                chunks.append(cast(bytes, message.get("body", b"")))
+
+        await self.app(scope, receive, capture)
+        status = cast(int, start.get("status", 200))
+        headers = cast(list[tuple[bytes, bytes]], list(start.get("headers", [])))
+        await _drop(send, status, headers, b"".join(chunks))
