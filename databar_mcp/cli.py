@@ -111,7 +111,7 @@ def demo() -> int:
     if not script.exists():
         print("The demo runs examples/enrich_leads.py from a source checkout of databar-mcp.", file=sys.stderr)
         return 1
-    sys.argv = [str(script)]
+    sys.argv = [str(script), "--sandbox"]
     try:
         runpy.run_path(str(script), run_name="__main__")
     except SystemExit as exc:

@@ -311,6 +311,9 @@ def test_counts_per_route_template(sb: SandboxServer, client: httpx2.Client) -> 
         "GET <unmatched>": 1,
     }
     assert sb.state.total_requests() == 7
+    assert client.get("no/such/path").json() == {"detail": "Not Found"}
+    assert client.put("user/me").status_code == 405
+    assert sb.state.counts["PUT /v1/user/me"] == 1
     sb.state.reset_counts()
     assert sb.state.total_requests() == 0
 
@@ -470,12 +473,15 @@ def test_two_servers_at_once_and_clean_stop() -> None:
     with SandboxServer(SandboxConfig(api_key="k1")) as one, SandboxServer(SandboxConfig(balance=7)) as two:
         assert one.port != two.port
         assert two.base_url == f"http://127.0.0.1:{two.port}/v1"
-        with httpx2.Client(headers={"x-apikey": "k1"}) as c:
-            assert c.get(f"{one.base_url}/user/me").json()["balance"] == 1000.0
+        with httpx2.Client(base_url=one.base_url, headers={"x-apikey": "k1"}) as c:
+            assert c.get("user/me").json()["balance"] == 1000.0
             assert c.get(f"{two.base_url}/user/me").status_code == 403
+            submit(c, [person("A", "B", "example.com")])  # runs work off the event loop
         with httpx2.Client(headers={"x-apikey": "sandbox"}) as c:
             assert c.get(f"{two.base_url}/user/me").json()["balance"] == 7.0
-        assert one.state.total_requests() == 1
+        assert one.state.total_requests() == 2
+        assert len(one.state.tasks) == 1
+        assert two.state.tasks == {}
         assert two.state.total_requests() == 2
     assert set(threading.enumerate()) <= before
 

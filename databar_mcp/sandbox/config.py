@@ -14,7 +14,11 @@ GoneStyle = Literal["http_410", "status_gone"]
 
 @dataclass
 class SandboxConfig:
-    """How the emulated account and API behave; read at request time, so changes apply at once."""
+    """How the emulated account and API behave.
+
+    Read per request, so a test can change them mid-run; except `balance` and `seed_table_rows` (used when
+    the state is created; set `state.balance` instead) and the latencies (fixed per task at submit time).
+    """
 
     api_key: str = "sandbox"
     balance: float = 1000.0
@@ -30,7 +34,10 @@ class SandboxConfig:
 
 @dataclass
 class Fault:
-    """One injected misbehaviour for the next `times` requests to `route` ("METHOD template", or "*")."""
+    """One injected misbehaviour for the next `times` requests to `route` ("METHOD template", or "*").
+
+    `times` counts down on this object as requests consume it.
+    """
 
     route: str
     kind: FaultKind
