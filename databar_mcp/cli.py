@@ -75,6 +75,7 @@ def serve(args: argparse.Namespace) -> int:
                 "base_url": sandbox.base_url,
                 "api_key": SecretStr(sandbox.api_key),
                 "api_key_source": "sandbox",
+                "state_dir": settings.state_dir / "sandbox",  # sandbox tasks never mix with real ones
             }
         )
         log.warning("using the in-process Databar sandbox at %s", sandbox.base_url)

@@ -41,6 +41,13 @@ CONNECTOR_NAME_MAX = 256
 CONNECTOR_URL_MAX = 512
 CONNECTOR_BODY_TEMPLATE_MAX = 2048
 
+# Duplicate guard: an identical run finished less than this long ago is returned instead of billed again.
+DUPLICATE_WINDOW_S = 30 * 60.0
+# Background tracking of unfinished tasks (so results are captured even if no one calls get_task again).
+TRACKER_INTERVAL_S = 15.0
+# Databar keeps task data this long; the ledger keeps it after that.
+API_RETENTION_S = 24 * 3600.0
+
 # How long a waterfall's catalog entry is reused to validate inputs and estimate cost before a run.
 CATALOG_TTL_S = 600.0
 
@@ -75,6 +82,16 @@ class Settings(BaseModel):
     poll_first_s: float = POLL_FIRST_S
     poll_cap_s: float = POLL_CAP_S
     log_level: str = "WARNING"
+    duplicate_window_s: float = Field(default=DUPLICATE_WINDOW_S, ge=0)
+    tracker_interval_s: float = Field(default=TRACKER_INTERVAL_S, gt=0)
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.state_dir / "ledger.sqlite3"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.state_dir / "exports"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -91,6 +108,8 @@ class Settings(BaseModel):
             ("tool_deadline_s", "DATABAR_MCP_TOOL_DEADLINE"),
             ("result_budget_chars", "DATABAR_MCP_RESULT_BUDGET"),
             ("read_timeout_s", "DATABAR_MCP_READ_TIMEOUT"),
+            ("duplicate_window_s", "DATABAR_MCP_DUPLICATE_WINDOW"),
+            ("tracker_interval_s", "DATABAR_MCP_TRACKER_INTERVAL"),
         ):
             if raw := env.get(var):
                 values[name] = raw

@@ -15,7 +15,10 @@ import anyio
 
 from databar_mcp import config
 from databar_mcp.api import DatabarClient
+from databar_mcp.api.errors import APIConnectionError, DatabarError, ResultExpired, SubmissionUnknown
 from databar_mcp.api.models import BulkWaterfallRequest, Task, TaskHandle
+from databar_mcp.fingerprint import fingerprint
+from databar_mcp.store import Ledger, Submission
 
 ProgressCallback = Callable[[Task], Awaitable[None]]
 
@@ -58,24 +61,106 @@ class PollPlan:
         return max(0.0, (total - f1) / rate)
 
 
-class TaskRunner:
-    """Submits runs and waits for tasks; holds no per-task state beyond one wait."""
+class DuplicateRunUnknown(Exception):
+    """An identical run was sent earlier and its outcome is unknown: sending again could bill twice."""
 
-    def __init__(self, client: DatabarClient, *, poll_first_s: float, poll_cap_s: float) -> None:
+    def __init__(self, earlier: Submission) -> None:
+        super().__init__("An identical run was submitted earlier and may have started.")
+        self.earlier = earlier
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A run's task: new, or an identical earlier run returned instead of paying again."""
+
+    task_id: str
+    status: str
+    fingerprint: str
+    reused: Submission | None = None
+
+
+class TaskRunner:
+    """Submits runs exactly once (recorded in the ledger before and after) and waits for tasks."""
+
+    def __init__(
+        self,
+        client: DatabarClient,
+        ledger: Ledger,
+        *,
+        account: str,
+        poll_first_s: float,
+        poll_cap_s: float,
+        duplicate_window_s: float,
+        settle_s: float,
+    ) -> None:
         self._client = client
+        self._ledger = ledger
+        self._account = account
         self._poll_first_s = poll_first_s
         self._poll_cap_s = poll_cap_s
+        self._window_s = duplicate_window_s
+        self._settle_s = settle_s
+        self.waiting: set[str] = set()  # tasks a tool call is polling right now (the tracker leaves them be)
 
-    async def submit_bulk_waterfall(self, identifier: str, body: BulkWaterfallRequest) -> TaskHandle:
-        """Send the run once. Shielded: a cancelled tool call must not abandon a POST that may bill."""
+    async def submit_bulk_waterfall(
+        self, identifier: str, body: BulkWaterfallRequest, *, estimated_credits: float | None, force: bool
+    ) -> Submitted:
+        endpoint = f"waterfalls/{identifier}/bulk-run"
+        request = body.model_dump(mode="json")
+        fp = fingerprint(account=self._account, endpoint=endpoint, body=request)
+        deadline = time.monotonic() + self._settle_s
+        while True:
+            claim = await self._ledger.claim(
+                tool="run_bulk_waterfall",
+                endpoint=endpoint,
+                fingerprint=fp,
+                request=request,
+                rows=len(body.params),
+                estimated_credits=estimated_credits,
+                window_s=self._window_s,
+                force=force,
+            )
+            earlier = claim.earlier
+            if earlier is None:
+                break
+            if earlier.outcome == "accepted" and earlier.task_id is not None:
+                return Submitted(task_id=earlier.task_id, status="reused", fingerprint=fp, reused=earlier)
+            if earlier.outcome == "pending" and time.monotonic() < deadline:
+                await anyio.sleep(0.05)  # an identical run is being sent right now: see how it ends
+                continue
+            raise DuplicateRunUnknown(earlier)
+        assert claim.submission_id is not None
+        return await self._send(claim.submission_id, identifier, body, fp)
+
+    async def _send(self, submission_id: int, identifier: str, body: BulkWaterfallRequest, fp: str) -> Submitted:
+        """The POST and its ledger record, shielded: a cancelled call must not lose a task that may bill."""
         handle: TaskHandle | None = None
         with anyio.CancelScope(shield=True):
-            handle = await self._client.bulk_run_waterfall(identifier, body)
-        assert handle is not None  # a shielded scope cannot be cancelled before the call returns
-        return handle
+            try:
+                handle = await self._client.bulk_run_waterfall(identifier, body)
+            except SubmissionUnknown as exc:
+                await self._ledger.failed(submission_id, "unknown", exc.message)
+                exc.fingerprint = fp
+                raise
+            except APIConnectionError as exc:
+                await self._ledger.failed(submission_id, "unknown" if exc.reached_server else "rejected", exc.message)
+                raise
+            except DatabarError as exc:
+                await self._ledger.failed(submission_id, "rejected", exc.message)
+                raise
+            await self._ledger.accepted(submission_id, handle.task_id, handle.status)
+        assert handle is not None
+        return Submitted(task_id=handle.task_id, status=handle.status, fingerprint=fp)
 
-    async def poll_once(self, task_id: str) -> Task:
-        return await self._client.get_task(task_id)
+    async def poll(self, task_id: str) -> Task:
+        """One GET of the task, recorded in the ledger (a finished task's data is stored in full)."""
+        try:
+            task = await self._client.get_task(task_id)
+        except ResultExpired:
+            await self._ledger.observe(Task(task_id=task_id, status="gone"))
+            raise
+        await self._ledger.observe(task)
+        return task
 
     async def wait(
         self,
@@ -88,7 +173,7 @@ class TaskRunner:
         """Poll until the task is terminal or `timeout_s` passes; return the last state seen (None if none).
 
         Never blocks past the timeout: a poll still in flight at the deadline is abandoned (polls are
-        idempotent GETs, so nothing is lost).
+        idempotent GETs, so nothing is lost; the task id is already in the ledger).
         """
         plan = PollPlan(first_s=self._poll_first_s, cap_s=max(self._poll_first_s, self._poll_cap_s))
         deadline = time.monotonic() + max(0.0, timeout_s)
@@ -97,21 +182,25 @@ class TaskRunner:
             plan.observe(time.monotonic(), last)
             if last.is_terminal:
                 return last
-        with anyio.move_on_after(max(0.0, timeout_s)):
-            delay = 0.0 if last is None else plan.next_delay(self._total(last))
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                await anyio.sleep(min(delay, remaining))
-                task = await self._client.get_task(task_id)
-                plan.observe(time.monotonic(), task)
-                last = task
-                if on_progress is not None:
-                    await on_progress(task)
-                if task.is_terminal:
-                    break
-                delay = plan.next_delay(self._total(task))
+        self.waiting.add(task_id)
+        try:
+            with anyio.move_on_after(max(0.0, timeout_s)):
+                delay = 0.0 if last is None else plan.next_delay(self._total(last))
+                while True:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    await anyio.sleep(min(delay, remaining))
+                    task = await self.poll(task_id)
+                    plan.observe(time.monotonic(), task)
+                    last = task
+                    if on_progress is not None:
+                        await on_progress(task)
+                    if task.is_terminal:
+                        break
+                    delay = plan.next_delay(self._total(task))
+        finally:
+            self.waiting.discard(task_id)
         return last
 
     @staticmethod

@@ -33,12 +33,16 @@ async def test_insufficient_credits_gives_balance_and_estimate(mcp: Client, sand
 
 
 @pytest.mark.parametrize("gone_style", ["http_410", "status_gone"])
-async def test_expired_results_explain_what_happened(mcp: Client, sandbox: SandboxServer, gone_style: str) -> None:
+async def test_expired_results_without_a_local_copy_explain_what_happened(
+    mcp: Client, sandbox: SandboxServer, gone_style: str, tmp_path: Path
+) -> None:
     sandbox.state.config.gone_style = gone_style  # type: ignore[assignment]
     task_id = structured(await mcp.call_tool("run_bulk_waterfall", BULK_ARGS))["task_id"]
     sandbox.state.clock.advance(25 * 3600)
 
-    result = await mcp.call_tool("get_task", {"task_id": task_id})
+    # Another machine (its own state dir, no ledger copy) asks for the task after expiry.
+    async with Client(build_server(make_settings(sandbox, tmp_path / "elsewhere"))) as other:
+        result = await other.call_tool("get_task", {"task_id": task_id})
 
     assert result.is_error
     err = structured(result)

@@ -22,6 +22,8 @@ EXPECTED = {
     "list_table_rows",
     "list_waterfalls",
     "get_account",
+    "list_recent_tasks",
+    "export_task_result",
 }
 
 
@@ -87,8 +89,8 @@ async def test_schemas_carry_the_api_constraints(mcp: Client) -> None:
 
 async def test_read_only_hints_match_what_tools_do(mcp: Client) -> None:
     hints = {t["name"]: t["annotations"] for t in await _tools(mcp)}
-    for name in ("get_task", "list_table_rows", "list_waterfalls", "get_account"):
+    for name in ("get_task", "list_table_rows", "list_waterfalls", "get_account", "list_recent_tasks"):
         assert hints[name]["readOnlyHint"] is True
-    for name in ("run_bulk_waterfall", "create_connector"):
+    for name in ("run_bulk_waterfall", "create_connector", "export_task_result"):
         assert hints[name]["readOnlyHint"] is False
         assert hints[name]["idempotentHint"] is False

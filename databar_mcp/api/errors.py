@@ -45,6 +45,7 @@ class SubmissionUnknown(DatabarError):
         super().__init__(message)
         self.method = method
         self.path = path
+        self.fingerprint: str | None = None
 
 
 class APIStatusError(DatabarError):

@@ -1,10 +1,11 @@
 """Account toolset: the balance and plan behind the key."""
 
+import time
 from typing import Annotated
 
 from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from databar_mcp.config import Settings
 from databar_mcp.tools.context import Services, ToolContext, hints, services
@@ -18,10 +19,14 @@ class Account(BaseModel):
     email: str | None = None
     first_name: str | None = None
     workspace: str | None = None
+    credits_spent_today: float = Field(
+        description="Credits spent since 00:00 UTC by runs this server (its ledger) submitted or read."
+    )
 
 
 GET_ACCOUNT_DESCRIPTION = """\
-Show the Databar account behind the configured key: credit balance, plan and workspace.
+Show the Databar account behind the configured key: credit balance, plan, workspace, and the credits \
+this server's runs spent today.
 
 Free and read-only. Check the balance before a large run: run_bulk_waterfall costs up to rows × the \
 prices of the chosen providers (list_waterfalls shows prices)."""
@@ -38,14 +43,20 @@ def register(server: MCPServer[Services], settings: Settings) -> None:
 
         async def work() -> CallToolResult:
             user = await svc.client.get_user()
+            midnight = time.time() // 86_400 * 86_400
+            spent = await svc.ledger.credits_spent_since(midnight)
             account = Account(
                 balance=user.balance,
                 plan=user.plan,
                 email=user.email,
                 first_name=user.first_name,
                 workspace=user.workspace,
+                credits_spent_today=spent,
             )
-            text = f"Balance: {account.balance:g} credits. Plan: {account.plan or 'unknown'}."
+            text = (
+                f"Balance: {account.balance:g} credits. Plan: {account.plan or 'unknown'}. "
+                f"Spent today through this server: {spent:g}."
+            )
             if account.workspace:
                 text += f" Workspace: {account.workspace}."
             return ok_result(account, text)

@@ -1,4 +1,4 @@
-"""The services a tool reaches through its MCP context: one client, runner and catalog per server run."""
+"""The services a tool reaches through its MCP context: one client, ledger, runner and catalog per server run."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from databar_mcp.api import DatabarClient
 from databar_mcp.catalog import WaterfallCatalog
 from databar_mcp.config import Settings
 from databar_mcp.runner import TaskRunner
+from databar_mcp.store import Ledger
 
 
 @dataclass
 class Services:
     settings: Settings
     client: DatabarClient
+    ledger: Ledger
     runner: TaskRunner
     catalog: WaterfallCatalog
 

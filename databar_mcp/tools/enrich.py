@@ -11,13 +11,15 @@ from databar_mcp import config
 from databar_mcp.api.errors import FieldIssue, InsufficientCredits
 from databar_mcp.api.models import BulkWaterfallRequest, Waterfall
 from databar_mcp.config import Settings
+from databar_mcp.runner import DuplicateRunUnknown
 from databar_mcp.shaping import escape_text, largest_fitting, result_size
+from databar_mcp.store import Submission
 from databar_mcp.tools.context import Services, ToolContext, hints, services
 from databar_mcp.tools.failures import from_api_error, from_issues
 from databar_mcp.tools.guard import guarded
-from databar_mcp.tools.results import ToolFailure, ok_result
-from databar_mcp.tools.task_view import TaskView, get_task_call
-from databar_mcp.tools.tasks import progress_reporter, task_result, wait_field
+from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
+from databar_mcp.tools.task_view import TaskView, get_task_call, render
+from databar_mcp.tools.tasks import deliver, progress_reporter, wait_field
 
 # ---- list_waterfalls -----------------------------------------------------------------------------------
 
@@ -109,8 +111,9 @@ Inputs are checked against the waterfall before anything is sent; the run is sub
 
 Waits up to wait_seconds for the results, reporting progress. If the task is still running then, the \
 answer has status "processing", the task_id and the exact get_task call: call it to keep waiting; do not \
-call run_bulk_waterfall again for the same rows. Large results are paged: follow next_call. \
-Results are kept by Databar for 24 hours."""
+call run_bulk_waterfall again for the same rows. Calling it again with identical input anyway returns the \
+earlier task (reused: true) without billing; force=true re-runs. Large results are paged: follow next_call. \
+Every result is kept in the local ledger after Databar deletes it (24 h)."""
 
 WaterfallId = Annotated[
     str,
@@ -190,6 +193,13 @@ def register(server: MCPServer[Services], settings: Settings) -> None:
         ctx: ToolContext,
         email_verifier: VerifierId = None,
         wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
+        force: Annotated[
+            bool,
+            Field(
+                description="Submit even if an identical run is running or finished within the duplicate window "
+                "(it bills again). Leave false: a repeated call then returns the earlier task for free."
+            ),
+        ] = False,
     ) -> Annotated[CallToolResult, TaskView]:
         started = time.monotonic()
         svc = services(ctx)
@@ -204,27 +214,70 @@ def register(server: MCPServer[Services], settings: Settings) -> None:
                     from_issues(f"The input does not fit waterfall '{waterfall}'; nothing was sent.", plan.issues)
                 )
             try:
-                handle = await svc.runner.submit_bulk_waterfall(waterfall, body)
+                submitted = await svc.runner.submit_bulk_waterfall(
+                    waterfall, body, estimated_credits=plan.estimated_credits, force=force
+                )
             except InsufficientCredits as exc:
                 raise ToolFailure(await _insufficient(svc, exc, plan.estimated_credits)) from None
-            await ctx.report_progress(0, len(body.params), f"submitted {len(body.params):,} rows")
+            except DuplicateRunUnknown as exc:
+                raise ToolFailure(duplicate_unknown(exc.earlier)) from None
+            reused = submitted.reused is not None
+            if reused:
+                stored = await svc.ledger.stored_task(submitted.task_id)
+                if stored is not None:
+                    return await deliver(
+                        svc,
+                        stored,
+                        offset=0,
+                        limit=None,
+                        estimated_credits=plan.estimated_credits,
+                        served_from="ledger",
+                        reused=True,
+                    )
+            else:
+                await ctx.report_progress(0, len(body.params), f"submitted {len(body.params):,} rows")
             remaining = max(0.0, wait_seconds - (time.monotonic() - started))
             task = await svc.runner.wait(
-                handle.task_id, timeout_s=remaining, on_progress=lambda t: progress_reporter(ctx, t)
+                submitted.task_id, timeout_s=remaining, on_progress=lambda t: progress_reporter(ctx, t)
             )
             if task is None:
                 view = TaskView(
-                    task_id=handle.task_id,
-                    status=handle.status,
+                    task_id=submitted.task_id,
+                    status="processing" if reused else submitted.status,
                     done=False,
                     estimated_credits=plan.estimated_credits,
-                    message=f"Submitted {len(body.params)} rows; still running.",
-                    next_call=get_task_call(handle.task_id, wait_seconds=svc.settings.tool_deadline_s),
+                    reused=reused,
+                    message=(
+                        "An identical run is already running; returning it instead of billing again."
+                        if reused
+                        else f"Submitted {len(body.params)} rows; still running."
+                    ),
+                    next_call=get_task_call(submitted.task_id, wait_seconds=svc.settings.tool_deadline_s),
                 )
-                return ok_result(view, f"Task {view.task_id}: submitted, running. Next: {view.next_call}")
-            return task_result(svc, task, offset=0, limit=None, estimated_credits=plan.estimated_credits)
+                return ok_result(view, render(view))
+            return await deliver(
+                svc, task, offset=0, limit=None, estimated_credits=plan.estimated_credits, reused=reused
+            )
 
         return await guarded(work())
+
+
+def duplicate_unknown(earlier: Submission) -> ErrorBody:
+    """An identical run was sent earlier and its outcome is unknown: re-sending could bill twice."""
+    age = max(0, int(time.time() - earlier.created_at))
+    return ErrorBody(
+        code=ErrorCode.SUBMISSION_UNKNOWN,
+        message=(
+            f"An identical run was sent {age} s ago and its outcome is unknown (the reply was lost): Databar "
+            "may have started and billed it. It was not sent again."
+        ),
+        details={"fingerprint": earlier.fingerprint, "submitted_at": earlier.created_at, "rows": earlier.rows},
+        next_steps=[
+            "Call list_recent_tasks: unsettled_submissions lists this run by fingerprint.",
+            "Check the Databar dashboard for a task started then; if it exists, wait for its results there.",
+            "If you are sure it never started, call run_bulk_waterfall again with force=true.",
+        ],
+    )
 
 
 async def _insufficient(svc: Services, exc: InsufficientCredits, estimate: float | None) -> Any:

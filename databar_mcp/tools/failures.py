@@ -44,11 +44,13 @@ def from_api_error(exc: api.DatabarError, *, task_id: str | None = None) -> Erro
                 "It was deliberately not re-sent, so you are never billed twice."
             ),
             next_steps=[
-                "Do not simply call the run again: that may pay for the same rows twice.",
-                "Check the Databar dashboard (or list_recent_tasks, where available) for a task started just now.",
-                "If no task appeared after a few minutes, run it again.",
+                "Do not simply call the run again: that may pay for the same rows twice (an identical call is "
+                "refused with this same error until the duplicate window passes).",
+                "Call list_recent_tasks: unsettled_submissions lists this run by fingerprint.",
+                "Check the Databar dashboard for a task started just now.",
+                "If no task appeared after a few minutes, call the run again with force=true.",
             ],
-            details={"method": exc.method, "path": exc.path},
+            details={"method": exc.method, "path": exc.path, "fingerprint": exc.fingerprint},
         )
     if isinstance(exc, api.APIConnectionError):
         return ErrorBody(

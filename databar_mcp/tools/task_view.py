@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, Field
 
@@ -41,6 +41,15 @@ class TaskView(BaseModel):
     next_call: str | None = Field(default=None, description="The exact call that continues: wait or next page.")
     truncated_values: bool = Field(default=False, description="True when long values were shortened to fit.")
     errors: list[str] = Field(default_factory=lambda: list[str]())
+    served_from: Literal["api", "ledger"] = Field(
+        default="api", description='"ledger": the local copy kept after Databar deleted or stopped serving it.'
+    )
+    reused: bool = Field(
+        default=False, description="True when an identical earlier run was returned instead of billing again."
+    )
+    full_result: str | None = Field(
+        default=None, description="MCP resource URI with every row as JSON (export_task_result writes CSV/JSONL)."
+    )
     message: str
 
 
@@ -68,6 +77,10 @@ def result_rows(task: Task) -> list[Any] | None:
     return [data]
 
 
+def result_uri(task_id: str) -> str:
+    return f"databar://tasks/{task_id}/result"
+
+
 def get_task_call(task_id: str, *, offset: int = 0, wait_seconds: float | None = None) -> str:
     args = [f'task_id="{task_id}"']
     if offset:
@@ -79,6 +92,10 @@ def get_task_call(task_id: str, *, offset: int = 0, wait_seconds: float | None =
 
 def render(view: TaskView) -> str:
     lines = [f"Task {view.task_id}: {view.status}. {view.message}"]
+    if view.reused:
+        lines.append("An identical earlier run was returned: no new credits were spent (pass force=true to re-run).")
+    if view.served_from == "ledger":
+        lines.append("Served from the local ledger copy (Databar no longer serves this result).")
     if view.progress is not None and not view.done:
         p = view.progress
         lines.append(f"Progress: {p.finished}/{p.total} rows finished, {p.found} found so far.")
@@ -93,6 +110,8 @@ def render(view: TaskView) -> str:
         lines.extend(f"#{row.index} {render_value(row.data)}" for row in view.rows)
     if view.next_call:
         lines.append(f"Next: {view.next_call}")
+    if view.full_result and view.next_offset is not None:
+        lines.append(f"All rows: resource {view.full_result}, or export_task_result for a CSV/JSONL file.")
     return "\n".join(lines)
 
 
@@ -104,6 +123,8 @@ def build_view(
     budget: int,
     estimated_credits: float | None = None,
     wait_hint_s: float = 25,
+    served_from: Literal["api", "ledger"] = "api",
+    reused: bool = False,
 ) -> tuple[TaskView, str]:
     """The largest page of rows from `offset` that keeps the whole result within `budget` characters."""
     rows = result_rows(task) if task.status != TaskStatus.GONE else None
@@ -116,6 +137,9 @@ def build_view(
         credits_spent=task.credits_spent,
         estimated_credits=estimated_credits,
         errors=task.errors[:20],
+        served_from=served_from,
+        reused=reused,
+        full_result=result_uri(task.task_id) if done and task.data is not None else None,
         message="",
     )
     if rows is None:

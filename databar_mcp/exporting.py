@@ -1,0 +1,126 @@
+"""Write a task's result as CSV or JSONL, each row joined to its input by position.
+
+The structured JSONL keeps every value exactly; CSV flattens nested objects into dotted columns and defuses
+spreadsheet formulas in text (provider data is scraped third-party text: a cell must never execute).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal, cast
+
+ExportFormat = Literal["csv", "jsonl"]
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class UnsafeName(ValueError):
+    """A file name that could leave the exports folder or is not a plain name."""
+
+
+def flatten(value: object, prefix: str = "") -> dict[str, object]:
+    """{'a': {'b': 1}, 'c': [1]} -> {'a.b': 1, 'c': '[1]'}; a non-object value becomes {prefix or 'value': v}."""
+    if isinstance(value, dict):
+        out: dict[str, object] = {}
+        for key, inner in cast(dict[str, Any], value).items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            out.update(flatten(inner, name))
+        return out
+    if isinstance(value, list):
+        return {prefix or "value": json.dumps(value, ensure_ascii=False)}
+    return {prefix or "value": value}
+
+
+def cell(value: object) -> object:
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return "" if value is None else value
+
+
+def export_path(folder: Path, task_id: str, name: str | None, fmt: ExportFormat) -> Path:
+    """A new file inside `folder`: the agent's plain name (or the task id), never an existing file."""
+    stem = name or task_id
+    if not SAFE_NAME.fullmatch(stem) or ".." in stem:
+        raise UnsafeName(
+            "filename must be a plain name of letters, digits, '.', '_' and '-' (no folders), up to 100 characters"
+        )
+    if stem.lower().endswith(f".{fmt}"):
+        stem = stem[: -(len(fmt) + 1)]
+    root = folder.resolve()
+    candidate = root / f"{stem}.{fmt}"
+    n = 1
+    while candidate.exists():
+        candidate = root / f"{stem}-{n}.{fmt}"
+        n += 1
+    if candidate.parent != root:  # defence in depth: the pattern already forbids separators
+        raise UnsafeName("filename resolves outside the exports folder")
+    return candidate
+
+
+def _pairs(inputs: Sequence[object] | None, results: Sequence[object]) -> Iterable[tuple[int, object, object]]:
+    for i, result in enumerate(results):
+        yield i, (inputs[i] if inputs is not None and i < len(inputs) else None), result
+
+
+def csv_columns(inputs: Sequence[object] | None, results: Sequence[object]) -> tuple[list[str], list[str]]:
+    """Input columns as given; output columns flattened, prefixed 'result.' when a name collides."""
+    input_cols: dict[str, None] = {}
+    for row in inputs or ():
+        input_cols.update(dict.fromkeys(flatten(row)))
+    output_cols: dict[str, None] = {}
+    for result in results:
+        if result is not None:
+            output_cols.update(dict.fromkeys(flatten(result)))
+    return list(input_cols), list(output_cols)
+
+
+def _atomic_write(path: Path, write: Any) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".export-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path.stat().st_size
+
+
+def write_export(
+    path: Path, fmt: ExportFormat, inputs: Sequence[object] | None, results: Sequence[object]
+) -> tuple[int, list[str]]:
+    """Write every row; returns (bytes written, column names)."""
+    if fmt == "jsonl":
+
+        def write_jsonl(f: Any) -> None:
+            for i, given, result in _pairs(inputs, results):
+                f.write(json.dumps({"index": i, "input": given, "result": result}, ensure_ascii=False) + "\n")
+
+        return _atomic_write(path, write_jsonl), ["index", "input", "result"]
+
+    input_cols, output_cols = csv_columns(inputs, results)
+    taken = {"index", "found", *input_cols}
+    out_names = {c: (f"result.{c}" if c in taken else c) for c in output_cols}
+    header = ["index", *input_cols, "found", *out_names.values()]
+
+    def write_csv(f: Any) -> None:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for i, given, result in _pairs(inputs, results):
+            flat_in = flatten(given) if given is not None else {}
+            flat_out = flatten(result) if result is not None else {}
+            writer.writerow(
+                [i]
+                + [cell(flat_in.get(c)) for c in input_cols]
+                + [result is not None]
+                + [cell(flat_out.get(c)) for c in output_cols]
+            )
+
+    return _atomic_write(path, write_csv), header

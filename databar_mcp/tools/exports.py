@@ -1,0 +1,146 @@
+"""Full results beyond one tool result: the `databar://tasks/{task_id}/result` resource and CSV/JSONL export."""
+
+import functools
+import json
+from typing import Annotated, Any, Literal, cast
+
+import anyio.to_thread
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field
+
+from databar_mcp.api.errors import DatabarError
+from databar_mcp.api.models import Task
+from databar_mcp.config import Settings
+from databar_mcp.exporting import SAFE_NAME, ExportFormat, UnsafeName, export_path, write_export
+from databar_mcp.tools.context import Services, ToolContext, hints, services
+from databar_mcp.tools.failures import from_api_error
+from databar_mcp.tools.guard import guarded
+from databar_mcp.tools.results import ErrorBody, ErrorCode, FieldProblem, ToolFailure, ok_result
+from databar_mcp.tools.task_view import result_rows
+from databar_mcp.tools.tasks import TaskId, finished_task
+
+EXPORT_DESCRIPTION = """\
+Write every row of a finished task to a file: CSV (nested fields flattened into dotted columns) or JSONL \
+(one {"index", "input", "result"} object per line, values exact). Each result row is joined to the input \
+row it belongs to, by position.
+
+Free: no credits; reads the stored result from the local ledger (or once from Databar). Writes a new file \
+in the server's exports folder (never overwrites; a name is only a plain file name, never a path) and \
+returns its path and row count, not the rows. Use it when a result is too large to page through \
+get_task, or when the user wants a file. If the task is still running, call get_task first."""
+
+
+class ExportResult(BaseModel):
+    task_id: str
+    path: str = Field(description="Absolute path of the written file.")
+    format: str
+    rows: int
+    rows_with_data: int
+    columns: list[str] = Field(description="Column names (CSV), at most 100 shown.")
+    bytes: int
+    inputs_joined: bool = Field(description="False when the inputs are unknown (task not submitted by this server).")
+    served_from: str
+    message: str
+
+
+async def inputs_of(svc: Services, task_id: str) -> list[Any] | None:
+    """The rows submitted for this task, as recorded in the ledger (None if it was not submitted here)."""
+    record = await svc.ledger.task(task_id)
+    if record is None or record.submission is None:
+        return None
+    params = record.submission.request.get("params")
+    return cast(list[Any], params) if isinstance(params, list) else None
+
+
+def full_result_json(task: Task, inputs: list[Any] | None, served_from: str) -> str:
+    rows = result_rows(task) or []
+    return json.dumps(
+        {
+            "task_id": task.task_id,
+            "status": task.status,
+            "served_from": served_from,
+            "credits_spent": task.credits_spent,
+            "rows_total": len(rows),
+            "rows_with_data": sum(1 for r in rows if r is not None),
+            "inputs": inputs,
+            "data": rows,
+        },
+        ensure_ascii=False,
+    )
+
+
+def register(server: MCPServer[Services], settings: Settings) -> None:
+    @server.resource(
+        "databar://tasks/{task_id}/result",
+        name="task_result",
+        title="Full task result",
+        description="Every row of a finished task as JSON (inputs and data aligned by position), from the ledger.",
+        mime_type="application/json",
+    )
+    async def task_result_resource(task_id: str, ctx: ToolContext) -> str:
+        if not SAFE_NAME.fullmatch(task_id):
+            raise ResourceError(f"Invalid task id {task_id[:100]!r}.")
+        svc = services(ctx)
+        try:
+            task, source = await finished_task(svc, task_id)
+        except ToolFailure as failure:
+            raise ResourceError(failure.body.message) from None
+        except DatabarError as exc:
+            raise ResourceError(from_api_error(exc, task_id=task_id).message) from None
+        return full_result_json(task, await inputs_of(svc, task_id), source)
+
+    @server.tool(
+        name="export_task_result",
+        description=EXPORT_DESCRIPTION,
+        annotations=hints(title="Export a task result to a file", read_only=False, destructive=False, idempotent=False),
+    )
+    async def export_task_result(
+        task_id: TaskId,
+        ctx: ToolContext,
+        format: Annotated[Literal["csv", "jsonl"], Field(description="csv (flattened) or jsonl (exact).")] = "csv",
+        filename: Annotated[
+            str | None,
+            Field(
+                max_length=100,
+                description="Plain file name (letters, digits, '.', '_', '-'); default: the task id. "
+                "The extension is added; an existing file is never overwritten.",
+            ),
+        ] = None,
+    ) -> Annotated[CallToolResult, ExportResult]:
+        svc = services(ctx)
+        fmt: ExportFormat = format
+
+        async def work() -> CallToolResult:
+            try:
+                path = export_path(svc.settings.exports_dir, task_id, filename, fmt)
+            except UnsafeName as exc:
+                raise ToolFailure(
+                    ErrorBody(
+                        code=ErrorCode.VALIDATION_ERROR,
+                        message=f"Invalid filename: {exc}. Nothing was written.",
+                        fields=[FieldProblem(field="filename", problem=str(exc))],
+                        next_steps=["Pass a plain name such as 'leads_enriched', or omit filename."],
+                    )
+                ) from None
+            task, source = await finished_task(svc, task_id)
+            rows = result_rows(task) or []
+            inputs = await inputs_of(svc, task_id)
+            size, columns = await anyio.to_thread.run_sync(functools.partial(write_export, path, fmt, inputs, rows))
+            found = sum(1 for r in rows if r is not None)
+            out = ExportResult(
+                task_id=task_id,
+                path=str(path),
+                format=fmt,
+                rows=len(rows),
+                rows_with_data=found,
+                columns=columns[:100],
+                bytes=size,
+                inputs_joined=inputs is not None,
+                served_from=source,
+                message=f"Wrote {len(rows):,} rows ({found:,} with data) to {path}.",
+            )
+            return ok_result(out, out.message + ("" if out.inputs_joined else " Inputs unknown: results only."))
+
+        return await guarded(work(), task_id=task_id)

@@ -1,0 +1,48 @@
+"""Background tracking: keep polling unfinished tasks so their results reach the ledger.
+
+A tool call that was cancelled, timed out or crashed leaves its task running at Databar; without this, the
+result would be lost after 24 hours unless someone happened to call get_task again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+
+from databar_mcp.api.errors import DatabarError, NotFoundError, ResultExpired
+from databar_mcp.runner import TaskRunner
+from databar_mcp.store import Ledger
+
+logger = logging.getLogger("databar_mcp.tracker")
+
+BATCH = 50
+
+
+async def track_once(runner: TaskRunner, ledger: Ledger) -> int:
+    """One pass over the unfinished tasks no tool call is waiting on; returns how many were polled."""
+    unfinished, _ = await ledger.recent(limit=BATCH, offset=0, unfinished_only=True)
+    polled = 0
+    for record in unfinished:
+        if record.task_id in runner.waiting:
+            continue
+        polled += 1
+        try:
+            await runner.poll(record.task_id)
+        except ResultExpired:
+            pass  # recorded as gone by the runner
+        except NotFoundError:
+            logger.info("tracked task %s is unknown to Databar; leaving it", record.task_id)
+        except DatabarError as exc:
+            logger.info("tracking task %s failed: %s", record.task_id, type(exc).__name__)
+    return polled
+
+
+async def track_forever(runner: TaskRunner, ledger: Ledger, *, interval_s: float) -> None:
+    """Every `interval_s`, poll what is unfinished; never lets an error end the server."""
+    while True:
+        await anyio.sleep(interval_s)
+        try:
+            await track_once(runner, ledger)
+        except Exception:  # a broken pass must not take the server down; the next one may work
+            logger.exception("task tracking pass failed")
