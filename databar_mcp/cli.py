@@ -1,9 +1,10 @@
-"""Entry point `databar-mcp`: flags and environment -> Settings -> serve, sandbox or demo."""
+"""Entry point `databar-mcp`: flags and environment -> Settings -> serve, sandbox, doctor or demo."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import ipaddress
 import logging
 import os
@@ -11,16 +12,22 @@ import runpy
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import anyio
 from pydantic import SecretStr
 
 from databar_mcp import __version__
 from databar_mcp.config import Settings
 
+if TYPE_CHECKING:
+    from databar_mcp.sandbox import SandboxServer
+
 log = logging.getLogger("databar_mcp")
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line; the README test checks its config blocks against it."""
     parser = argparse.ArgumentParser(
         prog="databar-mcp",
         description="MCP server for Databar.ai data enrichment. The API key comes from DATABAR_API_KEY.",
@@ -41,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
         "--api-key", default=None, help="key the sandbox accepts (default: $DATABAR_SANDBOX_KEY or 'sandbox')"
     )
     sub.add_parser("demo", help="enrich examples/leads.csv end to end against the sandbox")
+    doctor = sub.add_parser(
+        "doctor", help="check the key, the API, the balance and the local state; exit 1 if unhealthy"
+    )
+    doctor.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
+    doctor.add_argument(
+        "--sandbox", dest="doctor_sandbox", action="store_true", help="check against an in-process sandbox"
+    )
     return parser
 
 
@@ -60,6 +74,18 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def on_sandbox(settings: Settings, sandbox: SandboxServer) -> Settings:
+    """The same settings, wired to an in-process sandbox; its tasks never mix with real ones in the ledger."""
+    return settings.model_copy(
+        update={
+            "base_url": sandbox.base_url,
+            "api_key": SecretStr(sandbox.api_key),
+            "api_key_source": "sandbox",
+            "state_dir": settings.state_dir / "sandbox",
+        }
+    )
+
+
 def serve(args: argparse.Namespace) -> int:
     from databar_mcp.server import build_server
 
@@ -70,14 +96,7 @@ def serve(args: argparse.Namespace) -> int:
         from databar_mcp.sandbox import SandboxServer
 
         sandbox = SandboxServer().start()
-        settings = settings.model_copy(
-            update={
-                "base_url": sandbox.base_url,
-                "api_key": SecretStr(sandbox.api_key),
-                "api_key_source": "sandbox",
-                "state_dir": settings.state_dir / "sandbox",  # sandbox tasks never mix with real ones
-            }
-        )
+        settings = on_sandbox(settings, sandbox)
         log.warning("using the in-process Databar sandbox at %s", sandbox.base_url)
     elif settings.api_key is None:
         log.warning("DATABAR_API_KEY is not set: tools will answer auth_failed (try --sandbox)")
@@ -106,6 +125,23 @@ def run_sandbox_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_doctor(args: argparse.Namespace) -> int:
+    from databar_mcp.doctor import doctor
+
+    settings = Settings.from_env(log_level=args.log_level.upper() if args.log_level else None)
+    _configure_logging(settings.log_level)
+    if not (args.sandbox or args.doctor_sandbox):
+        code, out = anyio.run(functools.partial(doctor, settings, as_json=args.json))
+        print(out)
+        return code
+    from databar_mcp.sandbox import SandboxServer
+
+    with SandboxServer() as sandbox:
+        code, out = anyio.run(functools.partial(doctor, on_sandbox(settings, sandbox), as_json=args.json))
+    print(out)
+    return code
+
+
 def demo() -> int:
     """Run examples/enrich_leads.py from a source checkout (the demo is a script users can copy)."""
     script = Path(__file__).resolve().parents[1] / "examples" / "enrich_leads.py"
@@ -121,9 +157,11 @@ def demo() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.command == "sandbox":
         return run_sandbox_command(args)
     if args.command == "demo":
         return demo()
+    if args.command == "doctor":
+        return run_doctor(args)
     return serve(args)

@@ -1,0 +1,80 @@
+"""The command line and the single package version: `--version`, `python -m`, initialize info, User-Agent."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import httpx2
+import pytest
+from mcp import Client
+from pydantic import SecretStr
+
+from databar_mcp import __version__
+from databar_mcp.api import DatabarClient
+from databar_mcp.cli import build_parser
+from databar_mcp.config import Settings
+from databar_mcp.server import build_server
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_SCRIPT = Path(sys.executable).parent / "databar-mcp"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[str(VENV_SCRIPT), "--version"], [sys.executable, "-m", "databar_mcp", "--version"]],
+    ids=["console-script", "python-m"],
+)
+def test_version_flag(command: list[str]) -> None:
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)  # noqa: S603
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"databar-mcp {__version__}"
+
+
+def test_version_lives_only_in_init() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert "version" not in project
+    assert "version" in project["dynamic"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], {"command": None, "sandbox": False, "transport": "stdio"}),
+        (["--sandbox"], {"command": None, "sandbox": True}),
+        (["--transport", "http", "--port", "8001"], {"transport": "http", "port": 8001}),
+        (["doctor"], {"command": "doctor", "json": False, "doctor_sandbox": False}),
+        (["doctor", "--json", "--sandbox"], {"command": "doctor", "json": True, "doctor_sandbox": True}),
+        (["--sandbox", "doctor"], {"command": "doctor", "sandbox": True}),
+        (["sandbox", "--port", "8765"], {"command": "sandbox", "port": 8765}),
+        (["demo"], {"command": "demo"}),
+    ],
+)
+def test_parser_accepts(argv: list[str], expected: dict[str, object]) -> None:
+    args = vars(build_parser().parse_args(argv))
+    assert {k: args[k] for k in expected} == expected
+
+
+@pytest.mark.anyio
+async def test_initialize_reports_the_package_version(tmp_path: Path) -> None:
+    settings = Settings(api_key=SecretStr("unused"), state_dir=tmp_path / "state")
+    async with Client(build_server(settings)) as client:
+        assert client.server_info is not None
+        assert (client.server_info.name, client.server_info.version) == ("databar", __version__)
+
+
+@pytest.mark.anyio
+async def test_user_agent_carries_the_package_version() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request.headers["user-agent"])
+        return httpx2.Response(200, json={"email": "a@b.c", "balance": 1.0})
+
+    async with DatabarClient(
+        base_url="http://databar.test/v1", api_key=SecretStr("k"), transport=httpx2.MockTransport(handler)
+    ) as client:
+        await client.get_user()
+    assert seen == [f"databar-mcp/{__version__}"]
