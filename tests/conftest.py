@@ -43,6 +43,7 @@ def make_settings(sandbox: SandboxServer, tmp_path: Path, **overrides: Any) -> S
         "poll_cap_s": 0.2,
         "read_timeout_s": 2.0,
         "connect_timeout_s": 1.0,
+        "tracker_interval_s": 3600.0,  # background tracking only where a test turns it on
     }
     values.update(overrides)
     return Settings(**values)

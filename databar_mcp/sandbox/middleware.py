@@ -91,6 +91,8 @@ class SandboxMiddleware:
         key, path_params = self._resolve(scope)
         self.state.count(key)
         fault = self.state.take_fault(key)
+        if fault is not None and fault.kind == "slow":
+            receive = await _buffered(receive)  # the request arrived in full; only the answer is late
         if fault is not None and fault.kind != "reset_after" and await self._pre_work_fault(fault, send):
             return
         if str(scope["path"]).startswith("/v1"):
@@ -141,3 +143,25 @@ class SandboxMiddleware:
         status = cast(int, start.get("status", 200))
         headers = cast(list[tuple[bytes, bytes]], list(start.get("headers", [])))
         await _drop(send, status, headers, b"".join(chunks))
+
+
+async def _buffered(receive: Receive) -> Receive:
+    """Read the whole request body now, and replay it later even if the client has gone by then."""
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        body += cast(bytes, message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

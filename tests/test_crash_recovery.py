@@ -1,0 +1,106 @@
+"""Kill -9 the server mid-wait, start it again on the same state dir: nothing is lost, nothing billed twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+
+from databar_mcp.sandbox import SandboxServer
+from databar_mcp.store import Ledger
+from tests.conftest import BULK_ARGS, structured
+
+pytestmark = pytest.mark.anyio
+
+BULK_RUN = "POST /v1/waterfalls/{identifier}/bulk-run"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def server_process(sandbox: SandboxServer, state_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """Our server as its own process over streamable HTTP, as a team would run it."""
+    port = free_port()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DATABAR_API_KEY": sandbox.api_key,
+        "DATABAR_BASE_URL": sandbox.base_url,
+        "DATABAR_MCP_STATE_DIR": str(state_dir),
+        "DATABAR_MCP_TRACKER_INTERVAL": "3600",
+    }
+    proc = subprocess.Popen(  # noqa: S603 (our own entry point)
+        [sys.executable, "-m", "databar_mcp", "--transport", "http", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/mcp"
+        for _ in range(200):
+            try:
+                httpx2.get(url, timeout=0.5)
+                break
+            except httpx2.TransportError:
+                if proc.poll() is not None:
+                    raise RuntimeError("server exited at start") from None
+                time.sleep(0.05)
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+
+
+async def test_killed_mid_wait_then_restarted_loses_nothing(sandbox: SandboxServer, tmp_path: Path) -> None:
+    sandbox.state.config.task_base_seconds = 2.0
+    state_dir = tmp_path / "state"
+    ledger = Ledger(state_dir / "ledger.sqlite3")
+
+    with server_process(sandbox, state_dir) as (proc, url):
+        async with anyio.create_task_group() as tg:
+
+            async def doomed_call() -> None:
+                try:
+                    async with Client(url) as client:
+                        await client.call_tool("run_bulk_waterfall", {**BULK_ARGS, "wait_seconds": 20})
+                except Exception:  # the server dies under it; that is the point  # noqa: S110
+                    pass
+
+            tg.start_soon(doomed_call)
+            with anyio.fail_after(15):
+                while not (await ledger.recent(limit=1, offset=0))[0]:
+                    await anyio.sleep(0.02)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+            tg.cancel_scope.cancel()
+
+    records, _ = await ledger.recent(limit=5, offset=0)
+    assert len(records) == 1 and not records[0].has_result  # the task id landed before the wait began
+    task_id = records[0].task_id
+
+    with server_process(sandbox, state_dir) as (_, url):
+        async with Client(url) as client:
+            listed = structured(await client.call_tool("list_recent_tasks", {}))
+            assert [t["task_id"] for t in listed["tasks"]] == [task_id]
+            done = structured(await client.call_tool("get_task", {"task_id": task_id, "wait_seconds": 20}))
+            again = structured(await client.call_tool("run_bulk_waterfall", BULK_ARGS))
+
+    assert done["status"] == "completed" and done["rows_total"] == 4
+    assert again["task_id"] == task_id and again["reused"] is True
+    assert sandbox.state.counts[BULK_RUN] == 1
+    assert len(sandbox.state.tasks) == 1

@@ -1,0 +1,302 @@
+"""Never bill twice, never lose a task: the duplicate guard, results past expiry, recovery and full data."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+
+from databar_mcp.config import Settings
+from databar_mcp.sandbox import SandboxServer
+from databar_mcp.server import build_server
+from databar_mcp.store import Ledger
+from tests.conftest import BULK_ARGS, LEADS, lead, make_settings, structured, text_of, whole
+
+pytestmark = pytest.mark.anyio
+
+BULK_RUN = "POST /v1/waterfalls/{identifier}/bulk-run"
+TASK_GET = "GET /v1/tasks/{task_id}"
+
+
+# ---- duplicate guard -----------------------------------------------------------------------------------
+
+
+async def test_same_run_again_returns_the_same_task_without_a_second_submission(
+    mcp: Client, sandbox: SandboxServer
+) -> None:
+    first = structured(await mcp.call_tool("run_bulk_waterfall", BULK_ARGS))
+    polls = sandbox.state.counts[TASK_GET]
+
+    again = await mcp.call_tool("run_bulk_waterfall", BULK_ARGS)
+
+    out = structured(again)
+    assert out["task_id"] == first["task_id"]
+    assert out["reused"] is True and out["served_from"] == "ledger"
+    assert [r["data"] for r in out["rows"]] == [r["data"] for r in first["rows"]]
+    assert "no new credits" in text_of(again)
+    assert sandbox.state.counts[BULK_RUN] == 1
+    assert sandbox.state.counts[TASK_GET] == polls  # served locally: not even a poll
+
+
+async def test_same_run_while_the_first_is_running_joins_it(mcp: Client, sandbox: SandboxServer) -> None:
+    sandbox.state.config.task_base_seconds = 0.8
+    first = structured(await mcp.call_tool("run_bulk_waterfall", {**BULK_ARGS, "wait_seconds": 0}))
+    assert first["done"] is False
+
+    joined = structured(await mcp.call_tool("run_bulk_waterfall", {**BULK_ARGS, "wait_seconds": 10}))
+
+    assert joined["task_id"] == first["task_id"] and joined["reused"] is True
+    assert joined["status"] == "completed" and joined["rows_total"] == 4
+    assert sandbox.state.counts[BULK_RUN] == 1
+
+
+async def test_key_order_does_not_matter_but_rows_and_providers_do(mcp: Client, sandbox: SandboxServer) -> None:
+    first = structured(await mcp.call_tool("run_bulk_waterfall", BULK_ARGS))
+    shuffled_keys = [{k: row[k] for k in reversed(row)} for row in LEADS]
+    same = structured(await mcp.call_tool("run_bulk_waterfall", {**BULK_ARGS, "params": shuffled_keys}))
+    assert same["task_id"] == first["task_id"] and same["reused"] is True
+
+    other_order = structured(await mcp.call_tool("run_bulk_waterfall", {**BULK_ARGS, "params": LEADS[::-1]}))
+    other_providers = structured(await mcp.call_tool("run_bulk_waterfall", {**BULK_ARGS, "enrichments": [833]}))
+    assert len({first["task_id"], other_order["task_id"], other_providers["task_id"]}) == 3
+    assert sandbox.state.counts[BULK_RUN] == 3
+
+
+async def test_force_submits_anew(mcp: Client, sandbox: SandboxServer) -> None:
+    first = structured(await mcp.call_tool("run_bulk_waterfall", BULK_ARGS))
+    forced = structured(await mcp.call_tool("run_bulk_waterfall", {**BULK_ARGS, "force": True}))
+    assert forced["task_id"] != first["task_id"] and forced["reused"] is False
+    assert sandbox.state.counts[BULK_RUN] == 2
+
+
+async def test_after_the_duplicate_window_the_same_run_is_sent_again(sandbox: SandboxServer, tmp_path: Path) -> None:
+    async with Client(build_server(make_settings(sandbox, tmp_path, duplicate_window_s=0))) as client:
+        first = structured(await client.call_tool("run_bulk_waterfall", BULK_ARGS))
+        second = structured(await client.call_tool("run_bulk_waterfall", BULK_ARGS))
+    assert second["task_id"] != first["task_id"]
+    assert sandbox.state.counts[BULK_RUN] == 2
+
+
+async def test_identical_calls_at_once_from_two_servers_sharing_a_state_dir_submit_once(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """Two server processes on one state dir (two servers, two SQLite connections): one run, one task."""
+    sandbox.state.config.task_base_seconds = 0.3
+    settings = make_settings(sandbox, tmp_path)
+    results: list[dict[str, Any]] = []
+
+    async def call() -> None:
+        async with Client(build_server(settings)) as client:
+            results.append(structured(await client.call_tool("run_bulk_waterfall", BULK_ARGS)))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(4):
+            tg.start_soon(call)
+
+    assert len({r["task_id"] for r in results}) == 1
+    assert sorted(r["reused"] for r in results) == [False, True, True, True]
+    assert all(r["status"] == "completed" for r in results)
+    assert sandbox.state.counts[BULK_RUN] == 1
+
+
+# ---- results past Databar's 24 h ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gone_style", ["http_410", "status_gone"])
+async def test_expired_task_is_served_from_the_ledger(mcp: Client, sandbox: SandboxServer, gone_style: str) -> None:
+    sandbox.state.config.gone_style = gone_style  # type: ignore[assignment]
+    first = structured(await mcp.call_tool("run_bulk_waterfall", BULK_ARGS))
+    sandbox.state.clock.advance(25 * 3600)
+
+    later = await mcp.call_tool("get_task", {"task_id": first["task_id"]})
+
+    assert not later.is_error, text_of(later)
+    out = structured(later)
+    assert out["served_from"] == "ledger" and out["status"] == "completed"
+    assert out["rows"] == first["rows"]
+    assert out["credits_spent"] == first["credits_spent"]
+
+
+async def test_a_task_that_expired_before_we_saw_it_finish_says_what_rerunning_costs(
+    mcp: Client, sandbox: SandboxServer
+) -> None:
+    sandbox.state.config.task_base_seconds = 5.0
+    handle = structured(await mcp.call_tool("run_bulk_waterfall", {**BULK_ARGS, "wait_seconds": 0}))
+    sandbox.state.clock.advance(25 * 3600)
+
+    result = await mcp.call_tool("get_task", {"task_id": handle["task_id"], "wait_seconds": 0})
+
+    err = structured(result)
+    assert result.is_error and err["code"] == "result_expired" and err["http_status"] == 410
+    assert err["details"]["rows"] == 4
+    assert err["details"]["rerun_estimated_credits"] == handle["estimated_credits"] == 12.0
+    assert "12 credits" in err["next_steps"][0]
+
+
+# ---- recovery: list_recent_tasks, cancellation, tracking ---------------------------------------------------
+
+
+async def test_list_recent_tasks_shows_status_size_and_age_newest_first(mcp: Client, sandbox: SandboxServer) -> None:
+    done = structured(await mcp.call_tool("run_bulk_waterfall", {**BULK_ARGS, "enrichments": [833]}))
+    assert done["status"] == "completed"
+    sandbox.state.config.task_base_seconds = 5.0
+    running = structured(await mcp.call_tool("run_bulk_waterfall", {**BULK_ARGS, "wait_seconds": 0}))
+    requests_before = sandbox.state.total_requests()
+
+    listing = structured(await mcp.call_tool("list_recent_tasks", {}))
+    unfinished = structured(await mcp.call_tool("list_recent_tasks", {"unfinished_only": True}))
+    page = structured(await mcp.call_tool("list_recent_tasks", {"limit": 1}))
+
+    assert sandbox.state.total_requests() == requests_before  # the ledger is local: no request to Databar
+    assert [t["task_id"] for t in listing["tasks"]] == [running["task_id"], done["task_id"]]
+    newest, oldest = listing["tasks"]
+    assert newest["waterfall"] == "email_getter" and newest["rows"] == 4 and newest["tool"] == "run_bulk_waterfall"
+    assert newest["estimated_credits"] == 12.0 and newest["age_seconds"] >= 0
+    assert newest["result_stored"] is False
+    assert newest["next_call"] == f'get_task(task_id="{running["task_id"]}", wait_seconds=25)'
+    assert oldest["status"] == "completed" and oldest["result_stored"] is True
+    assert oldest["rows_with_data"] == 2 and oldest["credits_spent"] == done["credits_spent"]
+    assert oldest["next_call"] == f'get_task(task_id="{done["task_id"]}")'
+    assert [t["task_id"] for t in unfinished["tasks"]] == [running["task_id"]]
+    assert page["next_call"] == "list_recent_tasks(offset=1, limit=1)" and len(page["tasks"]) == 1
+
+
+async def test_a_cancelled_call_leaves_the_task_tracked_until_its_result_is_stored(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    sandbox.state.config.task_base_seconds = 0.8
+    settings = make_settings(sandbox, tmp_path, tracker_interval_s=0.2)
+    ledger = Ledger(settings.ledger_path)
+
+    async with Client(build_server(settings)) as client:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.call_tool, "run_bulk_waterfall", {**BULK_ARGS, "wait_seconds": 20})
+            with anyio.fail_after(5):
+                while not (await ledger.recent(limit=5, offset=0))[0]:
+                    await anyio.sleep(0.02)
+            tg.cancel_scope.cancel()  # the client gives up on the call mid-wait
+
+        # Nobody calls get_task: the background tracker fetches and stores the result.
+        with anyio.fail_after(10):
+            while not (records := (await ledger.recent(limit=5, offset=0))[0]) or not records[0].has_result:
+                await anyio.sleep(0.05)
+        task_id = records[0].task_id
+        polls = sandbox.state.counts[TASK_GET]
+        out = structured(await client.call_tool("get_task", {"task_id": task_id}))
+
+    assert out["status"] == "completed" and out["served_from"] == "ledger" and out["rows_total"] == 4
+    assert sandbox.state.counts[TASK_GET] == polls
+    assert sandbox.state.counts[BULK_RUN] == 1
+
+
+# ---- full data: budget, resource, export ------------------------------------------------------------------
+
+
+def _leads(n: int) -> list[dict[str, str]]:
+    companies = ["example.com", "acme.com", "globex.io", "none.invalid"]
+    return [lead(f"First{i}", f"Last{i}", companies[i % 4]) for i in range(n)]
+
+
+@pytest.fixture
+async def big_task(mcp: Client, sandbox: SandboxServer) -> dict[str, Any]:
+    """A finished 10,000-row run (the API's bulk maximum)."""
+    sandbox.state.config.row_seconds = 0.0
+    sandbox.state.balance = 1_000_000.0
+    result = await mcp.call_tool(
+        "run_bulk_waterfall", {"waterfall": "email_getter", "params": _leads(10_000), "enrichments": [833]}
+    )
+    out = structured(result)
+    assert out["status"] == "completed" and out["rows_total"] == 10_000
+    assert len(whole(result)) <= 40_000
+    return out
+
+
+async def test_ten_thousand_rows_page_within_budget_and_the_resource_holds_them_all(
+    mcp: Client, big_task: dict[str, Any], settings: Settings
+) -> None:
+    task_id = big_task["task_id"]
+    assert big_task["full_result"] == f"databar://tasks/{task_id}/result"
+    mid = await mcp.call_tool("get_task", {"task_id": task_id, "offset": 5_000})
+    assert len(whole(mid)) <= settings.result_budget_chars
+    assert structured(mid)["rows"][0]["index"] == 5_000
+
+    resource = await mcp.read_resource(big_task["full_result"])
+    body = json.loads(getattr(resource.contents[0], "text", ""))
+    assert body["rows_total"] == 10_000 and len(body["data"]) == 10_000 and len(body["inputs"]) == 10_000
+    assert body["inputs"][7] == lead("First7", "Last7", "none.invalid") and body["data"][7] is None
+    assert body["data"][4] is not None  # example.com is always found
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+async def test_export_writes_every_row_joined_to_its_input(
+    mcp: Client, big_task: dict[str, Any], settings: Settings, fmt: str
+) -> None:
+    result = await mcp.call_tool(
+        "export_task_result", {"task_id": big_task["task_id"], "format": fmt, "filename": "leads_out"}
+    )
+
+    out = structured(result)
+    assert not result.is_error, text_of(result)
+    path = Path(out["path"])
+    assert path.parent == settings.exports_dir.resolve() and path.name == f"leads_out.{fmt}"
+    assert out["rows"] == 10_000 and out["inputs_joined"] is True
+    if fmt == "csv":
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        assert len(rows) == 10_000
+        assert (rows[4]["first_name"], rows[4]["company"], rows[4]["found"]) == ("First4", "example.com", "True")
+        assert rows[7]["found"] == "False"
+        assert sum(r["found"] == "True" for r in rows) == out["rows_with_data"]
+    else:
+        lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        assert [line["index"] for line in lines] == list(range(10_000))
+        assert lines[9]["input"] == lead("First9", "Last9", "acme.com")
+
+    again = structured(
+        await mcp.call_tool(
+            "export_task_result", {"task_id": big_task["task_id"], "format": fmt, "filename": "leads_out"}
+        )
+    )
+    assert Path(again["path"]).name == f"leads_out-1.{fmt}"  # never overwrites
+
+
+@pytest.mark.parametrize("name", ["../escape", "/etc/passwd", "a/b", "..", ".hidden", "x" * 101, "a\\b", "ok..csv"])
+async def test_export_names_can_never_leave_the_exports_folder(
+    mcp: Client, sandbox: SandboxServer, settings: Settings, name: str
+) -> None:
+    task_id = structured(await mcp.call_tool("run_bulk_waterfall", BULK_ARGS))["task_id"]
+
+    result = await mcp.call_tool("export_task_result", {"task_id": task_id, "filename": name})
+
+    assert result.is_error and structured(result)["code"] == "validation_error"
+    written = list(settings.state_dir.rglob("*")) if settings.state_dir.exists() else []
+    assert not [p for p in written if p.suffix in (".csv", ".jsonl")]
+    assert not (settings.state_dir.parent / "escape.csv").exists()
+
+
+async def test_export_of_a_running_task_says_to_wait(mcp: Client, sandbox: SandboxServer) -> None:
+    sandbox.state.config.task_base_seconds = 5.0
+    task_id = structured(await mcp.call_tool("run_bulk_waterfall", {**BULK_ARGS, "wait_seconds": 0}))["task_id"]
+
+    err = structured(await mcp.call_tool("export_task_result", {"task_id": task_id}))
+
+    assert err["code"] == "conflict" and "still" in err["message"]
+    assert "get_task" in err["next_steps"][0]
+
+
+async def test_csv_export_defuses_spreadsheet_formulas(mcp: Client, settings: Settings) -> None:
+    rows = [lead("=HYPERLINK(1)", "Doe", "example.com")]
+    task_id = structured(
+        await mcp.call_tool("run_bulk_waterfall", {"waterfall": "email_getter", "params": rows, "enrichments": [833]})
+    )["task_id"]
+
+    out = structured(await mcp.call_tool("export_task_result", {"task_id": task_id}))
+
+    with Path(out["path"]).open(newline="", encoding="utf-8") as f:
+        exported = list(csv.DictReader(f))
+    assert exported[0]["first_name"] == "'=HYPERLINK(1)"
