@@ -15,7 +15,7 @@ from pathlib import Path
 import anyio
 import httpx2
 import pytest
-from mcp import Client
+from mcp import Client, StdioServerParameters
 
 from databar_mcp.sandbox import SandboxServer
 from databar_mcp.store import Ledger
@@ -66,7 +66,77 @@ def server_process(sandbox: SandboxServer, state_dir: Path) -> Iterator[tuple[su
         proc.wait(timeout=10)
 
 
-async def test_killed_mid_wait_then_restarted_loses_nothing(sandbox: SandboxServer, tmp_path: Path) -> None:
+def stdio_params(sandbox: SandboxServer, state_dir: Path) -> StdioServerParameters:
+    return StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "databar_mcp"],
+        env={
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "DATABAR_API_KEY": sandbox.api_key,
+            "DATABAR_BASE_URL": sandbox.base_url,
+            "DATABAR_MCP_STATE_DIR": str(state_dir),
+            "DATABAR_MCP_TRACKER_INTERVAL": "3600",
+        },
+    )
+
+
+def our_child_server(state_dir: Path) -> int | None:
+    """The pid of the stdio server this test process spawned for `state_dir` (Linux /proc)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            environ = (entry / "environ").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and f"DATABAR_MCP_STATE_DIR={state_dir}".encode() in environ:
+            return int(entry.name)
+    return None
+
+
+async def test_stdio_server_killed_mid_wait_then_restarted_loses_nothing(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """What Claude Desktop does on a crash: a new stdio process on the same state dir."""
+    sandbox.state.config.task_base_seconds = 2.0
+    state_dir = tmp_path / "state"
+    ledger = Ledger(state_dir / "ledger.sqlite3")
+    killed: list[int] = []
+
+    async def doomed_call() -> None:
+        try:
+            async with Client(stdio_params(sandbox, state_dir)) as client:
+                await client.call_tool("run_bulk_waterfall", {**BULK_ARGS, "wait_seconds": 20})
+        except Exception:  # the server dies under it; that is the point  # noqa: S110
+            pass
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(doomed_call)
+        with anyio.fail_after(20):
+            while not (await ledger.recent(limit=1, offset=0))[0]:
+                await anyio.sleep(0.02)
+            pid = our_child_server(state_dir)
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        tg.cancel_scope.cancel()
+
+    records, _ = await ledger.recent(limit=5, offset=0)
+    assert killed and len(records) == 1 and not records[0].has_result
+    task_id = records[0].task_id
+
+    async with Client(stdio_params(sandbox, state_dir)) as client:
+        listed = structured(await client.call_tool("list_recent_tasks", {}))
+        done = structured(await client.call_tool("get_task", {"task_id": task_id, "wait_seconds": 20}))
+
+    assert [t["task_id"] for t in listed["tasks"]] == [task_id]
+    assert done["status"] == "completed" and done["rows_total"] == 4
+    assert sandbox.state.counts[BULK_RUN] == 1
+
+
+async def test_http_server_killed_mid_wait_then_restarted_loses_nothing(sandbox: SandboxServer, tmp_path: Path) -> None:
     sandbox.state.config.task_base_seconds = 2.0
     state_dir = tmp_path / "state"
     ledger = Ledger(state_dir / "ledger.sqlite3")

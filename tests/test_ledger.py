@@ -119,3 +119,19 @@ def test_account_id_is_one_way_and_depends_on_key_and_url() -> None:
     ids = {account_id("k1", "u"), account_id("k2", "u"), account_id("k1", "v"), account_id(None, "u")}
     assert len(ids) == 4
     assert all("k1" not in i for i in ids)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=rows_strategy, data=st.data())
+def test_fingerprint_changes_with_any_value(rows: list[dict[str, Any]], data: st.DataObject) -> None:
+    candidates = [(i, k) for i, row in enumerate(rows) for k in row]
+    if not candidates:
+        return
+    i, key = data.draw(st.sampled_from(candidates))
+    new_value = data.draw(st.one_of(st.text(max_size=8), st.integers(), st.none()).filter(lambda v: v != rows[i][key]))
+    changed = [dict(row) for row in rows]
+    changed[i][key] = new_value
+    assert canonical_json(changed) != canonical_json(rows)
+    assert fingerprint(account="a", endpoint="e", body={"params": rows}) != fingerprint(
+        account="a", endpoint="e", body={"params": changed}
+    )

@@ -6,7 +6,7 @@ import random
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from databar_mcp.api.errors import (
@@ -20,8 +20,9 @@ from databar_mcp.api.errors import (
 from databar_mcp.api.models import Task, TaskProgress
 from databar_mcp.api.retry import backoff_delay, parse_retry_after
 from databar_mcp.runner import PollPlan
-from databar_mcp.shaping import escape_text, largest_fitting
+from databar_mcp.shaping import escape_text, largest_fitting, result_size
 from databar_mcp.tools.tables import next_page_call
+from databar_mcp.tools.task_view import build_view
 
 
 @given(st.floats(min_value=0, max_value=1e6, allow_nan=False))
@@ -134,3 +135,29 @@ def test_poll_plan_backs_off_without_progress() -> None:
     assert delays[0] == 0.1
     assert delays == sorted(delays)
     assert delays[-1] == 2.0
+
+
+row_values = st.one_of(
+    st.none(),
+    st.dictionaries(
+        st.sampled_from(["email", "name", "note", "company"]), st.text(max_size=400), min_size=1, max_size=4
+    ),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(row_values, min_size=0, max_size=120), st.integers(min_value=2_000, max_value=12_000))
+def test_task_pages_cover_every_row_once_within_the_budget(rows: list[object], budget: int) -> None:
+    task = Task(task_id="t", status="completed", data=rows)
+    seen: list[int] = []
+    offset: int | None = 0
+    pages = 0
+    while offset is not None:
+        view, text = build_view(task, offset=offset, limit=None, budget=budget)
+        assert result_size(view.model_dump(mode="json"), text) <= budget or view.truncated_values
+        seen.extend(row.index for row in view.rows)
+        assert view.next_offset is None or view.next_offset > offset  # paging always advances
+        offset = view.next_offset
+        pages += 1
+        assert pages <= len(rows) + 1
+    assert seen == list(range(len(rows)))
