@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 DEFAULT_BASE_URL = "https://api.databar.ai/v1"
 
@@ -47,6 +47,9 @@ DUPLICATE_WINDOW_S = 30 * 60.0
 TRACKER_INTERVAL_S = 15.0
 # Databar keeps task data this long; the ledger keeps it after that.
 API_RETENTION_S = 24 * 3600.0
+
+# Toolsets a user can load (DATABAR_MCP_TOOLSETS / --toolsets); default: all of them.
+TOOLSETS = ("discover", "enrich", "tasks", "tables", "connectors", "account")
 
 # How long a waterfall's catalog entry is reused to validate inputs and estimate cost before a run.
 CATALOG_TTL_S = 600.0
@@ -84,6 +87,27 @@ class Settings(BaseModel):
     log_level: str = "WARNING"
     duplicate_window_s: float = Field(default=DUPLICATE_WINDOW_S, ge=0)
     tracker_interval_s: float = Field(default=TRACKER_INTERVAL_S, gt=0)
+    toolsets: tuple[str, ...] = TOOLSETS
+    read_only: bool = False
+    # Spend guard (credits): refuse above max per call or below the balance floor; ask the user above confirm.
+    max_credits_per_call: float | None = Field(default=None, ge=0)
+    min_balance: float | None = Field(default=None, ge=0)
+    confirm_above: float | None = Field(default=None, ge=0)
+
+    @field_validator("toolsets", mode="before")
+    @classmethod
+    def _parse_toolsets(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            names = [str(v).lower() for v in cast(list[object], value)]
+            if "all" in names:
+                return TOOLSETS
+            unknown = sorted(set(names) - set(TOOLSETS))
+            if unknown:
+                raise ValueError(f"unknown toolset(s) {', '.join(unknown)}; choose from {', '.join(TOOLSETS)} or all")
+            return tuple(t for t in TOOLSETS if t in names)
+        return value
 
     @property
     def ledger_path(self) -> Path:
@@ -110,6 +134,11 @@ class Settings(BaseModel):
             ("read_timeout_s", "DATABAR_MCP_READ_TIMEOUT"),
             ("duplicate_window_s", "DATABAR_MCP_DUPLICATE_WINDOW"),
             ("tracker_interval_s", "DATABAR_MCP_TRACKER_INTERVAL"),
+            ("toolsets", "DATABAR_MCP_TOOLSETS"),
+            ("read_only", "DATABAR_MCP_READ_ONLY"),
+            ("max_credits_per_call", "DATABAR_MCP_MAX_CREDITS_PER_CALL"),
+            ("min_balance", "DATABAR_MCP_MIN_BALANCE"),
+            ("confirm_above", "DATABAR_MCP_CONFIRM_ABOVE"),
         ):
             if raw := env.get(var):
                 values[name] = raw

@@ -23,6 +23,7 @@ from databar_mcp.store import Ledger
 from databar_mcp.tools import account, connectors, enrich, exports, tables, tasks
 from databar_mcp.tools.context import Services
 from databar_mcp.tools.failures import from_validation
+from databar_mcp.tools.registry import Toolbox
 from databar_mcp.tools.results import error_result
 from databar_mcp.tracker import track_forever
 
@@ -106,8 +107,9 @@ def build_server(settings: Settings) -> DatabarMCPServer:
         lifespan=lifespan,
         log_level=settings.log_level if settings.log_level in _LEVELS else "WARNING",  # type: ignore[arg-type]
     )
-    for toolset in (enrich, tasks, exports, tables, connectors, account):
-        toolset.register(server, settings)
+    box = Toolbox(server, settings)
+    for module in (enrich, tasks, exports, tables, connectors, account):
+        module.register(box)
     return server
 
 

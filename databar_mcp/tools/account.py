@@ -3,13 +3,12 @@
 import time
 from typing import Annotated
 
-from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from databar_mcp.config import Settings
-from databar_mcp.tools.context import Services, ToolContext, hints, services
+from databar_mcp.tools.context import ToolContext, services
 from databar_mcp.tools.guard import guarded
+from databar_mcp.tools.registry import Toolbox
 from databar_mcp.tools.results import ok_result
 
 
@@ -32,11 +31,16 @@ Free and read-only. Check the balance before a large run: run_bulk_waterfall cos
 prices of the chosen providers (list_waterfalls shows prices)."""
 
 
-def register(server: MCPServer[Services], settings: Settings) -> None:
-    @server.tool(
+def register(box: Toolbox) -> None:
+
+    @box.tool(
         name="get_account",
+        toolset="account",
+        title="Get account and balance",
         description=GET_ACCOUNT_DESCRIPTION,
-        annotations=hints(title="Get account and balance", read_only=True, destructive=False, idempotent=True),
+        read_only=True,
+        destructive=False,
+        idempotent=True,
     )
     async def get_account(ctx: ToolContext) -> Annotated[CallToolResult, Account]:
         svc = services(ctx)

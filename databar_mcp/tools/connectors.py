@@ -2,16 +2,15 @@
 
 from typing import Annotated
 
-from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from databar_mcp import config
 from databar_mcp.api.models import Connector, ConnectorCreate, ConnectorMethod, ConnectorType, NameValue
-from databar_mcp.config import Settings
 from databar_mcp.shaping import escape_text
-from databar_mcp.tools.context import Services, ToolContext, hints, services
+from databar_mcp.tools.context import ToolContext, services
 from databar_mcp.tools.guard import guarded
+from databar_mcp.tools.registry import Toolbox
 from databar_mcp.tools.results import ok_result
 
 MASK = "********"
@@ -87,11 +86,16 @@ Use body for fixed/variable body fields or body_template (Jinja, ≤2,048 chars)
 body params. Returns the connector id."""
 
 
-def register(server: MCPServer[Services], settings: Settings) -> None:
-    @server.tool(
+def register(box: Toolbox) -> None:
+
+    @box.tool(
         name="create_connector",
+        toolset="connectors",
+        title="Create a connector",
         description=CREATE_CONNECTOR_DESCRIPTION,
-        annotations=hints(title="Create a connector", read_only=False, destructive=False, idempotent=False),
+        read_only=False,
+        destructive=False,
+        idempotent=False,
     )
     async def create_connector(
         name: Annotated[str, Field(min_length=1, max_length=config.CONNECTOR_NAME_MAX, description="Display name.")],

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from mcp.server.mcpserver import Context
-from mcp.types import ToolAnnotations
 
 from databar_mcp.api import DatabarClient
 from databar_mcp.catalog import WaterfallCatalog
@@ -29,14 +28,3 @@ ToolContext = Context[Services, Any]
 
 def services(ctx: ToolContext) -> Services:
     return ctx.request_context.lifespan_context
-
-
-def hints(*, title: str, read_only: bool, destructive: bool, idempotent: bool) -> ToolAnnotations:
-    """All four hints, always explicit; every tool here talks to Databar, so the world is open."""
-    return ToolAnnotations(
-        title=title,
-        read_only_hint=read_only,
-        destructive_hint=destructive,
-        idempotent_hint=idempotent,
-        open_world_hint=True,
-    )

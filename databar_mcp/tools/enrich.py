@@ -3,20 +3,19 @@
 import time
 from typing import Annotated, Any
 
-from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from databar_mcp import config
 from databar_mcp.api.errors import FieldIssue, InsufficientCredits
 from databar_mcp.api.models import BulkWaterfallRequest, Waterfall
-from databar_mcp.config import Settings
 from databar_mcp.runner import DuplicateRunUnknown
 from databar_mcp.shaping import escape_text, largest_fitting, result_size
 from databar_mcp.store import Submission
-from databar_mcp.tools.context import Services, ToolContext, hints, services
+from databar_mcp.tools.context import Services, ToolContext, services
 from databar_mcp.tools.failures import from_api_error, from_issues
 from databar_mcp.tools.guard import guarded
+from databar_mcp.tools.registry import Toolbox
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
 from databar_mcp.tools.task_view import TaskView, get_task_call, render
 from databar_mcp.tools.tasks import deliver, progress_reporter, wait_field
@@ -147,11 +146,17 @@ VerifierId = Annotated[
 ]
 
 
-def register(server: MCPServer[Services], settings: Settings) -> None:
-    @server.tool(
+def register(box: Toolbox) -> None:
+    settings = box.settings
+
+    @box.tool(
         name="list_waterfalls",
+        toolset="discover",
+        title="List waterfalls",
         description=LIST_WATERFALLS_DESCRIPTION,
-        annotations=hints(title="List waterfalls", read_only=True, destructive=False, idempotent=True),
+        read_only=True,
+        destructive=False,
+        idempotent=True,
     )
     async def list_waterfalls(
         ctx: ToolContext,
@@ -181,10 +186,14 @@ def register(server: MCPServer[Services], settings: Settings) -> None:
 
         return await guarded(work())
 
-    @server.tool(
+    @box.tool(
         name="run_bulk_waterfall",
+        toolset="enrich",
+        title="Run a waterfall on many rows",
         description=RUN_BULK_WATERFALL_DESCRIPTION,
-        annotations=hints(title="Run a waterfall on many rows", read_only=False, destructive=False, idempotent=False),
+        read_only=False,
+        destructive=False,
+        idempotent=False,
     )
     async def run_bulk_waterfall(
         waterfall: WaterfallId,

@@ -5,18 +5,17 @@ import json
 from typing import Annotated, Any, Literal, cast
 
 import anyio.to_thread
-from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from databar_mcp.api.errors import DatabarError
 from databar_mcp.api.models import Task
-from databar_mcp.config import Settings
 from databar_mcp.exporting import SAFE_NAME, ExportFormat, UnsafeName, export_path, write_export
-from databar_mcp.tools.context import Services, ToolContext, hints, services
+from databar_mcp.tools.context import Services, ToolContext, services
 from databar_mcp.tools.failures import from_api_error
 from databar_mcp.tools.guard import guarded
+from databar_mcp.tools.registry import Toolbox
 from databar_mcp.tools.results import ErrorBody, ErrorCode, FieldProblem, ToolFailure, ok_result
 from databar_mcp.tools.task_view import result_rows
 from databar_mcp.tools.tasks import TaskId, finished_task
@@ -71,8 +70,11 @@ def full_result_json(task: Task, inputs: list[Any] | None, served_from: str) -> 
     )
 
 
-def register(server: MCPServer[Services], settings: Settings) -> None:
-    @server.resource(
+def register(box: Toolbox) -> None:
+    if not box.enabled("tasks", read_only=True):
+        return
+
+    @box.server.resource(
         "databar://tasks/{task_id}/result",
         name="task_result",
         title="Full task result",
@@ -91,10 +93,14 @@ def register(server: MCPServer[Services], settings: Settings) -> None:
             raise ResourceError(from_api_error(exc, task_id=task_id).message) from None
         return full_result_json(task, await inputs_of(svc, task_id), source)
 
-    @server.tool(
+    @box.tool(
         name="export_task_result",
+        toolset="tasks",
+        title="Export a task result to a file",
         description=EXPORT_DESCRIPTION,
-        annotations=hints(title="Export a task result to a file", read_only=False, destructive=False, idempotent=False),
+        read_only=False,
+        destructive=False,
+        idempotent=False,
     )
     async def export_task_result(
         task_id: TaskId,

@@ -2,15 +2,14 @@
 
 from typing import Annotated, Any
 
-from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from databar_mcp import config
-from databar_mcp.config import Settings
 from databar_mcp.shaping import largest_fitting, render_value, result_size
-from databar_mcp.tools.context import Services, ToolContext, hints, services
+from databar_mcp.tools.context import ToolContext, services
 from databar_mcp.tools.guard import guarded
+from databar_mcp.tools.registry import Toolbox
 from databar_mcp.tools.results import ok_result
 from databar_mcp.tools.task_view import UNTRUSTED_NOTE
 
@@ -70,11 +69,16 @@ total_count and has_next_page; when more rows exist, next_call is the exact call
 (rows that do not fit the result budget are left for that call, never dropped)."""
 
 
-def register(server: MCPServer[Services], settings: Settings) -> None:
-    @server.tool(
+def register(box: Toolbox) -> None:
+
+    @box.tool(
         name="list_table_rows",
+        toolset="tables",
+        title="List table rows",
         description=LIST_TABLE_ROWS_DESCRIPTION,
-        annotations=hints(title="List table rows", read_only=True, destructive=False, idempotent=True),
+        read_only=True,
+        destructive=False,
+        idempotent=True,
     )
     async def list_table_rows(
         table_uuid: TableId,

@@ -4,7 +4,6 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
@@ -14,8 +13,9 @@ from databar_mcp.api.models import Task, TaskStatus
 from databar_mcp.config import Settings
 from databar_mcp.shaping import escape_text, largest_fitting, result_size
 from databar_mcp.store import Submission, TaskRecord
-from databar_mcp.tools.context import Services, ToolContext, hints, services
+from databar_mcp.tools.context import Services, ToolContext, services
 from databar_mcp.tools.guard import guarded
+from databar_mcp.tools.registry import Toolbox
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, error_result, ok_result
 from databar_mcp.tools.task_view import TaskView, build_view, get_task_call
 
@@ -277,11 +277,17 @@ def render_recent(listing: RecentTasks) -> str:
     return escape_text("\n".join(lines))
 
 
-def register(server: MCPServer[Services], settings: Settings) -> None:
-    @server.tool(
+def register(box: Toolbox) -> None:
+    settings = box.settings
+
+    @box.tool(
         name="get_task",
+        toolset="tasks",
+        title="Get task status and results",
         description=GET_TASK_DESCRIPTION,
-        annotations=hints(title="Get task status and results", read_only=True, destructive=False, idempotent=True),
+        read_only=True,
+        destructive=False,
+        idempotent=True,
     )
     async def get_task(
         task_id: TaskId,
@@ -309,10 +315,14 @@ def register(server: MCPServer[Services], settings: Settings) -> None:
 
         return await guarded(work(), task_id=task_id)
 
-    @server.tool(
+    @box.tool(
         name="list_recent_tasks",
+        toolset="tasks",
+        title="List recent tasks",
         description=LIST_RECENT_TASKS_DESCRIPTION,
-        annotations=hints(title="List recent tasks", read_only=True, destructive=False, idempotent=True),
+        read_only=True,
+        destructive=False,
+        idempotent=True,
     )
     async def list_recent_tasks(
         ctx: ToolContext,
