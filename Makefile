@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit sandbox clean
+.PHONY: install demo test lint typecheck unit sandbox bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,15 @@ test: lint typecheck unit
 
 sandbox: $(STAMP)
 	$(BIN)/databar-mcp sandbox --port 8765
+
+# Benchmarks against the sandbox (issue 7): every scenario in one run; writes bench/results/latest.{md,json,png}.
+# Installs Databar's own MCP server from npm into the git-ignored bench/vendor/ when node and npm are present.
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+# The seconds-long variant (small sizes, no npm install); results go to bench/results/quick.tmp/ or BENCH_OUT.
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench --quick $(if $(BENCH_OUT),--out $(BENCH_OUT))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache examples/out

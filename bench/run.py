@@ -1,0 +1,127 @@
+"""`python -m bench [--quick] [--out DIR]`: run every scenario in one run, print the table, write the results.
+
+The full run writes bench/results/latest.{md,json,png}; the quick run (seconds, small sizes, no npm install)
+writes to bench/results/quick.tmp/ (git-ignored) unless --out says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+
+from bench import harness, report
+from bench.context import Context
+from bench.harness import log
+from bench.profile import FULL, QUICK
+from bench.reference import databar
+from bench.result import Row
+from bench.scenarios import cold_start, context_economy, latency, overhead, scale
+
+RESULTS = Path(__file__).resolve().parent / "results"
+Scenario = Callable[[Context], Awaitable[list[Row]]]
+SCENARIOS: dict[str, Scenario] = {
+    "latency": latency.run,
+    "cold_start": cold_start.run,
+    "overhead": overhead.run,
+    "scale": scale.run,
+    "context": context_economy.run,
+}
+
+
+def _args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="seconds-long variant with small sizes")
+    parser.add_argument("--out", type=Path, default=None, help="folder for latest.{md,json,png}")
+    parser.add_argument("--only", default=None, help=f"comma-separated subset of: {', '.join(SCENARIOS)}")
+    parser.add_argument(
+        "--sandbox-as-is",
+        action="store_true",
+        help="keep the sandbox's missing TCP_NODELAY (~40 ms per reused connection) instead of patching it",
+    )
+    parser.add_argument("--no-install", action="store_true", help="never npm-install Databar's server")
+    return parser.parse_args(argv)
+
+
+def _node_version() -> str:
+    node = shutil.which("node")
+    if node is None:
+        return "none"
+    done = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30, check=False)
+    return done.stdout.strip() or "unknown"
+
+
+def preamble(ctx: Context, seconds: float, nodelay_patched: bool) -> list[str]:
+    ref = f"{databar.NAME} (node {_node_version()})" if ctx.databar.ok else f"unavailable ({ctx.databar.why})"
+    if ctx.databar.ok and not ctx.profile.use_databar:
+        ref += ", not used in this profile"
+    return [
+        f"# databar-mcp benchmarks ({ctx.profile.name} run)",
+        "",
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {os.cpu_count()} cores · Python {platform.python_version()} "
+        f"· {platform.system()} · {seconds:.0f} s in all. Every server runs over stdio against the local sandbox "
+        f"on loopback. Databar's MCP server: {ref}.",
+        "",
+        "ratio = ours/reference for costs (latency, requests, overhead, tokens: lower is better) and "
+        "bound/ours for scale (1.0 = as fast as the sandbox allows). `met` is n/a where the target needs a "
+        "reference that was not measured.",
+        "",
+        (
+            "The sandbox's listening socket was given proto IPPROTO_TCP so that its connections get TCP_NODELAY "
+            "(see bench/harness.py: as shipped, every request on a reused connection waits ~40 ms for a delayed ACK)."
+            if nodelay_patched
+            else "The sandbox ran as shipped: every request on a reused connection waits ~40 ms for a delayed ACK."
+        ),
+    ]
+
+
+async def run_all(ctx: Context, names: Sequence[str]) -> tuple[list[Row], bool]:
+    rows: list[Row] = []
+    ok = True
+    for name in names:
+        log(f"scenario {name} ...")
+        started = time.perf_counter()
+        try:
+            rows += await SCENARIOS[name](ctx)
+        except Exception as exc:
+            ok = False
+            traceback.print_exc()
+            rows.append(Row(f"{name}: failed", None, None, None, "runs", "", False, f"error: {exc!r}"[:300]))
+        log(f"scenario {name} took {time.perf_counter() - started:.1f} s")
+    return rows, ok
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _args(argv)
+    profile = QUICK if args.quick else FULL
+    names = [n.strip() for n in args.only.split(",")] if args.only else list(SCENARIOS)
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        print(f"unknown scenario(s): {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    out_dir = args.out or (RESULTS / "quick.tmp" if args.quick else RESULTS)
+    started = time.perf_counter()
+    if not args.sandbox_as_is:
+        harness.patch_sandbox_nodelay()
+    availability = databar.ensure(install=profile.use_databar and not args.no_install)
+    with tempfile.TemporaryDirectory(prefix="databar-bench-") as tmp:
+        ctx = Context(profile=profile, databar=availability, workdir=Path(tmp))
+        rows, ok = anyio.run(run_all, ctx, names)
+    lines = preamble(ctx, time.perf_counter() - started, not args.sandbox_as_is)
+    paths = report.write(rows, lines, out_dir)
+    print(report.table(rows))
+    for note in report.notes(rows):
+        print(f"  * {note}")
+    print(f"\nwrote {', '.join(str(p) for p in paths.values())}")
+    return 0 if ok else 1

@@ -1,0 +1,60 @@
+"""Scenario 2: process spawn → tools/list answered, over stdio: ours vs Databar's MCP server."""
+
+from __future__ import annotations
+
+import time
+
+from mcp import StdioServerParameters
+
+from bench import harness
+from bench.context import Context
+from bench.harness import median
+from bench.reference import databar
+from bench.result import Row, ratio
+
+TARGET_SHARE = 1.0
+
+
+async def spawn_to_tools(params: StdioServerParameters) -> float:
+    """Milliseconds from launching the server to holding its tools/list answer (the handshake included)."""
+    started = time.perf_counter()
+    async with harness.connect(params) as client:
+        tools = await client.list_tools()
+        elapsed = time.perf_counter() - started
+    if not tools.tools:
+        raise RuntimeError(f"{params.command} listed no tools")
+    return elapsed * 1000
+
+
+async def run(ctx: Context) -> list[Row]:
+    reps = ctx.profile.cold_reps
+    entry = ctx.databar.entry if ctx.profile.use_databar else None
+    ours_ms: list[float] = []
+    theirs_ms: list[float] = []
+    with harness.sandbox() as sb:
+        mine = harness.ours(sb.base_url, ctx.scratch("cold"))
+        theirs = databar.params(entry, sb.base_url) if entry is not None else None
+        await spawn_to_tools(mine)  # warm the OS file cache and .pyc files; not counted
+        if theirs is not None:
+            await spawn_to_tools(theirs)
+        for rep in range(reps):
+            harness.log(f"  cold start: repetition {rep + 1}/{reps}")
+            ours_ms.append(await spawn_to_tools(mine))
+            if theirs is not None:
+                theirs_ms.append(await spawn_to_tools(theirs))
+    a, b = median(ours_ms), median(theirs_ms)
+    share = ratio(a, b)
+    why = "" if theirs_ms else f"Databar's server unavailable: {ctx.databar.why or 'skipped in this profile'}"
+    met = None if share is None else share <= TARGET_SHARE
+    return [
+        Row(
+            "2. cold start: spawn → tools/list (stdio)",
+            a,
+            b,
+            share,
+            f"≤ {TARGET_SHARE:g}× ref",
+            "ms (median)",
+            met,
+            why,
+        )
+    ]

@@ -1,0 +1,120 @@
+"""Scenario 3: what the MCP layer adds to one API read: a tool call on a finished task vs the same GET made
+directly with an HTTP client; ours vs Databar's MCP server (whose nearest single-GET tool is get_user_balance,
+as it has no task tool)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+from mcp import Client
+
+from bench import harness
+from bench.context import Context
+from bench.harness import KEY, PROVIDERS, WATERFALL, median, people, structured
+from bench.reference import databar
+from bench.result import Row, ratio
+
+TARGET_SHARE = 0.5
+WARMUP = 5
+
+
+@dataclass(frozen=True)
+class Timing:
+    median_ms: float
+    per_second: float
+
+
+async def timed(calls: int, once: Callable[[], Awaitable[Any]]) -> Timing:
+    for _ in range(WARMUP):
+        await once()
+    samples: list[float] = []
+    started = time.perf_counter()
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        await once()
+        samples.append((time.perf_counter() - t0) * 1000)
+    total = time.perf_counter() - started
+    return Timing(median(samples) or 0.0, calls / total)
+
+
+def tool(client: Client, name: str, args: dict[str, Any]) -> Callable[[], Awaitable[Any]]:
+    async def once() -> None:
+        result = await client.call_tool(name, args)
+        if result.is_error:
+            raise RuntimeError(f"{name} failed: {harness.text_of(result)[:300]}")
+
+    return once
+
+
+def direct(http: httpx2.AsyncClient, path: str) -> Callable[[], Awaitable[Any]]:
+    async def once() -> None:
+        (await http.get(path)).raise_for_status()
+
+    return once
+
+
+def overhead_row(
+    label: str, ours: Timing, ours_api: Timing, theirs: Timing | None, their_api: Timing | None, why: str
+) -> Row:
+    mine = ours.median_ms - ours_api.median_ms
+    ref = None if theirs is None or their_api is None else theirs.median_ms - their_api.median_ms
+    share = ratio(mine, ref)
+    note = f"ours: tool {ours.median_ms:.2f} ms − direct GET {ours_api.median_ms:.2f} ms"
+    if theirs is not None and their_api is not None:
+        note += f"; Databar: get_user_balance {theirs.median_ms:.2f} ms − direct GET {their_api.median_ms:.2f} ms"
+    met = None if share is None else share <= TARGET_SHARE
+    return Row(
+        label,
+        mine,
+        ref,
+        share,
+        f"≤ {TARGET_SHARE:g}× ref",
+        "ms added (median)",
+        met,
+        "; ".join(filter(None, [note, why])),
+    )
+
+
+async def run(ctx: Context) -> list[Row]:
+    calls = ctx.profile.overhead_calls
+    entry = ctx.databar.entry if ctx.profile.use_databar else None
+    why = "" if entry else f"Databar's server unavailable: {ctx.databar.why or 'skipped in this profile'}"
+    with harness.sandbox(task_base_seconds=0.05, row_seconds=0.001) as sb:
+        async with AsyncExitStack() as stack:
+            http = await stack.enter_async_context(
+                httpx2.AsyncClient(base_url=sb.base_url + "/", headers={"x-apikey": KEY})
+            )
+            ours = await stack.enter_async_context(harness.connect(harness.ours(sb.base_url, ctx.scratch("warm"))))
+            run_args = {"waterfall": WATERFALL, "params": people(10, "warm"), "enrichments": PROVIDERS}
+            task_id = structured(await ours.call_tool("run_bulk_waterfall", {**run_args, "wait_seconds": 25}))[
+                "task_id"
+            ]
+            harness.log(f"  warm overhead: {calls} calls each")
+            get_task = await timed(calls, tool(ours, "get_task", {"task_id": task_id, "wait_seconds": 0}))
+            get_task_api = await timed(calls, direct(http, f"tasks/{task_id}"))
+            account = await timed(calls, tool(ours, "get_account", {}))
+            me_api = await timed(calls, direct(http, "user/me"))
+            balance: Timing | None = None
+            if entry is not None:
+                theirs = await stack.enter_async_context(harness.connect(databar.params(entry, sb.base_url)))
+                balance = await timed(calls, tool(theirs, "get_user_balance", {}))
+    rate_share = ratio(get_task.per_second, balance.per_second if balance else None)
+    return [
+        overhead_row("3. warm overhead: get_task (finished task)", get_task, get_task_api, balance, me_api, why),
+        overhead_row("3. warm overhead: get_account (GET /user/me)", account, me_api, balance, me_api, why),
+        Row(
+            "3. sequential tool calls per second: get_task",
+            get_task.per_second,
+            balance.per_second if balance else None,
+            rate_share,
+            "— (higher is better)",
+            "calls/s",
+            None,
+            "reference: Databar get_user_balance" if balance else why,
+        ),
+    ]

@@ -1,0 +1,142 @@
+"""Scenario 4: a large bulk waterfall end to end, and a large table read into a CSV, through our server over
+stdio, against the bound the sandbox's configured processing time and rate limit set; with peak RSS."""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from mcp import Client
+
+from bench import harness
+from bench.context import Context
+from bench.harness import PROVIDERS, WATERFALL, people, structured
+from bench.result import Row, ratio
+from databar_mcp import config
+from databar_mcp.sandbox import SandboxServer
+from databar_mcp.sandbox.tables import SEED_TABLE_ID
+
+BOUND_SHARE_MIN = 0.8
+RSS_MB_MAX = 200.0
+TABLE_GET = "GET /v1/table/{table_uuid}/rows"
+NEXT_CALL = re.compile(r"page=(\d+), per_page=(\d+)")
+
+
+@asynccontextmanager
+async def our_server(sb: SandboxServer, state: Path) -> AsyncIterator[tuple[Client, int | None]]:
+    """Our server over stdio, with its pid (found as the one new child) for the memory probe."""
+    before = set(harness.children_matching("databar-mcp"))
+    async with harness.connect(harness.ours(sb.base_url, state)) as client:
+        new = [p for p in harness.children_matching("databar-mcp") if p not in before]
+        yield client, (new[0] if len(new) == 1 else None)
+
+
+def csv_rows(path: Path) -> int:
+    """Data rows in a CSV file (its header excluded)."""
+    with path.open(newline="", encoding="utf-8") as f:
+        return sum(1 for _ in csv.reader(f)) - 1
+
+
+def rss_row(label: str, pid: int | None, peak: float | None) -> Row:
+    note = "" if peak is not None else f"not measured: no /proc status for pid {pid}"
+    met = None if peak is None else peak <= RSS_MB_MAX
+    return Row(label, peak, None, None, f"≤ {RSS_MB_MAX:g} MB", "MB (server VmHWM)", met, note)
+
+
+def bound_row(label: str, ours_s: float, bound_s: float, note: str) -> Row:
+    share = ratio(bound_s, ours_s)
+    met = None if share is None else share >= BOUND_SHARE_MIN
+    return Row(label, ours_s, bound_s, share, f"≥ {BOUND_SHARE_MIN:g}× bound", "s (ref = bound)", met, note)
+
+
+async def bulk(ctx: Context) -> list[Row]:
+    n = ctx.profile.bulk_rows
+    with harness.sandbox(task_base_seconds=0.3, row_seconds=ctx.profile.bulk_row_seconds) as sb:
+        async with our_server(sb, ctx.scratch("bulk")) as (client, pid):
+            harness.log(f"  scale: {n:,}-row bulk waterfall")
+            started = time.perf_counter()
+            args = {"waterfall": WATERFALL, "params": people(n, "scale"), "enrichments": PROVIDERS, "wait_seconds": 25}
+            out = structured(await client.call_tool("run_bulk_waterfall", args))
+            while not out["done"]:
+                out = structured(await client.call_tool("get_task", {"task_id": out["task_id"], "wait_seconds": 25}))
+            export = structured(
+                await client.call_tool("export_task_result", {"task_id": out["task_id"], "format": "csv"})
+            )
+            elapsed = time.perf_counter() - started
+            peak = harness.peak_rss_mb(pid) if pid else None
+        with sb.state.lock:
+            task = sb.state.tasks[out["task_id"]]
+            bound = task.finished_at() - task.created
+    written = csv_rows(Path(export["path"]))
+    if written != n:
+        raise RuntimeError(f"the export holds {written} rows, not {n}")
+    note = f"bound = the sandbox's processing time (0.3 s + {n - 1:,} × {ctx.profile.bulk_row_seconds:g} s)"
+    return [
+        bound_row(f"4. {n:,}-row bulk waterfall end to end (run → CSV export)", elapsed, bound, note),
+        rss_row(f"4. peak RSS, {n:,}-row bulk waterfall", pid, peak),
+    ]
+
+
+async def read_table(client: Client, out_path: Path, cap_s: float) -> tuple[int, int, bool]:
+    """Follow list_table_rows' next_call from page 1 as an agent would, writing every row to a CSV file.
+
+    Returns (rows read, tool calls, finished); stops unfinished once `cap_s` seconds have passed.
+    """
+    deadline = time.perf_counter() + cap_s
+    page, per_page, calls, written = 1, config.TABLE_PAGE_MAX, 0, 0
+    with out_path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        while True:
+            args = {"table_uuid": SEED_TABLE_ID, "page": page, "per_page": per_page}
+            out = structured(await client.call_tool("list_table_rows", args))
+            calls += 1
+            rows = out["rows"]
+            if written == 0 and rows:
+                writer.writerow(list(rows[0]))
+            writer.writerows([list(r.values()) for r in rows])
+            written += len(rows)
+            if not out.get("next_call"):
+                return written, calls, True
+            if time.perf_counter() > deadline:
+                return written, calls, False
+            match = NEXT_CALL.search(out["next_call"])
+            if match is None:
+                raise RuntimeError(f"unexpected next_call: {out['next_call']}")
+            page, per_page = int(match[1]), int(match[2])
+
+
+async def table(ctx: Context) -> list[Row]:
+    n, rate, cap = ctx.profile.table_rows, ctx.profile.table_rate_per_s, ctx.profile.table_time_cap_s
+    with harness.sandbox(seed_table_rows=n, table_rate_limit_per_second=rate) as sb:
+        async with our_server(sb, ctx.scratch("table-state")) as (client, pid):
+            harness.log(f"  scale: {n:,}-row table → CSV (at most {cap:g} s)")
+            started = time.perf_counter()
+            written, calls, finished = await read_table(client, ctx.scratch("table") / "table.csv", cap)
+            elapsed = time.perf_counter() - started
+            peak = harness.peak_rss_mb(pid) if pid else None
+        api_requests = sb.state.counts[TABLE_GET]
+    if finished and written != n:
+        raise RuntimeError(f"read {written} table rows, not {n}")
+    pages = math.ceil(n / config.TABLE_PAGE_MAX)
+    bound = pages / rate
+    note = (
+        f"bound = {pages} pages of {config.TABLE_PAGE_MAX} rows at {rate:g} requests/s per table; "
+        f"ours: {calls:,} list_table_rows calls, {api_requests:,} API requests (429s included)"
+    )
+    ours_s = elapsed
+    if not finished:
+        ours_s = elapsed * n / max(1, written)
+        note += f"; stopped after {elapsed:.0f} s with {written:,} of {n:,} rows read: time extrapolated"
+    return [
+        bound_row(f"4. {n:,}-row table → CSV via list_table_rows", ours_s, bound, note),
+        rss_row("4. peak RSS, table read", pid, peak),
+    ]
+
+
+async def run(ctx: Context) -> list[Row]:
+    return [*(await bulk(ctx)), *(await table(ctx))]
