@@ -1,5 +1,6 @@
-"""What the catalog knows before a run: which inputs a waterfall needs, which providers it offers, and what
-a run will cost at most. Checked before any credit can be spent; cached because it rarely changes."""
+"""What the catalog knows before a run: which inputs a waterfall or enrichment needs, which providers it
+offers, and what a run will cost at most. Checked before any credit can be spent; cached because it rarely
+changes."""
 
 from __future__ import annotations
 
@@ -9,24 +10,36 @@ from dataclasses import dataclass
 
 from databar_mcp.api import DatabarClient
 from databar_mcp.api.errors import FieldIssue
-from databar_mcp.api.models import Waterfall
+from databar_mcp.api.models import Enrichment, Waterfall
 
 
 @dataclass(frozen=True)
 class RunPlan:
-    """A validated bulk waterfall run: the worst-case cost and any problems with the input."""
+    """A checked run: the worst-case cost and any problems with the input (nothing is sent if there are any)."""
 
-    waterfall: Waterfall
+    waterfall: Waterfall | None
     rows: int
     estimated_credits: float | None
     issues: tuple[FieldIssue, ...]
 
 
-class WaterfallCatalog:
+class Catalog:
     def __init__(self, client: DatabarClient, *, ttl_s: float) -> None:
         self._client = client
         self._ttl_s = ttl_s
         self._cache: dict[str, tuple[float, Waterfall]] = {}
+        self._enrichments: dict[int, tuple[float, Enrichment]] = {}
+
+    async def enrichment(self, enrichment_id: int) -> Enrichment:
+        hit = self._enrichments.get(enrichment_id)
+        if hit is not None and time.monotonic() - hit[0] < self._ttl_s:
+            return hit[1]
+        enrichment = await self._client.get_enrichment(enrichment_id)
+        self._enrichments[enrichment_id] = (time.monotonic(), enrichment)
+        return enrichment
+
+    async def plan_enrichment(self, enrichment_id: int, rows: Sequence[Mapping[str, object]]) -> RunPlan:
+        return plan_enrichment_run(await self.enrichment(enrichment_id), rows)
 
     async def get(self, identifier: str) -> Waterfall:
         hit = self._cache.get(identifier)
@@ -85,3 +98,33 @@ def plan_bulk_run(
             per_row += verifiers[email_verifier].price or 0.0
         estimate = round(per_row * len(rows), 4)
     return RunPlan(waterfall=waterfall, rows=len(rows), estimated_credits=estimate, issues=tuple(issues))
+
+
+def default_providers(waterfall: Waterfall) -> list[int]:
+    """What Databar runs when a single waterfall run names no providers."""
+    chosen = [p.id for p in waterfall.available_enrichments if p.enabled_by_default]
+    return chosen or [p.id for p in waterfall.available_enrichments]
+
+
+def plan_enrichment_run(enrichment: Enrichment, rows: Sequence[Mapping[str, object]]) -> RunPlan:
+    """Required params present and choice params valid in every row; cost = price × rows."""
+    issues: list[FieldIssue] = []
+    params = enrichment.params or []
+    many = len(rows) > 1
+    for index, row in enumerate(rows):
+        prefix = f"params[{index}]" if many else "params"
+        for param in params:
+            if len(issues) >= MAX_ISSUES:
+                break
+            value = row.get(param.name)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                if param.is_required:
+                    issues.append(FieldIssue(f"{prefix}.{param.name}", "required"))
+                continue
+            if param.choices and len(param.choices) < 10:  # a short list is the whole list; long ones are paged
+                names = {c.name.lower() for c in param.choices} | {str(c.id).lower() for c in param.choices}
+                if str(value).lower() not in names:
+                    shown = ", ".join(c.name for c in param.choices)
+                    issues.append(FieldIssue(f"{prefix}.{param.name}", f"'{value}' is not one of: {shown}"))
+    estimate = None if enrichment.price is None else round(enrichment.price * len(rows), 4)
+    return RunPlan(waterfall=None, rows=len(rows), estimated_credits=estimate, issues=tuple(issues))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 
@@ -102,20 +103,34 @@ class TaskRunner:
         self._settle_s = settle_s
         self.waiting: set[str] = set()  # tasks a tool call is polling right now (the tracker leaves them be)
 
-    async def submit_bulk_waterfall(
-        self, identifier: str, body: BulkWaterfallRequest, *, estimated_credits: float | None, force: bool
+    def fingerprint(self, endpoint: str, request: dict[str, Any]) -> str:
+        return fingerprint(account=self._account, endpoint=endpoint, body=request)
+
+    async def earlier(self, endpoint: str, request: dict[str, Any]) -> Submission | None:
+        """The identical earlier run that submitting now would return instead of sending (read-only)."""
+        return await self._ledger.earlier_run(self.fingerprint(endpoint, request), window_s=self._window_s)
+
+    async def submit(
+        self,
+        *,
+        tool: str,
+        endpoint: str,
+        request: dict[str, Any],
+        rows: int,
+        estimated_credits: float | None,
+        force: bool,
+        send: Callable[[], Awaitable[TaskHandle]],
     ) -> Submitted:
-        endpoint = f"waterfalls/{identifier}/bulk-run"
-        request = body.model_dump(mode="json")
-        fp = fingerprint(account=self._account, endpoint=endpoint, body=request)
+        """Claim the run in the ledger (or find the identical earlier one), then send it exactly once."""
+        fp = self.fingerprint(endpoint, request)
         deadline = time.monotonic() + self._settle_s
         while True:
             claim = await self._ledger.claim(
-                tool="run_bulk_waterfall",
+                tool=tool,
                 endpoint=endpoint,
                 fingerprint=fp,
                 request=request,
-                rows=len(body.params),
+                rows=rows,
                 estimated_credits=estimated_credits,
                 window_s=self._window_s,
                 force=force,
@@ -130,14 +145,27 @@ class TaskRunner:
                 continue
             raise DuplicateRunUnknown(earlier)
         assert claim.submission_id is not None
-        return await self._send(claim.submission_id, identifier, body, fp)
+        return await self._send(claim.submission_id, fp, send)
 
-    async def _send(self, submission_id: int, identifier: str, body: BulkWaterfallRequest, fp: str) -> Submitted:
+    async def submit_bulk_waterfall(
+        self, identifier: str, body: BulkWaterfallRequest, *, estimated_credits: float | None, force: bool
+    ) -> Submitted:
+        return await self.submit(
+            tool="run_bulk_waterfall",
+            endpoint=f"waterfalls/{identifier}/bulk-run",
+            request=body.model_dump(mode="json"),
+            rows=len(body.params),
+            estimated_credits=estimated_credits,
+            force=force,
+            send=lambda: self._client.bulk_run_waterfall(identifier, body),
+        )
+
+    async def _send(self, submission_id: int, fp: str, send: Callable[[], Awaitable[TaskHandle]]) -> Submitted:
         """The POST and its ledger record, shielded: a cancelled call must not lose a task that may bill."""
         handle: TaskHandle | None = None
         with anyio.CancelScope(shield=True):
             try:
-                handle = await self._client.bulk_run_waterfall(identifier, body)
+                handle = await send()
             except SubmissionUnknown as exc:
                 await self._ledger.failed(submission_id, "unknown", exc.message)
                 exc.fingerprint = fp
@@ -147,6 +175,9 @@ class TaskRunner:
                 raise
             except DatabarError as exc:
                 await self._ledger.failed(submission_id, "rejected", exc.message)
+                raise
+            except BaseException as exc:  # our own bug: the outcome is unknown, so say so in the ledger
+                await self._ledger.failed(submission_id, "unknown", type(exc).__name__)
                 raise
             await self._ledger.accepted(submission_id, handle.task_id, handle.status)
         assert handle is not None

@@ -15,12 +15,12 @@ from pydantic import ValidationError
 
 from databar_mcp import __version__, config
 from databar_mcp.api import DatabarClient
-from databar_mcp.catalog import WaterfallCatalog
+from databar_mcp.catalog import Catalog
 from databar_mcp.config import Settings
 from databar_mcp.fingerprint import account_id
 from databar_mcp.runner import TaskRunner
 from databar_mcp.store import Ledger
-from databar_mcp.tools import account, connectors, enrich, exports, tables, tasks
+from databar_mcp.tools import account, connectors, discover, enrich, exports, tables, tasks
 from databar_mcp.tools.context import Services
 from databar_mcp.tools.failures import from_validation
 from databar_mcp.tools.registry import Toolbox
@@ -92,7 +92,7 @@ def build_server(settings: Settings) -> DatabarMCPServer:
                         client=client,
                         ledger=ledger,
                         runner=runner,
-                        catalog=WaterfallCatalog(client, ttl_s=config.CATALOG_TTL_S),
+                        catalog=Catalog(client, ttl_s=config.CATALOG_TTL_S),
                     )
                 finally:
                     background.cancel_scope.cancel()
@@ -108,7 +108,7 @@ def build_server(settings: Settings) -> DatabarMCPServer:
         log_level=settings.log_level if settings.log_level in _LEVELS else "WARNING",  # type: ignore[arg-type]
     )
     box = Toolbox(server, settings)
-    for module in (enrich, tasks, exports, tables, connectors, account):
+    for module in (discover, enrich, tasks, exports, tables, connectors, account):
         module.register(box)
     return server
 

@@ -194,21 +194,10 @@ class Ledger:
         def work(conn: sqlite3.Connection) -> Claim:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                if not force:
-                    row = conn.execute(
-                        """SELECT s.* FROM submissions s LEFT JOIN tasks t ON t.task_id = s.task_id
-                           WHERE s.fingerprint = ? AND s.outcome IN ('pending', 'accepted', 'unknown')
-                             AND (s.created_at >= ? OR (s.outcome = 'accepted' AND t.status NOT IN
-                                  ('completed', 'partially_completed', 'failed', 'cancelled', 'gone')))
-                           ORDER BY s.created_at DESC LIMIT 1""",
-                        (fingerprint, now - window_s),
-                    ).fetchone()
-                    if row is not None:
-                        # A finished task counts only if it finished inside the window.
-                        earlier = _submission(row)
-                        if earlier.outcome != "accepted" or self._fresh(conn, earlier, now - window_s):
-                            conn.execute("COMMIT")
-                            return Claim(submission_id=None, earlier=earlier)
+                earlier = None if force else self._earlier(conn, fingerprint, now - window_s)
+                if earlier is not None:
+                    conn.execute("COMMIT")
+                    return Claim(submission_id=None, earlier=earlier)
                 cur = conn.execute(
                     """INSERT INTO submissions (tool, endpoint, fingerprint, request_json, rows, estimated_credits,
                                                 created_at, outcome)
@@ -222,6 +211,29 @@ class Ledger:
                 raise
 
         return await self._run(work)
+
+    async def earlier_run(self, fingerprint: str, *, window_s: float) -> Submission | None:
+        """The identical run a claim would return now (read-only: lets a tool skip asking to pay for a reuse)."""
+        since = time.time() - window_s
+        return await self._run(lambda conn: self._earlier(conn, fingerprint, since))
+
+    def _earlier(self, conn: sqlite3.Connection, fingerprint: str, since: float) -> Submission | None:
+        """An identical run still running, or sent/finished since `since` (rejected runs never count)."""
+        row = conn.execute(
+            """SELECT s.* FROM submissions s LEFT JOIN tasks t ON t.task_id = s.task_id
+               WHERE s.fingerprint = ? AND s.outcome IN ('pending', 'accepted', 'unknown')
+                 AND (s.created_at >= ? OR (s.outcome = 'accepted' AND t.status NOT IN
+                      ('completed', 'partially_completed', 'failed', 'cancelled', 'gone')))
+               ORDER BY s.created_at DESC LIMIT 1""",
+            (fingerprint, since),
+        ).fetchone()
+        if row is None:
+            return None
+        earlier = _submission(row)
+        # A finished task counts only if it finished inside the window (and did not fail).
+        if earlier.outcome != "accepted" or self._fresh(conn, earlier, since):
+            return earlier
+        return None
 
     @staticmethod
     def _fresh(conn: sqlite3.Connection, earlier: Submission, since: float) -> bool:

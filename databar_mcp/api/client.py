@@ -235,6 +235,62 @@ class DatabarClient:
         )
         return models.TaskHandle.model_validate(raw)
 
+    async def run_waterfall(self, identifier: str, body: models.WaterfallRunRequest) -> models.TaskHandle:
+        raw = await self.request(
+            "POST",
+            f"waterfalls/{segment(identifier)}/run",
+            json=body.model_dump(mode="json", exclude_none=True),
+            billable=True,
+        )
+        return models.TaskHandle.model_validate(raw)
+
+    async def run_enrichment(self, enrichment_id: int, body: models.EnrichmentRunRequest) -> models.TaskHandle:
+        raw = await self.request(
+            "POST",
+            f"enrichments/{enrichment_id}/run",
+            json=body.model_dump(mode="json", exclude_none=True),
+            billable=True,
+        )
+        return models.TaskHandle.model_validate(raw)
+
+    async def bulk_run_enrichment(self, enrichment_id: int, body: models.BulkEnrichmentRequest) -> models.TaskHandle:
+        raw = await self.request(
+            "POST",
+            f"enrichments/{enrichment_id}/bulk-run",
+            json=body.model_dump(mode="json", exclude_none=True),
+            billable=True,
+        )
+        return models.TaskHandle.model_validate(raw)
+
+    async def search_enrichments(
+        self, *, q: str | None, category: str | None, page: int, limit: int
+    ) -> tuple[list[models.Enrichment], int | None, bool]:
+        """One page of the catalog: (items, total_count, has_next_page)."""
+        params: dict[str, str | int | float | bool] = {"page": page, "limit": limit}
+        if q:
+            params["q"] = q
+        if category:
+            params["category"] = category
+        raw: object = await self.request("GET", "enrichments/", params=params)
+        if isinstance(raw, list):
+            items = [models.Enrichment.model_validate(i) for i in cast(list[Any], raw)]
+            return items, len(items), False
+        body = cast(dict[str, Any], raw)
+        items = [models.Enrichment.model_validate(i) for i in cast(list[Any], body.get("items", []))]
+        return items, body.get("total_count"), bool(body.get("has_next_page"))
+
+    async def get_enrichment(self, enrichment_id: int) -> models.Enrichment:
+        return models.Enrichment.model_validate(await self.request("GET", f"enrichments/{enrichment_id}"))
+
+    async def param_choices(
+        self, enrichment_id: int, slug: str, *, q: str | None, page: int, limit: int
+    ) -> models.ChoicesPage:
+        params: dict[str, str | int | float | bool] = {"page": page, "limit": limit}
+        if q:
+            params["q"] = q
+        raw = await self.request("GET", f"enrichments/{enrichment_id}/params/{segment(slug)}/choices", params=params)
+        return models.ChoicesPage.model_validate(raw)
+
     async def get_task(self, task_id: str, *, include_partial: bool = False) -> models.Task:
         params = {"include_partial": "true"} if include_partial else None
         raw = await self.request("GET", f"tasks/{segment(task_id)}", params=params)
@@ -243,12 +299,57 @@ class DatabarClient:
     async def cancel_task(self, task_id: str) -> models.Task:
         return models.Task.model_validate(await self.request("POST", f"tasks/{segment(task_id)}/cancel"))
 
-    async def list_table_rows(self, table_uuid: str, *, page: int, per_page: int) -> models.TableRowsPage:
-        raw = await self.request(
-            "GET", f"table/{segment(table_uuid)}/rows", params={"page": page, "per_page": per_page}
-        )
+    async def list_table_rows(
+        self, table_uuid: str, *, page: int, per_page: int, filter_json: str | None = None
+    ) -> models.TableRowsPage:
+        params: dict[str, str | int | float | bool] = {"page": page, "per_page": per_page}
+        if filter_json:
+            params["filter"] = filter_json
+        raw = await self.request("GET", f"table/{segment(table_uuid)}/rows", params=params)
         return models.TableRowsPage.model_validate(raw)
+
+    async def list_tables(self) -> list[models.Table]:
+        raw: object = await self.request("GET", "table/")
+        items: object = cast(dict[str, Any], raw).get("items", []) if isinstance(raw, dict) else raw
+        return [models.Table.model_validate(item) for item in cast(list[Any], items)]
+
+    async def create_table(self, name: str | None, columns: list[str]) -> models.Table:
+        body: dict[str, Any] = {"columns": columns}
+        if name:
+            body["name"] = name
+        return models.Table.model_validate(await self.request("POST", "table/create", json=body))
+
+    async def table_columns(self, table_uuid: str) -> list[models.TableColumn]:
+        raw: object = await self.request("GET", f"table/{segment(table_uuid)}/columns")
+        items: object = cast(dict[str, Any], raw).get("items", []) if isinstance(raw, dict) else raw
+        return [models.TableColumn.model_validate(item) for item in cast(list[Any], items)]
+
+    async def write_rows(
+        self, method: Literal["POST", "PATCH"], table_uuid: str, action: str, body: dict[str, Any]
+    ) -> models.RowWriteBatch:
+        """One ≤50-row batch: insert (POST rows), update (PATCH rows), upsert or delete (POST rows/<action>)."""
+        path = f"table/{segment(table_uuid)}/rows" + (f"/{action}" if action in ("upsert", "delete") else "")
+        raw: object = await self.request(method, path, json=body)
+        return models.RowWriteBatch.model_validate({"results": raw} if isinstance(raw, list) else (raw or {}))
 
     async def create_connector(self, body: models.ConnectorCreate) -> models.Connector:
         raw = await self.request("POST", "connectors/", json=body.model_dump(mode="json", exclude_none=True))
         return models.Connector.model_validate(raw)
+
+    async def list_connectors(self) -> list[models.Connector]:
+        raw: object = await self.request("GET", "connectors/")
+        items: object = cast(dict[str, Any], raw).get("items", []) if isinstance(raw, dict) else raw
+        return [models.Connector.model_validate(item) for item in cast(list[Any], items)]
+
+    async def get_connector(self, connector_id: int) -> models.Connector:
+        return models.Connector.model_validate(await self.request("GET", f"connectors/{connector_id}"))
+
+    async def update_connector(self, connector_id: int, body: models.ConnectorCreate) -> models.Connector:
+        """PUT replaces the whole connector: callers merge changes into the current one first."""
+        raw = await self.request(
+            "PUT", f"connectors/{connector_id}", json=body.model_dump(mode="json", exclude_none=True)
+        )
+        return models.Connector.model_validate(raw)
+
+    async def delete_connector(self, connector_id: int) -> None:
+        await self.request("DELETE", f"connectors/{connector_id}")

@@ -100,11 +100,45 @@ class User(_Response):
 # ---- catalog -------------------------------------------------------------------------------------------
 
 
+class Choice(_Response):
+    id: str | int | None = None
+    name: str
+
+
 class EnrichmentParam(_Response):
     name: str
     is_required: bool = False
     type_field: str | None = None
     description: str | None = None
+    choices: list[Choice] | None = None
+
+
+class ResponseField(_Response):
+    name: str
+    display_name: str | None = None
+    type_field: str | None = None
+
+
+class Enrichment(_Response):
+    """An enrichment as listed (summary) or fetched (with params and response fields)."""
+
+    id: int
+    name: str
+    description: str | None = None
+    data_source: str | None = None
+    price: float | None = None
+    auth_method: str | None = None
+    category: list[str] = Field(default_factory=lambda: list[str]())
+    params: list[EnrichmentParam] | None = None
+    response_fields: list[ResponseField] | None = None
+
+
+class ChoicesPage(_Response):
+    items: list[Choice] = Field(default_factory=lambda: list[Choice]())
+    page: int = 1
+    limit: int | None = None
+    has_next_page: bool = False
+    total_count: int | None = None
 
 
 class WaterfallProvider(_Response):
@@ -154,7 +188,62 @@ class BulkWaterfallRequest(_Request):
     email_verifier: int | None = None
 
 
+class WaterfallRunRequest(_Request):
+    params: dict[str, Any]
+    enrichments: list[EnrichmentId] | None = Field(default=None, min_length=1)
+    email_verifier: int | None = None
+
+
+class Pagination(_Request):
+    pages: int = Field(ge=1, le=100)
+
+
+class EnrichmentRunRequest(_Request):
+    params: dict[str, Any]
+    pagination: Pagination | None = None
+
+
+class BulkEnrichmentRequest(_Request):
+    params: list[dict[str, Any]] = Field(min_length=1, max_length=config.MAX_BULK_ROWS)
+    pagination: Pagination | None = None
+
+
 # ---- tables --------------------------------------------------------------------------------------------
+
+
+class Table(_Response):
+    identifier: str
+    name: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    workspace_identifier: str | None = None
+    table_url: str | None = None
+
+
+class TableColumn(_Response):
+    identifier: str | None = None
+    internal_name: str | None = None
+    name: str
+    type_of_value: str | None = None
+
+
+Scalar = str | int | float | bool | None
+
+
+class RowWriteResult(_Response):
+    """One row's outcome in a batch write (insert, patch, upsert or delete answer)."""
+
+    index: int | None = None
+    id: str | int | None = None
+    action: str | None = None
+    ok: bool | None = None
+    error: str | None = None
+    row_data: dict[str, Any] | None = None
+
+
+class RowWriteBatch(_Response):
+    results: list[RowWriteResult] = Field(default_factory=lambda: list[RowWriteResult]())
+    deleted: int | None = None
 
 
 class TableRowsPage(_Response):

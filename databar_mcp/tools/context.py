@@ -8,7 +8,7 @@ from typing import Any
 from mcp.server.mcpserver import Context
 
 from databar_mcp.api import DatabarClient
-from databar_mcp.catalog import WaterfallCatalog
+from databar_mcp.catalog import Catalog
 from databar_mcp.config import Settings
 from databar_mcp.runner import TaskRunner
 from databar_mcp.store import Ledger
@@ -20,7 +20,7 @@ class Services:
     client: DatabarClient
     ledger: Ledger
     runner: TaskRunner
-    catalog: WaterfallCatalog
+    catalog: Catalog
 
 
 ToolContext = Context[Services, Any]

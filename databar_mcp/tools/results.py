@@ -6,11 +6,14 @@ become protocol errors.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field
+
+from databar_mcp.shaping import largest_fitting, result_size
 
 
 class ErrorCode(StrEnum):
@@ -23,6 +26,7 @@ class ErrorCode(StrEnum):
     TASK_FAILED = "task_failed"
     SUBMISSION_UNKNOWN = "submission_unknown"
     CONFLICT = "conflict"
+    SPEND_LIMIT = "spend_limit"
     UPSTREAM_ERROR = "upstream_error"
 
 
@@ -77,3 +81,16 @@ def ok_result(output: BaseModel, text: str) -> CallToolResult:
         content=[TextContent(type="text", text=text)],
         structured_content=output.model_dump(mode="json"),
     )
+
+
+def fitted_result(
+    count: int, make: Callable[[int], BaseModel], render: Callable[[Any], str], budget: int
+) -> CallToolResult:
+    """The result holding the most of `count` items (make(k) shows the first k) within `budget` characters."""
+
+    def size(k: int) -> int:
+        model = make(k)
+        return result_size(model.model_dump(mode="json"), render(model))
+
+    model = make(largest_fitting(count, size, budget))
+    return ok_result(model, render(model))

@@ -1,0 +1,411 @@
+"""Discover toolset: find enrichments and waterfalls, their inputs, outputs, providers and prices. Free."""
+
+from typing import Annotated, Any
+
+import anyio
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field
+
+from databar_mcp.api.models import Enrichment, EnrichmentParam, Waterfall
+from databar_mcp.shaping import escape_text
+from databar_mcp.tools.context import ToolContext, services
+from databar_mcp.tools.guard import guarded
+from databar_mcp.tools.registry import Toolbox
+from databar_mcp.tools.results import fitted_result, ok_result
+
+EnrichmentId = Annotated[int, Field(ge=1, le=10_000_000, description="Enrichment id from search_enrichments.")]
+WaterfallId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Waterfall identifier from list_waterfalls, e.g. 'email_getter'.",
+    ),
+]
+DETAILS_SHOWN = 10  # search results fetch details (required params) for at most this many enrichments
+
+
+# ---- output models -------------------------------------------------------------------------------------
+
+
+class ParamOut(BaseModel):
+    name: str
+    required: bool
+    type: str | None = None
+    description: str | None = None
+    choices: list[str] | None = Field(
+        default=None, description="Allowed values (first ones; get_param_choices lists and searches them all)."
+    )
+
+
+class EnrichmentOut(BaseModel):
+    id: int
+    name: str
+    description: str | None = None
+    data_source: str | None = None
+    price: float | None = Field(default=None, description="Credits per input row.")
+    category: list[str] = Field(default_factory=lambda: list[str]())
+    required_params: list[str] | None = None
+    params: list[ParamOut] | None = None
+    response_fields: list[str] | None = None
+
+
+class EnrichmentSearch(BaseModel):
+    enrichments: list[EnrichmentOut]
+    total: int | None = None
+    page: int
+    next_call: str | None = None
+    message: str
+
+
+class ChoicesOut(BaseModel):
+    enrichment_id: int
+    param: str
+    choices: list[dict[str, Any]]
+    page: int
+    total: int | None = None
+    omitted: int = Field(default=0, description="Values on this page left out to fit the budget: use a smaller limit.")
+    next_call: str | None = None
+
+
+class ProviderOut(BaseModel):
+    id: int
+    name: str
+    price: float | None = Field(default=None, description="Credits per row this provider is tried on.")
+    enabled_by_default: bool
+
+
+class VerifierOut(BaseModel):
+    id: int
+    name: str | None = None
+    price: float | None = None
+
+
+class WaterfallOut(BaseModel):
+    identifier: str
+    name: str
+    description: str | None = None
+    required_inputs: list[str]
+    optional_inputs: list[str]
+    output_fields: list[str]
+    providers: list[ProviderOut] = Field(description="Pass some of these ids as `enrichments`, in order.")
+    email_verifiers: list[VerifierOut]
+    inputs: list[ParamOut] | None = Field(default=None, description="Every input with its type and description.")
+
+
+class WaterfallList(BaseModel):
+    waterfalls: list[WaterfallOut]
+    total: int
+    omitted: int = Field(default=0, description="Waterfalls left out to fit the budget; narrow with `query`.")
+
+
+# ---- conversions and renderings ------------------------------------------------------------------------
+
+
+def param_out(p: EnrichmentParam) -> ParamOut:
+    return ParamOut(
+        name=p.name,
+        required=p.is_required,
+        type=p.type_field,
+        description=(p.description or "")[:300] or None,
+        choices=[c.name for c in p.choices[:20]] if p.choices else None,
+    )
+
+
+def enrichment_out(e: Enrichment, *, full: bool) -> EnrichmentOut:
+    params = e.params
+    return EnrichmentOut(
+        id=e.id,
+        name=e.name,
+        description=(e.description or "")[: 600 if full else 200] or None,
+        data_source=e.data_source,
+        price=e.price,
+        category=e.category,
+        required_params=[p.name for p in params if p.is_required] if params is not None else None,
+        params=[param_out(p) for p in params] if full and params is not None else None,
+        response_fields=[f.name for f in e.response_fields] if full and e.response_fields is not None else None,
+    )
+
+
+def waterfall_out(w: Waterfall, *, full: bool = False) -> WaterfallOut:
+    return WaterfallOut(
+        identifier=w.identifier,
+        name=w.name,
+        description=(w.description or "")[:300] or None,
+        required_inputs=[p.name for p in w.input_params if p.is_required],
+        optional_inputs=[p.name for p in w.input_params if not p.is_required],
+        output_fields=w.output_field_names(),
+        providers=[
+            ProviderOut(id=p.id, name=p.name, price=p.price, enabled_by_default=p.enabled_by_default)
+            for p in w.available_enrichments
+        ],
+        email_verifiers=[VerifierOut(id=v.id, name=v.name, price=v.price) for v in w.email_verifiers],
+        inputs=[param_out(p) for p in w.input_params] if full else None,
+    )
+
+
+def _price(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}"
+
+
+def render_enrichment(e: EnrichmentOut) -> str:
+    line = f"- {e.id} {e.name} ({_price(e.price)} cr/row, {e.data_source or 'unknown source'})"
+    if e.required_params is not None:
+        line += f". Needs: {', '.join(e.required_params) or 'nothing'}"
+    if e.description:
+        line += f". {e.description}"
+    lines = [line]
+    for p in e.params or []:
+        choices = f" one of: {', '.join(p.choices)}" if p.choices else ""
+        lines.append(f"  param {p.name} ({p.type or '?'}, {'required' if p.required else 'optional'}){choices}")
+    if e.response_fields:
+        lines.append(f"  returns: {', '.join(e.response_fields)}")
+    return "\n".join(lines)
+
+
+def render_search(result: EnrichmentSearch) -> str:
+    lines = [result.message, *(render_enrichment(e) for e in result.enrichments)]
+    if result.next_call:
+        lines.append(f"Next: {result.next_call}")
+    return escape_text("\n".join(lines))
+
+
+def _provider_text(p: ProviderOut) -> str:
+    return f"{p.id} {p.name} ({_price(p.price)} cr{', default' if p.enabled_by_default else ''})"
+
+
+def render_waterfall(w: WaterfallOut) -> str:
+    providers = ", ".join(_provider_text(p) for p in w.providers)
+    lines = [
+        f"- {w.identifier}: {w.name}. Inputs: {', '.join(w.required_inputs)}"
+        + (f" (optional: {', '.join(w.optional_inputs)})" if w.optional_inputs else "")
+        + f". Outputs: {', '.join(w.output_fields)}. Providers: {providers}."
+    ]
+    if w.email_verifiers:
+        verifiers = ", ".join(f"{v.id} {v.name or ''} ({_price(v.price)} cr)" for v in w.email_verifiers)
+        lines.append(f"  Email verifiers: {verifiers}")
+    for p in w.inputs or []:
+        lines.append(f"  input {p.name} ({'required' if p.required else 'optional'}): {p.description or ''}")
+    return "\n".join(lines)
+
+
+def render_waterfalls(listing: WaterfallList) -> str:
+    head = f"{listing.total} waterfall(s)" + (f", {listing.omitted} omitted" if listing.omitted else "") + ":"
+    return escape_text("\n".join([head, *(render_waterfall(w) for w in listing.waterfalls)]))
+
+
+def relevance(e: Enrichment, query: str | None) -> tuple[int, float]:
+    """Name matches before description matches, then cheaper first."""
+    price = e.price if e.price is not None else float("inf")
+    if not query:
+        return (0, price)
+    q = query.lower()
+    name = e.name.lower()
+    rank = 0 if name == q else 1 if name.startswith(q) else 2 if q in name else 3
+    return (rank, price)
+
+
+# ---- descriptions ---------------------------------------------------------------------------------------
+
+SEARCH_DESCRIPTION = """\
+Search Databar's enrichment catalog (single-provider lookups: company data, people, emails, phones, \
+socials...) by keyword and category; results are ranked by name match, then price.
+
+Free and read-only. Shows each enrichment's id, price per row and required params. Next: get_enrichment \
+for its full params and output fields, then run_enrichment (one input) or run_bulk_enrichment (many). \
+For emails and phones prefer a waterfall (list_waterfalls): it tries several providers in turn."""
+
+GET_ENRICHMENT_DESCRIPTION = """\
+Show one enrichment in full: its params (type, required, allowed values), the fields it returns, its \
+data source and price per row.
+
+Free and read-only. Next: run_enrichment / run_bulk_enrichment with params keyed by these names; for a \
+param with many allowed values, get_param_choices searches them."""
+
+CHOICES_DESCRIPTION = """\
+List or search the allowed values of one enrichment param (e.g. countries, industries), a page at a time.
+
+Free and read-only. Pass the chosen value's name in the run's params."""
+
+LIST_WATERFALLS_DESCRIPTION = """\
+List Databar waterfalls: enrichments that try several data providers in turn until one finds the data \
+(e.g. a work email from name + company).
+
+Free and read-only. For each waterfall: its identifier, the inputs each row needs, the output fields, and \
+the providers (ids and credit prices per row) and email verifiers it offers.
+
+Next: pick a waterfall and provider ids, then call run_bulk_waterfall with one input object per row \
+(run_waterfall for a single row); get_waterfall shows one in full."""
+
+GET_WATERFALL_DESCRIPTION = """\
+Show one waterfall in full: every input (required or optional, with descriptions), the output fields, the \
+providers it can try (ids, prices, which are on by default) and its email verifiers (ids, prices).
+
+Free and read-only. Next: run_waterfall (one row) or run_bulk_waterfall (many), choosing provider ids here."""
+
+
+def register(box: Toolbox) -> None:
+    @box.tool(
+        name="search_enrichments",
+        toolset="discover",
+        title="Search enrichments",
+        description=SEARCH_DESCRIPTION,
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+    )
+    async def search_enrichments(
+        ctx: ToolContext,
+        query: Annotated[str | None, Field(max_length=200, description="Keywords, e.g. 'linkedin'.")] = None,
+        category: Annotated[str | None, Field(max_length=100, description="Category, e.g. 'people'.")] = None,
+        page: Annotated[int, Field(ge=1, le=10_000, description="Page of results (1-based).")] = 1,
+        limit: Annotated[int, Field(ge=1, le=50, description="Results per page.")] = 10,
+    ) -> Annotated[CallToolResult, EnrichmentSearch]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            found, total, more = await svc.client.search_enrichments(q=query, category=category, page=page, limit=limit)
+            found.sort(key=lambda e: relevance(e, query))
+            detailed: dict[int, Enrichment] = {}
+
+            async def detail(enrichment_id: int) -> None:
+                detailed[enrichment_id] = await svc.catalog.enrichment(enrichment_id)
+
+            async with anyio.create_task_group() as tg:
+                for e in found[:DETAILS_SHOWN]:
+                    tg.start_soon(detail, e.id)
+            shown = [enrichment_out(detailed.get(e.id, e), full=False) for e in found]
+            args = [f"query={query!r}" if query else "", f"category={category!r}" if category else ""]
+            call_args = ", ".join(a for a in args if a)
+            next_call = f"search_enrichments({call_args + ', ' if call_args else ''}page={page + 1})" if more else None
+
+            def make(k: int) -> EnrichmentSearch:
+                return EnrichmentSearch(
+                    enrichments=shown[:k],
+                    total=total,
+                    page=page,
+                    next_call=next_call,
+                    message=f"{total if total is not None else len(shown)} enrichment(s) match; page {page} shows {k}.",
+                )
+
+            return fitted_result(len(shown), make, render_search, svc.settings.result_budget_chars)
+
+        return await guarded(work())
+
+    @box.tool(
+        name="get_enrichment",
+        toolset="discover",
+        title="Get an enrichment",
+        description=GET_ENRICHMENT_DESCRIPTION,
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+    )
+    async def get_enrichment(enrichment_id: EnrichmentId, ctx: ToolContext) -> Annotated[CallToolResult, EnrichmentOut]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            out = enrichment_out(await svc.catalog.enrichment(enrichment_id), full=True)
+            return ok_result(out, escape_text(render_enrichment(out)))
+
+        return await guarded(work())
+
+    @box.tool(
+        name="get_param_choices",
+        toolset="discover",
+        title="List a param's allowed values",
+        description=CHOICES_DESCRIPTION,
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+    )
+    async def get_param_choices(
+        enrichment_id: EnrichmentId,
+        param: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")],
+        ctx: ToolContext,
+        query: Annotated[str | None, Field(max_length=200, description="Filter values by name.")] = None,
+        page: Annotated[int, Field(ge=1, le=10_000)] = 1,
+        limit: Annotated[int, Field(ge=1, le=500)] = 50,
+    ) -> Annotated[CallToolResult, ChoicesOut]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            got = await svc.client.param_choices(enrichment_id, param, q=query, page=page, limit=limit)
+            items = [{"id": c.id, "name": c.name} for c in got.items]
+            filtered = f", query={query!r}" if query else ""
+            next_call = (
+                f"get_param_choices(enrichment_id={enrichment_id}, param={param!r}{filtered}, "
+                f"page={page + 1}, limit={limit})"
+                if got.has_next_page
+                else None
+            )
+
+            def make(k: int) -> ChoicesOut:
+                return ChoicesOut(
+                    enrichment_id=enrichment_id,
+                    param=param,
+                    choices=items[:k],
+                    page=page,
+                    total=got.total_count,
+                    omitted=len(items) - k,
+                    next_call=next_call if k == len(items) else None,
+                )
+
+            def render(out: ChoicesOut) -> str:
+                values = ", ".join(str(c["name"]) for c in out.choices)
+                more = f" Next: {out.next_call}" if out.next_call else ""
+                return escape_text(f"{param} ({out.total if out.total is not None else '?'} values): {values}.{more}")
+
+            return fitted_result(len(items), make, render, svc.settings.result_budget_chars)
+
+        return await guarded(work())
+
+    @box.tool(
+        name="list_waterfalls",
+        toolset="discover",
+        title="List waterfalls",
+        description=LIST_WATERFALLS_DESCRIPTION,
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+    )
+    async def list_waterfalls(
+        ctx: ToolContext,
+        query: Annotated[
+            str | None,
+            Field(max_length=200, description="Optional filter on identifier, name or description."),
+        ] = None,
+    ) -> Annotated[CallToolResult, WaterfallList]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            found = [waterfall_out(w) for w in await svc.client.list_waterfalls()]
+            if query:
+                q = query.lower()
+                found = [w for w in found if q in f"{w.identifier} {w.name} {w.description or ''}".lower()]
+
+            def make(count: int) -> WaterfallList:
+                return WaterfallList(waterfalls=found[:count], total=len(found), omitted=len(found) - count)
+
+            return fitted_result(len(found), make, render_waterfalls, svc.settings.result_budget_chars)
+
+        return await guarded(work())
+
+    @box.tool(
+        name="get_waterfall",
+        toolset="discover",
+        title="Get a waterfall",
+        description=GET_WATERFALL_DESCRIPTION,
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+    )
+    async def get_waterfall(waterfall: WaterfallId, ctx: ToolContext) -> Annotated[CallToolResult, WaterfallOut]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            out = waterfall_out(await svc.catalog.get(waterfall), full=True)
+            return ok_result(out, escape_text(render_waterfall(out)))
+
+        return await guarded(work())

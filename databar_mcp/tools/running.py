@@ -1,0 +1,171 @@
+"""The one pipeline every run tool shares: check → guard spend → submit once → wait → deliver.
+
+Input problems stop a run before anything is sent; the spend guard refuses or asks the user; the runner
+records the intent before the POST and returns an identical earlier run instead of billing again.
+"""
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field
+
+from databar_mcp.api.errors import InsufficientCredits
+from databar_mcp.api.models import TaskHandle
+from databar_mcp.catalog import RunPlan
+from databar_mcp.runner import DuplicateRunUnknown
+from databar_mcp.spend import check_spend, needs_balance
+from databar_mcp.store import Submission
+from databar_mcp.tools.context import Services, ToolContext
+from databar_mcp.tools.failures import from_api_error, from_issues
+from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
+from databar_mcp.tools.task_view import TaskView, get_task_call, render
+from databar_mcp.tools.tasks import deliver, progress_reporter
+
+FORCE_DESCRIPTION = (
+    "Submit even if an identical run is running or finished within the duplicate window (it bills again). "
+    "Leave false: a repeated call then returns the earlier task for free."
+)
+
+
+class Confirmation(BaseModel):
+    """What the user answers when a run costs more than the confirmation threshold."""
+
+    confirm: bool = Field(description="Run it and spend the credits?")
+
+
+def duplicate_unknown(earlier: Submission) -> ErrorBody:
+    """An identical run was sent earlier and its outcome is unknown: re-sending could bill twice."""
+    age = max(0, int(time.time() - earlier.created_at))
+    return ErrorBody(
+        code=ErrorCode.SUBMISSION_UNKNOWN,
+        message=(
+            f"An identical run was sent {age} s ago and its outcome is unknown (the reply was lost): Databar "
+            "may have started and billed it. It was not sent again."
+        ),
+        details={"fingerprint": earlier.fingerprint, "submitted_at": earlier.created_at, "rows": earlier.rows},
+        next_steps=[
+            "Call list_recent_tasks: unsettled_submissions lists this run by fingerprint.",
+            "Check the Databar dashboard for a task started then; if it exists, wait for its results there.",
+            f"If you are sure it never started, call {earlier.tool} again with force=true.",
+        ],
+    )
+
+
+async def insufficient(svc: Services, exc: InsufficientCredits, estimate: float | None) -> ErrorBody:
+    """406, with the balance (one extra GET, best effort) and the run's estimated cost."""
+    body = from_api_error(exc)
+    body.details["estimated_credits"] = estimate
+    try:
+        body.details["balance"] = (await svc.client.get_user()).balance
+    except Exception:  # the explanation must not fail because the balance could not be read
+        body.details["balance"] = None
+    if estimate is not None and body.details["balance"] is not None:
+        body.message += f" This run may cost up to {estimate:g} credits; the balance is {body.details['balance']:g}."
+    return body
+
+
+def spend_limit(message: str, estimate: float | None, setting: str | None, **details: Any) -> ToolFailure:
+    steps = ["Run fewer rows or cheaper providers (the catalog tools show prices)."]
+    if setting:
+        steps.append(f"Or ask the user to raise {setting} in the server's configuration and restart it.")
+    return ToolFailure(
+        ErrorBody(
+            code=ErrorCode.SPEND_LIMIT,
+            message=message + " Nothing was sent; no credits were spent.",
+            details={"estimated_credits": estimate, "setting": setting, **details},
+            next_steps=steps,
+        )
+    )
+
+
+async def guard_spend(ctx: ToolContext, svc: Services, estimate: float | None) -> None:
+    """Refuse, or ask the user through elicitation, before anything billable is sent."""
+    balance = (await svc.client.get_user()).balance if needs_balance(svc.settings) else None
+    verdict = check_spend(estimate, balance, svc.settings)
+    if verdict.verdict == "ok":
+        return
+    if verdict.verdict == "refuse":
+        raise spend_limit(f"Refused by the spend guard: {verdict.reason}.", estimate, verdict.setting, balance=balance)
+    capabilities = ctx.client_capabilities
+    if capabilities is None or capabilities.elicitation is None:
+        raise spend_limit(
+            f"Needs the user's confirmation: {verdict.reason}, and this client cannot ask the user.",
+            estimate,
+            verdict.setting,
+        )
+    answer = await ctx.elicit(f"Databar: {verdict.reason}. Run it?", Confirmation)
+    if answer.action != "accept" or not answer.data.confirm:
+        raise spend_limit(f"The user did not confirm the run ({verdict.reason}).", estimate, None, answer=answer.action)
+
+
+async def run_and_wait(
+    ctx: ToolContext,
+    svc: Services,
+    *,
+    tool: str,
+    target: str,
+    endpoint: str,
+    request: dict[str, Any],
+    rows: int,
+    plan: RunPlan,
+    force: bool,
+    wait_seconds: float,
+    started: float,
+    send: Callable[[], Awaitable[TaskHandle]],
+) -> CallToolResult:
+    if plan.issues:
+        raise ToolFailure(from_issues(f"The input does not fit {target}; nothing was sent.", plan.issues))
+    earlier = None if force else await svc.runner.earlier(endpoint, request)
+    if earlier is None or earlier.outcome != "accepted":
+        await guard_spend(ctx, svc, plan.estimated_credits)  # a reuse is free: never ask to pay for it
+    try:
+        submitted = await svc.runner.submit(
+            tool=tool,
+            endpoint=endpoint,
+            request=request,
+            rows=rows,
+            estimated_credits=plan.estimated_credits,
+            force=force,
+            send=send,
+        )
+    except InsufficientCredits as exc:
+        raise ToolFailure(await insufficient(svc, exc, plan.estimated_credits)) from None
+    except DuplicateRunUnknown as exc:
+        raise ToolFailure(duplicate_unknown(exc.earlier)) from None
+    reused = submitted.reused is not None
+    if reused:
+        stored = await svc.ledger.stored_task(submitted.task_id)
+        if stored is not None:
+            return await deliver(
+                svc,
+                stored,
+                offset=0,
+                limit=None,
+                estimated_credits=plan.estimated_credits,
+                served_from="ledger",
+                reused=True,
+            )
+    else:
+        await ctx.report_progress(0, rows, f"submitted {rows:,} row(s)")
+    remaining = max(0.0, wait_seconds - (time.monotonic() - started))
+    task = await svc.runner.wait(
+        submitted.task_id, timeout_s=remaining, on_progress=lambda t: progress_reporter(ctx, t)
+    )
+    if task is None:
+        view = TaskView(
+            task_id=submitted.task_id,
+            status="processing" if reused else submitted.status,
+            done=False,
+            estimated_credits=plan.estimated_credits,
+            reused=reused,
+            message=(
+                "An identical run is already running; returning it instead of billing again."
+                if reused
+                else f"Submitted {rows} row(s); still running."
+            ),
+            next_call=get_task_call(submitted.task_id, wait_seconds=svc.settings.tool_deadline_s),
+        )
+        return ok_result(view, render(view))
+    return await deliver(svc, task, offset=0, limit=None, estimated_credits=plan.estimated_credits, reused=reused)
