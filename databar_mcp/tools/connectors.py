@@ -1,5 +1,6 @@
 """Connectors toolset: register a custom HTTP API as a Databar connector. Header values are write-only."""
 
+import re
 from typing import Annotated
 
 from mcp.types import CallToolResult
@@ -11,7 +12,7 @@ from databar_mcp.shaping import escape_text
 from databar_mcp.tools.context import ToolContext, services
 from databar_mcp.tools.guard import guarded
 from databar_mcp.tools.registry import Toolbox
-from databar_mcp.tools.results import ok_result
+from databar_mcp.tools.results import ErrorBody, ErrorCode, FieldProblem, ToolFailure, fitted_result, ok_result
 
 MASK = "********"
 
@@ -86,6 +87,74 @@ Use body for fixed/variable body fields or body_template (Jinja, ≤2,048 chars)
 body params. Returns the connector id."""
 
 
+LIST_CONNECTORS_DESCRIPTION = """\
+List the workspace's connectors (your own HTTP APIs registered in Databar): id, name, type, method, URL, \
+header names (values always masked), rate limit.
+
+Free and read-only. Next: get_connector for one, update_connector or delete_connector to change it."""
+
+GET_CONNECTOR_DESCRIPTION = """\
+Show one connector in full: method, URL, header names (values write-only, always masked), query \
+parameters, body fields or template, rate limit and concurrency.
+
+Free and read-only."""
+
+UPDATE_CONNECTOR_DESCRIPTION = """\
+Change a connector: pass only the fields to change; the others keep their current values (header values \
+included, which stay secret). Passing `headers` replaces the whole header list.
+
+Overwrites the connector's configuration at Databar (no credits). Header values are write-only and masked \
+in the answer. Your plan may lower rate_limit and max_concurrency; the answer says when it did."""
+
+DELETE_CONNECTOR_DESCRIPTION = """\
+Delete a connector from the workspace. Destructive and irreversible: table columns or flows that use it \
+stop working. Spends no credits. Confirm with the user before calling it."""
+
+
+class ConnectorList(BaseModel):
+    connectors: list[ConnectorOut]
+    total: int
+    omitted: int = 0
+
+
+class Deleted(BaseModel):
+    id: int
+    deleted: bool
+    message: str
+
+
+ConnectorId = Annotated[int, Field(ge=1, description="Connector id from list_connectors or create_connector.")]
+MASK_LIKE = re.compile(r"^[*•·xX]{3,}$")
+
+
+def merged(current: Connector, changes: dict[str, object]) -> ConnectorCreate:
+    """The full body a PUT needs: the current connector with the caller's changes applied."""
+    if "headers" not in changes and any(MASK_LIKE.match(h.value or "") for h in current.headers):
+        raise ToolFailure(
+            ErrorBody(
+                code=ErrorCode.VALIDATION_ERROR,
+                message="Databar returned this connector's header values masked, so they cannot be kept as they "
+                "are by an update; nothing was changed.",
+                fields=[FieldProblem(field="headers", problem="required for this connector: pass every header")],
+                next_steps=["Call update_connector again with the full `headers` list (values included)."],
+            )
+        )
+    base: dict[str, object] = {
+        "name": current.name,
+        "method": current.method,
+        "url": current.url,
+        "type": current.type,
+        "headers": [NameValue(name=h.name, value=h.value or "") for h in current.headers],
+        "parameters": [NameValue(name=p.name, value=p.value or "") for p in current.parameters],
+        "body": [NameValue(name=b.name, value=b.value or "") for b in current.body],
+        "body_template": current.body_template,
+        "rate_limit": current.rate_limit,
+        "max_concurrency": current.max_concurrency,
+    }
+    base.update(changes)
+    return ConnectorCreate.model_validate(base)
+
+
 def register(box: Toolbox) -> None:
 
     @box.tool(
@@ -142,5 +211,125 @@ def register(box: Toolbox) -> None:
             )
             created = connector_out(await svc.client.create_connector(request), request)
             return ok_result(created, render(created))
+
+        return await guarded(work())
+
+    @box.tool(
+        name="list_connectors",
+        toolset="connectors",
+        title="List connectors",
+        description=LIST_CONNECTORS_DESCRIPTION,
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+    )
+    async def list_connectors(ctx: ToolContext) -> Annotated[CallToolResult, ConnectorList]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            found = [connector_out(c) for c in await svc.client.list_connectors()]
+
+            def make(k: int) -> ConnectorList:
+                return ConnectorList(connectors=found[:k], total=len(found), omitted=len(found) - k)
+
+            def text(listing: ConnectorList) -> str:
+                head = f"{listing.total} connector(s)" + (f", {listing.omitted} omitted" if listing.omitted else "")
+                return "\n".join([head + ":", *(render(c) for c in listing.connectors)])
+
+            return fitted_result(len(found), make, text, svc.settings.result_budget_chars)
+
+        return await guarded(work())
+
+    @box.tool(
+        name="get_connector",
+        toolset="connectors",
+        title="Get a connector",
+        description=GET_CONNECTOR_DESCRIPTION,
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+    )
+    async def get_connector(connector_id: ConnectorId, ctx: ToolContext) -> Annotated[CallToolResult, ConnectorOut]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            found = connector_out(await svc.client.get_connector(connector_id))
+            return ok_result(found, render(found))
+
+        return await guarded(work())
+
+    @box.tool(
+        name="update_connector",
+        toolset="connectors",
+        title="Update a connector",
+        description=UPDATE_CONNECTOR_DESCRIPTION,
+        read_only=False,
+        destructive=True,
+        idempotent=True,
+    )
+    async def update_connector(
+        connector_id: ConnectorId,
+        ctx: ToolContext,
+        name: Annotated[str | None, Field(min_length=1, max_length=config.CONNECTOR_NAME_MAX)] = None,
+        method: ConnectorMethod | None = None,
+        url: Annotated[
+            str | None, Field(min_length=1, max_length=config.CONNECTOR_URL_MAX, pattern=r"^https?://\S+$")
+        ] = None,
+        type: ConnectorType | None = None,
+        headers: Annotated[
+            list[NameValue] | None, Field(max_length=100, description="Replaces every header (values write-only).")
+        ] = None,
+        parameters: Annotated[list[NameValue] | None, Field(max_length=100)] = None,
+        body: Annotated[list[NameValue] | None, Field(max_length=100)] = None,
+        body_template: Annotated[str | None, Field(max_length=config.CONNECTOR_BODY_TEMPLATE_MAX)] = None,
+        rate_limit: Annotated[int | None, Field(ge=1)] = None,
+        max_concurrency: Annotated[int | None, Field(ge=1)] = None,
+    ) -> Annotated[CallToolResult, ConnectorOut]:
+        svc = services(ctx)
+        given: dict[str, object] = {
+            "name": name,
+            "method": method,
+            "url": url,
+            "type": type,
+            "headers": headers,
+            "parameters": parameters,
+            "body": body,
+            "body_template": body_template,
+            "rate_limit": rate_limit,
+            "max_concurrency": max_concurrency,
+        }
+        changes = {k: v for k, v in given.items() if v is not None}
+
+        async def work() -> CallToolResult:
+            if not changes:
+                raise ToolFailure(
+                    ErrorBody(
+                        code=ErrorCode.VALIDATION_ERROR,
+                        message="Nothing to change: pass at least one field; nothing was sent.",
+                        next_steps=["Pass the fields to change, e.g. rate_limit or url."],
+                    )
+                )
+            request = merged(await svc.client.get_connector(connector_id), changes)
+            updated = connector_out(await svc.client.update_connector(connector_id, request), request)
+            return ok_result(updated, render(updated))
+
+        return await guarded(work())
+
+    @box.tool(
+        name="delete_connector",
+        toolset="connectors",
+        title="Delete a connector",
+        description=DELETE_CONNECTOR_DESCRIPTION,
+        read_only=False,
+        destructive=True,
+        idempotent=True,
+    )
+    async def delete_connector(connector_id: ConnectorId, ctx: ToolContext) -> Annotated[CallToolResult, Deleted]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            await svc.client.delete_connector(connector_id)
+            out = Deleted(id=connector_id, deleted=True, message=f"Connector {connector_id} deleted.")
+            return ok_result(out, out.message)
 
         return await guarded(work())

@@ -8,12 +8,13 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from databar_mcp import config
-from databar_mcp.api.errors import ResultExpired
+from databar_mcp.api.errors import ConflictError, ResultExpired
 from databar_mcp.api.models import Task, TaskStatus
 from databar_mcp.config import Settings
 from databar_mcp.shaping import escape_text, largest_fitting, result_size
 from databar_mcp.store import Submission, TaskRecord
 from databar_mcp.tools.context import Services, ToolContext, services
+from databar_mcp.tools.failures import from_api_error
 from databar_mcp.tools.guard import guarded
 from databar_mcp.tools.registry import Toolbox
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, error_result, ok_result
@@ -55,6 +56,14 @@ rows, rows with data, credits, age, and whether the full result is stored locall
 Free and read-only: no request to Databar. Use it to recover after a crash, a lost conversation or a \
 client timeout (find the task_id, then call get_task), and before re-running anything after a \
 submission_unknown error: `unsettled_submissions` lists runs whose outcome is not known."""
+
+
+CANCEL_TASK_DESCRIPTION = """\
+Cancel a running Databar task (from any run tool). Databar refunds the credits of work not yet done; rows \
+already finished stay billed and are returned.
+
+Changes state at Databar; cancelling a finished task changes nothing and answers conflict. Next: nothing, \
+or get_task to read what finished before the cancel."""
 
 
 def wait_field(settings: Settings) -> Any:
@@ -312,6 +321,31 @@ def register(box: Toolbox) -> None:
                     or task
                 )
             return await deliver(svc, task, offset=offset, limit=limit, served_from=source)
+
+        return await guarded(work(), task_id=task_id)
+
+    @box.tool(
+        name="cancel_task",
+        toolset="tasks",
+        title="Cancel a running task",
+        description=CANCEL_TASK_DESCRIPTION,
+        read_only=False,
+        destructive=True,
+        idempotent=True,
+    )
+    async def cancel_task(task_id: TaskId, ctx: ToolContext) -> Annotated[CallToolResult, TaskView]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            try:
+                task = await svc.client.cancel_task(task_id)
+            except ConflictError as exc:
+                body = from_api_error(exc, task_id=task_id)
+                body.message = f"Task {task_id} is already finished; nothing was cancelled. ({exc.message})"
+                body.next_steps = [f"Read it with {get_task_call(task_id)}."]
+                raise ToolFailure(body) from None
+            await svc.ledger.observe(task)
+            return await deliver(svc, task, offset=0, limit=None)
 
         return await guarded(work(), task_id=task_id)
 
