@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from databar_mcp import __version__
 from databar_mcp.config import Settings
@@ -40,6 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--sandbox", action="store_true", help="serve against an in-process Databar sandbox (no key needed)"
     )
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default) or ERROR")
+    parser.add_argument(
+        "--toolsets",
+        default=None,
+        help="comma-separated toolsets to load: discover,enrich,tasks,tables,connectors,account (default: all)",
+    )
+    parser.add_argument(
+        "--read-only", action="store_true", default=None, help="load no tool that writes or spends credits"
+    )
     sub = parser.add_subparsers(dest="command")
     sandbox = sub.add_parser("sandbox", help="run the Databar API sandbox alone, for any HTTP client")
     sandbox.add_argument("--host", default="127.0.0.1")
@@ -86,10 +94,24 @@ def on_sandbox(settings: Settings, sandbox: SandboxServer) -> Settings:
     )
 
 
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The environment, overridden by the flags given."""
+    return Settings.from_env(
+        log_level=args.log_level.upper() if args.log_level else None,
+        toolsets=getattr(args, "toolsets", None),
+        read_only=getattr(args, "read_only", None),
+    )
+
+
 def serve(args: argparse.Namespace) -> int:
     from databar_mcp.server import build_server
 
-    settings = Settings.from_env(log_level=args.log_level.upper() if args.log_level else None)
+    try:
+        settings = settings_from(args)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False))
+        print(f"databar-mcp: invalid configuration: {problems}", file=sys.stderr)
+        return 2
     _configure_logging(settings.log_level)
     sandbox = None
     if args.sandbox:

@@ -3,8 +3,10 @@ checked against the catalog, guarded for spend, submitted exactly once, waited f
 
 import time
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, Any, cast
 
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.types import CallToolResult
 from pydantic import Field
 
@@ -16,12 +18,19 @@ from databar_mcp.api.models import (
     Pagination,
     WaterfallRunRequest,
 )
-from databar_mcp.catalog import default_providers, plan_bulk_run
+from databar_mcp.catalog import RunPlan, default_providers, plan_bulk_run
 from databar_mcp.tools.context import ToolContext, services
 from databar_mcp.tools.discover import EnrichmentId, WaterfallId
 from databar_mcp.tools.guard import guarded
 from databar_mcp.tools.registry import Toolbox
-from databar_mcp.tools.running import FORCE_DESCRIPTION, run_and_wait
+from databar_mcp.tools.running import (
+    FORCE_DESCRIPTION,
+    Confirmation,
+    SpendGate,
+    SpendOutcome,
+    run_and_wait,
+    spend_question,
+)
 from databar_mcp.tools.task_view import TaskView
 from databar_mcp.tools.tasks import wait_field
 
@@ -127,6 +136,31 @@ sent; submitted exactly once.
 def register(box: Toolbox) -> None:
     settings = box.settings
 
+    # ---- run_bulk_waterfall ----
+
+    def bulk_waterfall_body(
+        params: list[dict[str, InputValue]], enrichments: list[int], email_verifier: int | None
+    ) -> BulkWaterfallRequest:
+        return BulkWaterfallRequest(params=list(params), enrichments=list(enrichments), email_verifier=email_verifier)
+
+    async def bulk_waterfall_plan(
+        ctx: ToolContext, waterfall: str, body: BulkWaterfallRequest
+    ) -> tuple[RunPlan, str, dict[str, Any]]:
+        plan = await services(ctx).catalog.plan_bulk(waterfall, body.params, body.enrichments, body.email_verifier)
+        return plan, f"waterfalls/{waterfall}/bulk-run", body.model_dump(mode="json")
+
+    async def bulk_waterfall_spend(
+        context: Context,  # pyright: ignore[reportMissingTypeArgument]  # the SDK's resolvers need it bare
+        waterfall: str,
+        params: list[dict[str, InputValue]],
+        enrichments: list[int],
+        email_verifier: int | None,
+        force: bool,
+    ) -> SpendGate | Elicit[Confirmation]:
+        ctx = cast(ToolContext, context)
+        body = bulk_waterfall_body(params, enrichments, email_verifier)
+        return await spend_question(ctx, lambda: bulk_waterfall_plan(ctx, waterfall, body), force)
+
     @box.tool(
         name="run_bulk_waterfall",
         toolset="enrich",
@@ -141,6 +175,7 @@ def register(box: Toolbox) -> None:
         params: Rows,
         enrichments: ProviderIds,
         ctx: ToolContext,
+        spend: Annotated[SpendOutcome, Resolve(bulk_waterfall_spend)],
         email_verifier: VerifierId = None,
         wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
         force: ForceFlag = False,
@@ -149,26 +184,47 @@ def register(box: Toolbox) -> None:
         svc = services(ctx)
 
         async def work() -> CallToolResult:
-            body = BulkWaterfallRequest(
-                params=list(params), enrichments=list(enrichments), email_verifier=email_verifier
-            )
-            plan = await svc.catalog.plan_bulk(waterfall, body.params, body.enrichments, email_verifier)
+            body = bulk_waterfall_body(params, enrichments, email_verifier)
+            plan, endpoint, request = await bulk_waterfall_plan(ctx, waterfall, body)
             return await run_and_wait(
                 ctx,
                 svc,
                 tool="run_bulk_waterfall",
                 target=f"waterfall '{waterfall}'",
-                endpoint=f"waterfalls/{waterfall}/bulk-run",
-                request=body.model_dump(mode="json"),
+                endpoint=endpoint,
+                request=request,
                 rows=len(body.params),
                 plan=plan,
                 force=force,
                 wait_seconds=wait_seconds,
                 started=started,
                 send=lambda: svc.client.bulk_run_waterfall(waterfall, body),
+                spend=spend,
             )
 
         return await guarded(work())
+
+    # ---- run_waterfall ----
+
+    async def waterfall_plan(
+        ctx: ToolContext, waterfall: str, body: WaterfallRunRequest
+    ) -> tuple[RunPlan, str, dict[str, Any]]:
+        found = await services(ctx).catalog.get(waterfall)
+        chosen = body.enrichments or default_providers(found)
+        plan = plan_bulk_run(found, [body.params], chosen, body.email_verifier)
+        return plan, f"waterfalls/{waterfall}/run", body.model_dump(mode="json")
+
+    async def waterfall_spend(
+        context: Context,  # pyright: ignore[reportMissingTypeArgument]  # the SDK's resolvers need it bare
+        waterfall: str,
+        params: dict[str, InputValue],
+        enrichments: list[int] | None,
+        email_verifier: int | None,
+        force: bool,
+    ) -> SpendGate | Elicit[Confirmation]:
+        ctx = cast(ToolContext, context)
+        body = WaterfallRunRequest(params=dict(params), enrichments=enrichments, email_verifier=email_verifier)
+        return await spend_question(ctx, lambda: waterfall_plan(ctx, waterfall, body), force)
 
     @box.tool(
         name="run_waterfall",
@@ -183,6 +239,7 @@ def register(box: Toolbox) -> None:
         waterfall: WaterfallId,
         params: Row,
         ctx: ToolContext,
+        spend: Annotated[SpendOutcome, Resolve(waterfall_spend)],
         enrichments: OptionalProviderIds = None,
         email_verifier: VerifierId = None,
         wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
@@ -193,24 +250,50 @@ def register(box: Toolbox) -> None:
 
         async def work() -> CallToolResult:
             body = WaterfallRunRequest(params=dict(params), enrichments=enrichments, email_verifier=email_verifier)
-            found = await svc.catalog.get(waterfall)
-            plan = plan_bulk_run(found, [body.params], enrichments or default_providers(found), email_verifier)
+            plan, endpoint, request = await waterfall_plan(ctx, waterfall, body)
             return await run_and_wait(
                 ctx,
                 svc,
                 tool="run_waterfall",
                 target=f"waterfall '{waterfall}'",
-                endpoint=f"waterfalls/{waterfall}/run",
-                request=body.model_dump(mode="json"),
+                endpoint=endpoint,
+                request=request,
                 rows=1,
                 plan=plan,
                 force=force,
                 wait_seconds=wait_seconds,
                 started=started,
                 send=lambda: svc.client.run_waterfall(waterfall, body),
+                spend=spend,
             )
 
         return await guarded(work())
+
+    # ---- run_enrichment ----
+
+    async def enrichment_plan(
+        ctx: ToolContext, enrichment_id: int, body: EnrichmentRunRequest
+    ) -> tuple[RunPlan, str, dict[str, Any]]:
+        plan = await services(ctx).catalog.plan_enrichment(enrichment_id, [body.params])
+        if body.pagination is not None and plan.estimated_credits is not None:
+            plan = replace(plan, estimated_credits=plan.estimated_credits * body.pagination.pages)
+        return plan, f"enrichments/{enrichment_id}/run", body.model_dump(mode="json")
+
+    def enrichment_body(params: dict[str, InputValue], pages: int | None) -> EnrichmentRunRequest:
+        return EnrichmentRunRequest(
+            params=dict(params), pagination=Pagination(pages=pages) if pages is not None else None
+        )
+
+    async def enrichment_spend(
+        context: Context,  # pyright: ignore[reportMissingTypeArgument]  # the SDK's resolvers need it bare
+        enrichment_id: int,
+        params: dict[str, InputValue],
+        pages: int | None,
+        force: bool,
+    ) -> SpendGate | Elicit[Confirmation]:
+        ctx = cast(ToolContext, context)
+        body = enrichment_body(params, pages)
+        return await spend_question(ctx, lambda: enrichment_plan(ctx, enrichment_id, body), force)
 
     @box.tool(
         name="run_enrichment",
@@ -225,6 +308,7 @@ def register(box: Toolbox) -> None:
         enrichment_id: EnrichmentId,
         params: Row,
         ctx: ToolContext,
+        spend: Annotated[SpendOutcome, Resolve(enrichment_spend)],
         pages: Pages = None,
         wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
         force: ForceFlag = False,
@@ -233,28 +317,43 @@ def register(box: Toolbox) -> None:
         svc = services(ctx)
 
         async def work() -> CallToolResult:
-            body = EnrichmentRunRequest(
-                params=dict(params), pagination=Pagination(pages=pages) if pages is not None else None
-            )
-            plan = await svc.catalog.plan_enrichment(enrichment_id, [body.params])
-            if pages is not None and plan.estimated_credits is not None:
-                plan = replace(plan, estimated_credits=plan.estimated_credits * pages)
+            body = enrichment_body(params, pages)
+            plan, endpoint, request = await enrichment_plan(ctx, enrichment_id, body)
             return await run_and_wait(
                 ctx,
                 svc,
                 tool="run_enrichment",
                 target=f"enrichment {enrichment_id}",
-                endpoint=f"enrichments/{enrichment_id}/run",
-                request=body.model_dump(mode="json"),
+                endpoint=endpoint,
+                request=request,
                 rows=1,
                 plan=plan,
                 force=force,
                 wait_seconds=wait_seconds,
                 started=started,
                 send=lambda: svc.client.run_enrichment(enrichment_id, body),
+                spend=spend,
             )
 
         return await guarded(work())
+
+    # ---- run_bulk_enrichment ----
+
+    async def bulk_enrichment_plan(
+        ctx: ToolContext, enrichment_id: int, body: BulkEnrichmentRequest
+    ) -> tuple[RunPlan, str, dict[str, Any]]:
+        plan = await services(ctx).catalog.plan_enrichment(enrichment_id, body.params)
+        return plan, f"enrichments/{enrichment_id}/bulk-run", body.model_dump(mode="json")
+
+    async def bulk_enrichment_spend(
+        context: Context,  # pyright: ignore[reportMissingTypeArgument]  # the SDK's resolvers need it bare
+        enrichment_id: int,
+        params: list[dict[str, InputValue]],
+        force: bool,
+    ) -> SpendGate | Elicit[Confirmation]:
+        ctx = cast(ToolContext, context)
+        body = BulkEnrichmentRequest(params=list(params))
+        return await spend_question(ctx, lambda: bulk_enrichment_plan(ctx, enrichment_id, body), force)
 
     @box.tool(
         name="run_bulk_enrichment",
@@ -269,6 +368,7 @@ def register(box: Toolbox) -> None:
         enrichment_id: EnrichmentId,
         params: Rows,
         ctx: ToolContext,
+        spend: Annotated[SpendOutcome, Resolve(bulk_enrichment_spend)],
         wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
         force: ForceFlag = False,
     ) -> Annotated[CallToolResult, TaskView]:
@@ -277,20 +377,21 @@ def register(box: Toolbox) -> None:
 
         async def work() -> CallToolResult:
             body = BulkEnrichmentRequest(params=list(params))
-            plan = await svc.catalog.plan_enrichment(enrichment_id, body.params)
+            plan, endpoint, request = await bulk_enrichment_plan(ctx, enrichment_id, body)
             return await run_and_wait(
                 ctx,
                 svc,
                 tool="run_bulk_enrichment",
                 target=f"enrichment {enrichment_id}",
-                endpoint=f"enrichments/{enrichment_id}/bulk-run",
-                request=body.model_dump(mode="json"),
+                endpoint=endpoint,
+                request=request,
                 rows=len(body.params),
                 plan=plan,
                 force=force,
                 wait_seconds=wait_seconds,
                 started=started,
                 send=lambda: svc.client.bulk_run_enrichment(enrichment_id, body),
+                spend=spend,
             )
 
         return await guarded(work())

@@ -6,18 +6,20 @@ records the intent before the POST and returns an identical earlier run instead 
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal, cast
 
+from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
+from mcp.server.mcpserver.resolve import Elicit
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from databar_mcp.api.errors import InsufficientCredits
+from databar_mcp.api.errors import DatabarError, InsufficientCredits
 from databar_mcp.api.models import TaskHandle
 from databar_mcp.catalog import RunPlan
 from databar_mcp.runner import DuplicateRunUnknown
 from databar_mcp.spend import check_spend, needs_balance
 from databar_mcp.store import Submission
-from databar_mcp.tools.context import Services, ToolContext
+from databar_mcp.tools.context import Services, ToolContext, services
 from databar_mcp.tools.failures import from_api_error, from_issues
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
 from databar_mcp.tools.task_view import TaskView, get_task_call, render
@@ -80,24 +82,72 @@ def spend_limit(message: str, estimate: float | None, setting: str | None, **det
     )
 
 
-async def guard_spend(ctx: ToolContext, svc: Services, estimate: float | None) -> None:
-    """Refuse, or ask the user through elicitation, before anything billable is sent."""
-    balance = (await svc.client.get_user()).balance if needs_balance(svc.settings) else None
+class SpendGate(BaseModel):
+    """The spend guard's verdict when no question needs asking (computed before the tool body runs)."""
+
+    verdict: Literal["ok", "refuse", "unchecked"]
+    reason: str = ""
+    setting: str | None = None
+    estimate: float | None = None
+    balance: float | None = None
+
+
+SpendOutcome = ElicitationResult[Confirmation]
+PlanMaker = Callable[[], Awaitable[tuple[RunPlan, str, dict[str, Any]]]]
+
+
+async def spend_question(ctx: ToolContext, make_plan: PlanMaker, force: bool) -> SpendGate | Elicit[Confirmation]:
+    """Resolver body shared by the run tools: the verdict, or the question to put to the user.
+
+    Runs before the tool body (the SDK asks the question on either protocol era). Anything that goes wrong
+    here is left for the body to report as a structured error: the gate then says "unchecked".
+    """
+    svc = services(ctx)
+    try:
+        plan, endpoint, request = await make_plan()
+        if plan.issues:
+            return SpendGate(verdict="unchecked")
+        earlier = None if force else await svc.runner.earlier(endpoint, request)
+        if earlier is not None and earlier.outcome == "accepted":
+            return SpendGate(verdict="ok", reason="reuse of an identical earlier run: free")
+        balance = (await svc.client.get_user()).balance if needs_balance(svc.settings) else None
+    except (DatabarError, ValueError):
+        return SpendGate(verdict="unchecked")
+    estimate = plan.estimated_credits
     verdict = check_spend(estimate, balance, svc.settings)
     if verdict.verdict == "ok":
-        return
+        return SpendGate(verdict="ok", estimate=estimate, balance=balance)
     if verdict.verdict == "refuse":
-        raise spend_limit(f"Refused by the spend guard: {verdict.reason}.", estimate, verdict.setting, balance=balance)
+        return SpendGate(
+            verdict="refuse",
+            reason=f"Refused by the spend guard: {verdict.reason}.",
+            setting=verdict.setting,
+            estimate=estimate,
+            balance=balance,
+        )
     capabilities = ctx.client_capabilities
     if capabilities is None or capabilities.elicitation is None:
-        raise spend_limit(
-            f"Needs the user's confirmation: {verdict.reason}, and this client cannot ask the user.",
-            estimate,
-            verdict.setting,
+        return SpendGate(
+            verdict="refuse",
+            reason=f"Needs the user's confirmation: {verdict.reason}, and this client cannot ask the user.",
+            setting=verdict.setting,
+            estimate=estimate,
         )
-    answer = await ctx.elicit(f"Databar: {verdict.reason}. Run it?", Confirmation)
-    if answer.action != "accept" or not answer.data.confirm:
-        raise spend_limit(f"The user did not confirm the run ({verdict.reason}).", estimate, None, answer=answer.action)
+    return Elicit(f"Databar: {verdict.reason}. Run it?", Confirmation)
+
+
+def settle_spend(outcome: SpendOutcome, estimate: float | None) -> None:
+    """Raise spend_limit unless the gate passed or the user confirmed."""
+    if isinstance(outcome, AcceptedElicitation):
+        data = cast(object, outcome.data)  # a SpendGate when no question was asked
+        if isinstance(data, SpendGate):
+            if data.verdict == "refuse":
+                raise spend_limit(data.reason, data.estimate, data.setting, balance=data.balance)
+            return
+        if isinstance(data, Confirmation) and data.confirm:
+            return
+        raise spend_limit("The user did not confirm the run.", estimate, None, answer="accept: confirm=false")
+    raise spend_limit(f"The user did not confirm the run ({outcome.action}).", estimate, None, answer=outcome.action)
 
 
 async def run_and_wait(
@@ -114,12 +164,11 @@ async def run_and_wait(
     wait_seconds: float,
     started: float,
     send: Callable[[], Awaitable[TaskHandle]],
+    spend: SpendOutcome,
 ) -> CallToolResult:
     if plan.issues:
         raise ToolFailure(from_issues(f"The input does not fit {target}; nothing was sent.", plan.issues))
-    earlier = None if force else await svc.runner.earlier(endpoint, request)
-    if earlier is None or earlier.outcome != "accepted":
-        await guard_spend(ctx, svc, plan.estimated_credits)  # a reuse is free: never ask to pay for it
+    settle_spend(spend, plan.estimated_credits)
     try:
         submitted = await svc.runner.submit(
             tool=tool,

@@ -1,0 +1,146 @@
+"""The spend guard: refuse above the per-call limit or below the balance floor, ask the user above the
+confirmation threshold (elicitation), and never send anything it refuses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from mcp import Client
+from mcp.types import ElicitRequestParams, ElicitResult
+
+from databar_mcp.config import Settings
+from databar_mcp.sandbox import SandboxServer
+from databar_mcp.server import build_server
+from databar_mcp.spend import check_spend
+from tests.conftest import BULK_ARGS, make_settings, structured, text_of
+
+pytestmark = pytest.mark.anyio
+
+BULK_RUN = "POST /v1/waterfalls/{identifier}/bulk-run"
+ESTIMATE = 12.0  # BULK_ARGS: 4 rows × (1 + 2) credits
+
+
+def runs(sandbox: SandboxServer) -> int:
+    return sum(n for route, n in sandbox.state.counts.items() if route.startswith("POST") and "run" in route)
+
+
+async def test_above_the_per_call_limit_is_refused_before_anything_is_sent(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    async with Client(build_server(make_settings(sandbox, tmp_path, max_credits_per_call=10))) as client:
+        result = await client.call_tool("run_bulk_waterfall", BULK_ARGS)
+        cheap = await client.call_tool("run_bulk_waterfall", {**BULK_ARGS, "enrichments": [833]})  # 4 credits
+
+    err = structured(result)
+    assert result.is_error and err["code"] == "spend_limit"
+    assert err["details"]["estimated_credits"] == ESTIMATE
+    assert "DATABAR_MCP_MAX_CREDITS_PER_CALL" in text_of(result)
+    assert not cheap.is_error and structured(cheap)["estimated_credits"] == 4.0
+    assert sandbox.state.counts[BULK_RUN] == 1
+
+
+async def test_a_run_that_would_sink_the_balance_below_the_floor_is_refused(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    sandbox.state.balance = 100.0
+    async with Client(build_server(make_settings(sandbox, tmp_path, min_balance=95))) as client:
+        result = await client.call_tool("run_bulk_waterfall", BULK_ARGS)
+    err = structured(result)
+    assert err["code"] == "spend_limit" and err["details"]["balance"] == 100.0
+    assert "DATABAR_MCP_MIN_BALANCE" in err["details"]["setting"]
+    assert runs(sandbox) == 0 and sandbox.state.balance == 100.0
+
+
+@pytest.mark.parametrize(("answer", "sent"), [("accept", True), ("decline", False), ("cancel", False)])
+async def test_above_the_confirmation_threshold_the_user_is_asked(
+    sandbox: SandboxServer, tmp_path: Path, answer: str, sent: bool
+) -> None:
+    asked: list[str] = []
+
+    async def elicit(_context: Any, params: ElicitRequestParams) -> ElicitResult:
+        asked.append(params.message)
+        if answer == "accept":
+            return ElicitResult(action="accept", content={"confirm": True})
+        return ElicitResult(action=answer)  # type: ignore[arg-type]
+
+    server = build_server(make_settings(sandbox, tmp_path, confirm_above=5))
+    async with Client(server, elicitation_callback=elicit) as client:
+        result = await client.call_tool("run_bulk_waterfall", BULK_ARGS)
+
+    assert len(asked) == 1 and "12 credits" in asked[0]
+    if sent:
+        assert not result.is_error and structured(result)["status"] == "completed"
+        assert structured(result)["estimated_credits"] == ESTIMATE and structured(result)["credits_spent"] > 0
+    else:
+        assert structured(result)["code"] == "spend_limit"
+    assert runs(sandbox) == (1 if sent else 0)
+
+
+async def test_a_user_who_unticks_confirm_is_a_no(sandbox: SandboxServer, tmp_path: Path) -> None:
+    async def elicit(_context: Any, _params: ElicitRequestParams) -> ElicitResult:
+        return ElicitResult(action="accept", content={"confirm": False})
+
+    async with Client(build_server(make_settings(sandbox, tmp_path, confirm_above=5)), elicitation_callback=elicit) as c:
+        result = await c.call_tool("run_bulk_waterfall", BULK_ARGS)
+    assert structured(result)["code"] == "spend_limit" and runs(sandbox) == 0
+
+
+async def test_without_elicitation_support_the_guard_refuses_and_says_how_to_raise_it(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    async with Client(build_server(make_settings(sandbox, tmp_path, confirm_above=5))) as client:
+        result = await client.call_tool("run_bulk_waterfall", BULK_ARGS)
+    err = structured(result)
+    assert err["code"] == "spend_limit" and "cannot ask the user" in err["message"]
+    assert any("DATABAR_MCP_CONFIRM_ABOVE" in step for step in err["next_steps"])
+    assert runs(sandbox) == 0
+
+
+async def test_a_free_reuse_is_never_refused_or_asked_about(sandbox: SandboxServer, tmp_path: Path) -> None:
+    async with Client(build_server(make_settings(sandbox, tmp_path))) as client:
+        first = structured(await client.call_tool("run_bulk_waterfall", BULK_ARGS))
+    async with Client(build_server(make_settings(sandbox, tmp_path, max_credits_per_call=1))) as client:
+        again = await client.call_tool("run_bulk_waterfall", BULK_ARGS)
+    assert not again.is_error and structured(again)["task_id"] == first["task_id"]
+    assert structured(again)["reused"] is True
+
+
+async def test_every_run_tool_is_guarded(sandbox: SandboxServer, tmp_path: Path) -> None:
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("run_waterfall", {"waterfall": "email_getter", "params": BULK_ARGS["params"][0]}),
+        ("run_enrichment", {"enrichment_id": 833, "params": BULK_ARGS["params"][0]}),
+        ("run_bulk_enrichment", {"enrichment_id": 833, "params": BULK_ARGS["params"]}),
+        ("run_bulk_waterfall", BULK_ARGS),
+    ]
+    async with Client(build_server(make_settings(sandbox, tmp_path, max_credits_per_call=0.5))) as client:
+        for name, args in calls:
+            err = structured(await client.call_tool(name, args))
+            assert err["code"] == "spend_limit", name
+            assert err["details"]["estimated_credits"] > 0.5
+    assert runs(sandbox) == 0
+
+
+@given(
+    estimate=st.floats(min_value=0, max_value=1e6),
+    balance=st.floats(min_value=0, max_value=1e6),
+    limit=st.none() | st.floats(min_value=0, max_value=1e6),
+    floor=st.none() | st.floats(min_value=0, max_value=1e6),
+    confirm=st.none() | st.floats(min_value=0, max_value=1e6),
+)
+def test_spend_rules(
+    estimate: float, balance: float, limit: float | None, floor: float | None, confirm: float | None
+) -> None:
+    settings = Settings(max_credits_per_call=limit, min_balance=floor, confirm_above=confirm)
+    verdict = check_spend(estimate, balance, settings).verdict
+    over_limit = limit is not None and estimate > limit
+    under_floor = floor is not None and balance - estimate < floor
+    if over_limit or under_floor:
+        assert verdict == "refuse"
+    elif confirm is not None and estimate > confirm:
+        assert verdict == "confirm"
+    else:
+        assert verdict == "ok"

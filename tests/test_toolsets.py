@@ -1,0 +1,94 @@
+"""Toolsets and read-only mode change tools/list as specified; read-only tools never send a non-GET."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from databar_mcp.config import TOOLSETS
+from databar_mcp.sandbox import SandboxServer
+from databar_mcp.server import build_server
+from databar_mcp.tools.registry import TOOLSET_META_KEY
+from tests.conftest import BULK_ARGS, make_settings, structured
+
+pytestmark = pytest.mark.anyio
+
+SEED_TABLE = "5a6f0e1c-8d2b-4c3e-9f1a-2b7d6e4c8a90"
+
+
+async def tools_of(sandbox: SandboxServer, tmp_path: Path, **overrides: Any) -> dict[str, dict[str, Any]]:
+    async with Client(build_server(make_settings(sandbox, tmp_path, **overrides))) as client:
+        listed = (await client.list_tools()).tools
+    return {t.name: t.model_dump(mode="json", by_alias=True) for t in listed}
+
+
+async def test_every_tool_belongs_to_a_toolset_and_all_are_loaded_by_default(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    tools = await tools_of(sandbox, tmp_path)
+    toolsets = {t["_meta"][TOOLSET_META_KEY] for t in tools.values()}
+    assert toolsets == set(TOOLSETS)
+    assert len(tools) == 27
+
+
+@pytest.mark.parametrize("chosen", [("discover",), ("tasks", "account"), ("tables", "connectors")])
+async def test_toolset_selection_loads_only_those(sandbox: SandboxServer, tmp_path: Path, chosen: tuple[str]) -> None:
+    everything = await tools_of(sandbox, tmp_path / "all")
+    selected = await tools_of(sandbox, tmp_path / "some", toolsets=",".join(chosen))
+    expected = {name for name, t in everything.items() if t["_meta"][TOOLSET_META_KEY] in chosen}
+    assert set(selected) == expected and expected
+
+
+async def test_read_only_mode_removes_every_tool_that_writes_or_spends(sandbox: SandboxServer, tmp_path: Path) -> None:
+    everything = await tools_of(sandbox, tmp_path / "all")
+    read_only = await tools_of(sandbox, tmp_path / "ro", read_only=True)
+    assert set(read_only) == {n for n, t in everything.items() if t["annotations"]["readOnlyHint"]}
+    for gone in ("run_bulk_waterfall", "run_enrichment", "insert_rows", "delete_connector", "cancel_task"):
+        assert gone not in read_only
+    assert {"get_task", "list_waterfalls", "get_account", "list_recent_tasks"} <= set(read_only)
+    # read-only wins over an explicit toolset choice
+    enrich_ro = await tools_of(sandbox, tmp_path / "ro2", read_only=True, toolsets="enrich")
+    assert enrich_ro == {}
+
+
+READ_ONLY_CALLS: list[tuple[str, dict[str, Any]]] = [
+    ("search_enrichments", {"query": "email"}),
+    ("get_enrichment", {"enrichment_id": 833}),
+    ("get_param_choices", {"enrichment_id": 500, "param": "country", "query": "united"}),
+    ("list_waterfalls", {}),
+    ("get_waterfall", {"waterfall": "email_getter"}),
+    ("get_account", {}),
+    ("list_recent_tasks", {}),
+    ("list_tables", {}),
+    ("get_table_columns", {"table_uuid": SEED_TABLE}),
+    ("list_table_rows", {"table_uuid": SEED_TABLE, "per_page": 5}),
+    ("list_connectors", {}),
+]
+
+
+async def test_read_only_tools_never_send_anything_but_gets(sandbox: SandboxServer, tmp_path: Path) -> None:
+    settings = make_settings(sandbox, tmp_path, read_only=True)
+    async with Client(build_server(make_settings(sandbox, tmp_path / "writer"))) as writer:
+        task_id = structured(await writer.call_tool("run_bulk_waterfall", BULK_ARGS))["task_id"]
+        await writer.call_tool(
+            "create_connector", {"name": "c", "method": "get", "url": "https://example.com/x"}
+        )
+    sandbox.state.reset_counts()
+
+    async with Client(build_server(settings)) as client:
+        listed = {t.name for t in (await client.list_tools()).tools}
+        calls = [*READ_ONLY_CALLS, ("get_task", {"task_id": task_id}), ("get_connector", {"connector_id": 1})]
+        called = set()
+        for name, args in calls:
+            if name not in listed:
+                continue
+            result = await client.call_tool(name, args)
+            assert not result.is_error, (name, result.content)
+            called.add(name)
+
+    assert called == listed - {"export_task_result"}  # every read-only tool was exercised
+    methods = {route.split(" ", 1)[0] for route, n in sandbox.state.counts.items() if n}
+    assert methods == {"GET"}
