@@ -33,7 +33,7 @@ FULL = Profile(
     bulk_row_seconds=0.002,
     table_rows=100_000,
     table_rate_per_s=10.0,
-    table_time_cap_s=120.0,
+    table_time_cap_s=60.0,
     context_sizes=(1, 100, 1_000, 10_000),
     use_databar=True,
 )
