@@ -1,0 +1,123 @@
+"""Discovery tools and every run tool (single, bulk, waterfall, enrichment) plus cancel_task, end to end."""
+
+from __future__ import annotations
+
+import pytest
+from mcp import Client
+
+from databar_mcp.sandbox import SandboxServer
+from tests.conftest import LEADS, lead, structured, text_of, whole
+
+pytestmark = pytest.mark.anyio
+
+POSTS = "POST /v1/enrichments/{enrichment_id}/run"
+
+
+async def test_search_ranks_name_matches_first_and_shows_price_and_required_params(mcp: Client) -> None:
+    result = await mcp.call_tool("search_enrichments", {"query": "company"})
+    out = structured(result)
+    names = [e["name"] for e in out["enrichments"]]
+    assert names[0].lower().startswith("company")
+    assert all("company" in f"{e['name']} {e['description']}".lower() for e in out["enrichments"])
+    profile = next(e for e in out["enrichments"] if e["id"] == 120)
+    assert profile["price"] == 1.0 and profile["required_params"] == ["domain"]
+    assert "120 Company profile from domain (1 cr/row" in text_of(result)
+
+
+async def test_search_pages_with_an_exact_next_call(mcp: Client) -> None:
+    first = structured(await mcp.call_tool("search_enrichments", {"limit": 3}))
+    assert len(first["enrichments"]) == 3 and first["next_call"] == "search_enrichments(page=2)"
+    second = structured(await mcp.call_tool("search_enrichments", {"limit": 3, "page": 2}))
+    assert not {e["id"] for e in first["enrichments"]} & {e["id"] for e in second["enrichments"]}
+
+
+async def test_get_enrichment_lists_params_with_choices_and_response_fields(mcp: Client) -> None:
+    out = structured(await mcp.call_tool("get_enrichment", {"enrichment_id": 121}))
+    params = {p["name"]: p for p in out["params"]}
+    assert params["domain"]["required"] is True
+    assert params["tech_category"]["required"] is False and "CRM" in params["tech_category"]["choices"]
+    assert out["response_fields"] == ["technologies"] and out["price"] == 2.5
+
+
+async def test_param_choices_search_and_page(mcp: Client) -> None:
+    page = structured(await mcp.call_tool("get_param_choices", {"enrichment_id": 500, "param": "country", "limit": 5}))
+    assert len(page["choices"]) == 5 and page["total"] > 5
+    assert page["next_call"] == "get_param_choices(enrichment_id=500, param='country', page=2, limit=5)"
+    found = structured(
+        await mcp.call_tool("get_param_choices", {"enrichment_id": 500, "param": "country", "query": "germ"})
+    )
+    assert [c["name"] for c in found["choices"]] == ["Germany"]
+
+
+async def test_get_waterfall_shows_inputs_providers_and_verifiers(mcp: Client) -> None:
+    out = structured(await mcp.call_tool("get_waterfall", {"waterfall": "email_getter"}))
+    assert out["required_inputs"] == ["first_name", "last_name", "company"]
+    assert {p["id"]: p["price"] for p in out["providers"]}[966] == 2.0
+    assert [v["id"] for v in out["email_verifiers"]] == [10]
+    assert {i["name"] for i in out["inputs"]} >= {"first_name", "company"}
+
+
+async def test_run_waterfall_on_one_row_uses_the_default_providers(mcp: Client, sandbox: SandboxServer) -> None:
+    result = await mcp.call_tool("run_waterfall", {"waterfall": "email_getter", "params": LEADS[0]})
+    out = structured(result)
+    assert out["status"] == "completed" and out["rows_total"] == 1
+    assert "@" in str(out["rows"][0]["data"])
+    assert out["estimated_credits"] == 3.0  # both default providers, 1 + 2
+    assert sandbox.state.counts["POST /v1/waterfalls/{identifier}/run"] == 1
+
+
+async def test_run_enrichment_checks_required_params_and_choices_before_sending(
+    mcp: Client, sandbox: SandboxServer
+) -> None:
+    missing = structured(await mcp.call_tool("run_enrichment", {"enrichment_id": 121, "params": {}}))
+    bad_choice = structured(
+        await mcp.call_tool(
+            "run_enrichment", {"enrichment_id": 121, "params": {"domain": "a.com", "tech_category": "X"}}
+        )
+    )
+    assert missing["code"] == "validation_error" and missing["fields"][0]["field"] == "params.domain"
+    assert bad_choice["code"] == "validation_error" and "CRM" in bad_choice["fields"][0]["problem"]
+    assert sandbox.state.counts.get(POSTS, 0) == 0
+
+    ok = structured(await mcp.call_tool("run_enrichment", {"enrichment_id": 120, "params": {"domain": "example.com"}}))
+    assert ok["status"] == "completed" and ok["estimated_credits"] == 1.0
+    assert sandbox.state.counts[POSTS] == 1
+
+
+async def test_run_bulk_enrichment_aligns_results_and_reuses_identical_runs(
+    mcp: Client, sandbox: SandboxServer
+) -> None:
+    rows = [{"domain": d} for d in ("example.com", "nothing.invalid", "acme.com")]
+    first = structured(await mcp.call_tool("run_bulk_enrichment", {"enrichment_id": 120, "params": rows}))
+    again = structured(await mcp.call_tool("run_bulk_enrichment", {"enrichment_id": 120, "params": rows}))
+    assert first["rows_total"] == 3 and first["rows"][1]["data"] is None
+    assert first["estimated_credits"] == 3.0
+    assert again["task_id"] == first["task_id"] and again["reused"] is True
+    assert sandbox.state.counts["POST /v1/enrichments/{enrichment_id}/bulk-run"] == 1
+
+
+async def test_cancel_a_running_task_then_cancelling_again_is_a_conflict(mcp: Client, sandbox: SandboxServer) -> None:
+    sandbox.state.config.task_base_seconds = 30.0
+    rows = [lead(f"F{i}", f"L{i}", "example.com") for i in range(20)]
+    handle = structured(
+        await mcp.call_tool(
+            "run_bulk_waterfall", {"waterfall": "email_getter", "params": rows, "enrichments": [833], "wait_seconds": 0}
+        )
+    )
+
+    cancelled = await mcp.call_tool("cancel_task", {"task_id": handle["task_id"]})
+    again = await mcp.call_tool("cancel_task", {"task_id": handle["task_id"]})
+    recent = structured(await mcp.call_tool("list_recent_tasks", {}))
+
+    assert not cancelled.is_error and structured(cancelled)["status"] == "cancelled"
+    assert structured(again)["code"] == "conflict" and "already finished" in structured(again)["message"]
+    assert recent["tasks"][0]["status"] == "cancelled"  # the ledger knows
+
+
+async def test_every_run_result_reports_estimated_and_actual_credits(mcp: Client) -> None:
+    result = await mcp.call_tool(
+        "run_waterfall", {"waterfall": "email_getter", "params": LEADS[0], "enrichments": [833]}
+    )
+    out = structured(result)
+    assert out["estimated_credits"] == 1.0 and out["credits_spent"] is not None
+    assert "Credits spent:" in text_of(result) and len(whole(result)) < 40_000
