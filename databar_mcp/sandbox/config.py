@@ -36,7 +36,8 @@ class SandboxConfig:
 class Fault:
     """One injected misbehaviour for the next `times` requests to `route` ("METHOD template", or "*").
 
-    `times` counts down on this object as requests consume it.
+    `after` lets that many matching requests through untouched first (e.g. `after=2` strikes the third
+    row batch of a chunked write). `times` and `after` count down on this object as requests consume them.
     """
 
     route: str
@@ -45,3 +46,4 @@ class Fault:
     status: int = 503
     delay: float = 0.0
     retry_after: float = 1.0
+    after: int = 0

@@ -50,7 +50,10 @@ class SandboxState:
             self.counts.clear()
 
     def inject(self, fault: Fault) -> None:
-        """Arm a fault for the next `fault.times` requests to `fault.route` ("*" matches every route)."""
+        """Arm a fault for `fault.times` requests to `fault.route` ("*" matches every route).
+
+        It strikes once `fault.after` matching requests have gone through untouched (0: the next one).
+        """
         with self.lock:
             self._faults.append(fault)
 
@@ -58,6 +61,9 @@ class SandboxState:
         with self.lock:
             for fault in self._faults:
                 if fault.route in (route_key, "*") and fault.times > 0:
+                    if fault.after > 0:  # not armed yet: this request passes (another fault may still apply)
+                        fault.after -= 1
+                        continue
                     fault.times -= 1
                     if fault.times <= 0:
                         self._faults.remove(fault)

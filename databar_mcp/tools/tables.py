@@ -1,17 +1,37 @@
-"""Tables toolset: read rows of a Databar table, a page at a time."""
+"""Tables toolset: list, create and inspect Databar tables, read their rows (filtered, a page at a time) and
+write rows in any number, chunked into the API's 50-row batches with every row accounted for."""
 
-from typing import Annotated, Any
+import json
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Self, TypeVar, cast
 
 from mcp.types import CallToolResult
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from databar_mcp import config
-from databar_mcp.shaping import largest_fitting, render_value, result_size
-from databar_mcp.tools.context import ToolContext, services
+from databar_mcp.api import errors as api
+from databar_mcp.api.models import RowWriteBatch, Table, TableColumn
+from databar_mcp.batching import Chunk, RowOutcome, WriteReport, index_ranges, write_in_chunks
+from databar_mcp.shaping import escape_text, largest_fitting, render_value, result_size
+from databar_mcp.tools.context import Services, ToolContext, services
+from databar_mcp.tools.failures import from_api_error
 from databar_mcp.tools.guard import guarded
 from databar_mcp.tools.registry import Toolbox
-from databar_mcp.tools.results import ok_result
+from databar_mcp.tools.results import (
+    ErrorBody,
+    ErrorCode,
+    FieldProblem,
+    ToolFailure,
+    error_result,
+    fitted_result,
+    ok_result,
+    render_error,
+)
 from databar_mcp.tools.task_view import UNTRUSTED_NOTE
+
+T = TypeVar("T")
 
 TableId = Annotated[
     str,
@@ -20,12 +40,108 @@ TableId = Annotated[
         description="The table's UUID (its identifier in Databar).",
     ),
 ]
+Scalar = str | int | float | bool | None
+ColumnName = Annotated[str, Field(min_length=1, max_length=256)]
+RowId = Annotated[str | int, Field(description="A row id, as list_table_rows or insert_rows return it.")]
+RANGES_SHOWN = 100  # index ranges listed per category before "...and N more rows"
+FIELD_PROBLEMS_SHOWN = 50
+
+
+# ---- inputs --------------------------------------------------------------------------------------------
+
+
+class FilterCondition(BaseModel):
+    """One column's condition; give one operator (several must all hold)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    equals: str | int | float | bool | None = Field(default=None, description="Equal (case-insensitive).")
+    not_equals: str | int | float | bool | None = Field(default=None, description="Not equal (case-insensitive).")
+    contains: str | None = Field(default=None, min_length=1, description="Contains this text (case-insensitive).")
+    is_empty: bool | None = Field(default=None, description="true: the cell is empty.")
+    is_not_empty: bool | None = Field(default=None, description="true: the cell has a value.")
+
+    @model_validator(mode="after")
+    def _one_operator(self) -> Self:
+        if not self.model_dump(exclude_none=True):
+            raise ValueError("give an operator: equals, not_equals, contains, is_empty or is_not_empty")
+        return self
+
+
+RowFilter = Annotated[
+    dict[ColumnName, FilterCondition] | None,
+    Field(
+        max_length=20,
+        description='Only rows matching every condition, column → operator, e.g. {"email": {"is_empty": true}} '
+        'or {"company": {"contains": "acme"}}.',
+    ),
+]
+
+
+class RowUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: RowId
+    fields: Annotated[dict[ColumnName, Scalar], Field(min_length=1, description="Column → new value.")]
+
+
+class RowUpsert(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: Annotated[
+        dict[ColumnName, Scalar],
+        Field(
+            min_length=1,
+            max_length=1,
+            description='Exactly one column → value that identifies the row, e.g. {"email": "jane@acme.com"}.',
+        ),
+    ]
+    fields: Annotated[dict[ColumnName, Scalar], Field(description="Column → value to set.")] = Field(
+        default_factory=lambda: dict[str, Scalar]()
+    )
+
+
+# ---- outputs -------------------------------------------------------------------------------------------
+
+
+class TableOut(BaseModel):
+    identifier: str
+    name: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    table_url: str | None = None
+
+
+class TableList(BaseModel):
+    tables: list[TableOut]
+    total: int
+    omitted: int = Field(default=0, description="Tables left out to fit the result budget.")
+
+
+class CreatedTable(TableOut):
+    columns: list[str]
+    next_step: str
+
+
+class ColumnOut(BaseModel):
+    name: str
+    type: str | None = None
+    identifier: str | None = None
+    internal_name: str | None = None
+
+
+class TableColumns(BaseModel):
+    table_uuid: str
+    columns: list[ColumnOut]
+    total: int
+    omitted: int = Field(default=0, description="Columns left out to fit the result budget.")
 
 
 class TableRows(BaseModel):
     table_uuid: str
     page: int
     per_page: int
+    filter: dict[str, dict[str, Any]] | None = None
     total_count: int | None = None
     has_next_page: bool
     rows: list[dict[str, Any]]
@@ -33,23 +149,62 @@ class TableRows(BaseModel):
     next_call: str | None = Field(default=None, description="The exact call for the next rows, if any.")
 
 
-def _call(table_uuid: str, page: int, per_page: int) -> str:
-    return f'list_table_rows(table_uuid="{table_uuid}", page={page}, per_page={per_page})'
+class RowResult(BaseModel):
+    index: int = Field(description="Position of the row in this call's list, from 0.")
+    id: str | int | None = None
+    action: str = Field(description="created, skipped_duplicate, updated, deleted, failed or unreported.")
+    error: str | None = None
 
 
-def next_page_call(table_uuid: str, *, page: int, per_page: int, shown: int, has_next_page: bool) -> str | None:
+class RowWriteOut(BaseModel):
+    table_uuid: str
+    operation: str
+    complete: bool = Field(description="false: stopped at the deadline; not_written lists the rows to send again.")
+    total_rows: int
+    batches_sent: int
+    counts: dict[str, int]
+    failed: list[str] = Field(description="Index ranges of rows Databar refused (see rows for why).")
+    not_written: list[str] = Field(description="Index ranges never sent (only when complete is false).")
+    rows: list[RowResult] = Field(description="Per-row outcomes, failed rows first, then by index.")
+    rows_omitted: int = Field(default=0, description="Per-row outcomes left out to fit the result budget.")
+    message: str
+    next_steps: list[str] = Field(default_factory=lambda: list[str]())
+
+
+# ---- list_table_rows paging ----------------------------------------------------------------------------
+
+
+def _call(table_uuid: str, page: int, per_page: int, filter_arg: str | None = None) -> str:
+    filtered = f", filter={filter_arg}" if filter_arg else ""
+    return f'list_table_rows(table_uuid="{table_uuid}"{filtered}, page={page}, per_page={per_page})'
+
+
+def next_page_call(
+    table_uuid: str, *, page: int, per_page: int, shown: int, has_next_page: bool, filter_arg: str | None = None
+) -> str | None:
     """The call that continues right after the last row shown, in pages the API can serve."""
     if shown >= per_page:
-        return _call(table_uuid, page + 1, per_page) if has_next_page else None
+        return _call(table_uuid, page + 1, per_page, filter_arg) if has_next_page else None
     start = (page - 1) * per_page + shown  # 0-based index of the first row not shown
     size = max(1, shown)
     while start % size:  # a page size that makes `start` fall on a page boundary (1 always does)
         size -= 1
-    return _call(table_uuid, start // size + 1, size)
+    return _call(table_uuid, start // size + 1, size, filter_arg)
+
+
+def filter_json(conditions: dict[str, FilterCondition] | None) -> str | None:
+    """The API's `filter` query value: compact JSON, column → {operator: value}."""
+    if not conditions:
+        return None
+    return json.dumps(
+        {col: cond.model_dump(exclude_none=True) for col, cond in conditions.items()}, separators=(",", ":")
+    )
 
 
 def render(result: TableRows) -> str:
     head = f"Table {result.table_uuid}, page {result.page} ({result.per_page} per page)"
+    if result.filter:
+        head += f", filter {render_value(result.filter)}"
     if result.total_count is not None:
         head += f", {result.total_count} rows in all"
     lines = [head + f": {len(result.rows)} rows shown ({UNTRUSTED_NOTE})"]
@@ -61,16 +216,380 @@ def render(result: TableRows) -> str:
     return "\n".join(lines)
 
 
+# ---- errors --------------------------------------------------------------------------------------------
+
+
+def describe_error(exc: api.DatabarError) -> ErrorBody:
+    body = from_api_error(exc)
+    if isinstance(exc, api.NotFoundError):
+        body.message = f"Table not found: {exc.message}"
+        body.next_steps = ["Check the table_uuid; list_tables shows every table's identifier."]
+    return body
+
+
+async def fetch(awaitable: Awaitable[T]) -> T:
+    """A read the write tools need first; its failure ends the tool with nothing written."""
+    try:
+        return await awaitable
+    except api.DatabarError as exc:
+        body = describe_error(exc)
+        body.message += " Nothing was written."
+        raise ToolFailure(body) from None
+
+
+@dataclass(frozen=True)
+class ColumnRef:
+    row: int  # the caller's index
+    column: str
+    path: str  # the argument path that names it, e.g. rows[3].fields.email
+
+
+async def check_columns(svc: Services, table_uuid: str, refs: Sequence[ColumnRef], *, insert: bool) -> None:
+    """Refuse, before anything is sent, rows naming columns the table does not have (one columns read)."""
+    known = {c.name for c in await fetch(svc.client.table_columns(table_uuid))}
+    first: dict[str, ColumnRef] = {}
+    rows_using: dict[str, set[int]] = {}
+    for ref in refs:
+        if ref.column not in known:
+            first.setdefault(ref.column, ref)
+            rows_using.setdefault(ref.column, set()).add(ref.row)
+    if not first:
+        return
+    unknown = sorted(first)
+    steps = ["Use the table's column names (get_table_columns lists them) and call again."]
+    if insert:
+        steps.append("Or pass allow_new_columns=true to add the missing columns to the table.")
+    raise ToolFailure(
+        ErrorBody(
+            code=ErrorCode.VALIDATION_ERROR,
+            message=f"Unknown column(s) for table {table_uuid}: {', '.join(unknown)}. Nothing was sent.",
+            fields=[
+                FieldProblem(field=first[c].path, problem=f"unknown column {c!r} (used by {len(rows_using[c])} row(s))")
+                for c in unknown[:FIELD_PROBLEMS_SHOWN]
+            ],
+            details={
+                "error": "UNKNOWN_COLUMNS",
+                "unknown_columns": unknown,
+                "rows": {c: index_ranges(rows_using[c], limit=20) for c in unknown[:FIELD_PROBLEMS_SHOWN]},
+                "known_columns": sorted(known)[:200],
+            },
+            next_steps=steps,
+        )
+    )
+
+
+# ---- chunked writes ------------------------------------------------------------------------------------
+
+
+Operation = Literal["insert", "update", "upsert", "delete"]
+_RESEND_SAFE: dict[str, str] = {
+    "update": "an update sets the same values again",
+    "upsert": "an upsert finds the row by its key and updates it",
+    "delete": "deleting an already deleted row only reports it as not found",
+}
+
+
+def local_outcomes(batch: RowWriteBatch, ids: Sequence[str | int] | None, ok_action: str) -> list[RowOutcome]:
+    """One batch's answer, at batch-local indexes: the API's `index` when given, else the row id, else position."""
+    waiting: dict[str, list[int]] = {}
+    for position, row_id in enumerate(ids or ()):
+        waiting.setdefault(str(row_id), []).append(position)
+    outcomes: list[RowOutcome] = []
+    for position, result in enumerate(batch.results):
+        if result.index is not None:
+            local = result.index
+        elif result.id is not None and waiting.get(str(result.id)):
+            local = waiting[str(result.id)].pop(0)
+        else:
+            local = position
+        ok = result.ok if result.ok is not None else result.error is None
+        row_id = result.id
+        if row_id is None and ids is not None and 0 <= local < len(ids):
+            row_id = ids[local]
+        action = (result.action or ok_action) if ok else "failed"
+        outcomes.append(RowOutcome(local, ok, action, row_id, None if ok else (result.error or "Not written.")))
+    return outcomes
+
+
+def _results(report: WriteReport) -> list[RowResult]:
+    ordered = sorted(report.outcomes, key=lambda o: (o.ok, o.index))  # failures first
+    return [RowResult(index=o.index, id=o.id, action=o.action, error=o.error) for o in ordered]
+
+
+def _slice(rng: range) -> str:
+    return f"[{rng.start}:{rng.stop}]"
+
+
+def _span(rng: range) -> str:
+    return str(rng.start) if len(rng) == 1 else f"{rng.start}-{rng.stop - 1}"
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {action}" for action, n in counts.items()) or "nothing"
+
+
+def _render_rows(rows: list[RowResult], omitted: int) -> list[str]:
+    lines = [
+        f"#{r.index} {r.action}" + (f" id={r.id}" if r.id is not None else "") + (f": {r.error}" if r.error else "")
+        for r in rows
+    ]
+    if omitted:
+        lines.append(f"({omitted} more per-row outcomes did not fit the result budget.)")
+    return lines
+
+
+def render_write(out: RowWriteOut) -> str:
+    lines = [out.message, f"Counts: {_counts_text(out.counts)}."]
+    if out.failed:
+        lines.append(f"Failed rows: {', '.join(out.failed)}.")
+    if out.not_written:
+        lines.append(f"NOT written: {', '.join(out.not_written)}.")
+    lines.extend(_render_rows(out.rows, out.rows_omitted))
+    lines.extend(f"Next: {step}" for step in out.next_steps)
+    return escape_text("\n".join(lines))
+
+
+def success_result(
+    svc: Services, table_uuid: str, operation: Operation, param: str, report: WriteReport
+) -> CallToolResult:
+    results = _results(report)
+    failed = report.failed
+    steps: list[str] = []
+    not_written = report.not_written
+    if not report.complete:
+        message = (
+            f"PARTIAL {operation}: stopped at the tool's deadline after {report.sent} of {report.batches} "
+            f"batches. Rows {_span(not_written)} were NOT sent."
+        )
+        steps.append(f"Call {operation}_rows again with only the rows not written ({param}{_slice(not_written)}).")
+    else:
+        message = f"{operation.capitalize()}: {report.total} row(s) in {report.sent} batch(es) to table {table_uuid}."
+    if failed:
+        steps.append(f"{len(failed)} row(s) failed; each one's error is in rows. Fix them and send only those again.")
+
+    def make(k: int) -> RowWriteOut:
+        return RowWriteOut(
+            table_uuid=table_uuid,
+            operation=operation,
+            complete=report.complete,
+            total_rows=report.total,
+            batches_sent=report.sent,
+            counts=report.counts(),
+            failed=index_ranges((o.index for o in failed), limit=RANGES_SHOWN),
+            not_written=index_ranges(not_written, limit=RANGES_SHOWN),
+            rows=results[:k],
+            rows_omitted=len(results) - k,
+            message=message,
+            next_steps=steps,
+        )
+
+    return fitted_result(len(results), make, render_write, svc.settings.result_budget_chars)
+
+
+def batch_error_fields(exc: api.DatabarError, report: WriteReport, param: str) -> list[FieldProblem]:
+    """UNKNOWN_COLUMNS / INVALID_DATA of the failed batch, with the row index mapped back to the caller's."""
+    stop = report.stop
+    raw: object = exc.body if isinstance(exc, api.BadRequestError) else None
+    if stop is None or not isinstance(exc, api.BadRequestError) or not isinstance(raw, dict):
+        return []
+    body = cast(dict[str, Any], raw)
+    problems: list[FieldProblem] = []
+    if exc.error_code == "UNKNOWN_COLUMNS" and isinstance(body.get("columns"), list):
+        columns: list[Any] = body["columns"]
+        rows = f"{param}{_slice(range(stop.start, stop.stop))}"
+        problems.extend(FieldProblem(field=rows, problem=f"unknown column {c!s}") for c in columns)
+    elif exc.error_code == "INVALID_DATA":
+        index = body.get("index")
+        where = (
+            f"{param}[{stop.start + index}]"
+            if isinstance(index, int)
+            else f"{param}{_slice(range(stop.start, stop.stop))}"
+        )
+        problems.append(FieldProblem(field=where, problem=str(body.get("message") or "invalid data")))
+    elif exc.error_code == "BATCH_TOO_LARGE":
+        problems.append(FieldProblem(field=param, problem=f"Databar refused the batch size: {exc.message}"))
+    return problems
+
+
+def failure_result(
+    svc: Services, operation: Operation, param: str, report: WriteReport, *, resend_safe: str | None
+) -> CallToolResult:
+    stop = report.stop
+    assert stop is not None and stop.error is not None
+    exc = stop.error
+    base = describe_error(exc)
+    written, uncertain, not_written, failed = report.written, report.uncertain, report.not_written, report.failed
+    batch = range(stop.start, stop.stop)
+    parts = [f"{operation.capitalize()} stopped at batch {stop.batch + 1} of {report.batches} (rows {_span(batch)}):"]
+    parts.append(base.message.rstrip(".") + ".")
+    parts.append(f"Written: {', '.join(index_ranges(written, limit=20)) or 'none'}.")
+    if failed:
+        parts.append(f"Refused row by row: {', '.join(index_ranges((o.index for o in failed), limit=20))}.")
+    if uncertain:
+        parts.append(
+            f"UNCERTAIN: {_span(uncertain)} (no good answer to their batch: they may or may not have been written; "
+            "deliberately not re-sent)."
+        )
+    parts.append(f"NOT written: {_span(not_written) if not_written else 'none'}.")
+    steps: list[str] = []
+    refused = isinstance(exc, api.APIStatusError) and 400 <= exc.status_code < 500
+    if refused:
+        steps.extend(base.next_steps)
+    if uncertain:
+        if resend_safe:
+            steps.append(f"Resending rows {_span(uncertain)} ({param}{_slice(uncertain)}) is safe: {resend_safe}.")
+        else:
+            steps.append(
+                f"Before resending rows {_span(uncertain)} ({param}{_slice(uncertain)}), check whether they landed "
+                "(list_table_rows with a filter on a column that identifies them), or resend them with dedupe_keys "
+                "so rows already in the table are skipped instead of duplicated."
+            )
+    if not_written:
+        steps.append(
+            f"Send rows {_span(not_written)} again ({param}{_slice(not_written)}; indexes restart at 0 in the new call)"
+            + (" once the problem above is resolved." if refused else " when Databar answers again.")
+        )
+    if failed:
+        steps.append("Rows refused row by row are listed in details.rows with their errors.")
+    if not refused and not uncertain:  # e.g. no connection: the batch certainly never arrived
+        steps.extend(base.next_steps)
+    results = _results(report)
+    details_base: dict[str, Any] = {
+        **base.details,
+        "operation": operation,
+        "total_rows": report.total,
+        "batch_size": report.batch_size,
+        "batches": report.batches,
+        "batches_sent": report.sent,
+        "failed_batch": {"number": stop.batch + 1, "rows": _span(batch)},
+        "written": index_ranges(written, limit=RANGES_SHOWN),
+        "uncertain": index_ranges(uncertain),
+        "not_written": index_ranges(not_written),
+        "failed": index_ranges((o.index for o in failed), limit=RANGES_SHOWN),
+        "counts": report.counts(),
+    }
+
+    def make(k: int) -> ErrorBody:
+        return ErrorBody(
+            code=base.code,
+            http_status=base.http_status,
+            message=" ".join(parts),
+            next_steps=steps,
+            retry_after_seconds=base.retry_after_seconds,
+            fields=[*batch_error_fields(exc, report, param), *base.fields][:FIELD_PROBLEMS_SHOWN],
+            details={
+                **details_base,
+                "rows": [r.model_dump(mode="json", exclude_none=True) for r in results[:k]],
+                "rows_omitted": len(results) - k,
+            },
+        )
+
+    def size(k: int) -> int:
+        body = make(k)
+        return result_size(body.model_dump(mode="json"), render_error(body))
+
+    return error_result(make(largest_fitting(len(results), size, svc.settings.result_budget_chars)))
+
+
+async def chunked_write(
+    svc: Services,
+    table_uuid: str,
+    operation: Operation,
+    param: str,
+    items: Sequence[T],
+    send: Callable[[Sequence[T]], Awaitable[list[RowOutcome]]],
+    *,
+    started: float,
+    resend_safe: str | None,
+) -> CallToolResult:
+    async def send_chunk(chunk: Chunk[T]) -> list[RowOutcome]:
+        return await send(chunk.items)
+
+    report = await write_in_chunks(
+        items,
+        send_chunk,
+        batch_size=config.ROW_WRITE_BATCH,
+        deadline=started + svc.settings.tool_deadline_s,
+    )
+    if report.stop is not None and report.stop.error is not None:
+        return failure_result(svc, operation, param, report, resend_safe=resend_safe)
+    return success_result(svc, table_uuid, operation, param, report)
+
+
+# ---- descriptions --------------------------------------------------------------------------------------
+
 LIST_TABLE_ROWS_DESCRIPTION = """\
-Read rows from a Databar table, one page at a time.
+Read rows from a Databar table, one page at a time, optionally filtered (e.g. {"email": {"is_empty": true}}).
 
 Free and read-only. Each row is an object keyed by column name, with the row's id. The answer gives \
-total_count and has_next_page; when more rows exist, next_call is the exact call for the next ones \
-(rows that do not fit the result budget are left for that call, never dropped)."""
+total_count (of matching rows) and has_next_page; when more rows exist, next_call is the exact call for the \
+next ones (rows that do not fit the result budget are left for that call, never dropped)."""
+
+LIST_TABLES_DESCRIPTION = """\
+List the Databar tables in the workspace: identifier (the table_uuid other table tools take), name, dates, link.
+
+Free and read-only. Next: get_table_columns for a table's columns, list_table_rows to read it."""
+
+CREATE_TABLE_DESCRIPTION = """\
+Create a new, empty Databar table with the given column names.
+
+Free; creates a table each time it is called (not idempotent). Returns its identifier. Next: insert_rows \
+with objects keyed by these column names."""
+
+GET_TABLE_COLUMNS_DESCRIPTION = """\
+List a Databar table's columns: the names rows are keyed by, with their types.
+
+Free and read-only. Use these exact names in insert_rows, update_rows, upsert_rows and list_table_rows filters."""
+
+WRITE_NOTES = """\
+Any number of rows (up to 10,000): they are sent in batches of 50, one after another. The answer reports \
+every row by its index in your list (from 0), with its id and outcome. If a batch fails, the write stops \
+and the error says exactly which rows were written, which were NOT (send them again) and which are \
+uncertain (their batch's reply was lost: never re-sent automatically). Unknown columns are refused before \
+anything is sent."""
+
+INSERT_DESCRIPTION = (
+    """\
+Add rows to a Databar table: one object per row, column name → value (e.g. enriched results from get_task).
+
+Free; writes to the table (not idempotent: sending the same rows twice adds them twice, unless dedupe_keys \
+makes rows matching existing ones be skipped). allow_new_columns adds columns the table lacks.
+
+"""
+    + WRITE_NOTES
+    + "\n\nNext: list_table_rows to read them back."
+)
+
+UPDATE_DESCRIPTION = (
+    """\
+Change cells of existing rows of a Databar table, by row id: [{"id": ..., "fields": {column: value}}].
+
+Free; overwrites data (overwrite=false only fills cells that are empty). Rows not found are reported per row.
+
+"""
+    + WRITE_NOTES
+)
+
+UPSERT_DESCRIPTION = (
+    """\
+Update rows found by a key column, or create them when missing: [{"key": {"email": "jane@acme.com"}, \
+"fields": {...}}] (exactly one key column per row).
+
+Free; overwrites the given cells of matching rows. Results say created or updated per row.
+
+"""
+    + WRITE_NOTES
+)
+
+DELETE_DESCRIPTION = """\
+Delete rows of a Databar table by id.
+
+Free but DESTRUCTIVE: the rows are gone from the table. Ids not found are reported per id. Any number of ids \
+(up to 10,000), sent in batches of 50; the answer reports each id by its index in row_ids, and on a failed \
+batch says which ids were deleted, which were not and which are uncertain."""
 
 
 def register(box: Toolbox) -> None:
-
     @box.tool(
         name="list_table_rows",
         toolset="tables",
@@ -85,11 +604,14 @@ def register(box: Toolbox) -> None:
         ctx: ToolContext,
         page: Annotated[int, Field(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
         per_page: Annotated[int, Field(ge=1, le=config.TABLE_PAGE_MAX, description="Rows per page (1..1000).")] = 100,
+        filter: RowFilter = None,
     ) -> Annotated[CallToolResult, TableRows]:
         svc = services(ctx)
+        filter_arg = filter_json(filter)
+        shown_filter = json.loads(filter_arg) if filter_arg else None
 
         async def work() -> CallToolResult:
-            result = await svc.client.list_table_rows(table_uuid, page=page, per_page=per_page)
+            result = await svc.client.list_table_rows(table_uuid, page=page, per_page=per_page, filter_json=filter_arg)
             rows = result.data
 
             def make(count: int) -> TableRows:
@@ -97,6 +619,7 @@ def register(box: Toolbox) -> None:
                     table_uuid=table_uuid,
                     page=page,
                     per_page=per_page,
+                    filter=shown_filter,
                     total_count=result.total_count,
                     has_next_page=result.has_next_page,
                     rows=rows[:count],
@@ -107,6 +630,7 @@ def register(box: Toolbox) -> None:
                         per_page=per_page,
                         shown=count if count < len(rows) else per_page,
                         has_next_page=result.has_next_page,
+                        filter_arg=filter_arg,
                     ),
                 )
 
@@ -119,3 +643,293 @@ def register(box: Toolbox) -> None:
             return ok_result(shaped, render(shaped))
 
         return await guarded(work())
+
+    @box.tool(
+        name="list_tables",
+        toolset="tables",
+        title="List tables",
+        description=LIST_TABLES_DESCRIPTION,
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+    )
+    async def list_tables(ctx: ToolContext) -> Annotated[CallToolResult, TableList]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            found = [table_out(t) for t in await svc.client.list_tables()]
+
+            def make(k: int) -> TableList:
+                return TableList(tables=found[:k], total=len(found), omitted=len(found) - k)
+
+            def text(out: TableList) -> str:
+                lines = [f"{out.total} table(s)" + (f", {out.omitted} omitted" if out.omitted else "") + ":"]
+                lines.extend(f"- {t.identifier} {t.name or '(unnamed)'} (updated {t.updated_at})" for t in out.tables)
+                return escape_text("\n".join(lines))
+
+            return fitted_result(len(found), make, text, svc.settings.result_budget_chars)
+
+        return await guarded(work())
+
+    @box.tool(
+        name="create_table",
+        toolset="tables",
+        title="Create a table",
+        description=CREATE_TABLE_DESCRIPTION,
+        read_only=False,
+        destructive=False,
+        idempotent=False,
+    )
+    async def create_table(
+        name: Annotated[str, Field(min_length=1, max_length=256, description="The table's name.")],
+        ctx: ToolContext,
+        columns: Annotated[
+            list[ColumnName] | None, Field(max_length=500, description="Column names, unique, e.g. ['name', 'email'].")
+        ] = None,
+    ) -> Annotated[CallToolResult, CreatedTable]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            names = list(columns or [])
+            dupes = sorted({c for c in names if names.count(c) > 1})
+            if dupes:
+                raise ToolFailure(
+                    ErrorBody(
+                        code=ErrorCode.VALIDATION_ERROR,
+                        message="Column names must be unique; nothing was created.",
+                        fields=[FieldProblem(field="columns", problem=f"repeated: {', '.join(dupes)}")],
+                        next_steps=["Remove the repeated names and call again."],
+                    )
+                )
+            table = await svc.client.create_table(name, names)
+            out = CreatedTable(
+                **table_out(table).model_dump(),
+                columns=names,
+                next_step=f'insert_rows(table_uuid="{table.identifier}", rows=[...])',
+            )
+            text = f"Created table {out.identifier} ({out.name}) with columns: {', '.join(names) or 'none'}."
+            return ok_result(out, escape_text(f"{text}\nNext: {out.next_step}"))
+
+        return await guarded(work())
+
+    @box.tool(
+        name="get_table_columns",
+        toolset="tables",
+        title="Get table columns",
+        description=GET_TABLE_COLUMNS_DESCRIPTION,
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+    )
+    async def get_table_columns(table_uuid: TableId, ctx: ToolContext) -> Annotated[CallToolResult, TableColumns]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            try:
+                found = [column_out(c) for c in await svc.client.table_columns(table_uuid)]
+            except api.NotFoundError as exc:
+                raise ToolFailure(describe_error(exc)) from None
+
+            def make(k: int) -> TableColumns:
+                return TableColumns(table_uuid=table_uuid, columns=found[:k], total=len(found), omitted=len(found) - k)
+
+            def text(out: TableColumns) -> str:
+                listed = ", ".join(f"{c.name} ({c.type or '?'})" for c in out.columns)
+                more = f" ({out.omitted} more omitted)" if out.omitted else ""
+                return escape_text(f"Table {table_uuid}: {out.total} column(s): {listed}{more}")
+
+            return fitted_result(len(found), make, text, svc.settings.result_budget_chars)
+
+        return await guarded(work())
+
+    @box.tool(
+        name="insert_rows",
+        toolset="tables",
+        title="Insert table rows",
+        description=INSERT_DESCRIPTION,
+        read_only=False,
+        destructive=False,
+        idempotent=False,
+    )
+    async def insert_rows(
+        table_uuid: TableId,
+        rows: Annotated[
+            list[dict[ColumnName, Scalar]],
+            Field(
+                min_length=1,
+                max_length=config.MAX_BULK_ROWS,
+                description='One object per row, column name → value, e.g. {"name": "Jane", "email": "j@acme.com"}.',
+            ),
+        ],
+        ctx: ToolContext,
+        allow_new_columns: Annotated[
+            bool, Field(description="Add columns the table does not have yet (otherwise such rows are refused).")
+        ] = False,
+        dedupe_keys: Annotated[
+            list[ColumnName] | None,
+            Field(
+                min_length=1,
+                max_length=10,
+                description="Skip rows whose values in these columns match a row already in the table "
+                "(reported as skipped_duplicate).",
+            ),
+        ] = None,
+    ) -> Annotated[CallToolResult, RowWriteOut]:
+        svc = services(ctx)
+        started = time.monotonic()
+
+        async def work() -> CallToolResult:
+            if not allow_new_columns:
+                refs = [ColumnRef(i, c, f"rows[{i}].{c}") for i, row in enumerate(rows) for c in row]
+                refs += [ColumnRef(0, k, f"dedupe_keys[{j}]") for j, k in enumerate(dedupe_keys or [])]
+                await check_columns(svc, table_uuid, refs, insert=True)
+            options: dict[str, Any] = {"allow_new_columns": allow_new_columns}
+            if dedupe_keys:
+                options["dedupe"] = {"enabled": True, "keys": list(dedupe_keys)}
+
+            async def send(batch: Sequence[dict[str, Scalar]]) -> list[RowOutcome]:
+                body = {"rows": [{"fields": row} for row in batch], "options": options}
+                return local_outcomes(await svc.client.write_rows("POST", table_uuid, "insert", body), None, "created")
+
+            resend = "the dedupe_keys of this call skip rows already written" if dedupe_keys else None
+            return await chunked_write(
+                svc, table_uuid, "insert", "rows", rows, send, started=started, resend_safe=resend
+            )
+
+        return await guarded(work())
+
+    @box.tool(
+        name="update_rows",
+        toolset="tables",
+        title="Update table rows",
+        description=UPDATE_DESCRIPTION,
+        read_only=False,
+        destructive=True,
+        idempotent=True,
+    )
+    async def update_rows(
+        table_uuid: TableId,
+        rows: Annotated[
+            list[RowUpdate],
+            Field(min_length=1, max_length=config.MAX_BULK_ROWS, description="The rows to change, by id."),
+        ],
+        ctx: ToolContext,
+        overwrite: Annotated[
+            bool, Field(description="true: replace existing values; false: only fill cells that are empty.")
+        ] = True,
+    ) -> Annotated[CallToolResult, RowWriteOut]:
+        svc = services(ctx)
+        started = time.monotonic()
+
+        async def work() -> CallToolResult:
+            refs = [ColumnRef(i, c, f"rows[{i}].fields.{c}") for i, row in enumerate(rows) for c in row.fields]
+            await check_columns(svc, table_uuid, refs, insert=False)
+
+            async def send(batch: Sequence[RowUpdate]) -> list[RowOutcome]:
+                body = {
+                    "rows": [{"id": r.id, "fields": r.fields} for r in batch],
+                    "overwrite": overwrite,
+                    "return_rows": False,
+                }
+                answer = await svc.client.write_rows("PATCH", table_uuid, "update", body)
+                return local_outcomes(answer, [r.id for r in batch], "updated")
+
+            return await chunked_write(
+                svc, table_uuid, "update", "rows", rows, send, started=started, resend_safe=_RESEND_SAFE["update"]
+            )
+
+        return await guarded(work())
+
+    @box.tool(
+        name="upsert_rows",
+        toolset="tables",
+        title="Upsert table rows",
+        description=UPSERT_DESCRIPTION,
+        read_only=False,
+        destructive=True,
+        idempotent=True,
+    )
+    async def upsert_rows(
+        table_uuid: TableId,
+        rows: Annotated[
+            list[RowUpsert],
+            Field(min_length=1, max_length=config.MAX_BULK_ROWS, description="Rows found by key, or created."),
+        ],
+        ctx: ToolContext,
+    ) -> Annotated[CallToolResult, RowWriteOut]:
+        svc = services(ctx)
+        started = time.monotonic()
+
+        async def work() -> CallToolResult:
+            refs = [ColumnRef(i, c, f"rows[{i}].key.{c}") for i, row in enumerate(rows) for c in row.key]
+            refs += [ColumnRef(i, c, f"rows[{i}].fields.{c}") for i, row in enumerate(rows) for c in row.fields]
+            await check_columns(svc, table_uuid, refs, insert=False)
+
+            async def send(batch: Sequence[RowUpsert]) -> list[RowOutcome]:
+                body = {"rows": [{"key": r.key, "fields": r.fields} for r in batch], "return_rows": False}
+                return local_outcomes(await svc.client.write_rows("POST", table_uuid, "upsert", body), None, "upserted")
+
+            return await chunked_write(
+                svc, table_uuid, "upsert", "rows", rows, send, started=started, resend_safe=_RESEND_SAFE["upsert"]
+            )
+
+        return await guarded(work())
+
+    @box.tool(
+        name="delete_rows",
+        toolset="tables",
+        title="Delete table rows",
+        description=DELETE_DESCRIPTION,
+        read_only=False,
+        destructive=True,
+        idempotent=True,
+    )
+    async def delete_rows(
+        table_uuid: TableId,
+        row_ids: Annotated[
+            list[RowId],
+            Field(min_length=1, max_length=config.MAX_BULK_ROWS, description="Ids of the rows to delete."),
+        ],
+        ctx: ToolContext,
+    ) -> Annotated[CallToolResult, RowWriteOut]:
+        svc = services(ctx)
+        started = time.monotonic()
+
+        async def work() -> CallToolResult:
+            async def send(batch: Sequence[str | int]) -> list[RowOutcome]:
+                answer = await svc.client.write_rows("POST", table_uuid, "delete", {"row_ids": list(batch)})
+                if not answer.results and answer.deleted == len(batch):  # a bare count that covers every id
+                    return [RowOutcome(i, True, "deleted", row_id) for i, row_id in enumerate(batch)]
+                return local_outcomes(answer, batch, "deleted")
+
+            return await chunked_write(
+                svc,
+                table_uuid,
+                "delete",
+                "row_ids",
+                row_ids,
+                send,
+                started=started,
+                resend_safe=_RESEND_SAFE["delete"],
+            )
+
+        return await guarded(work())
+
+
+def table_out(table: Table) -> TableOut:
+    return TableOut(
+        identifier=table.identifier,
+        name=table.name,
+        created_at=table.created_at,
+        updated_at=table.updated_at,
+        table_url=table.table_url,
+    )
+
+
+def column_out(column: TableColumn) -> ColumnOut:
+    return ColumnOut(
+        name=column.name,
+        type=column.type_of_value,
+        identifier=column.identifier,
+        internal_name=column.internal_name,
+    )
