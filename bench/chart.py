@@ -19,12 +19,13 @@ LABEL_CHARS = 62
 ROW_H = 40
 BAR_W = 420
 MARGIN = 16
+SUMMARY_CHARS = 32
 
 
 def draw(rows: Sequence[Row], title: str) -> Canvas:
     char_w = GLYPH_W * SCALE
     label_w = LABEL_CHARS * char_w
-    width = MARGIN * 3 + label_w + BAR_W + 24 * char_w
+    width = MARGIN * 3 + label_w + BAR_W + SUMMARY_CHARS * char_w
     height = MARGIN * 2 + 3 * ROW_H + len(rows) * ROW_H
     canvas = Canvas(width, height)
     canvas.text(MARGIN, MARGIN, title[: (width - 2 * MARGIN) // char_w], scale=SCALE)
@@ -52,7 +53,7 @@ def draw(rows: Sequence[Row], title: str) -> Canvas:
         summary = fmt(row.ours)
         if row.reference is not None:
             summary += f" vs {fmt(row.reference)} = {fmt_ratio(row.ratio)}"
-        canvas.text(bars_x + BAR_W + MARGIN, y, summary[:24], scale=SCALE)
+        canvas.text(bars_x + BAR_W + MARGIN, y, summary[:SUMMARY_CHARS], scale=SCALE)
     return canvas
 
 
