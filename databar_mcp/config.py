@@ -67,6 +67,21 @@ def default_state_dir() -> Path:
     return base / "databar-mcp"
 
 
+class KeyFileError(ValueError):
+    """The key file named by DATABAR_API_KEY_FILE cannot be used (the message never holds its content)."""
+
+
+def read_key_file(path: Path) -> SecretStr:
+    """A key from a file (Docker/Kubernetes secrets), so it never shows in `ps` or the environment."""
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read DATABAR_API_KEY_FILE {path}: {exc.strerror or type(exc).__name__}") from None
+    if not text or "\n" in text:
+        raise KeyFileError(f"DATABAR_API_KEY_FILE {path} must hold exactly one non-empty line (the API key)")
+    return SecretStr(text)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -122,8 +137,11 @@ class Settings(BaseModel):
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         if key := env.get("DATABAR_API_KEY"):
-            values["api_key"] = SecretStr(key)
+            values["api_key"] = SecretStr(key.strip())
             values["api_key_source"] = "env DATABAR_API_KEY"
+        elif key_file := env.get("DATABAR_API_KEY_FILE"):
+            values["api_key"] = read_key_file(Path(key_file))
+            values["api_key_source"] = f"file {key_file} (DATABAR_API_KEY_FILE)"
         if url := env.get("DATABAR_BASE_URL"):
             values["base_url"] = url
         if state := env.get("DATABAR_MCP_STATE_DIR"):

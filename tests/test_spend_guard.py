@@ -61,7 +61,7 @@ async def test_above_the_confirmation_threshold_the_user_is_asked(
 ) -> None:
     asked: list[str] = []
 
-    async def elicit(_context: Any, params: ElicitRequestParams) -> ElicitResult:
+    async def elicit(context: Any, params: ElicitRequestParams) -> ElicitResult:
         asked.append(params.message)
         if answer == "accept":
             return ElicitResult(action="accept", content={"confirm": True})
@@ -81,10 +81,12 @@ async def test_above_the_confirmation_threshold_the_user_is_asked(
 
 
 async def test_a_user_who_unticks_confirm_is_a_no(sandbox: SandboxServer, tmp_path: Path) -> None:
-    async def elicit(_context: Any, _params: ElicitRequestParams) -> ElicitResult:
+    async def elicit(context: Any, params: ElicitRequestParams) -> ElicitResult:
         return ElicitResult(action="accept", content={"confirm": False})
 
-    async with Client(build_server(make_settings(sandbox, tmp_path, confirm_above=5)), elicitation_callback=elicit) as c:
+    async with Client(
+        build_server(make_settings(sandbox, tmp_path, confirm_above=5)), elicitation_callback=elicit
+    ) as c:
         result = await c.call_tool("run_bulk_waterfall", BULK_ARGS)
     assert structured(result)["code"] == "spend_limit" and runs(sandbox) == 0
 

@@ -10,20 +10,47 @@ from typing import Any
 import pytest
 from mcp import Client
 
+from databar_mcp.config import TOOLSETS
 from databar_mcp.server import INSTRUCTIONS
+from databar_mcp.tools.registry import TOOLSET_META_KEY
 
 pytestmark = pytest.mark.anyio
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "tools.json"
 EXPECTED = {
-    "run_bulk_waterfall",
-    "get_task",
-    "create_connector",
-    "list_table_rows",
+    # discover
+    "search_enrichments",
+    "get_enrichment",
+    "get_param_choices",
     "list_waterfalls",
-    "get_account",
+    "get_waterfall",
+    # enrich
+    "run_bulk_waterfall",
+    "run_waterfall",
+    "run_enrichment",
+    "run_bulk_enrichment",
+    # tasks
+    "get_task",
+    "cancel_task",
     "list_recent_tasks",
     "export_task_result",
+    # tables
+    "list_tables",
+    "create_table",
+    "get_table_columns",
+    "list_table_rows",
+    "insert_rows",
+    "update_rows",
+    "upsert_rows",
+    "delete_rows",
+    # connectors
+    "create_connector",
+    "list_connectors",
+    "get_connector",
+    "update_connector",
+    "delete_connector",
+    # account
+    "get_account",
 }
 
 
@@ -52,6 +79,7 @@ async def test_tool_guardrails(mcp: Client) -> None:
         for hint in ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"):
             assert isinstance(hints.get(hint), bool), (tool["name"], hint)
         assert len(tool["description"]) < 2000, tool["name"]
+        assert tool["_meta"][TOOLSET_META_KEY] in TOOLSETS, tool["name"]
         schema = tool["inputSchema"]
         assert schema["type"] == "object"
         assert not {"anyOf", "oneOf", "allOf"} & schema.keys(), tool["name"]
@@ -93,4 +121,8 @@ async def test_read_only_hints_match_what_tools_do(mcp: Client) -> None:
         assert hints[name]["readOnlyHint"] is True
     for name in ("run_bulk_waterfall", "create_connector", "export_task_result"):
         assert hints[name]["readOnlyHint"] is False
+    for name in ("delete_rows", "delete_connector", "update_connector", "cancel_task"):
+        assert hints[name]["destructiveHint"] is True
+    for name in ("insert_rows", "create_table", "run_enrichment", "run_bulk_enrichment", "run_waterfall"):
+        assert hints[name]["destructiveHint"] is False and hints[name]["idempotentHint"] is False
         assert hints[name]["idempotentHint"] is False

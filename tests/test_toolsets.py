@@ -73,9 +73,7 @@ async def test_read_only_tools_never_send_anything_but_gets(sandbox: SandboxServ
     settings = make_settings(sandbox, tmp_path, read_only=True)
     async with Client(build_server(make_settings(sandbox, tmp_path / "writer"))) as writer:
         task_id = structured(await writer.call_tool("run_bulk_waterfall", BULK_ARGS))["task_id"]
-        await writer.call_tool(
-            "create_connector", {"name": "c", "method": "get", "url": "https://example.com/x"}
-        )
+        await writer.call_tool("create_connector", {"name": "c", "method": "get", "url": "https://example.com/x"})
     sandbox.state.reset_counts()
 
     async with Client(build_server(settings)) as client:

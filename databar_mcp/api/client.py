@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any, Literal, Self, cast
+from typing import Any, Literal, Self, TypeVar, cast
 from urllib.parse import quote
 
 import anyio
 import httpx2
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from databar_mcp import __version__
 from databar_mcp.api import models
@@ -39,6 +39,30 @@ RetryMode = Literal["idempotent", "unsent_only"]
 _RETRYABLE_5XX = frozenset({500, 502, 503, 504})
 # Errors raised before any byte of the request could have reached the server.
 _NEVER_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _model(cls: type[M], raw: object) -> M:
+    """A response model, or an upstream error naming what did not fit (never the values: they may be data)."""
+    try:
+        return cls.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)[:5]
+        )
+        raise DatabarError(f"Databar answered with an unexpected {cls.__name__} shape ({problems}).") from None
+
+
+def _accepted_run(raw: object, path: str) -> models.TaskHandle:
+    """A run was answered 2xx: Databar accepted it. A reply we cannot read leaves the task unknown, not refused."""
+    try:
+        return _model(models.TaskHandle, raw)
+    except DatabarError as exc:
+        message = f"{exc.message} The run was accepted but its task id is unreadable."
+        raise SubmissionUnknown(message, method="POST", path=path) from None
 
 
 def segment(value: str | int) -> str:
@@ -216,51 +240,55 @@ class DatabarClient:
     # ---- endpoints -------------------------------------------------------------------------------------
 
     async def get_user(self) -> models.User:
-        return models.User.model_validate(await self.request("GET", "user/me"))
+        return _model(models.User, await self.request("GET", "user/me"))
 
     async def list_waterfalls(self) -> list[models.Waterfall]:
         raw: object = await self.request("GET", "waterfalls/")
         items: object = cast(dict[str, Any], raw).get("items", []) if isinstance(raw, dict) else raw
-        return [models.Waterfall.model_validate(item) for item in cast(list[Any], items)]
+        return [_model(models.Waterfall, item) for item in cast(list[Any], items)]
 
     async def get_waterfall(self, identifier: str) -> models.Waterfall:
-        return models.Waterfall.model_validate(await self.request("GET", f"waterfalls/{segment(identifier)}"))
+        return _model(models.Waterfall, await self.request("GET", f"waterfalls/{segment(identifier)}"))
 
     async def bulk_run_waterfall(self, identifier: str, body: models.BulkWaterfallRequest) -> models.TaskHandle:
+        path = f"waterfalls/{segment(identifier)}/bulk-run"
         raw = await self.request(
             "POST",
-            f"waterfalls/{segment(identifier)}/bulk-run",
+            path,
             json=body.model_dump(mode="json"),
             billable=True,
         )
-        return models.TaskHandle.model_validate(raw)
+        return _accepted_run(raw, path)
 
     async def run_waterfall(self, identifier: str, body: models.WaterfallRunRequest) -> models.TaskHandle:
+        path = f"waterfalls/{segment(identifier)}/run"
         raw = await self.request(
             "POST",
-            f"waterfalls/{segment(identifier)}/run",
+            path,
             json=body.model_dump(mode="json", exclude_none=True),
             billable=True,
         )
-        return models.TaskHandle.model_validate(raw)
+        return _accepted_run(raw, path)
 
     async def run_enrichment(self, enrichment_id: int, body: models.EnrichmentRunRequest) -> models.TaskHandle:
+        path = f"enrichments/{enrichment_id}/run"
         raw = await self.request(
             "POST",
-            f"enrichments/{enrichment_id}/run",
+            path,
             json=body.model_dump(mode="json", exclude_none=True),
             billable=True,
         )
-        return models.TaskHandle.model_validate(raw)
+        return _accepted_run(raw, path)
 
     async def bulk_run_enrichment(self, enrichment_id: int, body: models.BulkEnrichmentRequest) -> models.TaskHandle:
+        path = f"enrichments/{enrichment_id}/bulk-run"
         raw = await self.request(
             "POST",
-            f"enrichments/{enrichment_id}/bulk-run",
+            path,
             json=body.model_dump(mode="json", exclude_none=True),
             billable=True,
         )
-        return models.TaskHandle.model_validate(raw)
+        return _accepted_run(raw, path)
 
     async def search_enrichments(
         self, *, q: str | None, category: str | None, page: int, limit: int
@@ -273,14 +301,14 @@ class DatabarClient:
             params["category"] = category
         raw: object = await self.request("GET", "enrichments/", params=params)
         if isinstance(raw, list):
-            items = [models.Enrichment.model_validate(i) for i in cast(list[Any], raw)]
+            items = [_model(models.Enrichment, i) for i in cast(list[Any], raw)]
             return items, len(items), False
         body = cast(dict[str, Any], raw)
-        items = [models.Enrichment.model_validate(i) for i in cast(list[Any], body.get("items", []))]
+        items = [_model(models.Enrichment, i) for i in cast(list[Any], body.get("items", []))]
         return items, body.get("total_count"), bool(body.get("has_next_page"))
 
     async def get_enrichment(self, enrichment_id: int) -> models.Enrichment:
-        return models.Enrichment.model_validate(await self.request("GET", f"enrichments/{enrichment_id}"))
+        return _model(models.Enrichment, await self.request("GET", f"enrichments/{enrichment_id}"))
 
     async def param_choices(
         self, enrichment_id: int, slug: str, *, q: str | None, page: int, limit: int
@@ -289,15 +317,15 @@ class DatabarClient:
         if q:
             params["q"] = q
         raw = await self.request("GET", f"enrichments/{enrichment_id}/params/{segment(slug)}/choices", params=params)
-        return models.ChoicesPage.model_validate(raw)
+        return _model(models.ChoicesPage, raw)
 
     async def get_task(self, task_id: str, *, include_partial: bool = False) -> models.Task:
         params = {"include_partial": "true"} if include_partial else None
         raw = await self.request("GET", f"tasks/{segment(task_id)}", params=params)
-        return models.Task.model_validate(raw)
+        return _model(models.Task, raw)
 
     async def cancel_task(self, task_id: str) -> models.Task:
-        return models.Task.model_validate(await self.request("POST", f"tasks/{segment(task_id)}/cancel"))
+        return _model(models.Task, await self.request("POST", f"tasks/{segment(task_id)}/cancel"))
 
     async def list_table_rows(
         self, table_uuid: str, *, page: int, per_page: int, filter_json: str | None = None
@@ -306,50 +334,52 @@ class DatabarClient:
         if filter_json:
             params["filter"] = filter_json
         raw = await self.request("GET", f"table/{segment(table_uuid)}/rows", params=params)
-        return models.TableRowsPage.model_validate(raw)
+        return _model(models.TableRowsPage, raw)
 
     async def list_tables(self) -> list[models.Table]:
         raw: object = await self.request("GET", "table/")
         items: object = cast(dict[str, Any], raw).get("items", []) if isinstance(raw, dict) else raw
-        return [models.Table.model_validate(item) for item in cast(list[Any], items)]
+        return [_model(models.Table, item) for item in cast(list[Any], items)]
 
     async def create_table(self, name: str | None, columns: list[str]) -> models.Table:
         body: dict[str, Any] = {"columns": columns}
         if name:
             body["name"] = name
-        return models.Table.model_validate(await self.request("POST", "table/create", json=body))
+        return _model(models.Table, await self.request("POST", "table/create", json=body))
 
     async def table_columns(self, table_uuid: str) -> list[models.TableColumn]:
         raw: object = await self.request("GET", f"table/{segment(table_uuid)}/columns")
         items: object = cast(dict[str, Any], raw).get("items", []) if isinstance(raw, dict) else raw
-        return [models.TableColumn.model_validate(item) for item in cast(list[Any], items)]
+        return [_model(models.TableColumn, item) for item in cast(list[Any], items)]
 
     async def write_rows(
         self, method: Literal["POST", "PATCH"], table_uuid: str, action: str, body: dict[str, Any]
     ) -> models.RowWriteBatch:
         """One ≤50-row batch: insert (POST rows), update (PATCH rows), upsert or delete (POST rows/<action>)."""
         path = f"table/{segment(table_uuid)}/rows" + (f"/{action}" if action in ("upsert", "delete") else "")
-        raw: object = await self.request(method, path, json=body)
-        return models.RowWriteBatch.model_validate({"results": raw} if isinstance(raw, list) else (raw or {}))
+        raw: Any = await self.request(method, path, json=body)
+        if isinstance(raw, list):
+            raw = {"results": cast(list[Any], raw)}
+        return _model(models.RowWriteBatch, raw or {})
 
     async def create_connector(self, body: models.ConnectorCreate) -> models.Connector:
         raw = await self.request("POST", "connectors/", json=body.model_dump(mode="json", exclude_none=True))
-        return models.Connector.model_validate(raw)
+        return _model(models.Connector, raw)
 
     async def list_connectors(self) -> list[models.Connector]:
         raw: object = await self.request("GET", "connectors/")
         items: object = cast(dict[str, Any], raw).get("items", []) if isinstance(raw, dict) else raw
-        return [models.Connector.model_validate(item) for item in cast(list[Any], items)]
+        return [_model(models.Connector, item) for item in cast(list[Any], items)]
 
     async def get_connector(self, connector_id: int) -> models.Connector:
-        return models.Connector.model_validate(await self.request("GET", f"connectors/{connector_id}"))
+        return _model(models.Connector, await self.request("GET", f"connectors/{connector_id}"))
 
     async def update_connector(self, connector_id: int, body: models.ConnectorCreate) -> models.Connector:
         """PUT replaces the whole connector: callers merge changes into the current one first."""
         raw = await self.request(
             "PUT", f"connectors/{connector_id}", json=body.model_dump(mode="json", exclude_none=True)
         )
-        return models.Connector.model_validate(raw)
+        return _model(models.Connector, raw)
 
     async def delete_connector(self, connector_id: int) -> None:
         await self.request("DELETE", f"connectors/{connector_id}")

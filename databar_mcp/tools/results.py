@@ -13,7 +13,7 @@ from typing import Any
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field
 
-from databar_mcp.shaping import largest_fitting, result_size
+from databar_mcp.shaping import compact_json, escape_text, largest_fitting, result_size
 
 
 class ErrorCode(StrEnum):
@@ -62,6 +62,11 @@ def render_error(body: ErrorBody) -> str:
     if body.task_id:
         lines.append(f"task_id: {body.task_id}")
     lines.extend(f"- {f.field}: {f.problem}" for f in body.fields)
+    if body.details:
+        details = escape_text(compact_json(body.details))
+        lines.append(
+            "Details: " + (details if len(details) <= 4_000 else details[:4_000] + "…(full in structured content)")
+        )
     if body.next_steps:
         lines.append("Next steps:")
         lines.extend(f"- {step}" for step in body.next_steps)
