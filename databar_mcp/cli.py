@@ -5,25 +5,28 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import ipaddress
+import io
 import logging
 import os
 import runpy
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import anyio
 from pydantic import SecretStr, ValidationError
 
 from databar_mcp import __version__
 from databar_mcp.config import Settings
+from databar_mcp.logs import FORMATS, parse_format, parse_level, reclaim_library_loggers, setup_logging
 
 if TYPE_CHECKING:
     from databar_mcp.sandbox import SandboxServer
 
 log = logging.getLogger("databar_mcp")
+
+TRANSPORTS = ("stdio", "http")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,14 +35,34 @@ def build_parser() -> argparse.ArgumentParser:
         prog="databar-mcp",
         description="MCP server for Databar.ai data enrichment. The API key comes from DATABAR_API_KEY.",
     )
+    env = os.environ
     parser.add_argument("--version", action="version", version=f"databar-mcp {__version__}")
-    parser.add_argument("--transport", choices=("stdio", "http"), default="stdio", help="default: stdio")
-    parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    parser.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        default=env.get("DATABAR_MCP_TRANSPORT", "stdio"),
+        help="stdio (default) or http (streamable HTTP at /mcp); env DATABAR_MCP_TRANSPORT",
+    )
+    parser.add_argument(
+        "--host",
+        default=env.get("DATABAR_MCP_HOST", "127.0.0.1"),
+        help="HTTP bind address (default 127.0.0.1; any other than loopback needs DATABAR_MCP_HTTP_TOKEN)",
+    )
+    parser.add_argument(
+        "--port", type=int, default=env.get("DATABAR_MCP_PORT", "8000"), help="HTTP port (default 8000)"
+    )
     parser.add_argument(
         "--sandbox", action="store_true", help="serve against an in-process Databar sandbox (no key needed)"
     )
-    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default) or ERROR")
+    parser.add_argument(
+        "--log-level", default=None, help="DEBUG, INFO, WARNING (default) or ERROR; env DATABAR_MCP_LOG_LEVEL"
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default=None,
+        help="stderr log lines as logfmt text (default) or JSON; env DATABAR_MCP_LOG_FORMAT",
+    )
     parser.add_argument(
         "--toolsets",
         default=None,
@@ -63,23 +86,27 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument(
         "--sandbox", dest="doctor_sandbox", action="store_true", help="check against an in-process sandbox"
     )
+    health = sub.add_parser(
+        "healthcheck",
+        help="exit 0 when the HTTP server answers /healthz (Docker HEALTHCHECK); always 0 in stdio mode",
+    )
+    health.add_argument("--url", default=None, help="health URL (default: from the server's own command line)")
+    health.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
     return parser
 
 
-def _configure_logging(level: str) -> None:
-    # stderr only: on stdio, stdout belongs to the MCP protocol.
-    logging.basicConfig(
-        stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
-    )
+def _configure_logging(level: str | None, fmt: str | None = None, secrets: Sequence[str | None] = ()) -> None:
+    """Structured lines on stderr only: on stdio, stdout belongs to the MCP protocol (see databar_mcp.logs)."""
+    setup_logging(level, fmt=fmt or os.environ.get("DATABAR_MCP_LOG_FORMAT"), secrets=secrets)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+def _logging_problem(level: str | None, fmt: str | None) -> str | None:
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        parse_level(level)
+        parse_format(fmt or os.environ.get("DATABAR_MCP_LOG_FORMAT"))
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def on_sandbox(settings: Settings, sandbox: SandboxServer) -> Settings:
@@ -112,25 +139,41 @@ def serve(args: argparse.Namespace) -> int:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False))
         print(f"databar-mcp: invalid configuration: {problems}", file=sys.stderr)
         return 2
-    _configure_logging(settings.log_level)
+    if problem := _logging_problem(settings.log_level, args.log_format):
+        print(f"databar-mcp: {problem}", file=sys.stderr)
+        return 2
+    if args.transport not in TRANSPORTS:
+        print(f"databar-mcp: unknown transport {args.transport!r}: use stdio or http", file=sys.stderr)
+        return 2
+    http_options = None
+    if args.transport == "http":
+        from databar_mcp.http_app import HttpConfigError, options_from_env
+
+        try:  # before anything starts: an unsafe HTTP configuration never serves a single request
+            http_options = options_from_env(args.host, args.port)
+        except HttpConfigError as exc:
+            print(f"databar-mcp: {exc}", file=sys.stderr)
+            return 2
+    token = http_options.token.get_secret_value() if http_options and http_options.token else None
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    _configure_logging(settings.log_level, args.log_format, secrets=(key, token))
     sandbox = None
     if args.sandbox:
         from databar_mcp.sandbox import SandboxServer
 
         sandbox = SandboxServer().start()
         settings = on_sandbox(settings, sandbox)
+        reclaim_library_loggers()  # the sandbox's uvicorn config installed its own handlers
         log.warning("using the in-process Databar sandbox at %s", sandbox.base_url)
     elif settings.api_key is None:
         log.warning("DATABAR_API_KEY is not set: tools will answer auth_failed (try --sandbox)")
     server = build_server(settings)
     try:
-        if args.transport == "http":
-            if not _is_loopback(args.host):
-                print("refusing to serve HTTP on a non-loopback address in this version", file=sys.stderr)
-                return 2
-            server.run("streamable-http", host=args.host, port=args.port)
-        else:
-            server.run("stdio")
+        if http_options is not None:
+            from databar_mcp.http_app import serve_http
+
+            return serve_http(server, http_options)
+        server.run("stdio")
     finally:
         if sandbox is not None:
             sandbox.stop()
@@ -141,7 +184,7 @@ def run_sandbox_command(args: argparse.Namespace) -> int:
     from databar_mcp.sandbox import run_sandbox
 
     key = args.api_key or os.environ.get("DATABAR_SANDBOX_KEY") or "sandbox"
-    _configure_logging("WARNING")
+    _configure_logging("WARNING", args.log_format)
     with contextlib.suppress(KeyboardInterrupt):
         run_sandbox(args.host, args.port, key)
     return 0
@@ -151,7 +194,11 @@ def run_doctor(args: argparse.Namespace) -> int:
     from databar_mcp.doctor import doctor
 
     settings = Settings.from_env(log_level=args.log_level.upper() if args.log_level else None)
-    _configure_logging(settings.log_level)
+    if problem := _logging_problem(settings.log_level, args.log_format):
+        print(f"databar-mcp: {problem}", file=sys.stderr)
+        return 2
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    _configure_logging(settings.log_level, args.log_format, secrets=(key,))
     if not (args.sandbox or args.doctor_sandbox):
         code, out = anyio.run(functools.partial(doctor, settings, as_json=args.json))
         print(out)
@@ -159,9 +206,67 @@ def run_doctor(args: argparse.Namespace) -> int:
     from databar_mcp.sandbox import SandboxServer
 
     with SandboxServer() as sandbox:
+        reclaim_library_loggers()
         code, out = anyio.run(functools.partial(doctor, on_sandbox(settings, sandbox), as_json=args.json))
     print(out)
     return code
+
+
+def served_args(cmdline: bytes) -> argparse.Namespace | None:
+    """The parsed flags of a `databar-mcp ...` (or `python -m databar_mcp ...`) command line, NUL-separated."""
+    argv = [part.decode(errors="replace") for part in cmdline.split(b"\0") if part]
+    for i, part in enumerate(argv):
+        if Path(part).name == "databar-mcp" or (part == "databar_mcp" and i > 0 and argv[i - 1] == "-m"):
+            with contextlib.suppress(SystemExit), contextlib.redirect_stderr(io.StringIO()):
+                return build_parser().parse_known_args(argv[i + 1 :])[0]
+            return None
+    return None
+
+
+def healthcheck_url(args: argparse.Namespace, pid1_cmdline: Path = Path("/proc/1/cmdline")) -> str | None:
+    """The /healthz URL of the server to check, or None when it serves stdio (nothing to check).
+
+    In a container the server is PID 1, so its own flags say whether it serves HTTP and on which port;
+    elsewhere the flags and DATABAR_MCP_* variables given to this command do.
+    """
+    if args.url:
+        return str(args.url)
+    served: argparse.Namespace | None = None
+    with contextlib.suppress(OSError):
+        served = served_args(pid1_cmdline.read_bytes())
+    if served is None or served.command is not None:
+        served = args
+    if served.transport != "http":
+        return None
+    host = str(served.host)
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 (a comparison, not a bind)
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{served.port}/healthz"
+
+
+def healthcheck(args: argparse.Namespace) -> int:
+    """For Docker's HEALTHCHECK: 0 when /healthz answers ok (or in stdio mode), 1 otherwise; one line out."""
+    import json
+    import urllib.request
+
+    url = healthcheck_url(args)
+    if url is None:
+        print("healthy: stdio transport (no HTTP endpoint to check)")
+        return 0
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as response:  # noqa: S310 (http URL we built)
+            body = json.loads(response.read(65536) or b"{}")
+            status = int(response.status)
+    except (OSError, ValueError) as exc:
+        print(f"unhealthy: {url}: {type(exc).__name__}: {exc}")
+        return 1
+    if status == 200 and isinstance(body, dict) and cast(dict[str, object], body).get("status") == "ok":
+        print(f"healthy: {url}")
+        return 0
+    print(f"unhealthy: {url}: HTTP {status}")
+    return 1
 
 
 def demo() -> int:
@@ -186,4 +291,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return demo()
     if args.command == "doctor":
         return run_doctor(args)
+    if args.command == "healthcheck":
+        return healthcheck(args)
     return serve(args)

@@ -1,0 +1,422 @@
+"""Streamable HTTP: the SDK's `/mcp` app behind our checks, served by uvicorn, safe by default.
+
+Every request except `GET /healthz` passes, in this order:
+
+1. Host: the Host header must name the bound address or an allowed host (wrong Host -> 421). This is the
+   DNS-rebinding defence: a web page whose name was re-pointed at 127.0.0.1 still sends its own name.
+2. Origin: when present it must be the server's own origin or an allowed origin (foreign Origin -> 403).
+3. Bearer token: when `DATABAR_MCP_HTTP_TOKEN` is set, `Authorization: Bearer <token>` is required and
+   compared in constant time (missing or wrong -> 401 with `WWW-Authenticate: Bearer`). Binding anything
+   but a loopback address without a token is refused at start.
+4. Body cap: a declared Content-Length over the cap, or a chunked body growing past it -> 413.
+5. The Authorization header is removed before the request reaches the MCP app, so nothing downstream (the
+   tools, the Databar client) can see or forward it: Databar is always called with the server's own key.
+
+We do these checks ourselves instead of the SDK's `TransportSecuritySettings`, which it switches on only for
+loopback binds, applies only on `/mcp` after its Content-Type check, and matches Host patterns that need a
+port. `GET /healthz` answers `{"status": "ok", "version", "uptime_s"}` with no check: it reveals nothing.
+
+Environment (read here until they move to config.Settings):
+`DATABAR_MCP_HTTP_TOKEN` or `DATABAR_MCP_HTTP_TOKEN_FILE` (bearer token, at least 16 characters),
+`DATABAR_MCP_HTTP_ALLOWED_HOSTS` (comma-separated host names, `name:port`, or `*` to skip the Host check),
+`DATABAR_MCP_HTTP_ALLOWED_ORIGINS` (comma-separated origins such as `https://app.example.com`, or `*`),
+`DATABAR_MCP_HTTP_MAX_BODY` (bytes, default 4 MiB).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import uvicorn
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import SecretStr
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from databar_mcp import __version__
+from databar_mcp.logs import reclaim_library_loggers
+
+log = logging.getLogger("databar_mcp.http")
+
+MCP_PATH: Final = "/mcp"
+HEALTH_PATH: Final = "/healthz"
+DEFAULT_MAX_BODY: Final = 4 * 1024 * 1024
+MIN_TOKEN_LEN: Final = 16
+MAX_SESSIONS: Final = 1000  # the SDK's default is 10,000 live sessions
+GRACEFUL_SHUTDOWN_S: Final = 5  # open SSE streams would otherwise hold a shutdown forever
+
+TOKEN_ENV: Final = "DATABAR_MCP_HTTP_TOKEN"  # noqa: S105 (a variable name)
+TOKEN_FILE_ENV: Final = "DATABAR_MCP_HTTP_TOKEN_FILE"  # noqa: S105 (a variable name)
+ALLOWED_HOSTS_ENV: Final = "DATABAR_MCP_HTTP_ALLOWED_HOSTS"
+ALLOWED_ORIGINS_ENV: Final = "DATABAR_MCP_HTTP_ALLOWED_ORIGINS"
+MAX_BODY_ENV: Final = "DATABAR_MCP_HTTP_MAX_BODY"
+
+LOOPBACK_NAMES: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+WILDCARD_BINDS: Final = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 (names, not a bind)
+REALM: Final = 'Bearer realm="databar-mcp"'
+
+# (status, JSON body, extra headers) of a refused request
+Rejection = tuple[int, dict[str, str], list[tuple[str, str]]]
+
+
+class HttpConfigError(ValueError):
+    """The HTTP transport cannot start with this configuration (the message never holds a secret)."""
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _machine_names() -> set[str]:
+    """This machine's host name and its addresses: what clients use to reach a wildcard bind."""
+    names: set[str] = set()
+    try:
+        hostname = socket.gethostname()
+    except OSError:
+        return names
+    names.add(hostname.lower())
+    try:
+        for info in socket.getaddrinfo(hostname, None):
+            names.add(str(info[4][0]).lower())
+    except OSError:
+        pass
+    return names
+
+
+def _split_list(raw: str | None) -> list[str]:
+    return [part.strip() for part in (raw or "").split(",") if part.strip()]
+
+
+def _normalize_host(value: str) -> str:
+    return value.strip().lower().rstrip(".")
+
+
+def _read_token(environ: Mapping[str, str]) -> SecretStr | None:
+    raw = environ.get(TOKEN_ENV)
+    source = TOKEN_ENV
+    if not raw and (path := environ.get(TOKEN_FILE_ENV)):
+        source = f"{TOKEN_FILE_ENV} {path}"
+        try:
+            raw = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise HttpConfigError(f"cannot read {source}: {exc.strerror or type(exc).__name__}") from None
+    if not raw:
+        return None
+    token = raw.strip()
+    if len(token) < MIN_TOKEN_LEN:
+        raise HttpConfigError(f"{source} is too short: use at least {MIN_TOKEN_LEN} random characters")
+    if not all(33 <= ord(c) <= 126 for c in token):
+        raise HttpConfigError(f"{source} must be printable ASCII without spaces")
+    return SecretStr(token)
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    """Everything the HTTP transport needs besides the MCP server."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token: SecretStr | None = field(default=None, repr=False)
+    max_body: int = DEFAULT_MAX_BODY
+    allowed_hosts: frozenset[str] = LOOPBACK_NAMES
+    allowed_origins: frozenset[str] = frozenset()
+    any_host: bool = False
+    any_origin: bool = False
+
+    @property
+    def url(self) -> str:
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        if self.host in WILDCARD_BINDS:
+            shown = "127.0.0.1"
+        return f"http://{shown}:{self.port}{MCP_PATH}"
+
+    @property
+    def health_url(self) -> str:
+        return self.url.removesuffix(MCP_PATH) + HEALTH_PATH
+
+
+def default_allowed_hosts(host: str) -> set[str]:
+    bound = _normalize_host(host.strip("[]"))
+    if bound in WILDCARD_BINDS:
+        return set(LOOPBACK_NAMES) | _machine_names()
+    names = {bound}
+    if is_loopback(bound):
+        names |= LOOPBACK_NAMES
+    return names
+
+
+def options_from_env(host: str, port: int, environ: Mapping[str, str] | None = None) -> HttpOptions:
+    """Options for serving on host:port, from the environment; HttpConfigError when unsafe or invalid."""
+    env = os.environ if environ is None else environ
+    token = _read_token(env)
+    if token is None and not is_loopback(host):
+        raise HttpConfigError(
+            f"refusing to serve HTTP on {host or 'all addresses'} without a bearer token: any host on the network "
+            f"could use the Databar key. Set {TOKEN_ENV} (or {TOKEN_FILE_ENV}) to a random secret of at least "
+            f"{MIN_TOKEN_LEN} characters, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`, "
+            "or bind 127.0.0.1."
+        )
+    max_body = DEFAULT_MAX_BODY
+    if raw := env.get(MAX_BODY_ENV):
+        try:
+            max_body = int(raw)
+        except ValueError:
+            raise HttpConfigError(f"{MAX_BODY_ENV} must be a number of bytes, not {raw!r}") from None
+        if max_body < 1024:
+            raise HttpConfigError(f"{MAX_BODY_ENV} must be at least 1024 bytes")
+    if not 0 <= port <= 65535:
+        raise HttpConfigError(f"port {port} is out of range")
+    extra_hosts = [_normalize_host(h) for h in _split_list(env.get(ALLOWED_HOSTS_ENV))]
+    origins = [o.lower().rstrip("/") for o in _split_list(env.get(ALLOWED_ORIGINS_ENV))]
+    return HttpOptions(
+        host=host,
+        port=port,
+        token=token,
+        max_body=max_body,
+        allowed_hosts=frozenset(default_allowed_hosts(host) | {h.strip("[]") for h in extra_hosts if h != "*"}),
+        allowed_origins=frozenset(o for o in origins if o != "*"),
+        any_host="*" in extra_hosts,
+        any_origin="*" in origins,
+    )
+
+
+def _parse_host_header(value: str) -> tuple[str, str | None] | None:
+    """(host name, port or None) of a Host header, or None when malformed."""
+    value = value.strip().lower()
+    if not value:
+        return None
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            return None
+        name, rest = value[1:end], value[end + 1 :]
+        if rest and not rest.startswith(":"):
+            return None
+        port = rest[1:] if rest else None
+    elif value.count(":") == 1:
+        name, port = value.split(":")
+    elif ":" in value:
+        return None
+    else:
+        name, port = value, None
+    if port is not None and not (port.isdigit() and len(port) <= 5):
+        return None
+    name = name.rstrip(".")
+    return (name, port) if name else None
+
+
+def _digest(value: str) -> bytes:
+    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).digest()
+
+
+async def _reply(
+    send: Send, status: int, body: Mapping[str, Any], headers: Iterable[tuple[str, str]] = (), *, close: bool = True
+) -> None:
+    raw = json.dumps(body).encode()
+    pairs = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(raw)).encode()),
+        (b"cache-control", b"no-store"),
+    ]
+    pairs += [(k.encode(), v.encode()) for k, v in headers]
+    if close:  # the request body may be unread: do not reuse the connection
+        pairs.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": pairs})
+    await send({"type": "http.response.body", "body": raw})
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class SecurityMiddleware:
+    """Pure ASGI in front of the SDK app: health, Host, Origin, bearer token, body cap, header stripping."""
+
+    def __init__(self, app: ASGIApp, options: HttpOptions) -> None:
+        self.app = app
+        self.options = options
+        self.started = time.monotonic()
+        self._token_digest = _digest(options.token.get_secret_value()) if options.token is not None else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # lifespan passes through; websockets are not served
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            await self.app(scope, receive, send)
+            return
+        path = str(scope.get("path", ""))
+        method = str(scope.get("method", "GET"))
+        if path.rstrip("/") == HEALTH_PATH:
+            await self._health(method, send)
+            return
+        headers: list[tuple[bytes, bytes]] = list(scope.get("headers", []))
+        rejection = self._check_host(headers) or self._check_origin(headers) or self._check_token(headers)
+        if rejection is not None:
+            status, body, extra = rejection
+            log.info("%s %s rejected with %d (%s)", method, path, status, body["error"])
+            await _reply(send, status, body, extra)
+            return
+        try:
+            replay = await self._read_body(headers, receive)
+        except _BodyTooLarge:
+            log.info("%s %s rejected with 413 (body over %d bytes)", method, path, self.options.max_body)
+            await _reply(
+                send,
+                413,
+                {"error": "payload_too_large", "message": f"Request body over {self.options.max_body} bytes."},
+            )
+            return
+        except ValueError:
+            await _reply(send, 400, {"error": "bad_request", "message": "Invalid Content-Length."})
+            return
+        inner_scope = {**scope, "headers": [(k, v) for k, v in headers if k.lower() != b"authorization"]}
+        await self.app(inner_scope, replay, send)
+
+    # ---- checks: None when the request passes, else (status, body, extra headers) ------------------------
+
+    def _check_host(self, headers: list[tuple[bytes, bytes]]) -> Rejection | None:
+        values = [v for k, v in headers if k.lower() == b"host"]
+        parsed = _parse_host_header(values[0].decode("latin-1")) if len(values) == 1 else None
+        if parsed is not None:
+            name, port = parsed
+            allowed = self.options.allowed_hosts
+            if self.options.any_host or name in allowed or (port is not None and f"{name}:{port}" in allowed):
+                return None
+        message = f"Host not allowed; add it to {ALLOWED_HOSTS_ENV} if this server is meant to be reached by it."
+        return 421, {"error": "misdirected_request", "message": message}, []
+
+    def _check_origin(self, headers: list[tuple[bytes, bytes]]) -> Rejection | None:
+        origins = [v.decode("latin-1").strip() for k, v in headers if k.lower() == b"origin"]
+        if not origins:
+            return None  # not a browser, or a same-origin GET: nothing to check
+        origin = origins[0].lower().rstrip("/")
+        if len(origins) == 1 and (self.options.any_origin or origin in self.options.allowed_origins):
+            return None
+        host = next((v.decode("latin-1").strip().lower() for k, v in headers if k.lower() == b"host"), "")
+        try:
+            parts = urlsplit(origin)
+        except ValueError:
+            parts = None
+        if len(origins) == 1 and parts is not None and parts.scheme in ("http", "https") and parts.netloc == host:
+            return None
+        message = f"Origin not allowed; add it to {ALLOWED_ORIGINS_ENV} to let that web page call this server."
+        return 403, {"error": "forbidden_origin", "message": message}, []
+
+    def _check_token(self, headers: list[tuple[bytes, bytes]]) -> Rejection | None:
+        if self._token_digest is None:
+            return None
+        values = [v.decode("latin-1") for k, v in headers if k.lower() == b"authorization"]
+        if not values:
+            return 401, {"error": "unauthorized", "message": "Bearer token required."}, [("www-authenticate", REALM)]
+        scheme, _, credentials = values[0].strip().partition(" ")
+        given = credentials.strip() if scheme.lower() == "bearer" else ""
+        # Always compare (fixed-length digests), so timing says nothing about the token or the header shape.
+        ok = hmac.compare_digest(_digest(given), self._token_digest) and len(values) == 1 and bool(given)
+        if ok:
+            return None
+        challenge = f'{REALM}, error="invalid_token"'
+        return 401, {"error": "unauthorized", "message": "Invalid bearer token."}, [("www-authenticate", challenge)]
+
+    async def _read_body(self, headers: list[tuple[bytes, bytes]], receive: Receive) -> Receive:
+        """Read the whole body within the cap, then hand the app a receive that replays it."""
+        cap = self.options.max_body
+        for key, value in headers:
+            if key.lower() == b"content-length":
+                declared = int(value)  # ValueError: 400
+                if declared < 0:
+                    raise ValueError("negative Content-Length")
+                if declared > cap:
+                    raise _BodyTooLarge
+        chunks: list[bytes] = []
+        size = 0
+        pending: list[Message] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                pending.append(message)  # e.g. http.disconnect: the app sees it after the body
+                break
+            chunk = bytes(message.get("body", b""))
+            size += len(chunk)
+            if size > cap:
+                raise _BodyTooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        queue: list[Message] = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}, *pending]
+
+        async def replay() -> Message:
+            if queue:
+                return queue.pop(0)
+            return await receive()
+
+        return replay
+
+    async def _health(self, method: str, send: Send) -> None:
+        if method not in ("GET", "HEAD"):
+            await _reply(send, 405, {"error": "method_not_allowed"}, [("allow", "GET, HEAD")], close=False)
+            return
+        body = {
+            "status": "ok",
+            "server": "databar-mcp",
+            "version": __version__,
+            "transport": "streamable-http",
+            "uptime_s": round(time.monotonic() - self.started, 1),
+        }
+        await _reply(send, 200, body, close=False)
+
+
+def build_http_app(server: MCPServer[Any], options: HttpOptions) -> ASGIApp:
+    """The SDK's streamable-HTTP Starlette app at /mcp (its lifespan runs ours), behind SecurityMiddleware."""
+    inner = server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        max_request_body_size=options.max_body,
+        max_sessions=MAX_SESSIONS,
+        # Our middleware validates Host and Origin for every path and every bind; see the module docstring.
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+        host=options.host,
+    )
+    return SecurityMiddleware(inner, options)
+
+
+def serve_http(server: MCPServer[Any], options: HttpOptions) -> int:
+    """Serve until SIGINT/SIGTERM; 0 after a clean shutdown, 1 when the server never started."""
+    app = build_http_app(server, options)
+    config = uvicorn.Config(
+        app,
+        host=options.host,
+        port=options.port,
+        log_config=None,  # our handler (databar_mcp.logs) formats uvicorn's records; uvicorn's writes to stdout
+        log_level=None,
+        access_log=logging.getLogger("uvicorn.access").isEnabledFor(logging.INFO),
+        proxy_headers=False,  # X-Forwarded-* are not trusted
+        server_header=False,
+        lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
+    uv = uvicorn.Server(config)
+    reclaim_library_loggers()
+    auth = "bearer token required" if options.token is not None else "no token (loopback only)"
+    log.warning("serving MCP over streamable HTTP at %s (%s; health at %s)", options.url, auth, options.health_url)
+    if options.any_host:
+        log.warning("%s=* : the Host header is not checked (DNS-rebinding protection off)", ALLOWED_HOSTS_ENV)
+    uv.run()
+    return 0 if uv.started else 1
