@@ -1,0 +1,41 @@
+# syntax=docker/dockerfile:1
+# databar-mcp: the MCP server for Databar.ai.
+#
+#   docker build -t databar-mcp .
+#   stdio (what an MCP client launches):
+#     docker run -i --rm -e DATABAR_API_KEY -v databar-mcp:/data databar-mcp
+#   streamable HTTP on all interfaces (a bearer token is then required; the server refuses to start without):
+#     docker run -d -p 8000:8000 -e DATABAR_API_KEY -e DATABAR_MCP_HTTP_TOKEN -v databar-mcp:/data \
+#       databar-mcp --transport http --host 0.0.0.0
+#   Secrets come from the environment at run time (or DATABAR_API_KEY_FILE / DATABAR_MCP_HTTP_TOKEN_FILE
+#   pointing at a mounted secret), never from the image. tests/test_http.py checks this file and runs its
+#   install steps: the wheel built by `pip wheel` below is the one `pip install` puts in the runtime image.
+
+# ---- build: a wheel from the source (only the files the wheel needs are copied) ----
+FROM python:3.11.9-slim-bookworm AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY databar_mcp ./databar_mcp
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
+
+# ---- runtime: the wheel installed into a slim Python, run as an unprivileged user ----
+FROM python:3.11.9-slim-bookworm
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    DATABAR_MCP_STATE_DIR=/data
+RUN groupadd --system --gid 10001 databar \
+    && useradd --system --uid 10001 --gid databar --home-dir /home/databar --create-home --shell /usr/sbin/nologin databar \
+    && mkdir -p /data \
+    && chown databar:databar /data
+# The wheel is bind-mounted from the build stage, so it never becomes a layer of this image.
+RUN --mount=type=bind,from=build,source=/dist,target=/dist pip install --no-cache-dir /dist/*.whl
+USER 10001:10001
+WORKDIR /home/databar
+VOLUME ["/data"]
+EXPOSE 8000
+# HTTP mode: GET /healthz on the port the server was started with (read from its own command line).
+# stdio mode: there is no endpoint, so the check reports healthy.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 CMD ["databar-mcp", "healthcheck"]
+ENTRYPOINT ["databar-mcp"]
+CMD []
