@@ -124,3 +124,35 @@ def write_export(
             )
 
     return _atomic_write(path, write_csv), header
+
+
+def table_export_path(folder: Path, table_uuid: str, name: str | None, fmt: ExportFormat, *, resume: bool) -> Path:
+    """A new file for a table export, or (resuming) the existing one the previous call started."""
+    if not resume:
+        return export_path(folder, f"table-{table_uuid}", name, fmt)
+    stem = name or f"table-{table_uuid}"
+    if not SAFE_NAME.fullmatch(stem) or ".." in stem:
+        raise UnsafeName("filename must be a plain name of letters, digits, '.', '_' and '-' (no folders)")
+    if stem.lower().endswith(f".{fmt}"):
+        stem = stem[: -(len(fmt) + 1)]
+    path = folder.resolve() / f"{stem}.{fmt}"
+    if not path.is_file():
+        raise UnsafeName(f"cannot resume: {path.name} does not exist in the exports folder")
+    return path
+
+
+def append_table_rows(path: Path, fmt: ExportFormat, columns: Sequence[str], rows: Sequence[dict[str, object]]) -> int:
+    """Append one page of table rows (CSV header written when the file is new); returns the file's size."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+    with path.open("a", newline="", encoding="utf-8") as f:
+        if fmt == "jsonl":
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        else:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(columns)
+            for row in rows:
+                writer.writerow([cell(row.get(c)) for c in columns])
+    return path.stat().st_size

@@ -20,7 +20,7 @@ from databar_mcp.config import Settings
 from databar_mcp.fingerprint import account_id
 from databar_mcp.runner import TaskRunner
 from databar_mcp.store import Ledger
-from databar_mcp.tools import account, connectors, discover, enrich, exports, guidance, tables, tasks
+from databar_mcp.tools import account, connectors, discover, enrich, exports, guidance, table_export, tables, tasks
 from databar_mcp.tools.context import Services
 from databar_mcp.tools.failures import from_validation
 from databar_mcp.tools.registry import Toolbox
@@ -111,7 +111,7 @@ def build_server(settings: Settings) -> DatabarMCPServer:
         log_level=settings.log_level if settings.log_level in _LEVELS else "WARNING",  # type: ignore[arg-type]
     )
     box = Toolbox(server, settings)
-    for module in (discover, enrich, tasks, exports, tables, connectors, account, guidance):
+    for module in (discover, enrich, tasks, exports, tables, table_export, connectors, account, guidance):
         module.register(box)
     return server
 

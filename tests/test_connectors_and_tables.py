@@ -79,16 +79,13 @@ async def test_a_page_larger_than_the_budget_is_cut_with_an_exact_continuation(m
     assert 0 < shown < 1000
     assert out["rows_omitted"] == 1000 - shown
     assert len(whole(result)) <= 40_000
-    # Follow next_call: it must start exactly after the last row shown.
-    call = out["next_call"]
-    assert call.startswith("list_table_rows(")
-    page = int(call.split("page=")[1].split(",")[0])
-    per_page = int(call.split("per_page=")[1].rstrip(")"))
+    # Follow next_call: it continues the same page right after the last row shown.
+    assert out["next_call"] == f'list_table_rows(table_uuid="{TABLE}", page=1, per_page=1000, skip={shown})'
     follow = structured(
-        await mcp.call_tool("list_table_rows", {"table_uuid": TABLE, "page": page, "per_page": per_page})
+        await mcp.call_tool("list_table_rows", {"table_uuid": TABLE, "page": 1, "per_page": 1000, "skip": shown})
     )
-    assert follow["rows"][0]["id"] != out["rows"][-1]["id"]
-    assert (page - 1) * per_page == shown
+    direct = structured(await mcp.call_tool("list_table_rows", {"table_uuid": TABLE, "page": 2, "per_page": shown}))
+    assert follow["rows"][0]["id"] == direct["rows"][0]["id"]  # row number `shown`, exactly
 
 
 async def test_unknown_table_is_not_found(mcp: Client) -> None:

@@ -39,6 +39,7 @@ EXPECTED = {
     "create_table",
     "get_table_columns",
     "list_table_rows",
+    "export_table_rows",
     "insert_rows",
     "update_rows",
     "upsert_rows",

@@ -31,7 +31,7 @@ async def test_every_tool_belongs_to_a_toolset_and_all_are_loaded_by_default(
     tools = await tools_of(sandbox, tmp_path)
     toolsets = {t["_meta"][TOOLSET_META_KEY] for t in tools.values()}
     assert toolsets == set(TOOLSETS)
-    assert len(tools) == 27
+    assert len(tools) == 28
 
 
 @pytest.mark.parametrize("chosen", [("discover",), ("tasks", "account"), ("tables", "connectors")])

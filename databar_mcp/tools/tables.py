@@ -141,6 +141,7 @@ class TableRows(BaseModel):
     table_uuid: str
     page: int
     per_page: int
+    skip: int = Field(default=0, description="Rows of the page skipped before these (already read).")
     filter: dict[str, dict[str, Any]] | None = None
     total_count: int | None = None
     has_next_page: bool
@@ -174,22 +175,31 @@ class RowWriteOut(BaseModel):
 # ---- list_table_rows paging ----------------------------------------------------------------------------
 
 
-def _call(table_uuid: str, page: int, per_page: int, filter_arg: str | None = None) -> str:
+def _call(table_uuid: str, page: int, per_page: int, filter_arg: str | None = None, skip: int = 0) -> str:
     filtered = f", filter={filter_arg}" if filter_arg else ""
-    return f'list_table_rows(table_uuid="{table_uuid}"{filtered}, page={page}, per_page={per_page})'
+    skipped = f", skip={skip}" if skip else ""
+    return f'list_table_rows(table_uuid="{table_uuid}"{filtered}, page={page}, per_page={per_page}{skipped})'
 
 
 def next_page_call(
-    table_uuid: str, *, page: int, per_page: int, shown: int, has_next_page: bool, filter_arg: str | None = None
+    table_uuid: str,
+    *,
+    page: int,
+    per_page: int,
+    skip: int,
+    shown: int,
+    page_rows: int,
+    has_next_page: bool,
+    filter_arg: str | None = None,
 ) -> str | None:
-    """The call that continues right after the last row shown, in pages the API can serve."""
-    if shown >= per_page:
-        return _call(table_uuid, page + 1, per_page, filter_arg) if has_next_page else None
-    start = (page - 1) * per_page + shown  # 0-based index of the first row not shown
-    size = max(1, shown)
-    while start % size:  # a page size that makes `start` fall on a page boundary (1 always does)
-        size -= 1
-    return _call(table_uuid, start // size + 1, size, filter_arg)
+    """The call that continues right after the last row shown: the rest of this page, or the next page.
+
+    Page size never changes, so a long read keeps fetching full API pages (a budget-cut page is continued
+    with `skip`, not by shrinking the page).
+    """
+    if skip + shown < page_rows:
+        return _call(table_uuid, page, per_page, filter_arg, skip + shown)
+    return _call(table_uuid, page + 1, per_page, filter_arg) if has_next_page else None
 
 
 def filter_json(conditions: dict[str, FilterCondition] | None) -> str | None:
@@ -605,6 +615,10 @@ def register(box: Toolbox) -> None:
         page: Annotated[int, Field(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
         per_page: Annotated[int, Field(ge=1, le=config.TABLE_PAGE_MAX, description="Rows per page (1..1000).")] = 100,
         filter: RowFilter = None,
+        skip: Annotated[
+            int,
+            Field(ge=0, lt=config.TABLE_PAGE_MAX, description="Rows of this page already read (next_call sets it)."),
+        ] = 0,
     ) -> Annotated[CallToolResult, TableRows]:
         svc = services(ctx)
         filter_arg = filter_json(filter)
@@ -612,7 +626,7 @@ def register(box: Toolbox) -> None:
 
         async def work() -> CallToolResult:
             result = await svc.client.list_table_rows(table_uuid, page=page, per_page=per_page, filter_json=filter_arg)
-            rows = result.data
+            rows = result.data[skip:]
 
             def make(count: int) -> TableRows:
                 return TableRows(
@@ -622,13 +636,16 @@ def register(box: Toolbox) -> None:
                     filter=shown_filter,
                     total_count=result.total_count,
                     has_next_page=result.has_next_page,
+                    skip=skip,
                     rows=rows[:count],
                     rows_omitted=len(rows) - count,
                     next_call=next_page_call(
                         table_uuid,
                         page=page,
                         per_page=per_page,
-                        shown=count if count < len(rows) else per_page,
+                        skip=skip,
+                        shown=count,
+                        page_rows=len(result.data),
                         has_next_page=result.has_next_page,
                         filter_arg=filter_arg,
                     ),

@@ -1,0 +1,126 @@
+"""export_table_rows: a whole table (or a filtered part) into a CSV/JSONL file, 1,000 rows per API page.
+
+Paging a large table through tool results costs the agent's context and hundreds of calls; this reads it
+at the API's page size within the tool deadline and, if the table is larger, names the call that resumes.
+"""
+
+import functools
+import time
+from typing import Annotated, Literal
+
+import anyio.to_thread
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field
+
+from databar_mcp import config
+from databar_mcp.exporting import ExportFormat, UnsafeName, append_table_rows, table_export_path
+from databar_mcp.tools.context import ToolContext, services
+from databar_mcp.tools.guard import guarded
+from databar_mcp.tools.registry import Toolbox
+from databar_mcp.tools.results import ErrorBody, ErrorCode, FieldProblem, ToolFailure, ok_result
+from databar_mcp.tools.tables import RowFilter, TableId, filter_json
+
+PAGE = config.TABLE_PAGE_MAX
+PAGE_TIME_MARGIN_S = 2.0  # stop starting pages this close to the deadline
+
+DESCRIPTION = """\
+Write a Databar table's rows (all, or those matching `filter`) to a CSV or JSONL file in the server's \
+exports folder, reading 1,000 rows per request. Use it instead of paging list_table_rows through the \
+conversation when you need many rows.
+
+Free (no credits); writes a local file and returns its path and row count, not the rows. A table too large \
+for one call's deadline is written in parts: the answer then has complete=false and the exact next_call \
+(same filename, start_page) that appends the rest."""
+
+
+class TableExport(BaseModel):
+    table_uuid: str
+    path: str
+    format: str
+    rows_written: int = Field(description="Rows appended by this call.")
+    pages_read: int
+    complete: bool = Field(description="False when more pages remain: call next_call to append them.")
+    total_count: int | None = None
+    bytes: int
+    next_call: str | None = None
+    message: str
+
+
+def register(box: Toolbox) -> None:
+    @box.tool(
+        name="export_table_rows",
+        toolset="tables",
+        title="Export table rows to a file",
+        description=DESCRIPTION,
+        read_only=False,
+        destructive=False,
+        idempotent=False,
+    )
+    async def export_table_rows(
+        table_uuid: TableId,
+        ctx: ToolContext,
+        format: Annotated[
+            Literal["csv", "jsonl"], Field(description="csv or jsonl (one row object per line).")
+        ] = "csv",
+        filename: Annotated[
+            str | None,
+            Field(max_length=100, description="Plain file name; default table-<uuid>. Required to resume."),
+        ] = None,
+        filter: RowFilter = None,
+        start_page: Annotated[
+            int, Field(ge=1, le=1_000_000, description="Resume from this API page (from next_call); 1 starts anew.")
+        ] = 1,
+    ) -> Annotated[CallToolResult, TableExport]:
+        svc = services(ctx)
+        fmt: ExportFormat = format
+        deadline = time.monotonic() + svc.settings.tool_deadline_s - PAGE_TIME_MARGIN_S
+        filter_arg = filter_json(filter)
+
+        async def work() -> CallToolResult:
+            try:
+                path = table_export_path(svc.settings.exports_dir, table_uuid, filename, fmt, resume=start_page > 1)
+            except UnsafeName as exc:
+                raise ToolFailure(
+                    ErrorBody(
+                        code=ErrorCode.VALIDATION_ERROR,
+                        message=f"Invalid filename: {exc}. Nothing was read or written.",
+                        fields=[FieldProblem(field="filename", problem=str(exc))],
+                        next_steps=["Pass a plain name such as 'leads', or omit filename to start a new export."],
+                    )
+                ) from None
+            columns = ["id", *(c.name for c in await svc.client.table_columns(table_uuid))]
+            page, written, pages, total, more = start_page, 0, 0, None, True
+            size = path.stat().st_size if path.exists() else 0
+            while more and (pages == 0 or time.monotonic() < deadline):
+                got = await svc.client.list_table_rows(table_uuid, page=page, per_page=PAGE, filter_json=filter_arg)
+                size = await anyio.to_thread.run_sync(
+                    functools.partial(append_table_rows, path, fmt, columns, got.data)
+                )
+                written += len(got.data)
+                pages += 1
+                total = got.total_count
+                more = got.has_next_page
+                page += 1
+            next_call = None
+            if more:
+                filtered = f", filter={filter_arg}" if filter_arg else ""
+                next_call = (
+                    f'export_table_rows(table_uuid="{table_uuid}", format="{fmt}", filename="{path.stem}"'
+                    f"{filtered}, start_page={page})"
+                )
+            out = TableExport(
+                table_uuid=table_uuid,
+                path=str(path),
+                format=fmt,
+                rows_written=written,
+                pages_read=pages,
+                complete=not more,
+                total_count=total,
+                bytes=size,
+                next_call=next_call,
+                message=f"Wrote {written:,} rows ({pages} page(s)) to {path}"
+                + ("." if not more else f"; more remain. Next: {next_call}"),
+            )
+            return ok_result(out, out.message)
+
+        return await guarded(work())
