@@ -25,6 +25,9 @@ SCHEMA_INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("run_bulk_waterfall", {**BULK_ARGS, "params": [LEADS[0]] * 10_001}, "params"),
     ("run_bulk_waterfall", {**BULK_ARGS, "email_verifier": "ten"}, "email_verifier"),
     ("run_bulk_waterfall", {**BULK_ARGS, "waterfall": "../user/me"}, "waterfall"),
+    ("run_bulk_waterfall", {**BULK_ARGS, "waterfall": ".."}, "waterfall"),  # found by tests/test_fuzz.py
+    ("get_waterfall", {"waterfall": "."}, "waterfall"),
+    ("get_param_choices", {"enrichment_id": 500, "param": ".."}, "param"),
     ("run_bulk_waterfall", {**BULK_ARGS, "wait_seconds": 600}, "wait_seconds"),
     ("run_bulk_waterfall", {"params": LEADS, "enrichments": [833]}, "waterfall"),
     ("get_task", {"task_id": ""}, "task_id"),

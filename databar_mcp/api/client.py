@@ -66,8 +66,11 @@ def _accepted_run(raw: object, path: str) -> models.TaskHandle:
 
 
 def segment(value: str | int) -> str:
-    """Quote one path segment so an identifier can never change the path (`../user/me`)."""
-    return quote(str(value), safe="")
+    """Quote one path segment so an identifier can never change the path (`../user/me`, `.`, `..`)."""
+    text = str(value)
+    if text.strip(".") == "":  # "", "." and ".." are path navigation, not identifiers, even when quoted
+        raise DatabarError(f"Invalid identifier {text!r}: it must contain a letter, digit, '_' or '-'.")
+    return quote(text, safe="")
 
 
 class DatabarClient:

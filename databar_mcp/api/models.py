@@ -92,7 +92,7 @@ class Task(_Response):
 class User(_Response):
     first_name: str | None = None
     email: str | None = None
-    balance: float = 0.0
+    balance: float  # required: a reply without it is not an account (never show a made-up 0)
     plan: str | None = None
     workspace: str | None = None
 

@@ -19,7 +19,7 @@ WaterfallId = Annotated[
     Field(
         min_length=1,
         max_length=100,
-        pattern=r"^[A-Za-z0-9_.-]+$",
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
         description="Waterfall identifier from list_waterfalls, e.g. 'email_getter'.",
     ),
 ]
@@ -322,7 +322,7 @@ def register(box: Toolbox) -> None:
     )
     async def get_param_choices(
         enrichment_id: EnrichmentId,
-        param: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")],
+        param: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")],
         ctx: ToolContext,
         query: Annotated[str | None, Field(max_length=200, description="Filter values by name.")] = None,
         page: Annotated[int, Field(ge=1, le=10_000)] = 1,

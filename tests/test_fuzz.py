@@ -1,0 +1,188 @@
+"""Hypothesis fuzzing of every tool's arguments through a real MCP client: one field at a time is made
+invalid (wrong type, huge or pattern-breaking unicode strings, deep nesting, out of range, missing). The
+server never crashes or hangs, always answers a structured validation_error, and the sandbox receives zero
+requests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from mcp import Client
+
+from databar_mcp.sandbox import SandboxConfig, SandboxServer
+from databar_mcp.server import build_server
+from tests.conftest import SENTINEL_KEY, make_settings
+
+SNAPSHOT = json.loads((Path(__file__).parent / "snapshots" / "tools.json").read_text())
+SCHEMAS: dict[str, dict[str, Any]] = {t["name"]: t["inputSchema"] for t in SNAPSHOT}
+EXAMPLES_PER_TOOL = 100
+TABLE = "5a6f0e1c-8d2b-4c3e-9f1a-2b7d6e4c8a90"
+LEAD = {"first_name": "Ann", "last_name": "Lee", "company": "example.com"}
+
+VALID: dict[str, dict[str, Any]] = {
+    "cancel_task": {"task_id": "t1"},
+    "create_connector": {"name": "n", "method": "get", "url": "https://x.example/a"},
+    "create_table": {"name": "t"},
+    "delete_connector": {"connector_id": 1},
+    "delete_rows": {"table_uuid": TABLE, "row_ids": ["r1"]},
+    "export_table_rows": {"table_uuid": TABLE},
+    "export_task_result": {"task_id": "t1"},
+    "get_connector": {"connector_id": 1},
+    "get_enrichment": {"enrichment_id": 120},
+    "get_param_choices": {"enrichment_id": 500, "param": "country"},
+    "get_table_columns": {"table_uuid": TABLE},
+    "get_task": {"task_id": "t1", "wait_seconds": 0},
+    "get_waterfall": {"waterfall": "email_getter"},
+    "insert_rows": {"table_uuid": TABLE, "rows": [{"first_name": "A"}]},
+    "list_recent_tasks": {},
+    "list_table_rows": {"table_uuid": TABLE},
+    "list_waterfalls": {},
+    "run_bulk_enrichment": {"enrichment_id": 120, "params": [{"domain": "example.com"}]},
+    "run_bulk_waterfall": {"waterfall": "email_getter", "params": [LEAD], "enrichments": [833]},
+    "run_enrichment": {"enrichment_id": 120, "params": {"domain": "example.com"}},
+    "run_waterfall": {"waterfall": "email_getter", "params": LEAD},
+    "search_enrichments": {},
+    "update_connector": {"connector_id": 1, "rate_limit": 2},
+    "update_rows": {"table_uuid": TABLE, "rows": [{"id": "r1", "fields": {"first_name": "B"}}]},
+    "upsert_rows": {"table_uuid": TABLE, "rows": [{"key": {"email": "a@b.c"}, "fields": {"first_name": "B"}}]},
+}
+FUZZED = sorted(name for name, schema in SCHEMAS.items() if schema.get("properties"))
+
+
+def nested(depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def kinds(prop: dict[str, Any]) -> set[str]:
+    """JSON types a property accepts (null aside); a $ref is an enum or object here."""
+    found = {prop["type"]} if "type" in prop else set()
+    for option in prop.get("anyOf", []):
+        if "type" in option:
+            found.add(option["type"])
+        elif "$ref" in option:
+            found.add("enum")
+    if "$ref" in prop:
+        found.add("enum")
+    return found - {"null"}
+
+
+def constraint(prop: dict[str, Any], key: str) -> Any:
+    for source in (prop, *prop.get("anyOf", [])):
+        if key in source:
+            return source[key]
+    return None
+
+
+def wrong_values(prop: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """Values that no schema of this property accepts."""
+    accepted = kinds(prop)
+    deep = st.integers(min_value=20, max_value=120).map(nested)  # deep nesting (the official client caps depth)
+    options: list[st.SearchStrategy[Any]] = [deep]
+    if accepted <= {"string", "enum"}:
+        options.append(st.dictionaries(st.text(max_size=5), st.integers(), min_size=1, max_size=3))
+        options.append(st.floats(allow_nan=False, allow_infinity=False))
+    if accepted <= {"integer", "number"}:
+        options.append(st.text(alphabet="abcxyz✓é\u202e\u0000", min_size=1, max_size=20))
+        if "integer" in accepted:
+            options.append(st.floats(min_value=0.01, max_value=0.99).map(lambda f: f + 1))
+    if accepted == {"boolean"}:
+        options.append(st.sampled_from(["maybe", "✓", "2", [], {"a": 1}]))
+    if accepted <= {"array"}:
+        options.append(st.text(min_size=1, max_size=50))
+    if accepted <= {"object"}:
+        options.append(st.lists(st.integers(), max_size=3))
+    if (max_len := constraint(prop, "maxLength")) is not None:
+        options.append(st.integers(min_value=max_len + 1, max_value=max_len + 100_000).map(lambda n: "é" * n))
+    if constraint(prop, "pattern") is not None:
+        options.append(st.text(alphabet="/\\ \u202e\u200b✓\"'<>;.é", min_size=1, max_size=40))
+    if (maximum := constraint(prop, "maximum")) is not None:
+        options.append(st.integers(min_value=int(maximum) + 1, max_value=int(maximum) + 10**9))
+    if (minimum := constraint(prop, "minimum")) is not None:
+        options.append(st.integers(min_value=int(minimum) - 10**9, max_value=int(minimum) - 1))
+    if (min_items := constraint(prop, "minItems")) is not None and min_items > 0:
+        options.append(st.just([]))
+    if (max_items := constraint(prop, "maxItems")) is not None and max_items <= 100:
+        options.append(st.just([1] * (max_items + 1)))
+    if "enum" in accepted:
+        options.append(st.text(alphabet="QWERTY✓", min_size=1, max_size=10))
+    return st.one_of(options)
+
+
+def invalid_arguments(name: str) -> st.SearchStrategy[dict[str, Any]]:
+    schema = SCHEMAS[name]
+    base = VALID[name]
+    mutations: list[st.SearchStrategy[dict[str, Any]]] = [
+        wrong_values(prop).map(lambda value, field=field: {**base, field: value})
+        for field, prop in schema["properties"].items()
+    ]
+    for field in schema.get("required", []):
+        mutations.append(st.just({k: v for k, v in base.items() if k != field}))
+    return st.one_of(mutations)
+
+
+async def bounded_call(client: Client, name: str, arguments: dict[str, Any]) -> Any:
+    with anyio.fail_after(10):  # the server never hangs on any input
+        return await client.call_tool(name, arguments)
+
+
+@pytest.fixture(scope="module")
+def portal() -> Iterator[BlockingPortal]:
+    with start_blocking_portal() as portal:
+        yield portal
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(portal: BlockingPortal, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, Any]]:
+    config = SandboxConfig(api_key=SENTINEL_KEY, task_base_seconds=0.05, row_seconds=0.0)
+    with SandboxServer(config) as sandbox:
+        server = build_server(make_settings(sandbox, tmp_path_factory.mktemp("fuzz")))
+        with portal.wrap_async_context_manager(Client(server)) as client:
+            yield client, sandbox
+
+
+def test_every_tool_has_a_valid_base_and_it_works(fuzz_server: tuple[Client, Any], portal: BlockingPortal) -> None:
+    """The bases are valid (so each fuzzed failure comes from the one field made invalid)."""
+    client, _ = fuzz_server
+    assert set(VALID) >= set(FUZZED)
+    for name in FUZZED:
+        result = portal.call(client.call_tool, name, VALID[name])
+        body = result.structured_content or {}
+        assert body.get("code") != "validation_error" or name.endswith("_rows"), (name, body)
+
+
+@pytest.mark.parametrize("name", FUZZED)
+def test_invalid_arguments_are_refused_before_any_request(
+    name: str, fuzz_server: tuple[Client, Any], portal: BlockingPortal
+) -> None:
+    client, sandbox = fuzz_server
+    ran: list[dict[str, Any]] = []
+
+    @settings(
+        max_examples=EXAMPLES_PER_TOOL,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(arguments=invalid_arguments(name))
+    def check(arguments: dict[str, Any]) -> None:
+        before = sandbox.state.total_requests()
+        result = portal.call(bounded_call, client, name, arguments)
+        assert result.is_error, (name, arguments)
+        body = result.structured_content or {}
+        assert body.get("code") == "validation_error", (name, body)
+        assert body.get("next_steps")
+        assert sandbox.state.total_requests() == before, (name, arguments)
+        ran.append(arguments)
+
+    check()
+    assert len(ran) >= EXAMPLES_PER_TOOL // 2, len(ran)  # hypothesis really ran the examples
