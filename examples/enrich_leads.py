@@ -11,6 +11,10 @@ on with `get_task` when the run outlasts the wait), reads every page of results 
 
 The input CSV needs the columns first_name, last_name and company (a domain such as acme.com); other
 columns are carried through to the output unchanged. The output adds email, provider and verified.
+
+Interrupted (Ctrl-C, a crash)? Run it again: the server's ledger hands back the task it already started for
+the same rows, so nothing is paid twice. (With the default in-process sandbox the sandbox itself dies with
+the script; resuming works against the real API or a standalone `databar-mcp sandbox`.)
 Copy it and adapt WATERFALL and the output columns to run another waterfall.
 """
 
@@ -190,6 +194,9 @@ async def run(
 
     view = await call(client, "run_bulk_waterfall", arguments, bar)
     task_id = view["task_id"]
+    if view.get("reused"):
+        # Interrupted earlier? The server's ledger returns that run instead of paying for the rows again.
+        note(args, f"Picked up task {task_id} from an earlier run of the same rows: no new credits spent.")
     while not view["done"]:
         note(args, f"Task {task_id} is {view['status']}; waiting with get_task.")
         view = await call(client, "get_task", {"task_id": task_id, "wait_seconds": args.wait_seconds}, bar)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import csv
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+from databar_mcp.sandbox import SandboxConfig, SandboxServer
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "enrich_leads.py"
@@ -84,3 +88,71 @@ def test_demo_enriches_the_bundled_leads(tmp_path: Path) -> None:
     assert len(rows) == len(read_csv(LEADS)) == 50
     assert all(r["email"] == "" for r in rows if r["company"].endswith(".invalid"))
     assert all(r["email"] for r in rows if r["company"] == "example.com")
+
+
+PIPELINE = ROOT / "examples" / "table_pipeline.py"
+PIPELINE_SUMMARY = re.compile(r"^Table (\S+): (\d+) rows, (\d+) enriched, (\d+) updated, [\d.]+ credits", re.MULTILINE)
+
+
+def external_sandbox_env(sandbox: SandboxServer, tmp_path: Path) -> dict[str, str]:
+    """Run an example against a sandbox this test owns (so the test can see its state, and it outlives kills)."""
+    env = sandbox_env(tmp_path)
+    env |= {"DATABAR_API_KEY": sandbox.api_key, "DATABAR_BASE_URL": sandbox.base_url}
+    return env
+
+
+def test_table_pipeline_writes_the_results_back_with_upsert(tmp_path: Path) -> None:
+    with SandboxServer(SandboxConfig(task_base_seconds=0.05, row_seconds=0.002)) as sandbox:
+        proc = subprocess.run(  # noqa: S603 (our own script, fixed arguments)
+            [sys.executable, str(PIPELINE), "--real"],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            env=external_sandbox_env(sandbox, tmp_path),
+            cwd=tmp_path,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        summary = PIPELINE_SUMMARY.search(proc.stdout)
+        assert summary is not None, proc.stdout
+        table_id, rows, enriched, updated = summary.group(1), *map(int, summary.groups()[1:])
+        assert rows == 50 and enriched == updated > 0
+        assert proc.stdout.splitlines()[0].startswith("1. created table")
+        table = sandbox.state.tables[table_id]
+        with_email = [r for r in table.rows if r.get("email")]
+        assert len(table.rows) == 50 and len(with_email) == enriched
+        assert all(str(r["email"]).endswith("@example.com") for r in with_email if r["company"] == "example.com")
+        assert sandbox.state.counts["POST /v1/table/{table_uuid}/rows/upsert"] == 1
+
+
+def test_enrich_leads_resumes_after_being_killed_without_paying_twice(tmp_path: Path) -> None:
+    with SandboxServer(SandboxConfig(task_base_seconds=4.0, row_seconds=0.0)) as sandbox:
+        env = external_sandbox_env(sandbox, tmp_path)
+        command = [sys.executable, str(SCRIPT), "--real", "--output", str(tmp_path / "out.csv"), "--quiet"]
+        first = subprocess.Popen(  # noqa: S603
+            command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not sandbox.state.tasks and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert sandbox.state.tasks, "the first run never submitted"
+            time.sleep(0.3)  # the server has the task id in its ledger before it waits
+        finally:
+            os.killpg(first.pid, signal.SIGKILL)  # the script and its server subprocess, mid-wait
+            first.wait(timeout=10)
+
+        again = subprocess.run(  # noqa: S603
+            [c for c in command if c != "--quiet"],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            env=env,
+            cwd=tmp_path,
+            check=False,
+        )
+        assert again.returncode == 0, again.stderr
+        assert "Picked up task" in again.stderr and "no new credits" in again.stderr
+        assert SUMMARY.search(again.stdout) is not None, again.stdout
+        assert sandbox.state.counts["POST /v1/waterfalls/{identifier}/bulk-run"] == 1
+        assert len(sandbox.state.tasks) == 1

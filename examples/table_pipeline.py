@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""A table pipeline through the databar-mcp server: CSV → Databar table → email waterfall → results written back.
+
+    python examples/table_pipeline.py                      # the local sandbox: no key, no credits
+    DATABAR_API_KEY=... python examples/table_pipeline.py  # the real Databar API: spends credits
+
+Steps, each one tool call (or a few): create_table, insert_rows (any size: the server chunks by 50 and
+reports per-row outcomes), list_table_rows (follow next_call), run_bulk_waterfall + get_task, upsert_rows
+keyed on a unique lead_key column, and a summary. Copy it and change the columns and WATERFALL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp import Client, StdioServerParameters
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_INPUT = HERE / "leads.csv"
+WATERFALL = "email_getter"
+INPUT_COLUMNS = ("first_name", "last_name", "company")
+TABLE_COLUMNS = ("lead_key", *INPUT_COLUMNS, "email", "provider")
+
+
+class ToolFailed(Exception):
+    def __init__(self, tool: str, error: dict[str, Any]) -> None:
+        steps = "; ".join(error.get("next_steps") or [])
+        super().__init__(f"{tool} failed [{error.get('code')}]: {error.get('message')} {steps}".strip())
+
+
+async def call(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    result = await client.call_tool(tool, arguments)
+    content = result.structured_content or {}
+    if result.is_error:
+        raise ToolFailed(tool, content)
+    return content
+
+
+def lead_key(row: dict[str, str]) -> str:
+    """A unique, stable key per lead, so results can be upserted onto the right row."""
+    return f"{row['first_name']}.{row['last_name']}@{row['company']}".lower()
+
+
+def read_leads(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        return [{c: (row.get(c) or "").strip() for c in INPUT_COLUMNS} for row in csv.DictReader(f)]
+
+
+def server_parameters(real: bool) -> StdioServerParameters:
+    env = dict(os.environ)
+    args = ["-m", "databar_mcp"]
+    if not real:
+        args.append("--sandbox")
+        env.setdefault("DATABAR_MCP_LOG_LEVEL", "ERROR")
+    return StdioServerParameters(command=sys.executable, args=args, env=env)
+
+
+async def read_all_rows(client: Client, table: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    page = await call(client, "list_table_rows", {"table_uuid": table, "per_page": 1000})
+    rows.extend(page["rows"])
+    while page.get("next_call"):
+        args: dict[str, Any] = {"table_uuid": table, "per_page": page["per_page"]}
+        if page["rows_omitted"]:
+            args |= {"page": page["page"], "skip": page["skip"] + len(page["rows"])}
+        else:
+            args |= {"page": page["page"] + 1}
+        page = await call(client, "list_table_rows", args)
+        rows.extend(page["rows"])
+    return rows
+
+
+async def enrich(client: Client, leads: list[dict[str, str]], wait: float) -> tuple[list[Any], dict[str, Any]]:
+    view = await call(
+        client,
+        "run_bulk_waterfall",
+        {"waterfall": WATERFALL, "params": leads, "enrichments": [833, 966], "wait_seconds": wait},
+    )
+    while not view["done"]:
+        view = await call(client, "get_task", {"task_id": view["task_id"], "wait_seconds": wait})
+    results: list[Any] = [None] * (view["rows_total"] or 0)
+    for row in view["rows"]:
+        results[row["index"]] = row["data"]
+    while view.get("next_offset") is not None:
+        view = await call(client, "get_task", {"task_id": view["task_id"], "offset": view["next_offset"]})
+        for row in view["rows"]:
+            results[row["index"]] = row["data"]
+    return results, view
+
+
+async def pipeline(args: argparse.Namespace) -> int:
+    leads = read_leads(args.input)
+    real = bool(args.real or (os.environ.get("DATABAR_API_KEY") and not args.sandbox))
+    started = time.monotonic()
+    async with Client(server_parameters(real)) as client:
+        table = await call(
+            client,
+            "create_table",
+            {"name": f"Leads pipeline {time.strftime('%Y-%m-%d %H:%M')}", "columns": list(TABLE_COLUMNS)},
+        )
+        table_id = table["identifier"]
+        print(f"1. created table {table['name']!r} ({table_id})")
+
+        inserted = await call(
+            client,
+            "insert_rows",
+            {
+                "table_uuid": table_id,
+                "rows": [{"lead_key": lead_key(r), **r} for r in leads],
+                "dedupe_keys": ["lead_key"],
+            },
+        )
+        print(f"2. inserted {inserted['counts'].get('created', 0)} of {len(leads)} rows")
+
+        stored = await read_all_rows(client, table_id)
+        print(f"3. read back {len(stored)} rows")
+
+        inputs = [{c: row.get(c) or "" for c in INPUT_COLUMNS} for row in stored]
+        results, view = await enrich(client, inputs, args.wait_seconds)
+        found = [(row, data) for row, data in zip(stored, results, strict=True) if isinstance(data, dict)]
+        print(f"4. {WATERFALL}: {len(found)}/{len(stored)} emails found, {view.get('credits_spent')} credits")
+
+        upserts = [
+            {
+                "key": {"lead_key": row["lead_key"]},
+                "fields": {"email": data.get("email"), "provider": data.get("provider")},
+            }
+            for row, data in found
+        ]
+        written = await call(client, "upsert_rows", {"table_uuid": table_id, "rows": upserts}) if upserts else None
+        updated = written["counts"].get("updated", 0) if written else 0
+        print(f"5. wrote {updated} results back with upsert_rows")
+
+    print(
+        f"Table {table_id}: {len(stored)} rows, {len(found)} enriched, {updated} updated, "
+        f"{view.get('credits_spent')} credits, {time.monotonic() - started:.1f} s"
+    )
+    return 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="CSV → Databar table → waterfall → results written back.")
+    parser.add_argument("--input", type=Path, default=DEFAULT_INPUT, help=f"CSV of leads (default {DEFAULT_INPUT})")
+    parser.add_argument("--wait-seconds", type=float, default=20.0, help="per tool call (default 20)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--sandbox", action="store_true", help="use the local sandbox even if DATABAR_API_KEY is set")
+    mode.add_argument("--real", action="store_true", help="use the real Databar API (needs DATABAR_API_KEY)")
+    return parser.parse_args(argv)
+
+
+def failures(exc: BaseException) -> list[ToolFailed]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in failures(inner)]
+    return [exc] if isinstance(exc, ToolFailed) else []
+
+
+async def main(args: argparse.Namespace) -> int:
+    try:
+        return await pipeline(args)
+    except (ToolFailed, BaseExceptionGroup) as exc:  # the client session wraps errors raised inside it
+        found = failures(exc)
+        if not found:
+            raise
+        print(found[0], file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(anyio.run(main, parse_args()))
