@@ -414,7 +414,7 @@ def serve_http(server: MCPServer[Any], options: HttpOptions) -> int:
     )
     uv = uvicorn.Server(config)
     reclaim_library_loggers()
-    auth = "bearer token required" if options.token is not None else "no token (loopback only)"
+    auth = "bearer token required" if options.token is not None else "no bearer token: loopback clients only"
     log.warning("serving MCP over streamable HTTP at %s (%s; health at %s)", options.url, auth, options.health_url)
     if options.any_host:
         log.warning("%s=* : the Host header is not checked (DNS-rebinding protection off)", ALLOWED_HOSTS_ENV)
