@@ -29,7 +29,7 @@ RETRY_AFTER_CAP_S = 60.0
 
 # Polling a task: fast at first, then backing off to the cap; progress counts steer it near the end.
 POLL_FIRST_S = 0.1
-POLL_GROWTH = 1.5
+POLL_GROWTH = 2.0
 POLL_CAP_S = 2.0
 POLL_MIN_S = 0.05
 

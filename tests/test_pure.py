@@ -127,12 +127,42 @@ def test_poll_plan_aims_at_the_predicted_end() -> None:
     plan = PollPlan(first_s=0.1, cap_s=2.0)
     for t, finished in ((0.0, 10), (1.0, 20)):
         plan.observe(t, Task(task_id="t", status="processing", progress=TaskProgress(total=100, completed=finished)))
-    assert plan.eta(100) == 8.0
-    assert plan.next_delay(100) == 5.0  # capped so progress keeps flowing
+    assert abs((plan.eta(100) or 0) - 7.95) < 1e-9  # 79.5 row intervals of 0.1 s: the middle of the last row's window
+    assert abs(plan.next_delay(100) - 7.95 * 0.8) < 1e-9  # ±1 row over 10 seen: land short, sample again
     late = PollPlan(first_s=0.1, cap_s=2.0)
     for t, finished in ((0.0, 90), (1.0, 98)):
         late.observe(t, Task(task_id="t", status="processing", progress=TaskProgress(total=100, completed=finished)))
-    assert abs(late.next_delay(100) - 0.25) < 1e-9
+    assert abs(late.next_delay(100) - 0.1875) < 1e-9
+    slow = PollPlan(first_s=0.1, cap_s=2.0)
+    for t, finished in ((0.0, 1), (1.0, 2)):
+        slow.observe(t, Task(task_id="t", status="processing", progress=TaskProgress(total=100, completed=finished)))
+    assert slow.next_delay(100) == 10.0  # capped so progress keeps flowing
+
+
+@given(
+    base=st.floats(min_value=0.0, max_value=5.0),
+    row_s=st.floats(min_value=0.01, max_value=1.0),
+    rows=st.integers(min_value=5, max_value=500),
+)
+def test_poll_plan_detects_a_linear_task_within_half_a_row_interval(base: float, row_s: float, rows: int) -> None:
+    """Against the sandbox's model (row i ends at base + i·row_s) the end is seen within a row interval."""
+    end = base + (rows - 1) * row_s
+    plan = PollPlan()
+    now = plan.first_s
+    aimed = False
+    for _ in range(200):
+        done = 0 if now < base else min(rows, int((now - base) // row_s) + 1)
+        status = "completed" if done == rows else "processing"
+        plan.observe(now, Task(task_id="t", status=status, progress=TaskProgress(total=rows, completed=done)))
+        if status == "completed":
+            break
+        aimed = plan.rate() is not None and not plan.stalled()
+        delay = plan.next_delay(rows)
+        now += delay
+    assert now >= end
+    if aimed:  # the last poll came from the predicted end, not from plain backoff
+        assert now - end <= max(row_s, plan.min_s) + 1e-6  # within one row interval of the end
+    assert plan.polls <= 15 + end / 10  # a poll at least every 10 s keeps progress flowing
 
 
 def test_poll_plan_backs_off_without_progress() -> None:
