@@ -18,7 +18,7 @@ import anyio
 from pydantic import SecretStr, ValidationError
 
 from databar_mcp import __version__
-from databar_mcp.config import Settings
+from databar_mcp.config import KeyFileError, Settings
 from databar_mcp.logs import FORMATS, parse_format, parse_level, reclaim_library_loggers, setup_logging
 
 if TYPE_CHECKING:
@@ -139,6 +139,9 @@ def serve(args: argparse.Namespace) -> int:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False))
         print(f"databar-mcp: invalid configuration: {problems}", file=sys.stderr)
         return 2
+    except KeyFileError as exc:
+        print(f"databar-mcp: {exc}", file=sys.stderr)
+        return 2
     if problem := _logging_problem(settings.log_level, args.log_format):
         print(f"databar-mcp: {problem}", file=sys.stderr)
         return 2
@@ -193,7 +196,11 @@ def run_sandbox_command(args: argparse.Namespace) -> int:
 def run_doctor(args: argparse.Namespace) -> int:
     from databar_mcp.doctor import doctor
 
-    settings = Settings.from_env(log_level=args.log_level.upper() if args.log_level else None)
+    try:
+        settings = Settings.from_env(log_level=args.log_level.upper() if args.log_level else None)
+    except (ValidationError, KeyFileError) as exc:
+        print(f"✗ configuration  {exc}", file=sys.stderr)
+        return 1
     if problem := _logging_problem(settings.log_level, args.log_format):
         print(f"databar-mcp: {problem}", file=sys.stderr)
         return 2

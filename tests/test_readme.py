@@ -52,6 +52,10 @@ def our_args(command: str, args: list[str]) -> list[str]:
     if command == "databar-mcp":
         assert CONSOLE_SCRIPT.exists(), f"console script missing: {CONSOLE_SCRIPT}"
         return args
+    if command == "docker":  # docker run -i --rm ... databar-mcp <our args>: stdin open, our image
+        assert args[0] == "run" and "-i" in args and "databar-mcp" in args, f"docker must run the image: {args}"
+        assert (ROOT / "Dockerfile").exists()
+        return args[args.index("databar-mcp") + 1 :]
     assert command in LAUNCHERS, f"unknown command {command!r} in a README config"
     prefix = LAUNCHERS[command]
     assert args[: len(prefix)] == prefix, f"{command} must launch databar-mcp: {args}"
