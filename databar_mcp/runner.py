@@ -59,7 +59,7 @@ class PollPlan:
         eta = self.eta(total)
         rate = self.rate()
         if eta is None or rate is None or self.stalled():
-            return self.backoff()
+            return min(self.backoff(), self.latest_end(total))
         # Counts are whole rows, so the rate is uncertain by about one row over the rows seen moving; while
         # that makes the aim wider than half a row interval, land safely short and sample again.
         moving = self.samples[-1][1] - next(f for _, f in self.samples if f > 0)
@@ -67,6 +67,18 @@ class PollPlan:
         if spread > 0.2 / rate:
             eta *= max(0.5, 1 - 2 / max(1, moving))  # at most halfway: each sample widens the baseline
         return max(self.min_s, min(eta, ETA_POLL_CAP_S))
+
+    def latest_end(self, total: int | None) -> float:
+        """With one sample showing movement: rows began after the last sample that showed none, so the rate is
+        at least f / (t - t_zero) and the task ends at the latest that long from now; never wait past it."""
+        moving = [(t, f) for t, f in self.samples if f > 0]
+        zeros = [t for t, f in self.samples if f == 0]
+        if not total or len(moving) != 1 or not zeros:
+            return float("inf")
+        (t1, f1), t0 = moving[0], zeros[-1]
+        if t1 <= t0:
+            return float("inf")
+        return max(self.min_s, (total - f1) * (t1 - t0) / f1)
 
     def stalled(self) -> bool:
         """No row finished for several expected row intervals: the rate says little now; back off instead."""

@@ -101,6 +101,7 @@ def build_server(settings: Settings) -> DatabarMCPServer:
                     background.cancel_scope.cancel()
         finally:
             await client.aclose()
+            ledger.close()
 
     server = DatabarMCPServer(
         name="databar",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
@@ -122,6 +123,8 @@ class Ledger:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._ready = False
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()  # one worker thread at a time uses the shared connection
 
     # ---- plumbing ----------------------------------------------------------------------------------------
 
@@ -155,14 +158,31 @@ class Ledger:
                 raise
         self._ready = True
 
+    def _shared(self) -> sqlite3.Connection:
+        """One long-lived connection (opening one per call costs more than most queries)."""
+        if self._conn is None:
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._conn = conn
+        return self._conn
+
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def work() -> T:
-            if not self._ready:
-                self._migrate()
-            with self._connect() as conn:
-                return fn(conn)
+            with self._lock:
+                if not self._ready:
+                    self._migrate()
+                return fn(self._shared())
 
         return await anyio.to_thread.run_sync(work)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     async def open(self) -> None:
         await self._run(lambda conn: None)
@@ -355,18 +375,32 @@ class Ledger:
 
     async def stored_task(self, task_id: str) -> Task | None:
         """The task as Databar last showed it, rebuilt from the ledger with its stored data, if complete."""
-        record = await self.task(task_id)
-        if record is None or not record.has_result:
+        found = await self.stored(task_id)
+        return None if found is None else found[0]
+
+    async def stored(self, task_id: str) -> tuple[Task, float | None] | None:
+        """A complete stored task and its run's estimated cost, in one read."""
+
+        def work(conn: sqlite3.Connection) -> tuple[TaskRecord, str] | None:
+            row = conn.execute(
+                """SELECT t.*, 1 AS has_result, r.data_json FROM tasks t JOIN results r ON r.task_id = t.task_id
+                   WHERE t.task_id = ?""",
+                (task_id,),
+            ).fetchone()
+            return None if row is None else (_task_record(conn, row), str(row["data_json"]))
+
+        found = await self._run(work)
+        if found is None:
             return None
-        data = await self.result(task_id)
+        record, data_json = found
         return Task(
             task_id=record.task_id,
             status=record.status,
             progress=TaskProgress.model_validate(record.progress) if record.progress else None,
-            data=data,
+            data=json.loads(data_json),
             error=record.errors or None,
             credits_spent=record.credits_spent,
-        )
+        ), (record.submission.estimated_credits if record.submission else None)
 
     async def recent(self, *, limit: int, offset: int, unfinished_only: bool = False) -> tuple[list[TaskRecord], int]:
         where = f"WHERE t.status NOT IN {TERMINAL!r}" if unfinished_only else ""

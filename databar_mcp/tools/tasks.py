@@ -139,6 +139,7 @@ async def deliver(
     estimated_credits: float | None = None,
     served_from: Literal["api", "ledger"] = "api",
     reused: bool = False,
+    look_up_estimate: bool = True,
 ) -> CallToolResult:
     """A task as a tool result: a page of rows; gone -> the ledger copy or result_expired; failed -> task_failed."""
     if task.status == TaskStatus.GONE:
@@ -148,7 +149,7 @@ async def deliver(
         task, served_from = stored, "ledger"
     if task.status == TaskStatus.FAILED:
         raise ToolFailure(failed_body(task))
-    if estimated_credits is None:
+    if estimated_credits is None and look_up_estimate:
         record = await svc.ledger.task(task.task_id)
         if record is not None and record.submission is not None:
             estimated_credits = record.submission.estimated_credits
@@ -165,20 +166,21 @@ async def deliver(
     return ok_result(view, text)
 
 
-async def read_task(svc: Services, task_id: str) -> tuple[Task, Literal["api", "ledger"]]:
-    """The task, from the ledger when its result is stored (no request), else one poll of Databar."""
-    stored = await svc.ledger.stored_task(task_id)
+async def read_task(svc: Services, task_id: str) -> tuple[Task, Literal["api", "ledger"], float | None]:
+    """The task, from the ledger when its result is stored (no request), else one poll of Databar; with the
+    run's estimated cost when the ledger knows it."""
+    stored = await svc.ledger.stored(task_id)
     if stored is not None:
-        return stored, "ledger"
+        return stored[0], "ledger", stored[1]
     try:
-        return await svc.runner.poll(task_id), "api"
+        return await svc.runner.poll(task_id), "api", None
     except ResultExpired:
         raise ToolFailure(await expired_body(svc, task_id)) from None
 
 
 async def finished_task(svc: Services, task_id: str) -> tuple[Task, Literal["api", "ledger"]]:
     """A finished task with its data, or a structured failure saying why there is none yet."""
-    task, source = await read_task(svc, task_id)
+    task, source, _ = await read_task(svc, task_id)
     if task.status == TaskStatus.GONE:
         raise ToolFailure(await expired_body(svc, task_id))
     if task.status == TaskStatus.FAILED:
@@ -308,7 +310,7 @@ def register(box: Toolbox) -> None:
         svc = services(ctx)
 
         async def work() -> CallToolResult:
-            task, source = await read_task(svc, task_id)
+            task, source, estimate = await read_task(svc, task_id)
             if not task.is_terminal and wait_seconds > 0:
                 await progress_reporter(ctx, task)
                 task = (
@@ -320,7 +322,15 @@ def register(box: Toolbox) -> None:
                     )
                     or task
                 )
-            return await deliver(svc, task, offset=offset, limit=limit, served_from=source)
+            return await deliver(
+                svc,
+                task,
+                offset=offset,
+                limit=limit,
+                served_from=source,
+                estimated_credits=estimate,
+                look_up_estimate=source == "api",  # a ledger read already brought it
+            )
 
         return await guarded(work(), task_id=task_id)
 
