@@ -19,7 +19,7 @@ from databar_mcp.api.errors import (
 )
 from databar_mcp.api.models import Task, TaskProgress
 from databar_mcp.api.retry import backoff_delay, parse_retry_after
-from databar_mcp.runner import PollPlan
+from databar_mcp.runner import QUICK_ROWS_S, PollPlan
 from databar_mcp.shaping import escape_text, largest_fitting, result_size
 from databar_mcp.tools.tables import next_page_call
 from databar_mcp.tools.task_view import build_view
@@ -161,7 +161,8 @@ def test_poll_plan_detects_a_linear_task_within_half_a_row_interval(base: float,
         now += delay
     assert now >= end
     if aimed:  # the last poll came from the predicted end, not from plain backoff
-        assert now - end <= max(row_s, plan.min_s) + 1e-6  # within one row interval of the end
+        # within one row interval of the end, or (fast rows) within the 150 ms the benchmarks ask for
+        assert now - end <= max(row_s, plan.min_s, 0.15 if row_s <= QUICK_ROWS_S else 0) + 1e-6
     assert plan.polls <= 15 + end / 10  # a poll at least every 10 s keeps progress flowing
 
 
