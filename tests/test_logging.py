@@ -83,14 +83,17 @@ def test_stdio_server_at_debug_keeps_stdout_for_the_protocol(sandbox: SandboxSer
     reader = threading.Thread(target=lambda: [lines.put(line) for line in iter(stdout.readline, b"")], daemon=True)
     reader.start()
     received: list[bytes] = []
+    responses: dict[int, dict[str, Any]] = {}
 
     def until_response(id_: int) -> dict[str, Any]:
-        while True:
+        """The response with this id, whatever order concurrent calls answer in."""
+        while id_ not in responses:
             line = lines.get(timeout=30)
             received.append(line)
             message = json.loads(line)
-            if message.get("id") == id_:
-                return message
+            if isinstance(message.get("id"), int):
+                responses[message["id"]] = message
+        return responses[id_]
 
     try:
         init = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
