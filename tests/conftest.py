@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from mcp import Client
 from mcp.types import CallToolResult
 from pydantic import SecretStr
@@ -15,6 +17,12 @@ from pydantic import SecretStr
 from databar_mcp.config import Settings
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
 from databar_mcp.server import build_server
+
+# Property tests draw the same examples on every run, so CI never fails on a draw nobody saw locally;
+# HYPOTHESIS_PROFILE=explore searches with fresh randomness.
+hypothesis_settings.register_profile("repeatable", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore", max_examples=500)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 SENTINEL_KEY = "sk-SENTINEL-9f8e7d6c5b4a"
 

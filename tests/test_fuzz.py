@@ -64,6 +64,14 @@ def nested(depth: int) -> Any:
     return value
 
 
+def is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
 def kinds(prop: dict[str, Any]) -> set[str]:
     """JSON types a property accepts (null aside); a $ref is an enum or object here."""
     found = {prop["type"]} if "type" in prop else set()
@@ -99,7 +107,8 @@ def wrong_values(prop: dict[str, Any]) -> st.SearchStrategy[Any]:
     if accepted == {"boolean"}:
         options.append(st.sampled_from(["maybe", "✓", "2", [], {"a": 1}]))
     if accepted <= {"array"}:
-        options.append(st.text(min_size=1, max_size=50))
+        # Not JSON text: the SDK parses JSON-encoded strings for structured parameters ("null", "[1]" are valid).
+        options.append(st.text(min_size=1, max_size=50).filter(lambda text: not is_json(text)))
     if accepted <= {"object"}:
         options.append(st.lists(st.integers(), max_size=3))
     if (max_len := constraint(prop, "maxLength")) is not None:
