@@ -253,45 +253,25 @@ class DatabarClient:
     async def get_waterfall(self, identifier: str) -> models.Waterfall:
         return _model(models.Waterfall, await self.request("GET", f"waterfalls/{segment(identifier)}"))
 
+    async def _start_run(self, path: str, json: dict[str, Any]) -> models.TaskHandle:
+        """POST a billable run: never re-sent unless it certainly did not arrive (see `request`)."""
+        return _accepted_run(await self.request("POST", path, json=json, billable=True), path)
+
     async def bulk_run_waterfall(self, identifier: str, body: models.BulkWaterfallRequest) -> models.TaskHandle:
-        path = f"waterfalls/{segment(identifier)}/bulk-run"
-        raw = await self.request(
-            "POST",
-            path,
-            json=body.model_dump(mode="json"),
-            billable=True,
-        )
-        return _accepted_run(raw, path)
+        # email_verifier is sent even when null: the OpenAPI seed lists it as `integer | null`.
+        return await self._start_run(f"waterfalls/{segment(identifier)}/bulk-run", body.model_dump(mode="json"))
 
     async def run_waterfall(self, identifier: str, body: models.WaterfallRunRequest) -> models.TaskHandle:
         path = f"waterfalls/{segment(identifier)}/run"
-        raw = await self.request(
-            "POST",
-            path,
-            json=body.model_dump(mode="json", exclude_none=True),
-            billable=True,
-        )
-        return _accepted_run(raw, path)
+        return await self._start_run(path, body.model_dump(mode="json", exclude_none=True))
 
     async def run_enrichment(self, enrichment_id: int, body: models.EnrichmentRunRequest) -> models.TaskHandle:
         path = f"enrichments/{enrichment_id}/run"
-        raw = await self.request(
-            "POST",
-            path,
-            json=body.model_dump(mode="json", exclude_none=True),
-            billable=True,
-        )
-        return _accepted_run(raw, path)
+        return await self._start_run(path, body.model_dump(mode="json", exclude_none=True))
 
     async def bulk_run_enrichment(self, enrichment_id: int, body: models.BulkEnrichmentRequest) -> models.TaskHandle:
         path = f"enrichments/{enrichment_id}/bulk-run"
-        raw = await self.request(
-            "POST",
-            path,
-            json=body.model_dump(mode="json", exclude_none=True),
-            billable=True,
-        )
-        return _accepted_run(raw, path)
+        return await self._start_run(path, body.model_dump(mode="json", exclude_none=True))
 
     async def search_enrichments(
         self, *, q: str | None, category: str | None, page: int, limit: int

@@ -1,9 +1,8 @@
 """Enrich toolset: run waterfalls and enrichments, one row or many. Every run goes through `run_and_wait`:
 checked against the catalog, guarded for spend, submitted exactly once, waited for within the deadline."""
 
-import time
 from dataclasses import replace
-from typing import Annotated, Any, cast
+from typing import Annotated, cast
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.resolve import Elicit, Resolve
@@ -18,17 +17,17 @@ from databar_mcp.api.models import (
     Pagination,
     WaterfallRunRequest,
 )
-from databar_mcp.catalog import RunPlan, default_providers, plan_bulk_run
+from databar_mcp.catalog import default_providers, plan_bulk_run
 from databar_mcp.tools.context import ToolContext, services
 from databar_mcp.tools.discover import EnrichmentId, WaterfallId
-from databar_mcp.tools.guard import guarded
 from databar_mcp.tools.registry import Toolbox
 from databar_mcp.tools.running import (
     FORCE_DESCRIPTION,
     Confirmation,
+    PreparedRun,
     SpendGate,
     SpendOutcome,
-    run_and_wait,
+    execute,
     spend_question,
 )
 from databar_mcp.tools.task_view import TaskView
@@ -133,33 +132,140 @@ sent; submitted exactly once.
 )
 
 
+# ---- preparing each run (used by the spend resolver before the body, and by the body) ---------------------
+
+
+async def prepare_bulk_waterfall(
+    ctx: ToolContext,
+    waterfall: str,
+    params: list[dict[str, InputValue]],
+    enrichments: list[int],
+    email_verifier: int | None,
+) -> PreparedRun:
+    svc = services(ctx)
+    body = BulkWaterfallRequest(params=list(params), enrichments=list(enrichments), email_verifier=email_verifier)
+    return PreparedRun(
+        tool="run_bulk_waterfall",
+        target=f"waterfall '{waterfall}'",
+        endpoint=f"waterfalls/{waterfall}/bulk-run",
+        request=body.model_dump(mode="json"),
+        rows=len(body.params),
+        plan=await svc.catalog.plan_bulk(waterfall, body.params, body.enrichments, email_verifier),
+        send=lambda: svc.client.bulk_run_waterfall(waterfall, body),
+    )
+
+
+async def prepare_waterfall(
+    ctx: ToolContext,
+    waterfall: str,
+    params: dict[str, InputValue],
+    enrichments: list[int] | None,
+    email_verifier: int | None,
+) -> PreparedRun:
+    svc = services(ctx)
+    body = WaterfallRunRequest(params=dict(params), enrichments=enrichments, email_verifier=email_verifier)
+    found = await svc.catalog.get(waterfall)
+    return PreparedRun(
+        tool="run_waterfall",
+        target=f"waterfall '{waterfall}'",
+        endpoint=f"waterfalls/{waterfall}/run",
+        request=body.model_dump(mode="json"),
+        rows=1,
+        plan=plan_bulk_run(found, [body.params], enrichments or default_providers(found), email_verifier),
+        send=lambda: svc.client.run_waterfall(waterfall, body),
+    )
+
+
+async def prepare_enrichment(
+    ctx: ToolContext, enrichment_id: int, params: dict[str, InputValue], pages: int | None
+) -> PreparedRun:
+    svc = services(ctx)
+    body = EnrichmentRunRequest(params=dict(params), pagination=Pagination(pages=pages) if pages is not None else None)
+    plan = await svc.catalog.plan_enrichment(enrichment_id, [body.params])
+    if pages is not None and plan.estimated_credits is not None:
+        plan = replace(plan, estimated_credits=plan.estimated_credits * pages)  # each page bills
+    return PreparedRun(
+        tool="run_enrichment",
+        target=f"enrichment {enrichment_id}",
+        endpoint=f"enrichments/{enrichment_id}/run",
+        request=body.model_dump(mode="json"),
+        rows=1,
+        plan=plan,
+        send=lambda: svc.client.run_enrichment(enrichment_id, body),
+    )
+
+
+async def prepare_bulk_enrichment(
+    ctx: ToolContext, enrichment_id: int, params: list[dict[str, InputValue]]
+) -> PreparedRun:
+    svc = services(ctx)
+    body = BulkEnrichmentRequest(params=list(params))
+    return PreparedRun(
+        tool="run_bulk_enrichment",
+        target=f"enrichment {enrichment_id}",
+        endpoint=f"enrichments/{enrichment_id}/bulk-run",
+        request=body.model_dump(mode="json"),
+        rows=len(body.params),
+        plan=await svc.catalog.plan_enrichment(enrichment_id, body.params),
+        send=lambda: svc.client.bulk_run_enrichment(enrichment_id, body),
+    )
+
+
+# ---- spend resolvers: run before the tool body, so the SDK can put a question to the user -----------------
+# (The SDK passes tool arguments by name and recognises only a bare Context annotation here.)
+
+
+async def bulk_waterfall_spend(
+    context: Context,  # pyright: ignore[reportMissingTypeArgument]
+    waterfall: str,
+    params: list[dict[str, InputValue]],
+    enrichments: list[int],
+    email_verifier: int | None,
+    force: bool,
+) -> SpendGate | Elicit[Confirmation]:
+    ctx = cast(ToolContext, context)
+    return await spend_question(
+        ctx, lambda: prepare_bulk_waterfall(ctx, waterfall, params, enrichments, email_verifier), force
+    )
+
+
+async def waterfall_spend(
+    context: Context,  # pyright: ignore[reportMissingTypeArgument]
+    waterfall: str,
+    params: dict[str, InputValue],
+    enrichments: list[int] | None,
+    email_verifier: int | None,
+    force: bool,
+) -> SpendGate | Elicit[Confirmation]:
+    ctx = cast(ToolContext, context)
+    return await spend_question(
+        ctx, lambda: prepare_waterfall(ctx, waterfall, params, enrichments, email_verifier), force
+    )
+
+
+async def enrichment_spend(
+    context: Context,  # pyright: ignore[reportMissingTypeArgument]
+    enrichment_id: int,
+    params: dict[str, InputValue],
+    pages: int | None,
+    force: bool,
+) -> SpendGate | Elicit[Confirmation]:
+    ctx = cast(ToolContext, context)
+    return await spend_question(ctx, lambda: prepare_enrichment(ctx, enrichment_id, params, pages), force)
+
+
+async def bulk_enrichment_spend(
+    context: Context,  # pyright: ignore[reportMissingTypeArgument]
+    enrichment_id: int,
+    params: list[dict[str, InputValue]],
+    force: bool,
+) -> SpendGate | Elicit[Confirmation]:
+    ctx = cast(ToolContext, context)
+    return await spend_question(ctx, lambda: prepare_bulk_enrichment(ctx, enrichment_id, params), force)
+
+
 def register(box: Toolbox) -> None:
     settings = box.settings
-
-    # ---- run_bulk_waterfall ----
-
-    def bulk_waterfall_body(
-        params: list[dict[str, InputValue]], enrichments: list[int], email_verifier: int | None
-    ) -> BulkWaterfallRequest:
-        return BulkWaterfallRequest(params=list(params), enrichments=list(enrichments), email_verifier=email_verifier)
-
-    async def bulk_waterfall_plan(
-        ctx: ToolContext, waterfall: str, body: BulkWaterfallRequest
-    ) -> tuple[RunPlan, str, dict[str, Any]]:
-        plan = await services(ctx).catalog.plan_bulk(waterfall, body.params, body.enrichments, body.email_verifier)
-        return plan, f"waterfalls/{waterfall}/bulk-run", body.model_dump(mode="json")
-
-    async def bulk_waterfall_spend(
-        context: Context,  # pyright: ignore[reportMissingTypeArgument]  # the SDK's resolvers need it bare
-        waterfall: str,
-        params: list[dict[str, InputValue]],
-        enrichments: list[int],
-        email_verifier: int | None,
-        force: bool,
-    ) -> SpendGate | Elicit[Confirmation]:
-        ctx = cast(ToolContext, context)
-        body = bulk_waterfall_body(params, enrichments, email_verifier)
-        return await spend_question(ctx, lambda: bulk_waterfall_plan(ctx, waterfall, body), force)
 
     @box.tool(
         name="run_bulk_waterfall",
@@ -180,51 +286,13 @@ def register(box: Toolbox) -> None:
         wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
         force: ForceFlag = False,
     ) -> Annotated[CallToolResult, TaskView]:
-        started = time.monotonic()
-        svc = services(ctx)
-
-        async def work() -> CallToolResult:
-            body = bulk_waterfall_body(params, enrichments, email_verifier)
-            plan, endpoint, request = await bulk_waterfall_plan(ctx, waterfall, body)
-            return await run_and_wait(
-                ctx,
-                svc,
-                tool="run_bulk_waterfall",
-                target=f"waterfall '{waterfall}'",
-                endpoint=endpoint,
-                request=request,
-                rows=len(body.params),
-                plan=plan,
-                force=force,
-                wait_seconds=wait_seconds,
-                started=started,
-                send=lambda: svc.client.bulk_run_waterfall(waterfall, body),
-                spend=spend,
-            )
-
-        return await guarded(work())
-
-    # ---- run_waterfall ----
-
-    async def waterfall_plan(
-        ctx: ToolContext, waterfall: str, body: WaterfallRunRequest
-    ) -> tuple[RunPlan, str, dict[str, Any]]:
-        found = await services(ctx).catalog.get(waterfall)
-        chosen = body.enrichments or default_providers(found)
-        plan = plan_bulk_run(found, [body.params], chosen, body.email_verifier)
-        return plan, f"waterfalls/{waterfall}/run", body.model_dump(mode="json")
-
-    async def waterfall_spend(
-        context: Context,  # pyright: ignore[reportMissingTypeArgument]  # the SDK's resolvers need it bare
-        waterfall: str,
-        params: dict[str, InputValue],
-        enrichments: list[int] | None,
-        email_verifier: int | None,
-        force: bool,
-    ) -> SpendGate | Elicit[Confirmation]:
-        ctx = cast(ToolContext, context)
-        body = WaterfallRunRequest(params=dict(params), enrichments=enrichments, email_verifier=email_verifier)
-        return await spend_question(ctx, lambda: waterfall_plan(ctx, waterfall, body), force)
+        return await execute(
+            ctx,
+            lambda: prepare_bulk_waterfall(ctx, waterfall, params, enrichments, email_verifier),
+            force=force,
+            wait_seconds=wait_seconds,
+            spend=spend,
+        )
 
     @box.tool(
         name="run_waterfall",
@@ -245,55 +313,13 @@ def register(box: Toolbox) -> None:
         wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
         force: ForceFlag = False,
     ) -> Annotated[CallToolResult, TaskView]:
-        started = time.monotonic()
-        svc = services(ctx)
-
-        async def work() -> CallToolResult:
-            body = WaterfallRunRequest(params=dict(params), enrichments=enrichments, email_verifier=email_verifier)
-            plan, endpoint, request = await waterfall_plan(ctx, waterfall, body)
-            return await run_and_wait(
-                ctx,
-                svc,
-                tool="run_waterfall",
-                target=f"waterfall '{waterfall}'",
-                endpoint=endpoint,
-                request=request,
-                rows=1,
-                plan=plan,
-                force=force,
-                wait_seconds=wait_seconds,
-                started=started,
-                send=lambda: svc.client.run_waterfall(waterfall, body),
-                spend=spend,
-            )
-
-        return await guarded(work())
-
-    # ---- run_enrichment ----
-
-    async def enrichment_plan(
-        ctx: ToolContext, enrichment_id: int, body: EnrichmentRunRequest
-    ) -> tuple[RunPlan, str, dict[str, Any]]:
-        plan = await services(ctx).catalog.plan_enrichment(enrichment_id, [body.params])
-        if body.pagination is not None and plan.estimated_credits is not None:
-            plan = replace(plan, estimated_credits=plan.estimated_credits * body.pagination.pages)
-        return plan, f"enrichments/{enrichment_id}/run", body.model_dump(mode="json")
-
-    def enrichment_body(params: dict[str, InputValue], pages: int | None) -> EnrichmentRunRequest:
-        return EnrichmentRunRequest(
-            params=dict(params), pagination=Pagination(pages=pages) if pages is not None else None
+        return await execute(
+            ctx,
+            lambda: prepare_waterfall(ctx, waterfall, params, enrichments, email_verifier),
+            force=force,
+            wait_seconds=wait_seconds,
+            spend=spend,
         )
-
-    async def enrichment_spend(
-        context: Context,  # pyright: ignore[reportMissingTypeArgument]  # the SDK's resolvers need it bare
-        enrichment_id: int,
-        params: dict[str, InputValue],
-        pages: int | None,
-        force: bool,
-    ) -> SpendGate | Elicit[Confirmation]:
-        ctx = cast(ToolContext, context)
-        body = enrichment_body(params, pages)
-        return await spend_question(ctx, lambda: enrichment_plan(ctx, enrichment_id, body), force)
 
     @box.tool(
         name="run_enrichment",
@@ -313,47 +339,13 @@ def register(box: Toolbox) -> None:
         wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
         force: ForceFlag = False,
     ) -> Annotated[CallToolResult, TaskView]:
-        started = time.monotonic()
-        svc = services(ctx)
-
-        async def work() -> CallToolResult:
-            body = enrichment_body(params, pages)
-            plan, endpoint, request = await enrichment_plan(ctx, enrichment_id, body)
-            return await run_and_wait(
-                ctx,
-                svc,
-                tool="run_enrichment",
-                target=f"enrichment {enrichment_id}",
-                endpoint=endpoint,
-                request=request,
-                rows=1,
-                plan=plan,
-                force=force,
-                wait_seconds=wait_seconds,
-                started=started,
-                send=lambda: svc.client.run_enrichment(enrichment_id, body),
-                spend=spend,
-            )
-
-        return await guarded(work())
-
-    # ---- run_bulk_enrichment ----
-
-    async def bulk_enrichment_plan(
-        ctx: ToolContext, enrichment_id: int, body: BulkEnrichmentRequest
-    ) -> tuple[RunPlan, str, dict[str, Any]]:
-        plan = await services(ctx).catalog.plan_enrichment(enrichment_id, body.params)
-        return plan, f"enrichments/{enrichment_id}/bulk-run", body.model_dump(mode="json")
-
-    async def bulk_enrichment_spend(
-        context: Context,  # pyright: ignore[reportMissingTypeArgument]  # the SDK's resolvers need it bare
-        enrichment_id: int,
-        params: list[dict[str, InputValue]],
-        force: bool,
-    ) -> SpendGate | Elicit[Confirmation]:
-        ctx = cast(ToolContext, context)
-        body = BulkEnrichmentRequest(params=list(params))
-        return await spend_question(ctx, lambda: bulk_enrichment_plan(ctx, enrichment_id, body), force)
+        return await execute(
+            ctx,
+            lambda: prepare_enrichment(ctx, enrichment_id, params, pages),
+            force=force,
+            wait_seconds=wait_seconds,
+            spend=spend,
+        )
 
     @box.tool(
         name="run_bulk_enrichment",
@@ -372,26 +364,10 @@ def register(box: Toolbox) -> None:
         wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
         force: ForceFlag = False,
     ) -> Annotated[CallToolResult, TaskView]:
-        started = time.monotonic()
-        svc = services(ctx)
-
-        async def work() -> CallToolResult:
-            body = BulkEnrichmentRequest(params=list(params))
-            plan, endpoint, request = await bulk_enrichment_plan(ctx, enrichment_id, body)
-            return await run_and_wait(
-                ctx,
-                svc,
-                tool="run_bulk_enrichment",
-                target=f"enrichment {enrichment_id}",
-                endpoint=endpoint,
-                request=request,
-                rows=len(body.params),
-                plan=plan,
-                force=force,
-                wait_seconds=wait_seconds,
-                started=started,
-                send=lambda: svc.client.bulk_run_enrichment(enrichment_id, body),
-                spend=spend,
-            )
-
-        return await guarded(work())
+        return await execute(
+            ctx,
+            lambda: prepare_bulk_enrichment(ctx, enrichment_id, params),
+            force=force,
+            wait_seconds=wait_seconds,
+            spend=spend,
+        )

@@ -6,6 +6,7 @@ records the intent before the POST and returns an identical earlier run instead 
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
@@ -21,6 +22,7 @@ from databar_mcp.spend import check_spend, needs_balance
 from databar_mcp.store import Submission
 from databar_mcp.tools.context import Services, ToolContext, services
 from databar_mcp.tools.failures import from_api_error, from_issues
+from databar_mcp.tools.guard import guarded
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
 from databar_mcp.tools.task_view import TaskView, get_task_call, render
 from databar_mcp.tools.tasks import deliver, progress_reporter
@@ -93,10 +95,25 @@ class SpendGate(BaseModel):
 
 
 SpendOutcome = ElicitationResult[Confirmation]
-PlanMaker = Callable[[], Awaitable[tuple[RunPlan, str, dict[str, Any]]]]
 
 
-async def spend_question(ctx: ToolContext, make_plan: PlanMaker, force: bool) -> SpendGate | Elicit[Confirmation]:
+@dataclass(frozen=True)
+class PreparedRun:
+    """A run checked against the catalog and ready to send: what the ledger records and how to send it."""
+
+    tool: str
+    target: str
+    endpoint: str
+    request: dict[str, Any]
+    rows: int
+    plan: RunPlan
+    send: Callable[[], Awaitable[TaskHandle]]
+
+
+Prepare = Callable[[], Awaitable[PreparedRun]]
+
+
+async def spend_question(ctx: ToolContext, prepare: Prepare, force: bool) -> SpendGate | Elicit[Confirmation]:
     """Resolver body shared by the run tools: the verdict, or the question to put to the user.
 
     Runs before the tool body (the SDK asks the question on either protocol era). Anything that goes wrong
@@ -104,10 +121,11 @@ async def spend_question(ctx: ToolContext, make_plan: PlanMaker, force: bool) ->
     """
     svc = services(ctx)
     try:
-        plan, endpoint, request = await make_plan()
+        run = await prepare()
+        plan = run.plan
         if plan.issues:
             return SpendGate(verdict="unchecked")
-        earlier = None if force else await svc.runner.earlier(endpoint, request)
+        earlier = None if force else await svc.runner.earlier(run.endpoint, run.request)
         if earlier is not None and earlier.outcome == "accepted":
             return SpendGate(verdict="ok", reason="reuse of an identical earlier run: free")
         balance = (await svc.client.get_user()).balance if needs_balance(svc.settings) else None
@@ -150,34 +168,43 @@ def settle_spend(outcome: SpendOutcome, estimate: float | None) -> None:
     raise spend_limit(f"The user did not confirm the run ({outcome.action}).", estimate, None, answer=outcome.action)
 
 
+async def execute(
+    ctx: ToolContext, prepare: Prepare, *, force: bool, wait_seconds: float, spend: SpendOutcome
+) -> CallToolResult:
+    """A run tool's whole body: prepare, then submit once and wait (structured errors for what can go wrong)."""
+    started = time.monotonic()
+    svc = services(ctx)
+
+    async def work() -> CallToolResult:
+        run = await prepare()
+        return await run_and_wait(ctx, svc, run, force=force, wait_seconds=wait_seconds, started=started, spend=spend)
+
+    return await guarded(work())
+
+
 async def run_and_wait(
     ctx: ToolContext,
     svc: Services,
+    run: PreparedRun,
     *,
-    tool: str,
-    target: str,
-    endpoint: str,
-    request: dict[str, Any],
-    rows: int,
-    plan: RunPlan,
     force: bool,
     wait_seconds: float,
     started: float,
-    send: Callable[[], Awaitable[TaskHandle]],
     spend: SpendOutcome,
 ) -> CallToolResult:
+    plan, rows = run.plan, run.rows
     if plan.issues:
-        raise ToolFailure(from_issues(f"The input does not fit {target}; nothing was sent.", plan.issues))
+        raise ToolFailure(from_issues(f"The input does not fit {run.target}; nothing was sent.", plan.issues))
     settle_spend(spend, plan.estimated_credits)
     try:
         submitted = await svc.runner.submit(
-            tool=tool,
-            endpoint=endpoint,
-            request=request,
+            tool=run.tool,
+            endpoint=run.endpoint,
+            request=run.request,
             rows=rows,
             estimated_credits=plan.estimated_credits,
             force=force,
-            send=send,
+            send=run.send,
         )
     except InsufficientCredits as exc:
         raise ToolFailure(await insufficient(svc, exc, plan.estimated_credits)) from None
