@@ -44,6 +44,18 @@ class ExportResult(BaseModel):
     message: str
 
 
+def bad_filename(exc: UnsafeName, next_step: str) -> ToolFailure:
+    """A filename the exports folder cannot take: a validation_error, before anything is read or written."""
+    return ToolFailure(
+        ErrorBody(
+            code=ErrorCode.VALIDATION_ERROR,
+            message=f"Invalid filename: {exc}. Nothing was read or written.",
+            fields=[FieldProblem(field="filename", problem=str(exc))],
+            next_steps=[next_step],
+        )
+    )
+
+
 async def inputs_of(svc: Services, task_id: str) -> list[Any] | None:
     """The rows submitted for this task, as recorded in the ledger (None if it was not submitted here)."""
     record = await svc.ledger.task(task_id)
@@ -122,14 +134,7 @@ def register(box: Toolbox) -> None:
             try:
                 path = export_path(svc.settings.exports_dir, task_id, filename, fmt)
             except UnsafeName as exc:
-                raise ToolFailure(
-                    ErrorBody(
-                        code=ErrorCode.VALIDATION_ERROR,
-                        message=f"Invalid filename: {exc}. Nothing was written.",
-                        fields=[FieldProblem(field="filename", problem=str(exc))],
-                        next_steps=["Pass a plain name such as 'leads_enriched', or omit filename."],
-                    )
-                ) from None
+                raise bad_filename(exc, "Pass a plain name such as 'leads_enriched', or omit filename.") from None
             task, source = await finished_task(svc, task_id)
             rows = result_rows(task) or []
             inputs = await inputs_of(svc, task_id)

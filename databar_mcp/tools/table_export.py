@@ -15,9 +15,10 @@ from pydantic import BaseModel, Field
 from databar_mcp import config
 from databar_mcp.exporting import ExportFormat, UnsafeName, append_table_rows, table_export_path
 from databar_mcp.tools.context import ToolContext, services
+from databar_mcp.tools.exports import bad_filename
 from databar_mcp.tools.guard import guarded
 from databar_mcp.tools.registry import Toolbox
-from databar_mcp.tools.results import ErrorBody, ErrorCode, FieldProblem, ToolFailure, ok_result
+from databar_mcp.tools.results import ok_result
 from databar_mcp.tools.tables import RowFilter, TableId, filter_json
 
 PAGE = config.TABLE_PAGE_MAX
@@ -80,14 +81,7 @@ def register(box: Toolbox) -> None:
             try:
                 path = table_export_path(svc.settings.exports_dir, table_uuid, filename, fmt, resume=start_page > 1)
             except UnsafeName as exc:
-                raise ToolFailure(
-                    ErrorBody(
-                        code=ErrorCode.VALIDATION_ERROR,
-                        message=f"Invalid filename: {exc}. Nothing was read or written.",
-                        fields=[FieldProblem(field="filename", problem=str(exc))],
-                        next_steps=["Pass a plain name such as 'leads', or omit filename to start a new export."],
-                    )
-                ) from None
+                raise bad_filename(exc, "Pass a plain name such as 'leads', or omit filename to start anew.") from None
             columns = ["id", *(c.name for c in await svc.client.table_columns(table_uuid))]
             page, written, pages, total, more = start_page, 0, 0, None, True
             size = path.stat().st_size if path.exists() else 0
