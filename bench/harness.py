@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TextIO
@@ -17,7 +16,6 @@ from mcp.client.stdio import stdio_client
 from mcp.types import CallToolResult, TextContent
 
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
-from databar_mcp.sandbox import server as sandbox_server
 
 KEY = "bench-key"
 WATERFALL = "email_getter"
@@ -25,33 +23,6 @@ PROVIDERS = [833, 966]
 ROOT = Path(__file__).resolve().parent.parent
 OUR_COMMAND = str(Path(sys.executable).parent / "databar-mcp")
 CALL_TIMEOUT_S = 300.0
-
-
-def patch_sandbox_nodelay() -> None:
-    """Give the sandbox's listening socket proto IPPROTO_TCP, so asyncio sets TCP_NODELAY on its connections.
-
-    databar_mcp/sandbox/server.py binds `socket.socket(AF_INET, SOCK_STREAM)` (proto 0), and asyncio only sets
-    TCP_NODELAY when proto is IPPROTO_TCP: every request on a reused keep-alive connection then waits ~40 ms
-    for a delayed ACK (Nagle). The real API does not, and the benchmarks would measure that artifact instead
-    of the clients. Idempotent; harmless once the sandbox binds with IPPROTO_TCP itself.
-    """
-    original = sandbox_server._bind  # pyright: ignore[reportPrivateUsage]
-    if original is _bind_tcp:
-        return
-    _ORIGINAL_BIND.append(original)
-    sandbox_server._bind = _bind_tcp  # pyright: ignore[reportPrivateUsage]
-
-
-_ORIGINAL_BIND: list[Callable[[str, int], socket.socket]] = []
-
-
-def _bind_tcp(host: str, port: int) -> socket.socket:
-    sock = _ORIGINAL_BIND[0](host, port)
-    if sock.proto == socket.IPPROTO_TCP:
-        return sock
-    fixed = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
-    fixed.setblocking(False)
-    return fixed
 
 
 def sandbox(**knobs: Any) -> SandboxServer:

@@ -47,7 +47,6 @@ from mcp import Client  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 from mcp.types import CallToolResult, TextContent  # noqa: E402
 
-from bench.harness import patch_sandbox_nodelay  # noqa: E402
 from databar_mcp.sandbox import SandboxConfig, SandboxServer  # noqa: E402
 from databar_mcp.sandbox.tables import SEED_TABLE_ID  # noqa: E402
 
@@ -274,7 +273,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
 
-    patch_sandbox_nodelay()
     token = secrets.token_urlsafe(32)
     with (
         tempfile.TemporaryDirectory(prefix="databar-http-load-") as tmp,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import anyio
 
-from bench import harness, report
+from bench import report
 from bench.context import Context
 from bench.harness import log
 from bench.profile import FULL, QUICK
@@ -45,11 +45,6 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="seconds-long variant with small sizes")
     parser.add_argument("--out", type=Path, default=None, help="folder for latest.{md,json,png}")
     parser.add_argument("--only", default=None, help=f"comma-separated subset of: {', '.join(SCENARIOS)}")
-    parser.add_argument(
-        "--sandbox-as-is",
-        action="store_true",
-        help="keep the sandbox's missing TCP_NODELAY (~40 ms per reused connection) instead of patching it",
-    )
     parser.add_argument("--no-install", action="store_true", help="never npm-install Databar's server")
     return parser.parse_args(argv)
 
@@ -62,7 +57,7 @@ def _node_version() -> str:
     return done.stdout.strip() or "unknown"
 
 
-def preamble(ctx: Context, seconds: float, nodelay_patched: bool) -> list[str]:
+def preamble(ctx: Context, seconds: float) -> list[str]:
     ref = f"{databar.NAME} (node {_node_version()})" if ctx.databar.ok else f"unavailable ({ctx.databar.why})"
     if ctx.databar.ok and not ctx.profile.use_databar:
         ref += ", not used in this profile"
@@ -76,13 +71,6 @@ def preamble(ctx: Context, seconds: float, nodelay_patched: bool) -> list[str]:
         "ratio = ours/reference for costs (latency, requests, overhead, tokens: lower is better) and "
         "bound/ours for scale (1.0 = as fast as the sandbox allows). `met` is n/a where the target needs a "
         "reference that was not measured.",
-        "",
-        (
-            "The sandbox's listening socket was given proto IPPROTO_TCP so that its connections get TCP_NODELAY "
-            "(see bench/harness.py: as shipped, every request on a reused connection waits ~40 ms for a delayed ACK)."
-            if nodelay_patched
-            else "The sandbox ran as shipped: every request on a reused connection waits ~40 ms for a delayed ACK."
-        ),
     ]
 
 
@@ -112,13 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     out_dir = args.out or (RESULTS / "quick.tmp" if args.quick else RESULTS)
     started = time.perf_counter()
-    if not args.sandbox_as_is:
-        harness.patch_sandbox_nodelay()
     availability = databar.ensure(install=profile.use_databar and not args.no_install)
     with tempfile.TemporaryDirectory(prefix="databar-bench-") as tmp:
         ctx = Context(profile=profile, databar=availability, workdir=Path(tmp))
         rows, ok = anyio.run(run_all, ctx, names)
-    lines = preamble(ctx, time.perf_counter() - started, not args.sandbox_as_is)
+    lines = preamble(ctx, time.perf_counter() - started)
     paths = report.write(rows, lines, out_dir)
     print(report.table(rows))
     for note in report.notes(rows):
