@@ -209,7 +209,8 @@ class TaskRunner:
                 break
             if earlier.outcome == "accepted" and earlier.task_id is not None:
                 return Submitted(task_id=earlier.task_id, status="reused", fingerprint=fp, reused=earlier)
-            if earlier.outcome == "pending" and time.monotonic() < deadline:
+            in_flight = time.time() - earlier.created_at < self._settle_s  # older: its sender died mid-send
+            if earlier.outcome == "pending" and in_flight and time.monotonic() < deadline:
                 await anyio.sleep(0.05)  # an identical run is being sent right now: see how it ends
                 continue
             raise DuplicateRunUnknown(earlier)

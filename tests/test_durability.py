@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,9 @@ import anyio
 import pytest
 from mcp import Client
 
+from databar_mcp.api.models import BulkWaterfallRequest
 from databar_mcp.config import Settings
+from databar_mcp.fingerprint import account_id, fingerprint
 from databar_mcp.sandbox import SandboxServer
 from databar_mcp.server import build_server
 from databar_mcp.store import Ledger
@@ -307,3 +310,38 @@ async def test_csv_export_defuses_spreadsheet_formulas(mcp: Client, settings: Se
     with Path(out["path"]).open(newline="", encoding="utf-8") as f:
         exported = list(csv.DictReader(f))
     assert exported[0]["first_name"] == "'=HYPERLINK(1)"
+
+
+async def test_a_run_left_pending_by_a_dead_process_is_reported_not_waited_for(
+    sandbox: SandboxServer, settings: Settings
+) -> None:
+    """A crash between sending a run and recording its task leaves it 'pending': a later identical call must
+    answer submission_unknown at once (never re-send it, never wait for a sender that is gone)."""
+    ledger = Ledger(settings.ledger_path)
+    body = {"params": BULK_ARGS["params"], "enrichments": BULK_ARGS["enrichments"]}
+    request = BulkWaterfallRequest.model_validate(body).model_dump(mode="json")
+    assert settings.api_key is not None
+    account = account_id(settings.api_key.get_secret_value(), settings.base_url)
+    endpoint = "waterfalls/email_getter/bulk-run"
+    claim = await ledger.claim(
+        tool="run_bulk_waterfall",
+        endpoint=endpoint,
+        fingerprint=fingerprint(account=account, endpoint=endpoint, body=request),
+        request=request,
+        rows=4,
+        estimated_credits=12.0,
+        window_s=1800,
+        force=False,
+    )
+    ledger.close()
+    with sqlite3.connect(settings.ledger_path) as conn:  # the crash happened a minute ago
+        conn.execute("UPDATE submissions SET created_at = created_at - 60 WHERE id = ?", (claim.submission_id,))
+
+    async with Client(build_server(settings)) as client:
+        with anyio.fail_after(3):
+            result = structured(await client.call_tool("run_bulk_waterfall", BULK_ARGS))
+        recent = structured(await client.call_tool("list_recent_tasks", {}))
+
+    assert result["code"] == "submission_unknown"
+    assert [s["outcome"] for s in recent["unsettled_submissions"]] == ["pending"]
+    assert sandbox.state.counts.get(BULK_RUN, 0) == 0

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -125,6 +127,16 @@ def test_table_pipeline_writes_the_results_back_with_upsert(tmp_path: Path) -> N
         assert sandbox.state.counts["POST /v1/table/{table_uuid}/rows/upsert"] == 1
 
 
+def recorded_tasks(ledger: Path) -> int:
+    if not ledger.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(ledger, timeout=5)) as conn:
+        try:
+            return int(conn.execute("SELECT COUNT(*) FROM tasks").fetchone()[0])
+        except sqlite3.OperationalError:  # schema not created yet
+            return 0
+
+
 def test_enrich_leads_resumes_after_being_killed_without_paying_twice(tmp_path: Path) -> None:
     with SandboxServer(SandboxConfig(task_base_seconds=4.0, row_seconds=0.0)) as sandbox:
         env = external_sandbox_env(sandbox, tmp_path)
@@ -137,7 +149,10 @@ def test_enrich_leads_resumes_after_being_killed_without_paying_twice(tmp_path: 
             while not sandbox.state.tasks and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert sandbox.state.tasks, "the first run never submitted"
-            time.sleep(0.3)  # the server has the task id in its ledger before it waits
+            ledger = tmp_path / "state" / "ledger.sqlite3"
+            while time.monotonic() < deadline and not recorded_tasks(ledger):
+                time.sleep(0.05)  # the server writes the task id to its ledger before it waits
+            assert recorded_tasks(ledger) == 1
         finally:
             os.killpg(first.pid, signal.SIGKILL)  # the script and its server subprocess, mid-wait
             first.wait(timeout=10)
