@@ -64,7 +64,10 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-TERMINAL = ("completed", "partially_completed", "failed", "cancelled", "gone")
+UNKNOWN_TO_DATABAR = "unknown_to_databar"
+# "unknown_to_databar" is ours: Databar answered 404 for the task (another key or account); stop tracking it.
+TERMINAL = ("completed", "partially_completed", "failed", "cancelled", "gone", "unknown_to_databar")
+NOT_REUSABLE = ("failed", "cancelled", "gone", "unknown_to_databar")
 
 
 @dataclass(frozen=True)
@@ -243,7 +246,7 @@ class Ledger:
             """SELECT s.* FROM submissions s LEFT JOIN tasks t ON t.task_id = s.task_id
                WHERE s.fingerprint = ? AND s.outcome IN ('pending', 'accepted', 'unknown')
                  AND (s.created_at >= ? OR (s.outcome = 'accepted' AND t.status NOT IN
-                      ('completed', 'partially_completed', 'failed', 'cancelled', 'gone')))
+                      ('completed', 'partially_completed', 'failed', 'cancelled', 'gone', 'unknown_to_databar')))
                ORDER BY s.created_at DESC LIMIT 1""",
             (fingerprint, since),
         ).fetchone()
@@ -260,7 +263,7 @@ class Ledger:
         row = conn.execute("SELECT status, completed_at FROM tasks WHERE task_id = ?", (earlier.task_id,)).fetchone()
         if row is None or row["status"] not in TERMINAL:
             return True
-        if row["status"] in ("failed", "cancelled", "gone"):
+        if row["status"] in NOT_REUSABLE:
             return False
         return row["completed_at"] is None or row["completed_at"] >= since
 

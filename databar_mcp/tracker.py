@@ -11,8 +11,9 @@ import logging
 import anyio
 
 from databar_mcp.api.errors import DatabarError, NotFoundError, ResultExpired
+from databar_mcp.api.models import Task
 from databar_mcp.runner import TaskRunner
-from databar_mcp.store import Ledger
+from databar_mcp.store import UNKNOWN_TO_DATABAR, Ledger
 
 logger = logging.getLogger("databar_mcp.tracker")
 
@@ -32,7 +33,8 @@ async def track_once(runner: TaskRunner, ledger: Ledger) -> int:
         except ResultExpired:
             pass  # recorded as gone by the runner
         except NotFoundError:
-            logger.info("tracked task %s is unknown to Databar; leaving it", record.task_id)
+            logger.info("tracked task %s is unknown to Databar; no longer tracked", record.task_id)
+            await ledger.observe(Task(task_id=record.task_id, status=UNKNOWN_TO_DATABAR))
         except DatabarError as exc:
             logger.info("tracking task %s failed: %s", record.task_id, type(exc).__name__)
     return polled

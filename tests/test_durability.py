@@ -12,12 +12,15 @@ import anyio
 import pytest
 from mcp import Client
 
+from databar_mcp.api import DatabarClient
 from databar_mcp.api.models import BulkWaterfallRequest
 from databar_mcp.config import Settings
 from databar_mcp.fingerprint import account_id, fingerprint
+from databar_mcp.runner import TaskRunner
 from databar_mcp.sandbox import SandboxServer
 from databar_mcp.server import build_server
 from databar_mcp.store import Ledger
+from databar_mcp.tracker import track_once
 from tests.conftest import BULK_ARGS, LEADS, lead, make_settings, structured, text_of, whole
 
 pytestmark = pytest.mark.anyio
@@ -345,3 +348,31 @@ async def test_a_run_left_pending_by_a_dead_process_is_reported_not_waited_for(
     assert result["code"] == "submission_unknown"
     assert [s["outcome"] for s in recent["unsettled_submissions"]] == ["pending"]
     assert sandbox.state.counts.get(BULK_RUN, 0) == 0
+
+
+async def test_the_tracker_stops_tracking_a_task_databar_does_not_know(
+    sandbox: SandboxServer, settings: Settings
+) -> None:
+    ledger = Ledger(settings.ledger_path)
+    claim = await ledger.claim(
+        tool="run_bulk_waterfall",
+        endpoint="waterfalls/email_getter/bulk-run",
+        fingerprint="f" * 64,
+        request={},
+        rows=1,
+        estimated_credits=1.0,
+        window_s=1800,
+        force=False,
+    )
+    assert claim.submission_id is not None
+    await ledger.accepted(claim.submission_id, "ghost-task", "processing")  # e.g. run under another key
+    async with DatabarClient.from_settings(settings) as client:
+        runner = TaskRunner(
+            client, ledger, account="a", poll_first_s=0.01, poll_cap_s=0.1, duplicate_window_s=1800, settle_s=1
+        )
+        assert await track_once(runner, ledger) == 1
+        assert await track_once(runner, ledger) == 0  # not polled again
+    record = await ledger.task("ghost-task")
+    assert record is not None and record.status == "unknown_to_databar" and record.is_terminal
+    assert sandbox.state.counts["GET /v1/tasks/{task_id}"] == 1
+    ledger.close()
