@@ -7,10 +7,11 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from databar_mcp.api import DatabarClient
 from databar_mcp.api.errors import FieldIssue
-from databar_mcp.api.models import Enrichment, Waterfall
+from databar_mcp.api.models import Enrichment, EnrichmentParam, Waterfall
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def plan_bulk_run(
     if email_verifier is not None and email_verifier not in verifiers:
         offered = ", ".join(str(v) for v in verifiers) or "none (this waterfall does not verify emails)"
         issues.append(FieldIssue("email_verifier", f"{email_verifier} is not offered; use {offered}"))
-    required = [p.name for p in waterfall.input_params if p.is_required]
+    required = [p.name for p in waterfall.input_params if p.must_have]
     for index, row in enumerate(rows):
         if len(issues) >= MAX_ISSUES:
             break
@@ -107,7 +108,8 @@ def default_providers(waterfall: Waterfall) -> list[int]:
 
 
 def plan_enrichment_run(enrichment: Enrichment, rows: Sequence[Mapping[str, object]]) -> RunPlan:
-    """Required params present and choice params valid in every row; cost = price × rows."""
+    """Required params present and inline choices respected in every row; cost per input = price, or
+    price × params[parameter] for per-parameter pricing (unknown when that value is not a number)."""
     issues: list[FieldIssue] = []
     params = enrichment.params or []
     many = len(rows) > 1
@@ -121,10 +123,53 @@ def plan_enrichment_run(enrichment: Enrichment, rows: Sequence[Mapping[str, obje
                 if param.is_required:
                     issues.append(FieldIssue(f"{prefix}.{param.name}", "required"))
                 continue
-            if param.choices and len(param.choices) < 10:  # a short list is the whole list; long ones are paged
-                names = {c.name.lower() for c in param.choices} | {str(c.id).lower() for c in param.choices}
-                if str(value).lower() not in names:
-                    shown = ", ".join(c.name for c in param.choices)
-                    issues.append(FieldIssue(f"{prefix}.{param.name}", f"'{value}' is not one of: {shown}"))
-    estimate = None if enrichment.price is None else round(enrichment.price * len(rows), 4)
-    return RunPlan(waterfall=None, rows=len(rows), estimated_credits=estimate, issues=tuple(issues))
+            problem = choice_problem(param, value)
+            if problem:
+                issues.append(FieldIssue(f"{prefix}.{param.name}", problem))
+    return RunPlan(
+        waterfall=None, rows=len(rows), estimated_credits=enrichment_cost(enrichment, rows), issues=tuple(issues)
+    )
+
+
+def choice_problem(param: EnrichmentParam, value: object) -> str | None:
+    """Why `value` is not an allowed choice (inline choices are the whole list; remote ones Databar checks)."""
+    choices = param.choices
+    if choices is None or choices.mode != "inline" or not choices.items:
+        return None
+    allowed = {c.name.lower() for c in choices.items} | {str(c.id).lower() for c in choices.items if c.id is not None}
+    values = cast(list[object], value) if isinstance(value, list) else [value]
+    bad = [v for v in values if str(v).lower() not in allowed]
+    if not bad:
+        return None
+    shown = ", ".join(c.name for c in choices.items[:30]) + (" …" if len(choices.items) > 30 else "")
+    return f"'{bad[0]}' is not one of: {shown}"
+
+
+def enrichment_cost(enrichment: Enrichment, rows: Sequence[Mapping[str, object]]) -> float | None:
+    if enrichment.price is None:
+        return None
+    parameter = enrichment.price_parameter
+    if parameter is None:
+        if enrichment.pricing is not None and enrichment.pricing.type not in ("fixed", "per_parameter"):
+            return None  # a pricing rule we do not know: never guess low
+        return round(enrichment.price * len(rows), 4)
+    total = 0.0
+    for row in rows:
+        multiplier = _amount(row.get(parameter))
+        if multiplier is None:
+            return None
+        total += enrichment.price * multiplier
+    return round(total, 4)
+
+
+def _amount(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None

@@ -111,11 +111,19 @@ def test_catalog_search_paging_and_detail(client: httpx2.Client) -> None:
 
 def test_waterfall_detail(client: httpx2.Client) -> None:
     wf = client.get("waterfalls/email_getter").json()
+    # Databar's shapes: prices as decimal strings, provider params as names, inputs with `required`
     assert [(e["id"], e["price"], e["enabled_by_default"]) for e in wf["available_enrichments"]] == [
-        (833, 1.0, True),
-        (966, 2.0, True),
-        (1001, 1.5, False),
+        (833, "1.00", True),
+        (966, "2.00", True),
+        (1001, "1.50", False),
     ]
+    assert wf["available_enrichments"][0]["params"] == ["first_name", "last_name", "company"]
+    assert wf["input_params"][0] == {
+        "name": "first_name",
+        "type": "text",
+        "description": "First name of the person",
+        "required": True,
+    }
     assert wf["is_email_verifying"] is True
     assert wf["email_verifiers"][0]["id"] == 10
     assert {w["identifier"] for w in client.get("waterfalls/").json()} >= {"email_getter", "phone_getter"}
@@ -140,11 +148,14 @@ def test_bulk_run_happy_path(sb: SandboxServer, client: httpx2.Client) -> None:
     assert task["task_id"] == task["request_id"] == task_id
     john, nobody, ann = task["data"]
     assert nobody is None
-    assert john["email"] == "john.doe@example.com"
-    assert john["enrichment_id"] == 833
-    assert john["provider"] == "LeadMagic email finder"
-    assert isinstance(john["verified"], bool)
-    assert ann["email"] == "ann.lee@example.com"
+    assert john["result"] == {"email": "john.doe@example.com"}
+    assert john["result_field"] == ["email"]
+    assert john["enrichment_data"] == rows[0]
+    found, verification = john["steps"]
+    assert (found["provider"], found["result"], found["cost"]) == ("LeadMagic email finder", "found", "1.00")
+    assert verification["action"] == "email_verification" and verification["cost"] == "0.50"
+    assert isinstance(verification["is_verified"], bool)
+    assert ann["result"]["email"] == "ann.lee@example.com"
     # found rows: 833 + verifier; the .invalid row tried both providers and found nothing
     assert task["credits_spent"] == pytest.approx(2 * (1.0 + 0.5) + (1.0 + 2.0))
     assert task["progress"] == {"total": 3, "completed": 2, "no_data": 1, "failed": 0, "processing": 0}
@@ -187,7 +198,7 @@ def test_progress_midway_and_include_partial(sb: SandboxServer, client: httpx2.C
     partial = client.get(f"tasks/{task_id}", params={"include_partial": "true"}).json()
     assert len(partial["data"]) == 5
     assert partial["data"][2:] == [None, None, None]
-    assert all(d["email"] == "john.doe@example.com" for d in partial["data"][:2])
+    assert all(d["result"]["email"] == "john.doe@example.com" for d in partial["data"][:2])
     assert sb.state.balance == pytest.approx(1000 - 2 * 1.0)  # charged as rows finish
 
 
@@ -274,7 +285,8 @@ def test_cancel_then_409(sb: SandboxServer, client: httpx2.Client) -> None:
 def test_single_runs(sb: SandboxServer, client: httpx2.Client) -> None:
     run = client.post("waterfalls/email_getter/run", json={"params": person("John", "Doe", "example.com")})
     task = finish(sb, client, run.json()["task_id"])
-    assert task["data"]["email"] == "john.doe@example.com"
+    # a single waterfall run answers a list of one entry, as Databar's MCP server reads it (data[0])
+    assert [entry["result"]["email"] for entry in task["data"]] == ["john.doe@example.com"]
     assert "progress" not in task
     enrich = client.post("enrichments/120/run", json={"params": {"domain": "example.com"}})
     company = finish(sb, client, enrich.json()["task_id"])["data"]
@@ -514,12 +526,10 @@ def test_magic_companies(first: str, last: str, host: str) -> None:
     assert missing.data is None and not missing.failed
     assert missing.cost == 1.0 + 2.0 + 1.5  # every provider tried is paid, the verifier is not
     found = waterfall_row(wf, person(first, last, "example.com"), [966, 833], None)
-    assert found.data == {
-        "email": f"{first}.{last}@example.com",
-        "provider": "Prospeo email finder",
-        "verified": None,
-        "enrichment_id": 966,
-    }
+    assert found.data is not None
+    assert found.data["result"] == {"email": f"{first}.{last}@example.com"}
+    steps = found.data["steps"]
+    assert isinstance(steps, list) and [s["provider"] for s in steps if isinstance(s, dict)] == ["Prospeo email finder"]
     assert found.cost == 2.0
     failed = waterfall_row(wf, person(first, last, f"{host}.fail"), [833], 10)
     assert failed.failed and failed.data is None and failed.cost == 0.0
@@ -533,8 +543,8 @@ def test_phone_getter(sb: SandboxServer, client: httpx2.Client) -> None:
     task = finish(sb, client, response.json()["task_id"])
     found = [d for d in task["data"] if d is not None]
     assert found
-    assert {d["enrichment_id"] for d in found} <= {1201, 1202}
-    assert all(d["phone"].startswith("+1 ") for d in found)
+    assert {d["steps"][-1]["provider"] for d in found} <= {"Wiza mobile phone finder", "Kaspr phone finder"}
+    assert all(d["result"]["phone"].startswith("+1 ") for d in found)
     verifier = client.post(
         "waterfalls/phone_getter/bulk-run", json={"params": rows, "enrichments": [1201], "email_verifier": 10}
     )

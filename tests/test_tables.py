@@ -250,7 +250,7 @@ async def test_update_rows_maps_indexes_and_reports_unknown_ids(
     assert out["counts"] == {"failed": 1, "updated": 54}
     assert out["failed"] == ["52"]
     first = out["rows"][0]  # failures come first
-    assert first == {"index": 52, "id": "no-such-row", "action": "failed", "error": "Row not found."}
+    assert first == {"index": 52, "id": "no-such-row", "action": "failed", "error": "ROW_NOT_FOUND: Row not found."}
     by_index = {r["index"]: r for r in out["rows"]}
     assert by_index[53]["id"] == ids[53] and by_index[53]["action"] == "updated"
     with sandbox.state.lock:
@@ -315,7 +315,7 @@ async def test_delete_rows_reports_unknown_ids_per_id(mcp: Client, sandbox: Sand
     assert out["counts"] == {"deleted": 60, "failed": 2}
     assert out["failed"] == ["25", "61"]
     assert [(r["index"], r["id"]) for r in out["rows"][:2]] == [(25, "ghost-1"), (61, "ghost-2")]
-    assert all(r["error"] == "Row not found." for r in out["rows"][:2])
+    assert all(r["error"] == "ROW_NOT_FOUND: Row not found." for r in out["rows"][:2])
     assert table_size(sandbox) == SEED_ROWS
 
 

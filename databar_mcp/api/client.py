@@ -23,11 +23,14 @@ from databar_mcp import __version__
 from databar_mcp.api import models
 from databar_mcp.api.errors import (
     APIConnectionError,
+    APIStatusError,
     APITimeoutError,
     AuthenticationError,
+    BadRequestError,
     DatabarError,
     RateLimited,
     SubmissionUnknown,
+    UnprocessableEntity,
     status_error,
 )
 from databar_mcp.api.retry import backoff_delay, parse_retry_after
@@ -42,6 +45,11 @@ _NEVER_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
 
 
 M = TypeVar("M", bound=BaseModel)
+ROWS_PAGE_FALLBACK = 500  # the page size both official clients use, when the API refuses a larger one
+
+
+def _mentions(exc: APIStatusError, field: str) -> bool:
+    return any(field in issue.path for issue in exc.issues) or field in exc.message
 
 
 def _model(cls: type[M], raw: object) -> M:
@@ -94,6 +102,7 @@ class DatabarClient:
         self._backoff_base = backoff_base_s
         self._backoff_cap = backoff_cap_s
         self._retry_after_cap = retry_after_cap_s
+        self._rows_page_cap = 1000
         self._http = httpx2.AsyncClient(
             base_url=base_url.rstrip("/") + "/",
             timeout=httpx2.Timeout(read_timeout_s, connect=connect_timeout_s),
@@ -258,8 +267,9 @@ class DatabarClient:
         return _accepted_run(await self.request("POST", path, json=json, billable=True), path)
 
     async def bulk_run_waterfall(self, identifier: str, body: models.BulkWaterfallRequest) -> models.TaskHandle:
-        # email_verifier is sent even when null: the OpenAPI seed lists it as `integer | null`.
-        return await self._start_run(f"waterfalls/{segment(identifier)}/bulk-run", body.model_dump(mode="json"))
+        # email_verifier is left out when not chosen, as Databar's SDK and MCP server send it (never null).
+        path = f"waterfalls/{segment(identifier)}/bulk-run"
+        return await self._start_run(path, body.model_dump(mode="json", exclude_none=True))
 
     async def run_waterfall(self, identifier: str, body: models.WaterfallRunRequest) -> models.TaskHandle:
         path = f"waterfalls/{segment(identifier)}/run"
@@ -312,6 +322,42 @@ class DatabarClient:
 
     async def list_table_rows(
         self, table_uuid: str, *, page: int, per_page: int, filter_json: str | None = None
+    ) -> models.TableRowsPage:
+        """Page `page` of `per_page` rows, whatever page size the API accepts.
+
+        The seed says pages hold up to 1000 rows; Databar's clients cap them at 500. The first refusal of a
+        larger size lowers the cap for the process, and a page above the cap is read as the smaller pages
+        that cover the same rows, so callers' page numbers keep their meaning.
+        """
+        cap = self._rows_page_cap
+        if per_page <= cap:
+            try:
+                return await self._rows_page(table_uuid, page, per_page, filter_json)
+            except (BadRequestError, UnprocessableEntity) as exc:
+                if per_page <= ROWS_PAGE_FALLBACK or not _mentions(exc, "per_page"):
+                    raise
+                logger.info("per_page=%d refused; reading pages of %d from now on", per_page, ROWS_PAGE_FALLBACK)
+                self._rows_page_cap = cap = ROWS_PAGE_FALLBACK
+        start = (page - 1) * per_page
+        stop = start + per_page
+        rows: list[dict[str, Any]] = []
+        first = start // cap + 1
+        got, covered = models.TableRowsPage(), 0
+        for api_page in range(first, (stop - 1) // cap + 2):
+            got = await self._rows_page(table_uuid, api_page, cap, filter_json)
+            offset = (api_page - 1) * cap
+            rows.extend(got.data[max(0, start - offset) : max(0, stop - offset)])
+            covered = offset + len(got.data)
+            if not got.has_next_page:
+                break
+        if got.total_count is not None:
+            has_next = got.total_count > stop
+        else:
+            has_next = covered > stop or (covered == stop and got.has_next_page)
+        return models.TableRowsPage(data=rows, has_next_page=has_next, total_count=got.total_count, page=page)
+
+    async def _rows_page(
+        self, table_uuid: str, page: int, per_page: int, filter_json: str | None
     ) -> models.TableRowsPage:
         params: dict[str, str | int | float | bool] = {"page": page, "per_page": per_page}
         if filter_json:

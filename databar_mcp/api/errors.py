@@ -159,7 +159,37 @@ def parse_issues(body: object) -> tuple[FieldIssue, ...]:
                 parts = parts[1:]
             message = _short(str(entry.get("msg", "")))
             issues.append(FieldIssue(path=".".join(parts) or "body", message=message))
+    issues.extend(_field_list(data.get("fields")))
     return tuple(issues)
+
+
+_PATH_KEYS = ("field", "name", "path", "loc", "column", "param")
+_MESSAGE_KEYS = ("message", "msg", "error", "detail", "reason")
+
+
+def _field_list(fields: object) -> list[FieldIssue]:
+    """`fields` of an `{error, detail, fields}` body: a list of entries or strings, or field → messages."""
+    if (mapping := _as_dict(fields)) is not None:
+        out: list[FieldIssue] = []
+        for name, messages in mapping.items():
+            listed = _as_list(messages)
+            out.extend(FieldIssue(str(name), _short(str(m))) for m in (listed if listed is not None else [messages]))
+        return out
+    entries = _as_list(fields)
+    if entries is None:
+        return []
+    out = []
+    for item in entries:
+        entry = _as_dict(item)
+        if entry is None:
+            out.append(FieldIssue(path="body", message=_short(str(item))))
+            continue
+        path: object = next((entry[k] for k in _PATH_KEYS if k in entry), "body")
+        listed_path = _as_list(path)
+        text_path = ".".join(str(p) for p in listed_path) if listed_path is not None else str(path)
+        message: object = next((entry[k] for k in _MESSAGE_KEYS if k in entry), entry)
+        out.append(FieldIssue(path=text_path, message=_short(str(message))))
+    return out
 
 
 def error_code_of(body: object) -> str | None:
@@ -175,7 +205,10 @@ def describe_body(body: object) -> str:
     if data is not None:
         code = error_code_of(body)
         if code is not None:
-            extra = {k: v for k, v in data.items() if k != "error"}
+            detail_text: object = data.get("detail")
+            if isinstance(detail_text, str) and detail_text:
+                return _short(f"{code}: {detail_text}")
+            extra = {k: v for k, v in data.items() if k not in ("error", "fields")}
             return _short(f"{code} {extra}" if extra else code)
         detail: object = data.get("detail")
         if isinstance(detail, str):

@@ -2,14 +2,16 @@
 
 Requests are strict (they mirror the API's limits, so invalid input is stopped before it is sent);
 responses are lenient (`extra="allow"`): the API is in beta and may add fields, and we must not break on them.
+Each reply field accepts every variant that Databar's own clients read (SDK 2.8.0 models and the MCP server
+1.4.0 types, see API_NOTES) and normalises it to one shape, so the layers above see a single form.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from databar_mcp import config
 
@@ -35,6 +37,9 @@ class TaskStatus(StrEnum):
     CANCELLED = "cancelled"
     GONE = "gone"
 
+
+# Databar's SDK and MCP server also accept these spellings of a finished task.
+STATUS_SYNONYMS = {"success": TaskStatus.COMPLETED, "error": TaskStatus.FAILED, "created": TaskStatus.PROCESSING}
 
 TERMINAL_STATUSES = frozenset(
     {
@@ -66,6 +71,16 @@ class TaskProgress(_Response):
         return self.completed + self.no_data + self.failed
 
 
+def _number(value: object) -> object:
+    """Credits arrive as numbers or as decimal strings ("1.00"); both mean the same amount."""
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return value
+    return value
+
+
 class Task(_Response):
     task_id: str
     request_id: str | None = None
@@ -74,6 +89,39 @@ class Task(_Response):
     data: Any = None
     error: str | list[str] | None = None
     credits_spent: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_id_from_request_id(cls, raw: object) -> object:
+        if isinstance(raw, dict):
+            body = cast(dict[str, Any], raw)
+            if "task_id" not in body and "request_id" in body:
+                return {**body, "task_id": body["request_id"]}
+        return cast(object, raw)
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _one_spelling(cls, value: object) -> object:
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            return STATUS_SYNONYMS.get(lowered, lowered)
+        return value
+
+    @field_validator("credits_spent", mode="before")
+    @classmethod
+    def _credits(cls, value: object) -> object:
+        return _number(value)
+
+    @model_validator(mode="after")
+    def _credits_from_steps(self) -> Task:
+        """Databar's MCP server totals a waterfall's cost from its steps; do so when the task states none."""
+        if not self.credits_spent:
+            data: object = self.data
+            items = cast(list[Any], data) if isinstance(data, list) else [data]
+            entries = [e for e in (waterfall_entry(i) for i in items) if e is not None]
+            if entries:
+                self.credits_spent = round(sum(e.cost for e in entries), 6)
+        return self
 
     @property
     def is_terminal(self) -> bool:
@@ -104,19 +152,110 @@ class Choice(_Response):
     id: str | int | None = None
     name: str
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, raw: object) -> object:
+        return {"id": raw, "name": raw} if isinstance(raw, str | int) else raw
+
+
+class ParamChoices(_Response):
+    """A select param's allowed values: `inline` lists them all; `remote` must be fetched (get_param_choices)."""
+
+    mode: Literal["inline", "remote"] = "inline"
+    items: list[Choice] = Field(default_factory=lambda: list[Choice]())
+    endpoint: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_list(cls, raw: object) -> object:
+        if isinstance(raw, list):
+            return {"mode": "inline", "items": cast(list[Any], raw)}
+        return raw
+
+    @field_validator("items", mode="before")
+    @classmethod
+    def _no_items(cls, value: object) -> object:
+        return [] if value is None else value
+
 
 class EnrichmentParam(_Response):
     name: str
     is_required: bool = False
     type_field: str | None = None
     description: str | None = None
-    choices: list[Choice] | None = None
+    choices: ParamChoices | None = None
+
+    @field_validator("choices", mode="before")
+    @classmethod
+    def _empty_choices(cls, value: object) -> object:
+        return None if value == [] else value
+
+
+class WaterfallInput(_Response):
+    """A waterfall input. Databar's SDK reads `is_required`, its MCP server `required`: either counts.
+
+    When neither is present the input is treated as required (`requiredness_known` False says so): an
+    input we cannot read must never silently become optional.
+    """
+
+    name: str
+    is_required: bool | None = None
+    required: bool | None = None
+    type_field: str | None = None
+    type: str | None = None
+    description: str | None = None
+    label: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, raw: object) -> object:
+        return {"name": raw} if isinstance(raw, str) else raw
+
+    @property
+    def requiredness_known(self) -> bool:
+        return self.is_required is not None or self.required is not None
+
+    @property
+    def must_have(self) -> bool:
+        if self.is_required is not None:
+            return self.is_required
+        return True if self.required is None else self.required
+
+    @property
+    def kind(self) -> str | None:
+        return self.type_field or self.type
+
+    @property
+    def text(self) -> str | None:
+        return self.description or self.label
 
 
 class ResponseField(_Response):
     name: str
     display_name: str | None = None
     type_field: str | None = None
+
+
+class Category(_Response):
+    id: int | str | None = None
+    name: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, raw: object) -> object:
+        return {"name": raw} if isinstance(raw, str) else raw
+
+
+class Pricing(_Response):
+    """`fixed`: `price` per input. `per_parameter`: `price × params[parameter]` per input."""
+
+    type: str = "fixed"
+    parameter: str | None = None
+
+
+class PaginationInfo(_Response):
+    supported: bool = False
+    per_page: int | None = None
 
 
 class Enrichment(_Response):
@@ -128,9 +267,36 @@ class Enrichment(_Response):
     data_source: str | None = None
     price: float | None = None
     auth_method: str | None = None
-    category: list[str] = Field(default_factory=lambda: list[str]())
+    pricing: Pricing | None = None
+    category: list[Category] = Field(default_factory=lambda: list[Category]())
     params: list[EnrichmentParam] | None = None
     response_fields: list[ResponseField] | None = None
+    pagination: PaginationInfo | None = None
+
+    @field_validator("price", mode="before")
+    @classmethod
+    def _price(cls, value: object) -> object:
+        return _number(value)
+
+    @field_validator("category", mode="before")
+    @classmethod
+    def _categories(cls, value: object) -> object:
+        if value is None:
+            return []
+        if isinstance(value, str | dict):
+            return [cast(object, value)]
+        return value
+
+    @property
+    def category_names(self) -> list[str]:
+        return [c.name for c in self.category]
+
+    @property
+    def price_parameter(self) -> str | None:
+        """The param whose value multiplies the price, for per-parameter pricing."""
+        if self.pricing is not None and self.pricing.type == "per_parameter":
+            return self.pricing.parameter
+        return None
 
 
 class ChoicesPage(_Response):
@@ -146,7 +312,28 @@ class WaterfallProvider(_Response):
     name: str
     description: str | None = None
     price: float | None = None
-    enabled_by_default: bool = False
+    params: list[str] = Field(default_factory=lambda: list[str]())
+    enabled_by_default: bool = True  # Databar's SDK: absent means on
+
+    @field_validator("price", mode="before")
+    @classmethod
+    def _price(cls, value: object) -> object:
+        return _number(value)
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _param_names(cls, value: object) -> object:
+        if not isinstance(value, list):
+            return value
+        names: list[object] = []
+        for item in cast(list[object], value):
+            names.append(cast(dict[str, object], item).get("name") if isinstance(item, dict) else item)
+        return names
+
+    @field_validator("enabled_by_default", mode="before")
+    @classmethod
+    def _default_on(cls, value: object) -> object:
+        return True if value is None else value
 
 
 class EmailVerifier(_Response):
@@ -154,16 +341,37 @@ class EmailVerifier(_Response):
     name: str | None = None
     price: float | None = None
 
+    @field_validator("price", mode="before")
+    @classmethod
+    def _price(cls, value: object) -> object:
+        return _number(value)
+
 
 class Waterfall(_Response):
     identifier: str
     name: str
     description: str | None = None
-    input_params: list[EnrichmentParam] = Field(default_factory=lambda: list[EnrichmentParam]())
+    input_params: list[WaterfallInput] = Field(default_factory=lambda: list[WaterfallInput]())
     output_fields: list[Any] = Field(default_factory=lambda: list[Any]())
     available_enrichments: list[WaterfallProvider] = Field(default_factory=lambda: list[WaterfallProvider]())
     is_email_verifying: bool = False
     email_verifiers: list[EmailVerifier] = Field(default_factory=lambda: list[EmailVerifier]())
+
+    @field_validator("email_verifiers", mode="before")
+    @classmethod
+    def _verifier_objects(cls, value: object) -> object:
+        """Free-form objects in the SDK; a bare id is read as {id}. Entries without an id are not choosable."""
+        if not isinstance(value, list):
+            return value
+        out: list[object] = []
+        for item in cast(list[object], value):
+            if isinstance(item, int) and not isinstance(item, bool):
+                out.append({"id": item})
+            elif isinstance(item, dict):
+                entry = cast(dict[str, object], item)
+                if isinstance(entry.get("id"), int):
+                    out.append(entry)
+        return out
 
     def output_field_names(self) -> list[str]:
         names: list[str] = []
@@ -173,6 +381,61 @@ class Waterfall(_Response):
             elif isinstance(field, dict) and "name" in field:
                 names.append(str(field["name"]))  # pyright: ignore[reportUnknownArgumentType]
         return names
+
+    @property
+    def unreadable_requiredness(self) -> list[str]:
+        return [p.name for p in self.input_params if not p.requiredness_known]
+
+
+class WaterfallStep(_Response):
+    """One provider tried on one input of a waterfall run."""
+
+    action: str | None = None
+    provider: str | None = None
+    result: Any = None
+    details: Any = None
+    cost: float = 0.0
+    is_verified: bool | None = None
+
+    @field_validator("cost", mode="before")
+    @classmethod
+    def _cost(cls, value: object) -> object:
+        value = _number(value)
+        return 0.0 if value is None else value
+
+
+class WaterfallEntry(_Response):
+    """One input's outcome in a waterfall task: the found values are in `result`."""
+
+    enrichment_data: Any = None
+    result: dict[str, Any] | None = None
+    steps: list[WaterfallStep] = Field(default_factory=lambda: list[WaterfallStep]())
+    result_field: list[str] | str | None = None
+
+    @property
+    def cost(self) -> float:
+        return round(sum(step.cost for step in self.steps), 6)
+
+    @property
+    def found_by(self) -> str | None:
+        """The provider of the last step tried: a waterfall stops at the first provider that finds the data."""
+        if not self.result:
+            return None
+        tried = [s.provider for s in self.steps if s.provider]
+        return tried[-1] if tried else None
+
+
+def waterfall_entry(item: object) -> WaterfallEntry | None:
+    """`item` read as a waterfall entry, when it has that shape (a `result` object beside `steps`)."""
+    if not isinstance(item, dict):
+        return None
+    raw = cast(dict[str, Any], item)
+    if "steps" not in raw or not isinstance(raw.get("result", {}), dict | None):
+        return None
+    try:
+        return WaterfallEntry.model_validate(raw)
+    except ValueError:
+        return None
 
 
 # ---- runs ----------------------------------------------------------------------------------------------
@@ -217,6 +480,7 @@ class Table(_Response):
     created_at: str | None = None
     updated_at: str | None = None
     workspace_identifier: str | None = None
+    workbook: str | None = None
     table_url: str | None = None
 
 
@@ -225,6 +489,7 @@ class TableColumn(_Response):
     internal_name: str | None = None
     name: str
     type_of_value: str | None = None
+    data_processor_id: int | None = None
 
 
 Scalar = str | int | float | bool | None
@@ -239,6 +504,17 @@ class RowWriteResult(_Response):
     ok: bool | None = None
     error: str | None = None
     row_data: dict[str, Any] | None = None
+
+    @field_validator("error", mode="before")
+    @classmethod
+    def _error_text(cls, value: object) -> object:
+        """Databar sends `{code, message}` (its MCP server's reading) or a string; both become one line."""
+        if isinstance(value, dict):
+            err = cast(dict[str, object], value)
+            code, message = err.get("code"), err.get("message")
+            parts = [str(p) for p in (code, message) if p not in (None, "")]
+            return ": ".join(parts) if parts else str(err)
+        return value
 
 
 class RowWriteBatch(_Response):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
 
 from databar_mcp.sandbox import (
     routes_catalog,
@@ -13,7 +15,7 @@ from databar_mcp.sandbox import (
     routes_tables,
     routes_tasks,
 )
-from databar_mcp.sandbox.errors import ApiError, render_api_error, render_http_exception
+from databar_mcp.sandbox.errors import ApiError, render_api_error, render_api_error_variant, render_http_exception
 from databar_mcp.sandbox.middleware import SandboxMiddleware
 from databar_mcp.sandbox.state import SandboxState
 
@@ -27,8 +29,13 @@ def create_app(state: SandboxState) -> Starlette:
         *routes_tables.routes(state),
         *routes_connectors.routes(state),
     ]
+
+    async def api_error(request: Request, exc: Exception) -> Response:
+        render = render_api_error_variant if state.config.reply_variant else render_api_error
+        return await render(request, exc)
+
     return Starlette(
         routes=routes,
         middleware=[Middleware(SandboxMiddleware, state=state, routes=routes)],
-        exception_handlers={ApiError: render_api_error, HTTPException: render_http_exception},
+        exception_handlers={ApiError: api_error, HTTPException: render_http_exception},
     )

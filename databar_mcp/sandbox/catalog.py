@@ -1,6 +1,9 @@
 """The fixed enrichment and waterfall catalog: ids, prices, params and hidden hit rates.
 
-Defined once here so the routes, the fake providers and the tests agree on every number.
+Defined once here so the routes, the fake providers and the tests agree on every number. The JSON comes in
+the shapes Databar's SDK reads (`variant=False`, the default) or in the other spellings Databar's clients
+accept (`variant=True`: category strings, choice lists, numeric prices, `enabled_by_default` left out), so
+tests can prove our client reads both.
 """
 
 from __future__ import annotations
@@ -17,16 +20,29 @@ class Param:
     type_field: str = "text"
     description: str = ""
     choices: tuple[str, ...] = ()
+    remote_choices: bool = False  # served only through the choices endpoint, as long lists are
 
-    def as_json(self) -> dict[str, Json]:
+    def as_json(self, enrichment_id: int, variant: bool = False) -> dict[str, Json]:
         out: dict[str, Json] = {
             "name": self.name,
             "is_required": self.is_required,
             "type_field": self.type_field,
             "description": self.description,
         }
-        if self.choices:
+        if self.choices and variant:
             out["choices"] = [{"id": _choice_id(c), "name": c} for c in self.choices[:10]]
+        elif self.choices and self.remote_choices:
+            endpoint = f"/v1/enrichments/{enrichment_id}/params/{self.name}/choices"
+            out["choices"] = {"mode": "remote", "items": None, "endpoint": endpoint}
+        elif self.choices:
+            out["choices"] = {"mode": "inline", "items": list[Json](choice_items(self)), "endpoint": None}
+        return out
+
+    def input_json(self, required_key: str | None) -> dict[str, Json]:
+        """A waterfall input: free-form in the SDK; Databar's MCP server reads `{name, type, required}`."""
+        out: dict[str, Json] = {"name": self.name, "type": self.type_field, "description": self.description}
+        if required_key is not None:
+            out[required_key] = self.is_required
         return out
 
 
@@ -38,6 +54,9 @@ class OutputField:
 
     def as_json(self) -> dict[str, Json]:
         return {"name": self.name, "display_name": self.display_name, "type_field": self.type_field}
+
+    def waterfall_json(self) -> dict[str, Json]:
+        return {"name": self.name, "label": self.display_name, "type": self.type_field}
 
 
 @dataclass(frozen=True)
@@ -52,23 +71,48 @@ class Enrichment:
     response_fields: tuple[OutputField, ...]
     auth_method: str = "none"
     hit_rate: float = 0.5  # hidden: share of inputs the fake provider finds data for
+    price_parameter: str | None = None  # per-parameter pricing: price × params[price_parameter] per input
+    per_page: int | None = None  # paginated (list-style) enrichments: rows per page
 
-    def summary_json(self) -> dict[str, Json]:
-        return {
+    def summary_json(self, variant: bool = False) -> dict[str, Json]:
+        out: dict[str, Json] = {
             "id": self.id,
             "name": self.name,
             "description": self.description,
             "data_source": self.data_source,
             "price": self.price,
             "auth_method": self.auth_method,
-            "category": list(self.category),
         }
-
-    def detail_json(self) -> dict[str, Json]:
-        out = self.summary_json()
-        out["params"] = [p.as_json() for p in self.params]
-        out["response_fields"] = [f.as_json() for f in self.response_fields]
+        if variant:
+            out["category"] = list(self.category)
+            if self.price_parameter:
+                out["pricing"] = {"type": "per_parameter", "parameter": self.price_parameter}
+            return out
+        out["pricing"] = (
+            {"type": "per_parameter", "parameter": self.price_parameter}
+            if self.price_parameter
+            else {"type": "fixed", "parameter": None}
+        )
+        out["category"] = [{"id": CATEGORY_IDS[c], "name": c} for c in self.category]
         return out
+
+    def detail_json(self, variant: bool = False) -> dict[str, Json]:
+        out = self.summary_json(variant)
+        out["params"] = [p.as_json(self.id, variant) for p in self.params]
+        out["response_fields"] = [f.as_json() for f in self.response_fields]
+        if not variant:
+            out["pagination"] = (
+                {"supported": True, "per_page": self.per_page} if self.per_page else {"supported": False}
+            )
+        return out
+
+    def unit_cost(self, row: dict[str, Json]) -> float:
+        """What one input costs: the price, times the pricing parameter's value for per-parameter pricing."""
+        if self.price_parameter is None:
+            return self.price
+        value = row.get(self.price_parameter)
+        amount = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 1.0
+        return self.price * amount
 
     def param(self, slug: str) -> Param | None:
         return next((p for p in self.params if p.name == slug), None)
@@ -98,29 +142,34 @@ class Waterfall:
     def default_provider_ids(self) -> list[int]:
         return [p.enrichment_id for p in self.providers if p.enabled_by_default]
 
-    def as_json(self) -> dict[str, Json]:
+    def as_json(self, variant: bool = False, required_key: str | None = "required") -> dict[str, Json]:
         available: list[Json] = []
         for p in self.providers:
             e = ENRICHMENTS[p.enrichment_id]
-            available.append(
-                {
-                    "id": e.id,
-                    "name": e.name,
-                    "description": e.description,
-                    "price": e.price,
-                    "params": [x.as_json() for x in e.params],
-                    "enabled_by_default": p.enabled_by_default,
-                }
-            )
+            provider: dict[str, Json] = {
+                "id": e.id,
+                "name": e.name,
+                "description": e.description,
+                "price": e.price if variant else f"{e.price:.2f}",
+                "params": [x.name for x in e.params],
+            }
+            if not (variant and p.enabled_by_default):  # the SDK reads an absent flag as true
+                provider["enabled_by_default"] = p.enabled_by_default
+            available.append(provider)
         verifiers: list[Json] = [
-            {"id": v, "name": ENRICHMENTS[v].name, "price": ENRICHMENTS[v].price} for v in self.email_verifiers
+            {
+                "id": v,
+                "name": ENRICHMENTS[v].name,
+                "price": ENRICHMENTS[v].price if variant else f"{ENRICHMENTS[v].price:.2f}",
+            }
+            for v in self.email_verifiers
         ]
         return {
             "identifier": self.identifier,
             "name": self.name,
             "description": self.description,
-            "input_params": [p.as_json() for p in self.input_params],
-            "output_fields": [f.as_json() for f in self.output_fields],
+            "input_params": [p.input_json(required_key) for p in self.input_params],
+            "output_fields": [f.waterfall_json() for f in self.output_fields],
             "available_enrichments": available,
             "is_email_verifying": bool(self.email_verifiers),
             "email_verifiers": verifiers,
@@ -129,6 +178,9 @@ class Waterfall:
 
 def _choice_id(name: str) -> str:
     return name.lower().replace(" ", "_")
+
+
+CATEGORY_IDS = {"email": 1, "phone": 2, "company": 3, "people": 4, "social": 5}
 
 
 COUNTRIES = (
@@ -291,10 +343,23 @@ _ALL: tuple[Enrichment, ...] = (
         params=(
             Param("job_title", description="Job title, e.g. Head of Sales"),
             Param("seniority", False, "select", "Seniority level", SENIORITIES),
-            Param("country", False, "select", "Country", COUNTRIES),
+            Param("country", False, "select", "Country", COUNTRIES, remote_choices=True),
         ),
         response_fields=_PERSON_OUT,
         hit_rate=0.5,
+    ),
+    Enrichment(
+        id=510,
+        name="Employees of a company",
+        description="Employees of a company by domain: name, title and LinkedIn URL, up to max_results people.",
+        data_source="Apollo",
+        price=0.2,
+        category=("people", "company"),
+        params=(_DOMAIN, Param("max_results", False, "number", "How many people to return (billed per person)")),
+        response_fields=_PERSON_OUT,
+        hit_rate=0.8,
+        price_parameter="max_results",
+        per_page=25,
     ),
 )
 
@@ -306,11 +371,7 @@ _WATERFALLS: tuple[Waterfall, ...] = (
         name="Email getter",
         description="Find a work email from first name, last name and company, trying providers in order.",
         input_params=(_FIRST, _LAST, _COMPANY),
-        output_fields=(
-            OutputField("email", "Email", "email"),
-            OutputField("provider", "Provider"),
-            OutputField("verified", "Verified", "boolean"),
-        ),
+        output_fields=(OutputField("email", "Email", "email"),),
         providers=(Provider(833, True), Provider(966, True), Provider(1001, False)),
         email_verifiers=(10,),
     ),
@@ -319,7 +380,7 @@ _WATERFALLS: tuple[Waterfall, ...] = (
         name="Phone getter",
         description="Find a mobile phone number from a LinkedIn profile URL, trying providers in order.",
         input_params=(_LINKEDIN,),
-        output_fields=(OutputField("phone", "Phone", "phone"), OutputField("provider", "Provider")),
+        output_fields=(OutputField("phone", "Phone", "phone"),),
         providers=(Provider(1201, True), Provider(1202, False)),
     ),
 )

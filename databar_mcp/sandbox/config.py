@@ -30,6 +30,12 @@ class SandboxConfig:
     table_rate_limit_per_second: float | None = None
     max_bulk_rows: int = 10_000
     seed_table_rows: int = 2_345
+    rows_per_page_max: int = 1000  # the seed's ceiling; Databar's clients assume 500
+    # Reply shapes: False = the shapes Databar's SDK reads; True = the other spellings its clients accept
+    # (category strings, choice lists, numeric prices, string row errors, `{error, detail, fields}` bodies,
+    # status "success", a single waterfall run's data as one object).
+    reply_variant: bool = False
+    waterfall_required_key: Literal["required", "is_required"] | None = "required"  # None: not stated
 
 
 @dataclass

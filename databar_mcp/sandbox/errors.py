@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TypeAlias
+from typing import TypeAlias, cast
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -53,6 +53,21 @@ def insufficient_credits() -> ApiError:
 async def render_api_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
+
+
+async def render_api_error_variant(_request: Request, exc: Exception) -> Response:
+    """The other error envelope Databar's SDK reads: `{error: CODE, detail: text, fields: [...]}`."""
+    assert isinstance(exc, ApiError)
+    body = exc.body
+    if isinstance(body, dict) and isinstance(body.get("detail"), dict):
+        issues = cast(dict[str, Json], body["detail"])
+        fields: list[Json] = [
+            {"field": name, "message": message}
+            for name, messages in issues.items()
+            for message in (messages if isinstance(messages, list) else [messages])
+        ]
+        body = {"error": "VALIDATION_ERROR", "detail": "Invalid parameters.", "fields": fields}
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
 
 async def render_http_exception(_request: Request, exc: Exception) -> Response:

@@ -168,30 +168,48 @@ def _failure(row: Row) -> RowOutcome:
     return RowOutcome(None, True, 0.0, f"Provider error: upstream timed out for {host}.")
 
 
+def _step(action: str, enrichment: Enrichment, result: str, cost: float, verified: bool) -> dict[str, Json]:
+    return {
+        "action": action,
+        "provider": enrichment.name,
+        "provider_logo": f"https://static.databar.ai/logos/{_slug(enrichment.data_source)}.png",
+        "result": result,
+        "details": None,
+        "cost": f"{cost:.2f}",
+        "is_verified": verified,
+    }
+
+
 def waterfall_row(waterfall: Waterfall, row: Row, chosen: Sequence[int], verifier: int | None) -> RowOutcome:
-    """Try the chosen providers in order, stop at the first hit; every provider tried is paid."""
+    """Try the chosen providers in order, stop at the first hit; every provider tried is paid.
+
+    A hit is Databar's waterfall entry `{enrichment_data, result, steps[], result_field}`; a miss is null.
+    """
     kind = magic(row)
     if kind == "fail":
         return _failure(row)
     cost = 0.0
+    steps: list[Json] = []
     for index, eid in enumerate(chosen):
         enrichment = ENRICHMENTS[eid]
         cost += enrichment.price
         if not _finds(enrichment, row, kind, index == 0):
+            steps.append(_step("enrichment", enrichment, "not_found", enrichment.price, False))
             continue
-        data: dict[str, Json] = {}
-        for out in waterfall.output_fields:
-            if out.name == "provider":
-                data["provider"] = enrichment.name
-            elif out.name == "verified":
-                data["verified"] = None
-            else:
-                data[out.name] = field_value(out.name, row, eid)
-        data["enrichment_id"] = eid
-        if verifier is not None and isinstance(data.get("email"), str):
-            cost += ENRICHMENTS[verifier].price
-            data["verified"] = is_verified(verifier, str(data["email"]))
-        return RowOutcome(data, False, cost)
+        steps.append(_step("enrichment", enrichment, "found", enrichment.price, False))
+        result: dict[str, Json] = {out.name: field_value(out.name, row, eid) for out in waterfall.output_fields}
+        if verifier is not None and isinstance(result.get("email"), str):
+            check = ENRICHMENTS[verifier]
+            cost += check.price
+            ok = is_verified(verifier, str(result["email"]))
+            steps.append(_step("email_verification", check, "valid" if ok else "invalid", check.price, ok))
+        entry: dict[str, Json] = {
+            "enrichment_data": dict(row),
+            "result": result,
+            "steps": steps,
+            "result_field": list[Json](result),
+        }
+        return RowOutcome(entry, False, cost)
     return RowOutcome(None, False, cost)
 
 
@@ -200,7 +218,8 @@ def enrichment_row(enrichment: Enrichment, row: Row) -> RowOutcome:
     kind = magic(row)
     if kind == "fail":
         return _failure(row)
+    cost = enrichment.unit_cost(dict(row))
     if not _finds(enrichment, row, kind, True):
-        return RowOutcome(None, False, enrichment.price)
+        return RowOutcome(None, False, cost)
     data = {f.name: field_value(f.name, row, enrichment.id) for f in enrichment.response_fields}
-    return RowOutcome(data, False, enrichment.price)
+    return RowOutcome(data, False, cost)

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from databar_mcp.sandbox.catalog import ENRICHMENTS, WATERFALLS, Enrichment, choice_items
+from databar_mcp.sandbox.catalog import ENRICHMENTS, WATERFALLS, Enrichment, Waterfall, choice_items
 from databar_mcp.sandbox.errors import Json, field_errors, not_found
 from databar_mcp.sandbox.state import SandboxState
 from databar_mcp.sandbox.validation import parse_path_int, parse_query
@@ -58,6 +58,9 @@ def enrichment_of(request: Request) -> Enrichment:
 
 
 def routes(state: SandboxState) -> list[Route]:
+    def waterfall_json(waterfall: Waterfall) -> dict[str, Json]:
+        return waterfall.as_json(state.config.reply_variant, state.config.waterfall_required_key)
+
     async def me(_request: Request) -> Response:
         return JSONResponse(
             {
@@ -71,13 +74,14 @@ def routes(state: SandboxState) -> list[Route]:
 
     async def list_enrichments(request: Request) -> Response:
         query = parse_query(CatalogQuery, request)
-        items: list[Json] = [e.summary_json() for e in ENRICHMENTS.values() if _wanted(e, query)]
+        variant = state.config.reply_variant
+        items: list[Json] = [e.summary_json(variant) for e in ENRICHMENTS.values() if _wanted(e, query)]
         if query.page is None:
             return JSONResponse(items[: query.limit] if query.limit else items)
         return JSONResponse(paged(items, query.page, query.limit or DEFAULT_PAGE_LIMIT))
 
     async def get_enrichment(request: Request) -> Response:
-        return JSONResponse(enrichment_of(request).detail_json())
+        return JSONResponse(enrichment_of(request).detail_json(state.config.reply_variant))
 
     async def param_choices(request: Request) -> Response:
         enrichment = enrichment_of(request)
@@ -91,13 +95,13 @@ def routes(state: SandboxState) -> list[Route]:
         return JSONResponse(paged(items, query.page, query.limit))
 
     async def list_waterfalls(_request: Request) -> Response:
-        return JSONResponse([w.as_json() for w in WATERFALLS.values()])
+        return JSONResponse([waterfall_json(w) for w in WATERFALLS.values()])
 
     async def get_waterfall(request: Request) -> Response:
         waterfall = WATERFALLS.get(str(request.path_params["identifier"]))
         if waterfall is None:
             raise not_found("Waterfall not found.")
-        return JSONResponse(waterfall.as_json())
+        return JSONResponse(waterfall_json(waterfall))
 
     return [
         Route("/v1/user/me", me, methods=["GET"]),

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from databar_mcp.sandbox.catalog import ENRICHMENTS, WATERFALLS, Param, Waterfall
+from databar_mcp.sandbox.catalog import ENRICHMENTS, WATERFALLS, Param, Waterfall, choice_items
 from databar_mcp.sandbox.errors import Json, field_errors, insufficient_credits, not_found
 from databar_mcp.sandbox.providers import RowOutcome, enrichment_row, waterfall_row
 from databar_mcp.sandbox.routes_catalog import enrichment_of
@@ -54,9 +54,13 @@ def _row_errors(params: Sequence[Param], row: Mapping[str, object], prefix: str)
         elif isinstance(value, str) and not value.strip():
             if param.is_required:
                 errors[prefix + param.name] = ["This field may not be blank."]
-        elif param.choices and str(value) not in {*param.choices, *(c.lower() for c in param.choices)}:
+        elif param.choices and str(value) not in _allowed(param):
             errors[prefix + param.name] = [f'"{value}" is not a valid choice.']
     return errors
+
+
+def _allowed(param: Param) -> set[str]:
+    return {*param.choices, *(c.lower() for c in param.choices), *(str(c["id"]) for c in choice_items(param))}
 
 
 def _provider_errors(waterfall: Waterfall, chosen: Sequence[int], verifier: int | None) -> Errors:
@@ -95,8 +99,8 @@ def routes(state: SandboxState) -> list[Route]:
             raise not_found("Waterfall not found.")
         return waterfall
 
-    def start(outcomes: Sequence[RowOutcome], worst_case: float, bulk: bool) -> Response:
-        task = state.submit(outcomes, worst_case, bulk)
+    def start(outcomes: Sequence[RowOutcome], worst_case: float, bulk: bool, waterfall: bool = False) -> Response:
+        task = state.submit(outcomes, worst_case, bulk, waterfall=waterfall)
         return JSONResponse({"task_id": task.task_id, "status": "processing"})
 
     def afford(worst_case: float) -> None:
@@ -123,7 +127,7 @@ def routes(state: SandboxState) -> list[Route]:
         outcomes = await off_loop(
             lambda: [waterfall_row(waterfall, cast(dict[str, Json], r), chosen, verifier) for r in body.params]
         )
-        return start(outcomes, worst, bulk=True)
+        return start(outcomes, worst, bulk=True, waterfall=True)
 
     async def waterfall_single(request: Request) -> Response:
         body = await parse_body(WaterfallRunBody, request)
@@ -131,7 +135,7 @@ def routes(state: SandboxState) -> list[Route]:
         chosen = list(dict.fromkeys(body.enrichments or waterfall.default_provider_ids))
         worst = run_waterfall(waterfall, [body.params], chosen, body.email_verifier)
         outcome = waterfall_row(waterfall, cast(dict[str, Json], body.params), chosen, body.email_verifier)
-        return start([outcome], worst, bulk=False)
+        return start([outcome], worst, bulk=False, waterfall=True)
 
     async def enrichment_single(request: Request) -> Response:
         body = await parse_body(EnrichmentRunBody, request)
@@ -139,8 +143,9 @@ def routes(state: SandboxState) -> list[Route]:
         errors = _row_errors(enrichment.params, body.params, "params.")
         if errors:
             raise field_errors(errors)
-        afford(enrichment.price)
-        return start([enrichment_row(enrichment, cast(dict[str, Json], body.params))], enrichment.price, False)
+        worst = enrichment.unit_cost(cast(dict[str, Json], body.params))
+        afford(worst)
+        return start([enrichment_row(enrichment, cast(dict[str, Json], body.params))], worst, False)
 
     async def enrichment_bulk(request: Request) -> Response:
         body = await parse_body(EnrichmentBulkBody, request)
@@ -148,7 +153,7 @@ def routes(state: SandboxState) -> list[Route]:
         errors = _rows_errors(enrichment.params, body.params, state.config.max_bulk_rows)
         if errors:
             raise field_errors(errors)
-        worst = enrichment.price * len(body.params)
+        worst = sum(enrichment.unit_cost(cast(dict[str, Json], r)) for r in body.params)
         afford(worst)
         outcomes = await off_loop(lambda: [enrichment_row(enrichment, cast(dict[str, Json], r)) for r in body.params])
         return start(outcomes, worst, bulk=True)

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from databar_mcp.sandbox.errors import Json, field_errors
+from databar_mcp.sandbox.errors import Json, field_errors, schema_errors
 from databar_mcp.sandbox.state import SandboxState
 from databar_mcp.sandbox.tables import Table
 from databar_mcp.sandbox.validation import parse_body, parse_query
@@ -24,7 +24,7 @@ class TableCreateBody(BaseModel):
 
 class RowsQuery(BaseModel):
     page: Annotated[int, Field(ge=1)] = 1
-    per_page: Annotated[int, Field(ge=1, le=1000)] = 1000
+    per_page: Annotated[int, Field(ge=1)] = 1000
     filter: str | None = None
 
 
@@ -66,9 +66,21 @@ def routes(state: SandboxState) -> list[Route]:
     def table_of(request: Request) -> Table:
         return state.table(str(request.path_params["table_uuid"]))
 
+    def shaped(results: list[Json]) -> list[Json]:
+        """Row errors are `{code, message}`; the variant replies send the message alone."""
+        if not state.config.reply_variant:
+            return results
+        out: list[Json] = []
+        for item in results:
+            if isinstance(item, dict) and isinstance(item.get("error"), dict):
+                error = cast(dict[str, Json], item["error"])
+                item = {**item, "error": error.get("message")}
+            out.append(item)
+        return out
+
     def touched(table: Table, results: list[Json]) -> Response:
         table.updated_at = state.iso_now()
-        return JSONResponse({"results": results})
+        return JSONResponse({"results": shaped(results)})
 
     async def list_tables(_request: Request) -> Response:
         with state.lock:
@@ -86,6 +98,19 @@ def routes(state: SandboxState) -> list[Route]:
 
     async def read_rows(request: Request) -> Response:
         query = parse_query(RowsQuery, request)
+        ceiling = state.config.rows_per_page_max
+        if query.per_page > ceiling:
+            raise schema_errors(
+                [
+                    {
+                        "type": "less_than_equal",
+                        "loc": ["query", "per_page"],
+                        "msg": f"Input should be less than or equal to {ceiling}",
+                        "input": str(query.per_page),
+                        "ctx": {"le": ceiling},
+                    }
+                ]
+            )
         with state.lock:
             return JSONResponse(table_of(request).page(query.page, query.per_page, query.filter))
 
@@ -116,7 +141,7 @@ def routes(state: SandboxState) -> list[Route]:
             results = table.delete(list[Json](body.row_ids))
             deleted = sum(1 for r in results if isinstance(r, dict) and r.get("ok"))
             table.updated_at = state.iso_now()
-            return JSONResponse({"deleted": deleted, "results": results})
+            return JSONResponse({"deleted": deleted, "results": shaped(results)})
 
     async def rows_endpoint(request: Request) -> Response:
         if request.method == "GET":

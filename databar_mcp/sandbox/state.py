@@ -112,7 +112,7 @@ class SandboxState:
 
     # tasks
 
-    def submit(self, outcomes: Sequence[RowOutcome], worst_case: float, bulk: bool) -> Task:
+    def submit(self, outcomes: Sequence[RowOutcome], worst_case: float, bulk: bool, *, waterfall: bool = False) -> Task:
         """Create a task if the balance covers the worst case; the cost is charged as rows finish."""
         with self.lock:
             self._settle()
@@ -125,6 +125,8 @@ class SandboxState:
                 base_seconds=self.config.task_base_seconds,
                 row_seconds=self.config.row_seconds,
                 outcomes=list(outcomes),
+                single_as_list=waterfall and not self.config.reply_variant,
+                status_synonyms=self.config.reply_variant,
             )
             self.tasks[task.task_id] = task
             self._unsettled.add(task.task_id)

@@ -35,6 +35,10 @@ class Column:
         }
 
 
+# A row-level error as Databar's MCP server reads it (`{code, message}`); routes flatten it in variant mode.
+ROW_NOT_FOUND: dict[str, Json] = {"code": "ROW_NOT_FOUND", "message": "Row not found."}
+
+
 def _is_empty(value: Json) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
@@ -133,7 +137,7 @@ class Table:
         for row_in, fields in zip(batch, fields_list, strict=True):
             target = self._find(row_in.get("id"))
             if target is None:
-                results.append({"id": row_in.get("id"), "ok": False, "error": "Row not found."})
+                results.append({"id": row_in.get("id"), "ok": False, "error": ROW_NOT_FOUND})
                 continue
             for key, value in fields.items():
                 if overwrite or _is_empty(target.get(key)):
@@ -162,7 +166,13 @@ class Table:
                 target, action = self.new_row({column: value, **fields}), "created"
             else:
                 target.update(fields)
-            result: dict[str, Json] = {"index": index, "id": target["id"], "action": action, "ok": True}
+            result: dict[str, Json] = {
+                "index": index,
+                "match_on": {column: value},
+                "id": target["id"],
+                "action": action,
+                "ok": True,
+            }
             if return_rows:
                 result["row_data"] = dict(target)
             results.append(result)
@@ -173,7 +183,7 @@ class Table:
         for row_id in _batch(row_ids):
             target = self._find(row_id)
             if target is None:
-                results.append({"id": row_id, "ok": False, "error": "Row not found."})
+                results.append({"id": row_id, "ok": False, "error": ROW_NOT_FOUND})
             else:
                 self.rows.remove(target)
                 results.append({"id": row_id, "ok": True})

@@ -24,6 +24,10 @@ class Task:
     charged: int = 0  # rows whose cost has been taken from the balance
     cancelled_at: float | None = None
     frozen_done: int | None = None  # rows finished when the task was cancelled
+    single_as_list: bool = (
+        False  # a single waterfall run's data is a list of one entry (Databar's MCP server reads data[0])
+    )
+    status_synonyms: bool = False  # report "success" for completed, as Databar's clients also accept
 
     @property
     def total(self) -> int:
@@ -67,12 +71,12 @@ class Task:
         rows: list[Json] = [*(o.data for o in done), *([None] * (self.total - len(done)))]
         data: Json = None
         if status != "processing" or (include_partial and self.bulk):
-            data = rows if self.bulk else rows[0]
+            data = rows if self.bulk or self.single_as_list else rows[0]
         errors: list[Json] = [o.error for o in done if o.failed and o.error]
         body: dict[str, Json] = {
             "task_id": self.task_id,
             "request_id": self.task_id,
-            "status": status,
+            "status": "success" if self.status_synonyms and status == "completed" else status,
             "data": data,
             "error": errors or None,
             "credits_spent": float(round(self.cost_of(0, len(done)), 6)),

@@ -6,7 +6,7 @@ import anyio
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from databar_mcp.api.models import Enrichment, EnrichmentParam, Waterfall
+from databar_mcp.api.models import Enrichment, EnrichmentParam, Waterfall, WaterfallInput
 from databar_mcp.shaping import escape_text
 from databar_mcp.tools.context import ToolContext, services
 from databar_mcp.tools.guard import guarded
@@ -37,6 +37,7 @@ class ParamOut(BaseModel):
     choices: list[str] | None = Field(
         default=None, description="Allowed values (first ones; get_param_choices lists and searches them all)."
     )
+    remote_choices: bool = Field(default=False, description="True: allowed values come from get_param_choices.")
 
 
 class EnrichmentOut(BaseModel):
@@ -45,6 +46,10 @@ class EnrichmentOut(BaseModel):
     description: str | None = None
     data_source: str | None = None
     price: float | None = Field(default=None, description="Credits per input row.")
+    price_times: str | None = Field(
+        default=None, description="Per-parameter pricing: the cost per row is price × the value of this param."
+    )
+    pages_supported: bool | None = Field(default=None, description="True: runs accept `pages` for more results.")
     category: list[str] = Field(default_factory=lambda: list[str]())
     required_params: list[str] | None = None
     params: list[ParamOut] | None = None
@@ -92,6 +97,10 @@ class WaterfallOut(BaseModel):
     providers: list[ProviderOut] = Field(description="Pass some of these ids as `enrichments`, in order.")
     email_verifiers: list[VerifierOut]
     inputs: list[ParamOut] | None = Field(default=None, description="Every input with its type and description.")
+    unclear_inputs: list[str] = Field(
+        default_factory=lambda: list[str](),
+        description="Inputs whose requiredness Databar did not state: treated as required.",
+    )
 
 
 class WaterfallList(BaseModel):
@@ -104,13 +113,19 @@ class WaterfallList(BaseModel):
 
 
 def param_out(p: EnrichmentParam) -> ParamOut:
+    choices = p.choices
     return ParamOut(
         name=p.name,
         required=p.is_required,
         type=p.type_field,
         description=(p.description or "")[:300] or None,
-        choices=[c.name for c in p.choices[:20]] if p.choices else None,
+        choices=[c.name for c in choices.items[:20]] if choices is not None and choices.items else None,
+        remote_choices=choices is not None and choices.mode == "remote",
     )
+
+
+def input_out(p: WaterfallInput) -> ParamOut:
+    return ParamOut(name=p.name, required=p.must_have, type=p.kind, description=(p.text or "")[:300] or None)
 
 
 def enrichment_out(e: Enrichment, *, full: bool) -> EnrichmentOut:
@@ -121,7 +136,9 @@ def enrichment_out(e: Enrichment, *, full: bool) -> EnrichmentOut:
         description=(e.description or "")[: 600 if full else 200] or None,
         data_source=e.data_source,
         price=e.price,
-        category=e.category,
+        price_times=e.price_parameter,
+        pages_supported=e.pagination.supported if full and e.pagination is not None else None,
+        category=e.category_names,
         required_params=[p.name for p in params if p.is_required] if params is not None else None,
         params=[param_out(p) for p in params] if full and params is not None else None,
         response_fields=[f.name for f in e.response_fields] if full and e.response_fields is not None else None,
@@ -133,15 +150,16 @@ def waterfall_out(w: Waterfall, *, full: bool = False) -> WaterfallOut:
         identifier=w.identifier,
         name=w.name,
         description=(w.description or "")[:300] or None,
-        required_inputs=[p.name for p in w.input_params if p.is_required],
-        optional_inputs=[p.name for p in w.input_params if not p.is_required],
+        required_inputs=[p.name for p in w.input_params if p.must_have],
+        optional_inputs=[p.name for p in w.input_params if not p.must_have],
         output_fields=w.output_field_names(),
         providers=[
             ProviderOut(id=p.id, name=p.name, price=p.price, enabled_by_default=p.enabled_by_default)
             for p in w.available_enrichments
         ],
         email_verifiers=[VerifierOut(id=v.id, name=v.name, price=v.price) for v in w.email_verifiers],
-        inputs=[param_out(p) for p in w.input_params] if full else None,
+        inputs=[input_out(p) for p in w.input_params] if full else None,
+        unclear_inputs=w.unreadable_requiredness,
     )
 
 
@@ -150,7 +168,8 @@ def _price(value: float | None) -> str:
 
 
 def render_enrichment(e: EnrichmentOut) -> str:
-    line = f"- {e.id} {e.name} ({_price(e.price)} cr/row, {e.data_source or 'unknown source'})"
+    per = f" × {e.price_times}" if e.price_times else ""
+    line = f"- {e.id} {e.name} ({_price(e.price)}{per} cr/row, {e.data_source or 'unknown source'})"
     if e.required_params is not None:
         line += f". Needs: {', '.join(e.required_params) or 'nothing'}"
     if e.description:
@@ -158,9 +177,13 @@ def render_enrichment(e: EnrichmentOut) -> str:
     lines = [line]
     for p in e.params or []:
         choices = f" one of: {', '.join(p.choices)}" if p.choices else ""
+        if p.remote_choices:
+            choices = " values: get_param_choices"
         lines.append(f"  param {p.name} ({p.type or '?'}, {'required' if p.required else 'optional'}){choices}")
     if e.response_fields:
         lines.append(f"  returns: {', '.join(e.response_fields)}")
+    if e.pages_supported:
+        lines.append("  paginated: pass pages (1-100) to run_enrichment for more results")
     return "\n".join(lines)
 
 
@@ -182,6 +205,8 @@ def render_waterfall(w: WaterfallOut) -> str:
         + (f" (optional: {', '.join(w.optional_inputs)})" if w.optional_inputs else "")
         + f". Outputs: {', '.join(w.output_fields)}. Providers: {providers}."
     ]
+    if w.unclear_inputs:
+        lines.append(f"  Treated as required (Databar does not say): {', '.join(w.unclear_inputs)}")
     if w.email_verifiers:
         verifiers = ", ".join(f"{v.id} {v.name or ''} ({_price(v.price)} cr)" for v in w.email_verifiers)
         lines.append(f"  Email verifiers: {verifiers}")

@@ -66,7 +66,10 @@ async def inputs_of(svc: Services, task_id: str) -> list[Any] | None:
 
 
 def full_result_json(task: Task, inputs: list[Any] | None, served_from: str) -> str:
+    """Every row; `raw_data` adds Databar's own entries when they were reduced (waterfall steps and costs)."""
     rows = result_rows(task) or []
+    data: object = task.data
+    raw: list[Any] | None = None if data is None else cast(list[Any], data) if isinstance(data, list) else [data]
     return json.dumps(
         {
             "task_id": task.task_id,
@@ -77,6 +80,7 @@ def full_result_json(task: Task, inputs: list[Any] | None, served_from: str) -> 
             "rows_with_data": sum(1 for r in rows if r is not None),
             "inputs": inputs,
             "data": rows,
+            **({"raw_data": raw} if raw is not None and rows != raw else {}),
         },
         ensure_ascii=False,
     )
