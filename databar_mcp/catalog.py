@@ -134,7 +134,7 @@ def plan_enrichment_run(enrichment: Enrichment, rows: Sequence[Mapping[str, obje
 def choice_problem(param: EnrichmentParam, value: object) -> str | None:
     """Why `value` is not an allowed choice (inline choices are the whole list; remote ones Databar checks)."""
     choices = param.choices
-    if choices is None or choices.mode != "inline" or not choices.items:
+    if choices is None or choices.mode != "inline" or not choices.complete or not choices.items:
         return None
     allowed = {c.name.lower() for c in choices.items} | {str(c.id).lower() for c in choices.items if c.id is not None}
     values = cast(list[object], value) if isinstance(value, list) else [value]

@@ -148,6 +148,9 @@ class User(_Response):
 # ---- catalog -------------------------------------------------------------------------------------------
 
 
+LIST_CHOICES_MAYBE_CUT = 10  # a plain choices list this long may be a first page, not the whole set
+
+
 class Choice(_Response):
     id: str | int | None = None
     name: str
@@ -159,17 +162,22 @@ class Choice(_Response):
 
 
 class ParamChoices(_Response):
-    """A select param's allowed values: `inline` lists them all; `remote` must be fetched (get_param_choices)."""
+    """A select param's allowed values: `inline` lists them all; `remote` must be fetched (get_param_choices).
+
+    A bare list (the older spelling) may be the first page only: with 10 or more items it is not `complete`.
+    """
 
     mode: Literal["inline", "remote"] = "inline"
     items: list[Choice] = Field(default_factory=lambda: list[Choice]())
     endpoint: str | None = None
+    complete: bool = True
 
     @model_validator(mode="before")
     @classmethod
     def _from_list(cls, raw: object) -> object:
         if isinstance(raw, list):
-            return {"mode": "inline", "items": cast(list[Any], raw)}
+            items = cast(list[Any], raw)
+            return {"mode": "inline", "items": items, "complete": len(items) < LIST_CHOICES_MAYBE_CUT}
         return raw
 
     @field_validator("items", mode="before")
