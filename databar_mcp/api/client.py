@@ -53,15 +53,23 @@ def _mentions(exc: APIStatusError, field: str) -> bool:
 
 
 def _model(cls: type[M], raw: object) -> M:
-    """A response model, or an upstream error naming what did not fit (never the values: they may be data)."""
+    """A response model, or an upstream error naming each field that did not fit and the type it had (never
+    the value: it may be data or a secret)."""
     try:
         return cls.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
-            for e in exc.errors(include_input=False, include_url=False)[:5]
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']} (got {_type_name(e.get('input'))})"
+            for e in exc.errors(include_url=False, include_context=False)[:5]
         )
         raise DatabarError(f"Databar answered with an unexpected {cls.__name__} shape ({problems}).") from None
+
+
+_JSON_TYPES: dict[type, str] = {dict: "object", list: "array", str: "string", bool: "boolean"}
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
 
 
 def _accepted_run(raw: object, path: str) -> models.TaskHandle:

@@ -1,0 +1,145 @@
+"""Reply models read every documented variant (API_NOTES, "Reply shapes ..."), and say what did not fit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx2
+import pytest
+from pydantic import SecretStr
+
+from databar_mcp.api import DatabarClient
+from databar_mcp.api.errors import DatabarError, status_error
+from databar_mcp.api.models import Enrichment, RowWriteResult, Task, Waterfall
+from databar_mcp.catalog import plan_bulk_run, plan_enrichment_run
+from databar_mcp.rows import present_rows
+
+pytestmark = pytest.mark.anyio
+
+ENTRY: dict[str, Any] = {
+    "enrichment_data": {"first_name": "Ann"},
+    "result": {"email": "ann@acme.com"},
+    "steps": [
+        {"action": "enrichment", "provider": "A", "result": "not_found", "cost": "1.00", "is_verified": False},
+        {"action": "enrichment", "provider": "B", "result": "found", "cost": "2.00", "is_verified": False},
+        {"action": "email_verification", "provider": "V", "result": "valid", "cost": 0.5, "is_verified": True},
+    ],
+    "result_field": ["email"],
+}
+
+
+@pytest.mark.parametrize("category", [[{"id": 3, "name": "company"}], ["company"], "company"])
+def test_categories_as_objects_or_strings(category: object) -> None:
+    e = Enrichment.model_validate({"id": 1, "name": "x", "price": "1.5", "category": category})
+    assert e.category_names == ["company"] and e.price == 1.5
+
+
+def test_per_parameter_pricing_multiplies_by_the_param() -> None:
+    e = Enrichment.model_validate(
+        {"id": 1, "name": "x", "price": 0.2, "pricing": {"type": "per_parameter", "parameter": "limit"}}
+    )
+    assert plan_enrichment_run(e, [{"limit": 10}, {"limit": "5"}]).estimated_credits == pytest.approx(3.0)
+    assert plan_enrichment_run(e, [{"limit": "many"}]).estimated_credits is None  # never guessed low
+    fixed = Enrichment.model_validate({"id": 1, "name": "x", "price": 0.2, "pricing": {"type": "fixed"}})
+    assert plan_enrichment_run(fixed, [{}, {}]).estimated_credits == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize(
+    ("choices", "refused"),
+    [
+        ({"mode": "inline", "items": [{"id": "a", "name": "Alpha"}, {"id": "b", "name": "Beta"}]}, True),
+        ([{"id": "a", "name": "Alpha"}, {"id": "b", "name": "Beta"}], True),  # a short plain list is all of them
+        ([{"id": str(i), "name": f"C{i}"} for i in range(10)], False),  # a long plain list may be a first page
+        ({"mode": "remote", "endpoint": "/v1/enrichments/1/params/p/choices"}, False),  # Databar checks these
+    ],
+)
+def test_choices_in_each_shape(choices: object, refused: bool) -> None:
+    e = Enrichment.model_validate(
+        {
+            "id": 1,
+            "name": "x",
+            "params": [{"name": "p", "is_required": True, "type_field": "select", "choices": choices}],
+        }
+    )
+    assert bool(plan_enrichment_run(e, [{"p": "Zeta"}]).issues) is refused
+    assert not plan_enrichment_run(e, [{"p": "a" if refused else "C1"}]).issues
+
+
+@pytest.mark.parametrize(
+    ("inputs", "required", "unclear"),
+    [
+        ([{"name": "a", "required": True}, {"name": "b", "required": False}], ["a"], []),
+        ([{"name": "a", "is_required": True}, {"name": "b", "is_required": False}], ["a"], []),
+        ([{"name": "a"}, {"name": "b", "type": "text"}], ["a", "b"], ["a", "b"]),  # never silently optional
+    ],
+)
+def test_waterfall_input_requiredness(inputs: list[dict[str, Any]], required: list[str], unclear: list[str]) -> None:
+    wf = Waterfall.model_validate(
+        {
+            "identifier": "w",
+            "name": "W",
+            "input_params": inputs,
+            "available_enrichments": [{"id": 7, "name": "P", "description": "", "price": "1.00", "params": ["a"]}],
+            "email_verifiers": [{"id": 9, "name": "V", "price": "0.50"}, {"name": "no id"}],
+        }
+    )
+    assert [p.name for p in wf.input_params if p.must_have] == required
+    assert wf.unreadable_requiredness == unclear
+    provider = wf.available_enrichments[0]
+    assert (provider.price, provider.enabled_by_default, provider.params) == (1.0, True, ["a"])
+    plan = plan_bulk_run(wf, [{"a": "x"}, {"b": "y"}], [7], 9)
+    assert plan.estimated_credits == pytest.approx(3.0)
+    expected = (["params[0]"] if "b" in required else []) + ["params[1]"]
+    assert [i.path for i in plan.issues] == expected
+
+
+@pytest.mark.parametrize(
+    ("error", "text"),
+    [({"code": "ROW_NOT_FOUND", "message": "Row not found."}, "ROW_NOT_FOUND: Row not found."), ("Gone", "Gone")],
+)
+def test_row_errors_as_objects_or_strings(error: object, text: str) -> None:
+    assert RowWriteResult.model_validate({"id": "r", "ok": False, "error": error}).error == text
+
+
+def test_error_bodies_with_fields_keep_the_fields() -> None:
+    body = {
+        "error": "VALIDATION_ERROR",
+        "detail": "Invalid parameters.",
+        "fields": [{"field": "domain", "message": "bad"}],
+    }
+    exc = status_error(400, body)
+    assert [(i.path, i.message) for i in exc.issues] == [("domain", "bad")]
+    assert "VALIDATION_ERROR: Invalid parameters." in exc.message
+
+
+@pytest.mark.parametrize(
+    ("status", "terminal"), [("success", "completed"), ("error", "failed"), ("processing", "processing")]
+)
+def test_status_synonyms(status: str, terminal: str) -> None:
+    task = Task.model_validate({"request_id": "t1", "status": status})
+    assert (task.task_id, task.status) == ("t1", terminal)
+    assert task.is_terminal is (terminal != "processing")
+
+
+def test_waterfall_entries_become_rows_and_credits() -> None:
+    task = Task.model_validate({"task_id": "t", "status": "completed", "data": [ENTRY, None]})
+    assert task.credits_spent == pytest.approx(3.5)  # no credits_spent in the reply: the steps' sum
+    rows = present_rows(task.data)
+    assert rows == [{"email": "ann@acme.com", "provider": "B", "credits": 3.5, "verified": True}, None]
+    stated = Task.model_validate({"task_id": "t", "status": "completed", "data": ENTRY, "credits_spent": 9})
+    assert stated.credits_spent == 9
+    assert present_rows({"name": "Acme"}) == [{"name": "Acme"}]  # plain enrichment data is unchanged
+
+
+async def test_a_reply_that_fits_no_variant_names_the_field_and_type() -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, json={"id": 1, "name": "x", "category": 42, "data_source": "secret-ish"})
+
+    client = DatabarClient(
+        base_url="http://databar.test/v1", api_key=SecretStr("k"), transport=httpx2.MockTransport(handler)
+    )
+    async with client:
+        with pytest.raises(DatabarError) as caught:
+            await client.get_enrichment(1)
+    assert "category" in caught.value.message and "got int" in caught.value.message
+    assert "42" not in caught.value.message and "secret-ish" not in caught.value.message
