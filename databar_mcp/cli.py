@@ -109,6 +109,9 @@ def _logging_problem(level: str | None, fmt: str | None) -> str | None:
     return None
 
 
+SANDBOX_STATE_FILE = "sandbox-api.json"
+
+
 def on_sandbox(settings: Settings, sandbox: SandboxServer) -> Settings:
     """The same settings, wired to an in-process sandbox; its tasks never mix with real ones in the ledger."""
     return settings.model_copy(
@@ -164,7 +167,8 @@ def serve(args: argparse.Namespace) -> int:
     if args.sandbox:
         from databar_mcp.sandbox import SandboxServer
 
-        sandbox = SandboxServer().start()
+        # its state lives in the state dir: a client that starts a process per call still finds its tasks
+        sandbox = SandboxServer(persist_path=settings.state_dir / "sandbox" / SANDBOX_STATE_FILE).start()
         settings = on_sandbox(settings, sandbox)
         reclaim_library_loggers()  # the sandbox's uvicorn config installed its own handlers
         log.warning("using the in-process Databar sandbox at %s", sandbox.base_url)

@@ -17,6 +17,7 @@ from databar_mcp.sandbox import (
 )
 from databar_mcp.sandbox.errors import ApiError, render_api_error, render_api_error_variant, render_http_exception
 from databar_mcp.sandbox.middleware import SandboxMiddleware
+from databar_mcp.sandbox.persistence import SaveAfterWrites
 from databar_mcp.sandbox.state import SandboxState
 
 
@@ -36,6 +37,9 @@ def create_app(state: SandboxState) -> Starlette:
 
     return Starlette(
         routes=routes,
-        middleware=[Middleware(SandboxMiddleware, state=state, routes=routes)],
+        middleware=[
+            Middleware(SaveAfterWrites, state=state),
+            Middleware(SandboxMiddleware, state=state, routes=routes),
+        ],
         exception_handlers={ApiError: api_error, HTTPException: render_http_exception},
     )

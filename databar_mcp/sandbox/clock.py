@@ -16,6 +16,15 @@ class Clock:
     def now(self) -> float:
         return time.time() + self._offset
 
+    @property
+    def offset(self) -> float:
+        return self._offset
+
+    def set_offset(self, offset: float) -> None:
+        """Restore a saved offset (never backwards: tasks and expiry only move forward)."""
+        with self._lock:
+            self._offset = max(self._offset, offset)
+
     def advance(self, seconds: float) -> None:
         if seconds < 0:
             raise ValueError("the sandbox clock only moves forward")

@@ -6,6 +6,7 @@ import logging
 import socket
 import threading
 import time
+from pathlib import Path
 from types import TracebackType
 
 import uvicorn
@@ -47,8 +48,16 @@ def _bind(host: str, port: int) -> socket.socket:
 class SandboxServer:
     """A sandbox API on a loopback port, served by uvicorn in a daemon thread with its own event loop."""
 
-    def __init__(self, config: SandboxConfig | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.state = SandboxState(config)
+    def __init__(
+        self,
+        config: SandboxConfig | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        persist_path: Path | None = None,
+    ) -> None:
+        """`persist_path`: keep the state in this file across restarts (see persistence.py)."""
+        self.state = SandboxState(config, persist_path)
         self.host = host
         self.port = port
         self._server: uvicorn.Server | None = None
@@ -92,6 +101,8 @@ class SandboxServer:
             self._thread.join(timeout=_START_TIMEOUT)
         if self._socket is not None:
             self._socket.close()
+        if self._thread is not None:
+            self.state.save()
         self._server = self._thread = self._socket = None
 
     def __enter__(self) -> SandboxServer:

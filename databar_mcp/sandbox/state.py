@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
+from databar_mcp.sandbox import persistence
 from databar_mcp.sandbox.clock import Clock
 from databar_mcp.sandbox.config import Fault, SandboxConfig
 from databar_mcp.sandbox.errors import ApiError, Json, insufficient_credits, not_found
@@ -16,12 +19,15 @@ from databar_mcp.sandbox.ratelimit import SlidingWindow, Verdict
 from databar_mcp.sandbox.tables import SEED_TABLE_ID, Table, seed_table
 from databar_mcp.sandbox.tasks import EXPIRED_MESSAGE, Task
 
+logger = logging.getLogger("databar_mcp.sandbox")
+
 
 class SandboxState:
     """Shared by the server thread and the tests; every mutation holds `lock`."""
 
-    def __init__(self, config: SandboxConfig | None = None) -> None:
+    def __init__(self, config: SandboxConfig | None = None, persist_path: Path | None = None) -> None:
         self.config = config or SandboxConfig()
+        self.persist_path = persist_path
         self.clock = Clock()
         self.lock = threading.RLock()
         self.counts: Counter[str] = Counter()
@@ -34,6 +40,41 @@ class SandboxState:
         self._faults: list[Fault] = []
         self._key_window = SlidingWindow()
         self._table_windows: dict[str, SlidingWindow] = {}
+        if persist_path is not None:
+            persistence.load(self, persist_path)
+
+    # persistence (see persistence.py)
+
+    def save(self) -> None:
+        if self.persist_path is None:
+            return
+        with self.lock:
+            try:
+                persistence.save(self, self.persist_path)
+            except OSError as exc:
+                logger.warning("could not save the sandbox state to %s (%s)", self.persist_path, exc)
+
+    @property
+    def raw_balance(self) -> float:
+        return self._balance
+
+    @raw_balance.setter
+    def raw_balance(self, value: float) -> None:
+        self._balance = value
+
+    @property
+    def unsettled(self) -> set[str]:
+        return self._unsettled
+
+    @unsettled.setter
+    def unsettled(self, task_ids: set[str]) -> None:
+        self._unsettled = task_ids
+
+    def peek_connector_id(self) -> int:
+        return self._next_connector_id
+
+    def set_next_connector_id(self, value: int) -> None:
+        self._next_connector_id = value
 
     # requests and faults
 

@@ -34,6 +34,23 @@ def from_issues(message: str, issues: tuple[api.FieldIssue, ...], *, status: int
     )
 
 
+def _not_found_hint(exc: api.APIStatusError, task_id: str | None) -> str:
+    """Say where valid identifiers of the kind that was missing are listed."""
+    text = exc.message.lower()
+    if task_id is not None or "task" in text:
+        return (
+            "Check the task id: list_recent_tasks lists the tasks this server started. Databar knows a task "
+            "only under the API key (and, for the sandbox, the sandbox instance) that started it."
+        )
+    if "table" in text or "row" in text:
+        return "Check the table id: list_tables lists the tables of this workspace."
+    if "connector" in text:
+        return "Check the connector id: list_connectors lists them."
+    if "enrichment" in text:
+        return "Check the enrichment id: search_enrichments finds enrichments and their ids."
+    return "Check the identifier; list_waterfalls shows valid waterfalls and provider ids."
+
+
 def from_api_error(exc: api.DatabarError, *, task_id: str | None = None) -> ErrorBody:
     """The structured explanation of an API failure, with the next steps that fix it."""
     if isinstance(exc, api.SubmissionUnknown):
@@ -104,7 +121,7 @@ def from_api_error(exc: api.DatabarError, *, task_id: str | None = None) -> Erro
             http_status=status,
             message=f"Not found: {exc.message}",
             task_id=task_id,
-            next_steps=["Check the identifier; list_waterfalls shows valid waterfalls and provider ids."],
+            next_steps=[_not_found_hint(exc, task_id)],
         )
     if isinstance(exc, api.AuthenticationError):
         return ErrorBody(
