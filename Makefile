@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit sandbox bench bench-quick clean
+.PHONY: install demo test lint typecheck unit sandbox bench bench-quick dist clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,5 +43,10 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench --quick $(if $(BENCH_OUT),--out $(BENCH_OUT))
 
+# The wheel and sdist that would be published, built in an isolated environment by `build`.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache examples/out
+	rm -rf $(VENV) .pytest_cache .ruff_cache examples/out dist
