@@ -12,16 +12,18 @@ import runpy
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 from pydantic import SecretStr, ValidationError
 
 from databar_mcp import __version__
-from databar_mcp.config import KeyFileError, Settings
+from databar_mcp.config import TOOLSETS, KeyFileError, Settings
 from databar_mcp.logs import FORMATS, parse_format, parse_level, reclaim_library_loggers, setup_logging
 
 if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+
     from databar_mcp.sandbox import SandboxServer
 
 log = logging.getLogger("databar_mcp")
@@ -133,6 +135,24 @@ def settings_from(args: argparse.Namespace) -> Settings:
     )
 
 
+def _empty_tool_selection(server: MCPServer[Any], settings: Settings) -> str | None:
+    """Why this toolset selection serves no tool at all (an agent would see an empty server), if it does not."""
+    from databar_mcp.server import build_server
+    from databar_mcp.tools.registry import TOOLSET_META_KEY
+
+    if anyio.run(server.list_tools):
+        return None
+    chosen = ", ".join(settings.toolsets)
+    if not settings.read_only:
+        return f"the toolsets {chosen} load no tool; choose from {', '.join(TOOLSETS)}"
+    every = build_server(settings.model_copy(update={"toolsets": TOOLSETS}))
+    readable = sorted({str((t.meta or {}).get(TOOLSET_META_KEY)) for t in anyio.run(every.list_tools)})
+    return (
+        f"--read-only with toolsets {chosen} loads no tool: each of them only spends credits or writes. "
+        f"Read-only tools are in: {', '.join(readable)}; add one of those or drop --read-only."
+    )
+
+
 def serve(args: argparse.Namespace) -> int:
     from databar_mcp.server import build_server
 
@@ -175,6 +195,11 @@ def serve(args: argparse.Namespace) -> int:
     elif settings.api_key is None:
         log.warning("DATABAR_API_KEY is not set: tools will answer auth_failed (try --sandbox)")
     server = build_server(settings)
+    if problem := _empty_tool_selection(server, settings):
+        print(f"databar-mcp: {problem}", file=sys.stderr)
+        if sandbox is not None:
+            sandbox.stop()
+        return 2
     try:
         if http_options is not None:
             from databar_mcp.http_app import serve_http
