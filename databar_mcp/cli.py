@@ -9,6 +9,7 @@ import io
 import logging
 import os
 import runpy
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from databar_mcp.logs import FORMATS, parse_format, parse_level, reclaim_library
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
+    from databar_mcp.http_app import HttpOptions
     from databar_mcp.sandbox import SandboxServer
 
 log = logging.getLogger("databar_mcp")
@@ -156,6 +158,7 @@ def _empty_tool_selection(server: MCPServer[Any], settings: Settings) -> str | N
 def serve(args: argparse.Namespace) -> int:
     from databar_mcp.server import build_server
 
+    stop_on_sigterm()
     try:
         settings = settings_from(args)
     except ValidationError as exc:
@@ -184,32 +187,48 @@ def serve(args: argparse.Namespace) -> int:
     key = settings.api_key.get_secret_value() if settings.api_key else None
     _configure_logging(settings.log_level, args.log_format, secrets=(key, token))
     sandbox = None
-    if args.sandbox:
-        from databar_mcp.sandbox import SandboxServer
-
-        # its state lives in the state dir: a client that starts a process per call still finds its tasks
-        sandbox = SandboxServer(persist_path=settings.state_dir / "sandbox" / SANDBOX_STATE_FILE).start()
-        settings = on_sandbox(settings, sandbox)
-        reclaim_library_loggers()  # the sandbox's uvicorn config installed its own handlers
-        log.warning("using the in-process Databar sandbox at %s", sandbox.base_url)
-    elif settings.api_key is None:
-        log.warning("DATABAR_API_KEY is not set: tools will answer auth_failed (try --sandbox)")
-    server = build_server(settings)
-    if problem := _empty_tool_selection(server, settings):
-        print(f"databar-mcp: {problem}", file=sys.stderr)
-        if sandbox is not None:
-            sandbox.stop()
-        return 2
     try:
-        if http_options is not None:
-            from databar_mcp.http_app import serve_http
+        if args.sandbox:
+            from databar_mcp.sandbox import SandboxServer
 
-            return serve_http(server, http_options)
-        server.run("stdio")
+            # its state lives in the state dir: a client that starts a process per call still finds its tasks
+            sandbox = SandboxServer(persist_path=settings.state_dir / "sandbox" / SANDBOX_STATE_FILE).start()
+            settings = on_sandbox(settings, sandbox)
+            reclaim_library_loggers()  # the sandbox's uvicorn config installed its own handlers
+            log.warning("using the in-process Databar sandbox at %s", sandbox.base_url)
+        elif settings.api_key is None:
+            log.warning("DATABAR_API_KEY is not set: tools will answer auth_failed (try --sandbox)")
+        return _run(build_server(settings), settings, http_options)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM, even before serving began
+        return 0
     finally:
         if sandbox is not None:
             sandbox.stop()
+
+
+def _run(server: MCPServer[Any], settings: Settings, http_options: HttpOptions | None) -> int:
+    if problem := _empty_tool_selection(server, settings):
+        print(f"databar-mcp: {problem}", file=sys.stderr)
+        return 2
+    if http_options is not None:
+        from databar_mcp.http_app import serve_http
+
+        return serve_http(server, http_options)
+    server.run("stdio")
     return 0
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM stops the server as Ctrl-C does: the lifespan closes the ledger and the sandbox is saved.
+
+    As PID 1 in a container a process has no default SIGTERM action, so `docker stop` waited 10 s and
+    killed it; elsewhere SIGTERM ended it without any clean-up.
+    """
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def run_sandbox_command(args: argparse.Namespace) -> int:

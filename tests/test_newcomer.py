@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -28,3 +29,26 @@ def test_a_selection_with_no_tool_is_refused(tmp_path: Path) -> None:
     assert "--read-only with toolsets enrich loads no tool" in done.stderr
     assert "Read-only tools are in: account, connectors, discover, tables, tasks" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_sigterm_stops_the_stdio_server_cleanly(tmp_path: Path) -> None:
+    """`docker stop` sends SIGTERM to PID 1: the server must end on it, cleanly (exit 0), saving its state."""
+    env = {**os.environ, "DATABAR_MCP_STATE_DIR": str(tmp_path)}
+    env.pop("DATABAR_API_KEY", None)
+    with subprocess.Popen(  # noqa: S603 - our own entry point
+        [sys.executable, "-m", "databar_mcp", "--sandbox"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as proc:
+        assert proc.stderr is not None
+        line = proc.stderr.readline().decode()  # the start line: the sandbox is up
+        assert "in-process Databar sandbox" in line
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=10)
+        finally:
+            proc.kill()
+        assert code == 0, proc.stderr.read().decode()
+    assert (tmp_path / "sandbox" / "sandbox-api.json").exists()  # saved at stop
