@@ -35,7 +35,7 @@ def test_sigterm_stops_the_stdio_server_cleanly(tmp_path: Path) -> None:
     """`docker stop` sends SIGTERM to PID 1: the server must end on it, cleanly (exit 0), saving its state."""
     env = {**os.environ, "DATABAR_MCP_STATE_DIR": str(tmp_path)}
     env.pop("DATABAR_API_KEY", None)
-    with subprocess.Popen(  # noqa: S603 - our own entry point
+    with subprocess.Popen(
         [sys.executable, "-m", "databar_mcp", "--sandbox"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
