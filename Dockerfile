@@ -35,7 +35,7 @@ WORKDIR /home/databar
 VOLUME ["/data"]
 EXPOSE 8000
 # HTTP mode: GET /healthz on the port the server was started with (read from its own command line).
-# stdio mode: there is no endpoint, so the check reports healthy.
+# stdio mode: there is no endpoint; the check reads the server's ledger (an integrity check, read-only).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 CMD ["databar-mcp", "healthcheck"]
 ENTRYPOINT ["databar-mcp"]
 CMD []

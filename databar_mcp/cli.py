@@ -301,15 +301,52 @@ def healthcheck_url(args: argparse.Namespace, pid1_cmdline: Path = Path("/proc/1
     return f"http://{host}:{served.port}/healthz"
 
 
+def stdio_health(pid1_cmdline: Path = Path("/proc/1/cmdline")) -> int:
+    """A stdio server has no endpoint: check that it is PID 1 (the container's server) and its ledger reads.
+
+    Outside a container PID 1 is not our server, and saying "healthy" there would be a guess.
+    """
+    import sqlite3
+
+    served: argparse.Namespace | None = None
+    with contextlib.suppress(OSError):
+        served = served_args(pid1_cmdline.read_bytes())
+    if served is None or served.command is not None:
+        print(
+            "nothing to check: no databar-mcp server runs as PID 1 here (that is the container case); "
+            "for a server over HTTP pass --url http://HOST:PORT/healthz or --transport http --port N"
+        )
+        return 2
+    try:
+        ledger = Settings.from_env().ledger_path
+    except (ValidationError, KeyFileError) as exc:
+        print(f"unhealthy: stdio server: invalid configuration ({type(exc).__name__})")
+        return 1
+    if not ledger.exists():
+        print(f"healthy: stdio server (PID 1); no ledger yet at {ledger}")
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=2)) as conn:
+            verdict = conn.execute("PRAGMA quick_check").fetchone()
+    except sqlite3.Error as exc:
+        print(f"unhealthy: stdio server: ledger {ledger}: {exc}")
+        return 1
+    if verdict is None or verdict[0] != "ok":
+        print(f"unhealthy: stdio server: ledger {ledger} fails its integrity check")
+        return 1
+    print(f"healthy: stdio server (PID 1), ledger ok at {ledger}")
+    return 0
+
+
 def healthcheck(args: argparse.Namespace) -> int:
-    """For Docker's HEALTHCHECK: 0 when /healthz answers ok (or in stdio mode), 1 otherwise; one line out."""
+    """For Docker's HEALTHCHECK: 0 when /healthz answers ok (or the stdio server's ledger reads), 1 when not,
+    2 when there is no server to check; one line out."""
     import json
     import urllib.request
 
     url = healthcheck_url(args)
     if url is None:
-        print("healthy: stdio transport (no HTTP endpoint to check)")
-        return 0
+        return stdio_health()
     try:
         with urllib.request.urlopen(url, timeout=args.timeout) as response:  # noqa: S310 (http URL we built)
             body = json.loads(response.read(65536) or b"{}")

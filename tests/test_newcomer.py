@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 
 def databar_mcp(*args: str, state: Path) -> subprocess.CompletedProcess[str]:
@@ -52,3 +56,26 @@ def test_sigterm_stops_the_stdio_server_cleanly(tmp_path: Path) -> None:
             proc.kill()
         assert code == 0, proc.stderr.read().decode()
     assert (tmp_path / "sandbox" / "sandbox-api.json").exists()  # saved at stop
+
+
+def test_healthcheck_outside_a_container_does_not_guess(tmp_path: Path) -> None:
+    """PID 1 here is not our server: "healthy: stdio transport" was a guess even with an HTTP server up."""
+    done = databar_mcp("healthcheck", state=tmp_path)
+    assert done.returncode == 2, done.stdout
+    assert done.stdout.startswith("nothing to check:") and "--url" in done.stdout
+
+
+def test_healthcheck_of_a_stdio_server_reads_its_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from databar_mcp.cli import stdio_health
+
+    pid1 = tmp_path / "cmdline"
+    pid1.write_bytes(b"/usr/local/bin/python\0/usr/local/bin/databar-mcp\0")
+    monkeypatch.setenv("DATABAR_MCP_STATE_DIR", str(tmp_path / "state"))
+    assert stdio_health(pid1) == 0  # no ledger yet: a fresh container
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "ledger.sqlite3").write_bytes(b"this is not a database" * 100)
+    assert stdio_health(pid1) == 1
+    (tmp_path / "state" / "ledger.sqlite3").unlink()
+    with contextlib.closing(sqlite3.connect(tmp_path / "state" / "ledger.sqlite3")) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    assert stdio_health(pid1) == 0
