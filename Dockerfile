@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # databar-mcp: the MCP server for Databar.ai.
 #
-#   docker build -t databar-mcp .
+#   docker build -t databar-mcp .      (needs BuildKit, the default builder since Docker 23: RUN --mount)
 #   stdio (what an MCP client launches):
 #     docker run -i --rm -e DATABAR_API_KEY -v databar-mcp:/data databar-mcp
 #   streamable HTTP on all interfaces (a bearer token is then required; the server refuses to start without):
@@ -29,7 +29,10 @@ RUN groupadd --system --gid 10001 databar \
     && mkdir -p /data \
     && chown databar:databar /data
 # The wheel is bind-mounted from the build stage, so it never becomes a layer of this image.
-RUN --mount=type=bind,from=build,source=/dist,target=/dist pip install --no-cache-dir /dist/*.whl
+# Dependencies at the versions of constraints.txt (the same pins make uses), for reproducible images.
+RUN --mount=type=bind,from=build,source=/dist,target=/dist \
+    --mount=type=bind,source=constraints.txt,target=/tmp/constraints.txt \
+    pip install --no-cache-dir -c /tmp/constraints.txt /dist/*.whl
 USER 10001:10001
 WORKDIR /home/databar
 VOLUME ["/data"]

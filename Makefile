@@ -7,18 +7,28 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 
-.PHONY: install demo test lint typecheck unit sandbox bench bench-quick dist clean
+.PHONY: install demo test lint typecheck unit sandbox bench bench-quick dist constraints clean
 
 # The demo needs only the package; tests and tools add the dev extras on top.
-$(RUNTIME_STAMP): pyproject.toml
+# Versions come from constraints.txt, as in the Dockerfile, so CI, images and checkouts install the same.
+$(RUNTIME_STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
 	touch $(RUNTIME_STAMP)
 
 $(STAMP): $(RUNTIME_STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+# Re-pin after a dependency change: a fresh venv with the dev extras, frozen.
+constraints:
+	rm -rf .constraints-venv
+	$(PYTHON) -m venv .constraints-venv
+	.constraints-venv/bin/python -m pip install --quiet '.[dev]'
+	{ head -2 constraints.txt; .constraints-venv/bin/pip freeze --exclude-editable | grep -v '^databar-mcp'; } > constraints.new
+	mv constraints.new constraints.txt
+	rm -rf .constraints-venv
 
 install: $(STAMP)
 

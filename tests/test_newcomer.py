@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -79,3 +80,27 @@ def test_healthcheck_of_a_stdio_server_reads_its_ledger(tmp_path: Path, monkeypa
     with contextlib.closing(sqlite3.connect(tmp_path / "state" / "ledger.sqlite3")) as conn:
         conn.execute("CREATE TABLE t (x)")
     assert stdio_health(pid1) == 0
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_make_and_the_dockerfile_install_the_pinned_versions() -> None:
+    import tomllib
+
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, line  # every line is an exact pin
+            pins[name.lower().replace("_", "-")] = version
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    for requirement in wanted:
+        name = re.split(r"[<>=\[ ;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+        assert name in pins, f"{name} is not pinned in constraints.txt: run make constraints"
+    makefile = (ROOT / "Makefile").read_text()
+    assert makefile.count("-c constraints.txt") == 2  # the runtime and the dev install
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "pip install --no-cache-dir -c /tmp/constraints.txt /dist/*.whl" in dockerfile
+    assert "source=constraints.txt" in dockerfile
