@@ -91,7 +91,7 @@ def render(view: TaskView) -> str:
     if view.reused:
         lines.append("An identical earlier run was returned: no new credits were spent (pass force=true to re-run).")
     if view.served_from == "ledger":
-        lines.append("Served from the local ledger copy (Databar no longer serves this result).")
+        lines.append("Served from the local ledger copy kept when the task finished (no request to Databar).")
     if view.progress is not None and not view.done:
         p = view.progress
         lines.append(f"Progress: {p.finished}/{p.total} rows finished, {p.found} found so far.")
