@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -21,11 +22,16 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSI
 from databar_mcp import __version__
 from databar_mcp.api import AuthenticationError, DatabarClient, DatabarError
 from databar_mcp.config import Settings
+from databar_mcp.logs import MIN_SECRET_LEN
 from databar_mcp.store import MIGRATIONS, Ledger
 
-Status = Literal["pass", "fail", "skip"]
+Status = Literal["pass", "warn", "fail", "skip"]
 Fact = str | int | float | bool | list[str] | None
-MARKS: dict[Status, str] = {"pass": "✓", "fail": "✗", "skip": "–"}
+MARKS: dict[Status, str] = {"pass": "✓", "warn": "!", "fail": "✗", "skip": "–"}
+# Shorter than this, a value cannot be told apart from ordinary words: it is never searched for in text.
+MIN_MASKED_KEY_LEN = MIN_SECRET_LEN
+# Databar keys are long random tokens; a key this short was most likely pasted wrong.
+PLAUSIBLE_KEY_LEN = 20
 # Doctor answers in seconds: one quick attempt per request, not the server's patient retry policy.
 REACH_TIMEOUT_S = 5.0
 
@@ -39,7 +45,7 @@ class Check:
 
     @property
     def ok(self) -> bool:
-        return self.status == "pass"
+        return self.status in ("pass", "warn")
 
 
 def mask_key(key: str) -> str:
@@ -66,12 +72,11 @@ def check_key(settings: Settings) -> Check:
         return Check("api key", "fail", "not set: export DATABAR_API_KEY (or try `databar-mcp doctor --sandbox`)")
     secret = settings.api_key.get_secret_value()
     masked = mask_key(secret)
-    return Check(
-        "api key",
-        "pass",
-        f"{masked} ({len(secret)} chars, from {settings.api_key_source})",
-        {"masked": masked, "length": len(secret), "source": settings.api_key_source},
-    )
+    facts: dict[str, Fact] = {"masked": masked, "length": len(secret), "source": settings.api_key_source}
+    detail = f"{masked} ({len(secret)} char{'' if len(secret) == 1 else 's'}, from {settings.api_key_source})"
+    if settings.api_key_source != "sandbox" and len(secret) < PLAUSIBLE_KEY_LEN:
+        return Check("api key", "warn", detail + ": too short to be a Databar API key; check what was pasted", facts)
+    return Check("api key", "pass", detail, facts)
 
 
 async def check_reachable(settings: Settings) -> Check:
@@ -180,9 +185,10 @@ def scrub(text: str, settings: Settings) -> str:
     """Last line of defence: whatever a check said, the key itself never reaches the output."""
     if settings.api_key is None or settings.api_key_source == "sandbox":
         return text  # the sandbox's key is public, and often a plain word ("sandbox") found elsewhere
-    if secret := settings.api_key.get_secret_value():
-        text = text.replace(secret, mask_key(secret))
-    return text
+    secret = settings.api_key.get_secret_value()
+    if len(secret) < MIN_MASKED_KEY_LEN:
+        return text  # "k" or "sandbox" would rewrite ordinary words; check_key warns about such a key instead
+    return re.sub(rf"(?<![\w-]){re.escape(secret)}(?![\w-])", mask_key(secret), text)
 
 
 def render_text(checks: list[Check]) -> str:

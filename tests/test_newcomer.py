@@ -104,3 +104,25 @@ def test_make_and_the_dockerfile_install_the_pinned_versions() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "pip install --no-cache-dir -c /tmp/constraints.txt /dist/*.whl" in dockerfile
     assert "source=constraints.txt" in dockerfile
+
+
+@pytest.mark.parametrize("key", ["sandbox", "k"])
+def test_a_short_key_never_rewrites_doctors_text(key: str, tmp_path: Path) -> None:
+    """With DATABAR_API_KEY=sandbox doctor printed 'plan …'; with 'k', 'api …ey' and 'tas…(s)'."""
+    from databar_mcp.sandbox import SandboxConfig, SandboxServer
+
+    with SandboxServer(SandboxConfig(api_key=key)) as server:
+        env = {**os.environ, "DATABAR_API_KEY": key, "DATABAR_BASE_URL": server.base_url}
+        env["DATABAR_MCP_STATE_DIR"] = str(tmp_path)
+        done = subprocess.run(
+            [sys.executable, "-m", "databar_mcp", "doctor"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=env,
+        )
+    out = done.stdout
+    assert "plan sandbox" in out and "api key" in out and "key accepted" in out, out
+    assert "too short to be a Databar API key" in out
+    assert "…ey" not in out and "tas…" not in out
