@@ -89,11 +89,14 @@ async def check_reachable(settings: Settings) -> Check:
     except httpx2.HTTPError as exc:
         return Check("base url", "fail", f"{url} unreachable ({type(exc).__name__})", {"url": url})
     ms = round((time.monotonic() - started) * 1000)
+    status = response.status_code
+    # The probe sends no key, so 401/403 is the API answering as it should; the key is the next check.
+    meaning = " to a request without a key, as expected" if status in (401, 403) else ""
     return Check(
         "base url",
         "pass",
-        f"{url} reachable (HTTP {response.status_code} in {ms} ms)",
-        {"url": url, "http_status": response.status_code, "ms": ms},
+        f"{url} reachable (HTTP {status}{meaning}, {ms} ms)",
+        {"url": url, "http_status": status, "ms": ms},
     )
 
 

@@ -126,3 +126,17 @@ def test_a_short_key_never_rewrites_doctors_text(key: str, tmp_path: Path) -> No
     assert "plan sandbox" in out and "api key" in out and "key accepted" in out, out
     assert "too short to be a Databar API key" in out
     assert "…ey" not in out and "tas…" not in out
+
+
+def test_piping_doctor_into_a_reader_that_leaves_is_quiet(tmp_path: Path) -> None:
+    """`databar-mcp doctor | head` ended in a BrokenPipeError traceback."""
+    env = {**os.environ, "DATABAR_MCP_STATE_DIR": str(tmp_path)}
+    done = subprocess.run(  # noqa: S603 - our own entry point behind a pipe that closes at once
+        ["/bin/sh", "-c", f"'{sys.executable}' -m databar_mcp doctor --sandbox | true"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
