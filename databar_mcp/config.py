@@ -18,6 +18,9 @@ DEFAULT_BASE_URL = "https://api.databar.ai/v1"
 # Tool-call limits
 TOOL_DEADLINE_S = 25.0  # below the ~60 s at which Claude Desktop gives up on a tool call
 RESULT_BUDGET_CHARS = 40_000  # ≈ 10k tokens per tool result
+# Results too large for the budget are kept whole in memory (databar://results/{id}): the last N, up to M chars.
+OVERSIZED_KEPT = 32
+OVERSIZED_KEPT_CHARS = 16_000_000
 
 # HTTP
 CONNECT_TIMEOUT_S = 5.0
