@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError, UnexpectedToolError
+from mcp.server.stdio import stdio_server
 from mcp.types import CallToolResult, TextContent
 from pydantic import ValidationError
 
@@ -20,6 +21,7 @@ from databar_mcp.catalog import Catalog
 from databar_mcp.config import Settings
 from databar_mcp.fingerprint import account_id
 from databar_mcp.runner import TaskRunner
+from databar_mcp.stdio_guard import AnsweringReadStream
 from databar_mcp.store import Ledger
 from databar_mcp.tools import account, connectors, discover, enrich, exports, guidance, table_export, tables, tasks
 from databar_mcp.tools.arguments import unknown_arguments
@@ -62,6 +64,15 @@ class DatabarMCPServer(MCPServer[Services]):
         super().__init__(*args, **kwargs)
         self.result_budget = result_budget
         self.oversized = OversizedResults()
+
+    async def run_stdio_async(self) -> None:
+        """The SDK's stdio transport, with every unreadable line answered (see stdio_guard)."""
+        async with stdio_server() as (read_stream, write_stream):
+            await self._lowlevel_server.run(
+                AnsweringReadStream(read_stream, write_stream),
+                write_stream,
+                self._lowlevel_server.create_initialization_options(),
+            )
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Services, Any] | None = None
