@@ -76,6 +76,18 @@ def clip(text: str, max_chars: int) -> str:
     return text[: max(0, max_chars - len(mark))] + mark
 
 
+def clip_middle(text: str, max_chars: int) -> str:
+    """`text` cut to at most `max_chars`, keeping its start and its end (where "Next: ..." lines are)."""
+    if len(text) <= max_chars:
+        return text
+    mark = f"\n…[{len(text):,} chars; cut here]…\n"
+    tail = min(400, max(0, max_chars - len(mark)) // 4)
+    head = max(0, max_chars - len(mark) - tail)
+    if head == 0:
+        return clip(text, max_chars)
+    return text[:head] + mark + (text[-tail:] if tail else "")
+
+
 @dataclass
 class Cuts:
     """What `shrink` left out, so a result can say what was cut."""
@@ -98,7 +110,8 @@ class Cuts:
         return ", ".join(parts) or "nothing"
 
 
-MAX_DEPTH = 64  # nesting kept in a fitted result; deeper values become a marker string
+MAX_DEPTH = 64  # nesting kept in a fitted result; deeper objects and lists are emptied
+KEPT_WHOLE = frozenset({"next_call", "next_step"})  # the exact call to continue with is never cut
 MIN_ENTRIES = 64  # objects keep at least this many entries: a model's fields are never dropped
 
 
@@ -127,6 +140,9 @@ def shrink(value: object, *, max_str: int, max_items: int, cuts: Cuts, depth: in
                 name = clip(name, max_str)
                 while name in out:  # two long keys cut to the same prefix stay two entries
                     name += "'"
+            if name in KEPT_WHOLE and isinstance(inner, str):
+                out[name] = inner
+                continue
             out[name] = shrink(inner, max_str=max_str, max_items=max_items, cuts=cuts, depth=depth + 1)
         return out
     if isinstance(value, list):

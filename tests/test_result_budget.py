@@ -166,3 +166,24 @@ def test_shrink_keeps_types_and_counts_what_it_cut() -> None:
     assert len(small[long_key]) == 2
     assert small["n"] == 3 and small["b"] is None and small["nested"] == {"deep": [1, 2]}
     assert cuts.strings == 3 and cuts.items == 9
+
+
+async def test_a_row_larger_than_the_budget_is_shown_cut_and_paging_moves_on(mcp: Client) -> None:
+    made = structured(await mcp.call_tool("create_table", {"name": "wide", "columns": ["name", "blob"]}))
+    table = made["identifier"]
+    rows = [{"name": "small-0", "blob": "s"}, {"name": "huge", "blob": "B" * 200_000}, {"name": "small-2", "blob": "s"}]
+    assert not (await mcp.call_tool("insert_rows", {"table_uuid": table, "rows": rows})).is_error
+    seen: list[str] = []
+    args: dict[str, Any] = {"table_uuid": table, "per_page": 3}
+    for _ in range(5):  # it must end well before this
+        result = await mcp.call_tool("list_table_rows", args)
+        assert len(whole(result)) <= BUDGET
+        out = structured(result)
+        seen.extend(row["name"] for row in out["rows"])
+        if "huge" in [row["name"] for row in out["rows"]]:
+            assert (result.meta or {}).get(CUT_META_KEY), "the oversized row is cut, and kept whole as a resource"
+        if out["next_call"] is None:
+            break
+        assert "skip=" in out["next_call"]
+        args = {"table_uuid": table, "per_page": 3, "skip": int(out["next_call"].split("skip=")[1].rstrip(")"))}
+    assert seen == ["small-0", "huge", "small-2"]

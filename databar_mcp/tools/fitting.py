@@ -17,7 +17,7 @@ from typing import Any
 from mcp.types import CallToolResult, TextContent
 
 from databar_mcp import config
-from databar_mcp.shaping import Cuts, clip, compact_json, shrink
+from databar_mcp.shaping import Cuts, clip_middle, compact_json, shrink
 
 RESULT_URI = "databar://results/{result_id}"
 CUT_META_KEY = "io.databar/cut"
@@ -110,7 +110,7 @@ def fit_result(result: CallToolResult, budget: int, store: OversizedResults) -> 
         if room < 0 or (wanted > room and room < min(wanted, budget // 4)):
             continue  # too little left for the text rendering: shrink the data further
         share = room // max(1, len(plain))
-        fitted = {i: json_texts.get(i) or clip(texts[i], share) for i in range(len(texts))}
+        fitted = {i: json_texts.get(i) or clip_middle(texts[i], share) for i in range(len(texts))}
         content: list[Any] = []
         index = 0
         for block in result.content:

@@ -657,7 +657,9 @@ def register(box: Toolbox) -> None:
                 lambda k: result_size(make(k).model_dump(mode="json"), render(make(k))),
                 svc.settings.result_budget_chars,
             )
-            shaped = make(count)
+            # A row larger than the whole budget is still shown (the server cuts it to fit, says so and keeps it
+            # whole as a resource), so next_call moves past it instead of asking for it again forever.
+            shaped = make(max(count, min(1, len(rows))))
             return ok_result(shaped, render(shaped))
 
         return await guarded(work())
