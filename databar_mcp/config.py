@@ -30,6 +30,14 @@ BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 8.0
 RETRY_AFTER_CAP_S = 60.0
 
+# Incoming HTTP (streamable HTTP transport)
+HTTP_MAX_SESSIONS = 1000  # live stateful sessions in all (the SDK's default is 10,000)
+HTTP_SESSIONS_PER_CLIENT = 32  # per client (address + bearer token): one client cannot take them all
+HTTP_SESSION_IDLE_S = 300.0  # a session with no request for this long is closed (the SDK's default: 30 min)
+HTTP_EVICT_IDLE_S = 60.0  # at the global cap, the longest-idle session idle at least this long makes room
+HTTP_HEADER_TIMEOUT_S = 10.0  # a request's headers must arrive within this (slowloris)
+HTTP_BODY_TIMEOUT_S = 30.0  # and its body within this
+
 # Polling a task: fast at first, then backing off to the cap; progress counts steer it near the end.
 POLL_FIRST_S = 0.1
 POLL_GROWTH = 2.0
