@@ -209,7 +209,8 @@ def _field_list(fields: object) -> list[FieldIssue]:
         out: list[FieldIssue] = []
         for name, messages in mapping.items():
             listed = _as_list(messages)
-            out.extend(FieldIssue(_short(str(name), _MAX_PATH), _short(str(m))) for m in (listed if listed is not None else [messages]))
+            texts = listed if listed is not None else [messages]
+            out.extend(FieldIssue(_short(str(name), _MAX_PATH), _short(str(m))) for m in texts)
         return out
     entries = _as_list(fields)
     if entries is None:
