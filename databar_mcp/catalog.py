@@ -4,14 +4,17 @@ changes."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
 from databar_mcp.api import DatabarClient
-from databar_mcp.api.errors import FieldIssue
+from databar_mcp.api.errors import DatabarError, FieldIssue
 from databar_mcp.api.models import Choice, Enrichment, EnrichmentParam, Waterfall
+
+logger = logging.getLogger("databar_mcp.catalog")
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,13 @@ class Catalog:
         found: list[Choice] = []
         page, more = 1, True
         while more and len(found) < CHOICES_CHECKED_MAX:
-            got = await self._client.param_choices(enrichment_id, param, q=None, page=page, limit=CHOICES_PAGE)
+            try:
+                got = await self._client.param_choices(enrichment_id, param, q=None, page=page, limit=CHOICES_PAGE)
+            except DatabarError as exc:  # the check is an aid: without the list, Databar checks the value
+                logger.info(
+                    "choices of %s for enrichment %s unavailable (%s); not checked here", param, enrichment_id, exc
+                )
+                return None
             found.extend(got.items)
             more = got.has_next_page and bool(got.items)
             page += 1

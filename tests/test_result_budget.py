@@ -187,3 +187,18 @@ async def test_a_row_larger_than_the_budget_is_shown_cut_and_paging_moves_on(mcp
         assert "skip=" in out["next_call"]
         args = {"table_uuid": table, "per_page": 3, "skip": int(out["next_call"].split("skip=")[1].rstrip(")"))}
     assert seen == ["small-0", "huge", "small-2"]
+
+
+def test_an_error_body_sent_as_json_text_stays_json_when_cut() -> None:
+    """Error results may carry their body as JSON in the text (no structuredContent): cut, it is still JSON."""
+    from mcp.types import TextContent
+
+    from databar_mcp.tools.fitting import OversizedResults, fit_result
+
+    body = {"code": "validation_error", "message": "m" * 50_000, "fields": [{"field": "f" * 500}] * 500}
+    result = CallToolResult(content=[TextContent(type="text", text=json.dumps(body))], is_error=True)
+    fitted = fit_result(result, BUDGET, OversizedResults())
+    assert len(whole(fitted)) <= BUDGET
+    first = fitted.content[0]
+    assert isinstance(first, TextContent)
+    assert json.loads(first.text)["code"] == "validation_error"
