@@ -4,14 +4,17 @@ changes."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
 from databar_mcp.api import DatabarClient
-from databar_mcp.api.errors import FieldIssue
-from databar_mcp.api.models import Enrichment, EnrichmentParam, Waterfall
+from databar_mcp.api.errors import DatabarError, FieldIssue
+from databar_mcp.api.models import Choice, Enrichment, EnrichmentParam, Waterfall
+
+logger = logging.getLogger("databar_mcp.catalog")
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class Catalog:
         self._ttl_s = ttl_s
         self._cache: dict[str, tuple[float, Waterfall]] = {}
         self._enrichments: dict[int, tuple[float, Enrichment]] = {}
+        self._choices: dict[tuple[int, str], tuple[float, tuple[Choice, ...] | None]] = {}
 
     async def enrichment(self, enrichment_id: int) -> Enrichment:
         hit = self._enrichments.get(enrichment_id)
@@ -40,7 +44,41 @@ class Catalog:
         return enrichment
 
     async def plan_enrichment(self, enrichment_id: int, rows: Sequence[Mapping[str, object]]) -> RunPlan:
-        return plan_enrichment_run(await self.enrichment(enrichment_id), rows)
+        enrichment = await self.enrichment(enrichment_id)
+        fetched: dict[str, tuple[Choice, ...]] = {}
+        for param in enrichment.params or []:
+            choices = param.choices
+            if choices is None or (choices.mode == "inline" and choices.complete):
+                continue  # no choices, or the whole list is inline
+            if any(_given(r.get(param.name)) for r in rows) and (
+                full := await self.all_choices(enrichment_id, param.name)
+            ):
+                fetched[param.name] = full
+        return plan_enrichment_run(enrichment, rows, fetched_choices=fetched)
+
+    async def all_choices(self, enrichment_id: int, param: str) -> tuple[Choice, ...] | None:
+        """Every allowed value of a param whose list is remote or cut short inline (the choices endpoint, paged);
+        None when there are too many to check here (Databar still checks them)."""
+        key = (enrichment_id, param)
+        hit = self._choices.get(key)
+        if hit is not None and time.monotonic() - hit[0] < self._ttl_s:
+            return hit[1]
+        found: list[Choice] = []
+        page, more = 1, True
+        while more and len(found) < CHOICES_CHECKED_MAX:
+            try:
+                got = await self._client.param_choices(enrichment_id, param, q=None, page=page, limit=CHOICES_PAGE)
+            except DatabarError as exc:  # the check is an aid: without the list, Databar checks the value
+                logger.info(
+                    "choices of %s for enrichment %s unavailable (%s); not checked here", param, enrichment_id, exc
+                )
+                return None
+            found.extend(got.items)
+            more = got.has_next_page and bool(got.items)
+            page += 1
+        full = None if more else tuple(found)
+        self._choices[key] = (time.monotonic(), full)
+        return full
 
     async def get(self, identifier: str) -> Waterfall:
         hit = self._cache.get(identifier)
@@ -62,6 +100,12 @@ class Catalog:
 
 
 MAX_ISSUES = 20
+CHOICES_PAGE = 500
+CHOICES_CHECKED_MAX = 5_000  # params with more allowed values are left to Databar to check
+
+
+def _given(value: object) -> bool:
+    return value is not None and not (isinstance(value, str) and not value.strip())
 
 
 def plan_bulk_run(
@@ -107,9 +151,15 @@ def default_providers(waterfall: Waterfall) -> list[int]:
     return chosen or [p.id for p in waterfall.available_enrichments]
 
 
-def plan_enrichment_run(enrichment: Enrichment, rows: Sequence[Mapping[str, object]]) -> RunPlan:
-    """Required params present and inline choices respected in every row; cost per input = price, or
-    price × params[parameter] for per-parameter pricing (unknown when that value is not a number)."""
+def plan_enrichment_run(
+    enrichment: Enrichment,
+    rows: Sequence[Mapping[str, object]],
+    *,
+    fetched_choices: Mapping[str, Sequence[Choice]] | None = None,
+) -> RunPlan:
+    """Required params present and choices respected in every row (inline lists, and the full lists fetched
+    for remote or cut-short ones); cost per input = price, or price × params[parameter] for per-parameter
+    pricing (unknown when that value is not a number)."""
     issues: list[FieldIssue] = []
     params = enrichment.params or []
     many = len(rows) > 1
@@ -123,7 +173,7 @@ def plan_enrichment_run(enrichment: Enrichment, rows: Sequence[Mapping[str, obje
                 if param.is_required:
                     issues.append(FieldIssue(f"{prefix}.{param.name}", "required"))
                 continue
-            problem = choice_problem(param, value)
+            problem = choice_problem(param, value, (fetched_choices or {}).get(param.name))
             if problem:
                 issues.append(FieldIssue(f"{prefix}.{param.name}", problem))
     return RunPlan(
@@ -131,18 +181,24 @@ def plan_enrichment_run(enrichment: Enrichment, rows: Sequence[Mapping[str, obje
     )
 
 
-def choice_problem(param: EnrichmentParam, value: object) -> str | None:
-    """Why `value` is not an allowed choice (inline choices are the whole list; remote ones Databar checks)."""
+def choice_problem(param: EnrichmentParam, value: object, fetched: Sequence[Choice] | None = None) -> str | None:
+    """Why `value` is not an allowed choice: against the inline list when it is whole, else against the full
+    list `fetched` from the choices endpoint (None: unknown here, Databar checks it)."""
     choices = param.choices
-    if choices is None or choices.mode != "inline" or not choices.complete or not choices.items:
+    if fetched:
+        items = list(fetched)
+    elif choices is None or choices.mode != "inline" or not choices.complete or not choices.items:
         return None
-    allowed = {c.name.lower() for c in choices.items} | {str(c.id).lower() for c in choices.items if c.id is not None}
+    else:
+        items = choices.items
+    allowed = {c.name.lower() for c in items} | {str(c.id).lower() for c in items if c.id is not None}
     values = cast(list[object], value) if isinstance(value, list) else [value]
     bad = [v for v in values if str(v).lower() not in allowed]
     if not bad:
         return None
-    shown = ", ".join(c.name for c in choices.items[:30]) + (" …" if len(choices.items) > 30 else "")
-    return f"'{bad[0]}' is not one of: {shown}"
+    shown = ", ".join(c.name for c in items[:30])
+    more = f" and {len(items) - 30} more (get_param_choices searches them)" if len(items) > 30 else ""
+    return f"{str(bad[0])[:100]!r} is not one of: {shown}{more}"
 
 
 def enrichment_cost(enrichment: Enrichment, rows: Sequence[Mapping[str, object]]) -> float | None:

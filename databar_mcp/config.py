@@ -18,14 +18,29 @@ DEFAULT_BASE_URL = "https://api.databar.ai/v1"
 # Tool-call limits
 TOOL_DEADLINE_S = 25.0  # below the ~60 s at which Claude Desktop gives up on a tool call
 RESULT_BUDGET_CHARS = 40_000  # ≈ 10k tokens per tool result
+# Results too large for the budget are kept whole in memory (databar://results/{id}): the last N, up to M chars.
+OVERSIZED_KEPT = 32
+OVERSIZED_KEPT_CHARS = 16_000_000
 
 # HTTP
+# Secrets shorter than this are never searched for in text (logs, replies, doctor): "k" or "sandbox" would
+# rewrite ordinary words, and doctor warns about a key that short instead.
+MIN_SECRET_LEN = 8
+
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 30.0
 MAX_RETRIES = 3
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 8.0
 RETRY_AFTER_CAP_S = 60.0
+
+# Incoming HTTP (streamable HTTP transport)
+HTTP_MAX_SESSIONS = 1000  # live stateful sessions in all (the SDK's default is 10,000)
+HTTP_SESSIONS_PER_CLIENT = 32  # per client (address + bearer token): one client cannot take them all
+HTTP_SESSION_IDLE_S = 300.0  # a session with no request for this long is closed (the SDK's default: 30 min)
+HTTP_EVICT_IDLE_S = 60.0  # at the global cap, the longest-idle session idle at least this long makes room
+HTTP_HEADER_TIMEOUT_S = 10.0  # a request's headers must arrive within this (slowloris)
+HTTP_BODY_TIMEOUT_S = 30.0  # and its body within this
 
 # Polling a task: fast at first, then backing off to the cap; progress counts steer it near the end.
 POLL_FIRST_S = 0.1
@@ -37,6 +52,7 @@ POLL_MIN_S = 0.05
 ROW_WRITE_BATCH = 50
 TABLE_PAGE_MAX = 1000
 MAX_BULK_ROWS = 10_000
+MAX_OFFSET = 1_000_000_000  # paging offsets: far beyond any ledger, far below SQLite's 64-bit integers
 CONNECTOR_NAME_MAX = 256
 CONNECTOR_URL_MAX = 512
 CONNECTOR_BODY_TEMPLATE_MAX = 2048

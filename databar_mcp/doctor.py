@@ -21,15 +21,14 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSI
 
 from databar_mcp import __version__
 from databar_mcp.api import AuthenticationError, DatabarClient, DatabarError
-from databar_mcp.config import Settings
-from databar_mcp.logs import MIN_SECRET_LEN
-from databar_mcp.store import MIGRATIONS, Ledger
+from databar_mcp.config import MIN_SECRET_LEN, Settings
+from databar_mcp.store import MIGRATIONS, Ledger, LedgerError
 
 Status = Literal["pass", "warn", "fail", "skip"]
 Fact = str | int | float | bool | list[str] | None
 MARKS: dict[Status, str] = {"pass": "✓", "warn": "!", "fail": "✗", "skip": "–"}
 # Shorter than this, a value cannot be told apart from ordinary words: it is never searched for in text.
-MIN_MASKED_KEY_LEN = MIN_SECRET_LEN
+MIN_MASKED_KEY_LEN = MIN_SECRET_LEN  # the same floor as the log redactor and reply scrubbing
 # Databar keys are long random tokens; a key this short was most likely pasted wrong.
 PLAUSIBLE_KEY_LEN = 20
 # Doctor answers in seconds: one quick attempt per request, not the server's patient retry policy.
@@ -149,6 +148,8 @@ async def check_ledger(settings: Settings, state_ok: bool) -> Check:
             detail = f"schema v{version} is newer than this databar-mcp knows (v{len(MIGRATIONS)}): upgrade it"
             return Check("ledger", "fail", detail, {"path": str(path), "schema_version": version})
         _, tasks = await ledger.recent(limit=1, offset=0)
+    except LedgerError as exc:  # it says what is wrong and where
+        return Check("ledger", "fail", str(exc), {"path": str(path)})
     except Exception as exc:  # any failure to open or read it is the finding, not a crash
         return Check("ledger", "fail", f"{path}: {type(exc).__name__}: {exc}", {"path": str(path)})
     facts: dict[str, Fact] = {"path": str(path), "schema_version": version, "tasks": tasks}

@@ -1,7 +1,8 @@
 """Write a task's result as CSV or JSONL, each row joined to its input by position.
 
 The structured JSONL keeps every value exactly; CSV flattens nested objects into dotted columns and defuses
-spreadsheet formulas in text (provider data is scraped third-party text: a cell must never execute).
+spreadsheet formulas in text, header cells included (provider data and column names are third-party text: a
+cell must never execute). Files are created exclusively, so an export never overwrites another.
 """
 
 from __future__ import annotations
@@ -43,24 +44,42 @@ def cell(value: object) -> object:
     return "" if value is None else value
 
 
-def export_path(folder: Path, task_id: str, name: str | None, fmt: ExportFormat) -> Path:
-    """A new file inside `folder`: the agent's plain name (or the task id), never an existing file."""
-    stem = name or task_id
+def export_stem(default: str, name: str | None, fmt: ExportFormat) -> str:
+    """The file stem for an export: the agent's plain name (or `default`), checked before anything is read."""
+    stem = name or default
     if not SAFE_NAME.fullmatch(stem) or ".." in stem:
         raise UnsafeName(
             "filename must be a plain name of letters, digits, '.', '_' and '-' (no folders), up to 100 characters"
         )
     if stem.lower().endswith(f".{fmt}"):
         stem = stem[: -(len(fmt) + 1)]
+    return stem
+
+
+def claim_new_file(folder: Path, stem: str, fmt: ExportFormat) -> Path:
+    """Create a new, empty file `stem.fmt` (or `stem-N.fmt`) in `folder` and return it; never an existing one.
+
+    Creation is exclusive (O_EXCL), so concurrent exports with the same name each get their own file: a
+    check-then-write would let them pick the same free name and overwrite each other.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
     root = folder.resolve()
-    candidate = root / f"{stem}.{fmt}"
-    n = 1
-    while candidate.exists():
-        candidate = root / f"{stem}-{n}.{fmt}"
-        n += 1
-    if candidate.parent != root:  # defence in depth: the pattern already forbids separators
-        raise UnsafeName("filename resolves outside the exports folder")
-    return candidate
+    n = 0
+    while True:
+        candidate = root / (f"{stem}.{fmt}" if n == 0 else f"{stem}-{n}.{fmt}")
+        if candidate.parent != root:  # defence in depth: the pattern already forbids separators
+            raise UnsafeName("filename resolves outside the exports folder")
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except FileExistsError:
+            n += 1
+            continue
+        return candidate
+
+
+def export_path(folder: Path, task_id: str, name: str | None, fmt: ExportFormat) -> Path:
+    """A new file of our own inside `folder`: the agent's plain name (or the task id), never an existing file."""
+    return claim_new_file(folder, export_stem(task_id, name, fmt), fmt)
 
 
 def _pairs(inputs: Sequence[object] | None, results: Sequence[object]) -> Iterable[tuple[int, object, object]]:
@@ -81,6 +100,7 @@ def csv_columns(inputs: Sequence[object] | None, results: Sequence[object]) -> t
 
 
 def _atomic_write(path: Path, write: Any) -> int:
+    """Write into a temporary file, then move it over `path` (a file this export claimed): never half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".export-", suffix=".tmp")
     try:
@@ -112,7 +132,7 @@ def write_export(
 
     def write_csv(f: Any) -> None:
         writer = csv.writer(f)
-        writer.writerow(header)
+        writer.writerow([cell(name) for name in header])  # keys are provider/agent text too: defused like cells
         for i, given, result in _pairs(inputs, results):
             flat_in = flatten(given) if given is not None else {}
             flat_out = flatten(result) if result is not None else {}
@@ -127,14 +147,10 @@ def write_export(
 
 
 def table_export_path(folder: Path, table_uuid: str, name: str | None, fmt: ExportFormat, *, resume: bool) -> Path:
-    """A new file for a table export, or (resuming) the existing one the previous call started."""
+    """A new file for a table export (claimed exclusively), or (resuming) the one the previous call started."""
+    stem = export_stem(f"table-{table_uuid}", name, fmt)
     if not resume:
-        return export_path(folder, f"table-{table_uuid}", name, fmt)
-    stem = name or f"table-{table_uuid}"
-    if not SAFE_NAME.fullmatch(stem) or ".." in stem:
-        raise UnsafeName("filename must be a plain name of letters, digits, '.', '_' and '-' (no folders)")
-    if stem.lower().endswith(f".{fmt}"):
-        stem = stem[: -(len(fmt) + 1)]
+        return claim_new_file(folder, stem, fmt)
     path = folder.resolve() / f"{stem}.{fmt}"
     if not path.is_file():
         raise UnsafeName(f"cannot resume: {path.name} does not exist in the exports folder")
@@ -144,7 +160,7 @@ def table_export_path(folder: Path, table_uuid: str, name: str | None, fmt: Expo
 def append_table_rows(path: Path, fmt: ExportFormat, columns: Sequence[str], rows: Sequence[dict[str, object]]) -> int:
     """Append one page of table rows (CSV header written when the file is new); returns the file's size."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists()
+    new = not path.exists() or path.stat().st_size == 0  # a freshly claimed file is empty
     with path.open("a", newline="", encoding="utf-8") as f:
         if fmt == "jsonl":
             for row in rows:
@@ -152,7 +168,7 @@ def append_table_rows(path: Path, fmt: ExportFormat, columns: Sequence[str], row
         else:
             writer = csv.writer(f)
             if new:
-                writer.writerow(columns)
+                writer.writerow([cell(name) for name in columns])
             for row in rows:
                 writer.writerow([cell(row.get(c)) for c in columns])
     return path.stat().st_size

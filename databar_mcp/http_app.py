@@ -8,8 +8,11 @@ Every request except `GET /healthz` passes, in this order:
 3. Bearer token: when `DATABAR_MCP_HTTP_TOKEN` is set, `Authorization: Bearer <token>` is required and
    compared in constant time (missing or wrong -> 401 with `WWW-Authenticate: Bearer`). Binding anything
    but a loopback address without a token is refused at start.
-4. Body cap: a declared Content-Length over the cap, or a chunked body growing past it -> 413.
-5. The Authorization header is removed before the request reaches the MCP app, so nothing downstream (the
+4. Body cap: a declared Content-Length over the cap, or a chunked body growing past it -> 413; a body
+   that does not arrive within the body deadline -> 408 (headers have their own deadline, in the protocol).
+5. Sessions: a client (address + token) opening more sessions than its share gives up its longest-idle one;
+   idle sessions close after minutes, not the SDK's 30 (see http_limits).
+6. The Authorization header is removed before the request reaches the MCP app, so nothing downstream (the
    tools, the Databar client) can see or forward it: Databar is always called with the server's own key.
 
 We do these checks ourselves instead of the SDK's `TransportSecuritySettings`, which it switches on only for
@@ -20,7 +23,8 @@ Environment (read here until they move to config.Settings):
 `DATABAR_MCP_HTTP_TOKEN` or `DATABAR_MCP_HTTP_TOKEN_FILE` (bearer token, at least 16 characters),
 `DATABAR_MCP_HTTP_ALLOWED_HOSTS` (comma-separated host names, `name:port`, or `*` to skip the Host check),
 `DATABAR_MCP_HTTP_ALLOWED_ORIGINS` (comma-separated origins such as `https://app.example.com`, or `*`),
-`DATABAR_MCP_HTTP_MAX_BODY` (bytes, default 4 MiB).
+`DATABAR_MCP_HTTP_MAX_BODY` (bytes, default 4 MiB), `DATABAR_MCP_HTTP_MAX_SESSIONS`, `..._SESSIONS_PER_CLIENT`,
+`DATABAR_MCP_HTTP_SESSION_IDLE`, `DATABAR_MCP_HTTP_HEADER_TIMEOUT`, `DATABAR_MCP_HTTP_BODY_TIMEOUT` (seconds).
 """
 
 from __future__ import annotations
@@ -36,16 +40,18 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
+import anyio
 import uvicorn
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from databar_mcp import __version__
+from databar_mcp import __version__, config
+from databar_mcp.http_limits import BoundedH11Protocol, SessionLimiter, client_key, session_of, watching
 from databar_mcp.logs import reclaim_library_loggers
 
 log = logging.getLogger("databar_mcp.http")
@@ -54,7 +60,6 @@ MCP_PATH: Final = "/mcp"
 HEALTH_PATH: Final = "/healthz"
 DEFAULT_MAX_BODY: Final = 4 * 1024 * 1024
 MIN_TOKEN_LEN: Final = 16
-MAX_SESSIONS: Final = 1000  # the SDK's default is 10,000 live sessions
 GRACEFUL_SHUTDOWN_S: Final = 5  # open SSE streams would otherwise hold a shutdown forever
 
 TOKEN_ENV: Final = "DATABAR_MCP_HTTP_TOKEN"  # noqa: S105 (a variable name)
@@ -62,6 +67,13 @@ TOKEN_FILE_ENV: Final = "DATABAR_MCP_HTTP_TOKEN_FILE"  # noqa: S105 (a variable 
 ALLOWED_HOSTS_ENV: Final = "DATABAR_MCP_HTTP_ALLOWED_HOSTS"
 ALLOWED_ORIGINS_ENV: Final = "DATABAR_MCP_HTTP_ALLOWED_ORIGINS"
 MAX_BODY_ENV: Final = "DATABAR_MCP_HTTP_MAX_BODY"
+LIMIT_ENVS: Final = {
+    "max_sessions": "DATABAR_MCP_HTTP_MAX_SESSIONS",
+    "sessions_per_client": "DATABAR_MCP_HTTP_SESSIONS_PER_CLIENT",
+    "session_idle_s": "DATABAR_MCP_HTTP_SESSION_IDLE",
+    "header_timeout_s": "DATABAR_MCP_HTTP_HEADER_TIMEOUT",
+    "body_timeout_s": "DATABAR_MCP_HTTP_BODY_TIMEOUT",
+}
 
 LOOPBACK_NAMES: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 WILDCARD_BINDS: Final = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 (names, not a bind)
@@ -140,6 +152,11 @@ class HttpOptions:
     allowed_origins: frozenset[str] = frozenset()
     any_host: bool = False
     any_origin: bool = False
+    max_sessions: int = config.HTTP_MAX_SESSIONS
+    sessions_per_client: int = config.HTTP_SESSIONS_PER_CLIENT
+    session_idle_s: float = config.HTTP_SESSION_IDLE_S
+    header_timeout_s: float = config.HTTP_HEADER_TIMEOUT_S
+    body_timeout_s: float = config.HTTP_BODY_TIMEOUT_S
 
     @property
     def url(self) -> str:
@@ -184,6 +201,16 @@ def options_from_env(host: str, port: int, environ: Mapping[str, str] | None = N
             raise HttpConfigError(f"{MAX_BODY_ENV} must be at least 1024 bytes")
     if not 0 <= port <= 65535:
         raise HttpConfigError(f"port {port} is out of range")
+    limits: dict[str, Any] = {}
+    for name, var in LIMIT_ENVS.items():
+        if raw := env.get(var):
+            try:
+                value = float(raw) if name.endswith("_s") else int(raw)
+            except ValueError:
+                raise HttpConfigError(f"{var} must be a number, not {raw!r}") from None
+            if not value > 0:
+                raise HttpConfigError(f"{var} must be positive")
+            limits[name] = value
     extra_hosts = [_normalize_host(h) for h in _split_list(env.get(ALLOWED_HOSTS_ENV))]
     origins = [o.lower().rstrip("/") for o in _split_list(env.get(ALLOWED_ORIGINS_ENV))]
     return HttpOptions(
@@ -195,6 +222,7 @@ def options_from_env(host: str, port: int, environ: Mapping[str, str] | None = N
         allowed_origins=frozenset(o for o in origins if o != "*"),
         any_host="*" in extra_hosts,
         any_origin="*" in origins,
+        **limits,
     )
 
 
@@ -255,6 +283,9 @@ class SecurityMiddleware:
         self.options = options
         self.started = time.monotonic()
         self._token_digest = _digest(options.token.get_secret_value()) if options.token is not None else None
+        self.sessions = SessionLimiter(
+            max_sessions=options.max_sessions, per_client=options.sessions_per_client, idle_s=options.session_idle_s
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan passes through; websockets are not served
@@ -276,7 +307,14 @@ class SecurityMiddleware:
             await _reply(send, status, body, extra)
             return
         try:
-            replay = await self._read_body(headers, receive)
+            with anyio.fail_after(self.options.body_timeout_s):
+                body, replay = await self._read_body(headers, receive)
+        except TimeoutError:
+            log.info(
+                "%s %s rejected with 408 (body not received within %.0f s)", method, path, self.options.body_timeout_s
+            )
+            await _reply(send, 408, {"error": "request_timeout", "message": "The request body arrived too slowly."})
+            return
         except _BodyTooLarge:
             log.info("%s %s rejected with 413 (body over %d bytes)", method, path, self.options.max_body)
             await _reply(
@@ -289,7 +327,35 @@ class SecurityMiddleware:
             await _reply(send, 400, {"error": "bad_request", "message": "Invalid Content-Length."})
             return
         inner_scope = {**scope, "headers": [(k, v) for k, v in headers if k.lower() != b"authorization"]}
-        await self.app(inner_scope, replay, send)
+        await self._serve(scope, inner_scope, method, body, replay, send)
+
+    async def _serve(
+        self, scope: Scope, inner_scope: Scope, method: str, body: bytes, replay: Receive, send: Send
+    ) -> None:
+        """Hand the request to the SDK app, accounting for the session it uses, opens or ends."""
+        client = client_key(scope)
+        sid = session_of(inner_scope)
+        if sid is None and method == "POST" and _is_initialize(body):
+            evict, allowed = self.sessions.to_evict(client)
+            for old in evict:
+                await self.sessions.close(self.app, inner_scope, old)
+            if not allowed:
+                message = (
+                    f"This client already has {self.options.sessions_per_client} sessions with requests in flight; "
+                    "end one (DELETE) or wait."
+                )
+                await _reply(send, 429, {"error": "too_many_sessions", "message": message}, [("retry-after", "5")])
+                return
+        seen: dict[str, Any] = {}
+        if sid is not None:
+            self.sessions.begin(sid)
+        try:
+            await self.app(inner_scope, replay, watching(send, seen))
+        finally:
+            if sid is not None:
+                self.sessions.end(sid, status=int(seen.get("status", 500)), method=method)
+            elif isinstance(opened := seen.get("session"), str):
+                self.sessions.opened(opened, client)
 
     # ---- checks: None when the request passes, else (status, body, extra headers) ------------------------
 
@@ -336,8 +402,8 @@ class SecurityMiddleware:
         challenge = f'{REALM}, error="invalid_token"'
         return 401, {"error": "unauthorized", "message": "Invalid bearer token."}, [("www-authenticate", challenge)]
 
-    async def _read_body(self, headers: list[tuple[bytes, bytes]], receive: Receive) -> Receive:
-        """Read the whole body within the cap, then hand the app a receive that replays it."""
+    async def _read_body(self, headers: list[tuple[bytes, bytes]], receive: Receive) -> tuple[bytes, Receive]:
+        """Read the whole body within the cap; the body, and a receive for the app that replays it."""
         cap = self.options.max_body
         for key, value in headers:
             if key.lower() == b"content-length":
@@ -361,14 +427,15 @@ class SecurityMiddleware:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        queue: list[Message] = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}, *pending]
+        body = b"".join(chunks)
+        queue: list[Message] = [{"type": "http.request", "body": body, "more_body": False}, *pending]
 
         async def replay() -> Message:
             if queue:
                 return queue.pop(0)
             return await receive()
 
-        return replay
+        return body, replay
 
     async def _health(self, method: str, send: Send) -> None:
         if method not in ("GET", "HEAD"):
@@ -384,12 +451,29 @@ class SecurityMiddleware:
         await _reply(send, 200, body, close=False)
 
 
+def _is_initialize(body: bytes) -> bool:
+    """Whether a POST body is an `initialize` request (the one that opens a stateful session)."""
+    if b"initialize" not in body:
+        return False
+    try:
+        message: object = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(message, dict) and cast(dict[str, object], message).get("method") == "initialize"
+
+
+def bounded_protocol(header_timeout_s: float) -> type[BoundedH11Protocol]:
+    """uvicorn's h11 protocol with this header deadline."""
+    return type("BoundedH11", (BoundedH11Protocol,), {"header_timeout_s": header_timeout_s})
+
+
 def build_http_app(server: MCPServer[Any], options: HttpOptions) -> ASGIApp:
     """The SDK's streamable-HTTP Starlette app at /mcp (its lifespan runs ours), behind SecurityMiddleware."""
     inner = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         max_request_body_size=options.max_body,
-        max_sessions=MAX_SESSIONS,
+        max_sessions=options.max_sessions,
+        session_idle_timeout=options.session_idle_s,
         # Our middleware validates Host and Origin for every path and every bind; see the module docstring.
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         host=options.host,
@@ -411,6 +495,7 @@ def serve_http(server: MCPServer[Any], options: HttpOptions) -> int:
         server_header=False,
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        http=bounded_protocol(options.header_timeout_s),
     )
     uv = uvicorn.Server(config)
     reclaim_library_loggers()

@@ -22,13 +22,14 @@ import time
 from collections.abc import Iterable
 from typing import Any, Final, Literal, TextIO
 
+from databar_mcp.config import MIN_SECRET_LEN
+
 LogFormat = Literal["text", "json"]
 
 LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 FORMATS: Final = ("text", "json")
 MASK: Final = "[REDACTED]"
 # Shorter strings are not masked: masking a 3-letter word everywhere would garble every line.
-MIN_SECRET_LEN: Final = 8
 
 # Libraries that log request/response headers or JSON-RPC bodies at DEBUG: never below INFO.
 QUIET_AT_DEBUG: Final = ("mcp", "httpcore", "httpcore2", "uvicorn", "sse_starlette", "starlette", "anyio", "asyncio")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
 _INVISIBLE = re.compile(
@@ -65,3 +66,89 @@ def result_size(structured: dict[str, Any], text: str) -> int:
     serialize it, so the budget holds whatever the transport does.
     """
     return len(json.dumps(structured, default=str)) + len(text)
+
+
+def clip(text: str, max_chars: int) -> str:
+    """`text` cut to at most `max_chars` characters, the cut marked with the full length."""
+    if len(text) <= max_chars:
+        return text
+    mark = f"…[cut, {len(text):,} chars]"
+    return text[: max(0, max_chars - len(mark))] + mark
+
+
+def clip_middle(text: str, max_chars: int) -> str:
+    """`text` cut to at most `max_chars`, keeping its start and its end (where "Next: ..." lines are)."""
+    if len(text) <= max_chars:
+        return text
+    mark = f"\n…[{len(text):,} chars; cut here]…\n"
+    tail = min(400, max(0, max_chars - len(mark)) // 4)
+    head = max(0, max_chars - len(mark) - tail)
+    if head == 0:
+        return clip(text, max_chars)
+    return text[:head] + mark + (text[-tail:] if tail else "")
+
+
+@dataclass
+class Cuts:
+    """What `shrink` left out, so a result can say what was cut."""
+
+    strings: int = 0  # strings (values or keys) shortened
+    items: int = 0  # list items and object entries dropped
+    nested: int = 0  # values nested too deep, replaced by a marker
+
+    def __bool__(self) -> bool:
+        return bool(self.strings or self.items or self.nested)
+
+    def describe(self) -> str:
+        parts: list[str] = []
+        if self.strings:
+            parts.append(f"{self.strings:,} long string(s) shortened")
+        if self.items:
+            parts.append(f"{self.items:,} list item(s) or object entries left out")
+        if self.nested:
+            parts.append(f"{self.nested:,} value(s) nested too deep replaced")
+        return ", ".join(parts) or "nothing"
+
+
+MAX_DEPTH = 64  # nesting kept in a fitted result; deeper objects and lists are emptied
+KEPT_WHOLE = frozenset({"next_call", "next_step"})  # the exact call to continue with is never cut
+MIN_ENTRIES = 64  # objects keep at least this many entries: a model's fields are never dropped
+
+
+def shrink(value: object, *, max_str: int, max_items: int, cuts: Cuts, depth: int = 0) -> object:
+    """A copy of a JSON value with strings, keys, lists and objects capped; types kept (a string stays a string,
+    a list a list), so a shrunk result still matches its output schema. Counts what it cut in `cuts`."""
+    if isinstance(value, str):
+        if len(value) <= max_str:
+            return value
+        cuts.strings += 1
+        return clip(value, max_str)
+    if depth >= MAX_DEPTH and isinstance(value, dict | list):
+        cuts.nested += 1
+        return {} if isinstance(value, dict) else []
+    if isinstance(value, dict):
+        entries = list(cast(dict[Any, Any], value).items())
+        keep = max(max_items, MIN_ENTRIES)
+        if len(entries) > keep:
+            cuts.items += len(entries) - keep
+            entries = entries[:keep]
+        out: dict[str, object] = {}
+        for key, inner in entries:
+            name = str(key)
+            if len(name) > max_str:
+                cuts.strings += 1
+                name = clip(name, max_str)
+                while name in out:  # two long keys cut to the same prefix stay two entries
+                    name += "'"
+            if name in KEPT_WHOLE and isinstance(inner, str):
+                out[name] = inner
+                continue
+            out[name] = shrink(inner, max_str=max_str, max_items=max_items, cuts=cuts, depth=depth + 1)
+        return out
+    if isinstance(value, list):
+        items = cast(list[Any], value)
+        if len(items) > max_items:
+            cuts.items += len(items) - max_items
+            items = items[:max_items]
+        return [shrink(v, max_str=max_str, max_items=max_items, cuts=cuts, depth=depth + 1) for v in items]
+    return value

@@ -8,6 +8,7 @@ share between server processes; all I/O runs in worker threads, off the event lo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -63,6 +64,55 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """,
 )
+
+# What the migrations build: checked at open, so a damaged ledger is refused before anything is sent.
+SCHEMA_TABLES: dict[str, frozenset[str]] = {
+    "submissions": frozenset(
+        {"id", "tool", "endpoint", "fingerprint", "request_json", "rows", "estimated_credits", "created_at"}
+        | {"outcome", "task_id", "error"}
+    ),
+    "tasks": frozenset(
+        {"task_id", "submission_id", "status", "progress_json", "credits_spent", "rows_total", "rows_with_data"}
+        | {"errors_json", "submitted_at", "updated_at", "completed_at"}
+    ),
+    "results": frozenset({"task_id", "data_json", "saved_at"}),
+}
+
+
+class LedgerError(Exception):
+    """The ledger cannot be used: one line saying what is wrong and where (never a traceback for the user)."""
+
+
+def _unusable(path: Path, exc: BaseException) -> LedgerError:
+    """The one-line explanation of an OS or SQLite failure on opening the ledger at `path`."""
+    text = str(exc).lower()
+    fix = "set DATABAR_MCP_STATE_DIR to a writable folder"
+    if isinstance(exc, OSError):
+        where = exc.filename or path.parent
+        return LedgerError(f"cannot use the state dir {where}: {exc.strerror or exc} ({fix})")
+    if "full" in text or "disk i/o" in text:
+        return LedgerError(f"the ledger {path} cannot be written ({exc}): is the disk full? Free space, or {fix}")
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return LedgerError(f"the ledger {path} cannot be opened for writing: {exc} ({fix})")
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return LedgerError(
+            f"the ledger {path} is not a usable SQLite database ({exc}): move it away to start a new one"
+        )
+    return LedgerError(f"the ledger {path} cannot be used: {type(exc).__name__}: {exc}")
+
+
+def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a ledger whose tables are missing or incomplete, or that fails SQLite's own quick check."""
+    for table, columns in SCHEMA_TABLES.items():
+        found = {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")}
+        if not found:
+            raise LedgerError(f"the ledger {path} is damaged: table {table} is missing (move it away to start anew)")
+        if missing := sorted(columns - found):
+            raise LedgerError(f"the ledger {path} is damaged: table {table} lacks column(s) {', '.join(missing)}")
+    verdict = str(conn.execute("PRAGMA quick_check(1)").fetchone()[0])
+    if verdict != "ok":
+        raise LedgerError(f"the ledger {path} is damaged ({verdict[:200]}): move it away to start a new one")
+
 
 UNKNOWN_TO_DATABAR = "unknown_to_databar"
 # "unknown_to_databar" is ours: Databar answered 404 for the task (another key or account); stop tracking it.
@@ -144,21 +194,34 @@ class Ledger:
             conn.close()
 
     def _migrate(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-                for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                    for statement in script.split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
-                    conn.execute(f"PRAGMA user_version = {number}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        """Create or upgrade the schema, then check it; any problem is a LedgerError naming the path."""
+        try:
+            if self.path.is_dir():
+                raise LedgerError(f"the ledger {self.path} is a directory, not a SQLite file (move it away)")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as conn:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+                    if version > len(MIGRATIONS):
+                        raise LedgerError(
+                            f"the ledger {self.path} has schema v{version}, newer than this databar-mcp knows "
+                            f"(v{len(MIGRATIONS)}): upgrade databar-mcp, or use another DATABAR_MCP_STATE_DIR"
+                        )
+                    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                        for statement in script.split(";"):
+                            if statement.strip():
+                                conn.execute(statement)
+                        conn.execute(f"PRAGMA user_version = {number}")
+                    _check_schema(conn, self.path)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):  # e.g. a failed COMMIT already ended it
+                        conn.execute("ROLLBACK")
+                    raise
+        except (OSError, sqlite3.Error) as exc:
+            raise _unusable(self.path, exc) from None
         self._ready = True
 
     def _shared(self) -> sqlite3.Connection:
@@ -189,6 +252,11 @@ class Ledger:
 
     async def open(self) -> None:
         await self._run(lambda conn: None)
+
+    def check(self) -> None:
+        """Open (create or upgrade) and check the ledger now, in this thread: LedgerError says what is wrong."""
+        with self._lock:
+            self._migrate()
 
     @staticmethod
     def schema_version(conn: sqlite3.Connection) -> int:

@@ -154,7 +154,7 @@ async def test_unwritable_state_dir_and_newer_ledger(healthy: SandboxServer, tmp
         conn.execute("PRAGMA user_version = 99")
     code, out = await doctor(base.model_copy(update={"state_dir": state}))
     assert code == 1
-    assert "schema v99 is newer" in line(out, "ledger")
+    assert "has schema v99, newer than this databar-mcp knows" in line(out, "ledger")
     assert SENTINEL_KEY not in out
 
 

@@ -14,7 +14,7 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult
 
-from databar_mcp.sandbox import SandboxConfig, SandboxServer
+from databar_mcp.sandbox import Fault, SandboxConfig, SandboxServer
 from databar_mcp.server import build_server
 from tests.conftest import SENTINEL_KEY, make_settings, structured, text_of
 
@@ -153,7 +153,11 @@ async def test_row_writes_report_row_errors(client: Client) -> None:
 
 
 async def test_validation_bodies_show_their_fields(client: Client, variant_sandbox: SandboxServer) -> None:
-    """The sandbox refuses an unknown choice; the body's fields (either envelope) reach the agent."""
+    """The sandbox refuses an unknown choice; the body's fields (either envelope) reach the agent.
+
+    The choices endpoint is down, so our own check of the long country list (issue 13) cannot run first."""
+    choices = "GET /v1/enrichments/{enrichment_id}/params/{slug}/choices"
+    variant_sandbox.state.inject(Fault(route=choices, kind="status", status=503, times=10))
     result = await client.call_tool(
         "run_enrichment", {"enrichment_id": 500, "params": {"job_title": "CTO", "country": "Atlantis"}, "force": True}
     )

@@ -100,6 +100,35 @@ async def connector_listing(mcp: Client, _: SandboxServer) -> Any:
     return await mcp.call_tool("list_connectors", {})
 
 
+async def upstream_400_echoes_the_request(mcp: Client, sandbox: SandboxServer) -> Any:
+    sandbox.state.inject(Fault(route=BULK_RUN, kind="echo", status=400))
+    return await mcp.call_tool("run_bulk_waterfall", BULK_ARGS)
+
+
+async def upstream_502_page_echoes_the_headers(mcp: Client, sandbox: SandboxServer) -> Any:
+    sandbox.state.inject(Fault(route="GET /v1/user/me", kind="echo", status=502, times=10))
+    return await mcp.call_tool("get_account", {})
+
+
+async def upstream_422_echoes_a_connector_header(mcp: Client, sandbox: SandboxServer) -> Any:
+    sandbox.state.inject(Fault(route="POST /v1/connectors/", kind="echo", status=422))
+    return await mcp.call_tool("create_connector", CONNECTOR)
+
+
+async def update_422_echoes_the_stored_header(mcp: Client, sandbox: SandboxServer) -> Any:
+    made = structured(await mcp.call_tool("create_connector", CONNECTOR))
+    sandbox.state.inject(Fault(route="PUT /v1/connectors/{connector_id}", kind="echo", status=422))
+    return await mcp.call_tool("update_connector", {"connector_id": made["id"], "rate_limit": 3})
+
+
+async def stored_header_over_the_limit(mcp: Client, sandbox: SandboxServer) -> Any:
+    """A header value Databar stored beyond our 4,096-character request limit: its ends never reach a log."""
+    made = structured(await mcp.call_tool("create_connector", CONNECTOR))
+    stored = sandbox.state.connectors[made["id"]]
+    stored["headers"] = [{"name": "Authorization", "value": HEADER_SECRET + "x" * 5_000 + HEADER_SECRET}]
+    return await mcp.call_tool("update_connector", {"connector_id": made["id"], "rate_limit": 3})
+
+
 SCENARIOS: dict[str, Scenario] = {
     "403": forbidden,
     "404": not_found,
@@ -114,6 +143,11 @@ SCENARIOS: dict[str, Scenario] = {
     "validation error": invalid_arguments,
     "malformed response": crash_inside_a_tool,
     "connector listing": connector_listing,
+    "400 echoing the request": upstream_400_echoes_the_request,
+    "502 page echoing the headers": upstream_502_page_echoes_the_headers,
+    "422 echoing a connector header": upstream_422_echoes_a_connector_header,
+    "422 echoing the stored header on update": update_422_echoes_the_stored_header,
+    "stored header over 4,096 chars": stored_header_over_the_limit,
 }
 
 

@@ -31,6 +31,8 @@ from databar_mcp.api.errors import (
     RateLimited,
     SubmissionUnknown,
     UnprocessableEntity,
+    request_secrets,
+    scrub,
     status_error,
 )
 from databar_mcp.api.retry import backoff_delay, parse_retry_after
@@ -169,6 +171,7 @@ class DatabarClient:
             )
         mode: RetryMode = "idempotent" if method in ("GET", "PUT", "DELETE") and not billable else "unsent_only"
         headers = {"x-apikey": self._api_key.get_secret_value()}
+        secrets = request_secrets(headers["x-apikey"], json)  # scrubbed from whatever the reply echoes
         attempt = 0
         while True:
             started = time.monotonic()
@@ -208,10 +211,10 @@ class DatabarClient:
                 response.headers.get("x-request-id", "-"),
             )
             if response.is_success:
-                return self._parse(response)
+                return scrub(self._parse(response), secrets)
 
             retry_after = parse_retry_after(response.headers.get("retry-after"), now=time.time())
-            body = self._parse_error_body(response)
+            body = self._parse_error_body(response, secrets)
             status = response.status_code
             if status == 429:
                 wait = retry_after if retry_after is not None else self._backoff(attempt)
@@ -251,11 +254,12 @@ class DatabarClient:
             ) from None
 
     @staticmethod
-    def _parse_error_body(response: httpx2.Response) -> object:
+    def _parse_error_body(response: httpx2.Response, secrets: tuple[str, ...]) -> object:
+        """The error reply, scrubbed of the request's secrets (before a text body is cut, so no part survives)."""
         try:
-            return response.json()
+            return scrub(response.json(), secrets)
         except ValueError:
-            return response.text[:500]
+            return cast(str, scrub(response.text, secrets))[:500]
 
     # ---- endpoints -------------------------------------------------------------------------------------
 

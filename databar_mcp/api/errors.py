@@ -1,13 +1,17 @@
 """The exception tree for everything the Databar API (or the network to it) can answer.
 
 Messages are built from status codes and the API's own error text only: never from request headers or
-bodies, so a key or a connector secret cannot leak through an exception.
+bodies. The API's text itself may echo the request (a proxy error page quoting the headers, a 422 quoting
+the body), so every reply is scrubbed of the secrets the request carried (`scrub`) before it is read.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, cast
+
+from databar_mcp.config import MIN_SECRET_LEN
 
 
 @dataclass(frozen=True)
@@ -120,10 +124,43 @@ _BY_STATUS: dict[int, type[APIStatusError]] = {
 }
 
 _MAX_TEXT = 300
+_MAX_PATH = 200
+SCRUBBED = "[REDACTED]"
 
 
-def _short(text: str) -> str:
-    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 1] + "…"
+def request_secrets(api_key: str | None, body: object) -> tuple[str, ...]:
+    """The secrets one request carries: the API key and every connector header value in its body."""
+    found: list[str] = [api_key] if api_key else []
+    data = _as_dict(body)
+    headers = _as_list(data.get("headers")) if data is not None else None
+    for item in headers or ():
+        entry = _as_dict(item)
+        value: object = entry.get("value") if entry is not None else None
+        if isinstance(value, str):
+            found.append(value)
+    forms = {form for secret in found for form in (secret, json.dumps(secret)[1:-1])}  # raw, and as JSON escapes it
+    return tuple(sorted((s for s in forms if len(s) >= MIN_SECRET_LEN), key=len, reverse=True))
+
+
+def scrub(value: object, secrets: tuple[str, ...]) -> object:
+    """A copy of a reply (parsed JSON or text) with every secret replaced, in keys and values alike."""
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, SCRUBBED)
+        return value
+    if isinstance(value, dict):
+        items = cast(dict[Any, Any], value).items()
+        return {cast(str, scrub(str(k), secrets)): scrub(v, secrets) for k, v in items}
+    if isinstance(value, list):
+        return [scrub(v, secrets) for v in cast(list[Any], value)]
+    return value
+
+
+def _short(text: str, limit: int = _MAX_TEXT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _as_dict(value: object) -> dict[str, Any] | None:
@@ -145,7 +182,7 @@ def parse_issues(body: object) -> tuple[FieldIssue, ...]:
         for field, messages in fields.items():
             listed = _as_list(messages)
             texts = [str(m) for m in listed] if listed is not None else [str(messages)]
-            issues.extend(FieldIssue(path=str(field), message=_short(t)) for t in texts)
+            issues.extend(FieldIssue(path=_short(str(field), _MAX_PATH), message=_short(t)) for t in texts)
     elif (entries := _as_list(detail)) is not None:
         for item in entries:
             entry = _as_dict(item)
@@ -158,7 +195,7 @@ def parse_issues(body: object) -> tuple[FieldIssue, ...]:
             if parts and parts[0] in ("body", "query", "path"):
                 parts = parts[1:]
             message = _short(str(entry.get("msg", "")))
-            issues.append(FieldIssue(path=".".join(parts) or "body", message=message))
+            issues.append(FieldIssue(path=_short(".".join(parts), _MAX_PATH) or "body", message=message))
     issues.extend(_field_list(data.get("fields")))
     return tuple(issues)
 
@@ -173,7 +210,8 @@ def _field_list(fields: object) -> list[FieldIssue]:
         out: list[FieldIssue] = []
         for name, messages in mapping.items():
             listed = _as_list(messages)
-            out.extend(FieldIssue(str(name), _short(str(m))) for m in (listed if listed is not None else [messages]))
+            texts = listed if listed is not None else [messages]
+            out.extend(FieldIssue(_short(str(name), _MAX_PATH), _short(str(m))) for m in texts)
         return out
     entries = _as_list(fields)
     if entries is None:
@@ -188,7 +226,7 @@ def _field_list(fields: object) -> list[FieldIssue]:
         listed_path = _as_list(path)
         text_path = ".".join(str(p) for p in listed_path) if listed_path is not None else str(path)
         message: object = next((entry[k] for k in _MESSAGE_KEYS if k in entry), entry)
-        out.append(FieldIssue(path=text_path, message=_short(str(message))))
+        out.append(FieldIssue(path=_short(text_path, _MAX_PATH), message=_short(str(message))))
     return out
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-FaultKind = Literal["status", "reset_before", "reset_after", "slow", "rate_limit"]
+FaultKind = Literal["status", "reset_before", "reset_after", "slow", "rate_limit", "reply", "echo"]
 GoneStyle = Literal["http_410", "status_gone"]
 
 
@@ -44,6 +44,8 @@ class Fault:
 
     `after` lets that many matching requests through untouched first (e.g. `after=2` strikes the third
     row batch of a chunked write). `times` and `after` count down on this object as requests consume them.
+    `reply` answers `status` with `body` (any JSON); `echo` answers `status` with an error that quotes the
+    request's headers and body back (as careless proxies and validators do).
     """
 
     route: str
@@ -53,3 +55,4 @@ class Fault:
     delay: float = 0.0
     retry_after: float = 1.0
     after: int = 0
+    body: object = None

@@ -93,6 +93,9 @@ class SandboxMiddleware:
         fault = self.state.take_fault(key)
         if fault is not None and fault.kind == "slow":
             receive = await _buffered(receive)  # the request arrived in full; only the answer is late
+        if fault is not None and fault.kind in ("reply", "echo"):
+            await _hostile_reply(fault, scope, receive, send)
+            return
         if fault is not None and fault.kind != "reset_after" and await self._pre_work_fault(fault, send):
             return
         if str(scope["path"]).startswith("/v1"):
@@ -165,3 +168,52 @@ async def _buffered(receive: Receive) -> Receive:
         return await receive()
 
     return replay
+
+
+# ---- hostile replies: huge bodies and bodies that echo the request ---------------------------------------
+
+
+async def _hostile_reply(fault: Fault, scope: Scope, receive: Receive, send: Send) -> None:
+    """`reply`: the fault's body as is. `echo`: an error quoting the request back, secrets included.
+
+    The echo takes the shape each status has at Databar: 422 a FastAPI `detail` list whose `msg` quotes a
+    header value and whose `input` is the body, 400 a `detail` string quoting headers and body, 5xx an
+    HTML proxy page listing the request headers.
+    """
+    if fault.kind == "reply":
+        await _send_json(send, fault.status, fault.body)
+        return
+    raw = b""
+    while True:
+        message = await receive()
+        raw += cast(bytes, message.get("body", b""))
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            break
+    try:
+        body: object = json.loads(raw) if raw else None
+    except ValueError:
+        body = raw.decode("utf-8", "replace")
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in cast(list[tuple[bytes, bytes]], scope["headers"])}
+    request = {"method": scope["method"], "path": scope["path"], "headers": headers, "body": body}
+    if fault.status == 422:
+        quoted = _first_header_value(body) or headers.get("x-apikey", "")
+        entry: dict[str, object] = {"loc": ["body", "headers", 0, "value"], "type": "value_error"}
+        entry.update(msg=f"invalid value {quoted!r}", input=body)
+        await _send_json(send, 422, {"detail": [entry], "request": request})
+    elif fault.status >= 500:
+        page = "<html><body><h1>Bad Gateway</h1><pre>" + json.dumps(request) + "</pre></body></html>"
+        raw_page = page.encode()
+        pairs = [(b"content-type", b"text/html"), (b"content-length", str(len(raw_page)).encode())]
+        await send({"type": "http.response.start", "status": fault.status, "headers": pairs})
+        await send({"type": "http.response.body", "body": raw_page})
+    else:
+        await _send_json(send, fault.status, {"detail": f"Bad request {json.dumps(request)}", "request": request})
+
+
+def _first_header_value(body: object) -> str | None:
+    if isinstance(body, dict):
+        headers: object = cast(dict[str, object], body).get("headers")
+        if isinstance(headers, list) and headers and isinstance(headers[0], dict):
+            value: object = cast(list[dict[str, object]], headers)[0].get("value")
+            return value if isinstance(value, str) else None
+    return None

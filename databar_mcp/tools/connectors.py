@@ -4,10 +4,11 @@ import re
 from typing import Annotated
 
 from mcp.types import CallToolResult
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from databar_mcp import config
 from databar_mcp.api.models import Connector, ConnectorCreate, ConnectorMethod, ConnectorType, NameValue
+from databar_mcp.logs import add_secrets
 from databar_mcp.shaping import escape_text
 from databar_mcp.tools.context import ToolContext, services
 from databar_mcp.tools.guard import guarded
@@ -139,20 +140,37 @@ def merged(current: Connector, changes: dict[str, object]) -> ConnectorCreate:
                 next_steps=["Call update_connector again with the full `headers` list (values included)."],
             )
         )
+    add_secrets(*(h.value for h in current.headers))  # the log masks them from here on, wherever they appear
     base: dict[str, object] = {
         "name": current.name,
         "method": current.method,
         "url": current.url,
         "type": current.type,
-        "headers": [NameValue(name=h.name, value=h.value or "") for h in current.headers],
-        "parameters": [NameValue(name=p.name, value=p.value or "") for p in current.parameters],
-        "body": [NameValue(name=b.name, value=b.value or "") for b in current.body],
+        "headers": [{"name": h.name, "value": h.value or ""} for h in current.headers],
+        "parameters": [{"name": p.name, "value": p.value or ""} for p in current.parameters],
+        "body": [{"name": b.name, "value": b.value or ""} for b in current.body],
         "body_template": current.body_template,
         "rate_limit": current.rate_limit,
         "max_concurrency": current.max_concurrency,
     }
     base.update(changes)
-    return ConnectorCreate.model_validate(base)
+    try:
+        return ConnectorCreate.model_validate(base)
+    except ValidationError as exc:
+        # The stored connector breaks our request limits (e.g. a header value over 4,096 characters). The error
+        # names fields only: its values are the connector's secrets (pydantic would quote their ends).
+        problems = [
+            FieldProblem(field=".".join(str(p) for p in e["loc"]), problem=e["msg"])
+            for e in exc.errors(include_input=False, include_url=False)[:20]
+        ]
+        raise ToolFailure(
+            ErrorBody(
+                code=ErrorCode.VALIDATION_ERROR,
+                message="The connector as stored at Databar cannot be sent back as it is; nothing was changed.",
+                fields=problems,
+                next_steps=["Pass the listed fields (e.g. the full `headers` list) with valid values and call again."],
+            )
+        ) from None
 
 
 def register(box: Toolbox) -> None:
@@ -197,6 +215,7 @@ def register(box: Toolbox) -> None:
         svc = services(ctx)
 
         async def work() -> CallToolResult:
+            add_secrets(*(h.value for h in headers))
             request = ConnectorCreate(
                 name=name,
                 method=method,
@@ -309,6 +328,7 @@ def register(box: Toolbox) -> None:
                         next_steps=["Pass the fields to change, e.g. rate_limit or url."],
                     )
                 )
+            add_secrets(*(h.value for h in headers or ()))
             request = merged(await svc.client.get_connector(connector_id), changes)
             updated = connector_out(await svc.client.update_connector(connector_id, request), request)
             return ok_result(updated, render(updated))

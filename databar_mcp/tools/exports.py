@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from databar_mcp.api.errors import DatabarError
 from databar_mcp.api.models import Task
-from databar_mcp.exporting import SAFE_NAME, ExportFormat, UnsafeName, export_path, write_export
+from databar_mcp.exporting import SAFE_NAME, ExportFormat, UnsafeName, claim_new_file, export_stem, write_export
 from databar_mcp.tools.context import Services, ToolContext, services
 from databar_mcp.tools.failures import from_api_error
 from databar_mcp.tools.guard import guarded
@@ -136,13 +136,18 @@ def register(box: Toolbox) -> None:
 
         async def work() -> CallToolResult:
             try:
-                path = export_path(svc.settings.exports_dir, task_id, filename, fmt)
+                stem = export_stem(task_id, filename, fmt)
             except UnsafeName as exc:
                 raise bad_filename(exc, "Pass a plain name such as 'leads_enriched', or omit filename.") from None
             task, source = await finished_task(svc, task_id)
             rows = result_rows(task) or []
             inputs = await inputs_of(svc, task_id)
-            size, columns = await anyio.to_thread.run_sync(functools.partial(write_export, path, fmt, inputs, rows))
+            path = await anyio.to_thread.run_sync(claim_new_file, svc.settings.exports_dir, stem, fmt)
+            try:
+                size, columns = await anyio.to_thread.run_sync(functools.partial(write_export, path, fmt, inputs, rows))
+            except BaseException:
+                path.unlink(missing_ok=True)  # the claimed name is freed again: no empty file left behind
+                raise
             found = sum(1 for r in rows if r is not None)
             out = ExportResult(
                 task_id=task_id,

@@ -5,7 +5,11 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from databar_mcp.api import errors as api
+from databar_mcp.shaping import clip
 from databar_mcp.tools.results import ErrorBody, ErrorCode, FieldProblem
+
+FIELDS_SHOWN = 50  # field problems listed in one error
+PATH_SHOWN = 200  # characters of one field path or problem (a key may be a megabyte long)
 
 
 def from_validation(exc: ValidationError) -> ErrorBody:
@@ -15,21 +19,25 @@ def from_validation(exc: ValidationError) -> ErrorBody:
         path = ""
         for part in err["loc"]:
             path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-        fields.append(FieldProblem(field=path or "arguments", problem=err["msg"]))
+        fields.append(FieldProblem(field=clip(path or "arguments", PATH_SHOWN), problem=clip(err["msg"], PATH_SHOWN)))
     return ErrorBody(
         code=ErrorCode.VALIDATION_ERROR,
-        message=f"The arguments are invalid ({len(fields)} problem(s)); nothing was sent to Databar.",
-        fields=fields[:50],
+        message=f"The arguments are invalid ({len(fields)} problem(s)"
+        + (f", the first {FIELDS_SHOWN} listed" if len(fields) > FIELDS_SHOWN else "")
+        + "); nothing was sent to Databar.",
+        fields=fields[:FIELDS_SHOWN],
         next_steps=["Fix the listed fields and call the tool again."],
     )
 
 
 def from_issues(message: str, issues: tuple[api.FieldIssue, ...], *, status: int | None = None) -> ErrorBody:
+    if len(issues) > FIELDS_SHOWN:
+        message += f" ({len(issues):,} field problems; the first {FIELDS_SHOWN} are listed.)"
     return ErrorBody(
         code=ErrorCode.VALIDATION_ERROR,
         http_status=status,
         message=message,
-        fields=[FieldProblem(field=i.path, problem=i.message) for i in issues],
+        fields=[FieldProblem(field=i.path, problem=i.message) for i in issues[:FIELDS_SHOWN]],
         next_steps=["Fix the listed fields and call the tool again; no credits were spent."],
     )
 

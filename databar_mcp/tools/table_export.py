@@ -82,7 +82,12 @@ def register(box: Toolbox) -> None:
                 path = table_export_path(svc.settings.exports_dir, table_uuid, filename, fmt, resume=start_page > 1)
             except UnsafeName as exc:
                 raise bad_filename(exc, "Pass a plain name such as 'leads', or omit filename to start anew.") from None
-            columns = ["id", *(c.name for c in await svc.client.table_columns(table_uuid))]
+            try:
+                columns = ["id", *(c.name for c in await svc.client.table_columns(table_uuid))]
+            except BaseException:
+                if start_page == 1:
+                    path.unlink(missing_ok=True)  # nothing was written: free the claimed name again
+                raise
             page, written, pages, total, more = start_page, 0, 0, None, True
             size = path.stat().st_size if path.exists() else 0
             while more and (pages == 0 or time.monotonic() < deadline):

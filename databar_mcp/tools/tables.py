@@ -14,7 +14,7 @@ from databar_mcp import config
 from databar_mcp.api import errors as api
 from databar_mcp.api.models import RowWriteBatch, Table, TableColumn
 from databar_mcp.batching import Chunk, RowOutcome, WriteReport, index_ranges, write_in_chunks
-from databar_mcp.shaping import escape_text, largest_fitting, render_value, result_size
+from databar_mcp.shaping import clip, escape_text, largest_fitting, render_value, result_size
 from databar_mcp.tools.context import Services, ToolContext, services
 from databar_mcp.tools.failures import from_api_error
 from databar_mcp.tools.guard import guarded
@@ -45,6 +45,7 @@ ColumnName = Annotated[str, Field(min_length=1, max_length=256)]
 RowId = Annotated[str | int, Field(description="A row id, as list_table_rows or insert_rows return it.")]
 RANGES_SHOWN = 100  # index ranges listed per category before "...and N more rows"
 FIELD_PROBLEMS_SHOWN = 50
+COLUMNS_LISTED = 50  # column names in create_table's text (all are in its structured content)
 
 
 # ---- inputs --------------------------------------------------------------------------------------------
@@ -656,7 +657,9 @@ def register(box: Toolbox) -> None:
                 lambda k: result_size(make(k).model_dump(mode="json"), render(make(k))),
                 svc.settings.result_budget_chars,
             )
-            shaped = make(count)
+            # A row larger than the whole budget is still shown (the server cuts it to fit, says so and keeps it
+            # whole as a resource), so next_call moves past it instead of asking for it again forever.
+            shaped = make(max(count, min(1, len(rows))))
             return ok_result(shaped, render(shaped))
 
         return await guarded(work())
@@ -714,7 +717,10 @@ def register(box: Toolbox) -> None:
                     ErrorBody(
                         code=ErrorCode.VALIDATION_ERROR,
                         message="Column names must be unique; nothing was created.",
-                        fields=[FieldProblem(field="columns", problem=f"repeated: {', '.join(dupes)}")],
+                        fields=[
+                            FieldProblem(field=f"columns[{names.index(c)}]", problem=f"repeated: {clip(c, 100)}")
+                            for c in dupes[:FIELD_PROBLEMS_SHOWN]
+                        ],
                         next_steps=["Remove the repeated names and call again."],
                     )
                 )
@@ -724,7 +730,14 @@ def register(box: Toolbox) -> None:
                 columns=names,
                 next_step=f'insert_rows(table_uuid="{table.identifier}", rows=[...])',
             )
-            text = f"Created table {out.identifier} ({out.name}) with columns: {', '.join(names) or 'none'}."
+            listed = ", ".join(clip(c, 100) for c in names[:COLUMNS_LISTED]) or "none"
+            more = (
+                f" and {len(names) - COLUMNS_LISTED} more (get_table_columns lists them)"
+                if len(names) > COLUMNS_LISTED
+                else ""
+            )
+            title = clip(out.name or "", 200)
+            text = f"Created table {out.identifier} ({title}) with {len(names)} columns: {listed}{more}."
             return ok_result(out, escape_text(f"{text}\nNext: {out.next_step}"))
 
         return await guarded(work())

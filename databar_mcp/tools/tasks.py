@@ -29,7 +29,9 @@ TaskId = Annotated[
         description="The task_id returned by a run tool (or listed by list_recent_tasks).",
     ),
 ]
-Offset = Annotated[int, Field(ge=0, description="Index of the first result row to return (paging).")]
+Offset = Annotated[
+    int, Field(ge=0, le=config.MAX_OFFSET, description="Index of the first result row to return (paging).")
+]
 Limit = Annotated[
     int | None,
     Field(ge=1, le=10_000, description="Most rows to return; default: as many as fit the result budget."),
@@ -371,7 +373,7 @@ def register(box: Toolbox) -> None:
     async def list_recent_tasks(
         ctx: ToolContext,
         limit: Annotated[int, Field(ge=1, le=100, description="Most tasks to list (newest first).")] = 20,
-        offset: Annotated[int, Field(ge=0, description="Tasks to skip (paging).")] = 0,
+        offset: Annotated[int, Field(ge=0, le=config.MAX_OFFSET, description="Tasks to skip (paging).")] = 0,
         unfinished_only: Annotated[bool, Field(description="Only tasks not finished yet.")] = False,
     ) -> Annotated[CallToolResult, RecentTasks]:
         svc = services(ctx)

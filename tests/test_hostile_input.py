@@ -1,0 +1,107 @@
+"""Hostile or sloppy input gets a clear answer, never silence or a crash (issue 13 item 12): unreadable stdio
+lines are answered, huge offsets are validation errors, unknown arguments are refused by name, and long
+choice lists are checked before anything is sent."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+from mcp import Client
+
+from databar_mcp.sandbox import SandboxServer
+from databar_mcp.stdio_guard import top_level_id
+from tests.conftest import BULK_ARGS, structured, text_of
+
+pytestmark = pytest.mark.anyio
+
+RUN_500 = "POST /v1/enrichments/{enrichment_id}/run"
+
+
+def _line(stream: IO[bytes], timeout: float = 15.0) -> dict[str, Any]:
+    ready, _, _ = select.select([stream], [], [], timeout)
+    assert ready, "no reply within the timeout"
+    return json.loads(stream.readline())
+
+
+def test_unreadable_stdio_lines_are_answered_with_their_id(tmp_path: Path) -> None:
+    env = {**os.environ, "DATABAR_MCP_STATE_DIR": str(tmp_path / "state")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "databar_mcp", "--sandbox"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+
+        def send(text: str) -> None:
+            assert proc.stdin is not None
+            proc.stdin.write(text.encode() + b"\n")
+            proc.stdin.flush()
+
+        init = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+        send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init}))
+        assert _line(proc.stdout)["id"] == 1
+        send(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        call = '{"jsonrpc":"2.0","id":%s,"method":"tools/call","params":{"name":"get_task","arguments":%s}}'
+        send(call % ('"lone"', '{"task_id":"\\ud800"}'))
+        surrogate = _line(proc.stdout)
+        assert surrogate["id"] == "lone" and surrogate["error"]["code"] == -32700
+        assert "surrogate" in surrogate["error"]["message"]
+        send(call % ("7", '{"task_id":' + "[" * 5_000 + "]" * 5_000 + "}"))
+        deep = _line(proc.stdout)
+        assert deep["id"] == 7 and deep["error"]["code"] == -32700
+        send("this is not json at all")
+        garbage = _line(proc.stdout)
+        assert garbage["id"] is None and garbage["error"]["code"] == -32700
+        send(json.dumps({"jsonrpc": "2.0", "id": 9, "method": "ping"}))
+        assert _line(proc.stdout) == {"jsonrpc": "2.0", "id": 9, "result": {}}  # the session lives on
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=20)
+        proc.stdout.close()
+
+
+def test_top_level_id_ignores_nested_ids_and_survives_any_nesting() -> None:
+    assert top_level_id('{"params": {"id": 5}, "id": "x"}') == "x"
+    assert top_level_id('{"a": "id", "b": ["id"], "id" : 12}') == 12
+    assert top_level_id('{"id": true}') is None
+    assert top_level_id("[" * 100_000) is None
+    assert top_level_id('{"x": "\\"id\\"", "id": 3}') == 3
+
+
+async def test_a_huge_offset_is_a_validation_error(mcp: Client) -> None:
+    for tool, args in (("list_recent_tasks", {"offset": 2**63}), ("get_task", {"task_id": "t1", "offset": 2**63})):
+        result = await mcp.call_tool(tool, args)
+        assert result.is_error
+        assert "validation_error" in text_of(result) and "offset" in text_of(result)
+
+
+async def test_unknown_arguments_are_refused_by_name(mcp: Client, sandbox: SandboxServer) -> None:
+    result = await mcp.call_tool("run_bulk_waterfall", {**BULK_ARGS, "forse": True, "x" * 10_000: 1})
+    assert result.is_error
+    text = text_of(result)
+    assert "validation_error" in text and "Nothing was sent" in text
+    assert "forse: unknown argument; did you mean 'force'?" in text
+    assert len(text) < 3_000
+    assert not any(key.startswith("POST") for key in sandbox.state.counts)
+
+
+async def test_choice_lists_of_ten_or_more_are_checked_before_sending(mcp: Client, sandbox: SandboxServer) -> None:
+    refused = await mcp.call_tool("run_enrichment", {"enrichment_id": 500, "params": {"country": "Atlantis"}})
+    assert refused.is_error
+    assert "'Atlantis' is not one of" in text_of(refused) and "get_param_choices" in text_of(refused)
+    assert sandbox.state.counts.get(RUN_500, 0) == 0
+    accepted = await mcp.call_tool(
+        "run_enrichment", {"enrichment_id": 500, "params": {"job_title": "CEO", "country": "Vietnam"}}
+    )
+    assert not accepted.is_error, text_of(accepted)  # past the ten shown inline, still allowed
+    assert structured(accepted)["task_id"]
