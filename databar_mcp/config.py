@@ -45,6 +45,9 @@ CONNECTOR_BODY_TEMPLATE_MAX = 2048
 DUPLICATE_WINDOW_S = 30 * 60.0
 # Background tracking of unfinished tasks (so results are captured even if no one calls get_task again).
 TRACKER_INTERVAL_S = 15.0
+# A task id Databar gave us may answer 404 for a while (eventual consistency): it is polled through 404s, with
+# backoff, this long after its submission before it is given up as unknown to Databar.
+TASK_UNSEEN_GRACE_S = 10 * 60.0
 # Databar keeps task data this long; the ledger keeps it after that.
 API_RETENTION_S = 24 * 3600.0
 
@@ -102,6 +105,7 @@ class Settings(BaseModel):
     log_level: str = "WARNING"
     duplicate_window_s: float = Field(default=DUPLICATE_WINDOW_S, ge=0)
     tracker_interval_s: float = Field(default=TRACKER_INTERVAL_S, gt=0)
+    task_unseen_grace_s: float = Field(default=TASK_UNSEEN_GRACE_S, ge=0)
     toolsets: tuple[str, ...] = TOOLSETS
     read_only: bool = False
     # Spend guard (credits): refuse above max per call or below the balance floor; ask the user above confirm.

@@ -83,6 +83,7 @@ def build_server(settings: Settings) -> DatabarMCPServer:
             duplicate_window_s=settings.duplicate_window_s,
             # an identical run in flight in another call settles within one request's timeouts
             settle_s=settings.connect_timeout_s + settings.read_timeout_s + 2.0,
+            unseen_grace_s=settings.task_unseen_grace_s,
         )
         try:
             async with anyio.create_task_group() as background:

@@ -4,7 +4,8 @@ Retry policy, the heart of "never bill twice":
 - idempotent requests (GET, PUT, DELETE) are retried on transport errors, 429 and 5xx;
 - other requests are retried only when they certainly did not reach the server (connection refused or
   timed out before connecting, or a 429 rejection);
-- a billable run whose reply is lost (read timeout, reset after sending, 5xx) raises SubmissionUnknown.
+- a billable run answered with anything but a readable 2xx or a refusal (`retry.REFUSALS`) raises
+  SubmissionUnknown: a lost reply, a 5xx, a 3xx, a 408, truncated JSON, an HTML page with 200.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from databar_mcp.api.errors import (
     UnprocessableEntity,
     status_error,
 )
-from databar_mcp.api.retry import backoff_delay, parse_retry_after
+from databar_mcp.api.retry import backoff_delay, is_refusal, parse_retry_after
 from databar_mcp.config import Settings
 
 logger = logging.getLogger("databar_mcp.api")
@@ -208,7 +209,14 @@ class DatabarClient:
                 response.headers.get("x-request-id", "-"),
             )
             if response.is_success:
-                return self._parse(response)
+                try:
+                    return self._parse(response)
+                except DatabarError as exc:
+                    if billable:  # Databar may well have done the work: the reply is what broke
+                        raise SubmissionUnknown(
+                            f"{exc.message} The run may or may not have started.", method=method, path=path
+                        ) from None
+                    raise
 
             retry_after = parse_retry_after(response.headers.get("retry-after"), now=time.time())
             body = self._parse_error_body(response)
@@ -228,9 +236,10 @@ class DatabarClient:
                 )
                 attempt += 1
                 continue
-            if status >= 500 and billable:
+            if billable and not is_refusal(status):
+                what = "a redirect" if 300 <= status < 400 else "a reply that is not a refusal"
                 raise SubmissionUnknown(
-                    f"Databar answered {status} to a run request; the run may or may not have started.",
+                    f"Databar answered {status} ({what}) to a run request; the run may or may not have started.",
                     method=method,
                     path=path,
                 )
