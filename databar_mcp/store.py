@@ -301,7 +301,7 @@ class Ledger:
                 conn.execute("COMMIT")
                 return Claim(submission_id=cur.lastrowid, earlier=None)
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
 
         return await self._run(work)
@@ -399,7 +399,7 @@ class Ledger:
             )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
 
     async def failed(self, submission_id: int, outcome: Outcome, error: str) -> None:
@@ -499,7 +499,7 @@ class Ledger:
                 )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
 
     async def task(self, task_id: str) -> TaskRecord | None:
@@ -613,6 +613,12 @@ class Ledger:
             return float(row[0])
 
         return await self._run(work)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is still open: SQLite ends one itself on some errors (a full disk, I/O)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def _submission(row: sqlite3.Row) -> Submission:

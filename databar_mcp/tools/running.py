@@ -240,6 +240,12 @@ async def run_and_wait(
                 "An identical run is already running; returning it instead of billing again."
                 if reused
                 else f"Submitted {rows} row(s); still running."
+            )
+            + (
+                ""
+                if submitted.durable
+                else " The local ledger could not be written (disk full): keep this task_id; the server holds it "
+                "in memory and writes it once there is space."
             ),
             next_call=get_task_call(submitted.task_id, wait_seconds=svc.settings.tool_deadline_s),
         )
