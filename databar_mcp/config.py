@@ -17,6 +17,8 @@ DEFAULT_BASE_URL = "https://api.databar.ai/v1"
 
 # Tool-call limits
 TOOL_DEADLINE_S = 25.0  # below the ~60 s at which Claude Desktop gives up on a tool call
+# Kept back from the deadline for Databar I/O, to record and render the answer (at most a quarter of it).
+DEADLINE_MARGIN_S = 1.0
 RESULT_BUDGET_CHARS = 40_000  # ≈ 10k tokens per tool result
 
 # HTTP
@@ -93,6 +95,7 @@ class Settings(BaseModel):
     base_url: str = DEFAULT_BASE_URL
     state_dir: Path = Field(default_factory=default_state_dir)
     tool_deadline_s: float = Field(default=TOOL_DEADLINE_S, gt=0)
+    deadline_margin_s: float = Field(default=DEADLINE_MARGIN_S, ge=0)
     result_budget_chars: int = Field(default=RESULT_BUDGET_CHARS, ge=2_000)
     connect_timeout_s: float = CONNECT_TIMEOUT_S
     read_timeout_s: float = READ_TIMEOUT_S
@@ -127,6 +130,11 @@ class Settings(BaseModel):
                 raise ValueError(f"unknown toolset(s) {', '.join(unknown)}; choose from {', '.join(TOOLSETS)} or all")
             return tuple(t for t in TOOLSETS if t in names)
         return value
+
+    @property
+    def io_deadline_s(self) -> float:
+        """How long a tool call may spend on Databar: the deadline less the margin to answer in."""
+        return self.tool_deadline_s - min(self.deadline_margin_s, self.tool_deadline_s / 4)
 
     @property
     def ledger_path(self) -> Path:

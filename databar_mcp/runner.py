@@ -17,6 +17,7 @@ import anyio
 
 from databar_mcp import config
 from databar_mcp.api import DatabarClient
+from databar_mcp.api.deadline import bounded
 from databar_mcp.api.errors import (
     APIConnectionError,
     APIStatusError,
@@ -220,7 +221,7 @@ class TaskRunner:
     ) -> Submitted:
         """Claim the run in the ledger (or find the identical earlier one), then send it exactly once."""
         fp = self.fingerprint(endpoint, request)
-        deadline = time.monotonic() + self._settle_s
+        deadline = time.monotonic() + bounded(self._settle_s)  # never waited for past the call's deadline
         while True:
             claim = await self._ledger.claim(
                 tool=tool,
@@ -327,6 +328,7 @@ class TaskRunner:
         idempotent GETs, so nothing is lost; the task id is already in the ledger).
         """
         plan = PollPlan(first_s=self._poll_first_s, cap_s=max(self._poll_first_s, self._poll_cap_s))
+        timeout_s = bounded(timeout_s)  # and never past the tool call's deadline
         deadline = time.monotonic() + max(0.0, timeout_s)
         last = first
         if last is not None:

@@ -14,6 +14,7 @@ from mcp.server.mcpserver.resolve import Elicit
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
+from databar_mcp.api.deadline import deadline_in
 from databar_mcp.api.errors import DatabarError, InsufficientCredits
 from databar_mcp.api.models import TaskHandle
 from databar_mcp.catalog import RunPlan
@@ -179,7 +180,17 @@ async def execute(
         run = await prepare()
         return await run_and_wait(ctx, svc, run, force=force, wait_seconds=wait_seconds, started=started, spend=spend)
 
-    return await guarded(work())
+    # The user may have taken a while to answer a question mid-call: the deadline counts from the answer.
+    with deadline_in(svc.settings.io_deadline_s, restart=asked_user(spend)):
+        return await guarded(work())
+
+
+def asked_user(*outcomes: object) -> bool:
+    """True when a resolver put a question to the user during this call (rather than deciding alone)."""
+    return any(
+        isinstance(o, AcceptedElicitation) and isinstance(cast(object, o.data), Confirmation)  # pyright: ignore[reportUnknownMemberType]
+        for o in outcomes
+    )
 
 
 async def run_and_wait(
