@@ -29,7 +29,7 @@ from databar_mcp.api.errors import (
 from databar_mcp.api.models import BulkWaterfallRequest, Task, TaskHandle
 from databar_mcp.api.retry import is_refusal
 from databar_mcp.fingerprint import fingerprint
-from databar_mcp.store import Ledger, Outcome, Submission, TaskIdTaken
+from databar_mcp.store import Ledger, Outcome, Submission, TaskIdTaken, TaskNotOurs
 
 logger = logging.getLogger("databar_mcp.runner")
 
@@ -311,7 +311,17 @@ class TaskRunner:
                 raise
             logger.info("task %s is not visible at Databar yet (404); still waiting for it", task_id)
             return Task(task_id=task_id, status=record.status, credits_spent=record.credits_spent)
-        await self._ledger.observe(task)
+        try:
+            await self._ledger.observe(task)
+        except TaskNotOurs as exc:
+            message = (
+                f"Databar's task {task_id} holds {exc.seen} row(s) but this run sent {exc.sent}: Databar gave this "
+                "run the id of another run's task (an upstream error). Its rows were not stored or returned; this "
+                "run's outcome is unknown."
+            )
+            logger.error("%s", message)
+            await self._ledger.disown(task_id, message)
+            raise DatabarError(message) from None
         return task
 
     async def wait(

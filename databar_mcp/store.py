@@ -121,6 +121,17 @@ class TaskIdTaken(Exception):
         self.submission_id = submission_id
 
 
+class TaskNotOurs(Exception):
+    """Databar's task under a run's task id holds a different number of rows than the run sent: it is another
+    run's task (a duplicate id upstream), so its rows must never be stored or served as this run's."""
+
+    def __init__(self, task_id: str, sent: int, seen: int) -> None:
+        super().__init__(f"task {task_id} holds {seen} row(s) but its run sent {sent}")
+        self.task_id = task_id
+        self.sent = sent
+        self.seen = seen
+
+
 def out_of_space(exc: BaseException) -> bool:
     """A write SQLite could not make for lack of disk (SQLITE_FULL) or because the disk failed (SQLITE_IOERR)."""
     if not isinstance(exc, sqlite3.OperationalError):
@@ -238,6 +249,8 @@ class Ledger:
         for task_id, task in list(self._unwritten_tasks.items()):
             try:
                 self._write_observed(conn, task, time.time())
+            except TaskNotOurs as exc:
+                logger.error("unwritten state of task %s dropped: %s", task_id, exc)
             except sqlite3.OperationalError as exc:
                 if out_of_space(exc):
                     return
@@ -452,6 +465,39 @@ class Ledger:
         await self._run(work)
 
     @staticmethod
+    def _check_owner(conn: sqlite3.Connection, task: Task, rows_total: int | None) -> None:
+        """Raise TaskNotOurs when a bulk run's finished task holds a number of rows other than the run sent."""
+        owner = conn.execute(
+            "SELECT s.tool, s.rows FROM tasks t JOIN submissions s ON s.id = t.submission_id WHERE t.task_id = ?",
+            (task.task_id,),
+        ).fetchone()
+        if owner is None or owner["rows"] is None or not str(owner["tool"]).startswith("run_bulk_"):
+            return
+        # Only the data is checked: a bulk result is documented to hold one entry per input, in order.
+        if rows_total is not None and rows_total != owner["rows"]:
+            raise TaskNotOurs(task.task_id, int(owner["rows"]), rows_total)
+
+    async def disown(self, task_id: str, reason: str) -> None:
+        """Mark a run's task id as not its task at Databar: no longer tracked, its run counted as of unknown
+        outcome by the duplicate guard (it may have billed), the reason kept with the task and the run."""
+        now = time.time()
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "UPDATE tasks SET status = ?, errors_json = ?, updated_at = ?, completed_at = ? WHERE task_id = ?",
+                    (UNKNOWN_TO_DATABAR, json.dumps([reason]), now, now, task_id),
+                )
+                conn.execute("UPDATE submissions SET error = ? WHERE task_id = ?", (reason[:500], task_id))
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+
+        await self._run(work)
+
+    @staticmethod
     def _write_observed(conn: sqlite3.Connection, task: Task, now: float) -> None:
         progress = task.progress.model_dump() if task.progress is not None else None
         terminal = task.is_terminal
@@ -460,6 +506,7 @@ class Ledger:
         data_json = json.dumps(task.data, ensure_ascii=False) if with_data else None
         conn.execute("BEGIN IMMEDIATE")
         try:
+            Ledger._check_owner(conn, task, rows_total if isinstance(task.data, list) else None)
             existing = conn.execute("SELECT status FROM tasks WHERE task_id = ?", (task.task_id,)).fetchone()
             if existing is not None and existing["status"] in TERMINAL and task.status == "gone":
                 conn.execute("UPDATE tasks SET updated_at = ? WHERE task_id = ?", (now, task.task_id))

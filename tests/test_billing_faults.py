@@ -126,3 +126,22 @@ async def test_404s_after_a_submit_never_let_the_same_run_through_and_its_result
     assert [(t["task_id"], t["status"], t["result_stored"]) for t in recent["tasks"]] == [
         (first["task_id"], "completed", True)
     ]
+
+
+async def test_a_reused_task_id_we_never_saw_is_caught_by_its_rows(mcp: Client, sandbox: SandboxServer) -> None:
+    """The earlier run's reply was lost, so its task id is in no ledger; Databar then gives that id to a one-row
+    run. Its four rows are not this run's: an upstream error, nothing stored or served, and not re-sent."""
+    sandbox.state.inject(Fault(route=BULK_RUN, kind="reset_after"))
+    assert structured(await mcp.call_tool("run_bulk_waterfall", BULK_ARGS))["code"] == "submission_unknown"
+    sandbox.state.inject(Fault(route=BULK_RUN, kind="reused_task_id"))
+
+    one_row = {**BULK_ARGS, "params": [lead("Zed", "Quinn", "example.com")], "wait_seconds": 10}
+    result = await mcp.call_tool("run_bulk_waterfall", one_row)
+    again = await mcp.call_tool("run_bulk_waterfall", one_row)
+
+    err = structured(result)
+    assert result.is_error and err["code"] == "upstream_error", text_of(result)
+    assert "holds 4 row(s) but this run sent 1" in err["message"]
+    assert "Zed" not in text_of(result) and "John" not in text_of(result)
+    assert structured(again)["code"] == "submission_unknown"
+    assert sandbox.state.counts[BULK_RUN] == 2

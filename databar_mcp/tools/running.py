@@ -66,7 +66,7 @@ def duplicate_unknown(earlier: Submission) -> ErrorBody:
     return ErrorBody(
         code=ErrorCode.SUBMISSION_UNKNOWN,
         message=(
-            f"An identical run was sent {age} s ago and its outcome is unknown (the reply was lost): Databar "
+            f"An identical run was sent {age} s ago and its outcome is unknown: Databar "
             "may have started and billed it. It was not sent again."
         ),
         details={"fingerprint": earlier.fingerprint, "submitted_at": earlier.created_at, "rows": earlier.rows},
