@@ -17,6 +17,8 @@ DEFAULT_BASE_URL = "https://api.databar.ai/v1"
 
 # Tool-call limits
 TOOL_DEADLINE_S = 25.0  # below the ~60 s at which Claude Desktop gives up on a tool call
+# Kept back from the deadline for Databar I/O, to record and render the answer (at most a quarter of it).
+DEADLINE_MARGIN_S = 1.0
 RESULT_BUDGET_CHARS = 40_000  # ≈ 10k tokens per tool result
 # Results too large for the budget are kept whole in memory (databar://results/{id}): the last N, up to M chars.
 OVERSIZED_KEPT = 32
@@ -61,6 +63,9 @@ CONNECTOR_BODY_TEMPLATE_MAX = 2048
 DUPLICATE_WINDOW_S = 30 * 60.0
 # Background tracking of unfinished tasks (so results are captured even if no one calls get_task again).
 TRACKER_INTERVAL_S = 15.0
+# A task id Databar gave us may answer 404 for a while (eventual consistency): it is polled through 404s, with
+# backoff, this long after its submission before it is given up as unknown to Databar.
+TASK_UNSEEN_GRACE_S = 10 * 60.0
 # Databar keeps task data this long; the ledger keeps it after that.
 API_RETENTION_S = 24 * 3600.0
 
@@ -106,6 +111,7 @@ class Settings(BaseModel):
     base_url: str = DEFAULT_BASE_URL
     state_dir: Path = Field(default_factory=default_state_dir)
     tool_deadline_s: float = Field(default=TOOL_DEADLINE_S, gt=0)
+    deadline_margin_s: float = Field(default=DEADLINE_MARGIN_S, ge=0)
     result_budget_chars: int = Field(default=RESULT_BUDGET_CHARS, ge=2_000)
     connect_timeout_s: float = CONNECT_TIMEOUT_S
     read_timeout_s: float = READ_TIMEOUT_S
@@ -118,6 +124,7 @@ class Settings(BaseModel):
     log_level: str = "WARNING"
     duplicate_window_s: float = Field(default=DUPLICATE_WINDOW_S, ge=0)
     tracker_interval_s: float = Field(default=TRACKER_INTERVAL_S, gt=0)
+    task_unseen_grace_s: float = Field(default=TASK_UNSEEN_GRACE_S, ge=0)
     toolsets: tuple[str, ...] = TOOLSETS
     read_only: bool = False
     # Spend guard (credits): refuse above max per call or below the balance floor; ask the user above confirm.
@@ -139,6 +146,11 @@ class Settings(BaseModel):
                 raise ValueError(f"unknown toolset(s) {', '.join(unknown)}; choose from {', '.join(TOOLSETS)} or all")
             return tuple(t for t in TOOLSETS if t in names)
         return value
+
+    @property
+    def io_deadline_s(self) -> float:
+        """How long a tool call may spend on Databar: the deadline less the margin to answer in."""
+        return self.tool_deadline_s - min(self.deadline_margin_s, self.tool_deadline_s / 4)
 
     @property
     def ledger_path(self) -> Path:

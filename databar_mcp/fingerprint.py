@@ -4,11 +4,29 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from typing import Any, cast
+
+
+def json_equal_form(value: object) -> object:
+    """The value with every number that JSON cannot tell apart written one way: 1.0 and 1 are both 1.
+
+    Booleans stay booleans (true is not 1 in JSON), and non-finite floats are left as they are.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {str(k): json_equal_form(v) for k, v in cast(dict[Any, Any], value).items()}
+    if isinstance(value, list | tuple):
+        return [json_equal_form(v) for v in cast(list[Any], value)]
+    return value
 
 
 def canonical_json(value: object) -> str:
-    """Key order never matters; list order (rows are aligned to results) always does."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    """Key order never matters; list order (rows are aligned to results) always does; 1.0 is 1."""
+    return json.dumps(json_equal_form(value), sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def fingerprint(*, account: str, endpoint: str, body: object) -> str:

@@ -7,6 +7,7 @@ so long tasks cost few requests and are still noticed promptly.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -16,10 +17,21 @@ import anyio
 
 from databar_mcp import config
 from databar_mcp.api import DatabarClient
-from databar_mcp.api.errors import APIConnectionError, DatabarError, ResultExpired, SubmissionUnknown
+from databar_mcp.api.deadline import bounded
+from databar_mcp.api.errors import (
+    APIConnectionError,
+    APIStatusError,
+    DatabarError,
+    NotFoundError,
+    ResultExpired,
+    SubmissionUnknown,
+)
 from databar_mcp.api.models import BulkWaterfallRequest, Task, TaskHandle
+from databar_mcp.api.retry import is_refusal
 from databar_mcp.fingerprint import fingerprint
-from databar_mcp.store import Ledger, Submission
+from databar_mcp.store import Ledger, Outcome, Submission, TaskIdTaken, TaskNotOurs
+
+logger = logging.getLogger("databar_mcp.runner")
 
 ProgressCallback = Callable[[Task], Awaitable[None]]
 
@@ -131,6 +143,20 @@ class PollPlan:
         return max(0.0, (total - f_last - 0.5) * interval)
 
 
+def _failure(exc: BaseException, endpoint: str) -> tuple[Outcome, BaseException]:
+    """How a failed billable POST is recorded, and what to raise: only a certain refusal is 'rejected'."""
+    if isinstance(exc, SubmissionUnknown):
+        return "unknown", exc
+    if isinstance(exc, APIConnectionError):
+        return ("unknown" if exc.reached_server else "rejected"), exc
+    if isinstance(exc, APIStatusError) and is_refusal(exc.status_code):
+        return "rejected", exc
+    if isinstance(exc, DatabarError):  # an answer we cannot read as a refusal: the run may have started
+        message = f"{exc.message} The run may or may not have started."
+        return "unknown", SubmissionUnknown(message, method="POST", path=endpoint)
+    return "unknown", exc  # our own bug or a cancellation: the outcome is unknown, so say so in the ledger
+
+
 class DuplicateRunUnknown(Exception):
     """An identical run was sent earlier and its outcome is unknown: sending again could bill twice."""
 
@@ -147,6 +173,7 @@ class Submitted:
     status: str
     fingerprint: str
     reused: Submission | None = None
+    durable: bool = True  # False: the disk was full; the task id is only in memory (and the log) for now
 
 
 class TaskRunner:
@@ -162,6 +189,7 @@ class TaskRunner:
         poll_cap_s: float,
         duplicate_window_s: float,
         settle_s: float,
+        unseen_grace_s: float = config.TASK_UNSEEN_GRACE_S,
     ) -> None:
         self._client = client
         self._ledger = ledger
@@ -170,6 +198,7 @@ class TaskRunner:
         self._poll_cap_s = poll_cap_s
         self._window_s = duplicate_window_s
         self._settle_s = settle_s
+        self._unseen_grace_s = unseen_grace_s
         self.waiting: set[str] = set()  # tasks a tool call is polling right now (the tracker leaves them be)
 
     def fingerprint(self, endpoint: str, request: dict[str, Any]) -> str:
@@ -192,7 +221,7 @@ class TaskRunner:
     ) -> Submitted:
         """Claim the run in the ledger (or find the identical earlier one), then send it exactly once."""
         fp = self.fingerprint(endpoint, request)
-        deadline = time.monotonic() + self._settle_s
+        deadline = time.monotonic() + bounded(self._settle_s)  # never waited for past the call's deadline
         while True:
             claim = await self._ledger.claim(
                 tool=tool,
@@ -215,7 +244,7 @@ class TaskRunner:
                 continue
             raise DuplicateRunUnknown(earlier)
         assert claim.submission_id is not None
-        return await self._send(claim.submission_id, fp, send)
+        return await self._send(claim.submission_id, fp, endpoint, send)
 
     async def submit_bulk_waterfall(
         self, identifier: str, body: BulkWaterfallRequest, *, estimated_credits: float | None, force: bool
@@ -230,37 +259,69 @@ class TaskRunner:
             send=lambda: self._client.bulk_run_waterfall(identifier, body),
         )
 
-    async def _send(self, submission_id: int, fp: str, send: Callable[[], Awaitable[TaskHandle]]) -> Submitted:
+    async def _send(
+        self, submission_id: int, fp: str, endpoint: str, send: Callable[[], Awaitable[TaskHandle]]
+    ) -> Submitted:
         """The POST and its ledger record, shielded: a cancelled call must not lose a task that may bill."""
-        handle: TaskHandle | None = None
         with anyio.CancelScope(shield=True):
             try:
                 handle = await send()
-            except SubmissionUnknown as exc:
-                await self._ledger.failed(submission_id, "unknown", exc.message)
-                exc.fingerprint = fp
-                raise
-            except APIConnectionError as exc:
-                await self._ledger.failed(submission_id, "unknown" if exc.reached_server else "rejected", exc.message)
-                raise
-            except DatabarError as exc:
-                await self._ledger.failed(submission_id, "rejected", exc.message)
-                raise
-            except BaseException as exc:  # our own bug: the outcome is unknown, so say so in the ledger
-                await self._ledger.failed(submission_id, "unknown", type(exc).__name__)
-                raise
-            await self._ledger.accepted(submission_id, handle.task_id, handle.status)
-        assert handle is not None
-        return Submitted(task_id=handle.task_id, status=handle.status, fingerprint=fp)
+            except BaseException as exc:
+                outcome, raised = _failure(exc, endpoint)
+                await self._ledger.failed(submission_id, outcome, getattr(exc, "message", type(exc).__name__))
+                if isinstance(raised, SubmissionUnknown):
+                    raised.fingerprint = fp
+                if raised is exc:
+                    raise
+                raise raised from None
+            try:
+                durable = await self._ledger.accepted(submission_id, handle.task_id, handle.status)
+            except TaskIdTaken as exc:
+                message = (
+                    f"Databar answered this run with task id {handle.task_id}, which it had already given an earlier "
+                    f"run (submission {exc.submission_id}): an upstream error. The two were not merged (the earlier "
+                    "run's rows stay its own); this run may or may not have started."
+                )
+                logger.error("run %s: %s", fp[:12], message)
+                await self._ledger.failed(submission_id, "unknown", message)
+                unknown = SubmissionUnknown(message, method="POST", path=endpoint)
+                unknown.fingerprint = fp
+                raise unknown from None
+            if not durable:
+                logger.error("task %s (run %s) is not in the ledger yet: the disk is full", handle.task_id, fp[:12])
+            return Submitted(task_id=handle.task_id, status=handle.status, fingerprint=fp, durable=durable)
+        raise AssertionError("unreachable: a shielded scope is never cancelled")  # pragma: no cover
 
     async def poll(self, task_id: str) -> Task:
-        """One GET of the task, recorded in the ledger (a finished task's data is stored in full)."""
+        """One GET of the task, recorded in the ledger (a finished task's data is stored in full).
+
+        A task we submitted that Databar answers 404 for within the grace period is not visible there yet
+        (eventual consistency): its last known state is returned, so callers keep waiting and polling.
+        """
         try:
             task = await self._client.get_task(task_id)
         except ResultExpired:
             await self._ledger.observe(Task(task_id=task_id, status="gone"))
             raise
-        await self._ledger.observe(task)
+        except NotFoundError:
+            record = await self._ledger.task(task_id)
+            if record is None or record.submission is None or record.is_terminal:
+                raise
+            if time.time() - record.submitted_at >= self._unseen_grace_s:
+                raise
+            logger.info("task %s is not visible at Databar yet (404); still waiting for it", task_id)
+            return Task(task_id=task_id, status=record.status, credits_spent=record.credits_spent)
+        try:
+            await self._ledger.observe(task)
+        except TaskNotOurs as exc:
+            message = (
+                f"Databar's task {task_id} holds {exc.seen} row(s) but this run sent {exc.sent}: Databar gave this "
+                "run the id of another run's task (an upstream error). Its rows were not stored or returned; this "
+                "run's outcome is unknown."
+            )
+            logger.error("%s", message)
+            await self._ledger.disown(task_id, message)
+            raise DatabarError(message) from None
         return task
 
     async def wait(
@@ -277,6 +338,7 @@ class TaskRunner:
         idempotent GETs, so nothing is lost; the task id is already in the ledger).
         """
         plan = PollPlan(first_s=self._poll_first_s, cap_s=max(self._poll_first_s, self._poll_cap_s))
+        timeout_s = bounded(timeout_s)  # and never past the tool call's deadline
         deadline = time.monotonic() + max(0.0, timeout_s)
         last = first
         if last is not None:

@@ -4,24 +4,31 @@ Databar deletes results after 24 hours and agents lose conversations, time out a
 is what lets us promise that nothing a user paid for is ever lost or paid for twice. Every write happens
 before the tool waits or returns. SQLite in WAL mode with a busy timeout makes one state dir safe to
 share between server processes; all I/O runs in worker threads, off the event loop.
+
+A write that fails because the disk is full (or failing) after Databar accepted a run must not lose the task
+id: it is logged, kept in memory (listed by `recent`, honoured by the duplicate guard) and written as soon as
+a later ledger call finds space again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
 import anyio.to_thread
 
 from databar_mcp.api.models import Task, TaskProgress
+
+logger = logging.getLogger("databar_mcp.ledger")
 
 T = TypeVar("T")
 Outcome = Literal["pending", "accepted", "rejected", "unknown"]
@@ -155,6 +162,46 @@ class TaskRecord:
         return self.status in TERMINAL
 
 
+class TaskIdTaken(Exception):
+    """Databar gave a run a task id that the ledger already holds for a different submission."""
+
+    def __init__(self, task_id: str, submission_id: int) -> None:
+        super().__init__(f"task id {task_id} already belongs to submission {submission_id}")
+        self.task_id = task_id
+        self.submission_id = submission_id
+
+
+class TaskNotOurs(Exception):
+    """Databar's task under a run's task id holds a different number of rows than the run sent: it is another
+    run's task (a duplicate id upstream), so its rows must never be stored or served as this run's."""
+
+    def __init__(self, task_id: str, sent: int, seen: int) -> None:
+        super().__init__(f"task {task_id} holds {seen} row(s) but its run sent {sent}")
+        self.task_id = task_id
+        self.sent = sent
+        self.seen = seen
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """A write SQLite could not make for lack of disk (SQLITE_FULL) or because the disk failed (SQLITE_IOERR)."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)
+    return "disk is full" in str(exc) or "disk I/O error" in str(exc)
+
+
+@dataclass(frozen=True)
+class _Accepted:
+    """A task id Databar returned that could not be written yet."""
+
+    submission_id: int
+    task_id: str
+    status: str
+    at: float
+
+
 @dataclass(frozen=True)
 class Claim:
     """The answer to 'may I submit this run?': a fresh submission id, or the earlier run to reuse."""
@@ -178,6 +225,9 @@ class Ledger:
         self._ready = False
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # one worker thread at a time uses the shared connection
+        # Writes that found no space, replayed (in this order) before the next ledger call; guarded by _lock.
+        self._unwritten_accepts: dict[int, _Accepted] = {}
+        self._unwritten_tasks: dict[str, Task] = {}
 
     # ---- plumbing ----------------------------------------------------------------------------------------
 
@@ -240,9 +290,43 @@ class Ledger:
             with self._lock:
                 if not self._ready:
                     self._migrate()
-                return fn(self._shared())
+                conn = self._shared()
+                self._replay(conn)
+                return fn(conn)
 
         return await anyio.to_thread.run_sync(work)
+
+    def _replay(self, conn: sqlite3.Connection) -> None:
+        """Write what an earlier call had to keep in memory, now that there may be space again (under _lock)."""
+        for key, accepted in list(self._unwritten_accepts.items()):
+            try:
+                self._write_accepted(conn, accepted.submission_id, accepted.task_id, accepted.status, accepted.at)
+            except TaskIdTaken as exc:
+                logger.error("unwritten task %s could not be recorded: %s", accepted.task_id, exc)
+            except sqlite3.OperationalError as exc:
+                if out_of_space(exc):
+                    return  # still no space: keep everything for the next call
+                raise
+            del self._unwritten_accepts[key]
+            logger.warning("task %s is now written to the ledger", accepted.task_id)
+        for task_id, task in list(self._unwritten_tasks.items()):
+            try:
+                self._write_observed(conn, task, time.time())
+            except TaskNotOurs as exc:
+                logger.error("unwritten state of task %s dropped: %s", task_id, exc)
+            except sqlite3.OperationalError as exc:
+                if out_of_space(exc):
+                    return
+                raise
+            del self._unwritten_tasks[task_id]
+
+    @property
+    def unwritten(self) -> int:
+        """How many records wait in memory for space to be written."""
+        return len(self._unwritten_accepts) + len(self._unwritten_tasks)
+
+    def _unwritten_task_ids(self) -> dict[str, _Accepted]:
+        return {a.task_id: a for a in self._unwritten_accepts.values()}
 
     def close(self) -> None:
         with self._lock:
@@ -298,7 +382,7 @@ class Ledger:
                 conn.execute("COMMIT")
                 return Claim(submission_id=cur.lastrowid, earlier=None)
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
 
         return await self._run(work)
@@ -321,10 +405,22 @@ class Ledger:
         if row is None:
             return None
         earlier = _submission(row)
+        kept = self._unwritten_accepts.get(earlier.id)
+        if kept is not None:  # accepted, but the disk was full when it came back: the task id is in memory
+            return replace(earlier, outcome="accepted", task_id=kept.task_id)
+        if earlier.outcome == "accepted" and self._status(conn, earlier.task_id) == UNKNOWN_TO_DATABAR:
+            # Databar gave this run a task id and then never showed it: it may have run and billed, so an
+            # identical run is not sent again unless the caller forces it.
+            return replace(earlier, outcome="unknown", error="Databar never showed the task it returned.")
         # A finished task counts only if it finished inside the window (and did not fail).
         if earlier.outcome != "accepted" or self._fresh(conn, earlier, since):
             return earlier
         return None
+
+    @staticmethod
+    def _status(conn: sqlite3.Connection, task_id: str | None) -> str | None:
+        row = conn.execute("SELECT status FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+        return None if row is None else str(row["status"])
 
     @staticmethod
     def _fresh(conn: sqlite3.Connection, earlier: Submission, since: float) -> bool:
@@ -335,12 +431,44 @@ class Ledger:
             return False
         return row["completed_at"] is None or row["completed_at"] >= since
 
-    async def accepted(self, submission_id: int, task_id: str, status: str) -> None:
-        """Record the task id the moment Databar returns it (before any waiting)."""
+    async def accepted(self, submission_id: int, task_id: str, status: str) -> bool:
+        """Record the task id the moment Databar returns it (before any waiting).
+
+        True when written; False when the disk is full: the id is then logged, kept in memory and written by
+        the first later call that finds space. Raises TaskIdTaken (nothing written) when the id already
+        belongs to another submission: two runs are never merged into one task.
+        """
         now = time.time()
 
-        def work(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
+        def work(conn: sqlite3.Connection) -> bool:
+            try:
+                self._write_accepted(conn, submission_id, task_id, status, now)
+            except sqlite3.OperationalError as exc:
+                if not out_of_space(exc):
+                    raise
+                self._unwritten_accepts[submission_id] = _Accepted(submission_id, task_id, status, now)
+                logger.error(
+                    "the ledger cannot be written (%s): task %s of submission %d is kept in memory until it can",
+                    exc,
+                    task_id,
+                    submission_id,
+                )
+                return False
+            return True
+
+        return await self._run(work)
+
+    @staticmethod
+    def _write_accepted(conn: sqlite3.Connection, submission_id: int, task_id: str, status: str, now: float) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            owner = conn.execute(
+                """SELECT id FROM submissions WHERE task_id = ? AND id != ?
+                   UNION SELECT submission_id FROM tasks WHERE task_id = ? AND submission_id != ?""",
+                (task_id, submission_id, task_id, submission_id),
+            ).fetchone()
+            if owner is not None:
+                raise TaskIdTaken(task_id, int(owner[0]))
             conn.execute(
                 "UPDATE submissions SET outcome = 'accepted', task_id = ? WHERE id = ?", (task_id, submission_id)
             )
@@ -351,16 +479,28 @@ class Ledger:
                 (task_id, submission_id, status, now, now),
             )
             conn.execute("COMMIT")
-
-        await self._run(work)
+        except BaseException:
+            _rollback(conn)
+            raise
 
     async def failed(self, submission_id: int, outcome: Outcome, error: str) -> None:
-        """'rejected': Databar refused it (nothing started). 'unknown': it may have started."""
-        await self._run(
-            lambda conn: conn.execute(
-                "UPDATE submissions SET outcome = ?, error = ? WHERE id = ?", (outcome, error[:500], submission_id)
-            )
-        )
+        """'rejected': Databar refused it (nothing started). 'unknown': it may have started.
+
+        With the disk full the submission stays 'pending', which the duplicate guard already treats as unknown
+        once its sender is gone: the safe reading either way.
+        """
+
+        def work(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(
+                    "UPDATE submissions SET outcome = ?, error = ? WHERE id = ?", (outcome, error[:500], submission_id)
+                )
+            except sqlite3.OperationalError as exc:
+                if not out_of_space(exc):
+                    raise
+                logger.error("the ledger cannot be written (%s): submission %d stays pending", exc, submission_id)
+
+        await self._run(work)
 
     async def submission(self, submission_id: int) -> Submission | None:
         def work(conn: sqlite3.Connection) -> Submission | None:
@@ -372,16 +512,69 @@ class Ledger:
     # ---- tasks and results -------------------------------------------------------------------------------
 
     async def observe(self, task: Task) -> None:
-        """Record what a poll showed; a terminal task's data is stored in full, in the same transaction."""
+        """Record what a poll showed; a terminal task's data is stored in full, in the same transaction.
+
+        With the disk full the latest state (a terminal one is never replaced) is kept in memory and written
+        by the first later call that finds space.
+        """
         now = time.time()
+
+        def work(conn: sqlite3.Connection) -> None:
+            try:
+                self._write_observed(conn, task, now)
+            except sqlite3.OperationalError as exc:
+                if not out_of_space(exc):
+                    raise
+                kept = self._unwritten_tasks.get(task.task_id)
+                if kept is None or not kept.is_terminal:
+                    self._unwritten_tasks[task.task_id] = task
+                logger.error("the ledger cannot be written (%s): task %s is kept in memory", exc, task.task_id)
+
+        await self._run(work)
+
+    @staticmethod
+    def _check_owner(conn: sqlite3.Connection, task: Task, rows_total: int | None) -> None:
+        """Raise TaskNotOurs when a bulk run's finished task holds a number of rows other than the run sent."""
+        owner = conn.execute(
+            "SELECT s.tool, s.rows FROM tasks t JOIN submissions s ON s.id = t.submission_id WHERE t.task_id = ?",
+            (task.task_id,),
+        ).fetchone()
+        if owner is None or owner["rows"] is None or not str(owner["tool"]).startswith("run_bulk_"):
+            return
+        # Only the data is checked: a bulk result is documented to hold one entry per input, in order.
+        if rows_total is not None and rows_total != owner["rows"]:
+            raise TaskNotOurs(task.task_id, int(owner["rows"]), rows_total)
+
+    async def disown(self, task_id: str, reason: str) -> None:
+        """Mark a run's task id as not its task at Databar: no longer tracked, its run counted as of unknown
+        outcome by the duplicate guard (it may have billed), the reason kept with the task and the run."""
+        now = time.time()
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "UPDATE tasks SET status = ?, errors_json = ?, updated_at = ?, completed_at = ? WHERE task_id = ?",
+                    (UNKNOWN_TO_DATABAR, json.dumps([reason]), now, now, task_id),
+                )
+                conn.execute("UPDATE submissions SET error = ? WHERE task_id = ?", (reason[:500], task_id))
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+
+        await self._run(work)
+
+    @staticmethod
+    def _write_observed(conn: sqlite3.Connection, task: Task, now: float) -> None:
         progress = task.progress.model_dump() if task.progress is not None else None
         terminal = task.is_terminal
         with_data = terminal and task.data is not None and task.status != "gone"
         rows_total, rows_found = _rows_with_data(task.data) if with_data else (None, None)
         data_json = json.dumps(task.data, ensure_ascii=False) if with_data else None
-
-        def work(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            Ledger._check_owner(conn, task, rows_total if isinstance(task.data, list) else None)
             existing = conn.execute("SELECT status FROM tasks WHERE task_id = ?", (task.task_id,)).fetchone()
             if existing is not None and existing["status"] in TERMINAL and task.status == "gone":
                 conn.execute("UPDATE tasks SET updated_at = ? WHERE task_id = ?", (now, task.task_id))
@@ -420,8 +613,9 @@ class Ledger:
                     (task.task_id, data_json, now),
                 )
             conn.execute("COMMIT")
-
-        await self._run(work)
+        except BaseException:
+            _rollback(conn)
+            raise
 
     async def task(self, task_id: str) -> TaskRecord | None:
         def work(conn: sqlite3.Connection) -> TaskRecord | None:
@@ -430,7 +624,10 @@ class Ledger:
                    FROM tasks t WHERE t.task_id = ?""",
                 (task_id,),
             ).fetchone()
-            return None if row is None else _task_record(conn, row)
+            if row is not None:
+                return _task_record(conn, row)
+            kept = self._unwritten_task_ids().get(task_id)
+            return None if kept is None else self._kept_record(conn, kept)
 
         return await self._run(work)
 
@@ -474,27 +671,52 @@ class Ledger:
         ), (record.submission.estimated_credits if record.submission else None)
 
     async def recent(self, *, limit: int, offset: int, unfinished_only: bool = False) -> tuple[list[TaskRecord], int]:
+        """Tasks newest first; those still waiting in memory for disk space come first (they are the newest)."""
         where = f"WHERE t.status NOT IN {TERMINAL!r}" if unfinished_only else ""
 
         def work(conn: sqlite3.Connection) -> tuple[list[TaskRecord], int]:
+            kept = [self._kept_record(conn, a) for a in reversed(self._unwritten_accepts.values())]
+            kept = [r for r in kept if not (unfinished_only and r.is_terminal)]
+            shown = kept[offset : offset + limit]
             total = int(conn.execute(f"SELECT COUNT(*) FROM tasks t {where}").fetchone()[0])  # noqa: S608
             rows = conn.execute(
                 f"""SELECT t.*, EXISTS(SELECT 1 FROM results r WHERE r.task_id = t.task_id) AS has_result
                     FROM tasks t {where} ORDER BY t.submitted_at DESC LIMIT ? OFFSET ?""",  # noqa: S608
-                (limit, offset),
+                (limit - len(shown), max(0, offset - len(kept))),
             ).fetchall()
-            return [_task_record(conn, row) for row in rows], total
+            return shown + [_task_record(conn, row) for row in rows], total + len(kept)
 
         return await self._run(work)
+
+    def _kept_record(self, conn: sqlite3.Connection, accepted: _Accepted) -> TaskRecord:
+        """A task known only in memory (the disk was full when Databar returned it), as the ledger would show it."""
+        sub = conn.execute("SELECT * FROM submissions WHERE id = ?", (accepted.submission_id,)).fetchone()
+        seen = self._unwritten_tasks.get(accepted.task_id)
+        status = seen.status if seen is not None else accepted.status
+        return TaskRecord(
+            task_id=accepted.task_id,
+            status=status,
+            progress=seen.progress.model_dump() if seen is not None and seen.progress is not None else None,
+            credits_spent=seen.credits_spent if seen is not None else None,
+            rows_total=None,
+            rows_with_data=None,
+            errors=seen.errors if seen is not None else [],
+            submitted_at=accepted.at,
+            updated_at=accepted.at,
+            completed_at=None,
+            has_result=False,
+            submission=None if sub is None else replace(_submission(sub), outcome="accepted", task_id=accepted.task_id),
+        )
 
     async def unknown_submissions(self, *, limit: int) -> list[Submission]:
         def work(conn: sqlite3.Connection) -> list[Submission]:
             rows = conn.execute(
                 """SELECT * FROM submissions WHERE outcome IN ('unknown', 'pending')
                    ORDER BY created_at DESC LIMIT ?""",
-                (limit,),
+                (limit + len(self._unwritten_accepts),),
             ).fetchall()
-            return [_submission(row) for row in rows]
+            found = [_submission(row) for row in rows if int(row["id"]) not in self._unwritten_accepts]
+            return found[:limit]
 
         return await self._run(work)
 
@@ -506,6 +728,12 @@ class Ledger:
             return float(row[0])
 
         return await self._run(work)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is still open: SQLite ends one itself on some errors (a full disk, I/O)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def _submission(row: sqlite3.Row) -> Submission:

@@ -32,7 +32,7 @@ async def track_once(runner: TaskRunner, ledger: Ledger) -> int:
             await runner.poll(record.task_id)
         except ResultExpired:
             pass  # recorded as gone by the runner
-        except NotFoundError:
+        except NotFoundError:  # past the grace period a fresh task gets (see TaskRunner.poll)
             logger.info("tracked task %s is unknown to Databar; no longer tracked", record.task_id)
             await ledger.observe(Task(task_id=record.task_id, status=UNKNOWN_TO_DATABAR))
         except DatabarError as exc:

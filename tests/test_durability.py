@@ -350,7 +350,7 @@ async def test_a_run_left_pending_by_a_dead_process_is_reported_not_waited_for(
     assert sandbox.state.counts.get(BULK_RUN, 0) == 0
 
 
-async def test_the_tracker_stops_tracking_a_task_databar_does_not_know(
+async def test_the_tracker_stops_tracking_a_task_databar_does_not_know_after_the_grace_period(
     sandbox: SandboxServer, settings: Settings
 ) -> None:
     ledger = Ledger(settings.ledger_path)
@@ -368,11 +368,30 @@ async def test_the_tracker_stops_tracking_a_task_databar_does_not_know(
     await ledger.accepted(claim.submission_id, "ghost-task", "processing")  # e.g. run under another key
     async with DatabarClient.from_settings(settings) as client:
         runner = TaskRunner(
-            client, ledger, account="a", poll_first_s=0.01, poll_cap_s=0.1, duplicate_window_s=1800, settle_s=1
+            client,
+            ledger,
+            account="a",
+            poll_first_s=0.01,
+            poll_cap_s=0.1,
+            duplicate_window_s=1800,
+            settle_s=1,
+            unseen_grace_s=0,  # the grace for fresh tasks has passed
         )
         assert await track_once(runner, ledger) == 1
         assert await track_once(runner, ledger) == 0  # not polled again
     record = await ledger.task("ghost-task")
     assert record is not None and record.status == "unknown_to_databar" and record.is_terminal
     assert sandbox.state.counts["GET /v1/tasks/{task_id}"] == 1
+    # It may still have run and billed: an identical run is not let through as if it never happened.
+    again = await ledger.claim(
+        tool="run_bulk_waterfall",
+        endpoint="waterfalls/email_getter/bulk-run",
+        fingerprint="f" * 64,
+        request={},
+        rows=1,
+        estimated_credits=1.0,
+        window_s=1800,
+        force=False,
+    )
+    assert again.submission_id is None and again.earlier is not None and again.earlier.outcome == "unknown"
     ledger.close()

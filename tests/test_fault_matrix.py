@@ -88,8 +88,10 @@ async def test_a_run_whose_reply_is_lost_is_sent_once_and_reported_unknown(
         assert [(s["fingerprint"], s["outcome"]) for s in recent["unsettled_submissions"]] == [(fingerprint, "unknown")]
         assert sandbox.state.counts[BULK_RUN] == 1
 
-        # The user checked: force sends it anew, once.
-        forced = await client.call_tool("run_bulk_waterfall", {**BULK_ARGS, "force": True})
+        # The user checked (this client cannot ask them, so the agent says so): force sends it anew, once.
+        forced = await client.call_tool(
+            "run_bulk_waterfall", {**BULK_ARGS, "force": True, "acknowledge_possible_double_billing": True}
+        )
         assert not forced.is_error, text_of(forced)
         assert sandbox.state.counts[BULK_RUN] == 2
 

@@ -135,3 +135,15 @@ def test_fingerprint_changes_with_any_value(rows: list[dict[str, Any]], data: st
     assert fingerprint(account="a", endpoint="e", body={"params": rows}) != fingerprint(
         account="a", endpoint="e", body={"params": changed}
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=rows_strategy)
+def test_fingerprint_treats_json_equal_numbers_as_one(rows: list[dict[str, Any]]) -> None:
+    as_floats = [{k: float(v) if type(v) is int and abs(v) < 2**53 else v for k, v in row.items()} for row in rows]
+    assert fingerprint(account="a", endpoint="e", body={"params": rows, "n": 1}) == fingerprint(
+        account="a", endpoint="e", body={"params": as_floats, "n": 1.0}
+    )
+    assert fingerprint(account="a", endpoint="e", body={"v": True}) != fingerprint(
+        account="a", endpoint="e", body={"v": 1}
+    )

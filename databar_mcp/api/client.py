@@ -4,7 +4,12 @@ Retry policy, the heart of "never bill twice":
 - idempotent requests (GET, PUT, DELETE) are retried on transport errors, 429 and 5xx;
 - other requests are retried only when they certainly did not reach the server (connection refused or
   timed out before connecting, or a 429 rejection);
-- a billable run whose reply is lost (read timeout, reset after sending, 5xx) raises SubmissionUnknown.
+- a billable run answered with anything but a readable 2xx or a refusal (`retry.REFUSALS`) raises
+  SubmissionUnknown: a lost reply, a 5xx, a 3xx, a 408, truncated JSON, an HTML page with 200.
+
+Every attempt, backoff and Retry-After wait is bounded by the tool call's deadline (`api.deadline`): a wait
+that would outlast it is not made (a 429 then raises RateLimited with when to retry), and a reply still
+missing at the deadline is given up (SubmissionUnknown for a billable run).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import httpx2
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from databar_mcp import __version__
-from databar_mcp.api import models
+from databar_mcp.api import deadline, models
 from databar_mcp.api.errors import (
     APIConnectionError,
     APIStatusError,
@@ -28,6 +33,7 @@ from databar_mcp.api.errors import (
     AuthenticationError,
     BadRequestError,
     DatabarError,
+    DeadlineReached,
     RateLimited,
     SubmissionUnknown,
     UnprocessableEntity,
@@ -35,7 +41,7 @@ from databar_mcp.api.errors import (
     scrub,
     status_error,
 )
-from databar_mcp.api.retry import backoff_delay, parse_retry_after
+from databar_mcp.api.retry import backoff_delay, is_refusal, parse_retry_after
 from databar_mcp.config import Settings
 
 logger = logging.getLogger("databar_mcp.api")
@@ -108,6 +114,7 @@ class DatabarClient:
         transport: httpx2.AsyncBaseTransport | None = None,
     ) -> None:
         self._api_key = api_key
+        self._timeout = httpx2.Timeout(read_timeout_s, connect=connect_timeout_s)
         self._max_retries = max_retries
         self._backoff_base = backoff_base_s
         self._backoff_cap = backoff_cap_s
@@ -115,7 +122,7 @@ class DatabarClient:
         self._rows_page_cap = 1000
         self._http = httpx2.AsyncClient(
             base_url=base_url.rstrip("/") + "/",
-            timeout=httpx2.Timeout(read_timeout_s, connect=connect_timeout_s),
+            timeout=self._timeout,
             limits=httpx2.Limits(max_connections=50, max_keepalive_connections=20),
             headers={"User-Agent": f"databar-mcp/{__version__}", "Accept": "application/json"},
             transport=transport,
@@ -174,29 +181,37 @@ class DatabarClient:
         secrets = request_secrets(headers["x-apikey"], json)  # scrubbed from whatever the reply echoes
         attempt = 0
         while True:
+            left = deadline.remaining()
+            if left is not None and left <= 0:
+                raise DeadlineReached(
+                    "The tool call's deadline came before the request could be sent (nothing was sent).",
+                    reached_server=False,
+                )
             started = time.monotonic()
             try:
-                response = await self._http.request(method, path, params=params, json=json, headers=headers)
+                response = await self._send(method, path, params=params, json=json, headers=headers, left=left)
             except _NEVER_SENT as exc:
                 logger.info("%s %s: no connection (%s)", method, path, type(exc).__name__)
-                if attempt < self._max_retries:
-                    await anyio.sleep(self._backoff(attempt))
+                if attempt < self._max_retries and await self._pause(self._backoff(attempt)):
                     attempt += 1
                     continue
                 raise APIConnectionError(
                     f"Could not connect to the Databar API ({type(exc).__name__}).", reached_server=False
                 ) from None
-            except httpx2.TransportError as exc:
+            except (httpx2.TransportError, DeadlineReached) as exc:
                 logger.info("%s %s: reply lost (%s)", method, path, type(exc).__name__)
-                if mode == "idempotent" and attempt < self._max_retries:
-                    await anyio.sleep(self._backoff(attempt))
+                at_deadline = isinstance(exc, DeadlineReached)
+                if mode == "idempotent" and attempt < self._max_retries and await self._pause(self._backoff(attempt)):
                     attempt += 1
                     continue
+                reason = "the tool call's deadline came first" if at_deadline else type(exc).__name__
                 if billable:
                     raise SubmissionUnknown(
-                        f"The request was sent but its reply was lost ({type(exc).__name__}).",
-                        method=method,
-                        path=path,
+                        f"The request was sent but its reply was lost ({reason}).", method=method, path=path
+                    ) from None
+                if at_deadline:
+                    raise DeadlineReached(
+                        "Databar did not answer before the tool call's deadline.", reached_server=True
                     ) from None
                 cls = APITimeoutError if isinstance(exc, httpx2.TimeoutException) else APIConnectionError
                 raise cls(f"The Databar API did not answer ({type(exc).__name__}).", reached_server=True) from None
@@ -211,33 +226,70 @@ class DatabarClient:
                 response.headers.get("x-request-id", "-"),
             )
             if response.is_success:
-                return scrub(self._parse(response), secrets)
+                try:
+                    return scrub(self._parse(response), secrets)
+                except DatabarError as exc:
+                    if billable:  # Databar may well have done the work: the reply is what broke
+                        raise SubmissionUnknown(
+                            f"{exc.message} The run may or may not have started.", method=method, path=path
+                        ) from None
+                    raise
 
             retry_after = parse_retry_after(response.headers.get("retry-after"), now=time.time())
             body = self._parse_error_body(response, secrets)
             status = response.status_code
             if status == 429:
                 wait = retry_after if retry_after is not None else self._backoff(attempt)
-                if attempt < self._max_retries and wait <= self._retry_after_cap:
-                    await anyio.sleep(wait)
+                if attempt < self._max_retries and wait <= self._retry_after_cap and await self._pause(wait):
                     attempt += 1
                     continue
                 raise cast(RateLimited, status_error(status, body, retry_after=retry_after))
             if status in _RETRYABLE_5XX and mode == "idempotent" and attempt < self._max_retries:
-                await anyio.sleep(
+                wait = (
                     retry_after
                     if retry_after is not None and retry_after <= self._retry_after_cap
                     else self._backoff(attempt)
                 )
-                attempt += 1
-                continue
-            if status >= 500 and billable:
+                if await self._pause(wait):
+                    attempt += 1
+                    continue
+            if billable and not is_refusal(status):
+                what = "a redirect" if 300 <= status < 400 else "a reply that is not a refusal"
                 raise SubmissionUnknown(
-                    f"Databar answered {status} to a run request; the run may or may not have started.",
+                    f"Databar answered {status} ({what}) to a run request; the run may or may not have started.",
                     method=method,
                     path=path,
                 )
             raise status_error(status, body, retry_after=retry_after)
+
+    async def _send(
+        self,
+        method: models.HttpMethod,
+        path: str,
+        *,
+        params: Mapping[str, str | int | float | bool] | None,
+        json: object,
+        headers: dict[str, str],
+        left: float | None,
+    ) -> httpx2.Response:
+        """One HTTP exchange, cut off at the deadline however slowly the reply trickles in."""
+        if left is None:
+            return await self._http.request(method, path, params=params, json=json, headers=headers)
+        timeout = httpx2.Timeout(
+            min(left, self._timeout.read or left),
+            connect=min(left, self._timeout.connect or left),
+        )
+        with anyio.move_on_after(left):
+            return await self._http.request(method, path, params=params, json=json, headers=headers, timeout=timeout)
+        raise DeadlineReached("Databar did not answer before the tool call's deadline.", reached_server=True)
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep before a retry, unless that would outlast the deadline (then False: give up now)."""
+        left = deadline.remaining()
+        if left is not None and seconds >= left:
+            return False
+        await anyio.sleep(seconds)
+        return True
 
     def _backoff(self, attempt: int) -> float:
         return backoff_delay(attempt, base=self._backoff_base, cap=self._backoff_cap)

@@ -42,6 +42,10 @@ class APITimeoutError(APIConnectionError):
     pass
 
 
+class DeadlineReached(APITimeoutError):
+    """The tool call's deadline came before Databar answered (or before a retry could be made)."""
+
+
 class SubmissionUnknown(DatabarError):
     """A billable request may or may not have reached Databar; it must not be re-sent blindly."""
 

@@ -5,6 +5,15 @@ from __future__ import annotations
 import random
 from email.utils import parsedate_to_datetime
 
+# Statuses with which the API refuses a request without acting on it (bad input, auth, credits, limits). After a
+# billable POST, every other reply (a 3xx, a 408, a 5xx, a 2xx we cannot read) may have followed the work.
+REFUSALS = frozenset({400, 401, 403, 404, 405, 406, 409, 413, 415, 422, 429})
+
+
+def is_refusal(status: int) -> bool:
+    """True when a billable request answered `status` certainly did not start anything."""
+    return status in REFUSALS
+
 
 def parse_retry_after(value: str | None, *, now: float) -> float | None:
     """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date; None if absent or junk."""

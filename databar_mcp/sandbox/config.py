@@ -8,7 +8,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-FaultKind = Literal["status", "reset_before", "reset_after", "slow", "rate_limit", "reply", "echo"]
+FaultKind = Literal[
+    "status",
+    "reset_before",
+    "reset_after",
+    "slow",
+    "rate_limit",
+    # The work is done (the task created and billed), then the reply is replaced by something odd:
+    "truncated_after",  # a complete HTTP reply whose JSON body is cut in half
+    "html_after",  # a 200 HTML page (a captive portal or a CDN error page)
+    "status_after",  # `status` (e.g. 302 with a Location, 408) from a proxy in front of the API
+    "reused_task_id",  # a 200 whose task_id is one the API already gave another run
+    "reply",  # a canned reply (`Fault.body`) instead of the route's
+    "echo",  # an error reply that echoes the request's headers and body back, as some proxies do
+]
 GoneStyle = Literal["http_410", "status_gone"]
 
 
@@ -36,6 +49,9 @@ class SandboxConfig:
     # status "success", a single waterfall run's data as one object).
     reply_variant: bool = False
     waterfall_required_key: Literal["required", "is_required"] | None = "required"  # None: not stated
+    # Eventual consistency: the first this-many reads of each new task answer 404 (as a replica would that has
+    # not seen the task yet).
+    fresh_task_unseen_reads: int = 0
 
 
 @dataclass

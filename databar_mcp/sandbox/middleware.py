@@ -1,7 +1,9 @@
 """The request pipeline in front of every route: count, inject faults, authenticate, rate-limit.
 
 Faults that "drop the connection" start a response whose Content-Length promises more bytes than are
-sent, send part of it, then raise: uvicorn closes the socket and the client sees a broken reply.
+sent, send part of it, then raise: uvicorn closes the socket and the client sees a broken reply. Faults
+named `*_after` (and `reused_task_id`) let the route do its work first (a run is created and billed) and
+then replace the reply, as a proxy, a CDN or a broken API node in front of Databar would.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from databar_mcp.sandbox.config import Fault
 from databar_mcp.sandbox.state import SandboxState
 
 UNMATCHED = "<unmatched>"
+AFTER_WORK = frozenset({"reset_after", "truncated_after", "html_after", "status_after", "reused_task_id"})
+HTML_PAGE = b"<!DOCTYPE html><html><head><title>Maintenance</title></head><body>Back soon.</body></html>"
+REDIRECT_TO = "https://databar.ai/login?next=/v1/"
 
 
 class InjectedDisconnect(Exception):
@@ -96,7 +101,7 @@ class SandboxMiddleware:
         if fault is not None and fault.kind in ("reply", "echo"):
             await _hostile_reply(fault, scope, receive, send)
             return
-        if fault is not None and fault.kind != "reset_after" and await self._pre_work_fault(fault, send):
+        if fault is not None and fault.kind not in AFTER_WORK and await self._pre_work_fault(fault, send):
             return
         if str(scope["path"]).startswith("/v1"):
             if Headers(scope=scope).get("x-apikey") != self.state.config.api_key:
@@ -109,8 +114,8 @@ class SandboxMiddleware:
                 return
             if verdict is not None:
                 send = _with_headers(send, verdict.headers())
-        if fault is not None and fault.kind == "reset_after":
-            await self._work_then_drop(scope, receive, send)
+        if fault is not None and fault.kind in AFTER_WORK:
+            await self._work_then_fault(fault, scope, receive, send)
             return
         await self.app(scope, receive, send)
 
@@ -130,8 +135,8 @@ class SandboxMiddleware:
             await _drop(send, 200, [(b"content-type", b"application/json")], b'{"task_id": "')
         return True
 
-    async def _work_then_drop(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Do the work (create and bill the task...), then lose the reply."""
+    async def _work_then_fault(self, fault: Fault, scope: Scope, receive: Receive, send: Send) -> None:
+        """Do the work (create and bill the task...), then lose or replace the reply."""
         start: Message = {}
         chunks: list[bytes] = []
 
@@ -145,7 +150,35 @@ class SandboxMiddleware:
         await self.app(scope, receive, capture)
         status = cast(int, start.get("status", 200))
         headers = cast(list[tuple[bytes, bytes]], list(start.get("headers", [])))
-        await _drop(send, status, headers, b"".join(chunks))
+        body = b"".join(chunks)
+        if fault.kind == "reset_after":
+            await _drop(send, status, headers, body)
+        elif fault.kind == "truncated_after":
+            await _send_raw(send, status, b"application/json", body[: len(body) // 2])
+        elif fault.kind == "html_after":
+            await _send_raw(send, 200, b"text/html; charset=utf-8", HTML_PAGE)
+        elif fault.kind == "status_after":
+            extra = [(b"location", REDIRECT_TO.encode())] if 300 <= fault.status < 400 else []
+            await _send_raw(send, fault.status, b"text/html; charset=utf-8", HTML_PAGE, extra)
+        else:  # reused_task_id
+            await _send_raw(send, status, b"application/json", self._reuse_task_id(body))
+
+    def _reuse_task_id(self, body: bytes) -> bytes:
+        """The reply with its task_id swapped for the id of the oldest other task (a duplicate id upstream)."""
+        reply = cast(dict[str, object], json.loads(body))
+        others = [task_id for task_id in self.state.tasks if task_id != reply.get("task_id")]
+        if others:
+            reply["task_id"] = others[0]
+        return json.dumps(reply).encode()
+
+
+async def _send_raw(
+    send: Send, status: int, content_type: bytes, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """A complete, well-formed HTTP reply (the bytes promised are the bytes sent) with whatever body."""
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *(extra or [])]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _buffered(receive: Receive) -> Receive:

@@ -190,6 +190,9 @@ class SandboxState:
         with self.lock:
             self._settle()
             task = self._live_task(task_id)
+            task.reads += 1
+            if task.reads <= self.config.fresh_task_unseen_reads:
+                raise not_found("Task not found.")  # the replica answering has not seen the new task yet
             now = self.clock.now()
             return task.gone_view(now) if self._expired(task, now) else task.view(now, include_partial)
 

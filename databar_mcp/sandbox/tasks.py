@@ -28,6 +28,7 @@ class Task:
         False  # a single waterfall run's data is a list of one entry (Databar's MCP server reads data[0])
     )
     status_synonyms: bool = False  # report "success" for completed, as Databar's clients also accept
+    reads: int = 0  # GETs of this task so far (the first few may not see it: config.fresh_task_unseen_reads)
 
     @property
     def total(self) -> int:

@@ -22,12 +22,17 @@ from databar_mcp.tools.context import ToolContext, services
 from databar_mcp.tools.discover import EnrichmentId, WaterfallId
 from databar_mcp.tools.registry import Toolbox
 from databar_mcp.tools.running import (
+    ACKNOWLEDGE_DESCRIPTION,
     FORCE_DESCRIPTION,
     Confirmation,
     PreparedRun,
+    ResendConfirmation,
+    ResendGate,
+    ResendOutcome,
     SpendGate,
     SpendOutcome,
     execute,
+    resend_question,
     spend_question,
 )
 from databar_mcp.tools.task_view import TaskView
@@ -73,6 +78,7 @@ Pages = Annotated[
     Field(ge=1, le=100, description="For paginated enrichments only: how many pages to fetch (each bills)."),
 ]
 ForceFlag = Annotated[bool, Field(description=FORCE_DESCRIPTION)]
+AcknowledgeFlag = Annotated[bool, Field(description=ACKNOWLEDGE_DESCRIPTION)]
 
 WAIT_AND_NEXT = """\
 Waits up to wait_seconds, reporting progress. If the task is still running then, the answer has status \
@@ -264,6 +270,72 @@ async def bulk_enrichment_spend(
     return await spend_question(ctx, lambda: prepare_bulk_enrichment(ctx, enrichment_id, params), force)
 
 
+# ---- re-send resolvers: before a forced re-send of a run whose earlier submission is unknown, ask the user ----
+
+
+async def bulk_waterfall_resend(
+    context: Context,  # pyright: ignore[reportMissingTypeArgument]
+    waterfall: str,
+    params: list[dict[str, InputValue]],
+    enrichments: list[int],
+    email_verifier: int | None,
+    force: bool,
+    acknowledge_possible_double_billing: bool,
+) -> ResendGate | Elicit[ResendConfirmation]:
+    ctx = cast(ToolContext, context)
+    return await resend_question(
+        ctx,
+        lambda: prepare_bulk_waterfall(ctx, waterfall, params, enrichments, email_verifier),
+        force,
+        acknowledge_possible_double_billing,
+    )
+
+
+async def waterfall_resend(
+    context: Context,  # pyright: ignore[reportMissingTypeArgument]
+    waterfall: str,
+    params: dict[str, InputValue],
+    enrichments: list[int] | None,
+    email_verifier: int | None,
+    force: bool,
+    acknowledge_possible_double_billing: bool,
+) -> ResendGate | Elicit[ResendConfirmation]:
+    ctx = cast(ToolContext, context)
+    return await resend_question(
+        ctx,
+        lambda: prepare_waterfall(ctx, waterfall, params, enrichments, email_verifier),
+        force,
+        acknowledge_possible_double_billing,
+    )
+
+
+async def enrichment_resend(
+    context: Context,  # pyright: ignore[reportMissingTypeArgument]
+    enrichment_id: int,
+    params: dict[str, InputValue],
+    pages: int | None,
+    force: bool,
+    acknowledge_possible_double_billing: bool,
+) -> ResendGate | Elicit[ResendConfirmation]:
+    ctx = cast(ToolContext, context)
+    return await resend_question(
+        ctx, lambda: prepare_enrichment(ctx, enrichment_id, params, pages), force, acknowledge_possible_double_billing
+    )
+
+
+async def bulk_enrichment_resend(
+    context: Context,  # pyright: ignore[reportMissingTypeArgument]
+    enrichment_id: int,
+    params: list[dict[str, InputValue]],
+    force: bool,
+    acknowledge_possible_double_billing: bool,
+) -> ResendGate | Elicit[ResendConfirmation]:
+    ctx = cast(ToolContext, context)
+    return await resend_question(
+        ctx, lambda: prepare_bulk_enrichment(ctx, enrichment_id, params), force, acknowledge_possible_double_billing
+    )
+
+
 def register(box: Toolbox) -> None:
     settings = box.settings
 
@@ -282,9 +354,11 @@ def register(box: Toolbox) -> None:
         enrichments: ProviderIds,
         ctx: ToolContext,
         spend: Annotated[SpendOutcome, Resolve(bulk_waterfall_spend)],
+        resend: Annotated[ResendOutcome, Resolve(bulk_waterfall_resend)],
         email_verifier: VerifierId = None,
         wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
         force: ForceFlag = False,
+        acknowledge_possible_double_billing: AcknowledgeFlag = False,
     ) -> Annotated[CallToolResult, TaskView]:
         return await execute(
             ctx,
@@ -292,6 +366,8 @@ def register(box: Toolbox) -> None:
             force=force,
             wait_seconds=wait_seconds,
             spend=spend,
+            resend=resend,
+            acknowledged=acknowledge_possible_double_billing,
         )
 
     @box.tool(
@@ -308,10 +384,12 @@ def register(box: Toolbox) -> None:
         params: Row,
         ctx: ToolContext,
         spend: Annotated[SpendOutcome, Resolve(waterfall_spend)],
+        resend: Annotated[ResendOutcome, Resolve(waterfall_resend)],
         enrichments: OptionalProviderIds = None,
         email_verifier: VerifierId = None,
         wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
         force: ForceFlag = False,
+        acknowledge_possible_double_billing: AcknowledgeFlag = False,
     ) -> Annotated[CallToolResult, TaskView]:
         return await execute(
             ctx,
@@ -319,6 +397,8 @@ def register(box: Toolbox) -> None:
             force=force,
             wait_seconds=wait_seconds,
             spend=spend,
+            resend=resend,
+            acknowledged=acknowledge_possible_double_billing,
         )
 
     @box.tool(
@@ -335,9 +415,11 @@ def register(box: Toolbox) -> None:
         params: Row,
         ctx: ToolContext,
         spend: Annotated[SpendOutcome, Resolve(enrichment_spend)],
+        resend: Annotated[ResendOutcome, Resolve(enrichment_resend)],
         pages: Pages = None,
         wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
         force: ForceFlag = False,
+        acknowledge_possible_double_billing: AcknowledgeFlag = False,
     ) -> Annotated[CallToolResult, TaskView]:
         return await execute(
             ctx,
@@ -345,6 +427,8 @@ def register(box: Toolbox) -> None:
             force=force,
             wait_seconds=wait_seconds,
             spend=spend,
+            resend=resend,
+            acknowledged=acknowledge_possible_double_billing,
         )
 
     @box.tool(
@@ -361,8 +445,10 @@ def register(box: Toolbox) -> None:
         params: Rows,
         ctx: ToolContext,
         spend: Annotated[SpendOutcome, Resolve(bulk_enrichment_spend)],
+        resend: Annotated[ResendOutcome, Resolve(bulk_enrichment_resend)],
         wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
         force: ForceFlag = False,
+        acknowledge_possible_double_billing: AcknowledgeFlag = False,
     ) -> Annotated[CallToolResult, TaskView]:
         return await execute(
             ctx,
@@ -370,4 +456,6 @@ def register(box: Toolbox) -> None:
             force=force,
             wait_seconds=wait_seconds,
             spend=spend,
+            resend=resend,
+            acknowledged=acknowledge_possible_double_billing,
         )

@@ -77,6 +77,13 @@ def from_api_error(exc: api.DatabarError, *, task_id: str | None = None) -> Erro
             ],
             details={"method": exc.method, "path": exc.path, "fingerprint": exc.fingerprint},
         )
+    if isinstance(exc, api.DeadlineReached):
+        return ErrorBody(
+            code=ErrorCode.UPSTREAM_ERROR,
+            message=f"{exc.message} Nothing was lost; Databar is answering slowly.",
+            task_id=task_id,
+            next_steps=["Call the same tool again in a few seconds."],
+        )
     if isinstance(exc, api.APIConnectionError):
         return ErrorBody(
             code=ErrorCode.UPSTREAM_ERROR,

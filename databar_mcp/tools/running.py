@@ -14,7 +14,8 @@ from mcp.server.mcpserver.resolve import Elicit
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from databar_mcp.api.errors import DatabarError, InsufficientCredits
+from databar_mcp.api.deadline import deadline_in
+from databar_mcp.api.errors import DatabarError, InsufficientCredits, SubmissionUnknown
 from databar_mcp.api.models import TaskHandle
 from databar_mcp.catalog import RunPlan
 from databar_mcp.runner import DuplicateRunUnknown
@@ -25,11 +26,17 @@ from databar_mcp.tools.failures import from_api_error, from_issues
 from databar_mcp.tools.guard import guarded
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
 from databar_mcp.tools.task_view import TaskView, get_task_call, render
-from databar_mcp.tools.tasks import deliver, progress_reporter
+from databar_mcp.tools.tasks import deliver, iso, progress_reporter, target_of
 
 FORCE_DESCRIPTION = (
     "Submit even if an identical run is running or finished within the duplicate window (it bills again). "
-    "Leave false: a repeated call then returns the earlier task for free."
+    "Leave false: a repeated call then returns the earlier task for free. After submission_unknown the user "
+    "is asked first (or see acknowledge_possible_double_billing)."
+)
+ACKNOWLEDGE_DESCRIPTION = (
+    "Only with force=true, after submission_unknown, and only when this client cannot ask the user: true "
+    "means the user checked the Databar web app and found no run started at the time the error gave, and "
+    "accepts paying twice if there was one. Never set it on your own judgement."
 )
 
 
@@ -39,20 +46,35 @@ class Confirmation(BaseModel):
     confirm: bool = Field(description="Run it and spend the credits?")
 
 
+def what_to_check(endpoint: str, at: float, rows: int | None, credits: float | None) -> str:
+    """The one thing a user can verify before paying again for a run whose outcome is unknown."""
+    cost = f", costing up to {credits:g} credits" if credits is not None else ""
+    return (
+        f"In the Databar web app, look for a run of {target_of(endpoint)} started at {iso(at)} with {rows} "
+        f"row(s){cost}, or a balance that dropped by about that much since then. If it is there, it is this "
+        "run: do not send it again."
+    )
+
+
+def check_of(earlier: Submission) -> str:
+    return what_to_check(earlier.endpoint, earlier.created_at, earlier.rows, earlier.estimated_credits)
+
+
 def duplicate_unknown(earlier: Submission) -> ErrorBody:
     """An identical run was sent earlier and its outcome is unknown: re-sending could bill twice."""
     age = max(0, int(time.time() - earlier.created_at))
     return ErrorBody(
         code=ErrorCode.SUBMISSION_UNKNOWN,
         message=(
-            f"An identical run was sent {age} s ago and its outcome is unknown (the reply was lost): Databar "
+            f"An identical run was sent {age} s ago and its outcome is unknown: Databar "
             "may have started and billed it. It was not sent again."
         ),
         details={"fingerprint": earlier.fingerprint, "submitted_at": earlier.created_at, "rows": earlier.rows},
         next_steps=[
             "Call list_recent_tasks: unsettled_submissions lists this run by fingerprint.",
-            "Check the Databar dashboard for a task started then; if it exists, wait for its results there.",
-            f"If you are sure it never started, call {earlier.tool} again with force=true.",
+            f"Ask the user to check: {check_of(earlier)}",
+            f"Only if the user found no such run: call {earlier.tool} again with force=true (the user is asked to "
+            "confirm the re-send).",
         ],
     )
 
@@ -168,8 +190,97 @@ def settle_spend(outcome: SpendOutcome, estimate: float | None) -> None:
     raise spend_limit(f"The user did not confirm the run ({outcome.action}).", estimate, None, answer=outcome.action)
 
 
+class ResendConfirmation(BaseModel):
+    """What the user answers before a run whose earlier submission is unknown is sent again."""
+
+    resend: bool = Field(description="Send it again, accepting that it may be billed twice?")
+
+
+class ResendGate(BaseModel):
+    """The re-send check when no question was put to the user (computed before the tool body runs)."""
+
+    verdict: Literal["no_risk", "acknowledged", "cannot_ask", "unchecked"]
+
+
+ResendOutcome = ElicitationResult[ResendConfirmation]
+
+
+async def resend_question(
+    ctx: ToolContext, prepare: Prepare, force: bool, acknowledged: bool
+) -> ResendGate | Elicit[ResendConfirmation]:
+    """Resolver body shared by the run tools: before a forced re-send of a run whose identical earlier
+    submission has an unknown outcome, ask the user, with what is known about it.
+
+    The question names absolute times only: it must render the same on every round of the 2026-07-28 flow.
+    """
+    if not force:
+        return ResendGate(verdict="no_risk")
+    svc = services(ctx)
+    try:
+        run = await prepare()
+        earlier = await svc.runner.earlier(run.endpoint, run.request)
+    except (DatabarError, ValueError):
+        return ResendGate(verdict="unchecked")  # the body checks again and refuses unless acknowledged
+    if earlier is None or earlier.outcome == "accepted":
+        return ResendGate(verdict="no_risk")
+    capabilities = ctx.client_capabilities
+    if capabilities is None or capabilities.elicitation is None:
+        return ResendGate(verdict="acknowledged" if acknowledged else "cannot_ask")
+    return Elicit(
+        f"Databar: an identical run ({earlier.rows} row(s)"
+        + (f", up to {earlier.estimated_credits:g} credits" if earlier.estimated_credits is not None else "")
+        + f") was sent at {iso(earlier.created_at)} and its outcome is unknown: Databar may have started and "
+        f"billed it. Before answering: {check_of(earlier)} Send it again anyway?",
+        ResendConfirmation,
+    )
+
+
+def resend_refused(earlier: Submission, message: str, *, can_acknowledge: bool) -> ToolFailure:
+    steps = [f"Ask the user to check: {check_of(earlier)}"]
+    if can_acknowledge:
+        steps.append(
+            f"Only if the user found no such run: call {earlier.tool} again with force=true and "
+            "acknowledge_possible_double_billing=true."
+        )
+    body = duplicate_unknown(earlier)
+    body.message = message + " Nothing was sent."
+    body.next_steps = ["Call list_recent_tasks: unsettled_submissions lists this run by fingerprint.", *steps]
+    return ToolFailure(body)
+
+
+def settle_resend(outcome: ResendOutcome, earlier: Submission | None, *, acknowledged: bool) -> None:
+    """Raise unless a forced re-send is safe: no unknown earlier run, the user confirmed, or (when the client
+    cannot ask) the caller acknowledged the risk explicitly."""
+    if earlier is None or earlier.outcome == "accepted":
+        return
+    if isinstance(outcome, AcceptedElicitation):
+        data = cast(object, outcome.data)
+        if isinstance(data, ResendConfirmation):
+            if data.resend:
+                return
+            raise resend_refused(earlier, "The user chose not to send the run again.", can_acknowledge=False)
+        verdict = data.verdict if isinstance(data, ResendGate) else "unchecked"
+        if verdict == "acknowledged" or (verdict != "cannot_ask" and acknowledged):
+            return
+        why = "this client cannot ask the user" if verdict == "cannot_ask" else "the user has not confirmed it"
+        raise resend_refused(
+            earlier,
+            "Not sent again: an identical run sent earlier has an unknown outcome (Databar may have billed it), "
+            f"and {why}.",
+            can_acknowledge=True,
+        )
+    raise resend_refused(earlier, f"The user did not confirm the re-send ({outcome.action}).", can_acknowledge=False)
+
+
 async def execute(
-    ctx: ToolContext, prepare: Prepare, *, force: bool, wait_seconds: float, spend: SpendOutcome
+    ctx: ToolContext,
+    prepare: Prepare,
+    *,
+    force: bool,
+    wait_seconds: float,
+    spend: SpendOutcome,
+    resend: ResendOutcome,
+    acknowledged: bool,
 ) -> CallToolResult:
     """A run tool's whole body: prepare, then submit once and wait (structured errors for what can go wrong)."""
     started = time.monotonic()
@@ -177,9 +288,21 @@ async def execute(
 
     async def work() -> CallToolResult:
         run = await prepare()
+        if force:  # checked again here: the resolver may have been unable to look, or a run may have begun since
+            settle_resend(resend, await svc.runner.earlier(run.endpoint, run.request), acknowledged=acknowledged)
         return await run_and_wait(ctx, svc, run, force=force, wait_seconds=wait_seconds, started=started, spend=spend)
 
-    return await guarded(work())
+    # The user may have taken a while to answer a question mid-call: the deadline counts from the answer.
+    with deadline_in(svc.settings.io_deadline_s, restart=asked_user(spend, resend)):
+        return await guarded(work())
+
+
+def asked_user(*outcomes: object) -> bool:
+    """True when a resolver put a question to the user during this call (rather than deciding alone)."""
+    return any(
+        isinstance(o, AcceptedElicitation) and isinstance(cast(object, o.data), Confirmation | ResendConfirmation)  # pyright: ignore[reportUnknownMemberType]
+        for o in outcomes
+    )
 
 
 async def run_and_wait(
@@ -210,6 +333,16 @@ async def run_and_wait(
         raise ToolFailure(await insufficient(svc, exc, plan.estimated_credits)) from None
     except DuplicateRunUnknown as exc:
         raise ToolFailure(duplicate_unknown(exc.earlier)) from None
+    except SubmissionUnknown as exc:
+        body = from_api_error(exc)
+        body.next_steps = [
+            "Do not call the run again to retry: that could pay for the same rows twice (an identical call is "
+            "refused with this error); list_recent_tasks lists it under unsettled_submissions.",
+            f"Ask the user to check: {what_to_check(run.endpoint, time.time(), rows, plan.estimated_credits)}",
+            f"Only if the user found no such run: call {run.tool} again with force=true (the user is asked to "
+            "confirm the re-send).",
+        ]
+        raise ToolFailure(body) from None
     reused = submitted.reused is not None
     if reused:
         stored = await svc.ledger.stored_task(submitted.task_id)
@@ -240,6 +373,12 @@ async def run_and_wait(
                 "An identical run is already running; returning it instead of billing again."
                 if reused
                 else f"Submitted {rows} row(s); still running."
+            )
+            + (
+                ""
+                if submitted.durable
+                else " The local ledger could not be written (disk full): keep this task_id; the server holds it "
+                "in memory and writes it once there is space."
             ),
             next_call=get_task_call(submitted.task_id, wait_seconds=svc.settings.tool_deadline_s),
         )

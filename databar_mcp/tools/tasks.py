@@ -89,6 +89,11 @@ def _iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
+def iso(ts: float) -> str:
+    """A moment as a user reads it anywhere: UTC, to the second."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def target_of(endpoint: str) -> str:
     """'waterfalls/email_getter/bulk-run' -> 'email_getter'."""
     parts = endpoint.strip("/").split("/")

@@ -1,0 +1,147 @@
+"""Odd upstream replies to a billable run, each produced by the sandbox after the task was created.
+
+Whatever may have followed delivery (truncated JSON, an HTML page with 200, a redirect, a 408, a task id that
+belongs to another run) is `submission_unknown`: recorded in the ledger, never sent again without force. The
+sandbox's own counters are the judge: POSTs it saw and tasks it created.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client
+
+from databar_mcp.sandbox import Fault, SandboxServer
+from databar_mcp.sandbox.config import FaultKind
+from databar_mcp.server import build_server
+from tests.conftest import BULK_ARGS, lead, make_settings, structured, text_of
+
+pytestmark = pytest.mark.anyio
+
+BULK_RUN = "POST /v1/waterfalls/{identifier}/bulk-run"
+
+ODD_REPLIES: list[tuple[str, FaultKind, int]] = [
+    ("truncated JSON with 200", "truncated_after", 0),
+    ("HTML page with 200", "html_after", 0),
+    ("302 redirect to a login page", "status_after", 302),
+    ("408 from a proxy", "status_after", 408),
+    ("418 nobody expects", "status_after", 418),
+]
+
+
+@pytest.mark.parametrize(("case", "kind", "status"), ODD_REPLIES, ids=[c[0] for c in ODD_REPLIES])
+async def test_an_odd_reply_after_the_work_is_submission_unknown_and_never_sent_again(
+    sandbox: SandboxServer, tmp_path: Path, case: str, kind: FaultKind, status: int
+) -> None:
+    sandbox.state.inject(Fault(route=BULK_RUN, kind=kind, status=status or 503))
+
+    async with Client(build_server(make_settings(sandbox, tmp_path))) as client:
+        results = [await client.call_tool("run_bulk_waterfall", BULK_ARGS) for _ in range(3)]
+        recent = structured(await client.call_tool("list_recent_tasks", {}))
+
+    codes = [structured(r)["code"] for r in results]
+    assert codes == ["submission_unknown"] * 3, f"{case}: {[text_of(r) for r in results]}"
+    assert sandbox.state.counts[BULK_RUN] == 1  # three identical calls, one POST
+    assert len(sandbox.state.tasks) == 1  # what Databar started (and billed): once
+    assert [s["outcome"] for s in recent["unsettled_submissions"]] == ["unknown"]  # recorded, not "rejected"
+    first = structured(results[0])
+    assert first["details"]["fingerprint"] == recent["unsettled_submissions"][0]["fingerprint"]
+
+
+async def test_a_task_id_that_belongs_to_another_run_is_never_merged_into_it(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    async with Client(build_server(make_settings(sandbox, tmp_path))) as client:
+        first = structured(await client.call_tool("run_bulk_waterfall", {**BULK_ARGS, "wait_seconds": 10}))
+        assert first["status"] == "completed" and first["rows_total"] == 4
+        sandbox.state.inject(Fault(route=BULK_RUN, kind="reused_task_id"))
+
+        one_row = {**BULK_ARGS, "params": [lead("Zed", "Quinn", "example.com")]}
+        second = await client.call_tool("run_bulk_waterfall", one_row)
+        again = await client.call_tool("run_bulk_waterfall", one_row)
+        earlier = structured(await client.call_tool("get_task", {"task_id": first["task_id"]}))
+
+    err = structured(second)
+    assert second.is_error and err["code"] == "submission_unknown", text_of(second)
+    assert first["task_id"] in err["message"] and "not merged" in err["message"]
+    assert structured(again)["code"] == "submission_unknown"  # the one-row run is not sent again blindly
+    assert sandbox.state.counts[BULK_RUN] == 2 and len(sandbox.state.tasks) == 2
+    # The earlier task is still the earlier run's alone: its four rows, not the one-row run's.
+    assert earlier["task_id"] == first["task_id"] and earlier["rows_total"] == 4
+    assert earlier["rows"] == first["rows"]
+
+
+async def test_numbers_equal_as_json_are_the_same_run(mcp: Client, sandbox: SandboxServer) -> None:
+    """1 and 1.0 are one JSON value: the second call is the first run, returned without billing."""
+    rows = [{**lead("John", "Doe", "example.com"), "company": 1}]
+    first = await mcp.call_tool("run_bulk_waterfall", {**BULK_ARGS, "params": rows, "wait_seconds": 10})
+    assert not first.is_error, text_of(first)
+    floats = [{**row, "company": 1.0} for row in rows]
+    second = await mcp.call_tool("run_bulk_waterfall", {**BULK_ARGS, "params": floats, "enrichments": [833.0, 966]})
+
+    assert not second.is_error, text_of(second)
+    assert structured(second)["reused"] is True
+    assert structured(second)["task_id"] == structured(first)["task_id"]
+    assert sandbox.state.counts[BULK_RUN] == 1
+
+
+TASK_GET = "GET /v1/tasks/{task_id}"
+
+
+async def test_a_fresh_task_that_answers_404_at_first_is_waited_for_not_given_up(
+    mcp: Client, sandbox: SandboxServer
+) -> None:
+    sandbox.state.config.fresh_task_unseen_reads = 3  # the first reads hit a replica that has not seen it yet
+
+    result = await mcp.call_tool("run_bulk_waterfall", {**BULK_ARGS, "wait_seconds": 10})
+
+    assert not result.is_error, text_of(result)
+    out = structured(result)
+    assert out["status"] == "completed" and out["rows_total"] == 4
+    assert sandbox.state.counts[BULK_RUN] == 1
+    assert sandbox.state.counts[TASK_GET] >= 4  # three 404s, then the task
+
+
+async def test_404s_after_a_submit_never_let_the_same_run_through_and_its_result_is_stored(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """The background tracker meets the 404s (no tool call is waiting); the re-call still gets the first task."""
+    sandbox.state.config.fresh_task_unseen_reads = 4
+    settings = make_settings(sandbox, tmp_path, tracker_interval_s=0.05)
+
+    async with Client(build_server(settings)) as client:
+        first = structured(await client.call_tool("run_bulk_waterfall", {**BULK_ARGS, "wait_seconds": 0}))
+        with anyio.fail_after(10):
+            while sandbox.state.counts[TASK_GET] < 5:  # the tracker polled through the four 404s, then saw it
+                await anyio.sleep(0.05)
+        again = await client.call_tool("run_bulk_waterfall", {**BULK_ARGS, "wait_seconds": 10})
+        recent = structured(await client.call_tool("list_recent_tasks", {}))
+
+    assert not again.is_error, text_of(again)
+    assert structured(again)["reused"] is True and structured(again)["task_id"] == first["task_id"]
+    assert structured(again)["rows_total"] == 4
+    assert sandbox.state.counts[BULK_RUN] == 1 and len(sandbox.state.tasks) == 1
+    assert [(t["task_id"], t["status"], t["result_stored"]) for t in recent["tasks"]] == [
+        (first["task_id"], "completed", True)
+    ]
+
+
+async def test_a_reused_task_id_we_never_saw_is_caught_by_its_rows(mcp: Client, sandbox: SandboxServer) -> None:
+    """The earlier run's reply was lost, so its task id is in no ledger; Databar then gives that id to a one-row
+    run. Its four rows are not this run's: an upstream error, nothing stored or served, and not re-sent."""
+    sandbox.state.inject(Fault(route=BULK_RUN, kind="reset_after"))
+    assert structured(await mcp.call_tool("run_bulk_waterfall", BULK_ARGS))["code"] == "submission_unknown"
+    sandbox.state.inject(Fault(route=BULK_RUN, kind="reused_task_id"))
+
+    one_row = {**BULK_ARGS, "params": [lead("Zed", "Quinn", "example.com")], "wait_seconds": 10}
+    result = await mcp.call_tool("run_bulk_waterfall", one_row)
+    again = await mcp.call_tool("run_bulk_waterfall", one_row)
+
+    err = structured(result)
+    assert result.is_error and err["code"] == "upstream_error", text_of(result)
+    assert "holds 4 row(s) but this run sent 1" in err["message"]
+    assert "Zed" not in text_of(result) and "John" not in text_of(result)
+    assert structured(again)["code"] == "submission_unknown"
+    assert sandbox.state.counts[BULK_RUN] == 2

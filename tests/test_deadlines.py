@@ -1,0 +1,124 @@
+"""Every tool call answers by its deadline, whatever the upstream does.
+
+Small deadlines keep these fast: the deadline is 2-3 s and each test asserts the call ended before it plus a
+small margin, against faults that would otherwise hold the call far longer (Retry-After waits, slow replies,
+an identical run that seems to be in flight).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from databar_mcp.api.models import BulkWaterfallRequest
+from databar_mcp.fingerprint import account_id, fingerprint
+from databar_mcp.sandbox import Fault, SandboxServer
+from databar_mcp.server import build_server
+from databar_mcp.store import Ledger
+from tests.conftest import BULK_ARGS, make_settings, structured, text_of
+
+pytestmark = pytest.mark.anyio
+
+BULK_RUN = "POST /v1/waterfalls/{identifier}/bulk-run"
+TASK_GET = "GET /v1/tasks/{task_id}"
+MARGIN_S = 0.5  # rendering, the in-memory transport, a loaded CI machine
+
+
+async def timed(client: Client, tool: str, args: dict[str, object]) -> tuple[dict[str, object], float, str]:
+    started = time.monotonic()
+    result = await client.call_tool(tool, args)
+    return structured(result), time.monotonic() - started, text_of(result)
+
+
+async def test_retry_after_waits_on_a_submit_stop_at_the_deadline(sandbox: SandboxServer, tmp_path: Path) -> None:
+    """429 with Retry-After 2, three times, under a 3 s deadline: one wait fits, the next does not."""
+    settings = make_settings(sandbox, tmp_path, tool_deadline_s=3.0, deadline_margin_s=0.3)
+    sandbox.state.inject(Fault(route=BULK_RUN, kind="rate_limit", times=3, retry_after=2))
+
+    async with Client(build_server(settings)) as client:
+        out, elapsed, text = await timed(client, "run_bulk_waterfall", {**BULK_ARGS, "wait_seconds": 1})
+
+    assert out["code"] == "rate_limited", text
+    assert out["retry_after_seconds"] == 2
+    assert elapsed < 3.0 + MARGIN_S
+    assert sandbox.state.counts[BULK_RUN] == 2 and len(sandbox.state.tasks) == 0  # refused twice, never run
+
+
+async def test_get_task_under_429s_answers_rate_limited_at_once(sandbox: SandboxServer, tmp_path: Path) -> None:
+    settings = make_settings(sandbox, tmp_path, tool_deadline_s=2.0, deadline_margin_s=0.2)
+    sandbox.state.config.task_base_seconds = 30  # still running when polled
+    async with Client(build_server(settings)) as client:
+        first = structured(await client.call_tool("run_bulk_waterfall", {**BULK_ARGS, "wait_seconds": 0}))
+        sandbox.state.inject(Fault(route=TASK_GET, kind="rate_limit", times=3, retry_after=5))
+        out, elapsed, text = await timed(client, "get_task", {"task_id": first["task_id"], "wait_seconds": 0})
+
+    assert out["code"] == "rate_limited" and out["retry_after_seconds"] == 5, text
+    assert elapsed < 2.0 + MARGIN_S
+
+
+async def test_a_slow_reply_to_a_submit_is_submission_unknown_by_the_deadline(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    settings = make_settings(sandbox, tmp_path, tool_deadline_s=2.0, deadline_margin_s=0.2, read_timeout_s=30)
+    sandbox.state.inject(Fault(route=BULK_RUN, kind="slow", delay=4))
+
+    async with Client(build_server(settings)) as client:
+        out, elapsed, text = await timed(client, "run_bulk_waterfall", BULK_ARGS)
+        again, _, _ = await timed(client, "run_bulk_waterfall", BULK_ARGS)
+
+    assert out["code"] == "submission_unknown", text
+    assert "deadline" in str(out["message"])
+    assert elapsed < 2.0 + MARGIN_S
+    assert again["code"] == "submission_unknown"  # recorded: the re-call is not sent
+    assert sandbox.state.counts[BULK_RUN] == 1
+
+
+async def test_slow_polls_end_with_a_handle_by_the_deadline(sandbox: SandboxServer, tmp_path: Path) -> None:
+    settings = make_settings(sandbox, tmp_path, tool_deadline_s=2.0, deadline_margin_s=0.2, read_timeout_s=30)
+    sandbox.state.config.task_base_seconds = 0.5
+    sandbox.state.inject(Fault(route=TASK_GET, kind="slow", times=5, delay=4))
+
+    async with Client(build_server(settings)) as client:
+        out, elapsed, text = await timed(client, "run_bulk_waterfall", {**BULK_ARGS, "wait_seconds": 2})
+
+    assert out["status"] == "processing" and "get_task" in str(out["next_call"]), text
+    assert elapsed < 2.0 + MARGIN_S
+
+
+async def test_a_recall_right_after_a_crash_mid_send_answers_by_the_deadline(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """The dead process's run is 'pending' and only seconds old: it looks in flight; waiting for it to settle
+    (connect + read timeouts) must not outlast the deadline."""
+    settings = make_settings(sandbox, tmp_path, tool_deadline_s=2.0, deadline_margin_s=0.2, read_timeout_s=30)
+    ledger = Ledger(settings.ledger_path)
+    request = BulkWaterfallRequest.model_validate(
+        {"params": BULK_ARGS["params"], "enrichments": BULK_ARGS["enrichments"]}
+    ).model_dump(mode="json")
+    assert settings.api_key is not None
+    account = account_id(settings.api_key.get_secret_value(), settings.base_url)
+    endpoint = "waterfalls/email_getter/bulk-run"
+    await ledger.claim(
+        tool="run_bulk_waterfall",
+        endpoint=endpoint,
+        fingerprint=fingerprint(account=account, endpoint=endpoint, body=request),
+        request=request,
+        rows=4,
+        estimated_credits=12.0,
+        window_s=1800,
+        force=False,
+    )
+    ledger.close()
+    with sqlite3.connect(settings.ledger_path) as conn:
+        assert conn.execute("SELECT outcome FROM submissions").fetchone()[0] == "pending"
+
+    async with Client(build_server(settings)) as client:
+        out, elapsed, text = await timed(client, "run_bulk_waterfall", BULK_ARGS)
+
+    assert out["code"] == "submission_unknown", text
+    assert elapsed < 2.0 + MARGIN_S
+    assert sandbox.state.counts.get(BULK_RUN, 0) == 0
