@@ -157,7 +157,7 @@ async def test_validation_bodies_show_their_fields(client: Client, variant_sandb
 
     The choices endpoint is down, so our own check of the long country list (issue 13) cannot run first."""
     choices = "GET /v1/enrichments/{enrichment_id}/params/{slug}/choices"
-    variant_sandbox.state.inject(Fault(route=choices, kind="status", status=503, times=10))
+    variant_sandbox.state.inject(Fault(route=choices, kind="status", status=503, times=1000))  # down
     result = await client.call_tool(
         "run_enrichment", {"enrichment_id": 500, "params": {"job_title": "CTO", "country": "Atlantis"}, "force": True}
     )
