@@ -310,7 +310,7 @@ class TaskRunner:
             if time.time() - record.submitted_at >= self._unseen_grace_s:
                 raise
             logger.info("task %s is not visible at Databar yet (404); still waiting for it", task_id)
-            return Task(task_id=task_id, status=record.status, credits_spent=record.credits_spent)
+            return Task(task_id=task_id, status=record.status, credits_spent=record.credits_spent, visible=False)
         try:
             await self._ledger.observe(task)
         except TaskNotOurs as exc:

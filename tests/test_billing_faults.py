@@ -145,3 +145,16 @@ async def test_a_reused_task_id_we_never_saw_is_caught_by_its_rows(mcp: Client, 
     assert "Zed" not in text_of(result) and "John" not in text_of(result)
     assert structured(again)["code"] == "submission_unknown"
     assert sandbox.state.counts[BULK_RUN] == 2
+
+
+async def test_a_task_databar_does_not_show_yet_says_so(mcp: Client, sandbox: SandboxServer) -> None:
+    """While the fresh task answers 404, get_task says it is submitted but not visible yet, never just 'running'."""
+    sandbox.state.config.fresh_task_unseen_reads = 1000
+    started = structured(await mcp.call_tool("run_bulk_waterfall", {**BULK_ARGS, "wait_seconds": 0}))
+
+    result = await mcp.call_tool("get_task", {"task_id": started["task_id"], "wait_seconds": 0})
+
+    assert not result.is_error, text_of(result)
+    assert "does not show this task yet" in text_of(result) and "Nothing needs re-sending" in text_of(result)
+    assert structured(result)["next_call"].startswith("get_task(")
+    assert sandbox.state.counts[BULK_RUN] == 1

@@ -89,6 +89,8 @@ class Task(_Response):
     data: Any = None
     error: str | list[str] | None = None
     credits_spent: float | None = None
+    # Not from the API: False when Databar answered 404 for a task we just submitted (not visible there yet).
+    visible: bool = Field(default=True, exclude=True)
 
     @model_validator(mode="before")
     @classmethod

@@ -139,7 +139,13 @@ def build_view(
         message="",
     )
     if rows is None:
-        if not done:
+        if not done and not task.visible:
+            base.message = (
+                "Submitted, but Databar does not show this task yet (a fresh task can take a moment to appear); "
+                "still waiting for it. Nothing needs re-sending."
+            )
+            base.next_call = get_task_call(task.task_id, wait_seconds=wait_hint_s)
+        elif not done:
             base.message = "Still running; the data is not ready yet."
             base.next_call = get_task_call(task.task_id, wait_seconds=wait_hint_s)
         else:
