@@ -140,3 +140,27 @@ def test_piping_doctor_into_a_reader_that_leaves_is_quiet(tmp_path: Path) -> Non
         env=env,
     )
     assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+
+
+@pytest.mark.anyio
+async def test_a_closed_port_names_the_url_tried(tmp_path: Path) -> None:
+    """'Could not connect (ConnectError)' said neither where nor why."""
+    import socket
+
+    from mcp import Client
+    from pydantic import SecretStr
+
+    from databar_mcp.config import Settings
+    from databar_mcp.server import build_server
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = Settings(
+        base_url=f"http://127.0.0.1:{port}/v1", api_key=SecretStr("sk-" + "x" * 30), state_dir=tmp_path / "state"
+    )
+    async with Client(build_server(settings)) as client:
+        result = await client.call_tool("get_account", {})
+    text = "\n".join(getattr(block, "text", "") for block in result.content)
+    assert result.is_error
+    assert f"http://127.0.0.1:{port}" in text and "connection refused" in text

@@ -50,6 +50,27 @@ RetryMode = Literal["idempotent", "unsent_only"]
 _RETRYABLE_5XX = frozenset({500, 502, 503, 504})
 # Errors raised before any byte of the request could have reached the server.
 _NEVER_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
+REFUSED_RETRIES = 1
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether the connection was refused (nothing listens): the cause chain ends in ConnectionRefusedError."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _connect_reason(exc: BaseException) -> str:
+    if _refused(exc):
+        return "connection refused: nothing is listening there"
+    if isinstance(exc, httpx2.ConnectTimeout):
+        return "connection timed out"
+    return type(exc).__name__
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -147,6 +168,13 @@ class DatabarClient:
     def base_url(self) -> str:
         return str(self._http.base_url)
 
+    @property
+    def origin(self) -> str:
+        """Scheme, host and port of the API: safe to show (never a user:password part or a query)."""
+        url = self._http.base_url
+        port = f":{url.port}" if url.port else ""
+        return f"{url.scheme}://{url.host}{port}"
+
     async def __aenter__(self) -> Self:
         return self
 
@@ -192,11 +220,14 @@ class DatabarClient:
                 response = await self._send(method, path, params=params, json=json, headers=headers, left=left)
             except _NEVER_SENT as exc:
                 logger.info("%s %s: no connection (%s)", method, path, type(exc).__name__)
-                if attempt < self._max_retries and await self._pause(self._backoff(attempt)):
+                # A refused connection (nothing listening) is retried once, quickly; timeouts get the full policy.
+                retries = min(self._max_retries, REFUSED_RETRIES) if _refused(exc) else self._max_retries
+                if attempt < retries and await self._pause(self._backoff(attempt)):
                     attempt += 1
                     continue
                 raise APIConnectionError(
-                    f"Could not connect to the Databar API ({type(exc).__name__}).", reached_server=False
+                    f"Could not connect to the Databar API at {self.origin} ({_connect_reason(exc)}).",
+                    reached_server=False,
                 ) from None
             except (httpx2.TransportError, DeadlineReached) as exc:
                 logger.info("%s %s: reply lost (%s)", method, path, type(exc).__name__)
