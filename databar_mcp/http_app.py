@@ -166,6 +166,15 @@ class HttpOptions:
         return f"http://{shown}:{self.port}{MCP_PATH}"
 
     @property
+    def where(self) -> str:
+        """Where clients reach the server: on a wildcard bind, every interface, not only 127.0.0.1."""
+        if self.host not in WILDCARD_BINDS:
+            return self.url
+        bound = f"[{self.host}]" if ":" in self.host else self.host
+        name = socket.gethostname() or "this-host"
+        return f"{bound}:{self.port}, all interfaces (e.g. http://{name}:{self.port}{MCP_PATH}; here {self.url})"
+
+    @property
     def health_url(self) -> str:
         return self.url.removesuffix(MCP_PATH) + HEALTH_PATH
 
@@ -500,7 +509,7 @@ def serve_http(server: MCPServer[Any], options: HttpOptions) -> int:
     uv = uvicorn.Server(config)
     reclaim_library_loggers()
     auth = "bearer token required" if options.token is not None else "no bearer token: loopback clients only"
-    log.warning("serving MCP over streamable HTTP at %s (%s; health at %s)", options.url, auth, options.health_url)
+    log.warning("serving MCP over streamable HTTP at %s (%s; health at %s)", options.where, auth, options.health_url)
     if options.any_host:
         log.warning("%s=* : the Host header is not checked (DNS-rebinding protection off)", ALLOWED_HOSTS_ENV)
     uv.run()

@@ -164,3 +164,12 @@ async def test_a_closed_port_names_the_url_tried(tmp_path: Path) -> None:
     text = "\n".join(getattr(block, "text", "") for block in result.content)
     assert result.is_error
     assert f"http://127.0.0.1:{port}" in text and "connection refused" in text
+
+
+def test_a_wildcard_bind_start_line_says_all_interfaces() -> None:
+    """With --host 0.0.0.0 the start line printed a 127.0.0.1 URL only."""
+    from databar_mcp.http_app import HttpOptions
+
+    where = HttpOptions(host="0.0.0.0", port=8123).where  # noqa: S104 - a value under test, not a bind
+    assert where.startswith("0.0.0.0:8123, all interfaces") and "http://127.0.0.1:8123/mcp" in where
+    assert HttpOptions(host="127.0.0.1", port=8123).where == "http://127.0.0.1:8123/mcp"
