@@ -157,9 +157,11 @@ class TasksMiddleware:
             raise MCPError(code=INVALID_PARAMS, message="taskId is required")
         handle = await self.service.store.get(task_id, scope_of(ctx))
         if handle is None:
+            logger.info("%s for an unknown MCP task (or another client's)", ctx.method)
             raise wire.not_found()
         if handle.expired(_now()):
             raise wire.expired()
+        logger.info("%s MCP task %s: %s", ctx.method, task_id[:6], handle.state)
         return handle
 
     async def _legacy_method(self, ctx: ServerRequestContext[Any, Any], method: str) -> HandlerResult:
@@ -239,6 +241,7 @@ class TasksMiddleware:
         handle = await self.service.adopt(
             scope=scope_of(ctx), generation=MODERN, tool=name, request=request, first=first, ttl_ms=None
         )
+        logger.info("MCP task %s created for %s (Databar task %s)", handle.handle_id[:6], name, handle.databar_task_id)
         return wire.modern_created(handle)
 
     async def _modern_method(
