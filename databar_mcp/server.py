@@ -33,6 +33,7 @@ from databar_mcp.tools.fitting import RESULT_URI, OversizedResults, fit_result
 from databar_mcp.tools.registry import Toolbox
 from databar_mcp.tools.results import error_result
 from databar_mcp.tracker import track_forever
+from databar_mcp.ui import AppLinks, results_app
 
 INSTRUCTIONS = """\
 Databar enriches data (emails, phones, company and people facts) from many providers, billed in credits.
@@ -154,8 +155,8 @@ def build_server(settings: Settings) -> DatabarMCPServer:
         lifespan=lifespan,
         log_level=settings.log_level if settings.log_level in _LEVELS else "WARNING",  # type: ignore[arg-type]
         result_budget=settings.result_budget_chars,
-        extensions=[TasksExtension()],
-        middleware=[TasksMiddleware(mcp_tasks)],
+        extensions=[TasksExtension(), results_app()],
+        middleware=[TasksMiddleware(mcp_tasks), AppLinks()],
     )
     register_oversized(server)
     server.io_deadline_s = settings.io_deadline_s

@@ -146,3 +146,22 @@ def test_inspector_in_the_legacy_era_gets_todays_plain_result(
     out, _ = run_inspector([*inspector, *call_as_task("legacy"), *stdio_target(sandbox, state_dir)])
     check_result(out)
     assert handles(state_dir) == []
+
+
+def test_inspector_app_info_shows_the_results_view(
+    inspector: list[str], sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    command = [*inspector, "--advertise-apps", "--app-info", "--method", "tools/list"]
+    done = subprocess.run(  # noqa: S603 - our own judge and server
+        [*command, *stdio_target(sandbox, tmp_path / "state")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env={**os.environ, "PATH": f"{NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
+    )
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    apps = {line["toolName"]: line for line in lines if line.get("hasApp")}
+    assert set(apps) == {"run_bulk_waterfall", "run_bulk_enrichment", "get_task"}
+    assert all(a["resourceUri"] == "ui://databar/results.html" for a in apps.values())
+    assert all(a["resourceMimeType"] == "text/html;profile=mcp-app" and a["csp"] == {} for a in apps.values())
