@@ -83,6 +83,7 @@ MCP_TASK_RESULT_WAIT_S = 600.0  # tasks/result blocks at most this long, then an
 MCP_TASK_POLL_MIN_MS = 250
 MCP_TASK_POLL_MAX_MS = 30_000
 MCP_TASK_LIST_PAGE = 50
+MCP_TASK_NOTIFY_TIMEOUT_S = 5.0  # a notification to a client that stopped reading is given up after this
 
 
 def default_state_dir() -> Path:

@@ -263,14 +263,18 @@ class TaskService:
         await self.finish(handle.handle_id, state, dumped, message)
 
     async def finish(self, handle_id: str, state: State, result: dict[str, Any], message: str) -> None:
-        if await self.store.update(handle_id, state=state, result=result, status_message=message, clear_input=True):
-            final = await self.store.by_id(handle_id)
-            if final is not None and self.on_status is not None:
+        """Store the final result and state, wake tasks/result, then tell the client (best effort, bounded)."""
+        changed = await self.store.update(
+            handle_id, state=state, result=result, status_message=message, clear_input=True
+        )
+        self._event(handle_id).set()
+        final = await self.store.by_id(handle_id) if changed else None
+        if final is not None and self.on_status is not None:
+            with anyio.move_on_after(config.MCP_TASK_NOTIFY_TIMEOUT_S):
                 try:
                     await self.on_status(final)
                 except Exception:  # a gone client must not stop the bookkeeping
                     logger.debug("status notification for %s not delivered", handle_id, exc_info=True)
-        self._event(handle_id).set()
 
     async def _notify_progress(self, handle_id: str, task: Task) -> None:
         listener = self.listeners.get(handle_id)
@@ -285,10 +289,11 @@ class TaskService:
                 message=f"{p.finished:,}/{p.total:,} rows, {p.completed:,} found so far",
             )
         )
-        try:
-            await listener.session.send_notification(cast(ServerNotification, note))
-        except Exception:  # the client may be gone; the handle keeps the progress for tasks/get
-            logger.debug("progress for %s not delivered", handle_id, exc_info=True)
+        with anyio.move_on_after(config.MCP_TASK_NOTIFY_TIMEOUT_S):  # a stalled stream must not stall the watcher
+            try:
+                await listener.session.send_notification(cast(ServerNotification, note))
+            except Exception:  # the client may be gone; the handle keeps the progress for tasks/get
+                logger.debug("progress for %s not delivered", handle_id, exc_info=True)
 
     def _event(self, handle_id: str) -> anyio.Event:
         event = self._finished.get(handle_id)
