@@ -160,6 +160,7 @@ def build_server(settings: Settings) -> DatabarMCPServer:
     )
     register_oversized(server)
     server.io_deadline_s = settings.io_deadline_s
+    mcp_tasks.fit = functools.partial(fit_result, budget=server.result_budget, store=server.oversized)
     box = Toolbox(server, settings)
     for module in (discover, enrich, tasks, exports, tables, table_export, connectors, account, guidance):
         module.register(box)

@@ -19,7 +19,13 @@ from typing import Any, cast
 import anyio
 import anyio.abc
 from mcp.server.session import ServerSession
-from mcp.types import ProgressNotification, ProgressNotificationParams, ProgressToken, ServerNotification
+from mcp.types import (
+    CallToolResult,
+    ProgressNotification,
+    ProgressNotificationParams,
+    ProgressToken,
+    ServerNotification,
+)
 
 from databar_mcp import config
 from databar_mcp.api.errors import DatabarError, NotFoundError, ResultExpired
@@ -66,6 +72,7 @@ class Listener:
 
 
 StatusCallback = Callable[[Handle], Awaitable[None]]
+Fit = Callable[[CallToolResult], CallToolResult]
 
 
 class TaskService:
@@ -78,6 +85,8 @@ class TaskService:
         self._watchers: dict[str, anyio.CancelScope] = {}
         self.listeners: dict[str, Listener] = {}
         self.on_status: StatusCallback | None = None  # set by the 2025-11-25 wire: notifications/tasks/status
+        # the server's result fitting, so a final result passes the same budget guarantee as a tool's answer
+        self.fit: Fit = lambda result: result
 
     @property
     def services(self) -> Services:
@@ -243,7 +252,7 @@ class TaskService:
     async def _settle(self, handle: Handle, task: Task) -> None:
         """The Databar task ended: store the tool's final result, then mark the handle terminal."""
         svc = self.services
-        result = await guarded(deliver(svc, task, offset=0, limit=None), task_id=task.task_id)
+        result = self.fit(await guarded(deliver(svc, task, offset=0, limit=None), task_id=task.task_id))
         dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
         progress, _ = progress_of(task)
         if result.is_error:
