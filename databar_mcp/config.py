@@ -75,6 +75,16 @@ TOOLSETS = ("discover", "enrich", "tasks", "tables", "connectors", "account")
 # How long a waterfall's catalog entry is reused to validate inputs and estimate cost before a run.
 CATALOG_TTL_S = 600.0
 
+# MCP tasks (issue 16): how long a task handle stays readable, how long tasks/result may block, poll hints
+MCP_TASK_TTL_DEFAULT_MS = 24 * 3600 * 1000
+MCP_TASK_TTL_MAX_MS = 30 * 24 * 3600 * 1000
+MCP_TASK_TTL_MIN_MS = 1000
+MCP_TASK_RESULT_WAIT_S = 600.0  # tasks/result blocks at most this long, then answers "still working"
+MCP_TASK_POLL_MIN_MS = 250
+MCP_TASK_POLL_MAX_MS = 30_000
+MCP_TASK_LIST_PAGE = 50
+MCP_TASK_NOTIFY_TIMEOUT_S = 5.0  # a notification to a client that stopped reading is given up after this
+
 
 def default_state_dir() -> Path:
     """The platform's user data dir, without a dependency for three lines of logic."""

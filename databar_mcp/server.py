@@ -21,6 +21,7 @@ from databar_mcp.api.deadline import deadline_in
 from databar_mcp.catalog import Catalog
 from databar_mcp.config import Settings
 from databar_mcp.fingerprint import account_id
+from databar_mcp.mcp_tasks import TaskService, TasksExtension, TasksMiddleware
 from databar_mcp.runner import TaskRunner
 from databar_mcp.stdio_guard import AnsweringReadStream
 from databar_mcp.store import Ledger
@@ -32,6 +33,7 @@ from databar_mcp.tools.fitting import RESULT_URI, OversizedResults, fit_result
 from databar_mcp.tools.registry import Toolbox
 from databar_mcp.tools.results import error_result
 from databar_mcp.tracker import track_forever
+from databar_mcp.ui import AppLinks, results_app
 
 INSTRUCTIONS = """\
 Databar enriches data (emails, phones, company and people facts) from many providers, billed in credits.
@@ -105,6 +107,8 @@ class DatabarMCPServer(MCPServer[Services]):
 
 
 def build_server(settings: Settings) -> DatabarMCPServer:
+    mcp_tasks = TaskService()
+
     @asynccontextmanager
     async def lifespan(_: MCPServer[Services]) -> AsyncGenerator[Services]:
         ledger = Ledger(settings.ledger_path)
@@ -127,14 +131,16 @@ def build_server(settings: Settings) -> DatabarMCPServer:
                 background.start_soon(
                     functools.partial(track_forever, runner, ledger, interval_s=settings.tracker_interval_s)
                 )
+                services = Services(
+                    settings=settings,
+                    client=client,
+                    ledger=ledger,
+                    runner=runner,
+                    catalog=Catalog(client, ttl_s=config.CATALOG_TTL_S),
+                )
+                await background.start(mcp_tasks.serve, services)
                 try:
-                    yield Services(
-                        settings=settings,
-                        client=client,
-                        ledger=ledger,
-                        runner=runner,
-                        catalog=Catalog(client, ttl_s=config.CATALOG_TTL_S),
-                    )
+                    yield services
                 finally:
                     background.cancel_scope.cancel()
         finally:
@@ -149,9 +155,12 @@ def build_server(settings: Settings) -> DatabarMCPServer:
         lifespan=lifespan,
         log_level=settings.log_level if settings.log_level in _LEVELS else "WARNING",  # type: ignore[arg-type]
         result_budget=settings.result_budget_chars,
+        extensions=[TasksExtension(), results_app()],
+        middleware=[TasksMiddleware(mcp_tasks), AppLinks()],
     )
     register_oversized(server)
     server.io_deadline_s = settings.io_deadline_s
+    mcp_tasks.fit = functools.partial(fit_result, budget=server.result_budget, store=server.oversized)
     box = Toolbox(server, settings)
     for module in (discover, enrich, tasks, exports, tables, table_export, connectors, account, guidance):
         module.register(box)

@@ -70,6 +70,28 @@ MIGRATIONS: tuple[str, ...] = (
         saved_at REAL NOT NULL
     );
     """,
+    # v2: MCP task handles (issue 16), each tied to the Databar task it waits on; owned by databar_mcp.mcp_tasks
+    """
+    CREATE TABLE mcp_tasks (
+        handle_id TEXT PRIMARY KEY,
+        scope TEXT NOT NULL,
+        generation TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        request_json TEXT NOT NULL,
+        databar_task_id TEXT,
+        state TEXT NOT NULL,
+        status_message TEXT,
+        progress_json TEXT,
+        poll_ms INTEGER,
+        ttl_ms INTEGER,
+        result_json TEXT,
+        input_json TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX mcp_tasks_by_scope ON mcp_tasks(scope, created_at);
+    CREATE INDEX mcp_tasks_by_databar_task ON mcp_tasks(databar_task_id)
+    """,
 )
 
 # What the migrations build: checked at open, so a damaged ledger is refused before anything is sent.
@@ -83,6 +105,10 @@ SCHEMA_TABLES: dict[str, frozenset[str]] = {
         | {"errors_json", "submitted_at", "updated_at", "completed_at"}
     ),
     "results": frozenset({"task_id", "data_json", "saved_at"}),
+    "mcp_tasks": frozenset(
+        {"handle_id", "scope", "generation", "tool", "request_json", "databar_task_id", "state", "status_message"}
+        | {"progress_json", "poll_ms", "ttl_ms", "result_json", "input_json", "created_at", "updated_at"}
+    ),
 }
 
 
@@ -341,6 +367,10 @@ class Ledger:
         """Open (create or upgrade) and check the ledger now, in this thread: LedgerError says what is wrong."""
         with self._lock:
             self._migrate()
+
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` on the shared connection in a worker thread: for modules that own a table of their own."""
+        return await self._run(fn)
 
     @staticmethod
     def schema_version(conn: sqlite3.Connection) -> int:
