@@ -7,12 +7,20 @@ of the real API we have (see API_NOTES, "Reply shapes as Databar's own clients r
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from databar import DatabarClient as SdkClient
 from databar import models as sdk
-from databar.exceptions import DatabarAuthError, DatabarConflictError, DatabarNotFoundError
+from databar.exceptions import (
+    DatabarAuthError,
+    DatabarConflictError,
+    DatabarError,
+    DatabarInsufficientCreditsError,
+    DatabarNotFoundError,
+)
 
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
 from tests.conftest import SENTINEL_KEY
@@ -166,3 +174,167 @@ def test_connectors_crud(official: SdkClient) -> None:
 def test_a_wrong_key_is_an_auth_error(server: SandboxServer) -> None:
     with SdkClient(api_key="not-the-key", base_url=server.base_url) as wrong, pytest.raises(DatabarAuthError):
         wrong.get_user()
+
+
+# ---- table enrichments, columns, tables, exports, flows, folders, exporters (issue 15) --------------------
+
+
+def _wait_rows(official: SdkClient, table: str, column: str, rows: int) -> list[dict[str, object]]:
+    """Read until no row of `column` is processing any more (the run has no task to poll)."""
+    for _ in range(500):
+        data = official.get_rows(table, per_page=500).data
+        if all(r.get(column) != "processing" for r in data):
+            return data
+        time.sleep(0.01)
+    raise AssertionError("the table enrichment did not finish")
+
+
+def test_table_enrichments_and_waterfalls(official: SdkClient, server: SandboxServer) -> None:
+    table = official.create_table(name="Leads", columns=["first_name", "last_name", "company", "email"])
+    people = [("John", "Doe", "example.com"), ("Ann", "Lee", "nowhere.invalid"), ("Bob", "Fail", "x.fail")]
+    official.create_rows(
+        table.identifier,
+        [sdk.InsertRow(fields={"first_name": f, "last_name": lst, "company": c}) for f, lst, c in people],
+    )
+    balance = official.get_user().balance
+
+    waterfall = official.add_waterfall(
+        table.identifier,
+        "email_getter",
+        [833],
+        mapping={"first_name": "first_name", "last_name": "last_name", "company": "company"},
+    )
+    assert isinstance(waterfall, sdk.AddWaterfallResponse) and waterfall.waterfall_name == "Email getter"
+    installed = official.get_table_waterfalls(table.identifier)
+    assert [(w.id, w.waterfall_name) for w in installed] == [(waterfall.id, "Email getter")]
+    columns = official.get_columns(table.identifier)
+    filled_by = {c.name: c.data_processor_id for c in columns}
+    assert filled_by["Email getter"] == waterfall.id and filled_by["email (2)"] == waterfall.id
+    assert filled_by["email"] is None
+
+    started = official.run_table_enrichment(table.identifier, str(waterfall.id), run_strategy="run_all")
+    assert isinstance(started, sdk.RunEnrichmentResponse) and started.status == "processing"
+    assert started.processing_rows == 3
+    rows = _wait_rows(official, table.identifier, "Email getter", 3)
+    assert [r["Email getter"] for r in rows][:2] == ["completed", "no_data"]
+    assert str(rows[2]["Email getter"]).startswith("error: ")
+    assert rows[0]["email (2)"] == "john.doe@example.com"
+    assert official.get_user().balance == pytest.approx(balance - 2.0)  # two rows tried one provider; a failure is free
+
+    again = official.run_table_enrichment(table.identifier, str(waterfall.id), run_strategy="run_errors")
+    assert again.processing_rows == 1
+    with pytest.raises(DatabarConflictError):  # one run at a time per enrichment
+        official.run_table_enrichment(table.identifier, str(waterfall.id))
+    _wait_rows(official, table.identifier, "Email getter", 3)
+    empty = official.run_table_enrichment(table.identifier, str(waterfall.id), run_strategy="run_empty")
+    assert (empty.status, empty.processing_rows) == ("completed", 0)
+
+    enrichment = official.add_enrichment(
+        table.identifier, 120, mapping={"domain": {"type": "mapping", "value": "company"}}
+    )
+    assert (
+        isinstance(enrichment, sdk.AddEnrichmentResponse)
+        and enrichment.enrichment_name == "Company profile from domain"
+    )
+    assert [e.id for e in official.get_table_enrichments(table.identifier)] == [enrichment.id]
+    updated = official.update_enrichment(
+        table.identifier, enrichment.id, mapping={"domain": {"type": "simple", "value": "example.com"}}
+    )
+    assert updated.id == enrichment.id
+    first = official.get_rows(table.identifier).data[0]
+    official.run_table_enrichment(table.identifier, str(enrichment.id), row_ids=[str(first["id"])])
+    rows = _wait_rows(official, table.identifier, "Company profile from domain", 3)
+    assert rows[0]["name"] == "Example" and rows[1]["Company profile from domain"] is None
+
+    server.state.balance = 0.5
+    with pytest.raises(DatabarInsufficientCreditsError):
+        official.run_table_enrichment(table.identifier, str(enrichment.id))
+    with pytest.raises(DatabarNotFoundError):
+        official.run_table_enrichment(table.identifier, "999")
+
+
+def test_columns_tables_dedupe_and_export(official: SdkClient, server: SandboxServer) -> None:
+    table = official.create_table(name="Scratch", columns=["email"])
+    official.create_rows(table.identifier, [sdk.InsertRow(fields={"email": e}) for e in ("a@x.io", "A@x.io", "b@x.io")])
+    column = official.create_column(table.identifier, "score", type="number")
+    assert isinstance(column, sdk.CreateColumnResponse) and column.type_of_value == "number"
+    renamed = official.rename_column(table.identifier, column.identifier, "lead score")
+    assert renamed.name == "lead score"
+    assert [c.name for c in official.get_columns(table.identifier)] == ["email", "lead score"]
+    official.delete_column(table.identifier, column.identifier)
+    assert [c.name for c in official.get_columns(table.identifier)] == ["email"]
+
+    assert official.rename_table(table.identifier, "Scratch v2").name == "Scratch v2"
+    deduped = official.dedupe_table_rows(table.identifier, columns=["email"])
+    assert deduped == sdk.DedupeResult(count_all_rows=3, count_rows_delete=1)
+    assert official.get_rows(table.identifier).total_count == 2
+
+    started = official.export_table(table.identifier)
+    assert isinstance(started, sdk.ExportStatus) and started.status == "processing"
+    server.state.clock.advance(server.state.config.export_seconds)
+    done = official.get_table_export(table.identifier)
+    assert done.status == "completed" and done.file_id is not None and done.file
+    assert httpx.get(done.file).text.splitlines()[1:] == [
+        f"{r['id']},{r['email']}" for r in official.get_rows(table.identifier).data
+    ]
+
+    official.delete_table(table.identifier)
+    assert table.identifier not in {t.identifier for t in official.list_tables()}
+    with pytest.raises(DatabarNotFoundError):
+        official.get_rows(table.identifier)
+
+
+def test_flows(official: SdkClient) -> None:
+    flows = official.list_flows()
+    assert all(isinstance(f, sdk.Flow) for f in flows) and len(flows) == 2
+    email = next(f for f in flows if f.name == "Find and verify work email")
+    detail = official.get_flow(email.id)
+    assert isinstance(detail, sdk.FlowDetail) and [i.id for i in detail.inputs] == ["first_name", "last_name", "domain"]
+    assert all(i.required for i in detail.inputs) and [o.id for o in detail.outputs] == ["email", "email_status"]
+    estimate = official.estimate_flow_cost(detail.config)
+    assert estimate == sdk.FlowCostEstimate(min="1.00", max="3.50", currency="credits")
+
+    found = official.run_flow_sync(email.id, {"first_name": "John", "last_name": "Doe", "domain": "example.com"})
+    assert found["email"] == "john.doe@example.com" and found["email_status"] in ("valid", "invalid")
+    many = official.run_flow_bulk_sync(
+        email.id,
+        [
+            {"first_name": "A", "last_name": "B", "domain": "nobody.invalid"},
+            {"first_name": "John", "last_name": "Doe", "domain": "example.com"},
+        ],
+    )
+    assert many[0] is None and many[1] == found
+    with pytest.raises(DatabarError) as refused:
+        official.run_flow(email.id, {"first_name": "John"})
+    assert refused.value.status_code == 400
+
+
+def test_folders_and_exporters(official: SdkClient) -> None:
+    folder = official.create_folder("Prospects")
+    assert isinstance(folder, sdk.Folder) and folder.table_count == 0
+    table = official.create_table(name="In a folder", columns=["email"])
+    official.move_table_to_folder(table.identifier, folder.id)
+    assert [f.table_count for f in official.list_folders() if f.id == folder.id] == [1]
+    official.move_table_to_folder(table.identifier)
+    assert official.rename_folder(folder.id, "Old prospects").table_count == 0
+    official.delete_folder(folder.id)
+    assert official.list_folders() == []
+
+    exporters = official.list_exporters()
+    assert isinstance(exporters, list) and all(isinstance(e, sdk.Exporter) for e in exporters)
+    paged = official.list_exporters(q="hubspot", page=1, limit=10)
+    assert isinstance(paged, sdk.ExporterListResponse) and paged.total_count == 1
+    hubspot = official.get_exporter(paged.items[0].id)
+    assert isinstance(hubspot, sdk.ExporterDetail) and hubspot.authorization.required
+    table = official.create_table(name="To CRM", columns=["email", "name"])
+    official.create_rows(
+        table.identifier, [sdk.InsertRow(fields={"email": "a@x.io"}), sdk.InsertRow(fields={"name": "x"})]
+    )
+    added = official.add_exporter(
+        table.identifier, hubspot.id, mapping={"email": {"type": "mapping", "value": "email"}}
+    )
+    assert isinstance(added, sdk.AddExporterResponse)
+    assert [e.id for e in official.get_table_exporters(table.identifier)] == [added.id]
+    assert official.run_table_enrichment(table.identifier, str(added.id)).processing_rows == 2
+    rows = _wait_rows(official, table.identifier, hubspot.name, 2)
+    assert rows[0][hubspot.name] == "completed" and str(rows[1][hubspot.name]).startswith("error: ")

@@ -11,9 +11,13 @@ from starlette.responses import Response
 from databar_mcp.sandbox import (
     routes_catalog,
     routes_connectors,
+    routes_flows,
     routes_runs,
+    routes_table_admin,
+    routes_table_enrich,
     routes_tables,
     routes_tasks,
+    routes_workspace,
 )
 from databar_mcp.sandbox.errors import ApiError, render_api_error, render_api_error_variant, render_http_exception
 from databar_mcp.sandbox.middleware import SandboxMiddleware
@@ -29,6 +33,10 @@ def create_app(state: SandboxState) -> Starlette:
         *routes_tasks.routes(state),
         *routes_tables.routes(state),
         *routes_connectors.routes(state),
+        *routes_table_enrich.routes(state),
+        *routes_table_admin.routes(state),
+        *routes_flows.routes(state),
+        *routes_workspace.routes(state),
     ]
 
     async def api_error(request: Request, exc: Exception) -> Response:

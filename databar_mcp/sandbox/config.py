@@ -52,6 +52,9 @@ class SandboxConfig:
     # Eventual consistency: the first this-many reads of each new task answer 404 (as a replica would that has
     # not seen the task yet).
     fresh_task_unseen_reads: int = 0
+    # Table enrichments: seconds between two rows finishing (None: row_seconds); exports: seconds to build a file.
+    table_row_seconds: float | None = None
+    export_seconds: float = 0.5
 
 
 @dataclass

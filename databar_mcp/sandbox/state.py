@@ -18,6 +18,7 @@ from databar_mcp.sandbox.providers import RowOutcome
 from databar_mcp.sandbox.ratelimit import SlidingWindow, Verdict
 from databar_mcp.sandbox.tables import SEED_TABLE_ID, Table, seed_table
 from databar_mcp.sandbox.tasks import EXPIRED_MESSAGE, Task
+from databar_mcp.sandbox.workspace import Workspace
 
 logger = logging.getLogger("databar_mcp.sandbox")
 
@@ -40,6 +41,7 @@ class SandboxState:
         self._faults: list[Fault] = []
         self._key_window = SlidingWindow()
         self._table_windows: dict[str, SlidingWindow] = {}
+        self.workspace = Workspace()  # table enrichments, folders, exports, trash (not persisted)
         if persist_path is not None:
             persistence.load(self, persist_path)
 
@@ -150,6 +152,14 @@ class SandboxState:
             task.charged = done
             if done == task.total or task.cancelled_at is not None:
                 self._unsettled.discard(task_id)
+        self.workspace.settle(self.tables, now, self._take_credits)
+
+    def _take_credits(self, cost: float) -> bool:
+        """Charge one table-enrichment row, or say the balance cannot cover it (nothing is taken then)."""
+        if self._balance < cost:
+            return False
+        self._balance -= cost
+        return True
 
     # tasks
 
@@ -213,10 +223,13 @@ class SandboxState:
     # tables and connectors
 
     def table(self, table_uuid: str) -> Table:
-        table = self.tables.get(table_uuid)
-        if table is None:
-            raise not_found("Table not found.")
-        return table
+        """The table with every table-enrichment row finished by now written into it."""
+        with self.lock:
+            table = self.tables.get(table_uuid)
+            if table is None:
+                raise not_found("Table not found.")
+            self._settle()
+            return table
 
     def new_table(self, name: str, columns: Sequence[str]) -> Table:
         with self.lock:

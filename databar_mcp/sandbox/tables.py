@@ -25,14 +25,18 @@ class Column:
     internal_name: str
     name: str
     type_of_value: str = "text"
+    data_processor_id: int | None = None  # the table enrichment that fills this column (see processors.py)
 
     def as_json(self) -> dict[str, Json]:
-        return {
+        out: dict[str, Json] = {
             "identifier": self.identifier,
             "internal_name": self.internal_name,
             "name": self.name,
             "type_of_value": self.type_of_value,
         }
+        if self.data_processor_id is not None:
+            out["data_processor_id"] = self.data_processor_id
+        return out
 
 
 # A row-level error as Databar's MCP server reads it (`{code, message}`); routes flatten it in variant mode.
