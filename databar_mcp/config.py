@@ -69,8 +69,21 @@ TASK_UNSEEN_GRACE_S = 10 * 60.0
 # Databar keeps task data this long; the ledger keeps it after that.
 API_RETENTION_S = 24 * 3600.0
 
-# Toolsets a user can load (DATABAR_MCP_TOOLSETS / --toolsets); default: all of them.
-TOOLSETS = ("discover", "enrich", "tasks", "tables", "connectors", "account")
+# Toolsets a user can load (DATABAR_MCP_TOOLSETS / --toolsets, "all" for every one); default: DEFAULT_TOOLSETS.
+TOOLSETS = (
+    "discover",
+    "enrich",
+    "tasks",
+    "tables",
+    "connectors",
+    "account",
+    "table_enrich",
+    "table_admin",
+    "exporters",
+    "flows",
+)
+# Loaded unless the user chooses: the rest (table admin, exporters, flows) keep tools/list short for agents.
+DEFAULT_TOOLSETS = ("discover", "enrich", "tasks", "tables", "connectors", "account", "table_enrich")
 
 # How long a waterfall's catalog entry is reused to validate inputs and estimate cost before a run.
 CATALOG_TTL_S = 600.0
@@ -135,7 +148,7 @@ class Settings(BaseModel):
     duplicate_window_s: float = Field(default=DUPLICATE_WINDOW_S, ge=0)
     tracker_interval_s: float = Field(default=TRACKER_INTERVAL_S, gt=0)
     task_unseen_grace_s: float = Field(default=TASK_UNSEEN_GRACE_S, ge=0)
-    toolsets: tuple[str, ...] = TOOLSETS
+    toolsets: tuple[str, ...] = DEFAULT_TOOLSETS
     read_only: bool = False
     # Spend guard (credits): refuse above max per call or below the balance floor; ask the user above confirm.
     max_credits_per_call: float | None = Field(default=None, ge=0)
@@ -202,3 +215,11 @@ class Settings(BaseModel):
             values["log_level"] = level.upper()
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(values)
+
+
+# Table enrichments (runs inside Databar with no task id; progress is read from the table's rows).
+TABLE_READS_PER_SECOND = 4.0  # progress reads of one table stay below the API's 5 requests/s per table
+TABLE_READ_SLOWDOWN = 2.0  # a 429 on a progress read multiplies the interval between reads by this
+TABLE_READ_INTERVAL_CAP_S = 5.0
+TABLE_RUN_ROW_IDS_MAX = 10_000
+TABLE_PREPARED_TTL_S = 10.0  # a run's pre-flight counts are reused this long (spend check, then the body)

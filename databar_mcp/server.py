@@ -25,7 +25,18 @@ from databar_mcp.mcp_tasks import TaskService, TasksExtension, TasksMiddleware
 from databar_mcp.runner import TaskRunner
 from databar_mcp.stdio_guard import AnsweringReadStream
 from databar_mcp.store import Ledger
-from databar_mcp.tools import account, connectors, discover, enrich, exports, guidance, table_export, tables, tasks
+from databar_mcp.tools import (
+    account,
+    connectors,
+    discover,
+    enrich,
+    exports,
+    guidance,
+    table_enrich,
+    table_export,
+    tables,
+    tasks,
+)
 from databar_mcp.tools.arguments import unknown_arguments
 from databar_mcp.tools.context import Services
 from databar_mcp.tools.failures import from_validation
@@ -164,6 +175,7 @@ def build_server(settings: Settings) -> DatabarMCPServer:
     box = Toolbox(server, settings)
     for module in (discover, enrich, tasks, exports, tables, table_export, connectors, account, guidance):
         module.register(box)
+    table_enrich.register(box)
     return server
 
 

@@ -759,6 +759,29 @@ class Ledger:
 
         return await self._run(work)
 
+    # ---- runs without a Databar task (table enrichments, issue 15) ---------------------------------------
+
+    async def accepted_without_task(self, submission_id: int, request: dict[str, Any]) -> None:
+        """Databar accepted a run it gives no task id for: settled (with what its reply added to the record),
+        and nothing for the tracker to poll."""
+        await self._run(
+            lambda conn: conn.execute(
+                "UPDATE submissions SET outcome = 'accepted', request_json = ? WHERE id = ?",
+                (json.dumps(request), submission_id),
+            )
+        )
+
+    async def latest_submission(self, endpoint: str) -> Submission | None:
+        """The newest run sent (or being sent) to `endpoint`, whatever its outcome."""
+
+        def work(conn: sqlite3.Connection) -> Submission | None:
+            row = conn.execute(
+                "SELECT * FROM submissions WHERE endpoint = ? ORDER BY created_at DESC, id DESC LIMIT 1", (endpoint,)
+            ).fetchone()
+            return None if row is None else _submission(row)
+
+        return await self._run(work)
+
 
 def _rollback(conn: sqlite3.Connection) -> None:
     """Roll back if a transaction is still open: SQLite ends one itself on some errors (a full disk, I/O)."""

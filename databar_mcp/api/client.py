@@ -15,6 +15,7 @@ missing at the deadline is given up (SubmissionUnknown for a billable run).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Mapping
 from typing import Any, Literal, Self, TypeVar, cast
@@ -507,3 +508,230 @@ class DatabarClient:
 
     async def delete_connector(self, connector_id: int) -> None:
         await self.request("DELETE", f"connectors/{connector_id}")
+
+    # ---- table enrichments, waterfalls and exporters (issue 15) ----------------------------------------
+
+    async def _attached(self, path: str) -> list[models.AttachedEnrichment]:
+        raw: object = await self.request("GET", path)
+        items: object = cast(dict[str, Any], raw).get("items", []) if isinstance(raw, dict) else raw
+        return [_model(models.AttachedEnrichment, item) for item in cast(list[Any], items or [])]
+
+    async def list_table_enrichments(self, table_uuid: str) -> list[models.AttachedEnrichment]:
+        return await self._attached(f"table/{segment(table_uuid)}/enrichments")
+
+    async def list_table_waterfalls(self, table_uuid: str) -> list[models.AttachedEnrichment]:
+        return await self._attached(f"table/{segment(table_uuid)}/waterfalls")
+
+    async def list_table_exporters(self, table_uuid: str) -> list[models.AttachedEnrichment]:
+        return await self._attached(f"table/{segment(table_uuid)}/exporters")
+
+    async def _column_ids(self, table_uuid: str, mapping: Mapping[str, models.ParamMapping]) -> dict[str, Any]:
+        """The mapping as Databar takes it: column names become column uuids (as Databar's SDK resolves them);
+        a name the table does not have is sent as it is, for Databar to name in its refusal."""
+        columns: dict[str, str] | None = None
+        out: dict[str, Any] = {}
+        for param, entry in mapping.items():
+            value = entry.value
+            if entry.type == "mapping" and not _UUID.fullmatch(str(value)):
+                if columns is None:
+                    columns = {c.name: c.identifier for c in await self.table_columns(table_uuid) if c.identifier}
+                value = columns.get(str(value), value)
+            out[param] = {"type": entry.type, "value": value}
+        return out
+
+    async def add_table_enrichment(
+        self,
+        table_uuid: str,
+        enrichment_id: int,
+        mapping: Mapping[str, models.ParamMapping],
+        launch_strategy: models.LaunchStrategy = "run_on_click",
+    ) -> models.AttachedEnrichment:
+        body = {
+            "enrichment": enrichment_id,
+            "mapping": await self._column_ids(table_uuid, mapping),
+            "launch_strategy": launch_strategy,
+        }
+        raw = await self.request("POST", f"table/{segment(table_uuid)}/add-enrichment", json=body)
+        return _model(models.AttachedEnrichment, raw)
+
+    async def add_table_waterfall(
+        self,
+        table_uuid: str,
+        waterfall: str,
+        mapping: Mapping[str, str],
+        enrichments: list[int] | None = None,
+        email_verifier: int | None = None,
+    ) -> models.AttachedEnrichment:
+        """`mapping` is param → column (name or uuid); no enrichments: Databar attaches the default cascade."""
+        as_columns = {p: models.ParamMapping(type="mapping", value=c) for p, c in mapping.items()}
+        resolved = await self._column_ids(table_uuid, as_columns)
+        body: dict[str, Any] = {"waterfall": waterfall, "mapping": {p: e["value"] for p, e in resolved.items()}}
+        if enrichments:
+            body["enrichments"] = enrichments
+        if email_verifier is not None:  # left out when not chosen, as Databar's clients send it
+            body["email_verifier"] = email_verifier
+        raw = await self.request("POST", f"table/{segment(table_uuid)}/add-waterfall", json=body)
+        return _model(models.AttachedEnrichment, raw)
+
+    async def update_table_enrichment(
+        self,
+        table_uuid: str,
+        table_enrichment_id: int,
+        *,
+        mapping: Mapping[str, models.ParamMapping] | None = None,
+        launch_strategy: models.LaunchStrategy | None = None,
+    ) -> models.AttachedEnrichment:
+        body: dict[str, Any] = {}
+        if mapping is not None:
+            body["mapping"] = await self._column_ids(table_uuid, mapping)
+        if launch_strategy is not None:
+            body["launch_strategy"] = launch_strategy
+        raw = await self.request("PATCH", f"table/{segment(table_uuid)}/enrichments/{table_enrichment_id}", json=body)
+        return _model(models.AttachedEnrichment, raw)
+
+    @staticmethod
+    def table_run_path(table_uuid: str, table_enrichment_id: int, *, exporter: bool = False) -> str:
+        verb = "run-exporter" if exporter else "run-enrichment"
+        return f"table/{segment(table_uuid)}/{verb}/{table_enrichment_id}"
+
+    @staticmethod
+    def table_run_body(run_strategy: models.RunStrategy, row_ids: list[str] | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"run_strategy": run_strategy}
+        if row_ids is not None:
+            body["row_ids"] = row_ids
+        return body
+
+    async def run_table_enrichment(
+        self, table_uuid: str, table_enrichment_id: int, body: dict[str, Any]
+    ) -> models.TableRunStarted:
+        """Billable, and answered without a task id; never re-sent unless it certainly did not arrive."""
+        path = self.table_run_path(table_uuid, table_enrichment_id)
+        return _accepted_table_run(await self.request("POST", path, json=body, billable=True), path)
+
+    async def run_table_exporter(self, table_uuid: str, table_exporter_id: int) -> models.TableRunStarted:
+        """Sends rows to the destination: like a billable run, never re-sent on an ambiguous reply."""
+        path = self.table_run_path(table_uuid, table_exporter_id, exporter=True)
+        return _accepted_table_run(await self.request("POST", path, json={}, billable=True), path)
+
+    async def add_table_exporter(
+        self,
+        table_uuid: str,
+        exporter_id: int,
+        mapping: Mapping[str, models.ParamMapping],
+        *,
+        authorization: int | None = None,
+        additional_mapping: Mapping[str, models.ParamMapping] | None = None,
+    ) -> models.AttachedEnrichment:
+        body: dict[str, Any] = {
+            "exporter": exporter_id,
+            "mapping": await self._column_ids(table_uuid, mapping),
+            "launch_strategy": "run_on_click",
+        }
+        if authorization is not None:
+            body["authorization"] = authorization
+        if additional_mapping:
+            body["additional_mapping"] = await self._column_ids(table_uuid, additional_mapping)
+        raw = await self.request("POST", f"table/{segment(table_uuid)}/add-exporter", json=body)
+        return _model(models.AttachedEnrichment, raw)
+
+    async def count_table_rows(self, table_uuid: str, filter_json: str | None = None) -> int:
+        """How many rows match `filter_json`: one page of one row, read for its total_count."""
+        page = await self._rows_page(table_uuid, 1, 1, filter_json)
+        if page.total_count is None:
+            raise DatabarError("Databar answered a table page without total_count; rows cannot be counted.")
+        return page.total_count
+
+    # ---- columns and tables ----------------------------------------------------------------------------
+
+    async def create_column(
+        self, table_uuid: str, name: str, type_of_value: str = "text", column_config: dict[str, Any] | None = None
+    ) -> models.CreatedColumn:
+        body = {"name": name, "type": type_of_value, "config": column_config or {}}
+        return _model(
+            models.CreatedColumn, await self.request("POST", f"table/{segment(table_uuid)}/columns", json=body)
+        )
+
+    async def rename_column(self, table_uuid: str, column_id: str, name: str) -> models.CreatedColumn:
+        path = f"table/{segment(table_uuid)}/columns/{segment(column_id)}"
+        return _model(models.CreatedColumn, await self.request("PATCH", path, json={"name": name}))
+
+    async def delete_column(self, table_uuid: str, column_id: str) -> None:
+        await self.request("DELETE", f"table/{segment(table_uuid)}/columns/{segment(column_id)}")
+
+    async def rename_table(self, table_uuid: str, name: str) -> models.Table:
+        return _model(models.Table, await self.request("PATCH", f"table/{segment(table_uuid)}", json={"name": name}))
+
+    async def delete_table(self, table_uuid: str) -> None:
+        """Moves the table to Databar's trash."""
+        await self.request("DELETE", f"table/{segment(table_uuid)}")
+
+    async def dedupe_rows(self, table_uuid: str, columns: list[str] | None) -> models.DedupeResult:
+        body = {"columns": columns} if columns else None
+        raw = await self.request("POST", f"table/{segment(table_uuid)}/rows/dedupe", json=body)
+        return _model(models.DedupeResult, raw)
+
+    async def start_table_export(self, table_uuid: str, file_format: str = "csv") -> models.TableExport:
+        raw = await self.request("POST", f"table/{segment(table_uuid)}/export", json={"format": file_format})
+        return _model(models.TableExport, raw)
+
+    async def table_export_status(self, table_uuid: str) -> models.TableExport:
+        return _model(models.TableExport, await self.request("GET", f"table/{segment(table_uuid)}/export"))
+
+    # ---- folders and exporters -------------------------------------------------------------------------
+
+    async def list_folders(self) -> list[models.Folder]:
+        raw: object = await self.request("GET", "folders")
+        items: object = cast(dict[str, Any], raw).get("items", []) if isinstance(raw, dict) else raw
+        return [_model(models.Folder, item) for item in cast(list[Any], items or [])]
+
+    async def create_folder(self, name: str) -> models.Folder:
+        return _model(models.Folder, await self.request("POST", "folders", json={"name": name}))
+
+    async def move_table_to_folder(self, table_uuid: str, folder_id: int | None) -> None:
+        """Into `folder_id`, or out of every folder when it is None."""
+        body: dict[str, Any] = {"table_uuid": table_uuid}
+        if folder_id is not None:
+            body["folder_id"] = folder_id
+        await self.request("POST", "folders/move-table", json=body)
+
+    async def list_exporters(self, q: str | None = None) -> list[models.Exporter]:
+        raw: object = await self.request("GET", "exporters/", params={"q": q} if q else None)
+        items: object = cast(dict[str, Any], raw).get("items", []) if isinstance(raw, dict) else raw
+        return [_model(models.Exporter, item) for item in cast(list[Any], items or [])]
+
+    async def get_exporter(self, exporter_id: int) -> models.ExporterDetail:
+        return _model(models.ExporterDetail, await self.request("GET", f"exporters/{exporter_id}"))
+
+    # ---- flows -----------------------------------------------------------------------------------------
+
+    async def list_flows(self) -> list[models.Flow]:
+        raw: object = await self.request("GET", "flows")
+        items: object = cast(dict[str, Any], raw).get("items", []) if isinstance(raw, dict) else raw
+        return [_model(models.Flow, item) for item in cast(list[Any], items or [])]
+
+    async def get_flow(self, flow_id: str) -> models.Flow:
+        return _model(models.Flow, await self.request("GET", f"flows/{segment(flow_id)}"))
+
+    async def estimate_flow_cost(self, flow_config: dict[str, Any]) -> models.FlowCostEstimate:
+        """Free: prices a config without running it (a POST that changes nothing)."""
+        raw = await self.request("POST", "flows/cost-estimate", json={"config": flow_config})
+        return _model(models.FlowCostEstimate, raw)
+
+    async def run_flow(self, flow_id: str, body: models.FlowRunRequest) -> models.TaskHandle:
+        return await self._start_run(f"flows/{segment(flow_id)}/run", body.model_dump(mode="json"))
+
+    async def bulk_run_flow(self, flow_id: str, body: models.BulkFlowRunRequest) -> models.TaskHandle:
+        return await self._start_run(f"flows/{segment(flow_id)}/bulk-run", body.model_dump(mode="json"))
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+
+
+def _accepted_table_run(raw: object, path: str) -> models.TableRunStarted:
+    """A 2xx to a table run: Databar accepted it. A reply we cannot read leaves it unknown, never refused."""
+    try:
+        return _model(models.TableRunStarted, raw if raw is not None else {})
+    except DatabarError as exc:
+        raise SubmissionUnknown(
+            f"{exc.message} The run was accepted but its reply is unreadable.", method="POST", path=path
+        ) from None

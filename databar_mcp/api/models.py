@@ -596,3 +596,179 @@ class Connector(_Response):
 
 
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+# ---- table enrichments, waterfalls and exporters (issue 15) --------------------------------------------
+
+RunStrategy = Literal["run_all", "run_empty", "run_errors"]
+LaunchStrategy = Literal["run_on_click", "run_on_update"]
+
+
+class ParamMapping(_Request):
+    """Where a table enrichment reads one param: a column of the row (`mapping`) or a constant (`simple`)."""
+
+    type: Literal["mapping", "simple"]
+    value: str | int | float | bool
+
+
+class AttachedEnrichment(_Response):
+    """An enrichment, waterfall or exporter on a table. `id` is the table-enrichment id (not the catalog id).
+
+    Databar names it `name` in lists and `enrichment_name` / `waterfall_name` / `exporter_name` when it is
+    added; every spelling becomes `name`.
+    """
+
+    id: int
+    name: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_name(cls, raw: object) -> object:
+        if isinstance(raw, dict):
+            body = cast(dict[str, Any], raw)
+            if not body.get("name"):
+                for key in ("enrichment_name", "waterfall_name", "exporter_name"):
+                    if body.get(key):
+                        return {**body, "name": body[key]}
+        return cast(object, raw)
+
+
+class TableRunStarted(_Response):
+    """What a table-enrichment run answers: no task id; `processing_rows` is how many rows it queued."""
+
+    status: str = "processing"
+    processing_rows: int | None = None
+
+
+class CreatedColumn(_Response):
+    identifier: str
+    name: str
+    type_of_value: str | None = None
+
+
+class TableExport(_Response):
+    """Databar's own export of a table: `processing`, then `completed` with a file URL."""
+
+    status: str
+    file_id: int | str | None = None
+    file: str | None = None
+    message: str | None = None
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+
+class DedupeResult(_Response):
+    count_all_rows: int
+    count_rows_delete: int
+
+
+class Folder(_Response):
+    id: int
+    name: str
+    created_at: str | None = None
+    updated_at: str | None = None
+    table_count: int | None = None
+
+
+# ---- exporters -----------------------------------------------------------------------------------------
+
+
+class Exporter(_Response):
+    id: int
+    name: str
+    description: str | None = None
+    dataset: int | None = None
+
+
+class ExporterField(_Response):
+    name: str
+    label: str | None = None
+    display_name: str | None = None
+    type_field: str | None = None
+
+
+class ExporterConnection(_Response):
+    id: int
+    name: str | None = None
+    type: str | None = None
+
+
+class ExporterAuthorization(_Response):
+    required: bool = False
+    connections: list[ExporterConnection] = Field(default_factory=lambda: list[ExporterConnection]())
+
+
+class ExporterDetail(Exporter):
+    params: list[EnrichmentParam] = Field(default_factory=lambda: list[EnrichmentParam]())
+    additional_params: list[ExporterField] = Field(default_factory=lambda: list[ExporterField]())
+    response_fields: list[ExporterField] = Field(default_factory=lambda: list[ExporterField]())
+    authorization: ExporterAuthorization = Field(default_factory=ExporterAuthorization)
+
+
+# ---- flows ---------------------------------------------------------------------------------------------
+
+
+class FlowInput(_Response):
+    """A flow's declared input; `id` is the key in a run's inputs. Absent `required` counts as required."""
+
+    id: str
+    description: str | None = None
+    type: str | None = None
+    required: bool = True
+
+    @field_validator("required", mode="before")
+    @classmethod
+    def _required_unless_said(cls, value: object) -> object:
+        return True if value is None else value
+
+
+class FlowOutput(_Response):
+    id: str
+    response_field_id: int | None = None
+
+
+class Flow(_Response):
+    """A saved flow (list item or detail; the detail adds `config`, its graph, and `internal_version`)."""
+
+    id: str
+    name: str
+    description: str | None = None
+    inputs: list[FlowInput] = Field(default_factory=lambda: list[FlowInput]())
+    outputs: list[FlowOutput] = Field(default_factory=lambda: list[FlowOutput]())
+    created_at: str | None = None
+    updated_at: str | None = None
+    config: dict[str, Any] | None = None
+    internal_version: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _id_from_identifier(cls, raw: object) -> object:
+        if isinstance(raw, dict):
+            body = cast(dict[str, Any], raw)
+            if "id" not in body and "identifier" in body:
+                return {**body, "id": body["identifier"]}
+        return cast(object, raw)
+
+
+class FlowCostEstimate(_Response):
+    """Credits one run of a flow may cost: `min` when waterfalls stop early and branches skip, else `max`."""
+
+    min: float
+    max: float
+    currency: str = "credits"
+
+    @field_validator("min", "max", mode="before")
+    @classmethod
+    def _amount(cls, value: object) -> object:
+        return _number(value)
+
+
+class FlowRunRequest(_Request):
+    inputs: dict[str, Any]
+
+
+class BulkFlowRunRequest(_Request):
+    inputs: list[dict[str, Any]] = Field(min_length=1, max_length=config.MAX_BULK_ROWS)

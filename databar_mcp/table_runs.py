@@ -1,0 +1,303 @@
+"""Table-enrichment runs: Databar runs them inside the table and gives no task id, so their progress is read
+from the table itself.
+
+An enrichment (or waterfall, or exporter) attached to a table owns columns marked with its id
+(`data_processor_id`): a status column named after it, whose cells say per row whether the row is
+processing, completed (found), no_data or "error: ...", and one column per output field. Counting rows by
+status needs one filtered page of one row per status (its total_count), never the rows themselves, so
+watching a 50,000-row run costs one request per poll. Reads of one table are paced below the API's
+per-table limit and slow down further on a 429 instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import anyio
+
+from databar_mcp import config
+from databar_mcp.api import DatabarClient
+from databar_mcp.api.errors import APIConnectionError, DatabarError, RateLimited, SubmissionUnknown
+from databar_mcp.api.models import RunStrategy, TableColumn, TableRunStarted, Task, TaskProgress
+from databar_mcp.runner import DuplicateRunUnknown, PollPlan, TaskRunner
+from databar_mcp.store import Ledger, Submission
+
+STATUS_TYPES = ("enrichment", "waterfall", "exporter")
+PROCESSING = "processing"
+
+
+@dataclass(frozen=True)
+class ProcessorColumns:
+    """The columns one table enrichment fills: its status column and its output columns (by name)."""
+
+    status: str
+    outputs: tuple[str, ...]
+
+
+def processor_columns(columns: Sequence[TableColumn], processor_id: int) -> ProcessorColumns | None:
+    owned = [c for c in columns if c.data_processor_id == processor_id]
+    if not owned:
+        return None
+    status = next((c for c in owned if c.type_of_value in STATUS_TYPES), owned[0])
+    return ProcessorColumns(status.name, tuple(c.name for c in owned if c is not status))
+
+
+@dataclass(frozen=True)
+class RowStates:
+    """Rows of the whole table by the enrichment's status (never_run: the status cell is empty)."""
+
+    total: int
+    processing: int
+    completed: int
+    no_data: int
+    errors: int
+    never_run: int
+
+
+_FILTERS: dict[str, dict[str, Any] | None] = {
+    "total": None,
+    "processing": {"equals": PROCESSING},
+    "completed": {"equals": "completed"},
+    "errors": {"contains": "error"},
+    "never_run": {"is_empty": True},
+}
+
+
+class TableReader:
+    """Counts rows through filtered one-row pages, at most `per_second` reads per table, slower after a 429."""
+
+    def __init__(
+        self,
+        client: DatabarClient,
+        *,
+        per_second: float = config.TABLE_READS_PER_SECOND,
+        slowdown: float = config.TABLE_READ_SLOWDOWN,
+        cap_s: float = config.TABLE_READ_INTERVAL_CAP_S,
+    ) -> None:
+        self._client = client
+        self._base = 1.0 / per_second
+        self._slowdown = slowdown
+        self._cap = cap_s
+        self._interval: dict[str, float] = {}
+        self._next: dict[str, float] = {}
+        self.rate_limited = 0  # 429s absorbed by slowing down
+
+    def interval(self, table_uuid: str) -> float:
+        return self._interval.get(table_uuid, self._base)
+
+    async def count(self, table_uuid: str, column: str, condition: dict[str, Any] | None) -> int:
+        filter_json = json.dumps({column: condition}) if condition is not None else None
+        while True:
+            wait = self._next.get(table_uuid, 0.0) - time.monotonic()
+            if wait > 0:
+                await anyio.sleep(wait)
+            self._next[table_uuid] = time.monotonic() + self.interval(table_uuid)
+            try:
+                return await self._client.count_table_rows(table_uuid, filter_json)
+            except RateLimited as exc:
+                self.rate_limited += 1
+                slower = min(self._cap, self.interval(table_uuid) * self._slowdown)
+                self._interval[table_uuid] = slower
+                self._next[table_uuid] = time.monotonic() + max(slower, min(exc.retry_after or 0.0, self._cap))
+
+    async def states(self, table_uuid: str, status_column: str) -> RowStates:
+        counts = {name: await self.count(table_uuid, status_column, cond) for name, cond in _FILTERS.items()}
+        no_data = counts["total"] - sum(counts[k] for k in ("processing", "completed", "errors", "never_run"))
+        return RowStates(no_data=max(0, no_data), **counts)
+
+
+def rows_to_run(states: RowStates, strategy: RunStrategy, row_ids: Sequence[str] | None) -> int:
+    """How many rows a run would process: the strategy's rows, at most the ids given (an upper bound then)."""
+    if strategy == "run_empty":
+        rows = states.never_run
+    elif strategy == "run_errors":
+        rows = states.errors
+    else:
+        rows = states.total - states.processing
+    return min(rows, len(row_ids)) if row_ids is not None else rows
+
+
+@dataclass(frozen=True)
+class RunScope:
+    """What the ledger keeps of a table run, to report its own counts later (the table's before the run)."""
+
+    table_uuid: str
+    processor_id: int
+    name: str
+    status_column: str
+    output_columns: tuple[str, ...]
+    strategy: RunStrategy
+    row_ids: int | None  # how many row ids narrowed it
+    rows: int  # rows the run processes (Databar's processing_rows once it answered)
+    before: RowStates
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> RunScope:
+        return cls(
+            table_uuid=str(raw["table_uuid"]),
+            processor_id=int(raw["processor_id"]),
+            name=str(raw["name"]),
+            status_column=str(raw["status_column"]),
+            output_columns=tuple(str(c) for c in raw["output_columns"]),
+            strategy=raw["strategy"],
+            row_ids=raw["row_ids"],
+            rows=int(raw["rows"]),
+            before=RowStates(**raw["before"]),
+        )
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    rows: int
+    done: int
+    still_processing: int
+    found: int | None = None
+    no_data: int | None = None
+    errors: int | None = None
+    exact: bool = True  # False: found/no_data/errors are table deltas that other runs of these rows may blur
+
+
+def run_counts(scope: RunScope, processing: int, after: RowStates | None) -> RunCounts:
+    done = max(0, scope.rows - processing)
+    if after is None:
+        return RunCounts(scope.rows, done, processing)
+    before = scope.before
+    whole = scope.strategy == "run_all" and scope.row_ids is None
+
+    def in_run(now: int, earlier: int, earlier_in_scope: int) -> int:
+        return max(0, min(scope.rows, now - (earlier - earlier_in_scope)))
+
+    errors_in_scope = before.errors if scope.strategy == "run_errors" and scope.row_ids is None else 0
+    return RunCounts(
+        rows=scope.rows,
+        done=done,
+        still_processing=processing,
+        found=in_run(after.completed, before.completed, before.completed if whole else 0),
+        no_data=in_run(after.no_data, before.no_data, before.no_data if whole else 0),
+        errors=in_run(after.errors, before.errors, before.errors if whole else errors_in_scope),
+        exact=scope.row_ids is None or scope.strategy != "run_all",
+    )
+
+
+ProgressCallback = Callable[[int, int], Awaitable[None]]
+
+
+async def wait_for_rows(
+    reader: TableReader,
+    scope: RunScope,
+    *,
+    timeout_s: float,
+    poll_first_s: float,
+    poll_cap_s: float,
+    on_progress: ProgressCallback | None = None,
+    processing: int | None = None,
+) -> int | None:
+    """Poll the count of rows still processing until it is 0 or `timeout_s` passes; the last count seen.
+
+    The polling plan is the task runner's: with counts moving it aims just past the predicted end.
+    """
+    plan = PollPlan(first_s=poll_first_s, cap_s=max(poll_first_s, poll_cap_s))
+    if processing == 0:
+        return 0
+    last = processing
+    deadline = time.monotonic() + max(0.0, timeout_s)
+    with anyio.move_on_after(max(0.0, timeout_s)):
+        delay = plan.first_s
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            await anyio.sleep(min(delay, remaining))
+            last = await reader.count(scope.table_uuid, scope.status_column, {"equals": PROCESSING})
+            done = max(0, scope.rows - last)
+            progress = TaskProgress(total=scope.rows, completed=done, processing=last)
+            plan.observe(time.monotonic(), Task(task_id="table-run", status=PROCESSING, progress=progress))
+            if on_progress is not None:
+                await on_progress(done, scope.rows)
+            if last == 0:
+                break
+            delay = plan.next_delay(scope.rows)
+    return last
+
+
+@dataclass(frozen=True)
+class TableSubmitted:
+    """A table run sent now (`started`), or an identical earlier one returned instead (`reused`)."""
+
+    scope: RunScope
+    started: TableRunStarted | None = None
+    reused: Submission | None = None
+
+
+async def submit_table_run(
+    *,
+    runner: TaskRunner,
+    ledger: Ledger,
+    tool: str,
+    endpoint: str,
+    body: dict[str, Any],
+    scope: RunScope,
+    estimated_credits: float | None,
+    force: bool,
+    window_s: float,
+    settle_s: float,
+    send: Callable[[], Awaitable[TableRunStarted]],
+) -> TableSubmitted:
+    """Claim the run in the ledger (or find the identical earlier one), then POST it exactly once.
+
+    The ledger keeps the run's scope beside its body, so a later call can report this run's own counts.
+    """
+    fp = runner.fingerprint(endpoint, body)
+    deadline = time.monotonic() + settle_s
+    while True:
+        claim = await ledger.claim(
+            tool=tool,
+            endpoint=endpoint,
+            fingerprint=fp,
+            request={"body": body, "scope": scope.as_json()},
+            rows=scope.rows,
+            estimated_credits=estimated_credits,
+            window_s=window_s,
+            force=force,
+        )
+        earlier = claim.earlier
+        if earlier is None:
+            break
+        if earlier.outcome == "accepted" and "scope" in earlier.request:
+            return TableSubmitted(scope=RunScope.from_json(earlier.request["scope"]), reused=earlier)
+        in_flight = time.time() - earlier.created_at < settle_s
+        if earlier.outcome == "pending" and in_flight and time.monotonic() < deadline:
+            await anyio.sleep(0.05)
+            continue
+        raise DuplicateRunUnknown(earlier)
+    assert claim.submission_id is not None
+    submission_id = claim.submission_id
+    started: TableRunStarted | None = None
+    with anyio.CancelScope(shield=True):  # a cancelled call must not lose a run that may bill
+        try:
+            started = await send()
+        except SubmissionUnknown as exc:
+            await ledger.failed(submission_id, "unknown", exc.message)
+            exc.fingerprint = fp
+            raise
+        except APIConnectionError as exc:
+            await ledger.failed(submission_id, "unknown" if exc.reached_server else "rejected", exc.message)
+            raise
+        except DatabarError as exc:
+            await ledger.failed(submission_id, "rejected", exc.message)
+            raise
+        except BaseException as exc:  # our own bug: the outcome is unknown, so say so
+            await ledger.failed(submission_id, "unknown", type(exc).__name__)
+            raise
+        if started.processing_rows is not None:
+            scope = replace(scope, rows=started.processing_rows)
+        await ledger.accepted_without_task(submission_id, {"body": body, "scope": scope.as_json()})
+    assert started is not None
+    return TableSubmitted(scope=scope, started=started)

@@ -1,0 +1,821 @@
+"""Table-enrichment toolset: attach an enrichment or waterfall to a Databar table, map its inputs to columns,
+and run it on every row inside Databar, so no row passes through the agent's context.
+
+The run is billable and Databar gives it no task id: the spend guard prices it first (rows that will run ×
+the price per row), the ledger records it before the POST, an ambiguous reply is never re-sent, and an
+identical call returns the earlier run. Progress is read from the table (rows still processing) within
+the deadline; `wait_table_enrichment` keeps waiting.
+"""
+
+import json
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Self, cast
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.resolve import Elicit, Resolve
+from mcp.types import CallToolResult
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from databar_mcp import config
+from databar_mcp.api import DatabarClient
+from databar_mcp.api.errors import ConflictError, FieldIssue, InsufficientCredits
+from databar_mcp.api.models import (
+    AttachedEnrichment,
+    LaunchStrategy,
+    ParamMapping,
+    RunStrategy,
+    TableRunStarted,
+    TaskHandle,
+    Waterfall,
+)
+from databar_mcp.catalog import RunPlan
+from databar_mcp.runner import DuplicateRunUnknown
+from databar_mcp.table_runs import (
+    ProcessorColumns,
+    RowStates,
+    RunCounts,
+    RunScope,
+    TableReader,
+    processor_columns,
+    rows_to_run,
+    run_counts,
+    submit_table_run,
+    wait_for_rows,
+)
+from databar_mcp.tools.context import Services, ToolContext, services
+from databar_mcp.tools.discover import EnrichmentId, WaterfallId
+from databar_mcp.tools.failures import from_issues
+from databar_mcp.tools.guard import guarded
+from databar_mcp.tools.registry import Toolbox
+from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
+from databar_mcp.tools.running import (
+    FORCE_DESCRIPTION,
+    Confirmation,
+    PreparedRun,
+    SpendGate,
+    SpendOutcome,
+    duplicate_unknown,
+    insufficient,
+    settle_spend,
+    spend_question,
+)
+from databar_mcp.tools.tables import TableId
+from databar_mcp.tools.tasks import wait_field
+
+TOOLSET = "table_enrich"
+TableEnrichmentId = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=2_000_000_000,
+        description="The table-enrichment id from add_table_enrichment / add_table_waterfall / "
+        "list_table_enrichments (not the catalog id).",
+    ),
+]
+Strategy = Annotated[
+    RunStrategy,
+    Field(
+        description="run_empty: rows never enriched yet (safe to repeat); run_errors: rows that failed; "
+        "run_all: every row again (re-bills rows already done)."
+    ),
+]
+RowIds = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=100)]] | None,
+    Field(
+        min_length=1,
+        max_length=config.TABLE_RUN_ROW_IDS_MAX,
+        description="Only these rows (ids from list_table_rows), within the strategy; null for every row.",
+    ),
+]
+ColumnRef = Annotated[str, Field(min_length=1, max_length=256, description="A column name or column uuid.")]
+Scalar = str | int | float | bool
+
+
+class ParamSource(BaseModel):
+    """Where one enrichment param comes from: a column of each row, or the same constant for every row."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    column: ColumnRef | None = Field(default=None, description="Read the param from this column (name or uuid).")
+    value: Scalar | None = Field(default=None, description="Or use this constant for every row.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.column is None) == (self.value is None):
+            raise ValueError("give exactly one of column or value")
+        return self
+
+    def as_mapping(self) -> ParamMapping:
+        if self.column is not None:
+            return ParamMapping(type="mapping", value=self.column)
+        assert self.value is not None
+        return ParamMapping(type="simple", value=self.value)
+
+
+EnrichmentMapping = Annotated[
+    dict[Annotated[str, Field(min_length=1, max_length=256)], ParamSource],
+    Field(
+        min_length=1,
+        max_length=50,
+        description='Param → source, e.g. {"domain": {"column": "website"}, "country": {"value": "US"}}; '
+        "get_enrichment lists the params.",
+    ),
+]
+WaterfallMapping = Annotated[
+    dict[Annotated[str, Field(min_length=1, max_length=256)], ColumnRef],
+    Field(
+        min_length=1,
+        max_length=50,
+        description='Waterfall input → column, e.g. {"first_name": "First name", "company": "Domain"}.',
+    ),
+]
+
+
+# ---- outputs -------------------------------------------------------------------------------------------
+
+
+class AttachedOut(BaseModel):
+    table_uuid: str
+    enrichment_id: int = Field(description="The table-enrichment id: pass it to run_table_enrichment.")
+    name: str
+    kind: Literal["enrichment", "waterfall", "exporter", "unknown"]
+    status_column: str | None = Field(default=None, description="Column saying per row: completed, no_data, error.")
+    output_columns: list[str] = Field(default_factory=lambda: list[str](), description="Columns the results fill.")
+
+
+class AttachedList(BaseModel):
+    table_uuid: str
+    enrichments: list[AttachedOut]
+    next_step: str
+
+
+class AddedOut(AttachedOut):
+    next_step: str
+
+
+class TableRunView(BaseModel):
+    table_uuid: str
+    enrichment_id: int
+    name: str
+    status: Literal["processing", "finished", "nothing_to_run"]
+    done: bool
+    strategy: str | None = None
+    rows_in_run: int | None = Field(default=None, description="Rows this run processes.")
+    rows_done: int | None = None
+    still_processing: int
+    found: int | None = Field(default=None, description="Rows of this run with data (filled in the output columns).")
+    no_data: int | None = None
+    errors: int | None = None
+    counts_exact: bool = Field(default=True, description="False: found/no_data/errors are table-wide estimates.")
+    estimated_credits: float | None = Field(default=None, description="Worst-case cost priced before the run.")
+    reused: bool = Field(default=False, description="True: an identical earlier run was returned, not sent again.")
+    status_column: str
+    output_columns: list[str]
+    rate_limited_reads: int = Field(default=0, description="Progress reads Databar refused (429); reads slowed down.")
+    message: str
+    next_call: str | None = Field(default=None, description="The exact call that keeps waiting.")
+    read_call: str | None = Field(default=None, description="The call that reads the enriched rows.")
+
+
+# ---- shared helpers ------------------------------------------------------------------------------------
+
+_readers: "weakref.WeakKeyDictionary[DatabarClient, TableReader]" = weakref.WeakKeyDictionary()
+_prepared: "weakref.WeakKeyDictionary[DatabarClient, dict[str, tuple[float, TablePrepared]]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def reader_of(svc: Services) -> TableReader:
+    """One reader per API client, so every call pacing one table shares its interval."""
+    reader = _readers.get(svc.client)
+    if reader is None:
+        reader = _readers[svc.client] = TableReader(svc.client)
+    return reader
+
+
+def wait_call(table_uuid: str, enrichment_id: int, wait_seconds: float) -> str:
+    return (
+        f'wait_table_enrichment(table_uuid="{table_uuid}", enrichment_id={enrichment_id}, '
+        f"wait_seconds={wait_seconds:g})"
+    )
+
+
+def read_call(table_uuid: str, status_column: str) -> str:
+    condition = json.dumps({status_column: {"equals": "completed"}})
+    return f'list_table_rows(table_uuid="{table_uuid}", filter={condition}, per_page=100)'
+
+
+def run_endpoint(table_uuid: str, enrichment_id: int) -> str:
+    return DatabarClient.table_run_path(table_uuid, enrichment_id)
+
+
+async def attached_out(svc: Services, table_uuid: str, attached: AttachedEnrichment, kind: str) -> AttachedOut:
+    columns = processor_columns(await svc.client.table_columns(table_uuid), attached.id)
+    return AttachedOut(
+        table_uuid=table_uuid,
+        enrichment_id=attached.id,
+        name=attached.name,
+        kind=cast(Any, kind),
+        status_column=columns.status if columns else None,
+        output_columns=list(columns.outputs) if columns else [],
+    )
+
+
+def not_attached(table_uuid: str, enrichment_id: int) -> ToolFailure:
+    return ToolFailure(
+        ErrorBody(
+            code=ErrorCode.NOT_FOUND,
+            message=f"Table {table_uuid} has no enrichment, waterfall or exporter with id {enrichment_id}.",
+            next_steps=[f'Call list_table_enrichments(table_uuid="{table_uuid}") for the ids on this table.'],
+        )
+    )
+
+
+def waterfall_worst_case(waterfall: Waterfall) -> float | None:
+    """Every provider the waterfall offers, plus its dearest verifier: what one row can cost at most."""
+    prices = [p.price for p in waterfall.available_enrichments]
+    if not prices or any(p is None for p in prices):
+        return None
+    verifiers = [v.price for v in waterfall.email_verifiers if v.price is not None]
+    return sum(p for p in prices if p is not None) + (max(verifiers) if verifiers else 0.0)
+
+
+async def price_per_row(svc: Services, table_uuid: str, enrichment_id: int, kind: str) -> tuple[str, float | None]:
+    """The attached thing's name and the most one row can cost (None: unknown; exporters cost nothing)."""
+    if kind == "waterfall":
+        attached = next((w for w in await svc.client.list_table_waterfalls(table_uuid) if w.id == enrichment_id), None)
+        if attached is None:
+            raise not_attached(table_uuid, enrichment_id)
+        for waterfall in await svc.client.list_waterfalls():
+            if waterfall.name == attached.name or waterfall.identifier == attached.name:
+                return attached.name, waterfall_worst_case(await svc.catalog.get(waterfall.identifier))
+        return attached.name, None
+    if kind == "exporter":
+        attached = next((e for e in await svc.client.list_table_exporters(table_uuid) if e.id == enrichment_id), None)
+        if attached is None:
+            raise not_attached(table_uuid, enrichment_id)
+        return attached.name, 0.0
+    attached = next((e for e in await svc.client.list_table_enrichments(table_uuid) if e.id == enrichment_id), None)
+    if attached is None:
+        raise not_attached(table_uuid, enrichment_id)
+    found, _, _ = await svc.client.search_enrichments(q=attached.name, category=None, page=1, limit=20)
+    match = next((e for e in found if e.name == attached.name), None)
+    if match is None or match.price is None or match.price_parameter is not None:
+        return attached.name, None  # per-parameter prices depend on each row's value
+    return attached.name, match.price
+
+
+# ---- preparing a run (used by the spend resolver, then by the body) -----------------------------------
+
+
+@dataclass(frozen=True)
+class TablePrepared:
+    run: PreparedRun  # what the spend guard reads: endpoint, body, rows, estimate
+    scope: RunScope
+    columns: ProcessorColumns
+    kind: str
+
+
+async def _no_task() -> TaskHandle:
+    raise RuntimeError("a table run is sent by submit_table_run, never through the task runner")
+
+
+async def prepare_table_run(
+    ctx: ToolContext, table_uuid: str, enrichment_id: int, strategy: RunStrategy, row_ids: list[str] | None
+) -> TablePrepared:
+    """Find the enrichment's columns, count the rows the run would process, price them (≤ 10 s reused)."""
+    svc = services(ctx)
+    key = json.dumps([table_uuid, enrichment_id, strategy, row_ids])
+    cache = _prepared.setdefault(svc.client, {})
+    hit = cache.get(key)
+    if hit is not None and time.monotonic() - hit[0] < config.TABLE_PREPARED_TTL_S:
+        return hit[1]
+    table_columns = await svc.client.table_columns(table_uuid)
+    columns = processor_columns(table_columns, enrichment_id)
+    if columns is None:
+        raise not_attached(table_uuid, enrichment_id)
+    status_type = next(c.type_of_value for c in table_columns if c.name == columns.status)
+    kind = status_type if status_type in ("waterfall", "exporter") else "enrichment"
+    name, per_row = await price_per_row(svc, table_uuid, enrichment_id, kind)
+    before = await reader_of(svc).states(table_uuid, columns.status)
+    rows = rows_to_run(before, strategy, row_ids)
+    scope = RunScope(
+        table_uuid=table_uuid,
+        processor_id=enrichment_id,
+        name=name,
+        status_column=columns.status,
+        output_columns=columns.outputs,
+        strategy=strategy,
+        row_ids=len(row_ids) if row_ids is not None else None,
+        rows=rows,
+        before=before,
+    )
+    issues: tuple[FieldIssue, ...] = ()
+    if before.processing:
+        issues = (FieldIssue("enrichment_id", f"{before.processing} row(s) are still processing from an earlier run"),)
+    body = DatabarClient.table_run_body(strategy, row_ids)
+    estimate = None if per_row is None else round(per_row * rows, 6)
+    run = PreparedRun(
+        tool="run_table_enrichment",
+        target=f"table enrichment {enrichment_id} ({name})",
+        endpoint=run_endpoint(table_uuid, enrichment_id),
+        request=body,
+        rows=rows,
+        plan=RunPlan(waterfall=None, rows=rows, estimated_credits=estimate, issues=issues),
+        send=_no_task,
+    )
+    prepared = TablePrepared(run=run, scope=scope, columns=columns, kind=kind)
+    cache[key] = (time.monotonic(), prepared)
+    return prepared
+
+
+async def table_run_spend(
+    context: Context,  # pyright: ignore[reportMissingTypeArgument]
+    table_uuid: str,
+    enrichment_id: int,
+    run_strategy: RunStrategy,
+    row_ids: list[str] | None,
+    force: bool,
+) -> SpendGate | Elicit[Confirmation]:
+    ctx = cast(ToolContext, context)
+
+    async def prepare() -> PreparedRun:
+        return (await prepare_table_run(ctx, table_uuid, enrichment_id, run_strategy, row_ids)).run
+
+    return await spend_question(ctx, prepare, force)
+
+
+# ---- waiting and reporting -----------------------------------------------------------------------------
+
+
+async def report(
+    ctx: ToolContext,
+    scope: RunScope,
+    *,
+    wait_s: float,
+    processing: int | None,
+    estimate: float | None,
+    reused: bool,
+) -> CallToolResult:
+    """Wait for the rows within `wait_s`, then count how the run went; a next_call when it is not done."""
+    svc = services(ctx)
+    reader = reader_of(svc)
+    limited_before = reader.rate_limited
+
+    async def progress(done: int, total: int) -> None:
+        await ctx.report_progress(done, total, f"{done:,}/{total:,} rows of {scope.name}")
+
+    last = await wait_for_rows(
+        reader,
+        scope,
+        timeout_s=wait_s,
+        poll_first_s=svc.settings.poll_first_s,
+        poll_cap_s=svc.settings.poll_cap_s,
+        on_progress=progress,
+        processing=processing,
+    )
+    if last is None:  # no read fitted in the wait: one read now says where it stands
+        last = await reader.count(scope.table_uuid, scope.status_column, {"equals": "processing"})
+    after: RowStates | None = await reader.states(scope.table_uuid, scope.status_column) if last == 0 else None
+    counts = run_counts(scope, last, after)
+    return ok_result(*_view(svc, scope, counts, estimate, reused, reader.rate_limited - limited_before))
+
+
+def _view(
+    svc: Services, scope: RunScope, counts: RunCounts, estimate: float | None, reused: bool, limited: int
+) -> tuple[TableRunView, str]:
+    finished = counts.still_processing == 0
+    deadline = svc.settings.tool_deadline_s
+    message = (
+        f"{scope.name}: {counts.done:,}/{counts.rows:,} rows done"
+        + (f", {counts.found:,} found, {counts.no_data:,} no data, {counts.errors:,} errors." if finished else ".")
+        + ("" if finished else f" {counts.still_processing:,} still processing.")
+    )
+    view = TableRunView(
+        table_uuid=scope.table_uuid,
+        enrichment_id=scope.processor_id,
+        name=scope.name,
+        status="finished" if finished else "processing",
+        done=finished,
+        strategy=scope.strategy,
+        rows_in_run=counts.rows,
+        rows_done=counts.done,
+        still_processing=counts.still_processing,
+        found=counts.found,
+        no_data=counts.no_data,
+        errors=counts.errors,
+        counts_exact=counts.exact,
+        estimated_credits=estimate,
+        reused=reused,
+        status_column=scope.status_column,
+        output_columns=list(scope.output_columns),
+        rate_limited_reads=limited,
+        message=message,
+        next_call=None if finished else wait_call(scope.table_uuid, scope.processor_id, deadline),
+        read_call=read_call(scope.table_uuid, scope.status_column),
+    )
+    return view, render(view)
+
+
+def render(view: TableRunView) -> str:
+    lines = [f"Table enrichment {view.enrichment_id} on {view.table_uuid}: {view.status}. {view.message}"]
+    if view.reused:
+        lines.append("An identical earlier run was returned: nothing was sent or billed again (force=true re-runs).")
+    if view.estimated_credits is not None:
+        lines.append(f"Estimated at most {view.estimated_credits:g} credits.")
+    if not view.counts_exact and view.done:
+        lines.append("found/no_data/errors are table-wide changes (other runs of these rows may blur them).")
+    if view.rate_limited_reads:
+        lines.append(f"Databar rate-limited {view.rate_limited_reads} progress read(s); reads were slowed down.")
+    lines.append(f"Results are in the table: status column {view.status_column!r}, outputs {view.output_columns}.")
+    if view.next_call:
+        lines.append(f"Keep waiting: {view.next_call}")
+    if view.read_call and view.done:
+        lines.append(f"Read enriched rows: {view.read_call}")
+    return "\n".join(lines)
+
+
+# ---- descriptions --------------------------------------------------------------------------------------
+
+ADD_ENRICHMENT_DESCRIPTION = """\
+Attach a Databar enrichment (a single provider, from search_enrichments) to a table, reading its params \
+from the table's columns (or constants), so run_table_enrichment can enrich every row inside Databar.
+
+Free: attaching spends nothing; it adds the enrichment's status column and one column per output field. \
+Next: run_table_enrichment with the returned enrichment_id."""
+
+ADD_WATERFALL_DESCRIPTION = """\
+Attach a Databar waterfall (multi-provider, e.g. email_getter; from list_waterfalls) to a table, mapping \
+each waterfall input to a column, so run_table_enrichment can enrich every row inside Databar.
+
+Free: attaching spends nothing; it adds the waterfall's status column and its output columns. Providers \
+are tried in the order given (null: the waterfall's defaults). Next: run_table_enrichment."""
+
+LIST_DESCRIPTION = """\
+List the enrichments, waterfalls and exporters attached to a table, with their table-enrichment ids, \
+status column and output columns. Free and read-only. Next: run_table_enrichment or \
+update_table_enrichment."""
+
+UPDATE_DESCRIPTION = """\
+Change an attached enrichment's or waterfall's param mapping and/or launch strategy (run_on_click: only \
+when run; run_on_update: Databar re-runs a row when its mapped columns change, which bills). Free itself; \
+rows already enriched keep their values until run again."""
+
+RUN_DESCRIPTION = """\
+Run an attached enrichment or waterfall on the table's rows inside Databar (no rows pass through this \
+conversation) and wait for the rows to fill in.
+
+Costs credits: each row processed bills the enrichment's price (a waterfall: each provider tried, plus \
+the verifier); the worst case (rows that will run × the most one row can cost) is checked by the spend \
+guard and reported as estimated_credits before anything is sent. Sent exactly once: an identical call \
+returns the earlier run (reused: true) without billing; force=true runs again. Waits up to wait_seconds \
+with progress; if rows are still processing then, call the next_call it gives (wait_table_enrichment), \
+never this tool again. The answer counts rows done, found, no data, errors and still processing; read \
+the enriched rows with read_call (list_table_rows filtered on the status column)."""
+
+WAIT_DESCRIPTION = """\
+Wait for a table enrichment started by run_table_enrichment and report its progress: rows done, found, \
+no data, errors and still processing. Free and read-only (reads row counts, paced below Databar's \
+per-table rate limit). Call it again while next_call is present; then read rows with read_call."""
+
+
+def register(box: Toolbox) -> None:
+    settings = box.settings
+
+    @box.tool(
+        name="add_table_enrichment",
+        toolset=TOOLSET,
+        title="Attach an enrichment to a table",
+        description=ADD_ENRICHMENT_DESCRIPTION,
+        read_only=False,
+        destructive=False,
+        idempotent=False,
+    )
+    async def add_table_enrichment(
+        table_uuid: TableId,
+        enrichment: EnrichmentId,
+        mapping: EnrichmentMapping,
+        ctx: ToolContext,
+        launch_strategy: Annotated[
+            LaunchStrategy, Field(description="run_on_click (only when run) or run_on_update (re-runs, bills).")
+        ] = "run_on_click",
+    ) -> Annotated[CallToolResult, AddedOut]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            detail = await svc.catalog.enrichment(enrichment)
+            params = {p.name: p for p in detail.params or []}
+            issues = [
+                FieldIssue(f"mapping.{k}", f"not a param of enrichment {enrichment}")
+                for k in mapping
+                if k not in params
+            ]
+            issues += [
+                FieldIssue(f"mapping.{p.name}", "required by the enrichment")
+                for p in params.values()
+                if p.is_required and p.name not in mapping
+            ]
+            if params and issues:
+                raise ToolFailure(
+                    _issues(f"The mapping does not fit enrichment {enrichment}; nothing was sent.", issues)
+                )
+            attached = await svc.client.add_table_enrichment(
+                table_uuid, enrichment, {k: v.as_mapping() for k, v in mapping.items()}, launch_strategy
+            )
+            out = await attached_out(svc, table_uuid, attached, "enrichment")
+            return _added(out)
+
+        return await guarded(work())
+
+    @box.tool(
+        name="add_table_waterfall",
+        toolset=TOOLSET,
+        title="Attach a waterfall to a table",
+        description=ADD_WATERFALL_DESCRIPTION,
+        read_only=False,
+        destructive=False,
+        idempotent=False,
+    )
+    async def add_table_waterfall(
+        table_uuid: TableId,
+        waterfall: WaterfallId,
+        mapping: WaterfallMapping,
+        ctx: ToolContext,
+        enrichments: Annotated[
+            list[Annotated[int, Field(ge=1)]] | None,
+            Field(min_length=1, max_length=50, description="Provider ids in order; null for the defaults."),
+        ] = None,
+        email_verifier: Annotated[int | None, Field(ge=1, description="Optional verifier id; null for none.")] = None,
+    ) -> Annotated[CallToolResult, AddedOut]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            found = await svc.catalog.get(waterfall)
+            inputs = {p.name: p for p in found.input_params}
+            providers = {p.id for p in found.available_enrichments}
+            issues = [FieldIssue(f"mapping.{k}", f"not an input of {waterfall}") for k in mapping if k not in inputs]
+            issues += [
+                FieldIssue(f"mapping.{p.name}", "required by the waterfall")
+                for p in inputs.values()
+                if p.must_have and p.name not in mapping
+            ]
+            issues += [
+                FieldIssue("enrichments", f"{e} is not offered by {waterfall}")
+                for e in enrichments or []
+                if e not in providers
+            ]
+            if issues:
+                raise ToolFailure(_issues(f"The mapping does not fit waterfall {waterfall}; nothing was sent.", issues))
+            attached = await svc.client.add_table_waterfall(
+                table_uuid, waterfall, dict(mapping), enrichments, email_verifier
+            )
+            return _added(await attached_out(svc, table_uuid, attached, "waterfall"))
+
+        return await guarded(work())
+
+    @box.tool(
+        name="list_table_enrichments",
+        toolset=TOOLSET,
+        title="List a table's enrichments",
+        description=LIST_DESCRIPTION,
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+    )
+    async def list_table_enrichments(table_uuid: TableId, ctx: ToolContext) -> Annotated[CallToolResult, AttachedList]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            columns = await svc.client.table_columns(table_uuid)
+            found: list[AttachedOut] = []
+            for kind, items in (
+                ("enrichment", await svc.client.list_table_enrichments(table_uuid)),
+                ("waterfall", await svc.client.list_table_waterfalls(table_uuid)),
+                ("exporter", await svc.client.list_table_exporters(table_uuid)),
+            ):
+                for item in items:
+                    owned = processor_columns(columns, item.id)
+                    found.append(
+                        AttachedOut(
+                            table_uuid=table_uuid,
+                            enrichment_id=item.id,
+                            name=item.name,
+                            kind=cast(Any, kind),
+                            status_column=owned.status if owned else None,
+                            output_columns=list(owned.outputs) if owned else [],
+                        )
+                    )
+            out = AttachedList(
+                table_uuid=table_uuid,
+                enrichments=found,
+                next_step="run_table_enrichment(table_uuid, enrichment_id) runs one on the table's rows."
+                if found
+                else "Attach one with add_table_enrichment or add_table_waterfall.",
+            )
+            text = "\n".join(
+                [f"{len(found)} attached to table {table_uuid}:"]
+                + [f"- {a.enrichment_id}: {a.name} ({a.kind}), outputs {a.output_columns}" for a in found]
+                + [out.next_step]
+            )
+            return ok_result(out, text)
+
+        return await guarded(work())
+
+    @box.tool(
+        name="update_table_enrichment",
+        toolset=TOOLSET,
+        title="Change a table enrichment",
+        description=UPDATE_DESCRIPTION,
+        read_only=False,
+        destructive=False,
+        idempotent=True,
+    )
+    async def update_table_enrichment(
+        table_uuid: TableId,
+        enrichment_id: TableEnrichmentId,
+        ctx: ToolContext,
+        mapping: Annotated[
+            dict[Annotated[str, Field(min_length=1, max_length=256)], ParamSource] | None,
+            Field(max_length=50, description="The new param → source mapping (replaces the old); null: keep."),
+        ] = None,
+        launch_strategy: Annotated[LaunchStrategy | None, Field(description="null: keep.")] = None,
+    ) -> Annotated[CallToolResult, AttachedOut]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            if mapping is None and launch_strategy is None:
+                raise ToolFailure(
+                    _issues("Nothing to change.", [FieldIssue("mapping", "give mapping or launch_strategy")])
+                )
+            updated = await svc.client.update_table_enrichment(
+                table_uuid,
+                enrichment_id,
+                mapping={k: v.as_mapping() for k, v in mapping.items()} if mapping is not None else None,
+                launch_strategy=launch_strategy,
+            )
+            out = await attached_out(svc, table_uuid, updated, "enrichment")
+            return ok_result(out, f"Updated {out.name} ({out.enrichment_id}) on table {table_uuid}.")
+
+        return await guarded(work())
+
+    @box.tool(
+        name="run_table_enrichment",
+        toolset=TOOLSET,
+        title="Run a table enrichment on its rows",
+        description=RUN_DESCRIPTION,
+        read_only=False,
+        destructive=False,
+        idempotent=False,
+    )
+    async def run_table_enrichment(
+        table_uuid: TableId,
+        enrichment_id: TableEnrichmentId,
+        ctx: ToolContext,
+        spend: Annotated[SpendOutcome, Resolve(table_run_spend)],
+        run_strategy: Strategy = "run_empty",
+        row_ids: RowIds = None,
+        wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
+        force: Annotated[bool, Field(description=FORCE_DESCRIPTION)] = False,
+    ) -> Annotated[CallToolResult, TableRunView]:
+        started_at = time.monotonic()
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            prepared = await prepare_table_run(ctx, table_uuid, enrichment_id, run_strategy, row_ids)
+            _prepared.get(svc.client, {}).clear()  # the next call counts afresh
+            plan, scope = prepared.run.plan, prepared.scope
+            earlier = None if force else await svc.runner.earlier(prepared.run.endpoint, prepared.run.request)
+            if earlier is None and plan.issues:
+                raise ToolFailure(_conflict_running(table_uuid, enrichment_id, plan.issues))
+            if earlier is None and scope.rows == 0:
+                return _nothing_to_run(scope)
+            settle_spend(spend, plan.estimated_credits)
+            try:
+                submitted = await submit_table_run(
+                    runner=svc.runner,
+                    ledger=svc.ledger,
+                    tool="run_table_enrichment",
+                    endpoint=prepared.run.endpoint,
+                    body=prepared.run.request,
+                    scope=scope,
+                    estimated_credits=plan.estimated_credits,
+                    force=force,
+                    window_s=svc.settings.duplicate_window_s,
+                    settle_s=svc.settings.connect_timeout_s + svc.settings.read_timeout_s + 2.0,
+                    send=lambda: svc.client.run_table_enrichment(table_uuid, enrichment_id, prepared.run.request),
+                )
+            except InsufficientCredits as exc:
+                raise ToolFailure(await insufficient(svc, exc, plan.estimated_credits)) from None
+            except DuplicateRunUnknown as exc:
+                raise ToolFailure(duplicate_unknown(exc.earlier)) from None
+            except ConflictError:
+                raise ToolFailure(_conflict_running(table_uuid, enrichment_id, ())) from None
+            reused = submitted.reused is not None
+            estimate = submitted.reused.estimated_credits if submitted.reused is not None else plan.estimated_credits
+            started: TableRunStarted | None = submitted.started
+            if started is not None:
+                await ctx.report_progress(0, submitted.scope.rows, f"started on {submitted.scope.rows:,} row(s)")
+            remaining = max(0.0, wait_seconds - (time.monotonic() - started_at))
+            return await report(
+                ctx, submitted.scope, wait_s=remaining, processing=None, estimate=estimate, reused=reused
+            )
+
+        return await guarded(work())
+
+    @box.tool(
+        name="wait_table_enrichment",
+        toolset=TOOLSET,
+        title="Wait for a table enrichment",
+        description=WAIT_DESCRIPTION,
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+    )
+    async def wait_table_enrichment(
+        table_uuid: TableId,
+        enrichment_id: TableEnrichmentId,
+        ctx: ToolContext,
+        wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
+    ) -> Annotated[CallToolResult, TableRunView]:
+        started_at = time.monotonic()
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            latest = await svc.ledger.latest_submission(run_endpoint(table_uuid, enrichment_id))
+            if latest is not None and latest.outcome == "accepted" and "scope" in latest.request:
+                scope = RunScope.from_json(latest.request["scope"])
+                estimate = latest.estimated_credits
+            else:
+                scope = await _table_wide_scope(ctx, table_uuid, enrichment_id)
+                estimate = None
+            remaining = max(0.0, wait_seconds - (time.monotonic() - started_at))
+            return await report(ctx, scope, wait_s=remaining, processing=None, estimate=estimate, reused=False)
+
+        return await guarded(work())
+
+
+async def _table_wide_scope(ctx: ToolContext, table_uuid: str, enrichment_id: int) -> RunScope:
+    """No run of ours on record: watch the rows processing now; counts are then the whole table's."""
+    svc = services(ctx)
+    columns = processor_columns(await svc.client.table_columns(table_uuid), enrichment_id)
+    if columns is None:
+        raise not_attached(table_uuid, enrichment_id)
+    states = await reader_of(svc).states(table_uuid, columns.status)
+    empty = RowStates(total=states.total, processing=0, completed=0, no_data=0, errors=0, never_run=0)
+    return RunScope(
+        table_uuid=table_uuid,
+        processor_id=enrichment_id,
+        name=columns.status,
+        status_column=columns.status,
+        output_columns=columns.outputs,
+        strategy="run_all",
+        row_ids=0,  # marks the counts as table-wide
+        rows=states.processing + states.completed + states.no_data + states.errors,
+        before=empty,
+    )
+
+
+def _issues(message: str, issues: list[FieldIssue]) -> ErrorBody:
+    return from_issues(message, tuple(issues))
+
+
+def _added(out: AttachedOut) -> CallToolResult:
+    call = f'run_table_enrichment(table_uuid="{out.table_uuid}", enrichment_id={out.enrichment_id})'
+    added = AddedOut(**out.model_dump(), next_step=f"Run it on the table's rows: {call}")
+    text = (
+        f"Attached {added.name} to table {added.table_uuid} as enrichment_id {added.enrichment_id} "
+        f"(status column {added.status_column!r}, outputs {added.output_columns}). Next: {call}"
+    )
+    return ok_result(added, text)
+
+
+def _conflict_running(table_uuid: str, enrichment_id: int, issues: tuple[FieldIssue, ...]) -> ErrorBody:
+    detail = f" ({issues[0].message})" if issues else ""
+    return ErrorBody(
+        code=ErrorCode.CONFLICT,
+        http_status=409,
+        message=f"Table enrichment {enrichment_id} is already running on this table{detail}; nothing was sent.",
+        next_steps=[f"Wait for it: {wait_call(table_uuid, enrichment_id, config.TOOL_DEADLINE_S)}."],
+    )
+
+
+def _nothing_to_run(scope: RunScope) -> CallToolResult:
+    view = TableRunView(
+        table_uuid=scope.table_uuid,
+        enrichment_id=scope.processor_id,
+        name=scope.name,
+        status="nothing_to_run",
+        done=True,
+        strategy=scope.strategy,
+        rows_in_run=0,
+        rows_done=0,
+        still_processing=0,
+        estimated_credits=0.0,
+        status_column=scope.status_column,
+        output_columns=list(scope.output_columns),
+        message=f"No row matches {scope.strategy}: nothing was sent, no credits spent.",
+        read_call=read_call(scope.table_uuid, scope.status_column),
+    )
+    return ok_result(view, render(view))
