@@ -1,0 +1,192 @@
+"""Enriching a table in place: an agent-style session, the billing guarantees of a run with no task id, and
+faults on the run POST and on the progress reads (all through a real MCP client against the sandbox)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from databar_mcp.sandbox import SandboxServer
+from databar_mcp.sandbox.config import Fault
+from databar_mcp.server import build_server
+from tests.conftest import make_settings, structured, text_of
+
+pytestmark = pytest.mark.anyio
+
+RUN = "POST /v1/table/{table_uuid}/run-enrichment/{processor_id}"
+ROWS_READ = "GET /v1/table/{table_uuid}/rows"
+PEOPLE_COLUMNS = ["First name", "Last name", "Domain"]
+MAPPING = {"first_name": "First name", "last_name": "Last name", "company": "Domain"}
+
+
+def people(n: int) -> list[dict[str, str]]:
+    return [
+        {"First name": f"First{i}", "Last name": f"Last{i}", "Domain": "example.com" if i % 4 else "nobody.invalid"}
+        for i in range(n)
+    ]
+
+
+async def call(mcp: Client, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+    result = await mcp.call_tool(tool, args)
+    assert not result.is_error, (tool, text_of(result))
+    return structured(result)
+
+
+async def table_with_waterfall(mcp: Client, rows: int) -> tuple[str, int]:
+    table = (await call(mcp, "create_table", {"name": "Leads", "columns": PEOPLE_COLUMNS}))["identifier"]
+    if rows:
+        await call(mcp, "insert_rows", {"table_uuid": table, "rows": people(rows)})
+    added = await call(
+        mcp,
+        "add_table_waterfall",
+        {"table_uuid": table, "waterfall": "email_getter", "mapping": MAPPING, "enrichments": [833, 966]},
+    )
+    return table, int(added["enrichment_id"])
+
+
+async def test_agent_enriches_a_1000_row_table_in_place(mcp: Client, sandbox: SandboxServer) -> None:
+    sandbox.state.balance = 10_000
+    sandbox.state.config.table_row_seconds = 0.0025  # 1,000 rows in ~2.5 s: several waits
+    table, enrichment = await table_with_waterfall(mcp, 1_000)
+    sandbox.state.reset_counts()
+    balance = sandbox.state.balance
+
+    first = await call(
+        mcp, "run_table_enrichment", {"table_uuid": table, "enrichment_id": enrichment, "wait_seconds": 0.5}
+    )
+    assert first["status"] == "processing" and first["rows_in_run"] == 1_000
+    assert first["estimated_credits"] == 5_000  # every provider email_getter offers (4.5) + its verifier (0.5)
+    calls, view = 1, first
+    while not view["done"]:
+        assert view["next_call"].startswith(f'wait_table_enrichment(table_uuid="{table}"')
+        view = await call(
+            mcp, "wait_table_enrichment", {"table_uuid": table, "enrichment_id": enrichment, "wait_seconds": 0.7}
+        )
+        calls += 1
+    assert calls >= 3  # the agent waited over several calls
+    assert (view["rows_done"], view["still_processing"], view["errors"]) == (1_000, 0, 0)
+    assert view["found"] + view["no_data"] == 1_000 and view["found"] >= 750  # every example.com row is found
+
+    status = view["status_column"]
+    read = await call(
+        mcp,
+        "list_table_rows",
+        {"table_uuid": table, "filter": {status: {"equals": "completed"}}, "per_page": 1000},
+    )
+    assert read["total_count"] == view["found"]
+    assert all(str(r[view["output_columns"][0]]).endswith("@example.com") for r in read["rows"])
+
+    counts = dict(sandbox.state.counts)
+    spent = balance - sandbox.state.balance
+    print("\ntable enrichment requests:", counts, "credits:", spent)
+    assert counts[RUN] == 1  # one run, sent once
+    assert not any("bulk-run" in route or "upsert" in route or route.startswith("PATCH") for route in counts)
+    assert counts[ROWS_READ] <= 40  # counts, never the 1,000 rows, until the final read
+    found_cost = 1.0  # example.com is found by the first provider tried
+    assert spent == pytest.approx(view["found"] * found_cost + view["no_data"] * 3.0)  # each row charged once
+
+    again = await call(mcp, "run_table_enrichment", {"table_uuid": table, "enrichment_id": enrichment})
+    assert again["reused"] is True and sandbox.state.counts[RUN] == 1
+    assert sandbox.state.balance == pytest.approx(balance - spent)
+
+
+async def test_a_lost_run_reply_is_submission_unknown_and_never_sent_twice(mcp: Client, sandbox: SandboxServer) -> None:
+    sandbox.state.balance = 10_000
+    table, enrichment = await table_with_waterfall(mcp, 30)
+    sandbox.state.inject(Fault(route=RUN, kind="reset_after"))
+    args = {"table_uuid": table, "enrichment_id": enrichment, "wait_seconds": 1}
+
+    for _ in range(2):
+        lost = await mcp.call_tool("run_table_enrichment", args)
+        assert lost.is_error
+        body = json.loads(text_of(lost)) if text_of(lost).startswith("{") else structured(lost)
+        assert body["code"] == "submission_unknown", text_of(lost)
+    assert sandbox.state.counts[RUN] == 1  # the run started once at Databar; the re-call sent nothing
+
+    recent = await call(mcp, "list_recent_tasks", {})
+    assert any(s["tool"] == "run_table_enrichment" for s in recent["unsettled_submissions"])
+
+
+async def test_rate_limited_progress_reads_slow_down_instead_of_failing(mcp: Client, sandbox: SandboxServer) -> None:
+    sandbox.state.balance = 10_000
+    sandbox.state.config.table_row_seconds = 0.01
+    table, enrichment = await table_with_waterfall(mcp, 60)
+    sandbox.state.inject(Fault(route=ROWS_READ, kind="rate_limit", times=6, retry_after=0, after=8))
+
+    view = await call(
+        mcp, "run_table_enrichment", {"table_uuid": table, "enrichment_id": enrichment, "wait_seconds": 10}
+    )
+    assert view["done"] is True and view["rows_done"] == 60
+    assert view["rate_limited_reads"] >= 1
+
+
+async def test_spend_guard_refuses_before_anything_is_sent(sandbox: SandboxServer, tmp_path: Path) -> None:
+    sandbox.state.balance = 10_000
+    async with Client(build_server(make_settings(sandbox, tmp_path, max_credits_per_call=50))) as mcp:
+        table, enrichment = await table_with_waterfall(mcp, 20)  # worst case 20 x 5 = 100 credits
+        refused = await mcp.call_tool("run_table_enrichment", {"table_uuid": table, "enrichment_id": enrichment})
+    assert refused.is_error and "spend_limit" in text_of(refused)
+    assert sandbox.state.counts[RUN] == 0
+
+
+async def test_insufficient_credits_and_nothing_to_run(mcp: Client, sandbox: SandboxServer) -> None:
+    table, enrichment = await table_with_waterfall(mcp, 40)
+    sandbox.state.balance = 10
+    short = await mcp.call_tool("run_table_enrichment", {"table_uuid": table, "enrichment_id": enrichment})
+    assert short.is_error and "insufficient_credits" in text_of(short)
+
+    errors_only = await call(
+        mcp, "run_table_enrichment", {"table_uuid": table, "enrichment_id": enrichment, "run_strategy": "run_errors"}
+    )
+    assert errors_only["status"] == "nothing_to_run" and errors_only["estimated_credits"] == 0
+    assert sandbox.state.counts[RUN] == 1  # the refused one; nothing to run sends nothing
+
+
+async def test_a_second_run_while_one_is_going_is_a_conflict(mcp: Client, sandbox: SandboxServer) -> None:
+    sandbox.state.balance = 10_000
+    sandbox.state.config.table_row_seconds = 0.05
+    table, enrichment = await table_with_waterfall(mcp, 40)
+    first = await call(
+        mcp, "run_table_enrichment", {"table_uuid": table, "enrichment_id": enrichment, "wait_seconds": 0}
+    )
+    assert first["done"] is False
+    other = await mcp.call_tool(
+        "run_table_enrichment",
+        {"table_uuid": table, "enrichment_id": enrichment, "run_strategy": "run_all", "wait_seconds": 0},
+    )
+    assert other.is_error and "conflict" in text_of(other) and "wait_table_enrichment" in text_of(other)
+    assert sandbox.state.counts[RUN] == 1
+
+
+async def test_enrichment_mapping_is_checked_before_sending(mcp: Client, sandbox: SandboxServer) -> None:
+    table = (await call(mcp, "create_table", {"name": "Companies", "columns": ["Website"]}))["identifier"]
+    await call(
+        mcp, "insert_rows", {"table_uuid": table, "rows": [{"Website": "example.com"}, {"Website": "a.invalid"}]}
+    )
+    bad = await mcp.call_tool(
+        "add_table_enrichment",
+        {"table_uuid": table, "enrichment": 120, "mapping": {"website": {"column": "Website"}}},
+    )
+    assert bad.is_error and "validation_error" in text_of(bad)
+    assert sandbox.state.counts["POST /v1/table/{table_uuid}/add-enrichment"] == 0
+
+    added = await call(
+        mcp,
+        "add_table_enrichment",
+        {"table_uuid": table, "enrichment": 120, "mapping": {"domain": {"column": "Website"}}},
+    )
+    assert "name" in added["output_columns"] and added["kind"] == "enrichment"
+    listed = await call(mcp, "list_table_enrichments", {"table_uuid": table})
+    assert [e["enrichment_id"] for e in listed["enrichments"]] == [added["enrichment_id"]]
+    view = await call(mcp, "run_table_enrichment", {"table_uuid": table, "enrichment_id": added["enrichment_id"]})
+    assert view["done"] and view["estimated_credits"] == 2.0 and (view["found"], view["no_data"]) == (1, 1)
+    updated = await call(
+        mcp,
+        "update_table_enrichment",
+        {"table_uuid": table, "enrichment_id": added["enrichment_id"], "launch_strategy": "run_on_update"},
+    )
+    assert updated["enrichment_id"] == added["enrichment_id"]
