@@ -11,12 +11,12 @@ import json
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Self, cast
+from typing import Annotated, Any, Literal, cast
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.types import CallToolResult
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field
 
 from databar_mcp import config
 from databar_mcp.api import DatabarClient
@@ -24,7 +24,6 @@ from databar_mcp.api.errors import ConflictError, FieldIssue, InsufficientCredit
 from databar_mcp.api.models import (
     AttachedEnrichment,
     LaunchStrategy,
-    ParamMapping,
     RunStrategy,
     TableRunStarted,
     TaskHandle,
@@ -35,14 +34,10 @@ from databar_mcp.runner import DuplicateRunUnknown
 from databar_mcp.table_runs import (
     ProcessorColumns,
     RowStates,
-    RunCounts,
     RunScope,
-    TableReader,
     processor_columns,
     rows_to_run,
-    run_counts,
     submit_table_run,
-    wait_for_rows,
 )
 from databar_mcp.tools.context import Services, ToolContext, services
 from databar_mcp.tools.discover import EnrichmentId, WaterfallId
@@ -61,19 +56,23 @@ from databar_mcp.tools.running import (
     settle_spend,
     spend_question,
 )
+from databar_mcp.tools.table_kit import (
+    ColumnRef,
+    ParamSource,
+    TableEnrichmentId,
+    TableRunView,
+    not_attached,
+    read_call,
+    reader_of,
+    render,
+    report,
+    run_endpoint,
+    wait_call,
+)
 from databar_mcp.tools.tables import TableId
 from databar_mcp.tools.tasks import wait_field
 
 TOOLSET = "table_enrich"
-TableEnrichmentId = Annotated[
-    int,
-    Field(
-        ge=1,
-        le=2_000_000_000,
-        description="The table-enrichment id from add_table_enrichment / add_table_waterfall / "
-        "list_table_enrichments (not the catalog id).",
-    ),
-]
 Strategy = Annotated[
     RunStrategy,
     Field(
@@ -89,29 +88,6 @@ RowIds = Annotated[
         description="Only these rows (ids from list_table_rows), within the strategy; null for every row.",
     ),
 ]
-ColumnRef = Annotated[str, Field(min_length=1, max_length=256, description="A column name or column uuid.")]
-Scalar = str | int | float | bool
-
-
-class ParamSource(BaseModel):
-    """Where one enrichment param comes from: a column of each row, or the same constant for every row."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    column: ColumnRef | None = Field(default=None, description="Read the param from this column (name or uuid).")
-    value: Scalar | None = Field(default=None, description="Or use this constant for every row.")
-
-    @model_validator(mode="after")
-    def _one_source(self) -> Self:
-        if (self.column is None) == (self.value is None):
-            raise ValueError("give exactly one of column or value")
-        return self
-
-    def as_mapping(self) -> ParamMapping:
-        if self.column is not None:
-            return ParamMapping(type="mapping", value=self.column)
-        assert self.value is not None
-        return ParamMapping(type="simple", value=self.value)
 
 
 EnrichmentMapping = Annotated[
@@ -155,60 +131,11 @@ class AddedOut(AttachedOut):
     next_step: str
 
 
-class TableRunView(BaseModel):
-    table_uuid: str
-    enrichment_id: int
-    name: str
-    status: Literal["processing", "finished", "nothing_to_run"]
-    done: bool
-    strategy: str | None = None
-    rows_in_run: int | None = Field(default=None, description="Rows this run processes.")
-    rows_done: int | None = None
-    still_processing: int
-    found: int | None = Field(default=None, description="Rows of this run with data (filled in the output columns).")
-    no_data: int | None = None
-    errors: int | None = None
-    counts_exact: bool = Field(default=True, description="False: found/no_data/errors are table-wide estimates.")
-    estimated_credits: float | None = Field(default=None, description="Worst-case cost priced before the run.")
-    reused: bool = Field(default=False, description="True: an identical earlier run was returned, not sent again.")
-    status_column: str
-    output_columns: list[str]
-    rate_limited_reads: int = Field(default=0, description="Progress reads Databar refused (429); reads slowed down.")
-    message: str
-    next_call: str | None = Field(default=None, description="The exact call that keeps waiting.")
-    read_call: str | None = Field(default=None, description="The call that reads the enriched rows.")
-
-
 # ---- shared helpers ------------------------------------------------------------------------------------
 
-_readers: "weakref.WeakKeyDictionary[DatabarClient, TableReader]" = weakref.WeakKeyDictionary()
 _prepared: "weakref.WeakKeyDictionary[DatabarClient, dict[str, tuple[float, TablePrepared]]]" = (
     weakref.WeakKeyDictionary()
 )
-
-
-def reader_of(svc: Services) -> TableReader:
-    """One reader per API client, so every call pacing one table shares its interval."""
-    reader = _readers.get(svc.client)
-    if reader is None:
-        reader = _readers[svc.client] = TableReader(svc.client)
-    return reader
-
-
-def wait_call(table_uuid: str, enrichment_id: int, wait_seconds: float) -> str:
-    return (
-        f'wait_table_enrichment(table_uuid="{table_uuid}", enrichment_id={enrichment_id}, '
-        f"wait_seconds={wait_seconds:g})"
-    )
-
-
-def read_call(table_uuid: str, status_column: str) -> str:
-    condition = json.dumps({status_column: {"equals": "completed"}})
-    return f'list_table_rows(table_uuid="{table_uuid}", filter={condition}, per_page=100)'
-
-
-def run_endpoint(table_uuid: str, enrichment_id: int) -> str:
-    return DatabarClient.table_run_path(table_uuid, enrichment_id)
 
 
 async def attached_out(svc: Services, table_uuid: str, attached: AttachedEnrichment, kind: str) -> AttachedOut:
@@ -220,16 +147,6 @@ async def attached_out(svc: Services, table_uuid: str, attached: AttachedEnrichm
         kind=cast(Any, kind),
         status_column=columns.status if columns else None,
         output_columns=list(columns.outputs) if columns else [],
-    )
-
-
-def not_attached(table_uuid: str, enrichment_id: int) -> ToolFailure:
-    return ToolFailure(
-        ErrorBody(
-            code=ErrorCode.NOT_FOUND,
-            message=f"Table {table_uuid} has no enrichment, waterfall or exporter with id {enrichment_id}.",
-            next_steps=[f'Call list_table_enrichments(table_uuid="{table_uuid}") for the ids on this table.'],
-        )
     )
 
 
@@ -348,93 +265,6 @@ async def table_run_spend(
 
 
 # ---- waiting and reporting -----------------------------------------------------------------------------
-
-
-async def report(
-    ctx: ToolContext,
-    scope: RunScope,
-    *,
-    wait_s: float,
-    processing: int | None,
-    estimate: float | None,
-    reused: bool,
-) -> CallToolResult:
-    """Wait for the rows within `wait_s`, then count how the run went; a next_call when it is not done."""
-    svc = services(ctx)
-    reader = reader_of(svc)
-    limited_before = reader.rate_limited
-
-    async def progress(done: int, total: int) -> None:
-        await ctx.report_progress(done, total, f"{done:,}/{total:,} rows of {scope.name}")
-
-    last = await wait_for_rows(
-        reader,
-        scope,
-        timeout_s=wait_s,
-        poll_first_s=svc.settings.poll_first_s,
-        poll_cap_s=svc.settings.poll_cap_s,
-        on_progress=progress,
-        processing=processing,
-    )
-    if last is None:  # no read fitted in the wait: one read now says where it stands
-        last = await reader.count(scope.table_uuid, scope.status_column, {"equals": "processing"})
-    after: RowStates | None = await reader.states(scope.table_uuid, scope.status_column) if last == 0 else None
-    counts = run_counts(scope, last, after)
-    return ok_result(*_view(svc, scope, counts, estimate, reused, reader.rate_limited - limited_before))
-
-
-def _view(
-    svc: Services, scope: RunScope, counts: RunCounts, estimate: float | None, reused: bool, limited: int
-) -> tuple[TableRunView, str]:
-    finished = counts.still_processing == 0
-    deadline = svc.settings.tool_deadline_s
-    message = (
-        f"{scope.name}: {counts.done:,}/{counts.rows:,} rows done"
-        + (f", {counts.found:,} found, {counts.no_data:,} no data, {counts.errors:,} errors." if finished else ".")
-        + ("" if finished else f" {counts.still_processing:,} still processing.")
-    )
-    view = TableRunView(
-        table_uuid=scope.table_uuid,
-        enrichment_id=scope.processor_id,
-        name=scope.name,
-        status="finished" if finished else "processing",
-        done=finished,
-        strategy=scope.strategy,
-        rows_in_run=counts.rows,
-        rows_done=counts.done,
-        still_processing=counts.still_processing,
-        found=counts.found,
-        no_data=counts.no_data,
-        errors=counts.errors,
-        counts_exact=counts.exact,
-        estimated_credits=estimate,
-        reused=reused,
-        status_column=scope.status_column,
-        output_columns=list(scope.output_columns),
-        rate_limited_reads=limited,
-        message=message,
-        next_call=None if finished else wait_call(scope.table_uuid, scope.processor_id, deadline),
-        read_call=read_call(scope.table_uuid, scope.status_column),
-    )
-    return view, render(view)
-
-
-def render(view: TableRunView) -> str:
-    lines = [f"Table enrichment {view.enrichment_id} on {view.table_uuid}: {view.status}. {view.message}"]
-    if view.reused:
-        lines.append("An identical earlier run was returned: nothing was sent or billed again (force=true re-runs).")
-    if view.estimated_credits is not None:
-        lines.append(f"Estimated at most {view.estimated_credits:g} credits.")
-    if not view.counts_exact and view.done:
-        lines.append("found/no_data/errors are table-wide changes (other runs of these rows may blur them).")
-    if view.rate_limited_reads:
-        lines.append(f"Databar rate-limited {view.rate_limited_reads} progress read(s); reads were slowed down.")
-    lines.append(f"Results are in the table: status column {view.status_column!r}, outputs {view.output_columns}.")
-    if view.next_call:
-        lines.append(f"Keep waiting: {view.next_call}")
-    if view.read_call and view.done:
-        lines.append(f"Read enriched rows: {view.read_call}")
-    return "\n".join(lines)
 
 
 # ---- descriptions --------------------------------------------------------------------------------------
