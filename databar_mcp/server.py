@@ -30,8 +30,11 @@ from databar_mcp.tools import (
     connectors,
     discover,
     enrich,
+    exporters,
     exports,
+    flows,
     guidance,
+    table_admin,
     table_enrich,
     table_export,
     tables,
@@ -175,7 +178,8 @@ def build_server(settings: Settings) -> DatabarMCPServer:
     box = Toolbox(server, settings)
     for module in (discover, enrich, tasks, exports, tables, table_export, connectors, account, guidance):
         module.register(box)
-    table_enrich.register(box)
+    for extra in (table_enrich, table_admin, exporters, flows):  # issue 15's toolsets
+        extra.register(box)
     return server
 
 

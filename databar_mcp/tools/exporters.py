@@ -1,0 +1,309 @@
+"""Exporters toolset: send a table's rows to a CRM or another destination (HubSpot, Pipedrive, a webhook).
+
+Running an exporter changes data outside Databar, so it is confirmed by the user first, through the same
+elicitation path as the spend guard; it is recorded in the ledger and never re-sent on an ambiguous reply.
+"""
+
+from typing import Annotated, cast
+
+from mcp.server.elicitation import AcceptedElicitation
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.resolve import Elicit, Resolve
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field
+
+from databar_mcp.api import DatabarClient
+from databar_mcp.api.errors import ConflictError, DatabarError
+from databar_mcp.api.models import ExporterDetail
+from databar_mcp.runner import DuplicateRunUnknown
+from databar_mcp.table_runs import RunScope, processor_columns, submit_table_run
+from databar_mcp.tools.context import ToolContext, services
+from databar_mcp.tools.guard import guarded
+from databar_mcp.tools.registry import Toolbox
+from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
+from databar_mcp.tools.running import Confirmation, SpendGate, SpendOutcome, duplicate_unknown
+from databar_mcp.tools.table_kit import (
+    ParamSource,
+    TableEnrichmentId,
+    TableRunView,
+    not_attached,
+    reader_of,
+    report,
+)
+from databar_mcp.tools.tables import TableId
+from databar_mcp.tools.tasks import wait_field
+
+TOOLSET = "exporters"
+ExporterId = Annotated[int, Field(ge=1, le=2_000_000_000, description="An exporter id from list_exporters.")]
+
+
+class ExporterOut(BaseModel):
+    id: int
+    name: str
+    description: str | None = None
+
+
+class ExporterList(BaseModel):
+    exporters: list[ExporterOut]
+
+
+class ExporterParamOut(BaseModel):
+    name: str
+    required: bool
+    type: str | None = None
+    description: str | None = None
+
+
+class ExporterDetailOut(ExporterOut):
+    params: list[ExporterParamOut] = Field(description="Map these to columns in add_table_exporter.")
+    additional_params: list[str] = Field(description="Destination fields for additional_mapping.")
+    result_fields: list[str]
+    needs_connection: bool
+    connections: list[str] = Field(description="Connections to pass as authorization: 'id: name'.")
+
+
+class AttachedExporterOut(BaseModel):
+    table_uuid: str
+    exporter_id: int = Field(description="The table-exporter id: pass it to run_table_exporter.")
+    name: str
+    status_column: str | None = None
+    next_step: str
+
+
+def detail_out(e: ExporterDetail) -> ExporterDetailOut:
+    return ExporterDetailOut(
+        id=e.id,
+        name=e.name,
+        description=e.description,
+        params=[
+            ExporterParamOut(name=p.name, required=p.is_required, type=p.type_field, description=p.description)
+            for p in e.params
+        ],
+        additional_params=[p.name for p in e.additional_params],
+        result_fields=[f.name for f in e.response_fields],
+        needs_connection=e.authorization.required,
+        connections=[f"{c.id}: {c.name}" for c in e.authorization.connections],
+    )
+
+
+async def export_question(
+    context: Context,  # pyright: ignore[reportMissingTypeArgument]
+    table_uuid: str,
+    exporter_id: int,
+    confirm: bool,
+) -> SpendGate | Elicit[Confirmation]:
+    """Ask the user before rows leave for another system; a client that cannot ask needs confirm=true."""
+    ctx = cast(ToolContext, context)
+    svc = services(ctx)
+    try:
+        attached = next((e for e in await svc.client.list_table_exporters(table_uuid) if e.id == exporter_id), None)
+        rows = await svc.client.count_table_rows(table_uuid)
+    except DatabarError:
+        return SpendGate(verdict="unchecked")
+    if attached is None:
+        return SpendGate(verdict="unchecked")
+    capabilities = ctx.client_capabilities
+    if capabilities is not None and capabilities.elicitation is not None:
+        return Elicit(f"Databar: send {rows:,} row(s) of table {table_uuid} to {attached.name}?", Confirmation)
+    if confirm:
+        return SpendGate(verdict="ok", reason="confirm=true: the agent says the user agreed")
+    return SpendGate(
+        verdict="refuse",
+        reason=f"Sending {rows:,} row(s) to {attached.name} needs the user's confirmation, and this client "
+        "cannot ask the user. Ask them, then call again with confirm=true.",
+    )
+
+
+def settle_export(outcome: SpendOutcome) -> None:
+    if isinstance(outcome, AcceptedElicitation):
+        data = cast(object, outcome.data)
+        if isinstance(data, SpendGate) and data.verdict != "refuse":
+            return
+        if isinstance(data, Confirmation) and data.confirm:
+            return
+        reason = data.reason if isinstance(data, SpendGate) else "The user did not confirm the export."
+    else:
+        reason = f"The user did not confirm the export ({outcome.action})."
+    raise ToolFailure(
+        ErrorBody(
+            code=ErrorCode.SPEND_LIMIT,
+            message=reason + " Nothing was sent.",
+            next_steps=["Only export when the user asks for it; do not try to get around this."],
+        )
+    )
+
+
+LIST_DESCRIPTION = "List Databar's exporters (CRMs and other destinations table rows can be sent to). Free."
+GET_DESCRIPTION = """\
+An exporter's params (to map to columns), destination fields and connections. Free. Next: \
+add_table_exporter."""
+ADD_DESCRIPTION = """\
+Attach an exporter to a table, mapping its params to columns (or constants). Free: nothing is sent until \
+run_table_exporter."""
+RUN_DESCRIPTION = """\
+Send every row of the table to the exporter's destination (creates or updates records in a CRM or \
+another system). Changes data outside Databar: the user is asked to confirm first (clients that cannot \
+ask need confirm=true after the user agreed). Sent exactly once; waits for the rows like \
+run_table_enrichment and counts rows exported (found) and errors; follow next_call while rows are \
+processing."""
+
+
+def register(box: Toolbox) -> None:
+    settings = box.settings
+
+    @box.tool(
+        name="list_exporters",
+        toolset=TOOLSET,
+        title="List exporters",
+        description=LIST_DESCRIPTION,
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+    )
+    async def list_exporters(
+        ctx: ToolContext, query: Annotated[str | None, Field(max_length=200, description="Filter by name.")] = None
+    ) -> Annotated[CallToolResult, ExporterList]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            items = await svc.client.list_exporters(query)
+            out = ExporterList(exporters=[ExporterOut(id=e.id, name=e.name, description=e.description) for e in items])
+            text = "\n".join([f"{len(items)} exporter(s):"] + [f"- {e.id}: {e.name}" for e in items])
+            return ok_result(out, text)
+
+        return await guarded(work())
+
+    @box.tool(
+        name="get_exporter",
+        toolset=TOOLSET,
+        title="Get an exporter",
+        description=GET_DESCRIPTION,
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+    )
+    async def get_exporter(exporter_id: ExporterId, ctx: ToolContext) -> Annotated[CallToolResult, ExporterDetailOut]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            out = detail_out(await svc.client.get_exporter(exporter_id))
+            params = ", ".join(f"{p.name}{'*' if p.required else ''}" for p in out.params)
+            return ok_result(
+                out, f"{out.id}: {out.name}. Params (* required): {params}. Connections: {out.connections}"
+            )
+
+        return await guarded(work())
+
+    @box.tool(
+        name="add_table_exporter",
+        toolset=TOOLSET,
+        title="Attach an exporter to a table",
+        description=ADD_DESCRIPTION,
+        read_only=False,
+        destructive=False,
+        idempotent=False,
+    )
+    async def add_table_exporter(
+        table_uuid: TableId,
+        exporter_id: ExporterId,
+        mapping: Annotated[
+            dict[Annotated[str, Field(min_length=1, max_length=256)], ParamSource],
+            Field(min_length=1, max_length=50, description='Param → source, e.g. {"email": {"column": "Email"}}.'),
+        ],
+        ctx: ToolContext,
+        authorization: Annotated[int | None, Field(ge=1, description="Connection id; null: the first one.")] = None,
+    ) -> Annotated[CallToolResult, AttachedExporterOut]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            attached = await svc.client.add_table_exporter(
+                table_uuid, exporter_id, {k: v.as_mapping() for k, v in mapping.items()}, authorization=authorization
+            )
+            owned = processor_columns(await svc.client.table_columns(table_uuid), attached.id)
+            call = f'run_table_exporter(table_uuid="{table_uuid}", exporter_id={attached.id})'
+            out = AttachedExporterOut(
+                table_uuid=table_uuid,
+                exporter_id=attached.id,
+                name=attached.name,
+                status_column=owned.status if owned else None,
+                next_step=f"Send the rows (asks the user first): {call}",
+            )
+            return ok_result(
+                out, f"Attached {out.name} to {table_uuid} as exporter_id {out.exporter_id}. {out.next_step}"
+            )
+
+        return await guarded(work())
+
+    @box.tool(
+        name="run_table_exporter",
+        toolset=TOOLSET,
+        title="Send a table's rows to a destination",
+        description=RUN_DESCRIPTION,
+        read_only=False,
+        destructive=True,
+        idempotent=False,
+    )
+    async def run_table_exporter(
+        table_uuid: TableId,
+        exporter_id: TableEnrichmentId,
+        ctx: ToolContext,
+        confirmation: Annotated[SpendOutcome, Resolve(export_question)],
+        confirm: Annotated[bool, Field(description="Only for clients that cannot ask: the user agreed.")] = False,
+        wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
+    ) -> Annotated[CallToolResult, TableRunView]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            columns = processor_columns(await svc.client.table_columns(table_uuid), exporter_id)
+            attached = next((e for e in await svc.client.list_table_exporters(table_uuid) if e.id == exporter_id), None)
+            if columns is None or attached is None:
+                raise not_attached(table_uuid, exporter_id)
+            settle_export(confirmation)
+            before = await reader_of(svc).states(table_uuid, columns.status)
+            scope = RunScope(
+                table_uuid=table_uuid,
+                processor_id=exporter_id,
+                name=attached.name,
+                status_column=columns.status,
+                output_columns=columns.outputs,
+                strategy="run_all",
+                row_ids=None,
+                rows=before.total - before.processing,
+                before=before,
+            )
+            endpoint = DatabarClient.table_run_path(table_uuid, exporter_id, exporter=True)
+            try:
+                submitted = await submit_table_run(
+                    runner=svc.runner,
+                    ledger=svc.ledger,
+                    tool="run_table_exporter",
+                    endpoint=endpoint,
+                    body={},
+                    scope=scope,
+                    estimated_credits=0.0,
+                    force=False,
+                    window_s=svc.settings.duplicate_window_s,
+                    settle_s=svc.settings.connect_timeout_s + svc.settings.read_timeout_s + 2.0,
+                    send=lambda: svc.client.run_table_exporter(table_uuid, exporter_id),
+                )
+            except DuplicateRunUnknown as exc:
+                raise ToolFailure(duplicate_unknown(exc.earlier)) from None
+            except ConflictError:
+                raise ToolFailure(
+                    ErrorBody(
+                        code=ErrorCode.CONFLICT,
+                        http_status=409,
+                        message="This exporter is already running on the table; nothing was sent.",
+                        next_steps=["Wait a minute and read the status column with list_table_rows."],
+                    )
+                ) from None
+            return await report(
+                ctx,
+                submitted.scope,
+                wait_s=wait_seconds,
+                processing=None,
+                estimate=0.0,
+                reused=submitted.reused is not None,
+            )
+
+        return await guarded(work())

@@ -1,0 +1,345 @@
+"""Flows toolset: saved multi-step pipelines (e.g. find an email, then verify it). Runs go through the same
+pipeline as waterfalls: inputs checked against the flow, spend guard on the flow's worst-case cost, sent
+exactly once, a task handle waited for within the deadline and paged like any task."""
+
+import time
+import weakref
+from typing import Annotated, Any, cast
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.resolve import Elicit, Resolve
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field
+
+from databar_mcp import config
+from databar_mcp.api import DatabarClient
+from databar_mcp.api.errors import FieldIssue
+from databar_mcp.api.models import BulkFlowRunRequest, Flow, FlowCostEstimate, FlowRunRequest
+from databar_mcp.catalog import RunPlan
+from databar_mcp.tools.context import Services, ToolContext, services
+from databar_mcp.tools.guard import guarded
+from databar_mcp.tools.registry import Toolbox
+from databar_mcp.tools.results import ok_result
+from databar_mcp.tools.running import (
+    FORCE_DESCRIPTION,
+    Confirmation,
+    PreparedRun,
+    SpendGate,
+    SpendOutcome,
+    execute,
+    spend_question,
+)
+from databar_mcp.tools.task_view import TaskView
+from databar_mcp.tools.tasks import wait_field
+
+TOOLSET = "flows"
+FlowId = Annotated[
+    str,
+    Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$", description="A flow id from list_flows."),
+]
+InputValue = str | int | float | bool | None
+FlowInputs = Annotated[
+    dict[Annotated[str, Field(min_length=1, max_length=256)], InputValue],
+    Field(description='Input id → value, e.g. {"domain": "acme.com"}; get_flow lists the inputs.'),
+]
+ForceFlag = Annotated[bool, Field(description=FORCE_DESCRIPTION)]
+
+_flows: "weakref.WeakKeyDictionary[DatabarClient, dict[str, tuple[float, Flow, FlowCostEstimate | None]]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class FlowInputOut(BaseModel):
+    id: str
+    required: bool
+    type: str | None = None
+    description: str | None = None
+
+
+class FlowOut(BaseModel):
+    id: str
+    name: str
+    description: str | None = None
+    inputs: list[FlowInputOut]
+    outputs: list[str]
+
+
+class FlowList(BaseModel):
+    flows: list[FlowOut]
+
+
+class FlowDetailOut(FlowOut):
+    steps: int | None = Field(default=None, description="Nodes in the flow's graph.")
+    cost_min: float | None = Field(default=None, description="Credits one run costs at least.")
+    cost_max: float | None = Field(
+        default=None, description="Credits one run costs at most (the spend guard's figure)."
+    )
+
+
+class FlowCostOut(BaseModel):
+    flow_id: str
+    runs: int
+    min_credits: float
+    max_credits: float
+    per_run_min: float
+    per_run_max: float
+
+
+def flow_out(flow: Flow) -> FlowOut:
+    return FlowOut(
+        id=flow.id,
+        name=flow.name,
+        description=flow.description,
+        inputs=[
+            FlowInputOut(id=i.id, required=i.required, type=i.type, description=i.description) for i in flow.inputs
+        ],
+        outputs=[o.id for o in flow.outputs],
+    )
+
+
+async def flow_and_cost(svc: Services, flow_id: str) -> tuple[Flow, FlowCostEstimate | None]:
+    """The flow's detail and its per-run cost (None when it has no config to price), cached like the catalog."""
+    cache = _flows.setdefault(svc.client, {})
+    hit = cache.get(flow_id)
+    if hit is not None and time.monotonic() - hit[0] < config.CATALOG_TTL_S:
+        return hit[1], hit[2]
+    flow = await svc.client.get_flow(flow_id)
+    cost = await svc.client.estimate_flow_cost(flow.config) if flow.config else None
+    cache[flow_id] = (time.monotonic(), flow, cost)
+    return flow, cost
+
+
+def input_issues(flow: Flow, rows: list[dict[str, InputValue]], bulk: bool) -> tuple[FieldIssue, ...]:
+    declared = {i.id for i in flow.inputs}
+    issues: list[FieldIssue] = []
+    for index, row in enumerate(rows):
+        prefix = f"inputs[{index}]." if bulk else "inputs."
+        issues += [
+            FieldIssue(prefix + k, f"not an input of this flow ({', '.join(sorted(declared))})")
+            for k in row
+            if k not in declared
+        ]
+        for flow_input in flow.inputs:
+            value = row.get(flow_input.id)
+            if flow_input.required and (value is None or (isinstance(value, str) and not value.strip())):
+                issues.append(FieldIssue(prefix + flow_input.id, "required by the flow"))
+        if len(issues) >= 20:
+            break
+    return tuple(issues[:20])
+
+
+async def prepare_flow(ctx: ToolContext, flow_id: str, rows: list[dict[str, InputValue]], bulk: bool) -> PreparedRun:
+    svc = services(ctx)
+    flow, cost = await flow_and_cost(svc, flow_id)
+    estimate = None if cost is None else round(cost.max * len(rows), 6)
+    plan = RunPlan(waterfall=None, rows=len(rows), estimated_credits=estimate, issues=input_issues(flow, rows, bulk))
+    if bulk:
+        bulk_body = BulkFlowRunRequest(inputs=[dict(r) for r in rows])
+        return PreparedRun(
+            tool="run_bulk_flow",
+            target=f"flow '{flow.name}'",
+            endpoint=f"flows/{flow_id}/bulk-run",
+            request=bulk_body.model_dump(mode="json"),
+            rows=len(rows),
+            plan=plan,
+            send=lambda: svc.client.bulk_run_flow(flow_id, bulk_body),
+        )
+    body = FlowRunRequest(inputs=dict(rows[0]))
+    return PreparedRun(
+        tool="run_flow",
+        target=f"flow '{flow.name}'",
+        endpoint=f"flows/{flow_id}/run",
+        request=body.model_dump(mode="json"),
+        rows=1,
+        plan=plan,
+        send=lambda: svc.client.run_flow(flow_id, body),
+    )
+
+
+async def flow_spend(
+    context: Context,  # pyright: ignore[reportMissingTypeArgument]
+    flow_id: str,
+    inputs: dict[str, InputValue],
+    force: bool,
+) -> SpendGate | Elicit[Confirmation]:
+    ctx = cast(ToolContext, context)
+    return await spend_question(ctx, lambda: prepare_flow(ctx, flow_id, [inputs], bulk=False), force)
+
+
+async def bulk_flow_spend(
+    context: Context,  # pyright: ignore[reportMissingTypeArgument]
+    flow_id: str,
+    inputs: list[dict[str, InputValue]],
+    force: bool,
+) -> SpendGate | Elicit[Confirmation]:
+    ctx = cast(ToolContext, context)
+    return await spend_question(ctx, lambda: prepare_flow(ctx, flow_id, inputs, bulk=True), force)
+
+
+WAIT_AND_NEXT = """\
+Waits up to wait_seconds with progress; if the task is still running then, call the get_task it names \
+(never re-run to "retry": an identical call returns the earlier task, reused: true; force=true bills \
+again). Large results are paged (follow next_call); the ledger keeps them after Databar deletes them."""
+
+LIST_DESCRIPTION = "List the workspace's saved flows (multi-step pipelines) with their inputs and outputs. Free."
+GET_DESCRIPTION = """\
+A flow's inputs (ids to pass in run_flow, which are required), outputs, steps and the credits one run \
+costs (min..max). Free."""
+ESTIMATE_DESCRIPTION = """\
+What running a flow costs: min and max credits per run (waterfalls stop at the first provider that finds \
+data, conditional steps may be skipped), times `runs`. Free: nothing runs."""
+RUN_DESCRIPTION = (
+    """\
+Run a saved flow on one input set and return its outputs. Costs credits: up to the flow's max cost per \
+run (estimated_credits; the spend guard checks it first). Inputs are checked against the flow before \
+anything is sent; submitted exactly once.
+
+"""
+    + WAIT_AND_NEXT
+)
+RUN_BULK_DESCRIPTION = (
+    """\
+Run a saved flow on many input sets at once (one task); results are aligned to the inputs (null where \
+nothing was found). Costs credits: up to rows × the flow's max cost per run (estimated_credits). Checked \
+before anything is sent; submitted exactly once.
+
+"""
+    + WAIT_AND_NEXT
+)
+
+
+def register(box: Toolbox) -> None:
+    settings = box.settings
+
+    @box.tool(
+        name="list_flows",
+        toolset=TOOLSET,
+        title="List flows",
+        description=LIST_DESCRIPTION,
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+    )
+    async def list_flows(ctx: ToolContext) -> Annotated[CallToolResult, FlowList]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            flows = [flow_out(f) for f in await svc.client.list_flows()]
+            lines = [f"{len(flows)} flow(s):"]
+            lines += [f"- {f.id}: {f.name} (inputs {[i.id for i in f.inputs]} → {f.outputs})" for f in flows]
+            return ok_result(FlowList(flows=flows), "\n".join(lines))
+
+        return await guarded(work())
+
+    @box.tool(
+        name="get_flow",
+        toolset=TOOLSET,
+        title="Get a flow",
+        description=GET_DESCRIPTION,
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+    )
+    async def get_flow(flow_id: FlowId, ctx: ToolContext) -> Annotated[CallToolResult, FlowDetailOut]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            flow, cost = await flow_and_cost(svc, flow_id)
+            nodes = cast(Any, flow.config or {}).get("nodes")
+            out = FlowDetailOut(
+                **flow_out(flow).model_dump(),
+                steps=len(cast(list[Any], nodes)) if isinstance(nodes, list) else None,
+                cost_min=cost.min if cost else None,
+                cost_max=cost.max if cost else None,
+            )
+            inputs = ", ".join(f"{i.id}{'*' if i.required else ''}" for i in out.inputs)
+            price = f" Costs {out.cost_min:g}..{out.cost_max:g} credits per run." if cost else ""
+            return ok_result(
+                out, f"Flow {out.id}: {out.name}. Inputs (* required): {inputs}. Outputs: {out.outputs}.{price}"
+            )
+
+        return await guarded(work())
+
+    @box.tool(
+        name="estimate_flow_cost",
+        toolset=TOOLSET,
+        title="Estimate a flow's cost",
+        description=ESTIMATE_DESCRIPTION,
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+    )
+    async def estimate_flow_cost(
+        flow_id: FlowId,
+        ctx: ToolContext,
+        runs: Annotated[int, Field(ge=1, le=config.MAX_BULK_ROWS, description="How many input sets.")] = 1,
+    ) -> Annotated[CallToolResult, FlowCostOut]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            flow = await svc.client.get_flow(flow_id)
+            cost = await svc.client.estimate_flow_cost(flow.config or {})
+            out = FlowCostOut(
+                flow_id=flow_id,
+                runs=runs,
+                min_credits=round(cost.min * runs, 6),
+                max_credits=round(cost.max * runs, 6),
+                per_run_min=cost.min,
+                per_run_max=cost.max,
+            )
+            return ok_result(out, f"{runs} run(s) of {flow.name}: {out.min_credits:g}..{out.max_credits:g} credits.")
+
+        return await guarded(work())
+
+    @box.tool(
+        name="run_flow",
+        toolset=TOOLSET,
+        title="Run a flow on one input",
+        description=RUN_DESCRIPTION,
+        read_only=False,
+        destructive=False,
+        idempotent=False,
+    )
+    async def run_flow(
+        flow_id: FlowId,
+        inputs: FlowInputs,
+        ctx: ToolContext,
+        spend: Annotated[SpendOutcome, Resolve(flow_spend)],
+        wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
+        force: ForceFlag = False,
+    ) -> Annotated[CallToolResult, TaskView]:
+        return await execute(
+            ctx,
+            lambda: prepare_flow(ctx, flow_id, [inputs], bulk=False),
+            force=force,
+            wait_seconds=wait_seconds,
+            spend=spend,
+        )
+
+    @box.tool(
+        name="run_bulk_flow",
+        toolset=TOOLSET,
+        title="Run a flow on many inputs",
+        description=RUN_BULK_DESCRIPTION,
+        read_only=False,
+        destructive=False,
+        idempotent=False,
+    )
+    async def run_bulk_flow(
+        flow_id: FlowId,
+        inputs: Annotated[
+            list[dict[str, InputValue]],
+            Field(min_length=1, max_length=config.MAX_BULK_ROWS, description="One input set per row."),
+        ],
+        ctx: ToolContext,
+        spend: Annotated[SpendOutcome, Resolve(bulk_flow_spend)],
+        wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
+        force: ForceFlag = False,
+    ) -> Annotated[CallToolResult, TaskView]:
+        return await execute(
+            ctx,
+            lambda: prepare_flow(ctx, flow_id, inputs, bulk=True),
+            force=force,
+            wait_seconds=wait_seconds,
+            spend=spend,
+        )

@@ -1,0 +1,439 @@
+"""Table admin toolset: columns (create, rename, delete), tables (rename, delete to the trash), duplicate rows
+(counted before anything is deleted), Databar's own file export, and folders to organise tables."""
+
+import time
+from typing import Annotated, Literal
+
+import anyio
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field
+
+from databar_mcp import config
+from databar_mcp.api.errors import NotFoundError
+from databar_mcp.api.models import TableColumn
+from databar_mcp.tools.context import Services, ToolContext, services
+from databar_mcp.tools.guard import guarded
+from databar_mcp.tools.registry import Toolbox
+from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
+from databar_mcp.tools.table_kit import ColumnRef
+from databar_mcp.tools.tables import TableId
+from databar_mcp.tools.tasks import wait_field
+
+TOOLSET = "table_admin"
+ColumnType = Literal["text", "number", "boolean", "date", "datetime", "email", "url", "phone", "json"]
+Name = Annotated[str, Field(min_length=1, max_length=256)]
+FolderId = Annotated[int, Field(ge=1, description="A folder id from list_folders.")]
+EXPORT_POLL_S = 0.5
+
+
+class ColumnOut(BaseModel):
+    table_uuid: str
+    identifier: str
+    name: str
+    type: str | None = None
+
+
+class TableRenamed(BaseModel):
+    table_uuid: str
+    name: str | None
+
+
+class Deleted(BaseModel):
+    table_uuid: str
+    deleted: str
+    message: str
+
+
+class DedupeOut(BaseModel):
+    table_uuid: str
+    columns: list[str] = Field(description="Rows with equal values in all of these are duplicates.")
+    total_rows: int
+    duplicates: int = Field(description="Rows that would go (or went): every copy but the oldest.")
+    deleted: bool
+    message: str
+    next_call: str | None = None
+
+
+class ExportOut(BaseModel):
+    table_uuid: str
+    status: str
+    file: str | None = Field(default=None, description="Download URL of the exported file, once completed.")
+    file_id: int | str | None = None
+    message: str
+    next_call: str | None = None
+
+
+class FolderOut(BaseModel):
+    id: int
+    name: str
+    table_count: int | None = None
+
+
+class FolderList(BaseModel):
+    folders: list[FolderOut]
+
+
+class Moved(BaseModel):
+    table_uuid: str
+    folder_id: int | None
+    message: str
+
+
+async def column_of(svc: Services, table_uuid: str, ref: str) -> TableColumn:
+    """The column named `ref` (or with that uuid), or not_found listing the table's columns."""
+    columns = await svc.client.table_columns(table_uuid)
+    found = next((c for c in columns if ref in (c.name, c.identifier)), None)
+    if found is None or found.identifier is None:
+        names = ", ".join(c.name for c in columns[:50])
+        raise ToolFailure(
+            ErrorBody(
+                code=ErrorCode.NOT_FOUND,
+                message=f"Table {table_uuid} has no column {ref!r}.",
+                details={"columns": names},
+                next_steps=["Use one of the table's columns (get_table_columns lists them)."],
+            )
+        )
+    return found
+
+
+def _key(row: dict[str, object], columns: list[str]) -> tuple[str, ...] | None:
+    values = [row.get(c) for c in columns]
+    if all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
+        return None  # a row with nothing in the key columns is no one's duplicate
+    return tuple("" if v is None else str(v).strip().lower() for v in values)
+
+
+async def count_duplicates(svc: Services, table_uuid: str, columns: list[str]) -> tuple[int, int]:
+    """(rows, duplicates) by reading the table a page at a time; the rows stay in this server."""
+    seen: set[tuple[str, ...]] = set()
+    total = duplicates = 0
+    page = 1
+    while True:
+        got = await svc.client.list_table_rows(table_uuid, page=page, per_page=config.TABLE_PAGE_MAX)
+        for row in got.data:
+            total += 1
+            key = _key(row, columns)
+            if key is None:
+                continue
+            if key in seen:
+                duplicates += 1
+            seen.add(key)
+        if not got.has_next_page or not got.data:
+            return total, duplicates
+        page += 1
+
+
+CREATE_COLUMN_DESCRIPTION = """\
+Add an empty column to a Databar table. Free. Types: text, number, boolean, date, datetime, email, url, \
+phone, json. Next: write values with update_rows / upsert_rows, or map it in add_table_enrichment."""
+
+RENAME_COLUMN_DESCRIPTION = "Rename a column of a Databar table (by its name or uuid). Free; values are kept."
+
+DELETE_COLUMN_DESCRIPTION = """\
+Delete a column and every value in it from a Databar table. Destructive and not undoable here. Columns \
+an attached enrichment fills cannot be deleted this way."""
+
+RENAME_TABLE_DESCRIPTION = "Rename a Databar table. Free."
+
+DELETE_TABLE_DESCRIPTION = """\
+Delete a Databar table: it goes to the workspace's trash (restorable in Databar for a while). \
+Destructive: the table and its rows disappear from list_tables."""
+
+DEDUPE_DESCRIPTION = """\
+Remove duplicate rows from a Databar table, keeping the oldest row of each group. Rows are duplicates \
+when they have equal values (case and surrounding spaces ignored) in all the given columns (default: \
+every column not filled by an enrichment).
+
+Counts first: without confirm=true nothing is deleted and the answer says how many rows would go (the \
+table is read here, page by page; no rows are returned). Call again with confirm=true to delete them \
+(destructive)."""
+
+EXPORT_TABLE_DESCRIPTION = """\
+Export a whole Databar table to a file through Databar's own export and return its download URL. Free. \
+Waits up to wait_seconds; while the export is still processing call it again (it waits on the same \
+export instead of starting another). For a local CSV/JSONL file written by this server use \
+export_table_rows."""
+
+LIST_FOLDERS_DESCRIPTION = "List the workspace's folders (id, name, how many tables). Free and read-only."
+
+CREATE_FOLDER_DESCRIPTION = "Create a folder to organise tables in. Free. Next: move_table_to_folder."
+
+MOVE_TABLE_DESCRIPTION = """\
+Move a table into a folder (folder_id from list_folders / create_folder), or out of every folder with \
+folder_id null. Free."""
+
+
+def register(box: Toolbox) -> None:
+    settings = box.settings
+
+    @box.tool(
+        name="create_column",
+        toolset=TOOLSET,
+        title="Add a column",
+        description=CREATE_COLUMN_DESCRIPTION,
+        read_only=False,
+        destructive=False,
+        idempotent=False,
+    )
+    async def create_column(
+        table_uuid: TableId, name: Name, ctx: ToolContext, type: ColumnType = "text"
+    ) -> Annotated[CallToolResult, ColumnOut]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            made = await svc.client.create_column(table_uuid, name, type)
+            out = ColumnOut(table_uuid=table_uuid, identifier=made.identifier, name=made.name, type=made.type_of_value)
+            return ok_result(out, f"Added column {out.name!r} ({out.type}, id {out.identifier}) to {table_uuid}.")
+
+        return await guarded(work())
+
+    @box.tool(
+        name="rename_column",
+        toolset=TOOLSET,
+        title="Rename a column",
+        description=RENAME_COLUMN_DESCRIPTION,
+        read_only=False,
+        destructive=False,
+        idempotent=True,
+    )
+    async def rename_column(
+        table_uuid: TableId, column: ColumnRef, new_name: Name, ctx: ToolContext
+    ) -> Annotated[CallToolResult, ColumnOut]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            found = await column_of(svc, table_uuid, column)
+            assert found.identifier is not None
+            made = await svc.client.rename_column(table_uuid, found.identifier, new_name)
+            out = ColumnOut(table_uuid=table_uuid, identifier=made.identifier, name=made.name, type=made.type_of_value)
+            return ok_result(out, f"Renamed column {found.name!r} to {out.name!r} on {table_uuid}.")
+
+        return await guarded(work())
+
+    @box.tool(
+        name="delete_column",
+        toolset=TOOLSET,
+        title="Delete a column",
+        description=DELETE_COLUMN_DESCRIPTION,
+        read_only=False,
+        destructive=True,
+        idempotent=True,
+    )
+    async def delete_column(
+        table_uuid: TableId, column: ColumnRef, ctx: ToolContext
+    ) -> Annotated[CallToolResult, Deleted]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            found = await column_of(svc, table_uuid, column)
+            assert found.identifier is not None
+            await svc.client.delete_column(table_uuid, found.identifier)
+            out = Deleted(table_uuid=table_uuid, deleted=found.name, message=f"Deleted column {found.name!r}.")
+            return ok_result(out, out.message)
+
+        return await guarded(work())
+
+    @box.tool(
+        name="rename_table",
+        toolset=TOOLSET,
+        title="Rename a table",
+        description=RENAME_TABLE_DESCRIPTION,
+        read_only=False,
+        destructive=False,
+        idempotent=True,
+    )
+    async def rename_table(
+        table_uuid: TableId, name: Name, ctx: ToolContext
+    ) -> Annotated[CallToolResult, TableRenamed]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            table = await svc.client.rename_table(table_uuid, name)
+            out = TableRenamed(table_uuid=table.identifier, name=table.name)
+            return ok_result(out, f"Table {out.table_uuid} is now named {out.name!r}.")
+
+        return await guarded(work())
+
+    @box.tool(
+        name="delete_table",
+        toolset=TOOLSET,
+        title="Delete a table",
+        description=DELETE_TABLE_DESCRIPTION,
+        read_only=False,
+        destructive=True,
+        idempotent=True,
+    )
+    async def delete_table(table_uuid: TableId, ctx: ToolContext) -> Annotated[CallToolResult, Deleted]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            await svc.client.delete_table(table_uuid)
+            out = Deleted(table_uuid=table_uuid, deleted=table_uuid, message="The table was moved to the trash.")
+            return ok_result(out, f"Table {table_uuid} was moved to the trash.")
+
+        return await guarded(work())
+
+    @box.tool(
+        name="dedupe_rows",
+        toolset=TOOLSET,
+        title="Remove duplicate rows",
+        description=DEDUPE_DESCRIPTION,
+        read_only=False,
+        destructive=True,
+        idempotent=True,
+    )
+    async def dedupe_rows(
+        table_uuid: TableId,
+        ctx: ToolContext,
+        columns: Annotated[
+            list[ColumnRef] | None,
+            Field(min_length=1, max_length=50, description="Key columns (names); null: every non-enrichment column."),
+        ] = None,
+        confirm: Annotated[bool, Field(description="true deletes the duplicates; false only counts them.")] = False,
+    ) -> Annotated[CallToolResult, DedupeOut]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            table_columns = await svc.client.table_columns(table_uuid)
+            names = [c.name for c in table_columns]
+            unknown = [c for c in columns or [] if c not in names]
+            if unknown:
+                raise ToolFailure(
+                    ErrorBody(
+                        code=ErrorCode.VALIDATION_ERROR,
+                        message=f"Unknown column(s) {unknown}; nothing was deleted.",
+                        next_steps=[f"Use the table's columns: {', '.join(names[:50])}."],
+                    )
+                )
+            keys = list(columns) if columns else [c.name for c in table_columns if c.data_processor_id is None]
+            if not confirm:
+                total, duplicates = await count_duplicates(svc, table_uuid, keys)
+                call = f'dedupe_rows(table_uuid="{table_uuid}"' + (f", columns={keys}" if columns else "")
+                call += ", confirm=true)"
+                out = DedupeOut(
+                    table_uuid=table_uuid,
+                    columns=keys,
+                    total_rows=total,
+                    duplicates=duplicates,
+                    deleted=False,
+                    message=f"{duplicates:,} of {total:,} rows are duplicates and would go; nothing was deleted.",
+                    next_call=call if duplicates else None,
+                )
+                return ok_result(out, out.message + (f" To delete them: {call}" if duplicates else ""))
+            result = await svc.client.dedupe_rows(table_uuid, list(columns) if columns else None)
+            out = DedupeOut(
+                table_uuid=table_uuid,
+                columns=keys,
+                total_rows=result.count_all_rows,
+                duplicates=result.count_rows_delete,
+                deleted=True,
+                message=f"Deleted {result.count_rows_delete:,} duplicate rows of {result.count_all_rows:,}.",
+            )
+            return ok_result(out, out.message)
+
+        return await guarded(work())
+
+    @box.tool(
+        name="export_table",
+        toolset=TOOLSET,
+        title="Export a table to a file (Databar)",
+        description=EXPORT_TABLE_DESCRIPTION,
+        read_only=False,
+        destructive=False,
+        idempotent=False,
+    )
+    async def export_table(
+        table_uuid: TableId,
+        ctx: ToolContext,
+        wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
+    ) -> Annotated[CallToolResult, ExportOut]:
+        started = time.monotonic()
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            try:
+                state = await svc.client.table_export_status(table_uuid)
+            except NotFoundError:
+                state = None
+            if state is None or state.status != "processing":
+                state = await svc.client.start_table_export(table_uuid, "csv")
+            while state.status == "processing" and time.monotonic() - started + EXPORT_POLL_S < wait_seconds:
+                await anyio.sleep(EXPORT_POLL_S)
+                state = await svc.client.table_export_status(table_uuid)
+            done = state.status == "completed"
+            out = ExportOut(
+                table_uuid=table_uuid,
+                status=state.status,
+                file=state.file,
+                file_id=state.file_id,
+                message=(f"Exported: {state.file}" if done else state.message or f"Export {state.status}."),
+                next_call=None if done else f'export_table(table_uuid="{table_uuid}")',
+            )
+            return ok_result(out, out.message + (f" Next: {out.next_call}" if out.next_call else ""))
+
+        return await guarded(work())
+
+    @box.tool(
+        name="list_folders",
+        toolset=TOOLSET,
+        title="List folders",
+        description=LIST_FOLDERS_DESCRIPTION,
+        read_only=True,
+        destructive=False,
+        idempotent=True,
+    )
+    async def list_folders(ctx: ToolContext) -> Annotated[CallToolResult, FolderList]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            folders = [
+                FolderOut(id=f.id, name=f.name, table_count=f.table_count) for f in await svc.client.list_folders()
+            ]
+            out = FolderList(folders=folders)
+            text = "\n".join(
+                [f"{len(folders)} folder(s):"] + [f"- {f.id}: {f.name} ({f.table_count} tables)" for f in folders]
+            )
+            return ok_result(out, text)
+
+        return await guarded(work())
+
+    @box.tool(
+        name="create_folder",
+        toolset=TOOLSET,
+        title="Create a folder",
+        description=CREATE_FOLDER_DESCRIPTION,
+        read_only=False,
+        destructive=False,
+        idempotent=False,
+    )
+    async def create_folder(name: Name, ctx: ToolContext) -> Annotated[CallToolResult, FolderOut]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            folder = await svc.client.create_folder(name)
+            out = FolderOut(id=folder.id, name=folder.name, table_count=folder.table_count)
+            return ok_result(out, f"Created folder {out.id}: {out.name}.")
+
+        return await guarded(work())
+
+    @box.tool(
+        name="move_table_to_folder",
+        toolset=TOOLSET,
+        title="Move a table to a folder",
+        description=MOVE_TABLE_DESCRIPTION,
+        read_only=False,
+        destructive=False,
+        idempotent=True,
+    )
+    async def move_table_to_folder(
+        table_uuid: TableId, folder_id: FolderId | None, ctx: ToolContext
+    ) -> Annotated[CallToolResult, Moved]:
+        svc = services(ctx)
+
+        async def work() -> CallToolResult:
+            await svc.client.move_table_to_folder(table_uuid, folder_id)
+            where = f"folder {folder_id}" if folder_id is not None else "no folder"
+            out = Moved(table_uuid=table_uuid, folder_id=folder_id, message=f"Table {table_uuid} is now in {where}.")
+            return ok_result(out, out.message)
+
+        return await guarded(work())

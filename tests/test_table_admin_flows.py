@@ -1,0 +1,124 @@
+"""Table admin, exporters and flows through a real MCP client (their toolsets are not loaded by default)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from mcp import Client
+
+from databar_mcp.config import Settings
+from databar_mcp.sandbox import SandboxServer
+from databar_mcp.server import build_server
+from tests.conftest import make_settings, structured, text_of
+
+pytestmark = pytest.mark.anyio
+
+EMAIL_FLOW = "3f1c9a52-7b2e-4d8a-9c61-0e5b2a7d4f10"
+
+
+@pytest.fixture
+def settings(sandbox: SandboxServer, tmp_path: Path) -> Settings:
+    return make_settings(sandbox, tmp_path, toolsets="all")
+
+
+@pytest.fixture
+async def mcp(settings: Settings) -> AsyncIterator[Client]:
+    async with Client(build_server(settings)) as client:
+        yield client
+
+
+async def call(mcp: Client, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+    result = await mcp.call_tool(tool, args)
+    assert not result.is_error, (tool, text_of(result))
+    return structured(result)
+
+
+async def test_columns_rename_dedupe_export_folders_and_delete(mcp: Client, sandbox: SandboxServer) -> None:
+    table = (await call(mcp, "create_table", {"name": "Scratch", "columns": ["Email", "Name"]}))["identifier"]
+    rows = [{"Email": e, "Name": "x"} for e in ("a@x.io", " A@x.io", "b@x.io", "b@x.io", "c@x.io")]
+    await call(mcp, "insert_rows", {"table_uuid": table, "rows": rows})
+
+    made = await call(mcp, "create_column", {"table_uuid": table, "name": "Score", "type": "number"})
+    assert made["type"] == "number"
+    assert (await call(mcp, "rename_column", {"table_uuid": table, "column": "Score", "new_name": "Lead score"}))[
+        "name"
+    ] == "Lead score"
+    missing = await mcp.call_tool("delete_column", {"table_uuid": table, "column": "Nope"})
+    assert missing.is_error and "not_found" in text_of(missing)
+    await call(mcp, "delete_column", {"table_uuid": table, "column": made["identifier"]})
+
+    counted = await call(mcp, "dedupe_rows", {"table_uuid": table, "columns": ["Email"]})
+    assert (counted["total_rows"], counted["duplicates"], counted["deleted"]) == (5, 2, False)
+    assert sandbox.state.counts["POST /v1/table/{table_uuid}/rows/dedupe"] == 0  # counting deletes nothing
+    assert "confirm=true" in counted["next_call"]
+    deleted = await call(mcp, "dedupe_rows", {"table_uuid": table, "columns": ["Email"], "confirm": True})
+    assert (deleted["duplicates"], deleted["deleted"]) == (counted["duplicates"], True)
+
+    sandbox.state.config.export_seconds = 0.3
+    exported = await call(mcp, "export_table", {"table_uuid": table, "wait_seconds": 5})
+    assert exported["status"] == "completed" and exported["file"]
+    assert httpx.get(exported["file"]).text.count("@x.io") == 3
+
+    folder = await call(mcp, "create_folder", {"name": "Prospects"})
+    await call(mcp, "move_table_to_folder", {"table_uuid": table, "folder_id": folder["id"]})
+    listed = await call(mcp, "list_folders", {})
+    assert [(f["name"], f["table_count"]) for f in listed["folders"]] == [("Prospects", 1)]
+    assert (await call(mcp, "rename_table", {"table_uuid": table, "name": "Done"}))["name"] == "Done"
+    await call(mcp, "delete_table", {"table_uuid": table})
+    tables = await call(mcp, "list_tables", {})
+    assert table not in {t["identifier"] for t in tables["tables"]}
+
+
+async def test_exporter_needs_confirmation_and_sends_once(mcp: Client, sandbox: SandboxServer) -> None:
+    table = (await call(mcp, "create_table", {"name": "To CRM", "columns": ["Email"]}))["identifier"]
+    await call(mcp, "insert_rows", {"table_uuid": table, "rows": [{"Email": "a@x.io"}, {"Email": ""}]})
+    exporters = await call(mcp, "list_exporters", {"query": "hubspot"})
+    hubspot = exporters["exporters"][0]["id"]
+    detail = await call(mcp, "get_exporter", {"exporter_id": hubspot})
+    assert [p["name"] for p in detail["params"] if p["required"]] == ["email"]
+    added = await call(
+        mcp,
+        "add_table_exporter",
+        {"table_uuid": table, "exporter_id": hubspot, "mapping": {"email": {"column": "Email"}}},
+    )
+    run = "POST /v1/table/{table_uuid}/run-exporter/{processor_id}"
+    refused = await mcp.call_tool("run_table_exporter", {"table_uuid": table, "exporter_id": added["exporter_id"]})
+    assert refused.is_error and "confirm" in text_of(refused)  # this client cannot ask the user
+    assert sandbox.state.counts[run] == 0
+    sent = await call(
+        mcp, "run_table_exporter", {"table_uuid": table, "exporter_id": added["exporter_id"], "confirm": True}
+    )
+    assert sent["done"] and (sent["found"], sent["errors"]) == (1, 1)
+    again = await call(
+        mcp, "run_table_exporter", {"table_uuid": table, "exporter_id": added["exporter_id"], "confirm": True}
+    )
+    assert again["reused"] and sandbox.state.counts[run] == 1
+
+
+async def test_flows_list_estimate_and_run(mcp: Client, sandbox: SandboxServer) -> None:
+    flows = await call(mcp, "list_flows", {})
+    assert EMAIL_FLOW in {f["id"] for f in flows["flows"]}
+    detail = await call(mcp, "get_flow", {"flow_id": EMAIL_FLOW})
+    assert [i["id"] for i in detail["inputs"]] == ["first_name", "last_name", "domain"]
+    assert (detail["cost_min"], detail["cost_max"]) == (1.0, 3.5)
+    cost = await call(mcp, "estimate_flow_cost", {"flow_id": EMAIL_FLOW, "runs": 10})
+    assert (cost["min_credits"], cost["max_credits"]) == (10.0, 35.0)
+
+    bad = await mcp.call_tool("run_flow", {"flow_id": EMAIL_FLOW, "inputs": {"first_name": "John"}})
+    assert bad.is_error and "validation_error" in text_of(bad)
+    assert sandbox.state.counts["POST /v1/flows/{flow_id}/run"] == 0
+
+    person = {"first_name": "John", "last_name": "Doe", "domain": "example.com"}
+    one = await call(mcp, "run_flow", {"flow_id": EMAIL_FLOW, "inputs": person})
+    assert one["status"] == "completed" and one["rows"][0]["data"]["email"] == "john.doe@example.com"
+    assert one["estimated_credits"] == 3.5
+    many = await call(
+        mcp, "run_bulk_flow", {"flow_id": EMAIL_FLOW, "inputs": [person, {**person, "domain": "nobody.invalid"}]}
+    )
+    assert many["rows_total"] == 2 and many["rows_with_data"] == 1
+    again = await call(mcp, "run_flow", {"flow_id": EMAIL_FLOW, "inputs": person})
+    assert again["reused"] and sandbox.state.counts["POST /v1/flows/{flow_id}/run"] == 1
