@@ -126,7 +126,7 @@ def test_the_two_main_commands_stay() -> None:
 
 @pytest.mark.anyio
 async def test_every_tool_is_documented(tmp_path: Path) -> None:
-    settings = Settings(api_key=SecretStr("unused"), state_dir=tmp_path / "state")
+    settings = Settings(api_key=SecretStr("unused"), state_dir=tmp_path / "state", toolsets="all")
     async with Client(build_server(settings)) as client:
         tools = [tool.name for tool in (await client.list_tools()).tools]
     for name in tools:

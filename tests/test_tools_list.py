@@ -10,13 +10,23 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from databar_mcp.config import TOOLSETS
+from databar_mcp.config import TOOLSETS, Settings
+from databar_mcp.sandbox import SandboxServer
 from databar_mcp.server import INSTRUCTIONS
 from databar_mcp.tools.registry import TOOLSET_META_KEY
+from tests.conftest import make_settings
 
 pytestmark = pytest.mark.anyio
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "tools.json"
+
+
+@pytest.fixture
+def settings(sandbox: SandboxServer, tmp_path: Path) -> Settings:
+    """Every toolset, so the snapshot and the guardrails cover every tool."""
+    return make_settings(sandbox, tmp_path, toolsets="all")
+
+
 EXPECTED = {
     # discover
     "search_enrichments",
@@ -52,6 +62,35 @@ EXPECTED = {
     "delete_connector",
     # account
     "get_account",
+    # table_enrich
+    "add_table_enrichment",
+    "add_table_waterfall",
+    "list_table_enrichments",
+    "update_table_enrichment",
+    "run_table_enrichment",
+    "wait_table_enrichment",
+    # table_admin (not loaded by default)
+    "create_column",
+    "rename_column",
+    "delete_column",
+    "rename_table",
+    "delete_table",
+    "dedupe_rows",
+    "export_table",
+    "list_folders",
+    "create_folder",
+    "move_table_to_folder",
+    # exporters (not loaded by default)
+    "list_exporters",
+    "get_exporter",
+    "add_table_exporter",
+    "run_table_exporter",
+    # flows (not loaded by default)
+    "list_flows",
+    "get_flow",
+    "estimate_flow_cost",
+    "run_flow",
+    "run_bulk_flow",
 }
 
 

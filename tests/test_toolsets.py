@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from databar_mcp.config import TOOLSETS
+from databar_mcp.config import DEFAULT_TOOLSETS, TOOLSETS
 from databar_mcp.sandbox import SandboxServer
 from databar_mcp.server import build_server
 from databar_mcp.tools.registry import TOOLSET_META_KEY
@@ -25,13 +25,16 @@ async def tools_of(sandbox: SandboxServer, tmp_path: Path, **overrides: Any) -> 
     return {t.name: t.model_dump(mode="json", by_alias=True) for t in listed}
 
 
-async def test_every_tool_belongs_to_a_toolset_and_all_are_loaded_by_default(
+async def test_every_tool_belongs_to_a_toolset_and_the_defaults_are_loaded_by_default(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     tools = await tools_of(sandbox, tmp_path)
     toolsets = {t["_meta"][TOOLSET_META_KEY] for t in tools.values()}
-    assert toolsets == set(TOOLSETS)
-    assert len(tools) == 28
+    assert toolsets == set(DEFAULT_TOOLSETS)
+    assert len(tools) == 34
+    everything = await tools_of(sandbox, tmp_path / "all", toolsets="all")
+    assert {t["_meta"][TOOLSET_META_KEY] for t in everything.values()} == set(TOOLSETS)
+    assert len(everything) == 53
 
 
 @pytest.mark.parametrize("chosen", [("discover",), ("tasks", "account"), ("tables", "connectors")])
@@ -74,11 +77,22 @@ async def test_read_only_tools_never_send_anything_but_gets(sandbox: SandboxServ
     async with Client(build_server(make_settings(sandbox, tmp_path / "writer"))) as writer:
         task_id = structured(await writer.call_tool("run_bulk_waterfall", BULK_ARGS))["task_id"]
         await writer.call_tool("create_connector", {"name": "c", "method": "get", "url": "https://example.com/x"})
+        mapping = {"first_name": "first_name", "last_name": "last_name", "company": "company"}
+        added = await writer.call_tool(
+            "add_table_waterfall", {"table_uuid": SEED_TABLE, "waterfall": "email_getter", "mapping": mapping}
+        )
+        attached = structured(added)["enrichment_id"]
     sandbox.state.reset_counts()
 
     async with Client(build_server(settings)) as client:
         listed = {t.name for t in (await client.list_tools()).tools}
-        calls = [*READ_ONLY_CALLS, ("get_task", {"task_id": task_id}), ("get_connector", {"connector_id": 1})]
+        calls = [
+            *READ_ONLY_CALLS,
+            ("get_task", {"task_id": task_id}),
+            ("get_connector", {"connector_id": 1}),
+            ("list_table_enrichments", {"table_uuid": SEED_TABLE}),
+            ("wait_table_enrichment", {"table_uuid": SEED_TABLE, "enrichment_id": attached, "wait_seconds": 0}),
+        ]
         called = set()
         for name, args in calls:
             if name not in listed:
