@@ -20,6 +20,8 @@ class Profile:
     table_time_cap_s: float  # stop reading the table then and extrapolate from the rows read
     context_sizes: tuple[int, ...]
     use_databar: bool  # Databar's own MCP server as a reference (needs node; skipped in the quick run)
+    table_enrich_rows: int = 50_000  # a table enriched in place (run_table_enrichment)
+    table_enrich_row_seconds: float = 0.001
 
 
 FULL = Profile(
@@ -52,4 +54,5 @@ QUICK = Profile(
     table_time_cap_s=8.0,
     context_sizes=(1, 100),
     use_databar=False,
+    table_enrich_rows=500,
 )

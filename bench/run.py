@@ -27,7 +27,7 @@ from bench.harness import log
 from bench.profile import FULL, QUICK
 from bench.reference import databar
 from bench.result import Row
-from bench.scenarios import cold_start, context_economy, latency, overhead, scale
+from bench.scenarios import cold_start, context_economy, latency, overhead, scale, table_enrich
 
 RESULTS = Path(__file__).resolve().parent / "results"
 Scenario = Callable[[Context], Awaitable[list[Row]]]
@@ -36,6 +36,7 @@ SCENARIOS: dict[str, Scenario] = {
     "cold_start": cold_start.run,
     "overhead": overhead.run,
     "scale": scale.run,
+    "table_enrich": table_enrich.run,
     "context": context_economy.run,
 }
 

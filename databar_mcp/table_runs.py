@@ -12,10 +12,12 @@ per-table limit and slow down further on a 429 instead of failing.
 from __future__ import annotations
 
 import json
+import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -26,6 +28,7 @@ from databar_mcp.api.models import RunStrategy, TableColumn, TableRunStarted, Ta
 from databar_mcp.runner import DuplicateRunUnknown, PollPlan, TaskRunner
 from databar_mcp.store import Ledger, Submission
 
+T = TypeVar("T")
 STATUS_TYPES = ("enrichment", "waterfall", "exporter")
 PROCESSING = "processing"
 
@@ -58,8 +61,7 @@ class RowStates:
     never_run: int
 
 
-_FILTERS: dict[str, dict[str, Any] | None] = {
-    "total": None,
+_FILTERS: dict[str, dict[str, Any]] = {
     "processing": {"equals": PROCESSING},
     "completed": {"equals": "completed"},
     "errors": {"contains": "error"},
@@ -68,7 +70,8 @@ _FILTERS: dict[str, dict[str, Any] | None] = {
 
 
 class TableReader:
-    """Counts rows through filtered one-row pages, at most `per_second` reads per table, slower after a 429."""
+    """Counts rows through filtered one-row pages: at most `per_second` reads of a table in any second (a
+    burst, then a pause), and fewer after each 429 (never below one read per `cap_s`)."""
 
     def __init__(
         self,
@@ -79,35 +82,73 @@ class TableReader:
         cap_s: float = config.TABLE_READ_INTERVAL_CAP_S,
     ) -> None:
         self._client = client
-        self._base = 1.0 / per_second
+        self._per_second = per_second
         self._slowdown = slowdown
         self._cap = cap_s
-        self._interval: dict[str, float] = {}
-        self._next: dict[str, float] = {}
+        self._rate: dict[str, float] = {}
+        self._recent: dict[str, deque[float]] = {}
         self.rate_limited = 0  # 429s absorbed by slowing down
 
-    def interval(self, table_uuid: str) -> float:
-        return self._interval.get(table_uuid, self._base)
+    def rate(self, table_uuid: str) -> float:
+        """Reads per second allowed on this table now."""
+        return self._rate.get(table_uuid, self._per_second)
+
+    async def _turn(self, table_uuid: str) -> None:
+        rate = self.rate(table_uuid)
+        window = max(1.0, 1.0 / rate)
+        allowed = max(1, math.floor(rate * window))
+        recent = self._recent.setdefault(table_uuid, deque())
+        while True:
+            now = time.monotonic()
+            while recent and recent[0] <= now - window:
+                recent.popleft()
+            if len(recent) < allowed:
+                recent.append(now)
+                return
+            await anyio.sleep(recent[0] + window - now)
+
+    async def _paced(self, table_uuid: str, read: Callable[[], Awaitable[T]]) -> T:
+        while True:
+            await self._turn(table_uuid)
+            try:
+                return await read()
+            except RateLimited as exc:
+                self.rate_limited += 1
+                self._rate[table_uuid] = max(1.0 / self._cap, self.rate(table_uuid) / self._slowdown)
+                await anyio.sleep(min(exc.retry_after or 0.0, self._cap))
 
     async def count(self, table_uuid: str, column: str, condition: dict[str, Any] | None) -> int:
         filter_json = json.dumps({column: condition}) if condition is not None else None
-        while True:
-            wait = self._next.get(table_uuid, 0.0) - time.monotonic()
-            if wait > 0:
-                await anyio.sleep(wait)
-            self._next[table_uuid] = time.monotonic() + self.interval(table_uuid)
-            try:
-                return await self._client.count_table_rows(table_uuid, filter_json)
-            except RateLimited as exc:
-                self.rate_limited += 1
-                slower = min(self._cap, self.interval(table_uuid) * self._slowdown)
-                self._interval[table_uuid] = slower
-                self._next[table_uuid] = time.monotonic() + max(slower, min(exc.retry_after or 0.0, self._cap))
+        return await self._paced(table_uuid, lambda: self._client.count_table_rows(table_uuid, filter_json))
 
     async def states(self, table_uuid: str, status_column: str) -> RowStates:
+        """The table's rows by status: one read per status, or for a table that fits one page, that page."""
+        total = await self.count(table_uuid, status_column, None)
+        if 0 < total <= config.TABLE_PAGE_MAX:
+            page = await self._paced(
+                table_uuid, lambda: self._client.list_table_rows(table_uuid, page=1, per_page=total)
+            )
+            if not page.has_next_page and len(page.data) == total:
+                return tally(total, [row.get(status_column) for row in page.data])
         counts = {name: await self.count(table_uuid, status_column, cond) for name, cond in _FILTERS.items()}
-        no_data = counts["total"] - sum(counts[k] for k in ("processing", "completed", "errors", "never_run"))
-        return RowStates(no_data=max(0, no_data), **counts)
+        no_data = total - sum(counts.values())
+        return RowStates(total=total, no_data=max(0, no_data), **counts)
+
+
+def tally(total: int, statuses: Sequence[object]) -> RowStates:
+    """Status cells counted as the API's filters count them (equals is case-insensitive; blank is empty)."""
+    counts = dict.fromkeys(("processing", "completed", "errors", "never_run"), 0)
+    for raw in statuses:
+        text = "" if raw is None else str(raw).strip().lower()
+        if not text:
+            counts["never_run"] += 1
+        elif text == PROCESSING:
+            counts["processing"] += 1
+        elif text == "completed":
+            counts["completed"] += 1
+        elif "error" in text:
+            counts["errors"] += 1
+    return RowStates(total=total, no_data=total - sum(counts.values()), **counts)
 
 
 def rows_to_run(states: RowStates, strategy: RunStrategy, row_ids: Sequence[str] | None) -> int:

@@ -1,12 +1,18 @@
 #!/usr/bin/env python3
-"""A table pipeline through the databar-mcp server: CSV → Databar table → email waterfall → results written back.
+"""A table pipeline through the databar-mcp server: CSV → Databar table → email waterfall run inside the table.
 
     python examples/table_pipeline.py                      # the local sandbox: no key, no credits
     DATABAR_API_KEY=... python examples/table_pipeline.py  # the real Databar API: spends credits
+    python examples/table_pipeline.py --shuttle            # the older path: rows out, results back in
 
 Steps, each one tool call (or a few): create_table, insert_rows (any size: the server chunks by 50 and
-reports per-row outcomes), list_table_rows (follow next_call), run_bulk_waterfall + get_task, upsert_rows
-keyed on a unique lead_key column, and a summary. Copy it and change the columns and WATERFALL.
+reports per-row outcomes), add_table_waterfall (its inputs mapped to the table's columns),
+run_table_enrichment (Databar enriches every row in place; no row passes through the client) and
+wait_table_enrichment until it is done, then list_table_rows filtered on the waterfall's status column.
+
+With --shuttle the rows make the round trip instead: list_table_rows, run_bulk_waterfall + get_task,
+upsert_rows keyed on a unique lead_key column. It teaches the upsert, and costs a context full of rows.
+Copy it and change the columns and WATERFALL.
 """
 
 from __future__ import annotations
@@ -95,15 +101,60 @@ async def enrich(client: Client, leads: list[dict[str, str]], wait: float) -> tu
     return results, view
 
 
+async def balance(client: Client) -> float:
+    return float((await call(client, "get_account", {}))["balance"])
+
+
+async def in_table(client: Client, table_id: str, rows: int, wait: float) -> tuple[int, int]:
+    """Attach the waterfall to the table and run it there: (rows enriched, rows written)."""
+    mapping = {c: c for c in INPUT_COLUMNS}
+    added = await call(
+        client,
+        "add_table_waterfall",
+        {"table_uuid": table_id, "waterfall": WATERFALL, "mapping": mapping, "enrichments": [833, 966]},
+    )
+    print(f"3. attached {added['name']} (outputs {added['output_columns']}) as enrichment {added['enrichment_id']}")
+    args = {"table_uuid": table_id, "enrichment_id": added["enrichment_id"], "wait_seconds": wait}
+    view = await call(client, "run_table_enrichment", args)
+    while not view["done"]:
+        print(f"   ... {view['rows_done']}/{view['rows_in_run']} rows done")
+        view = await call(client, "wait_table_enrichment", args)
+    print(f"4. {WATERFALL} ran on {view['rows_in_run']}/{rows} rows in the table: {view['found']} found")
+    status = {view["status_column"]: {"equals": "completed"}}
+    found = await call(client, "list_table_rows", {"table_uuid": table_id, "filter": status, "per_page": 1})
+    print(f"5. {found['total_count']} rows now have an {view['output_columns'][0]!r}")
+    return int(view["found"]), int(found["total_count"] or 0)
+
+
+async def shuttle(client: Client, table_id: str, wait: float) -> tuple[int, int]:
+    """The older path: read the rows out, run a bulk waterfall on them, upsert the results back."""
+    stored = await read_all_rows(client, table_id)
+    print(f"3. read back {len(stored)} rows")
+    inputs = [{c: row.get(c) or "" for c in INPUT_COLUMNS} for row in stored]
+    results, _ = await enrich(client, inputs, wait)
+    found = [(row, data) for row, data in zip(stored, results, strict=True) if isinstance(data, dict)]
+    print(f"4. {WATERFALL}: {len(found)}/{len(stored)} emails found")
+    upserts = [
+        {"key": {"lead_key": row["lead_key"]}, "fields": {"email": data.get("email"), "provider": data.get("provider")}}
+        for row, data in found
+    ]
+    written = await call(client, "upsert_rows", {"table_uuid": table_id, "rows": upserts}) if upserts else None
+    updated = written["counts"].get("updated", 0) if written else 0
+    print(f"5. wrote {updated} results back with upsert_rows")
+    return len(found), updated
+
+
 async def pipeline(args: argparse.Namespace) -> int:
     leads = read_leads(args.input)
     real = bool(args.real or (os.environ.get("DATABAR_API_KEY") and not args.sandbox))
     started = time.monotonic()
     async with Client(server_parameters(real)) as client:
+        before = await balance(client)
+        columns = list(TABLE_COLUMNS) if args.shuttle else ["lead_key", *INPUT_COLUMNS]
         table = await call(
             client,
             "create_table",
-            {"name": f"Leads pipeline {time.strftime('%Y-%m-%d %H:%M')}", "columns": list(TABLE_COLUMNS)},
+            {"name": f"Leads pipeline {time.strftime('%Y-%m-%d %H:%M')}", "columns": columns},
         )
         table_id = table["identifier"]
         print(f"1. created table {table['name']!r} ({table_id})")
@@ -117,38 +168,27 @@ async def pipeline(args: argparse.Namespace) -> int:
                 "dedupe_keys": ["lead_key"],
             },
         )
-        print(f"2. inserted {inserted['counts'].get('created', 0)} of {len(leads)} rows")
+        rows = inserted["counts"].get("created", 0)
+        print(f"2. inserted {rows} of {len(leads)} rows")
 
-        stored = await read_all_rows(client, table_id)
-        print(f"3. read back {len(stored)} rows")
-
-        inputs = [{c: row.get(c) or "" for c in INPUT_COLUMNS} for row in stored]
-        results, view = await enrich(client, inputs, args.wait_seconds)
-        found = [(row, data) for row, data in zip(stored, results, strict=True) if isinstance(data, dict)]
-        print(f"4. {WATERFALL}: {len(found)}/{len(stored)} emails found, {view.get('credits_spent')} credits")
-
-        upserts = [
-            {
-                "key": {"lead_key": row["lead_key"]},
-                "fields": {"email": data.get("email"), "provider": data.get("provider")},
-            }
-            for row, data in found
-        ]
-        written = await call(client, "upsert_rows", {"table_uuid": table_id, "rows": upserts}) if upserts else None
-        updated = written["counts"].get("updated", 0) if written else 0
-        print(f"5. wrote {updated} results back with upsert_rows")
+        if args.shuttle:
+            enriched, updated = await shuttle(client, table_id, args.wait_seconds)
+        else:
+            enriched, updated = await in_table(client, table_id, rows, args.wait_seconds)
+        spent = round(before - await balance(client), 6)
 
     print(
-        f"Table {table_id}: {len(stored)} rows, {len(found)} enriched, {updated} updated, "
-        f"{view.get('credits_spent')} credits, {time.monotonic() - started:.1f} s"
+        f"Table {table_id}: {rows} rows, {enriched} enriched, {updated} updated, "
+        f"{spent:g} credits, {time.monotonic() - started:.1f} s"
     )
     return 0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="CSV → Databar table → waterfall → results written back.")
+    parser = argparse.ArgumentParser(description="CSV → Databar table → email waterfall run inside the table.")
     parser.add_argument("--input", type=Path, default=DEFAULT_INPUT, help=f"CSV of leads (default {DEFAULT_INPUT})")
     parser.add_argument("--wait-seconds", type=float, default=20.0, help="per tool call (default 20)")
+    parser.add_argument("--shuttle", action="store_true", help="the older path: rows out, results upserted back")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--sandbox", action="store_true", help="use the local sandbox even if DATABAR_API_KEY is set")
     mode.add_argument("--real", action="store_true", help="use the real Databar API (needs DATABAR_API_KEY)")

@@ -103,23 +103,41 @@ def external_sandbox_env(sandbox: SandboxServer, tmp_path: Path) -> dict[str, st
     return env
 
 
-def test_table_pipeline_writes_the_results_back_with_upsert(tmp_path: Path) -> None:
-    with SandboxServer(SandboxConfig(task_base_seconds=0.05, row_seconds=0.002)) as sandbox:
-        proc = subprocess.run(  # noqa: S603 (our own script, fixed arguments)
-            [sys.executable, str(PIPELINE), "--real"],
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT_S,
-            env=external_sandbox_env(sandbox, tmp_path),
-            cwd=tmp_path,
-            check=False,
-        )
-        assert proc.returncode == 0, proc.stderr
-        summary = PIPELINE_SUMMARY.search(proc.stdout)
-        assert summary is not None, proc.stdout
-        table_id, rows, enriched, updated = summary.group(1), *map(int, summary.groups()[1:])
+def run_pipeline(sandbox: SandboxServer, tmp_path: Path, *flags: str) -> tuple[str, int, int, int]:
+    proc = subprocess.run(  # noqa: S603 (our own script, fixed arguments)
+        [sys.executable, str(PIPELINE), "--real", *flags],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        env=external_sandbox_env(sandbox, tmp_path),
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    summary = PIPELINE_SUMMARY.search(proc.stdout)
+    assert summary is not None, proc.stdout
+    assert proc.stdout.splitlines()[0].startswith("1. created table")
+    table_id, rows, enriched, updated = summary.group(1), *map(int, summary.groups()[1:])
+    return table_id, rows, enriched, updated
+
+
+def test_table_pipeline_enriches_the_table_in_place(tmp_path: Path) -> None:
+    with SandboxServer(SandboxConfig(task_base_seconds=0.05, row_seconds=0.002, balance=10_000)) as sandbox:
+        table_id, rows, enriched, updated = run_pipeline(sandbox, tmp_path)
         assert rows == 50 and enriched == updated > 0
-        assert proc.stdout.splitlines()[0].startswith("1. created table")
+        table = sandbox.state.tables[table_id]
+        with_email = [r for r in table.rows if r.get("email")]
+        assert len(table.rows) == 50 and len(with_email) == enriched
+        assert all(str(r["email"]).endswith("@example.com") for r in with_email if r["company"] == "example.com")
+        counts = sandbox.state.counts
+        assert counts["POST /v1/table/{table_uuid}/run-enrichment/{processor_id}"] == 1
+        assert not any("bulk-run" in route or "upsert" in route for route in counts)
+
+
+def test_table_pipeline_shuttle_writes_the_results_back_with_upsert(tmp_path: Path) -> None:
+    with SandboxServer(SandboxConfig(task_base_seconds=0.05, row_seconds=0.002)) as sandbox:
+        table_id, rows, enriched, updated = run_pipeline(sandbox, tmp_path, "--shuttle")
+        assert rows == 50 and enriched == updated > 0
         table = sandbox.state.tables[table_id]
         with_email = [r for r in table.rows if r.get("email")]
         assert len(table.rows) == 50 and len(with_email) == enriched

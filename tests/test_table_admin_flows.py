@@ -61,7 +61,8 @@ async def test_columns_rename_dedupe_export_folders_and_delete(mcp: Client, sand
     sandbox.state.config.export_seconds = 0.3
     exported = await call(mcp, "export_table", {"table_uuid": table, "wait_seconds": 5})
     assert exported["status"] == "completed" and exported["file"]
-    assert httpx.get(exported["file"]).text.count("@x.io") == 3
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(exported["file"])).text.count("@x.io") == 3
 
     folder = await call(mcp, "create_folder", {"name": "Prospects"})
     await call(mcp, "move_table_to_folder", {"table_uuid": table, "folder_id": folder["id"]})
