@@ -47,6 +47,31 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
         http.close()
 
 
+def test_table_enrichments_folders_and_runs_survive_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "sandbox.json"
+    config = SandboxConfig(task_base_seconds=0.0, row_seconds=0.0, table_row_seconds=10.0)
+    with SandboxServer(config, persist_path=path) as first:
+        http = httpx2.Client(base_url=first.base_url + "/", headers={"x-apikey": first.api_key})
+        table = http.post("table/create", json={"name": "Run", "columns": ["domain"]}).json()["identifier"]
+        http.post(f"table/{table}/rows", json={"rows": [{"fields": {"domain": "example.com"}}] * 2})
+        mapping = {"domain": {"type": "mapping", "value": "domain"}}
+        attached = http.post(f"table/{table}/add-enrichment", json={"enrichment": 120, "mapping": mapping}).json()
+        http.post(f"table/{table}/run-enrichment/{attached['id']}", json={"run_strategy": "run_all"})
+        folder = http.post("folders", json={"name": "Kept"}).json()["id"]
+        http.post("folders/move-table", json={"table_uuid": table, "folder_id": folder})
+        http.close()
+    with SandboxServer(config, persist_path=path) as second:
+        http = httpx2.Client(base_url=second.base_url + "/", headers={"x-apikey": second.api_key})
+        assert http.get(f"table/{table}/enrichments").json() == [
+            {"id": attached["id"], "name": attached["enrichment_name"]}
+        ]
+        second.state.clock.advance(5)  # the first row is due now, the second in 10 s
+        statuses = [r[attached["enrichment_name"]] for r in http.get(f"table/{table}/rows").json()["data"]]
+        assert statuses == ["completed", "processing"]
+        assert [f["table_count"] for f in http.get("folders").json()] == [1]
+        http.close()
+
+
 def test_an_unreadable_state_file_starts_afresh(tmp_path: Path) -> None:
     path = tmp_path / "sandbox.json"
     path.write_text("{not json")

@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from databar_mcp.sandbox import workspace
 from databar_mcp.sandbox.providers import RowOutcome
 from databar_mcp.sandbox.tables import Column, Table
 from databar_mcp.sandbox.tasks import Task
@@ -39,6 +40,7 @@ def snapshot(state: SandboxState) -> dict[str, Any]:
         "connectors": {str(k): v for k, v in state.connectors.items()},
         "tasks": [asdict(t) for t in state.tasks.values()],
         "tables": [asdict(t) for t in state.tables.values()],
+        "workspace": workspace.to_json(state.workspace),
     }
 
 
@@ -60,6 +62,8 @@ def restore(state: SandboxState, snap: dict[str, Any]) -> None:
     state.connectors = {int(k): v for k, v in cast(dict[str, Any], snap["connectors"]).items()}
     state.tasks = {t.task_id: t for t in (_task(raw) for raw in cast(list[dict[str, Any]], snap["tasks"]))}
     state.tables = {t.identifier: t for t in (_table(raw) for raw in cast(list[dict[str, Any]], snap["tables"]))}
+    if "workspace" in snap:  # absent in files written before table enrichments existed
+        state.workspace = workspace.from_json(cast(dict[str, Any], snap["workspace"]))
 
 
 def load(state: SandboxState, path: Path) -> bool:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any, cast
 
 from databar_mcp.sandbox.errors import Json, not_found
-from databar_mcp.sandbox.processors import Processor, settle
-from databar_mcp.sandbox.tables import Table
+from databar_mcp.sandbox.processors import Processor, RowJob, Run, settle
+from databar_mcp.sandbox.providers import RowOutcome
+from databar_mcp.sandbox.tables import Column, Table
 
 
 @dataclass
@@ -72,3 +74,55 @@ class Workspace:
         if found is None:
             raise not_found("Folder not found.")
         return found
+
+
+# ---- on disk (persistence.py saves this beside the tables, for `databar-mcp --sandbox`) -------------------
+
+
+def to_json(workspace: Workspace) -> dict[str, Any]:
+    return {
+        "processors": {t: [asdict(p) for p in attached.values()] for t, attached in workspace.processors.items()},
+        "exports": {t: e.file_id for t, e in workspace.exports.items()},
+        "files": [asdict(e) for e in workspace.files.values()],
+        "folders": [{**asdict(f), "tables": sorted(f.tables)} for f in workspace.folders.values()],
+        "trash": [asdict(t) for t in workspace.trash.values()],
+        "next_id": workspace.next_id,
+    }
+
+
+def _processor(raw: dict[str, Any]) -> Processor:
+    run = raw.pop("run")
+    processor = Processor(**raw)
+    if run is not None:
+        jobs = [
+            RowJob(j["row_id"], j["due"], RowOutcome(**j["outcome"]), j["fields"])
+            for j in cast(list[dict[str, Any]], run["jobs"])
+        ]
+        processor.run = Run(jobs, int(run["cursor"]))
+    return processor
+
+
+def _table(raw: dict[str, Any]) -> Table:
+    columns = [Column(**c) for c in cast(list[dict[str, Any]], raw.pop("columns"))]
+    return Table(**raw, columns=columns)
+
+
+def _folder(raw: dict[str, Any]) -> Folder:
+    tables = set(cast(list[str], raw.pop("tables")))
+    return Folder(**raw, tables=tables)
+
+
+def from_json(raw: dict[str, Any]) -> Workspace:
+    files = {int(f["file_id"]): Export(**f) for f in cast(list[dict[str, Any]], raw["files"])}
+    trash = [_table(dict(t)) for t in cast(list[dict[str, Any]], raw["trash"])]
+    return Workspace(
+        processors={
+            t: {p.id: p for p in (_processor(dict(item)) for item in items)}
+            for t, items in cast(dict[str, list[dict[str, Any]]], raw["processors"]).items()
+        },
+        exports={t: files[int(i)] for t, i in cast(dict[str, int], raw["exports"]).items()},
+        files=files,
+        folders={f.id: f for f in (_folder(dict(f)) for f in cast(list[dict[str, Any]], raw["folders"]))},
+        trash={t.identifier: t for t in trash},
+        next_id=int(raw["next_id"]),
+    )
