@@ -64,8 +64,9 @@ Enriching a list:
 Every task and result is kept in a local ledger beyond Databar's 24 h: list_recent_tasks recovers them.
 
 Tables: list_tables, get_table_columns, list_table_rows (with filter), insert/update/upsert/delete_rows
-(any size; chunked, with per-row outcomes). Connectors: create/list/get/update/delete_connector (header
-values are write-only and always masked).
+(any size; chunked, with per-row outcomes). To enrich a whole table, enrich it in place: add_table_waterfall
+or add_table_enrichment, then run_table_enrichment (rows never pass through you; wait_table_enrichment).
+Connectors: create/list/get/update/delete_connector (header values are write-only and always masked).
 
 Errors are results with a code and next_steps: validation_error (nothing was sent), insufficient_credits,
 spend_limit (the user's guard; do not try to get around it), result_expired, rate_limited, not_found,

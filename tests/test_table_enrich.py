@@ -94,10 +94,17 @@ async def test_agent_enriches_a_1000_row_table_in_place(mcp: Client, sandbox: Sa
     assert sandbox.state.balance == pytest.approx(balance - spent)
 
 
-async def test_a_lost_run_reply_is_submission_unknown_and_never_sent_twice(mcp: Client, sandbox: SandboxServer) -> None:
+@pytest.mark.parametrize(
+    "fault",
+    [Fault(route=RUN, kind="reset_after"), Fault(route=RUN, kind="status", status=502)],
+    ids=["reply-lost-after-the-run-started", "bad-gateway"],
+)
+async def test_an_ambiguous_run_reply_is_submission_unknown_and_never_sent_twice(
+    mcp: Client, sandbox: SandboxServer, fault: Fault
+) -> None:
     sandbox.state.balance = 10_000
     table, enrichment = await table_with_waterfall(mcp, 30)
-    sandbox.state.inject(Fault(route=RUN, kind="reset_after"))
+    sandbox.state.inject(fault)
     args = {"table_uuid": table, "enrichment_id": enrichment, "wait_seconds": 1}
 
     for _ in range(2):

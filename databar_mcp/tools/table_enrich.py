@@ -573,7 +573,12 @@ def register(box: Toolbox) -> None:
         svc = services(ctx)
 
         async def work() -> CallToolResult:
-            latest = await svc.ledger.latest_submission(run_endpoint(table_uuid, enrichment_id))
+            endpoints = (
+                run_endpoint(table_uuid, enrichment_id),
+                run_endpoint(table_uuid, enrichment_id, exporter=True),
+            )
+            found = [s for s in [await svc.ledger.latest_submission(e) for e in endpoints] if s is not None]
+            latest = max(found, key=lambda s: s.created_at) if found else None
             if latest is not None and latest.outcome == "accepted" and "scope" in latest.request:
                 scope = RunScope.from_json(latest.request["scope"])
                 estimate = latest.estimated_credits

@@ -95,8 +95,8 @@ def read_call(table_uuid: str, status_column: str) -> str:
     return f'list_table_rows(table_uuid="{table_uuid}", filter={condition}, per_page=100)'
 
 
-def run_endpoint(table_uuid: str, enrichment_id: int) -> str:
-    return DatabarClient.table_run_path(table_uuid, enrichment_id)
+def run_endpoint(table_uuid: str, enrichment_id: int, *, exporter: bool = False) -> str:
+    return DatabarClient.table_run_path(table_uuid, enrichment_id, exporter=exporter)
 
 
 def not_attached(table_uuid: str, enrichment_id: int) -> ToolFailure:
