@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from databar_mcp.sandbox import SandboxServer
+from databar_mcp.sandbox import SandboxConfig, SandboxServer
 from databar_mcp.sandbox.config import Fault
 from databar_mcp.server import build_server
-from tests.conftest import make_settings, structured, text_of
+from tests.conftest import SENTINEL_KEY, make_settings, structured, text_of
+from tests.test_reply_variants import VARIANTS
 
 pytestmark = pytest.mark.anyio
 
@@ -196,4 +197,40 @@ async def test_enrichment_mapping_is_checked_before_sending(mcp: Client, sandbox
         "update_table_enrichment",
         {"table_uuid": table, "enrichment_id": added["enrichment_id"], "launch_strategy": "run_on_update"},
     )
-    assert updated["enrichment_id"] == added["enrichment_id"]
+    assert (updated["enrichment_id"], updated["kind"]) == (added["enrichment_id"], "enrichment")
+
+
+async def test_waiting_reports_progress_as_rows_fill_in(mcp: Client, sandbox: SandboxServer) -> None:
+    sandbox.state.balance = 10_000
+    sandbox.state.config.table_row_seconds = 0.01
+    table, enrichment = await table_with_waterfall(mcp, 100)
+    seen: list[tuple[float, float | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total))
+
+    result = await mcp.call_tool(
+        "run_table_enrichment",
+        {"table_uuid": table, "enrichment_id": enrichment, "wait_seconds": 10},
+        progress_callback=on_progress,
+    )
+    assert structured(result)["done"]
+    assert seen[0] == (0, 100) and seen[-1] == (100, 100)
+    assert [p for p, _ in seen] == sorted(p for p, _ in seen) and len(seen) >= 3
+
+
+@pytest.mark.parametrize("variant", ["sdk", "variant", "unstated"])
+async def test_the_in_place_path_reads_every_reply_variant(tmp_path: Path, variant: str) -> None:
+    config = SandboxConfig(api_key=SENTINEL_KEY, task_base_seconds=0.05, row_seconds=0.002, **VARIANTS[variant])
+    with SandboxServer(config) as server:
+        server.state.balance = 10_000
+        async with Client(build_server(make_settings(server, tmp_path))) as mcp:
+            table, enrichment = await table_with_waterfall(mcp, 12)
+            view = await call(mcp, "run_table_enrichment", {"table_uuid": table, "enrichment_id": enrichment})
+            assert view["done"] and view["rows_done"] == 12 and view["found"] == 9
+            assert view["estimated_credits"] == 60  # 12 rows x (4.5 for the providers + 0.5 for the verifier)
+            bad = await mcp.call_tool(
+                "add_table_waterfall",
+                {"table_uuid": table, "waterfall": "email_getter", "mapping": {**MAPPING, "company": "Nope"}},
+            )
+            assert bad.is_error and "validation_error" in text_of(bad) and "Nope" in text_of(bad)

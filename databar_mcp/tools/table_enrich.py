@@ -138,8 +138,15 @@ _prepared: "weakref.WeakKeyDictionary[DatabarClient, dict[str, tuple[float, Tabl
 )
 
 
-async def attached_out(svc: Services, table_uuid: str, attached: AttachedEnrichment, kind: str) -> AttachedOut:
-    columns = processor_columns(await svc.client.table_columns(table_uuid), attached.id)
+async def attached_out(
+    svc: Services, table_uuid: str, attached: AttachedEnrichment, kind: str | None = None
+) -> AttachedOut:
+    """What is attached and where it writes; `kind` None: told by its status column's type."""
+    table_columns = await svc.client.table_columns(table_uuid)
+    columns = processor_columns(table_columns, attached.id)
+    if kind is None:
+        status_type = next((c.type_of_value for c in table_columns if columns and c.name == columns.status), None)
+        kind = status_type if status_type in ("enrichment", "waterfall", "exporter") else "unknown"
     return AttachedOut(
         table_uuid=table_uuid,
         enrichment_id=attached.id,
@@ -485,7 +492,7 @@ def register(box: Toolbox) -> None:
                 mapping={k: v.as_mapping() for k, v in mapping.items()} if mapping is not None else None,
                 launch_strategy=launch_strategy,
             )
-            out = await attached_out(svc, table_uuid, updated, "enrichment")
+            out = await attached_out(svc, table_uuid, updated)
             return ok_result(out, f"Updated {out.name} ({out.enrichment_id}) on table {table_uuid}.")
 
         return await guarded(work())
