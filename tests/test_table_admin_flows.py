@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from mcp import Client
+from mcp.types import ElicitRequestParams, ElicitResult
 
 from databar_mcp.config import Settings
 from databar_mcp.sandbox import SandboxServer
@@ -123,3 +124,32 @@ async def test_flows_list_estimate_and_run(mcp: Client, sandbox: SandboxServer) 
     assert many["rows_total"] == 2 and many["rows_with_data"] == 1
     again = await call(mcp, "run_flow", {"flow_id": EMAIL_FLOW, "inputs": person})
     assert again["reused"] and sandbox.state.counts["POST /v1/flows/{flow_id}/run"] == 1
+
+
+@pytest.mark.parametrize(("answer", "sent"), [("accept", True), ("decline", False), ("refuse", False)])
+async def test_exporter_asks_the_user_when_the_client_can(
+    sandbox: SandboxServer, tmp_path: Path, answer: str, sent: bool
+) -> None:
+    asked: list[str] = []
+
+    async def elicit(context: Any, params: ElicitRequestParams) -> ElicitResult:
+        asked.append(params.message)
+        if answer == "accept":
+            return ElicitResult(action="accept", content={"confirm": True})
+        if answer == "refuse":
+            return ElicitResult(action="accept", content={"confirm": False})
+        return ElicitResult(action="decline")
+
+    server = build_server(make_settings(sandbox, tmp_path, toolsets="all"))
+    async with Client(server, elicitation_callback=elicit) as mcp:
+        table = (await call(mcp, "create_table", {"name": "To CRM", "columns": ["Email"]}))["identifier"]
+        await call(mcp, "insert_rows", {"table_uuid": table, "rows": [{"Email": "a@x.io"}] * 3})
+        added = await call(
+            mcp,
+            "add_table_exporter",
+            {"table_uuid": table, "exporter_id": 41, "mapping": {"email": {"column": "Email"}}},
+        )
+        result = await mcp.call_tool("run_table_exporter", {"table_uuid": table, "exporter_id": added["exporter_id"]})
+    assert asked and "send 3 row(s)" in asked[0] and "HubSpot" in asked[0]
+    assert result.is_error is not sent, text_of(result)
+    assert sandbox.state.counts["POST /v1/table/{table_uuid}/run-exporter/{processor_id}"] == int(sent)
