@@ -26,6 +26,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {t["name"]: t["inputSchema"] for t in SNAPS
 EXAMPLES_PER_TOOL = 100
 TABLE = "5a6f0e1c-8d2b-4c3e-9f1a-2b7d6e4c8a90"
 LEAD = {"first_name": "Ann", "last_name": "Lee", "company": "example.com"}
+MISSING_TABLE = "00000000-0000-4000-8000-000000000000"
+FLOW = "8d4e2b71-0c3f-4a95-b7e8-5f6a1c2d3e40"  # the sandbox's "Company research" flow
 
 VALID: dict[str, dict[str, Any]] = {
     "cancel_task": {"task_id": "t1"},
@@ -53,6 +55,34 @@ VALID: dict[str, dict[str, Any]] = {
     "update_connector": {"connector_id": 1, "rate_limit": 2},
     "update_rows": {"table_uuid": TABLE, "rows": [{"id": "r1", "fields": {"first_name": "B"}}]},
     "upsert_rows": {"table_uuid": TABLE, "rows": [{"key": {"email": "a@b.c"}, "fields": {"first_name": "B"}}]},
+    # table_enrich, table_admin, exporters, flows (issue 15)
+    "add_table_enrichment": {"table_uuid": TABLE, "enrichment": 120, "mapping": {"domain": {"column": "company"}}},
+    "add_table_waterfall": {
+        "table_uuid": TABLE,
+        "waterfall": "email_getter",
+        "mapping": {"first_name": "first_name", "last_name": "last_name", "company": "company"},
+    },
+    "list_table_enrichments": {"table_uuid": TABLE},
+    "update_table_enrichment": {"table_uuid": TABLE, "enrichment_id": 1, "launch_strategy": "run_on_click"},
+    "run_table_enrichment": {"table_uuid": TABLE, "enrichment_id": 999, "wait_seconds": 0},
+    "wait_table_enrichment": {"table_uuid": TABLE, "enrichment_id": 999, "wait_seconds": 0},
+    "create_column": {"table_uuid": TABLE, "name": "fuzz"},
+    "rename_column": {"table_uuid": TABLE, "column": "email", "new_name": "email"},
+    "delete_column": {"table_uuid": TABLE, "column": "no such column"},
+    "rename_table": {"table_uuid": TABLE, "name": "Sandbox leads"},
+    "delete_table": {"table_uuid": MISSING_TABLE},
+    "dedupe_rows": {"table_uuid": TABLE},
+    "export_table": {"table_uuid": TABLE, "wait_seconds": 0},
+    "create_folder": {"name": "f"},
+    "move_table_to_folder": {"table_uuid": TABLE, "folder_id": None},
+    "list_exporters": {},
+    "get_exporter": {"exporter_id": 41},
+    "add_table_exporter": {"table_uuid": TABLE, "exporter_id": 41, "mapping": {"email": {"column": "email"}}},
+    "run_table_exporter": {"table_uuid": TABLE, "exporter_id": 999},
+    "get_flow": {"flow_id": FLOW},
+    "estimate_flow_cost": {"flow_id": FLOW},
+    "run_flow": {"flow_id": FLOW, "inputs": {"domain": "example.com"}, "wait_seconds": 0},
+    "run_bulk_flow": {"flow_id": FLOW, "inputs": [{"domain": "example.com"}], "wait_seconds": 0},
 }
 FUZZED = sorted(name for name, schema in SCHEMAS.items() if schema.get("properties"))
 
@@ -155,7 +185,7 @@ def portal() -> Iterator[BlockingPortal]:
 def fuzz_server(portal: BlockingPortal, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, Any]]:
     config = SandboxConfig(api_key=SENTINEL_KEY, task_base_seconds=0.05, row_seconds=0.0)
     with SandboxServer(config) as sandbox:
-        server = build_server(make_settings(sandbox, tmp_path_factory.mktemp("fuzz")))
+        server = build_server(make_settings(sandbox, tmp_path_factory.mktemp("fuzz"), toolsets="all"))
         with portal.wrap_async_context_manager(Client(server)) as client:
             yield client, sandbox
 

@@ -60,7 +60,7 @@ async def test_agent_enriches_a_1000_row_table_in_place(mcp: Client, sandbox: Sa
         mcp, "run_table_enrichment", {"table_uuid": table, "enrichment_id": enrichment, "wait_seconds": 0.5}
     )
     assert first["status"] == "processing" and first["rows_in_run"] == 1_000
-    assert first["estimated_credits"] == 5_000  # every provider email_getter offers (4.5) + its verifier (0.5)
+    assert first["estimated_credits"] == 3_000  # the two providers attached (1 + 2 credits), no verifier
     calls, view = 1, first
     while not view["done"]:
         assert view["next_call"].startswith(f'wait_table_enrichment(table_uuid="{table}"')
@@ -123,7 +123,7 @@ async def test_rate_limited_progress_reads_slow_down_instead_of_failing(mcp: Cli
     sandbox.state.balance = 10_000
     sandbox.state.config.table_row_seconds = 0.01
     table, enrichment = await table_with_waterfall(mcp, 60)
-    sandbox.state.inject(Fault(route=ROWS_READ, kind="rate_limit", times=6, retry_after=0, after=8))
+    sandbox.state.inject(Fault(route=ROWS_READ, kind="rate_limit", times=6, retry_after=0, after=3))
 
     view = await call(
         mcp, "run_table_enrichment", {"table_uuid": table, "enrichment_id": enrichment, "wait_seconds": 10}
@@ -135,9 +135,9 @@ async def test_rate_limited_progress_reads_slow_down_instead_of_failing(mcp: Cli
 async def test_spend_guard_refuses_before_anything_is_sent(sandbox: SandboxServer, tmp_path: Path) -> None:
     sandbox.state.balance = 10_000
     async with Client(build_server(make_settings(sandbox, tmp_path, max_credits_per_call=50))) as mcp:
-        table, enrichment = await table_with_waterfall(mcp, 20)  # worst case 20 x 5 = 100 credits
+        table, enrichment = await table_with_waterfall(mcp, 20)  # worst case 20 x (1 + 2) = 60 credits
         refused = await mcp.call_tool("run_table_enrichment", {"table_uuid": table, "enrichment_id": enrichment})
-    assert refused.is_error and "spend_limit" in text_of(refused)
+    assert refused.is_error and "spend_limit" in text_of(refused) and "60" in text_of(refused)
     assert sandbox.state.counts[RUN] == 0
 
 
@@ -228,9 +228,32 @@ async def test_the_in_place_path_reads_every_reply_variant(tmp_path: Path, varia
             table, enrichment = await table_with_waterfall(mcp, 12)
             view = await call(mcp, "run_table_enrichment", {"table_uuid": table, "enrichment_id": enrichment})
             assert view["done"] and view["rows_done"] == 12 and view["found"] == 9
-            assert view["estimated_credits"] == 60  # 12 rows x (4.5 for the providers + 0.5 for the verifier)
+            assert view["estimated_credits"] == 36  # 12 rows x (1 + 2) for the two providers attached
             bad = await mcp.call_tool(
                 "add_table_waterfall",
                 {"table_uuid": table, "waterfall": "email_getter", "mapping": {**MAPPING, "company": "Nope"}},
             )
             assert bad.is_error and "validation_error" in text_of(bad) and "Nope" in text_of(bad)
+
+
+async def test_a_waterfall_attached_elsewhere_is_priced_at_its_worst_case(mcp: Client, sandbox: SandboxServer) -> None:
+    sandbox.state.balance = 10_000
+    table = (await call(mcp, "create_table", {"name": "Leads", "columns": PEOPLE_COLUMNS}))["identifier"]
+    await call(mcp, "insert_rows", {"table_uuid": table, "rows": people(10)})
+    columns = {c.name: c.identifier for c in sandbox.state.tables[table].columns}
+    with sandbox.state.lock:  # attached in Databar's UI, not through this server: its providers are unknown here
+        from databar_mcp.sandbox.processors import Processor, attach
+
+        processor = Processor(
+            id=sandbox.state.workspace.new_id(),
+            kind="waterfall",
+            name="Email getter",
+            target="email_getter",
+            mapping={p: {"type": "mapping", "value": columns[c]} for p, c in MAPPING.items()},
+            enrichments=[833],
+        )
+        sandbox.state.workspace.on(table)[processor.id] = processor
+        attach(sandbox.state.tables[table], processor, [("email", "email")])
+    view = await call(mcp, "run_table_enrichment", {"table_uuid": table, "enrichment_id": processor.id})
+    assert view["estimated_credits"] == 50  # 10 rows x (every provider email_getter offers + its verifier)
+    assert view["done"] and view["rows_done"] == 10

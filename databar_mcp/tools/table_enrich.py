@@ -29,6 +29,7 @@ from databar_mcp.api.models import (
     TaskHandle,
     Waterfall,
 )
+from databar_mcp.attachments import AttachedWaterfall, Attachments
 from databar_mcp.catalog import RunPlan
 from databar_mcp.runner import DuplicateRunUnknown
 from databar_mcp.table_runs import (
@@ -166,12 +167,27 @@ def waterfall_worst_case(waterfall: Waterfall) -> float | None:
     return sum(p for p in prices if p is not None) + (max(verifiers) if verifiers else 0.0)
 
 
+def waterfall_row_cost(waterfall: Waterfall, attached: AttachedWaterfall) -> float | None:
+    """The chosen providers (all tried when none finds data) plus the chosen verifier."""
+    prices = {p.id: p.price for p in waterfall.available_enrichments}
+    verifiers = {v.id: v.price for v in waterfall.email_verifiers}
+    chosen = [prices.get(p) for p in attached.providers]
+    if attached.email_verifier is not None:
+        chosen.append(verifiers.get(attached.email_verifier))
+    if not chosen or any(p is None for p in chosen):
+        return waterfall_worst_case(waterfall)
+    return sum(p for p in chosen if p is not None)
+
+
 async def price_per_row(svc: Services, table_uuid: str, enrichment_id: int, kind: str) -> tuple[str, float | None]:
     """The attached thing's name and the most one row can cost (None: unknown; exporters cost nothing)."""
     if kind == "waterfall":
         attached = next((w for w in await svc.client.list_table_waterfalls(table_uuid) if w.id == enrichment_id), None)
         if attached is None:
             raise not_attached(table_uuid, enrichment_id)
+        remembered = await Attachments(svc.settings.state_dir).recall(table_uuid, enrichment_id)
+        if remembered is not None:  # attached here: priced as its own providers bill
+            return attached.name, waterfall_row_cost(await svc.catalog.get(remembered.waterfall), remembered)
         for waterfall in await svc.client.list_waterfalls():
             if waterfall.name == attached.name or waterfall.identifier == attached.name:
                 return attached.name, waterfall_worst_case(await svc.catalog.get(waterfall.identifier))
@@ -407,6 +423,10 @@ def register(box: Toolbox) -> None:
                 raise ToolFailure(_issues(f"The mapping does not fit waterfall {waterfall}; nothing was sent.", issues))
             attached = await svc.client.add_table_waterfall(
                 table_uuid, waterfall, dict(mapping), enrichments, email_verifier
+            )
+            providers = tuple(enrichments or (p.id for p in found.available_enrichments if p.enabled_by_default))
+            await Attachments(svc.settings.state_dir).remember(
+                table_uuid, attached.id, AttachedWaterfall(waterfall, providers, email_verifier)
             )
             return _added(await attached_out(svc, table_uuid, attached, "waterfall"))
 
