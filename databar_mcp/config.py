@@ -223,3 +223,4 @@ TABLE_READ_SLOWDOWN = 2.0  # a 429 on a progress read multiplies the interval be
 TABLE_READ_INTERVAL_CAP_S = 5.0
 TABLE_RUN_ROW_IDS_MAX = 10_000
 TABLE_PREPARED_TTL_S = 10.0  # a run's pre-flight counts are reused this long (spend check, then the body)
+TABLE_FINAL_READS_RESERVE_S = 2.5  # of a call's deadline, kept for counting a finished run's rows

@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 import anyio
 
 from databar_mcp import config
-from databar_mcp.api import DatabarClient
-from databar_mcp.api.errors import APIConnectionError, DatabarError, RateLimited, SubmissionUnknown
+from databar_mcp.api import DatabarClient, deadline
+from databar_mcp.api.errors import APIConnectionError, DatabarError, DeadlineReached, RateLimited, SubmissionUnknown
 from databar_mcp.api.models import RunStrategy, TableColumn, TableRunStarted, Task, TaskProgress
 from databar_mcp.runner import DuplicateRunUnknown, PollPlan, TaskRunner
 from databar_mcp.store import Ledger, Submission
@@ -105,7 +105,17 @@ class TableReader:
             if len(recent) < allowed:
                 recent.append(now)
                 return
-            await anyio.sleep(recent[0] + window - now)
+            await self._sleep(recent[0] + window - now)
+
+    @staticmethod
+    async def _sleep(seconds: float) -> None:
+        """Pause between reads, unless that would outlast the tool call's deadline (nothing is sent then)."""
+        left = deadline.remaining()
+        if left is not None and seconds >= left:
+            raise DeadlineReached(
+                "The tool call's deadline came before the next read of the table.", reached_server=False
+            )
+        await anyio.sleep(seconds)
 
     async def _paced(self, table_uuid: str, read: Callable[[], Awaitable[T]]) -> T:
         while True:
@@ -115,7 +125,7 @@ class TableReader:
             except RateLimited as exc:
                 self.rate_limited += 1
                 self._rate[table_uuid] = max(1.0 / self._cap, self.rate(table_uuid) / self._slowdown)
-                await anyio.sleep(min(exc.retry_after or 0.0, self._cap))
+                await self._sleep(min(exc.retry_after or 0.0, self._cap))
 
     async def count(self, table_uuid: str, column: str, condition: dict[str, Any] | None) -> int:
         filter_json = json.dumps({column: condition}) if condition is not None else None
@@ -296,7 +306,7 @@ async def submit_table_run(
     The ledger keeps the run's scope beside its body, so a later call can report this run's own counts.
     """
     fp = runner.fingerprint(endpoint, body)
-    deadline = time.monotonic() + settle_s
+    settle_by = time.monotonic() + deadline.bounded(settle_s)  # never waited for past the call's deadline
     while True:
         claim = await ledger.claim(
             tool=tool,
@@ -314,7 +324,7 @@ async def submit_table_run(
         if earlier.outcome == "accepted" and "scope" in earlier.request:
             return TableSubmitted(scope=RunScope.from_json(earlier.request["scope"]), reused=earlier)
         in_flight = time.time() - earlier.created_at < settle_s
-        if earlier.outcome == "pending" and in_flight and time.monotonic() < deadline:
+        if earlier.outcome == "pending" and in_flight and time.monotonic() < settle_by:
             await anyio.sleep(0.05)
             continue
         raise DuplicateRunUnknown(earlier)

@@ -115,6 +115,10 @@ async def test_an_ambiguous_run_reply_is_submission_unknown_and_never_sent_twice
         assert body["code"] == "submission_unknown", text_of(lost)
     assert sandbox.state.counts[RUN] == 1  # the run started once at Databar; the re-call sent nothing
 
+    forced = await mcp.call_tool("run_table_enrichment", {**args, "force": True})
+    assert forced.is_error and "acknowledge_possible_double_billing" in text_of(forced)  # this client cannot ask
+    assert sandbox.state.counts[RUN] == 1
+
     recent = await call(mcp, "list_recent_tasks", {})
     assert any(s["tool"] == "run_table_enrichment" for s in recent["unsettled_submissions"])
 

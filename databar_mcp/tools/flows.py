@@ -21,12 +21,17 @@ from databar_mcp.tools.guard import guarded
 from databar_mcp.tools.registry import Toolbox
 from databar_mcp.tools.results import ok_result
 from databar_mcp.tools.running import (
+    ACKNOWLEDGE_DESCRIPTION,
     FORCE_DESCRIPTION,
     Confirmation,
     PreparedRun,
+    ResendConfirmation,
+    ResendGate,
+    ResendOutcome,
     SpendGate,
     SpendOutcome,
     execute,
+    resend_question,
     spend_question,
 )
 from databar_mcp.tools.task_view import TaskView
@@ -43,6 +48,7 @@ FlowInputs = Annotated[
     Field(description='Input id → value, e.g. {"domain": "acme.com"}; get_flow lists the inputs.'),
 ]
 ForceFlag = Annotated[bool, Field(description=FORCE_DESCRIPTION)]
+AcknowledgeFlag = Annotated[bool, Field(description=ACKNOWLEDGE_DESCRIPTION)]
 
 _flows: "weakref.WeakKeyDictionary[DatabarClient, dict[str, tuple[float, Flow, FlowCostEstimate | None]]]" = (
     weakref.WeakKeyDictionary()
@@ -176,6 +182,32 @@ async def bulk_flow_spend(
     return await spend_question(ctx, lambda: prepare_flow(ctx, flow_id, inputs, bulk=True), force)
 
 
+async def flow_resend(
+    context: Context,  # pyright: ignore[reportMissingTypeArgument]
+    flow_id: str,
+    inputs: dict[str, InputValue],
+    force: bool,
+    acknowledge_possible_double_billing: bool,
+) -> ResendGate | Elicit[ResendConfirmation]:
+    ctx = cast(ToolContext, context)
+    return await resend_question(
+        ctx, lambda: prepare_flow(ctx, flow_id, [inputs], bulk=False), force, acknowledge_possible_double_billing
+    )
+
+
+async def bulk_flow_resend(
+    context: Context,  # pyright: ignore[reportMissingTypeArgument]
+    flow_id: str,
+    inputs: list[dict[str, InputValue]],
+    force: bool,
+    acknowledge_possible_double_billing: bool,
+) -> ResendGate | Elicit[ResendConfirmation]:
+    ctx = cast(ToolContext, context)
+    return await resend_question(
+        ctx, lambda: prepare_flow(ctx, flow_id, inputs, bulk=True), force, acknowledge_possible_double_billing
+    )
+
+
 WAIT_AND_NEXT = """\
 Waits up to wait_seconds with progress; if the task is still running then, call the get_task it names \
 (never re-run to "retry": an identical call returns the earlier task, reused: true; force=true bills \
@@ -305,8 +337,10 @@ def register(box: Toolbox) -> None:
         inputs: FlowInputs,
         ctx: ToolContext,
         spend: Annotated[SpendOutcome, Resolve(flow_spend)],
+        resend: Annotated[ResendOutcome, Resolve(flow_resend)],
         wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
         force: ForceFlag = False,
+        acknowledge_possible_double_billing: AcknowledgeFlag = False,
     ) -> Annotated[CallToolResult, TaskView]:
         return await execute(
             ctx,
@@ -314,6 +348,8 @@ def register(box: Toolbox) -> None:
             force=force,
             wait_seconds=wait_seconds,
             spend=spend,
+            resend=resend,
+            acknowledged=acknowledge_possible_double_billing,
         )
 
     @box.tool(
@@ -333,8 +369,10 @@ def register(box: Toolbox) -> None:
         ],
         ctx: ToolContext,
         spend: Annotated[SpendOutcome, Resolve(bulk_flow_spend)],
+        resend: Annotated[ResendOutcome, Resolve(bulk_flow_resend)],
         wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
         force: ForceFlag = False,
+        acknowledge_possible_double_billing: AcknowledgeFlag = False,
     ) -> Annotated[CallToolResult, TaskView]:
         return await execute(
             ctx,
@@ -342,4 +380,6 @@ def register(box: Toolbox) -> None:
             force=force,
             wait_seconds=wait_seconds,
             spend=spend,
+            resend=resend,
+            acknowledged=acknowledge_possible_double_billing,
         )

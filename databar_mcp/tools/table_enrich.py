@@ -47,13 +47,19 @@ from databar_mcp.tools.guard import guarded
 from databar_mcp.tools.registry import Toolbox
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
 from databar_mcp.tools.running import (
+    ACKNOWLEDGE_DESCRIPTION,
     FORCE_DESCRIPTION,
     Confirmation,
     PreparedRun,
+    ResendConfirmation,
+    ResendGate,
+    ResendOutcome,
     SpendGate,
     SpendOutcome,
     duplicate_unknown,
     insufficient,
+    resend_question,
+    settle_resend,
     settle_spend,
     spend_question,
 )
@@ -285,6 +291,24 @@ async def table_run_spend(
         return (await prepare_table_run(ctx, table_uuid, enrichment_id, run_strategy, row_ids)).run
 
     return await spend_question(ctx, prepare, force)
+
+
+async def table_run_resend(
+    context: Context,  # pyright: ignore[reportMissingTypeArgument]
+    table_uuid: str,
+    enrichment_id: int,
+    run_strategy: RunStrategy,
+    row_ids: list[str] | None,
+    force: bool,
+    acknowledge_possible_double_billing: bool,
+) -> ResendGate | Elicit[ResendConfirmation]:
+    """Before force=true re-sends a run whose earlier identical submission is unknown: ask the user."""
+    ctx = cast(ToolContext, context)
+
+    async def prepare() -> PreparedRun:
+        return (await prepare_table_run(ctx, table_uuid, enrichment_id, run_strategy, row_ids)).run
+
+    return await resend_question(ctx, prepare, force, acknowledge_possible_double_billing)
 
 
 # ---- waiting and reporting -----------------------------------------------------------------------------
@@ -531,10 +555,12 @@ def register(box: Toolbox) -> None:
         enrichment_id: TableEnrichmentId,
         ctx: ToolContext,
         spend: Annotated[SpendOutcome, Resolve(table_run_spend)],
+        resend: Annotated[ResendOutcome, Resolve(table_run_resend)],
         run_strategy: Strategy = "run_empty",
         row_ids: RowIds = None,
         wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
         force: Annotated[bool, Field(description=FORCE_DESCRIPTION)] = False,
+        acknowledge_possible_double_billing: Annotated[bool, Field(description=ACKNOWLEDGE_DESCRIPTION)] = False,
     ) -> Annotated[CallToolResult, TableRunView]:
         started_at = time.monotonic()
         svc = services(ctx)
@@ -543,7 +569,10 @@ def register(box: Toolbox) -> None:
             prepared = await prepare_table_run(ctx, table_uuid, enrichment_id, run_strategy, row_ids)
             _prepared.get(svc.client, {}).clear()  # the next call counts afresh
             plan, scope = prepared.run.plan, prepared.scope
-            earlier = None if force else await svc.runner.earlier(prepared.run.endpoint, prepared.run.request)
+            known = await svc.runner.earlier(prepared.run.endpoint, prepared.run.request)
+            if force:  # a forced re-send of a run whose outcome is unknown needs the user's word
+                settle_resend(resend, known, acknowledged=acknowledge_possible_double_billing)
+            earlier = None if force else known
             if earlier is None and plan.issues:
                 raise ToolFailure(_conflict_running(table_uuid, enrichment_id, plan.issues))
             if earlier is None and scope.rows == 0:

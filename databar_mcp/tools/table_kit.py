@@ -8,7 +8,9 @@ from typing import Annotated, Literal, Self
 from mcp.types import CallToolResult
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from databar_mcp.api import DatabarClient
+from databar_mcp import config
+from databar_mcp.api import DatabarClient, deadline
+from databar_mcp.api.errors import DeadlineReached
 from databar_mcp.api.models import ParamMapping
 from databar_mcp.table_runs import RowStates, RunCounts, RunScope, TableReader, run_counts, wait_for_rows
 from databar_mcp.tools.context import Services, ToolContext, services
@@ -126,10 +128,12 @@ async def report(
     async def progress(done: int, total: int) -> None:
         await ctx.report_progress(done, total, f"{done:,}/{total:,} rows of {scope.name}")
 
+    left = deadline.remaining()  # keep time for the final counts before the call's deadline
+    timeout = wait_s if left is None else max(0.0, min(wait_s, left - config.TABLE_FINAL_READS_RESERVE_S))
     last = await wait_for_rows(
         reader,
         scope,
-        timeout_s=wait_s,
+        timeout_s=timeout,
         poll_first_s=svc.settings.poll_first_s,
         poll_cap_s=svc.settings.poll_cap_s,
         on_progress=progress,
@@ -137,7 +141,12 @@ async def report(
     )
     if last is None:  # no read fitted in the wait: one read now says where it stands
         last = await reader.count(scope.table_uuid, scope.status_column, {"equals": "processing"})
-    after: RowStates | None = await reader.states(scope.table_uuid, scope.status_column) if last == 0 else None
+    after: RowStates | None = None
+    if last == 0:
+        try:
+            after = await reader.states(scope.table_uuid, scope.status_column)
+        except DeadlineReached:  # every row is done; the next call counts them
+            after = None
     counts = run_counts(scope, last, after)
     return ok_result(*_view(svc, scope, counts, estimate, reused, reader.rate_limited - limited_before))
 
@@ -145,8 +154,8 @@ async def report(
 def _view(
     svc: Services, scope: RunScope, counts: RunCounts, estimate: float | None, reused: bool, limited: int
 ) -> tuple[TableRunView, str]:
-    finished = counts.still_processing == 0
-    deadline = svc.settings.tool_deadline_s
+    finished = counts.still_processing == 0 and counts.found is not None
+    wait_s = svc.settings.tool_deadline_s
     message = (
         f"{scope.name}: {counts.done:,}/{counts.rows:,} rows done"
         + (f", {counts.found:,} found, {counts.no_data:,} no data, {counts.errors:,} errors." if finished else ".")
@@ -172,7 +181,7 @@ def _view(
         output_columns=list(scope.output_columns),
         rate_limited_reads=limited,
         message=message,
-        next_call=None if finished else wait_call(scope.table_uuid, scope.processor_id, deadline),
+        next_call=None if finished else wait_call(scope.table_uuid, scope.processor_id, wait_s),
         read_call=read_call(scope.table_uuid, scope.status_column),
     )
     return view, render(view)
