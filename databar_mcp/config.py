@@ -23,6 +23,7 @@ RESULT_BUDGET_CHARS = 40_000  # ≈ 10k tokens per tool result
 # Results too large for the budget are kept whole in memory (databar://results/{id}): the last N, up to M chars.
 OVERSIZED_KEPT = 32
 OVERSIZED_KEPT_CHARS = 16_000_000
+ERROR_DETAIL_STRING_CHARS = 1_000  # an error body over budget cuts each detail string to this first
 
 # HTTP
 # Secrets shorter than this are never searched for in text (logs, replies, doctor): "k" or "sandbox" would

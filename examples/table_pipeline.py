@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import sys
 import time
@@ -37,10 +38,11 @@ class ToolFailed(Exception):
 
 async def call(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
     result = await client.call_tool(tool, arguments)
-    content = result.structured_content or {}
     if result.is_error:
-        raise ToolFailed(tool, content)
-    return content
+        # An error result's text is a one-line summary, then the error body as one line of JSON.
+        text = "\n".join(getattr(block, "text", "") for block in result.content)
+        raise ToolFailed(tool, json.loads(text.partition("\n")[2] or "{}"))
+    return result.structured_content or {}
 
 
 def lead_key(row: dict[str, str]) -> str:

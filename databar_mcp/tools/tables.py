@@ -495,11 +495,8 @@ def failure_result(
             },
         )
 
-    def size(k: int) -> int:
-        body = make(k)
-        return result_size(body.model_dump(mode="json"), render_error(body))
-
-    return error_result(make(largest_fitting(len(results), size, svc.settings.result_budget_chars)))
+    budget = svc.settings.result_budget_chars
+    return error_result(make(largest_fitting(len(results), lambda k: len(render_error(make(k))), budget)), budget)
 
 
 async def chunked_write(
