@@ -24,6 +24,7 @@ RESULT_BUDGET_CHARS = 40_000  # ≈ 10k tokens per tool result
 OVERSIZED_KEPT = 32
 OVERSIZED_KEPT_CHARS = 16_000_000
 ERROR_DETAIL_STRING_CHARS = 1_000  # an error body over budget cuts each detail string to this first
+CLIENT_LOG_BUFFER = 1_000  # log records queued for MCP clients (logging/setLevel); beyond it they are dropped
 
 # HTTP
 # Secrets shorter than this are never searched for in text (logs, replies, doctor): "k" or "sandbox" would

@@ -12,15 +12,17 @@ import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError, UnexpectedToolError
 from mcp.server.stdio import stdio_server
-from mcp.types import CallToolResult, TextContent, Tool
+from mcp.types import CallToolResult, SetLevelRequestParams, TextContent, Tool
 from pydantic import ValidationError
 
 from databar_mcp import __version__, config
 from databar_mcp.api import DatabarClient
 from databar_mcp.api.deadline import deadline_in
 from databar_mcp.catalog import Catalog
+from databar_mcp.client_logs import ClientLogRelay
 from databar_mcp.config import Settings
 from databar_mcp.fingerprint import account_id
+from databar_mcp.logs import Redactor, installed_redactor
 from databar_mcp.runner import TaskRunner
 from databar_mcp.stdio_guard import AnsweringReadStream
 from databar_mcp.store import Ledger
@@ -80,6 +82,12 @@ class DatabarMCPServer(MCPServer[Services]):
                 self._lowlevel_server.create_initialization_options(),
             )
 
+    def serve_client_logs(self, relay: ClientLogRelay) -> None:
+        """Answer logging/setLevel (2025 protocol versions) by sending that client our log records."""
+        # MCPServer has no public hook for a spec method the 2026 revision removed; the SDK's docs point to the
+        # lowlevel server's add_request_handler, which also makes the server advertise the logging capability.
+        self._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, relay.set_level)
+
     async def list_tools(self) -> list[Tool]:
         return [
             tool.model_copy(
@@ -135,8 +143,10 @@ def build_server(settings: Settings) -> DatabarMCPServer:
             settle_s=settings.connect_timeout_s + settings.read_timeout_s + 2.0,
             unseen_grace_s=settings.task_unseen_grace_s,
         )
+        relay.install()
         try:
             async with anyio.create_task_group() as background:
+                background.start_soon(relay.pump)
                 background.start_soon(
                     functools.partial(track_forever, runner, ledger, interval_s=settings.tracker_interval_s)
                 )
@@ -151,6 +161,7 @@ def build_server(settings: Settings) -> DatabarMCPServer:
                 finally:
                     background.cancel_scope.cancel()
         finally:
+            relay.uninstall()
             await client.aclose()
             ledger.close()
 
@@ -165,6 +176,9 @@ def build_server(settings: Settings) -> DatabarMCPServer:
     )
     register_oversized(server)
     server.io_deadline_s = settings.io_deadline_s
+    relay = ClientLogRelay(installed_redactor() or Redactor())
+    relay.redactor.add(settings.api_key.get_secret_value() if settings.api_key else None)
+    server.serve_client_logs(relay)
     box = Toolbox(server, settings)
     for module in (discover, enrich, tasks, exports, tables, table_export, connectors, account, guidance):
         module.register(box)
