@@ -27,7 +27,7 @@ from bench.harness import log
 from bench.profile import FULL, QUICK
 from bench.reference import databar
 from bench.result import Row
-from bench.scenarios import cold_start, context_economy, latency, overhead, scale
+from bench.scenarios import cold_start, context_economy, latency, overhead, scale, tool_weight
 
 RESULTS = Path(__file__).resolve().parent / "results"
 Scenario = Callable[[Context], Awaitable[list[Row]]]
@@ -37,6 +37,7 @@ SCENARIOS: dict[str, Scenario] = {
     "overhead": overhead.run,
     "scale": scale.run,
     "context": context_economy.run,
+    "tool_weight": tool_weight.run,
 }
 
 
