@@ -13,6 +13,7 @@ from mcp import Client
 from databar_mcp.config import TOOLSETS
 from databar_mcp.server import INSTRUCTIONS
 from databar_mcp.tools.registry import TOOLSET_META_KEY
+from databar_mcp.tools.schemas import portable
 
 pytestmark = pytest.mark.anyio
 
@@ -127,3 +128,26 @@ async def test_read_only_hints_match_what_tools_do(mcp: Client) -> None:
     for name in ("insert_rows", "create_table", "run_enrichment", "run_bulk_enrichment", "run_waterfall"):
         assert hints[name]["destructiveHint"] is False and hints[name]["idempotentHint"] is False
         assert hints[name]["idempotentHint"] is False
+
+
+def test_portable_schemas_type_any_value_and_drop_titles_but_keep_names() -> None:
+    """Regression (issue 12): `Any` fields were schemas with no validation keyword (Inspector --strict warned)."""
+    schema = {
+        "title": "Row",
+        "type": "object",
+        "properties": {
+            "data": {"title": "Data", "description": "The data."},
+            "title": {"title": "Title", "type": "string"},  # a property named "title" stays
+            "tags": {"type": "array", "items": {}},
+        },
+        "$defs": {"Inner": {"title": "Inner", "anyOf": [{"title": "A", "type": "string"}, {"type": "null"}]}},
+    }
+
+    out = portable(schema)
+
+    any_value = [{"type": t} for t in ("object", "array", "string", "number", "boolean", "null")]
+    assert out["properties"]["data"] == {"anyOf": any_value, "description": "The data."}
+    assert out["properties"]["title"] == {"type": "string"}
+    assert out["properties"]["tags"]["items"] == {"anyOf": any_value}
+    assert out["$defs"]["Inner"] == {"anyOf": [{"type": "string"}, {"type": "null"}]}
+    assert "title" not in out and schema["title"] == "Row"  # a copy: the SDK's own schema is untouched
