@@ -139,6 +139,8 @@ def test_portable_schemas_type_any_value_and_drop_titles_but_keep_names() -> Non
             "data": {"title": "Data", "description": "The data."},
             "title": {"title": "Title", "type": "string"},  # a property named "title" stays
             "tags": {"type": "array", "items": {}},
+            "cell": {"anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "number"}], "default": None},
+            "page": {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}], "default": 1},
         },
         "$defs": {"Inner": {"title": "Inner", "anyOf": [{"title": "A", "type": "string"}, {"type": "null"}]}},
     }
@@ -149,5 +151,7 @@ def test_portable_schemas_type_any_value_and_drop_titles_but_keep_names() -> Non
     assert out["properties"]["data"] == {"anyOf": any_value, "description": "The data."}
     assert out["properties"]["title"] == {"type": "string"}
     assert out["properties"]["tags"]["items"] == {"anyOf": any_value}
+    assert out["properties"]["cell"] == {"anyOf": [{"type": "string"}, {"type": "number"}]}  # int ⊂ number
+    assert out["properties"]["page"] == schema["properties"]["page"]  # a constrained integer and a real default stay
     assert out["$defs"]["Inner"] == {"anyOf": [{"type": "string"}, {"type": "null"}]}
     assert "title" not in out and schema["title"] == "Row"  # a copy: the SDK's own schema is untouched

@@ -5,7 +5,8 @@ MCP Inspector's portability check (`tools/list --strict`) flags, and some client
 JSON types, one `type` per branch (a `type` list is flagged too), says the same in a form every validator,
 dialect and model reads alike. Pydantic also titles
 every model and property ("Task Id" for `task_id`): tokens the model pays for on every conversation that
-say nothing the name does not.
+say nothing the name does not; so do `"default": null` on optional fields and pydantic's `integer` branch
+beside `number` in `str | int | float` unions.
 """
 
 from __future__ import annotations
@@ -31,19 +32,28 @@ _NAMED: Final = ("properties", "patternProperties", "$defs", "definitions", "dep
 
 
 def portable(schema: dict[str, Any]) -> dict[str, Any]:
-    """A copy of `schema` with keyword-less subschemas typed as any JSON value and every `title` dropped."""
+    """A copy of `schema` with keyword-less subschemas typed as any JSON value, and without what says nothing:
+    every `title`, `"default": null` (an optional field is null when omitted anyway), and an `integer` branch
+    next to a `number` one (every integer is a number)."""
     return _schema(schema, root=True)
+
+
+def _without_subsumed_integer(branches: list[Any]) -> list[Any]:
+    if {"type": "number"} in branches and {"type": "integer"} in branches:
+        return [b for b in branches if b != {"type": "integer"}]
+    return branches
 
 
 def _schema(node: dict[str, Any], *, root: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in node.items():
-        if key == "title":
+        if key == "title" or (key == "default" and value is None):
             continue
         if key in _ONE and isinstance(value, dict):
             out[key] = _schema(cast(dict[str, Any], value))
         elif key in _MANY and isinstance(value, list):
-            out[key] = [_schema(cast(dict[str, Any], v)) if isinstance(v, dict) else v for v in cast(list[Any], value)]
+            branches = [_schema(cast(dict[str, Any], v)) if isinstance(v, dict) else v for v in cast(list[Any], value)]
+            out[key] = _without_subsumed_integer(branches) if key == "anyOf" else branches
         elif key in _NAMED and isinstance(value, dict):
             named = cast(dict[str, Any], value)
             out[key] = {k: _schema(cast(dict[str, Any], v)) if isinstance(v, dict) else v for k, v in named.items()}
