@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+from mcp.server import NotificationOptions
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError, UnexpectedToolError
 from mcp.server.stdio import stdio_server
@@ -26,12 +27,23 @@ from databar_mcp.logs import Redactor, installed_redactor
 from databar_mcp.runner import TaskRunner
 from databar_mcp.stdio_guard import AnsweringReadStream
 from databar_mcp.store import Ledger
-from databar_mcp.tools import account, connectors, discover, enrich, exports, guidance, table_export, tables, tasks
+from databar_mcp.tools import (
+    account,
+    connectors,
+    discover,
+    enrich,
+    exports,
+    guidance,
+    table_export,
+    tables,
+    tasks,
+    toolsets,
+)
 from databar_mcp.tools.arguments import unknown_arguments
 from databar_mcp.tools.context import Services
 from databar_mcp.tools.failures import from_validation
 from databar_mcp.tools.fitting import RESULT_URI, OversizedResults, fit_result
-from databar_mcp.tools.registry import Toolbox
+from databar_mcp.tools.registry import TOOLSET_META_KEY, Toolbox
 from databar_mcp.tools.results import error_result
 from databar_mcp.tools.schemas import portable
 from databar_mcp.tracker import track_forever
@@ -52,7 +64,7 @@ Every task and result is kept in a local ledger beyond Databar's 24 h: list_rece
 
 Tables: list_tables, get_table_columns, list_table_rows (with filter), insert/update/upsert/delete_rows
 (any size; chunked, with per-row outcomes). Connectors: create/list/get/update/delete_connector (header
-values are write-only and always masked).
+values are write-only and always masked). When these are not listed, enable_toolsets lists them.
 
 Errors are results with a code and next_steps: validation_error (nothing was sent), insufficient_credits,
 spend_limit (the user's guard; do not try to get around it), result_expired, rate_limited, not_found,
@@ -88,7 +100,20 @@ class DatabarMCPServer(MCPServer[Services]):
         # lowlevel server's add_request_handler, which also makes the server advertise the logging capability.
         self._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, relay.set_level)
 
+    toolbox: Toolbox | None = None  # set by build_server: decides which loaded tools tools/list shows
+
+    def advertise_tool_list_changes(self) -> None:
+        """Declare tools.listChanged at initialize (enable_toolsets changes the list); MCPServer never passes it."""
+        low = self._lowlevel_server
+        options = NotificationOptions(tools_changed=True)
+        setattr(  # noqa: B010 (the SDK calls this method itself; the instance attribute wraps it)
+            low,
+            "create_initialization_options",
+            functools.partial(low.create_initialization_options, notification_options=options),
+        )
+
     async def list_tools(self) -> list[Tool]:
+        box = self.toolbox
         return [
             tool.model_copy(
                 update={
@@ -97,6 +122,7 @@ class DatabarMCPServer(MCPServer[Services]):
                 }
             )
             for tool in await super().list_tools()
+            if box is None or box.visible(str((tool.meta or {}).get(TOOLSET_META_KEY)))
         ]
 
     async def call_tool(
@@ -180,8 +206,11 @@ def build_server(settings: Settings) -> DatabarMCPServer:
     relay.redactor.add(settings.api_key.get_secret_value() if settings.api_key else None)
     server.serve_client_logs(relay)
     box = Toolbox(server, settings)
-    for module in (discover, enrich, tasks, exports, tables, table_export, connectors, account, guidance):
-        module.register(box)
+    for module in (discover, enrich, tasks, exports, tables, table_export, connectors, account, guidance, toolsets):
+        module.register(box)  # toolsets last: enable_toolsets describes the toolsets the others loaded
+    server.toolbox = box
+    if box.hidden_toolsets():
+        server.advertise_tool_list_changes()
     return server
 
 

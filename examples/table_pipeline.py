@@ -102,6 +102,7 @@ async def pipeline(args: argparse.Namespace) -> int:
     real = bool(args.real or (os.environ.get("DATABAR_API_KEY") and not args.sandbox))
     started = time.monotonic()
     async with Client(server_parameters(real)) as client:
+        await call(client, "enable_toolsets", {"toolsets": ["tables"]})  # not listed by default
         table = await call(
             client,
             "create_table",

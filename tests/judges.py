@@ -133,8 +133,9 @@ if __name__ == "__main__":
 # ---- our server as the judges see it: its own process, talking to a sandbox over real HTTP ----------------
 
 
-def server_env(sandbox_url: str, state_dir: Path, api_key: str | None) -> dict[str, str]:
-    """Settings for one of our server processes (no key: the keyless case, answered without a request)."""
+def server_env(sandbox_url: str, state_dir: Path, api_key: str | None, toolsets: str | None = None) -> dict[str, str]:
+    """Settings for one of our server processes (no key: the keyless case, answered without a request; no
+    toolsets: the default listing)."""
     env = {
         "DATABAR_BASE_URL": sandbox_url,
         "DATABAR_MCP_STATE_DIR": str(state_dir),
@@ -143,6 +144,8 @@ def server_env(sandbox_url: str, state_dir: Path, api_key: str | None) -> dict[s
     }
     if api_key is not None:
         env["DATABAR_API_KEY"] = api_key
+    if toolsets is not None:
+        env["DATABAR_MCP_TOOLSETS"] = toolsets
     return env
 
 

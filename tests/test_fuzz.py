@@ -32,6 +32,7 @@ VALID: dict[str, dict[str, Any]] = {
     "create_connector": {"name": "n", "method": "get", "url": "https://x.example/a"},
     "create_table": {"name": "t"},
     "delete_connector": {"connector_id": 1},
+    "enable_toolsets": {"toolsets": ["tables"]},
     "delete_rows": {"table_uuid": TABLE, "row_ids": ["r1"]},
     "export_table_rows": {"table_uuid": TABLE},
     "export_task_result": {"task_id": "t1"},

@@ -1,10 +1,12 @@
 """The MCP Inspector CLI (TypeScript SDK, a client nobody here wrote) reads our server correctly.
 
 Over stdio and streamable HTTP, in both protocol eras (`legacy`: the initialize handshake of the 2025
-versions; `modern`: 2026-07-28), it lists our tools under `--strict` with no error and no warning, and reads
-a success and an error of every toolset. The TypeScript SDK validates structuredContent against the output
-schema, even on errors (issue 12): a success must pass that check, and an error must arrive as our own
-text (summary line, then the error body as JSON), never as a schema complaint.
+versions; `modern`: 2026-07-28), it lists our tools under `--strict` with no error and no warning (every
+toolset, and the default listing with enable_toolsets), and reads a success and an error of every toolset
+(on servers listing every toolset, so the client checks each result against its tool's output schema).
+The TypeScript SDK validates structuredContent against the output schema, even on errors (issue 12): a
+success must pass that check, and an error must arrive as our own text (summary line, then the error body
+as JSON), never as a schema complaint.
 
 The Inspector CLI starts a process per call (and, over stdio, our server with it), so every call runs once,
 all in parallel in one module fixture; the tests then judge the recorded outcomes.
@@ -22,15 +24,18 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+from mcp import Client
 
+from databar_mcp.config import TOOLSETS, Settings
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
+from databar_mcp.server import build_server
 from tests.conftest import SENTINEL_KEY
 from tests.judges import Judges, http_server, require, server_env
 
 TRANSPORTS = ("stdio", "http")
 ERAS = ("legacy", "modern")
-SNAPSHOT = Path(__file__).parent / "snapshots" / "tools.json"  # every tool, as test_tools_list pins them
 CALL_TIMEOUT_S = 60
 WORKERS = 4
 TOOL_IS_ERROR_EXIT = 5  # the Inspector CLI's exit code for a tools/call that returned isError: true
@@ -102,9 +107,23 @@ class Outcome:
 
 @dataclass
 class Recorded:
-    listings: dict[tuple[str, str], Outcome]
+    listings: dict[tuple[str, str, str], Outcome]  # (transport, era, selection)
     calls: dict[tuple[str, str, str, str], Outcome]
-    expected_tools: int
+    expected_tools: dict[str, int]  # selection -> how many tools it lists
+
+
+SELECTIONS = ("all", "default")
+
+
+def listed_count(tmp: Path, toolsets: tuple[str, ...] | None) -> int:
+    """How many tools our server lists for this selection, asked in-process (no API request needed)."""
+
+    async def count() -> int:
+        settings = Settings(base_url="http://127.0.0.1:9/v1", state_dir=tmp, toolsets=toolsets)
+        async with Client(build_server(settings)) as client:
+            return len((await client.list_tools()).tools)
+
+    return anyio.run(count)
 
 
 def _run(judges: Judges, home: Path, argv: list[str]) -> Outcome:
@@ -128,22 +147,26 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
     config = SandboxConfig(api_key=SENTINEL_KEY, task_base_seconds=0.05, row_seconds=0.002)
     with (
         SandboxServer(config) as sandbox,
-        http_server(server_env(sandbox.base_url, tmp / "http-state", SENTINEL_KEY), tmp / "http.stderr") as url,
-        http_server(server_env(sandbox.base_url, tmp / "keyless-state", None), tmp / "keyless.stderr") as keyless,
+        http_server(server_env(sandbox.base_url, tmp / "http", SENTINEL_KEY, "all"), tmp / "http.err") as url,
+        # keyless, and with the default listing (get_account, its one call, is listed by default)
+        http_server(server_env(sandbox.base_url, tmp / "keyless", None), tmp / "keyless.err") as keyless,
     ):
         console_script = str(Path(sys.executable).parent / "databar-mcp")
 
-        def target(transport: str, era: str, call: Call | None) -> list[str]:
+        def target(transport: str, era: str, call: Call | None, selection: str = "all") -> list[str]:
             keyed = call is None or not call.keyless
+            everything = selection == "all" and keyed
             if transport == "http":
-                return [url if keyed else keyless, "--protocol-era", era, "--format", "json"]
-            env = server_env(sandbox.base_url, tmp / f"stdio-{era}-state", SENTINEL_KEY if keyed else None)
+                return [url if everything else keyless, "--protocol-era", era, "--format", "json"]
+            key = SENTINEL_KEY if keyed else None
+            env = server_env(sandbox.base_url, tmp / f"stdio-{era}", key, "all" if everything else None)
             pairs = [item for key, value in env.items() for item in ("-e", f"{key}={value}")]
             return [console_script, *pairs, "--protocol-era", era, "--format", "json"]
 
         jobs: dict[Any, list[str]] = {}
-        for transport, era in product(TRANSPORTS, ERAS):
-            jobs[("list", transport, era)] = [*target(transport, era, None), "--method", "tools/list", "--strict"]
+        for transport, era, selection in product(TRANSPORTS, ERAS, SELECTIONS):
+            listing = [*target(transport, era, None, selection), "--method", "tools/list", "--strict"]
+            jobs[("list", transport, era, selection)] = listing
         for transport, era, family, kind in CASES:
             call = FAMILIES[family][0 if kind == "success" else 1]
             jobs[(transport, era, family, kind)] = [
@@ -158,17 +181,20 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
             outcomes = dict(zip(jobs, pool.map(lambda argv: _run(judges, home, argv), jobs.values()), strict=True))
         yield Recorded(
-            listings={(k[1], k[2]): v for k, v in outcomes.items() if k[0] == "list"},
+            listings={(k[1], k[2], k[3]): v for k, v in outcomes.items() if k[0] == "list"},
             calls={k: v for k, v in outcomes.items() if k[0] != "list"},
-            expected_tools=len(json.loads(SNAPSHOT.read_text())),
+            expected_tools={"all": listed_count(tmp / "all", TOOLSETS), "default": listed_count(tmp / "default", None)},
         )
 
 
-@pytest.mark.parametrize(("transport", "era"), list(product(TRANSPORTS, ERAS)))
-def test_strict_tools_list_has_no_error_and_no_warning(recorded: Recorded, transport: str, era: str) -> None:
-    outcome = recorded.listings[(transport, era)]
+@pytest.mark.parametrize(("transport", "era", "selection"), list(product(TRANSPORTS, ERAS, SELECTIONS)))
+def test_strict_tools_list_has_no_error_and_no_warning(
+    recorded: Recorded, transport: str, era: str, selection: str
+) -> None:
+    outcome = recorded.listings[(transport, era, selection)]
     assert outcome.exit_code == 0, outcome.stderr[-3000:]
-    assert len(outcome.result()["tools"]) == recorded.expected_tools
+    names = [tool["name"] for tool in outcome.result()["tools"]]
+    assert len(names) == recorded.expected_tools[selection] and ("enable_toolsets" in names) == (selection == "default")
     # --strict prints each portability problem as "Warning: tool ..." / "Error: tool ..." with an "Issue:" line,
     # and a count line "N errors, M warnings across K tools" when there is any.
     problems = [line for line in outcome.stderr.splitlines() if line.startswith(("Warning", "Error", "  Issue:"))]

@@ -320,6 +320,7 @@ async def test_delete_rows_reports_unknown_ids_per_id(mcp: Client, sandbox: Sand
 
 
 async def test_write_tools_are_annotated_honestly(mcp: Client) -> None:
+    assert not (await mcp.call_tool("enable_toolsets", {"toolsets": ["tables"]})).is_error  # not listed by default
     hints = {t.name: t.annotations for t in (await mcp.list_tools()).tools}
     for name in ("list_tables", "get_table_columns", "list_table_rows"):
         annotations = hints[name]

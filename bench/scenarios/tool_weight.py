@@ -3,7 +3,7 @@
 Model-visible weight = the characters of each tool's {name, description, inputSchema} as JSON (json.dumps
 defaults), summed: what a host puts in the model's context for the tool list. Output schemas are shown
 apart (hosts that pass them to the model pay those too). Measured over stdio, from each server's own
-tools/list answer.
+tools/list answer: ours as it starts (the default listing, with enable_toolsets) and with every toolset.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from bench.context import Context
 from bench.reference import databar
 from bench.result import Row, ratio
 
-ALL_TOOLSETS_TARGET = 2.0  # × Databar's model-visible weight (issue 12)
+DEFAULT_TARGET = 1.0  # × Databar's model-visible weight (issue 12): what every conversation pays by default
+ALL_TOOLSETS_TARGET = 2.0  # × Databar's, with every toolset listed
 
 
 def visible_chars(tool: Tool) -> int:
@@ -49,28 +50,27 @@ async def listed(params: StdioServerParameters) -> list[Tool]:
 async def run(ctx: Context) -> list[Row]:
     entry = ctx.databar.entry if ctx.profile.use_databar else None
     with harness.sandbox() as sb:
-        ours = weight(await listed(harness.ours(sb.base_url, ctx.scratch("weight"))))
+        default = weight(await listed(harness.ours(sb.base_url, ctx.scratch("weight-default"))))
+        every = weight(await listed(harness.ours(sb.base_url, ctx.scratch("weight-all"), DATABAR_MCP_TOOLSETS="all")))
         theirs = weight(await listed(databar.params(entry, sb.base_url))) if entry is not None else None
     why = "" if theirs else f"Databar's server unavailable: {ctx.databar.why or 'skipped in this profile'}"
-    ref_visible = theirs["visible"] if theirs else None
-    share = ratio(ours["visible"], ref_visible)
-    counts = f"{ours['tools']} tools" + (f" vs {theirs['tools']}" if theirs else "")
+    ref = theirs["visible"] if theirs else None
+
+    def row(label: str, ours: dict[str, Any], target: float) -> Row:
+        share = ratio(ours["visible"], ref)
+        counts = f"{ours['tools']} tools" + (f" vs {theirs['tools']}" if theirs else "")
+        note = f"{counts}; ≈ {ours['visible'] // 4:,} tokens" + (f"; {why}" if why else "")
+        met = None if share is None else share <= target
+        return Row(label, ours["visible"], ref, share, f"≤ {target:g}× ref", "chars", met, note)
+
     return [
+        row("6. tool definitions: model-visible chars, default listing", default, DEFAULT_TARGET),
+        row("6. tool definitions: model-visible chars, every toolset", every, ALL_TOOLSETS_TARGET),
         Row(
-            "6. tool definitions: model-visible chars, every toolset",
-            ours["visible"],
-            ref_visible,
-            share,
-            f"≤ {ALL_TOOLSETS_TARGET:g}× ref",
-            "chars",
-            None if share is None else share <= ALL_TOOLSETS_TARGET,
-            f"{counts}; ≈ {ours['visible'] // 4:,} tokens" + (f"; {why}" if why else ""),
-        ),
-        Row(
-            "6. tool definitions: with output schemas",
-            ours["with_output"],
+            "6. tool definitions: every toolset with output schemas",
+            every["with_output"],
             theirs["with_output"] if theirs else None,
-            ratio(ours["with_output"], theirs["with_output"] if theirs else None),
+            ratio(every["with_output"], theirs["with_output"] if theirs else None),
             "",
             "chars",
             None,
