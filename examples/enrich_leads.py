@@ -130,13 +130,12 @@ def read_leads(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 
 def error_body(result: CallToolResult) -> dict[str, Any]:
-    """An error result's body: its text is a one-line summary, then the body as one line of JSON."""
-    text = "\n".join(c.text for c in result.content if isinstance(c, TextContent))
-    summary, _, body = text.partition("\n")
+    """An error result's body: its first text block is a one-line summary, the second the body as JSON."""
+    texts = [c.text for c in result.content if isinstance(c, TextContent)]
     try:
-        return json.loads(body)
-    except ValueError:
-        return {"code": "unknown", "message": summary or "the tool failed without a message"}
+        return json.loads(texts[1])
+    except (IndexError, ValueError):
+        return {"code": "unknown", "message": " ".join(texts) or "the tool failed without a message"}
 
 
 def structured(tool: str, result: CallToolResult) -> dict[str, Any]:

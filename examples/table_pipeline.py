@@ -39,9 +39,9 @@ class ToolFailed(Exception):
 async def call(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
     result = await client.call_tool(tool, arguments)
     if result.is_error:
-        # An error result's text is a one-line summary, then the error body as one line of JSON.
-        text = "\n".join(getattr(block, "text", "") for block in result.content)
-        raise ToolFailed(tool, json.loads(text.partition("\n")[2] or "{}"))
+        # An error result's first text block is a one-line summary, the second the error body as JSON.
+        texts = [getattr(block, "text", "") for block in result.content]
+        raise ToolFailed(tool, json.loads(texts[1]) if len(texts) > 1 else {"message": " ".join(texts)})
     return result.structured_content or {}
 
 

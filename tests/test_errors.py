@@ -158,7 +158,7 @@ async def test_error_results_carry_the_body_in_text_and_no_structured_content(mc
     result = await mcp.call_tool("get_task", {"task_id": "3f1c9b52-0000-4000-8000-000000000000"})
 
     assert result.is_error and result.structured_content is None
-    summary, body_json = text_of(result).split("\n")
+    summary, body_json = (getattr(block, "text", "") for block in result.content)  # two text blocks
     assert summary.startswith("Error [not_found] (HTTP 404): Not found")
     body = json.loads(body_json)
     assert set(body) == {"code", "http_status", "message", "next_steps", "task_id", "retry_after_seconds"} | {

@@ -83,13 +83,17 @@ def fit_error(body: ErrorBody, budget: int) -> ErrorBody:
 
 
 def error_result(body: ErrorBody, budget: int = RESULT_BUDGET_CHARS) -> CallToolResult:
-    """An isError result whose only content is text: the summary line, then the body as JSON.
+    """An isError result whose only content is text: the summary line, then the body as JSON, one block each.
 
     No structuredContent: TypeScript-SDK clients (the MCP Inspector, hosts built on that SDK) validate
     structuredContent against the tool's output schema even when isError is true, so an error body sent
-    there is replaced by a schema complaint; text reaches every client intact.
+    there is replaced by a schema complaint; text reaches every client intact. The JSON block stands alone,
+    so a result cut to a smaller budget (tools/fitting.py) stays valid JSON.
     """
-    return CallToolResult(content=[TextContent(type="text", text=render_error(fit_error(body, budget)))], is_error=True)
+    summary, body_json = render_error(fit_error(body, budget)).split("\n", 1)
+    return CallToolResult(
+        content=[TextContent(type="text", text=summary), TextContent(type="text", text=body_json)], is_error=True
+    )
 
 
 def ok_result(output: BaseModel, text: str) -> CallToolResult:
