@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 
-.PHONY: install demo test lint typecheck unit sandbox bench bench-quick dist constraints clean
+.PHONY: install demo test lint typecheck judges unit sandbox bench bench-quick dist constraints clean
 
 # The demo needs only the package; tests and tools add the dev extras on top.
 # Versions come from constraints.txt, as in the Dockerfile, so CI, images and checkouts install the same.
@@ -43,9 +43,14 @@ typecheck: $(STAMP)
 	$(BIN)/pyright
 
 unit: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -rs
 
-test: lint typecheck unit
+# External judges for the tests (the MCP Inspector CLI, the MCP conformance suite): npm packages installed
+# into the git-ignored .cache/judges/ with the venv's Node, only when missing (see tests/judges.py).
+judges: $(STAMP)
+	$(BIN)/python -m tests.judges
+
+test: lint typecheck judges unit
 
 sandbox: $(STAMP)
 	$(BIN)/databar-mcp sandbox --port 8765
@@ -65,4 +70,4 @@ dist: $(STAMP)
 	$(BIN)/python -m build --outdir dist .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache examples/out dist
+	rm -rf $(VENV) .pytest_cache .ruff_cache examples/out dist .cache

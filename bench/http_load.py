@@ -202,6 +202,7 @@ def start_server(
         DATABAR_API_KEY=sandbox.api_key,
         DATABAR_BASE_URL=sandbox.base_url,
         DATABAR_MCP_STATE_DIR=str(state_dir),
+        DATABAR_MCP_TOOLSETS="all",
         DATABAR_MCP_HTTP_TOKEN=token,
         DATABAR_MCP_LOG_LEVEL="WARNING",
     )

@@ -27,7 +27,7 @@ from bench.harness import log
 from bench.profile import FULL, QUICK
 from bench.reference import databar
 from bench.result import Row
-from bench.scenarios import cold_start, context_economy, latency, overhead, scale, table_enrich
+from bench.scenarios import cold_start, context_economy, latency, overhead, scale, table_enrich, tool_weight
 
 RESULTS = Path(__file__).resolve().parent / "results"
 Scenario = Callable[[Context], Awaitable[list[Row]]]
@@ -38,6 +38,7 @@ SCENARIOS: dict[str, Scenario] = {
     "scale": scale.run,
     "table_enrich": table_enrich.run,
     "context": context_economy.run,
+    "tool_weight": tool_weight.run,
 }
 
 

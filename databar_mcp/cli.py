@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--toolsets",
         default=None,
-        help="comma-separated toolsets to load: discover,enrich,tasks,tables,connectors,account (default: all)",
+        help="comma-separated toolsets to load, or all: discover,enrich,tasks,tables,connectors,account "
+        "(default: list discover,enrich,tasks,account and offer the others through the enable_toolsets tool)",
     )
     parser.add_argument(
         "--read-only", action="store_true", default=None, help="load no tool that writes or spends credits"
@@ -145,7 +146,7 @@ def _empty_tool_selection(server: MCPServer[Any], settings: Settings) -> str | N
 
     if anyio.run(server.list_tools):
         return None
-    chosen = ", ".join(settings.toolsets)
+    chosen = ", ".join(settings.listed_toolsets)
     if not settings.read_only:
         return f"the toolsets {chosen} load no tool; choose from {', '.join(TOOLSETS)}"
     every = build_server(settings.model_copy(update={"toolsets": TOOLSETS}))

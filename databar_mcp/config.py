@@ -23,6 +23,8 @@ RESULT_BUDGET_CHARS = 40_000  # ≈ 10k tokens per tool result
 # Results too large for the budget are kept whole in memory (databar://results/{id}): the last N, up to M chars.
 OVERSIZED_KEPT = 32
 OVERSIZED_KEPT_CHARS = 16_000_000
+ERROR_DETAIL_STRING_CHARS = 1_000  # an error body over budget cuts each detail string to this first
+CLIENT_LOG_BUFFER = 1_000  # log records queued for MCP clients (logging/setLevel); beyond it they are dropped
 
 # HTTP
 # Secrets shorter than this are never searched for in text (logs, replies, doctor): "k" or "sandbox" would
@@ -69,7 +71,8 @@ TASK_UNSEEN_GRACE_S = 10 * 60.0
 # Databar keeps task data this long; the ledger keeps it after that.
 API_RETENTION_S = 24 * 3600.0
 
-# Toolsets a user can load (DATABAR_MCP_TOOLSETS / --toolsets, "all" for every one); default: DEFAULT_TOOLSETS.
+# Toolsets a user can load (DATABAR_MCP_TOOLSETS / --toolsets, or `all`). Without a choice the server lists the
+# default ones and offers the rest through enable_toolsets: every tool definition costs the model context.
 TOOLSETS = (
     "discover",
     "enrich",
@@ -82,8 +85,7 @@ TOOLSETS = (
     "exporters",
     "flows",
 )
-# Loaded unless the user chooses: the rest (table admin, exporters, flows) keep tools/list short for agents.
-DEFAULT_TOOLSETS = ("discover", "enrich", "tasks", "tables", "connectors", "account", "table_enrich")
+DEFAULT_TOOLSETS = ("discover", "enrich", "tasks", "account")
 
 # How long a waterfall's catalog entry is reused to validate inputs and estimate cost before a run.
 CATALOG_TTL_S = 600.0
@@ -148,7 +150,8 @@ class Settings(BaseModel):
     duplicate_window_s: float = Field(default=DUPLICATE_WINDOW_S, ge=0)
     tracker_interval_s: float = Field(default=TRACKER_INTERVAL_S, gt=0)
     task_unseen_grace_s: float = Field(default=TASK_UNSEEN_GRACE_S, ge=0)
-    toolsets: tuple[str, ...] = DEFAULT_TOOLSETS
+    # None: list DEFAULT_TOOLSETS and let the model enable the others; a choice loads exactly those toolsets.
+    toolsets: tuple[str, ...] | None = None
     read_only: bool = False
     # Spend guard (credits): refuse above max per call or below the balance floor; ask the user above confirm.
     max_credits_per_call: float | None = Field(default=None, ge=0)
@@ -174,6 +177,16 @@ class Settings(BaseModel):
     def io_deadline_s(self) -> float:
         """How long a tool call may spend on Databar: the deadline less the margin to answer in."""
         return self.tool_deadline_s - min(self.deadline_margin_s, self.tool_deadline_s / 4)
+
+    @property
+    def listed_toolsets(self) -> tuple[str, ...]:
+        """The toolsets listed from the start."""
+        return DEFAULT_TOOLSETS if self.toolsets is None else self.toolsets
+
+    @property
+    def dynamic_toolsets(self) -> bool:
+        """True when the unlisted toolsets are loaded too, for enable_toolsets to list on request."""
+        return self.toolsets is None
 
     @property
     def ledger_path(self) -> Path:

@@ -168,6 +168,7 @@ def setup_logging(
         if getattr(old, _MARK, False) or _writes_to_std_stream(old):
             root.removeHandler(old)
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setLevel(numeric)  # MCP clients may lower our loggers' level (logging/setLevel); stderr keeps this one
     handler.setFormatter(formatter)
     setattr(handler, _MARK, True)
     root.addHandler(handler)
@@ -200,6 +201,15 @@ def reclaim_library_loggers() -> None:
         logger.propagate = True
         logger.setLevel(logging.NOTSET)
     _apply_library_levels(logging.getLogger("databar_mcp").getEffectiveLevel())
+
+
+def installed_redactor() -> Redactor | None:
+    """The Redactor of the handler installed by setup_logging, so other log outputs mask the same secrets."""
+    for handler in logging.getLogger().handlers:
+        formatter = handler.formatter
+        if getattr(handler, _MARK, False) and isinstance(formatter, StructuredFormatter):
+            return formatter.redactor
+    return None
 
 
 def add_secrets(*secrets: str | None) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import sys
 import time
@@ -128,14 +129,20 @@ def read_leads(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     return columns, rows
 
 
+def error_body(result: CallToolResult) -> dict[str, Any]:
+    """An error result's body: its first text block is a one-line summary, the second the body as JSON."""
+    texts = [c.text for c in result.content if isinstance(c, TextContent)]
+    try:
+        return json.loads(texts[1])
+    except (IndexError, ValueError):
+        return {"code": "unknown", "message": " ".join(texts) or "the tool failed without a message"}
+
+
 def structured(tool: str, result: CallToolResult) -> dict[str, Any]:
     """The structured content of a tool result; a structured error becomes ToolFailed."""
     content = result.structured_content
     if result.is_error:
-        if content is None:
-            text = " ".join(c.text for c in result.content if isinstance(c, TextContent))
-            content = {"code": "unknown", "message": text or "the tool failed without a message"}
-        raise ToolFailed(tool, content)
+        raise ToolFailed(tool, error_body(result))
     if content is None:
         raise ToolFailed(tool, {"code": "unexpected", "message": "the tool returned no structured content"})
     return content

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import sys
 import time
@@ -43,10 +44,11 @@ class ToolFailed(Exception):
 
 async def call(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
     result = await client.call_tool(tool, arguments)
-    content = result.structured_content or {}
     if result.is_error:
-        raise ToolFailed(tool, content)
-    return content
+        # An error result's first text block is a one-line summary, the second the error body as JSON.
+        texts = [getattr(block, "text", "") for block in result.content]
+        raise ToolFailed(tool, json.loads(texts[1]) if len(texts) > 1 else {"message": " ".join(texts)})
+    return result.structured_content or {}
 
 
 def lead_key(row: dict[str, str]) -> str:
@@ -149,6 +151,8 @@ async def pipeline(args: argparse.Namespace) -> int:
     real = bool(args.real or (os.environ.get("DATABAR_API_KEY") and not args.sandbox))
     started = time.monotonic()
     async with Client(server_parameters(real)) as client:
+        # not listed by default (the calls would work anyway): list them, as an agent would
+        await call(client, "enable_toolsets", {"toolsets": ["tables", "table_enrich"]})
         before = await balance(client)
         columns = list(TABLE_COLUMNS) if args.shuttle else ["lead_key", *INPUT_COLUMNS]
         table = await call(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import settings as hypothesis_settings
 from mcp import Client
-from mcp.types import CallToolResult
+from mcp.types import CallToolResult, TextContent
 from pydantic import SecretStr
 
 from databar_mcp.config import Settings
@@ -69,8 +69,27 @@ async def mcp(settings: Settings) -> AsyncIterator[Client]:
 
 
 def structured(result: CallToolResult) -> dict[str, Any]:
+    """The structured content of a successful result (an error result has none: read it with error_body)."""
+    assert not result.is_error, f"expected a success, got an error: {text_of(result)}"
     assert result.structured_content is not None, result.content
     return result.structured_content
+
+
+def error_body(result: CallToolResult) -> dict[str, Any]:
+    """The error body of an isError result, parsed from its text the way any client can read it.
+
+    Error results carry no structuredContent (TypeScript-SDK clients would validate it against the output
+    schema); the first text block is a one-line summary naming the code, the second the whole body as JSON.
+    """
+    assert result.is_error, f"expected an error, got: {text_of(result)}"
+    assert result.structured_content is None, "error results must not carry structuredContent"
+    texts = [block.text for block in result.content if isinstance(block, TextContent)]
+    assert len(texts) >= 2, texts
+    summary, body_json = texts[0], texts[1]
+    body: dict[str, Any] = json.loads(body_json)
+    assert summary.startswith(f"Error [{body['code']}]") and "\n" not in summary, summary
+    assert "\n" not in body_json, "the body is one line of JSON"
+    return body
 
 
 def text_of(result: CallToolResult) -> str:

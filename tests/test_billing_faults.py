@@ -16,7 +16,7 @@ from mcp import Client
 from databar_mcp.sandbox import Fault, SandboxServer
 from databar_mcp.sandbox.config import FaultKind
 from databar_mcp.server import build_server
-from tests.conftest import BULK_ARGS, lead, make_settings, structured, text_of
+from tests.conftest import BULK_ARGS, error_body, lead, make_settings, structured, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -41,12 +41,12 @@ async def test_an_odd_reply_after_the_work_is_submission_unknown_and_never_sent_
         results = [await client.call_tool("run_bulk_waterfall", BULK_ARGS) for _ in range(3)]
         recent = structured(await client.call_tool("list_recent_tasks", {}))
 
-    codes = [structured(r)["code"] for r in results]
+    codes = [error_body(r)["code"] for r in results]
     assert codes == ["submission_unknown"] * 3, f"{case}: {[text_of(r) for r in results]}"
     assert sandbox.state.counts[BULK_RUN] == 1  # three identical calls, one POST
     assert len(sandbox.state.tasks) == 1  # what Databar started (and billed): once
     assert [s["outcome"] for s in recent["unsettled_submissions"]] == ["unknown"]  # recorded, not "rejected"
-    first = structured(results[0])
+    first = error_body(results[0])
     assert first["details"]["fingerprint"] == recent["unsettled_submissions"][0]["fingerprint"]
 
 
@@ -63,10 +63,10 @@ async def test_a_task_id_that_belongs_to_another_run_is_never_merged_into_it(
         again = await client.call_tool("run_bulk_waterfall", one_row)
         earlier = structured(await client.call_tool("get_task", {"task_id": first["task_id"]}))
 
-    err = structured(second)
+    err = error_body(second)
     assert second.is_error and err["code"] == "submission_unknown", text_of(second)
     assert first["task_id"] in err["message"] and "not merged" in err["message"]
-    assert structured(again)["code"] == "submission_unknown"  # the one-row run is not sent again blindly
+    assert error_body(again)["code"] == "submission_unknown"  # the one-row run is not sent again blindly
     assert sandbox.state.counts[BULK_RUN] == 2 and len(sandbox.state.tasks) == 2
     # The earlier task is still the earlier run's alone: its four rows, not the one-row run's.
     assert earlier["task_id"] == first["task_id"] and earlier["rows_total"] == 4
@@ -132,18 +132,18 @@ async def test_a_reused_task_id_we_never_saw_is_caught_by_its_rows(mcp: Client, 
     """The earlier run's reply was lost, so its task id is in no ledger; Databar then gives that id to a one-row
     run. Its four rows are not this run's: an upstream error, nothing stored or served, and not re-sent."""
     sandbox.state.inject(Fault(route=BULK_RUN, kind="reset_after"))
-    assert structured(await mcp.call_tool("run_bulk_waterfall", BULK_ARGS))["code"] == "submission_unknown"
+    assert error_body(await mcp.call_tool("run_bulk_waterfall", BULK_ARGS))["code"] == "submission_unknown"
     sandbox.state.inject(Fault(route=BULK_RUN, kind="reused_task_id"))
 
     one_row = {**BULK_ARGS, "params": [lead("Zed", "Quinn", "example.com")], "wait_seconds": 10}
     result = await mcp.call_tool("run_bulk_waterfall", one_row)
     again = await mcp.call_tool("run_bulk_waterfall", one_row)
 
-    err = structured(result)
+    err = error_body(result)
     assert result.is_error and err["code"] == "upstream_error", text_of(result)
     assert "holds 4 row(s) but this run sent 1" in err["message"]
     assert "Zed" not in text_of(result) and "John" not in text_of(result)
-    assert structured(again)["code"] == "submission_unknown"
+    assert error_body(again)["code"] == "submission_unknown"
     assert sandbox.state.counts[BULK_RUN] == 2
 
 

@@ -6,7 +6,7 @@ import pytest
 from mcp import Client
 
 from databar_mcp.sandbox import SandboxServer
-from tests.conftest import LEADS, lead, structured, text_of, whole
+from tests.conftest import LEADS, error_body, lead, structured, text_of, whole
 
 pytestmark = pytest.mark.anyio
 
@@ -69,8 +69,8 @@ async def test_run_waterfall_on_one_row_uses_the_default_providers(mcp: Client, 
 async def test_run_enrichment_checks_required_params_and_choices_before_sending(
     mcp: Client, sandbox: SandboxServer
 ) -> None:
-    missing = structured(await mcp.call_tool("run_enrichment", {"enrichment_id": 121, "params": {}}))
-    bad_choice = structured(
+    missing = error_body(await mcp.call_tool("run_enrichment", {"enrichment_id": 121, "params": {}}))
+    bad_choice = error_body(
         await mcp.call_tool(
             "run_enrichment", {"enrichment_id": 121, "params": {"domain": "a.com", "tech_category": "X"}}
         )
@@ -110,7 +110,7 @@ async def test_cancel_a_running_task_then_cancelling_again_is_a_conflict(mcp: Cl
     recent = structured(await mcp.call_tool("list_recent_tasks", {}))
 
     assert not cancelled.is_error and structured(cancelled)["status"] == "cancelled"
-    assert structured(again)["code"] == "conflict" and "already finished" in structured(again)["message"]
+    assert error_body(again)["code"] == "conflict" and "already finished" in error_body(again)["message"]
     assert recent["tasks"][0]["status"] == "cancelled"  # the ledger knows
 
 

@@ -6,7 +6,7 @@ import pytest
 from mcp import Client
 
 from databar_mcp.sandbox import SandboxServer
-from tests.conftest import structured, text_of, whole
+from tests.conftest import error_body, structured, text_of, whole
 
 pytestmark = pytest.mark.anyio
 
@@ -50,7 +50,7 @@ async def test_connector_create_failure_does_not_leak_headers(mcp: Client, sandb
         {"name": "n", "method": "get", "url": "https://x.example/a", "headers": [{"name": "K", "value": SECRET}]},
     )
     assert result.is_error
-    assert structured(result)["code"] == "upstream_error"
+    assert error_body(result)["code"] == "upstream_error"
     assert SECRET not in whole(result)
     assert sandbox.state.counts["POST /v1/connectors/"] == 1  # a create is not idempotent: never re-sent
 
@@ -90,4 +90,4 @@ async def test_a_page_larger_than_the_budget_is_cut_with_an_exact_continuation(m
 
 async def test_unknown_table_is_not_found(mcp: Client) -> None:
     result = await mcp.call_tool("list_table_rows", {"table_uuid": "00000000-0000-4000-8000-000000000000"})
-    assert structured(result)["code"] == "not_found"
+    assert error_body(result)["code"] == "not_found"

@@ -8,7 +8,7 @@ import pytest
 from mcp import Client
 
 from databar_mcp.sandbox import SandboxServer
-from tests.conftest import structured, whole
+from tests.conftest import error_body, structured, whole
 
 pytestmark = pytest.mark.anyio
 
@@ -63,7 +63,7 @@ async def test_update_changes_only_what_is_given_and_keeps_the_secret_header(
 
 async def test_update_with_nothing_to_change_sends_nothing(mcp: Client, sandbox: SandboxServer) -> None:
     made = await create(mcp)
-    result = structured(await mcp.call_tool("update_connector", {"connector_id": made["id"]}))
+    result = error_body(await mcp.call_tool("update_connector", {"connector_id": made["id"]}))
     assert result["code"] == "validation_error"
     assert sandbox.state.counts.get("PUT /v1/connectors/{connector_id}", 0) == 0
 
@@ -71,7 +71,7 @@ async def test_update_with_nothing_to_change_sends_nothing(mcp: Client, sandbox:
 async def test_delete_then_get_is_not_found(mcp: Client) -> None:
     made = await create(mcp)
     deleted = structured(await mcp.call_tool("delete_connector", {"connector_id": made["id"]}))
-    gone = structured(await mcp.call_tool("get_connector", {"connector_id": made["id"]}))
-    again = structured(await mcp.call_tool("delete_connector", {"connector_id": made["id"]}))
+    gone = error_body(await mcp.call_tool("get_connector", {"connector_id": made["id"]}))
+    again = error_body(await mcp.call_tool("delete_connector", {"connector_id": made["id"]}))
     assert deleted["deleted"] is True
     assert gone["code"] == "not_found" and again["code"] == "not_found"

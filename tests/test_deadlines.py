@@ -19,7 +19,7 @@ from databar_mcp.fingerprint import account_id, fingerprint
 from databar_mcp.sandbox import Fault, SandboxServer
 from databar_mcp.server import build_server
 from databar_mcp.store import Ledger
-from tests.conftest import BULK_ARGS, make_settings, structured, text_of
+from tests.conftest import BULK_ARGS, error_body, make_settings, structured, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -31,7 +31,8 @@ MARGIN_S = 0.5  # rendering, the in-memory transport, a loaded CI machine
 async def timed(client: Client, tool: str, args: dict[str, object]) -> tuple[dict[str, object], float, str]:
     started = time.monotonic()
     result = await client.call_tool(tool, args)
-    return structured(result), time.monotonic() - started, text_of(result)
+    body = error_body(result) if result.is_error else structured(result)
+    return body, time.monotonic() - started, text_of(result)
 
 
 async def test_retry_after_waits_on_a_submit_stop_at_the_deadline(sandbox: SandboxServer, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from databar_mcp.sandbox import SandboxServer
 from databar_mcp.server import build_server
 from databar_mcp.store import Ledger
 from databar_mcp.tracker import track_once
-from tests.conftest import BULK_ARGS, LEADS, lead, make_settings, structured, text_of, whole
+from tests.conftest import BULK_ARGS, LEADS, error_body, lead, make_settings, structured, text_of, whole
 
 pytestmark = pytest.mark.anyio
 
@@ -137,7 +137,7 @@ async def test_a_task_that_expired_before_we_saw_it_finish_says_what_rerunning_c
 
     result = await mcp.call_tool("get_task", {"task_id": handle["task_id"], "wait_seconds": 0})
 
-    err = structured(result)
+    err = error_body(result)
     assert result.is_error and err["code"] == "result_expired" and err["http_status"] == 410
     assert err["details"]["rows"] == 4
     assert err["details"]["rerun_estimated_credits"] == handle["estimated_credits"] == 12.0
@@ -286,7 +286,7 @@ async def test_export_names_can_never_leave_the_exports_folder(
 
     result = await mcp.call_tool("export_task_result", {"task_id": task_id, "filename": name})
 
-    assert result.is_error and structured(result)["code"] == "validation_error"
+    assert result.is_error and error_body(result)["code"] == "validation_error"
     written = list(settings.state_dir.rglob("*")) if settings.state_dir.exists() else []
     assert not [p for p in written if p.suffix in (".csv", ".jsonl")]
     assert not (settings.state_dir.parent / "escape.csv").exists()
@@ -296,7 +296,7 @@ async def test_export_of_a_running_task_says_to_wait(mcp: Client, sandbox: Sandb
     sandbox.state.config.task_base_seconds = 5.0
     task_id = structured(await mcp.call_tool("run_bulk_waterfall", {**BULK_ARGS, "wait_seconds": 0}))["task_id"]
 
-    err = structured(await mcp.call_tool("export_task_result", {"task_id": task_id}))
+    err = error_body(await mcp.call_tool("export_task_result", {"task_id": task_id}))
 
     assert err["code"] == "conflict" and "still" in err["message"]
     assert "get_task" in err["next_steps"][0]
@@ -342,7 +342,7 @@ async def test_a_run_left_pending_by_a_dead_process_is_reported_not_waited_for(
 
     async with Client(build_server(settings)) as client:
         with anyio.fail_after(3):
-            result = structured(await client.call_tool("run_bulk_waterfall", BULK_ARGS))
+            result = error_body(await client.call_tool("run_bulk_waterfall", BULK_ARGS))
         recent = structured(await client.call_tool("list_recent_tasks", {}))
 
     assert result["code"] == "submission_unknown"

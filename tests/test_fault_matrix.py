@@ -15,7 +15,7 @@ from mcp import Client
 from databar_mcp.sandbox import Fault, SandboxServer
 from databar_mcp.sandbox.config import FaultKind
 from databar_mcp.server import build_server
-from tests.conftest import BULK_ARGS, make_settings, structured, text_of
+from tests.conftest import BULK_ARGS, error_body, make_settings, structured, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -74,13 +74,13 @@ async def test_a_run_whose_reply_is_lost_is_sent_once_and_reported_unknown(
 
     async with Client(build_server(settings)) as client:
         result = await client.call_tool("run_bulk_waterfall", BULK_ARGS)
-        err = structured(result)
+        err = error_body(result)
         assert result.is_error and err["code"] == "submission_unknown", f"{case}: {text_of(result)}"
         fingerprint = err["details"]["fingerprint"]
         assert isinstance(fingerprint, str) and len(fingerprint) == 64
 
         # The agent re-calls (a retry after a client timeout): refused again, nothing sent.
-        again = structured(await client.call_tool("run_bulk_waterfall", BULK_ARGS))
+        again = error_body(await client.call_tool("run_bulk_waterfall", BULK_ARGS))
         assert again["code"] == "submission_unknown"
         assert again["details"]["fingerprint"] == fingerprint
 
@@ -121,7 +121,7 @@ async def test_429_on_submit_is_retried_after_retry_after_and_runs_once(mcp: Cli
 async def test_rejected_run_is_not_a_duplicate(mcp: Client, sandbox: SandboxServer) -> None:
     """400/422 mean Databar refused it: nothing started, so the same call may be sent again once fixed."""
     sandbox.state.inject(Fault(route=BULK_RUN, kind="status", status=422))
-    first = structured(await mcp.call_tool("run_bulk_waterfall", BULK_ARGS))
+    first = error_body(await mcp.call_tool("run_bulk_waterfall", BULK_ARGS))
     assert first["code"] == "validation_error"
 
     second = await mcp.call_tool("run_bulk_waterfall", BULK_ARGS)

@@ -19,7 +19,7 @@ from mcp import Client
 
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
 from databar_mcp.server import build_server
-from tests.conftest import SENTINEL_KEY, make_settings
+from tests.conftest import SENTINEL_KEY, error_body, make_settings
 
 SNAPSHOT = json.loads((Path(__file__).parent / "snapshots" / "tools.json").read_text())
 SCHEMAS: dict[str, dict[str, Any]] = {t["name"]: t["inputSchema"] for t in SNAPSHOT}
@@ -34,6 +34,7 @@ VALID: dict[str, dict[str, Any]] = {
     "create_connector": {"name": "n", "method": "get", "url": "https://x.example/a"},
     "create_table": {"name": "t"},
     "delete_connector": {"connector_id": 1},
+    "enable_toolsets": {"toolsets": ["tables"]},
     "delete_rows": {"table_uuid": TABLE, "row_ids": ["r1"]},
     "export_table_rows": {"table_uuid": TABLE},
     "export_task_result": {"task_id": "t1"},
@@ -196,7 +197,7 @@ def test_every_tool_has_a_valid_base_and_it_works(fuzz_server: tuple[Client, Any
     assert set(VALID) >= set(FUZZED)
     for name in FUZZED:
         result = portal.call(client.call_tool, name, VALID[name])
-        body = result.structured_content or {}
+        body = error_body(result) if result.is_error else {}
         assert body.get("code") != "validation_error" or name.endswith("_rows"), (name, body)
 
 
@@ -217,7 +218,7 @@ def test_invalid_arguments_are_refused_before_any_request(
         before = sandbox.state.total_requests()
         result = portal.call(bounded_call, client, name, arguments)
         assert result.is_error, (name, arguments)
-        body = result.structured_content or {}
+        body = error_body(result)
         assert body.get("code") == "validation_error", (name, body)
         assert body.get("next_steps")
         assert sandbox.state.total_requests() == before, (name, arguments)

@@ -17,7 +17,7 @@ from mcp import Client
 
 from databar_mcp.sandbox import SandboxServer
 from databar_mcp.stdio_guard import top_level_id
-from tests.conftest import BULK_ARGS, structured, text_of
+from tests.conftest import BULK_ARGS, error_body, structured, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -89,8 +89,9 @@ async def test_unknown_arguments_are_refused_by_name(mcp: Client, sandbox: Sandb
     result = await mcp.call_tool("run_bulk_waterfall", {**BULK_ARGS, "forse": True, "x" * 10_000: 1})
     assert result.is_error
     text = text_of(result)
-    assert "validation_error" in text and "Nothing was sent" in text
-    assert "forse: unknown argument; did you mean 'force'?" in text
+    body = error_body(result)
+    assert body["code"] == "validation_error" and "Nothing was sent" in body["message"]
+    assert {"field": "forse", "problem": "unknown argument; did you mean 'force'?"} in body["fields"]
     assert len(text) < 3_000
     assert not any(key.startswith("POST") for key in sandbox.state.counts)
 

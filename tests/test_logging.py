@@ -15,9 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+from mcp import Client
+from mcp.types import LoggingMessageNotificationParams
 
 from databar_mcp.cli import main
+from databar_mcp.client_logs import mcp_level
+from databar_mcp.config import Settings
 from databar_mcp.logs import (
     MASK,
     Redactor,
@@ -27,11 +32,13 @@ from databar_mcp.logs import (
     setup_logging,
 )
 from databar_mcp.sandbox import SandboxServer
+from databar_mcp.server import build_server
 from tests.conftest import SENTINEL_KEY
 
 LINE = re.compile(
     r"^ts=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z level=(debug|info|warning|error|critical) logger=\S+ msg="
 )
+UPSTREAM_MSG = re.compile(r"GET (/v1/)?user/me -> 200 in \d+ ms \(request id \S+\)")
 UPSTREAM = re.compile(r'logger=databar_mcp\.api msg="GET (/v1/)?user/me -> 200 in \d+ ms \(request id \S+\)"')
 
 
@@ -259,3 +266,65 @@ def test_cli_refuses_bad_logging_settings(
     assert main(argv) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "unknown log" in captured.err
+
+
+# ---- MCP logging: logging/setLevel on the 2025 protocol versions ----------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.filterwarnings("ignore:The logging capability is deprecated:mcp.shared.exceptions.MCPDeprecationWarning")
+async def test_a_client_that_sets_a_level_receives_our_records_masked(settings: Settings) -> None:
+    """Regression (issue 12): logging/setLevel answered -32601; now the client gets our records at its level."""
+    got: list[LoggingMessageNotificationParams] = []
+
+    async def on_log(params: LoggingMessageNotificationParams) -> None:
+        got.append(params)
+
+    ours = logging.getLogger("databar_mcp.tests")
+    async with Client(build_server(settings), mode="legacy", logging_callback=on_log) as client:
+        assert client.server_capabilities.logging is not None
+        ours.info("before any level was asked for")
+        await client.set_logging_level("info")
+        await client.call_tool("get_account", {})
+        ours.debug("below the level asked for")
+        ours.warning("the key is %s", SENTINEL_KEY)
+        worker = threading.Thread(target=ours.error, args=("from another thread, key %s", SENTINEL_KEY))
+        worker.start()
+        worker.join()
+        with anyio.fail_after(5):
+            while not any("another thread" in str(p.data) for p in got):
+                await anyio.sleep(0.01)
+
+    messages = [str(p.data["msg"]) for p in got if isinstance(p.data, dict)]
+    assert any(UPSTREAM_MSG.fullmatch(m) for m in messages), messages
+    assert f"the key is {MASK}" in messages and f"from another thread, key {MASK}" in messages
+    assert not any("before any level" in m or "below the level" in m for m in messages)
+    assert {p.level for p in got} <= {"info", "warning", "error"} and SENTINEL_KEY not in str(got)
+    assert {p.logger for p in got} >= {"databar_mcp.api", "databar_mcp.tests"}
+
+
+@pytest.mark.anyio
+async def test_a_client_that_never_asks_gets_no_log_messages(settings: Settings) -> None:
+    got: list[LoggingMessageNotificationParams] = []
+
+    async def on_log(params: LoggingMessageNotificationParams) -> None:
+        got.append(params)
+
+    async with Client(build_server(settings), mode="legacy", logging_callback=on_log) as client:
+        await client.call_tool("get_account", {})
+        logging.getLogger("databar_mcp.tests").error("nobody asked")
+        await client.list_tools()  # a round trip after the log line
+    assert got == []
+
+
+def test_mcp_levels_map_onto_python_levels() -> None:
+    assert [mcp_level(n) for n in (5, 10, 20, 25, 30, 40, 50, 60)] == [
+        "debug",
+        "debug",
+        "info",
+        "info",
+        "warning",
+        "error",
+        "critical",
+        "critical",
+    ]

@@ -126,10 +126,13 @@ def test_the_two_main_commands_stay() -> None:
 
 @pytest.mark.anyio
 async def test_every_tool_is_documented(tmp_path: Path) -> None:
-    settings = Settings(api_key=SecretStr("unused"), state_dir=tmp_path / "state", toolsets=TOOLSETS)
-    async with Client(build_server(settings)) as client:
-        tools = [tool.name for tool in (await client.list_tools()).tools]
-    for name in tools:
+    tools: set[str] = set()
+    for toolsets in (None, TOOLSETS):  # the default listing (with enable_toolsets) and every toolset
+        settings = Settings(api_key=SecretStr("unused"), state_dir=tmp_path / "state", toolsets=toolsets)
+        async with Client(build_server(settings)) as client:
+            tools |= {tool.name for tool in (await client.list_tools()).tools}
+    assert len(tools) == 54  # 53 tools and enable_toolsets
+    for name in sorted(tools):
         assert f"| `{name}` |" in README, f"tool {name} is missing from the README's tools table"
     assert "databar://tasks/{task_id}/result" in README
 

@@ -16,7 +16,7 @@ from mcp.types import ElicitRequestParams, ElicitResult
 
 from databar_mcp.sandbox import Fault, SandboxServer
 from databar_mcp.server import build_server
-from tests.conftest import BULK_ARGS, make_settings, structured, text_of
+from tests.conftest import BULK_ARGS, error_body, make_settings, structured, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -27,7 +27,7 @@ FORCED = {**BULK_ARGS, "force": True}
 async def lose_the_first_reply(client: Client, sandbox: SandboxServer) -> dict[str, Any]:
     """The first run is created at Databar, its reply lost: submission_unknown."""
     sandbox.state.inject(Fault(route=BULK_RUN, kind="reset_after"))
-    first = structured(await client.call_tool("run_bulk_waterfall", BULK_ARGS))
+    first = error_body(await client.call_tool("run_bulk_waterfall", BULK_ARGS))
     assert first["code"] == "submission_unknown"
     assert len(sandbox.state.tasks) == 1
     return first
@@ -45,7 +45,7 @@ async def test_without_elicitation_force_alone_is_refused_and_says_what_to_check
             "run_bulk_waterfall", {**FORCED, "acknowledge_possible_double_billing": True}
         )
 
-    err = structured(refused)
+    err = error_body(refused)
     assert refused.is_error and err["code"] == "submission_unknown", text_of(refused)
     assert "cannot ask the user" in err["message"] and "Nothing was sent" in err["message"]
     steps = " ".join(err["next_steps"])
@@ -90,7 +90,7 @@ async def test_with_elicitation_the_user_decides_a_forced_resend(
         assert not result.is_error, text_of(result)
         assert structured(result)["status"] == "completed" and structured(result)["reused"] is False
     else:
-        assert structured(result)["code"] == "submission_unknown", text_of(result)
+        assert error_body(result)["code"] == "submission_unknown", text_of(result)
     assert sandbox.state.counts[BULK_RUN] == (2 if sent else 1)
 
 

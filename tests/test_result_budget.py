@@ -127,6 +127,7 @@ async def test_a_cut_success_still_matches_its_output_schema(mcp: Client, sandbo
     result = await connector_with_100_params_of_4kb(mcp, sandbox)
     assert not result.is_error
     assert (result.meta or {}).get(CUT_META_KEY), "100 x 4 KB params cannot fit whole"
+    assert not (await mcp.call_tool("enable_toolsets", {"toolsets": ["connectors"]})).is_error
     tool = next(t for t in (await mcp.list_tools()).tools if t.name == "create_connector")
     assert tool.output_schema is not None
     jsonschema.validate(structured(result), tool.output_schema)

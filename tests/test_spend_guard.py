@@ -16,7 +16,7 @@ from databar_mcp.config import Settings
 from databar_mcp.sandbox import SandboxServer
 from databar_mcp.server import build_server
 from databar_mcp.spend import check_spend
-from tests.conftest import BULK_ARGS, make_settings, structured, text_of
+from tests.conftest import BULK_ARGS, error_body, make_settings, structured, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -35,7 +35,7 @@ async def test_above_the_per_call_limit_is_refused_before_anything_is_sent(
         result = await client.call_tool("run_bulk_waterfall", BULK_ARGS)
         cheap = await client.call_tool("run_bulk_waterfall", {**BULK_ARGS, "enrichments": [833]})  # 4 credits
 
-    err = structured(result)
+    err = error_body(result)
     assert result.is_error and err["code"] == "spend_limit"
     assert err["details"]["estimated_credits"] == ESTIMATE
     assert "DATABAR_MCP_MAX_CREDITS_PER_CALL" in text_of(result)
@@ -49,7 +49,7 @@ async def test_a_run_that_would_sink_the_balance_below_the_floor_is_refused(
     sandbox.state.balance = 100.0
     async with Client(build_server(make_settings(sandbox, tmp_path, min_balance=95))) as client:
         result = await client.call_tool("run_bulk_waterfall", BULK_ARGS)
-    err = structured(result)
+    err = error_body(result)
     assert err["code"] == "spend_limit" and err["details"]["balance"] == 100.0
     assert "DATABAR_MCP_MIN_BALANCE" in err["details"]["setting"]
     assert runs(sandbox) == 0 and sandbox.state.balance == 100.0
@@ -76,7 +76,7 @@ async def test_above_the_confirmation_threshold_the_user_is_asked(
         assert not result.is_error and structured(result)["status"] == "completed"
         assert structured(result)["estimated_credits"] == ESTIMATE and structured(result)["credits_spent"] > 0
     else:
-        assert structured(result)["code"] == "spend_limit"
+        assert error_body(result)["code"] == "spend_limit"
     assert runs(sandbox) == (1 if sent else 0)
 
 
@@ -88,7 +88,7 @@ async def test_a_user_who_unticks_confirm_is_a_no(sandbox: SandboxServer, tmp_pa
         build_server(make_settings(sandbox, tmp_path, confirm_above=5)), elicitation_callback=elicit
     ) as c:
         result = await c.call_tool("run_bulk_waterfall", BULK_ARGS)
-    assert structured(result)["code"] == "spend_limit" and runs(sandbox) == 0
+    assert error_body(result)["code"] == "spend_limit" and runs(sandbox) == 0
 
 
 async def test_without_elicitation_support_the_guard_refuses_and_says_how_to_raise_it(
@@ -96,7 +96,7 @@ async def test_without_elicitation_support_the_guard_refuses_and_says_how_to_rai
 ) -> None:
     async with Client(build_server(make_settings(sandbox, tmp_path, confirm_above=5))) as client:
         result = await client.call_tool("run_bulk_waterfall", BULK_ARGS)
-    err = structured(result)
+    err = error_body(result)
     assert err["code"] == "spend_limit" and "cannot ask the user" in err["message"]
     assert any("DATABAR_MCP_CONFIRM_ABOVE" in step for step in err["next_steps"])
     assert runs(sandbox) == 0
@@ -120,7 +120,7 @@ async def test_every_run_tool_is_guarded(sandbox: SandboxServer, tmp_path: Path)
     ]
     async with Client(build_server(make_settings(sandbox, tmp_path, max_credits_per_call=0.5))) as client:
         for name, args in calls:
-            err = structured(await client.call_tool(name, args))
+            err = error_body(await client.call_tool(name, args))
             assert err["code"] == "spend_limit", name
             assert err["details"]["estimated_credits"] > 0.5
     assert runs(sandbox) == 0

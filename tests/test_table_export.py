@@ -11,7 +11,7 @@ from mcp import Client
 
 from databar_mcp.sandbox import Fault, SandboxServer
 from databar_mcp.server import build_server
-from tests.conftest import make_settings, structured, text_of
+from tests.conftest import error_body, make_settings, structured, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -67,7 +67,7 @@ async def test_a_table_larger_than_the_deadline_is_written_in_resumable_parts(
 
 
 async def test_resuming_needs_the_file_and_a_plain_name(mcp: Client, sandbox: SandboxServer) -> None:
-    missing = structured(await mcp.call_tool("export_table_rows", {"table_uuid": TABLE, "start_page": 2}))
-    escape = structured(await mcp.call_tool("export_table_rows", {"table_uuid": TABLE, "filename": "../x"}))
+    missing = error_body(await mcp.call_tool("export_table_rows", {"table_uuid": TABLE, "start_page": 2}))
+    escape = error_body(await mcp.call_tool("export_table_rows", {"table_uuid": TABLE, "filename": "../x"}))
     assert missing["code"] == escape["code"] == "validation_error"
     assert sandbox.state.counts.get(ROWS_GET, 0) == 0

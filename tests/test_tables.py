@@ -17,7 +17,7 @@ from databar_mcp.batching import Chunk, RowOutcome, index_ranges, write_in_chunk
 from databar_mcp.config import Settings
 from databar_mcp.sandbox import Fault, SandboxServer
 from databar_mcp.server import build_server
-from tests.conftest import make_settings, structured, text_of, whole
+from tests.conftest import error_body, make_settings, structured, text_of, whole
 
 pytestmark = pytest.mark.anyio
 
@@ -103,7 +103,7 @@ async def test_failure_in_the_third_batch_says_which_rows_landed(
     result = await call(mcp, settings, "insert_rows", {"table_uuid": TABLE, "rows": rows})
 
     assert result.is_error
-    body = structured(result)
+    body = error_body(result)
     assert body["code"] == "upstream_error"
     assert body["http_status"] == 500
     details = body["details"]
@@ -136,7 +136,7 @@ async def test_reply_lost_after_the_work_counts_the_batch_as_uncertain(
     sandbox.state.inject(Fault(route=INSERT, kind="reset_after", after=1))
     result = await call(mcp, settings, "insert_rows", {"table_uuid": TABLE, "rows": people(120)})
 
-    body = structured(result)
+    body = error_body(result)
     assert result.is_error
     assert body["code"] == "upstream_error"
     assert body["details"]["written"] == ["0-49"]
@@ -152,7 +152,7 @@ async def test_failure_in_the_first_batch_writes_nothing(
     sandbox.state.inject(Fault(route=INSERT, kind="rate_limit", retry_after=120))  # longer than we wait
     result = await call(mcp, settings, "insert_rows", {"table_uuid": TABLE, "rows": people(70)})
 
-    body = structured(result)
+    body = error_body(result)
     assert body["code"] == "rate_limited"
     assert body["details"]["written"] == [] and body["details"]["uncertain"] == []
     assert body["details"]["not_written"] == ["0-69"]
@@ -183,7 +183,7 @@ async def test_unknown_columns_are_refused_before_sending(
     rows[101]["linkedin"] = "https://linkedin.com/in/y"
     result = await call(mcp, settings, "insert_rows", {"table_uuid": TABLE, "rows": rows})
 
-    body = structured(result)
+    body = error_body(result)
     assert result.is_error
     assert body["code"] == "validation_error"
     assert body["details"]["unknown_columns"] == ["linkedin"]
@@ -212,7 +212,7 @@ async def test_unknown_table_is_not_found_and_nothing_is_sent(
     missing = "00000000-0000-4000-8000-000000000000"
     result = await call(mcp, settings, "insert_rows", {"table_uuid": missing, "rows": people(2)})
 
-    body = structured(result)
+    body = error_body(result)
     assert body["code"] == "not_found"
     assert any("list_tables" in step for step in body["next_steps"])
     assert sandbox.state.counts[INSERT] == 0
@@ -221,7 +221,7 @@ async def test_unknown_table_is_not_found_and_nothing_is_sent(
 async def test_nested_values_are_refused_by_the_schema(mcp: Client, sandbox: SandboxServer, settings: Settings) -> None:
     sandbox.state.reset_counts()
     result = await call(mcp, settings, "insert_rows", {"table_uuid": TABLE, "rows": [{"email": {"nested": "no"}}]})
-    assert structured(result)["code"] == "validation_error"
+    assert error_body(result)["code"] == "validation_error"
     assert sandbox.state.total_requests() == 0
 
 
@@ -272,7 +272,7 @@ async def test_update_with_an_unknown_column_sends_nothing(
             "rows": [{"id": ids[0], "fields": {"email": "a@b.c"}}, {"id": ids[1], "fields": {"nope": 1}}],
         },
     )
-    body = structured(result)
+    body = error_body(result)
     assert body["code"] == "validation_error"
     assert body["fields"][0]["field"] == "rows[1].fields.nope"
     assert sandbox.state.counts["PATCH /v1/table/{table_uuid}/rows"] == 0
@@ -300,7 +300,7 @@ async def test_upsert_key_must_name_exactly_one_column(mcp: Client, sandbox: San
         "upsert_rows",
         {"table_uuid": TABLE, "rows": [{"key": {"email": "a@b.c", "company": "x"}, "fields": {}}]},
     )
-    assert structured(result)["code"] == "validation_error"
+    assert error_body(result)["code"] == "validation_error"
     assert sandbox.state.total_requests() == 0
 
 
@@ -320,6 +320,7 @@ async def test_delete_rows_reports_unknown_ids_per_id(mcp: Client, sandbox: Sand
 
 
 async def test_write_tools_are_annotated_honestly(mcp: Client) -> None:
+    assert not (await mcp.call_tool("enable_toolsets", {"toolsets": ["tables"]})).is_error  # not listed by default
     hints = {t.name: t.annotations for t in (await mcp.list_tools()).tools}
     for name in ("list_tables", "get_table_columns", "list_table_rows"):
         annotations = hints[name]
@@ -360,7 +361,7 @@ async def test_create_table_then_list_and_columns(mcp: Client, sandbox: SandboxS
 
 async def test_create_table_refuses_repeated_columns(mcp: Client, sandbox: SandboxServer, settings: Settings) -> None:
     result = await call(mcp, settings, "create_table", {"name": "T", "columns": ["a", "b", "a"]})
-    body = structured(result)
+    body = error_body(result)
     assert body["code"] == "validation_error"
     assert "a" in body["fields"][0]["problem"]
     assert sandbox.state.counts["POST /v1/table/create"] == 0
@@ -368,7 +369,7 @@ async def test_create_table_refuses_repeated_columns(mcp: Client, sandbox: Sandb
 
 async def test_columns_of_an_unknown_table(mcp: Client, settings: Settings) -> None:
     result = await call(mcp, settings, "get_table_columns", {"table_uuid": "00000000-0000-4000-8000-000000000000"})
-    assert structured(result)["code"] == "not_found"
+    assert error_body(result)["code"] == "not_found"
 
 
 # ---- list_table_rows filter ----------------------------------------------------------------------------
@@ -405,13 +406,13 @@ async def test_invalid_filter_is_refused_before_any_request(
     sandbox.state.reset_counts()
     result = await call(mcp, settings, "list_table_rows", {"table_uuid": TABLE, "filter": bad})
     assert result.is_error
-    assert structured(result)["code"] == "validation_error"
+    assert error_body(result)["code"] == "validation_error"
     assert sandbox.state.total_requests() == 0
 
 
 async def test_filter_on_an_unknown_column_is_the_apis_validation_error(mcp: Client, settings: Settings) -> None:
     args = {"table_uuid": TABLE, "filter": {"nope": {"equals": "x"}}}
-    body = structured(await call(mcp, settings, "list_table_rows", args))
+    body = error_body(await call(mcp, settings, "list_table_rows", args))
     assert body["code"] == "validation_error"
     assert body["fields"][0]["field"] == "filter"
 
@@ -432,7 +433,7 @@ async def test_small_budget_fits_per_row_lists_and_says_what_was_left_out(
 
         sandbox.state.inject(Fault(route=INSERT, kind="status", status=500, after=2))
         failed = await call(small, settings, "insert_rows", {"table_uuid": TABLE, "rows": people(237, "q")})
-        details = structured(failed)["details"]
+        details = error_body(failed)["details"]
         assert details["written"] == ["0-99"] and details["uncertain"] == ["100-149"]
         assert 0 < len(details["rows"]) < 100
         assert details["rows_omitted"] == 100 - len(details["rows"])

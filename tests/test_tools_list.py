@@ -10,21 +10,14 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from databar_mcp.config import TOOLSETS, Settings
-from databar_mcp.sandbox import SandboxServer
+from databar_mcp.config import DEFAULT_TOOLSETS, TOOLSETS
 from databar_mcp.server import INSTRUCTIONS
-from databar_mcp.tools.registry import TOOLSET_META_KEY
-from tests.conftest import make_settings
+from databar_mcp.tools.registry import ALWAYS_LISTED, TOOLSET_META_KEY
+from databar_mcp.tools.schemas import portable
 
 pytestmark = pytest.mark.anyio
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "tools.json"
-
-
-@pytest.fixture
-def settings(sandbox: SandboxServer, tmp_path: Path) -> Settings:
-    """Every toolset, so the snapshot and the guardrails cover every tool."""
-    return make_settings(sandbox, tmp_path, toolsets="all")
 
 
 EXPECTED = {
@@ -91,17 +84,27 @@ EXPECTED = {
     "estimate_flow_cost",
     "run_flow",
     "run_bulk_flow",
+    # offered while a loaded toolset is not listed
+    "enable_toolsets",
 }
 
 
-async def _tools(mcp: Client) -> list[dict[str, Any]]:
-    listed = (await mcp.list_tools()).tools
+@pytest.fixture
+async def every(mcp: Client) -> Client:
+    """The default server after enable_toolsets listed everything: every tool the server can list."""
+    hidden = [ts for ts in TOOLSETS if ts not in DEFAULT_TOOLSETS]
+    assert not (await mcp.call_tool("enable_toolsets", {"toolsets": hidden})).is_error
+    return mcp
+
+
+async def _tools(every: Client) -> list[dict[str, Any]]:
+    listed = (await every.list_tools()).tools
     return [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in listed]
 
 
-async def test_tool_list_matches_the_snapshot(mcp: Client) -> None:
+async def test_tool_list_matches_the_snapshot(every: Client) -> None:
     """A changed description or schema shows as a diff; refresh with UPDATE_SNAPSHOTS=1."""
-    current = sorted(await _tools(mcp), key=lambda t: t["name"])
+    current = sorted(await _tools(every), key=lambda t: t["name"])
     for tool in current:
         tool.pop("_meta", None)
     if os.environ.get("UPDATE_SNAPSHOTS") == "1":
@@ -109,8 +112,8 @@ async def test_tool_list_matches_the_snapshot(mcp: Client) -> None:
     assert current == json.loads(SNAPSHOT.read_text())
 
 
-async def test_tool_guardrails(mcp: Client) -> None:
-    tools = await _tools(mcp)
+async def test_tool_guardrails(every: Client) -> None:
+    tools = await _tools(every)
     names = [t["name"] for t in tools]
     assert set(names) == EXPECTED
     assert len(names) == len(set(names))
@@ -119,7 +122,7 @@ async def test_tool_guardrails(mcp: Client) -> None:
         for hint in ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"):
             assert isinstance(hints.get(hint), bool), (tool["name"], hint)
         assert len(tool["description"]) < 2000, tool["name"]
-        assert tool["_meta"][TOOLSET_META_KEY] in TOOLSETS, tool["name"]
+        assert tool["_meta"][TOOLSET_META_KEY] in {*TOOLSETS, ALWAYS_LISTED}, tool["name"]
         schema = tool["inputSchema"]
         assert schema["type"] == "object"
         assert not {"anyOf", "oneOf", "allOf"} & schema.keys(), tool["name"]
@@ -127,8 +130,8 @@ async def test_tool_guardrails(mcp: Client) -> None:
     assert len(INSTRUCTIONS) < 2000
 
 
-async def test_schemas_carry_the_api_constraints(mcp: Client) -> None:
-    by_name = {t["name"]: t["inputSchema"] for t in await _tools(mcp)}
+async def test_schemas_carry_the_api_constraints(every: Client) -> None:
+    by_name = {t["name"]: t["inputSchema"] for t in await _tools(every)}
     bulk = by_name["run_bulk_waterfall"]["properties"]
     assert bulk["enrichments"]["minItems"] == 1
     assert bulk["params"]["minItems"] == 1
@@ -155,8 +158,8 @@ async def test_schemas_carry_the_api_constraints(mcp: Client) -> None:
     assert defs["ConnectorType"]["enum"] == ["simple", "enrichment", "exporter"]
 
 
-async def test_read_only_hints_match_what_tools_do(mcp: Client) -> None:
-    hints = {t["name"]: t["annotations"] for t in await _tools(mcp)}
+async def test_read_only_hints_match_what_tools_do(every: Client) -> None:
+    hints = {t["name"]: t["annotations"] for t in await _tools(every)}
     for name in ("get_task", "list_table_rows", "list_waterfalls", "get_account", "list_recent_tasks"):
         assert hints[name]["readOnlyHint"] is True
     for name in ("run_bulk_waterfall", "create_connector", "export_task_result"):
@@ -166,3 +169,30 @@ async def test_read_only_hints_match_what_tools_do(mcp: Client) -> None:
     for name in ("insert_rows", "create_table", "run_enrichment", "run_bulk_enrichment", "run_waterfall"):
         assert hints[name]["destructiveHint"] is False and hints[name]["idempotentHint"] is False
         assert hints[name]["idempotentHint"] is False
+
+
+def test_portable_schemas_type_any_value_and_drop_titles_but_keep_names() -> None:
+    """Regression (issue 12): `Any` fields were schemas with no validation keyword (Inspector --strict warned)."""
+    schema = {
+        "title": "Row",
+        "type": "object",
+        "properties": {
+            "data": {"title": "Data", "description": "The data."},
+            "title": {"title": "Title", "type": "string"},  # a property named "title" stays
+            "tags": {"type": "array", "items": {}},
+            "cell": {"anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "number"}], "default": None},
+            "page": {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}], "default": 1},
+        },
+        "$defs": {"Inner": {"title": "Inner", "anyOf": [{"title": "A", "type": "string"}, {"type": "null"}]}},
+    }
+
+    out = portable(schema)
+
+    any_value = [{"type": t} for t in ("object", "array", "string", "number", "boolean", "null")]
+    assert out["properties"]["data"] == {"anyOf": any_value, "description": "The data."}
+    assert out["properties"]["title"] == {"type": "string"}
+    assert out["properties"]["tags"]["items"] == {"anyOf": any_value}
+    assert out["properties"]["cell"] == {"anyOf": [{"type": "string"}, {"type": "number"}]}  # int ⊂ number
+    assert out["properties"]["page"] == schema["properties"]["page"]  # a constrained integer and a real default stay
+    assert out["$defs"]["Inner"] == {"anyOf": [{"type": "string"}, {"type": "null"}]}
+    assert "title" not in out and schema["title"] == "Row"  # a copy: the SDK's own schema is untouched

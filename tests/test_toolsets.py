@@ -25,29 +25,65 @@ async def tools_of(sandbox: SandboxServer, tmp_path: Path, **overrides: Any) -> 
     return {t.name: t.model_dump(mode="json", by_alias=True) for t in listed}
 
 
-async def test_every_tool_belongs_to_a_toolset_and_the_defaults_are_loaded_by_default(
+async def test_every_tool_belongs_to_a_toolset_and_all_lists_them(sandbox: SandboxServer, tmp_path: Path) -> None:
+    tools = await tools_of(sandbox, tmp_path, toolsets="all")
+    toolsets = {t["_meta"][TOOLSET_META_KEY] for t in tools.values()}
+    assert toolsets == set(TOOLSETS)
+    assert len(tools) == 53  # every toolset listed: nothing left for enable_toolsets to offer
+
+
+async def test_by_default_the_core_toolsets_are_listed_and_enable_toolsets_offers_the_rest(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    tools = await tools_of(sandbox, tmp_path)
-    toolsets = {t["_meta"][TOOLSET_META_KEY] for t in tools.values()}
-    assert toolsets == set(DEFAULT_TOOLSETS)
-    assert len(tools) == 34
     everything = await tools_of(sandbox, tmp_path / "all", toolsets="all")
-    assert {t["_meta"][TOOLSET_META_KEY] for t in everything.values()} == set(TOOLSETS)
-    assert len(everything) == 53
+    default = await tools_of(sandbox, tmp_path / "default")
+    core = {n for n, t in everything.items() if t["_meta"][TOOLSET_META_KEY] in DEFAULT_TOOLSETS}
+    assert set(default) == core | {"enable_toolsets"}
+    offer = default["enable_toolsets"]
+    assert "tables (9 tools)" in offer["description"] and "connectors (5 tools)" in offer["description"]
+    assert offer["annotations"]["readOnlyHint"] is True and offer["annotations"]["openWorldHint"] is False
+
+
+async def test_enable_toolsets_lists_them_and_tells_the_client(sandbox: SandboxServer, tmp_path: Path) -> None:
+    notices: list[str] = []
+
+    async def on_message(message: object) -> None:
+        notices.append(str(getattr(message, "method", type(message).__name__)))
+
+    everything = await tools_of(sandbox, tmp_path / "all", toolsets="all")
+    settings = make_settings(sandbox, tmp_path / "default")
+    async with Client(build_server(settings), mode="legacy", message_handler=on_message) as client:
+        assert client.server_capabilities.tools is not None and client.server_capabilities.tools.list_changed
+        out = structured(await client.call_tool("enable_toolsets", {"toolsets": ["tables"]}))
+        listed = {t.name for t in (await client.list_tools()).tools}
+        again = structured(await client.call_tool("enable_toolsets", {"toolsets": ["tables", "discover"]}))
+        rows = await client.call_tool("list_tables", {})
+    tables = {n for n, t in everything.items() if t["_meta"][TOOLSET_META_KEY] == "tables"}
+    assert set(out["new_tools"]) == tables and "tables" in out["listed"]
+    assert tables <= listed and "create_connector" not in listed
+    assert again["new_tools"] == [] and not rows.is_error
+    assert notices.count("notifications/tools/list_changed") == 1  # only the call that changed the list
+
+
+async def test_an_explicit_choice_loads_exactly_it(sandbox: SandboxServer, tmp_path: Path) -> None:
+    chosen = await tools_of(sandbox, tmp_path, toolsets="discover,enrich,tasks,account")
+    assert "enable_toolsets" not in chosen
+    async with Client(build_server(make_settings(sandbox, tmp_path, toolsets="discover"))) as client:
+        refused = await client.call_tool("list_tables", {})
+    assert refused.is_error  # not loaded at all: nothing to enable
 
 
 @pytest.mark.parametrize("chosen", [("discover",), ("tasks", "account"), ("tables", "connectors")])
 async def test_toolset_selection_loads_only_those(sandbox: SandboxServer, tmp_path: Path, chosen: tuple[str]) -> None:
-    everything = await tools_of(sandbox, tmp_path / "all")
+    everything = await tools_of(sandbox, tmp_path / "all", toolsets="all")
     selected = await tools_of(sandbox, tmp_path / "some", toolsets=",".join(chosen))
     expected = {name for name, t in everything.items() if t["_meta"][TOOLSET_META_KEY] in chosen}
     assert set(selected) == expected and expected
 
 
 async def test_read_only_mode_removes_every_tool_that_writes_or_spends(sandbox: SandboxServer, tmp_path: Path) -> None:
-    everything = await tools_of(sandbox, tmp_path / "all")
-    read_only = await tools_of(sandbox, tmp_path / "ro", read_only=True)
+    everything = await tools_of(sandbox, tmp_path / "all", toolsets="all")
+    read_only = await tools_of(sandbox, tmp_path / "ro", read_only=True, toolsets="all")
     assert set(read_only) == {n for n, t in everything.items() if t["annotations"]["readOnlyHint"]}
     for gone in ("run_bulk_waterfall", "run_enrichment", "insert_rows", "delete_connector", "cancel_task"):
         assert gone not in read_only
@@ -73,7 +109,9 @@ READ_ONLY_CALLS: list[tuple[str, dict[str, Any]]] = [
 
 
 async def test_read_only_tools_never_send_anything_but_gets(sandbox: SandboxServer, tmp_path: Path) -> None:
-    settings = make_settings(sandbox, tmp_path, read_only=True)
+    settings = make_settings(
+        sandbox, tmp_path, read_only=True, toolsets="discover,enrich,tasks,tables,connectors,account,table_enrich"
+    )
     async with Client(build_server(make_settings(sandbox, tmp_path / "writer"))) as writer:
         task_id = structured(await writer.call_tool("run_bulk_waterfall", BULK_ARGS))["task_id"]
         await writer.call_tool("create_connector", {"name": "c", "method": "get", "url": "https://example.com/x"})
@@ -104,3 +142,11 @@ async def test_read_only_tools_never_send_anything_but_gets(sandbox: SandboxServ
     assert called == listed - {"export_task_result"}  # every read-only tool was exercised
     methods = {route.split(" ", 1)[0] for route, n in sandbox.state.counts.items() if n}
     assert methods == {"GET"}
+
+
+def test_enable_toolsets_knows_every_toolset() -> None:
+    from typing import get_args
+
+    from databar_mcp.tools.toolsets import PURPOSE, ToolsetName
+
+    assert set(PURPOSE) == set(TOOLSETS) == set(get_args(ToolsetName))

@@ -8,7 +8,7 @@ import pytest
 from mcp import Client
 
 from databar_mcp.sandbox import SandboxServer
-from tests.conftest import BULK_ARGS, LEADS, lead, structured
+from tests.conftest import BULK_ARGS, LEADS, error_body, lead
 
 pytestmark = pytest.mark.anyio
 
@@ -58,7 +58,7 @@ async def test_schema_invalid_input_never_reaches_databar(
     result = await mcp.call_tool(tool, arguments)
 
     assert result.is_error
-    err = structured(result)
+    err = error_body(result)
     assert err["code"] == "validation_error"
     assert any(problem["field"].startswith(field) for problem in err["fields"]), err["fields"]
     assert err["next_steps"]
@@ -80,7 +80,7 @@ async def test_input_that_does_not_fit_the_waterfall_is_refused_before_any_run(
 ) -> None:
     result = await mcp.call_tool("run_bulk_waterfall", arguments)
 
-    err = structured(result)
+    err = error_body(result)
     assert err["code"] == "validation_error"
     assert [p["field"] for p in err["fields"]] == [field]
     assert sandbox.state.counts["POST /v1/waterfalls/{identifier}/bulk-run"] == 0
@@ -92,5 +92,5 @@ async def test_validation_errors_never_echo_the_values_sent(mcp: Client) -> None
     result = await mcp.call_tool(
         "create_connector", {**CONNECTOR, "headers": [{"name": "Authorization", "value": secret}]}
     )
-    assert structured(result)["code"] == "validation_error"
+    assert error_body(result)["code"] == "validation_error"
     assert "sk-live" not in str(result.content) + str(result.structured_content)

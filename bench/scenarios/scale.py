@@ -33,7 +33,7 @@ NEXT_CALL = re.compile(r"page=(\d+), per_page=(\d+)(?:, skip=(\d+))?")
 async def our_server(sb: SandboxServer, state: Path) -> AsyncIterator[tuple[Client, int | None]]:
     """Our server over stdio, with its pid (found as the one new child) for the memory probe."""
     before = set(harness.children_matching("databar-mcp"))
-    async with harness.connect(harness.ours(sb.base_url, state)) as client:
+    async with harness.connect(harness.ours(sb.base_url, state, DATABAR_MCP_TOOLSETS="all")) as client:
         new = [p for p in harness.children_matching("databar-mcp") if p not in before]
         yield client, (new[0] if len(new) == 1 else None)
 

@@ -1,7 +1,7 @@
 """Tool results: a pydantic output model plus its compact text rendering, or a structured error.
 
-Errors the agent can act on are tool results with `isError: true` and an `ErrorBody`; only our own bugs
-become protocol errors.
+Errors the agent can act on are tool results with `isError: true` and an `ErrorBody` carried as text (a
+summary line, then the body as JSON); only our own bugs become protocol errors.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Any
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field
 
-from databar_mcp.shaping import compact_json, escape_text, largest_fitting, result_size
+from databar_mcp.config import ERROR_DETAIL_STRING_CHARS, RESULT_BUDGET_CHARS
+from databar_mcp.shaping import compact_json, escape_text, largest_fitting, result_size, truncate_strings
 
 
 class ErrorCode(StrEnum):
@@ -56,28 +57,42 @@ class ToolFailure(Exception):
         self.body = body
 
 
+def summary_line(body: ErrorBody) -> str:
+    """`Error [code] (HTTP n): message` on one line, for people and clients that show only the first line."""
+    head = f"Error [{body.code.value}]" + (f" (HTTP {body.http_status})" if body.http_status else "")
+    return escape_text(" ".join(f"{head}: {body.message}".split()))
+
+
 def render_error(body: ErrorBody) -> str:
-    lines = [f"Error [{body.code.value}]" + (f" (HTTP {body.http_status})" if body.http_status else "")]
-    lines.append(body.message)
-    if body.task_id:
-        lines.append(f"task_id: {body.task_id}")
-    lines.extend(f"- {f.field}: {f.problem}" for f in body.fields)
-    if body.details:
-        details = escape_text(compact_json(body.details))
-        lines.append(
-            "Details: " + (details if len(details) <= 4_000 else details[:4_000] + "…(full in structured content)")
-        )
-    if body.next_steps:
-        lines.append("Next steps:")
-        lines.extend(f"- {step}" for step in body.next_steps)
-    return "\n".join(lines)
+    """The one-line summary, then the whole body as one line of JSON (what an agent or a program parses)."""
+    return summary_line(body) + "\n" + escape_text(compact_json(body.model_dump(mode="json")))
 
 
-def error_result(body: ErrorBody) -> CallToolResult:
+def fit_error(body: ErrorBody, budget: int) -> ErrorBody:
+    """The body itself when it fits `budget`; else with long detail strings cut, then details and fields dropped."""
+    if len(render_error(body)) <= budget:
+        return body
+    cut = body.model_copy(update={"details": truncate_strings(body.details, ERROR_DETAIL_STRING_CHARS)})
+    if len(render_error(cut)) <= budget:
+        return cut
+    omitted = {"omitted": f"details too large for one result ({len(compact_json(body.details))} chars)"}
+    cut = body.model_copy(update={"details": omitted})
+    while cut.fields and len(render_error(cut)) > budget:
+        cut = cut.model_copy(update={"fields": cut.fields[: len(cut.fields) // 2]})
+    return cut
+
+
+def error_result(body: ErrorBody, budget: int = RESULT_BUDGET_CHARS) -> CallToolResult:
+    """An isError result whose only content is text: the summary line, then the body as JSON, one block each.
+
+    No structuredContent: TypeScript-SDK clients (the MCP Inspector, hosts built on that SDK) validate
+    structuredContent against the tool's output schema even when isError is true, so an error body sent
+    there is replaced by a schema complaint; text reaches every client intact. The JSON block stands alone,
+    so a result cut to a smaller budget (tools/fitting.py) stays valid JSON.
+    """
+    summary, body_json = render_error(fit_error(body, budget)).split("\n", 1)
     return CallToolResult(
-        content=[TextContent(type="text", text=render_error(body))],
-        structured_content=body.model_dump(mode="json", exclude_defaults=False),
-        is_error=True,
+        content=[TextContent(type="text", text=summary), TextContent(type="text", text=body_json)], is_error=True
     )
 
 

@@ -495,11 +495,8 @@ def failure_result(
             },
         )
 
-    def size(k: int) -> int:
-        body = make(k)
-        return result_size(body.model_dump(mode="json"), render_error(body))
-
-    return error_result(make(largest_fitting(len(results), size, svc.settings.result_budget_chars)))
+    budget = svc.settings.result_budget_chars
+    return error_result(make(largest_fitting(len(results), lambda k: len(render_error(make(k))), budget)), budget)
 
 
 async def chunked_write(
@@ -558,6 +555,8 @@ every row by its index in your list (from 0), with its id and outcome. If a batc
 and the error says exactly which rows were written, which were NOT (send them again) and which are \
 uncertain (their batch's reply was lost: never re-sent automatically). Unknown columns are refused before \
 anything is sent."""
+# update_rows and upsert_rows write the same way: the model reads every description at once, so say it once.
+SAME_AS_INSERT = "Rows are batched, reported by index and checked exactly as insert_rows describes."
 
 INSERT_DESCRIPTION = (
     """\
@@ -578,7 +577,7 @@ Change cells of existing rows of a Databar table, by row id: [{"id": ..., "field
 Free; overwrites data (overwrite=false only fills cells that are empty). Rows not found are reported per row.
 
 """
-    + WRITE_NOTES
+    + SAME_AS_INSERT
 )
 
 UPSERT_DESCRIPTION = (
@@ -589,7 +588,7 @@ Update rows found by a key column, or create them when missing: [{"key": {"email
 Free; overwrites the given cells of matching rows. Results say created or updated per row.
 
 """
-    + WRITE_NOTES
+    + SAME_AS_INSERT
 )
 
 DELETE_DESCRIPTION = """\
