@@ -186,7 +186,8 @@ def portal() -> Iterator[BlockingPortal]:
 def fuzz_server(portal: BlockingPortal, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, Any]]:
     config = SandboxConfig(api_key=SENTINEL_KEY, task_base_seconds=0.05, row_seconds=0.0)
     with SandboxServer(config) as sandbox:
-        server = build_server(make_settings(sandbox, tmp_path_factory.mktemp("fuzz"), toolsets="all"))
+        # the default server (every toolset loaded, some listed on request), so enable_toolsets is fuzzed too
+        server = build_server(make_settings(sandbox, tmp_path_factory.mktemp("fuzz")))
         with portal.wrap_async_context_manager(Client(server)) as client:
             yield client, sandbox
 

@@ -3,7 +3,6 @@ faults on the run POST and on the progress reads (all through a real MCP client 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from mcp import Client
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
 from databar_mcp.sandbox.config import Fault
 from databar_mcp.server import build_server
-from tests.conftest import SENTINEL_KEY, make_settings, structured, text_of
+from tests.conftest import SENTINEL_KEY, error_body, make_settings, structured, text_of
 from tests.test_reply_variants import VARIANTS
 
 pytestmark = pytest.mark.anyio
@@ -111,8 +110,7 @@ async def test_an_ambiguous_run_reply_is_submission_unknown_and_never_sent_twice
     for _ in range(2):
         lost = await mcp.call_tool("run_table_enrichment", args)
         assert lost.is_error
-        body = json.loads(text_of(lost)) if text_of(lost).startswith("{") else structured(lost)
-        assert body["code"] == "submission_unknown", text_of(lost)
+        assert error_body(lost)["code"] == "submission_unknown", text_of(lost)
     assert sandbox.state.counts[RUN] == 1  # the run started once at Databar; the re-call sent nothing
 
     forced = await mcp.call_tool("run_table_enrichment", {**args, "force": True})

@@ -151,7 +151,7 @@ async def spend_question(ctx: ToolContext, prepare: Prepare, force: bool) -> Spe
         if earlier is not None and earlier.outcome == "accepted":
             return SpendGate(verdict="ok", reason="reuse of an identical earlier run: free")
         balance = (await svc.client.get_user()).balance if needs_balance(svc.settings) else None
-    except (DatabarError, ValueError):
+    except (DatabarError, ValueError, ToolFailure):  # the body reports it as a structured error
         return SpendGate(verdict="unchecked")
     estimate = plan.estimated_credits
     verdict = check_spend(estimate, balance, svc.settings)
@@ -219,7 +219,7 @@ async def resend_question(
     try:
         run = await prepare()
         earlier = await svc.runner.earlier(run.endpoint, run.request)
-    except (DatabarError, ValueError):
+    except (DatabarError, ValueError, ToolFailure):  # the body reports it as a structured error
         return ResendGate(verdict="unchecked")  # the body checks again and refuses unless acknowledged
     if earlier is None or earlier.outcome == "accepted":
         return ResendGate(verdict="no_risk")
