@@ -33,7 +33,7 @@ constraints:
 install: $(STAMP)
 
 demo: $(RUNTIME_STAMP)
-	$(BIN)/databar-mcp demo
+	$(BIN)/databar-mcp demo --output examples/out/leads_enriched.csv
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -8,7 +8,6 @@ import functools
 import io
 import logging
 import os
-import runpy
 import signal
 import sys
 from collections.abc import Sequence
@@ -84,7 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument(
         "--api-key", default=None, help="key the sandbox accepts (default: $DATABAR_SANDBOX_KEY or 'sandbox')"
     )
-    sub.add_parser("demo", help="enrich examples/leads.csv end to end against the sandbox")
+    demo_parser = sub.add_parser(
+        "demo",
+        help="enrich 50 bundled leads end to end on the sandbox (flags: databar-mcp demo --help)",
+        add_help=False,
+    )
+    demo_parser.add_argument("demo_args", nargs=argparse.REMAINDER)
     doctor = sub.add_parser(
         "doctor", help="check the key, the API, the balance and the local state; exit 1 if unhealthy"
     )
@@ -368,18 +372,11 @@ def healthcheck(args: argparse.Namespace) -> int:
     return 1
 
 
-def demo() -> int:
-    """Run examples/enrich_leads.py from a source checkout (the demo is a script users can copy)."""
-    script = Path(__file__).resolve().parents[1] / "examples" / "enrich_leads.py"
-    if not script.exists():
-        print("The demo runs examples/enrich_leads.py from a source checkout of databar-mcp.", file=sys.stderr)
-        return 1
-    sys.argv = [str(script), "--sandbox"]
-    try:
-        runpy.run_path(str(script), run_name="__main__")
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 0
-    return 0
+def demo(argv: list[str]) -> int:
+    """The main job end to end (databar_mcp/demo.py), with its own flags."""
+    from databar_mcp.demo import run_demo
+
+    return run_demo(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -392,11 +389,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["demo"]:  # the demo has its own flags (databar-mcp demo --help)
+        return demo(given[1:])
+    args = build_parser().parse_args(given)
     if args.command == "sandbox":
         return run_sandbox_command(args)
-    if args.command == "demo":
-        return demo()
     if args.command == "doctor":
         return run_doctor(args)
     if args.command == "healthcheck":

@@ -33,6 +33,7 @@ def test_the_built_wheel_installs_into_a_clean_venv_and_runs(tmp_path: Path) -> 
     assert wheel.name == f"databar_mcp-{__version__}-py3-none-any.whl"
     names = zipfile.ZipFile(wheel).namelist()
     assert "databar_mcp/py.typed" in names and "databar_mcp/sandbox/app.py" in names
+    assert "databar_mcp/demo_leads.csv" in names  # the demo's bundled input
     with tarfile.open(sdist) as archive:
         members = archive.getnames()
     assert f"databar_mcp-{__version__}/README.md" in members
@@ -54,3 +55,14 @@ def test_the_built_wheel_installs_into_a_clean_venv_and_runs(tmp_path: Path) -> 
     )
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
     assert "balance" in doctor.stdout.lower()
+    demo = subprocess.run(  # noqa: S603 - the venv we just made: the demo ships inside the wheel
+        [str(venv / "bin" / "databar-mcp"), "demo", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+        env={"HOME": str(env_home), "PATH": "/usr/bin:/bin", "DATABAR_MCP_STATE_DIR": str(tmp_path / "state")},
+    )
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "rows enriched" in demo.stdout and (tmp_path / "leads_enriched.csv").exists()

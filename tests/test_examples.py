@@ -17,7 +17,7 @@ from databar_mcp.sandbox import SandboxConfig, SandboxServer
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "enrich_leads.py"
-LEADS = ROOT / "examples" / "leads.csv"
+LEADS = ROOT / "databar_mcp" / "demo_leads.csv"
 SUMMARY = re.compile(r"^(\d+)/(\d+) rows enriched, [\d.e+]+ credits spent, [\d.]+ s -> .+$", re.MULTILINE)
 TIMEOUT_S = 60
 
@@ -71,16 +71,16 @@ def test_example_enriches_a_csv_in_input_order(tmp_path: Path) -> None:
 
 
 def test_demo_enriches_the_bundled_leads(tmp_path: Path) -> None:
-    output = ROOT / "examples" / "out" / "leads_enriched.csv"
-    output.unlink(missing_ok=True)
+    """`databar-mcp demo` from any folder: the bundled leads in, the CSV in the current folder (never the checkout)."""
+    output = tmp_path / "leads_enriched.csv"
 
     proc = subprocess.run(
-        [sys.executable, "-m", "databar_mcp", "demo"],
+        [sys.executable, "-m", "databar_mcp", "demo", "--quiet"],
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,
         env=sandbox_env(tmp_path),
-        cwd=ROOT,
+        cwd=tmp_path,
         check=False,
     )
 
@@ -158,7 +158,7 @@ def recorded_tasks(ledger: Path) -> int:
 def test_enrich_leads_resumes_after_being_killed_without_paying_twice(tmp_path: Path) -> None:
     with SandboxServer(SandboxConfig(task_base_seconds=4.0, row_seconds=0.0)) as sandbox:
         env = external_sandbox_env(sandbox, tmp_path)
-        command = [sys.executable, str(SCRIPT), "--real", "--output", str(tmp_path / "out.csv"), "--quiet"]
+        command = [sys.executable, str(SCRIPT), "--real", "--yes", "--output", str(tmp_path / "out.csv"), "--quiet"]
         first = subprocess.Popen(  # noqa: S603
             command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )

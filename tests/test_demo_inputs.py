@@ -1,0 +1,78 @@
+"""`databar-mcp demo` with a newcomer's inputs: Excel's CSVs, a typo'd path, a long wait, a key in the env."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from databar_mcp.demo import MAX_WAIT_SECONDS
+
+LEADS = [("Ann", "Lee", "example.com"), ("Bob", "", "nowhere.invalid"), ("Cy", "Ray", "example.com")]
+
+
+def demo(*args: str, tmp_path: Path, key: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATABAR_")}
+    env["DATABAR_MCP_STATE_DIR"] = str(tmp_path / "state")
+    if key is not None:
+        env["DATABAR_API_KEY"] = key
+    return subprocess.run(  # noqa: S603 - our own entry point
+        [sys.executable, "-m", "databar_mcp", "demo", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def leads_csv(path: Path, *, delimiter: str = ",", encoding: str = "utf-8", rows: int = 3) -> Path:
+    lines = [delimiter.join(("first_name", "last_name", "company"))]
+    lines += [delimiter.join(row) for row in LEADS[:rows]]
+    path.write_text("\n".join(lines) + "\n", encoding=encoding)
+    return path
+
+
+def test_excel_utf16_and_semicolon_csvs_are_read(tmp_path: Path) -> None:
+    for name, delimiter, encoding in (("utf16.csv", "\t", "utf-16"), ("semi.csv", ";", "utf-8-sig")):
+        source = leads_csv(tmp_path / name, delimiter=delimiter, encoding=encoding, rows=1)
+        out = tmp_path / f"out-{name}"
+        done = demo("--quiet", "--input", str(source), "--output", str(out), tmp_path=tmp_path)
+        assert done.returncode == 0, done.stderr
+        with out.open(encoding="utf-8") as handle:
+            (row,) = list(csv.DictReader(handle))
+        assert row["first_name"] == "Ann" and row["email"] == "ann.lee@example.com", row
+
+
+def test_a_missing_file_is_named_as_such(tmp_path: Path) -> None:
+    done = demo("--input", "no-such-leads.csv", tmp_path=tmp_path)
+    assert done.returncode == 2
+    assert "no-such-leads.csv: no such file." in done.stderr and "Could not talk" not in done.stderr
+
+
+def test_row_errors_name_the_csv_line(tmp_path: Path) -> None:
+    source = leads_csv(tmp_path / "leads.csv")  # line 3 (Bob) has no last name
+    done = demo("--quiet", "--input", str(source), tmp_path=tmp_path)
+    assert done.returncode == 1
+    assert "CSV line 3" in done.stderr and "last_name" in done.stderr and "params[1]" not in done.stderr
+
+
+def test_a_long_wait_is_clamped_to_the_deadline_and_said(tmp_path: Path) -> None:
+    source = leads_csv(tmp_path / "leads.csv", rows=1)
+    done = demo("--input", str(source), "--wait-seconds", "999", tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"--wait-seconds 999 is outside 0..{MAX_WAIT_SECONDS:g}" in done.stderr
+
+
+def test_a_key_in_the_environment_never_spends_without_real_and_a_yes(tmp_path: Path) -> None:
+    source = leads_csv(tmp_path / "leads.csv", rows=1)
+    sandboxed = demo("--input", str(source), tmp_path=tmp_path, key="sk-not-a-real-key-0000000000")
+    assert sandboxed.returncode == 0, sandboxed.stderr
+    assert "uses the local sandbox unless you pass --real" in sandboxed.stderr
+    asked = demo("--real", "--input", str(source), tmp_path=tmp_path, key="sk-not-a-real-key-0000000000")
+    assert asked.returncode == 1  # no terminal to confirm on, and no --yes: nothing is sent
+    assert "pass --yes" in asked.stderr and "Nothing was sent." in asked.stderr
