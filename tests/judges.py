@@ -1,4 +1,5 @@
-"""External judges: the MCP Inspector CLI and the MCP conformance suite (npm), run on the venv's Node 24.
+"""External judges: the MCP Inspector CLI, the MCP conformance suite and Databar's own MCP server (npm), run
+on the venv's Node 24.
 
 They are clients nobody here wrote, so they catch what our own tests cannot (issue 12: the TypeScript SDK
 validates structuredContent against the output schema even on errors). `ensure()` installs the pinned
@@ -29,7 +30,8 @@ ROOT: Final = Path(__file__).resolve().parents[1]
 CACHE: Final = ROOT / ".cache" / "judges"
 INSPECTOR: Final = "@modelcontextprotocol/inspector"
 CONFORMANCE: Final = "@modelcontextprotocol/conformance"
-PACKAGES: Final = {INSPECTOR: "2.12.0", CONFORMANCE: "0.1.16"}
+DATABAR_SERVER: Final = "databar-mcp-server"  # Databar's own MCP server: a judge of the sandbox's replies
+PACKAGES: Final = {INSPECTOR: "2.12.0", CONFORMANCE: "0.1.16", DATABAR_SERVER: "1.4.0"}
 INSTALL_TIMEOUT_S: Final = 300
 
 
@@ -38,6 +40,7 @@ class Judges:
     node: Path
     inspector: Path  # the launcher script; `node inspector --cli ...` is the Inspector CLI
     conformance: Path
+    databar_server: Path  # `node databar_server` serves Databar's MCP server over stdio
 
     def env(self, home: Path) -> dict[str, str]:
         """The environment to run them in: our Node first on PATH, a private HOME (the Inspector keeps a
@@ -92,7 +95,9 @@ def ensure() -> Judges:
         npm_cli = dist / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"
         CACHE.mkdir(parents=True, exist_ok=True)
         command = [str(node), str(npm_cli), "install", "--prefix", str(CACHE), "--cache", str(CACHE / ".npm")]
-        command += ["--no-audit", "--no-fund", "--no-save", "--no-update-notifier", "--loglevel=error", *missing]
+        # Every pin at once: with --no-save, npm removes from the prefix whatever this command does not name.
+        every = [f"{name}@{version}" for name, version in PACKAGES.items()]
+        command += ["--no-audit", "--no-fund", "--no-save", "--no-update-notifier", "--loglevel=error", *every]
         env = {**os.environ, "PATH": f"{node.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         try:
             done = subprocess.run(  # noqa: S603 (pinned packages, our own npm)
@@ -108,6 +113,7 @@ def ensure() -> Judges:
         node=node,
         inspector=_entry(INSPECTOR, "mcp-inspector"),
         conformance=_entry(CONFORMANCE, "conformance"),
+        databar_server=_entry(DATABAR_SERVER, "databar-mcp-server"),
     )
 
 

