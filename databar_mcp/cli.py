@@ -20,7 +20,7 @@ from pydantic import SecretStr, ValidationError
 from databar_mcp import __version__
 from databar_mcp.config import TOOLSETS, KeyFileError, Settings
 from databar_mcp.logs import FORMATS, parse_format, parse_level, reclaim_library_loggers, setup_logging
-from databar_mcp.store import Ledger, LedgerError
+from databar_mcp.store import LedgerError, ledger_for
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -205,7 +205,7 @@ def serve(args: argparse.Namespace) -> int:
         elif settings.api_key is None:
             log.warning("DATABAR_API_KEY is not set: tools will answer auth_failed (try --sandbox)")
         try:  # before serving: an unusable ledger is one line and exit 2, never a traceback or a billed run
-            Ledger(settings.ledger_path).check()
+            ledger_for(settings).check()
         except LedgerError as exc:
             print(f"databar-mcp: {exc}", file=sys.stderr)
             return 2

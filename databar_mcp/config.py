@@ -71,6 +71,12 @@ TASK_UNSEEN_GRACE_S = 10 * 60.0
 # Databar keeps task data this long; the ledger keeps it after that.
 API_RETENTION_S = 24 * 3600.0
 
+# PostgreSQL ledger (DATABAR_MCP_DATABASE_URL), shared by replicas.
+DATABASE_POOL_MAX = 10  # connections per replica
+DATABASE_CONNECT_TIMEOUT_S = 10.0
+DATABASE_STATEMENT_TIMEOUT_S = 15.0  # a stuck database is an error, never a hung tool call (includes lock waits)
+DATABASE_IDLE_IN_TRANSACTION_S = 60.0  # a replica stuck inside a transaction lets go of its locks
+
 # Toolsets a user can load (DATABAR_MCP_TOOLSETS / --toolsets, or `all`). Without a choice the server lists the
 # default ones and offers the rest through enable_toolsets: every tool definition costs the model context.
 TOOLSETS = (
@@ -133,6 +139,8 @@ class Settings(BaseModel):
 
     api_key: SecretStr | None = None
     api_key_source: str = "unset"
+    # A PostgreSQL URL for a ledger shared by replicas (it may hold a password, so it is a secret); unset: SQLite.
+    database_url: SecretStr | None = None
     base_url: str = DEFAULT_BASE_URL
     state_dir: Path = Field(default_factory=default_state_dir)
     tool_deadline_s: float = Field(default=TOOL_DEADLINE_S, gt=0)
@@ -208,6 +216,8 @@ class Settings(BaseModel):
             values["api_key_source"] = f"file {key_file} (DATABAR_API_KEY_FILE)"
         if url := env.get("DATABAR_BASE_URL"):
             values["base_url"] = url
+        if database_url := env.get("DATABAR_MCP_DATABASE_URL"):
+            values["database_url"] = SecretStr(database_url.strip())
         if state := env.get("DATABAR_MCP_STATE_DIR"):
             values["state_dir"] = Path(state)
         for name, var in (

@@ -22,7 +22,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSI
 from databar_mcp import __version__
 from databar_mcp.api import AuthenticationError, DatabarClient, DatabarError
 from databar_mcp.config import MIN_SECRET_LEN, Settings
-from databar_mcp.store import MIGRATIONS, Ledger, LedgerError
+from databar_mcp.store import MIGRATIONS, LedgerError, ledger_for
 
 Status = Literal["pass", "warn", "fail", "skip"]
 Fact = str | int | float | bool | list[str] | None
@@ -137,10 +137,10 @@ def check_state_dir(settings: Settings) -> Check:
 
 
 async def check_ledger(settings: Settings, state_ok: bool) -> Check:
-    path = settings.ledger_path
     if not state_ok:
         return Check("ledger", "skip", "state dir not writable")
-    ledger = Ledger(path)
+    ledger = ledger_for(settings)
+    path = ledger.where  # the SQLite file, or the PostgreSQL database without its password
     try:
         await ledger.open()
         version = await ledger.version()
@@ -152,6 +152,8 @@ async def check_ledger(settings: Settings, state_ok: bool) -> Check:
         return Check("ledger", "fail", str(exc), {"path": str(path)})
     except Exception as exc:  # any failure to open or read it is the finding, not a crash
         return Check("ledger", "fail", f"{path}: {type(exc).__name__}: {exc}", {"path": str(path)})
+    finally:
+        await ledger.aclose()
     facts: dict[str, Fact] = {"path": str(path), "schema_version": version, "tasks": tasks}
     return Check("ledger", "pass", f"schema v{version}, {tasks} task(s), {path}", facts)
 

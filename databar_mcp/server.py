@@ -27,7 +27,7 @@ from databar_mcp.logs import Redactor, installed_redactor
 from databar_mcp.mcp_tasks import TaskService, TasksExtension, TasksMiddleware
 from databar_mcp.runner import TaskRunner
 from databar_mcp.stdio_guard import AnsweringReadStream
-from databar_mcp.store import Ledger
+from databar_mcp.store import ledger_for
 from databar_mcp.tools import (
     account,
     connectors,
@@ -164,7 +164,7 @@ def build_server(settings: Settings) -> DatabarMCPServer:
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Services]) -> AsyncGenerator[Services]:
-        ledger = Ledger(settings.ledger_path)
+        ledger = ledger_for(settings)  # SQLite in the state dir, or PostgreSQL shared by replicas
         await ledger.open()  # fail at start, loudly, if the state dir is unusable: never run without it
         client = DatabarClient.from_settings(settings)
         key = settings.api_key.get_secret_value() if settings.api_key else None
@@ -201,7 +201,7 @@ def build_server(settings: Settings) -> DatabarMCPServer:
         finally:
             relay.uninstall()
             await client.aclose()
-            ledger.close()
+            await ledger.aclose()
 
     server = DatabarMCPServer(
         name="databar",

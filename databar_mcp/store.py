@@ -1,9 +1,9 @@
-"""Ledger: a durable SQLite record of every submission, task and result.
+"""Ledger: a durable record of every submission, task and result.
 
 Databar deletes results after 24 hours and agents lose conversations, time out and restart; the ledger
 is what lets us promise that nothing a user paid for is ever lost or paid for twice. Every write happens
-before the tool waits or returns. SQLite in WAL mode with a busy timeout makes one state dir safe to
-share between server processes; all I/O runs in worker threads, off the event loop.
+before the tool waits or returns. It lives in a SQLite file in the state dir (ledger_sqlite.py) or, for
+replicas, in PostgreSQL (ledger_pg.py); the logic here is written once over the seam in ledger_backend.py.
 
 A write that fails because the disk is full (or failing) after Databar accepted a run must not lose the task
 id: it is logged, kept in memory (listed by `recent`, honoured by the duplicate guard) and written as soon as
@@ -12,21 +12,21 @@ a later ledger call finds space again.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import sqlite3
-import threading
 import time
-from collections.abc import Callable, Generator
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
-
-import anyio.to_thread
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from databar_mcp.api.models import Task, TaskProgress
+from databar_mcp.ledger_backend import LedgerBackend, LedgerConn, LedgerError, Row
+from databar_mcp.ledger_sqlite import SqliteBackend, out_of_space
+
+if TYPE_CHECKING:
+    from databar_mcp.config import Settings
 
 logger = logging.getLogger("databar_mcp.ledger")
 
@@ -112,39 +112,17 @@ SCHEMA_TABLES: dict[str, frozenset[str]] = {
 }
 
 
-class LedgerError(Exception):
-    """The ledger cannot be used: one line saying what is wrong and where (never a traceback for the user)."""
-
-
-def _unusable(path: Path, exc: BaseException) -> LedgerError:
-    """The one-line explanation of an OS or SQLite failure on opening the ledger at `path`."""
-    text = str(exc).lower()
-    fix = "set DATABAR_MCP_STATE_DIR to a writable folder"
-    if isinstance(exc, OSError):
-        where = exc.filename or path.parent
-        return LedgerError(f"cannot use the state dir {where}: {exc.strerror or exc} ({fix})")
-    if "full" in text or "disk i/o" in text:
-        return LedgerError(f"the ledger {path} cannot be written ({exc}): is the disk full? Free space, or {fix}")
-    if "readonly" in text or "read-only" in text or "unable to open" in text:
-        return LedgerError(f"the ledger {path} cannot be opened for writing: {exc} ({fix})")
-    if "not a database" in text or "malformed" in text or "corrupt" in text:
-        return LedgerError(
-            f"the ledger {path} is not a usable SQLite database ({exc}): move it away to start a new one"
-        )
-    return LedgerError(f"the ledger {path} cannot be used: {type(exc).__name__}: {exc}")
-
-
-def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
-    """Refuse a ledger whose tables are missing or incomplete, or that fails SQLite's own quick check."""
+async def _check_schema(conn: LedgerConn, where: str) -> None:
+    """Refuse a ledger whose tables are missing or incomplete, or that fails the database's own check."""
     for table, columns in SCHEMA_TABLES.items():
-        found = {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")}
+        found = await conn.columns(table)
         if not found:
-            raise LedgerError(f"the ledger {path} is damaged: table {table} is missing (move it away to start anew)")
+            raise LedgerError(f"the ledger {where} is damaged: table {table} is missing (move it away to start anew)")
         if missing := sorted(columns - found):
-            raise LedgerError(f"the ledger {path} is damaged: table {table} lacks column(s) {', '.join(missing)}")
-    verdict = str(conn.execute("PRAGMA quick_check(1)").fetchone()[0])
+            raise LedgerError(f"the ledger {where} is damaged: table {table} lacks column(s) {', '.join(missing)}")
+    verdict = await conn.integrity()
     if verdict != "ok":
-        raise LedgerError(f"the ledger {path} is damaged ({verdict[:200]}): move it away to start a new one")
+        raise LedgerError(f"the ledger {where} is damaged ({verdict[:200]}): move it away to start a new one")
 
 
 UNKNOWN_TO_DATABAR = "unknown_to_databar"
@@ -208,16 +186,6 @@ class TaskNotOurs(Exception):
         self.seen = seen
 
 
-def out_of_space(exc: BaseException) -> bool:
-    """A write SQLite could not make for lack of disk (SQLITE_FULL) or because the disk failed (SQLITE_IOERR)."""
-    if not isinstance(exc, sqlite3.OperationalError):
-        return False
-    code = getattr(exc, "sqlite_errorcode", None)
-    if isinstance(code, int):
-        return code & 0xFF in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)
-    return "disk is full" in str(exc) or "disk I/O error" in str(exc)
-
-
 @dataclass(frozen=True)
 class _Accepted:
     """A task id Databar returned that could not be written yet."""
@@ -246,105 +214,82 @@ def _rows_with_data(data: object) -> tuple[int | None, int | None]:
 
 
 class Ledger:
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    """The ledger's operations, on SQLite (a path) or another backend (PostgreSQL: see ledger_for)."""
+
+    def __init__(self, where: Path | LedgerBackend) -> None:
+        self._db: LedgerBackend = SqliteBackend(where) if isinstance(where, Path) else where
         self._ready = False
-        self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()  # one worker thread at a time uses the shared connection
-        # Writes that found no space, replayed (in this order) before the next ledger call; guarded by _lock.
+        # Writes that found no space, replayed (in this order) before the next ledger call.
         self._unwritten_accepts: dict[int, _Accepted] = {}
         self._unwritten_tasks: dict[str, Task] = {}
 
+    @property
+    def where(self) -> str:
+        """The ledger's location for messages (never a password)."""
+        return self._db.where
+
     # ---- plumbing ----------------------------------------------------------------------------------------
 
-    @contextmanager
-    def _connect(self) -> Generator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+    async def _migrate(self, conn: LedgerConn) -> None:
+        """Create or upgrade the schema, then check it; any problem is a LedgerError naming the ledger."""
         try:
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA busy_timeout = 30000")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            yield conn
-        finally:
-            conn.close()
-
-    def _migrate(self) -> None:
-        """Create or upgrade the schema, then check it; any problem is a LedgerError naming the path."""
-        try:
-            if self.path.is_dir():
-                raise LedgerError(f"the ledger {self.path} is a directory, not a SQLite file (move it away)")
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connect() as conn:
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-                    if version > len(MIGRATIONS):
-                        raise LedgerError(
-                            f"the ledger {self.path} has schema v{version}, newer than this databar-mcp knows "
-                            f"(v{len(MIGRATIONS)}): upgrade databar-mcp, or use another DATABAR_MCP_STATE_DIR"
-                        )
-                    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                        for statement in script.split(";"):
-                            if statement.strip():
-                                conn.execute(statement)
-                        conn.execute(f"PRAGMA user_version = {number}")
-                    _check_schema(conn, self.path)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    with contextlib.suppress(sqlite3.Error):  # e.g. a failed COMMIT already ended it
-                        conn.execute("ROLLBACK")
-                    raise
-        except (OSError, sqlite3.Error) as exc:
-            raise _unusable(self.path, exc) from None
+            await conn.begin_migration()
+            try:
+                version = await conn.schema_version()
+                if version > len(MIGRATIONS):
+                    raise LedgerError(
+                        f"the ledger {self.where} has schema v{version}, newer than this databar-mcp knows "
+                        f"(v{len(MIGRATIONS)}): upgrade databar-mcp, or use another ledger"
+                    )
+                for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                    await conn.run_script(script)
+                    await conn.set_schema_version(number)
+                await _check_schema(conn, self.where)
+                await conn.commit()
+            except BaseException:
+                await _quiet_rollback(conn)  # e.g. a failed COMMIT already ended it
+                raise
+        except LedgerError:
+            raise
+        except Exception as exc:
+            if (explained := self._db.unusable(exc)) is None:
+                raise
+            raise explained from None
         self._ready = True
 
-    def _shared(self) -> sqlite3.Connection:
-        """One long-lived connection (opening one per call costs more than most queries)."""
-        if self._conn is None:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA busy_timeout = 30000")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            self._conn = conn
-        return self._conn
+    async def _run(self, fn: Callable[[LedgerConn], Awaitable[T]]) -> T:
+        async def work(conn: LedgerConn) -> T:
+            if not self._ready:
+                await self._migrate(conn)
+            if self._unwritten_accepts or self._unwritten_tasks:
+                await self._replay(conn)
+            return await fn(conn)
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def work() -> T:
-            with self._lock:
-                if not self._ready:
-                    self._migrate()
-                conn = self._shared()
-                self._replay(conn)
-                return fn(conn)
+        return await self._db.run(work)
 
-        return await anyio.to_thread.run_sync(work)
-
-    def _replay(self, conn: sqlite3.Connection) -> None:
-        """Write what an earlier call had to keep in memory, now that there may be space again (under _lock)."""
+    async def _replay(self, conn: LedgerConn) -> None:
+        """Write what an earlier call had to keep in memory, now that there may be space again."""
         for key, accepted in list(self._unwritten_accepts.items()):
             try:
-                self._write_accepted(conn, accepted.submission_id, accepted.task_id, accepted.status, accepted.at)
+                await self._write_accepted(conn, accepted.submission_id, accepted.task_id, accepted.status, accepted.at)
             except TaskIdTaken as exc:
                 logger.error("unwritten task %s could not be recorded: %s", accepted.task_id, exc)
-            except sqlite3.OperationalError as exc:
-                if out_of_space(exc):
+            except Exception as exc:
+                if self._db.out_of_space(exc):
                     return  # still no space: keep everything for the next call
                 raise
-            del self._unwritten_accepts[key]
-            logger.warning("task %s is now written to the ledger", accepted.task_id)
+            if self._unwritten_accepts.pop(key, None) is not None:
+                logger.warning("task %s is now written to the ledger", accepted.task_id)
         for task_id, task in list(self._unwritten_tasks.items()):
             try:
-                self._write_observed(conn, task, time.time())
+                await self._write_observed(conn, task, time.time())
             except TaskNotOurs as exc:
                 logger.error("unwritten state of task %s dropped: %s", task_id, exc)
-            except sqlite3.OperationalError as exc:
-                if out_of_space(exc):
+            except Exception as exc:
+                if self._db.out_of_space(exc):
                     return
                 raise
-            del self._unwritten_tasks[task_id]
+            self._unwritten_tasks.pop(task_id, None)
 
     @property
     def unwritten(self) -> int:
@@ -355,29 +300,38 @@ class Ledger:
         return {a.task_id: a for a in self._unwritten_accepts.values()}
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        """Close a SQLite ledger's connection (a PostgreSQL pool closes in aclose)."""
+        self._db.close()
+
+    async def aclose(self) -> None:
+        await self._db.aclose()
 
     async def open(self) -> None:
-        await self._run(lambda conn: None)
+        await self._run(_nothing)
 
     def check(self) -> None:
         """Open (create or upgrade) and check the ledger now, in this thread: LedgerError says what is wrong."""
-        with self._lock:
-            self._migrate()
+        try:
+            self._db.run_blocking(self._migrate)
+        finally:
+            self._db.close()
 
-    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn` on the shared connection in a worker thread: for modules that own a table of their own."""
+    async def call(self, fn: Callable[[LedgerConn], Awaitable[T]]) -> T:
+        """Run `fn` on a ledger connection (either backend): for modules that own a table of their own."""
         return await self._run(fn)
 
     @staticmethod
-    def schema_version(conn: sqlite3.Connection) -> int:
-        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    async def schema_version(conn: LedgerConn) -> int:
+        return await conn.schema_version()
 
     async def version(self) -> int:
         return await self._run(self.schema_version)
+
+    @asynccontextmanager
+    async def tracking_turn(self) -> AsyncGenerator[bool]:
+        """True when this process does the background tracker's pass now (one replica at a time)."""
+        async with self._db.tracking_turn() as mine:
+            yield mine
 
     # ---- submissions -------------------------------------------------------------------------------------
 
@@ -396,23 +350,24 @@ class Ledger:
         """Atomically: return an earlier identical run still running or recent, or record a new intent."""
         now = time.time()
 
-        def work(conn: sqlite3.Connection) -> Claim:
-            conn.execute("BEGIN IMMEDIATE")
+        async def work(conn: LedgerConn) -> Claim:
+            await conn.begin(f"run:{fingerprint}")
             try:
-                earlier = None if force else self._earlier(conn, fingerprint, now - window_s)
+                earlier = None if force else await self._earlier(conn, fingerprint, now - window_s)
                 if earlier is not None:
-                    conn.execute("COMMIT")
+                    await conn.commit()
                     return Claim(submission_id=None, earlier=earlier)
-                cur = conn.execute(
+                row = await conn.one(
                     """INSERT INTO submissions (tool, endpoint, fingerprint, request_json, rows, estimated_credits,
                                                 created_at, outcome)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')""",
+                       VALUES (?, ?, ?, ?, ?, ?, ?, 'pending') RETURNING id""",
                     (tool, endpoint, fingerprint, json.dumps(request), rows, estimated_credits, now),
                 )
-                conn.execute("COMMIT")
-                return Claim(submission_id=cur.lastrowid, earlier=None)
+                await conn.commit()
+                assert row is not None
+                return Claim(submission_id=int(row[0]), earlier=None)
             except BaseException:
-                _rollback(conn)
+                await conn.rollback()
                 raise
 
         return await self._run(work)
@@ -422,39 +377,39 @@ class Ledger:
         since = time.time() - window_s
         return await self._run(lambda conn: self._earlier(conn, fingerprint, since))
 
-    def _earlier(self, conn: sqlite3.Connection, fingerprint: str, since: float) -> Submission | None:
+    async def _earlier(self, conn: LedgerConn, fingerprint: str, since: float) -> Submission | None:
         """An identical run still running, or sent/finished since `since` (rejected runs never count)."""
-        row = conn.execute(
+        row = await conn.one(
             """SELECT s.* FROM submissions s LEFT JOIN tasks t ON t.task_id = s.task_id
                WHERE s.fingerprint = ? AND s.outcome IN ('pending', 'accepted', 'unknown')
                  AND (s.created_at >= ? OR (s.outcome = 'accepted' AND t.status NOT IN
                       ('completed', 'partially_completed', 'failed', 'cancelled', 'gone', 'unknown_to_databar')))
                ORDER BY s.created_at DESC LIMIT 1""",
             (fingerprint, since),
-        ).fetchone()
+        )
         if row is None:
             return None
         earlier = _submission(row)
         kept = self._unwritten_accepts.get(earlier.id)
         if kept is not None:  # accepted, but the disk was full when it came back: the task id is in memory
             return replace(earlier, outcome="accepted", task_id=kept.task_id)
-        if earlier.outcome == "accepted" and self._status(conn, earlier.task_id) == UNKNOWN_TO_DATABAR:
+        if earlier.outcome == "accepted" and await self._status(conn, earlier.task_id) == UNKNOWN_TO_DATABAR:
             # Databar gave this run a task id and then never showed it: it may have run and billed, so an
             # identical run is not sent again unless the caller forces it.
             return replace(earlier, outcome="unknown", error="Databar never showed the task it returned.")
         # A finished task counts only if it finished inside the window (and did not fail).
-        if earlier.outcome != "accepted" or self._fresh(conn, earlier, since):
+        if earlier.outcome != "accepted" or await self._fresh(conn, earlier, since):
             return earlier
         return None
 
     @staticmethod
-    def _status(conn: sqlite3.Connection, task_id: str | None) -> str | None:
-        row = conn.execute("SELECT status FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+    async def _status(conn: LedgerConn, task_id: str | None) -> str | None:
+        row = await conn.one("SELECT status FROM tasks WHERE task_id = ?", (task_id,))
         return None if row is None else str(row["status"])
 
     @staticmethod
-    def _fresh(conn: sqlite3.Connection, earlier: Submission, since: float) -> bool:
-        row = conn.execute("SELECT status, completed_at FROM tasks WHERE task_id = ?", (earlier.task_id,)).fetchone()
+    async def _fresh(conn: LedgerConn, earlier: Submission, since: float) -> bool:
+        row = await conn.one("SELECT status, completed_at FROM tasks WHERE task_id = ?", (earlier.task_id,))
         if row is None or row["status"] not in TERMINAL:
             return True
         if row["status"] in NOT_REUSABLE:
@@ -470,11 +425,11 @@ class Ledger:
         """
         now = time.time()
 
-        def work(conn: sqlite3.Connection) -> bool:
+        async def work(conn: LedgerConn) -> bool:
             try:
-                self._write_accepted(conn, submission_id, task_id, status, now)
-            except sqlite3.OperationalError as exc:
-                if not out_of_space(exc):
+                await self._write_accepted(conn, submission_id, task_id, status, now)
+            except Exception as exc:
+                if not self._db.out_of_space(exc):
                     raise
                 self._unwritten_accepts[submission_id] = _Accepted(submission_id, task_id, status, now)
                 logger.error(
@@ -489,28 +444,28 @@ class Ledger:
         return await self._run(work)
 
     @staticmethod
-    def _write_accepted(conn: sqlite3.Connection, submission_id: int, task_id: str, status: str, now: float) -> None:
-        conn.execute("BEGIN IMMEDIATE")
+    async def _write_accepted(conn: LedgerConn, submission_id: int, task_id: str, status: str, now: float) -> None:
+        await conn.begin(f"task:{task_id}")
         try:
-            owner = conn.execute(
+            owner = await conn.one(
                 """SELECT id FROM submissions WHERE task_id = ? AND id != ?
                    UNION SELECT submission_id FROM tasks WHERE task_id = ? AND submission_id != ?""",
                 (task_id, submission_id, task_id, submission_id),
-            ).fetchone()
+            )
             if owner is not None:
                 raise TaskIdTaken(task_id, int(owner[0]))
-            conn.execute(
+            await conn.execute(
                 "UPDATE submissions SET outcome = 'accepted', task_id = ? WHERE id = ?", (task_id, submission_id)
             )
-            conn.execute(
+            await conn.execute(
                 """INSERT INTO tasks (task_id, submission_id, status, submitted_at, updated_at)
                    VALUES (?, ?, ?, ?, ?)
                    ON CONFLICT(task_id) DO UPDATE SET submission_id = excluded.submission_id""",
                 (task_id, submission_id, status, now, now),
             )
-            conn.execute("COMMIT")
+            await conn.commit()
         except BaseException:
-            _rollback(conn)
+            await conn.rollback()
             raise
 
     async def failed(self, submission_id: int, outcome: Outcome, error: str) -> None:
@@ -520,21 +475,21 @@ class Ledger:
         once its sender is gone: the safe reading either way.
         """
 
-        def work(conn: sqlite3.Connection) -> None:
+        async def work(conn: LedgerConn) -> None:
             try:
-                conn.execute(
+                await conn.execute(
                     "UPDATE submissions SET outcome = ?, error = ? WHERE id = ?", (outcome, error[:500], submission_id)
                 )
-            except sqlite3.OperationalError as exc:
-                if not out_of_space(exc):
+            except Exception as exc:
+                if not self._db.out_of_space(exc):
                     raise
                 logger.error("the ledger cannot be written (%s): submission %d stays pending", exc, submission_id)
 
         await self._run(work)
 
     async def submission(self, submission_id: int) -> Submission | None:
-        def work(conn: sqlite3.Connection) -> Submission | None:
-            row = conn.execute("SELECT * FROM submissions WHERE id = ?", (submission_id,)).fetchone()
+        async def work(conn: LedgerConn) -> Submission | None:
+            row = await conn.one("SELECT * FROM submissions WHERE id = ?", (submission_id,))
             return None if row is None else _submission(row)
 
         return await self._run(work)
@@ -549,11 +504,11 @@ class Ledger:
         """
         now = time.time()
 
-        def work(conn: sqlite3.Connection) -> None:
+        async def work(conn: LedgerConn) -> None:
             try:
-                self._write_observed(conn, task, now)
-            except sqlite3.OperationalError as exc:
-                if not out_of_space(exc):
+                await self._write_observed(conn, task, now)
+            except Exception as exc:
+                if not self._db.out_of_space(exc):
                     raise
                 kept = self._unwritten_tasks.get(task.task_id)
                 if kept is None or not kept.is_terminal:
@@ -563,12 +518,12 @@ class Ledger:
         await self._run(work)
 
     @staticmethod
-    def _check_owner(conn: sqlite3.Connection, task: Task, rows_total: int | None) -> None:
+    async def _check_owner(conn: LedgerConn, task: Task, rows_total: int | None) -> None:
         """Raise TaskNotOurs when a bulk run's finished task holds a number of rows other than the run sent."""
-        owner = conn.execute(
+        owner = await conn.one(
             "SELECT s.tool, s.rows FROM tasks t JOIN submissions s ON s.id = t.submission_id WHERE t.task_id = ?",
             (task.task_id,),
-        ).fetchone()
+        )
         if owner is None or owner["rows"] is None or not str(owner["tool"]).startswith("run_bulk_"):
             return
         # Only the data is checked: a bulk result is documented to hold one entry per input, in order.
@@ -580,37 +535,37 @@ class Ledger:
         outcome by the duplicate guard (it may have billed), the reason kept with the task and the run."""
         now = time.time()
 
-        def work(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
+        async def work(conn: LedgerConn) -> None:
+            await conn.begin(f"task:{task_id}")
             try:
-                conn.execute(
+                await conn.execute(
                     "UPDATE tasks SET status = ?, errors_json = ?, updated_at = ?, completed_at = ? WHERE task_id = ?",
                     (UNKNOWN_TO_DATABAR, json.dumps([reason]), now, now, task_id),
                 )
-                conn.execute("UPDATE submissions SET error = ? WHERE task_id = ?", (reason[:500], task_id))
-                conn.execute("COMMIT")
+                await conn.execute("UPDATE submissions SET error = ? WHERE task_id = ?", (reason[:500], task_id))
+                await conn.commit()
             except BaseException:
-                _rollback(conn)
+                await conn.rollback()
                 raise
 
         await self._run(work)
 
     @staticmethod
-    def _write_observed(conn: sqlite3.Connection, task: Task, now: float) -> None:
+    async def _write_observed(conn: LedgerConn, task: Task, now: float) -> None:
         progress = task.progress.model_dump() if task.progress is not None else None
         terminal = task.is_terminal
         with_data = terminal and task.data is not None and task.status != "gone"
         rows_total, rows_found = _rows_with_data(task.data) if with_data else (None, None)
         data_json = json.dumps(task.data, ensure_ascii=False) if with_data else None
-        conn.execute("BEGIN IMMEDIATE")
+        await conn.begin(f"task:{task.task_id}")
         try:
-            Ledger._check_owner(conn, task, rows_total if isinstance(task.data, list) else None)
-            existing = conn.execute("SELECT status FROM tasks WHERE task_id = ?", (task.task_id,)).fetchone()
+            await Ledger._check_owner(conn, task, rows_total if isinstance(task.data, list) else None)
+            existing = await conn.one("SELECT status FROM tasks WHERE task_id = ?", (task.task_id,))
             if existing is not None and existing["status"] in TERMINAL and task.status == "gone":
-                conn.execute("UPDATE tasks SET updated_at = ? WHERE task_id = ?", (now, task.task_id))
-                conn.execute("COMMIT")
+                await conn.execute("UPDATE tasks SET updated_at = ? WHERE task_id = ?", (now, task.task_id))
+                await conn.commit()
                 return
-            conn.execute(
+            await conn.execute(
                 """INSERT INTO tasks (task_id, status, progress_json, credits_spent, rows_total, rows_with_data,
                                       errors_json, submitted_at, updated_at, completed_at)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -637,35 +592,35 @@ class Ledger:
                 ),
             )
             if data_json is not None:
-                conn.execute(
+                await conn.execute(
                     """INSERT INTO results (task_id, data_json, saved_at) VALUES (?, ?, ?)
                        ON CONFLICT(task_id) DO NOTHING""",
                     (task.task_id, data_json, now),
                 )
-            conn.execute("COMMIT")
+            await conn.commit()
         except BaseException:
-            _rollback(conn)
+            await conn.rollback()
             raise
 
     async def task(self, task_id: str) -> TaskRecord | None:
-        def work(conn: sqlite3.Connection) -> TaskRecord | None:
-            row = conn.execute(
+        async def work(conn: LedgerConn) -> TaskRecord | None:
+            row = await conn.one(
                 """SELECT t.*, EXISTS(SELECT 1 FROM results r WHERE r.task_id = t.task_id) AS has_result
                    FROM tasks t WHERE t.task_id = ?""",
                 (task_id,),
-            ).fetchone()
+            )
             if row is not None:
-                return _task_record(conn, row)
+                return await _task_record(conn, row)
             kept = self._unwritten_task_ids().get(task_id)
-            return None if kept is None else self._kept_record(conn, kept)
+            return None if kept is None else await self._kept_record(conn, kept)
 
         return await self._run(work)
 
     async def result(self, task_id: str) -> object | None:
         """The stored data of a finished task (None when there is no local copy)."""
 
-        def work(conn: sqlite3.Connection) -> str | None:
-            row = conn.execute("SELECT data_json FROM results WHERE task_id = ?", (task_id,)).fetchone()
+        async def work(conn: LedgerConn) -> str | None:
+            row = await conn.one("SELECT data_json FROM results WHERE task_id = ?", (task_id,))
             return None if row is None else str(row[0])
 
         raw = await self._run(work)
@@ -679,13 +634,13 @@ class Ledger:
     async def stored(self, task_id: str) -> tuple[Task, float | None] | None:
         """A complete stored task and its run's estimated cost, in one read."""
 
-        def work(conn: sqlite3.Connection) -> tuple[TaskRecord, str] | None:
-            row = conn.execute(
+        async def work(conn: LedgerConn) -> tuple[TaskRecord, str] | None:
+            row = await conn.one(
                 """SELECT t.*, 1 AS has_result, r.data_json FROM tasks t JOIN results r ON r.task_id = t.task_id
                    WHERE t.task_id = ?""",
                 (task_id,),
-            ).fetchone()
-            return None if row is None else (_task_record(conn, row), str(row["data_json"]))
+            )
+            return None if row is None else (await _task_record(conn, row), str(row["data_json"]))
 
         found = await self._run(work)
         if found is None:
@@ -704,23 +659,24 @@ class Ledger:
         """Tasks newest first; those still waiting in memory for disk space come first (they are the newest)."""
         where = f"WHERE t.status NOT IN {TERMINAL!r}" if unfinished_only else ""
 
-        def work(conn: sqlite3.Connection) -> tuple[list[TaskRecord], int]:
-            kept = [self._kept_record(conn, a) for a in reversed(self._unwritten_accepts.values())]
+        async def work(conn: LedgerConn) -> tuple[list[TaskRecord], int]:
+            kept = [await self._kept_record(conn, a) for a in reversed(self._unwritten_accepts.values())]
             kept = [r for r in kept if not (unfinished_only and r.is_terminal)]
             shown = kept[offset : offset + limit]
-            total = int(conn.execute(f"SELECT COUNT(*) FROM tasks t {where}").fetchone()[0])  # noqa: S608
-            rows = conn.execute(
+            counted = await conn.one(f"SELECT COUNT(*) FROM tasks t {where}")  # noqa: S608
+            total = int(counted[0]) if counted is not None else 0
+            rows = await conn.all(
                 f"""SELECT t.*, EXISTS(SELECT 1 FROM results r WHERE r.task_id = t.task_id) AS has_result
                     FROM tasks t {where} ORDER BY t.submitted_at DESC LIMIT ? OFFSET ?""",  # noqa: S608
                 (limit - len(shown), max(0, offset - len(kept))),
-            ).fetchall()
-            return shown + [_task_record(conn, row) for row in rows], total + len(kept)
+            )
+            return shown + [await _task_record(conn, row) for row in rows], total + len(kept)
 
         return await self._run(work)
 
-    def _kept_record(self, conn: sqlite3.Connection, accepted: _Accepted) -> TaskRecord:
+    async def _kept_record(self, conn: LedgerConn, accepted: _Accepted) -> TaskRecord:
         """A task known only in memory (the disk was full when Databar returned it), as the ledger would show it."""
-        sub = conn.execute("SELECT * FROM submissions WHERE id = ?", (accepted.submission_id,)).fetchone()
+        sub = await conn.one("SELECT * FROM submissions WHERE id = ?", (accepted.submission_id,))
         seen = self._unwritten_tasks.get(accepted.task_id)
         status = seen.status if seen is not None else accepted.status
         return TaskRecord(
@@ -739,23 +695,21 @@ class Ledger:
         )
 
     async def unknown_submissions(self, *, limit: int) -> list[Submission]:
-        def work(conn: sqlite3.Connection) -> list[Submission]:
-            rows = conn.execute(
+        async def work(conn: LedgerConn) -> list[Submission]:
+            rows = await conn.all(
                 """SELECT * FROM submissions WHERE outcome IN ('unknown', 'pending')
                    ORDER BY created_at DESC LIMIT ?""",
                 (limit + len(self._unwritten_accepts),),
-            ).fetchall()
+            )
             found = [_submission(row) for row in rows if int(row["id"]) not in self._unwritten_accepts]
             return found[:limit]
 
         return await self._run(work)
 
     async def credits_spent_since(self, since: float) -> float:
-        def work(conn: sqlite3.Connection) -> float:
-            row = conn.execute(
-                "SELECT COALESCE(SUM(credits_spent), 0) FROM tasks WHERE submitted_at >= ?", (since,)
-            ).fetchone()
-            return float(row[0])
+        async def work(conn: LedgerConn) -> float:
+            row = await conn.one("SELECT COALESCE(SUM(credits_spent), 0) FROM tasks WHERE submitted_at >= ?", (since,))
+            return 0.0 if row is None else float(row[0])
 
         return await self._run(work)
 
@@ -769,27 +723,41 @@ class Ledger:
                 "UPDATE submissions SET outcome = 'accepted', request_json = ? WHERE id = ?",
                 (json.dumps(request), submission_id),
             )
-        )
+        )  # one statement: no transaction needed on either backend
 
     async def latest_submission(self, endpoint: str) -> Submission | None:
         """The newest run sent (or being sent) to `endpoint`, whatever its outcome."""
 
-        def work(conn: sqlite3.Connection) -> Submission | None:
-            row = conn.execute(
+        async def work(conn: LedgerConn) -> Submission | None:
+            row = await conn.one(
                 "SELECT * FROM submissions WHERE endpoint = ? ORDER BY created_at DESC, id DESC LIMIT 1", (endpoint,)
-            ).fetchone()
+            )
             return None if row is None else _submission(row)
 
         return await self._run(work)
 
 
-def _rollback(conn: sqlite3.Connection) -> None:
-    """Roll back if a transaction is still open: SQLite ends one itself on some errors (a full disk, I/O)."""
-    if conn.in_transaction:
-        conn.execute("ROLLBACK")
+def ledger_for(settings: Settings) -> Ledger:
+    """The ledger the settings name: PostgreSQL when DATABAR_MCP_DATABASE_URL is set, else the state dir's SQLite."""
+    if settings.database_url is None:
+        return Ledger(settings.ledger_path)
+    from databar_mcp.ledger_pg import PostgresBackend  # the optional `postgres` extra, only when asked for
+
+    return Ledger(PostgresBackend(settings.database_url.get_secret_value()))
 
 
-def _submission(row: sqlite3.Row) -> Submission:
+async def _nothing(conn: LedgerConn) -> None:
+    return None
+
+
+async def _quiet_rollback(conn: LedgerConn) -> None:
+    try:
+        await conn.rollback()
+    except Exception as exc:
+        logger.debug("rollback after a failed migration failed too: %s", type(exc).__name__)
+
+
+def _submission(row: Row) -> Submission:
     return Submission(
         id=int(row["id"]),
         tool=str(row["tool"]),
@@ -805,10 +773,10 @@ def _submission(row: sqlite3.Row) -> Submission:
     )
 
 
-def _task_record(conn: sqlite3.Connection, row: sqlite3.Row) -> TaskRecord:
+async def _task_record(conn: LedgerConn, row: Row) -> TaskRecord:
     submission = None
     if row["submission_id"] is not None:
-        sub = conn.execute("SELECT * FROM submissions WHERE id = ?", (row["submission_id"],)).fetchone()
+        sub = await conn.one("SELECT * FROM submissions WHERE id = ?", (row["submission_id"],))
         submission = None if sub is None else _submission(sub)
     return TaskRecord(
         task_id=str(row["task_id"]),
@@ -824,3 +792,17 @@ def _task_record(conn: sqlite3.Connection, row: sqlite3.Row) -> TaskRecord:
         has_result=bool(row["has_result"]),
         submission=submission,
     )
+
+
+__all__ = [
+    "MIGRATIONS",
+    "Claim",
+    "Ledger",
+    "LedgerError",
+    "Submission",
+    "TaskIdTaken",
+    "TaskNotOurs",
+    "TaskRecord",
+    "ledger_for",
+    "out_of_space",
+]

@@ -45,6 +45,8 @@ async def track_forever(runner: TaskRunner, ledger: Ledger, *, interval_s: float
     while True:
         await anyio.sleep(interval_s)
         try:
-            await track_once(runner, ledger)
+            async with ledger.tracking_turn() as mine:  # replicas sharing a ledger take turns
+                if mine:
+                    await track_once(runner, ledger)
         except Exception:  # a broken pass must not take the server down; the next one may work
             logger.exception("task tracking pass failed")

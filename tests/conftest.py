@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,11 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import SecretStr
 
 from databar_mcp.config import Settings
+from databar_mcp.ledger_pg import PostgresBackend
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
 from databar_mcp.server import build_server
+from databar_mcp.store import Ledger
+from tests.postgres_server import PostgresServer, start_postgres
 
 # Property tests draw the same examples on every run, so CI never fails on a draw nobody saw locally;
 # HYPOTHESIS_PROFILE=explore searches with fresh randomness.
@@ -113,3 +116,53 @@ LEADS = [
 ]
 
 BULK_ARGS: dict[str, Any] = {"waterfall": "email_getter", "params": LEADS, "enrichments": [833, 966]}
+
+
+# ---- the ledger on both backends ------------------------------------------------------------------------
+
+LEDGER_BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the whole run (each test that uses it gets a database of its own)."""
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=LEDGER_BACKENDS)
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """None for the SQLite ledger in the state dir; a fresh PostgreSQL database's URL for the shared one."""
+    if request.param == "sqlite":
+        return None
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.new_database()
+
+
+@pytest.fixture
+async def make_ledger(database_url: str | None, tmp_path: Path) -> AsyncIterator[Callable[[], Ledger]]:
+    """Ledgers on one store, on each backend in turn: each call opens another (a restart, another replica)."""
+    opened: list[Ledger] = []
+
+    def make() -> Ledger:
+        ledger = (
+            Ledger(tmp_path / "state" / "ledger.sqlite3")
+            if database_url is None
+            else Ledger(PostgresBackend(database_url))
+        )
+        opened.append(ledger)
+        return ledger
+
+    yield make
+    for ledger in opened:
+        await ledger.aclose()
+
+
+@pytest.fixture
+def any_settings(sandbox: SandboxServer, tmp_path: Path, database_url: str | None) -> Settings:
+    """The test settings with the ledger on each backend in turn."""
+    url = None if database_url is None else SecretStr(database_url)
+    return make_settings(sandbox, tmp_path, database_url=url)

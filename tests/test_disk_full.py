@@ -16,6 +16,7 @@ import pytest
 from databar_mcp.api import DatabarClient
 from databar_mcp.api.models import BulkWaterfallRequest, TaskHandle
 from databar_mcp.config import Settings
+from databar_mcp.ledger_sqlite import SqliteBackend
 from databar_mcp.runner import TaskRunner
 from databar_mcp.sandbox import SandboxServer
 from databar_mcp.store import Ledger
@@ -52,7 +53,8 @@ def space_returns(conn: sqlite3.Connection) -> None:
 async def test_a_task_id_survives_a_full_disk_and_is_written_when_space_returns(
     sandbox: SandboxServer, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    ledger = Ledger(settings.ledger_path)
+    backend = SqliteBackend(settings.ledger_path)  # the disk is filled through SQLite's own page limit
+    ledger = Ledger(backend)
     await ledger.open()
     body = BulkWaterfallRequest(params=LEADS, enrichments=[833, 966], email_verifier=None)
     caplog.set_level(logging.INFO)
@@ -63,7 +65,7 @@ async def test_a_task_id_survives_a_full_disk_and_is_written_when_space_returns(
         )
 
         async def send() -> TaskHandle:
-            await ledger._run(fill_the_disk)  # pyright: ignore[reportPrivateUsage]  # the volume fills up now
+            await backend.run_sqlite(fill_the_disk)  # the volume fills up now
             return await client.bulk_run_waterfall("email_getter", body)
 
         async def submit() -> str:
@@ -100,7 +102,7 @@ async def test_a_task_id_survives_a_full_disk_and_is_written_when_space_returns(
         finished = await runner.wait(task_id, timeout_s=10)  # its result arrives while the disk is full
         assert finished is not None and finished.status == "completed"
 
-        await ledger._run(space_returns)  # pyright: ignore[reportPrivateUsage]
+        await backend.run_sqlite(space_returns)
         await ledger.open()  # any ledger call writes what was waiting
     assert ledger.unwritten == 0
     ledger.close()

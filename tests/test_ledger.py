@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import random
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
+import psycopg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from databar_mcp.api.models import Task, TaskProgress
 from databar_mcp.fingerprint import account_id, canonical_json, fingerprint
-from databar_mcp.store import MIGRATIONS, Ledger
+from databar_mcp.ledger_pg import PostgresBackend
+from databar_mcp.store import MIGRATIONS, Ledger, LedgerError, TaskIdTaken
+from tests.postgres_server import PostgresServer, free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -33,20 +38,26 @@ async def claim(ledger: Ledger, fp: str = "f" * 64, *, window_s: float = 1800, f
     )
 
 
-async def test_schema_is_versioned_and_reopening_migrates_nothing(tmp_path: Path) -> None:
-    path = tmp_path / "state" / "ledger.sqlite3"
-    first = Ledger(path)
+async def test_schema_is_versioned_and_reopening_migrates_nothing(
+    make_ledger: Callable[[], Ledger], database_url: str | None, tmp_path: Path
+) -> None:
+    first = make_ledger()
     assert await first.version() == len(MIGRATIONS)
     fresh = await claim(first)
-    assert (await Ledger(path).version()) == len(MIGRATIONS)
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT COUNT(*) FROM submissions").fetchone()[0] == 1
+    assert (await make_ledger().version()) == len(MIGRATIONS)
     assert fresh.submission_id == 1
+    if database_url is None:
+        with sqlite3.connect(tmp_path / "state" / "ledger.sqlite3") as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert conn.execute("SELECT COUNT(*) FROM submissions").fetchone()[0] == 1
+    else:
+        with psycopg.connect(database_url) as conn:
+            assert conn.execute("SELECT version FROM databar_ledger_schema").fetchall() == [(len(MIGRATIONS),)]
+            assert conn.execute("SELECT COUNT(*) FROM submissions").fetchone() == (1,)
 
 
-async def test_claim_returns_the_earlier_run_until_it_is_rejected(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "l.sqlite3")
+async def test_claim_returns_the_earlier_run_until_it_is_rejected(make_ledger: Callable[[], Ledger]) -> None:
+    ledger = make_ledger()
     first = await claim(ledger)
     pending = await claim(ledger)
     assert pending.submission_id is None and pending.earlier is not None and pending.earlier.outcome == "pending"
@@ -54,8 +65,10 @@ async def test_claim_returns_the_earlier_run_until_it_is_rejected(tmp_path: Path
     assert (await claim(ledger)).submission_id is not None  # refused runs never block a corrected retry
 
 
-async def test_claim_reuses_a_running_task_past_the_window_but_not_a_failed_one(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "l.sqlite3")
+async def test_claim_reuses_a_running_task_past_the_window_but_not_a_failed_one(
+    make_ledger: Callable[[], Ledger],
+) -> None:
+    ledger = make_ledger()
     first = await claim(ledger)
     await ledger.accepted(first.submission_id, "task-1", "processing")
     reused = await claim(ledger, window_s=0)
@@ -65,8 +78,8 @@ async def test_claim_reuses_a_running_task_past_the_window_but_not_a_failed_one(
     assert (await claim(ledger, force=True)).submission_id is not None
 
 
-async def test_a_finished_task_keeps_its_data_when_databar_later_says_gone(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "l.sqlite3")
+async def test_a_finished_task_keeps_its_data_when_databar_later_says_gone(make_ledger: Callable[[], Ledger]) -> None:
+    ledger = make_ledger()
     progress = TaskProgress(total=2, completed=1, no_data=1, failed=0, processing=0)
     await ledger.observe(
         Task(task_id="t", status="completed", data=[{"email": "x@y"}, None], credits_spent=2.5, progress=progress)
@@ -78,6 +91,92 @@ async def test_a_finished_task_keeps_its_data_when_databar_later_says_gone(tmp_p
     assert stored is not None and stored.status == "completed" and stored.data == [{"email": "x@y"}, None]
     assert record is not None and (record.rows_total, record.rows_with_data) == (2, 1)
     assert await ledger.credits_spent_since(0) == 2.5
+
+
+async def test_identical_claims_at_once_from_many_replicas_record_one_intent(
+    make_ledger: Callable[[], Ledger],
+) -> None:
+    """The duplicate guard across processes: ledgers on one store (replicas) claim the same run at once."""
+    replicas = [make_ledger() for _ in range(4)]
+    for replica in replicas:
+        await replica.open()
+    claims: list[Any] = []
+
+    async def one(replica: Ledger) -> None:
+        claims.append(await claim(replica))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(5):
+            for replica in replicas:
+                tg.start_soon(one, replica)
+
+    fresh = [c.submission_id for c in claims if c.submission_id is not None]
+    assert len(fresh) == 1, fresh
+    assert all(c.earlier is not None and c.earlier.id == fresh[0] for c in claims if c.submission_id is None)
+
+
+async def test_one_task_id_for_two_submissions_at_once_is_bound_to_one_only(
+    make_ledger: Callable[[], Ledger],
+) -> None:
+    a, b = make_ledger(), make_ledger()
+    first, second = await claim(a, "1" * 64), await claim(b, "2" * 64)
+    outcomes: list[object] = []
+
+    async def accept(ledger: Ledger, submission_id: int) -> None:
+        try:
+            outcomes.append(await ledger.accepted(submission_id, "same-task", "processing"))
+        except TaskIdTaken as exc:
+            outcomes.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(accept, a, first.submission_id)
+        tg.start_soon(accept, b, second.submission_id)
+
+    assert sorted(type(o).__name__ for o in outcomes) == ["TaskIdTaken", "bool"]
+    record = await a.task("same-task")
+    assert record is not None and record.submission is not None
+    assert record.submission.id in (first.submission_id, second.submission_id)
+
+
+async def test_the_trackers_turn_goes_to_one_replica_at_a_time(
+    make_ledger: Callable[[], Ledger], database_url: str | None
+) -> None:
+    a, b = make_ledger(), make_ledger()
+    async with a.tracking_turn() as first, b.tracking_turn() as second:
+        pass
+    async with b.tracking_turn() as later:
+        pass
+    assert first and later
+    assert second is (database_url is None)  # SQLite processes on one host each track; replicas take turns
+
+
+async def test_a_postgres_ledger_names_its_database_without_the_password(postgres: PostgresServer) -> None:
+    url = postgres.new_database().replace("databar@", "databar:hunter2-secret@")
+    ledger = Ledger(PostgresBackend(url))
+    try:
+        assert "hunter2" not in ledger.where and str(postgres.port) in ledger.where
+        unreachable = Ledger(PostgresBackend(f"postgresql://databar:hunter2-secret@127.0.0.1:{free_port()}/x"))
+        with pytest.raises(LedgerError) as caught:
+            await unreachable.open()
+        assert "hunter2" not in str(caught.value) and "cannot be reached" in str(caught.value)
+        with pytest.raises(LedgerError):
+            unreachable.check()  # the start-up check says the same, before anything is served
+    finally:
+        await ledger.aclose()
+
+
+async def test_postgres_statements_time_out(postgres: PostgresServer) -> None:
+    """A stuck database (here: a statement that sleeps) is an error after the timeout, never a hung call."""
+    backend = PostgresBackend(postgres.new_database(), statement_timeout_s=0.2)
+
+    async def sleep(conn: Any) -> None:
+        await conn.execute("SELECT pg_sleep(5)")
+
+    try:
+        with anyio.fail_after(3), pytest.raises(psycopg.errors.QueryCanceled):
+            await backend.run(sleep)
+    finally:
+        await backend.aclose()
 
 
 rows_strategy = st.lists(

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
+from databar_mcp.ledger_backend import LedgerConn, Row
 from databar_mcp.store import Ledger
 
 Generation = Literal["2025-11-25", "2026-07-28"]
@@ -61,7 +61,7 @@ def _loads(raw: object) -> Any:
     return None if raw is None else json.loads(str(raw))
 
 
-def _handle(row: sqlite3.Row) -> Handle:
+def _handle(row: Row) -> Handle:
     return Handle(
         handle_id=str(row["handle_id"]),
         scope=str(row["scope"]),
@@ -105,8 +105,8 @@ class HandleStore:
         now = time.time()
         handle_id = new_handle_id()
 
-        def work(conn: sqlite3.Connection) -> None:
-            conn.execute(
+        async def work(conn: LedgerConn) -> None:
+            await conn.execute(
                 """INSERT INTO mcp_tasks (handle_id, scope, generation, tool, request_json, databar_task_id, state,
                                           status_message, poll_ms, ttl_ms, result_json, input_json, created_at,
                                           updated_at)
@@ -135,10 +135,8 @@ class HandleStore:
         return found
 
     async def get(self, handle_id: str, scope: str) -> Handle | None:
-        def work(conn: sqlite3.Connection) -> Handle | None:
-            row = conn.execute(
-                "SELECT * FROM mcp_tasks WHERE handle_id = ? AND scope = ?", (handle_id, scope)
-            ).fetchone()
+        async def work(conn: LedgerConn) -> Handle | None:
+            row = await conn.one("SELECT * FROM mcp_tasks WHERE handle_id = ? AND scope = ?", (handle_id, scope))
             return None if row is None else _handle(row)
 
         return await self._ledger.call(work)
@@ -146,27 +144,27 @@ class HandleStore:
     async def by_id(self, handle_id: str) -> Handle | None:
         """For the server's own background work only (never for answering a requestor)."""
 
-        def work(conn: sqlite3.Connection) -> Handle | None:
-            row = conn.execute("SELECT * FROM mcp_tasks WHERE handle_id = ?", (handle_id,)).fetchone()
+        async def work(conn: LedgerConn) -> Handle | None:
+            row = await conn.one("SELECT * FROM mcp_tasks WHERE handle_id = ?", (handle_id,))
             return None if row is None else _handle(row)
 
         return await self._ledger.call(work)
 
     async def page(self, scope: str, *, offset: int, limit: int) -> list[Handle]:
-        def work(conn: sqlite3.Connection) -> list[Handle]:
-            rows = conn.execute(
+        async def work(conn: LedgerConn) -> list[Handle]:
+            rows = await conn.all(
                 """SELECT * FROM mcp_tasks WHERE scope = ? ORDER BY created_at DESC, handle_id LIMIT ? OFFSET ?""",
                 (scope, limit, offset),
-            ).fetchall()
+            )
             return [_handle(row) for row in rows]
 
         return await self._ledger.call(work)
 
     async def unfinished(self) -> list[Handle]:
-        def work(conn: sqlite3.Connection) -> list[Handle]:
-            rows = conn.execute(
+        async def work(conn: LedgerConn) -> list[Handle]:
+            rows = await conn.all(
                 "SELECT * FROM mcp_tasks WHERE state IN ('working', 'input_required') ORDER BY created_at"
-            ).fetchall()
+            )
             return [_handle(row) for row in rows]
 
         return await self._ledger.call(work)
@@ -187,8 +185,9 @@ class HandleStore:
         """Change a handle that is not terminal yet; False when it already was (a terminal state never changes)."""
         now = time.time()
 
-        def work(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(
+        async def work(conn: LedgerConn) -> bool:
+            # RETURNING says whether a row changed, on SQLite and PostgreSQL alike (no rowcount across the seam)
+            changed = await conn.one(
                 """UPDATE mcp_tasks SET
                        state = COALESCE(?, state),
                        status_message = COALESCE(?, status_message),
@@ -196,9 +195,10 @@ class HandleStore:
                        poll_ms = COALESCE(?, poll_ms),
                        databar_task_id = COALESCE(?, databar_task_id),
                        result_json = COALESCE(?, result_json),
-                       input_json = CASE WHEN ? THEN NULL ELSE COALESCE(?, input_json) END,
+                       input_json = CASE WHEN ? = 1 THEN NULL ELSE COALESCE(?, input_json) END,
                        updated_at = ?
-                   WHERE handle_id = ? AND state IN ('working', 'input_required')""",
+                   WHERE handle_id = ? AND state IN ('working', 'input_required')
+                   RETURNING handle_id""",
                 (
                     state,
                     status_message,
@@ -212,6 +212,6 @@ class HandleStore:
                     handle_id,
                 ),
             )
-            return cur.rowcount == 1
+            return changed is not None
 
         return await self._ledger.call(work)
