@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from hypothesis import settings as hypothesis_settings
 from mcp import Client
@@ -15,7 +17,7 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import SecretStr
 
 from databar_mcp.config import Settings
-from databar_mcp.ledger_pg import PostgresBackend
+from databar_mcp.ledger_pg import PostgresBackend, to_pg
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
 from databar_mcp.server import build_server
 from databar_mcp.store import Ledger
@@ -166,3 +168,13 @@ def any_settings(sandbox: SandboxServer, tmp_path: Path, database_url: str | Non
     """The test settings with the ledger on each backend in turn."""
     url = None if database_url is None else SecretStr(database_url)
     return make_settings(sandbox, tmp_path, database_url=url)
+
+
+def run_sql(settings: Settings, sql: str, *params: object) -> None:
+    """One statement straight on the settings' ledger (qmark style), e.g. to age a row as a crash would."""
+    if settings.database_url is None:
+        with sqlite3.connect(settings.ledger_path) as conn:
+            conn.execute(sql, params)
+        return
+    with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
+        conn.execute(to_pg(sql), params)

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,8 +33,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def server_process(sandbox: SandboxServer, state_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """Our server as its own process over streamable HTTP, as a team would run it."""
+def server_process(
+    sandbox: SandboxServer, state_dir: Path, database_url: str | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """Our server as its own process over streamable HTTP, as a team would run it (its ledger in the state
+    dir, or in PostgreSQL at `database_url`)."""
     port = free_port()
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -43,6 +46,8 @@ def server_process(sandbox: SandboxServer, state_dir: Path) -> Iterator[tuple[su
         "DATABAR_MCP_STATE_DIR": str(state_dir),
         "DATABAR_MCP_TRACKER_INTERVAL": "3600",
     }
+    if database_url is not None:
+        env["DATABAR_MCP_DATABASE_URL"] = database_url
     proc = subprocess.Popen(  # noqa: S603 (our own entry point)
         [sys.executable, "-m", "databar_mcp", "--transport", "http", "--port", str(port)],
         env=env,
@@ -136,12 +141,14 @@ async def test_stdio_server_killed_mid_wait_then_restarted_loses_nothing(
     assert sandbox.state.counts[BULK_RUN] == 1
 
 
-async def test_http_server_killed_mid_wait_then_restarted_loses_nothing(sandbox: SandboxServer, tmp_path: Path) -> None:
+async def test_http_server_killed_mid_wait_then_restarted_loses_nothing(
+    sandbox: SandboxServer, tmp_path: Path, database_url: str | None, make_ledger: Callable[[], Ledger]
+) -> None:
     sandbox.state.config.task_base_seconds = 2.0
     state_dir = tmp_path / "state"
-    ledger = Ledger(state_dir / "ledger.sqlite3")
+    ledger = make_ledger()
 
-    with server_process(sandbox, state_dir) as (proc, url):
+    with server_process(sandbox, state_dir, database_url) as (proc, url):
         async with anyio.create_task_group() as tg:
 
             async def doomed_call() -> None:
@@ -163,7 +170,7 @@ async def test_http_server_killed_mid_wait_then_restarted_loses_nothing(sandbox:
     assert len(records) == 1 and not records[0].has_result  # the task id landed before the wait began
     task_id = records[0].task_id
 
-    with server_process(sandbox, state_dir) as (_, url):
+    with server_process(sandbox, state_dir, database_url) as (_, url):
         async with Client(url) as client:
             listed = structured(await client.call_tool("list_recent_tasks", {}))
             assert [t["task_id"] for t in listed["tasks"]] == [task_id]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +18,9 @@ from databar_mcp.fingerprint import account_id, fingerprint
 from databar_mcp.runner import TaskRunner
 from databar_mcp.sandbox import SandboxServer
 from databar_mcp.server import build_server
-from databar_mcp.store import Ledger
+from databar_mcp.store import ledger_for
 from databar_mcp.tracker import track_once
-from tests.conftest import BULK_ARGS, LEADS, error_body, lead, make_settings, structured, text_of, whole
+from tests.conftest import BULK_ARGS, LEADS, error_body, lead, make_settings, run_sql, structured, text_of, whole
 
 pytestmark = pytest.mark.anyio
 
@@ -88,12 +87,12 @@ async def test_after_the_duplicate_window_the_same_run_is_sent_again(sandbox: Sa
     assert sandbox.state.counts[BULK_RUN] == 2
 
 
-async def test_identical_calls_at_once_from_two_servers_sharing_a_state_dir_submit_once(
-    sandbox: SandboxServer, tmp_path: Path
+async def test_identical_calls_at_once_from_four_servers_sharing_a_ledger_submit_once(
+    sandbox: SandboxServer, any_settings: Settings
 ) -> None:
-    """Two server processes on one state dir (two servers, two SQLite connections): one run, one task."""
+    """Four servers on one ledger (one state dir's SQLite file, or one PostgreSQL database: replicas)."""
     sandbox.state.config.task_base_seconds = 0.3
-    settings = make_settings(sandbox, tmp_path)
+    settings = any_settings
     results: list[dict[str, Any]] = []
 
     async def call() -> None:
@@ -173,11 +172,11 @@ async def test_list_recent_tasks_shows_status_size_and_age_newest_first(mcp: Cli
 
 
 async def test_a_cancelled_call_leaves_the_task_tracked_until_its_result_is_stored(
-    sandbox: SandboxServer, tmp_path: Path
+    sandbox: SandboxServer, any_settings: Settings
 ) -> None:
     sandbox.state.config.task_base_seconds = 0.8
-    settings = make_settings(sandbox, tmp_path, tracker_interval_s=0.2)
-    ledger = Ledger(settings.ledger_path)
+    settings = any_settings.model_copy(update={"tracker_interval_s": 0.2})
+    ledger = ledger_for(settings)
 
     async with Client(build_server(settings)) as client:
         async with anyio.create_task_group() as tg:
@@ -195,6 +194,7 @@ async def test_a_cancelled_call_leaves_the_task_tracked_until_its_result_is_stor
         polls = sandbox.state.counts[TASK_GET]
         out = structured(await client.call_tool("get_task", {"task_id": task_id}))
 
+    await ledger.aclose()
     assert out["status"] == "completed" and out["served_from"] == "ledger" and out["rows_total"] == 4
     assert sandbox.state.counts[TASK_GET] == polls
     assert sandbox.state.counts[BULK_RUN] == 1
@@ -316,11 +316,12 @@ async def test_csv_export_defuses_spreadsheet_formulas(mcp: Client, settings: Se
 
 
 async def test_a_run_left_pending_by_a_dead_process_is_reported_not_waited_for(
-    sandbox: SandboxServer, settings: Settings
+    sandbox: SandboxServer, any_settings: Settings
 ) -> None:
     """A crash between sending a run and recording its task leaves it 'pending': a later identical call must
     answer submission_unknown at once (never re-send it, never wait for a sender that is gone)."""
-    ledger = Ledger(settings.ledger_path)
+    settings = any_settings
+    ledger = ledger_for(settings)
     body = {"params": BULK_ARGS["params"], "enrichments": BULK_ARGS["enrichments"]}
     request = BulkWaterfallRequest.model_validate(body).model_dump(mode="json")
     assert settings.api_key is not None
@@ -336,9 +337,9 @@ async def test_a_run_left_pending_by_a_dead_process_is_reported_not_waited_for(
         window_s=1800,
         force=False,
     )
-    ledger.close()
-    with sqlite3.connect(settings.ledger_path) as conn:  # the crash happened a minute ago
-        conn.execute("UPDATE submissions SET created_at = created_at - 60 WHERE id = ?", (claim.submission_id,))
+    await ledger.aclose()
+    # the crash happened a minute ago
+    run_sql(settings, "UPDATE submissions SET created_at = created_at - 60 WHERE id = ?", claim.submission_id)
 
     async with Client(build_server(settings)) as client:
         with anyio.fail_after(3):
@@ -351,9 +352,10 @@ async def test_a_run_left_pending_by_a_dead_process_is_reported_not_waited_for(
 
 
 async def test_the_tracker_stops_tracking_a_task_databar_does_not_know_after_the_grace_period(
-    sandbox: SandboxServer, settings: Settings
+    sandbox: SandboxServer, any_settings: Settings
 ) -> None:
-    ledger = Ledger(settings.ledger_path)
+    settings = any_settings
+    ledger = ledger_for(settings)
     claim = await ledger.claim(
         tool="run_bulk_waterfall",
         endpoint="waterfalls/email_getter/bulk-run",
@@ -394,4 +396,4 @@ async def test_the_tracker_stops_tracking_a_task_databar_does_not_know_after_the
         force=False,
     )
     assert again.submission_id is None and again.earlier is not None and again.earlier.outcome == "unknown"
-    ledger.close()
+    await ledger.aclose()
