@@ -209,7 +209,8 @@ def serve(args: argparse.Namespace) -> int:
         except LedgerError as exc:
             print(f"databar-mcp: {exc}", file=sys.stderr)
             return 2
-        return _run(build_server(settings), settings, http_options)
+        oauth = http_options.oauth.server_kwargs() if http_options is not None and http_options.oauth else {}
+        return _run(build_server(settings, **oauth), settings, http_options)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM, even before serving began
         return 0
     finally:

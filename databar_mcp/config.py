@@ -77,6 +77,12 @@ DATABASE_CONNECT_TIMEOUT_S = 10.0
 DATABASE_STATEMENT_TIMEOUT_S = 15.0  # a stuck database is an error, never a hung tool call (includes lock waits)
 DATABASE_IDLE_IN_TRANSACTION_S = 60.0  # a replica stuck inside a transaction lets go of its locks
 
+# OAuth resource server (databar_mcp/auth.py)
+OAUTH_JWKS_CACHE_S = 300.0  # the issuer's keys are refetched this often (and at once for an unknown key id)
+OAUTH_JWKS_TIMEOUT_S = 5.0
+OAUTH_LEEWAY_S = 10.0  # clock skew allowed on exp / nbf
+OAUTH_VERIFIED_CACHE = 1024  # verified tokens remembered (by digest) until they expire
+
 # Toolsets a user can load (DATABAR_MCP_TOOLSETS / --toolsets, or `all`). Without a choice the server lists the
 # default ones and offers the rest through enable_toolsets: every tool definition costs the model context.
 TOOLSETS = (

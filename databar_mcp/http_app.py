@@ -15,6 +15,13 @@ Every request except `GET /healthz` passes, in this order:
 6. The Authorization header is removed before the request reaches the MCP app, so nothing downstream (the
    tools, the Databar client) can see or forward it: Databar is always called with the server's own key.
 
+With OAuth (`DATABAR_MCP_OAUTH_ISSUER` + `DATABAR_MCP_OAUTH_RESOURCE`, see auth.py) instead of a static token,
+step 3 checks the JWT (401 with `WWW-Authenticate: Bearer resource_metadata=...` when missing or invalid) and,
+after the body is read, the scope each `tools/call` or `resources/read` needs (403 `insufficient_scope`
+naming it). The protected-resource metadata (RFC 9728) is served at its well-known path with no check. The
+header then goes on to the SDK's own auth, which binds sessions to the token's principal and gives the
+tools the caller's identity; the token is still never sent to Databar.
+
 We do these checks ourselves instead of the SDK's `TransportSecuritySettings`, which it switches on only for
 loopback binds, applies only on `/mcp` after its Content-Type check, and matches Host patterns that need a
 port. `GET /healthz` answers `{"status": "ok", "version", "uptime_s"}` with no check: it reveals nothing.
@@ -51,6 +58,7 @@ from pydantic import SecretStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from databar_mcp import __version__, config
+from databar_mcp.auth import InvalidToken, OAuthConfigError, ResourceServer, oauth_from_env, scope_for_tool
 from databar_mcp.http_limits import BoundedH11Protocol, SessionLimiter, client_key, session_of, watching
 from databar_mcp.logs import reclaim_library_loggers
 
@@ -157,6 +165,7 @@ class HttpOptions:
     session_idle_s: float = config.HTTP_SESSION_IDLE_S
     header_timeout_s: float = config.HTTP_HEADER_TIMEOUT_S
     body_timeout_s: float = config.HTTP_BODY_TIMEOUT_S
+    oauth: ResourceServer | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -193,7 +202,14 @@ def options_from_env(host: str, port: int, environ: Mapping[str, str] | None = N
     """Options for serving on host:port, from the environment; HttpConfigError when unsafe or invalid."""
     env = os.environ if environ is None else environ
     token = _read_token(env)
-    if token is None and not is_loopback(host):
+    try:
+        oauth_options = oauth_from_env(env)
+    except OAuthConfigError as exc:
+        raise HttpConfigError(str(exc)) from None
+    if oauth_options is not None and token is not None:
+        raise HttpConfigError(f"choose one: OAuth (DATABAR_MCP_OAUTH_*) or a static token ({TOKEN_ENV}), not both")
+    oauth = ResourceServer.create(oauth_options) if oauth_options is not None else None
+    if token is None and oauth is None and not is_loopback(host):
         raise HttpConfigError(
             f"refusing to serve HTTP on {host or 'all addresses'} without a bearer token: any host on the network "
             f"could use the Databar key. Set {TOKEN_ENV} (or {TOKEN_FILE_ENV}) to a random secret of at least "
@@ -231,6 +247,7 @@ def options_from_env(host: str, port: int, environ: Mapping[str, str] | None = N
         allowed_origins=frozenset(o for o in origins if o != "*"),
         any_host="*" in extra_hosts,
         any_origin="*" in origins,
+        oauth=oauth,
         **limits,
     )
 
@@ -295,6 +312,7 @@ class SecurityMiddleware:
         self.sessions = SessionLimiter(
             max_sessions=options.max_sessions, per_client=options.sessions_per_client, idle_s=options.session_idle_s
         )
+        self.tool_scopes: dict[str, str] | None = None  # filled by build_http_app when OAuth is on
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan passes through; websockets are not served
@@ -308,8 +326,16 @@ class SecurityMiddleware:
         if path.rstrip("/") == HEALTH_PATH:
             await self._health(method, send)
             return
+        oauth = self.options.oauth
+        if oauth is not None and path == oauth.options.metadata_path:
+            await _reply(send, 200, oauth.options.metadata(), close=False)
+            return
         headers: list[tuple[bytes, bytes]] = list(scope.get("headers", []))
         rejection = self._check_host(headers) or self._check_origin(headers) or self._check_token(headers)
+        if rejection is None and oauth is not None:
+            rejection, granted = await self._check_jwt(oauth, headers)
+        else:
+            granted = None
         if rejection is not None:
             status, body, extra = rejection
             log.info("%s %s rejected with %d (%s)", method, path, status, body["error"])
@@ -335,7 +361,15 @@ class SecurityMiddleware:
         except ValueError:
             await _reply(send, 400, {"error": "bad_request", "message": "Invalid Content-Length."})
             return
-        inner_scope = {**scope, "headers": [(k, v) for k, v in headers if k.lower() != b"authorization"]}
+        if granted is not None and (refused := self._check_scopes(granted, body)) is not None:
+            status, reply, extra = refused
+            log.info("%s %s rejected with %d (%s)", method, path, status, reply["error"])
+            await _reply(send, status, reply, extra)
+            return
+        if oauth is None:
+            inner_scope = {**scope, "headers": [(k, v) for k, v in headers if k.lower() != b"authorization"]}
+        else:  # the SDK's auth reads it (and binds the session to its principal); nothing sends it on
+            inner_scope = dict(scope)
         await self._serve(scope, inner_scope, method, body, replay, send)
 
     async def _serve(
@@ -410,6 +444,68 @@ class SecurityMiddleware:
             return None
         challenge = f'{REALM}, error="invalid_token"'
         return 401, {"error": "unauthorized", "message": "Invalid bearer token."}, [("www-authenticate", challenge)]
+
+    def _challenge(self, oauth: ResourceServer, error: str | None = None, **params: str) -> str:
+        parts = [f'resource_metadata="{oauth.options.metadata_url}"']
+        if error is not None:
+            parts.insert(0, f'error="{error}"')
+        parts += [f'{key}="{value}"' for key, value in params.items()]
+        return f"Bearer {', '.join(parts)}"
+
+    async def _check_jwt(
+        self, oauth: ResourceServer, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[Rejection | None, set[str] | None]:
+        """(None, the token's scopes) for a valid JWT; else the 401 that points to the metadata."""
+        values = [v.decode("latin-1") for k, v in headers if k.lower() == b"authorization"]
+        scheme, _, credentials = values[0].strip().partition(" ") if len(values) == 1 else ("", "", "")
+        if not values or scheme.lower() != "bearer" or not credentials.strip():
+            message = "An OAuth access token is required: see the resource metadata for the authorization server."
+            return (
+                401,
+                {"error": "unauthorized", "message": message},
+                [("www-authenticate", self._challenge(oauth))],
+            ), None
+        try:
+            access = await oauth.verifier.verify(credentials.strip())
+        except InvalidToken as exc:
+            log.info("bearer token refused: %s", exc)
+            challenge = self._challenge(oauth, "invalid_token")
+            body = {"error": "invalid_token", "message": "The access token is invalid or expired; get a new one."}
+            return (401, body, [("www-authenticate", challenge)]), None
+        return None, set(access.scopes)
+
+    def _check_scopes(self, granted: set[str], body: bytes) -> Rejection | None:
+        """403 insufficient_scope when a message in the body calls a tool (or reads a result) beyond the token."""
+        oauth = self.options.oauth
+        assert oauth is not None
+        for needed in self._needed_scopes(body):
+            if needed not in granted:
+                challenge = self._challenge(oauth, "insufficient_scope", scope=needed)
+                message = f"This token lacks the scope {needed}; ask for a token that includes it."
+                return 403, {"error": "insufficient_scope", "message": message}, [("www-authenticate", challenge)]
+        return None
+
+    def _needed_scopes(self, body: bytes) -> list[str]:
+        try:
+            parsed: object = json.loads(body) if body else None
+        except ValueError:
+            return []  # the SDK answers a parse error
+        messages = cast(list[object], parsed) if isinstance(parsed, list) else [parsed]
+        needed: list[str] = []
+        for message in messages:
+            if not isinstance(message, dict):
+                continue
+            message = cast(dict[str, object], message)
+            params = message.get("params")
+            name = cast(dict[str, object], params).get("name") if isinstance(params, dict) else None
+            if message.get("method") == "tools/call":
+                scopes = self.tool_scopes or {}
+                # an unknown tool gets the SDK's own error; asking for a scope first would only leak the list
+                if isinstance(name, str) and name in scopes:
+                    needed.append(scopes[name])
+            elif message.get("method") == "resources/read":
+                needed.append(scope_for_tool("tasks", read_only=True))
+        return needed
 
     async def _read_body(self, headers: list[tuple[bytes, bytes]], receive: Receive) -> tuple[bytes, Receive]:
         """Read the whole body within the cap; the body, and a receive for the app that replays it."""
@@ -487,7 +583,20 @@ def build_http_app(server: MCPServer[Any], options: HttpOptions) -> ASGIApp:
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         host=options.host,
     )
-    return SecurityMiddleware(inner, options)
+    middleware = SecurityMiddleware(inner, options)
+    if options.oauth is not None:
+        middleware.tool_scopes = tool_scopes(server)
+    return middleware
+
+
+def tool_scopes(server: MCPServer[Any]) -> dict[str, str]:
+    """Each registered tool's OAuth scope, from its toolset and read-only hint."""
+    scopes: dict[str, str] = {}
+    for tool in server._tool_manager.list_tools():  # pyright: ignore[reportPrivateUsage]
+        toolset = (tool.meta or {}).get("io.databar/toolset")
+        read_only = bool(tool.annotations and tool.annotations.read_only_hint)
+        scopes[tool.name] = scope_for_tool(toolset if isinstance(toolset, str) else None, read_only)
+    return scopes
 
 
 def serve_http(server: MCPServer[Any], options: HttpOptions) -> int:
@@ -509,6 +618,8 @@ def serve_http(server: MCPServer[Any], options: HttpOptions) -> int:
     uv = uvicorn.Server(config)
     reclaim_library_loggers()
     auth = "bearer token required" if options.token is not None else "no bearer token: loopback clients only"
+    if options.oauth is not None:
+        auth = f"OAuth access tokens from {options.oauth.options.issuer} required"
     log.warning("serving MCP over streamable HTTP at %s (%s; health at %s)", options.where, auth, options.health_url)
     if options.any_host:
         log.warning("%s=* : the Host header is not checked (DNS-rebinding protection off)", ALLOWED_HOSTS_ENV)

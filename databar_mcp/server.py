@@ -159,7 +159,8 @@ class DatabarMCPServer(MCPServer[Services]):
             return CallToolResult(content=[TextContent(type="text", text=str(exc))], is_error=True)
 
 
-def build_server(settings: Settings) -> DatabarMCPServer:
+def build_server(settings: Settings, **server_options: Any) -> DatabarMCPServer:
+    """The server; `server_options` go to MCPServer (e.g. OAuth's `auth` and `token_verifier`: see auth.py)."""
     mcp_tasks = TaskService()
 
     @asynccontextmanager
@@ -213,6 +214,7 @@ def build_server(settings: Settings) -> DatabarMCPServer:
         result_budget=settings.result_budget_chars,
         extensions=[TasksExtension(), results_app()],
         middleware=[TasksMiddleware(mcp_tasks), AppLinks()],
+        **server_options,
     )
     register_oversized(server)
     server.io_deadline_s = settings.io_deadline_s

@@ -1,0 +1,293 @@
+"""OAuth 2.1 resource server end to end: a JWKS on loopback, tokens signed here, our server as its own process.
+
+| case                      | answer                                                       |
+| ------------------------- | ------------------------------------------------------------ |
+| no token                  | 401, WWW-Authenticate: Bearer resource_metadata="..."         |
+| valid, all scopes         | tools work; the JWT never reaches Databar                    |
+| expired / not yet valid   | 401 invalid_token                                            |
+| wrong audience / issuer   | 401 invalid_token                                            |
+| key not in the JWKS, none | 401 invalid_token                                            |
+| missing scope             | 403 insufficient_scope, scope="<the one needed>"             |
+| metadata document         | RFC 9728, validated with the SDK's ProtectedResourceMetadata |
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import ProtectedResourceMetadata
+
+from databar_mcp.auth import SCOPES
+from databar_mcp.http_app import HttpConfigError, options_from_env
+from databar_mcp.sandbox import SandboxServer
+from tests.conftest import SENTINEL_KEY, structured
+from tests.test_http import INITIALIZE, MCP_HEADERS, Recorder, _env, free_port, recorder, sandbox_http
+
+pytestmark = pytest.mark.anyio
+
+__all__ = ["recorder", "sandbox_http"]  # fixtures shared with test_http
+
+KID = "test-key-1"
+ALL_SCOPES = " ".join(SCOPES)
+
+
+@dataclass
+class Issuer:
+    url: str
+    key: rsa.RSAPrivateKey
+    stranger: rsa.RSAPrivateKey  # a key the JWKS does not hold
+    jwks_hits: list[str]
+    audience: str = ""  # our resource URL, known once the server's port is
+
+    def token(self, **overrides: Any) -> str:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.url,
+            "sub": "alice",
+            "aud": self.audience,
+            "iat": now,
+            "nbf": now - 5,
+            "exp": now + 600,
+            "scope": ALL_SCOPES,
+            "client_id": "agent-app",
+        }
+        key = overrides.pop("key", self.key)
+        claims.update(overrides)
+        return jwt.encode(
+            {k: v for k, v in claims.items() if v is not None}, key, algorithm="RS256", headers={"kid": KID}
+        )
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[Issuer]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
+    jwks = json.dumps({"keys": [{**jwk, "kid": KID, "use": "sig", "alg": "RS256"}]}).encode()
+    hits: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            if self.path != "/.well-known/jwks.json":
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(jwks)))
+            self.end_headers()
+            self.wfile.write(jwks)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Issuer(
+            url=f"http://127.0.0.1:{server.server_address[1]}",
+            key=key,
+            stranger=rsa.generate_private_key(public_exponent=65537, key_size=2048),
+            jwks_hits=hits,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass
+class Served:
+    base: str
+    stderr: Path
+
+    @property
+    def url(self) -> str:
+        return self.base + "/mcp"
+
+
+@pytest.fixture(scope="module")
+def served(recorder: Recorder, issuer: Issuer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    tmp = tmp_path_factory.mktemp("oauth")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    issuer.audience = base + "/mcp"
+    stderr_path = tmp / "server.stderr"
+    env = _env(
+        DATABAR_API_KEY=SENTINEL_KEY,
+        DATABAR_BASE_URL=recorder.proxy_url,
+        DATABAR_MCP_STATE_DIR=str(tmp / "state"),
+        DATABAR_MCP_TRACKER_INTERVAL="3600",
+        DATABAR_MCP_OAUTH_ISSUER=issuer.url,
+        DATABAR_MCP_OAUTH_RESOURCE=base + "/mcp",
+        DATABAR_MCP_LOG_LEVEL="INFO",
+    )
+    with stderr_path.open("wb") as err:
+        proc = subprocess.Popen(  # noqa: S603 (our own entry point)
+            [sys.executable, "-m", "databar_mcp", "--transport", "http", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx2.get(base + "/healthz", timeout=0.5).status_code == 200:
+                    break
+            except httpx2.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start: {stderr_path.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.05)
+        yield Served(base, stderr_path)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@asynccontextmanager
+async def session(served: Served, token: str) -> AsyncIterator[Client]:
+    headers = {"authorization": f"Bearer {token}"}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60)) as http,
+        Client(streamable_http_client(served.url, http_client=http)) as client,
+    ):
+        yield client
+
+
+def post(served: Served, body: dict[str, Any], token: str | None) -> httpx2.Response:
+    headers = dict(MCP_HEADERS)
+    if token is not None:
+        headers["authorization"] = f"Bearer {token}"
+    return httpx2.post(served.url, json=body, headers=headers, timeout=10)
+
+
+def call(name: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": name, "arguments": arguments or {}}}
+
+
+def test_the_protected_resource_metadata_names_the_issuer_and_scopes(served: Served, issuer: Issuer) -> None:
+    reply = httpx2.get(served.base + "/.well-known/oauth-protected-resource/mcp", timeout=5)
+    assert reply.status_code == 200
+    document = ProtectedResourceMetadata.model_validate(reply.json())
+    assert str(document.resource) == served.url
+    assert [str(a).rstrip("/") for a in document.authorization_servers] == [issuer.url]
+    assert set(document.scopes_supported or []) == set(SCOPES)
+    assert document.bearer_methods_supported == ["header"]
+
+
+def test_no_token_is_401_pointing_to_the_metadata(served: Served) -> None:
+    reply = post(served, INITIALIZE, None)
+    assert reply.status_code == 401
+    challenge = reply.headers["www-authenticate"]
+    assert challenge.startswith("Bearer ")
+    assert f'resource_metadata="{served.base}/.well-known/oauth-protected-resource/mcp"' in challenge
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["expired", "not_yet_valid", "wrong_audience", "wrong_issuer", "unknown_key", "alg_none", "no_subject"],
+)
+def test_a_bad_token_is_401_invalid_token(served: Served, issuer: Issuer, case: str) -> None:
+    now = int(time.time())
+    token = {
+        "expired": lambda: issuer.token(exp=now - 3600, nbf=now - 7200, iat=now - 7200),
+        "not_yet_valid": lambda: issuer.token(nbf=now + 3600),
+        "wrong_audience": lambda: issuer.token(aud="https://other.example.com/mcp"),
+        "wrong_issuer": lambda: issuer.token(iss="https://evil.example.com"),
+        "unknown_key": lambda: issuer.token(key=issuer.stranger),
+        "alg_none": lambda: jwt.encode(
+            {"iss": issuer.url, "sub": "alice", "aud": served.url, "exp": now + 600, "scope": ALL_SCOPES},
+            "",
+            algorithm="none",
+            headers={"kid": KID},
+        ),
+        "no_subject": lambda: issuer.token(sub=None),
+    }[case]()
+    reply = post(served, INITIALIZE, token)
+    assert reply.status_code == 401, reply.text
+    assert 'error="invalid_token"' in reply.headers["www-authenticate"]
+    assert "resource_metadata=" in reply.headers["www-authenticate"]
+    assert token not in reply.text
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "needed"),
+    [
+        ("run_bulk_waterfall", {"waterfall": "email_getter", "params": [], "enrichments": [833]}, "enrichments:run"),
+        ("get_account", {}, "balance:read"),
+        ("insert_rows", {"table": "t", "rows": []}, "tables:write"),
+    ],
+)
+def test_a_tool_beyond_the_tokens_scopes_is_403_insufficient_scope(
+    served: Served, issuer: Issuer, recorder: Recorder, tool: str, arguments: dict[str, Any], needed: str
+) -> None:
+    before = len(recorder.seen)
+    reply = post(served, call(tool, arguments), issuer.token(scope="tables:read"))
+    assert reply.status_code == 403
+    challenge = reply.headers["www-authenticate"]
+    assert 'error="insufficient_scope"' in challenge and f'scope="{needed}"' in challenge
+    assert "resource_metadata=" in challenge
+    assert len(recorder.seen) == before  # refused before anything reached Databar
+
+
+async def test_a_valid_token_works_and_never_reaches_databar(
+    served: Served, issuer: Issuer, recorder: Recorder, sandbox_http: SandboxServer
+) -> None:
+    token = issuer.token()
+    async with session(served, token) as client:
+        tools = await client.list_tools()
+        account = structured(await client.call_tool("get_account", {}))
+        waterfalls = await client.call_tool("list_waterfalls", {})
+    assert {t.name for t in tools.tools} >= {"run_bulk_waterfall", "get_account"}
+    assert "balance" in json.dumps(account) and not waterfalls.is_error
+    assert recorder.seen, "the calls reached the sandbox"
+    for _, _, headers in recorder.seen:
+        assert token not in json.dumps(headers)
+        assert headers.get("x-apikey") == SENTINEL_KEY and "authorization" not in headers
+    assert issuer.jwks_hits.count("/.well-known/jwks.json") >= 1
+
+
+async def test_a_read_only_token_reads_but_the_server_log_never_holds_a_token(served: Served, issuer: Issuer) -> None:
+    token = issuer.token(scope="tables:read", sub="bob")
+    async with session(served, token) as client:
+        result = await client.call_tool("list_waterfalls", {})
+    assert not result.is_error
+    post(served, INITIALIZE, issuer.token(exp=int(time.time()) - 3600))
+    log = served.stderr.read_text(errors="replace")
+    assert token not in log and "bearer token refused" in log
+
+
+def test_oauth_and_a_static_token_together_are_refused() -> None:
+    env = {
+        "DATABAR_MCP_OAUTH_ISSUER": "https://issuer.example.com",
+        "DATABAR_MCP_OAUTH_RESOURCE": "https://mcp.example.com/mcp",
+        "DATABAR_MCP_HTTP_TOKEN": "x" * 32,
+    }
+    with pytest.raises(HttpConfigError, match="choose one"):
+        options_from_env("127.0.0.1", 8000, env)
+    with pytest.raises(HttpConfigError, match="both"):
+        options_from_env("127.0.0.1", 8000, {"DATABAR_MCP_OAUTH_ISSUER": "https://issuer.example.com"})
+    wide = options_from_env("0.0.0.0", 8000, {k: v for k, v in env.items() if "TOKEN" not in k})  # noqa: S104
+    assert wide.oauth is not None and wide.oauth.options.jwks_url == "https://issuer.example.com/.well-known/jwks.json"
