@@ -147,6 +147,10 @@ class Settings(BaseModel):
     api_key_source: str = "unset"
     # A PostgreSQL URL for a ledger shared by replicas (it may hold a password, so it is a secret); unset: SQLite.
     database_url: SecretStr | None = None
+    # Per-user Databar keys and credit caps, chosen by the OAuth token's subject (see users.py).
+    users_file: Path | None = None
+    # JSON lines: who ran what, for how many credits (default with a users file: the state dir's audit.jsonl).
+    audit_log: Path | None = None
     base_url: str = DEFAULT_BASE_URL
     state_dir: Path = Field(default_factory=default_state_dir)
     tool_deadline_s: float = Field(default=TOOL_DEADLINE_S, gt=0)
@@ -207,6 +211,12 @@ class Settings(BaseModel):
         return self.state_dir / "ledger.sqlite3"
 
     @property
+    def audit_path(self) -> Path | None:
+        if self.audit_log is not None:
+            return self.audit_log
+        return self.state_dir / "audit.jsonl" if self.users_file is not None else None
+
+    @property
     def exports_dir(self) -> Path:
         return self.state_dir / "exports"
 
@@ -224,6 +234,10 @@ class Settings(BaseModel):
             values["base_url"] = url
         if database_url := env.get("DATABAR_MCP_DATABASE_URL"):
             values["database_url"] = SecretStr(database_url.strip())
+        if users_file := env.get("DATABAR_MCP_USERS_FILE"):
+            values["users_file"] = Path(users_file)
+        if audit_log := env.get("DATABAR_MCP_AUDIT_LOG"):
+            values["audit_log"] = Path(audit_log)
         if state := env.get("DATABAR_MCP_STATE_DIR"):
             values["state_dir"] = Path(state)
         for name, var in (

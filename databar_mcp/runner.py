@@ -28,8 +28,10 @@ from databar_mcp.api.errors import (
 )
 from databar_mcp.api.models import BulkWaterfallRequest, Task, TaskHandle
 from databar_mcp.api.retry import is_refusal
+from databar_mcp.audit import AuditLog
 from databar_mcp.fingerprint import fingerprint
 from databar_mcp.store import Ledger, Outcome, Submission, TaskIdTaken, TaskNotOurs
+from databar_mcp.users import UserAccount, UserLimitReached, Users, current_owner
 
 logger = logging.getLogger("databar_mcp.runner")
 
@@ -190,7 +192,12 @@ class TaskRunner:
         duplicate_window_s: float,
         settle_s: float,
         unseen_grace_s: float = config.TASK_UNSEEN_GRACE_S,
+        users: Users | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
+        self._users = users
+        self._audit = audit
+        self._audited: set[str] = set()  # tasks whose result this process already wrote to the audit log
         self._client = client
         self._ledger = ledger
         self._account = account
@@ -202,7 +209,25 @@ class TaskRunner:
         self.waiting: set[str] = set()  # tasks a tool call is polling right now (the tracker leaves them be)
 
     def fingerprint(self, endpoint: str, request: dict[str, Any]) -> str:
-        return fingerprint(account=self._account, endpoint=endpoint, body=request)
+        # Each user's runs are their own: an identical run by another user is never handed to them.
+        owner = current_owner()
+        account = self._account if owner is None else f"{self._account}|user:{owner}"
+        return fingerprint(account=account, endpoint=endpoint, body=request)
+
+    def _check_per_call(self, account: UserAccount | None, estimated_credits: float | None) -> None:
+        cap = None if account is None else account.max_credits_per_call
+        if cap is None:
+            return
+        if estimated_credits is None:
+            raise UserLimitReached(
+                "the cost of this run cannot be estimated, and your account has a per-call credit cap",
+                "max_credits_per_call (users file)",
+            )
+        if estimated_credits > cap:
+            raise UserLimitReached(
+                f"this run may cost up to {estimated_credits:g} credits, above your limit of {cap:g} per call",
+                "max_credits_per_call (users file)",
+            )
 
     async def earlier(self, endpoint: str, request: dict[str, Any]) -> Submission | None:
         """The identical earlier run that submitting now would return instead of sending (read-only)."""
@@ -219,8 +244,13 @@ class TaskRunner:
         force: bool,
         send: Callable[[], Awaitable[TaskHandle]],
     ) -> Submitted:
-        """Claim the run in the ledger (or find the identical earlier one), then send it exactly once."""
+        """Claim the run in the ledger (or find the identical earlier one), then send it exactly once.
+
+        A user's own caps (users file) apply on top of the server's spend guard: UserLimitReached."""
         fp = self.fingerprint(endpoint, request)
+        account = self._users.current() if self._users is not None else None
+        self._check_per_call(account, estimated_credits)
+        daily_cap = None if account is None else account.daily_credit_cap
         deadline = time.monotonic() + bounded(self._settle_s)  # never waited for past the call's deadline
         while True:
             claim = await self._ledger.claim(
@@ -232,11 +262,19 @@ class TaskRunner:
                 estimated_credits=estimated_credits,
                 window_s=self._window_s,
                 force=force,
+                daily_cap=daily_cap,
             )
+            if claim.committed_today is not None:
+                raise UserLimitReached(
+                    f"your runs of the last 24 hours spent or committed {claim.committed_today:g} credits; this one "
+                    f"(up to {estimated_credits or 0:g}) would pass your daily cap of {daily_cap:g}",
+                    "daily_credit_cap (users file)",
+                )
             earlier = claim.earlier
             if earlier is None:
                 break
             if earlier.outcome == "accepted" and earlier.task_id is not None:
+                self._audit_run(tool, rows, estimated_credits, earlier.task_id, reused=True)
                 return Submitted(task_id=earlier.task_id, status="reused", fingerprint=fp, reused=earlier)
             in_flight = time.time() - earlier.created_at < self._settle_s  # older: its sender died mid-send
             if earlier.outcome == "pending" and in_flight and time.monotonic() < deadline:
@@ -244,7 +282,15 @@ class TaskRunner:
                 continue
             raise DuplicateRunUnknown(earlier)
         assert claim.submission_id is not None
-        return await self._send(claim.submission_id, fp, endpoint, send)
+        submitted = await self._send(claim.submission_id, fp, endpoint, send)
+        self._audit_run(tool, rows, estimated_credits, submitted.task_id, reused=False)
+        return submitted
+
+    def _audit_run(self, tool: str, rows: int, estimated: float | None, task_id: str, *, reused: bool) -> None:
+        if self._audit is not None:
+            self._audit.run(
+                who=current_owner(), tool=tool, rows=rows, estimated_credits=estimated, task_id=task_id, reused=reused
+            )
 
     async def submit_bulk_waterfall(
         self, identifier: str, body: BulkWaterfallRequest, *, estimated_credits: float | None, force: bool
@@ -297,7 +343,10 @@ class TaskRunner:
 
         A task we submitted that Databar answers 404 for within the grace period is not visible there yet
         (eventual consistency): its last known state is returned, so callers keep waiting and polling.
+        A user polls only their own tasks: another user's (or one never run here) is not found.
         """
+        if current_owner() is not None and await self._ledger.task(task_id) is None:
+            raise NotFoundError(f"No task {task_id} of yours is known here.", status_code=404)
         try:
             task = await self._client.get_task(task_id)
         except ResultExpired:
@@ -322,6 +371,11 @@ class TaskRunner:
             logger.error("%s", message)
             await self._ledger.disown(task_id, message)
             raise DatabarError(message) from None
+        if task.is_terminal and self._audit is not None and task_id not in self._audited:
+            self._audited.add(task_id)
+            self._audit.result(
+                who=current_owner(), task_id=task_id, status=task.status, credits_spent=task.credits_spent
+            )
         return task
 
     async def wait(

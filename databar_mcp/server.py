@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from databar_mcp import __version__, config
 from databar_mcp.api import DatabarClient
 from databar_mcp.api.deadline import deadline_in
+from databar_mcp.audit import AuditLog
 from databar_mcp.catalog import Catalog
 from databar_mcp.client_logs import ClientLogRelay
 from databar_mcp.config import Settings
@@ -53,6 +54,7 @@ from databar_mcp.tools.results import error_result
 from databar_mcp.tools.schemas import portable
 from databar_mcp.tracker import track_forever
 from databar_mcp.ui import AppLinks, results_app
+from databar_mcp.users import Users
 
 INSTRUCTIONS = """\
 Databar enriches data (emails, phones, company and people facts) from many providers, billed in credits.
@@ -167,7 +169,9 @@ def build_server(settings: Settings, **server_options: Any) -> DatabarMCPServer:
     async def lifespan(_: MCPServer[Services]) -> AsyncGenerator[Services]:
         ledger = ledger_for(settings)  # SQLite in the state dir, or PostgreSQL shared by replicas
         await ledger.open()  # fail at start, loudly, if the state dir is unusable: never run without it
-        client = DatabarClient.from_settings(settings)
+        users = Users.from_file(settings.users_file)  # per-user keys and caps, by the OAuth token's subject
+        audit_path = settings.audit_path
+        client = DatabarClient.from_settings(settings, key_for=users.api_key if users is not None else None)
         key = settings.api_key.get_secret_value() if settings.api_key else None
         runner = TaskRunner(
             client,
@@ -179,6 +183,8 @@ def build_server(settings: Settings, **server_options: Any) -> DatabarMCPServer:
             # an identical run in flight in another call settles within one request's timeouts
             settle_s=settings.connect_timeout_s + settings.read_timeout_s + 2.0,
             unseen_grace_s=settings.task_unseen_grace_s,
+            users=users,
+            audit=AuditLog(audit_path) if audit_path is not None else None,
         )
         relay.install()
         try:

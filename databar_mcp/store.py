@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 from databar_mcp.api.models import Task, TaskProgress
 from databar_mcp.ledger_backend import LedgerBackend, LedgerConn, LedgerError, Row
 from databar_mcp.ledger_sqlite import SqliteBackend, out_of_space
+from databar_mcp.users import current_owner
 
 if TYPE_CHECKING:
     from databar_mcp.config import Settings
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("databar_mcp.ledger")
 
 T = TypeVar("T")
+DAY_S = 24 * 3600.0
 Outcome = Literal["pending", "accepted", "rejected", "unknown"]
 
 MIGRATIONS: tuple[str, ...] = (
@@ -92,13 +94,18 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX mcp_tasks_by_scope ON mcp_tasks(scope, created_at);
     CREATE INDEX mcp_tasks_by_databar_task ON mcp_tasks(databar_task_id)
     """,
+    # v3: who a run was for (the OAuth token's subject; NULL without OAuth), so users see only their own
+    """
+    ALTER TABLE submissions ADD COLUMN owner TEXT;
+    CREATE INDEX submissions_by_owner ON submissions(owner, created_at)
+    """,
 )
 
 # What the migrations build: checked at open, so a damaged ledger is refused before anything is sent.
 SCHEMA_TABLES: dict[str, frozenset[str]] = {
     "submissions": frozenset(
         {"id", "tool", "endpoint", "fingerprint", "request_json", "rows", "estimated_credits", "created_at"}
-        | {"outcome", "task_id", "error"}
+        | {"outcome", "task_id", "error", "owner"}
     ),
     "tasks": frozenset(
         {"task_id", "submission_id", "status", "progress_json", "credits_spent", "rows_total", "rows_with_data"}
@@ -144,6 +151,7 @@ class Submission:
     outcome: Outcome
     task_id: str | None
     error: str | None
+    owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -202,6 +210,7 @@ class Claim:
 
     submission_id: int | None
     earlier: Submission | None
+    committed_today: float | None = None  # set when the owner's daily cap refused the run: what it had spent
 
 
 def _rows_with_data(data: object) -> tuple[int | None, int | None]:
@@ -346,22 +355,35 @@ class Ledger:
         estimated_credits: float | None,
         window_s: float,
         force: bool,
+        daily_cap: float | None = None,
     ) -> Claim:
-        """Atomically: return an earlier identical run still running or recent, or record a new intent."""
+        """Atomically: return an earlier identical run still running or recent, or record a new intent.
+
+        The run is recorded for the current user (users.current_owner); with `daily_cap`, a new run that would
+        take that user's last 24 hours past it is refused (committed_today set) in the same transaction, under
+        the user's lock, so replicas cannot both let a user's last credits go twice.
+        """
         now = time.time()
+        owner = current_owner()
 
         async def work(conn: LedgerConn) -> Claim:
-            await conn.begin(f"run:{fingerprint}")
+            keys = [f"run:{fingerprint}"] + ([f"owner:{owner}"] if daily_cap is not None else [])
+            await conn.begin(*keys)
             try:
                 earlier = None if force else await self._earlier(conn, fingerprint, now - window_s)
                 if earlier is not None:
                     await conn.commit()
                     return Claim(submission_id=None, earlier=earlier)
+                if daily_cap is not None:
+                    committed = await self._committed(conn, owner, now - DAY_S)
+                    if committed + (estimated_credits or 0.0) > daily_cap:
+                        await conn.commit()
+                        return Claim(submission_id=None, earlier=None, committed_today=committed)
                 row = await conn.one(
                     """INSERT INTO submissions (tool, endpoint, fingerprint, request_json, rows, estimated_credits,
-                                                created_at, outcome)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, 'pending') RETURNING id""",
-                    (tool, endpoint, fingerprint, json.dumps(request), rows, estimated_credits, now),
+                                                created_at, outcome, owner)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?) RETURNING id""",
+                    (tool, endpoint, fingerprint, json.dumps(request), rows, estimated_credits, now, owner),
                 )
                 await conn.commit()
                 assert row is not None
@@ -371,6 +393,24 @@ class Ledger:
                 raise
 
         return await self._run(work)
+
+    @staticmethod
+    async def _committed(conn: LedgerConn, owner: str | None, since: float) -> float:
+        """Credits a user's runs since `since` spent, or may still spend (the estimate until a run has finished)."""
+        who = "s.owner IS NULL" if owner is None else "s.owner = ?"
+        row = await conn.one(
+            f"""SELECT COALESCE(SUM(CASE WHEN t.status IN {TERMINAL!r} AND t.credits_spent IS NOT NULL
+                                         THEN t.credits_spent ELSE COALESCE(s.estimated_credits, 0) END), 0)
+                FROM submissions s LEFT JOIN tasks t ON t.task_id = s.task_id
+                WHERE {who} AND s.created_at >= ? AND s.outcome != 'rejected'""",  # noqa: S608
+            (since,) if owner is None else (owner, since),
+        )
+        return 0.0 if row is None else float(row[0])
+
+    async def committed_since(self, since: float) -> float:
+        """The current user's credits spent or committed since `since` (their daily cap's measure)."""
+        owner = current_owner()
+        return await self._run(lambda conn: self._committed(conn, owner, since))
 
     async def earlier_run(self, fingerprint: str, *, window_s: float) -> Submission | None:
         """The identical run a claim would return now (read-only: lets a tool skip asking to pay for a reuse)."""
@@ -603,24 +643,34 @@ class Ledger:
             raise
 
     async def task(self, task_id: str) -> TaskRecord | None:
+        """The task as recorded (None when unknown here, or another user's)."""
+        owner = current_owner()
+        mine, mine_params = _mine(owner)
+
         async def work(conn: LedgerConn) -> TaskRecord | None:
             row = await conn.one(
-                """SELECT t.*, EXISTS(SELECT 1 FROM results r WHERE r.task_id = t.task_id) AS has_result
-                   FROM tasks t WHERE t.task_id = ?""",
-                (task_id,),
+                f"""SELECT t.*, EXISTS(SELECT 1 FROM results r WHERE r.task_id = t.task_id) AS has_result
+                    FROM tasks t WHERE t.task_id = ?{mine}""",  # noqa: S608
+                (task_id, *mine_params),
             )
             if row is not None:
                 return await _task_record(conn, row)
             kept = self._unwritten_task_ids().get(task_id)
-            return None if kept is None else await self._kept_record(conn, kept)
+            record = None if kept is None else await self._kept_record(conn, kept)
+            return record if record is None or _visible(record, owner) else None
 
         return await self._run(work)
 
     async def result(self, task_id: str) -> object | None:
-        """The stored data of a finished task (None when there is no local copy)."""
+        """The stored data of a finished task (None when there is no local copy, or it is another user's)."""
+        mine, mine_params = _mine(current_owner())
 
         async def work(conn: LedgerConn) -> str | None:
-            row = await conn.one("SELECT data_json FROM results WHERE task_id = ?", (task_id,))
+            row = await conn.one(
+                f"""SELECT r.data_json FROM results r JOIN tasks t ON t.task_id = r.task_id
+                    WHERE r.task_id = ?{mine}""",  # noqa: S608
+                (task_id, *mine_params),
+            )
             return None if row is None else str(row[0])
 
         raw = await self._run(work)
@@ -632,13 +682,14 @@ class Ledger:
         return None if found is None else found[0]
 
     async def stored(self, task_id: str) -> tuple[Task, float | None] | None:
-        """A complete stored task and its run's estimated cost, in one read."""
+        """A complete stored task and its run's estimated cost, in one read (never another user's)."""
+        mine, mine_params = _mine(current_owner())
 
         async def work(conn: LedgerConn) -> tuple[TaskRecord, str] | None:
             row = await conn.one(
-                """SELECT t.*, 1 AS has_result, r.data_json FROM tasks t JOIN results r ON r.task_id = t.task_id
-                   WHERE t.task_id = ?""",
-                (task_id,),
+                f"""SELECT t.*, 1 AS has_result, r.data_json FROM tasks t JOIN results r ON r.task_id = t.task_id
+                    WHERE t.task_id = ?{mine}""",  # noqa: S608
+                (task_id, *mine_params),
             )
             return None if row is None else (await _task_record(conn, row), str(row["data_json"]))
 
@@ -656,19 +707,22 @@ class Ledger:
         ), (record.submission.estimated_credits if record.submission else None)
 
     async def recent(self, *, limit: int, offset: int, unfinished_only: bool = False) -> tuple[list[TaskRecord], int]:
-        """Tasks newest first; those still waiting in memory for disk space come first (they are the newest)."""
-        where = f"WHERE t.status NOT IN {TERMINAL!r}" if unfinished_only else ""
+        """Tasks newest first; those still waiting in memory for disk space come first (they are the newest).
+        A user sees only their own; the tracker and a server without OAuth see all."""
+        owner = current_owner()
+        mine, mine_params = _mine(owner)
+        where = "WHERE 1 = 1" + (f" AND t.status NOT IN {TERMINAL!r}" if unfinished_only else "") + mine
 
         async def work(conn: LedgerConn) -> tuple[list[TaskRecord], int]:
             kept = [await self._kept_record(conn, a) for a in reversed(self._unwritten_accepts.values())]
-            kept = [r for r in kept if not (unfinished_only and r.is_terminal)]
+            kept = [r for r in kept if not (unfinished_only and r.is_terminal) and _visible(r, owner)]
             shown = kept[offset : offset + limit]
-            counted = await conn.one(f"SELECT COUNT(*) FROM tasks t {where}")  # noqa: S608
+            counted = await conn.one(f"SELECT COUNT(*) FROM tasks t {where}", mine_params)  # noqa: S608
             total = int(counted[0]) if counted is not None else 0
             rows = await conn.all(
                 f"""SELECT t.*, EXISTS(SELECT 1 FROM results r WHERE r.task_id = t.task_id) AS has_result
                     FROM tasks t {where} ORDER BY t.submitted_at DESC LIMIT ? OFFSET ?""",  # noqa: S608
-                (limit - len(shown), max(0, offset - len(kept))),
+                (*mine_params, limit - len(shown), max(0, offset - len(kept))),
             )
             return shown + [await _task_record(conn, row) for row in rows], total + len(kept)
 
@@ -695,11 +749,14 @@ class Ledger:
         )
 
     async def unknown_submissions(self, *, limit: int) -> list[Submission]:
+        owner = current_owner()
+        who, who_params = ("", ()) if owner is None else (" AND owner = ?", (owner,))
+
         async def work(conn: LedgerConn) -> list[Submission]:
             rows = await conn.all(
-                """SELECT * FROM submissions WHERE outcome IN ('unknown', 'pending')
-                   ORDER BY created_at DESC LIMIT ?""",
-                (limit + len(self._unwritten_accepts),),
+                f"""SELECT * FROM submissions WHERE outcome IN ('unknown', 'pending'){who}
+                    ORDER BY created_at DESC LIMIT ?""",  # noqa: S608
+                (*who_params, limit + len(self._unwritten_accepts)),
             )
             found = [_submission(row) for row in rows if int(row["id"]) not in self._unwritten_accepts]
             return found[:limit]
@@ -737,6 +794,13 @@ class Ledger:
         return await self._run(work)
 
 
+def _mine(owner: str | None) -> tuple[str, tuple[object, ...]]:
+    """SQL (and its parameter) keeping only the owner's tasks (alias t); nothing when no user is calling."""
+    if owner is None:
+        return "", ()
+    return " AND t.submission_id IN (SELECT id FROM submissions WHERE owner = ?)", (owner,)
+
+
 def ledger_for(settings: Settings) -> Ledger:
     """The ledger the settings name: PostgreSQL when DATABAR_MCP_DATABASE_URL is set, else the state dir's SQLite."""
     if settings.database_url is None:
@@ -744,6 +808,10 @@ def ledger_for(settings: Settings) -> Ledger:
     from databar_mcp.ledger_pg import PostgresBackend  # the optional `postgres` extra, only when asked for
 
     return Ledger(PostgresBackend(settings.database_url.get_secret_value()))
+
+
+def _visible(record: TaskRecord, owner: str | None) -> bool:
+    return owner is None or (record.submission is not None and record.submission.owner == owner)
 
 
 async def _nothing(conn: LedgerConn) -> None:
@@ -770,6 +838,7 @@ def _submission(row: Row) -> Submission:
         outcome=cast(Outcome, row["outcome"]),
         task_id=row["task_id"],
         error=row["error"],
+        owner=row["owner"],
     )
 
 

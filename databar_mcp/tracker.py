@@ -14,6 +14,7 @@ from databar_mcp.api.errors import DatabarError, NotFoundError, ResultExpired
 from databar_mcp.api.models import Task
 from databar_mcp.runner import TaskRunner
 from databar_mcp.store import UNKNOWN_TO_DATABAR, Ledger
+from databar_mcp.users import acting_as
 
 logger = logging.getLogger("databar_mcp.tracker")
 
@@ -29,7 +30,8 @@ async def track_once(runner: TaskRunner, ledger: Ledger) -> int:
             continue
         polled += 1
         try:
-            await runner.poll(record.task_id)
+            with acting_as(record.submission.owner if record.submission is not None else None):  # their key
+                await runner.poll(record.task_id)
         except ResultExpired:
             pass  # recorded as gone by the runner
         except NotFoundError:  # past the grace period a fresh task gets (see TaskRunner.poll)

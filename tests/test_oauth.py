@@ -37,7 +37,7 @@ from mcp.shared.auth import ProtectedResourceMetadata
 from databar_mcp.auth import SCOPES
 from databar_mcp.http_app import HttpConfigError, options_from_env
 from databar_mcp.sandbox import SandboxServer
-from tests.conftest import SENTINEL_KEY, structured
+from tests.conftest import SENTINEL_KEY, structured, whole
 from tests.test_http import INITIALIZE, MCP_HEADERS, Recorder, _env, free_port, recorder, sandbox_http
 
 pytestmark = pytest.mark.anyio
@@ -45,6 +45,15 @@ pytestmark = pytest.mark.anyio
 __all__ = ["recorder", "sandbox_http"]  # fixtures shared with test_http
 
 KID = "test-key-1"
+BOB_KEY = "sk-BOB-own-key-5e4d3c2b1a"
+# alice: the server's key, with caps; bob: a key of his own; dave: no caps; anyone else: no account here
+USERS = {
+    "users": {
+        "alice": {"daily_credit_cap": 4.5, "max_credits_per_call": 4},
+        "bob": {"api_key": BOB_KEY},
+        "dave": {},
+    }
+}
 ALL_SCOPES = " ".join(SCOPES)
 
 
@@ -116,6 +125,7 @@ def issuer() -> Iterator[Issuer]:
 class Served:
     base: str
     stderr: Path
+    state: Path
 
     @property
     def url(self) -> str:
@@ -129,7 +139,10 @@ def served(recorder: Recorder, issuer: Issuer, tmp_path_factory: pytest.TempPath
     base = f"http://127.0.0.1:{port}"
     issuer.audience = base + "/mcp"
     stderr_path = tmp / "server.stderr"
+    users_file = tmp / "users.json"
+    users_file.write_text(json.dumps(USERS))
     env = _env(
+        DATABAR_MCP_USERS_FILE=str(users_file),
         DATABAR_API_KEY=SENTINEL_KEY,
         DATABAR_BASE_URL=recorder.proxy_url,
         DATABAR_MCP_STATE_DIR=str(tmp / "state"),
@@ -156,7 +169,7 @@ def served(recorder: Recorder, issuer: Issuer, tmp_path_factory: pytest.TempPath
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"server did not start: {stderr_path.read_text(errors='replace')[-2000:]}")
             time.sleep(0.05)
-        yield Served(base, stderr_path)
+        yield Served(base, stderr_path, tmp / "state")
     finally:
         proc.terminate()
         try:
@@ -270,7 +283,7 @@ async def test_a_valid_token_works_and_never_reaches_databar(
 
 
 async def test_a_read_only_token_reads_but_the_server_log_never_holds_a_token(served: Served, issuer: Issuer) -> None:
-    token = issuer.token(scope="tables:read", sub="bob")
+    token = issuer.token(scope="tables:read", sub="dave")
     async with session(served, token) as client:
         result = await client.call_tool("list_waterfalls", {})
     assert not result.is_error
@@ -291,3 +304,68 @@ def test_oauth_and_a_static_token_together_are_refused() -> None:
         options_from_env("127.0.0.1", 8000, {"DATABAR_MCP_OAUTH_ISSUER": "https://issuer.example.com"})
     wide = options_from_env("0.0.0.0", 8000, {k: v for k, v in env.items() if "TOKEN" not in k})  # noqa: S104
     assert wide.oauth is not None and wide.oauth.options.jwks_url == "https://issuer.example.com/.well-known/jwks.json"
+
+
+# ---- per-user keys, caps, isolation and the audit log -----------------------------------------------------
+
+
+def leads(n: int, tag: str) -> list[dict[str, str]]:
+    return [{"first_name": f"{tag}{i}", "last_name": "Doe", "company": "example.com"} for i in range(n)]
+
+
+def run_args(n: int, tag: str) -> dict[str, Any]:
+    return {"waterfall": "email_getter", "params": leads(n, tag), "enrichments": [833], "wait_seconds": 0}
+
+
+async def test_a_users_caps_apply_and_their_tasks_are_theirs_alone(
+    served: Served, issuer: Issuer, sandbox_http: SandboxServer
+) -> None:
+    sandbox_http.state.config.task_base_seconds = 3.0  # alice's first run is still running: its estimate counts
+    try:
+        async with session(served, issuer.token(sub="alice")) as alice:
+            first = structured(await alice.call_tool("run_bulk_waterfall", run_args(4, "a")))
+            over_day = await alice.call_tool("run_bulk_waterfall", run_args(1, "b"))
+            over_call = await alice.call_tool("run_bulk_waterfall", run_args(5, "c"))
+            own = structured(await alice.call_tool("list_recent_tasks", {}))
+    finally:
+        sandbox_http.state.config.task_base_seconds = 0.05
+    task_id = first["task_id"]
+    assert first["estimated_credits"] == 4.0 and first["done"] is False
+    assert over_day.is_error and structured(over_day)["code"] == "spend_limit"
+    assert "daily cap of 4.5" in structured(over_day)["message"]
+    assert over_call.is_error and "above your limit of 4 per call" in structured(over_call)["message"]
+    assert [t["task_id"] for t in own["tasks"]] == [task_id]
+
+    async with session(served, issuer.token(sub="dave")) as dave:
+        theirs = structured(await dave.call_tool("get_task", {"task_id": task_id}))
+        listed = structured(await dave.call_tool("list_recent_tasks", {}))
+        export = structured(await dave.call_tool("export_task_result", {"task_id": task_id}))
+        same_run = structured(await dave.call_tool("run_bulk_waterfall", run_args(4, "a")))
+    assert theirs["code"] == "not_found"
+    assert task_id not in json.dumps(listed)
+    assert export["code"] in ("not_found", "task_not_finished") and task_id not in json.dumps(export.get("path", ""))
+    assert same_run["task_id"] != task_id and same_run["reused"] is False  # never handed alice's run
+
+    lines = [json.loads(line) for line in (served.state / "audit.jsonl").read_text().splitlines()]
+    runs = [line for line in lines if line["event"] == "run"]
+    assert {
+        k: next(r for r in runs if r["task_id"] == task_id)[k] for k in ("who", "tool", "rows", "estimated_credits")
+    } == {"who": "alice", "tool": "run_bulk_waterfall", "rows": 4, "estimated_credits": 4.0}
+    assert any(r["who"] == "dave" and r["task_id"] == same_run["task_id"] for r in runs)
+    raw = (served.state / "audit.jsonl").read_text()
+    assert SENTINEL_KEY not in raw and BOB_KEY not in raw and "eyJ" not in raw
+
+
+async def test_the_tokens_subject_picks_the_databar_key_and_an_unknown_one_gets_none(
+    served: Served, issuer: Issuer, recorder: Recorder
+) -> None:
+    before = len(recorder.seen)
+    async with session(served, issuer.token(sub="bob")) as bob:
+        bobs = await bob.call_tool("get_account", {})
+    async with session(served, issuer.token(sub="mallory")) as mallory:
+        nobody = await mallory.call_tool("get_account", {})
+    keys = [headers.get("x-apikey") for _, _, headers in recorder.seen[before:]]
+    assert keys == [BOB_KEY]  # bob's own key went upstream (the sandbox refuses it); mallory's call sent nothing
+    assert bobs.is_error and structured(bobs)["code"] == "auth_failed" and BOB_KEY not in whole(bobs)
+    assert nobody.is_error and structured(nobody)["code"] == "auth_failed"
+    assert "no Databar account is configured" in whole(nobody), whole(nobody)

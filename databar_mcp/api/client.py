@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, Self, TypeVar, cast
 from urllib.parse import quote
 
@@ -134,8 +134,10 @@ class DatabarClient:
         backoff_cap_s: float = 8.0,
         retry_after_cap_s: float = 60.0,
         transport: httpx2.AsyncBaseTransport | None = None,
+        key_for: Callable[[], SecretStr | None] | None = None,
     ) -> None:
         self._api_key = api_key
+        self._key_for = key_for  # the calling user's own key (users.Users.api_key), else the server's
         self._timeout = httpx2.Timeout(read_timeout_s, connect=connect_timeout_s)
         self._max_retries = max_retries
         self._backoff_base = backoff_base_s
@@ -200,13 +202,14 @@ class DatabarClient:
         billable: bool = False,
     ) -> Any:
         """Send one request under the retry policy and return the parsed JSON body."""
-        if self._api_key is None:
+        api_key = (self._key_for() if self._key_for is not None else None) or self._api_key
+        if api_key is None:
             raise AuthenticationError(
                 "No Databar API key is configured: set DATABAR_API_KEY (or start with --sandbox).",
                 status_code=0,
             )
         mode: RetryMode = "idempotent" if method in ("GET", "PUT", "DELETE") and not billable else "unsent_only"
-        headers = {"x-apikey": self._api_key.get_secret_value()}
+        headers = {"x-apikey": api_key.get_secret_value()}
         secrets = request_secrets(headers["x-apikey"], json)  # scrubbed from whatever the reply echoes
         attempt = 0
         while True:

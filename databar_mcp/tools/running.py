@@ -27,6 +27,7 @@ from databar_mcp.tools.guard import guarded
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
 from databar_mcp.tools.task_view import TaskView, get_task_call, render
 from databar_mcp.tools.tasks import deliver, iso, progress_reporter, target_of
+from databar_mcp.users import UserLimitReached
 
 FORCE_DESCRIPTION = (
     "Submit even if an identical run is running or finished within the duplicate window (it bills again). "
@@ -333,6 +334,8 @@ async def run_and_wait(
         raise ToolFailure(await insufficient(svc, exc, plan.estimated_credits)) from None
     except DuplicateRunUnknown as exc:
         raise ToolFailure(duplicate_unknown(exc.earlier)) from None
+    except UserLimitReached as exc:
+        raise spend_limit(f"Refused by your account's limit: {exc}.", plan.estimated_credits, exc.setting) from None
     except SubmissionUnknown as exc:
         body = from_api_error(exc)
         body.next_steps = [
