@@ -209,8 +209,8 @@ def serve(args: argparse.Namespace) -> int:
         except LedgerError as exc:
             print(f"databar-mcp: {exc}", file=sys.stderr)
             return 2
-        oauth = http_options.oauth.server_kwargs() if http_options is not None and http_options.oauth else {}
-        return _run(build_server(settings, **oauth), settings, http_options)
+        server_options = http_options.server_kwargs() if http_options is not None else {}
+        return _run(build_server(settings, **server_options), settings, http_options)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM, even before serving began
         return 0
     finally:

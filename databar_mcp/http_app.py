@@ -22,6 +22,14 @@ naming it). The protected-resource metadata (RFC 9728) is served at its well-kno
 header then goes on to the SDK's own auth, which binds sessions to the token's principal and gives the
 tools the caller's identity; the token is still never sent to Databar.
 
+Replicas behind a load balancer: `DATABAR_MCP_HTTP_STATELESS=1` serves 2025 clients without sessions (any
+replica answers any request; the 2026-07-28 protocol is stateless already), `DATABAR_MCP_REQUEST_STATE_KEYS`
+(comma-separated secrets of at least 32 characters, the first one sealing) lets every replica open the
+`requestState` another sealed (the SDK's RequestStateSecurity), and `GET /readyz` answers 200 only while the
+ledger answers and the server is not shutting down (503 otherwise), for the load balancer's health check.
+On SIGTERM the server drains: /readyz turns 503, tool calls waiting on a task hand back its id at once,
+uvicorn stops accepting and lets in-flight requests finish, then the lifespan closes the ledger's pool.
+
 We do these checks ourselves instead of the SDK's `TransportSecuritySettings`, which it switches on only for
 loopback binds, applies only on `/mcp` after its Content-Type check, and matches Host patterns that need a
 port. `GET /healthz` answers `{"status": "ok", "version", "uptime_s"}` with no check: it reveals nothing.
@@ -44,15 +52,16 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 import anyio
 import uvicorn
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import MCPServer, RequestStateSecurity
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -61,11 +70,17 @@ from databar_mcp import __version__, config
 from databar_mcp.auth import InvalidToken, OAuthConfigError, ResourceServer, oauth_from_env, scope_for_tool
 from databar_mcp.http_limits import BoundedH11Protocol, SessionLimiter, client_key, session_of, watching
 from databar_mcp.logs import reclaim_library_loggers
+from databar_mcp.store import Ledger
 
 log = logging.getLogger("databar_mcp.http")
 
 MCP_PATH: Final = "/mcp"
 HEALTH_PATH: Final = "/healthz"
+READY_PATH: Final = "/readyz"
+READY_TIMEOUT_S: Final = 2.0
+STATELESS_ENV: Final = "DATABAR_MCP_HTTP_STATELESS"
+REQUEST_STATE_KEYS_ENV: Final = "DATABAR_MCP_REQUEST_STATE_KEYS"
+MIN_STATE_KEY_LEN: Final = 32
 DEFAULT_MAX_BODY: Final = 4 * 1024 * 1024
 MIN_TOKEN_LEN: Final = 16
 GRACEFUL_SHUTDOWN_S: Final = 5  # open SSE streams would otherwise hold a shutdown forever
@@ -166,6 +181,16 @@ class HttpOptions:
     header_timeout_s: float = config.HTTP_HEADER_TIMEOUT_S
     body_timeout_s: float = config.HTTP_BODY_TIMEOUT_S
     oauth: ResourceServer | None = field(default=None, repr=False)
+    stateless: bool = False
+    request_state_keys: tuple[SecretStr, ...] = field(default=(), repr=False)
+
+    def server_kwargs(self) -> dict[str, Any]:
+        """What MCPServer takes for these options: OAuth's auth, the replicas' shared request-state keys."""
+        kwargs: dict[str, Any] = self.oauth.server_kwargs() if self.oauth is not None else {}
+        if self.request_state_keys:
+            keys = [k.get_secret_value() for k in self.request_state_keys]
+            kwargs["request_state_security"] = RequestStateSecurity(keys=keys)
+        return kwargs
 
     @property
     def url(self) -> str:
@@ -236,6 +261,9 @@ def options_from_env(host: str, port: int, environ: Mapping[str, str] | None = N
             if not value > 0:
                 raise HttpConfigError(f"{var} must be positive")
             limits[name] = value
+    state_keys = tuple(SecretStr(k) for k in _split_list(env.get(REQUEST_STATE_KEYS_ENV)))
+    if any(len(k.get_secret_value()) < MIN_STATE_KEY_LEN for k in state_keys):
+        raise HttpConfigError(f"each of {REQUEST_STATE_KEYS_ENV} must be at least {MIN_STATE_KEY_LEN} characters")
     extra_hosts = [_normalize_host(h) for h in _split_list(env.get(ALLOWED_HOSTS_ENV))]
     origins = [o.lower().rstrip("/") for o in _split_list(env.get(ALLOWED_ORIGINS_ENV))]
     return HttpOptions(
@@ -248,6 +276,8 @@ def options_from_env(host: str, port: int, environ: Mapping[str, str] | None = N
         any_host="*" in extra_hosts,
         any_origin="*" in origins,
         oauth=oauth,
+        stateless=env.get(STATELESS_ENV, "").strip().lower() in ("1", "true", "yes"),
+        request_state_keys=state_keys,
         **limits,
     )
 
@@ -313,6 +343,8 @@ class SecurityMiddleware:
             max_sessions=options.max_sessions, per_client=options.sessions_per_client, idle_s=options.session_idle_s
         )
         self.tool_scopes: dict[str, str] | None = None  # filled by build_http_app when OAuth is on
+        self.server: MCPServer[Any] | None = None  # for /readyz: its ledger, once the lifespan has started
+        self.draining = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan passes through; websockets are not served
@@ -325,6 +357,9 @@ class SecurityMiddleware:
         method = str(scope.get("method", "GET"))
         if path.rstrip("/") == HEALTH_PATH:
             await self._health(method, send)
+            return
+        if path.rstrip("/") == READY_PATH:
+            await self._ready(method, send)
             return
         oauth = self.options.oauth
         if oauth is not None and path == oauth.options.metadata_path:
@@ -542,6 +577,34 @@ class SecurityMiddleware:
 
         return body, replay
 
+    async def _ready(self, method: str, send: Send) -> None:
+        """200 while this replica can serve (its ledger answers); 503 while starting, draining or cut off."""
+        if method not in ("GET", "HEAD"):
+            await _reply(send, 405, {"error": "method_not_allowed"}, [("allow", "GET, HEAD")], close=False)
+            return
+        services = getattr(self.server, "services", None)
+        ledger: Ledger | None = getattr(services, "ledger", None)
+        problem = "draining" if self.draining else None
+        if problem is None and ledger is None:
+            problem = "starting"
+        elif problem is None and ledger is not None:
+            try:
+                with anyio.fail_after(READY_TIMEOUT_S):
+                    await ledger.version()
+            except Exception as exc:  # the finding, not a crash: a load balancer takes this replica out
+                problem = f"ledger: {type(exc).__name__}"
+        body: dict[str, Any] = {"status": "ready" if problem is None else "unavailable", "version": __version__}
+        if problem is not None:
+            body["reason"] = problem
+        await _reply(send, 200 if problem is None else 503, body, close=False)
+
+    def drain(self) -> None:
+        """Shutting down: /readyz answers 503, and waits hand back their task ids (see TaskRunner.draining)."""
+        self.draining = True
+        runner = getattr(getattr(self.server, "services", None), "runner", None)
+        if runner is not None:
+            runner.draining = True
+
     async def _health(self, method: str, send: Send) -> None:
         if method not in ("GET", "HEAD"):
             await _reply(send, 405, {"error": "method_not_allowed"}, [("allow", "GET, HEAD")], close=False)
@@ -582,8 +645,10 @@ def build_http_app(server: MCPServer[Any], options: HttpOptions) -> ASGIApp:
         # Our middleware validates Host and Origin for every path and every bind; see the module docstring.
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         host=options.host,
+        stateless_http=options.stateless,
     )
     middleware = SecurityMiddleware(inner, options)
+    middleware.server = server
     if options.oauth is not None:
         middleware.tool_scopes = tool_scopes(server)
     return middleware
@@ -597,6 +662,19 @@ def tool_scopes(server: MCPServer[Any]) -> dict[str, str]:
         read_only = bool(tool.annotations and tool.annotations.read_only_hint)
         scopes[tool.name] = scope_for_tool(toolset if isinstance(toolset, str) else None, read_only)
     return scopes
+
+
+class _DrainingServer(uvicorn.Server):
+    """uvicorn, telling our middleware first when SIGTERM/SIGINT arrives (so it drains before it stops)."""
+
+    def __init__(self, config: uvicorn.Config, *, on_exit: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._on_exit is not None:
+            self._on_exit()
+        super().handle_exit(sig, frame)
 
 
 def serve_http(server: MCPServer[Any], options: HttpOptions) -> int:
@@ -615,7 +693,7 @@ def serve_http(server: MCPServer[Any], options: HttpOptions) -> int:
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         http=bounded_protocol(options.header_timeout_s),
     )
-    uv = uvicorn.Server(config)
+    uv = _DrainingServer(config, on_exit=app.drain if isinstance(app, SecurityMiddleware) else None)
     reclaim_library_loggers()
     auth = "bearer token required" if options.token is not None else "no bearer token: loopback clients only"
     if options.oauth is not None:

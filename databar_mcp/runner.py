@@ -33,6 +33,7 @@ from databar_mcp.fingerprint import fingerprint
 from databar_mcp.store import Ledger, Outcome, Submission, TaskIdTaken, TaskNotOurs
 from databar_mcp.users import UserAccount, UserLimitReached, Users, current_owner
 
+DRAIN_CHECK_S = 0.1  # how soon a wait notices the server is shutting down
 logger = logging.getLogger("databar_mcp.runner")
 
 ProgressCallback = Callable[[Task], Awaitable[None]]
@@ -207,6 +208,8 @@ class TaskRunner:
         self._settle_s = settle_s
         self._unseen_grace_s = unseen_grace_s
         self.waiting: set[str] = set()  # tasks a tool call is polling right now (the tracker leaves them be)
+        # Set on SIGTERM: waits end at once and hand back their task ids, so a replica stops within seconds.
+        self.draining = False
 
     def fingerprint(self, endpoint: str, request: dict[str, Any]) -> str:
         # Each user's runs are their own: an identical run by another user is never handed to them.
@@ -408,7 +411,9 @@ class TaskRunner:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
-                    await anyio.sleep(min(delay, remaining))
+                    await self._sleep_unless_draining(min(delay, remaining))
+                    if self.draining:
+                        break
                     task = await self.poll(task_id)
                     plan.observe(time.monotonic(), task)
                     last = task
@@ -420,6 +425,12 @@ class TaskRunner:
         finally:
             self.waiting.discard(task_id)
         return last
+
+    async def _sleep_unless_draining(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        # `draining` is set from a signal handler, where an anyio.Event cannot safely be set: poll the flag.
+        while not self.draining and (left := end - time.monotonic()) > 0:  # noqa: ASYNC110
+            await anyio.sleep(min(left, DRAIN_CHECK_S))
 
     @staticmethod
     def _total(task: Task) -> int | None:

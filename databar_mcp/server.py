@@ -94,6 +94,7 @@ class DatabarMCPServer(MCPServer[Services]):
         super().__init__(*args, **kwargs)
         self.result_budget = result_budget
         self.oversized = OversizedResults()
+        self.services: Services | None = None  # while the lifespan runs: what /readyz and shutdown reach
 
     async def run_stdio_async(self) -> None:
         """The SDK's stdio transport, with every unreadable line answered (see stdio_guard)."""
@@ -166,7 +167,7 @@ def build_server(settings: Settings, **server_options: Any) -> DatabarMCPServer:
     mcp_tasks = TaskService()
 
     @asynccontextmanager
-    async def lifespan(_: MCPServer[Services]) -> AsyncGenerator[Services]:
+    async def lifespan(app: MCPServer[Services]) -> AsyncGenerator[Services]:
         ledger = ledger_for(settings)  # SQLite in the state dir, or PostgreSQL shared by replicas
         await ledger.open()  # fail at start, loudly, if the state dir is unusable: never run without it
         users = Users.from_file(settings.users_file)  # per-user keys and caps, by the OAuth token's subject
@@ -201,10 +202,14 @@ def build_server(settings: Settings, **server_options: Any) -> DatabarMCPServer:
                     catalog=Catalog(client, ttl_s=config.CATALOG_TTL_S),
                 )
                 await background.start(mcp_tasks.serve, services)
+                if isinstance(app, DatabarMCPServer):
+                    app.services = services
                 try:
                     yield services
                 finally:
                     background.cancel_scope.cancel()
+                    if isinstance(app, DatabarMCPServer):
+                        app.services = None
         finally:
             relay.uninstall()
             await client.aclose()

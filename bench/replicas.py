@@ -1,0 +1,435 @@
+"""Replicas behind a real load balancer (issue 18): many agents, one replica killed and restarted mid-run.
+
+    .venv/bin/python -m bench.replicas                          # 50 agents, 60 s: PostgreSQL x3, then SQLite x1
+    .venv/bin/python -m bench.replicas --agents 10 --seconds 10 # a quick look
+    .venv/bin/python -m bench.replicas --json bench/results/replicas.json
+
+What it does: starts the sandbox in this process, a PostgreSQL server from Debian (tests/postgres_server.py)
+and N replicas of our server as their own processes (`python -m databar_mcp --transport http`, stateless, one
+ledger database, shared request-state keys), behind haproxy from Debian on loopback (round-robin, health
+checks on /readyz). Agents (official MCP clients over streamable HTTP through haproxy) call run_bulk_waterfall
+in a loop: half of the calls repeat one of a few shared inputs (identical runs, which must be billed once),
+half send an input of their own. At 40% of the time one replica is killed (SIGKILL) and at 60% it is started
+again on its port. Then every task id is read back through every replica directly.
+
+The counts that must be 0: double billings (an input Databar received more than once), lost task ids (a task
+Databar created that the ledger does not hold, or an id an agent got that the ledger does not hold), and tasks
+some replica could not read. Errors are calls that failed (a call in flight on the killed replica fails: the
+client sees its connection drop); they are reported, not hidden.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import psycopg
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from databar_mcp.sandbox import SandboxConfig, SandboxServer
+
+BULK_RUN = "POST /v1/waterfalls/{identifier}/bulk-run"
+KEY = "sk-replicas-bench-0a1b2c3d4e"
+SHARED_INPUTS = 5  # identical runs are drawn from these
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def haproxy_binary() -> str | None:
+    """haproxy from Debian: installed here (as root, with apt-get) only when it is missing."""
+    found = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
+    apt = shutil.which("apt-get")
+    if found is None and os.geteuid() == 0 and apt is not None:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        install = [apt, "install", "-y", "-qq", "haproxy"]
+        if subprocess.run(install, env=env, capture_output=True, timeout=600, check=False).returncode != 0:
+            subprocess.run([apt, "update", "-qq"], env=env, capture_output=True, timeout=300, check=False)
+            subprocess.run(install, env=env, capture_output=True, timeout=600, check=False)
+        found = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
+    return found
+
+
+HAPROXY_CONFIG = """\
+global
+    maxconn 2000
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 120s
+    timeout server 120s
+    retries 3
+    option redispatch
+frontend mcp
+    bind 127.0.0.1:{port}
+    default_backend replicas
+backend replicas
+    balance roundrobin
+    option httpchk GET /readyz
+    default-server inter 300ms fall 1 rise 1
+{servers}
+"""
+
+
+@dataclass
+class Replica:
+    port: int
+    env: dict[str, str]
+    stderr: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    def start(self) -> None:
+        with self.stderr.open("ab") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "databar_mcp", "--transport", "http", "--port", str(self.port)],
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx2.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx2.TransportError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"replica did not start: {self.stderr.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+@dataclass
+class Cluster:
+    lb_url: str
+    replicas: list[Replica]
+    haproxy: subprocess.Popen[bytes]
+
+
+@contextmanager
+def cluster(
+    sandbox: SandboxServer, workdir: Path, *, replicas: int, database_url: str | None, haproxy: str
+) -> Iterator[Cluster]:
+    """N replicas on one ledger (PostgreSQL, or one SQLite state dir when database_url is None) behind haproxy."""
+    state_keys = ",".join(secrets.token_urlsafe(32) for _ in range(2))
+    shared_state = workdir / "state"
+    members: list[Replica] = []
+    for i in range(replicas):
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "DATABAR_API_KEY": sandbox.api_key,
+            "DATABAR_BASE_URL": sandbox.base_url,
+            "DATABAR_MCP_STATE_DIR": str(shared_state if database_url is None else workdir / f"state{i}"),
+            "DATABAR_MCP_TRACKER_INTERVAL": "2",
+            "DATABAR_MCP_HTTP_STATELESS": "1",
+            "DATABAR_MCP_REQUEST_STATE_KEYS": state_keys,
+            "DATABAR_MCP_LOG_LEVEL": "WARNING",
+        }
+        if database_url is not None:
+            env["DATABAR_MCP_DATABASE_URL"] = database_url
+        members.append(Replica(free_port(), env, workdir / f"replica{i}.stderr"))
+    lb_port = free_port()
+    servers = "\n".join(f"    server r{i} 127.0.0.1:{r.port} check" for i, r in enumerate(members))
+    config = workdir / "haproxy.cfg"
+    config.write_text(HAPROXY_CONFIG.format(port=lb_port, servers=servers))
+    started: list[Replica] = []
+    proxy: subprocess.Popen[bytes] | None = None
+    try:
+        for member in members:
+            member.start()
+            started.append(member)
+        proxy = subprocess.Popen(
+            [haproxy, "-db", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        lb = f"http://127.0.0.1:{lb_port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx2.get(lb + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx2.TransportError:
+                pass
+            if proxy.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("haproxy did not start")
+            time.sleep(0.05)
+        yield Cluster(lb_url=lb + "/mcp", replicas=members, haproxy=proxy)
+    finally:
+        if proxy is not None:
+            proxy.terminate()
+            proxy.wait(timeout=10)
+        for member in started:
+            member.stop()
+
+
+def run_input(tag: str) -> dict[str, Any]:
+    rows = [{"first_name": f"{tag}-{i}", "last_name": "Doe", "company": "example.com"} for i in range(2)]
+    return {"waterfall": "email_getter", "params": rows, "enrichments": [833], "wait_seconds": 5}
+
+
+@dataclass
+class Load:
+    calls: int = 0
+    errors: int = 0
+    error_kinds: dict[str, int] = field(default_factory=dict)
+    latencies_ms: list[float] = field(default_factory=list)
+    task_ids: dict[str, str] = field(default_factory=dict)  # task id -> the input tag that got it
+    reused: int = 0
+
+    def error(self, kind: str) -> None:
+        self.errors += 1
+        self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
+
+
+@asynccontextmanager
+async def mcp_session(url: str) -> AsyncIterator[Client]:
+    async with (
+        httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=60)) as http,
+        Client(streamable_http_client(url, http_client=http)) as client,
+    ):
+        yield client
+
+
+async def agent(url: str, index: int, until: float, load: Load, rng: random.Random) -> None:
+    n = 0
+    while time.monotonic() < until:
+        try:
+            async with mcp_session(url) as client:
+                while time.monotonic() < until:
+                    n += 1
+                    tag = f"shared{rng.randrange(SHARED_INPUTS)}" if rng.random() < 0.5 else f"a{index}-{n}"
+                    started = time.monotonic()
+                    result = await client.call_tool("run_bulk_waterfall", run_input(tag))
+                    load.calls += 1
+                    body = result.structured_content or {}
+                    if result.is_error:
+                        load.error(str(body.get("code", "tool_error")))
+                        continue
+                    load.latencies_ms.append((time.monotonic() - started) * 1000)
+                    load.task_ids[str(body["task_id"])] = tag
+                    load.reused += bool(body.get("reused"))
+        except Exception as exc:  # the replica under this call was killed: count it, open a new session
+            load.calls += 1
+            load.error(type(exc).__name__)
+            await anyio.sleep(0.1)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+@dataclass
+class Figures:
+    backend: str
+    replicas: int
+    agents: int
+    seconds: float
+    calls: int
+    calls_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    error_kinds: dict[str, int]
+    reused: int
+    submissions_sent: int
+    double_billings: int
+    lost_task_ids: int
+    unreadable_tasks: int
+    tasks_checked: int
+    killed_and_restarted: bool
+
+
+def ledger_tasks(database_url: str | None, state_dir: Path) -> tuple[set[str], dict[str, int]]:
+    """Every task id in the ledger, and the accepted submissions per fingerprint."""
+    query_tasks = "SELECT task_id FROM tasks"
+    query_fps = "SELECT fingerprint, COUNT(*) FROM submissions WHERE outcome = 'accepted' GROUP BY fingerprint"
+    if database_url is None:
+        with sqlite3.connect(state_dir / "ledger.sqlite3") as conn:
+            tasks = {str(r[0]) for r in conn.execute(query_tasks)}
+            fps = {str(r[0]): int(r[1]) for r in conn.execute(query_fps)}
+        return tasks, fps
+    with psycopg.connect(database_url) as conn:
+        tasks = {str(r[0]) for r in conn.execute(query_tasks)}
+        fps = {str(r[0]): int(r[1]) for r in conn.execute(query_fps)}
+    return tasks, fps
+
+
+async def unreadable(replicas: list[Replica], task_ids: list[str]) -> int:
+    """How many (task, replica) pairs fail to read the task: each replica is asked for every task."""
+    failures = 0
+    for replica in replicas:
+        async with mcp_session(replica.url) as client:
+            for task_id in task_ids:
+                result = await client.call_tool("get_task", {"task_id": task_id, "limit": 1})
+                body = result.structured_content or {}
+                if result.is_error or body.get("task_id") != task_id:
+                    failures += 1
+    return failures
+
+
+async def measure(
+    sandbox: SandboxServer,
+    workdir: Path,
+    *,
+    backend: str,
+    replicas: int,
+    agents: int,
+    seconds: float,
+    database_url: str | None,
+    haproxy: str,
+    kill: bool = True,
+) -> Figures:
+    sandbox.state.reset_counts()
+    before = set(sandbox.state.tasks)
+    load = Load()
+    with cluster(sandbox, workdir, replicas=replicas, database_url=database_url, haproxy=haproxy) as group:
+        started = time.monotonic()
+        until = started + seconds
+        victim = group.replicas[-1]
+        async with anyio.create_task_group() as tg:
+            for i in range(agents):
+                tg.start_soon(agent, group.lb_url, i, until, load, random.Random(i))
+            if kill:
+                await anyio.sleep(seconds * 0.4)
+                victim.kill()
+                await anyio.sleep(seconds * 0.2)
+                await anyio.to_thread.run_sync(victim.start)
+        elapsed = time.monotonic() - started
+        await anyio.sleep(3)  # the trackers store what calls left unfinished
+        created = set(sandbox.state.tasks) - before
+        in_ledger, per_fingerprint = ledger_tasks(database_url, workdir / "state")
+        returned = set(load.task_ids)
+        lost = len(created - in_ledger) + len(returned - in_ledger)
+        double = sum(n - 1 for n in per_fingerprint.values() if n > 1)
+        check = sorted(created | returned)  # the runs whose caller died with the replica too
+        broken = await unreadable(group.replicas, check)
+    return Figures(
+        backend=backend,
+        replicas=replicas,
+        agents=agents,
+        seconds=round(elapsed, 1),
+        calls=load.calls,
+        calls_per_s=round(load.calls / elapsed, 1) if elapsed else 0.0,
+        p50_ms=round(percentile(load.latencies_ms, 0.5), 1),
+        p99_ms=round(percentile(load.latencies_ms, 0.99), 1),
+        errors=load.errors,
+        error_kinds=load.error_kinds,
+        reused=load.reused,
+        submissions_sent=sandbox.state.counts[BULK_RUN],
+        double_billings=double,
+        lost_task_ids=lost,
+        unreadable_tasks=broken,
+        tasks_checked=len(check),
+        killed_and_restarted=kill and replicas > 1,
+    )
+
+
+def sandbox_config() -> SandboxConfig:
+    return SandboxConfig(api_key=KEY, task_base_seconds=0.05, row_seconds=0.002, balance=10_000_000.0)
+
+
+async def main_async(args: argparse.Namespace) -> list[Figures]:
+    from tests.postgres_server import PostgresServer, start_postgres
+
+    haproxy = haproxy_binary()
+    if haproxy is None:
+        raise SystemExit("haproxy is not installed (apt-get install haproxy, as root)")
+    figures: list[Figures] = []
+    server: PostgresServer = start_postgres()
+    try:
+        with SandboxServer(sandbox_config()) as sandbox:
+            with tempfile.TemporaryDirectory(prefix="replicas-pg-") as tmp:
+                figures.append(
+                    await measure(
+                        sandbox,
+                        Path(tmp),
+                        backend="postgresql",
+                        replicas=3,
+                        agents=args.agents,
+                        seconds=args.seconds,
+                        database_url=server.new_database(),
+                        haproxy=haproxy,
+                    )
+                )
+            with tempfile.TemporaryDirectory(prefix="replicas-sqlite-") as tmp:
+                figures.append(
+                    await measure(
+                        sandbox,
+                        Path(tmp),
+                        backend="sqlite",
+                        replicas=1,
+                        agents=args.agents,
+                        seconds=args.seconds,
+                        database_url=None,
+                        haproxy=haproxy,
+                        kill=False,
+                    )
+                )
+    finally:
+        server.stop()
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Replicas behind haproxy: double billings, lost and unread tasks.")
+    parser.add_argument("--agents", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    figures = anyio.run(main_async, args)
+    for f in figures:
+        print(
+            f"{f.backend:10} x{f.replicas}: {f.calls} calls in {f.seconds}s = {f.calls_per_s}/s, p50 {f.p50_ms} ms, "
+            f"p99 {f.p99_ms} ms, errors {f.errors} {f.error_kinds}, reused {f.reused}, sent {f.submissions_sent}, "
+            f"double billings {f.double_billings}, lost task ids {f.lost_task_ids}, "
+            f"unreadable {f.unreadable_tasks}/{f.tasks_checked * f.replicas}"
+        )
+    if args.json is not None:
+        args.json.write_text(json.dumps([asdict(f) for f in figures], indent=2) + "\n")
+    bad = any(f.double_billings or f.lost_task_ids or f.unreadable_tasks for f in figures)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

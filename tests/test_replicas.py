@@ -1,0 +1,118 @@
+"""Replicas: three server processes on one PostgreSQL ledger behind haproxy from Debian, one killed mid-run.
+
+The full figures (50 agents, 60 s) come from `python -m bench.replicas` (bench/results/replicas.md); this is
+the same harness, smaller. Also: /readyz, and a SIGTERM that hands back in-flight waits' task ids.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import anyio.lowlevel
+import httpx2
+import pytest
+
+from bench.replicas import Replica, free_port, haproxy_binary, mcp_session, measure, run_input, sandbox_config
+from databar_mcp.http_app import HttpOptions, SecurityMiddleware
+from databar_mcp.sandbox import SandboxServer
+from tests.postgres_server import PostgresServer
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def haproxy() -> str:
+    found = haproxy_binary()
+    if found is None:
+        reason = "haproxy is not installed (apt-get install haproxy, as root, brings it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the replica test: {reason}")
+        pytest.skip(reason)
+    return found
+
+
+@pytest.fixture
+def bench_sandbox() -> Iterator[SandboxServer]:
+    with SandboxServer(sandbox_config()) as sandbox:
+        yield sandbox
+
+
+@pytest.mark.timeout(240)
+async def test_three_replicas_one_killed_bill_once_lose_nothing_and_all_read_everything(
+    postgres: PostgresServer, bench_sandbox: SandboxServer, haproxy: str, tmp_path: Path
+) -> None:
+    figures = await measure(
+        bench_sandbox,
+        tmp_path,
+        backend="postgresql",
+        replicas=3,
+        agents=12,
+        seconds=10,
+        database_url=postgres.new_database(),
+        haproxy=haproxy,
+    )
+    assert figures.double_billings == 0
+    assert figures.lost_task_ids == 0
+    assert figures.unreadable_tasks == 0 and figures.tasks_checked > 20
+    assert figures.reused > 0 and figures.submissions_sent == figures.tasks_checked
+    # only calls in flight on the killed replica fail (at most one per agent), and every agent went on
+    assert figures.errors <= 12 and figures.calls > 100
+
+
+async def test_readyz_is_503_until_the_ledger_answers() -> None:
+    app = SecurityMiddleware(lambda scope, receive, send: anyio.lowlevel.checkpoint(), HttpOptions())  # type: ignore[arg-type]
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://127.0.0.1:8000") as http:
+        starting = await http.get("/readyz")
+        app.drain()
+        draining = await http.get("/readyz")
+    assert starting.status_code == 503 and starting.json()["reason"] == "starting"
+    assert draining.status_code == 503 and draining.json()["reason"] == "draining"
+
+
+async def test_sigterm_hands_back_a_waiting_calls_task_id_and_exits_cleanly(
+    bench_sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    bench_sandbox.state.config.task_base_seconds = 30.0  # the task outlives the server
+    replica = Replica(
+        free_port(),
+        {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "DATABAR_API_KEY": bench_sandbox.api_key,
+            "DATABAR_BASE_URL": bench_sandbox.base_url,
+            "DATABAR_MCP_STATE_DIR": str(tmp_path / "state"),
+            "DATABAR_MCP_TRACKER_INTERVAL": "3600",
+            "DATABAR_MCP_HTTP_STATELESS": "1",
+        },
+        tmp_path / "replica.stderr",
+    )
+    replica.start()
+    try:
+        answers: list[dict[str, object]] = []
+
+        async def waiting_call() -> None:
+            async with mcp_session(replica.url) as client:
+                result = await client.call_tool("run_bulk_waterfall", {**run_input("sigterm"), "wait_seconds": 20})
+                answers.append(result.structured_content or {})
+
+        stopped = time.monotonic()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waiting_call)
+            with anyio.fail_after(10):
+                while bench_sandbox.state.counts["POST /v1/waterfalls/{identifier}/bulk-run"] == 0:
+                    await anyio.sleep(0.02)
+            await anyio.sleep(0.3)  # the call is waiting now
+            assert replica.proc is not None
+            replica.proc.send_signal(signal.SIGTERM)
+            stopped = time.monotonic()
+        returned_after = time.monotonic() - stopped
+        code = await anyio.to_thread.run_sync(lambda: replica.proc.wait(timeout=20) if replica.proc else None)
+    finally:
+        replica.stop()
+    assert answers and answers[0].get("task_id") and answers[0].get("done") is False
+    assert returned_after < 5  # not the 20 s it asked to wait
+    assert code == 0
