@@ -234,6 +234,12 @@ class Settings(BaseModel):
             values["base_url"] = url
         if database_url := env.get("DATABAR_MCP_DATABASE_URL"):
             values["database_url"] = SecretStr(database_url.strip())
+        elif url_file := env.get("DATABAR_MCP_DATABASE_URL_FILE"):  # a mounted secret: the URL holds a password
+            try:
+                values["database_url"] = SecretStr(Path(url_file).read_text(encoding="utf-8").strip())
+            except OSError as exc:
+                reason = exc.strerror or type(exc).__name__
+                raise KeyFileError(f"cannot read DATABAR_MCP_DATABASE_URL_FILE {url_file}: {reason}") from None
         if users_file := env.get("DATABAR_MCP_USERS_FILE"):
             values["users_file"] = Path(users_file)
         if audit_log := env.get("DATABAR_MCP_AUDIT_LOG"):

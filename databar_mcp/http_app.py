@@ -80,6 +80,7 @@ READY_PATH: Final = "/readyz"
 READY_TIMEOUT_S: Final = 2.0
 STATELESS_ENV: Final = "DATABAR_MCP_HTTP_STATELESS"
 REQUEST_STATE_KEYS_ENV: Final = "DATABAR_MCP_REQUEST_STATE_KEYS"
+REQUEST_STATE_KEYS_FILE_ENV: Final = "DATABAR_MCP_REQUEST_STATE_KEYS_FILE"
 MIN_STATE_KEY_LEN: Final = 32
 DEFAULT_MAX_BODY: Final = 4 * 1024 * 1024
 MIN_TOKEN_LEN: Final = 16
@@ -261,7 +262,14 @@ def options_from_env(host: str, port: int, environ: Mapping[str, str] | None = N
             if not value > 0:
                 raise HttpConfigError(f"{var} must be positive")
             limits[name] = value
-    state_keys = tuple(SecretStr(k) for k in _split_list(env.get(REQUEST_STATE_KEYS_ENV)))
+    raw_keys = env.get(REQUEST_STATE_KEYS_ENV)
+    if not raw_keys and (keys_file := env.get(REQUEST_STATE_KEYS_FILE_ENV)):
+        try:
+            raw_keys = Path(keys_file).read_text(encoding="utf-8").replace("\n", ",")
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise HttpConfigError(f"cannot read {REQUEST_STATE_KEYS_FILE_ENV} {keys_file}: {reason}") from None
+    state_keys = tuple(SecretStr(k) for k in _split_list(raw_keys))
     if any(len(k.get_secret_value()) < MIN_STATE_KEY_LEN for k in state_keys):
         raise HttpConfigError(f"each of {REQUEST_STATE_KEYS_ENV} must be at least {MIN_STATE_KEY_LEN} characters")
     extra_hosts = [_normalize_host(h) for h in _split_list(env.get(ALLOWED_HOSTS_ENV))]
