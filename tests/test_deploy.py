@@ -38,3 +38,19 @@ def test_the_example_users_file_parses() -> None:
     users = Users.parse((DEPLOY / "users.example.json").read_text(), "users.example.json")
     assert users.accounts["alice@example.com"].daily_credit_cap == 500
     assert users.default is not None and users.default.max_credits_per_call == 20
+
+
+def test_the_database_url_and_the_request_state_keys_can_come_from_secret_files(tmp_path: Path) -> None:
+    from databar_mcp.config import Settings
+    from databar_mcp.http_app import options_from_env
+
+    url_file, keys_file = tmp_path / "database_url", tmp_path / "keys"
+    url_file.write_text("postgresql://u:pw-secret@db:5432/ledger\n")
+    keys_file.write_text("k" * 32 + "\n" + "j" * 40 + "\n")
+    settings = Settings.from_env({"DATABAR_MCP_DATABASE_URL_FILE": str(url_file)})
+    options = options_from_env("127.0.0.1", 8000, {"DATABAR_MCP_REQUEST_STATE_KEYS_FILE": str(keys_file)})
+    assert settings.database_url is not None
+    assert settings.database_url.get_secret_value() == "postgresql://u:pw-secret@db:5432/ledger"
+    assert "pw-secret" not in repr(settings)
+    assert [k.get_secret_value() for k in options.request_state_keys] == ["k" * 32, "j" * 40]
+    assert "request_state_security" in options.server_kwargs()
