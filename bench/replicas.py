@@ -80,6 +80,7 @@ defaults
     timeout connect 2s
     timeout client 120s
     timeout server 120s
+    timeout check 2s
     retries 3
     option redispatch
 frontend mcp
@@ -88,7 +89,7 @@ frontend mcp
 backend replicas
     balance roundrobin
     option httpchk GET /readyz
-    default-server inter 300ms fall 1 rise 1
+    default-server inter 500ms fall 3 rise 2
 {servers}
 """
 
@@ -162,7 +163,7 @@ def cluster(
             "DATABAR_MCP_TRACKER_INTERVAL": "2",
             "DATABAR_MCP_HTTP_STATELESS": "1",
             "DATABAR_MCP_REQUEST_STATE_KEYS": state_keys,
-            "DATABAR_MCP_LOG_LEVEL": "WARNING",
+            "DATABAR_MCP_LOG_LEVEL": os.environ.get("REPLICA_LOG_LEVEL", "WARNING"),
         }
         if database_url is not None:
             env["DATABAR_MCP_DATABASE_URL"] = database_url
@@ -248,8 +249,15 @@ async def agent(url: str, index: int, until: float, load: Load, rng: random.Rand
                     load.reused += bool(body.get("reused"))
         except Exception as exc:  # the replica under this call was killed: count it, open a new session
             load.calls += 1
-            load.error(type(exc).__name__)
+            load.error(leaf(exc))
             await anyio.sleep(0.1)
+
+
+def leaf(exc: BaseException) -> str:
+    """The innermost exception of an exception group (what actually went wrong), by type and message."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {str(exc)[:80]}"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -275,24 +283,34 @@ class Figures:
     submissions_sent: int
     double_billings: int
     lost_task_ids: int
+    orphaned_by_kill: int  # tasks whose id died with the killed replica (their runs stay unsettled)
+    unsettled_submissions: int
     unreadable_tasks: int
     tasks_checked: int
     killed_and_restarted: bool
 
 
-def ledger_tasks(database_url: str | None, state_dir: Path) -> tuple[set[str], dict[str, int]]:
-    """Every task id in the ledger, and the accepted submissions per fingerprint."""
-    query_tasks = "SELECT task_id FROM tasks"
-    query_fps = "SELECT fingerprint, COUNT(*) FROM submissions WHERE outcome = 'accepted' GROUP BY fingerprint"
+LEDGER_QUERIES = (
+    "SELECT task_id FROM tasks",
+    "SELECT fingerprint, COUNT(*) FROM submissions WHERE outcome = 'accepted' GROUP BY fingerprint",
+    "SELECT COUNT(*) FROM submissions WHERE outcome IN ('pending', 'unknown')",
+)
+
+
+def ledger_tasks(database_url: str | None, state_dir: Path) -> tuple[set[str], dict[str, int], int]:
+    """Every task id in the ledger, the accepted submissions per fingerprint, and the unsettled submissions."""
+    tasks_q, fps_q, unsettled_q = LEDGER_QUERIES
     if database_url is None:
         with sqlite3.connect(state_dir / "ledger.sqlite3") as conn:
-            tasks = {str(r[0]) for r in conn.execute(query_tasks)}
-            fps = {str(r[0]): int(r[1]) for r in conn.execute(query_fps)}
-        return tasks, fps
+            tasks = {str(r[0]) for r in conn.execute(tasks_q)}
+            fps = {str(r[0]): int(r[1]) for r in conn.execute(fps_q)}
+            unsettled = int(conn.execute(unsettled_q).fetchone()[0])
+        return tasks, fps, unsettled
     with psycopg.connect(database_url) as conn:
-        tasks = {str(r[0]) for r in conn.execute(query_tasks)}
-        fps = {str(r[0]): int(r[1]) for r in conn.execute(query_fps)}
-    return tasks, fps
+        tasks = {str(r[0]) for r in conn.execute(tasks_q)}
+        fps = {str(r[0]): int(r[1]) for r in conn.execute(fps_q)}
+        row = conn.execute(unsettled_q).fetchone()
+    return tasks, fps, int(row[0]) if row else 0
 
 
 async def unreadable(replicas: list[Replica], task_ids: list[str]) -> int:
@@ -338,9 +356,13 @@ async def measure(
         elapsed = time.monotonic() - started
         await anyio.sleep(3)  # the trackers store what calls left unfinished
         created = set(sandbox.state.tasks) - before
-        in_ledger, per_fingerprint = ledger_tasks(database_url, workdir / "state")
+        in_ledger, per_fingerprint, unsettled = ledger_tasks(database_url, workdir / "state")
         returned = set(load.task_ids)
-        lost = len(created - in_ledger) + len(returned - in_ledger)
+        # A POST in flight when its replica was killed may have created a task whose id never came back: it
+        # is not lost silently as long as its run is in the ledger as unsettled (never re-sent, listed for
+        # the user to check). Lost: ids an agent got that the ledger lacks, and orphans beyond those runs.
+        orphaned = len(created - in_ledger)
+        lost = len(returned - in_ledger) + max(0, orphaned - unsettled)
         double = sum(n - 1 for n in per_fingerprint.values() if n > 1)
         check = sorted(created | returned)  # the runs whose caller died with the replica too
         broken = await unreadable(group.replicas, check)
@@ -359,6 +381,8 @@ async def measure(
         submissions_sent=sandbox.state.counts[BULK_RUN],
         double_billings=double,
         lost_task_ids=lost,
+        orphaned_by_kill=orphaned,
+        unsettled_submissions=unsettled,
         unreadable_tasks=broken,
         tasks_checked=len(check),
         killed_and_restarted=kill and replicas > 1,
@@ -422,7 +446,8 @@ def main() -> int:
         print(
             f"{f.backend:10} x{f.replicas}: {f.calls} calls in {f.seconds}s = {f.calls_per_s}/s, p50 {f.p50_ms} ms, "
             f"p99 {f.p99_ms} ms, errors {f.errors} {f.error_kinds}, reused {f.reused}, sent {f.submissions_sent}, "
-            f"double billings {f.double_billings}, lost task ids {f.lost_task_ids}, "
+            f"double billings {f.double_billings}, lost task ids {f.lost_task_ids} (orphaned by the kill "
+            f"{f.orphaned_by_kill}, unsettled runs {f.unsettled_submissions}), "
             f"unreadable {f.unreadable_tasks}/{f.tasks_checked * f.replicas}"
         )
     if args.json is not None:
