@@ -3,9 +3,10 @@
 A token is accepted only when it is signed by a key of the issuer's JWKS (asymmetric algorithms only), names
 the issuer (`iss`) and this server's resource URL as audience (`aud`, RFC 8707), is within `nbf`..`exp`, and
 has a subject. Its scopes decide which tools it may call (Databar's own scopes): read tools need
-`tables:read`, `get_account` needs `balance:read`, runs and task actions need `enrichments:run`, table and
-connector writes need `tables:write`. The token itself is never sent anywhere: Databar is called with the
-server's (or the user's configured) key, never with what the client presented.
+`tables:read`, `get_account` needs `balance:read`, runs (every run_* tool) and cancel_task need
+`enrichments:run`, every other write (tables, columns, connectors, table enrichments) needs `tables:write`.
+The token itself is never sent anywhere: Databar is called with the server's (or the user's configured) key,
+never with what the client presented.
 
 Environment: `DATABAR_MCP_OAUTH_ISSUER` (the authorization server), `DATABAR_MCP_OAUTH_RESOURCE` (this server's
 public URL, e.g. https://mcp.example.com/mcp), `DATABAR_MCP_OAUTH_JWKS_URL` (default: the issuer's
@@ -52,14 +53,15 @@ class OAuthConfigError(ValueError):
     """OAuth cannot be set up with this configuration (the message never holds a secret)."""
 
 
-def scope_for_tool(toolset: str | None, read_only: bool) -> str:
-    """The scope a tool needs, from its toolset and whether it only reads."""
+def scope_for_tool(name: str, toolset: str | None, read_only: bool) -> str:
+    """The scope a tool needs: every run_* tool bills credits (as does stopping one), reads need the read
+    scope (export_task_result only writes the caller's own result to a file here), the rest writes tables."""
     if toolset == "account":
         return BALANCE_SCOPE
-    if read_only:
+    if name.startswith("run_") or name == "cancel_task":
+        return RUN_SCOPE
+    if read_only or name == "export_task_result":
         return READ_SCOPE
-    if toolset in ("enrich", "tasks"):
-        return RUN_SCOPE  # runs bill credits; cancelling or exporting a task acts on a run
     return WRITE_SCOPE
 
 

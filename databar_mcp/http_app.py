@@ -547,7 +547,7 @@ class SecurityMiddleware:
                 if isinstance(name, str) and name in scopes:
                     needed.append(scopes[name])
             elif message.get("method") == "resources/read":
-                needed.append(scope_for_tool("tasks", read_only=True))
+                needed.append(scope_for_tool("resources/read", "tasks", read_only=True))
         return needed
 
     async def _read_body(self, headers: list[tuple[bytes, bytes]], receive: Receive) -> tuple[bytes, Receive]:
@@ -668,7 +668,7 @@ def tool_scopes(server: MCPServer[Any]) -> dict[str, str]:
     for tool in server._tool_manager.list_tools():  # pyright: ignore[reportPrivateUsage]
         toolset = (tool.meta or {}).get("io.databar/toolset")
         read_only = bool(tool.annotations and tool.annotations.read_only_hint)
-        scopes[tool.name] = scope_for_tool(toolset if isinstance(toolset, str) else None, read_only)
+        scopes[tool.name] = scope_for_tool(tool.name, toolset if isinstance(toolset, str) else None, read_only)
     return scopes
 
 

@@ -246,3 +246,30 @@ def test_fingerprint_treats_json_equal_numbers_as_one(rows: list[dict[str, Any]]
     assert fingerprint(account="a", endpoint="e", body={"v": True}) != fingerprint(
         account="a", endpoint="e", body={"v": 1}
     )
+
+
+async def test_mcp_task_handles_live_in_the_ledger_on_both_backends(make_ledger: Callable[[], Ledger]) -> None:
+    """Issue 16's handle table through the seam: a terminal state never changes, on SQLite and PostgreSQL."""
+    from databar_mcp.mcp_tasks.handles import HandleStore
+
+    store = HandleStore(make_ledger())
+    handle = await store.create(
+        scope="alice",
+        generation="2025-11-25",
+        tool="run_bulk_waterfall",
+        request={"a": 1},
+        databar_task_id=None,
+        state="working",
+        status_message=None,
+        poll_ms=500,
+        ttl_ms=60_000,
+    )
+    assert await store.update(handle.handle_id, databar_task_id="t-1", progress={"done": 1}, clear_input=True)
+    assert await store.update(handle.handle_id, state="completed", result={"ok": True})
+    assert not await store.update(handle.handle_id, state="cancelled")  # terminal: never changes
+    again = await HandleStore(make_ledger()).get(handle.handle_id, "alice")
+    assert again is not None and again.state == "completed" and again.databar_task_id == "t-1"
+    assert again.result == {"ok": True} and again.progress == {"done": 1}
+    assert await store.get(handle.handle_id, "bob") is None
+    assert [h.handle_id for h in await store.page("alice", offset=0, limit=5)] == [handle.handle_id]
+    assert await store.unfinished() == []

@@ -251,6 +251,8 @@ def test_a_bad_token_is_401_invalid_token(served: Served, issuer: Issuer, case: 
         ("run_bulk_waterfall", {"waterfall": "email_getter", "params": [], "enrichments": [833]}, "enrichments:run"),
         ("get_account", {}, "balance:read"),
         ("insert_rows", {"table": "t", "rows": []}, "tables:write"),
+        ("run_table_enrichment", {"table": "t", "enrichment": "e"}, "enrichments:run"),
+        ("create_table", {"name": "t"}, "tables:write"),
     ],
 )
 def test_a_tool_beyond_the_tokens_scopes_is_403_insufficient_scope(
