@@ -6,6 +6,7 @@ the same harness, smaller. Also: /readyz, and a SIGTERM that hands back in-fligh
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -17,7 +18,7 @@ import anyio.lowlevel
 import httpx2
 import pytest
 
-from bench.replicas import Replica, free_port, haproxy_binary, mcp_session, measure, run_input, sandbox_config
+from bench.replicas import Replica, free_port, haproxy_binary, measure, run_input, sandbox_config
 from databar_mcp.http_app import HttpOptions, SecurityMiddleware
 from databar_mcp.sandbox import SandboxServer
 from tests.postgres_server import PostgresServer
@@ -95,9 +96,20 @@ async def test_sigterm_hands_back_a_waiting_calls_task_id_and_exits_cleanly(
         answers: list[dict[str, object]] = []
 
         async def waiting_call() -> None:
-            async with mcp_session(replica.url) as client:
-                result = await client.call_tool("run_bulk_waterfall", {**run_input("sigterm"), "wait_seconds": 20})
-                answers.append(result.structured_content or {})
+            # One JSON-RPC POST (stateless: no session), read to its end: the MCP client would also open a
+            # background stream that fails once the server is gone, hiding the answer this test is about.
+            call = {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "tools/call",
+                "params": {"name": "run_bulk_waterfall", "arguments": {**run_input("sigterm"), "wait_seconds": 20}},
+            }
+            headers = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18"}
+            async with httpx2.AsyncClient(timeout=30) as http:
+                reply = await http.post(replica.url, json=call, headers=headers)
+            for line in reply.text.splitlines():
+                if line.startswith("data:") and '"result"' in line:
+                    answers.append(json.loads(line[5:])["result"]["structuredContent"])
 
         stopped = time.monotonic()
         async with anyio.create_task_group() as tg:

@@ -36,6 +36,7 @@ from databar_mcp.store import UNKNOWN_TO_DATABAR
 from databar_mcp.tools.context import Services
 from databar_mcp.tools.guard import guarded
 from databar_mcp.tools.tasks import deliver
+from databar_mcp.users import acting_as
 
 logger = logging.getLogger("databar_mcp.mcp_tasks")
 
@@ -223,11 +224,15 @@ class TaskService:
         delay = plan.first_s
         ttl_end = handle.created_at + (handle.ttl_ms or config.MCP_TASK_TTL_MAX_MS) / 1000.0
         svc.runner.waiting.add(dbid)
+        # Watchers run outside any request: poll as the run's owner (their Databar key, their tasks only).
+        record = await svc.ledger.task(dbid)
+        owner = record.submission.owner if record is not None and record.submission is not None else None
         try:
             while time.time() < ttl_end:
                 await anyio.sleep(delay)
                 try:
-                    task = await svc.runner.poll(dbid)
+                    with acting_as(owner):
+                        task = await svc.runner.poll(dbid)
                 except ResultExpired:
                     task = Task(task_id=dbid, status="gone")
                 except NotFoundError:
