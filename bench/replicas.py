@@ -241,8 +241,9 @@ async def agent(url: str, index: int, until: float, load: Load, rng: random.Rand
                     result = await client.call_tool("run_bulk_waterfall", run_input(tag))
                     load.calls += 1
                     body = result.structured_content or {}
-                    if result.is_error:
-                        load.error(str(body.get("code", "tool_error")))
+                    if result.is_error:  # error results carry their body as text: the first line names the code
+                        summary = next((getattr(b, "text", "") for b in result.content), "")
+                        load.error(summary.split("\n", 1)[0][:80] or "tool_error")
                         continue
                     load.latencies_ms.append((time.monotonic() - started) * 1000)
                     load.task_ids[str(body["task_id"])] = tag

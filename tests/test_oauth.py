@@ -37,7 +37,7 @@ from mcp.shared.auth import ProtectedResourceMetadata
 from databar_mcp.auth import SCOPES
 from databar_mcp.http_app import HttpConfigError, options_from_env
 from databar_mcp.sandbox import SandboxServer
-from tests.conftest import SENTINEL_KEY, structured, whole
+from tests.conftest import SENTINEL_KEY, error_body, structured, whole
 from tests.test_http import INITIALIZE, MCP_HEADERS, Recorder, _env, free_port, recorder, sandbox_http
 
 pytestmark = pytest.mark.anyio
@@ -333,15 +333,15 @@ async def test_a_users_caps_apply_and_their_tasks_are_theirs_alone(
         sandbox_http.state.config.task_base_seconds = 0.05
     task_id = first["task_id"]
     assert first["estimated_credits"] == 4.0 and first["done"] is False
-    assert over_day.is_error and structured(over_day)["code"] == "spend_limit"
-    assert "daily cap of 4.5" in structured(over_day)["message"]
-    assert over_call.is_error and "above your limit of 4 per call" in structured(over_call)["message"]
+    assert error_body(over_day)["code"] == "spend_limit"
+    assert "daily cap of 4.5" in error_body(over_day)["message"]
+    assert "above your limit of 4 per call" in error_body(over_call)["message"]
     assert [t["task_id"] for t in own["tasks"]] == [task_id]
 
     async with session(served, issuer.token(sub="dave")) as dave:
-        theirs = structured(await dave.call_tool("get_task", {"task_id": task_id}))
+        theirs = error_body(await dave.call_tool("get_task", {"task_id": task_id}))
         listed = structured(await dave.call_tool("list_recent_tasks", {}))
-        export = structured(await dave.call_tool("export_task_result", {"task_id": task_id}))
+        export = error_body(await dave.call_tool("export_task_result", {"task_id": task_id}))
         same_run = structured(await dave.call_tool("run_bulk_waterfall", run_args(4, "a")))
     assert theirs["code"] == "not_found"
     assert task_id not in json.dumps(listed)
@@ -368,6 +368,6 @@ async def test_the_tokens_subject_picks_the_databar_key_and_an_unknown_one_gets_
         nobody = await mallory.call_tool("get_account", {})
     keys = [headers.get("x-apikey") for _, _, headers in recorder.seen[before:]]
     assert keys == [BOB_KEY]  # bob's own key went upstream (the sandbox refuses it); mallory's call sent nothing
-    assert bobs.is_error and structured(bobs)["code"] == "auth_failed" and BOB_KEY not in whole(bobs)
-    assert nobody.is_error and structured(nobody)["code"] == "auth_failed"
+    assert error_body(bobs)["code"] == "auth_failed" and BOB_KEY not in whole(bobs)
+    assert error_body(nobody)["code"] == "auth_failed"
     assert "no Databar account is configured" in whole(nobody), whole(nobody)
