@@ -783,11 +783,14 @@ class Ledger:
         )  # one statement: no transaction needed on either backend
 
     async def latest_submission(self, endpoint: str) -> Submission | None:
-        """The newest run sent (or being sent) to `endpoint`, whatever its outcome."""
+        """The current user's newest run sent (or being sent) to `endpoint`, whatever its outcome."""
+        owner = current_owner()
+        who, params = ("", ()) if owner is None else (" AND owner = ?", (owner,))
 
         async def work(conn: LedgerConn) -> Submission | None:
             row = await conn.one(
-                "SELECT * FROM submissions WHERE endpoint = ? ORDER BY created_at DESC, id DESC LIMIT 1", (endpoint,)
+                f"SELECT * FROM submissions WHERE endpoint = ?{who} ORDER BY created_at DESC, id DESC LIMIT 1",  # noqa: S608 - fixed SQL, values bound
+                (endpoint, *params),
             )
             return None if row is None else _submission(row)
 

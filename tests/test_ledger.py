@@ -273,3 +273,27 @@ async def test_mcp_task_handles_live_in_the_ledger_on_both_backends(make_ledger:
     assert await store.get(handle.handle_id, "bob") is None
     assert [h.handle_id for h in await store.page("alice", offset=0, limit=5)] == [handle.handle_id]
     assert await store.unfinished() == []
+
+
+async def test_latest_submission_sees_only_the_callers_runs(make_ledger: Callable[[], Ledger]) -> None:
+    """Table runs look up their latest submission: another user's run on the same table must stay invisible."""
+    from databar_mcp.users import acting_as
+
+    ledger = make_ledger()
+    endpoint = "table/t1/run-enrichment/7"
+    with acting_as("alice"):
+        await ledger.claim(
+            tool="run_table_enrichment",
+            endpoint=endpoint,
+            fingerprint="fp-alice",
+            request={"run_strategy": "run_all"},
+            rows=3,
+            estimated_credits=3.0,
+            window_s=60,
+            force=False,
+        )
+        mine = await ledger.latest_submission(endpoint)
+    with acting_as("bob"):
+        theirs = await ledger.latest_submission(endpoint)
+    assert mine is not None and mine.fingerprint == "fp-alice"
+    assert theirs is None
