@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -53,6 +54,27 @@ def out_of_space(exc: BaseException) -> bool:
     return "disk is full" in str(exc) or "disk I/O error" in str(exc)
 
 
+def enter_wal(conn: sqlite3.Connection, patience_s: float = BUSY_TIMEOUT_S) -> None:
+    """Put a ledger file in WAL mode, waiting out other processes that are creating it at the same moment.
+
+    On a brand-new file the switch upgrades a read lock to a write lock, and SQLite answers "database is locked"
+    at once there instead of calling the busy handler (it could deadlock); so the wait is ours.
+    """
+    deadline = time.monotonic() + patience_s
+    pause = 0.005
+    while True:
+        try:
+            if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", sqlite3.SQLITE_BUSY) & 0xFF == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.25)
+
+
 class SqliteConn(LedgerConn):
     """A synchronous sqlite3 connection behind the async ledger interface (its awaits never suspend)."""
 
@@ -80,7 +102,7 @@ class SqliteConn(LedgerConn):
             self._conn.execute("ROLLBACK")
 
     async def begin_migration(self) -> None:
-        self._conn.execute("PRAGMA journal_mode = WAL")
+        enter_wal(self._conn)
         self._conn.execute("BEGIN IMMEDIATE")
 
     async def schema_version(self) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -297,3 +298,28 @@ async def test_latest_submission_sees_only_the_callers_runs(make_ledger: Callabl
         theirs = await ledger.latest_submission(endpoint)
     assert mine is not None and mine.fingerprint == "fp-alice"
     assert theirs is None
+
+
+def test_servers_creating_one_new_ledger_at_the_same_moment_all_start(tmp_path: Path) -> None:
+    """Regression (CI, Inspector judges): four stdio servers started at once on a fresh state dir; one exited 2
+    with "database is locked" because SQLite skips the busy handler for the first switch to WAL mode."""
+    failures: list[str] = []
+    for trial in range(200):
+        path = tmp_path / f"ledger-{trial}.sqlite3"
+        start = threading.Barrier(8)
+
+        def open_at_once(path: Path = path, start: threading.Barrier = start) -> None:
+            start.wait()
+            try:
+                Ledger(path).check()
+            except LedgerError as exc:
+                failures.append(str(exc))
+
+        threads = [threading.Thread(target=open_at_once) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []
+    with sqlite3.connect(tmp_path / "ledger-0.sqlite3") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
