@@ -29,10 +29,10 @@ import anyio
 from mcp import Client
 from pydantic import SecretStr
 
+from databar_mcp.app.server import build_server
 from databar_mcp.config import Settings
 from databar_mcp.sandbox import Fault, SandboxConfig, SandboxServer
 from databar_mcp.sandbox.config import FaultKind
-from databar_mcp.server import build_server
 
 BULK_RUN = "POST /v1/waterfalls/{identifier}/bulk-run"
 TASK_GET = "GET /v1/tasks/{task_id}"

@@ -20,9 +20,9 @@ from mcp import Client
 from mcp.client import advertise
 from pydantic import SecretStr
 
+from databar_mcp.app.server import build_server
 from databar_mcp.config import Settings
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
-from databar_mcp.server import build_server
 from tests.tasks_client import EXT, raw
 
 ROWS = [{"first_name": f"F{i}", "last_name": f"L{i}", "company": "example.com"} for i in range(20)]

@@ -1,3 +1,3 @@
-from databar_mcp.cli import main
+from databar_mcp.app.cli import main
 
 raise SystemExit(main())

@@ -10,7 +10,7 @@ be copied and adapted). This script runs the same code with the same flags:
 
 import sys
 
-from databar_mcp.demo import run_demo
+from databar_mcp.app.demo import run_demo
 
 if __name__ == "__main__":
     sys.exit(run_demo())

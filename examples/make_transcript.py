@@ -27,9 +27,9 @@ from mcp import Client
 from mcp.types import CallToolResult, TextContent
 from pydantic import SecretStr
 
+from databar_mcp.app.server import build_server
 from databar_mcp.config import TOOL_DEADLINE_S, Settings
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
-from databar_mcp.server import build_server
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "agent_transcript.md"
 LEADS = [

@@ -30,7 +30,7 @@ import anyio
 from mcp import Client, StdioServerParameters
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_INPUT = HERE.parent / "databar_mcp" / "demo_leads.csv"  # the demo's bundled leads
+DEFAULT_INPUT = HERE.parent / "databar_mcp" / "app" / "demo_leads.csv"  # the demo's bundled leads
 WATERFALL = "email_getter"
 INPUT_COLUMNS = ("first_name", "last_name", "company")
 TABLE_COLUMNS = ("lead_key", *INPUT_COLUMNS, "email", "provider")

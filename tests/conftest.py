@@ -16,11 +16,11 @@ from mcp import Client
 from mcp.types import CallToolResult, TextContent
 from pydantic import SecretStr
 
+from databar_mcp.app.server import build_server
 from databar_mcp.config import Settings
-from databar_mcp.ledger_pg import PostgresBackend, to_pg
+from databar_mcp.core.ledger_pg import PostgresBackend, to_pg
+from databar_mcp.core.store import Ledger
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
-from databar_mcp.server import build_server
-from databar_mcp.store import Ledger
 from tests.postgres_server import PostgresServer, start_postgres
 
 # Property tests draw the same examples on every run, so CI never fails on a draw nobody saw locally;

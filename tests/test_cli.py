@@ -14,9 +14,9 @@ from pydantic import SecretStr
 
 from databar_mcp import __version__
 from databar_mcp.api import DatabarClient
-from databar_mcp.cli import build_parser
+from databar_mcp.app.cli import build_parser
+from databar_mcp.app.server import build_server
 from databar_mcp.config import Settings
-from databar_mcp.server import build_server
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_SCRIPT = Path(sys.executable).parent / "databar-mcp"

@@ -17,8 +17,8 @@ import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 
+from databar_mcp.core.store import Ledger
 from databar_mcp.sandbox import SandboxServer
-from databar_mcp.store import Ledger
 from tests.conftest import BULK_ARGS, structured
 
 pytestmark = pytest.mark.anyio

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from databar_mcp.demo import MAX_WAIT_SECONDS
+from databar_mcp.app.demo import MAX_WAIT_SECONDS
 
 LEADS = [("Ann", "Lee", "example.com"), ("Bob", "", "nowhere.invalid"), ("Cy", "Ray", "example.com")]
 

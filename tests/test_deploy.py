@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.replicas import haproxy_binary
-from databar_mcp.users import Users
+from databar_mcp.core.users import Users
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -41,8 +41,8 @@ def test_the_example_users_file_parses() -> None:
 
 
 def test_the_database_url_and_the_request_state_keys_can_come_from_secret_files(tmp_path: Path) -> None:
+    from databar_mcp.app.http_app import options_from_env
     from databar_mcp.config import Settings
-    from databar_mcp.http_app import options_from_env
 
     url_file, keys_file = tmp_path / "database_url", tmp_path / "keys"
     url_file.write_text("postgresql://u:pw-secret@db:5432/ledger\n")

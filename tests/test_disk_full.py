@@ -16,10 +16,10 @@ import pytest
 from databar_mcp.api import DatabarClient
 from databar_mcp.api.models import BulkWaterfallRequest, TaskHandle
 from databar_mcp.config import Settings
-from databar_mcp.ledger_sqlite import SqliteBackend
-from databar_mcp.runner import TaskRunner
+from databar_mcp.core.ledger_sqlite import SqliteBackend
+from databar_mcp.core.runner import TaskRunner
+from databar_mcp.core.store import Ledger
 from databar_mcp.sandbox import SandboxServer
-from databar_mcp.store import Ledger
 from tests.conftest import LEADS
 
 pytestmark = pytest.mark.anyio

@@ -33,11 +33,11 @@ def test_the_built_wheel_installs_into_a_clean_venv_and_runs(tmp_path: Path) -> 
     assert wheel.name == f"databar_mcp-{__version__}-py3-none-any.whl"
     names = zipfile.ZipFile(wheel).namelist()
     assert "databar_mcp/py.typed" in names and "databar_mcp/sandbox/app.py" in names
-    assert "databar_mcp/demo_leads.csv" in names  # the demo's bundled input
+    assert "databar_mcp/app/demo_leads.csv" in names  # the demo's bundled input
     with tarfile.open(sdist) as archive:
         members = archive.getnames()
     assert f"databar_mcp-{__version__}/README.md" in members
-    assert f"databar_mcp-{__version__}/databar_mcp/cli.py" in members
+    assert f"databar_mcp-{__version__}/databar_mcp/app/cli.py" in members
 
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", venv)

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from databar_mcp import __version__
+from databar_mcp.app.doctor import doctor, mask_key
 from databar_mcp.config import Settings
-from databar_mcp.doctor import doctor, mask_key
+from databar_mcp.core.store import MIGRATIONS
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
-from databar_mcp.store import MIGRATIONS
 from tests.conftest import SENTINEL_KEY
 
 CHECKS = ["api key", "base url", "key accepted", "balance", "state dir", "ledger", "protocol", "version"]

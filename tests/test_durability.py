@@ -13,13 +13,13 @@ from mcp import Client
 
 from databar_mcp.api import DatabarClient
 from databar_mcp.api.models import BulkWaterfallRequest
+from databar_mcp.app.server import build_server
 from databar_mcp.config import Settings
-from databar_mcp.fingerprint import account_id, fingerprint
-from databar_mcp.runner import TaskRunner
+from databar_mcp.core.fingerprint import account_id, fingerprint
+from databar_mcp.core.runner import TaskRunner
+from databar_mcp.core.store import ledger_for
+from databar_mcp.core.tracker import track_once
 from databar_mcp.sandbox import SandboxServer
-from databar_mcp.server import build_server
-from databar_mcp.store import ledger_for
-from databar_mcp.tracker import track_once
 from tests.conftest import BULK_ARGS, LEADS, error_body, lead, make_settings, run_sql, structured, text_of, whole
 
 pytestmark = pytest.mark.anyio

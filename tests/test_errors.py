@@ -9,8 +9,8 @@ import pytest
 from mcp import Client
 from pydantic import SecretStr
 
+from databar_mcp.app.server import build_server
 from databar_mcp.sandbox import Fault, SandboxServer
-from databar_mcp.server import build_server
 from databar_mcp.tools.results import ErrorBody, ErrorCode, FieldProblem, error_result
 from tests.conftest import BULK_ARGS, error_body, lead, make_settings, structured, text_of
 

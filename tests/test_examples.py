@@ -17,7 +17,7 @@ from databar_mcp.sandbox import SandboxConfig, SandboxServer
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "enrich_leads.py"
-LEADS = ROOT / "databar_mcp" / "demo_leads.csv"
+LEADS = ROOT / "databar_mcp" / "app" / "demo_leads.csv"
 SUMMARY = re.compile(r"^(\d+)/(\d+) rows enriched, [\d.e+]+ credits spent, [\d.]+ s -> .+$", re.MULTILINE)
 TIMEOUT_S = 60
 

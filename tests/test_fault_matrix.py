@@ -12,9 +12,9 @@ import anyio
 import pytest
 from mcp import Client
 
+from databar_mcp.app.server import build_server
 from databar_mcp.sandbox import Fault, SandboxServer
 from databar_mcp.sandbox.config import FaultKind
-from databar_mcp.server import build_server
 from tests.conftest import BULK_ARGS, error_body, make_settings, structured, text_of
 
 pytestmark = pytest.mark.anyio

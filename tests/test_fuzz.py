@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
 
+from databar_mcp.app.server import build_server
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
-from databar_mcp.server import build_server
 from tests.conftest import SENTINEL_KEY, error_body, make_settings
 
 SNAPSHOT = json.loads((Path(__file__).parent / "snapshots" / "tools.json").read_text())

@@ -15,8 +15,8 @@ from typing import IO, Any
 import pytest
 from mcp import Client
 
+from databar_mcp.app.stdio_guard import top_level_id
 from databar_mcp.sandbox import SandboxServer
-from databar_mcp.stdio_guard import top_level_id
 from tests.conftest import BULK_ARGS, error_body, structured, text_of
 
 pytestmark = pytest.mark.anyio

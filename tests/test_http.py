@@ -33,8 +33,8 @@ from mcp.client.streamable_http import streamable_http_client
 from starlette.types import Message, Receive, Scope, Send
 
 from databar_mcp import __version__
-from databar_mcp.cli import build_parser, healthcheck, healthcheck_url, served_args
-from databar_mcp.http_app import (
+from databar_mcp.app.cli import build_parser, healthcheck, healthcheck_url, served_args
+from databar_mcp.app.http_app import (
     DEFAULT_MAX_BODY,
     HttpConfigError,
     HttpOptions,
@@ -629,7 +629,7 @@ def test_dockerfile_install_steps_build_a_wheel_that_installs_and_runs(tmp_path:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     env = {**_env(), "PYTHONPATH": str(target)}
     code = "import databar_mcp, sys; print(databar_mcp.__file__); sys.argv=['databar-mcp','--version']; " + (
-        "from databar_mcp.cli import main; main()"
+        "from databar_mcp.app.cli import main; main()"
     )
     proc = subprocess.run(  # noqa: S603
         [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
@@ -638,4 +638,4 @@ def test_dockerfile_install_steps_build_a_wheel_that_installs_and_runs(tmp_path:
     assert proc.stdout.splitlines()[0].startswith(str(target))
     assert proc.stdout.splitlines()[1] == f"databar-mcp {__version__}"
     entry_points = zipfile.ZipFile(wheel).read(f"databar_mcp-{__version__}.dist-info/entry_points.txt").decode()
-    assert "databar-mcp = databar_mcp.cli:main" in entry_points
+    assert "databar-mcp = databar_mcp.app.cli:main" in entry_points

@@ -173,7 +173,7 @@ def test_a_trickled_body_is_cut_off_at_the_deadline(limited: Limited) -> None:
 
 
 def test_limits_come_from_the_environment(tmp_path: Path) -> None:
-    from databar_mcp.http_app import HttpConfigError, options_from_env
+    from databar_mcp.app.http_app import HttpConfigError, options_from_env
 
     options = options_from_env("127.0.0.1", 8000, {"DATABAR_MCP_HTTP_SESSION_IDLE": "12.5"})
     assert options.session_idle_s == 12.5 and options.sessions_per_client == 32 and options.max_sessions == 1000

@@ -28,9 +28,9 @@ import anyio
 import pytest
 from mcp import Client
 
+from databar_mcp.app.server import build_server
 from databar_mcp.config import TOOLSETS, Settings
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
-from databar_mcp.server import build_server
 from tests.conftest import SENTINEL_KEY
 from tests.judges import Judges, http_server, require, server_env
 

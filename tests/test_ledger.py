@@ -16,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from databar_mcp.api.models import Task, TaskProgress
-from databar_mcp.fingerprint import account_id, canonical_json, fingerprint
-from databar_mcp.ledger_pg import PostgresBackend
-from databar_mcp.store import MIGRATIONS, Ledger, LedgerError, TaskIdTaken
+from databar_mcp.core.fingerprint import account_id, canonical_json, fingerprint
+from databar_mcp.core.ledger_pg import PostgresBackend
+from databar_mcp.core.store import MIGRATIONS, Ledger, LedgerError, TaskIdTaken
 from tests.postgres_server import PostgresServer, free_port
 
 pytestmark = pytest.mark.anyio
@@ -278,7 +278,7 @@ async def test_mcp_task_handles_live_in_the_ledger_on_both_backends(make_ledger:
 
 async def test_latest_submission_sees_only_the_callers_runs(make_ledger: Callable[[], Ledger]) -> None:
     """Table runs look up their latest submission: another user's run on the same table must stay invisible."""
-    from databar_mcp.users import acting_as
+    from databar_mcp.core.users import acting_as
 
     ledger = make_ledger()
     endpoint = "table/t1/run-enrichment/7"

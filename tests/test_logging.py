@@ -20,10 +20,11 @@ import pytest
 from mcp import Client
 from mcp.types import LoggingMessageNotificationParams
 
-from databar_mcp.cli import main
-from databar_mcp.client_logs import mcp_level
+from databar_mcp.app.cli import main
+from databar_mcp.app.client_logs import mcp_level
+from databar_mcp.app.server import build_server
 from databar_mcp.config import Settings
-from databar_mcp.logs import (
+from databar_mcp.core.logs import (
     MASK,
     Redactor,
     StructuredFormatter,
@@ -32,7 +33,6 @@ from databar_mcp.logs import (
     setup_logging,
 )
 from databar_mcp.sandbox import SandboxServer
-from databar_mcp.server import build_server
 from tests.conftest import SENTINEL_KEY
 
 LINE = re.compile(
@@ -240,7 +240,7 @@ def test_uvicorn_handlers_are_reclaimed() -> None:
     sink = io.StringIO()
     setup_logging("INFO", stream=sink)
     uvicorn.Config(app=lambda: None)  # installs uvicorn's own handlers, access log to stdout
-    from databar_mcp.logs import reclaim_library_loggers
+    from databar_mcp.core.logs import reclaim_library_loggers
 
     reclaim_library_loggers()
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):

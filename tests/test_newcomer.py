@@ -70,7 +70,7 @@ def test_healthcheck_outside_a_container_does_not_guess(tmp_path: Path) -> None:
 
 
 def test_healthcheck_of_a_stdio_server_reads_its_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from databar_mcp.cli import stdio_health
+    from databar_mcp.app.cli import stdio_health
 
     pid1 = tmp_path / "cmdline"
     pid1.write_bytes(b"/usr/local/bin/python\0/usr/local/bin/databar-mcp\0")
@@ -155,8 +155,8 @@ async def test_a_closed_port_names_the_url_tried(tmp_path: Path) -> None:
     from mcp import Client
     from pydantic import SecretStr
 
+    from databar_mcp.app.server import build_server
     from databar_mcp.config import Settings
-    from databar_mcp.server import build_server
 
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
@@ -173,7 +173,7 @@ async def test_a_closed_port_names_the_url_tried(tmp_path: Path) -> None:
 
 def test_a_wildcard_bind_start_line_says_all_interfaces() -> None:
     """With --host 0.0.0.0 the start line printed a 127.0.0.1 URL only."""
-    from databar_mcp.http_app import HttpOptions
+    from databar_mcp.app.http_app import HttpOptions
 
     where = HttpOptions(host="0.0.0.0", port=8123).where  # noqa: S104 - a value under test, not a bind
     assert where.startswith("0.0.0.0:8123, all interfaces") and "http://127.0.0.1:8123/mcp" in where

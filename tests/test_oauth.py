@@ -34,8 +34,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import ProtectedResourceMetadata
 
-from databar_mcp.auth import SCOPES
-from databar_mcp.http_app import HttpConfigError, options_from_env
+from databar_mcp.app.auth import SCOPES
+from databar_mcp.app.http_app import HttpConfigError, options_from_env
 from databar_mcp.sandbox import SandboxServer
 from tests.conftest import SENTINEL_KEY, error_body, structured, whole
 from tests.test_http import INITIALIZE, MCP_HEADERS, Recorder, _env, free_port, recorder, sandbox_http

@@ -19,8 +19,8 @@ from databar_mcp.api.errors import (
 )
 from databar_mcp.api.models import Task, TaskProgress
 from databar_mcp.api.retry import backoff_delay, parse_retry_after
-from databar_mcp.runner import QUICK_ROWS_S, PollPlan
-from databar_mcp.shaping import escape_text, largest_fitting, result_size
+from databar_mcp.core.runner import QUICK_ROWS_S, PollPlan
+from databar_mcp.core.shaping import escape_text, largest_fitting, result_size
 from databar_mcp.tools.tables import next_page_call
 from databar_mcp.tools.task_view import build_view
 

@@ -18,9 +18,9 @@ from mcp import Client
 from pydantic import SecretStr
 
 from databar_mcp import __version__
-from databar_mcp.cli import build_parser
+from databar_mcp.app.cli import build_parser
+from databar_mcp.app.server import build_server
 from databar_mcp.config import TOOLSETS, Settings
-from databar_mcp.server import build_server
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -19,7 +19,7 @@ import httpx2
 import pytest
 
 from bench.replicas import Replica, free_port, haproxy_binary, measure, run_input, sandbox_config
-from databar_mcp.http_app import HttpOptions, SecurityMiddleware
+from databar_mcp.app.http_app import HttpOptions, SecurityMiddleware
 from databar_mcp.sandbox import SandboxServer
 from tests.postgres_server import PostgresServer
 

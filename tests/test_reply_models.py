@@ -11,8 +11,8 @@ from pydantic import SecretStr
 from databar_mcp.api import DatabarClient
 from databar_mcp.api.errors import DatabarError, status_error
 from databar_mcp.api.models import Enrichment, RowWriteResult, Task, Waterfall
-from databar_mcp.catalog import plan_bulk_run, plan_enrichment_run
-from databar_mcp.rows import present_rows
+from databar_mcp.core.catalog import plan_bulk_run, plan_enrichment_run
+from databar_mcp.core.rows import present_rows
 
 pytestmark = pytest.mark.anyio
 

@@ -14,8 +14,8 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult
 
+from databar_mcp.app.server import build_server
 from databar_mcp.sandbox import Fault, SandboxConfig, SandboxServer
-from databar_mcp.server import build_server
 from tests.conftest import SENTINEL_KEY, make_settings, structured, text_of
 
 pytestmark = pytest.mark.anyio

@@ -14,8 +14,8 @@ from mcp import Client
 from mcp.types import CallToolResult, TextResourceContents
 
 from databar_mcp.config import Settings
+from databar_mcp.core.shaping import Cuts, shrink
 from databar_mcp.sandbox import Fault, SandboxServer
-from databar_mcp.shaping import Cuts, shrink
 from databar_mcp.tools.fitting import CUT_META_KEY
 from tests.conftest import BULK_ARGS, lead, structured, text_of, whole
 
@@ -146,7 +146,7 @@ async def test_an_unknown_result_id_is_a_resource_error(mcp: Client) -> None:
 
 
 async def test_a_small_budget_is_honoured_too(sandbox: SandboxServer, tmp_path: Any) -> None:
-    from databar_mcp.server import build_server
+    from databar_mcp.app.server import build_server
     from tests.conftest import make_settings
 
     settings: Settings = make_settings(sandbox, tmp_path, result_budget_chars=2_000)

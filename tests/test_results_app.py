@@ -23,8 +23,8 @@ import pytest
 from mcp import Client
 from mcp.types import TextResourceContents
 
+from databar_mcp.app.server import build_server
 from databar_mcp.sandbox import SandboxServer
-from databar_mcp.server import build_server
 from databar_mcp.ui import RESULTS_URI, results_html
 from tests.conftest import lead, make_settings, structured
 

@@ -13,7 +13,7 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-from databar_mcp.cli import SANDBOX_STATE_FILE
+from databar_mcp.app.cli import SANDBOX_STATE_FILE
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
 from tests.conftest import LEADS, structured, text_of
 

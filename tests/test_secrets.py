@@ -13,9 +13,9 @@ from mcp import Client
 from pydantic import SecretStr
 
 from databar_mcp.api import DatabarClient
+from databar_mcp.app.server import build_server
 from databar_mcp.config import Settings
 from databar_mcp.sandbox import Fault, SandboxConfig, SandboxServer
-from databar_mcp.server import build_server
 from tests.conftest import BULK_ARGS, SENTINEL_KEY, make_settings, structured, whole
 
 pytestmark = pytest.mark.anyio

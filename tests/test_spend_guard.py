@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from mcp import Client
 from mcp.types import ElicitRequestParams, ElicitResult
 
+from databar_mcp.app.server import build_server
 from databar_mcp.config import Settings
+from databar_mcp.core.spend import check_spend
 from databar_mcp.sandbox import SandboxServer
-from databar_mcp.server import build_server
-from databar_mcp.spend import check_spend
 from tests.conftest import BULK_ARGS, error_body, make_settings, structured, text_of
 
 pytestmark = pytest.mark.anyio

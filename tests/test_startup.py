@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from databar_mcp.store import Ledger, LedgerError
+from databar_mcp.core.store import Ledger, LedgerError
 
 Prepare = Callable[[Path], Path]  # given a tmp dir, build the broken state; returns the state dir
 

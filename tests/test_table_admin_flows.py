@@ -11,9 +11,9 @@ import pytest
 from mcp import Client
 from mcp.types import ElicitRequestParams, ElicitResult
 
+from databar_mcp.app.server import build_server
 from databar_mcp.config import Settings
 from databar_mcp.sandbox import SandboxServer
-from databar_mcp.server import build_server
 from tests.conftest import make_settings, structured, text_of
 
 pytestmark = pytest.mark.anyio

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from mcp import Client
 
+from databar_mcp.app.server import build_server
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
 from databar_mcp.sandbox.config import Fault
-from databar_mcp.server import build_server
 from tests.conftest import SENTINEL_KEY, error_body, make_settings, structured, text_of
 from tests.test_reply_variants import VARIANTS
 

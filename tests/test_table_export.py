@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
+from databar_mcp.app.server import build_server
 from databar_mcp.sandbox import Fault, SandboxServer
-from databar_mcp.server import build_server
 from tests.conftest import error_body, make_settings, structured, text_of
 
 pytestmark = pytest.mark.anyio

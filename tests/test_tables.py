@@ -13,10 +13,10 @@ from mcp import Client
 from mcp.types import CallToolResult
 
 from databar_mcp.api.errors import BadRequestError, ServerError, status_error
-from databar_mcp.batching import Chunk, RowOutcome, index_ranges, write_in_chunks
+from databar_mcp.app.server import build_server
 from databar_mcp.config import Settings
+from databar_mcp.core.batching import Chunk, RowOutcome, index_ranges, write_in_chunks
 from databar_mcp.sandbox import Fault, SandboxServer
-from databar_mcp.server import build_server
 from tests.conftest import error_body, make_settings, structured, text_of, whole
 
 pytestmark = pytest.mark.anyio
@@ -497,7 +497,7 @@ def test_index_ranges() -> None:
 
 
 def test_batch_errors_name_the_callers_row() -> None:
-    from databar_mcp.batching import Stop, WriteReport
+    from databar_mcp.core.batching import Stop, WriteReport
     from databar_mcp.tools.tables import batch_error_fields
 
     invalid = status_error(400, {"error": "INVALID_DATA", "message": "fields must be scalars.", "index": 2})

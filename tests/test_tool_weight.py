@@ -12,8 +12,8 @@ import pytest
 from mcp import Client
 
 from bench.scenarios.tool_weight import weight
+from databar_mcp.app.server import build_server
 from databar_mcp.config import TOOLSETS, Settings
-from databar_mcp.server import build_server
 
 pytestmark = pytest.mark.anyio
 

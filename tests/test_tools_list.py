@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from mcp import Client
 
+from databar_mcp.app.server import INSTRUCTIONS
 from databar_mcp.config import DEFAULT_TOOLSETS, TOOLSETS
-from databar_mcp.server import INSTRUCTIONS
 from databar_mcp.tools.registry import ALWAYS_LISTED, TOOLSET_META_KEY
 from databar_mcp.tools.schemas import portable
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from mcp import Client
 
+from databar_mcp.app.server import build_server
 from databar_mcp.config import DEFAULT_TOOLSETS, TOOLSETS
 from databar_mcp.sandbox import SandboxServer
-from databar_mcp.server import build_server
 from databar_mcp.tools.registry import TOOLSET_META_KEY
 from tests.conftest import BULK_ARGS, make_settings, structured
 

@@ -30,13 +30,13 @@ from mcp.types import (
 from databar_mcp import config
 from databar_mcp.api.errors import DatabarError, NotFoundError, ResultExpired
 from databar_mcp.api.models import Task
+from databar_mcp.core.runner import PollPlan
+from databar_mcp.core.store import UNKNOWN_TO_DATABAR
+from databar_mcp.core.users import acting_as
 from databar_mcp.mcp_tasks.handles import Generation, Handle, HandleStore, State
-from databar_mcp.runner import PollPlan
-from databar_mcp.store import UNKNOWN_TO_DATABAR
 from databar_mcp.tools.context import Services
 from databar_mcp.tools.guard import guarded
 from databar_mcp.tools.tasks import deliver
-from databar_mcp.users import acting_as
 
 logger = logging.getLogger("databar_mcp.mcp_tasks")
 

@@ -8,35 +8,35 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from databar_mcp.sandbox import (
-    routes_catalog,
-    routes_connectors,
-    routes_flows,
-    routes_runs,
-    routes_table_admin,
-    routes_table_enrich,
-    routes_tables,
-    routes_tasks,
-    routes_workspace,
-)
 from databar_mcp.sandbox.errors import ApiError, render_api_error, render_api_error_variant, render_http_exception
 from databar_mcp.sandbox.middleware import SandboxMiddleware
 from databar_mcp.sandbox.persistence import SaveAfterWrites
+from databar_mcp.sandbox.routes import (
+    catalog,
+    connectors,
+    flows,
+    runs,
+    table_admin,
+    table_enrich,
+    tables,
+    tasks,
+    workspace,
+)
 from databar_mcp.sandbox.state import SandboxState
 
 
 def create_app(state: SandboxState) -> Starlette:
     """Build an ASGI app serving `/v1/...` from `state`; one state per app, so servers stay independent."""
     routes = [
-        *routes_catalog.routes(state),
-        *routes_runs.routes(state),
-        *routes_tasks.routes(state),
-        *routes_tables.routes(state),
-        *routes_connectors.routes(state),
-        *routes_table_enrich.routes(state),
-        *routes_table_admin.routes(state),
-        *routes_flows.routes(state),
-        *routes_workspace.routes(state),
+        *catalog.routes(state),
+        *runs.routes(state),
+        *tasks.routes(state),
+        *tables.routes(state),
+        *connectors.routes(state),
+        *table_enrich.routes(state),
+        *table_admin.routes(state),
+        *flows.routes(state),
+        *workspace.routes(state),
     ]
 
     async def api_error(request: Request, exc: Exception) -> Response:

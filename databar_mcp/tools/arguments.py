@@ -11,7 +11,7 @@ import difflib
 from collections.abc import Mapping
 from typing import Any, cast
 
-from databar_mcp.shaping import clip
+from databar_mcp.core.shaping import clip
 from databar_mcp.tools.results import ErrorBody, ErrorCode, FieldProblem
 
 NAME_SHOWN = 80  # an unknown argument's name is echoed at most this long

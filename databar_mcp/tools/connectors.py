@@ -8,8 +8,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from databar_mcp import config
 from databar_mcp.api.models import Connector, ConnectorCreate, ConnectorMethod, ConnectorType, NameValue
-from databar_mcp.logs import add_secrets
-from databar_mcp.shaping import escape_text
+from databar_mcp.core.logs import add_secrets
+from databar_mcp.core.shaping import escape_text
 from databar_mcp.tools.context import ToolContext, services
 from databar_mcp.tools.guard import guarded
 from databar_mcp.tools.registry import Toolbox

@@ -8,10 +8,10 @@ from typing import Any
 from mcp.server.mcpserver import Context
 
 from databar_mcp.api import DatabarClient
-from databar_mcp.catalog import Catalog
 from databar_mcp.config import Settings
-from databar_mcp.runner import TaskRunner
-from databar_mcp.store import Ledger
+from databar_mcp.core.catalog import Catalog
+from databar_mcp.core.runner import TaskRunner
+from databar_mcp.core.store import Ledger
 
 
 @dataclass

@@ -7,7 +7,7 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from databar_mcp.api.models import Enrichment, EnrichmentParam, Waterfall, WaterfallInput
-from databar_mcp.shaping import escape_text
+from databar_mcp.core.shaping import escape_text
 from databar_mcp.tools.context import ToolContext, services
 from databar_mcp.tools.guard import guarded
 from databar_mcp.tools.registry import Toolbox

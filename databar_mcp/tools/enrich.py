@@ -17,7 +17,7 @@ from databar_mcp.api.models import (
     Pagination,
     WaterfallRunRequest,
 )
-from databar_mcp.catalog import default_providers, plan_bulk_run
+from databar_mcp.core.catalog import default_providers, plan_bulk_run
 from databar_mcp.tools.context import ToolContext, services
 from databar_mcp.tools.discover import EnrichmentId, WaterfallId
 from databar_mcp.tools.registry import Toolbox

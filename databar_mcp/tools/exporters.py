@@ -15,8 +15,8 @@ from pydantic import BaseModel, Field
 from databar_mcp.api import DatabarClient
 from databar_mcp.api.errors import ConflictError, DatabarError
 from databar_mcp.api.models import ExporterDetail
-from databar_mcp.runner import DuplicateRunUnknown
-from databar_mcp.table_runs import RunScope, processor_columns, submit_table_run
+from databar_mcp.core.runner import DuplicateRunUnknown
+from databar_mcp.core.table_runs import RunScope, processor_columns, submit_table_run
 from databar_mcp.tools.context import ToolContext, services
 from databar_mcp.tools.guard import guarded
 from databar_mcp.tools.registry import Toolbox

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from databar_mcp.api.errors import DatabarError
 from databar_mcp.api.models import Task
-from databar_mcp.exporting import SAFE_NAME, ExportFormat, UnsafeName, claim_new_file, export_stem, write_export
+from databar_mcp.core.exporting import SAFE_NAME, ExportFormat, UnsafeName, claim_new_file, export_stem, write_export
 from databar_mcp.tools.context import Services, ToolContext, services
 from databar_mcp.tools.failures import from_api_error
 from databar_mcp.tools.guard import guarded

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from databar_mcp.api import errors as api
-from databar_mcp.shaping import clip
+from databar_mcp.core.shaping import clip
 from databar_mcp.tools.results import ErrorBody, ErrorCode, FieldProblem
 
 FIELDS_SHOWN = 50  # field problems listed in one error

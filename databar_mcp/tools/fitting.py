@@ -17,7 +17,7 @@ from typing import Any
 from mcp.types import CallToolResult, TextContent
 
 from databar_mcp import config
-from databar_mcp.shaping import Cuts, clip_middle, compact_json, shrink
+from databar_mcp.core.shaping import Cuts, clip_middle, compact_json, shrink
 
 RESULT_URI = "databar://results/{result_id}"
 CUT_META_KEY = "io.databar/cut"

@@ -15,7 +15,7 @@ from databar_mcp import config
 from databar_mcp.api import DatabarClient
 from databar_mcp.api.errors import FieldIssue
 from databar_mcp.api.models import BulkFlowRunRequest, Flow, FlowCostEstimate, FlowRunRequest
-from databar_mcp.catalog import RunPlan
+from databar_mcp.core.catalog import RunPlan
 from databar_mcp.tools.context import Services, ToolContext, services
 from databar_mcp.tools.guard import guarded
 from databar_mcp.tools.registry import Toolbox

@@ -14,7 +14,7 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field
 
 from databar_mcp.config import ERROR_DETAIL_STRING_CHARS, RESULT_BUDGET_CHARS
-from databar_mcp.shaping import compact_json, escape_text, largest_fitting, result_size, truncate_strings
+from databar_mcp.core.shaping import compact_json, escape_text, largest_fitting, result_size, truncate_strings
 
 
 class ErrorCode(StrEnum):

@@ -17,17 +17,17 @@ from pydantic import BaseModel, Field
 from databar_mcp.api.deadline import deadline_in
 from databar_mcp.api.errors import DatabarError, InsufficientCredits, SubmissionUnknown
 from databar_mcp.api.models import TaskHandle
-from databar_mcp.catalog import RunPlan
-from databar_mcp.runner import DuplicateRunUnknown
-from databar_mcp.spend import check_spend, needs_balance
-from databar_mcp.store import Submission
+from databar_mcp.core.catalog import RunPlan
+from databar_mcp.core.runner import DuplicateRunUnknown
+from databar_mcp.core.spend import check_spend, needs_balance
+from databar_mcp.core.store import Submission
+from databar_mcp.core.users import UserLimitReached
 from databar_mcp.tools.context import Services, ToolContext, services
 from databar_mcp.tools.failures import from_api_error, from_issues
 from databar_mcp.tools.guard import guarded
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
 from databar_mcp.tools.task_view import TaskView, get_task_call, render
 from databar_mcp.tools.tasks import deliver, iso, progress_reporter, target_of
-from databar_mcp.users import UserLimitReached
 
 FORCE_DESCRIPTION = (
     "Submit even if an identical run is running or finished within the duplicate window (it bills again). "

@@ -29,10 +29,10 @@ from databar_mcp.api.models import (
     TaskHandle,
     Waterfall,
 )
-from databar_mcp.attachments import AttachedWaterfall, Attachments
-from databar_mcp.catalog import RunPlan
-from databar_mcp.runner import DuplicateRunUnknown
-from databar_mcp.table_runs import (
+from databar_mcp.core.attachments import AttachedWaterfall, Attachments
+from databar_mcp.core.catalog import RunPlan
+from databar_mcp.core.runner import DuplicateRunUnknown
+from databar_mcp.core.table_runs import (
     ProcessorColumns,
     RowStates,
     RunScope,

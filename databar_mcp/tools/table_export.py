@@ -13,7 +13,7 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from databar_mcp import config
-from databar_mcp.exporting import ExportFormat, UnsafeName, append_table_rows, table_export_path
+from databar_mcp.core.exporting import ExportFormat, UnsafeName, append_table_rows, table_export_path
 from databar_mcp.tools.context import ToolContext, services
 from databar_mcp.tools.exports import bad_filename
 from databar_mcp.tools.guard import guarded

@@ -12,7 +12,7 @@ from databar_mcp import config
 from databar_mcp.api import DatabarClient, deadline
 from databar_mcp.api.errors import DeadlineReached
 from databar_mcp.api.models import ParamMapping
-from databar_mcp.table_runs import RowStates, RunCounts, RunScope, TableReader, run_counts, wait_for_rows
+from databar_mcp.core.table_runs import RowStates, RunCounts, RunScope, TableReader, run_counts, wait_for_rows
 from databar_mcp.tools.context import Services, ToolContext, services
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
 

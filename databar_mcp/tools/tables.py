@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from databar_mcp import config
 from databar_mcp.api import errors as api
 from databar_mcp.api.models import RowWriteBatch, Table, TableColumn
-from databar_mcp.batching import Chunk, RowOutcome, WriteReport, index_ranges, write_in_chunks
-from databar_mcp.shaping import clip, escape_text, largest_fitting, render_value, result_size
+from databar_mcp.core.batching import Chunk, RowOutcome, WriteReport, index_ranges, write_in_chunks
+from databar_mcp.core.shaping import clip, escape_text, largest_fitting, render_value, result_size
 from databar_mcp.tools.context import Services, ToolContext, services
 from databar_mcp.tools.failures import from_api_error
 from databar_mcp.tools.guard import guarded

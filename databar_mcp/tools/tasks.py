@@ -11,8 +11,8 @@ from databar_mcp import config
 from databar_mcp.api.errors import ConflictError, ResultExpired
 from databar_mcp.api.models import Task, TaskStatus
 from databar_mcp.config import Settings
-from databar_mcp.shaping import escape_text, largest_fitting, result_size
-from databar_mcp.store import Submission, TaskRecord
+from databar_mcp.core.shaping import escape_text, largest_fitting, result_size
+from databar_mcp.core.store import Submission, TaskRecord
 from databar_mcp.tools.context import Services, ToolContext, services
 from databar_mcp.tools.failures import from_api_error
 from databar_mcp.tools.guard import guarded

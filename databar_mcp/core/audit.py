@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("databar_mcp.audit")
+log = logging.getLogger("databar_mcp.core.audit")
 
 SERVER_OWNER = "owner"  # who, when no OAuth token names a user
 

@@ -14,7 +14,7 @@ from databar_mcp.api import DatabarClient
 from databar_mcp.api.errors import DatabarError, FieldIssue
 from databar_mcp.api.models import Choice, Enrichment, EnrichmentParam, Waterfall
 
-logger = logging.getLogger("databar_mcp.catalog")
+logger = logging.getLogger("databar_mcp.core.catalog")
 
 
 @dataclass(frozen=True)

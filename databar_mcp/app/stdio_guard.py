@@ -17,7 +17,7 @@ import mcp_types as types
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
-from databar_mcp.shaping import clip
+from databar_mcp.core.shaping import clip
 
 RequestId = str | int
 

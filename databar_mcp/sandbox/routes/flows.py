@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from databar_mcp.sandbox.errors import Json, field_errors, insufficient_credits, not_found
 from databar_mcp.sandbox.flows import FLOWS, Flow, cost_estimate, run_flow
-from databar_mcp.sandbox.routes_runs import off_loop
+from databar_mcp.sandbox.routes.runs import off_loop
 from databar_mcp.sandbox.state import SandboxState
 from databar_mcp.sandbox.validation import parse_body
 

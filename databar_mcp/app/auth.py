@@ -34,7 +34,7 @@ from pydantic import AnyHttpUrl
 
 from databar_mcp import config
 
-log = logging.getLogger("databar_mcp.auth")
+log = logging.getLogger("databar_mcp.app.auth")
 
 ISSUER_ENV: Final = "DATABAR_MCP_OAUTH_ISSUER"
 RESOURCE_ENV: Final = "DATABAR_MCP_OAUTH_RESOURCE"

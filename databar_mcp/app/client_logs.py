@@ -26,7 +26,7 @@ from mcp.server.context import ServerRequestContext
 from mcp.types import EmptyResult, LoggingLevel, SetLevelRequestParams
 
 from databar_mcp import config
-from databar_mcp.logs import Redactor, StructuredFormatter
+from databar_mcp.core.logs import Redactor, StructuredFormatter
 
 OUR_LOGGER: Final = "databar_mcp"
 # The lowest Python level each MCP level lets through ("notice" sits between INFO and WARNING).

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
-from databar_mcp.ledger_backend import LedgerConn, LedgerError, Row, drive
+from databar_mcp.core.ledger_backend import LedgerConn, LedgerError, Row, drive
 
 T = TypeVar("T")
 

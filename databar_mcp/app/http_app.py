@@ -67,10 +67,10 @@ from pydantic import SecretStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from databar_mcp import __version__, config
-from databar_mcp.auth import InvalidToken, OAuthConfigError, ResourceServer, oauth_from_env, scope_for_tool
-from databar_mcp.http_limits import BoundedH11Protocol, SessionLimiter, client_key, session_of, watching
-from databar_mcp.logs import reclaim_library_loggers
-from databar_mcp.store import Ledger
+from databar_mcp.app.auth import InvalidToken, OAuthConfigError, ResourceServer, oauth_from_env, scope_for_tool
+from databar_mcp.app.http_limits import BoundedH11Protocol, SessionLimiter, client_key, session_of, watching
+from databar_mcp.core.logs import reclaim_library_loggers
+from databar_mcp.core.store import Ledger
 
 log = logging.getLogger("databar_mcp.http")
 
@@ -692,7 +692,7 @@ def serve_http(server: MCPServer[Any], options: HttpOptions) -> int:
         app,
         host=options.host,
         port=options.port,
-        log_config=None,  # our handler (databar_mcp.logs) formats uvicorn's records; uvicorn's writes to stdout
+        log_config=None,  # our handler (databar_mcp.core.logs) formats uvicorn's records; uvicorn's writes to stdout
         log_level=None,
         access_log=logging.getLogger("uvicorn.access").isEnabledFor(logging.INFO),
         proxy_headers=False,  # X-Forwarded-* are not trusted

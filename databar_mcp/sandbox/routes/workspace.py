@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from databar_mcp.sandbox.errors import Json, not_found
 from databar_mcp.sandbox.exporters import EXPORTERS
-from databar_mcp.sandbox.routes_catalog import paged
+from databar_mcp.sandbox.routes.catalog import paged
 from databar_mcp.sandbox.state import SandboxState
 from databar_mcp.sandbox.validation import parse_body, parse_path_int, parse_query
 from databar_mcp.sandbox.workspace import Folder

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from databar_mcp.api.models import Task, TaskProgress
-from databar_mcp.ledger_backend import LedgerBackend, LedgerConn, LedgerError, Row
-from databar_mcp.ledger_sqlite import SqliteBackend, out_of_space
-from databar_mcp.users import current_owner
+from databar_mcp.core.ledger_backend import LedgerBackend, LedgerConn, LedgerError, Row
+from databar_mcp.core.ledger_sqlite import SqliteBackend, out_of_space
+from databar_mcp.core.users import current_owner
 
 if TYPE_CHECKING:
     from databar_mcp.config import Settings
@@ -808,7 +808,7 @@ def ledger_for(settings: Settings) -> Ledger:
     """The ledger the settings name: PostgreSQL when DATABAR_MCP_DATABASE_URL is set, else the state dir's SQLite."""
     if settings.database_url is None:
         return Ledger(settings.ledger_path)
-    from databar_mcp.ledger_pg import PostgresBackend  # the optional `postgres` extra, only when asked for
+    from databar_mcp.core.ledger_pg import PostgresBackend  # the optional `postgres` extra, only when asked for
 
     return Ledger(PostgresBackend(settings.database_url.get_secret_value()))
 

@@ -28,13 +28,13 @@ from databar_mcp.api.errors import (
 )
 from databar_mcp.api.models import BulkWaterfallRequest, Task, TaskHandle
 from databar_mcp.api.retry import is_refusal
-from databar_mcp.audit import AuditLog
-from databar_mcp.fingerprint import fingerprint
-from databar_mcp.store import Ledger, Outcome, Submission, TaskIdTaken, TaskNotOurs
-from databar_mcp.users import UserAccount, UserLimitReached, Users, current_owner
+from databar_mcp.core.audit import AuditLog
+from databar_mcp.core.fingerprint import fingerprint
+from databar_mcp.core.store import Ledger, Outcome, Submission, TaskIdTaken, TaskNotOurs
+from databar_mcp.core.users import UserAccount, UserLimitReached, Users, current_owner
 
 DRAIN_CHECK_S = 0.1  # how soon a wait notices the server is shutting down
-logger = logging.getLogger("databar_mcp.runner")
+logger = logging.getLogger("databar_mcp.core.runner")
 
 ProgressCallback = Callable[[Task], Awaitable[None]]
 

@@ -26,7 +26,7 @@ from psycopg.rows import RowMaker
 from psycopg_pool import AsyncConnectionPool
 
 from databar_mcp import config
-from databar_mcp.ledger_backend import LedgerConn, LedgerError, Row
+from databar_mcp.core.ledger_backend import LedgerConn, LedgerError, Row
 
 logger = logging.getLogger("databar_mcp.ledger")
 

@@ -19,13 +19,13 @@ from pydantic import SecretStr, ValidationError
 
 from databar_mcp import __version__
 from databar_mcp.config import TOOLSETS, KeyFileError, Settings
-from databar_mcp.logs import FORMATS, parse_format, parse_level, reclaim_library_loggers, setup_logging
-from databar_mcp.store import LedgerError, ledger_for
+from databar_mcp.core.logs import FORMATS, parse_format, parse_level, reclaim_library_loggers, setup_logging
+from databar_mcp.core.store import LedgerError, ledger_for
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
-    from databar_mcp.http_app import HttpOptions
+    from databar_mcp.app.http_app import HttpOptions
     from databar_mcp.sandbox import SandboxServer
 
 log = logging.getLogger("databar_mcp")
@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _configure_logging(level: str | None, fmt: str | None = None, secrets: Sequence[str | None] = ()) -> None:
-    """Structured lines on stderr only: on stdio, stdout belongs to the MCP protocol (see databar_mcp.logs)."""
+    """Structured lines on stderr only: on stdio, stdout belongs to the MCP protocol (see databar_mcp.core.logs)."""
     setup_logging(level, fmt=fmt or os.environ.get("DATABAR_MCP_LOG_FORMAT"), secrets=secrets)
 
 
@@ -145,7 +145,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def _empty_tool_selection(server: MCPServer[Any], settings: Settings) -> str | None:
     """Why this toolset selection serves no tool at all (an agent would see an empty server), if it does not."""
-    from databar_mcp.server import build_server
+    from databar_mcp.app.server import build_server
     from databar_mcp.tools.registry import TOOLSET_META_KEY
 
     if anyio.run(server.list_tools):
@@ -162,7 +162,7 @@ def _empty_tool_selection(server: MCPServer[Any], settings: Settings) -> str | N
 
 
 def serve(args: argparse.Namespace) -> int:
-    from databar_mcp.server import build_server
+    from databar_mcp.app.server import build_server
 
     stop_on_sigterm()
     try:
@@ -182,7 +182,7 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     http_options = None
     if args.transport == "http":
-        from databar_mcp.http_app import HttpConfigError, options_from_env
+        from databar_mcp.app.http_app import HttpConfigError, options_from_env
 
         try:  # before anything starts: an unsafe HTTP configuration never serves a single request
             http_options = options_from_env(args.host, args.port)
@@ -223,7 +223,7 @@ def _run(server: MCPServer[Any], settings: Settings, http_options: HttpOptions |
         print(f"databar-mcp: {problem}", file=sys.stderr)
         return 2
     if http_options is not None:
-        from databar_mcp.http_app import serve_http
+        from databar_mcp.app.http_app import serve_http
 
         return serve_http(server, http_options)
     server.run("stdio")
@@ -254,7 +254,7 @@ def run_sandbox_command(args: argparse.Namespace) -> int:
 
 
 def run_doctor(args: argparse.Namespace) -> int:
-    from databar_mcp.doctor import doctor
+    from databar_mcp.app.doctor import doctor
 
     try:
         settings = Settings.from_env(log_level=args.log_level.upper() if args.log_level else None)
@@ -375,7 +375,7 @@ def healthcheck(args: argparse.Namespace) -> int:
 
 def demo(argv: list[str]) -> int:
     """The main job end to end (databar_mcp/demo.py), with its own flags."""
-    from databar_mcp.demo import run_demo
+    from databar_mcp.app.demo import run_demo
 
     return run_demo(argv)
 

@@ -12,11 +12,11 @@ import anyio
 
 from databar_mcp.api.errors import DatabarError, NotFoundError, ResultExpired
 from databar_mcp.api.models import Task
-from databar_mcp.runner import TaskRunner
-from databar_mcp.store import UNKNOWN_TO_DATABAR, Ledger
-from databar_mcp.users import acting_as
+from databar_mcp.core.runner import TaskRunner
+from databar_mcp.core.store import UNKNOWN_TO_DATABAR, Ledger
+from databar_mcp.core.users import acting_as
 
-logger = logging.getLogger("databar_mcp.tracker")
+logger = logging.getLogger("databar_mcp.core.tracker")
 
 BATCH = 50
 

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from databar_mcp.sandbox.catalog import ENRICHMENTS, WATERFALLS, Param, Waterfall, choice_items
 from databar_mcp.sandbox.errors import Json, field_errors, insufficient_credits, not_found
 from databar_mcp.sandbox.providers import RowOutcome, enrichment_row, waterfall_row
-from databar_mcp.sandbox.routes_catalog import enrichment_of
+from databar_mcp.sandbox.routes.catalog import enrichment_of
 from databar_mcp.sandbox.state import SandboxState
 from databar_mcp.sandbox.validation import parse_body
 

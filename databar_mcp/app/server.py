@@ -19,16 +19,18 @@ from pydantic import ValidationError
 from databar_mcp import __version__, config
 from databar_mcp.api import DatabarClient
 from databar_mcp.api.deadline import deadline_in
-from databar_mcp.audit import AuditLog
-from databar_mcp.catalog import Catalog
-from databar_mcp.client_logs import ClientLogRelay
+from databar_mcp.app.client_logs import ClientLogRelay
+from databar_mcp.app.stdio_guard import AnsweringReadStream
 from databar_mcp.config import Settings
-from databar_mcp.fingerprint import account_id
-from databar_mcp.logs import Redactor, installed_redactor
+from databar_mcp.core.audit import AuditLog
+from databar_mcp.core.catalog import Catalog
+from databar_mcp.core.fingerprint import account_id
+from databar_mcp.core.logs import Redactor, installed_redactor
+from databar_mcp.core.runner import TaskRunner
+from databar_mcp.core.store import ledger_for
+from databar_mcp.core.tracker import track_forever
+from databar_mcp.core.users import Users
 from databar_mcp.mcp_tasks import TaskService, TasksExtension, TasksMiddleware
-from databar_mcp.runner import TaskRunner
-from databar_mcp.stdio_guard import AnsweringReadStream
-from databar_mcp.store import ledger_for
 from databar_mcp.tools import (
     account,
     connectors,
@@ -52,9 +54,7 @@ from databar_mcp.tools.fitting import RESULT_URI, OversizedResults, fit_result
 from databar_mcp.tools.registry import TOOLSET_META_KEY, Toolbox
 from databar_mcp.tools.results import error_result
 from databar_mcp.tools.schemas import portable
-from databar_mcp.tracker import track_forever
 from databar_mcp.ui import AppLinks, results_app
-from databar_mcp.users import Users
 
 INSTRUCTIONS = """\
 Databar enriches data (emails, phones, company and people facts) from many providers, billed in credits.
