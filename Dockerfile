@@ -11,15 +11,20 @@
 #   pointing at a mounted secret), never from the image. tests/test_http.py checks this file and runs its
 #   install steps: the wheel built by `pip wheel` below is the one `pip install` puts in the runtime image.
 
+# The base image is pinned by tag and digest (the multi-platform index of python:3.11.16-slim-bookworm as
+# docker-library/repo-info recorded it, commit 422f3cfe): a rebuild gets the same bytes. To move to a newer
+# patch, take the tag's index digest from repos/python/remote/<tag>.md there (or `docker buildx imagetools
+# inspect python:<tag>`) and change both FROM lines.
+
 # ---- build: a wheel from the source (only the files the wheel needs are copied) ----
-FROM python:3.11.9-slim-bookworm AS build
+FROM python:3.11.16-slim-bookworm@sha256:c425d915a89a6dcd3183b1797ad9bd8878caff5a417f6371c8df93c8ea8b727f AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY databar_mcp ./databar_mcp
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
 
 # ---- runtime: the wheel installed into a slim Python, run as an unprivileged user ----
-FROM python:3.11.9-slim-bookworm
+FROM python:3.11.16-slim-bookworm@sha256:c425d915a89a6dcd3183b1797ad9bd8878caff5a417f6371c8df93c8ea8b727f
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \

@@ -559,7 +559,10 @@ def test_dockerfile_properties() -> None:
     for image in froms:
         ref = image.split()[0]
         name, _, tag = ref.partition(":")
-        assert name == "python" and re.fullmatch(r"3\.11\.\d+-slim-\w+", tag.split("@")[0]), ref  # pinned patch
+        tag, _, digest = tag.partition("@")
+        assert name == "python" and re.fullmatch(r"3\.11\.\d+-slim-\w+", tag), ref  # pinned patch
+        assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), ref  # and pinned bytes: a tag can be moved
+    assert len({image.split()[0] for image in froms}) == 1, froms  # the wheel is built on the runtime's Python
     runtime = stages()[-1]
     users = [args for word, args in runtime if word == "USER"]
     assert users and users[-1].split(":")[0] not in ("root", "0"), users
@@ -611,7 +614,7 @@ def test_dockerfile_install_steps_build_a_wheel_that_installs_and_runs(tmp_path:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (wheel,) = (tmp_path / "dist").glob("databar_mcp-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "databar_mcp/http_app.py" in names and "databar_mcp/sandbox/app.py" in names
+    assert "databar_mcp/app/http_app.py" in names and "databar_mcp/sandbox/app.py" in names
     assert not any(name.startswith(("tests/", "bench/")) for name in names)
 
     install = next(args for word, args in runtime if word == "RUN" and "pip install" in args)
