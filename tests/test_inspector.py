@@ -37,7 +37,11 @@ from tests.judges import Judges, http_server, require, server_env
 TRANSPORTS = ("stdio", "http")
 ERAS = ("legacy", "modern")
 CALL_TIMEOUT_S = 60
+CONNECT_TIMEOUT_MS = 45_000  # the CLI's 15 s default is shorter than a stdio start on a loaded 2-core machine
 WORKERS = 4
+# The module's fixture makes all 64 CLI runs (~2 min on an idle 2-core machine): the suite's 120 s per-test limit
+# would cut it short under load (it did in a run beside other work), so this module gets room for a slow machine.
+pytestmark = pytest.mark.timeout(900)
 TOOL_IS_ERROR_EXIT = 5  # the Inspector CLI's exit code for a tools/call that returned isError: true
 LEAD = {"first_name": "John", "last_name": "Doe", "company": "example.com"}
 SCHEMA_COMPLAINT = "must have required property"  # what the TS SDK printed for our old error results
@@ -128,7 +132,7 @@ def listed_count(tmp: Path, toolsets: tuple[str, ...] | None) -> int:
 
 def _run(judges: Judges, home: Path, argv: list[str]) -> Outcome:
     done = subprocess.run(  # noqa: S603 (the pinned Inspector on our own server)
-        [str(judges.node), str(judges.inspector), "--cli", *argv],
+        [str(judges.node), str(judges.inspector), "--cli", *argv, "--connect-timeout", str(CONNECT_TIMEOUT_MS)],
         capture_output=True,
         text=True,
         timeout=CALL_TIMEOUT_S,
