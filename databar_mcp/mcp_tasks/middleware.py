@@ -177,6 +177,8 @@ class TasksMiddleware:
                     code=INVALID_PARAMS, message=f"Cannot cancel task: already in terminal status {status!r}"
                 )
             after = await self.service.cancel(handle)
+            if not after.terminal:  # a table run: Databar cannot cancel it (its status message says so)
+                raise MCPError(code=INVALID_PARAMS, message=f"Cannot cancel task: {after.status_message}")
             if after.state != "cancelled":
                 status = wire.LEGACY_STATUS[after.state]
                 raise MCPError(code=INVALID_PARAMS, message=f"Cannot cancel task: it ended first ({status!r})")
