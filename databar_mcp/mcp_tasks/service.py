@@ -105,6 +105,7 @@ class TaskService:
         self._finished: dict[str, anyio.Event] = {}
         self._watchers: dict[str, anyio.CancelScope] = {}
         self._cancel_refused: set[str] = set()  # table handles whose cancel Databar cannot honour
+        self._subscribers: dict[str, dict[object, Callable[[str], None]]] = {}  # subscriptions/listen streams
         self.listeners: dict[str, Listener] = {}
         self.on_status: StatusCallback | None = None  # set by the 2025-11-25 wire: notifications/tasks/status
         # the server's result fitting, so a final result passes the same budget guarantee as a tool's answer
@@ -134,6 +135,32 @@ class TaskService:
                 await anyio.sleep_forever()
             finally:
                 self._group = None
+
+    # ---- subscribers (subscriptions/listen) ---------------------------------------------------------------
+
+    def subscribe(self, handle_ids: list[str], tell: Callable[[str], None]) -> Callable[[], None]:
+        """Call `tell(handle_id)` whenever one of these handles changes; returns the unsubscribe."""
+        token = object()
+        for handle_id in handle_ids:
+            self._subscribers.setdefault(handle_id, {})[token] = tell
+
+        def unsubscribe() -> None:
+            for handle_id in handle_ids:
+                listeners = self._subscribers.get(handle_id)
+                if listeners is not None:
+                    listeners.pop(token, None)
+                    if not listeners:
+                        del self._subscribers[handle_id]
+
+        return unsubscribe
+
+    def publish(self, handle_id: str) -> None:
+        """The handle changed: tell its listen streams (nothing is read or sent when nobody listens)."""
+        for tell in list(self._subscribers.get(handle_id, {}).values()):
+            try:
+                tell(handle_id)
+            except Exception:  # one broken stream must not stop a watcher
+                logger.exception("listen stream for %s failed", handle_id)
 
     # ---- creating ----------------------------------------------------------------------------------------
 
@@ -212,6 +239,7 @@ class TaskService:
                 poll_ms=poll_ms(self.services.settings.poll_first_s),
                 clear_input=True,
             )
+            self.publish(handle.handle_id)
             updated = await self.store.by_id(handle.handle_id)
             if updated is not None:
                 self.watch(updated)
@@ -277,6 +305,7 @@ class TaskService:
                 await self.store.update(
                     handle.handle_id, progress=progress, status_message=message, poll_ms=poll_ms(delay)
                 )
+                self.publish(handle.handle_id)
                 if task.progress is not None and task.progress.total > 0:
                     await self._notify_progress(handle.handle_id, task.progress.finished, task.progress.total, message)
         finally:
@@ -292,6 +321,7 @@ class TaskService:
         async def progress(done: int, total: int) -> None:
             message = self._table_message(handle.handle_id, f"{done:,}/{total:,} rows of {scope.name} done.")
             await self.store.update(handle.handle_id, progress=table_progress(done, total), status_message=message)
+            self.publish(handle.handle_id)
             await self._notify_progress(handle.handle_id, done, total, message)
 
         left: int | None = None
@@ -359,6 +389,8 @@ class TaskService:
             handle_id, state=state, result=result, status_message=message, clear_input=True
         )
         self._event(handle_id).set()
+        if changed:
+            self.publish(handle_id)
         final = await self.store.by_id(handle_id) if changed else None
         if final is not None and self.on_status is not None:
             with anyio.move_on_after(config.MCP_TASK_NOTIFY_TIMEOUT_S):
@@ -413,6 +445,7 @@ class TaskService:
             # Databar cannot stop a table run: say so, and keep following the rows (cancel is cooperative)
             self._cancel_refused.add(handle.handle_id)
             await self.store.update(handle.handle_id, status_message=NO_CANCEL)
+            self.publish(handle.handle_id)
         elif handle.databar_task_id is None:
             await self.finish(handle.handle_id, "cancelled", _cancelled_before_start(), "Cancelled before it started.")
         else:
