@@ -7,58 +7,24 @@ stamp) and the frames are caught where the client surfaces them: the acknowledge
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 from mcp import Client
 from mcp.client import advertise
-from mcp.client.extension import ClientExtension, NotificationBinding
-from mcp.client.session import IncomingMessage
 from mcp.shared.exceptions import MCPError
-from mcp.types import NotificationParams, SubscriptionsAcknowledgedNotification
-from pydantic import ConfigDict
 
 from databar_mcp.app.server import build_server
 from databar_mcp.sandbox import SandboxServer
 from tests.conftest import make_settings
-from tests.tasks_client import EXT, poll_until, raw
+from tests.tasks_client import EXT, TaskNotes, listen, poll_until, raw
 from tests.test_crash_recovery import server_process
 from tests.test_mcp_tasks import BULK_RUN, SLOW_ARGS, TERMINAL, slow
 
 pytestmark = pytest.mark.anyio
 
 SUBSCRIPTION = "io.modelcontextprotocol/subscriptionId"
-
-
-class TaskNoteParams(NotificationParams):
-    model_config = ConfigDict(extra="allow")
-
-
-class TaskNotes(ClientExtension):
-    """Collects `notifications/tasks` frames and listen acknowledgements."""
-
-    identifier = "io.databar/test-task-notes"
-
-    def __init__(self) -> None:
-        self.tasks: list[dict[str, Any]] = []
-        self.acks: list[dict[str, Any]] = []
-
-    def notifications(self) -> Sequence[NotificationBinding[Any]]:
-        async def collect(params: TaskNoteParams) -> None:
-            self.tasks.append(params.model_dump(by_alias=True, exclude_none=True))
-
-        return [NotificationBinding(method="notifications/tasks", params_type=TaskNoteParams, handler=collect)]
-
-    async def on_message(self, message: IncomingMessage) -> None:
-        if isinstance(message, SubscriptionsAcknowledgedNotification):
-            self.acks.append(message.params.model_dump(by_alias=True, exclude_none=True))
-
-
-async def listen(client: Client, task_ids: list[str], **kinds: Any) -> dict[str, Any]:
-    return await raw(client, "subscriptions/listen", {"notifications": {"taskIds": task_ids, **kinds}})
 
 
 async def test_a_listener_hears_its_task_change_until_it_ends_and_nobody_else_hears(
