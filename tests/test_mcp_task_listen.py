@@ -7,7 +7,10 @@ stamp) and the frames are caught where the client surfaces them: the acknowledge
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -18,6 +21,7 @@ from mcp.shared.exceptions import MCPError
 from databar_mcp.app.server import build_server
 from databar_mcp.sandbox import SandboxServer
 from tests.conftest import make_settings
+from tests.judges import CACHE, require
 from tests.tasks_client import EXT, TaskNotes, listen, poll_until, raw
 from tests.test_crash_recovery import server_process
 from tests.test_mcp_tasks import BULK_RUN, SLOW_ARGS, TERMINAL, slow
@@ -92,3 +96,56 @@ async def test_task_notifications_over_http(sandbox: SandboxServer, tmp_path: Pa
     statuses = [n["status"] for n in notes.tasks]
     assert statuses[0] == "working" and statuses[-1] == "completed"
     assert notes.tasks[-1]["result"]["structuredContent"]["rows_total"] == len(SLOW_ARGS["params"])
+
+
+# The ext-tasks package (0.2.2, installed with the Inspector) is the judge of the frames' shapes: its own zod
+# schema for notifications/tasks and its reader of the acknowledged task ids.
+JUDGE = """
+import { TaskStatusNotificationV2Schema, isTaskStatusNotificationV2, readAcceptedTaskIdsV2 }
+  from "@modelcontextprotocol/ext-tasks/core/v2";
+let raw = "";
+for await (const chunk of process.stdin) raw += chunk;
+const { ack, notes } = JSON.parse(raw);
+const statuses = notes.map((params) => {
+  const frame = { jsonrpc: "2.0", method: "notifications/tasks", params };
+  TaskStatusNotificationV2Schema.parse(frame);
+  if (!isTaskStatusNotificationV2(frame)) throw new Error("not a task status notification");
+  return params.status;
+});
+console.log(JSON.stringify({ accepted: readAcceptedTaskIdsV2(ack), statuses }));
+"""
+
+
+def ext_tasks_reads(frames: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    judges = require()
+    return subprocess.run(  # noqa: S603 (the pinned judge's node, our own script)
+        [str(judges.node), "--input-type=module", "-e", JUDGE],
+        input=json.dumps(frames),
+        capture_output=True,
+        text=True,
+        cwd=CACHE,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_the_ext_tasks_package_accepts_the_ack_and_every_notification(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    slow(sandbox)
+    notes = TaskNotes()
+    server = build_server(make_settings(sandbox, tmp_path))
+    async with Client(server, extensions=[advertise(EXT, {}), notes], message_handler=notes.on_message) as client:
+        created = await raw(client, "tools/call", {"name": "run_bulk_waterfall", "arguments": SLOW_ARGS})
+        with anyio.fail_after(30):
+            await listen(client, [created["taskId"]])
+
+    judged = ext_tasks_reads({"ack": notes.acks[0], "notes": notes.tasks})
+    control = ext_tasks_reads({"ack": notes.acks[0], "notes": [{**notes.tasks[0], "status": "done"}]})
+
+    assert judged.returncode == 0, judged.stderr
+    verdict = json.loads(judged.stdout)
+    assert verdict["accepted"] == [created["taskId"]]
+    assert verdict["statuses"][0] == "working" and verdict["statuses"][-1] == "completed"
+    assert len(verdict["statuses"]) == len(notes.tasks) >= 2
+    assert control.returncode != 0  # the judge does reject a frame outside the schema
