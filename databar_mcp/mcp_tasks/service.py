@@ -2,7 +2,8 @@
 
 A task-augmented call runs the real tool once with `wait_seconds=0` (so validation, the spend guard, the
 duplicate check and the submit-once ledger all apply unchanged), then the handle waits for the Databar task in
-the background with the runner's adaptive polling plan. When the Databar task ends, the final result is built
+the background with the runner's adaptive polling plan (a table run, which has no task id, by counting the
+table's rows: see tables.py). When the Databar task ends, the final result is built
 exactly as the tool would have built it and stored in the handle's row before anyone is told. Watchers are
 resumed at start-up, so a restart loses no task.
 """
@@ -260,7 +261,7 @@ class TaskService:
     async def _watch(self, handle: Handle, scope: anyio.CancelScope) -> None:
         try:
             with scope:
-                if handle.tool in TABLE_TOOLS:
+                if handle.tool in TABLE_TOOLS:  # keyed by tool name: the tools know nothing of tasks
                     await self._follow_table(handle)
                 else:
                     await self._follow(handle)
@@ -318,9 +319,16 @@ class TaskService:
         scope = follow.scope
         ttl_end = handle.created_at + (handle.ttl_ms or config.MCP_TASK_TTL_MAX_MS) / 1000.0
 
+        last_read = [time.monotonic()]
+
         async def progress(done: int, total: int) -> None:
+            # wait_for_rows paces its reads with the runner's plan: the pause it just took is the poll interval
+            now, paused = time.monotonic(), time.monotonic() - last_read[0]
+            last_read[0] = now
             message = self._table_message(handle.handle_id, f"{done:,}/{total:,} rows of {scope.name} done.")
-            await self.store.update(handle.handle_id, progress=table_progress(done, total), status_message=message)
+            await self.store.update(
+                handle.handle_id, progress=table_progress(done, total), status_message=message, poll_ms=poll_ms(paused)
+            )
             self.publish(handle.handle_id)
             await self._notify_progress(handle.handle_id, done, total, message)
 
