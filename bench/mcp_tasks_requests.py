@@ -4,7 +4,8 @@
 
 Counts MCP requests the client sent and GETs our server sent to the (sandbox) Databar API, for: one blocking
 call, an agent looping get_task(wait_seconds=5), a 2025-11-25 task (tasks/get at the server's pollInterval,
-then tasks/result) and a 2026-07-28 task (tasks/get at pollIntervalMs until the inlined result).
+then tasks/result), a 2026-07-28 task (tasks/get at pollIntervalMs until the inlined result) and a 2026-07-28
+task followed over one subscriptions/listen stream (the final notification carries the result).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pydantic import SecretStr
 from databar_mcp.app.server import build_server
 from databar_mcp.config import Settings
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
-from tests.tasks_client import EXT, raw
+from tests.tasks_client import EXT, TaskNotes, listen, raw
 
 ROWS = [{"first_name": f"F{i}", "last_name": f"L{i}", "company": "example.com"} for i in range(20)]
 POLL = "GET /v1/tasks/{task_id}"
@@ -76,12 +77,26 @@ async def modern_task(client: Client) -> int:
         await anyio.sleep(got.get("pollIntervalMs", 1000) / 1000)
 
 
+NOTES = TaskNotes()
+
+
+async def listened_task(client: Client) -> int:
+    created = await raw(client, "tools/call", {"name": "run_bulk_waterfall", "arguments": args("e")})
+    await listen(client, [created["taskId"]])  # returns when the task has ended
+    final = NOTES.tasks[-1]
+    if final["status"] != "completed" or "result" not in final:
+        raise RuntimeError(f"the last notification is not the result: {final['status']}")
+    return 2
+
+
 async def measure(name: str, run: Callable[[Client], Awaitable[int]], mode: str, sandbox: SandboxServer) -> None:
     with tempfile.TemporaryDirectory() as state:
         settings = Settings(base_url=sandbox.base_url, api_key=SecretStr(sandbox.api_key), state_dir=Path(state))
-        extensions = [advertise(EXT, {})] if mode == "modern" else None
+        extensions = [advertise(EXT, {}), NOTES] if mode == "modern" else None
         client_mode = "legacy" if mode == "legacy" else "auto"
-        async with Client(build_server(settings), mode=client_mode, extensions=extensions) as client:
+        async with Client(
+            build_server(settings), mode=client_mode, extensions=extensions, message_handler=NOTES.on_message
+        ) as client:
             sandbox.state.reset_counts()
             started = time.monotonic()
             calls = await run(client)
@@ -98,6 +113,7 @@ async def main() -> None:
         await measure("get_task loop (wait 5 s)", get_task_loop, "plain", sandbox)
         await measure("2025-11-25 task", legacy_task, "legacy", sandbox)
         await measure("2026-07-28 task", modern_task, "modern", sandbox)
+        await measure("2026-07-28 task + subscriptions/listen", listened_task, "modern", sandbox)
 
 
 if __name__ == "__main__":

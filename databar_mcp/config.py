@@ -111,6 +111,9 @@ MCP_TASK_POLL_MIN_MS = 250
 MCP_TASK_POLL_MAX_MS = 30_000
 MCP_TASK_LIST_PAGE = 50
 MCP_TASK_NOTIFY_TIMEOUT_S = 5.0  # a notification to a client that stopped reading is given up after this
+MCP_TASK_LISTEN_MAX_STREAMS = 256  # open subscriptions/listen streams that follow tasks, per process
+MCP_TASK_LISTEN_BUFFER = 256  # events queued for one listen stream before a stalled reader's stream is ended
+MCP_TASK_LISTEN_MAX_IDS = 100  # task ids one listen request may name
 
 
 def default_state_dir() -> Path:

@@ -12,9 +12,10 @@ from typing import Any
 import anyio
 from mcp import Client
 from mcp.client.extension import ClientExtension, NotificationBinding
-from mcp.client.session import ClientSession
+from mcp.client.session import ClientSession, IncomingMessage
 from mcp.shared.dispatcher import CallOptions
-from mcp.types import TaskStatusNotificationParams
+from mcp.types import NotificationParams, SubscriptionsAcknowledgedNotification, TaskStatusNotificationParams
+from pydantic import ConfigDict
 
 EXT = "io.modelcontextprotocol/tasks"
 MODERN = "2026-07-28"
@@ -68,3 +69,32 @@ class StatusListener(ClientExtension):
                 method="notifications/tasks/status", params_type=TaskStatusNotificationParams, handler=collect
             )
         ]
+
+
+class TaskNoteParams(NotificationParams):
+    model_config = ConfigDict(extra="allow")
+
+
+class TaskNotes(ClientExtension):
+    """Collects `notifications/tasks` frames and listen acknowledgements."""
+
+    identifier = "io.databar/test-task-notes"
+
+    def __init__(self) -> None:
+        self.tasks: list[dict[str, Any]] = []
+        self.acks: list[dict[str, Any]] = []
+
+    def notifications(self) -> Sequence[NotificationBinding[Any]]:
+        async def collect(params: TaskNoteParams) -> None:
+            self.tasks.append(params.model_dump(by_alias=True, exclude_none=True))
+
+        return [NotificationBinding(method="notifications/tasks", params_type=TaskNoteParams, handler=collect)]
+
+    async def on_message(self, message: IncomingMessage) -> None:
+        if isinstance(message, SubscriptionsAcknowledgedNotification):
+            self.acks.append(message.params.model_dump(by_alias=True, exclude_none=True))
+
+
+async def listen(client: Client, task_ids: list[str], **kinds: Any) -> dict[str, Any]:
+    """A raw `subscriptions/listen` naming tasks (the client's listen() has no task filter); returns at its end."""
+    return await raw(client, "subscriptions/listen", {"notifications": {"taskIds": task_ids, **kinds}})

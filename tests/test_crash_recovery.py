@@ -34,12 +34,13 @@ def free_port() -> int:
 
 @contextmanager
 def server_process(
-    sandbox: SandboxServer, state_dir: Path, database_url: str | None = None
+    sandbox: SandboxServer, state_dir: Path, database_url: str | None = None, extra_env: dict[str, str] | None = None
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """Our server as its own process over streamable HTTP, as a team would run it (its ledger in the state
     dir, or in PostgreSQL at `database_url`)."""
     port = free_port()
     env = {
+        **(extra_env or {}),
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "DATABAR_API_KEY": sandbox.api_key,
         "DATABAR_BASE_URL": sandbox.base_url,

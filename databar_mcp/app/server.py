@@ -13,6 +13,7 @@ from mcp.server import NotificationOptions
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError, UnexpectedToolError
 from mcp.server.stdio import stdio_server
+from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.types import CallToolResult, SetLevelRequestParams, TextContent, Tool
 from pydantic import ValidationError
 
@@ -165,6 +166,7 @@ class DatabarMCPServer(MCPServer[Services]):
 def build_server(settings: Settings, **server_options: Any) -> DatabarMCPServer:
     """The server; `server_options` go to MCPServer (e.g. OAuth's `auth` and `token_verifier`: see auth.py)."""
     mcp_tasks = TaskService()
+    bus = InMemorySubscriptionBus()  # subscriptions/listen: the SDK's kinds, and task streams that ask for them too
 
     @asynccontextmanager
     async def lifespan(app: MCPServer[Services]) -> AsyncGenerator[Services]:
@@ -224,7 +226,8 @@ def build_server(settings: Settings, **server_options: Any) -> DatabarMCPServer:
         log_level=settings.log_level if settings.log_level in _LEVELS else "WARNING",  # type: ignore[arg-type]
         result_budget=settings.result_budget_chars,
         extensions=[TasksExtension(), results_app()],
-        middleware=[TasksMiddleware(mcp_tasks), AppLinks()],
+        middleware=[TasksMiddleware(mcp_tasks, bus=bus), AppLinks()],
+        subscriptions=bus,
         **server_options,
     )
     register_oversized(server)

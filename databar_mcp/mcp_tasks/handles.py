@@ -1,4 +1,5 @@
-"""Durable MCP task handles: one ledger row per MCP task, tied to the Databar task it waits on.
+"""Durable MCP task handles: one ledger row per MCP task, tied to the Databar task it waits on (a table run has
+none: its row keeps the tool's immediate answer in `result` until the final one replaces it).
 
 A handle outlives the connection and the process that created it (clients poll after reconnecting or after a
 server restart), and its final result is stored in the row, so it still answers after Databar has deleted the

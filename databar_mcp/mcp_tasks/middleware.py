@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.extension import Extension
+from mcp.server.subscriptions import SubscriptionBus
 from mcp.shared.exceptions import MCPError
 from mcp.types import ServerNotification, TaskStatusNotification, TaskStatusNotificationParams
 from mcp_types import INVALID_PARAMS, METHOD_NOT_FOUND, REQUEST_TIMEOUT
@@ -24,6 +25,7 @@ from mcp_types import INVALID_PARAMS, METHOD_NOT_FOUND, REQUEST_TIMEOUT
 from databar_mcp import config
 from databar_mcp.mcp_tasks import wire
 from databar_mcp.mcp_tasks.handles import Handle
+from databar_mcp.mcp_tasks.listen import TaskListen, requested_task_ids
 from databar_mcp.mcp_tasks.service import TASK_TOOLS, Listener, TaskService
 
 logger = logging.getLogger("databar_mcp.mcp_tasks")
@@ -80,9 +82,12 @@ def _without_waiting(params: dict[str, Any]) -> dict[str, Any]:
 class TasksMiddleware:
     """ServerMiddleware: task creation on tools/call, the tasks/* methods, and the capability adverts."""
 
-    def __init__(self, service: TaskService, task_tools: frozenset[str] = TASK_TOOLS) -> None:
+    def __init__(
+        self, service: TaskService, task_tools: frozenset[str] = TASK_TOOLS, *, bus: SubscriptionBus | None = None
+    ) -> None:
         self.service = service
         self.task_tools = task_tools
+        self.listen = TaskListen(service, bus)  # `bus`: the server's, for the standard kinds in the same stream
         service.on_status = self._status_notification
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
@@ -100,6 +105,13 @@ class TasksMiddleware:
             if modern and params.get("name") in self.task_tools and _declares_extension(ctx):
                 return await self._modern_call(ctx, call_next, params)
             return await call_next(ctx)
+        if modern and method == "subscriptions/listen":
+            task_ids = requested_task_ids(_params(ctx))
+            if task_ids is None:
+                return await call_next(ctx)  # no tasks named: the SDK's own listen stream
+            if not _declares_extension(ctx):
+                raise wire.missing_extension()
+            return await self.listen.serve(ctx, _params(ctx), task_ids, scope_of(ctx))
         if modern and method in MODERN_METHODS:
             if not _declares_extension(ctx):
                 raise wire.missing_extension()
@@ -177,6 +189,8 @@ class TasksMiddleware:
                     code=INVALID_PARAMS, message=f"Cannot cancel task: already in terminal status {status!r}"
                 )
             after = await self.service.cancel(handle)
+            if not after.terminal:  # a table run: Databar cannot cancel it (its status message says so)
+                raise MCPError(code=INVALID_PARAMS, message=f"Cannot cancel task: {after.status_message}")
             if after.state != "cancelled":
                 status = wire.LEGACY_STATUS[after.state]
                 raise MCPError(code=INVALID_PARAMS, message=f"Cannot cancel task: it ended first ({status!r})")
@@ -277,6 +291,7 @@ class TasksMiddleware:
             await self.service.store.update(
                 handle.handle_id, input_request={k: first[k] for k in ("inputRequests", "requestState") if k in first}
             )
+            self.service.publish(handle.handle_id)
         else:
             await self.service.resumed(handle, first)
         return dict(ACK)

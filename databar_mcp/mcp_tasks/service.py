@@ -2,7 +2,8 @@
 
 A task-augmented call runs the real tool once with `wait_seconds=0` (so validation, the spend guard, the
 duplicate check and the submit-once ledger all apply unchanged), then the handle waits for the Databar task in
-the background with the runner's adaptive polling plan. When the Databar task ends, the final result is built
+the background with the runner's adaptive polling plan (a table run, which has no task id, by counting the
+table's rows: see tables.py). When the Databar task ends, the final result is built
 exactly as the tool would have built it and stored in the handle's row before anyone is told. Watchers are
 resumed at start-up, so a restart loses no task.
 """
@@ -32,16 +33,23 @@ from databar_mcp.api.errors import DatabarError, NotFoundError, ResultExpired
 from databar_mcp.api.models import Task
 from databar_mcp.core.runner import PollPlan
 from databar_mcp.core.store import UNKNOWN_TO_DATABAR
+from databar_mcp.core.table_runs import wait_for_rows
 from databar_mcp.core.users import acting_as
 from databar_mcp.mcp_tasks.handles import Generation, Handle, HandleStore, State
+from databar_mcp.mcp_tasks.tables import NO_CANCEL, TABLE_TOOLS, table_follow, table_progress
 from databar_mcp.tools.context import Services
 from databar_mcp.tools.guard import guarded
+from databar_mcp.tools.table_kit import reader_of, report_for
 from databar_mcp.tools.tasks import deliver
 
 logger = logging.getLogger("databar_mcp.mcp_tasks")
 
-# Tools that may answer as a task: the billable bulk runs, and get_task when it would wait.
-TASK_TOOLS: frozenset[str] = frozenset({"run_bulk_waterfall", "run_bulk_enrichment", "get_task"})
+# Tools that may answer as a task: the billable bulk runs (Databar tasks, or table runs followed by their rows),
+# get_task and wait_table_enrichment when they would wait.
+DATABAR_TASK_TOOLS: frozenset[str] = frozenset(
+    {"run_bulk_waterfall", "run_bulk_enrichment", "run_flow", "run_bulk_flow", "get_task"}
+)
+TASK_TOOLS: frozenset[str] = DATABAR_TASK_TOOLS | TABLE_TOOLS
 
 
 def clamp_ttl(requested: int | None) -> int:
@@ -64,6 +72,19 @@ def progress_of(task: Task) -> tuple[dict[str, Any] | None, str | None]:
     return progress, f"{p.finished:,}/{p.total:,} rows, {p.completed:,} found so far"
 
 
+def still_running(tool: str, first: dict[str, Any]) -> bool:
+    """Whether the tool's immediate (wait 0) answer leaves work to follow: a Databar task, or a table's rows."""
+    structured = cast(dict[str, Any], first.get("structuredContent") or {})
+    if first.get("isError") or structured.get("done") is not False:
+        return False
+    return tool in TABLE_TOOLS or isinstance(structured.get("task_id"), str)
+
+
+def follows(handle: Handle) -> bool:
+    """Whether a watcher can follow the handle: it waits on a Databar task or on a table run."""
+    return handle.databar_task_id is not None or handle.tool in TABLE_TOOLS
+
+
 @dataclass
 class Listener:
     """Where 2025-11-25 notifications for a handle go: the creating connection, while it lives."""
@@ -84,6 +105,8 @@ class TaskService:
         self._group: anyio.abc.TaskGroup | None = None
         self._finished: dict[str, anyio.Event] = {}
         self._watchers: dict[str, anyio.CancelScope] = {}
+        self._cancel_refused: set[str] = set()  # table handles whose cancel Databar cannot honour
+        self._subscribers: dict[str, dict[object, Callable[[str], None]]] = {}  # subscriptions/listen streams
         self.listeners: dict[str, Listener] = {}
         self.on_status: StatusCallback | None = None  # set by the 2025-11-25 wire: notifications/tasks/status
         # the server's result fitting, so a final result passes the same budget guarantee as a tool's answer
@@ -107,12 +130,38 @@ class TaskService:
             self._svc, self._group = svc, group
             try:
                 for handle in await self.store.unfinished():
-                    if handle.state == "working" and handle.databar_task_id is not None:
+                    if handle.state == "working" and follows(handle):
                         self.watch(handle)
                 task_status.started()
                 await anyio.sleep_forever()
             finally:
                 self._group = None
+
+    # ---- subscribers (subscriptions/listen) ---------------------------------------------------------------
+
+    def subscribe(self, handle_ids: list[str], tell: Callable[[str], None]) -> Callable[[], None]:
+        """Call `tell(handle_id)` whenever one of these handles changes; returns the unsubscribe."""
+        token = object()
+        for handle_id in handle_ids:
+            self._subscribers.setdefault(handle_id, {})[token] = tell
+
+        def unsubscribe() -> None:
+            for handle_id in handle_ids:
+                listeners = self._subscribers.get(handle_id)
+                if listeners is not None:
+                    listeners.pop(token, None)
+                    if not listeners:
+                        del self._subscribers[handle_id]
+
+        return unsubscribe
+
+    def publish(self, handle_id: str) -> None:
+        """The handle changed: tell its listen streams (nothing is read or sent when nobody listens)."""
+        for tell in list(self._subscribers.get(handle_id, {}).values()):
+            try:
+                tell(handle_id)
+            except Exception:  # one broken stream must not stop a watcher
+                logger.exception("listen stream for %s failed", handle_id)
 
     # ---- creating ----------------------------------------------------------------------------------------
 
@@ -131,8 +180,10 @@ class TaskService:
         if first.get("isError"):
             state, dbid, message = "tool_error", cast(str | None, structured.get("task_id")), "The tool failed."
             result: dict[str, Any] | None = first
-        elif structured.get("done") is False and isinstance(structured.get("task_id"), str):
-            state, dbid, result = "working", cast(str, structured["task_id"]), None
+        elif still_running(tool, first):
+            # a table run keeps its immediate answer (which run, reused or not) until the final result replaces it
+            state, dbid = "working", cast(str | None, structured.get("task_id"))
+            result = first if tool in TABLE_TOOLS else None
             message = str(structured.get("message") or "Submitted; running at Databar.")
         else:
             state, dbid, message, result = "completed", cast(str | None, structured.get("task_id")), "Done.", first
@@ -179,15 +230,17 @@ class TaskService:
     async def resumed(self, handle: Handle, first: dict[str, Any]) -> None:
         """The tool ran after the user answered: the handle now waits on its task (or is finished)."""
         structured = cast(dict[str, Any], first.get("structuredContent") or {})
-        if not first.get("isError") and structured.get("done") is False and isinstance(structured.get("task_id"), str):
+        if still_running(handle.tool, first):
             await self.store.update(
                 handle.handle_id,
                 state="working",
-                databar_task_id=cast(str, structured["task_id"]),
+                databar_task_id=cast(str | None, structured.get("task_id")),
+                result=first if handle.tool in TABLE_TOOLS else None,
                 status_message=str(structured.get("message") or "Submitted; running at Databar."),
                 poll_ms=poll_ms(self.services.settings.poll_first_s),
                 clear_input=True,
             )
+            self.publish(handle.handle_id)
             updated = await self.store.by_id(handle.handle_id)
             if updated is not None:
                 self.watch(updated)
@@ -199,7 +252,7 @@ class TaskService:
 
     def watch(self, handle: Handle) -> None:
         """Start waiting on the handle's Databar task, once per process."""
-        if self._group is None or handle.handle_id in self._watchers or handle.databar_task_id is None:
+        if self._group is None or handle.handle_id in self._watchers or not follows(handle):
             return
         scope = anyio.CancelScope()
         self._watchers[handle.handle_id] = scope
@@ -208,7 +261,10 @@ class TaskService:
     async def _watch(self, handle: Handle, scope: anyio.CancelScope) -> None:
         try:
             with scope:
-                await self._follow(handle)
+                if handle.tool in TABLE_TOOLS:  # keyed by tool name: the tools know nothing of tasks
+                    await self._follow_table(handle)
+                else:
+                    await self._follow(handle)
         except Exception:  # a crash here must not end the server; the handle stays "working" and resumes
             logger.exception("watching MCP task %s failed", handle.handle_id)
         finally:
@@ -250,9 +306,68 @@ class TaskService:
                 await self.store.update(
                     handle.handle_id, progress=progress, status_message=message, poll_ms=poll_ms(delay)
                 )
-                await self._notify_progress(handle.handle_id, task)
+                self.publish(handle.handle_id)
+                if task.progress is not None and task.progress.total > 0:
+                    await self._notify_progress(handle.handle_id, task.progress.finished, task.progress.total, message)
         finally:
             svc.runner.waiting.discard(dbid)
+
+    async def _follow_table(self, handle: Handle) -> None:
+        """Count the table's rows still processing until none are, then report as the tool would have."""
+        svc = self.services
+        follow = await table_follow(svc, handle)
+        scope = follow.scope
+        ttl_end = handle.created_at + (handle.ttl_ms or config.MCP_TASK_TTL_MAX_MS) / 1000.0
+
+        last_read = [time.monotonic()]
+
+        async def progress(done: int, total: int) -> None:
+            # wait_for_rows paces its reads with the runner's plan: the pause it just took is the poll interval
+            now, paused = time.monotonic(), time.monotonic() - last_read[0]
+            last_read[0] = now
+            message = self._table_message(handle.handle_id, f"{done:,}/{total:,} rows of {scope.name} done.")
+            await self.store.update(
+                handle.handle_id, progress=table_progress(done, total), status_message=message, poll_ms=poll_ms(paused)
+            )
+            self.publish(handle.handle_id)
+            await self._notify_progress(handle.handle_id, done, total, message)
+
+        left: int | None = None
+        while left != 0 and time.time() < ttl_end:
+            try:
+                with acting_as(follow.owner):
+                    left = await wait_for_rows(
+                        reader_of(svc),
+                        scope,
+                        timeout_s=max(0.0, ttl_end - time.time()),
+                        poll_first_s=svc.settings.poll_first_s,
+                        poll_cap_s=svc.settings.poll_cap_s,
+                        on_progress=progress,
+                    )
+            except DatabarError as exc:  # transient: wait the plan's longest pause and count again
+                logger.info("reading table %s for MCP task failed: %s", scope.table_uuid, type(exc).__name__)
+                await anyio.sleep(max(svc.settings.poll_first_s, svc.settings.poll_cap_s))
+        if left != 0:
+            return  # the handle's TTL ran out first; it answers "expired" from now on
+        with acting_as(follow.owner):
+            final = await guarded(
+                report_for(svc, scope, wait_s=0.0, processing=0, estimate=follow.estimate, reused=follow.reused)
+            )
+        result = self.fit(final)
+        dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+        view = cast(dict[str, Any], dumped.get("structuredContent") or {})
+        if result.is_error:
+            state: State = "tool_error"
+            message = "The table run's final counts could not be read."
+        else:
+            state = "completed"
+            message = f"Done: {view.get('found', '?')} of {view.get('rows_in_run', '?')} rows found."
+        done = int(view.get("rows_done") or 0)
+        await self.store.update(handle.handle_id, progress=table_progress(done, int(view.get("rows_in_run") or done)))
+        await self.finish(handle.handle_id, state, dumped, self._table_message(handle.handle_id, message))
+
+    def _table_message(self, handle_id: str, message: str) -> str:
+        return f"{message} {NO_CANCEL}" if handle_id in self._cancel_refused else message
 
     async def _settle(self, handle: Handle, task: Task) -> None:
         """The Databar task ended: store the tool's final result, then mark the handle terminal."""
@@ -282,6 +397,8 @@ class TaskService:
             handle_id, state=state, result=result, status_message=message, clear_input=True
         )
         self._event(handle_id).set()
+        if changed:
+            self.publish(handle_id)
         final = await self.store.by_id(handle_id) if changed else None
         if final is not None and self.on_status is not None:
             with anyio.move_on_after(config.MCP_TASK_NOTIFY_TIMEOUT_S):
@@ -290,17 +407,13 @@ class TaskService:
                 except Exception:  # a gone client must not stop the bookkeeping
                     logger.debug("status notification for %s not delivered", handle_id, exc_info=True)
 
-    async def _notify_progress(self, handle_id: str, task: Task) -> None:
+    async def _notify_progress(self, handle_id: str, done: int, total: int, message: str | None) -> None:
         listener = self.listeners.get(handle_id)
-        p = task.progress
-        if listener is None or listener.progress_token is None or p is None or p.total <= 0:
+        if listener is None or listener.progress_token is None:
             return
         note = ProgressNotification(
             params=ProgressNotificationParams(
-                progress_token=listener.progress_token,
-                progress=p.finished,
-                total=p.total,
-                message=f"{p.finished:,}/{p.total:,} rows, {p.completed:,} found so far",
+                progress_token=listener.progress_token, progress=done, total=total, message=message
             )
         )
         with anyio.move_on_after(config.MCP_TASK_NOTIFY_TIMEOUT_S):  # a stalled stream must not stall the watcher
@@ -336,7 +449,12 @@ class TaskService:
     async def cancel(self, handle: Handle) -> Handle:
         """Cancel at Databar (refunding unfinished work) and mark the handle cancelled."""
         svc = self.services
-        if handle.databar_task_id is None:
+        if handle.tool in TABLE_TOOLS and handle.state == "working":
+            # Databar cannot stop a table run: say so, and keep following the rows (cancel is cooperative)
+            self._cancel_refused.add(handle.handle_id)
+            await self.store.update(handle.handle_id, status_message=NO_CANCEL)
+            self.publish(handle.handle_id)
+        elif handle.databar_task_id is None:
             await self.finish(handle.handle_id, "cancelled", _cancelled_before_start(), "Cancelled before it started.")
         else:
             try:

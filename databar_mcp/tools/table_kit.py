@@ -12,7 +12,15 @@ from databar_mcp import config
 from databar_mcp.api import DatabarClient, deadline
 from databar_mcp.api.errors import DeadlineReached
 from databar_mcp.api.models import ParamMapping
-from databar_mcp.core.table_runs import RowStates, RunCounts, RunScope, TableReader, run_counts, wait_for_rows
+from databar_mcp.core.table_runs import (
+    ProgressCallback,
+    RowStates,
+    RunCounts,
+    RunScope,
+    TableReader,
+    run_counts,
+    wait_for_rows,
+)
 from databar_mcp.tools.context import Services, ToolContext, services
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
 
@@ -121,13 +129,34 @@ async def report(
     reused: bool,
 ) -> CallToolResult:
     """Wait for the rows within `wait_s`, then count how the run went; a next_call when it is not done."""
-    svc = services(ctx)
-    reader = reader_of(svc)
-    limited_before = reader.rate_limited
 
     async def progress(done: int, total: int) -> None:
         await ctx.report_progress(done, total, f"{done:,}/{total:,} rows of {scope.name}")
 
+    return await report_for(
+        services(ctx),
+        scope,
+        wait_s=wait_s,
+        processing=processing,
+        estimate=estimate,
+        reused=reused,
+        on_progress=progress,
+    )
+
+
+async def report_for(
+    svc: Services,
+    scope: RunScope,
+    *,
+    wait_s: float,
+    processing: int | None,
+    estimate: float | None,
+    reused: bool,
+    on_progress: ProgressCallback | None = None,
+) -> CallToolResult:
+    """`report` without a tool call around it (an MCP task's watcher): progress goes to `on_progress`."""
+    reader = reader_of(svc)
+    limited_before = reader.rate_limited
     left = deadline.remaining()  # keep time for the final counts before the call's deadline
     timeout = wait_s if left is None else max(0.0, min(wait_s, left - config.TABLE_FINAL_READS_RESERVE_S))
     last = await wait_for_rows(
@@ -136,7 +165,7 @@ async def report(
         timeout_s=timeout,
         poll_first_s=svc.settings.poll_first_s,
         poll_cap_s=svc.settings.poll_cap_s,
-        on_progress=progress,
+        on_progress=on_progress,
         processing=processing,
     )
     if last is None:  # no read fitted in the wait: one read now says where it stands
