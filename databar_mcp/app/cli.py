@@ -20,7 +20,6 @@ from pydantic import SecretStr, ValidationError
 from databar_mcp import __version__
 from databar_mcp.config import TOOLSETS, KeyFileError, Settings
 from databar_mcp.core.logs import FORMATS, parse_format, parse_level, reclaim_library_loggers, setup_logging
-from databar_mcp.core.store import LedgerError, ledger_for
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -204,6 +203,8 @@ def serve(args: argparse.Namespace) -> int:
             log.warning("using the in-process Databar sandbox at %s", sandbox.base_url)
         elif settings.api_key is None:
             log.warning("DATABAR_API_KEY is not set: tools will answer auth_failed (try --sandbox)")
+        from databar_mcp.core.store import LedgerError, ledger_for  # with the server: --version, doctor skip it
+
         try:  # before serving: an unusable ledger is one line and exit 2, never a traceback or a billed run
             ledger_for(settings).check()
         except LedgerError as exc:
