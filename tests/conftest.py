@@ -76,6 +76,7 @@ TIERS: dict[str, str] = {
     "test_http_limits.py": SYSTEM,
     "test_inspector.py": SYSTEM,
     "test_inspector_tasks.py": SYSTEM,
+    "test_layers.py": UNIT,
     "test_ledger.py": UNIT,  # its PostgreSQL cases are system (see tier_of)
     "test_logging.py": SYSTEM,
     "test_mcp_tasks.py": E2E,
