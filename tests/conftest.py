@@ -95,6 +95,7 @@ TIERS: dict[str, str] = {
     "test_secrets.py": E2E,
     "test_spend_guard.py": E2E,
     "test_startup.py": SYSTEM,
+    "test_startup_cost.py": SYSTEM,
     "test_table_admin_flows.py": E2E,
     "test_table_enrich.py": E2E,
     "test_table_export.py": E2E,
