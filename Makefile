@@ -1,13 +1,21 @@
 # Two entry points that work on a machine with only python3 and make:
 #   make demo   sets everything up and runs the demo against the local sandbox
-#   make test   sets everything up and runs lint, types and the whole test suite
+#   make test   sets everything up and runs lint, types and the whole test suite (every tier)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 
-.PHONY: install demo test lint typecheck judges unit sandbox bench bench-quick dist constraints clean
+.PHONY: install demo test lint typecheck judges unit e2e system sandbox bench bench-quick dist constraints clean
+
+# The tiers (tests/conftest.py's TIERS names each file's): unit opens no socket; e2e drives our server in-process
+# against the sandbox; system runs processes, judges and real servers. Most of e2e and system waits (sandbox
+# tasks, subprocesses, npm judges), so they run in parallel workers, more than the cores, each taking whole
+# files (module-scoped fixtures, such as the Inspector's recorded session, run once). PYTEST_WORKERS=0: serial.
+PYTEST_WORKERS ?= 4
+PYTEST := $(BIN)/pytest -q -rs
+PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),-p no:xdist,-n $(PYTEST_WORKERS) --dist loadfile)
 
 # The demo needs only the package; tests and tools add the dev extras on top.
 # Versions come from constraints.txt, as in the Dockerfile, so CI, images and checkouts install the same.
@@ -43,14 +51,22 @@ typecheck: $(STAMP)
 	$(BIN)/pyright
 
 unit: $(STAMP)
-	$(BIN)/pytest -q -rs
+	$(PYTEST) -m unit
+
+e2e: $(STAMP)
+	$(PYTEST) -m e2e $(PARALLEL)
+
+system: judges
+	$(PYTEST) -m system $(PARALLEL)
 
 # External judges for the tests (the MCP Inspector CLI, the MCP conformance suite): npm packages installed
 # into the git-ignored .cache/judges/ with the venv's Node, only when missing (see tests/judges.py).
 judges: $(STAMP)
 	$(BIN)/python -m tests.judges
 
-test: lint typecheck judges unit
+# Every tier in one parallel run (one collection, and the workers balance across tiers).
+test: lint typecheck judges
+	$(PYTEST) $(PARALLEL)
 
 sandbox: $(STAMP)
 	$(BIN)/databar-mcp sandbox --port 8765

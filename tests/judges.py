@@ -26,6 +26,8 @@ from typing import Final
 
 import pytest
 
+from tests.locks import exclusive
+
 ROOT: Final = Path(__file__).resolve().parents[1]
 CACHE: Final = ROOT / ".cache" / "judges"
 INSPECTOR: Final = "@modelcontextprotocol/inspector"
@@ -87,9 +89,22 @@ def _entry(package: str, bin_name: str) -> Path:
 
 
 def ensure() -> Judges:
-    """The judges, installed first if missing or at another version; Unavailable says why not."""
+    """The judges, installed first if missing or at another version; Unavailable says why not.
+
+    Under a lock, so parallel test workers that all find them missing run one npm install between them."""
     dist = _node_dist()
     node = dist / "bin" / "node"
+    with exclusive(CACHE.parent / "judges.lock"):
+        _install_missing(node, dist)
+    return Judges(
+        node=node,
+        inspector=_entry(INSPECTOR, "mcp-inspector"),
+        conformance=_entry(CONFORMANCE, "conformance"),
+        databar_server=_entry(DATABAR_SERVER, "databar-mcp-server"),
+    )
+
+
+def _install_missing(node: Path, dist: Path) -> None:
     missing = [f"{name}@{version}" for name, version in PACKAGES.items() if _installed_version(name) != version]
     if missing:
         npm_cli = dist / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"
@@ -109,12 +124,6 @@ def ensure() -> Judges:
         if still:
             tail = (done.stderr or done.stdout).strip()[-400:]
             raise Unavailable(f"npm install {' '.join(missing)} failed (exit {done.returncode}): {tail}")
-    return Judges(
-        node=node,
-        inspector=_entry(INSPECTOR, "mcp-inspector"),
-        conformance=_entry(CONFORMANCE, "conformance"),
-        databar_server=_entry(DATABAR_SERVER, "databar-mcp-server"),
-    )
 
 
 def require() -> Judges:

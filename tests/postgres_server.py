@@ -23,6 +23,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.locks import debian_installs
+
 SUPERUSER = "databar"
 
 
@@ -122,7 +124,8 @@ class PostgresServer:
 
 def start_postgres() -> PostgresServer:
     """Start one, or skip (fail under CI=true) when PostgreSQL is missing and cannot be installed here."""
-    bindir = _bindir() or _install()
+    with debian_installs():
+        bindir = _bindir() or _install()
     if bindir is None:
         reason = "PostgreSQL is not installed (apt-get install postgresql, as root, brings it)"
         if os.environ.get("CI") == "true":

@@ -10,6 +10,7 @@ import pytest
 
 from bench.replicas import haproxy_binary
 from databar_mcp.core.users import Users
+from tests.locks import debian_installs
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -17,7 +18,8 @@ SOURCE = "\n".join(p.read_text() for p in (ROOT / "databar_mcp").rglob("*.py"))
 
 
 def test_haproxy_accepts_the_deploy_config() -> None:
-    haproxy = haproxy_binary()
+    with debian_installs():
+        haproxy = haproxy_binary()
     if haproxy is None:
         pytest.skip("haproxy is not installed")
     checked = subprocess.run(  # noqa: S603 (Debian's haproxy)

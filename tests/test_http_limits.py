@@ -22,7 +22,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tests.test_http import INITIALIZE, MCP_HEADERS, _env, free_port
 
-IDLE_S = 2.0
+IDLE_S = 6.0  # long enough that a loaded machine opens and pings ten sessions well within it
 HEADER_S = 1.0
 BODY_S = 1.0
 

@@ -57,6 +57,8 @@ def handles(state_dir: Path) -> list[tuple[str, str, str]]:
 
 def call_as_task(era: str) -> list[str]:
     return [
+        "--connect-timeout",
+        "90000",  # the Inspector's 15 s default: too short for a server on a busy machine
         "--protocol-era",
         era,
         "--format",

@@ -21,6 +21,7 @@ import pytest
 from bench.replicas import Replica, free_port, haproxy_binary, measure, run_input, sandbox_config
 from databar_mcp.app.http_app import HttpOptions, SecurityMiddleware
 from databar_mcp.sandbox import SandboxServer
+from tests.locks import debian_installs
 from tests.postgres_server import PostgresServer
 
 pytestmark = pytest.mark.anyio
@@ -28,7 +29,8 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 def haproxy() -> str:
-    found = haproxy_binary()
+    with debian_installs():
+        found = haproxy_binary()
     if found is None:
         reason = "haproxy is not installed (apt-get install haproxy, as root, brings it)"
         if os.environ.get("CI") == "true":

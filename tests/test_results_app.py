@@ -27,6 +27,7 @@ from databar_mcp.app.server import build_server
 from databar_mcp.sandbox import SandboxServer
 from databar_mcp.ui import RESULTS_URI, results_html
 from tests.conftest import lead, make_settings, structured
+from tests.locks import debian_installs
 
 ROWS = [lead(f"F{i}", f"L{i}", "example.com" if i % 3 else "nowhere.invalid") for i in range(20)]
 ARGS: dict[str, Any] = {"waterfall": "email_getter", "params": ROWS, "enrichments": [833, 966]}
@@ -42,11 +43,13 @@ def chromium() -> str:
         return found
     apt = shutil.which("apt-get")
     if apt and hasattr(os, "geteuid") and os.geteuid() == 0:  # CI runs as root: install it, only when missing
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        install = [apt, "install", "-y", "--no-install-recommends", "chromium"]
-        if subprocess.run(install, env=env, check=False, capture_output=True, timeout=900).returncode != 0:  # noqa: S603
-            subprocess.run([apt, "update"], env=env, check=False, capture_output=True, timeout=300)  # noqa: S603
-            subprocess.run(install, env=env, check=False, capture_output=True, timeout=900)  # noqa: S603
+        with debian_installs():  # one worker installs; the others find it when they get the lock
+            if not shutil.which("chromium"):
+                env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+                install = [apt, "install", "-y", "--no-install-recommends", "chromium"]
+                if subprocess.run(install, env=env, check=False, capture_output=True, timeout=900).returncode != 0:  # noqa: S603
+                    subprocess.run([apt, "update"], env=env, check=False, capture_output=True, timeout=300)  # noqa: S603
+                    subprocess.run(install, env=env, check=False, capture_output=True, timeout=900)  # noqa: S603
         found = shutil.which("chromium")
         if found:
             return found

@@ -1,6 +1,6 @@
 """Scenario 3: what the MCP layer adds to one API read: a tool call on a finished task vs the same GET made
 directly with an HTTP client; ours vs Databar's MCP server (whose nearest single-GET tool is get_user_balance,
-as it has no task tool)."""
+as it has no task tool); and ours vs a bare MCP SDK server whose one tool, get_task, makes the same GET."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ from mcp.types import CallToolResult
 from bench import harness
 from bench.context import Context
 from bench.harness import KEY, PROVIDERS, WATERFALL, median, people, structured
-from bench.reference import databar
+from bench.reference import bare, databar
 from bench.result import Row, ratio
 
 TARGET_SHARE = 0.5
+BARE_TARGET = 1.1  # issue 14: a warm get_task at the SDK's floor
 WARMUP = 5
 
 
@@ -120,6 +121,8 @@ async def run(ctx: Context) -> list[Row]:
             with without_output_schema_check():
                 get_task_bare = await timed(calls, tool(ours, "get_task", {"task_id": task_id, "wait_seconds": 0}))
             get_task_api = await timed(calls, direct(http, f"tasks/{task_id}"))
+            floor = await stack.enter_async_context(harness.connect(bare.params(sb.base_url)))
+            bare_get_task = await timed(calls, tool(floor, "get_task", {"task_id": task_id, "wait_seconds": 0}))
             account = await timed(calls, tool(ours, "get_account", {}))
             me_api = await timed(calls, direct(http, "user/me"))
             balance: Timing | None = None
@@ -127,10 +130,22 @@ async def run(ctx: Context) -> list[Row]:
                 theirs = await stack.enter_async_context(harness.connect(databar.params(entry, sb.base_url)))
                 balance = await timed(calls, tool(theirs, "get_user_balance", {}))
     rate_share = ratio(get_task.per_second, balance.per_second if balance else None)
+    floor_share = ratio(get_task.median_ms, bare_get_task.median_ms)
     return [
         overhead_row("3. warm overhead: get_task (finished task)", get_task, get_task_api, balance, me_api, why),
         overhead_row(
             "3. warm overhead: get_task, client schema check skipped", get_task_bare, get_task_api, balance, me_api, why
+        ),
+        Row(
+            "3. warm get_task vs the bare SDK server",
+            get_task.median_ms,
+            bare_get_task.median_ms,
+            floor_share,
+            f"≤ {BARE_TARGET:g}× bare",
+            "ms per call (median)",
+            None if floor_share is None else floor_share <= BARE_TARGET,
+            f"reference: {bare.NAME} whose get_task GETs the task from the sandbox (direct GET "
+            f"{get_task_api.median_ms:.2f} ms)",
         ),
         overhead_row("3. warm overhead: get_account (GET /user/me)", account, me_api, balance, me_api, why),
         Row(

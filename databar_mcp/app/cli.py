@@ -20,7 +20,6 @@ from pydantic import SecretStr, ValidationError
 from databar_mcp import __version__
 from databar_mcp.config import TOOLSETS, KeyFileError, Settings
 from databar_mcp.core.logs import FORMATS, parse_format, parse_level, reclaim_library_loggers, setup_logging
-from databar_mcp.core.store import LedgerError, ledger_for
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -110,6 +109,18 @@ def _configure_logging(level: str | None, fmt: str | None = None, secrets: Seque
     setup_logging(level, fmt=fmt or os.environ.get("DATABAR_MCP_LOG_FORMAT"), secrets=secrets)
 
 
+def _skip_sdk_logging_setup() -> None:
+    """MCPServer() configures logging itself: it imports rich (~40 ms of every start) to hand logging.basicConfig
+    a handler that basicConfig then ignores, because ours is on the root logger already. Skip it."""
+    import mcp.server.mcpserver.server as sdk_server
+
+    def configured_already(level: str = "INFO") -> None:
+        return None
+
+    # the SDK calls the name it imported into this module; it exports no setting to turn its set-up off
+    setattr(sdk_server, "configure_logging", configured_already)  # noqa: B010
+
+
 def _logging_problem(level: str | None, fmt: str | None) -> str | None:
     try:
         parse_level(level)
@@ -192,6 +203,7 @@ def serve(args: argparse.Namespace) -> int:
     token = http_options.token.get_secret_value() if http_options and http_options.token else None
     key = settings.api_key.get_secret_value() if settings.api_key else None
     _configure_logging(settings.log_level, args.log_format, secrets=(key, token))
+    _skip_sdk_logging_setup()
     sandbox = None
     try:
         if args.sandbox:
@@ -204,6 +216,8 @@ def serve(args: argparse.Namespace) -> int:
             log.warning("using the in-process Databar sandbox at %s", sandbox.base_url)
         elif settings.api_key is None:
             log.warning("DATABAR_API_KEY is not set: tools will answer auth_failed (try --sandbox)")
+        from databar_mcp.core.store import LedgerError, ledger_for  # with the server: --version, doctor skip it
+
         try:  # before serving: an unusable ledger is one line and exit 2, never a traceback or a billed run
             ledger_for(settings).check()
         except LedgerError as exc:

@@ -1,0 +1,59 @@
+"""A stdio start imports only what serving over stdio needs (issue 14 item 7: start-up at the SDK's floor).
+
+The figures are bench scenario 2's (ours vs a bare MCP SDK server); this pins what they rest on, from the
+interpreter's own record of every import (`python -X importtime`), so a top-level import that drags in the HTTP
+stack, PostgreSQL, OAuth, the sandbox or rich again fails here with its name.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+# Packages and modules a stdio start never needs: each is imported where its feature starts.
+NOT_ON_STDIO = (
+    "rich",  # the SDK's own logging set-up, which ours replaces (cli._skip_sdk_logging_setup)
+    "psycopg",
+    "psycopg_pool",
+    "jwt",
+    "hypothesis",
+    "databar_mcp.sandbox",
+    "databar_mcp.app.http_app",
+    "databar_mcp.app.auth",
+    "databar_mcp.app.doctor",
+    "databar_mcp.app.demo",
+    "databar_mcp.core.ledger_pg",
+)
+
+
+def imported(args: list[str], tmp_path: Path) -> set[str]:
+    """Every module a `python -X importtime -m databar_mcp ...` process imported, its stdin closed at once."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABAR_", "XDG_"))}
+    env |= {"DATABAR_API_KEY": "sk-startup-test-key", "DATABAR_MCP_STATE_DIR": str(tmp_path / "state")}
+    done = subprocess.run(  # noqa: S603 (our own entry point)
+        [sys.executable, "-X", "importtime", "-m", "databar_mcp", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line.split("|") for line in done.stderr.splitlines() if line.startswith("import time:")]
+    return {parts[2].strip() for parts in lines if len(parts) == 3} - {"package"}
+
+
+def test_a_stdio_start_imports_nothing_it_does_not_serve_with(tmp_path: Path) -> None:
+    modules = imported([], tmp_path)
+    assert "databar_mcp.app.server" in modules and "mcp.server.stdio" in modules  # it did start a server
+    dragged = sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in NOT_ON_STDIO))
+    assert dragged == []
+
+
+def test_version_imports_neither_the_sdk_nor_the_ledger(tmp_path: Path) -> None:
+    modules = imported(["--version"], tmp_path)
+    assert "databar_mcp.app.cli" in modules
+    assert not {m for m in modules if m == "mcp" or m.startswith(("mcp.", "databar_mcp.core.store"))}
