@@ -79,6 +79,8 @@ TIERS: dict[str, str] = {
     "test_layers.py": UNIT,
     "test_ledger.py": UNIT,  # its PostgreSQL cases are system (see tier_of)
     "test_logging.py": SYSTEM,
+    "test_mcp_task_listen.py": SYSTEM,  # judged by the ext-tasks package under Node, and over HTTP
+    "test_mcp_task_runs.py": SYSTEM,  # a server restarted mid-run, and HTTP
     "test_mcp_tasks.py": E2E,
     "test_newcomer.py": SYSTEM,
     "test_oauth.py": SYSTEM,
