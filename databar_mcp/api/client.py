@@ -35,23 +35,19 @@ from databar_mcp.api.errors import (
     BadRequestError,
     DatabarError,
     DeadlineReached,
-    RateLimited,
     SubmissionUnknown,
     UnprocessableEntity,
     request_secrets,
     scrub,
     status_error,
 )
-from databar_mcp.api.retry import backoff_delay, is_refusal, parse_retry_after
+from databar_mcp.api.retry import Decision, NoReply, backoff_delay, decide, parse_retry_after
 from databar_mcp.config import Settings
 
 logger = logging.getLogger("databar_mcp.api")
 
-RetryMode = Literal["idempotent", "unsent_only"]
-_RETRYABLE_5XX = frozenset({500, 502, 503, 504})
 # Errors raised before any byte of the request could have reached the server.
 _NEVER_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
-REFUSED_RETRIES = 1
 
 
 def _refused(exc: BaseException) -> bool:
@@ -208,7 +204,6 @@ class DatabarClient:
                 "No Databar API key is configured: set DATABAR_API_KEY (or start with --sandbox).",
                 status_code=0,
             )
-        mode: RetryMode = "idempotent" if method in ("GET", "PUT", "DELETE") and not billable else "unsent_only"
         headers = {"x-apikey": api_key.get_secret_value()}
         secrets = request_secrets(headers["x-apikey"], json)  # scrubbed from whatever the reply echoes
         attempt = 0
@@ -225,8 +220,8 @@ class DatabarClient:
             except _NEVER_SENT as exc:
                 logger.info("%s %s: no connection (%s)", method, path, type(exc).__name__)
                 # A refused connection (nothing listening) is retried once, quickly; timeouts get the full policy.
-                retries = min(self._max_retries, REFUSED_RETRIES) if _refused(exc) else self._max_retries
-                if attempt < retries and await self._pause(self._backoff(attempt)):
+                decision = self._decide(method, billable, attempt, "refused" if _refused(exc) else "not_connected")
+                if await self._retrying(decision):
                     attempt += 1
                     continue
                 raise APIConnectionError(
@@ -236,11 +231,12 @@ class DatabarClient:
             except (httpx2.TransportError, DeadlineReached) as exc:
                 logger.info("%s %s: reply lost (%s)", method, path, type(exc).__name__)
                 at_deadline = isinstance(exc, DeadlineReached)
-                if mode == "idempotent" and attempt < self._max_retries and await self._pause(self._backoff(attempt)):
+                decision = self._decide(method, billable, attempt, "reply_lost")
+                if await self._retrying(decision):
                     attempt += 1
                     continue
                 reason = "the tool call's deadline came first" if at_deadline else type(exc).__name__
-                if billable:
+                if decision.final == "submission_unknown":
                     raise SubmissionUnknown(
                         f"The request was sent but its reply was lost ({reason}).", method=method, path=path
                     ) from None
@@ -273,22 +269,11 @@ class DatabarClient:
             retry_after = parse_retry_after(response.headers.get("retry-after"), now=time.time())
             body = self._parse_error_body(response, secrets)
             status = response.status_code
-            if status == 429:
-                wait = retry_after if retry_after is not None else self._backoff(attempt)
-                if attempt < self._max_retries and wait <= self._retry_after_cap and await self._pause(wait):
-                    attempt += 1
-                    continue
-                raise cast(RateLimited, status_error(status, body, retry_after=retry_after))
-            if status in _RETRYABLE_5XX and mode == "idempotent" and attempt < self._max_retries:
-                wait = (
-                    retry_after
-                    if retry_after is not None and retry_after <= self._retry_after_cap
-                    else self._backoff(attempt)
-                )
-                if await self._pause(wait):
-                    attempt += 1
-                    continue
-            if billable and not is_refusal(status):
+            decision = self._decide(method, billable, attempt, status, retry_after)
+            if await self._retrying(decision):
+                attempt += 1
+                continue
+            if decision.final == "submission_unknown":
                 what = "a redirect" if 300 <= status < 400 else "a reply that is not a refusal"
                 raise SubmissionUnknown(
                     f"Databar answered {status} ({what}) to a run request; the run may or may not have started.",
@@ -296,6 +281,24 @@ class DatabarClient:
                     path=path,
                 )
             raise status_error(status, body, retry_after=retry_after)
+
+    def _decide(
+        self, method: str, billable: bool, attempt: int, outcome: int | NoReply, retry_after: float | None = None
+    ) -> Decision:
+        return decide(
+            method=method,
+            billable=billable,
+            attempt=attempt,
+            outcome=outcome,
+            retry_after=retry_after,
+            max_retries=self._max_retries,
+            retry_after_cap_s=self._retry_after_cap,
+            backoff_s=self._backoff(attempt),
+        )
+
+    async def _retrying(self, decision: Decision) -> bool:
+        """Wait out a retry decision; False when there is none, or the wait would outlast the deadline."""
+        return decision.verdict == "retry" and await self._pause(decision.wait_s)
 
     async def _send(
         self,
