@@ -381,7 +381,7 @@ async def test_the_tracker_stops_tracking_a_task_databar_does_not_know_after_the
         )
         assert await track_once(runner, ledger) == 1
         assert await track_once(runner, ledger) == 0  # not polled again
-    record = await ledger.task("ghost-task")
+    record = await ledger.read("ghost-task")
     assert record is not None and record.status == "unknown_to_databar" and record.is_terminal
     assert sandbox.state.counts["GET /v1/tasks/{task_id}"] == 1
     # It may still have run and billed: an identical run is not let through as if it never happened.

@@ -281,7 +281,7 @@ class TaskService:
         ttl_end = handle.created_at + (handle.ttl_ms or config.MCP_TASK_TTL_MAX_MS) / 1000.0
         svc.runner.waiting.add(dbid)
         # Watchers run outside any request: poll as the run's owner (their Databar key, their tasks only).
-        record = await svc.ledger.task(dbid)
+        record = await svc.ledger.read(dbid, with_data=False)
         owner = record.submission.owner if record is not None and record.submission is not None else None
         try:
             while time.time() < ttl_end:

@@ -148,7 +148,7 @@ async def spend_question(ctx: ToolContext, prepare: Prepare, force: bool) -> Spe
         plan = run.plan
         if plan.issues:
             return SpendGate(verdict="unchecked")
-        earlier = None if force else await svc.runner.earlier(run.endpoint, run.request)
+        earlier = None if force else await svc.tasks.earlier(run.endpoint, run.request)
         if earlier is not None and earlier.outcome == "accepted":
             return SpendGate(verdict="ok", reason="reuse of an identical earlier run: free")
         balance = (await svc.client.get_user()).balance if needs_balance(svc.settings) else None
@@ -219,7 +219,7 @@ async def resend_question(
     svc = services(ctx)
     try:
         run = await prepare()
-        earlier = await svc.runner.earlier(run.endpoint, run.request)
+        earlier = await svc.tasks.earlier(run.endpoint, run.request)
     except (DatabarError, ValueError, ToolFailure):  # the body reports it as a structured error
         return ResendGate(verdict="unchecked")  # the body checks again and refuses unless acknowledged
     if earlier is None or earlier.outcome == "accepted":
@@ -290,7 +290,7 @@ async def execute(
     async def work() -> CallToolResult:
         run = await prepare()
         if force:  # checked again here: the resolver may have been unable to look, or a run may have begun since
-            settle_resend(resend, await svc.runner.earlier(run.endpoint, run.request), acknowledged=acknowledged)
+            settle_resend(resend, await svc.tasks.earlier(run.endpoint, run.request), acknowledged=acknowledged)
         return await run_and_wait(ctx, svc, run, force=force, wait_seconds=wait_seconds, started=started, spend=spend)
 
     # The user may have taken a while to answer a question mid-call: the deadline counts from the answer.
@@ -321,7 +321,7 @@ async def run_and_wait(
         raise ToolFailure(from_issues(f"The input does not fit {run.target}; nothing was sent.", plan.issues))
     settle_spend(spend, plan.estimated_credits)
     try:
-        submitted = await svc.runner.submit(
+        submitted = await svc.tasks.submit(
             tool=run.tool,
             endpoint=run.endpoint,
             request=run.request,
@@ -348,7 +348,8 @@ async def run_and_wait(
         raise ToolFailure(body) from None
     reused = submitted.reused is not None
     if reused:
-        stored = await svc.ledger.stored_task(submitted.task_id)
+        record = await svc.tasks.read(submitted.task_id)
+        stored = record.stored_task() if record is not None else None
         if stored is not None:
             return await deliver(
                 svc,
@@ -362,9 +363,7 @@ async def run_and_wait(
     else:
         await ctx.report_progress(0, rows, f"submitted {rows:,} row(s)")
     remaining = max(0.0, wait_seconds - (time.monotonic() - started))
-    task = await svc.runner.wait(
-        submitted.task_id, timeout_s=remaining, on_progress=lambda t: progress_reporter(ctx, t)
-    )
+    task = await svc.tasks.wait(submitted.task_id, timeout_s=remaining, on_progress=lambda t: progress_reporter(ctx, t))
     if task is None:
         view = TaskView(
             task_id=submitted.task_id,
