@@ -543,6 +543,65 @@ class RowWriteBatch(_Response):
     deleted: int | None = None
 
 
+# Row writes: at most config.ROW_WRITE_BATCH rows per request; the client owns their paths.
+RowValue = str | int | float | bool | None
+
+
+class NewRow(_Request):
+    fields: dict[str, RowValue]
+
+
+class RowDedupe(_Request):
+    enabled: bool = True
+    keys: list[str]
+
+
+class InsertOptions(_Request):
+    allow_new_columns: bool = False
+    dedupe: RowDedupe | None = None  # left out when not asked for
+
+
+class InsertRowsRequest(_Request):
+    """POST table/<uuid>/rows."""
+
+    rows: list[NewRow]
+    options: InsertOptions
+
+
+class RowChange(_Request):
+    id: str | int
+    fields: dict[str, RowValue]
+
+
+class UpdateRowsRequest(_Request):
+    """PATCH table/<uuid>/rows: overwrite=false only fills empty cells."""
+
+    rows: list[RowChange]
+    overwrite: bool = True
+    return_rows: bool = False
+
+
+class RowByKey(_Request):
+    key: dict[str, RowValue]
+    fields: dict[str, RowValue]
+
+
+class UpsertRowsRequest(_Request):
+    """POST table/<uuid>/rows/upsert."""
+
+    rows: list[RowByKey]
+    return_rows: bool = False
+
+
+class DeleteRowsRequest(_Request):
+    """POST table/<uuid>/rows/delete."""
+
+    row_ids: list[str | int]
+
+
+RowWrite = InsertRowsRequest | UpdateRowsRequest | UpsertRowsRequest | DeleteRowsRequest
+
+
 class TableRowsPage(_Response):
     data: list[dict[str, Any]] = Field(default_factory=lambda: list[dict[str, Any]]())
     has_next_page: bool = False

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from databar_mcp.api.deadline import deadline_in
 from databar_mcp.api.errors import DatabarError, InsufficientCredits, SubmissionUnknown
-from databar_mcp.api.models import TaskHandle
+from databar_mcp.api.runs import RunRequest
 from databar_mcp.core.catalog import RunPlan
 from databar_mcp.core.runner import DuplicateRunUnknown
 from databar_mcp.core.spend import check_spend, needs_balance
@@ -122,15 +122,21 @@ SpendOutcome = ElicitationResult[Confirmation]
 
 @dataclass(frozen=True)
 class PreparedRun:
-    """A run checked against the catalog and ready to send: what the ledger records and how to send it."""
+    """A run checked against the catalog and ready to send: one RunRequest, both sent and fingerprinted."""
 
     tool: str
     target: str
-    endpoint: str
-    request: dict[str, Any]
+    call: RunRequest
     rows: int
     plan: RunPlan
-    send: Callable[[], Awaitable[TaskHandle]]
+
+    @property
+    def endpoint(self) -> str:
+        return self.call.endpoint
+
+    @property
+    def request(self) -> dict[str, Any]:
+        return self.call.request
 
 
 Prepare = Callable[[], Awaitable[PreparedRun]]
@@ -328,7 +334,7 @@ async def run_and_wait(
             rows=rows,
             estimated_credits=plan.estimated_credits,
             force=force,
-            send=run.send,
+            send=lambda: svc.client.start_run(run.call),
         )
     except InsufficientCredits as exc:
         raise ToolFailure(await insufficient(svc, exc, plan.estimated_credits)) from None
