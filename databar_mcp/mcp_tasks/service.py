@@ -458,8 +458,7 @@ class TaskService:
             await self.finish(handle.handle_id, "cancelled", _cancelled_before_start(), "Cancelled before it started.")
         else:
             try:
-                task = await svc.client.cancel_task(handle.databar_task_id)
-                await svc.ledger.observe(task)
+                task = await svc.tasks.cancel(handle.databar_task_id)  # recorded as a poll's would be
             except DatabarError as exc:  # finished meanwhile (409) or unreachable: read where it stands
                 logger.info("cancel of %s at Databar failed: %s", handle.databar_task_id, type(exc).__name__)
                 task = await svc.runner.poll(handle.databar_task_id)
