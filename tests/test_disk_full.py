@@ -108,10 +108,11 @@ async def test_a_task_id_survives_a_full_disk_and_is_written_when_space_returns(
     ledger.close()
 
     reopened = Ledger(settings.ledger_path)
-    record = await reopened.task(task_id)
+    record = await reopened.read(task_id)
     assert record is not None and record.submission is not None
     assert record.submission.outcome == "accepted" and record.submission.task_id == task_id
     assert record.status == "completed" and record.has_result
-    assert await reopened.result(task_id) == finished.data
+    stored = record.stored_task()
+    assert stored is not None and stored.data == finished.data
     reopened.close()
     assert sandbox.state.counts[BULK_RUN] == 1 and len(sandbox.state.tasks) == 1

@@ -21,6 +21,7 @@ from databar_mcp.core.store import ledger_for
 from databar_mcp.core.tracker import track_once
 from databar_mcp.sandbox import SandboxServer
 from tests.conftest import BULK_ARGS, LEADS, error_body, lead, make_settings, run_sql, structured, text_of, whole
+from tests.tasks_client import poll_until, raw
 
 pytestmark = pytest.mark.anyio
 
@@ -381,7 +382,7 @@ async def test_the_tracker_stops_tracking_a_task_databar_does_not_know_after_the
         )
         assert await track_once(runner, ledger) == 1
         assert await track_once(runner, ledger) == 0  # not polled again
-    record = await ledger.task("ghost-task")
+    record = await ledger.read("ghost-task")
     assert record is not None and record.status == "unknown_to_databar" and record.is_terminal
     assert sandbox.state.counts["GET /v1/tasks/{task_id}"] == 1
     # It may still have run and billed: an identical run is not let through as if it never happened.
@@ -397,3 +398,21 @@ async def test_the_tracker_stops_tracking_a_task_databar_does_not_know_after_the
     )
     assert again.submission_id is None and again.earlier is not None and again.earlier.outcome == "unknown"
     await ledger.aclose()
+
+
+async def test_an_mcp_task_whose_databar_task_never_shows_ends_at_once(sandbox: SandboxServer, tmp_path: Path) -> None:
+    """Regression: unknown_to_databar was not terminal to Task.is_terminal (while the ledger treated it so), so
+    an MCP task watcher whose Databar task answered 404 past the grace period kept polling until its TTL."""
+    sandbox.state.config.fresh_task_unseen_reads = 10_000  # Databar never shows the task it returned
+    settings = make_settings(sandbox, tmp_path, task_unseen_grace_s=0.2)
+    async with Client(build_server(settings), mode="legacy") as client:
+        created = await raw(
+            client, "tools/call", {"name": "run_bulk_waterfall", "arguments": BULK_ARGS, "task": {"ttl": 120_000}}
+        )
+        final, _ = await poll_until(client, created["task"]["taskId"], {"completed", "failed", "cancelled"})
+        result = await raw(client, "tasks/result", {"taskId": created["task"]["taskId"]})
+    assert final["status"] == "failed"
+    body = json.loads(result["content"][-1]["text"])  # an error's body rides as the last text block
+    assert result["isError"] is True and body["code"] == "not_found" and body["http_status"] == 404
+    assert "may still have billed" in body["message"]
+    assert sandbox.state.counts["POST /v1/waterfalls/{identifier}/bulk-run"] == 1

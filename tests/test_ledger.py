@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from databar_mcp.api.models import Task, TaskProgress
+from databar_mcp.api.models import NOT_REUSABLE_STATUSES, TERMINAL_STATUSES, Task, TaskProgress, TaskStatus
 from databar_mcp.core.fingerprint import account_id, canonical_json, fingerprint
 from databar_mcp.core.ledger_pg import PostgresBackend
 from databar_mcp.core.store import MIGRATIONS, Ledger, LedgerError, TaskIdTaken
@@ -87,11 +87,55 @@ async def test_a_finished_task_keeps_its_data_when_databar_later_says_gone(make_
     )
     await ledger.observe(Task(task_id="t", status="gone"))
 
-    stored = await ledger.stored_task("t")
-    record = await ledger.task("t")
+    record = await ledger.read("t")
+    stored = record.stored_task() if record is not None else None
     assert stored is not None and stored.status == "completed" and stored.data == [{"email": "x@y"}, None]
     assert record is not None and (record.rows_total, record.rows_with_data) == (2, 1)
     assert await ledger.credits_spent_since(0) == 2.5
+
+
+async def test_one_read_brings_the_task_its_run_its_estimate_and_its_result(make_ledger: Callable[[], Ledger]) -> None:
+    ledger = make_ledger()
+    fresh = await claim(ledger)
+    await ledger.accepted(fresh.submission_id, "t", "processing")
+    unfinished = await ledger.read("t")
+    assert unfinished is not None and unfinished.stored_task() is None and not unfinished.has_result
+    assert unfinished.submission is not None and unfinished.submission.request == REQUEST
+    await ledger.observe(Task(task_id="t", status="completed", data=[{"email": "x@y"}], credits_spent=1.0))
+
+    record = await ledger.read("t")
+    assert record is not None and record.estimated_credits == 3.0 and record.has_result
+    assert record.submission is not None and record.submission.tool == "run_bulk_waterfall"
+    stored = record.stored_task()
+    assert stored is not None and stored.data == [{"email": "x@y"}] and stored.credits_spent == 1.0
+    light = await ledger.read("t", with_data=False)
+    assert light is not None and light.has_result and light.stored_task() is None
+    assert light.estimated_credits == 3.0
+    assert await ledger.read("never-seen") is None
+
+
+def test_unknown_to_databar_is_terminal_everywhere() -> None:
+    """Regression: Task(status="unknown_to_databar").is_terminal was False while the ledger treated it as
+    finished, so an MCP task watcher kept polling a task Databar does not know until its TTL ran out."""
+    assert Task(task_id="t", status=TaskStatus.UNKNOWN_TO_DATABAR).is_terminal
+    assert TaskStatus.UNKNOWN_TO_DATABAR in TERMINAL_STATUSES
+    assert NOT_REUSABLE_STATUSES <= TERMINAL_STATUSES
+
+
+async def test_the_ledgers_sql_agrees_with_the_terminal_set(make_ledger: Callable[[], Ledger]) -> None:
+    """Every status observed: exactly the non-terminal ones are listed as unfinished, and finished ones get
+    their completion time (an unknown_to_databar task had none before, being "not terminal" to the model)."""
+    ledger = make_ledger()
+    statuses = [s for s in TaskStatus if s is not TaskStatus.CREATED]  # "created" is read as processing
+    for status in statuses:
+        await ledger.observe(Task(task_id=f"t-{status.value}", status=status))
+    unfinished, total = await ledger.recent(limit=100, offset=0, unfinished_only=True)
+    assert {r.status for r in unfinished} == {s.value for s in statuses if s not in TERMINAL_STATUSES}
+    assert total == len(unfinished)
+    for status in statuses:
+        record = await ledger.read(f"t-{status.value}")
+        assert record is not None and record.is_terminal == (status in TERMINAL_STATUSES)
+        assert (record.completed_at is not None) == (status in TERMINAL_STATUSES), status
 
 
 async def test_identical_claims_at_once_from_many_replicas_record_one_intent(
@@ -134,7 +178,7 @@ async def test_one_task_id_for_two_submissions_at_once_is_bound_to_one_only(
         tg.start_soon(accept, b, second.submission_id)
 
     assert sorted(type(o).__name__ for o in outcomes) == ["TaskIdTaken", "bool"]
-    record = await a.task("same-task")
+    record = await a.read("same-task")
     assert record is not None and record.submission is not None
     assert record.submission.id in (first.submission_id, second.submission_id)
 

@@ -1,6 +1,7 @@
-"""DatabarClient: one async request pipeline (auth, timeouts, retry policy) and thin endpoint wrappers.
+"""DatabarClient: one async request pipeline (auth, timeouts, retry policy) and thin endpoint wrappers that own
+their paths and bodies (billable runs are built in api.runs, row writes are request models).
 
-Retry policy, the heart of "never bill twice":
+Retry policy, the heart of "never bill twice" (decided by the pure `retry.decide`):
 - idempotent requests (GET, PUT, DELETE) are retried on transport errors, 429 and 5xx;
 - other requests are retried only when they certainly did not reach the server (connection refused or
   timed out before connecting, or a 429 rejection);
@@ -18,15 +19,14 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, Self, TypeVar, cast
-from urllib.parse import quote
+from typing import Any, Self, TypeVar, cast
 
 import anyio
 import httpx2
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from databar_mcp import __version__
-from databar_mcp.api import deadline, models
+from databar_mcp.api import deadline, models, runs
 from databar_mcp.api.errors import (
     APIConnectionError,
     APIStatusError,
@@ -35,23 +35,19 @@ from databar_mcp.api.errors import (
     BadRequestError,
     DatabarError,
     DeadlineReached,
-    RateLimited,
     SubmissionUnknown,
     UnprocessableEntity,
     request_secrets,
     scrub,
     status_error,
 )
-from databar_mcp.api.retry import backoff_delay, is_refusal, parse_retry_after
+from databar_mcp.api.retry import Decision, NoReply, backoff_delay, decide, parse_retry_after
 from databar_mcp.config import Settings
 
 logger = logging.getLogger("databar_mcp.api")
 
-RetryMode = Literal["idempotent", "unsent_only"]
-_RETRYABLE_5XX = frozenset({500, 502, 503, 504})
 # Errors raised before any byte of the request could have reached the server.
 _NEVER_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
-REFUSED_RETRIES = 1
 
 
 def _refused(exc: BaseException) -> bool:
@@ -111,12 +107,7 @@ def _accepted_run(raw: object, path: str) -> models.TaskHandle:
         raise SubmissionUnknown(message, method="POST", path=path) from None
 
 
-def segment(value: str | int) -> str:
-    """Quote one path segment so an identifier can never change the path (`../user/me`, `.`, `..`)."""
-    text = str(value)
-    if text.strip(".") == "":  # "", "." and ".." are path navigation, not identifiers, even when quoted
-        raise DatabarError(f"Invalid identifier {text!r}: it must contain a letter, digit, '_' or '-'.")
-    return quote(text, safe="")
+segment = runs.segment
 
 
 class DatabarClient:
@@ -208,7 +199,6 @@ class DatabarClient:
                 "No Databar API key is configured: set DATABAR_API_KEY (or start with --sandbox).",
                 status_code=0,
             )
-        mode: RetryMode = "idempotent" if method in ("GET", "PUT", "DELETE") and not billable else "unsent_only"
         headers = {"x-apikey": api_key.get_secret_value()}
         secrets = request_secrets(headers["x-apikey"], json)  # scrubbed from whatever the reply echoes
         attempt = 0
@@ -225,8 +215,8 @@ class DatabarClient:
             except _NEVER_SENT as exc:
                 logger.info("%s %s: no connection (%s)", method, path, type(exc).__name__)
                 # A refused connection (nothing listening) is retried once, quickly; timeouts get the full policy.
-                retries = min(self._max_retries, REFUSED_RETRIES) if _refused(exc) else self._max_retries
-                if attempt < retries and await self._pause(self._backoff(attempt)):
+                decision = self._decide(method, billable, attempt, "refused" if _refused(exc) else "not_connected")
+                if await self._retrying(decision):
                     attempt += 1
                     continue
                 raise APIConnectionError(
@@ -236,11 +226,12 @@ class DatabarClient:
             except (httpx2.TransportError, DeadlineReached) as exc:
                 logger.info("%s %s: reply lost (%s)", method, path, type(exc).__name__)
                 at_deadline = isinstance(exc, DeadlineReached)
-                if mode == "idempotent" and attempt < self._max_retries and await self._pause(self._backoff(attempt)):
+                decision = self._decide(method, billable, attempt, "reply_lost")
+                if await self._retrying(decision):
                     attempt += 1
                     continue
                 reason = "the tool call's deadline came first" if at_deadline else type(exc).__name__
-                if billable:
+                if decision.final == "submission_unknown":
                     raise SubmissionUnknown(
                         f"The request was sent but its reply was lost ({reason}).", method=method, path=path
                     ) from None
@@ -273,22 +264,11 @@ class DatabarClient:
             retry_after = parse_retry_after(response.headers.get("retry-after"), now=time.time())
             body = self._parse_error_body(response, secrets)
             status = response.status_code
-            if status == 429:
-                wait = retry_after if retry_after is not None else self._backoff(attempt)
-                if attempt < self._max_retries and wait <= self._retry_after_cap and await self._pause(wait):
-                    attempt += 1
-                    continue
-                raise cast(RateLimited, status_error(status, body, retry_after=retry_after))
-            if status in _RETRYABLE_5XX and mode == "idempotent" and attempt < self._max_retries:
-                wait = (
-                    retry_after
-                    if retry_after is not None and retry_after <= self._retry_after_cap
-                    else self._backoff(attempt)
-                )
-                if await self._pause(wait):
-                    attempt += 1
-                    continue
-            if billable and not is_refusal(status):
+            decision = self._decide(method, billable, attempt, status, retry_after)
+            if await self._retrying(decision):
+                attempt += 1
+                continue
+            if decision.final == "submission_unknown":
                 what = "a redirect" if 300 <= status < 400 else "a reply that is not a refusal"
                 raise SubmissionUnknown(
                     f"Databar answered {status} ({what}) to a run request; the run may or may not have started.",
@@ -296,6 +276,24 @@ class DatabarClient:
                     path=path,
                 )
             raise status_error(status, body, retry_after=retry_after)
+
+    def _decide(
+        self, method: str, billable: bool, attempt: int, outcome: int | NoReply, retry_after: float | None = None
+    ) -> Decision:
+        return decide(
+            method=method,
+            billable=billable,
+            attempt=attempt,
+            outcome=outcome,
+            retry_after=retry_after,
+            max_retries=self._max_retries,
+            retry_after_cap_s=self._retry_after_cap,
+            backoff_s=self._backoff(attempt),
+        )
+
+    async def _retrying(self, decision: Decision) -> bool:
+        """Wait out a retry decision; False when there is none, or the wait would outlast the deadline."""
+        return decision.verdict == "retry" and await self._pause(decision.wait_s)
 
     async def _send(
         self,
@@ -361,26 +359,21 @@ class DatabarClient:
     async def get_waterfall(self, identifier: str) -> models.Waterfall:
         return _model(models.Waterfall, await self.request("GET", f"waterfalls/{segment(identifier)}"))
 
-    async def _start_run(self, path: str, json: dict[str, Any]) -> models.TaskHandle:
-        """POST a billable run: never re-sent unless it certainly did not arrive (see `request`)."""
-        return _accepted_run(await self.request("POST", path, json=json, billable=True), path)
+    async def start_run(self, run: runs.RunRequest) -> models.TaskHandle:
+        """POST a billable run (built in api.runs): never re-sent unless it certainly did not arrive (`request`)."""
+        return _accepted_run(await self.request("POST", run.endpoint, json=run.body, billable=True), run.endpoint)
 
     async def bulk_run_waterfall(self, identifier: str, body: models.BulkWaterfallRequest) -> models.TaskHandle:
-        # email_verifier is left out when not chosen, as Databar's SDK and MCP server send it (never null).
-        path = f"waterfalls/{segment(identifier)}/bulk-run"
-        return await self._start_run(path, body.model_dump(mode="json", exclude_none=True))
+        return await self.start_run(runs.bulk_waterfall(identifier, body))
 
     async def run_waterfall(self, identifier: str, body: models.WaterfallRunRequest) -> models.TaskHandle:
-        path = f"waterfalls/{segment(identifier)}/run"
-        return await self._start_run(path, body.model_dump(mode="json", exclude_none=True))
+        return await self.start_run(runs.waterfall(identifier, body))
 
     async def run_enrichment(self, enrichment_id: int, body: models.EnrichmentRunRequest) -> models.TaskHandle:
-        path = f"enrichments/{enrichment_id}/run"
-        return await self._start_run(path, body.model_dump(mode="json", exclude_none=True))
+        return await self.start_run(runs.enrichment(enrichment_id, body))
 
     async def bulk_run_enrichment(self, enrichment_id: int, body: models.BulkEnrichmentRequest) -> models.TaskHandle:
-        path = f"enrichments/{enrichment_id}/bulk-run"
-        return await self._start_run(path, body.model_dump(mode="json", exclude_none=True))
+        return await self.start_run(runs.bulk_enrichment(enrichment_id, body))
 
     async def search_enrichments(
         self, *, q: str | None, category: str | None, page: int, limit: int
@@ -480,12 +473,21 @@ class DatabarClient:
         items: object = cast(dict[str, Any], raw).get("items", []) if isinstance(raw, dict) else raw
         return [_model(models.TableColumn, item) for item in cast(list[Any], items)]
 
-    async def write_rows(
-        self, method: Literal["POST", "PATCH"], table_uuid: str, action: str, body: dict[str, Any]
-    ) -> models.RowWriteBatch:
-        """One ≤50-row batch: insert (POST rows), update (PATCH rows), upsert or delete (POST rows/<action>)."""
-        path = f"table/{segment(table_uuid)}/rows" + (f"/{action}" if action in ("upsert", "delete") else "")
-        raw: Any = await self.request(method, path, json=body)
+    async def insert_rows(self, table_uuid: str, body: models.InsertRowsRequest) -> models.RowWriteBatch:
+        """One batch of new rows (≤ config.ROW_WRITE_BATCH)."""
+        return await self._write_rows("POST", f"table/{segment(table_uuid)}/rows", body)
+
+    async def update_rows(self, table_uuid: str, body: models.UpdateRowsRequest) -> models.RowWriteBatch:
+        return await self._write_rows("PATCH", f"table/{segment(table_uuid)}/rows", body)
+
+    async def upsert_rows(self, table_uuid: str, body: models.UpsertRowsRequest) -> models.RowWriteBatch:
+        return await self._write_rows("POST", f"table/{segment(table_uuid)}/rows/upsert", body)
+
+    async def delete_rows(self, table_uuid: str, body: models.DeleteRowsRequest) -> models.RowWriteBatch:
+        return await self._write_rows("POST", f"table/{segment(table_uuid)}/rows/delete", body)
+
+    async def _write_rows(self, method: models.HttpMethod, path: str, body: models.RowWrite) -> models.RowWriteBatch:
+        raw: Any = await self.request(method, path, json=body.model_dump(mode="json", exclude_none=True))
         if isinstance(raw, list):
             raw = {"results": cast(list[Any], raw)}
         return _model(models.RowWriteBatch, raw or {})
@@ -592,29 +594,11 @@ class DatabarClient:
         raw = await self.request("PATCH", f"table/{segment(table_uuid)}/enrichments/{table_enrichment_id}", json=body)
         return _model(models.AttachedEnrichment, raw)
 
-    @staticmethod
-    def table_run_path(table_uuid: str, table_enrichment_id: int, *, exporter: bool = False) -> str:
-        verb = "run-exporter" if exporter else "run-enrichment"
-        return f"table/{segment(table_uuid)}/{verb}/{table_enrichment_id}"
-
-    @staticmethod
-    def table_run_body(run_strategy: models.RunStrategy, row_ids: list[str] | None) -> dict[str, Any]:
-        body: dict[str, Any] = {"run_strategy": run_strategy}
-        if row_ids is not None:
-            body["row_ids"] = row_ids
-        return body
-
-    async def run_table_enrichment(
-        self, table_uuid: str, table_enrichment_id: int, body: dict[str, Any]
-    ) -> models.TableRunStarted:
-        """Billable, and answered without a task id; never re-sent unless it certainly did not arrive."""
-        path = self.table_run_path(table_uuid, table_enrichment_id)
-        return _accepted_table_run(await self.request("POST", path, json=body, billable=True), path)
-
-    async def run_table_exporter(self, table_uuid: str, table_exporter_id: int) -> models.TableRunStarted:
-        """Sends rows to the destination: like a billable run, never re-sent on an ambiguous reply."""
-        path = self.table_run_path(table_uuid, table_exporter_id, exporter=True)
-        return _accepted_table_run(await self.request("POST", path, json={}, billable=True), path)
+    async def start_table_run(self, run: runs.RunRequest) -> models.TableRunStarted:
+        """Run a table enrichment or exporter (api.runs.table_enrichment / table_exporter): billable (an exporter
+        sends rows away), answered without a task id; never re-sent unless it certainly did not arrive."""
+        raw = await self.request("POST", run.endpoint, json=run.body, billable=True)
+        return _accepted_table_run(raw, run.endpoint)
 
     async def add_table_exporter(
         self,
@@ -721,10 +705,10 @@ class DatabarClient:
         return _model(models.FlowCostEstimate, raw)
 
     async def run_flow(self, flow_id: str, body: models.FlowRunRequest) -> models.TaskHandle:
-        return await self._start_run(f"flows/{segment(flow_id)}/run", body.model_dump(mode="json"))
+        return await self.start_run(runs.flow(flow_id, body))
 
     async def bulk_run_flow(self, flow_id: str, body: models.BulkFlowRunRequest) -> models.TaskHandle:
-        return await self._start_run(f"flows/{segment(flow_id)}/bulk-run", body.model_dump(mode="json"))
+        return await self.start_run(runs.bulk_flow(flow_id, body))
 
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)

@@ -28,6 +28,8 @@ class _Request(BaseModel):
 
 
 class TaskStatus(StrEnum):
+    """Every status a task can have here: Databar's, plus two of ours (GONE, UNKNOWN_TO_DATABAR)."""
+
     CREATED = "created"
     PROCESSING = "processing"
     NO_DATA = "no_data"
@@ -35,12 +37,16 @@ class TaskStatus(StrEnum):
     PARTIALLY_COMPLETED = "partially_completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
-    GONE = "gone"
+    GONE = "gone"  # Databar deleted the result (410 after its 24-hour retention)
+    # Databar answers 404 for a task we were given (another key or account, or an id it never showed): nothing
+    # more can be learnt about it, so it is finished for us; its run may still have billed.
+    UNKNOWN_TO_DATABAR = "unknown_to_databar"
 
 
 # Databar's SDK and MCP server also accept these spellings of a finished task.
 STATUS_SYNONYMS = {"success": TaskStatus.COMPLETED, "error": TaskStatus.FAILED, "created": TaskStatus.PROCESSING}
 
+# The one definition of "finished": polled no more, by a tool call, the tracker or an MCP task watcher.
 TERMINAL_STATUSES = frozenset(
     {
         TaskStatus.COMPLETED,
@@ -48,7 +54,12 @@ TERMINAL_STATUSES = frozenset(
         TaskStatus.FAILED,
         TaskStatus.CANCELLED,
         TaskStatus.GONE,
+        TaskStatus.UNKNOWN_TO_DATABAR,
     }
+)
+# Finished without a result an identical run could be answered with: the duplicate guard does not reuse them.
+NOT_REUSABLE_STATUSES = frozenset(
+    {TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.GONE, TaskStatus.UNKNOWN_TO_DATABAR}
 )
 
 
@@ -530,6 +541,65 @@ class RowWriteResult(_Response):
 class RowWriteBatch(_Response):
     results: list[RowWriteResult] = Field(default_factory=lambda: list[RowWriteResult]())
     deleted: int | None = None
+
+
+# Row writes: at most config.ROW_WRITE_BATCH rows per request; the client owns their paths.
+RowValue = str | int | float | bool | None
+
+
+class NewRow(_Request):
+    fields: dict[str, RowValue]
+
+
+class RowDedupe(_Request):
+    enabled: bool = True
+    keys: list[str]
+
+
+class InsertOptions(_Request):
+    allow_new_columns: bool = False
+    dedupe: RowDedupe | None = None  # left out when not asked for
+
+
+class InsertRowsRequest(_Request):
+    """POST table/<uuid>/rows."""
+
+    rows: list[NewRow]
+    options: InsertOptions
+
+
+class RowChange(_Request):
+    id: str | int
+    fields: dict[str, RowValue]
+
+
+class UpdateRowsRequest(_Request):
+    """PATCH table/<uuid>/rows: overwrite=false only fills empty cells."""
+
+    rows: list[RowChange]
+    overwrite: bool = True
+    return_rows: bool = False
+
+
+class RowByKey(_Request):
+    key: dict[str, RowValue]
+    fields: dict[str, RowValue]
+
+
+class UpsertRowsRequest(_Request):
+    """POST table/<uuid>/rows/upsert."""
+
+    rows: list[RowByKey]
+    return_rows: bool = False
+
+
+class DeleteRowsRequest(_Request):
+    """POST table/<uuid>/rows/delete."""
+
+    row_ids: list[str | int]
+
+
+RowWrite = InsertRowsRequest | UpdateRowsRequest | UpsertRowsRequest | DeleteRowsRequest
 
 
 class TableRowsPage(_Response):

@@ -26,7 +26,7 @@ from databar_mcp.api.errors import (
     ResultExpired,
     SubmissionUnknown,
 )
-from databar_mcp.api.models import BulkWaterfallRequest, Task, TaskHandle
+from databar_mcp.api.models import Task, TaskHandle
 from databar_mcp.api.retry import is_refusal
 from databar_mcp.core.audit import AuditLog
 from databar_mcp.core.fingerprint import fingerprint
@@ -295,19 +295,6 @@ class TaskRunner:
                 who=current_owner(), tool=tool, rows=rows, estimated_credits=estimated, task_id=task_id, reused=reused
             )
 
-    async def submit_bulk_waterfall(
-        self, identifier: str, body: BulkWaterfallRequest, *, estimated_credits: float | None, force: bool
-    ) -> Submitted:
-        return await self.submit(
-            tool="run_bulk_waterfall",
-            endpoint=f"waterfalls/{identifier}/bulk-run",
-            request=body.model_dump(mode="json"),
-            rows=len(body.params),
-            estimated_credits=estimated_credits,
-            force=force,
-            send=lambda: self._client.bulk_run_waterfall(identifier, body),
-        )
-
     async def _send(
         self, submission_id: int, fp: str, endpoint: str, send: Callable[[], Awaitable[TaskHandle]]
     ) -> Submitted:
@@ -348,7 +335,7 @@ class TaskRunner:
         (eventual consistency): its last known state is returned, so callers keep waiting and polling.
         A user polls only their own tasks: another user's (or one never run here) is not found.
         """
-        if current_owner() is not None and await self._ledger.task(task_id) is None:
+        if current_owner() is not None and await self._ledger.read(task_id, with_data=False) is None:
             raise NotFoundError(f"No task {task_id} of yours is known here.", status_code=404)
         try:
             task = await self._client.get_task(task_id)
@@ -356,30 +343,41 @@ class TaskRunner:
             await self._ledger.observe(Task(task_id=task_id, status="gone"))
             raise
         except NotFoundError:
-            record = await self._ledger.task(task_id)
+            record = await self._ledger.read(task_id, with_data=False)
             if record is None or record.submission is None or record.is_terminal:
                 raise
             if time.time() - record.submitted_at >= self._unseen_grace_s:
                 raise
             logger.info("task %s is not visible at Databar yet (404); still waiting for it", task_id)
             return Task(task_id=task_id, status=record.status, credits_spent=record.credits_spent, visible=False)
-        try:
-            await self._ledger.observe(task)
-        except TaskNotOurs as exc:
-            message = (
-                f"Databar's task {task_id} holds {exc.seen} row(s) but this run sent {exc.sent}: Databar gave this "
-                "run the id of another run's task (an upstream error). Its rows were not stored or returned; this "
-                "run's outcome is unknown."
-            )
-            logger.error("%s", message)
-            await self._ledger.disown(task_id, message)
-            raise DatabarError(message) from None
+        await self.observe(task)
         if task.is_terminal and self._audit is not None and task_id not in self._audited:
             self._audited.add(task_id)
             self._audit.result(
                 who=current_owner(), task_id=task_id, status=task.status, credits_spent=task.credits_spent
             )
         return task
+
+    async def cancel(self, task_id: str) -> Task:
+        """Cancel the task at Databar and record the state it answered with, as a poll would."""
+        task = await self._client.cancel_task(task_id)
+        await self.observe(task)
+        return task
+
+    async def observe(self, task: Task) -> None:
+        """Record a state Databar showed (a finished task's data in full); a bulk run's task holding another
+        run's rows is disowned, never stored (DatabarError)."""
+        try:
+            await self._ledger.observe(task)
+        except TaskNotOurs as exc:
+            message = (
+                f"Databar's task {task.task_id} holds {exc.seen} row(s) but this run sent {exc.sent}: Databar gave "
+                "this run the id of another run's task (an upstream error). Its rows were not stored or returned; "
+                "this run's outcome is unknown."
+            )
+            logger.error("%s", message)
+            await self._ledger.disown(task.task_id, message)
+            raise DatabarError(message) from None
 
     async def wait(
         self,

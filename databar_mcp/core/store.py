@@ -17,11 +17,11 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
-from databar_mcp.api.models import Task, TaskProgress
+from databar_mcp.api.models import NOT_REUSABLE_STATUSES, TERMINAL_STATUSES, Task, TaskProgress, TaskStatus
 from databar_mcp.core.ledger_backend import LedgerBackend, LedgerConn, LedgerError, Row
 from databar_mcp.core.ledger_sqlite import SqliteBackend, out_of_space
 from databar_mcp.core.users import current_owner
@@ -132,10 +132,15 @@ async def _check_schema(conn: LedgerConn, where: str) -> None:
         raise LedgerError(f"the ledger {where} is damaged ({verdict[:200]}): move it away to start a new one")
 
 
-UNKNOWN_TO_DATABAR = "unknown_to_databar"
-# "unknown_to_databar" is ours: Databar answered 404 for the task (another key or account); stop tracking it.
-TERMINAL = ("completed", "partially_completed", "failed", "cancelled", "gone", "unknown_to_databar")
-NOT_REUSABLE = ("failed", "cancelled", "gone", "unknown_to_databar")
+UNKNOWN_TO_DATABAR = TaskStatus.UNKNOWN_TO_DATABAR
+
+
+def _sql_list(statuses: frozenset[TaskStatus]) -> str:
+    """Statuses as an SQL list literal in a stable order; from the enum (never input), so SQL and Python agree."""
+    return "(" + ", ".join(f"'{status.value}'" for status in sorted(statuses)) + ")"
+
+
+TERMINAL_SQL = _sql_list(TERMINAL_STATUSES)  # e.g. "t.status IN " + TERMINAL_SQL
 
 
 @dataclass(frozen=True)
@@ -168,10 +173,29 @@ class TaskRecord:
     completed_at: float | None
     has_result: bool
     submission: Submission | None
+    data_json: str | None = field(default=None, repr=False)  # the stored result, when read with_data
 
     @property
     def is_terminal(self) -> bool:
-        return self.status in TERMINAL
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def estimated_credits(self) -> float | None:
+        """What its run was estimated to cost at most (None when it was not submitted here)."""
+        return self.submission.estimated_credits if self.submission is not None else None
+
+    def stored_task(self) -> Task | None:
+        """The task as Databar last showed it, with its stored data; None without a local result."""
+        if self.data_json is None:
+            return None
+        return Task(
+            task_id=self.task_id,
+            status=self.status,
+            progress=TaskProgress.model_validate(self.progress) if self.progress else None,
+            data=json.loads(self.data_json),
+            error=self.errors or None,
+            credits_spent=self.credits_spent,
+        )
 
 
 class TaskIdTaken(Exception):
@@ -399,7 +423,7 @@ class Ledger:
         """Credits a user's runs since `since` spent, or may still spend (the estimate until a run has finished)."""
         who = "s.owner IS NULL" if owner is None else "s.owner = ?"
         row = await conn.one(
-            f"""SELECT COALESCE(SUM(CASE WHEN t.status IN {TERMINAL!r} AND t.credits_spent IS NOT NULL
+            f"""SELECT COALESCE(SUM(CASE WHEN t.status IN {TERMINAL_SQL} AND t.credits_spent IS NOT NULL
                                          THEN t.credits_spent ELSE COALESCE(s.estimated_credits, 0) END), 0)
                 FROM submissions s LEFT JOIN tasks t ON t.task_id = s.task_id
                 WHERE {who} AND s.created_at >= ? AND s.outcome != 'rejected'""",  # noqa: S608
@@ -420,11 +444,10 @@ class Ledger:
     async def _earlier(self, conn: LedgerConn, fingerprint: str, since: float) -> Submission | None:
         """An identical run still running, or sent/finished since `since` (rejected runs never count)."""
         row = await conn.one(
-            """SELECT s.* FROM submissions s LEFT JOIN tasks t ON t.task_id = s.task_id
-               WHERE s.fingerprint = ? AND s.outcome IN ('pending', 'accepted', 'unknown')
-                 AND (s.created_at >= ? OR (s.outcome = 'accepted' AND t.status NOT IN
-                      ('completed', 'partially_completed', 'failed', 'cancelled', 'gone', 'unknown_to_databar')))
-               ORDER BY s.created_at DESC LIMIT 1""",
+            f"""SELECT s.* FROM submissions s LEFT JOIN tasks t ON t.task_id = s.task_id
+                WHERE s.fingerprint = ? AND s.outcome IN ('pending', 'accepted', 'unknown')
+                  AND (s.created_at >= ? OR (s.outcome = 'accepted' AND t.status NOT IN {TERMINAL_SQL}))
+                ORDER BY s.created_at DESC LIMIT 1""",  # noqa: S608 - the list is built from the enum
             (fingerprint, since),
         )
         if row is None:
@@ -450,9 +473,9 @@ class Ledger:
     @staticmethod
     async def _fresh(conn: LedgerConn, earlier: Submission, since: float) -> bool:
         row = await conn.one("SELECT status, completed_at FROM tasks WHERE task_id = ?", (earlier.task_id,))
-        if row is None or row["status"] not in TERMINAL:
+        if row is None or row["status"] not in TERMINAL_STATUSES:
             return True
-        if row["status"] in NOT_REUSABLE:
+        if row["status"] in NOT_REUSABLE_STATUSES:
             return False
         return row["completed_at"] is None or row["completed_at"] >= since
 
@@ -601,7 +624,7 @@ class Ledger:
         try:
             await Ledger._check_owner(conn, task, rows_total if isinstance(task.data, list) else None)
             existing = await conn.one("SELECT status FROM tasks WHERE task_id = ?", (task.task_id,))
-            if existing is not None and existing["status"] in TERMINAL and task.status == "gone":
+            if existing is not None and existing["status"] in TERMINAL_STATUSES and task.status == TaskStatus.GONE:
                 await conn.execute("UPDATE tasks SET updated_at = ? WHERE task_id = ?", (now, task.task_id))
                 await conn.commit()
                 return
@@ -642,76 +665,28 @@ class Ledger:
             await conn.rollback()
             raise
 
-    async def task(self, task_id: str) -> TaskRecord | None:
-        """The task as recorded (None when unknown here, or another user's)."""
+    async def read(self, task_id: str, *, with_data: bool = True) -> TaskRecord | None:
+        """Everything known of a task in one query: its state, its run (submission and estimate) and, with
+        `with_data`, its stored result. None when unknown here, or another user's."""
         owner = current_owner()
         mine, mine_params = _mine(owner)
 
         async def work(conn: LedgerConn) -> TaskRecord | None:
-            row = await conn.one(
-                f"""SELECT t.*, EXISTS(SELECT 1 FROM results r WHERE r.task_id = t.task_id) AS has_result
-                    FROM tasks t WHERE t.task_id = ?{mine}""",  # noqa: S608
-                (task_id, *mine_params),
-            )
+            row = await conn.one(f"{_task_select(with_data)} WHERE t.task_id = ?{mine}", (task_id, *mine_params))
             if row is not None:
-                return await _task_record(conn, row)
+                return _task_record(row)
             kept = self._unwritten_task_ids().get(task_id)
             record = None if kept is None else await self._kept_record(conn, kept)
             return record if record is None or _visible(record, owner) else None
 
         return await self._run(work)
 
-    async def result(self, task_id: str) -> object | None:
-        """The stored data of a finished task (None when there is no local copy, or it is another user's)."""
-        mine, mine_params = _mine(current_owner())
-
-        async def work(conn: LedgerConn) -> str | None:
-            row = await conn.one(
-                f"""SELECT r.data_json FROM results r JOIN tasks t ON t.task_id = r.task_id
-                    WHERE r.task_id = ?{mine}""",  # noqa: S608
-                (task_id, *mine_params),
-            )
-            return None if row is None else str(row[0])
-
-        raw = await self._run(work)
-        return None if raw is None else json.loads(raw)
-
-    async def stored_task(self, task_id: str) -> Task | None:
-        """The task as Databar last showed it, rebuilt from the ledger with its stored data, if complete."""
-        found = await self.stored(task_id)
-        return None if found is None else found[0]
-
-    async def stored(self, task_id: str) -> tuple[Task, float | None] | None:
-        """A complete stored task and its run's estimated cost, in one read (never another user's)."""
-        mine, mine_params = _mine(current_owner())
-
-        async def work(conn: LedgerConn) -> tuple[TaskRecord, str] | None:
-            row = await conn.one(
-                f"""SELECT t.*, 1 AS has_result, r.data_json FROM tasks t JOIN results r ON r.task_id = t.task_id
-                    WHERE t.task_id = ?{mine}""",  # noqa: S608
-                (task_id, *mine_params),
-            )
-            return None if row is None else (await _task_record(conn, row), str(row["data_json"]))
-
-        found = await self._run(work)
-        if found is None:
-            return None
-        record, data_json = found
-        return Task(
-            task_id=record.task_id,
-            status=record.status,
-            progress=TaskProgress.model_validate(record.progress) if record.progress else None,
-            data=json.loads(data_json),
-            error=record.errors or None,
-            credits_spent=record.credits_spent,
-        ), (record.submission.estimated_credits if record.submission else None)
-
     async def recent(self, *, limit: int, offset: int, unfinished_only: bool = False) -> tuple[list[TaskRecord], int]:
         """Tasks newest first; those still waiting in memory for disk space come first (they are the newest).
         A user sees only their own; the tracker and a server without OAuth see all."""
         owner = current_owner()
         mine, mine_params = _mine(owner)
-        where = "WHERE 1 = 1" + (f" AND t.status NOT IN {TERMINAL!r}" if unfinished_only else "") + mine
+        where = "WHERE 1 = 1" + (f" AND t.status NOT IN {TERMINAL_SQL}" if unfinished_only else "") + mine
 
         async def work(conn: LedgerConn) -> tuple[list[TaskRecord], int]:
             kept = [await self._kept_record(conn, a) for a in reversed(self._unwritten_accepts.values())]
@@ -720,11 +695,10 @@ class Ledger:
             counted = await conn.one(f"SELECT COUNT(*) FROM tasks t {where}", mine_params)  # noqa: S608
             total = int(counted[0]) if counted is not None else 0
             rows = await conn.all(
-                f"""SELECT t.*, EXISTS(SELECT 1 FROM results r WHERE r.task_id = t.task_id) AS has_result
-                    FROM tasks t {where} ORDER BY t.submitted_at DESC LIMIT ? OFFSET ?""",  # noqa: S608
+                f"{_task_select(False)} {where} ORDER BY t.submitted_at DESC LIMIT ? OFFSET ?",
                 (*mine_params, limit - len(shown), max(0, offset - len(kept))),
             )
-            return shown + [await _task_record(conn, row) for row in rows], total + len(kept)
+            return shown + [_task_record(row) for row in rows], total + len(kept)
 
         return await self._run(work)
 
@@ -828,28 +802,44 @@ async def _quiet_rollback(conn: LedgerConn) -> None:
         logger.debug("rollback after a failed migration failed too: %s", type(exc).__name__)
 
 
-def _submission(row: Row) -> Submission:
+def _submission(row: Row, prefix: str = "") -> Submission:
+    def col(name: str) -> Any:
+        return row[prefix + name]
+
     return Submission(
-        id=int(row["id"]),
-        tool=str(row["tool"]),
-        endpoint=str(row["endpoint"]),
-        fingerprint=str(row["fingerprint"]),
-        request=cast(dict[str, Any], json.loads(row["request_json"])),
-        rows=row["rows"],
-        estimated_credits=row["estimated_credits"],
-        created_at=float(row["created_at"]),
-        outcome=cast(Outcome, row["outcome"]),
-        task_id=row["task_id"],
-        error=row["error"],
-        owner=row["owner"],
+        id=int(col("id")),
+        tool=str(col("tool")),
+        endpoint=str(col("endpoint")),
+        fingerprint=str(col("fingerprint")),
+        request=cast(dict[str, Any], json.loads(col("request_json"))),
+        rows=col("rows"),
+        estimated_credits=col("estimated_credits"),
+        created_at=float(col("created_at")),
+        outcome=cast(Outcome, col("outcome")),
+        task_id=col("task_id"),
+        error=col("error"),
+        owner=col("owner"),
     )
 
 
-async def _task_record(conn: LedgerConn, row: Row) -> TaskRecord:
-    submission = None
-    if row["submission_id"] is not None:
-        sub = await conn.one("SELECT * FROM submissions WHERE id = ?", (row["submission_id"],))
-        submission = None if sub is None else _submission(sub)
+_SUBMISSION_COLUMNS = (
+    "id", "tool", "endpoint", "fingerprint", "request_json", "rows", "estimated_credits", "created_at", "outcome",
+    "task_id", "error", "owner",
+)  # fmt: skip
+
+
+def _task_select(with_data: bool) -> str:
+    """SELECT of a task with its run and whether (or, with_data, what) result is stored: one query, no N+1."""
+    sub = ", ".join(f"s.{c} AS s_{c}" for c in _SUBMISSION_COLUMNS)
+    data = "r.data_json" if with_data else "NULL"
+    return (
+        f"SELECT t.*, r.task_id IS NOT NULL AS has_result, {data} AS data_json, {sub} FROM tasks t "  # noqa: S608
+        "LEFT JOIN submissions s ON s.id = t.submission_id LEFT JOIN results r ON r.task_id = t.task_id"
+    )
+
+
+def _task_record(row: Row) -> TaskRecord:
+    """A row of _task_select as a record."""
     return TaskRecord(
         task_id=str(row["task_id"]),
         status=str(row["status"]),
@@ -862,7 +852,8 @@ async def _task_record(conn: LedgerConn, row: Row) -> TaskRecord:
         updated_at=float(row["updated_at"]),
         completed_at=row["completed_at"],
         has_result=bool(row["has_result"]),
-        submission=submission,
+        submission=None if row["s_id"] is None else _submission(row, prefix="s_"),
+        data_json=None if row["data_json"] is None else str(row["data_json"]),
     )
 
 

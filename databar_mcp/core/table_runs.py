@@ -25,6 +25,7 @@ from databar_mcp import config
 from databar_mcp.api import DatabarClient, deadline
 from databar_mcp.api.errors import APIConnectionError, DatabarError, DeadlineReached, RateLimited, SubmissionUnknown
 from databar_mcp.api.models import RunStrategy, TableColumn, TableRunStarted, Task, TaskProgress
+from databar_mcp.api.runs import RunRequest
 from databar_mcp.core.runner import DuplicateRunUnknown, PollPlan, TaskRunner
 from databar_mcp.core.store import Ledger, Submission
 
@@ -292,19 +293,20 @@ async def submit_table_run(
     runner: TaskRunner,
     ledger: Ledger,
     tool: str,
-    endpoint: str,
-    body: dict[str, Any],
+    call: RunRequest,
     scope: RunScope,
     estimated_credits: float | None,
     force: bool,
     window_s: float,
     settle_s: float,
-    send: Callable[[], Awaitable[TableRunStarted]],
+    send: Callable[[RunRequest], Awaitable[TableRunStarted]],
 ) -> TableSubmitted:
-    """Claim the run in the ledger (or find the identical earlier one), then POST it exactly once.
+    """Claim the run in the ledger (or find the identical earlier one), then POST it exactly once: `send(call)`,
+    the same value that is fingerprinted.
 
     The ledger keeps the run's scope beside its body, so a later call can report this run's own counts.
     """
+    endpoint, body = call.endpoint, call.request
     fp = runner.fingerprint(endpoint, body)
     settle_by = time.monotonic() + deadline.bounded(settle_s)  # never waited for past the call's deadline
     while True:
@@ -333,7 +335,7 @@ async def submit_table_run(
     started: TableRunStarted | None = None
     with anyio.CancelScope(shield=True):  # a cancelled call must not lose a run that may bill
         try:
-            started = await send()
+            started = await send(call)
         except SubmissionUnknown as exc:
             await ledger.failed(submission_id, "unknown", exc.message)
             exc.fingerprint = fp

@@ -36,7 +36,7 @@ async def track_once(runner: TaskRunner, ledger: Ledger) -> int:
             pass  # recorded as gone by the runner
         except NotFoundError:  # past the grace period a fresh task gets (see TaskRunner.poll)
             logger.info("tracked task %s is unknown to Databar; no longer tracked", record.task_id)
-            await ledger.observe(Task(task_id=record.task_id, status=UNKNOWN_TO_DATABAR))
+            await runner.observe(Task(task_id=record.task_id, status=UNKNOWN_TO_DATABAR))
         except DatabarError as exc:
             logger.info("tracking task %s failed: %s", record.task_id, type(exc).__name__)
     return polled

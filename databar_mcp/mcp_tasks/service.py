@@ -281,7 +281,7 @@ class TaskService:
         ttl_end = handle.created_at + (handle.ttl_ms or config.MCP_TASK_TTL_MAX_MS) / 1000.0
         svc.runner.waiting.add(dbid)
         # Watchers run outside any request: poll as the run's owner (their Databar key, their tasks only).
-        record = await svc.ledger.task(dbid)
+        record = await svc.ledger.read(dbid, with_data=False)
         owner = record.submission.owner if record is not None and record.submission is not None else None
         try:
             while time.time() < ttl_end:
@@ -458,8 +458,7 @@ class TaskService:
             await self.finish(handle.handle_id, "cancelled", _cancelled_before_start(), "Cancelled before it started.")
         else:
             try:
-                task = await svc.client.cancel_task(handle.databar_task_id)
-                await svc.ledger.observe(task)
+                task = await svc.tasks.cancel(handle.databar_task_id)  # recorded as a poll's would be
             except DatabarError as exc:  # finished meanwhile (409) or unreachable: read where it stands
                 logger.info("cancel of %s at Databar failed: %s", handle.databar_task_id, type(exc).__name__)
                 task = await svc.runner.poll(handle.databar_task_id)

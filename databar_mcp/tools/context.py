@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from mcp.server.mcpserver import Context
@@ -12,6 +13,7 @@ from databar_mcp.config import Settings
 from databar_mcp.core.catalog import Catalog
 from databar_mcp.core.runner import TaskRunner
 from databar_mcp.core.store import Ledger
+from databar_mcp.core.tasks import TaskService
 
 
 @dataclass
@@ -21,6 +23,11 @@ class Services:
     ledger: Ledger
     runner: TaskRunner
     catalog: Catalog
+
+    @cached_property
+    def tasks(self) -> TaskService:
+        """Task state's one owner: what tools read, submit, wait for and cancel tasks through."""
+        return TaskService(self.runner, self.ledger)
 
 
 ToolContext = Context[Services, Any]

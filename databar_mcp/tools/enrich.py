@@ -10,6 +10,7 @@ from mcp.types import CallToolResult
 from pydantic import Field
 
 from databar_mcp import config
+from databar_mcp.api import runs
 from databar_mcp.api.models import (
     BulkEnrichmentRequest,
     BulkWaterfallRequest,
@@ -153,11 +154,9 @@ async def prepare_bulk_waterfall(
     return PreparedRun(
         tool="run_bulk_waterfall",
         target=f"waterfall '{waterfall}'",
-        endpoint=f"waterfalls/{waterfall}/bulk-run",
-        request=body.model_dump(mode="json"),
+        call=runs.bulk_waterfall(waterfall, body),
         rows=len(body.params),
         plan=await svc.catalog.plan_bulk(waterfall, body.params, body.enrichments, email_verifier),
-        send=lambda: svc.client.bulk_run_waterfall(waterfall, body),
     )
 
 
@@ -174,11 +173,9 @@ async def prepare_waterfall(
     return PreparedRun(
         tool="run_waterfall",
         target=f"waterfall '{waterfall}'",
-        endpoint=f"waterfalls/{waterfall}/run",
-        request=body.model_dump(mode="json"),
+        call=runs.waterfall(waterfall, body),
         rows=1,
         plan=plan_bulk_run(found, [body.params], enrichments or default_providers(found), email_verifier),
-        send=lambda: svc.client.run_waterfall(waterfall, body),
     )
 
 
@@ -193,11 +190,9 @@ async def prepare_enrichment(
     return PreparedRun(
         tool="run_enrichment",
         target=f"enrichment {enrichment_id}",
-        endpoint=f"enrichments/{enrichment_id}/run",
-        request=body.model_dump(mode="json"),
+        call=runs.enrichment(enrichment_id, body),
         rows=1,
         plan=plan,
-        send=lambda: svc.client.run_enrichment(enrichment_id, body),
     )
 
 
@@ -209,11 +204,9 @@ async def prepare_bulk_enrichment(
     return PreparedRun(
         tool="run_bulk_enrichment",
         target=f"enrichment {enrichment_id}",
-        endpoint=f"enrichments/{enrichment_id}/bulk-run",
-        request=body.model_dump(mode="json"),
+        call=runs.bulk_enrichment(enrichment_id, body),
         rows=len(body.params),
         plan=await svc.catalog.plan_enrichment(enrichment_id, body.params),
-        send=lambda: svc.client.bulk_run_enrichment(enrichment_id, body),
     )
 
 

@@ -12,7 +12,7 @@ from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from databar_mcp.api import DatabarClient
+from databar_mcp.api import runs
 from databar_mcp.api.errors import ConflictError, DatabarError
 from databar_mcp.api.models import ExporterDetail
 from databar_mcp.core.runner import DuplicateRunUnknown
@@ -271,20 +271,18 @@ def register(box: Toolbox) -> None:
                 rows=before.total - before.processing,
                 before=before,
             )
-            endpoint = DatabarClient.table_run_path(table_uuid, exporter_id, exporter=True)
             try:
                 submitted = await submit_table_run(
                     runner=svc.runner,
                     ledger=svc.ledger,
                     tool="run_table_exporter",
-                    endpoint=endpoint,
-                    body={},
+                    call=runs.table_exporter(table_uuid, exporter_id),
                     scope=scope,
                     estimated_credits=0.0,
                     force=False,
                     window_s=svc.settings.duplicate_window_s,
                     settle_s=svc.settings.connect_timeout_s + svc.settings.read_timeout_s + 2.0,
-                    send=lambda: svc.client.run_table_exporter(table_uuid, exporter_id),
+                    send=svc.client.start_table_run,
                 )
             except DuplicateRunUnknown as exc:
                 raise ToolFailure(duplicate_unknown(exc.earlier)) from None

@@ -58,7 +58,7 @@ def bad_filename(exc: UnsafeName, next_step: str) -> ToolFailure:
 
 async def inputs_of(svc: Services, task_id: str) -> list[Any] | None:
     """The rows submitted for this task, as recorded in the ledger (None if it was not submitted here)."""
-    record = await svc.ledger.task(task_id)
+    record = await svc.tasks.read(task_id, with_data=False)
     if record is None or record.submission is None:
         return None
     params = record.submission.request.get("params")

@@ -12,7 +12,7 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from databar_mcp import config
-from databar_mcp.api import DatabarClient
+from databar_mcp.api import DatabarClient, runs
 from databar_mcp.api.errors import FieldIssue
 from databar_mcp.api.models import BulkFlowRunRequest, Flow, FlowCostEstimate, FlowRunRequest
 from databar_mcp.core.catalog import RunPlan
@@ -144,21 +144,17 @@ async def prepare_flow(ctx: ToolContext, flow_id: str, rows: list[dict[str, Inpu
         return PreparedRun(
             tool="run_bulk_flow",
             target=f"flow '{flow.name}'",
-            endpoint=f"flows/{flow_id}/bulk-run",
-            request=bulk_body.model_dump(mode="json"),
+            call=runs.bulk_flow(flow_id, bulk_body),
             rows=len(rows),
             plan=plan,
-            send=lambda: svc.client.bulk_run_flow(flow_id, bulk_body),
         )
     body = FlowRunRequest(inputs=dict(rows[0]))
     return PreparedRun(
         tool="run_flow",
         target=f"flow '{flow.name}'",
-        endpoint=f"flows/{flow_id}/run",
-        request=body.model_dump(mode="json"),
+        call=runs.flow(flow_id, body),
         rows=1,
         plan=plan,
-        send=lambda: svc.client.run_flow(flow_id, body),
     )
 
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from databar_mcp.api.deadline import deadline_in
 from databar_mcp.api.errors import DatabarError, InsufficientCredits, SubmissionUnknown
-from databar_mcp.api.models import TaskHandle
+from databar_mcp.api.runs import RunRequest
 from databar_mcp.core.catalog import RunPlan
 from databar_mcp.core.runner import DuplicateRunUnknown
 from databar_mcp.core.spend import check_spend, needs_balance
@@ -122,15 +122,21 @@ SpendOutcome = ElicitationResult[Confirmation]
 
 @dataclass(frozen=True)
 class PreparedRun:
-    """A run checked against the catalog and ready to send: what the ledger records and how to send it."""
+    """A run checked against the catalog and ready to send: one RunRequest, both sent and fingerprinted."""
 
     tool: str
     target: str
-    endpoint: str
-    request: dict[str, Any]
+    call: RunRequest
     rows: int
     plan: RunPlan
-    send: Callable[[], Awaitable[TaskHandle]]
+
+    @property
+    def endpoint(self) -> str:
+        return self.call.endpoint
+
+    @property
+    def request(self) -> dict[str, Any]:
+        return self.call.request
 
 
 Prepare = Callable[[], Awaitable[PreparedRun]]
@@ -148,7 +154,7 @@ async def spend_question(ctx: ToolContext, prepare: Prepare, force: bool) -> Spe
         plan = run.plan
         if plan.issues:
             return SpendGate(verdict="unchecked")
-        earlier = None if force else await svc.runner.earlier(run.endpoint, run.request)
+        earlier = None if force else await svc.tasks.earlier(run.endpoint, run.request)
         if earlier is not None and earlier.outcome == "accepted":
             return SpendGate(verdict="ok", reason="reuse of an identical earlier run: free")
         balance = (await svc.client.get_user()).balance if needs_balance(svc.settings) else None
@@ -219,7 +225,7 @@ async def resend_question(
     svc = services(ctx)
     try:
         run = await prepare()
-        earlier = await svc.runner.earlier(run.endpoint, run.request)
+        earlier = await svc.tasks.earlier(run.endpoint, run.request)
     except (DatabarError, ValueError, ToolFailure):  # the body reports it as a structured error
         return ResendGate(verdict="unchecked")  # the body checks again and refuses unless acknowledged
     if earlier is None or earlier.outcome == "accepted":
@@ -290,7 +296,7 @@ async def execute(
     async def work() -> CallToolResult:
         run = await prepare()
         if force:  # checked again here: the resolver may have been unable to look, or a run may have begun since
-            settle_resend(resend, await svc.runner.earlier(run.endpoint, run.request), acknowledged=acknowledged)
+            settle_resend(resend, await svc.tasks.earlier(run.endpoint, run.request), acknowledged=acknowledged)
         return await run_and_wait(ctx, svc, run, force=force, wait_seconds=wait_seconds, started=started, spend=spend)
 
     # The user may have taken a while to answer a question mid-call: the deadline counts from the answer.
@@ -321,14 +327,14 @@ async def run_and_wait(
         raise ToolFailure(from_issues(f"The input does not fit {run.target}; nothing was sent.", plan.issues))
     settle_spend(spend, plan.estimated_credits)
     try:
-        submitted = await svc.runner.submit(
+        submitted = await svc.tasks.submit(
             tool=run.tool,
             endpoint=run.endpoint,
             request=run.request,
             rows=rows,
             estimated_credits=plan.estimated_credits,
             force=force,
-            send=run.send,
+            send=lambda: svc.client.start_run(run.call),
         )
     except InsufficientCredits as exc:
         raise ToolFailure(await insufficient(svc, exc, plan.estimated_credits)) from None
@@ -348,7 +354,8 @@ async def run_and_wait(
         raise ToolFailure(body) from None
     reused = submitted.reused is not None
     if reused:
-        stored = await svc.ledger.stored_task(submitted.task_id)
+        record = await svc.tasks.read(submitted.task_id)
+        stored = record.stored_task() if record is not None else None
         if stored is not None:
             return await deliver(
                 svc,
@@ -362,9 +369,7 @@ async def run_and_wait(
     else:
         await ctx.report_progress(0, rows, f"submitted {rows:,} row(s)")
     remaining = max(0.0, wait_seconds - (time.monotonic() - started))
-    task = await svc.runner.wait(
-        submitted.task_id, timeout_s=remaining, on_progress=lambda t: progress_reporter(ctx, t)
-    )
+    task = await svc.tasks.wait(submitted.task_id, timeout_s=remaining, on_progress=lambda t: progress_reporter(ctx, t))
     if task is None:
         view = TaskView(
             task_id=submitted.task_id,

@@ -19,14 +19,13 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from databar_mcp import config
-from databar_mcp.api import DatabarClient
+from databar_mcp.api import DatabarClient, runs
 from databar_mcp.api.errors import ConflictError, FieldIssue, InsufficientCredits
 from databar_mcp.api.models import (
     AttachedEnrichment,
     LaunchStrategy,
     RunStrategy,
     TableRunStarted,
-    TaskHandle,
     Waterfall,
 )
 from databar_mcp.core.attachments import AttachedWaterfall, Attachments
@@ -224,10 +223,6 @@ class TablePrepared:
     kind: str
 
 
-async def _no_task() -> TaskHandle:
-    raise RuntimeError("a table run is sent by submit_table_run, never through the task runner")
-
-
 async def prepare_table_run(
     ctx: ToolContext, table_uuid: str, enrichment_id: int, strategy: RunStrategy, row_ids: list[str] | None
 ) -> TablePrepared:
@@ -261,16 +256,13 @@ async def prepare_table_run(
     issues: tuple[FieldIssue, ...] = ()
     if before.processing:
         issues = (FieldIssue("enrichment_id", f"{before.processing} row(s) are still processing from an earlier run"),)
-    body = DatabarClient.table_run_body(strategy, row_ids)
     estimate = None if per_row is None else round(per_row * rows, 6)
     run = PreparedRun(
         tool="run_table_enrichment",
         target=f"table enrichment {enrichment_id} ({name})",
-        endpoint=run_endpoint(table_uuid, enrichment_id),
-        request=body,
+        call=runs.table_enrichment(table_uuid, enrichment_id, strategy, row_ids),
         rows=rows,
         plan=RunPlan(waterfall=None, rows=rows, estimated_credits=estimate, issues=issues),
-        send=_no_task,
     )
     prepared = TablePrepared(run=run, scope=scope, columns=columns, kind=kind)
     cache[key] = (time.monotonic(), prepared)
@@ -583,14 +575,13 @@ def register(box: Toolbox) -> None:
                     runner=svc.runner,
                     ledger=svc.ledger,
                     tool="run_table_enrichment",
-                    endpoint=prepared.run.endpoint,
-                    body=prepared.run.request,
+                    call=prepared.run.call,
                     scope=scope,
                     estimated_credits=plan.estimated_credits,
                     force=force,
                     window_s=svc.settings.duplicate_window_s,
                     settle_s=svc.settings.connect_timeout_s + svc.settings.read_timeout_s + 2.0,
-                    send=lambda: svc.client.run_table_enrichment(table_uuid, enrichment_id, prepared.run.request),
+                    send=svc.client.start_table_run,
                 )
             except InsufficientCredits as exc:
                 raise ToolFailure(await insufficient(svc, exc, plan.estimated_credits)) from None

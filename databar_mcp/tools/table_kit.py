@@ -9,7 +9,7 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from databar_mcp import config
-from databar_mcp.api import DatabarClient, deadline
+from databar_mcp.api import DatabarClient, deadline, runs
 from databar_mcp.api.errors import DeadlineReached
 from databar_mcp.api.models import ParamMapping
 from databar_mcp.core.table_runs import (
@@ -106,7 +106,7 @@ def read_call(table_uuid: str, status_column: str) -> str:
 
 
 def run_endpoint(table_uuid: str, enrichment_id: int, *, exporter: bool = False) -> str:
-    return DatabarClient.table_run_path(table_uuid, enrichment_id, exporter=exporter)
+    return runs.table_run_path(table_uuid, enrichment_id, exporter=exporter)
 
 
 def not_attached(table_uuid: str, enrichment_id: int) -> ToolFailure:

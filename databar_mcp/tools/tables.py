@@ -12,7 +12,20 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from databar_mcp import config
 from databar_mcp.api import errors as api
-from databar_mcp.api.models import RowWriteBatch, Table, TableColumn
+from databar_mcp.api.models import (
+    DeleteRowsRequest,
+    InsertOptions,
+    InsertRowsRequest,
+    NewRow,
+    RowByKey,
+    RowChange,
+    RowDedupe,
+    RowWriteBatch,
+    Table,
+    TableColumn,
+    UpdateRowsRequest,
+    UpsertRowsRequest,
+)
 from databar_mcp.core.batching import Chunk, RowOutcome, WriteReport, index_ranges, write_in_chunks
 from databar_mcp.core.shaping import clip, escape_text, largest_fitting, render_value, result_size
 from databar_mcp.tools.context import Services, ToolContext, services
@@ -812,13 +825,12 @@ def register(box: Toolbox) -> None:
                 refs = [ColumnRef(i, c, f"rows[{i}].{c}") for i, row in enumerate(rows) for c in row]
                 refs += [ColumnRef(0, k, f"dedupe_keys[{j}]") for j, k in enumerate(dedupe_keys or [])]
                 await check_columns(svc, table_uuid, refs, insert=True)
-            options: dict[str, Any] = {"allow_new_columns": allow_new_columns}
-            if dedupe_keys:
-                options["dedupe"] = {"enabled": True, "keys": list(dedupe_keys)}
+            dedupe = RowDedupe(keys=list(dedupe_keys)) if dedupe_keys else None
+            options = InsertOptions(allow_new_columns=allow_new_columns, dedupe=dedupe)
 
             async def send(batch: Sequence[dict[str, Scalar]]) -> list[RowOutcome]:
-                body = {"rows": [{"fields": row} for row in batch], "options": options}
-                return local_outcomes(await svc.client.write_rows("POST", table_uuid, "insert", body), None, "created")
+                body = InsertRowsRequest(rows=[NewRow(fields=row) for row in batch], options=options)
+                return local_outcomes(await svc.client.insert_rows(table_uuid, body), None, "created")
 
             resend = "the dedupe_keys of this call skip rows already written" if dedupe_keys else None
             return await chunked_write(
@@ -855,12 +867,8 @@ def register(box: Toolbox) -> None:
             await check_columns(svc, table_uuid, refs, insert=False)
 
             async def send(batch: Sequence[RowUpdate]) -> list[RowOutcome]:
-                body = {
-                    "rows": [{"id": r.id, "fields": r.fields} for r in batch],
-                    "overwrite": overwrite,
-                    "return_rows": False,
-                }
-                answer = await svc.client.write_rows("PATCH", table_uuid, "update", body)
+                body = UpdateRowsRequest(rows=[RowChange(id=r.id, fields=r.fields) for r in batch], overwrite=overwrite)
+                answer = await svc.client.update_rows(table_uuid, body)
                 return local_outcomes(answer, [r.id for r in batch], "updated")
 
             return await chunked_write(
@@ -895,8 +903,8 @@ def register(box: Toolbox) -> None:
             await check_columns(svc, table_uuid, refs, insert=False)
 
             async def send(batch: Sequence[RowUpsert]) -> list[RowOutcome]:
-                body = {"rows": [{"key": r.key, "fields": r.fields} for r in batch], "return_rows": False}
-                return local_outcomes(await svc.client.write_rows("POST", table_uuid, "upsert", body), None, "upserted")
+                body = UpsertRowsRequest(rows=[RowByKey(key=r.key, fields=r.fields) for r in batch])
+                return local_outcomes(await svc.client.upsert_rows(table_uuid, body), None, "upserted")
 
             return await chunked_write(
                 svc, table_uuid, "upsert", "rows", rows, send, started=started, resend_safe=_RESEND_SAFE["upsert"]
@@ -926,7 +934,7 @@ def register(box: Toolbox) -> None:
 
         async def work() -> CallToolResult:
             async def send(batch: Sequence[str | int]) -> list[RowOutcome]:
-                answer = await svc.client.write_rows("POST", table_uuid, "delete", {"row_ids": list(batch)})
+                answer = await svc.client.delete_rows(table_uuid, DeleteRowsRequest(row_ids=list(batch)))
                 if not answer.results and answer.deleted == len(batch):  # a bare count that covers every id
                     return [RowOutcome(i, True, "deleted", row_id) for i, row_id in enumerate(batch)]
                 return local_outcomes(answer, batch, "deleted")

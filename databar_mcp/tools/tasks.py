@@ -100,9 +100,8 @@ def target_of(endpoint: str) -> str:
     return parts[1] if len(parts) >= 2 else endpoint
 
 
-async def expired_body(svc: Services, task_id: str) -> ErrorBody:
+def expired_body(task_id: str, record: TaskRecord | None) -> ErrorBody:
     """result_expired, with what re-running would cost when the ledger knows the original run."""
-    record = await svc.ledger.task(task_id)
     sub = record.submission if record is not None else None
     details: dict[str, Any] = {}
     next_steps = ["Run the enrichment again to get the data anew (it will be billed again)."]
@@ -121,6 +120,18 @@ async def expired_body(svc: Services, task_id: str) -> ErrorBody:
         task_id=task_id,
         details=details,
         next_steps=next_steps,
+    )
+
+
+def unknown_body(task: Task) -> ErrorBody:
+    """Databar does not know the task (404 past the grace period): nothing to read, and it is tracked no more."""
+    return ErrorBody(
+        code=ErrorCode.NOT_FOUND,
+        http_status=404,
+        message=f"Databar does not know task {task.task_id} (another API key or account, or it never showed the "
+        "task it returned); its run may still have billed.",
+        task_id=task.task_id,
+        next_steps=["Call list_recent_tasks to see the run it came from, and check the Databar web app."],
     )
 
 
@@ -148,18 +159,23 @@ async def deliver(
     reused: bool = False,
     look_up_estimate: bool = True,
 ) -> CallToolResult:
-    """A task as a tool result: a page of rows; gone -> the ledger copy or result_expired; failed -> task_failed."""
-    if task.status == TaskStatus.GONE:
-        stored = await svc.ledger.stored_task(task.task_id)
+    """A task as a tool result: a page of rows; gone -> the ledger copy or result_expired; failed -> task_failed;
+    unknown to Databar -> not_found. The ledger is read once, only when the answer needs it."""
+    gone = task.status == TaskStatus.GONE
+    record = None
+    if gone or (estimated_credits is None and look_up_estimate):
+        record = await svc.tasks.read(task.task_id, with_data=gone)
+    if gone:
+        stored = record.stored_task() if record is not None else None
         if stored is None:
-            raise ToolFailure(await expired_body(svc, task.task_id))
+            raise ToolFailure(expired_body(task.task_id, record))
         task, served_from = stored, "ledger"
     if task.status == TaskStatus.FAILED:
         raise ToolFailure(failed_body(task))
-    if estimated_credits is None and look_up_estimate:
-        record = await svc.ledger.task(task.task_id)
-        if record is not None and record.submission is not None:
-            estimated_credits = record.submission.estimated_credits
+    if task.status == TaskStatus.UNKNOWN_TO_DATABAR:
+        raise ToolFailure(unknown_body(task))
+    if estimated_credits is None and look_up_estimate and record is not None:
+        estimated_credits = record.estimated_credits
     view, text = build_view(
         task,
         offset=offset,
@@ -175,23 +191,26 @@ async def deliver(
 
 async def read_task(svc: Services, task_id: str) -> tuple[Task, Literal["api", "ledger"], float | None]:
     """The task, from the ledger when its result is stored (no request), else one poll of Databar; with the
-    run's estimated cost when the ledger knows it."""
-    stored = await svc.ledger.stored(task_id)
+    run's estimated cost when the ledger knows it (one ledger read either way)."""
+    record = await svc.tasks.read(task_id)
+    stored = record.stored_task() if record is not None else None
     if stored is not None:
-        return stored[0], "ledger", stored[1]
+        return stored, "ledger", record.estimated_credits if record is not None else None
     try:
-        return await svc.runner.poll(task_id), "api", None
+        return await svc.tasks.poll(task_id), "api", record.estimated_credits if record is not None else None
     except ResultExpired:
-        raise ToolFailure(await expired_body(svc, task_id)) from None
+        raise ToolFailure(expired_body(task_id, record)) from None
 
 
 async def finished_task(svc: Services, task_id: str) -> tuple[Task, Literal["api", "ledger"]]:
     """A finished task with its data, or a structured failure saying why there is none yet."""
     task, source, _ = await read_task(svc, task_id)
     if task.status == TaskStatus.GONE:
-        raise ToolFailure(await expired_body(svc, task_id))
+        raise ToolFailure(expired_body(task_id, await svc.tasks.read(task_id, with_data=False)))
     if task.status == TaskStatus.FAILED:
         raise ToolFailure(failed_body(task))
+    if task.status == TaskStatus.UNKNOWN_TO_DATABAR:
+        raise ToolFailure(unknown_body(task))
     if not task.is_terminal:
         raise ToolFailure(
             ErrorBody(
@@ -321,7 +340,7 @@ def register(box: Toolbox) -> None:
             if not task.is_terminal and wait_seconds > 0:
                 await progress_reporter(ctx, task)
                 task = (
-                    await svc.runner.wait(
+                    await svc.tasks.wait(
                         task_id,
                         timeout_s=wait_seconds,
                         first=task,
@@ -336,7 +355,7 @@ def register(box: Toolbox) -> None:
                 limit=limit,
                 served_from=source,
                 estimated_credits=estimate,
-                look_up_estimate=source == "api",  # a ledger read already brought it
+                look_up_estimate=False,  # read_task's ledger read already brought it
             )
 
         return await guarded(work(), task_id=task_id)
@@ -355,13 +374,12 @@ def register(box: Toolbox) -> None:
 
         async def work() -> CallToolResult:
             try:
-                task = await svc.client.cancel_task(task_id)
+                task = await svc.tasks.cancel(task_id)
             except ConflictError as exc:
                 body = from_api_error(exc, task_id=task_id)
                 body.message = f"Task {task_id} is already finished; nothing was cancelled. ({exc.message})"
                 body.next_steps = [f"Read it with {get_task_call(task_id)}."]
                 raise ToolFailure(body) from None
-            await svc.ledger.observe(task)
             return await deliver(svc, task, offset=0, limit=None)
 
         return await guarded(work(), task_id=task_id)

@@ -1,0 +1,90 @@
+"""Billable run requests: where each run goes and what it carries, built once, here in the API layer.
+
+The same value is what the client sends and what the runner fingerprints and the ledger records, so the duplicate
+guard always keys a run by the path it actually went to. Identifiers are quoted as path segments (`segment`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import BaseModel
+
+from databar_mcp.api import models
+from databar_mcp.api.errors import DatabarError
+
+
+def segment(value: str | int) -> str:
+    """Quote one path segment so an identifier can never change the path (`../user/me`, `.`, `..`)."""
+    text = str(value)
+    if text.strip(".") == "":  # "", "." and ".." are path navigation, not identifiers, even when quoted
+        raise DatabarError(f"Invalid identifier {text!r}: it must contain a letter, digit, '_' or '-'.")
+    return quote(text, safe="")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One billable POST: its path under the API base and the JSON sent; `request` is what the ledger records
+    and the duplicate guard fingerprints."""
+
+    endpoint: str
+    body: dict[str, Any]
+    # The request model with every field, None included: the form earlier versions recorded and fingerprinted,
+    # so an identical run sent before an upgrade is still recognised (None: the body sent).
+    full: dict[str, Any] | None = None
+
+    @property
+    def request(self) -> dict[str, Any]:
+        return self.full if self.full is not None else self.body
+
+
+def _of(endpoint: str, body: BaseModel) -> RunRequest:
+    # Unset options are left out of what is sent, as Databar's SDK and MCP server send them (never null).
+    return RunRequest(endpoint, body.model_dump(mode="json", exclude_none=True), body.model_dump(mode="json"))
+
+
+def bulk_waterfall(identifier: str, body: models.BulkWaterfallRequest) -> RunRequest:
+    return _of(f"waterfalls/{segment(identifier)}/bulk-run", body)
+
+
+def waterfall(identifier: str, body: models.WaterfallRunRequest) -> RunRequest:
+    return _of(f"waterfalls/{segment(identifier)}/run", body)
+
+
+def enrichment(enrichment_id: int, body: models.EnrichmentRunRequest) -> RunRequest:
+    return _of(f"enrichments/{int(enrichment_id)}/run", body)
+
+
+def bulk_enrichment(enrichment_id: int, body: models.BulkEnrichmentRequest) -> RunRequest:
+    return _of(f"enrichments/{int(enrichment_id)}/bulk-run", body)
+
+
+def flow(flow_id: str, body: models.FlowRunRequest) -> RunRequest:
+    return RunRequest(f"flows/{segment(flow_id)}/run", body.model_dump(mode="json"))  # inputs as given
+
+
+def bulk_flow(flow_id: str, body: models.BulkFlowRunRequest) -> RunRequest:
+    return RunRequest(f"flows/{segment(flow_id)}/bulk-run", body.model_dump(mode="json"))
+
+
+def table_run_path(table_uuid: str, table_enrichment_id: int, *, exporter: bool = False) -> str:
+    """Where a table enrichment (or exporter) attached to a table is run: also the key its runs are found by."""
+    verb = "run-exporter" if exporter else "run-enrichment"
+    return f"table/{segment(table_uuid)}/{verb}/{int(table_enrichment_id)}"
+
+
+def table_enrichment(
+    table_uuid: str, table_enrichment_id: int, run_strategy: models.RunStrategy, row_ids: list[str] | None
+) -> RunRequest:
+    """Run an attached enrichment or waterfall on the table's rows (row_ids: only those)."""
+    body: dict[str, Any] = {"run_strategy": run_strategy}
+    if row_ids is not None:
+        body["row_ids"] = row_ids
+    return RunRequest(table_run_path(table_uuid, table_enrichment_id), body)
+
+
+def table_exporter(table_uuid: str, table_exporter_id: int) -> RunRequest:
+    """Send the table's rows to an attached exporter's destination (no body)."""
+    return RunRequest(table_run_path(table_uuid, table_exporter_id, exporter=True), {})

@@ -1,0 +1,75 @@
+"""The API layer builds every path and body: run requests (sent and fingerprinted as one value) and row writes.
+
+No sockets: these are the values the client sends; the end-to-end suites check Databar's emulator takes them.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from databar_mcp.api import models, runs
+from databar_mcp.api.errors import DatabarError
+
+
+def test_a_run_request_is_sent_without_unset_options_and_recorded_in_full() -> None:
+    body = models.BulkWaterfallRequest(params=[{"email": "a@b"}], enrichments=[833], email_verifier=None)
+    run = runs.bulk_waterfall("email_getter", body)
+    assert run.endpoint == "waterfalls/email_getter/bulk-run"
+    assert run.body == {"params": [{"email": "a@b"}], "enrichments": [833]}  # never "email_verifier": null
+    # The ledger's (and the fingerprint's) form keeps every field: what earlier versions recorded.
+    assert run.request == body.model_dump(mode="json") and run.request["email_verifier"] is None
+
+
+def test_every_run_has_its_path_from_one_place() -> None:
+    one = models.WaterfallRunRequest(params={"email": "a@b"}, enrichments=None, email_verifier=None)
+    assert runs.waterfall("w.x", one).endpoint == "waterfalls/w.x/run"
+    assert runs.enrichment(7, models.EnrichmentRunRequest(params={"q": 1})).endpoint == "enrichments/7/run"
+    bulk = models.BulkEnrichmentRequest(params=[{"q": 1}])
+    assert runs.bulk_enrichment(7, bulk).endpoint == "enrichments/7/bulk-run"
+    flow = runs.flow("f1", models.FlowRunRequest(inputs={"a": None}))
+    assert (flow.endpoint, flow.body, flow.request) == (
+        "flows/f1/run",
+        {"inputs": {"a": None}},
+        {"inputs": {"a": None}},
+    )
+    assert runs.bulk_flow("f1", models.BulkFlowRunRequest(inputs=[{"a": 1}])).endpoint == "flows/f1/bulk-run"
+    table = runs.table_enrichment("t-1", 5, "run_all", None)
+    assert (table.endpoint, table.body) == ("table/t-1/run-enrichment/5", {"run_strategy": "run_all"})
+    assert runs.table_enrichment("t-1", 5, "run_all", ["r1"]).body == {"run_strategy": "run_all", "row_ids": ["r1"]}
+    exporter = runs.table_exporter("t-1", 9)
+    assert (exporter.endpoint, exporter.body) == ("table/t-1/run-exporter/9", {})
+    assert runs.table_run_path("t-1", 9, exporter=True) == exporter.endpoint  # how its runs are looked up
+
+
+def test_an_identifier_can_never_change_the_path() -> None:
+    assert runs.table_enrichment("a/../b", 1, "run_all", None).endpoint == "table/a%2F..%2Fb/run-enrichment/1"
+    with pytest.raises(DatabarError):
+        runs.table_exporter("..", 1)
+
+
+def test_row_write_bodies_are_the_ones_databar_takes() -> None:
+    insert = models.InsertRowsRequest(
+        rows=[models.NewRow(fields={"name": "Jane", "n": 1.5, "ok": True, "gone": None})],
+        options=models.InsertOptions(allow_new_columns=False),
+    )
+    assert insert.model_dump(mode="json", exclude_none=True) == {
+        "rows": [{"fields": {"name": "Jane", "n": 1.5, "ok": True, "gone": None}}],  # a null cell stays null
+        "options": {"allow_new_columns": False},
+    }
+    deduped = models.InsertOptions(allow_new_columns=True, dedupe=models.RowDedupe(keys=["email"]))
+    assert deduped.model_dump(mode="json", exclude_none=True) == {
+        "allow_new_columns": True,
+        "dedupe": {"enabled": True, "keys": ["email"]},
+    }
+    update = models.UpdateRowsRequest(rows=[models.RowChange(id=3, fields={"a": "x"})], overwrite=False)
+    assert update.model_dump(mode="json", exclude_none=True) == {
+        "rows": [{"id": 3, "fields": {"a": "x"}}],
+        "overwrite": False,
+        "return_rows": False,
+    }
+    upsert = models.UpsertRowsRequest(rows=[models.RowByKey(key={"email": "a@b"}, fields={"a": 1})])
+    assert upsert.model_dump(mode="json", exclude_none=True) == {
+        "rows": [{"key": {"email": "a@b"}, "fields": {"a": 1}}],
+        "return_rows": False,
+    }
+    assert models.DeleteRowsRequest(row_ids=["r1", 2]).model_dump(mode="json") == {"row_ids": ["r1", 2]}
