@@ -46,6 +46,7 @@ SENTINEL_KEY = "sk-SENTINEL-9f8e7d6c5b4a"
 UNIT, E2E, SYSTEM = "unit", "e2e", "system"
 TIERS: dict[str, str] = {
     "test_agent_scenario.py": E2E,
+    "test_api_requests.py": UNIT,
     "test_bench.py": SYSTEM,
     "test_billing_faults.py": E2E,
     "test_budget_and_paging.py": E2E,
@@ -92,6 +93,7 @@ TIERS: dict[str, str] = {
     "test_resend_confirmation.py": E2E,
     "test_result_budget.py": E2E,
     "test_results_app.py": SYSTEM,
+    "test_retry_decision.py": UNIT,
     "test_sandbox.py": SYSTEM,  # one test in a child process
     "test_sandbox_persistence.py": SYSTEM,
     "test_secrets.py": E2E,
