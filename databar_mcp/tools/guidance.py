@@ -78,7 +78,7 @@ async def complete(
     return None
 
 
-def register(box: Toolbox) -> None:
+def register_resources(box: Toolbox) -> None:
     server = box.server
     server.middleware.append(lend_services)
     server.completion()(complete)

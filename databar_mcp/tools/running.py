@@ -4,12 +4,15 @@ Input problems stop a run before anything is sent; the spend guard refuses or as
 records the intent before the POST and returns an identical earlier run instead of billing again.
 """
 
+import inspect
 import time
+import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.resolve import Elicit
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
@@ -26,19 +29,8 @@ from databar_mcp.tools.context import Services, ToolContext, services
 from databar_mcp.tools.failures import from_api_error, from_issues
 from databar_mcp.tools.guard import guarded
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
+from databar_mcp.tools.task_kit import deliver, iso, progress_reporter, target_of
 from databar_mcp.tools.task_view import TaskView, get_task_call, render
-from databar_mcp.tools.tasks import deliver, iso, progress_reporter, target_of
-
-FORCE_DESCRIPTION = (
-    "Submit even if an identical run is running or finished within the duplicate window (it bills again). "
-    "Leave false: a repeated call then returns the earlier task for free. After submission_unknown the user "
-    "is asked first (or see acknowledge_possible_double_billing)."
-)
-ACKNOWLEDGE_DESCRIPTION = (
-    "Only with force=true, after submission_unknown, and only when this client cannot ask the user: true "
-    "means the user checked the Databar web app and found no run started at the time the error gave, and "
-    "accepts paying twice if there was one. Never set it on your own judgement."
-)
 
 
 class Confirmation(BaseModel):
@@ -247,6 +239,48 @@ def resend_refused(earlier: Submission, message: str, *, can_acknowledge: bool) 
     body.message = message + " Nothing was sent."
     body.next_steps = ["Call list_recent_tasks: unsettled_submissions lists this run by fingerprint.", *steps]
     return ToolFailure(body)
+
+
+Resolver = Callable[..., Awaitable[Any]]
+
+
+def run_guards(stem: str, prepare: Callable[..., Awaitable[PreparedRun]], *arguments: str) -> tuple[Resolver, Resolver]:
+    """The spend and re-send resolvers of a run tool whose run `prepare(ctx, *those tool arguments)` builds.
+
+    The SDK passes a resolver the tool arguments its signature names, and keys its question on the wire by the
+    resolver's module and name: they are `<stem>_spend` and `<stem>_resend` in the module of `prepare`, the
+    same on every round of a question and across releases.
+    """
+
+    def run_of(context: Context[Any, Any], values: dict[str, Any]) -> tuple[ToolContext, Prepare]:
+        ctx = cast(ToolContext, context)
+        return ctx, lambda: prepare(ctx, *(values[name] for name in arguments))
+
+    async def spend(context: Context[Any, Any], **values: Any) -> SpendGate | Elicit[Confirmation]:
+        ctx, run = run_of(context, values)
+        return await spend_question(ctx, run, values["force"])
+
+    async def resend(context: Context[Any, Any], **values: Any) -> ResendGate | Elicit[ResendConfirmation]:
+        ctx, run = run_of(context, values)
+        return await resend_question(ctx, run, values["force"], values["acknowledge_possible_double_billing"])
+
+    named(spend, f"{stem}_spend", prepare.__module__, (*arguments, "force"))
+    named(resend, f"{stem}_resend", prepare.__module__, (*arguments, "force", "acknowledge_possible_double_billing"))
+    return spend, resend
+
+
+def named(resolver: Resolver, name: str, module: str, arguments: tuple[str, ...]) -> None:
+    """Give a resolver the name, module and signature (the context, then tool arguments by name) the SDK reads."""
+    hints = typing.get_type_hints(resolver)
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    parameters = [
+        inspect.Parameter("context", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Context),
+        *(inspect.Parameter(argument, keyword) for argument in arguments),
+    ]
+    resolver.__signature__ = inspect.Signature(parameters, return_annotation=hints["return"])  # type: ignore[attr-defined]
+    resolver.__annotations__ = {"context": Context, "return": hints["return"]}
+    resolver.__name__ = resolver.__qualname__ = name
+    resolver.__module__ = module
 
 
 def settle_resend(outcome: ResendOutcome, earlier: Submission | None, *, acknowledged: bool) -> None:
