@@ -41,7 +41,6 @@ prices of the chosen providers (list_waterfalls shows prices)."""
     idempotent=True,
 )
 async def get_account(svc: Services) -> Annotated[CallToolResult, Account]:
-
     user = await svc.client.get_user()
     midnight = time.time() // 86_400 * 86_400
     spent = await svc.ledger.credits_spent_since(midnight)

@@ -208,7 +208,6 @@ async def create_connector(
     rate_limit: Annotated[int | None, Field(ge=1, description="Max requests per minute (capped by plan).")] = None,
     max_concurrency: Annotated[int | None, Field(ge=1, description="Max concurrent requests (capped by plan).")] = None,
 ) -> Annotated[CallToolResult, ConnectorOut]:
-
     add_secrets(*(h.value for h in headers))
     request = ConnectorCreate(
         name=name,
@@ -236,7 +235,6 @@ async def create_connector(
     idempotent=True,
 )
 async def list_connectors(svc: Services) -> Annotated[CallToolResult, ConnectorList]:
-
     found = [connector_out(c) for c in await svc.client.list_connectors()]
 
     def make(k: int) -> ConnectorList:
@@ -259,7 +257,6 @@ async def list_connectors(svc: Services) -> Annotated[CallToolResult, ConnectorL
     idempotent=True,
 )
 async def get_connector(connector_id: ConnectorId, svc: Services) -> Annotated[CallToolResult, ConnectorOut]:
-
     found = connector_out(await svc.client.get_connector(connector_id))
     return ok_result(found, render(found))
 
@@ -329,7 +326,6 @@ async def update_connector(
     idempotent=True,
 )
 async def delete_connector(connector_id: ConnectorId, svc: Services) -> Annotated[CallToolResult, Deleted]:
-
     await svc.client.delete_connector(connector_id)
     out = Deleted(id=connector_id, deleted=True, message=f"Connector {connector_id} deleted.")
     return ok_result(out, out.message)

@@ -280,7 +280,6 @@ async def search_enrichments(
     page: Annotated[int, Field(ge=1, le=10_000, description="Page of results (1-based).")] = 1,
     limit: Annotated[int, Field(ge=1, le=50, description="Results per page.")] = 10,
 ) -> Annotated[CallToolResult, EnrichmentSearch]:
-
     found, total, more = await svc.client.search_enrichments(q=query, category=category, page=page, limit=limit)
     found.sort(key=lambda e: relevance(e, query))
     detailed: dict[int, Enrichment] = {}
@@ -318,7 +317,6 @@ async def search_enrichments(
     idempotent=True,
 )
 async def get_enrichment(enrichment_id: EnrichmentId, svc: Services) -> Annotated[CallToolResult, EnrichmentOut]:
-
     out = enrichment_out(await svc.catalog.enrichment(enrichment_id), full=True)
     return ok_result(out, escape_text(render_enrichment(out)))
 
@@ -340,7 +338,6 @@ async def get_param_choices(
     page: Annotated[int, Field(ge=1, le=10_000)] = 1,
     limit: Annotated[int, Field(ge=1, le=500)] = 50,
 ) -> Annotated[CallToolResult, ChoicesOut]:
-
     got = await svc.client.param_choices(enrichment_id, param, q=query, page=page, limit=limit)
     items = [{"id": c.id, "name": c.name} for c in got.items]
     filtered = f", query={query!r}" if query else ""
@@ -385,7 +382,6 @@ async def list_waterfalls(
         Field(max_length=200, description="Optional filter on identifier, name or description."),
     ] = None,
 ) -> Annotated[CallToolResult, WaterfallList]:
-
     found = [waterfall_out(w) for w in await svc.client.list_waterfalls()]
     if query:
         q = query.lower()
@@ -407,6 +403,5 @@ async def list_waterfalls(
     idempotent=True,
 )
 async def get_waterfall(waterfall: WaterfallId, svc: Services) -> Annotated[CallToolResult, WaterfallOut]:
-
     out = waterfall_out(await svc.catalog.get(waterfall), full=True)
     return ok_result(out, escape_text(render_waterfall(out)))

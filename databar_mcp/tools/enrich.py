@@ -19,21 +19,16 @@ from databar_mcp.config import Toolset
 from databar_mcp.core.catalog import default_providers, plan_bulk_run
 from databar_mcp.tools.context import ToolContext, services
 from databar_mcp.tools.params import (
-    WAIT_DEFAULT,
-    AcknowledgeFlag,
     EnrichmentId,
-    ForceFlag,
     InputValue,
     Row,
     Rows,
-    WaitSeconds,
     WaterfallId,
 )
 from databar_mcp.tools.registry import tool
 from databar_mcp.tools.running import (
     PreparedRun,
-    ResendOutcome,
-    SpendOutcome,
+    RunControls,
     execute,
     run_guards,
 )
@@ -205,16 +200,12 @@ async def prepare_bulk_enrichment(
 # (The SDK passes tool arguments by name and recognises only a bare Context annotation here.)
 
 
-bulk_waterfall_spend, bulk_waterfall_resend = run_guards(
+bulk_waterfall_run = run_guards(
     "bulk_waterfall", prepare_bulk_waterfall, "waterfall", "params", "enrichments", "email_verifier"
 )
-waterfall_spend, waterfall_resend = run_guards(
-    "waterfall", prepare_waterfall, "waterfall", "params", "enrichments", "email_verifier"
-)
-enrichment_spend, enrichment_resend = run_guards("enrichment", prepare_enrichment, "enrichment_id", "params", "pages")
-bulk_enrichment_spend, bulk_enrichment_resend = run_guards(
-    "bulk_enrichment", prepare_bulk_enrichment, "enrichment_id", "params"
-)
+waterfall_run = run_guards("waterfall", prepare_waterfall, "waterfall", "params", "enrichments", "email_verifier")
+enrichment_run = run_guards("enrichment", prepare_enrichment, "enrichment_id", "params", "pages")
+bulk_enrichment_run = run_guards("bulk_enrichment", prepare_bulk_enrichment, "enrichment_id", "params")
 
 
 @tool(
@@ -230,23 +221,10 @@ async def run_bulk_waterfall(
     waterfall: WaterfallId,
     params: Rows,
     enrichments: ProviderIds,
-    ctx: ToolContext,
-    spend: Annotated[SpendOutcome, Resolve(bulk_waterfall_spend)],
-    resend: Annotated[ResendOutcome, Resolve(bulk_waterfall_resend)],
+    run: Annotated[RunControls, Resolve(bulk_waterfall_run)],
     email_verifier: VerifierId = None,
-    wait_seconds: WaitSeconds = WAIT_DEFAULT,
-    force: ForceFlag = False,
-    acknowledge_possible_double_billing: AcknowledgeFlag = False,
 ) -> Annotated[CallToolResult, TaskView]:
-    return await execute(
-        ctx,
-        lambda: prepare_bulk_waterfall(ctx, waterfall, params, enrichments, email_verifier),
-        force=force,
-        wait_seconds=wait_seconds,
-        spend=spend,
-        resend=resend,
-        acknowledged=acknowledge_possible_double_billing,
-    )
+    return await execute(run, lambda: prepare_bulk_waterfall(run.ctx, waterfall, params, enrichments, email_verifier))
 
 
 @tool(
@@ -261,24 +239,11 @@ async def run_bulk_waterfall(
 async def run_waterfall(
     waterfall: WaterfallId,
     params: Row,
-    ctx: ToolContext,
-    spend: Annotated[SpendOutcome, Resolve(waterfall_spend)],
-    resend: Annotated[ResendOutcome, Resolve(waterfall_resend)],
+    run: Annotated[RunControls, Resolve(waterfall_run)],
     enrichments: OptionalProviderIds = None,
     email_verifier: VerifierId = None,
-    wait_seconds: WaitSeconds = WAIT_DEFAULT,
-    force: ForceFlag = False,
-    acknowledge_possible_double_billing: AcknowledgeFlag = False,
 ) -> Annotated[CallToolResult, TaskView]:
-    return await execute(
-        ctx,
-        lambda: prepare_waterfall(ctx, waterfall, params, enrichments, email_verifier),
-        force=force,
-        wait_seconds=wait_seconds,
-        spend=spend,
-        resend=resend,
-        acknowledged=acknowledge_possible_double_billing,
-    )
+    return await execute(run, lambda: prepare_waterfall(run.ctx, waterfall, params, enrichments, email_verifier))
 
 
 @tool(
@@ -293,23 +258,10 @@ async def run_waterfall(
 async def run_enrichment(
     enrichment_id: EnrichmentId,
     params: Row,
-    ctx: ToolContext,
-    spend: Annotated[SpendOutcome, Resolve(enrichment_spend)],
-    resend: Annotated[ResendOutcome, Resolve(enrichment_resend)],
+    run: Annotated[RunControls, Resolve(enrichment_run)],
     pages: Pages = None,
-    wait_seconds: WaitSeconds = WAIT_DEFAULT,
-    force: ForceFlag = False,
-    acknowledge_possible_double_billing: AcknowledgeFlag = False,
 ) -> Annotated[CallToolResult, TaskView]:
-    return await execute(
-        ctx,
-        lambda: prepare_enrichment(ctx, enrichment_id, params, pages),
-        force=force,
-        wait_seconds=wait_seconds,
-        spend=spend,
-        resend=resend,
-        acknowledged=acknowledge_possible_double_billing,
-    )
+    return await execute(run, lambda: prepare_enrichment(run.ctx, enrichment_id, params, pages))
 
 
 @tool(
@@ -324,19 +276,6 @@ async def run_enrichment(
 async def run_bulk_enrichment(
     enrichment_id: EnrichmentId,
     params: Rows,
-    ctx: ToolContext,
-    spend: Annotated[SpendOutcome, Resolve(bulk_enrichment_spend)],
-    resend: Annotated[ResendOutcome, Resolve(bulk_enrichment_resend)],
-    wait_seconds: WaitSeconds = WAIT_DEFAULT,
-    force: ForceFlag = False,
-    acknowledge_possible_double_billing: AcknowledgeFlag = False,
+    run: Annotated[RunControls, Resolve(bulk_enrichment_run)],
 ) -> Annotated[CallToolResult, TaskView]:
-    return await execute(
-        ctx,
-        lambda: prepare_bulk_enrichment(ctx, enrichment_id, params),
-        force=force,
-        wait_seconds=wait_seconds,
-        spend=spend,
-        resend=resend,
-        acknowledged=acknowledge_possible_double_billing,
-    )
+    return await execute(run, lambda: prepare_bulk_enrichment(run.ctx, enrichment_id, params))

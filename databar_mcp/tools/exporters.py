@@ -162,7 +162,6 @@ processing."""
 async def list_exporters(
     svc: Services, query: Annotated[str | None, Field(max_length=200, description="Filter by name.")] = None
 ) -> Annotated[CallToolResult, ExporterList]:
-
     items = await svc.client.list_exporters(query)
     out = ExporterList(exporters=[ExporterOut(id=e.id, name=e.name, description=e.description) for e in items])
     text = "\n".join([f"{len(items)} exporter(s):"] + [f"- {e.id}: {e.name}" for e in items])
@@ -179,7 +178,6 @@ async def list_exporters(
     idempotent=True,
 )
 async def get_exporter(exporter_id: ExporterId, svc: Services) -> Annotated[CallToolResult, ExporterDetailOut]:
-
     out = detail_out(await svc.client.get_exporter(exporter_id))
     params = ", ".join(f"{p.name}{'*' if p.required else ''}" for p in out.params)
     return ok_result(out, f"{out.id}: {out.name}. Params (* required): {params}. Connections: {out.connections}")
@@ -204,7 +202,6 @@ async def add_table_exporter(
     svc: Services,
     authorization: Annotated[int | None, Field(ge=1, description="Connection id; null: the first one.")] = None,
 ) -> Annotated[CallToolResult, AttachedExporterOut]:
-
     attached = await svc.client.add_table_exporter(
         table_uuid, exporter_id, {k: v.as_mapping() for k, v in mapping.items()}, authorization=authorization
     )
@@ -238,7 +235,6 @@ async def run_table_exporter(
     confirm: Annotated[bool, Field(description="Only for clients that cannot ask: the user agreed.")] = False,
     wait_seconds: WaitSeconds = WAIT_DEFAULT,
 ) -> Annotated[CallToolResult, TableRunView]:
-
     columns = processor_columns(await svc.client.table_columns(table_uuid), exporter_id)
     attached = next((e for e in await svc.client.list_table_exporters(table_uuid) if e.id == exporter_id), None)
     if columns is None or attached is None:

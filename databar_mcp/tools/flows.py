@@ -18,18 +18,13 @@ from databar_mcp.config import Toolset
 from databar_mcp.core.catalog import RunPlan
 from databar_mcp.tools.context import Services, ToolContext, services
 from databar_mcp.tools.params import (
-    WAIT_DEFAULT,
-    AcknowledgeFlag,
-    ForceFlag,
     InputValue,
-    WaitSeconds,
 )
 from databar_mcp.tools.registry import tool
 from databar_mcp.tools.results import ok_result
 from databar_mcp.tools.running import (
     PreparedRun,
-    ResendOutcome,
-    SpendOutcome,
+    RunControls,
     execute,
     run_guards,
 )
@@ -164,8 +159,8 @@ async def prepare_bulk_flow(ctx: ToolContext, flow_id: str, inputs: list[dict[st
     return await prepare_flow(ctx, flow_id, inputs, bulk=True)
 
 
-flow_spend, flow_resend = run_guards("flow", prepare_one_flow, "flow_id", "inputs")
-bulk_flow_spend, bulk_flow_resend = run_guards("bulk_flow", prepare_bulk_flow, "flow_id", "inputs")
+flow_run = run_guards("flow", prepare_one_flow, "flow_id", "inputs")
+bulk_flow_run = run_guards("bulk_flow", prepare_bulk_flow, "flow_id", "inputs")
 
 
 WAIT_AND_NEXT = """\
@@ -210,7 +205,6 @@ before anything is sent; submitted exactly once.
     idempotent=True,
 )
 async def list_flows(svc: Services) -> Annotated[CallToolResult, FlowList]:
-
     flows = [flow_out(f) for f in await svc.client.list_flows()]
     lines = [f"{len(flows)} flow(s):"]
     lines += [f"- {f.id}: {f.name} (inputs {[i.id for i in f.inputs]} → {f.outputs})" for f in flows]
@@ -227,7 +221,6 @@ async def list_flows(svc: Services) -> Annotated[CallToolResult, FlowList]:
     idempotent=True,
 )
 async def get_flow(flow_id: FlowId, svc: Services) -> Annotated[CallToolResult, FlowDetailOut]:
-
     flow, cost = await flow_and_cost(svc, flow_id)
     nodes = cast(Any, flow.config or {}).get("nodes")
     out = FlowDetailOut(
@@ -255,7 +248,6 @@ async def estimate_flow_cost(
     svc: Services,
     runs: Annotated[int, Field(ge=1, le=config.MAX_BULK_ROWS, description="How many input sets.")] = 1,
 ) -> Annotated[CallToolResult, FlowCostOut]:
-
     flow = await svc.client.get_flow(flow_id)
     cost = await svc.client.estimate_flow_cost(flow.config or {})
     out = FlowCostOut(
@@ -281,22 +273,9 @@ async def estimate_flow_cost(
 async def run_flow(
     flow_id: FlowId,
     inputs: FlowInputs,
-    ctx: ToolContext,
-    spend: Annotated[SpendOutcome, Resolve(flow_spend)],
-    resend: Annotated[ResendOutcome, Resolve(flow_resend)],
-    wait_seconds: WaitSeconds = WAIT_DEFAULT,
-    force: ForceFlag = False,
-    acknowledge_possible_double_billing: AcknowledgeFlag = False,
+    run: Annotated[RunControls, Resolve(flow_run)],
 ) -> Annotated[CallToolResult, TaskView]:
-    return await execute(
-        ctx,
-        lambda: prepare_flow(ctx, flow_id, [inputs], bulk=False),
-        force=force,
-        wait_seconds=wait_seconds,
-        spend=spend,
-        resend=resend,
-        acknowledged=acknowledge_possible_double_billing,
-    )
+    return await execute(run, lambda: prepare_flow(run.ctx, flow_id, [inputs], bulk=False))
 
 
 @tool(
@@ -314,19 +293,6 @@ async def run_bulk_flow(
         list[dict[str, InputValue]],
         Field(min_length=1, max_length=config.MAX_BULK_ROWS, description="One input set per row."),
     ],
-    ctx: ToolContext,
-    spend: Annotated[SpendOutcome, Resolve(bulk_flow_spend)],
-    resend: Annotated[ResendOutcome, Resolve(bulk_flow_resend)],
-    wait_seconds: WaitSeconds = WAIT_DEFAULT,
-    force: ForceFlag = False,
-    acknowledge_possible_double_billing: AcknowledgeFlag = False,
+    run: Annotated[RunControls, Resolve(bulk_flow_run)],
 ) -> Annotated[CallToolResult, TaskView]:
-    return await execute(
-        ctx,
-        lambda: prepare_flow(ctx, flow_id, inputs, bulk=True),
-        force=force,
-        wait_seconds=wait_seconds,
-        spend=spend,
-        resend=resend,
-        acknowledged=acknowledge_possible_double_billing,
-    )
+    return await execute(run, lambda: prepare_flow(run.ctx, flow_id, inputs, bulk=True))

@@ -75,6 +75,18 @@ def _is_context(annotation: object) -> bool:
     return inspect.isclass(annotation) and issubclass(annotation, Context)
 
 
+def settled(param: inspect.Parameter, settings: Settings) -> inspect.Parameter:
+    """A parameter as registered: a SettingsBound one gets its constraints and default from `settings`."""
+    if get_origin(param.annotation) is not Annotated:
+        return param
+    base, *extras = get_args(param.annotation)
+    marker = next((m for m in extras if isinstance(m, SettingsBound)), None)
+    if marker is None:
+        return param
+    annotation, default = marker.bind(base, settings)
+    return param.replace(annotation=annotation, default=default)
+
+
 def bound(spec: ToolSpec, box: Toolbox) -> Callable[..., Awaitable[CallToolResult]]:
     """The function the SDK registers for `spec`: its signature less what is injected (the services, or the
     Toolbox itself), so the input schema never shows them, settings-bound parameters resolved, and errors an
@@ -84,6 +96,7 @@ def bound(spec: ToolSpec, box: Toolbox) -> Callable[..., Awaitable[CallToolResul
     params: list[inspect.Parameter] = []
     service_names: list[str] = []
     box_names: list[str] = []
+    added: list[inspect.Parameter] = []
     context_name: str | None = None
     for param in inspect.signature(spec.fn).parameters.values():
         annotation = hints.get(param.name, param.annotation)
@@ -95,13 +108,13 @@ def bound(spec: ToolSpec, box: Toolbox) -> Callable[..., Awaitable[CallToolResul
             continue
         if _is_context(annotation):
             context_name = param.name
-        if get_origin(annotation) is Annotated:
-            base, *extras = get_args(annotation)
-            marker = next((m for m in extras if isinstance(m, SettingsBound)), None)
-            if marker is not None:
-                annotation, default = marker.bind(base, settings)
-                param = param.replace(default=default)
         params.append(param.replace(annotation=annotation))
+    for param in (p for p in list(params) if get_origin(p.annotation) is Annotated):
+        # a resolved value whose resolver reads more tool arguments (RunControls): the tool takes them too
+        added.extend(
+            cast("tuple[inspect.Parameter, ...]", getattr(get_args(param.annotation)[0], "TOOL_PARAMETERS", ()))
+        )
+    params = [settled(p, settings) for p in (*params, *added)]
     keep_context = context_name is not None
     if context_name is None:
         context_name = INJECTED_CONTEXT
@@ -111,6 +124,8 @@ def bound(spec: ToolSpec, box: Toolbox) -> Callable[..., Awaitable[CallToolResul
 
     async def call(**arguments: Any) -> CallToolResult:
         ctx: ToolContext = arguments[context_name] if keep_context else arguments.pop(context_name)
+        for param in added:  # read by the resolver, not the body
+            del arguments[param.name]
         for service_name in service_names:
             arguments[service_name] = services(ctx)
         for box_name in box_names:

@@ -177,7 +177,6 @@ folder_id null. Free."""
 async def create_column(
     table_uuid: TableId, name: Name, svc: Services, type: ColumnType = "text"
 ) -> Annotated[CallToolResult, ColumnOut]:
-
     made = await svc.client.create_column(table_uuid, name, type)
     out = ColumnOut(table_uuid=table_uuid, identifier=made.identifier, name=made.name, type=made.type_of_value)
     return ok_result(out, f"Added column {out.name!r} ({out.type}, id {out.identifier}) to {table_uuid}.")
@@ -195,7 +194,6 @@ async def create_column(
 async def rename_column(
     table_uuid: TableId, column: ColumnRef, new_name: Name, svc: Services
 ) -> Annotated[CallToolResult, ColumnOut]:
-
     found = await column_of(svc, table_uuid, column)
     assert found.identifier is not None
     made = await svc.client.rename_column(table_uuid, found.identifier, new_name)
@@ -213,7 +211,6 @@ async def rename_column(
     idempotent=True,
 )
 async def delete_column(table_uuid: TableId, column: ColumnRef, svc: Services) -> Annotated[CallToolResult, Deleted]:
-
     found = await column_of(svc, table_uuid, column)
     assert found.identifier is not None
     await svc.client.delete_column(table_uuid, found.identifier)
@@ -231,7 +228,6 @@ async def delete_column(table_uuid: TableId, column: ColumnRef, svc: Services) -
     idempotent=True,
 )
 async def rename_table(table_uuid: TableId, name: Name, svc: Services) -> Annotated[CallToolResult, TableRenamed]:
-
     table = await svc.client.rename_table(table_uuid, name)
     out = TableRenamed(table_uuid=table.identifier, name=table.name)
     return ok_result(out, f"Table {out.table_uuid} is now named {out.name!r}.")
@@ -247,7 +243,6 @@ async def rename_table(table_uuid: TableId, name: Name, svc: Services) -> Annota
     idempotent=True,
 )
 async def delete_table(table_uuid: TableId, svc: Services) -> Annotated[CallToolResult, Deleted]:
-
     await svc.client.delete_table(table_uuid)
     out = Deleted(table_uuid=table_uuid, deleted=table_uuid, message="The table was moved to the trash.")
     return ok_result(out, f"Table {table_uuid} was moved to the trash.")
@@ -271,7 +266,6 @@ async def dedupe_rows(
     ] = None,
     confirm: Annotated[bool, Field(description="true deletes the duplicates; false only counts them.")] = False,
 ) -> Annotated[CallToolResult, DedupeOut]:
-
     table_columns = await svc.client.table_columns(table_uuid)
     names = [c.name for c in table_columns]
     unknown = [c for c in columns or [] if c not in names]
@@ -357,7 +351,6 @@ async def export_table(
     idempotent=True,
 )
 async def list_folders(svc: Services) -> Annotated[CallToolResult, FolderList]:
-
     folders = [FolderOut(id=f.id, name=f.name, table_count=f.table_count) for f in await svc.client.list_folders()]
     out = FolderList(folders=folders)
     text = "\n".join([f"{len(folders)} folder(s):"] + [f"- {f.id}: {f.name} ({f.table_count} tables)" for f in folders])
@@ -374,7 +367,6 @@ async def list_folders(svc: Services) -> Annotated[CallToolResult, FolderList]:
     idempotent=False,
 )
 async def create_folder(name: Name, svc: Services) -> Annotated[CallToolResult, FolderOut]:
-
     folder = await svc.client.create_folder(name)
     out = FolderOut(id=folder.id, name=folder.name, table_count=folder.table_count)
     return ok_result(out, f"Created folder {out.id}: {out.name}.")
@@ -392,7 +384,6 @@ async def create_folder(name: Name, svc: Services) -> Annotated[CallToolResult, 
 async def move_table_to_folder(
     table_uuid: TableId, folder_id: FolderId | None, svc: Services
 ) -> Annotated[CallToolResult, Moved]:
-
     await svc.client.move_table_to_folder(table_uuid, folder_id)
     where = f"folder {folder_id}" if folder_id is not None else "no folder"
     out = Moved(table_uuid=table_uuid, folder_id=folder_id, message=f"Table {table_uuid} is now in {where}.")

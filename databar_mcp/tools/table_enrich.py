@@ -44,9 +44,7 @@ from databar_mcp.tools.context import Services, ToolContext, services
 from databar_mcp.tools.failures import from_issues
 from databar_mcp.tools.params import (
     WAIT_DEFAULT,
-    AcknowledgeFlag,
     EnrichmentId,
-    ForceFlag,
     TableId,
     WaitSeconds,
     WaterfallId,
@@ -55,8 +53,7 @@ from databar_mcp.tools.registry import tool
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
 from databar_mcp.tools.running import (
     PreparedRun,
-    ResendOutcome,
-    SpendOutcome,
+    RunControls,
     duplicate_unknown,
     insufficient,
     run_guards,
@@ -280,9 +277,7 @@ async def prepared_table_run(
     return (await prepare_table_run(ctx, table_uuid, enrichment_id, strategy, row_ids)).run
 
 
-table_run_spend, table_run_resend = run_guards(
-    "table_run", prepared_table_run, "table_uuid", "enrichment_id", "run_strategy", "row_ids"
-)
+table_run = run_guards("table_run", prepared_table_run, "table_uuid", "enrichment_id", "run_strategy", "row_ids")
 
 
 # ---- waiting and reporting -----------------------------------------------------------------------------
@@ -350,7 +345,6 @@ async def add_table_enrichment(
         LaunchStrategy, Field(description="run_on_click (only when run) or run_on_update (re-runs, bills).")
     ] = "run_on_click",
 ) -> Annotated[CallToolResult, AddedOut]:
-
     detail = await svc.catalog.enrichment(enrichment)
     params = {p.name: p for p in detail.params or []}
     issues = [FieldIssue(f"mapping.{k}", f"not a param of enrichment {enrichment}") for k in mapping if k not in params]
@@ -388,7 +382,6 @@ async def add_table_waterfall(
     ] = None,
     email_verifier: Annotated[int | None, Field(ge=1, description="Optional verifier id; null for none.")] = None,
 ) -> Annotated[CallToolResult, AddedOut]:
-
     found = await svc.catalog.get(waterfall)
     inputs = {p.name: p for p in found.input_params}
     providers = {p.id for p in found.available_enrichments}
@@ -421,7 +414,6 @@ async def add_table_waterfall(
     idempotent=True,
 )
 async def list_table_enrichments(table_uuid: TableId, svc: Services) -> Annotated[CallToolResult, AttachedList]:
-
     columns = await svc.client.table_columns(table_uuid)
     found: list[AttachedOut] = []
     for kind, items in (
@@ -475,7 +467,6 @@ async def update_table_enrichment(
     ] = None,
     launch_strategy: Annotated[LaunchStrategy | None, Field(description="null: keep.")] = None,
 ) -> Annotated[CallToolResult, AttachedOut]:
-
     if mapping is None and launch_strategy is None:
         raise ToolFailure(_issues("Nothing to change.", [FieldIssue("mapping", "give mapping or launch_strategy")]))
     updated = await svc.client.update_table_enrichment(
@@ -500,30 +491,25 @@ async def update_table_enrichment(
 async def run_table_enrichment(
     table_uuid: TableId,
     enrichment_id: TableEnrichmentId,
-    ctx: ToolContext,
     svc: Services,
-    spend: Annotated[SpendOutcome, Resolve(table_run_spend)],
-    resend: Annotated[ResendOutcome, Resolve(table_run_resend)],
+    run: Annotated[RunControls, Resolve(table_run)],
     run_strategy: Strategy = "run_empty",
     row_ids: RowIds = None,
-    wait_seconds: WaitSeconds = WAIT_DEFAULT,
-    force: ForceFlag = False,
-    acknowledge_possible_double_billing: AcknowledgeFlag = False,
 ) -> Annotated[CallToolResult, TableRunView]:
     started_at = time.monotonic()
-
+    ctx = run.ctx
     prepared = await prepare_table_run(ctx, table_uuid, enrichment_id, run_strategy, row_ids)
     _prepared.get(svc.client, {}).clear()  # the next call counts afresh
     plan, scope = prepared.run.plan, prepared.scope
     known = await svc.runner.earlier(prepared.run.endpoint, prepared.run.request)
-    if force:  # a forced re-send of a run whose outcome is unknown needs the user's word
-        settle_resend(resend, known, acknowledged=acknowledge_possible_double_billing)
-    earlier = None if force else known
+    if run.force:  # a forced re-send of a run whose outcome is unknown needs the user's word
+        settle_resend(run.resend, known, acknowledged=run.acknowledged)
+    earlier = None if run.force else known
     if earlier is None and plan.issues:
         raise ToolFailure(_conflict_running(table_uuid, enrichment_id, plan.issues))
     if earlier is None and scope.rows == 0:
         return _nothing_to_run(scope)
-    settle_spend(spend, plan.estimated_credits)
+    settle_spend(run.spend, plan.estimated_credits)
     try:
         submitted = await submit_table_run(
             runner=svc.runner,
@@ -533,7 +519,7 @@ async def run_table_enrichment(
             body=prepared.run.request,
             scope=scope,
             estimated_credits=plan.estimated_credits,
-            force=force,
+            force=run.force,
             window_s=svc.settings.duplicate_window_s,
             settle_s=svc.settings.connect_timeout_s + svc.settings.read_timeout_s + 2.0,
             send=lambda: svc.client.run_table_enrichment(table_uuid, enrichment_id, prepared.run.request),
@@ -549,7 +535,7 @@ async def run_table_enrichment(
     started: TableRunStarted | None = submitted.started
     if started is not None:
         await ctx.report_progress(0, submitted.scope.rows, f"started on {submitted.scope.rows:,} row(s)")
-    remaining = max(0.0, wait_seconds - (time.monotonic() - started_at))
+    remaining = max(0.0, run.wait_seconds - (time.monotonic() - started_at))
     return await report(ctx, submitted.scope, wait_s=remaining, processing=None, estimate=estimate, reused=reused)
 
 

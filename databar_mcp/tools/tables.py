@@ -630,7 +630,6 @@ async def list_table_rows(
     idempotent=True,
 )
 async def list_tables(svc: Services) -> Annotated[CallToolResult, TableList]:
-
     found = [table_out(t) for t in await svc.client.list_tables()]
 
     def make(k: int) -> TableList:
@@ -660,7 +659,6 @@ async def create_table(
         list[ColumnName] | None, Field(max_length=500, description="Column names, unique, e.g. ['name', 'email'].")
     ] = None,
 ) -> Annotated[CallToolResult, CreatedTable]:
-
     names = list(columns or [])
     dupes = sorted({c for c in names if names.count(c) > 1})
     if dupes:
@@ -700,7 +698,6 @@ async def create_table(
     idempotent=True,
 )
 async def get_table_columns(table_uuid: TableId, svc: Services) -> Annotated[CallToolResult, TableColumns]:
-
     try:
         found = [column_out(c) for c in await svc.client.table_columns(table_uuid)]
     except api.NotFoundError as exc:

@@ -170,7 +170,6 @@ async def get_task(
     offset: Offset = 0,
     limit: Limit = None,
 ) -> Annotated[CallToolResult, TaskView]:
-
     task, source, estimate = await read_task(svc, task_id)
     if not task.is_terminal and wait_seconds > 0:
         await progress_reporter(ctx, task)
@@ -204,7 +203,6 @@ async def get_task(
     idempotent=True,
 )
 async def cancel_task(task_id: TaskId, svc: Services) -> Annotated[CallToolResult, TaskView]:
-
     try:
         task = await svc.client.cancel_task(task_id)
     except ConflictError as exc:
@@ -231,7 +229,6 @@ async def list_recent_tasks(
     offset: Annotated[int, Field(ge=0, le=config.MAX_OFFSET, description="Tasks to skip (paging).")] = 0,
     unfinished_only: Annotated[bool, Field(description="Only tasks not finished yet.")] = False,
 ) -> Annotated[CallToolResult, RecentTasks]:
-
     now = time.time()
     records, total = await svc.ledger.recent(limit=limit, offset=offset, unfinished_only=unfinished_only)
     window_start = now - max(svc.settings.duplicate_window_s, config.API_RETENTION_S)
