@@ -78,7 +78,7 @@ def full_result_json(task: Task, inputs: list[Any] | None, served_from: str) -> 
 
 
 def register_resources(box: Toolbox) -> None:
-    if not box.enabled("tasks", read_only=True):
+    if not box.enabled(Toolset.TASKS, read_only=True):
         return
 
     @box.server.resource(
