@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, cast
 
@@ -83,21 +84,26 @@ OAUTH_JWKS_TIMEOUT_S = 5.0
 OAUTH_LEEWAY_S = 10.0  # clock skew allowed on exp / nbf
 OAUTH_VERIFIED_CACHE = 1024  # verified tokens remembered (by digest) until they expire
 
+
 # Toolsets a user can load (DATABAR_MCP_TOOLSETS / --toolsets, or `all`). Without a choice the server lists the
 # default ones and offers the rest through enable_toolsets: every tool definition costs the model context.
-TOOLSETS = (
-    "discover",
-    "enrich",
-    "tasks",
-    "tables",
-    "connectors",
-    "account",
-    "table_enrich",
-    "table_admin",
-    "exporters",
-    "flows",
-)
-DEFAULT_TOOLSETS = ("discover", "enrich", "tasks", "account")
+class Toolset(StrEnum):
+    """A toolset's name: tools declare theirs, settings choose them, enable_toolsets lists them (in this order)."""
+
+    DISCOVER = "discover"
+    ENRICH = "enrich"
+    TASKS = "tasks"
+    TABLES = "tables"
+    CONNECTORS = "connectors"
+    ACCOUNT = "account"
+    TABLE_ENRICH = "table_enrich"
+    TABLE_ADMIN = "table_admin"
+    EXPORTERS = "exporters"
+    FLOWS = "flows"
+
+
+TOOLSETS: tuple[str, ...] = tuple(Toolset)
+DEFAULT_TOOLSETS: tuple[str, ...] = (Toolset.DISCOVER, Toolset.ENRICH, Toolset.TASKS, Toolset.ACCOUNT)
 
 # How long a waterfall's catalog entry is reused to validate inputs and estimate cost before a run.
 CATALOG_TTL_S = 600.0

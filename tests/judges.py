@@ -17,7 +17,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from typing import Final
 import pytest
 
 from tests.locks import exclusive
+from tests.served import clean_env, http_process
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 CACHE: Final = ROOT / ".cache" / "judges"
@@ -164,45 +164,8 @@ def server_env(sandbox_url: str, state_dir: Path, api_key: str | None, toolsets:
     return env
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def http_server(env: dict[str, str], stderr_path: Path) -> Iterator[str]:
     """Our server over streamable HTTP on a free loopback port; yields its /mcp URL."""
-    import httpx2
-
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DATABAR_", "XDG_"))}
-    with stderr_path.open("wb") as err:
-        proc = subprocess.Popen(  # noqa: S603 (our own entry point)
-            [sys.executable, "-m", "databar_mcp", "--transport", "http", "--port", str(port)],
-            env={**clean, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx2.get(base + "/healthz", timeout=0.5).status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {stderr_path.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.05)
-        yield base + "/mcp"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+    with http_process(clean_env(**env), stderr_path) as served:
+        yield served.url

@@ -10,14 +10,12 @@ The Dockerfile's properties and its install steps (build a wheel, pip install it
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
 import threading
-import time
 import zipfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -43,6 +41,7 @@ from databar_mcp.app.http_app import (
 )
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
 from tests.conftest import SENTINEL_KEY, structured
+from tests.served import ServerProcess, clean_env, free_port, http_process
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "tok-SENTINEL-3c1d9a7e5b0f42"
@@ -61,12 +60,6 @@ BULK = {
 }
 WILDCARD = "0.0.0.0"  # noqa: S104 (what the tests ask the server to bind)
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "host"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ---- a recording proxy in front of the sandbox: every header "Databar" received -----------------------
@@ -139,22 +132,7 @@ def recorder(sandbox_http: SandboxServer) -> Iterator[Recorder]:
 # ---- our server, once per module --------------------------------------------------------------------
 
 
-@dataclass
-class Served:
-    proc: subprocess.Popen[bytes]
-    base: str
-    port: int
-    stderr: Path
-
-    @property
-    def url(self) -> str:
-        return self.base + "/mcp"
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABAR_", "XDG_"))}
-    env.update(extra)
-    return env
+Served = ServerProcess
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +140,7 @@ def served(recorder: Recorder, tmp_path_factory: pytest.TempPathFactory) -> Iter
     tmp = tmp_path_factory.mktemp("http")
     port = free_port()
     stderr_path = tmp / "server.stderr"
-    env = _env(
+    env = clean_env(
         DATABAR_API_KEY=SENTINEL_KEY,
         DATABAR_BASE_URL=recorder.proxy_url,
         DATABAR_MCP_STATE_DIR=str(tmp / "state"),
@@ -171,33 +149,8 @@ def served(recorder: Recorder, tmp_path_factory: pytest.TempPathFactory) -> Iter
         DATABAR_MCP_HTTP_MAX_BODY=str(MAX_BODY),
         DATABAR_MCP_LOG_LEVEL="DEBUG",
     )
-    with stderr_path.open("wb") as err:
-        proc = subprocess.Popen(  # noqa: S603 (our own entry point)
-            [sys.executable, "-m", "databar_mcp", "--transport", "http", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx2.get(base + "/healthz", timeout=0.5).status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {stderr_path.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.05)
-        yield Served(proc, base, port, stderr_path)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+    with http_process(env, stderr_path, port=port) as served:
+        yield served
 
 
 @asynccontextmanager
@@ -376,7 +329,7 @@ def test_server_logs_mask_secrets_and_show_upstream_requests(served: Served) -> 
 def test_non_loopback_bind_without_a_token_refuses_to_start(tmp_path: Path) -> None:
     proc = subprocess.run(  # noqa: S603 (our own entry point)
         [sys.executable, "-m", "databar_mcp", "--transport", "http", "--host", WILDCARD, "--port", str(free_port())],
-        env=_env(DATABAR_API_KEY="k", DATABAR_MCP_STATE_DIR=str(tmp_path)),
+        env=clean_env(DATABAR_API_KEY="k", DATABAR_MCP_STATE_DIR=str(tmp_path)),
         capture_output=True,
         text=True,
         timeout=30,
@@ -630,7 +583,7 @@ def test_dockerfile_install_steps_build_a_wheel_that_installs_and_runs(tmp_path:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    env = {**_env(), "PYTHONPATH": str(target)}
+    env = {**clean_env(), "PYTHONPATH": str(target)}
     code = "import databar_mcp, sys; print(databar_mcp.__file__); sys.argv=['databar-mcp','--version']; " + (
         "from databar_mcp.app.cli import main; main()"
     )

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +18,8 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.test_http import INITIALIZE, MCP_HEADERS, _env, free_port
+from tests.served import clean_env, free_port, http_process
+from tests.test_http import INITIALIZE, MCP_HEADERS
 
 IDLE_S = 6.0  # long enough that a loaded machine opens and pings ten sessions well within it
 HEADER_S = 1.0
@@ -41,7 +40,7 @@ class Limited:
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Limited]:
     tmp = tmp_path_factory.mktemp("limits")
     port = free_port()
-    env = _env(
+    env = clean_env(
         DATABAR_MCP_STATE_DIR=str(tmp / "state"),
         DATABAR_MCP_HTTP_MAX_SESSIONS="4",
         DATABAR_MCP_HTTP_SESSIONS_PER_CLIENT="3",
@@ -49,29 +48,8 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Limited]:
         DATABAR_MCP_HTTP_HEADER_TIMEOUT=str(HEADER_S),
         DATABAR_MCP_HTTP_BODY_TIMEOUT=str(BODY_S),
     )
-    stderr = (tmp / "stderr").open("wb")
-    proc = subprocess.Popen(  # noqa: S603 (our own entry point)
-        [sys.executable, "-m", "databar_mcp", "--sandbox", "--transport", "http", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=stderr,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx2.get(base + "/healthz", timeout=0.5).status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp / "stderr").read_text()[-2000:]
-            time.sleep(0.05)
-        yield Limited(base, port)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        stderr.close()
+    with http_process(env, tmp / "stderr", port=port, args=["--sandbox"]) as served:
+        yield Limited(served.base, port)
 
 
 def initialize(server: Limited, client: str) -> httpx2.Response:

@@ -14,8 +14,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -38,7 +36,8 @@ from databar_mcp.app.auth import SCOPES
 from databar_mcp.app.http_app import HttpConfigError, options_from_env
 from databar_mcp.sandbox import SandboxServer
 from tests.conftest import SENTINEL_KEY, error_body, structured, whole
-from tests.test_http import INITIALIZE, MCP_HEADERS, Recorder, _env, free_port, recorder, sandbox_http
+from tests.served import clean_env, free_port, http_process
+from tests.test_http import INITIALIZE, MCP_HEADERS, Recorder, recorder, sandbox_http
 
 pytestmark = pytest.mark.anyio
 
@@ -141,7 +140,7 @@ def served(recorder: Recorder, issuer: Issuer, tmp_path_factory: pytest.TempPath
     stderr_path = tmp / "server.stderr"
     users_file = tmp / "users.json"
     users_file.write_text(json.dumps(USERS))
-    env = _env(
+    env = clean_env(
         DATABAR_MCP_USERS_FILE=str(users_file),
         DATABAR_API_KEY=SENTINEL_KEY,
         DATABAR_BASE_URL=recorder.proxy_url,
@@ -151,32 +150,8 @@ def served(recorder: Recorder, issuer: Issuer, tmp_path_factory: pytest.TempPath
         DATABAR_MCP_OAUTH_RESOURCE=base + "/mcp",
         DATABAR_MCP_LOG_LEVEL="INFO",
     )
-    with stderr_path.open("wb") as err:
-        proc = subprocess.Popen(  # noqa: S603 (our own entry point)
-            [sys.executable, "-m", "databar_mcp", "--transport", "http", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx2.get(base + "/healthz", timeout=0.5).status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {stderr_path.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.05)
+    with http_process(env, stderr_path, port=port):
         yield Served(base, stderr_path, tmp / "state")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 @asynccontextmanager

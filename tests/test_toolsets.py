@@ -149,4 +149,4 @@ def test_enable_toolsets_knows_every_toolset() -> None:
 
     from databar_mcp.tools.toolsets import PURPOSE, ToolsetName
 
-    assert set(PURPOSE) == set(TOOLSETS) == set(get_args(ToolsetName))
+    assert set(PURPOSE) == set(TOOLSETS) == set(get_args(ToolsetName)[0])  # Annotated[Toolset, its schema]

@@ -56,7 +56,7 @@ class OAuthConfigError(ValueError):
 def scope_for_tool(name: str, toolset: str | None, read_only: bool) -> str:
     """The scope a tool needs: every run_* tool bills credits (as does stopping one), reads need the read
     scope (export_task_result only writes the caller's own result to a file here), the rest writes tables."""
-    if toolset == "account":
+    if toolset == config.Toolset.ACCOUNT:
         return BALANCE_SCOPE
     if name.startswith("run_") or name == "cancel_task":
         return RUN_SCOPE

@@ -547,7 +547,7 @@ class SecurityMiddleware:
                 if isinstance(name, str) and name in scopes:
                     needed.append(scopes[name])
             elif message.get("method") == "resources/read":
-                needed.append(scope_for_tool("resources/read", "tasks", read_only=True))
+                needed.append(scope_for_tool("resources/read", config.Toolset.TASKS, read_only=True))
         return needed
 
     async def _read_body(self, headers: list[tuple[bytes, bytes]], receive: Receive) -> tuple[bytes, Receive]:

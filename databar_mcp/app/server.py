@@ -32,26 +32,11 @@ from databar_mcp.core.store import ledger_for
 from databar_mcp.core.tracker import track_forever
 from databar_mcp.core.users import Users
 from databar_mcp.mcp_tasks import TaskService, TasksExtension, TasksMiddleware
-from databar_mcp.tools import (
-    account,
-    connectors,
-    discover,
-    enrich,
-    exporters,
-    exports,
-    flows,
-    guidance,
-    table_admin,
-    table_enrich,
-    table_export,
-    tables,
-    tasks,
-    toolsets,
-)
 from databar_mcp.tools.arguments import unknown_arguments
 from databar_mcp.tools.context import Services
 from databar_mcp.tools.failures import from_validation
 from databar_mcp.tools.fitting import RESULT_URI, OversizedResults, fit_result
+from databar_mcp.tools.loading import load
 from databar_mcp.tools.registry import TOOLSET_META_KEY, Toolbox
 from databar_mcp.tools.results import error_result
 from databar_mcp.tools.schemas import portable
@@ -237,9 +222,7 @@ def build_server(settings: Settings, **server_options: Any) -> DatabarMCPServer:
     relay.redactor.add(settings.api_key.get_secret_value() if settings.api_key else None)
     server.serve_client_logs(relay)
     box = Toolbox(server, settings)
-    modules = (discover, enrich, tasks, exports, tables, table_export, connectors, account, guidance)
-    for module in (*modules, table_enrich, table_admin, exporters, flows, toolsets):
-        module.register(box)  # toolsets last: enable_toolsets describes the toolsets the others loaded
+    load(box)
     server.toolbox = box
     if box.hidden_toolsets():
         server.advertise_tool_list_changes()

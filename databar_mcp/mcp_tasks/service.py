@@ -40,7 +40,7 @@ from databar_mcp.mcp_tasks.tables import NO_CANCEL, TABLE_TOOLS, table_follow, t
 from databar_mcp.tools.context import Services
 from databar_mcp.tools.guard import guarded
 from databar_mcp.tools.table_kit import reader_of, report_for
-from databar_mcp.tools.tasks import deliver
+from databar_mcp.tools.task_kit import deliver
 
 logger = logging.getLogger("databar_mcp.mcp_tasks")
 

@@ -6,9 +6,9 @@ from typing import Annotated
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from databar_mcp.tools.context import ToolContext, services
-from databar_mcp.tools.guard import guarded
-from databar_mcp.tools.registry import Toolbox
+from databar_mcp.config import Toolset
+from databar_mcp.tools.context import Services
+from databar_mcp.tools.registry import tool
 from databar_mcp.tools.results import ok_result
 
 
@@ -31,38 +31,31 @@ Free and read-only. Check the balance before a large run: run_bulk_waterfall cos
 prices of the chosen providers (list_waterfalls shows prices)."""
 
 
-def register(box: Toolbox) -> None:
-
-    @box.tool(
-        name="get_account",
-        toolset="account",
-        title="Get account and balance",
-        description=GET_ACCOUNT_DESCRIPTION,
-        read_only=True,
-        destructive=False,
-        idempotent=True,
+@tool(
+    Toolset.ACCOUNT,
+    name="get_account",
+    title="Get account and balance",
+    description=GET_ACCOUNT_DESCRIPTION,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+)
+async def get_account(svc: Services) -> Annotated[CallToolResult, Account]:
+    user = await svc.client.get_user()
+    midnight = time.time() // 86_400 * 86_400
+    spent = await svc.ledger.credits_spent_since(midnight)
+    account = Account(
+        balance=user.balance,
+        plan=user.plan,
+        email=user.email,
+        first_name=user.first_name,
+        workspace=user.workspace,
+        credits_spent_today=spent,
     )
-    async def get_account(ctx: ToolContext) -> Annotated[CallToolResult, Account]:
-        svc = services(ctx)
-
-        async def work() -> CallToolResult:
-            user = await svc.client.get_user()
-            midnight = time.time() // 86_400 * 86_400
-            spent = await svc.ledger.credits_spent_since(midnight)
-            account = Account(
-                balance=user.balance,
-                plan=user.plan,
-                email=user.email,
-                first_name=user.first_name,
-                workspace=user.workspace,
-                credits_spent_today=spent,
-            )
-            text = (
-                f"Balance: {account.balance:g} credits. Plan: {account.plan or 'unknown'}. "
-                f"Spent today through this server: {spent:g}."
-            )
-            if account.workspace:
-                text += f" Workspace: {account.workspace}."
-            return ok_result(account, text)
-
-        return await guarded(work())
+    text = (
+        f"Balance: {account.balance:g} credits. Plan: {account.plan or 'unknown'}. "
+        f"Spent today through this server: {spent:g}."
+    )
+    if account.workspace:
+        text += f" Workspace: {account.workspace}."
+    return ok_result(account, text)

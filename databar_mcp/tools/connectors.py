@@ -8,11 +8,11 @@ from pydantic import BaseModel, Field, ValidationError
 
 from databar_mcp import config
 from databar_mcp.api.models import Connector, ConnectorCreate, ConnectorMethod, ConnectorType, NameValue
+from databar_mcp.config import Toolset
 from databar_mcp.core.logs import add_secrets
 from databar_mcp.core.shaping import escape_text
-from databar_mcp.tools.context import ToolContext, services
-from databar_mcp.tools.guard import guarded
-from databar_mcp.tools.registry import Toolbox
+from databar_mcp.tools.context import Services
+from databar_mcp.tools.registry import tool
 from databar_mcp.tools.results import ErrorBody, ErrorCode, FieldProblem, ToolFailure, fitted_result, ok_result
 
 MASK = "********"
@@ -173,183 +173,159 @@ def merged(current: Connector, changes: dict[str, object]) -> ConnectorCreate:
         ) from None
 
 
-def register(box: Toolbox) -> None:
-
-    @box.tool(
-        name="create_connector",
-        toolset="connectors",
-        title="Create a connector",
-        description=CREATE_CONNECTOR_DESCRIPTION,
-        read_only=False,
-        destructive=False,
-        idempotent=False,
+@tool(
+    Toolset.CONNECTORS,
+    name="create_connector",
+    title="Create a connector",
+    description=CREATE_CONNECTOR_DESCRIPTION,
+    read_only=False,
+    destructive=False,
+    idempotent=False,
+)
+async def create_connector(
+    name: Annotated[str, Field(min_length=1, max_length=config.CONNECTOR_NAME_MAX, description="Display name.")],
+    method: Annotated[ConnectorMethod, Field(description="HTTP method Databar uses to call your API.")],
+    url: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=config.CONNECTOR_URL_MAX,
+            pattern=r"^https?://\S+$",
+            description="Full endpoint URL, e.g. https://api.example.com/v1/score.",
+        ),
+    ],
+    svc: Services,
+    type: Annotated[ConnectorType, Field(description="Connector type.")] = ConnectorType.ENRICHMENT,
+    headers: Annotated[
+        list[NameValue], Field(max_length=100, description="HTTP headers sent on each call (values write-only).")
+    ] = [],  # noqa: B006 - pydantic copies defaults
+    parameters: Annotated[list[NameValue], Field(max_length=100, description="Query parameters.")] = [],  # noqa: B006
+    body: Annotated[list[NameValue], Field(max_length=100, description="Request body fields.")] = [],  # noqa: B006
+    body_template: Annotated[
+        str | None,
+        Field(max_length=config.CONNECTOR_BODY_TEMPLATE_MAX, description="Jinja body template, instead of body."),
+    ] = None,
+    rate_limit: Annotated[int | None, Field(ge=1, description="Max requests per minute (capped by plan).")] = None,
+    max_concurrency: Annotated[int | None, Field(ge=1, description="Max concurrent requests (capped by plan).")] = None,
+) -> Annotated[CallToolResult, ConnectorOut]:
+    add_secrets(*(h.value for h in headers))
+    request = ConnectorCreate(
+        name=name,
+        method=method,
+        url=url,
+        type=type,
+        headers=headers,
+        parameters=parameters,
+        body=body,
+        body_template=body_template,
+        rate_limit=rate_limit,
+        max_concurrency=max_concurrency,
     )
-    async def create_connector(
-        name: Annotated[str, Field(min_length=1, max_length=config.CONNECTOR_NAME_MAX, description="Display name.")],
-        method: Annotated[ConnectorMethod, Field(description="HTTP method Databar uses to call your API.")],
-        url: Annotated[
-            str,
-            Field(
-                min_length=1,
-                max_length=config.CONNECTOR_URL_MAX,
-                pattern=r"^https?://\S+$",
-                description="Full endpoint URL, e.g. https://api.example.com/v1/score.",
-            ),
-        ],
-        ctx: ToolContext,
-        type: Annotated[ConnectorType, Field(description="Connector type.")] = ConnectorType.ENRICHMENT,
-        headers: Annotated[
-            list[NameValue], Field(max_length=100, description="HTTP headers sent on each call (values write-only).")
-        ] = [],  # noqa: B006 - pydantic copies defaults
-        parameters: Annotated[list[NameValue], Field(max_length=100, description="Query parameters.")] = [],  # noqa: B006
-        body: Annotated[list[NameValue], Field(max_length=100, description="Request body fields.")] = [],  # noqa: B006
-        body_template: Annotated[
-            str | None,
-            Field(max_length=config.CONNECTOR_BODY_TEMPLATE_MAX, description="Jinja body template, instead of body."),
-        ] = None,
-        rate_limit: Annotated[int | None, Field(ge=1, description="Max requests per minute (capped by plan).")] = None,
-        max_concurrency: Annotated[
-            int | None, Field(ge=1, description="Max concurrent requests (capped by plan).")
-        ] = None,
-    ) -> Annotated[CallToolResult, ConnectorOut]:
-        svc = services(ctx)
+    created = connector_out(await svc.client.create_connector(request), request)
+    return ok_result(created, render(created))
 
-        async def work() -> CallToolResult:
-            add_secrets(*(h.value for h in headers))
-            request = ConnectorCreate(
-                name=name,
-                method=method,
-                url=url,
-                type=type,
-                headers=headers,
-                parameters=parameters,
-                body=body,
-                body_template=body_template,
-                rate_limit=rate_limit,
-                max_concurrency=max_concurrency,
+
+@tool(
+    Toolset.CONNECTORS,
+    name="list_connectors",
+    title="List connectors",
+    description=LIST_CONNECTORS_DESCRIPTION,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+)
+async def list_connectors(svc: Services) -> Annotated[CallToolResult, ConnectorList]:
+    found = [connector_out(c) for c in await svc.client.list_connectors()]
+
+    def make(k: int) -> ConnectorList:
+        return ConnectorList(connectors=found[:k], total=len(found), omitted=len(found) - k)
+
+    def text(listing: ConnectorList) -> str:
+        head = f"{listing.total} connector(s)" + (f", {listing.omitted} omitted" if listing.omitted else "")
+        return "\n".join([head + ":", *(render(c) for c in listing.connectors)])
+
+    return fitted_result(len(found), make, text, svc.settings.result_budget_chars)
+
+
+@tool(
+    Toolset.CONNECTORS,
+    name="get_connector",
+    title="Get a connector",
+    description=GET_CONNECTOR_DESCRIPTION,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+)
+async def get_connector(connector_id: ConnectorId, svc: Services) -> Annotated[CallToolResult, ConnectorOut]:
+    found = connector_out(await svc.client.get_connector(connector_id))
+    return ok_result(found, render(found))
+
+
+@tool(
+    Toolset.CONNECTORS,
+    name="update_connector",
+    title="Update a connector",
+    description=UPDATE_CONNECTOR_DESCRIPTION,
+    read_only=False,
+    destructive=True,
+    idempotent=True,
+)
+async def update_connector(
+    connector_id: ConnectorId,
+    svc: Services,
+    name: Annotated[str | None, Field(min_length=1, max_length=config.CONNECTOR_NAME_MAX)] = None,
+    method: ConnectorMethod | None = None,
+    url: Annotated[
+        str | None, Field(min_length=1, max_length=config.CONNECTOR_URL_MAX, pattern=r"^https?://\S+$")
+    ] = None,
+    type: ConnectorType | None = None,
+    headers: Annotated[
+        list[NameValue] | None, Field(max_length=100, description="Replaces every header (values write-only).")
+    ] = None,
+    parameters: Annotated[list[NameValue] | None, Field(max_length=100)] = None,
+    body: Annotated[list[NameValue] | None, Field(max_length=100)] = None,
+    body_template: Annotated[str | None, Field(max_length=config.CONNECTOR_BODY_TEMPLATE_MAX)] = None,
+    rate_limit: Annotated[int | None, Field(ge=1)] = None,
+    max_concurrency: Annotated[int | None, Field(ge=1)] = None,
+) -> Annotated[CallToolResult, ConnectorOut]:
+    given: dict[str, object] = {
+        "name": name,
+        "method": method,
+        "url": url,
+        "type": type,
+        "headers": headers,
+        "parameters": parameters,
+        "body": body,
+        "body_template": body_template,
+        "rate_limit": rate_limit,
+        "max_concurrency": max_concurrency,
+    }
+    changes = {k: v for k, v in given.items() if v is not None}
+
+    if not changes:
+        raise ToolFailure(
+            ErrorBody(
+                code=ErrorCode.VALIDATION_ERROR,
+                message="Nothing to change: pass at least one field; nothing was sent.",
+                next_steps=["Pass the fields to change, e.g. rate_limit or url."],
             )
-            created = connector_out(await svc.client.create_connector(request), request)
-            return ok_result(created, render(created))
+        )
+    add_secrets(*(h.value for h in headers or ()))
+    request = merged(await svc.client.get_connector(connector_id), changes)
+    updated = connector_out(await svc.client.update_connector(connector_id, request), request)
+    return ok_result(updated, render(updated))
 
-        return await guarded(work())
 
-    @box.tool(
-        name="list_connectors",
-        toolset="connectors",
-        title="List connectors",
-        description=LIST_CONNECTORS_DESCRIPTION,
-        read_only=True,
-        destructive=False,
-        idempotent=True,
-    )
-    async def list_connectors(ctx: ToolContext) -> Annotated[CallToolResult, ConnectorList]:
-        svc = services(ctx)
-
-        async def work() -> CallToolResult:
-            found = [connector_out(c) for c in await svc.client.list_connectors()]
-
-            def make(k: int) -> ConnectorList:
-                return ConnectorList(connectors=found[:k], total=len(found), omitted=len(found) - k)
-
-            def text(listing: ConnectorList) -> str:
-                head = f"{listing.total} connector(s)" + (f", {listing.omitted} omitted" if listing.omitted else "")
-                return "\n".join([head + ":", *(render(c) for c in listing.connectors)])
-
-            return fitted_result(len(found), make, text, svc.settings.result_budget_chars)
-
-        return await guarded(work())
-
-    @box.tool(
-        name="get_connector",
-        toolset="connectors",
-        title="Get a connector",
-        description=GET_CONNECTOR_DESCRIPTION,
-        read_only=True,
-        destructive=False,
-        idempotent=True,
-    )
-    async def get_connector(connector_id: ConnectorId, ctx: ToolContext) -> Annotated[CallToolResult, ConnectorOut]:
-        svc = services(ctx)
-
-        async def work() -> CallToolResult:
-            found = connector_out(await svc.client.get_connector(connector_id))
-            return ok_result(found, render(found))
-
-        return await guarded(work())
-
-    @box.tool(
-        name="update_connector",
-        toolset="connectors",
-        title="Update a connector",
-        description=UPDATE_CONNECTOR_DESCRIPTION,
-        read_only=False,
-        destructive=True,
-        idempotent=True,
-    )
-    async def update_connector(
-        connector_id: ConnectorId,
-        ctx: ToolContext,
-        name: Annotated[str | None, Field(min_length=1, max_length=config.CONNECTOR_NAME_MAX)] = None,
-        method: ConnectorMethod | None = None,
-        url: Annotated[
-            str | None, Field(min_length=1, max_length=config.CONNECTOR_URL_MAX, pattern=r"^https?://\S+$")
-        ] = None,
-        type: ConnectorType | None = None,
-        headers: Annotated[
-            list[NameValue] | None, Field(max_length=100, description="Replaces every header (values write-only).")
-        ] = None,
-        parameters: Annotated[list[NameValue] | None, Field(max_length=100)] = None,
-        body: Annotated[list[NameValue] | None, Field(max_length=100)] = None,
-        body_template: Annotated[str | None, Field(max_length=config.CONNECTOR_BODY_TEMPLATE_MAX)] = None,
-        rate_limit: Annotated[int | None, Field(ge=1)] = None,
-        max_concurrency: Annotated[int | None, Field(ge=1)] = None,
-    ) -> Annotated[CallToolResult, ConnectorOut]:
-        svc = services(ctx)
-        given: dict[str, object] = {
-            "name": name,
-            "method": method,
-            "url": url,
-            "type": type,
-            "headers": headers,
-            "parameters": parameters,
-            "body": body,
-            "body_template": body_template,
-            "rate_limit": rate_limit,
-            "max_concurrency": max_concurrency,
-        }
-        changes = {k: v for k, v in given.items() if v is not None}
-
-        async def work() -> CallToolResult:
-            if not changes:
-                raise ToolFailure(
-                    ErrorBody(
-                        code=ErrorCode.VALIDATION_ERROR,
-                        message="Nothing to change: pass at least one field; nothing was sent.",
-                        next_steps=["Pass the fields to change, e.g. rate_limit or url."],
-                    )
-                )
-            add_secrets(*(h.value for h in headers or ()))
-            request = merged(await svc.client.get_connector(connector_id), changes)
-            updated = connector_out(await svc.client.update_connector(connector_id, request), request)
-            return ok_result(updated, render(updated))
-
-        return await guarded(work())
-
-    @box.tool(
-        name="delete_connector",
-        toolset="connectors",
-        title="Delete a connector",
-        description=DELETE_CONNECTOR_DESCRIPTION,
-        read_only=False,
-        destructive=True,
-        idempotent=True,
-    )
-    async def delete_connector(connector_id: ConnectorId, ctx: ToolContext) -> Annotated[CallToolResult, Deleted]:
-        svc = services(ctx)
-
-        async def work() -> CallToolResult:
-            await svc.client.delete_connector(connector_id)
-            out = Deleted(id=connector_id, deleted=True, message=f"Connector {connector_id} deleted.")
-            return ok_result(out, out.message)
-
-        return await guarded(work())
+@tool(
+    Toolset.CONNECTORS,
+    name="delete_connector",
+    title="Delete a connector",
+    description=DELETE_CONNECTOR_DESCRIPTION,
+    read_only=False,
+    destructive=True,
+    idempotent=True,
+)
+async def delete_connector(connector_id: ConnectorId, svc: Services) -> Annotated[CallToolResult, Deleted]:
+    await svc.client.delete_connector(connector_id)
+    out = Deleted(id=connector_id, deleted=True, message=f"Connector {connector_id} deleted.")
+    return ok_result(out, out.message)

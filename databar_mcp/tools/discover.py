@@ -7,22 +7,16 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from databar_mcp.api.models import Enrichment, EnrichmentParam, Waterfall, WaterfallInput
+from databar_mcp.config import Toolset
 from databar_mcp.core.shaping import escape_text
-from databar_mcp.tools.context import ToolContext, services
-from databar_mcp.tools.guard import guarded
-from databar_mcp.tools.registry import Toolbox
+from databar_mcp.tools.context import Services
+from databar_mcp.tools.params import (
+    EnrichmentId,
+    WaterfallId,
+)
+from databar_mcp.tools.registry import tool
 from databar_mcp.tools.results import fitted_result, ok_result
 
-EnrichmentId = Annotated[int, Field(ge=1, le=10_000_000, description="Enrichment id from search_enrichments.")]
-WaterfallId = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=100,
-        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
-        description="Waterfall identifier from list_waterfalls, e.g. 'email_getter'.",
-    ),
-]
 DETAILS_SHOWN = 10  # search results fetch details (required params) for at most this many enrichments
 
 
@@ -270,167 +264,144 @@ providers it can try (ids, prices, which are on by default) and its email verifi
 Free and read-only. Next: run_waterfall (one row) or run_bulk_waterfall (many), choosing provider ids here."""
 
 
-def register(box: Toolbox) -> None:
-    @box.tool(
-        name="search_enrichments",
-        toolset="discover",
-        title="Search enrichments",
-        description=SEARCH_DESCRIPTION,
-        read_only=True,
-        destructive=False,
-        idempotent=True,
+@tool(
+    Toolset.DISCOVER,
+    name="search_enrichments",
+    title="Search enrichments",
+    description=SEARCH_DESCRIPTION,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+)
+async def search_enrichments(
+    svc: Services,
+    query: Annotated[str | None, Field(max_length=200, description="Keywords, e.g. 'linkedin'.")] = None,
+    category: Annotated[str | None, Field(max_length=100, description="Category, e.g. 'people'.")] = None,
+    page: Annotated[int, Field(ge=1, le=10_000, description="Page of results (1-based).")] = 1,
+    limit: Annotated[int, Field(ge=1, le=50, description="Results per page.")] = 10,
+) -> Annotated[CallToolResult, EnrichmentSearch]:
+    found, total, more = await svc.client.search_enrichments(q=query, category=category, page=page, limit=limit)
+    found.sort(key=lambda e: relevance(e, query))
+    detailed: dict[int, Enrichment] = {}
+
+    async def detail(enrichment_id: int) -> None:
+        detailed[enrichment_id] = await svc.catalog.enrichment(enrichment_id)
+
+    async with anyio.create_task_group() as tg:
+        for e in found[:DETAILS_SHOWN]:
+            tg.start_soon(detail, e.id)
+    shown = [enrichment_out(detailed.get(e.id, e), full=False) for e in found]
+    args = [f"query={query!r}" if query else "", f"category={category!r}" if category else ""]
+    call_args = ", ".join(a for a in args if a)
+    next_call = f"search_enrichments({call_args + ', ' if call_args else ''}page={page + 1})" if more else None
+
+    def make(k: int) -> EnrichmentSearch:
+        return EnrichmentSearch(
+            enrichments=shown[:k],
+            total=total,
+            page=page,
+            next_call=next_call,
+            message=f"{total if total is not None else len(shown)} enrichment(s) match; page {page} shows {k}.",
+        )
+
+    return fitted_result(len(shown), make, render_search, svc.settings.result_budget_chars)
+
+
+@tool(
+    Toolset.DISCOVER,
+    name="get_enrichment",
+    title="Get an enrichment",
+    description=GET_ENRICHMENT_DESCRIPTION,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+)
+async def get_enrichment(enrichment_id: EnrichmentId, svc: Services) -> Annotated[CallToolResult, EnrichmentOut]:
+    out = enrichment_out(await svc.catalog.enrichment(enrichment_id), full=True)
+    return ok_result(out, escape_text(render_enrichment(out)))
+
+
+@tool(
+    Toolset.DISCOVER,
+    name="get_param_choices",
+    title="List a param's allowed values",
+    description=CHOICES_DESCRIPTION,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+)
+async def get_param_choices(
+    enrichment_id: EnrichmentId,
+    param: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")],
+    svc: Services,
+    query: Annotated[str | None, Field(max_length=200, description="Filter values by name.")] = None,
+    page: Annotated[int, Field(ge=1, le=10_000)] = 1,
+    limit: Annotated[int, Field(ge=1, le=500)] = 50,
+) -> Annotated[CallToolResult, ChoicesOut]:
+    got = await svc.client.param_choices(enrichment_id, param, q=query, page=page, limit=limit)
+    items = [{"id": c.id, "name": c.name} for c in got.items]
+    filtered = f", query={query!r}" if query else ""
+    next_call = (
+        f"get_param_choices(enrichment_id={enrichment_id}, param={param!r}{filtered}, page={page + 1}, limit={limit})"
+        if got.has_next_page
+        else None
     )
-    async def search_enrichments(
-        ctx: ToolContext,
-        query: Annotated[str | None, Field(max_length=200, description="Keywords, e.g. 'linkedin'.")] = None,
-        category: Annotated[str | None, Field(max_length=100, description="Category, e.g. 'people'.")] = None,
-        page: Annotated[int, Field(ge=1, le=10_000, description="Page of results (1-based).")] = 1,
-        limit: Annotated[int, Field(ge=1, le=50, description="Results per page.")] = 10,
-    ) -> Annotated[CallToolResult, EnrichmentSearch]:
-        svc = services(ctx)
 
-        async def work() -> CallToolResult:
-            found, total, more = await svc.client.search_enrichments(q=query, category=category, page=page, limit=limit)
-            found.sort(key=lambda e: relevance(e, query))
-            detailed: dict[int, Enrichment] = {}
+    def make(k: int) -> ChoicesOut:
+        return ChoicesOut(
+            enrichment_id=enrichment_id,
+            param=param,
+            choices=items[:k],
+            page=page,
+            total=got.total_count,
+            omitted=len(items) - k,
+            next_call=next_call if k == len(items) else None,
+        )
 
-            async def detail(enrichment_id: int) -> None:
-                detailed[enrichment_id] = await svc.catalog.enrichment(enrichment_id)
+    def render(out: ChoicesOut) -> str:
+        values = ", ".join(str(c["name"]) for c in out.choices)
+        more = f" Next: {out.next_call}" if out.next_call else ""
+        return escape_text(f"{param} ({out.total if out.total is not None else '?'} values): {values}.{more}")
 
-            async with anyio.create_task_group() as tg:
-                for e in found[:DETAILS_SHOWN]:
-                    tg.start_soon(detail, e.id)
-            shown = [enrichment_out(detailed.get(e.id, e), full=False) for e in found]
-            args = [f"query={query!r}" if query else "", f"category={category!r}" if category else ""]
-            call_args = ", ".join(a for a in args if a)
-            next_call = f"search_enrichments({call_args + ', ' if call_args else ''}page={page + 1})" if more else None
+    return fitted_result(len(items), make, render, svc.settings.result_budget_chars)
 
-            def make(k: int) -> EnrichmentSearch:
-                return EnrichmentSearch(
-                    enrichments=shown[:k],
-                    total=total,
-                    page=page,
-                    next_call=next_call,
-                    message=f"{total if total is not None else len(shown)} enrichment(s) match; page {page} shows {k}.",
-                )
 
-            return fitted_result(len(shown), make, render_search, svc.settings.result_budget_chars)
+@tool(
+    Toolset.DISCOVER,
+    name="list_waterfalls",
+    title="List waterfalls",
+    description=LIST_WATERFALLS_DESCRIPTION,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+)
+async def list_waterfalls(
+    svc: Services,
+    query: Annotated[
+        str | None,
+        Field(max_length=200, description="Optional filter on identifier, name or description."),
+    ] = None,
+) -> Annotated[CallToolResult, WaterfallList]:
+    found = [waterfall_out(w) for w in await svc.client.list_waterfalls()]
+    if query:
+        q = query.lower()
+        found = [w for w in found if q in f"{w.identifier} {w.name} {w.description or ''}".lower()]
 
-        return await guarded(work())
+    def make(count: int) -> WaterfallList:
+        return WaterfallList(waterfalls=found[:count], total=len(found), omitted=len(found) - count)
 
-    @box.tool(
-        name="get_enrichment",
-        toolset="discover",
-        title="Get an enrichment",
-        description=GET_ENRICHMENT_DESCRIPTION,
-        read_only=True,
-        destructive=False,
-        idempotent=True,
-    )
-    async def get_enrichment(enrichment_id: EnrichmentId, ctx: ToolContext) -> Annotated[CallToolResult, EnrichmentOut]:
-        svc = services(ctx)
+    return fitted_result(len(found), make, render_waterfalls, svc.settings.result_budget_chars)
 
-        async def work() -> CallToolResult:
-            out = enrichment_out(await svc.catalog.enrichment(enrichment_id), full=True)
-            return ok_result(out, escape_text(render_enrichment(out)))
 
-        return await guarded(work())
-
-    @box.tool(
-        name="get_param_choices",
-        toolset="discover",
-        title="List a param's allowed values",
-        description=CHOICES_DESCRIPTION,
-        read_only=True,
-        destructive=False,
-        idempotent=True,
-    )
-    async def get_param_choices(
-        enrichment_id: EnrichmentId,
-        param: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")],
-        ctx: ToolContext,
-        query: Annotated[str | None, Field(max_length=200, description="Filter values by name.")] = None,
-        page: Annotated[int, Field(ge=1, le=10_000)] = 1,
-        limit: Annotated[int, Field(ge=1, le=500)] = 50,
-    ) -> Annotated[CallToolResult, ChoicesOut]:
-        svc = services(ctx)
-
-        async def work() -> CallToolResult:
-            got = await svc.client.param_choices(enrichment_id, param, q=query, page=page, limit=limit)
-            items = [{"id": c.id, "name": c.name} for c in got.items]
-            filtered = f", query={query!r}" if query else ""
-            next_call = (
-                f"get_param_choices(enrichment_id={enrichment_id}, param={param!r}{filtered}, "
-                f"page={page + 1}, limit={limit})"
-                if got.has_next_page
-                else None
-            )
-
-            def make(k: int) -> ChoicesOut:
-                return ChoicesOut(
-                    enrichment_id=enrichment_id,
-                    param=param,
-                    choices=items[:k],
-                    page=page,
-                    total=got.total_count,
-                    omitted=len(items) - k,
-                    next_call=next_call if k == len(items) else None,
-                )
-
-            def render(out: ChoicesOut) -> str:
-                values = ", ".join(str(c["name"]) for c in out.choices)
-                more = f" Next: {out.next_call}" if out.next_call else ""
-                return escape_text(f"{param} ({out.total if out.total is not None else '?'} values): {values}.{more}")
-
-            return fitted_result(len(items), make, render, svc.settings.result_budget_chars)
-
-        return await guarded(work())
-
-    @box.tool(
-        name="list_waterfalls",
-        toolset="discover",
-        title="List waterfalls",
-        description=LIST_WATERFALLS_DESCRIPTION,
-        read_only=True,
-        destructive=False,
-        idempotent=True,
-    )
-    async def list_waterfalls(
-        ctx: ToolContext,
-        query: Annotated[
-            str | None,
-            Field(max_length=200, description="Optional filter on identifier, name or description."),
-        ] = None,
-    ) -> Annotated[CallToolResult, WaterfallList]:
-        svc = services(ctx)
-
-        async def work() -> CallToolResult:
-            found = [waterfall_out(w) for w in await svc.client.list_waterfalls()]
-            if query:
-                q = query.lower()
-                found = [w for w in found if q in f"{w.identifier} {w.name} {w.description or ''}".lower()]
-
-            def make(count: int) -> WaterfallList:
-                return WaterfallList(waterfalls=found[:count], total=len(found), omitted=len(found) - count)
-
-            return fitted_result(len(found), make, render_waterfalls, svc.settings.result_budget_chars)
-
-        return await guarded(work())
-
-    @box.tool(
-        name="get_waterfall",
-        toolset="discover",
-        title="Get a waterfall",
-        description=GET_WATERFALL_DESCRIPTION,
-        read_only=True,
-        destructive=False,
-        idempotent=True,
-    )
-    async def get_waterfall(waterfall: WaterfallId, ctx: ToolContext) -> Annotated[CallToolResult, WaterfallOut]:
-        svc = services(ctx)
-
-        async def work() -> CallToolResult:
-            out = waterfall_out(await svc.catalog.get(waterfall), full=True)
-            return ok_result(out, escape_text(render_waterfall(out)))
-
-        return await guarded(work())
+@tool(
+    Toolset.DISCOVER,
+    name="get_waterfall",
+    title="Get a waterfall",
+    description=GET_WATERFALL_DESCRIPTION,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+)
+async def get_waterfall(waterfall: WaterfallId, svc: Services) -> Annotated[CallToolResult, WaterfallOut]:
+    out = waterfall_out(await svc.catalog.get(waterfall), full=True)
+    return ok_result(out, escape_text(render_waterfall(out)))

@@ -2,14 +2,12 @@
 checked against the catalog, guarded for spend, submitted exactly once, waited for within the deadline."""
 
 from dataclasses import replace
-from typing import Annotated, cast
+from typing import Annotated
 
-from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.resolve import Elicit, Resolve
+from mcp.server.mcpserver.resolve import Resolve
 from mcp.types import CallToolResult
 from pydantic import Field
 
-from databar_mcp import config
 from databar_mcp.api import runs
 from databar_mcp.api.models import (
     BulkEnrichmentRequest,
@@ -18,43 +16,25 @@ from databar_mcp.api.models import (
     Pagination,
     WaterfallRunRequest,
 )
+from databar_mcp.config import Toolset
 from databar_mcp.core.catalog import default_providers, plan_bulk_run
 from databar_mcp.tools.context import ToolContext, services
-from databar_mcp.tools.discover import EnrichmentId, WaterfallId
-from databar_mcp.tools.registry import Toolbox
+from databar_mcp.tools.params import (
+    EnrichmentId,
+    InputValue,
+    Row,
+    Rows,
+    WaterfallId,
+)
+from databar_mcp.tools.registry import tool
 from databar_mcp.tools.running import (
-    ACKNOWLEDGE_DESCRIPTION,
-    FORCE_DESCRIPTION,
-    Confirmation,
     PreparedRun,
-    ResendConfirmation,
-    ResendGate,
-    ResendOutcome,
-    SpendGate,
-    SpendOutcome,
+    RunControls,
     execute,
-    resend_question,
-    spend_question,
+    run_guards,
 )
 from databar_mcp.tools.task_view import TaskView
-from databar_mcp.tools.tasks import wait_field
 
-InputValue = str | int | float | bool | None
-Row = Annotated[
-    dict[str, InputValue],
-    Field(
-        description='The input fields, e.g. {"first_name": "Jane", "last_name": "Doe", "company": "acme.com"}.',
-    ),
-]
-Rows = Annotated[
-    list[dict[str, InputValue]],
-    Field(
-        min_length=1,
-        max_length=config.MAX_BULK_ROWS,
-        description="One object per row with the input fields, e.g. "
-        '{"first_name": "Jane", "last_name": "Doe", "company": "acme.com"}.',
-    ),
-]
 ProviderIds = Annotated[
     list[Annotated[int, Field(ge=1)]],
     Field(
@@ -78,8 +58,7 @@ Pages = Annotated[
     int | None,
     Field(ge=1, le=100, description="For paginated enrichments only: how many pages to fetch (each bills)."),
 ]
-ForceFlag = Annotated[bool, Field(description=FORCE_DESCRIPTION)]
-AcknowledgeFlag = Annotated[bool, Field(description=ACKNOWLEDGE_DESCRIPTION)]
+
 
 WAIT_AND_NEXT = """\
 Waits up to wait_seconds, reporting progress. If the task is still running then, the answer has status \
@@ -214,241 +193,82 @@ async def prepare_bulk_enrichment(
 # (The SDK passes tool arguments by name and recognises only a bare Context annotation here.)
 
 
-async def bulk_waterfall_spend(
-    context: Context,  # pyright: ignore[reportMissingTypeArgument]
-    waterfall: str,
-    params: list[dict[str, InputValue]],
-    enrichments: list[int],
-    email_verifier: int | None,
-    force: bool,
-) -> SpendGate | Elicit[Confirmation]:
-    ctx = cast(ToolContext, context)
-    return await spend_question(
-        ctx, lambda: prepare_bulk_waterfall(ctx, waterfall, params, enrichments, email_verifier), force
-    )
+bulk_waterfall_run = run_guards(
+    "bulk_waterfall", prepare_bulk_waterfall, "waterfall", "params", "enrichments", "email_verifier"
+)
+waterfall_run = run_guards("waterfall", prepare_waterfall, "waterfall", "params", "enrichments", "email_verifier")
+enrichment_run = run_guards("enrichment", prepare_enrichment, "enrichment_id", "params", "pages")
+bulk_enrichment_run = run_guards("bulk_enrichment", prepare_bulk_enrichment, "enrichment_id", "params")
 
 
-async def waterfall_spend(
-    context: Context,  # pyright: ignore[reportMissingTypeArgument]
-    waterfall: str,
-    params: dict[str, InputValue],
-    enrichments: list[int] | None,
-    email_verifier: int | None,
-    force: bool,
-) -> SpendGate | Elicit[Confirmation]:
-    ctx = cast(ToolContext, context)
-    return await spend_question(
-        ctx, lambda: prepare_waterfall(ctx, waterfall, params, enrichments, email_verifier), force
-    )
+@tool(
+    Toolset.ENRICH,
+    name="run_bulk_waterfall",
+    title="Run a waterfall on many rows",
+    description=RUN_BULK_WATERFALL_DESCRIPTION,
+    read_only=False,
+    destructive=False,
+    idempotent=False,
+)
+async def run_bulk_waterfall(
+    waterfall: WaterfallId,
+    params: Rows,
+    enrichments: ProviderIds,
+    run: Annotated[RunControls, Resolve(bulk_waterfall_run)],
+    email_verifier: VerifierId = None,
+) -> Annotated[CallToolResult, TaskView]:
+    return await execute(run, lambda: prepare_bulk_waterfall(run.ctx, waterfall, params, enrichments, email_verifier))
 
 
-async def enrichment_spend(
-    context: Context,  # pyright: ignore[reportMissingTypeArgument]
-    enrichment_id: int,
-    params: dict[str, InputValue],
-    pages: int | None,
-    force: bool,
-) -> SpendGate | Elicit[Confirmation]:
-    ctx = cast(ToolContext, context)
-    return await spend_question(ctx, lambda: prepare_enrichment(ctx, enrichment_id, params, pages), force)
+@tool(
+    Toolset.ENRICH,
+    name="run_waterfall",
+    title="Run a waterfall on one row",
+    description=RUN_WATERFALL_DESCRIPTION,
+    read_only=False,
+    destructive=False,
+    idempotent=False,
+)
+async def run_waterfall(
+    waterfall: WaterfallId,
+    params: Row,
+    run: Annotated[RunControls, Resolve(waterfall_run)],
+    enrichments: OptionalProviderIds = None,
+    email_verifier: VerifierId = None,
+) -> Annotated[CallToolResult, TaskView]:
+    return await execute(run, lambda: prepare_waterfall(run.ctx, waterfall, params, enrichments, email_verifier))
 
 
-async def bulk_enrichment_spend(
-    context: Context,  # pyright: ignore[reportMissingTypeArgument]
-    enrichment_id: int,
-    params: list[dict[str, InputValue]],
-    force: bool,
-) -> SpendGate | Elicit[Confirmation]:
-    ctx = cast(ToolContext, context)
-    return await spend_question(ctx, lambda: prepare_bulk_enrichment(ctx, enrichment_id, params), force)
+@tool(
+    Toolset.ENRICH,
+    name="run_enrichment",
+    title="Run an enrichment on one input",
+    description=RUN_ENRICHMENT_DESCRIPTION,
+    read_only=False,
+    destructive=False,
+    idempotent=False,
+)
+async def run_enrichment(
+    enrichment_id: EnrichmentId,
+    params: Row,
+    run: Annotated[RunControls, Resolve(enrichment_run)],
+    pages: Pages = None,
+) -> Annotated[CallToolResult, TaskView]:
+    return await execute(run, lambda: prepare_enrichment(run.ctx, enrichment_id, params, pages))
 
 
-# ---- re-send resolvers: before a forced re-send of a run whose earlier submission is unknown, ask the user ----
-
-
-async def bulk_waterfall_resend(
-    context: Context,  # pyright: ignore[reportMissingTypeArgument]
-    waterfall: str,
-    params: list[dict[str, InputValue]],
-    enrichments: list[int],
-    email_verifier: int | None,
-    force: bool,
-    acknowledge_possible_double_billing: bool,
-) -> ResendGate | Elicit[ResendConfirmation]:
-    ctx = cast(ToolContext, context)
-    return await resend_question(
-        ctx,
-        lambda: prepare_bulk_waterfall(ctx, waterfall, params, enrichments, email_verifier),
-        force,
-        acknowledge_possible_double_billing,
-    )
-
-
-async def waterfall_resend(
-    context: Context,  # pyright: ignore[reportMissingTypeArgument]
-    waterfall: str,
-    params: dict[str, InputValue],
-    enrichments: list[int] | None,
-    email_verifier: int | None,
-    force: bool,
-    acknowledge_possible_double_billing: bool,
-) -> ResendGate | Elicit[ResendConfirmation]:
-    ctx = cast(ToolContext, context)
-    return await resend_question(
-        ctx,
-        lambda: prepare_waterfall(ctx, waterfall, params, enrichments, email_verifier),
-        force,
-        acknowledge_possible_double_billing,
-    )
-
-
-async def enrichment_resend(
-    context: Context,  # pyright: ignore[reportMissingTypeArgument]
-    enrichment_id: int,
-    params: dict[str, InputValue],
-    pages: int | None,
-    force: bool,
-    acknowledge_possible_double_billing: bool,
-) -> ResendGate | Elicit[ResendConfirmation]:
-    ctx = cast(ToolContext, context)
-    return await resend_question(
-        ctx, lambda: prepare_enrichment(ctx, enrichment_id, params, pages), force, acknowledge_possible_double_billing
-    )
-
-
-async def bulk_enrichment_resend(
-    context: Context,  # pyright: ignore[reportMissingTypeArgument]
-    enrichment_id: int,
-    params: list[dict[str, InputValue]],
-    force: bool,
-    acknowledge_possible_double_billing: bool,
-) -> ResendGate | Elicit[ResendConfirmation]:
-    ctx = cast(ToolContext, context)
-    return await resend_question(
-        ctx, lambda: prepare_bulk_enrichment(ctx, enrichment_id, params), force, acknowledge_possible_double_billing
-    )
-
-
-def register(box: Toolbox) -> None:
-    settings = box.settings
-
-    @box.tool(
-        name="run_bulk_waterfall",
-        toolset="enrich",
-        title="Run a waterfall on many rows",
-        description=RUN_BULK_WATERFALL_DESCRIPTION,
-        read_only=False,
-        destructive=False,
-        idempotent=False,
-    )
-    async def run_bulk_waterfall(
-        waterfall: WaterfallId,
-        params: Rows,
-        enrichments: ProviderIds,
-        ctx: ToolContext,
-        spend: Annotated[SpendOutcome, Resolve(bulk_waterfall_spend)],
-        resend: Annotated[ResendOutcome, Resolve(bulk_waterfall_resend)],
-        email_verifier: VerifierId = None,
-        wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
-        force: ForceFlag = False,
-        acknowledge_possible_double_billing: AcknowledgeFlag = False,
-    ) -> Annotated[CallToolResult, TaskView]:
-        return await execute(
-            ctx,
-            lambda: prepare_bulk_waterfall(ctx, waterfall, params, enrichments, email_verifier),
-            force=force,
-            wait_seconds=wait_seconds,
-            spend=spend,
-            resend=resend,
-            acknowledged=acknowledge_possible_double_billing,
-        )
-
-    @box.tool(
-        name="run_waterfall",
-        toolset="enrich",
-        title="Run a waterfall on one row",
-        description=RUN_WATERFALL_DESCRIPTION,
-        read_only=False,
-        destructive=False,
-        idempotent=False,
-    )
-    async def run_waterfall(
-        waterfall: WaterfallId,
-        params: Row,
-        ctx: ToolContext,
-        spend: Annotated[SpendOutcome, Resolve(waterfall_spend)],
-        resend: Annotated[ResendOutcome, Resolve(waterfall_resend)],
-        enrichments: OptionalProviderIds = None,
-        email_verifier: VerifierId = None,
-        wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
-        force: ForceFlag = False,
-        acknowledge_possible_double_billing: AcknowledgeFlag = False,
-    ) -> Annotated[CallToolResult, TaskView]:
-        return await execute(
-            ctx,
-            lambda: prepare_waterfall(ctx, waterfall, params, enrichments, email_verifier),
-            force=force,
-            wait_seconds=wait_seconds,
-            spend=spend,
-            resend=resend,
-            acknowledged=acknowledge_possible_double_billing,
-        )
-
-    @box.tool(
-        name="run_enrichment",
-        toolset="enrich",
-        title="Run an enrichment on one input",
-        description=RUN_ENRICHMENT_DESCRIPTION,
-        read_only=False,
-        destructive=False,
-        idempotent=False,
-    )
-    async def run_enrichment(
-        enrichment_id: EnrichmentId,
-        params: Row,
-        ctx: ToolContext,
-        spend: Annotated[SpendOutcome, Resolve(enrichment_spend)],
-        resend: Annotated[ResendOutcome, Resolve(enrichment_resend)],
-        pages: Pages = None,
-        wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
-        force: ForceFlag = False,
-        acknowledge_possible_double_billing: AcknowledgeFlag = False,
-    ) -> Annotated[CallToolResult, TaskView]:
-        return await execute(
-            ctx,
-            lambda: prepare_enrichment(ctx, enrichment_id, params, pages),
-            force=force,
-            wait_seconds=wait_seconds,
-            spend=spend,
-            resend=resend,
-            acknowledged=acknowledge_possible_double_billing,
-        )
-
-    @box.tool(
-        name="run_bulk_enrichment",
-        toolset="enrich",
-        title="Run an enrichment on many inputs",
-        description=RUN_BULK_ENRICHMENT_DESCRIPTION,
-        read_only=False,
-        destructive=False,
-        idempotent=False,
-    )
-    async def run_bulk_enrichment(
-        enrichment_id: EnrichmentId,
-        params: Rows,
-        ctx: ToolContext,
-        spend: Annotated[SpendOutcome, Resolve(bulk_enrichment_spend)],
-        resend: Annotated[ResendOutcome, Resolve(bulk_enrichment_resend)],
-        wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
-        force: ForceFlag = False,
-        acknowledge_possible_double_billing: AcknowledgeFlag = False,
-    ) -> Annotated[CallToolResult, TaskView]:
-        return await execute(
-            ctx,
-            lambda: prepare_bulk_enrichment(ctx, enrichment_id, params),
-            force=force,
-            wait_seconds=wait_seconds,
-            spend=spend,
-            resend=resend,
-            acknowledged=acknowledge_possible_double_billing,
-        )
+@tool(
+    Toolset.ENRICH,
+    name="run_bulk_enrichment",
+    title="Run an enrichment on many inputs",
+    description=RUN_BULK_ENRICHMENT_DESCRIPTION,
+    read_only=False,
+    destructive=False,
+    idempotent=False,
+)
+async def run_bulk_enrichment(
+    enrichment_id: EnrichmentId,
+    params: Rows,
+    run: Annotated[RunControls, Resolve(bulk_enrichment_run)],
+) -> Annotated[CallToolResult, TaskView]:
+    return await execute(run, lambda: prepare_bulk_enrichment(run.ctx, enrichment_id, params))

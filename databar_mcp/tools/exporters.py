@@ -15,11 +15,16 @@ from pydantic import BaseModel, Field
 from databar_mcp.api import runs
 from databar_mcp.api.errors import ConflictError, DatabarError
 from databar_mcp.api.models import ExporterDetail
+from databar_mcp.config import Toolset
 from databar_mcp.core.runner import DuplicateRunUnknown
 from databar_mcp.core.table_runs import RunScope, processor_columns, submit_table_run
-from databar_mcp.tools.context import ToolContext, services
-from databar_mcp.tools.guard import guarded
-from databar_mcp.tools.registry import Toolbox
+from databar_mcp.tools.context import Services, ToolContext, services
+from databar_mcp.tools.params import (
+    WAIT_DEFAULT,
+    TableId,
+    WaitSeconds,
+)
+from databar_mcp.tools.registry import tool
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
 from databar_mcp.tools.running import Confirmation, SpendGate, SpendOutcome, duplicate_unknown
 from databar_mcp.tools.table_kit import (
@@ -30,10 +35,7 @@ from databar_mcp.tools.table_kit import (
     reader_of,
     report,
 )
-from databar_mcp.tools.tables import TableId
-from databar_mcp.tools.tasks import wait_field
 
-TOOLSET = "exporters"
 ExporterId = Annotated[int, Field(ge=1, le=2_000_000_000, description="An exporter id from list_exporters.")]
 
 
@@ -148,160 +150,137 @@ run_table_enrichment and counts rows exported (found) and errors; follow next_ca
 processing."""
 
 
-def register(box: Toolbox) -> None:
-    settings = box.settings
+@tool(
+    Toolset.EXPORTERS,
+    name="list_exporters",
+    title="List exporters",
+    description=LIST_DESCRIPTION,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+)
+async def list_exporters(
+    svc: Services, query: Annotated[str | None, Field(max_length=200, description="Filter by name.")] = None
+) -> Annotated[CallToolResult, ExporterList]:
+    items = await svc.client.list_exporters(query)
+    out = ExporterList(exporters=[ExporterOut(id=e.id, name=e.name, description=e.description) for e in items])
+    text = "\n".join([f"{len(items)} exporter(s):"] + [f"- {e.id}: {e.name}" for e in items])
+    return ok_result(out, text)
 
-    @box.tool(
-        name="list_exporters",
-        toolset=TOOLSET,
-        title="List exporters",
-        description=LIST_DESCRIPTION,
-        read_only=True,
-        destructive=False,
-        idempotent=True,
+
+@tool(
+    Toolset.EXPORTERS,
+    name="get_exporter",
+    title="Get an exporter",
+    description=GET_DESCRIPTION,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+)
+async def get_exporter(exporter_id: ExporterId, svc: Services) -> Annotated[CallToolResult, ExporterDetailOut]:
+    out = detail_out(await svc.client.get_exporter(exporter_id))
+    params = ", ".join(f"{p.name}{'*' if p.required else ''}" for p in out.params)
+    return ok_result(out, f"{out.id}: {out.name}. Params (* required): {params}. Connections: {out.connections}")
+
+
+@tool(
+    Toolset.EXPORTERS,
+    name="add_table_exporter",
+    title="Attach an exporter to a table",
+    description=ADD_DESCRIPTION,
+    read_only=False,
+    destructive=False,
+    idempotent=False,
+)
+async def add_table_exporter(
+    table_uuid: TableId,
+    exporter_id: ExporterId,
+    mapping: Annotated[
+        dict[Annotated[str, Field(min_length=1, max_length=256)], ParamSource],
+        Field(min_length=1, max_length=50, description='Param → source, e.g. {"email": {"column": "Email"}}.'),
+    ],
+    svc: Services,
+    authorization: Annotated[int | None, Field(ge=1, description="Connection id; null: the first one.")] = None,
+) -> Annotated[CallToolResult, AttachedExporterOut]:
+    attached = await svc.client.add_table_exporter(
+        table_uuid, exporter_id, {k: v.as_mapping() for k, v in mapping.items()}, authorization=authorization
     )
-    async def list_exporters(
-        ctx: ToolContext, query: Annotated[str | None, Field(max_length=200, description="Filter by name.")] = None
-    ) -> Annotated[CallToolResult, ExporterList]:
-        svc = services(ctx)
-
-        async def work() -> CallToolResult:
-            items = await svc.client.list_exporters(query)
-            out = ExporterList(exporters=[ExporterOut(id=e.id, name=e.name, description=e.description) for e in items])
-            text = "\n".join([f"{len(items)} exporter(s):"] + [f"- {e.id}: {e.name}" for e in items])
-            return ok_result(out, text)
-
-        return await guarded(work())
-
-    @box.tool(
-        name="get_exporter",
-        toolset=TOOLSET,
-        title="Get an exporter",
-        description=GET_DESCRIPTION,
-        read_only=True,
-        destructive=False,
-        idempotent=True,
+    owned = processor_columns(await svc.client.table_columns(table_uuid), attached.id)
+    call = f'run_table_exporter(table_uuid="{table_uuid}", exporter_id={attached.id})'
+    out = AttachedExporterOut(
+        table_uuid=table_uuid,
+        exporter_id=attached.id,
+        name=attached.name,
+        status_column=owned.status if owned else None,
+        next_step=f"Send the rows (asks the user first): {call}",
     )
-    async def get_exporter(exporter_id: ExporterId, ctx: ToolContext) -> Annotated[CallToolResult, ExporterDetailOut]:
-        svc = services(ctx)
+    return ok_result(out, f"Attached {out.name} to {table_uuid} as exporter_id {out.exporter_id}. {out.next_step}")
 
-        async def work() -> CallToolResult:
-            out = detail_out(await svc.client.get_exporter(exporter_id))
-            params = ", ".join(f"{p.name}{'*' if p.required else ''}" for p in out.params)
-            return ok_result(
-                out, f"{out.id}: {out.name}. Params (* required): {params}. Connections: {out.connections}"
-            )
 
-        return await guarded(work())
-
-    @box.tool(
-        name="add_table_exporter",
-        toolset=TOOLSET,
-        title="Attach an exporter to a table",
-        description=ADD_DESCRIPTION,
-        read_only=False,
-        destructive=False,
-        idempotent=False,
+@tool(
+    Toolset.EXPORTERS,
+    name="run_table_exporter",
+    title="Send a table's rows to a destination",
+    description=RUN_DESCRIPTION,
+    read_only=False,
+    destructive=True,
+    idempotent=False,
+)
+async def run_table_exporter(
+    table_uuid: TableId,
+    exporter_id: TableEnrichmentId,
+    ctx: ToolContext,
+    svc: Services,
+    confirmation: Annotated[SpendOutcome, Resolve(export_question)],
+    confirm: Annotated[bool, Field(description="Only for clients that cannot ask: the user agreed.")] = False,
+    wait_seconds: WaitSeconds = WAIT_DEFAULT,
+) -> Annotated[CallToolResult, TableRunView]:
+    columns = processor_columns(await svc.client.table_columns(table_uuid), exporter_id)
+    attached = next((e for e in await svc.client.list_table_exporters(table_uuid) if e.id == exporter_id), None)
+    if columns is None or attached is None:
+        raise not_attached(table_uuid, exporter_id)
+    settle_export(confirmation)
+    before = await reader_of(svc).states(table_uuid, columns.status)
+    scope = RunScope(
+        table_uuid=table_uuid,
+        processor_id=exporter_id,
+        name=attached.name,
+        status_column=columns.status,
+        output_columns=columns.outputs,
+        strategy="run_all",
+        row_ids=None,
+        rows=before.total - before.processing,
+        before=before,
     )
-    async def add_table_exporter(
-        table_uuid: TableId,
-        exporter_id: ExporterId,
-        mapping: Annotated[
-            dict[Annotated[str, Field(min_length=1, max_length=256)], ParamSource],
-            Field(min_length=1, max_length=50, description='Param → source, e.g. {"email": {"column": "Email"}}.'),
-        ],
-        ctx: ToolContext,
-        authorization: Annotated[int | None, Field(ge=1, description="Connection id; null: the first one.")] = None,
-    ) -> Annotated[CallToolResult, AttachedExporterOut]:
-        svc = services(ctx)
-
-        async def work() -> CallToolResult:
-            attached = await svc.client.add_table_exporter(
-                table_uuid, exporter_id, {k: v.as_mapping() for k, v in mapping.items()}, authorization=authorization
+    try:
+        submitted = await submit_table_run(
+            runner=svc.runner,
+            ledger=svc.ledger,
+            tool="run_table_exporter",
+            call=runs.table_exporter(table_uuid, exporter_id),
+            scope=scope,
+            estimated_credits=0.0,
+            force=False,
+            window_s=svc.settings.duplicate_window_s,
+            settle_s=svc.settings.connect_timeout_s + svc.settings.read_timeout_s + 2.0,
+            send=svc.client.start_table_run,
+        )
+    except DuplicateRunUnknown as exc:
+        raise ToolFailure(duplicate_unknown(exc.earlier)) from None
+    except ConflictError:
+        raise ToolFailure(
+            ErrorBody(
+                code=ErrorCode.CONFLICT,
+                http_status=409,
+                message="This exporter is already running on the table; nothing was sent.",
+                next_steps=["Wait a minute and read the status column with list_table_rows."],
             )
-            owned = processor_columns(await svc.client.table_columns(table_uuid), attached.id)
-            call = f'run_table_exporter(table_uuid="{table_uuid}", exporter_id={attached.id})'
-            out = AttachedExporterOut(
-                table_uuid=table_uuid,
-                exporter_id=attached.id,
-                name=attached.name,
-                status_column=owned.status if owned else None,
-                next_step=f"Send the rows (asks the user first): {call}",
-            )
-            return ok_result(
-                out, f"Attached {out.name} to {table_uuid} as exporter_id {out.exporter_id}. {out.next_step}"
-            )
-
-        return await guarded(work())
-
-    @box.tool(
-        name="run_table_exporter",
-        toolset=TOOLSET,
-        title="Send a table's rows to a destination",
-        description=RUN_DESCRIPTION,
-        read_only=False,
-        destructive=True,
-        idempotent=False,
+        ) from None
+    return await report(
+        ctx,
+        submitted.scope,
+        wait_s=wait_seconds,
+        processing=None,
+        estimate=0.0,
+        reused=submitted.reused is not None,
     )
-    async def run_table_exporter(
-        table_uuid: TableId,
-        exporter_id: TableEnrichmentId,
-        ctx: ToolContext,
-        confirmation: Annotated[SpendOutcome, Resolve(export_question)],
-        confirm: Annotated[bool, Field(description="Only for clients that cannot ask: the user agreed.")] = False,
-        wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
-    ) -> Annotated[CallToolResult, TableRunView]:
-        svc = services(ctx)
-
-        async def work() -> CallToolResult:
-            columns = processor_columns(await svc.client.table_columns(table_uuid), exporter_id)
-            attached = next((e for e in await svc.client.list_table_exporters(table_uuid) if e.id == exporter_id), None)
-            if columns is None or attached is None:
-                raise not_attached(table_uuid, exporter_id)
-            settle_export(confirmation)
-            before = await reader_of(svc).states(table_uuid, columns.status)
-            scope = RunScope(
-                table_uuid=table_uuid,
-                processor_id=exporter_id,
-                name=attached.name,
-                status_column=columns.status,
-                output_columns=columns.outputs,
-                strategy="run_all",
-                row_ids=None,
-                rows=before.total - before.processing,
-                before=before,
-            )
-            try:
-                submitted = await submit_table_run(
-                    runner=svc.runner,
-                    ledger=svc.ledger,
-                    tool="run_table_exporter",
-                    call=runs.table_exporter(table_uuid, exporter_id),
-                    scope=scope,
-                    estimated_credits=0.0,
-                    force=False,
-                    window_s=svc.settings.duplicate_window_s,
-                    settle_s=svc.settings.connect_timeout_s + svc.settings.read_timeout_s + 2.0,
-                    send=svc.client.start_table_run,
-                )
-            except DuplicateRunUnknown as exc:
-                raise ToolFailure(duplicate_unknown(exc.earlier)) from None
-            except ConflictError:
-                raise ToolFailure(
-                    ErrorBody(
-                        code=ErrorCode.CONFLICT,
-                        http_status=409,
-                        message="This exporter is already running on the table; nothing was sent.",
-                        next_steps=["Wait a minute and read the status column with list_table_rows."],
-                    )
-                ) from None
-            return await report(
-                ctx,
-                submitted.scope,
-                wait_s=wait_seconds,
-                processing=None,
-                estimate=0.0,
-                reused=submitted.reused is not None,
-            )
-
-        return await guarded(work())

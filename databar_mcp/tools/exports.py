@@ -11,14 +11,17 @@ from pydantic import BaseModel, Field
 
 from databar_mcp.api.errors import DatabarError
 from databar_mcp.api.models import Task
+from databar_mcp.config import Toolset
 from databar_mcp.core.exporting import SAFE_NAME, ExportFormat, UnsafeName, claim_new_file, export_stem, write_export
 from databar_mcp.tools.context import Services, ToolContext, services
-from databar_mcp.tools.failures import from_api_error
-from databar_mcp.tools.guard import guarded
-from databar_mcp.tools.registry import Toolbox
-from databar_mcp.tools.results import ErrorBody, ErrorCode, FieldProblem, ToolFailure, ok_result
+from databar_mcp.tools.failures import bad_filename, from_api_error
+from databar_mcp.tools.params import (
+    TaskId,
+)
+from databar_mcp.tools.registry import Toolbox, tool
+from databar_mcp.tools.results import ToolFailure, ok_result
+from databar_mcp.tools.task_kit import finished_task
 from databar_mcp.tools.task_view import result_rows
-from databar_mcp.tools.tasks import TaskId, finished_task
 
 EXPORT_DESCRIPTION = """\
 Write every row of a finished task to a file: CSV (nested fields flattened into dotted columns) or JSONL \
@@ -42,18 +45,6 @@ class ExportResult(BaseModel):
     inputs_joined: bool = Field(description="False when the inputs are unknown (task not submitted by this server).")
     served_from: str
     message: str
-
-
-def bad_filename(exc: UnsafeName, next_step: str) -> ToolFailure:
-    """A filename the exports folder cannot take: a validation_error, before anything is read or written."""
-    return ToolFailure(
-        ErrorBody(
-            code=ErrorCode.VALIDATION_ERROR,
-            message=f"Invalid filename: {exc}. Nothing was read or written.",
-            fields=[FieldProblem(field="filename", problem=str(exc))],
-            next_steps=[next_step],
-        )
-    )
 
 
 async def inputs_of(svc: Services, task_id: str) -> list[Any] | None:
@@ -86,8 +77,8 @@ def full_result_json(task: Task, inputs: list[Any] | None, served_from: str) -> 
     )
 
 
-def register(box: Toolbox) -> None:
-    if not box.enabled("tasks", read_only=True):
+def register_resources(box: Toolbox) -> None:
+    if not box.enabled(Toolset.TASKS, read_only=True):
         return
 
     @box.server.resource(
@@ -109,58 +100,55 @@ def register(box: Toolbox) -> None:
             raise ResourceError(from_api_error(exc, task_id=task_id).message) from None
         return full_result_json(task, await inputs_of(svc, task_id), source)
 
-    @box.tool(
-        name="export_task_result",
-        toolset="tasks",
-        title="Export a task result to a file",
-        description=EXPORT_DESCRIPTION,
-        read_only=False,
-        destructive=False,
-        idempotent=False,
+
+@tool(
+    Toolset.TASKS,
+    name="export_task_result",
+    title="Export a task result to a file",
+    description=EXPORT_DESCRIPTION,
+    read_only=False,
+    destructive=False,
+    idempotent=False,
+)
+async def export_task_result(
+    task_id: TaskId,
+    svc: Services,
+    format: Annotated[Literal["csv", "jsonl"], Field(description="csv (flattened) or jsonl (exact).")] = "csv",
+    filename: Annotated[
+        str | None,
+        Field(
+            max_length=100,
+            description="Plain file name (letters, digits, '.', '_', '-'); default: the task id. "
+            "The extension is added; an existing file is never overwritten.",
+        ),
+    ] = None,
+) -> Annotated[CallToolResult, ExportResult]:
+    fmt: ExportFormat = format
+
+    try:
+        stem = export_stem(task_id, filename, fmt)
+    except UnsafeName as exc:
+        raise bad_filename(exc, "Pass a plain name such as 'leads_enriched', or omit filename.") from None
+    task, source = await finished_task(svc, task_id)
+    rows = result_rows(task) or []
+    inputs = await inputs_of(svc, task_id)
+    path = await anyio.to_thread.run_sync(claim_new_file, svc.settings.exports_dir, stem, fmt)
+    try:
+        size, columns = await anyio.to_thread.run_sync(functools.partial(write_export, path, fmt, inputs, rows))
+    except BaseException:
+        path.unlink(missing_ok=True)  # the claimed name is freed again: no empty file left behind
+        raise
+    found = sum(1 for r in rows if r is not None)
+    out = ExportResult(
+        task_id=task_id,
+        path=str(path),
+        format=fmt,
+        rows=len(rows),
+        rows_with_data=found,
+        columns=columns[:100],
+        bytes=size,
+        inputs_joined=inputs is not None,
+        served_from=source,
+        message=f"Wrote {len(rows):,} rows ({found:,} with data) to {path}.",
     )
-    async def export_task_result(
-        task_id: TaskId,
-        ctx: ToolContext,
-        format: Annotated[Literal["csv", "jsonl"], Field(description="csv (flattened) or jsonl (exact).")] = "csv",
-        filename: Annotated[
-            str | None,
-            Field(
-                max_length=100,
-                description="Plain file name (letters, digits, '.', '_', '-'); default: the task id. "
-                "The extension is added; an existing file is never overwritten.",
-            ),
-        ] = None,
-    ) -> Annotated[CallToolResult, ExportResult]:
-        svc = services(ctx)
-        fmt: ExportFormat = format
-
-        async def work() -> CallToolResult:
-            try:
-                stem = export_stem(task_id, filename, fmt)
-            except UnsafeName as exc:
-                raise bad_filename(exc, "Pass a plain name such as 'leads_enriched', or omit filename.") from None
-            task, source = await finished_task(svc, task_id)
-            rows = result_rows(task) or []
-            inputs = await inputs_of(svc, task_id)
-            path = await anyio.to_thread.run_sync(claim_new_file, svc.settings.exports_dir, stem, fmt)
-            try:
-                size, columns = await anyio.to_thread.run_sync(functools.partial(write_export, path, fmt, inputs, rows))
-            except BaseException:
-                path.unlink(missing_ok=True)  # the claimed name is freed again: no empty file left behind
-                raise
-            found = sum(1 for r in rows if r is not None)
-            out = ExportResult(
-                task_id=task_id,
-                path=str(path),
-                format=fmt,
-                rows=len(rows),
-                rows_with_data=found,
-                columns=columns[:100],
-                bytes=size,
-                inputs_joined=inputs is not None,
-                served_from=source,
-                message=f"Wrote {len(rows):,} rows ({found:,} with data) to {path}.",
-            )
-            return ok_result(out, out.message + ("" if out.inputs_joined else " Inputs unknown: results only."))
-
-        return await guarded(work(), task_id=task_id)
+    return ok_result(out, out.message + ("" if out.inputs_joined else " Inputs unknown: results only."))

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from databar_mcp.api import errors as api
+from databar_mcp.core.exporting import UnsafeName
 from databar_mcp.core.shaping import clip
-from databar_mcp.tools.results import ErrorBody, ErrorCode, FieldProblem
+from databar_mcp.tools.results import ErrorBody, ErrorCode, FieldProblem, ToolFailure
 
 FIELDS_SHOWN = 50  # field problems listed in one error
 PATH_SHOWN = 200  # characters of one field path or problem (a key may be a megabyte long)
@@ -158,4 +159,16 @@ def from_api_error(exc: api.DatabarError, *, task_id: str | None = None) -> Erro
         message=exc.message,
         task_id=task_id,
         next_steps=["Databar had a problem; retry in a minute."],
+    )
+
+
+def bad_filename(exc: UnsafeName, next_step: str) -> ToolFailure:
+    """A filename the exports folder cannot take: a validation_error, before anything is read or written."""
+    return ToolFailure(
+        ErrorBody(
+            code=ErrorCode.VALIDATION_ERROR,
+            message=f"Invalid filename: {exc}. Nothing was read or written.",
+            fields=[FieldProblem(field="filename", problem=str(exc))],
+            next_steps=[next_step],
+        )
     )

@@ -6,8 +6,7 @@ import time
 import weakref
 from typing import Annotated, Any, cast
 
-from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.resolve import Elicit, Resolve
+from mcp.server.mcpserver.resolve import Resolve
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
@@ -15,40 +14,30 @@ from databar_mcp import config
 from databar_mcp.api import DatabarClient, runs
 from databar_mcp.api.errors import FieldIssue
 from databar_mcp.api.models import BulkFlowRunRequest, Flow, FlowCostEstimate, FlowRunRequest
+from databar_mcp.config import Toolset
 from databar_mcp.core.catalog import RunPlan
 from databar_mcp.tools.context import Services, ToolContext, services
-from databar_mcp.tools.guard import guarded
-from databar_mcp.tools.registry import Toolbox
+from databar_mcp.tools.params import (
+    InputValue,
+)
+from databar_mcp.tools.registry import tool
 from databar_mcp.tools.results import ok_result
 from databar_mcp.tools.running import (
-    ACKNOWLEDGE_DESCRIPTION,
-    FORCE_DESCRIPTION,
-    Confirmation,
     PreparedRun,
-    ResendConfirmation,
-    ResendGate,
-    ResendOutcome,
-    SpendGate,
-    SpendOutcome,
+    RunControls,
     execute,
-    resend_question,
-    spend_question,
+    run_guards,
 )
 from databar_mcp.tools.task_view import TaskView
-from databar_mcp.tools.tasks import wait_field
 
-TOOLSET = "flows"
 FlowId = Annotated[
     str,
     Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$", description="A flow id from list_flows."),
 ]
-InputValue = str | int | float | bool | None
 FlowInputs = Annotated[
     dict[Annotated[str, Field(min_length=1, max_length=256)], InputValue],
     Field(description='Input id → value, e.g. {"domain": "acme.com"}; get_flow lists the inputs.'),
 ]
-ForceFlag = Annotated[bool, Field(description=FORCE_DESCRIPTION)]
-AcknowledgeFlag = Annotated[bool, Field(description=ACKNOWLEDGE_DESCRIPTION)]
 
 _flows: "weakref.WeakKeyDictionary[DatabarClient, dict[str, tuple[float, Flow, FlowCostEstimate | None]]]" = (
     weakref.WeakKeyDictionary()
@@ -158,50 +147,16 @@ async def prepare_flow(ctx: ToolContext, flow_id: str, rows: list[dict[str, Inpu
     )
 
 
-async def flow_spend(
-    context: Context,  # pyright: ignore[reportMissingTypeArgument]
-    flow_id: str,
-    inputs: dict[str, InputValue],
-    force: bool,
-) -> SpendGate | Elicit[Confirmation]:
-    ctx = cast(ToolContext, context)
-    return await spend_question(ctx, lambda: prepare_flow(ctx, flow_id, [inputs], bulk=False), force)
+async def prepare_one_flow(ctx: ToolContext, flow_id: str, inputs: dict[str, InputValue]) -> PreparedRun:
+    return await prepare_flow(ctx, flow_id, [inputs], bulk=False)
 
 
-async def bulk_flow_spend(
-    context: Context,  # pyright: ignore[reportMissingTypeArgument]
-    flow_id: str,
-    inputs: list[dict[str, InputValue]],
-    force: bool,
-) -> SpendGate | Elicit[Confirmation]:
-    ctx = cast(ToolContext, context)
-    return await spend_question(ctx, lambda: prepare_flow(ctx, flow_id, inputs, bulk=True), force)
+async def prepare_bulk_flow(ctx: ToolContext, flow_id: str, inputs: list[dict[str, InputValue]]) -> PreparedRun:
+    return await prepare_flow(ctx, flow_id, inputs, bulk=True)
 
 
-async def flow_resend(
-    context: Context,  # pyright: ignore[reportMissingTypeArgument]
-    flow_id: str,
-    inputs: dict[str, InputValue],
-    force: bool,
-    acknowledge_possible_double_billing: bool,
-) -> ResendGate | Elicit[ResendConfirmation]:
-    ctx = cast(ToolContext, context)
-    return await resend_question(
-        ctx, lambda: prepare_flow(ctx, flow_id, [inputs], bulk=False), force, acknowledge_possible_double_billing
-    )
-
-
-async def bulk_flow_resend(
-    context: Context,  # pyright: ignore[reportMissingTypeArgument]
-    flow_id: str,
-    inputs: list[dict[str, InputValue]],
-    force: bool,
-    acknowledge_possible_double_billing: bool,
-) -> ResendGate | Elicit[ResendConfirmation]:
-    ctx = cast(ToolContext, context)
-    return await resend_question(
-        ctx, lambda: prepare_flow(ctx, flow_id, inputs, bulk=True), force, acknowledge_possible_double_billing
-    )
+flow_run = run_guards("flow", prepare_one_flow, "flow_id", "inputs")
+bulk_flow_run = run_guards("bulk_flow", prepare_bulk_flow, "flow_id", "inputs")
 
 
 WAIT_AND_NEXT = """\
@@ -236,146 +191,104 @@ before anything is sent; submitted exactly once.
 )
 
 
-def register(box: Toolbox) -> None:
-    settings = box.settings
+@tool(
+    Toolset.FLOWS,
+    name="list_flows",
+    title="List flows",
+    description=LIST_DESCRIPTION,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+)
+async def list_flows(svc: Services) -> Annotated[CallToolResult, FlowList]:
+    flows = [flow_out(f) for f in await svc.client.list_flows()]
+    lines = [f"{len(flows)} flow(s):"]
+    lines += [f"- {f.id}: {f.name} (inputs {[i.id for i in f.inputs]} → {f.outputs})" for f in flows]
+    return ok_result(FlowList(flows=flows), "\n".join(lines))
 
-    @box.tool(
-        name="list_flows",
-        toolset=TOOLSET,
-        title="List flows",
-        description=LIST_DESCRIPTION,
-        read_only=True,
-        destructive=False,
-        idempotent=True,
+
+@tool(
+    Toolset.FLOWS,
+    name="get_flow",
+    title="Get a flow",
+    description=GET_DESCRIPTION,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+)
+async def get_flow(flow_id: FlowId, svc: Services) -> Annotated[CallToolResult, FlowDetailOut]:
+    flow, cost = await flow_and_cost(svc, flow_id)
+    nodes = cast(Any, flow.config or {}).get("nodes")
+    out = FlowDetailOut(
+        **flow_out(flow).model_dump(),
+        steps=len(cast(list[Any], nodes)) if isinstance(nodes, list) else None,
+        cost_min=cost.min if cost else None,
+        cost_max=cost.max if cost else None,
     )
-    async def list_flows(ctx: ToolContext) -> Annotated[CallToolResult, FlowList]:
-        svc = services(ctx)
+    inputs = ", ".join(f"{i.id}{'*' if i.required else ''}" for i in out.inputs)
+    price = f" Costs {out.cost_min:g}..{out.cost_max:g} credits per run." if cost else ""
+    return ok_result(out, f"Flow {out.id}: {out.name}. Inputs (* required): {inputs}. Outputs: {out.outputs}.{price}")
 
-        async def work() -> CallToolResult:
-            flows = [flow_out(f) for f in await svc.client.list_flows()]
-            lines = [f"{len(flows)} flow(s):"]
-            lines += [f"- {f.id}: {f.name} (inputs {[i.id for i in f.inputs]} → {f.outputs})" for f in flows]
-            return ok_result(FlowList(flows=flows), "\n".join(lines))
 
-        return await guarded(work())
-
-    @box.tool(
-        name="get_flow",
-        toolset=TOOLSET,
-        title="Get a flow",
-        description=GET_DESCRIPTION,
-        read_only=True,
-        destructive=False,
-        idempotent=True,
+@tool(
+    Toolset.FLOWS,
+    name="estimate_flow_cost",
+    title="Estimate a flow's cost",
+    description=ESTIMATE_DESCRIPTION,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+)
+async def estimate_flow_cost(
+    flow_id: FlowId,
+    svc: Services,
+    runs: Annotated[int, Field(ge=1, le=config.MAX_BULK_ROWS, description="How many input sets.")] = 1,
+) -> Annotated[CallToolResult, FlowCostOut]:
+    flow = await svc.client.get_flow(flow_id)
+    cost = await svc.client.estimate_flow_cost(flow.config or {})
+    out = FlowCostOut(
+        flow_id=flow_id,
+        runs=runs,
+        min_credits=round(cost.min * runs, 6),
+        max_credits=round(cost.max * runs, 6),
+        per_run_min=cost.min,
+        per_run_max=cost.max,
     )
-    async def get_flow(flow_id: FlowId, ctx: ToolContext) -> Annotated[CallToolResult, FlowDetailOut]:
-        svc = services(ctx)
+    return ok_result(out, f"{runs} run(s) of {flow.name}: {out.min_credits:g}..{out.max_credits:g} credits.")
 
-        async def work() -> CallToolResult:
-            flow, cost = await flow_and_cost(svc, flow_id)
-            nodes = cast(Any, flow.config or {}).get("nodes")
-            out = FlowDetailOut(
-                **flow_out(flow).model_dump(),
-                steps=len(cast(list[Any], nodes)) if isinstance(nodes, list) else None,
-                cost_min=cost.min if cost else None,
-                cost_max=cost.max if cost else None,
-            )
-            inputs = ", ".join(f"{i.id}{'*' if i.required else ''}" for i in out.inputs)
-            price = f" Costs {out.cost_min:g}..{out.cost_max:g} credits per run." if cost else ""
-            return ok_result(
-                out, f"Flow {out.id}: {out.name}. Inputs (* required): {inputs}. Outputs: {out.outputs}.{price}"
-            )
 
-        return await guarded(work())
+@tool(
+    Toolset.FLOWS,
+    name="run_flow",
+    title="Run a flow on one input",
+    description=RUN_DESCRIPTION,
+    read_only=False,
+    destructive=False,
+    idempotent=False,
+)
+async def run_flow(
+    flow_id: FlowId,
+    inputs: FlowInputs,
+    run: Annotated[RunControls, Resolve(flow_run)],
+) -> Annotated[CallToolResult, TaskView]:
+    return await execute(run, lambda: prepare_flow(run.ctx, flow_id, [inputs], bulk=False))
 
-    @box.tool(
-        name="estimate_flow_cost",
-        toolset=TOOLSET,
-        title="Estimate a flow's cost",
-        description=ESTIMATE_DESCRIPTION,
-        read_only=True,
-        destructive=False,
-        idempotent=True,
-    )
-    async def estimate_flow_cost(
-        flow_id: FlowId,
-        ctx: ToolContext,
-        runs: Annotated[int, Field(ge=1, le=config.MAX_BULK_ROWS, description="How many input sets.")] = 1,
-    ) -> Annotated[CallToolResult, FlowCostOut]:
-        svc = services(ctx)
 
-        async def work() -> CallToolResult:
-            flow = await svc.client.get_flow(flow_id)
-            cost = await svc.client.estimate_flow_cost(flow.config or {})
-            out = FlowCostOut(
-                flow_id=flow_id,
-                runs=runs,
-                min_credits=round(cost.min * runs, 6),
-                max_credits=round(cost.max * runs, 6),
-                per_run_min=cost.min,
-                per_run_max=cost.max,
-            )
-            return ok_result(out, f"{runs} run(s) of {flow.name}: {out.min_credits:g}..{out.max_credits:g} credits.")
-
-        return await guarded(work())
-
-    @box.tool(
-        name="run_flow",
-        toolset=TOOLSET,
-        title="Run a flow on one input",
-        description=RUN_DESCRIPTION,
-        read_only=False,
-        destructive=False,
-        idempotent=False,
-    )
-    async def run_flow(
-        flow_id: FlowId,
-        inputs: FlowInputs,
-        ctx: ToolContext,
-        spend: Annotated[SpendOutcome, Resolve(flow_spend)],
-        resend: Annotated[ResendOutcome, Resolve(flow_resend)],
-        wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
-        force: ForceFlag = False,
-        acknowledge_possible_double_billing: AcknowledgeFlag = False,
-    ) -> Annotated[CallToolResult, TaskView]:
-        return await execute(
-            ctx,
-            lambda: prepare_flow(ctx, flow_id, [inputs], bulk=False),
-            force=force,
-            wait_seconds=wait_seconds,
-            spend=spend,
-            resend=resend,
-            acknowledged=acknowledge_possible_double_billing,
-        )
-
-    @box.tool(
-        name="run_bulk_flow",
-        toolset=TOOLSET,
-        title="Run a flow on many inputs",
-        description=RUN_BULK_DESCRIPTION,
-        read_only=False,
-        destructive=False,
-        idempotent=False,
-    )
-    async def run_bulk_flow(
-        flow_id: FlowId,
-        inputs: Annotated[
-            list[dict[str, InputValue]],
-            Field(min_length=1, max_length=config.MAX_BULK_ROWS, description="One input set per row."),
-        ],
-        ctx: ToolContext,
-        spend: Annotated[SpendOutcome, Resolve(bulk_flow_spend)],
-        resend: Annotated[ResendOutcome, Resolve(bulk_flow_resend)],
-        wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
-        force: ForceFlag = False,
-        acknowledge_possible_double_billing: AcknowledgeFlag = False,
-    ) -> Annotated[CallToolResult, TaskView]:
-        return await execute(
-            ctx,
-            lambda: prepare_flow(ctx, flow_id, inputs, bulk=True),
-            force=force,
-            wait_seconds=wait_seconds,
-            spend=spend,
-            resend=resend,
-            acknowledged=acknowledge_possible_double_billing,
-        )
+@tool(
+    Toolset.FLOWS,
+    name="run_bulk_flow",
+    title="Run a flow on many inputs",
+    description=RUN_BULK_DESCRIPTION,
+    read_only=False,
+    destructive=False,
+    idempotent=False,
+)
+async def run_bulk_flow(
+    flow_id: FlowId,
+    inputs: Annotated[
+        list[dict[str, InputValue]],
+        Field(min_length=1, max_length=config.MAX_BULK_ROWS, description="One input set per row."),
+    ],
+    run: Annotated[RunControls, Resolve(bulk_flow_run)],
+) -> Annotated[CallToolResult, TaskView]:
+    return await execute(run, lambda: prepare_flow(run.ctx, flow_id, inputs, bulk=True))

@@ -13,6 +13,7 @@ from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.types import Completion, CompletionArgument, CompletionContext, PromptReference, ResourceTemplateReference
 
 from databar_mcp.api.errors import DatabarError
+from databar_mcp.config import Toolset
 from databar_mcp.tools.context import Services, ToolContext, services
 from databar_mcp.tools.registry import Toolbox
 
@@ -78,7 +79,7 @@ async def complete(
     return None
 
 
-def register(box: Toolbox) -> None:
+def register_resources(box: Toolbox) -> None:
     server = box.server
     server.middleware.append(lend_services)
     server.completion()(complete)
@@ -92,7 +93,7 @@ def register(box: Toolbox) -> None:
         hint = f" (waterfall {waterfall})" if waterfall else ""
         return ENRICH_CONTACTS.format(what=what, waterfall=waterfall, waterfall_hint=hint)
 
-    if not box.enabled("discover", read_only=True):
+    if not box.enabled(Toolset.DISCOVER, read_only=True):
         return
 
     @server.resource(

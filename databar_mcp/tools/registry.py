@@ -1,25 +1,144 @@
 """Toolbox: registers a tool only when its toolset is loaded and, in read-only mode, only if it is read-only.
 
-Every tool declares its toolset and all four annotation hints here, so tools/list can be trimmed per user
-(agents choose worse from long tool lists, and every definition costs context) and a read-only server can
-never write or spend. Without a toolset choice, every toolset is loaded but only the default ones are
-listed; enable_toolsets lists the others on request (github-mcp-server's dynamic toolsets).
+Every tool declares its toolset and all four annotation hints with `@tool`, which only records the definition
+(so a tool is a plain, importable function); the Toolbox registers the recorded tools of the loaded toolsets,
+giving each the services of the server run and turning the failures an agent can act on into error results.
+tools/list can be trimmed per user (agents choose worse from long tool lists, and every definition costs
+context) and a read-only server can never write or spend. Without a toolset choice, every toolset is loaded
+but only the default ones are listed; enable_toolsets lists the others on request (github-mcp-server's
+dynamic toolsets).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+import inspect
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Annotated, Any, TypeVar, cast, get_args, get_origin
 
-from mcp.server.mcpserver import MCPServer
-from mcp.types import ToolAnnotations
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult, ToolAnnotations
 
 from databar_mcp.config import TOOLSETS, Settings
-from databar_mcp.tools.context import Services
+from databar_mcp.tools.context import Services, ToolContext, services
+from databar_mcp.tools.guard import guarded
+from databar_mcp.tools.params import SettingsBound
 
-F = TypeVar("F", bound=Callable[..., Any])
+F = TypeVar("F", bound=Callable[..., Awaitable[CallToolResult]])
 TOOLSET_META_KEY = "io.databar/toolset"
 ALWAYS_LISTED = "toolsets"  # enable_toolsets' own toolset: listed whatever is chosen
+INJECTED_CONTEXT = "injected_context"  # the context parameter added for tools that take only the services
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool as written: its function, toolset and every annotation hint (Databar is the open world)."""
+
+    fn: Callable[..., Awaitable[CallToolResult]]
+    toolset: str
+    name: str
+    title: str
+    description: str
+    read_only: bool
+    destructive: bool
+    idempotent: bool
+    open_world: bool = True
+
+
+DEFINED: dict[str, list[ToolSpec]] = {}  # module name -> its tools, in the order they are written
+
+
+def tool(
+    toolset: str,
+    *,
+    name: str,
+    title: str,
+    description: str,
+    read_only: bool,
+    destructive: bool,
+    idempotent: bool,
+    open_world: bool = True,
+) -> Callable[[F], F]:
+    """Record a tool of `toolset` for the Toolbox to register; the function itself is returned unchanged."""
+
+    def record(fn: F) -> F:
+        spec = ToolSpec(fn, toolset, name, title, description, read_only, destructive, idempotent, open_world)
+        DEFINED.setdefault(fn.__module__, []).append(spec)
+        return fn
+
+    return record
+
+
+def _is_context(annotation: object) -> bool:
+    return inspect.isclass(annotation) and issubclass(annotation, Context)
+
+
+def settled(param: inspect.Parameter, settings: Settings) -> inspect.Parameter:
+    """A parameter as registered: a SettingsBound one gets its constraints and default from `settings`."""
+    if get_origin(param.annotation) is not Annotated:
+        return param
+    base, *extras = get_args(param.annotation)
+    marker = next((m for m in extras if isinstance(m, SettingsBound)), None)
+    if marker is None:
+        return param
+    annotation, default = marker.bind(base, settings)
+    return param.replace(annotation=annotation, default=default)
+
+
+def bound(spec: ToolSpec, box: Toolbox) -> Callable[..., Awaitable[CallToolResult]]:
+    """The function the SDK registers for `spec`: its signature less what is injected (the services, or the
+    Toolbox itself), so the input schema never shows them, settings-bound parameters resolved, and errors an
+    agent can act on made results."""
+    settings = box.settings
+    hints = typing.get_type_hints(spec.fn, include_extras=True)
+    params: list[inspect.Parameter] = []
+    service_names: list[str] = []
+    box_names: list[str] = []
+    added: list[inspect.Parameter] = []
+    context_name: str | None = None
+    for param in inspect.signature(spec.fn).parameters.values():
+        annotation = hints.get(param.name, param.annotation)
+        if annotation is Services:
+            service_names.append(param.name)
+            continue
+        if annotation is Toolbox:
+            box_names.append(param.name)
+            continue
+        if _is_context(annotation):
+            context_name = param.name
+        params.append(param.replace(annotation=annotation))
+    for param in (p for p in list(params) if get_origin(p.annotation) is Annotated):
+        # a resolved value whose resolver reads more tool arguments (RunControls): the tool takes them too
+        added.extend(
+            cast("tuple[inspect.Parameter, ...]", getattr(get_args(param.annotation)[0], "TOOL_PARAMETERS", ()))
+        )
+    params = [settled(p, settings) for p in (*params, *added)]
+    keep_context = context_name is not None
+    if context_name is None:
+        context_name = INJECTED_CONTEXT
+        params.append(inspect.Parameter(context_name, inspect.Parameter.KEYWORD_ONLY, annotation=ToolContext))
+    fn = spec.fn
+    takes_task_id = "task_id" in inspect.signature(fn).parameters
+
+    async def call(**arguments: Any) -> CallToolResult:
+        ctx: ToolContext = arguments[context_name] if keep_context else arguments.pop(context_name)
+        for param in added:  # read by the resolver, not the body
+            del arguments[param.name]
+        for service_name in service_names:
+            arguments[service_name] = services(ctx)
+        for box_name in box_names:
+            arguments[box_name] = box
+        return await guarded(fn(**arguments), task_id=arguments["task_id"] if takes_task_id else None)
+
+    signature = inspect.Signature(params, return_annotation=hints.get("return", inspect.Signature.empty))
+    call.__signature__ = signature  # type: ignore[attr-defined]  # what the SDK reads the schema from
+    call.__annotations__ = {p.name: p.annotation for p in params} | {"return": signature.return_annotation}
+    call.__name__ = call.__qualname__ = spec.name
+    call.__module__ = fn.__module__
+    call.__doc__ = fn.__doc__
+    return call
 
 
 class Toolbox:
@@ -29,9 +148,13 @@ class Toolbox:
         self.registered: dict[str, str] = {}  # tool name -> toolset
         self.listed: set[str] = set(settings.listed_toolsets)  # toolsets tools/list shows (enable_toolsets adds)
 
+    def loads(self, toolset: str) -> bool:
+        """Whether the toolset is loaded: chosen, or offered for enable_toolsets to list later."""
+        return toolset in self.listed or toolset == ALWAYS_LISTED or self.settings.dynamic_toolsets
+
     def enabled(self, toolset: str, *, read_only: bool) -> bool:
         """Whether a tool is loaded: its toolset is chosen (or may be enabled later), and read-only mode allows it."""
-        if toolset not in self.listed and toolset != ALWAYS_LISTED and not self.settings.dynamic_toolsets:
+        if not self.loads(toolset):
             return False
         return read_only or not self.settings.read_only
 
@@ -44,37 +167,39 @@ class Toolbox:
         loaded = set(self.registered.values()) - {ALWAYS_LISTED}
         return [t for t in TOOLSETS if t in loaded and t not in self.listed]
 
+    def offered(self) -> list[str]:
+        """Loaded toolsets that were not listed from the start (enable_toolsets offers them), in TOOLSETS order."""
+        loaded = set(self.registered.values())
+        return [t for t in TOOLSETS if t in loaded and t not in self.settings.listed_toolsets]
+
     def tools_of(self, toolset: str) -> list[str]:
         return [name for name, ts in self.registered.items() if ts == toolset]
 
-    def tool(
-        self,
-        *,
-        name: str,
-        toolset: str,
-        title: str,
-        description: str,
-        read_only: bool,
-        destructive: bool,
-        idempotent: bool,
-        open_world: bool = True,
-    ) -> Callable[[F], F]:
-        """Like `server.tool`, with the toolset in `_meta` and every hint explicit (Databar is the open world)."""
+    def add(self, *modules: ModuleType) -> None:
+        """Register the tools each module defines, in the order they are written, then its resources (a module's
+        `register_resources(box)`, if it has one)."""
+        for module in modules:
+            for spec in DEFINED.get(module.__name__, ()):
+                self.register(spec)
+            resources = cast("Callable[[Toolbox], None] | None", getattr(module, "register_resources", None))
+            if resources is not None:
+                resources(self)
 
-        def decorate(fn: F) -> F:
-            if not self.enabled(toolset, read_only=read_only):
-                return fn
-            annotations = ToolAnnotations(
-                title=title,
-                read_only_hint=read_only,
-                destructive_hint=destructive,
-                idempotent_hint=idempotent,
-                open_world_hint=open_world,
-            )
-            self.server.tool(
-                name=name, description=description, annotations=annotations, meta={TOOLSET_META_KEY: toolset}
-            )(fn)
-            self.registered[name] = toolset
-            return fn
-
-        return decorate
+    def register(self, spec: ToolSpec) -> None:
+        """Register one tool with the server when its toolset is loaded (and read-only mode allows it)."""
+        if not self.enabled(spec.toolset, read_only=spec.read_only):
+            return
+        annotations = ToolAnnotations(
+            title=spec.title,
+            read_only_hint=spec.read_only,
+            destructive_hint=spec.destructive,
+            idempotent_hint=spec.idempotent,
+            open_world_hint=spec.open_world,
+        )
+        self.server.tool(
+            name=spec.name,
+            description=spec.description,
+            annotations=annotations,
+            meta={TOOLSET_META_KEY: spec.toolset},
+        )(bound(spec, self))
+        self.registered[spec.name] = spec.toolset

@@ -4,13 +4,16 @@ Input problems stop a run before anything is sent; the spend guard refuses or as
 records the intent before the POST and returns an identical earlier run instead of billing again.
 """
 
+import inspect
 import time
+import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Annotated, Any, ClassVar, Literal, cast
 
 from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
-from mcp.server.mcpserver.resolve import Elicit
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
@@ -25,20 +28,10 @@ from databar_mcp.core.users import UserLimitReached
 from databar_mcp.tools.context import Services, ToolContext, services
 from databar_mcp.tools.failures import from_api_error, from_issues
 from databar_mcp.tools.guard import guarded
+from databar_mcp.tools.params import WAIT_DEFAULT, AcknowledgeFlag, ForceFlag, WaitSeconds
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
+from databar_mcp.tools.task_kit import deliver, iso, progress_reporter, target_of
 from databar_mcp.tools.task_view import TaskView, get_task_call, render
-from databar_mcp.tools.tasks import deliver, iso, progress_reporter, target_of
-
-FORCE_DESCRIPTION = (
-    "Submit even if an identical run is running or finished within the duplicate window (it bills again). "
-    "Leave false: a repeated call then returns the earlier task for free. After submission_unknown the user "
-    "is asked first (or see acknowledge_possible_double_billing)."
-)
-ACKNOWLEDGE_DESCRIPTION = (
-    "Only with force=true, after submission_unknown, and only when this client cannot ask the user: true "
-    "means the user checked the Databar web app and found no run started at the time the error gave, and "
-    "accepts paying twice if there was one. Never set it on your own judgement."
-)
 
 
 class Confirmation(BaseModel):
@@ -255,6 +248,84 @@ def resend_refused(earlier: Submission, message: str, *, can_acknowledge: bool) 
     return ToolFailure(body)
 
 
+Resolver = Callable[..., Awaitable[Any]]
+KEYWORD = inspect.Parameter.KEYWORD_ONLY
+# The arguments every run tool takes after its own (the Toolbox adds them to each tool that takes RunControls).
+RUN_PARAMETERS: tuple[inspect.Parameter, ...] = (
+    inspect.Parameter("wait_seconds", KEYWORD, annotation=WaitSeconds, default=WAIT_DEFAULT),
+    inspect.Parameter("force", KEYWORD, annotation=ForceFlag, default=False),
+    inspect.Parameter("acknowledge_possible_double_billing", KEYWORD, annotation=AcknowledgeFlag, default=False),
+)
+
+
+@dataclass(frozen=True)
+class RunControls:
+    """How a run tool was asked to run, resolved before its body: the spend and re-send answers, and the
+    arguments of RUN_PARAMETERS (the wait, force, the caller's acknowledgement of a possible double bill)."""
+
+    TOOL_PARAMETERS: ClassVar[tuple[inspect.Parameter, ...]] = RUN_PARAMETERS
+
+    ctx: ToolContext
+    spend: SpendOutcome
+    resend: ResendOutcome
+    wait_seconds: float
+    force: bool
+    acknowledged: bool
+
+
+def run_guards(stem: str, prepare: Callable[..., Awaitable[PreparedRun]], *arguments: str) -> Resolver:
+    """The resolver of a run tool's RunControls; `prepare(ctx, *those tool arguments)` builds its run.
+
+    It depends on two resolvers that may ask the user: the spend guard's question and the re-send question.
+    The SDK passes a resolver the tool arguments its signature names, and keys a question on the wire by its
+    resolver's module and name: they are `<stem>_spend` and `<stem>_resend` in the module of `prepare`, the
+    same on every round of a question and across releases.
+    """
+
+    def run_of(context: Context[Any, Any], values: dict[str, Any]) -> tuple[ToolContext, Prepare]:
+        ctx = cast(ToolContext, context)
+        return ctx, lambda: prepare(ctx, *(values[name] for name in arguments))
+
+    async def spend(context: Context[Any, Any], **values: Any) -> SpendGate | Elicit[Confirmation]:
+        ctx, run = run_of(context, values)
+        return await spend_question(ctx, run, values["force"])
+
+    async def resend(context: Context[Any, Any], **values: Any) -> ResendGate | Elicit[ResendConfirmation]:
+        ctx, run = run_of(context, values)
+        return await resend_question(ctx, run, values["force"], values["acknowledge_possible_double_billing"])
+
+    async def controls(context: Context[Any, Any], **values: Any) -> RunControls:
+        ctx = cast(ToolContext, context)
+        acknowledged = values["acknowledge_possible_double_billing"]
+        return RunControls(
+            ctx, values["spend"], values["resend"], values["wait_seconds"], values["force"], acknowledged
+        )
+
+    module = prepare.__module__
+    named(spend, f"{stem}_spend", module, (*arguments, "force"))
+    named(resend, f"{stem}_resend", module, (*arguments, "force", "acknowledge_possible_double_billing"))
+    resolved = {"spend": Annotated[SpendOutcome, Resolve(spend)], "resend": Annotated[ResendOutcome, Resolve(resend)]}
+    named(controls, f"{stem}_run", module, tuple(p.name for p in RUN_PARAMETERS), resolved)
+    return controls
+
+
+def named(
+    resolver: Resolver, name: str, module: str, arguments: tuple[str, ...], resolved: dict[str, Any] | None = None
+) -> None:
+    """Give a resolver the name, module and signature the SDK reads: the context, the resolvers it depends on
+    (`resolved`: name -> Annotated[type, Resolve(...)]), then tool arguments by name."""
+    returns = typing.get_type_hints(resolver)["return"]
+    parameters = [
+        inspect.Parameter("context", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Context),
+        *(inspect.Parameter(n, KEYWORD, annotation=a) for n, a in (resolved or {}).items()),
+        *(inspect.Parameter(argument, KEYWORD) for argument in arguments),
+    ]
+    resolver.__signature__ = inspect.Signature(parameters, return_annotation=returns)  # type: ignore[attr-defined]
+    resolver.__annotations__ = {"context": Context, **(resolved or {}), "return": returns}
+    resolver.__name__ = resolver.__qualname__ = name
+    resolver.__module__ = module
+
+
 def settle_resend(outcome: ResendOutcome, earlier: Submission | None, *, acknowledged: bool) -> None:
     """Raise unless a forced re-send is safe: no unknown earlier run, the user confirmed, or (when the client
     cannot ask) the caller acknowledged the risk explicitly."""
@@ -279,28 +350,23 @@ def settle_resend(outcome: ResendOutcome, earlier: Submission | None, *, acknowl
     raise resend_refused(earlier, f"The user did not confirm the re-send ({outcome.action}).", can_acknowledge=False)
 
 
-async def execute(
-    ctx: ToolContext,
-    prepare: Prepare,
-    *,
-    force: bool,
-    wait_seconds: float,
-    spend: SpendOutcome,
-    resend: ResendOutcome,
-    acknowledged: bool,
-) -> CallToolResult:
+async def execute(run: RunControls, prepare: Prepare) -> CallToolResult:
     """A run tool's whole body: prepare, then submit once and wait (structured errors for what can go wrong)."""
     started = time.monotonic()
+    ctx = run.ctx
     svc = services(ctx)
 
     async def work() -> CallToolResult:
-        run = await prepare()
-        if force:  # checked again here: the resolver may have been unable to look, or a run may have begun since
-            settle_resend(resend, await svc.tasks.earlier(run.endpoint, run.request), acknowledged=acknowledged)
-        return await run_and_wait(ctx, svc, run, force=force, wait_seconds=wait_seconds, started=started, spend=spend)
+        prepared = await prepare()
+        if run.force:  # checked again here: the resolver may have been unable to look, or a run may have begun since
+            earlier = await svc.tasks.earlier(prepared.endpoint, prepared.request)
+            settle_resend(run.resend, earlier, acknowledged=run.acknowledged)
+        return await run_and_wait(
+            ctx, svc, prepared, force=run.force, wait_seconds=run.wait_seconds, started=started, spend=run.spend
+        )
 
     # The user may have taken a while to answer a question mid-call: the deadline counts from the answer.
-    with deadline_in(svc.settings.io_deadline_s, restart=asked_user(spend, resend)):
+    with deadline_in(svc.settings.io_deadline_s, restart=asked_user(run.spend, run.resend)):
         return await guarded(work())
 
 

@@ -11,15 +11,17 @@ from pydantic import BaseModel, Field
 from databar_mcp import config
 from databar_mcp.api.errors import NotFoundError
 from databar_mcp.api.models import TableColumn
-from databar_mcp.tools.context import Services, ToolContext, services
-from databar_mcp.tools.guard import guarded
-from databar_mcp.tools.registry import Toolbox
+from databar_mcp.config import Toolset
+from databar_mcp.tools.context import Services
+from databar_mcp.tools.params import (
+    WAIT_DEFAULT,
+    TableId,
+    WaitSeconds,
+)
+from databar_mcp.tools.registry import tool
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
 from databar_mcp.tools.table_kit import ColumnRef
-from databar_mcp.tools.tables import TableId
-from databar_mcp.tools.tasks import wait_field
 
-TOOLSET = "table_admin"
 ColumnType = Literal["text", "number", "boolean", "date", "datetime", "email", "url", "phone", "json"]
 Name = Annotated[str, Field(min_length=1, max_length=256)]
 FolderId = Annotated[int, Field(ge=1, description="A folder id from list_folders.")]
@@ -163,277 +165,226 @@ Move a table into a folder (folder_id from list_folders / create_folder), or out
 folder_id null. Free."""
 
 
-def register(box: Toolbox) -> None:
-    settings = box.settings
+@tool(
+    Toolset.TABLE_ADMIN,
+    name="create_column",
+    title="Add a column",
+    description=CREATE_COLUMN_DESCRIPTION,
+    read_only=False,
+    destructive=False,
+    idempotent=False,
+)
+async def create_column(
+    table_uuid: TableId, name: Name, svc: Services, type: ColumnType = "text"
+) -> Annotated[CallToolResult, ColumnOut]:
+    made = await svc.client.create_column(table_uuid, name, type)
+    out = ColumnOut(table_uuid=table_uuid, identifier=made.identifier, name=made.name, type=made.type_of_value)
+    return ok_result(out, f"Added column {out.name!r} ({out.type}, id {out.identifier}) to {table_uuid}.")
 
-    @box.tool(
-        name="create_column",
-        toolset=TOOLSET,
-        title="Add a column",
-        description=CREATE_COLUMN_DESCRIPTION,
-        read_only=False,
-        destructive=False,
-        idempotent=False,
-    )
-    async def create_column(
-        table_uuid: TableId, name: Name, ctx: ToolContext, type: ColumnType = "text"
-    ) -> Annotated[CallToolResult, ColumnOut]:
-        svc = services(ctx)
 
-        async def work() -> CallToolResult:
-            made = await svc.client.create_column(table_uuid, name, type)
-            out = ColumnOut(table_uuid=table_uuid, identifier=made.identifier, name=made.name, type=made.type_of_value)
-            return ok_result(out, f"Added column {out.name!r} ({out.type}, id {out.identifier}) to {table_uuid}.")
+@tool(
+    Toolset.TABLE_ADMIN,
+    name="rename_column",
+    title="Rename a column",
+    description=RENAME_COLUMN_DESCRIPTION,
+    read_only=False,
+    destructive=False,
+    idempotent=True,
+)
+async def rename_column(
+    table_uuid: TableId, column: ColumnRef, new_name: Name, svc: Services
+) -> Annotated[CallToolResult, ColumnOut]:
+    found = await column_of(svc, table_uuid, column)
+    assert found.identifier is not None
+    made = await svc.client.rename_column(table_uuid, found.identifier, new_name)
+    out = ColumnOut(table_uuid=table_uuid, identifier=made.identifier, name=made.name, type=made.type_of_value)
+    return ok_result(out, f"Renamed column {found.name!r} to {out.name!r} on {table_uuid}.")
 
-        return await guarded(work())
 
-    @box.tool(
-        name="rename_column",
-        toolset=TOOLSET,
-        title="Rename a column",
-        description=RENAME_COLUMN_DESCRIPTION,
-        read_only=False,
-        destructive=False,
-        idempotent=True,
-    )
-    async def rename_column(
-        table_uuid: TableId, column: ColumnRef, new_name: Name, ctx: ToolContext
-    ) -> Annotated[CallToolResult, ColumnOut]:
-        svc = services(ctx)
+@tool(
+    Toolset.TABLE_ADMIN,
+    name="delete_column",
+    title="Delete a column",
+    description=DELETE_COLUMN_DESCRIPTION,
+    read_only=False,
+    destructive=True,
+    idempotent=True,
+)
+async def delete_column(table_uuid: TableId, column: ColumnRef, svc: Services) -> Annotated[CallToolResult, Deleted]:
+    found = await column_of(svc, table_uuid, column)
+    assert found.identifier is not None
+    await svc.client.delete_column(table_uuid, found.identifier)
+    out = Deleted(table_uuid=table_uuid, deleted=found.name, message=f"Deleted column {found.name!r}.")
+    return ok_result(out, out.message)
 
-        async def work() -> CallToolResult:
-            found = await column_of(svc, table_uuid, column)
-            assert found.identifier is not None
-            made = await svc.client.rename_column(table_uuid, found.identifier, new_name)
-            out = ColumnOut(table_uuid=table_uuid, identifier=made.identifier, name=made.name, type=made.type_of_value)
-            return ok_result(out, f"Renamed column {found.name!r} to {out.name!r} on {table_uuid}.")
 
-        return await guarded(work())
+@tool(
+    Toolset.TABLE_ADMIN,
+    name="rename_table",
+    title="Rename a table",
+    description=RENAME_TABLE_DESCRIPTION,
+    read_only=False,
+    destructive=False,
+    idempotent=True,
+)
+async def rename_table(table_uuid: TableId, name: Name, svc: Services) -> Annotated[CallToolResult, TableRenamed]:
+    table = await svc.client.rename_table(table_uuid, name)
+    out = TableRenamed(table_uuid=table.identifier, name=table.name)
+    return ok_result(out, f"Table {out.table_uuid} is now named {out.name!r}.")
 
-    @box.tool(
-        name="delete_column",
-        toolset=TOOLSET,
-        title="Delete a column",
-        description=DELETE_COLUMN_DESCRIPTION,
-        read_only=False,
-        destructive=True,
-        idempotent=True,
-    )
-    async def delete_column(
-        table_uuid: TableId, column: ColumnRef, ctx: ToolContext
-    ) -> Annotated[CallToolResult, Deleted]:
-        svc = services(ctx)
 
-        async def work() -> CallToolResult:
-            found = await column_of(svc, table_uuid, column)
-            assert found.identifier is not None
-            await svc.client.delete_column(table_uuid, found.identifier)
-            out = Deleted(table_uuid=table_uuid, deleted=found.name, message=f"Deleted column {found.name!r}.")
-            return ok_result(out, out.message)
+@tool(
+    Toolset.TABLE_ADMIN,
+    name="delete_table",
+    title="Delete a table",
+    description=DELETE_TABLE_DESCRIPTION,
+    read_only=False,
+    destructive=True,
+    idempotent=True,
+)
+async def delete_table(table_uuid: TableId, svc: Services) -> Annotated[CallToolResult, Deleted]:
+    await svc.client.delete_table(table_uuid)
+    out = Deleted(table_uuid=table_uuid, deleted=table_uuid, message="The table was moved to the trash.")
+    return ok_result(out, f"Table {table_uuid} was moved to the trash.")
 
-        return await guarded(work())
 
-    @box.tool(
-        name="rename_table",
-        toolset=TOOLSET,
-        title="Rename a table",
-        description=RENAME_TABLE_DESCRIPTION,
-        read_only=False,
-        destructive=False,
-        idempotent=True,
-    )
-    async def rename_table(
-        table_uuid: TableId, name: Name, ctx: ToolContext
-    ) -> Annotated[CallToolResult, TableRenamed]:
-        svc = services(ctx)
-
-        async def work() -> CallToolResult:
-            table = await svc.client.rename_table(table_uuid, name)
-            out = TableRenamed(table_uuid=table.identifier, name=table.name)
-            return ok_result(out, f"Table {out.table_uuid} is now named {out.name!r}.")
-
-        return await guarded(work())
-
-    @box.tool(
-        name="delete_table",
-        toolset=TOOLSET,
-        title="Delete a table",
-        description=DELETE_TABLE_DESCRIPTION,
-        read_only=False,
-        destructive=True,
-        idempotent=True,
-    )
-    async def delete_table(table_uuid: TableId, ctx: ToolContext) -> Annotated[CallToolResult, Deleted]:
-        svc = services(ctx)
-
-        async def work() -> CallToolResult:
-            await svc.client.delete_table(table_uuid)
-            out = Deleted(table_uuid=table_uuid, deleted=table_uuid, message="The table was moved to the trash.")
-            return ok_result(out, f"Table {table_uuid} was moved to the trash.")
-
-        return await guarded(work())
-
-    @box.tool(
-        name="dedupe_rows",
-        toolset=TOOLSET,
-        title="Remove duplicate rows",
-        description=DEDUPE_DESCRIPTION,
-        read_only=False,
-        destructive=True,
-        idempotent=True,
-    )
-    async def dedupe_rows(
-        table_uuid: TableId,
-        ctx: ToolContext,
-        columns: Annotated[
-            list[ColumnRef] | None,
-            Field(min_length=1, max_length=50, description="Key columns (names); null: every non-enrichment column."),
-        ] = None,
-        confirm: Annotated[bool, Field(description="true deletes the duplicates; false only counts them.")] = False,
-    ) -> Annotated[CallToolResult, DedupeOut]:
-        svc = services(ctx)
-
-        async def work() -> CallToolResult:
-            table_columns = await svc.client.table_columns(table_uuid)
-            names = [c.name for c in table_columns]
-            unknown = [c for c in columns or [] if c not in names]
-            if unknown:
-                raise ToolFailure(
-                    ErrorBody(
-                        code=ErrorCode.VALIDATION_ERROR,
-                        message=f"Unknown column(s) {unknown}; nothing was deleted.",
-                        next_steps=[f"Use the table's columns: {', '.join(names[:50])}."],
-                    )
-                )
-            keys = list(columns) if columns else [c.name for c in table_columns if c.data_processor_id is None]
-            if not confirm:
-                total, duplicates = await count_duplicates(svc, table_uuid, keys)
-                call = f'dedupe_rows(table_uuid="{table_uuid}"' + (f", columns={keys}" if columns else "")
-                call += ", confirm=true)"
-                out = DedupeOut(
-                    table_uuid=table_uuid,
-                    columns=keys,
-                    total_rows=total,
-                    duplicates=duplicates,
-                    deleted=False,
-                    message=f"{duplicates:,} of {total:,} rows are duplicates and would go; nothing was deleted.",
-                    next_call=call if duplicates else None,
-                )
-                return ok_result(out, out.message + (f" To delete them: {call}" if duplicates else ""))
-            result = await svc.client.dedupe_rows(table_uuid, list(columns) if columns else None)
-            out = DedupeOut(
-                table_uuid=table_uuid,
-                columns=keys,
-                total_rows=result.count_all_rows,
-                duplicates=result.count_rows_delete,
-                deleted=True,
-                message=f"Deleted {result.count_rows_delete:,} duplicate rows of {result.count_all_rows:,}.",
+@tool(
+    Toolset.TABLE_ADMIN,
+    name="dedupe_rows",
+    title="Remove duplicate rows",
+    description=DEDUPE_DESCRIPTION,
+    read_only=False,
+    destructive=True,
+    idempotent=True,
+)
+async def dedupe_rows(
+    table_uuid: TableId,
+    svc: Services,
+    columns: Annotated[
+        list[ColumnRef] | None,
+        Field(min_length=1, max_length=50, description="Key columns (names); null: every non-enrichment column."),
+    ] = None,
+    confirm: Annotated[bool, Field(description="true deletes the duplicates; false only counts them.")] = False,
+) -> Annotated[CallToolResult, DedupeOut]:
+    table_columns = await svc.client.table_columns(table_uuid)
+    names = [c.name for c in table_columns]
+    unknown = [c for c in columns or [] if c not in names]
+    if unknown:
+        raise ToolFailure(
+            ErrorBody(
+                code=ErrorCode.VALIDATION_ERROR,
+                message=f"Unknown column(s) {unknown}; nothing was deleted.",
+                next_steps=[f"Use the table's columns: {', '.join(names[:50])}."],
             )
-            return ok_result(out, out.message)
-
-        return await guarded(work())
-
-    @box.tool(
-        name="export_table",
-        toolset=TOOLSET,
-        title="Export a table to a file (Databar)",
-        description=EXPORT_TABLE_DESCRIPTION,
-        read_only=False,
-        destructive=False,
-        idempotent=False,
+        )
+    keys = list(columns) if columns else [c.name for c in table_columns if c.data_processor_id is None]
+    if not confirm:
+        total, duplicates = await count_duplicates(svc, table_uuid, keys)
+        call = f'dedupe_rows(table_uuid="{table_uuid}"' + (f", columns={keys}" if columns else "")
+        call += ", confirm=true)"
+        out = DedupeOut(
+            table_uuid=table_uuid,
+            columns=keys,
+            total_rows=total,
+            duplicates=duplicates,
+            deleted=False,
+            message=f"{duplicates:,} of {total:,} rows are duplicates and would go; nothing was deleted.",
+            next_call=call if duplicates else None,
+        )
+        return ok_result(out, out.message + (f" To delete them: {call}" if duplicates else ""))
+    result = await svc.client.dedupe_rows(table_uuid, list(columns) if columns else None)
+    out = DedupeOut(
+        table_uuid=table_uuid,
+        columns=keys,
+        total_rows=result.count_all_rows,
+        duplicates=result.count_rows_delete,
+        deleted=True,
+        message=f"Deleted {result.count_rows_delete:,} duplicate rows of {result.count_all_rows:,}.",
     )
-    async def export_table(
-        table_uuid: TableId,
-        ctx: ToolContext,
-        wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
-    ) -> Annotated[CallToolResult, ExportOut]:
-        started = time.monotonic()
-        svc = services(ctx)
+    return ok_result(out, out.message)
 
-        async def work() -> CallToolResult:
-            try:
-                state = await svc.client.table_export_status(table_uuid)
-            except NotFoundError:
-                state = None
-            if state is None or state.status != "processing":
-                state = await svc.client.start_table_export(table_uuid, "csv")
-            while state.status == "processing" and time.monotonic() - started + EXPORT_POLL_S < wait_seconds:
-                await anyio.sleep(EXPORT_POLL_S)
-                state = await svc.client.table_export_status(table_uuid)
-            done = state.status == "completed"
-            out = ExportOut(
-                table_uuid=table_uuid,
-                status=state.status,
-                file=state.file,
-                file_id=state.file_id,
-                message=(f"Exported: {state.file}" if done else state.message or f"Export {state.status}."),
-                next_call=None if done else f'export_table(table_uuid="{table_uuid}")',
-            )
-            return ok_result(out, out.message + (f" Next: {out.next_call}" if out.next_call else ""))
 
-        return await guarded(work())
+@tool(
+    Toolset.TABLE_ADMIN,
+    name="export_table",
+    title="Export a table to a file (Databar)",
+    description=EXPORT_TABLE_DESCRIPTION,
+    read_only=False,
+    destructive=False,
+    idempotent=False,
+)
+async def export_table(
+    table_uuid: TableId,
+    svc: Services,
+    wait_seconds: WaitSeconds = WAIT_DEFAULT,
+) -> Annotated[CallToolResult, ExportOut]:
+    started = time.monotonic()
 
-    @box.tool(
-        name="list_folders",
-        toolset=TOOLSET,
-        title="List folders",
-        description=LIST_FOLDERS_DESCRIPTION,
-        read_only=True,
-        destructive=False,
-        idempotent=True,
+    try:
+        state = await svc.client.table_export_status(table_uuid)
+    except NotFoundError:
+        state = None
+    if state is None or state.status != "processing":
+        state = await svc.client.start_table_export(table_uuid, "csv")
+    while state.status == "processing" and time.monotonic() - started + EXPORT_POLL_S < wait_seconds:
+        await anyio.sleep(EXPORT_POLL_S)
+        state = await svc.client.table_export_status(table_uuid)
+    done = state.status == "completed"
+    out = ExportOut(
+        table_uuid=table_uuid,
+        status=state.status,
+        file=state.file,
+        file_id=state.file_id,
+        message=(f"Exported: {state.file}" if done else state.message or f"Export {state.status}."),
+        next_call=None if done else f'export_table(table_uuid="{table_uuid}")',
     )
-    async def list_folders(ctx: ToolContext) -> Annotated[CallToolResult, FolderList]:
-        svc = services(ctx)
+    return ok_result(out, out.message + (f" Next: {out.next_call}" if out.next_call else ""))
 
-        async def work() -> CallToolResult:
-            folders = [
-                FolderOut(id=f.id, name=f.name, table_count=f.table_count) for f in await svc.client.list_folders()
-            ]
-            out = FolderList(folders=folders)
-            text = "\n".join(
-                [f"{len(folders)} folder(s):"] + [f"- {f.id}: {f.name} ({f.table_count} tables)" for f in folders]
-            )
-            return ok_result(out, text)
 
-        return await guarded(work())
+@tool(
+    Toolset.TABLE_ADMIN,
+    name="list_folders",
+    title="List folders",
+    description=LIST_FOLDERS_DESCRIPTION,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+)
+async def list_folders(svc: Services) -> Annotated[CallToolResult, FolderList]:
+    folders = [FolderOut(id=f.id, name=f.name, table_count=f.table_count) for f in await svc.client.list_folders()]
+    out = FolderList(folders=folders)
+    text = "\n".join([f"{len(folders)} folder(s):"] + [f"- {f.id}: {f.name} ({f.table_count} tables)" for f in folders])
+    return ok_result(out, text)
 
-    @box.tool(
-        name="create_folder",
-        toolset=TOOLSET,
-        title="Create a folder",
-        description=CREATE_FOLDER_DESCRIPTION,
-        read_only=False,
-        destructive=False,
-        idempotent=False,
-    )
-    async def create_folder(name: Name, ctx: ToolContext) -> Annotated[CallToolResult, FolderOut]:
-        svc = services(ctx)
 
-        async def work() -> CallToolResult:
-            folder = await svc.client.create_folder(name)
-            out = FolderOut(id=folder.id, name=folder.name, table_count=folder.table_count)
-            return ok_result(out, f"Created folder {out.id}: {out.name}.")
+@tool(
+    Toolset.TABLE_ADMIN,
+    name="create_folder",
+    title="Create a folder",
+    description=CREATE_FOLDER_DESCRIPTION,
+    read_only=False,
+    destructive=False,
+    idempotent=False,
+)
+async def create_folder(name: Name, svc: Services) -> Annotated[CallToolResult, FolderOut]:
+    folder = await svc.client.create_folder(name)
+    out = FolderOut(id=folder.id, name=folder.name, table_count=folder.table_count)
+    return ok_result(out, f"Created folder {out.id}: {out.name}.")
 
-        return await guarded(work())
 
-    @box.tool(
-        name="move_table_to_folder",
-        toolset=TOOLSET,
-        title="Move a table to a folder",
-        description=MOVE_TABLE_DESCRIPTION,
-        read_only=False,
-        destructive=False,
-        idempotent=True,
-    )
-    async def move_table_to_folder(
-        table_uuid: TableId, folder_id: FolderId | None, ctx: ToolContext
-    ) -> Annotated[CallToolResult, Moved]:
-        svc = services(ctx)
-
-        async def work() -> CallToolResult:
-            await svc.client.move_table_to_folder(table_uuid, folder_id)
-            where = f"folder {folder_id}" if folder_id is not None else "no folder"
-            out = Moved(table_uuid=table_uuid, folder_id=folder_id, message=f"Table {table_uuid} is now in {where}.")
-            return ok_result(out, out.message)
-
-        return await guarded(work())
+@tool(
+    Toolset.TABLE_ADMIN,
+    name="move_table_to_folder",
+    title="Move a table to a folder",
+    description=MOVE_TABLE_DESCRIPTION,
+    read_only=False,
+    destructive=False,
+    idempotent=True,
+)
+async def move_table_to_folder(
+    table_uuid: TableId, folder_id: FolderId | None, svc: Services
+) -> Annotated[CallToolResult, Moved]:
+    await svc.client.move_table_to_folder(table_uuid, folder_id)
+    where = f"folder {folder_id}" if folder_id is not None else "no folder"
+    out = Moved(table_uuid=table_uuid, folder_id=folder_id, message=f"Table {table_uuid} is now in {where}.")
+    return ok_result(out, out.message)

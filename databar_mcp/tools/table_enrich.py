@@ -13,8 +13,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, cast
 
-from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.resolve import Elicit, Resolve
+from mcp.server.mcpserver.resolve import Resolve
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
@@ -28,6 +27,7 @@ from databar_mcp.api.models import (
     TableRunStarted,
     Waterfall,
 )
+from databar_mcp.config import Toolset
 from databar_mcp.core.attachments import AttachedWaterfall, Attachments
 from databar_mcp.core.catalog import RunPlan
 from databar_mcp.core.runner import DuplicateRunUnknown
@@ -40,27 +40,24 @@ from databar_mcp.core.table_runs import (
     submit_table_run,
 )
 from databar_mcp.tools.context import Services, ToolContext, services
-from databar_mcp.tools.discover import EnrichmentId, WaterfallId
 from databar_mcp.tools.failures import from_issues
-from databar_mcp.tools.guard import guarded
-from databar_mcp.tools.registry import Toolbox
+from databar_mcp.tools.params import (
+    WAIT_DEFAULT,
+    EnrichmentId,
+    TableId,
+    WaitSeconds,
+    WaterfallId,
+)
+from databar_mcp.tools.registry import tool
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
 from databar_mcp.tools.running import (
-    ACKNOWLEDGE_DESCRIPTION,
-    FORCE_DESCRIPTION,
-    Confirmation,
     PreparedRun,
-    ResendConfirmation,
-    ResendGate,
-    ResendOutcome,
-    SpendGate,
-    SpendOutcome,
+    RunControls,
     duplicate_unknown,
     insufficient,
-    resend_question,
+    run_guards,
     settle_resend,
     settle_spend,
-    spend_question,
 )
 from databar_mcp.tools.table_kit import (
     ColumnRef,
@@ -75,10 +72,7 @@ from databar_mcp.tools.table_kit import (
     run_endpoint,
     wait_call,
 )
-from databar_mcp.tools.tables import TableId
-from databar_mcp.tools.tasks import wait_field
 
-TOOLSET = "table_enrich"
 Strategy = Annotated[
     RunStrategy,
     Field(
@@ -269,38 +263,13 @@ async def prepare_table_run(
     return prepared
 
 
-async def table_run_spend(
-    context: Context,  # pyright: ignore[reportMissingTypeArgument]
-    table_uuid: str,
-    enrichment_id: int,
-    run_strategy: RunStrategy,
-    row_ids: list[str] | None,
-    force: bool,
-) -> SpendGate | Elicit[Confirmation]:
-    ctx = cast(ToolContext, context)
-
-    async def prepare() -> PreparedRun:
-        return (await prepare_table_run(ctx, table_uuid, enrichment_id, run_strategy, row_ids)).run
-
-    return await spend_question(ctx, prepare, force)
+async def prepared_table_run(
+    ctx: ToolContext, table_uuid: str, enrichment_id: int, strategy: RunStrategy, row_ids: list[str] | None
+) -> PreparedRun:
+    return (await prepare_table_run(ctx, table_uuid, enrichment_id, strategy, row_ids)).run
 
 
-async def table_run_resend(
-    context: Context,  # pyright: ignore[reportMissingTypeArgument]
-    table_uuid: str,
-    enrichment_id: int,
-    run_strategy: RunStrategy,
-    row_ids: list[str] | None,
-    force: bool,
-    acknowledge_possible_double_billing: bool,
-) -> ResendGate | Elicit[ResendConfirmation]:
-    """Before force=true re-sends a run whose earlier identical submission is unknown: ask the user."""
-    ctx = cast(ToolContext, context)
-
-    async def prepare() -> PreparedRun:
-        return (await prepare_table_run(ctx, table_uuid, enrichment_id, run_strategy, row_ids)).run
-
-    return await resend_question(ctx, prepare, force, acknowledge_possible_double_billing)
+table_run = run_guards("table_run", prepared_table_run, "table_uuid", "enrichment_id", "run_strategy", "row_ids")
 
 
 # ---- waiting and reporting -----------------------------------------------------------------------------
@@ -350,292 +319,249 @@ no data, errors and still processing. Free and read-only (reads row counts, pace
 per-table rate limit). Call it again while next_call is present; then read rows with read_call."""
 
 
-def register(box: Toolbox) -> None:
-    settings = box.settings
-
-    @box.tool(
-        name="add_table_enrichment",
-        toolset=TOOLSET,
-        title="Attach an enrichment to a table",
-        description=ADD_ENRICHMENT_DESCRIPTION,
-        read_only=False,
-        destructive=False,
-        idempotent=False,
+@tool(
+    Toolset.TABLE_ENRICH,
+    name="add_table_enrichment",
+    title="Attach an enrichment to a table",
+    description=ADD_ENRICHMENT_DESCRIPTION,
+    read_only=False,
+    destructive=False,
+    idempotent=False,
+)
+async def add_table_enrichment(
+    table_uuid: TableId,
+    enrichment: EnrichmentId,
+    mapping: EnrichmentMapping,
+    svc: Services,
+    launch_strategy: Annotated[
+        LaunchStrategy, Field(description="run_on_click (only when run) or run_on_update (re-runs, bills).")
+    ] = "run_on_click",
+) -> Annotated[CallToolResult, AddedOut]:
+    detail = await svc.catalog.enrichment(enrichment)
+    params = {p.name: p for p in detail.params or []}
+    issues = [FieldIssue(f"mapping.{k}", f"not a param of enrichment {enrichment}") for k in mapping if k not in params]
+    issues += [
+        FieldIssue(f"mapping.{p.name}", "required by the enrichment")
+        for p in params.values()
+        if p.is_required and p.name not in mapping
+    ]
+    if params and issues:
+        raise ToolFailure(_issues(f"The mapping does not fit enrichment {enrichment}; nothing was sent.", issues))
+    attached = await svc.client.add_table_enrichment(
+        table_uuid, enrichment, {k: v.as_mapping() for k, v in mapping.items()}, launch_strategy
     )
-    async def add_table_enrichment(
-        table_uuid: TableId,
-        enrichment: EnrichmentId,
-        mapping: EnrichmentMapping,
-        ctx: ToolContext,
-        launch_strategy: Annotated[
-            LaunchStrategy, Field(description="run_on_click (only when run) or run_on_update (re-runs, bills).")
-        ] = "run_on_click",
-    ) -> Annotated[CallToolResult, AddedOut]:
-        svc = services(ctx)
+    out = await attached_out(svc, table_uuid, attached, "enrichment")
+    return _added(out)
 
-        async def work() -> CallToolResult:
-            detail = await svc.catalog.enrichment(enrichment)
-            params = {p.name: p for p in detail.params or []}
-            issues = [
-                FieldIssue(f"mapping.{k}", f"not a param of enrichment {enrichment}")
-                for k in mapping
-                if k not in params
-            ]
-            issues += [
-                FieldIssue(f"mapping.{p.name}", "required by the enrichment")
-                for p in params.values()
-                if p.is_required and p.name not in mapping
-            ]
-            if params and issues:
-                raise ToolFailure(
-                    _issues(f"The mapping does not fit enrichment {enrichment}; nothing was sent.", issues)
+
+@tool(
+    Toolset.TABLE_ENRICH,
+    name="add_table_waterfall",
+    title="Attach a waterfall to a table",
+    description=ADD_WATERFALL_DESCRIPTION,
+    read_only=False,
+    destructive=False,
+    idempotent=False,
+)
+async def add_table_waterfall(
+    table_uuid: TableId,
+    waterfall: WaterfallId,
+    mapping: WaterfallMapping,
+    svc: Services,
+    enrichments: Annotated[
+        list[Annotated[int, Field(ge=1)]] | None,
+        Field(min_length=1, max_length=50, description="Provider ids in order; null for the defaults."),
+    ] = None,
+    email_verifier: Annotated[int | None, Field(ge=1, description="Optional verifier id; null for none.")] = None,
+) -> Annotated[CallToolResult, AddedOut]:
+    found = await svc.catalog.get(waterfall)
+    inputs = {p.name: p for p in found.input_params}
+    providers = {p.id for p in found.available_enrichments}
+    issues = [FieldIssue(f"mapping.{k}", f"not an input of {waterfall}") for k in mapping if k not in inputs]
+    issues += [
+        FieldIssue(f"mapping.{p.name}", "required by the waterfall")
+        for p in inputs.values()
+        if p.must_have and p.name not in mapping
+    ]
+    issues += [
+        FieldIssue("enrichments", f"{e} is not offered by {waterfall}") for e in enrichments or [] if e not in providers
+    ]
+    if issues:
+        raise ToolFailure(_issues(f"The mapping does not fit waterfall {waterfall}; nothing was sent.", issues))
+    attached = await svc.client.add_table_waterfall(table_uuid, waterfall, dict(mapping), enrichments, email_verifier)
+    providers = tuple(enrichments or (p.id for p in found.available_enrichments if p.enabled_by_default))
+    await Attachments(svc.settings.state_dir).remember(
+        table_uuid, attached.id, AttachedWaterfall(waterfall, providers, email_verifier)
+    )
+    return _added(await attached_out(svc, table_uuid, attached, "waterfall"))
+
+
+@tool(
+    Toolset.TABLE_ENRICH,
+    name="list_table_enrichments",
+    title="List a table's enrichments",
+    description=LIST_DESCRIPTION,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+)
+async def list_table_enrichments(table_uuid: TableId, svc: Services) -> Annotated[CallToolResult, AttachedList]:
+    columns = await svc.client.table_columns(table_uuid)
+    found: list[AttachedOut] = []
+    for kind, items in (
+        ("enrichment", await svc.client.list_table_enrichments(table_uuid)),
+        ("waterfall", await svc.client.list_table_waterfalls(table_uuid)),
+        ("exporter", await svc.client.list_table_exporters(table_uuid)),
+    ):
+        for item in items:
+            owned = processor_columns(columns, item.id)
+            found.append(
+                AttachedOut(
+                    table_uuid=table_uuid,
+                    enrichment_id=item.id,
+                    name=item.name,
+                    kind=cast(Any, kind),
+                    status_column=owned.status if owned else None,
+                    output_columns=list(owned.outputs) if owned else [],
                 )
-            attached = await svc.client.add_table_enrichment(
-                table_uuid, enrichment, {k: v.as_mapping() for k, v in mapping.items()}, launch_strategy
             )
-            out = await attached_out(svc, table_uuid, attached, "enrichment")
-            return _added(out)
-
-        return await guarded(work())
-
-    @box.tool(
-        name="add_table_waterfall",
-        toolset=TOOLSET,
-        title="Attach a waterfall to a table",
-        description=ADD_WATERFALL_DESCRIPTION,
-        read_only=False,
-        destructive=False,
-        idempotent=False,
+    out = AttachedList(
+        table_uuid=table_uuid,
+        enrichments=found,
+        next_step="run_table_enrichment(table_uuid, enrichment_id) runs one on the table's rows."
+        if found
+        else "Attach one with add_table_enrichment or add_table_waterfall.",
     )
-    async def add_table_waterfall(
-        table_uuid: TableId,
-        waterfall: WaterfallId,
-        mapping: WaterfallMapping,
-        ctx: ToolContext,
-        enrichments: Annotated[
-            list[Annotated[int, Field(ge=1)]] | None,
-            Field(min_length=1, max_length=50, description="Provider ids in order; null for the defaults."),
-        ] = None,
-        email_verifier: Annotated[int | None, Field(ge=1, description="Optional verifier id; null for none.")] = None,
-    ) -> Annotated[CallToolResult, AddedOut]:
-        svc = services(ctx)
-
-        async def work() -> CallToolResult:
-            found = await svc.catalog.get(waterfall)
-            inputs = {p.name: p for p in found.input_params}
-            providers = {p.id for p in found.available_enrichments}
-            issues = [FieldIssue(f"mapping.{k}", f"not an input of {waterfall}") for k in mapping if k not in inputs]
-            issues += [
-                FieldIssue(f"mapping.{p.name}", "required by the waterfall")
-                for p in inputs.values()
-                if p.must_have and p.name not in mapping
-            ]
-            issues += [
-                FieldIssue("enrichments", f"{e} is not offered by {waterfall}")
-                for e in enrichments or []
-                if e not in providers
-            ]
-            if issues:
-                raise ToolFailure(_issues(f"The mapping does not fit waterfall {waterfall}; nothing was sent.", issues))
-            attached = await svc.client.add_table_waterfall(
-                table_uuid, waterfall, dict(mapping), enrichments, email_verifier
-            )
-            providers = tuple(enrichments or (p.id for p in found.available_enrichments if p.enabled_by_default))
-            await Attachments(svc.settings.state_dir).remember(
-                table_uuid, attached.id, AttachedWaterfall(waterfall, providers, email_verifier)
-            )
-            return _added(await attached_out(svc, table_uuid, attached, "waterfall"))
-
-        return await guarded(work())
-
-    @box.tool(
-        name="list_table_enrichments",
-        toolset=TOOLSET,
-        title="List a table's enrichments",
-        description=LIST_DESCRIPTION,
-        read_only=True,
-        destructive=False,
-        idempotent=True,
+    text = "\n".join(
+        [f"{len(found)} attached to table {table_uuid}:"]
+        + [f"- {a.enrichment_id}: {a.name} ({a.kind}), outputs {a.output_columns}" for a in found]
+        + [out.next_step]
     )
-    async def list_table_enrichments(table_uuid: TableId, ctx: ToolContext) -> Annotated[CallToolResult, AttachedList]:
-        svc = services(ctx)
+    return ok_result(out, text)
 
-        async def work() -> CallToolResult:
-            columns = await svc.client.table_columns(table_uuid)
-            found: list[AttachedOut] = []
-            for kind, items in (
-                ("enrichment", await svc.client.list_table_enrichments(table_uuid)),
-                ("waterfall", await svc.client.list_table_waterfalls(table_uuid)),
-                ("exporter", await svc.client.list_table_exporters(table_uuid)),
-            ):
-                for item in items:
-                    owned = processor_columns(columns, item.id)
-                    found.append(
-                        AttachedOut(
-                            table_uuid=table_uuid,
-                            enrichment_id=item.id,
-                            name=item.name,
-                            kind=cast(Any, kind),
-                            status_column=owned.status if owned else None,
-                            output_columns=list(owned.outputs) if owned else [],
-                        )
-                    )
-            out = AttachedList(
-                table_uuid=table_uuid,
-                enrichments=found,
-                next_step="run_table_enrichment(table_uuid, enrichment_id) runs one on the table's rows."
-                if found
-                else "Attach one with add_table_enrichment or add_table_waterfall.",
-            )
-            text = "\n".join(
-                [f"{len(found)} attached to table {table_uuid}:"]
-                + [f"- {a.enrichment_id}: {a.name} ({a.kind}), outputs {a.output_columns}" for a in found]
-                + [out.next_step]
-            )
-            return ok_result(out, text)
 
-        return await guarded(work())
-
-    @box.tool(
-        name="update_table_enrichment",
-        toolset=TOOLSET,
-        title="Change a table enrichment",
-        description=UPDATE_DESCRIPTION,
-        read_only=False,
-        destructive=False,
-        idempotent=True,
+@tool(
+    Toolset.TABLE_ENRICH,
+    name="update_table_enrichment",
+    title="Change a table enrichment",
+    description=UPDATE_DESCRIPTION,
+    read_only=False,
+    destructive=False,
+    idempotent=True,
+)
+async def update_table_enrichment(
+    table_uuid: TableId,
+    enrichment_id: TableEnrichmentId,
+    svc: Services,
+    mapping: Annotated[
+        dict[Annotated[str, Field(min_length=1, max_length=256)], ParamSource] | None,
+        Field(max_length=50, description="The new param → source mapping (replaces the old); null: keep."),
+    ] = None,
+    launch_strategy: Annotated[LaunchStrategy | None, Field(description="null: keep.")] = None,
+) -> Annotated[CallToolResult, AttachedOut]:
+    if mapping is None and launch_strategy is None:
+        raise ToolFailure(_issues("Nothing to change.", [FieldIssue("mapping", "give mapping or launch_strategy")]))
+    updated = await svc.client.update_table_enrichment(
+        table_uuid,
+        enrichment_id,
+        mapping={k: v.as_mapping() for k, v in mapping.items()} if mapping is not None else None,
+        launch_strategy=launch_strategy,
     )
-    async def update_table_enrichment(
-        table_uuid: TableId,
-        enrichment_id: TableEnrichmentId,
-        ctx: ToolContext,
-        mapping: Annotated[
-            dict[Annotated[str, Field(min_length=1, max_length=256)], ParamSource] | None,
-            Field(max_length=50, description="The new param → source mapping (replaces the old); null: keep."),
-        ] = None,
-        launch_strategy: Annotated[LaunchStrategy | None, Field(description="null: keep.")] = None,
-    ) -> Annotated[CallToolResult, AttachedOut]:
-        svc = services(ctx)
+    out = await attached_out(svc, table_uuid, updated)
+    return ok_result(out, f"Updated {out.name} ({out.enrichment_id}) on table {table_uuid}.")
 
-        async def work() -> CallToolResult:
-            if mapping is None and launch_strategy is None:
-                raise ToolFailure(
-                    _issues("Nothing to change.", [FieldIssue("mapping", "give mapping or launch_strategy")])
-                )
-            updated = await svc.client.update_table_enrichment(
-                table_uuid,
-                enrichment_id,
-                mapping={k: v.as_mapping() for k, v in mapping.items()} if mapping is not None else None,
-                launch_strategy=launch_strategy,
-            )
-            out = await attached_out(svc, table_uuid, updated)
-            return ok_result(out, f"Updated {out.name} ({out.enrichment_id}) on table {table_uuid}.")
 
-        return await guarded(work())
+@tool(
+    Toolset.TABLE_ENRICH,
+    name="run_table_enrichment",
+    title="Run a table enrichment on its rows",
+    description=RUN_DESCRIPTION,
+    read_only=False,
+    destructive=False,
+    idempotent=False,
+)
+async def run_table_enrichment(
+    table_uuid: TableId,
+    enrichment_id: TableEnrichmentId,
+    svc: Services,
+    run: Annotated[RunControls, Resolve(table_run)],
+    run_strategy: Strategy = "run_empty",
+    row_ids: RowIds = None,
+) -> Annotated[CallToolResult, TableRunView]:
+    started_at = time.monotonic()
+    ctx = run.ctx
+    prepared = await prepare_table_run(ctx, table_uuid, enrichment_id, run_strategy, row_ids)
+    _prepared.get(svc.client, {}).clear()  # the next call counts afresh
+    plan, scope = prepared.run.plan, prepared.scope
+    known = await svc.runner.earlier(prepared.run.endpoint, prepared.run.request)
+    if run.force:  # a forced re-send of a run whose outcome is unknown needs the user's word
+        settle_resend(run.resend, known, acknowledged=run.acknowledged)
+    earlier = None if run.force else known
+    if earlier is None and plan.issues:
+        raise ToolFailure(_conflict_running(table_uuid, enrichment_id, plan.issues))
+    if earlier is None and scope.rows == 0:
+        return _nothing_to_run(scope)
+    settle_spend(run.spend, plan.estimated_credits)
+    try:
+        submitted = await submit_table_run(
+            runner=svc.runner,
+            ledger=svc.ledger,
+            tool="run_table_enrichment",
+            call=prepared.run.call,
+            scope=scope,
+            estimated_credits=plan.estimated_credits,
+            force=run.force,
+            window_s=svc.settings.duplicate_window_s,
+            settle_s=svc.settings.connect_timeout_s + svc.settings.read_timeout_s + 2.0,
+            send=svc.client.start_table_run,
+        )
+    except InsufficientCredits as exc:
+        raise ToolFailure(await insufficient(svc, exc, plan.estimated_credits)) from None
+    except DuplicateRunUnknown as exc:
+        raise ToolFailure(duplicate_unknown(exc.earlier)) from None
+    except ConflictError:
+        raise ToolFailure(_conflict_running(table_uuid, enrichment_id, ())) from None
+    reused = submitted.reused is not None
+    estimate = submitted.reused.estimated_credits if submitted.reused is not None else plan.estimated_credits
+    started: TableRunStarted | None = submitted.started
+    if started is not None:
+        await ctx.report_progress(0, submitted.scope.rows, f"started on {submitted.scope.rows:,} row(s)")
+    remaining = max(0.0, run.wait_seconds - (time.monotonic() - started_at))
+    return await report(ctx, submitted.scope, wait_s=remaining, processing=None, estimate=estimate, reused=reused)
 
-    @box.tool(
-        name="run_table_enrichment",
-        toolset=TOOLSET,
-        title="Run a table enrichment on its rows",
-        description=RUN_DESCRIPTION,
-        read_only=False,
-        destructive=False,
-        idempotent=False,
+
+@tool(
+    Toolset.TABLE_ENRICH,
+    name="wait_table_enrichment",
+    title="Wait for a table enrichment",
+    description=WAIT_DESCRIPTION,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+)
+async def wait_table_enrichment(
+    table_uuid: TableId,
+    enrichment_id: TableEnrichmentId,
+    ctx: ToolContext,
+    svc: Services,
+    wait_seconds: WaitSeconds = WAIT_DEFAULT,
+) -> Annotated[CallToolResult, TableRunView]:
+    started_at = time.monotonic()
+
+    endpoints = (
+        run_endpoint(table_uuid, enrichment_id),
+        run_endpoint(table_uuid, enrichment_id, exporter=True),
     )
-    async def run_table_enrichment(
-        table_uuid: TableId,
-        enrichment_id: TableEnrichmentId,
-        ctx: ToolContext,
-        spend: Annotated[SpendOutcome, Resolve(table_run_spend)],
-        resend: Annotated[ResendOutcome, Resolve(table_run_resend)],
-        run_strategy: Strategy = "run_empty",
-        row_ids: RowIds = None,
-        wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
-        force: Annotated[bool, Field(description=FORCE_DESCRIPTION)] = False,
-        acknowledge_possible_double_billing: Annotated[bool, Field(description=ACKNOWLEDGE_DESCRIPTION)] = False,
-    ) -> Annotated[CallToolResult, TableRunView]:
-        started_at = time.monotonic()
-        svc = services(ctx)
-
-        async def work() -> CallToolResult:
-            prepared = await prepare_table_run(ctx, table_uuid, enrichment_id, run_strategy, row_ids)
-            _prepared.get(svc.client, {}).clear()  # the next call counts afresh
-            plan, scope = prepared.run.plan, prepared.scope
-            known = await svc.runner.earlier(prepared.run.endpoint, prepared.run.request)
-            if force:  # a forced re-send of a run whose outcome is unknown needs the user's word
-                settle_resend(resend, known, acknowledged=acknowledge_possible_double_billing)
-            earlier = None if force else known
-            if earlier is None and plan.issues:
-                raise ToolFailure(_conflict_running(table_uuid, enrichment_id, plan.issues))
-            if earlier is None and scope.rows == 0:
-                return _nothing_to_run(scope)
-            settle_spend(spend, plan.estimated_credits)
-            try:
-                submitted = await submit_table_run(
-                    runner=svc.runner,
-                    ledger=svc.ledger,
-                    tool="run_table_enrichment",
-                    call=prepared.run.call,
-                    scope=scope,
-                    estimated_credits=plan.estimated_credits,
-                    force=force,
-                    window_s=svc.settings.duplicate_window_s,
-                    settle_s=svc.settings.connect_timeout_s + svc.settings.read_timeout_s + 2.0,
-                    send=svc.client.start_table_run,
-                )
-            except InsufficientCredits as exc:
-                raise ToolFailure(await insufficient(svc, exc, plan.estimated_credits)) from None
-            except DuplicateRunUnknown as exc:
-                raise ToolFailure(duplicate_unknown(exc.earlier)) from None
-            except ConflictError:
-                raise ToolFailure(_conflict_running(table_uuid, enrichment_id, ())) from None
-            reused = submitted.reused is not None
-            estimate = submitted.reused.estimated_credits if submitted.reused is not None else plan.estimated_credits
-            started: TableRunStarted | None = submitted.started
-            if started is not None:
-                await ctx.report_progress(0, submitted.scope.rows, f"started on {submitted.scope.rows:,} row(s)")
-            remaining = max(0.0, wait_seconds - (time.monotonic() - started_at))
-            return await report(
-                ctx, submitted.scope, wait_s=remaining, processing=None, estimate=estimate, reused=reused
-            )
-
-        return await guarded(work())
-
-    @box.tool(
-        name="wait_table_enrichment",
-        toolset=TOOLSET,
-        title="Wait for a table enrichment",
-        description=WAIT_DESCRIPTION,
-        read_only=True,
-        destructive=False,
-        idempotent=True,
-    )
-    async def wait_table_enrichment(
-        table_uuid: TableId,
-        enrichment_id: TableEnrichmentId,
-        ctx: ToolContext,
-        wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
-    ) -> Annotated[CallToolResult, TableRunView]:
-        started_at = time.monotonic()
-        svc = services(ctx)
-
-        async def work() -> CallToolResult:
-            endpoints = (
-                run_endpoint(table_uuid, enrichment_id),
-                run_endpoint(table_uuid, enrichment_id, exporter=True),
-            )
-            found = [s for s in [await svc.ledger.latest_submission(e) for e in endpoints] if s is not None]
-            latest = max(found, key=lambda s: s.created_at) if found else None
-            if latest is not None and latest.outcome == "accepted" and "scope" in latest.request:
-                scope = RunScope.from_json(latest.request["scope"])
-                estimate = latest.estimated_credits
-            else:
-                scope = await _table_wide_scope(ctx, table_uuid, enrichment_id)
-                estimate = None
-            remaining = max(0.0, wait_seconds - (time.monotonic() - started_at))
-            return await report(ctx, scope, wait_s=remaining, processing=None, estimate=estimate, reused=False)
-
-        return await guarded(work())
+    found = [s for s in [await svc.ledger.latest_submission(e) for e in endpoints] if s is not None]
+    latest = max(found, key=lambda s: s.created_at) if found else None
+    if latest is not None and latest.outcome == "accepted" and "scope" in latest.request:
+        scope = RunScope.from_json(latest.request["scope"])
+        estimate = latest.estimated_credits
+    else:
+        scope = await _table_wide_scope(ctx, table_uuid, enrichment_id)
+        estimate = None
+    remaining = max(0.0, wait_seconds - (time.monotonic() - started_at))
+    return await report(ctx, scope, wait_s=remaining, processing=None, estimate=estimate, reused=False)
 
 
 async def _table_wide_scope(ctx: ToolContext, table_uuid: str, enrichment_id: int) -> RunScope:

@@ -13,13 +13,17 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from databar_mcp import config
+from databar_mcp.config import Toolset
 from databar_mcp.core.exporting import ExportFormat, UnsafeName, append_table_rows, table_export_path
-from databar_mcp.tools.context import ToolContext, services
-from databar_mcp.tools.exports import bad_filename
-from databar_mcp.tools.guard import guarded
-from databar_mcp.tools.registry import Toolbox
+from databar_mcp.tools.context import Services
+from databar_mcp.tools.failures import bad_filename
+from databar_mcp.tools.params import (
+    RowFilter,
+    TableId,
+)
+from databar_mcp.tools.registry import tool
 from databar_mcp.tools.results import ok_result
-from databar_mcp.tools.tables import RowFilter, TableId, filter_json
+from databar_mcp.tools.table_kit import filter_json
 
 PAGE = config.TABLE_PAGE_MAX
 PAGE_TIME_MARGIN_S = 2.0  # stop starting pages this close to the deadline
@@ -47,79 +51,70 @@ class TableExport(BaseModel):
     message: str
 
 
-def register(box: Toolbox) -> None:
-    @box.tool(
-        name="export_table_rows",
-        toolset="tables",
-        title="Export table rows to a file",
-        description=DESCRIPTION,
-        read_only=False,
-        destructive=False,
-        idempotent=False,
+@tool(
+    Toolset.TABLES,
+    name="export_table_rows",
+    title="Export table rows to a file",
+    description=DESCRIPTION,
+    read_only=False,
+    destructive=False,
+    idempotent=False,
+)
+async def export_table_rows(
+    table_uuid: TableId,
+    svc: Services,
+    format: Annotated[Literal["csv", "jsonl"], Field(description="csv or jsonl (one row object per line).")] = "csv",
+    filename: Annotated[
+        str | None,
+        Field(max_length=100, description="Plain file name; default table-<uuid>. Required to resume."),
+    ] = None,
+    filter: RowFilter = None,
+    start_page: Annotated[
+        int, Field(ge=1, le=1_000_000, description="Resume from this API page (from next_call); 1 starts anew.")
+    ] = 1,
+) -> Annotated[CallToolResult, TableExport]:
+    fmt: ExportFormat = format
+    deadline = time.monotonic() + svc.settings.tool_deadline_s - PAGE_TIME_MARGIN_S
+    filter_arg = filter_json(filter)
+
+    try:
+        path = table_export_path(svc.settings.exports_dir, table_uuid, filename, fmt, resume=start_page > 1)
+    except UnsafeName as exc:
+        raise bad_filename(exc, "Pass a plain name such as 'leads', or omit filename to start anew.") from None
+    try:
+        columns = ["id", *(c.name for c in await svc.client.table_columns(table_uuid))]
+    except BaseException:
+        if start_page == 1:
+            path.unlink(missing_ok=True)  # nothing was written: free the claimed name again
+        raise
+    page, written, pages, total, more = start_page, 0, 0, None, True
+    size = path.stat().st_size if path.exists() else 0
+    while more and (pages == 0 or time.monotonic() < deadline):
+        got = await svc.client.list_table_rows(table_uuid, page=page, per_page=PAGE, filter_json=filter_arg)
+        size = await anyio.to_thread.run_sync(functools.partial(append_table_rows, path, fmt, columns, got.data))
+        written += len(got.data)
+        pages += 1
+        total = got.total_count
+        more = got.has_next_page
+        page += 1
+    next_call = None
+    if more:
+        filtered = f", filter={filter_arg}" if filter_arg else ""
+        next_call = (
+            f'export_table_rows(table_uuid="{table_uuid}", format="{fmt}", filename="{path.stem}"'
+            f"{filtered}, start_page={page})"
+        )
+    out = TableExport(
+        table_uuid=table_uuid,
+        path=str(path),
+        format=fmt,
+        rows_written=written,
+        pages_read=pages,
+        complete=not more,
+        total_count=total,
+        bytes=size,
+        next_call=next_call,
+        message=f"Wrote {written:,} rows ({pages} page(s)) to {path}"
+        + ("." if not more else f"; more remain. Next: {next_call}"),
     )
-    async def export_table_rows(
-        table_uuid: TableId,
-        ctx: ToolContext,
-        format: Annotated[
-            Literal["csv", "jsonl"], Field(description="csv or jsonl (one row object per line).")
-        ] = "csv",
-        filename: Annotated[
-            str | None,
-            Field(max_length=100, description="Plain file name; default table-<uuid>. Required to resume."),
-        ] = None,
-        filter: RowFilter = None,
-        start_page: Annotated[
-            int, Field(ge=1, le=1_000_000, description="Resume from this API page (from next_call); 1 starts anew.")
-        ] = 1,
-    ) -> Annotated[CallToolResult, TableExport]:
-        svc = services(ctx)
-        fmt: ExportFormat = format
-        deadline = time.monotonic() + svc.settings.tool_deadline_s - PAGE_TIME_MARGIN_S
-        filter_arg = filter_json(filter)
-
-        async def work() -> CallToolResult:
-            try:
-                path = table_export_path(svc.settings.exports_dir, table_uuid, filename, fmt, resume=start_page > 1)
-            except UnsafeName as exc:
-                raise bad_filename(exc, "Pass a plain name such as 'leads', or omit filename to start anew.") from None
-            try:
-                columns = ["id", *(c.name for c in await svc.client.table_columns(table_uuid))]
-            except BaseException:
-                if start_page == 1:
-                    path.unlink(missing_ok=True)  # nothing was written: free the claimed name again
-                raise
-            page, written, pages, total, more = start_page, 0, 0, None, True
-            size = path.stat().st_size if path.exists() else 0
-            while more and (pages == 0 or time.monotonic() < deadline):
-                got = await svc.client.list_table_rows(table_uuid, page=page, per_page=PAGE, filter_json=filter_arg)
-                size = await anyio.to_thread.run_sync(
-                    functools.partial(append_table_rows, path, fmt, columns, got.data)
-                )
-                written += len(got.data)
-                pages += 1
-                total = got.total_count
-                more = got.has_next_page
-                page += 1
-            next_call = None
-            if more:
-                filtered = f", filter={filter_arg}" if filter_arg else ""
-                next_call = (
-                    f'export_table_rows(table_uuid="{table_uuid}", format="{fmt}", filename="{path.stem}"'
-                    f"{filtered}, start_page={page})"
-                )
-            out = TableExport(
-                table_uuid=table_uuid,
-                path=str(path),
-                format=fmt,
-                rows_written=written,
-                pages_read=pages,
-                complete=not more,
-                total_count=total,
-                bytes=size,
-                next_call=next_call,
-                message=f"Wrote {written:,} rows ({pages} page(s)) to {path}"
-                + ("." if not more else f"; more remain. Next: {next_call}"),
-            )
-            return ok_result(out, out.message)
-
-        return await guarded(work())
+    return ok_result(out, out.message)

@@ -22,6 +22,9 @@ from databar_mcp.core.table_runs import (
     wait_for_rows,
 )
 from databar_mcp.tools.context import Services, ToolContext, services
+from databar_mcp.tools.params import (
+    FilterCondition,
+)
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
 
 ColumnRef = Annotated[str, Field(min_length=1, max_length=256, description="A column name or column uuid.")]
@@ -232,3 +235,12 @@ def render(view: TableRunView) -> str:
     if view.read_call and view.done:
         lines.append(f"Read enriched rows: {view.read_call}")
     return "\n".join(lines)
+
+
+def filter_json(conditions: dict[str, FilterCondition] | None) -> str | None:
+    """The API's `filter` query value: compact JSON, column → {operator: value}."""
+    if not conditions:
+        return None
+    return json.dumps(
+        {col: cond.model_dump(exclude_none=True) for col, cond in conditions.items()}, separators=(",", ":")
+    )

@@ -5,10 +5,10 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Self, TypeVar, cast
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 from mcp.types import CallToolResult
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from databar_mcp import config
 from databar_mcp.api import errors as api
@@ -26,12 +26,17 @@ from databar_mcp.api.models import (
     UpdateRowsRequest,
     UpsertRowsRequest,
 )
+from databar_mcp.config import Toolset
 from databar_mcp.core.batching import Chunk, RowOutcome, WriteReport, index_ranges, write_in_chunks
 from databar_mcp.core.shaping import clip, escape_text, largest_fitting, render_value, result_size
-from databar_mcp.tools.context import Services, ToolContext, services
+from databar_mcp.tools.context import Services
 from databar_mcp.tools.failures import from_api_error
-from databar_mcp.tools.guard import guarded
-from databar_mcp.tools.registry import Toolbox
+from databar_mcp.tools.params import (
+    ColumnName,
+    RowFilter,
+    TableId,
+)
+from databar_mcp.tools.registry import tool
 from databar_mcp.tools.results import (
     ErrorBody,
     ErrorCode,
@@ -42,19 +47,12 @@ from databar_mcp.tools.results import (
     ok_result,
     render_error,
 )
+from databar_mcp.tools.table_kit import filter_json
 from databar_mcp.tools.task_view import UNTRUSTED_NOTE
 
 T = TypeVar("T")
 
-TableId = Annotated[
-    str,
-    Field(
-        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
-        description="The table's UUID (its identifier in Databar).",
-    ),
-]
 Scalar = str | int | float | bool | None
-ColumnName = Annotated[str, Field(min_length=1, max_length=256)]
 RowId = Annotated[str | int, Field(description="A row id, as list_table_rows or insert_rows return it.")]
 RANGES_SHOWN = 100  # index ranges listed per category before "...and N more rows"
 FIELD_PROBLEMS_SHOWN = 50
@@ -62,34 +60,6 @@ COLUMNS_LISTED = 50  # column names in create_table's text (all are in its struc
 
 
 # ---- inputs --------------------------------------------------------------------------------------------
-
-
-class FilterCondition(BaseModel):
-    """One column's condition; give one operator (several must all hold)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    equals: str | int | float | bool | None = Field(default=None, description="Equal (case-insensitive).")
-    not_equals: str | int | float | bool | None = Field(default=None, description="Not equal (case-insensitive).")
-    contains: str | None = Field(default=None, min_length=1, description="Contains this text (case-insensitive).")
-    is_empty: bool | None = Field(default=None, description="true: the cell is empty.")
-    is_not_empty: bool | None = Field(default=None, description="true: the cell has a value.")
-
-    @model_validator(mode="after")
-    def _one_operator(self) -> Self:
-        if not self.model_dump(exclude_none=True):
-            raise ValueError("give an operator: equals, not_equals, contains, is_empty or is_not_empty")
-        return self
-
-
-RowFilter = Annotated[
-    dict[ColumnName, FilterCondition] | None,
-    Field(
-        max_length=20,
-        description='Only rows matching every condition, column → operator, e.g. {"email": {"is_empty": true}} '
-        'or {"company": {"contains": "acme"}}.',
-    ),
-]
 
 
 class RowUpdate(BaseModel):
@@ -214,15 +184,6 @@ def next_page_call(
     if skip + shown < page_rows:
         return _call(table_uuid, page, per_page, filter_arg, skip + shown)
     return _call(table_uuid, page + 1, per_page, filter_arg) if has_next_page else None
-
-
-def filter_json(conditions: dict[str, FilterCondition] | None) -> str | None:
-    """The API's `filter` query value: compact JSON, column → {operator: value}."""
-    if not conditions:
-        return None
-    return json.dumps(
-        {col: cond.model_dump(exclude_none=True) for col, cond in conditions.items()}, separators=(",", ":")
-    )
 
 
 def render(result: TableRows) -> str:
@@ -612,345 +573,312 @@ Free but DESTRUCTIVE: the rows are gone from the table. Ids not found are report
 batch says which ids were deleted, which were not and which are uncertain."""
 
 
-def register(box: Toolbox) -> None:
-    @box.tool(
-        name="list_table_rows",
-        toolset="tables",
-        title="List table rows",
-        description=LIST_TABLE_ROWS_DESCRIPTION,
-        read_only=True,
-        destructive=False,
-        idempotent=True,
-    )
-    async def list_table_rows(
-        table_uuid: TableId,
-        ctx: ToolContext,
-        page: Annotated[int, Field(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
-        per_page: Annotated[int, Field(ge=1, le=config.TABLE_PAGE_MAX, description="Rows per page (1..1000).")] = 100,
-        filter: RowFilter = None,
-        skip: Annotated[
-            int,
-            Field(ge=0, lt=config.TABLE_PAGE_MAX, description="Rows of this page already read (next_call sets it)."),
-        ] = 0,
-    ) -> Annotated[CallToolResult, TableRows]:
-        svc = services(ctx)
-        filter_arg = filter_json(filter)
-        shown_filter = json.loads(filter_arg) if filter_arg else None
+@tool(
+    Toolset.TABLES,
+    name="list_table_rows",
+    title="List table rows",
+    description=LIST_TABLE_ROWS_DESCRIPTION,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+)
+async def list_table_rows(
+    table_uuid: TableId,
+    svc: Services,
+    page: Annotated[int, Field(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
+    per_page: Annotated[int, Field(ge=1, le=config.TABLE_PAGE_MAX, description="Rows per page (1..1000).")] = 100,
+    filter: RowFilter = None,
+    skip: Annotated[
+        int,
+        Field(ge=0, lt=config.TABLE_PAGE_MAX, description="Rows of this page already read (next_call sets it)."),
+    ] = 0,
+) -> Annotated[CallToolResult, TableRows]:
+    filter_arg = filter_json(filter)
+    shown_filter = json.loads(filter_arg) if filter_arg else None
 
-        async def work() -> CallToolResult:
-            result = await svc.client.list_table_rows(table_uuid, page=page, per_page=per_page, filter_json=filter_arg)
-            rows = result.data[skip:]
+    result = await svc.client.list_table_rows(table_uuid, page=page, per_page=per_page, filter_json=filter_arg)
+    rows = result.data[skip:]
 
-            def make(count: int) -> TableRows:
-                return TableRows(
-                    table_uuid=table_uuid,
-                    page=page,
-                    per_page=per_page,
-                    filter=shown_filter,
-                    total_count=result.total_count,
-                    has_next_page=result.has_next_page,
-                    skip=skip,
-                    rows=rows[:count],
-                    rows_omitted=len(rows) - count,
-                    next_call=next_page_call(
-                        table_uuid,
-                        page=page,
-                        per_page=per_page,
-                        skip=skip,
-                        shown=count,
-                        page_rows=len(result.data),
-                        has_next_page=result.has_next_page,
-                        filter_arg=filter_arg,
-                    ),
-                )
-
-            count = largest_fitting(
-                len(rows),
-                lambda k: result_size(make(k).model_dump(mode="json"), render(make(k))),
-                svc.settings.result_budget_chars,
-            )
-            # A row larger than the whole budget is still shown (the server cuts it to fit, says so and keeps it
-            # whole as a resource), so next_call moves past it instead of asking for it again forever.
-            shaped = make(max(count, min(1, len(rows))))
-            return ok_result(shaped, render(shaped))
-
-        return await guarded(work())
-
-    @box.tool(
-        name="list_tables",
-        toolset="tables",
-        title="List tables",
-        description=LIST_TABLES_DESCRIPTION,
-        read_only=True,
-        destructive=False,
-        idempotent=True,
-    )
-    async def list_tables(ctx: ToolContext) -> Annotated[CallToolResult, TableList]:
-        svc = services(ctx)
-
-        async def work() -> CallToolResult:
-            found = [table_out(t) for t in await svc.client.list_tables()]
-
-            def make(k: int) -> TableList:
-                return TableList(tables=found[:k], total=len(found), omitted=len(found) - k)
-
-            def text(out: TableList) -> str:
-                lines = [f"{out.total} table(s)" + (f", {out.omitted} omitted" if out.omitted else "") + ":"]
-                lines.extend(f"- {t.identifier} {t.name or '(unnamed)'} (updated {t.updated_at})" for t in out.tables)
-                return escape_text("\n".join(lines))
-
-            return fitted_result(len(found), make, text, svc.settings.result_budget_chars)
-
-        return await guarded(work())
-
-    @box.tool(
-        name="create_table",
-        toolset="tables",
-        title="Create a table",
-        description=CREATE_TABLE_DESCRIPTION,
-        read_only=False,
-        destructive=False,
-        idempotent=False,
-    )
-    async def create_table(
-        name: Annotated[str, Field(min_length=1, max_length=256, description="The table's name.")],
-        ctx: ToolContext,
-        columns: Annotated[
-            list[ColumnName] | None, Field(max_length=500, description="Column names, unique, e.g. ['name', 'email'].")
-        ] = None,
-    ) -> Annotated[CallToolResult, CreatedTable]:
-        svc = services(ctx)
-
-        async def work() -> CallToolResult:
-            names = list(columns or [])
-            dupes = sorted({c for c in names if names.count(c) > 1})
-            if dupes:
-                raise ToolFailure(
-                    ErrorBody(
-                        code=ErrorCode.VALIDATION_ERROR,
-                        message="Column names must be unique; nothing was created.",
-                        fields=[
-                            FieldProblem(field=f"columns[{names.index(c)}]", problem=f"repeated: {clip(c, 100)}")
-                            for c in dupes[:FIELD_PROBLEMS_SHOWN]
-                        ],
-                        next_steps=["Remove the repeated names and call again."],
-                    )
-                )
-            table = await svc.client.create_table(name, names)
-            out = CreatedTable(
-                **table_out(table).model_dump(),
-                columns=names,
-                next_step=f'insert_rows(table_uuid="{table.identifier}", rows=[...])',
-            )
-            listed = ", ".join(clip(c, 100) for c in names[:COLUMNS_LISTED]) or "none"
-            more = (
-                f" and {len(names) - COLUMNS_LISTED} more (get_table_columns lists them)"
-                if len(names) > COLUMNS_LISTED
-                else ""
-            )
-            title = clip(out.name or "", 200)
-            text = f"Created table {out.identifier} ({title}) with {len(names)} columns: {listed}{more}."
-            return ok_result(out, escape_text(f"{text}\nNext: {out.next_step}"))
-
-        return await guarded(work())
-
-    @box.tool(
-        name="get_table_columns",
-        toolset="tables",
-        title="Get table columns",
-        description=GET_TABLE_COLUMNS_DESCRIPTION,
-        read_only=True,
-        destructive=False,
-        idempotent=True,
-    )
-    async def get_table_columns(table_uuid: TableId, ctx: ToolContext) -> Annotated[CallToolResult, TableColumns]:
-        svc = services(ctx)
-
-        async def work() -> CallToolResult:
-            try:
-                found = [column_out(c) for c in await svc.client.table_columns(table_uuid)]
-            except api.NotFoundError as exc:
-                raise ToolFailure(describe_error(exc)) from None
-
-            def make(k: int) -> TableColumns:
-                return TableColumns(table_uuid=table_uuid, columns=found[:k], total=len(found), omitted=len(found) - k)
-
-            def text(out: TableColumns) -> str:
-                listed = ", ".join(f"{c.name} ({c.type or '?'})" for c in out.columns)
-                more = f" ({out.omitted} more omitted)" if out.omitted else ""
-                return escape_text(f"Table {table_uuid}: {out.total} column(s): {listed}{more}")
-
-            return fitted_result(len(found), make, text, svc.settings.result_budget_chars)
-
-        return await guarded(work())
-
-    @box.tool(
-        name="insert_rows",
-        toolset="tables",
-        title="Insert table rows",
-        description=INSERT_DESCRIPTION,
-        read_only=False,
-        destructive=False,
-        idempotent=False,
-    )
-    async def insert_rows(
-        table_uuid: TableId,
-        rows: Annotated[
-            list[dict[ColumnName, Scalar]],
-            Field(
-                min_length=1,
-                max_length=config.MAX_BULK_ROWS,
-                description='One object per row, column name → value, e.g. {"name": "Jane", "email": "j@acme.com"}.',
-            ),
-        ],
-        ctx: ToolContext,
-        allow_new_columns: Annotated[
-            bool, Field(description="Add columns the table does not have yet (otherwise such rows are refused).")
-        ] = False,
-        dedupe_keys: Annotated[
-            list[ColumnName] | None,
-            Field(
-                min_length=1,
-                max_length=10,
-                description="Skip rows whose values in these columns match a row already in the table "
-                "(reported as skipped_duplicate).",
-            ),
-        ] = None,
-    ) -> Annotated[CallToolResult, RowWriteOut]:
-        svc = services(ctx)
-        started = time.monotonic()
-
-        async def work() -> CallToolResult:
-            if not allow_new_columns:
-                refs = [ColumnRef(i, c, f"rows[{i}].{c}") for i, row in enumerate(rows) for c in row]
-                refs += [ColumnRef(0, k, f"dedupe_keys[{j}]") for j, k in enumerate(dedupe_keys or [])]
-                await check_columns(svc, table_uuid, refs, insert=True)
-            dedupe = RowDedupe(keys=list(dedupe_keys)) if dedupe_keys else None
-            options = InsertOptions(allow_new_columns=allow_new_columns, dedupe=dedupe)
-
-            async def send(batch: Sequence[dict[str, Scalar]]) -> list[RowOutcome]:
-                body = InsertRowsRequest(rows=[NewRow(fields=row) for row in batch], options=options)
-                return local_outcomes(await svc.client.insert_rows(table_uuid, body), None, "created")
-
-            resend = "the dedupe_keys of this call skip rows already written" if dedupe_keys else None
-            return await chunked_write(
-                svc, table_uuid, "insert", "rows", rows, send, started=started, resend_safe=resend
-            )
-
-        return await guarded(work())
-
-    @box.tool(
-        name="update_rows",
-        toolset="tables",
-        title="Update table rows",
-        description=UPDATE_DESCRIPTION,
-        read_only=False,
-        destructive=True,
-        idempotent=True,
-    )
-    async def update_rows(
-        table_uuid: TableId,
-        rows: Annotated[
-            list[RowUpdate],
-            Field(min_length=1, max_length=config.MAX_BULK_ROWS, description="The rows to change, by id."),
-        ],
-        ctx: ToolContext,
-        overwrite: Annotated[
-            bool, Field(description="true: replace existing values; false: only fill cells that are empty.")
-        ] = True,
-    ) -> Annotated[CallToolResult, RowWriteOut]:
-        svc = services(ctx)
-        started = time.monotonic()
-
-        async def work() -> CallToolResult:
-            refs = [ColumnRef(i, c, f"rows[{i}].fields.{c}") for i, row in enumerate(rows) for c in row.fields]
-            await check_columns(svc, table_uuid, refs, insert=False)
-
-            async def send(batch: Sequence[RowUpdate]) -> list[RowOutcome]:
-                body = UpdateRowsRequest(rows=[RowChange(id=r.id, fields=r.fields) for r in batch], overwrite=overwrite)
-                answer = await svc.client.update_rows(table_uuid, body)
-                return local_outcomes(answer, [r.id for r in batch], "updated")
-
-            return await chunked_write(
-                svc, table_uuid, "update", "rows", rows, send, started=started, resend_safe=_RESEND_SAFE["update"]
-            )
-
-        return await guarded(work())
-
-    @box.tool(
-        name="upsert_rows",
-        toolset="tables",
-        title="Upsert table rows",
-        description=UPSERT_DESCRIPTION,
-        read_only=False,
-        destructive=True,
-        idempotent=True,
-    )
-    async def upsert_rows(
-        table_uuid: TableId,
-        rows: Annotated[
-            list[RowUpsert],
-            Field(min_length=1, max_length=config.MAX_BULK_ROWS, description="Rows found by key, or created."),
-        ],
-        ctx: ToolContext,
-    ) -> Annotated[CallToolResult, RowWriteOut]:
-        svc = services(ctx)
-        started = time.monotonic()
-
-        async def work() -> CallToolResult:
-            refs = [ColumnRef(i, c, f"rows[{i}].key.{c}") for i, row in enumerate(rows) for c in row.key]
-            refs += [ColumnRef(i, c, f"rows[{i}].fields.{c}") for i, row in enumerate(rows) for c in row.fields]
-            await check_columns(svc, table_uuid, refs, insert=False)
-
-            async def send(batch: Sequence[RowUpsert]) -> list[RowOutcome]:
-                body = UpsertRowsRequest(rows=[RowByKey(key=r.key, fields=r.fields) for r in batch])
-                return local_outcomes(await svc.client.upsert_rows(table_uuid, body), None, "upserted")
-
-            return await chunked_write(
-                svc, table_uuid, "upsert", "rows", rows, send, started=started, resend_safe=_RESEND_SAFE["upsert"]
-            )
-
-        return await guarded(work())
-
-    @box.tool(
-        name="delete_rows",
-        toolset="tables",
-        title="Delete table rows",
-        description=DELETE_DESCRIPTION,
-        read_only=False,
-        destructive=True,
-        idempotent=True,
-    )
-    async def delete_rows(
-        table_uuid: TableId,
-        row_ids: Annotated[
-            list[RowId],
-            Field(min_length=1, max_length=config.MAX_BULK_ROWS, description="Ids of the rows to delete."),
-        ],
-        ctx: ToolContext,
-    ) -> Annotated[CallToolResult, RowWriteOut]:
-        svc = services(ctx)
-        started = time.monotonic()
-
-        async def work() -> CallToolResult:
-            async def send(batch: Sequence[str | int]) -> list[RowOutcome]:
-                answer = await svc.client.delete_rows(table_uuid, DeleteRowsRequest(row_ids=list(batch)))
-                if not answer.results and answer.deleted == len(batch):  # a bare count that covers every id
-                    return [RowOutcome(i, True, "deleted", row_id) for i, row_id in enumerate(batch)]
-                return local_outcomes(answer, batch, "deleted")
-
-            return await chunked_write(
-                svc,
+    def make(count: int) -> TableRows:
+        return TableRows(
+            table_uuid=table_uuid,
+            page=page,
+            per_page=per_page,
+            filter=shown_filter,
+            total_count=result.total_count,
+            has_next_page=result.has_next_page,
+            skip=skip,
+            rows=rows[:count],
+            rows_omitted=len(rows) - count,
+            next_call=next_page_call(
                 table_uuid,
-                "delete",
-                "row_ids",
-                row_ids,
-                send,
-                started=started,
-                resend_safe=_RESEND_SAFE["delete"],
-            )
+                page=page,
+                per_page=per_page,
+                skip=skip,
+                shown=count,
+                page_rows=len(result.data),
+                has_next_page=result.has_next_page,
+                filter_arg=filter_arg,
+            ),
+        )
 
-        return await guarded(work())
+    count = largest_fitting(
+        len(rows),
+        lambda k: result_size(make(k).model_dump(mode="json"), render(make(k))),
+        svc.settings.result_budget_chars,
+    )
+    # A row larger than the whole budget is still shown (the server cuts it to fit, says so and keeps it
+    # whole as a resource), so next_call moves past it instead of asking for it again forever.
+    shaped = make(max(count, min(1, len(rows))))
+    return ok_result(shaped, render(shaped))
+
+
+@tool(
+    Toolset.TABLES,
+    name="list_tables",
+    title="List tables",
+    description=LIST_TABLES_DESCRIPTION,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+)
+async def list_tables(svc: Services) -> Annotated[CallToolResult, TableList]:
+    found = [table_out(t) for t in await svc.client.list_tables()]
+
+    def make(k: int) -> TableList:
+        return TableList(tables=found[:k], total=len(found), omitted=len(found) - k)
+
+    def text(out: TableList) -> str:
+        lines = [f"{out.total} table(s)" + (f", {out.omitted} omitted" if out.omitted else "") + ":"]
+        lines.extend(f"- {t.identifier} {t.name or '(unnamed)'} (updated {t.updated_at})" for t in out.tables)
+        return escape_text("\n".join(lines))
+
+    return fitted_result(len(found), make, text, svc.settings.result_budget_chars)
+
+
+@tool(
+    Toolset.TABLES,
+    name="create_table",
+    title="Create a table",
+    description=CREATE_TABLE_DESCRIPTION,
+    read_only=False,
+    destructive=False,
+    idempotent=False,
+)
+async def create_table(
+    name: Annotated[str, Field(min_length=1, max_length=256, description="The table's name.")],
+    svc: Services,
+    columns: Annotated[
+        list[ColumnName] | None, Field(max_length=500, description="Column names, unique, e.g. ['name', 'email'].")
+    ] = None,
+) -> Annotated[CallToolResult, CreatedTable]:
+    names = list(columns or [])
+    dupes = sorted({c for c in names if names.count(c) > 1})
+    if dupes:
+        raise ToolFailure(
+            ErrorBody(
+                code=ErrorCode.VALIDATION_ERROR,
+                message="Column names must be unique; nothing was created.",
+                fields=[
+                    FieldProblem(field=f"columns[{names.index(c)}]", problem=f"repeated: {clip(c, 100)}")
+                    for c in dupes[:FIELD_PROBLEMS_SHOWN]
+                ],
+                next_steps=["Remove the repeated names and call again."],
+            )
+        )
+    table = await svc.client.create_table(name, names)
+    out = CreatedTable(
+        **table_out(table).model_dump(),
+        columns=names,
+        next_step=f'insert_rows(table_uuid="{table.identifier}", rows=[...])',
+    )
+    listed = ", ".join(clip(c, 100) for c in names[:COLUMNS_LISTED]) or "none"
+    more = (
+        f" and {len(names) - COLUMNS_LISTED} more (get_table_columns lists them)" if len(names) > COLUMNS_LISTED else ""
+    )
+    title = clip(out.name or "", 200)
+    text = f"Created table {out.identifier} ({title}) with {len(names)} columns: {listed}{more}."
+    return ok_result(out, escape_text(f"{text}\nNext: {out.next_step}"))
+
+
+@tool(
+    Toolset.TABLES,
+    name="get_table_columns",
+    title="Get table columns",
+    description=GET_TABLE_COLUMNS_DESCRIPTION,
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+)
+async def get_table_columns(table_uuid: TableId, svc: Services) -> Annotated[CallToolResult, TableColumns]:
+    try:
+        found = [column_out(c) for c in await svc.client.table_columns(table_uuid)]
+    except api.NotFoundError as exc:
+        raise ToolFailure(describe_error(exc)) from None
+
+    def make(k: int) -> TableColumns:
+        return TableColumns(table_uuid=table_uuid, columns=found[:k], total=len(found), omitted=len(found) - k)
+
+    def text(out: TableColumns) -> str:
+        listed = ", ".join(f"{c.name} ({c.type or '?'})" for c in out.columns)
+        more = f" ({out.omitted} more omitted)" if out.omitted else ""
+        return escape_text(f"Table {table_uuid}: {out.total} column(s): {listed}{more}")
+
+    return fitted_result(len(found), make, text, svc.settings.result_budget_chars)
+
+
+@tool(
+    Toolset.TABLES,
+    name="insert_rows",
+    title="Insert table rows",
+    description=INSERT_DESCRIPTION,
+    read_only=False,
+    destructive=False,
+    idempotent=False,
+)
+async def insert_rows(
+    table_uuid: TableId,
+    rows: Annotated[
+        list[dict[ColumnName, Scalar]],
+        Field(
+            min_length=1,
+            max_length=config.MAX_BULK_ROWS,
+            description='One object per row, column name → value, e.g. {"name": "Jane", "email": "j@acme.com"}.',
+        ),
+    ],
+    svc: Services,
+    allow_new_columns: Annotated[
+        bool, Field(description="Add columns the table does not have yet (otherwise such rows are refused).")
+    ] = False,
+    dedupe_keys: Annotated[
+        list[ColumnName] | None,
+        Field(
+            min_length=1,
+            max_length=10,
+            description="Skip rows whose values in these columns match a row already in the table "
+            "(reported as skipped_duplicate).",
+        ),
+    ] = None,
+) -> Annotated[CallToolResult, RowWriteOut]:
+    started = time.monotonic()
+
+    if not allow_new_columns:
+        refs = [ColumnRef(i, c, f"rows[{i}].{c}") for i, row in enumerate(rows) for c in row]
+        refs += [ColumnRef(0, k, f"dedupe_keys[{j}]") for j, k in enumerate(dedupe_keys or [])]
+        await check_columns(svc, table_uuid, refs, insert=True)
+    dedupe = RowDedupe(keys=list(dedupe_keys)) if dedupe_keys else None
+    options = InsertOptions(allow_new_columns=allow_new_columns, dedupe=dedupe)
+
+    async def send(batch: Sequence[dict[str, Scalar]]) -> list[RowOutcome]:
+        body = InsertRowsRequest(rows=[NewRow(fields=row) for row in batch], options=options)
+        return local_outcomes(await svc.client.insert_rows(table_uuid, body), None, "created")
+
+    resend = "the dedupe_keys of this call skip rows already written" if dedupe_keys else None
+    return await chunked_write(svc, table_uuid, "insert", "rows", rows, send, started=started, resend_safe=resend)
+
+
+@tool(
+    Toolset.TABLES,
+    name="update_rows",
+    title="Update table rows",
+    description=UPDATE_DESCRIPTION,
+    read_only=False,
+    destructive=True,
+    idempotent=True,
+)
+async def update_rows(
+    table_uuid: TableId,
+    rows: Annotated[
+        list[RowUpdate],
+        Field(min_length=1, max_length=config.MAX_BULK_ROWS, description="The rows to change, by id."),
+    ],
+    svc: Services,
+    overwrite: Annotated[
+        bool, Field(description="true: replace existing values; false: only fill cells that are empty.")
+    ] = True,
+) -> Annotated[CallToolResult, RowWriteOut]:
+    started = time.monotonic()
+
+    refs = [ColumnRef(i, c, f"rows[{i}].fields.{c}") for i, row in enumerate(rows) for c in row.fields]
+    await check_columns(svc, table_uuid, refs, insert=False)
+
+    async def send(batch: Sequence[RowUpdate]) -> list[RowOutcome]:
+        body = UpdateRowsRequest(rows=[RowChange(id=r.id, fields=r.fields) for r in batch], overwrite=overwrite)
+        answer = await svc.client.update_rows(table_uuid, body)
+        return local_outcomes(answer, [r.id for r in batch], "updated")
+
+    return await chunked_write(
+        svc, table_uuid, "update", "rows", rows, send, started=started, resend_safe=_RESEND_SAFE["update"]
+    )
+
+
+@tool(
+    Toolset.TABLES,
+    name="upsert_rows",
+    title="Upsert table rows",
+    description=UPSERT_DESCRIPTION,
+    read_only=False,
+    destructive=True,
+    idempotent=True,
+)
+async def upsert_rows(
+    table_uuid: TableId,
+    rows: Annotated[
+        list[RowUpsert],
+        Field(min_length=1, max_length=config.MAX_BULK_ROWS, description="Rows found by key, or created."),
+    ],
+    svc: Services,
+) -> Annotated[CallToolResult, RowWriteOut]:
+    started = time.monotonic()
+
+    refs = [ColumnRef(i, c, f"rows[{i}].key.{c}") for i, row in enumerate(rows) for c in row.key]
+    refs += [ColumnRef(i, c, f"rows[{i}].fields.{c}") for i, row in enumerate(rows) for c in row.fields]
+    await check_columns(svc, table_uuid, refs, insert=False)
+
+    async def send(batch: Sequence[RowUpsert]) -> list[RowOutcome]:
+        body = UpsertRowsRequest(rows=[RowByKey(key=r.key, fields=r.fields) for r in batch])
+        return local_outcomes(await svc.client.upsert_rows(table_uuid, body), None, "upserted")
+
+    return await chunked_write(
+        svc, table_uuid, "upsert", "rows", rows, send, started=started, resend_safe=_RESEND_SAFE["upsert"]
+    )
+
+
+@tool(
+    Toolset.TABLES,
+    name="delete_rows",
+    title="Delete table rows",
+    description=DELETE_DESCRIPTION,
+    read_only=False,
+    destructive=True,
+    idempotent=True,
+)
+async def delete_rows(
+    table_uuid: TableId,
+    row_ids: Annotated[
+        list[RowId],
+        Field(min_length=1, max_length=config.MAX_BULK_ROWS, description="Ids of the rows to delete."),
+    ],
+    svc: Services,
+) -> Annotated[CallToolResult, RowWriteOut]:
+    started = time.monotonic()
+
+    async def send(batch: Sequence[str | int]) -> list[RowOutcome]:
+        answer = await svc.client.delete_rows(table_uuid, DeleteRowsRequest(row_ids=list(batch)))
+        if not answer.results and answer.deleted == len(batch):  # a bare count that covers every id
+            return [RowOutcome(i, True, "deleted", row_id) for i, row_id in enumerate(batch)]
+        return local_outcomes(answer, batch, "deleted")
+
+    return await chunked_write(
+        svc,
+        table_uuid,
+        "delete",
+        "row_ids",
+        row_ids,
+        send,
+        started=started,
+        resend_safe=_RESEND_SAFE["delete"],
+    )
 
 
 def table_out(table: Table) -> TableOut:

@@ -8,40 +8,30 @@ tells the client to refresh its tool list (notifications/tools/list_changed).
 
 from __future__ import annotations
 
-from typing import Annotated, Final, Literal
+from typing import Annotated, Final
 
 from mcp.types import CallToolResult
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
-from databar_mcp.config import TOOLSETS
+from databar_mcp.config import TOOLSETS, Toolset
 from databar_mcp.tools.context import ToolContext
-from databar_mcp.tools.registry import ALWAYS_LISTED, Toolbox
+from databar_mcp.tools.registry import ALWAYS_LISTED, Toolbox, ToolSpec
 from databar_mcp.tools.results import ok_result
 
-ToolsetName = Literal[
-    "discover",
-    "enrich",
-    "tasks",
-    "tables",
-    "connectors",
-    "account",
-    "table_enrich",
-    "table_admin",
-    "exporters",
-    "flows",
-]
+# The enum's values, inline (pydantic would put an enum under $defs): what the model may choose from.
+ToolsetName = Annotated[Toolset, WithJsonSchema({"enum": [t.value for t in Toolset], "type": "string"})]
 # What each toolset is for, in the words the model chooses by.
 PURPOSE: Final[dict[str, str]] = {
-    "discover": "find waterfalls and enrichments, their inputs and prices",
-    "enrich": "run waterfalls and enrichments (spends credits)",
-    "tasks": "wait for, read, cancel and export run results",
-    "tables": "Databar tables: list, read with filters, create, insert/update/upsert/delete rows, export",
-    "connectors": "your own HTTP APIs as Databar connectors: create, list, get, update, delete",
-    "account": "balance and plan",
-    "table_enrich": "enrich a whole table in place: attach an enrichment or waterfall to columns, run it, wait",
-    "table_admin": "columns, rename/delete/dedupe tables, Databar's own export, folders",
-    "exporters": "send table rows to CRMs and other destinations",
-    "flows": "saved multi-step pipelines: inspect, estimate, run one or many",
+    Toolset.DISCOVER: "find waterfalls and enrichments, their inputs and prices",
+    Toolset.ENRICH: "run waterfalls and enrichments (spends credits)",
+    Toolset.TASKS: "wait for, read, cancel and export run results",
+    Toolset.TABLES: "Databar tables: list, read with filters, create, insert/update/upsert/delete rows, export",
+    Toolset.CONNECTORS: "your own HTTP APIs as Databar connectors: create, list, get, update, delete",
+    Toolset.ACCOUNT: "balance and plan",
+    Toolset.TABLE_ENRICH: "enrich a whole table in place: attach an enrichment or waterfall to columns, run it, wait",
+    Toolset.TABLE_ADMIN: "columns, rename/delete/dedupe tables, Databar's own export, folders",
+    Toolset.EXPORTERS: "send table rows to CRMs and other destinations",
+    Toolset.FLOWS: "saved multi-step pipelines: inspect, estimate, run one or many",
 }
 
 
@@ -59,34 +49,40 @@ def description(box: Toolbox, hidden: list[str]) -> str:
     )
 
 
+async def enable_toolsets(
+    box: Toolbox,
+    ctx: ToolContext,
+    toolsets: Annotated[
+        list[ToolsetName], Field(min_length=1, max_length=len(TOOLSETS), description="Toolsets to list.")
+    ],
+) -> Annotated[CallToolResult, ToolsetsListed]:
+    new = [t for t in dict.fromkeys(toolsets) if t in box.hidden_toolsets()]
+    box.listed.update(new)
+    added = [name for t in new for name in box.tools_of(t)]
+    if added:
+        await ctx.request_context.session.send_tool_list_changed()  # 2025 protocol versions
+        await ctx.notify_tools_changed()  # 2026: subscriptions/listen
+    listed = [t for t in (*box.settings.listed_toolsets, *box.offered()) if t in box.listed]
+    text = f"Listed now: {', '.join(added)}." if added else "Nothing new: those toolsets were already listed."
+    return ok_result(ToolsetsListed(listed=listed, new_tools=added, message=text), text)
+
+
 def register(box: Toolbox) -> None:
-    """Register enable_toolsets when some loaded toolset is not listed (call after every other toolset)."""
+    """Register enable_toolsets when some loaded toolset is not listed (call after every other toolset): its
+    description names what the others loaded, so it is the one tool recorded at registration, not import."""
     hidden = box.hidden_toolsets()
     if not hidden:
         return
-
-    @box.tool(
-        name="enable_toolsets",
-        toolset=ALWAYS_LISTED,
-        title="List more tools",
-        description=description(box, hidden),
-        read_only=True,
-        destructive=False,
-        idempotent=True,
-        open_world=False,
+    box.register(
+        ToolSpec(
+            enable_toolsets,
+            ALWAYS_LISTED,
+            name="enable_toolsets",
+            title="List more tools",
+            description=description(box, hidden),
+            read_only=True,
+            destructive=False,
+            idempotent=True,
+            open_world=False,
+        )
     )
-    async def enable_toolsets(
-        ctx: ToolContext,
-        toolsets: Annotated[
-            list[ToolsetName], Field(min_length=1, max_length=len(TOOLSETS), description="Toolsets to list.")
-        ],
-    ) -> Annotated[CallToolResult, ToolsetsListed]:
-        new = [t for t in dict.fromkeys(toolsets) if t in box.hidden_toolsets()]
-        box.listed.update(new)
-        added = [name for t in new for name in box.tools_of(t)]
-        if added:
-            await ctx.request_context.session.send_tool_list_changed()  # 2025 protocol versions
-            await ctx.notify_tools_changed()  # 2026: subscriptions/listen
-        listed = [t for t in (*box.settings.listed_toolsets, *hidden) if t in box.listed]
-        text = f"Listed now: {', '.join(added)}." if added else "Nothing new: those toolsets were already listed."
-        return ok_result(ToolsetsListed(listed=listed, new_tools=added, message=text), text)

@@ -1,0 +1,163 @@
+"""What the tools that read or run tasks share: a task as a tool result, reading it from the ledger or Databar,
+progress while waiting, and the words for a task that expired or failed."""
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from mcp.types import CallToolResult
+
+from databar_mcp.api.errors import ResultExpired
+from databar_mcp.api.models import Task, TaskStatus
+from databar_mcp.core.store import TaskRecord
+from databar_mcp.tools.context import Services, ToolContext
+from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
+from databar_mcp.tools.task_view import build_view, get_task_call
+
+
+async def progress_reporter(ctx: ToolContext, task: Task) -> None:
+    """Send an MCP progress notification ("412/1,000 rows, 37 found so far") when the client asked for it."""
+    p = task.progress
+    if p is None or p.total <= 0:
+        return
+    await ctx.report_progress(p.finished, p.total, f"{p.finished:,}/{p.total:,} rows, {p.completed:,} found so far")
+
+
+def iso_or_none(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def iso(ts: float) -> str:
+    """A moment as a user reads it anywhere: UTC, to the second."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def target_of(endpoint: str) -> str:
+    """'waterfalls/email_getter/bulk-run' -> 'email_getter'."""
+    parts = endpoint.strip("/").split("/")
+    return parts[1] if len(parts) >= 2 else endpoint
+
+
+def expired_body(task_id: str, record: TaskRecord | None) -> ErrorBody:
+    """result_expired, with what re-running would cost when the ledger knows the original run."""
+    sub = record.submission if record is not None else None
+    details: dict[str, Any] = {}
+    next_steps = ["Run the enrichment again to get the data anew (it will be billed again)."]
+    if sub is not None:
+        details = {"rows": sub.rows, "rerun_estimated_credits": sub.estimated_credits, "tool": sub.tool}
+        if sub.estimated_credits is not None:
+            next_steps = [
+                f"Re-running the same {sub.rows} rows with {target_of(sub.endpoint)} would cost up to "
+                f"{sub.estimated_credits:g} credits (pass force=true: the original is older than the "
+                "duplicate window or gone).",
+            ]
+    return ErrorBody(
+        code=ErrorCode.RESULT_EXPIRED,
+        http_status=410,
+        message="Databar has deleted this task's data (results are kept 24 hours) and no local copy exists.",
+        task_id=task_id,
+        details=details,
+        next_steps=next_steps,
+    )
+
+
+def unknown_body(task: Task) -> ErrorBody:
+    """Databar does not know the task (404 past the grace period): nothing to read, and it is tracked no more."""
+    return ErrorBody(
+        code=ErrorCode.NOT_FOUND,
+        http_status=404,
+        message=f"Databar does not know task {task.task_id} (another API key or account, or it never showed the "
+        "task it returned); its run may still have billed.",
+        task_id=task.task_id,
+        next_steps=["Call list_recent_tasks to see the run it came from, and check the Databar web app."],
+    )
+
+
+def failed_body(task: Task) -> ErrorBody:
+    return ErrorBody(
+        code=ErrorCode.TASK_FAILED,
+        message="The Databar task failed: " + ("; ".join(task.errors[:5]) or "no reason given") + ".",
+        task_id=task.task_id,
+        details={"credits_spent": task.credits_spent},
+        next_steps=[
+            "Check the inputs (list_waterfalls shows the required fields) and run again.",
+            "If the inputs are right, the providers may be down: try other providers or retry later.",
+        ],
+    )
+
+
+async def deliver(
+    svc: Services,
+    task: Task,
+    *,
+    offset: int,
+    limit: int | None,
+    estimated_credits: float | None = None,
+    served_from: Literal["api", "ledger"] = "api",
+    reused: bool = False,
+    look_up_estimate: bool = True,
+) -> CallToolResult:
+    """A task as a tool result: a page of rows; gone -> the ledger copy or result_expired; failed -> task_failed;
+    unknown to Databar -> not_found. The ledger is read once, only when the answer needs it."""
+    gone = task.status == TaskStatus.GONE
+    record = None
+    if gone or (estimated_credits is None and look_up_estimate):
+        record = await svc.tasks.read(task.task_id, with_data=gone)
+    if gone:
+        stored = record.stored_task() if record is not None else None
+        if stored is None:
+            raise ToolFailure(expired_body(task.task_id, record))
+        task, served_from = stored, "ledger"
+    if task.status == TaskStatus.FAILED:
+        raise ToolFailure(failed_body(task))
+    if task.status == TaskStatus.UNKNOWN_TO_DATABAR:
+        raise ToolFailure(unknown_body(task))
+    if estimated_credits is None and look_up_estimate and record is not None:
+        estimated_credits = record.estimated_credits
+    view, text = build_view(
+        task,
+        offset=offset,
+        limit=limit,
+        budget=svc.settings.result_budget_chars,
+        estimated_credits=estimated_credits,
+        wait_hint_s=svc.settings.tool_deadline_s,
+        served_from=served_from,
+        reused=reused,
+    )
+    return ok_result(view, text)
+
+
+async def read_task(svc: Services, task_id: str) -> tuple[Task, Literal["api", "ledger"], float | None]:
+    """The task, from the ledger when its result is stored (no request), else one poll of Databar; with the
+    run's estimated cost when the ledger knows it (one ledger read either way)."""
+    record = await svc.tasks.read(task_id)
+    stored = record.stored_task() if record is not None else None
+    if stored is not None:
+        return stored, "ledger", record.estimated_credits if record is not None else None
+    try:
+        return await svc.tasks.poll(task_id), "api", record.estimated_credits if record is not None else None
+    except ResultExpired:
+        raise ToolFailure(expired_body(task_id, record)) from None
+
+
+async def finished_task(svc: Services, task_id: str) -> tuple[Task, Literal["api", "ledger"]]:
+    """A finished task with its data, or a structured failure saying why there is none yet."""
+    task, source, _ = await read_task(svc, task_id)
+    if task.status == TaskStatus.GONE:
+        raise ToolFailure(expired_body(task_id, await svc.tasks.read(task_id, with_data=False)))
+    if task.status == TaskStatus.FAILED:
+        raise ToolFailure(failed_body(task))
+    if task.status == TaskStatus.UNKNOWN_TO_DATABAR:
+        raise ToolFailure(unknown_body(task))
+    if not task.is_terminal:
+        raise ToolFailure(
+            ErrorBody(
+                code=ErrorCode.CONFLICT,
+                message=f"Task {task_id} is still {task.status}; its result is not complete yet.",
+                task_id=task_id,
+                next_steps=[f"Wait for it with {get_task_call(task_id, wait_seconds=svc.settings.tool_deadline_s)}."],
+            )
+        )
+    return task, source
+
+
+# ---- list_recent_tasks ---------------------------------------------------------------------------------
