@@ -20,7 +20,7 @@ WaterfallId = Annotated[
         min_length=1,
         max_length=100,
         pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
-        description="Waterfall identifier from list_waterfalls, e.g. 'email_getter'.",
+        description="Waterfall identifier, e.g. 'email_getter'.",
     ),
 ]
 DETAILS_SHOWN = 10  # search results fetch details (required params) for at most this many enrichments
@@ -234,40 +234,25 @@ def relevance(e: Enrichment, query: str | None) -> tuple[int, float]:
 # ---- descriptions ---------------------------------------------------------------------------------------
 
 SEARCH_DESCRIPTION = """\
-Search Databar's enrichment catalog (single-provider lookups: company data, people, emails, phones, \
-socials...) by keyword and category; results are ranked by name match, then price.
-
-Free and read-only. Shows each enrichment's id, price per row and required params. Next: get_enrichment \
-for its full params and output fields, then run_enrichment (one input) or run_bulk_enrichment (many). \
-For emails and phones prefer a waterfall (list_waterfalls): it tries several providers in turn."""
+Search Databar's single-provider enrichments (company, people, emails, phones, socials...) by keyword and \
+category. Free. Shows id, price per row, required params. Next: get_enrichment, then run_enrichment / \
+run_bulk_enrichment. For emails and phones prefer a waterfall (list_waterfalls)."""
 
 GET_ENRICHMENT_DESCRIPTION = """\
-Show one enrichment in full: its params (type, required, allowed values), the fields it returns, its \
-data source and price per row.
-
-Free and read-only. Next: run_enrichment / run_bulk_enrichment with params keyed by these names; for a \
-param with many allowed values, get_param_choices searches them."""
+Show one enrichment in full: params (type, required, allowed values), returned fields, source, price per \
+row. Free. Next: run_enrichment / run_bulk_enrichment; get_param_choices searches long value lists."""
 
 CHOICES_DESCRIPTION = """\
-List or search the allowed values of one enrichment param (e.g. countries, industries), a page at a time.
-
-Free and read-only. Pass the chosen value's name in the run's params."""
+List or search one enrichment param's allowed values (e.g. countries), a page at a time. Free."""
 
 LIST_WATERFALLS_DESCRIPTION = """\
-List Databar waterfalls: enrichments that try several data providers in turn until one finds the data \
-(e.g. a work email from name + company).
-
-Free and read-only. For each waterfall: its identifier, the inputs each row needs, the output fields, and \
-the providers (ids and credit prices per row) and email verifiers it offers.
-
-Next: pick a waterfall and provider ids, then call run_bulk_waterfall with one input object per row \
-(run_waterfall for a single row); get_waterfall shows one in full."""
+List waterfalls: enrichments that try several providers in turn until one finds the data (e.g. a work \
+email from name + company). Free. Each shows its inputs, outputs, providers (ids, price per row) and email \
+verifiers. Next: run_bulk_waterfall (run_waterfall for one row); get_waterfall shows one in full."""
 
 GET_WATERFALL_DESCRIPTION = """\
-Show one waterfall in full: every input (required or optional, with descriptions), the output fields, the \
-providers it can try (ids, prices, which are on by default) and its email verifiers (ids, prices).
-
-Free and read-only. Next: run_waterfall (one row) or run_bulk_waterfall (many), choosing provider ids here."""
+Show one waterfall in full: every input (required or not), outputs, providers (ids, prices, defaults) and \
+email verifiers. Free. Next: run_waterfall / run_bulk_waterfall."""
 
 
 def register(box: Toolbox) -> None:
@@ -284,7 +269,7 @@ def register(box: Toolbox) -> None:
         ctx: ToolContext,
         query: Annotated[str | None, Field(max_length=200, description="Keywords, e.g. 'linkedin'.")] = None,
         category: Annotated[str | None, Field(max_length=100, description="Category, e.g. 'people'.")] = None,
-        page: Annotated[int, Field(ge=1, le=10_000, description="Page of results (1-based).")] = 1,
+        page: Annotated[int, Field(ge=1, le=10_000, description="Page, from 1.")] = 1,
         limit: Annotated[int, Field(ge=1, le=50, description="Results per page.")] = 10,
     ) -> Annotated[CallToolResult, EnrichmentSearch]:
         svc = services(ctx)
@@ -399,7 +384,7 @@ def register(box: Toolbox) -> None:
         ctx: ToolContext,
         query: Annotated[
             str | None,
-            Field(max_length=200, description="Optional filter on identifier, name or description."),
+            Field(max_length=200, description="Filter on identifier, name or description."),
         ] = None,
     ) -> Annotated[CallToolResult, WaterfallList]:
         svc = services(ctx)

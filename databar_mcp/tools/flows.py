@@ -23,6 +23,7 @@ from databar_mcp.tools.results import ok_result
 from databar_mcp.tools.running import (
     ACKNOWLEDGE_DESCRIPTION,
     FORCE_DESCRIPTION,
+    WAIT_AND_NEXT,
     Confirmation,
     PreparedRun,
     ResendConfirmation,
@@ -208,11 +209,6 @@ async def bulk_flow_resend(
     )
 
 
-WAIT_AND_NEXT = """\
-Waits up to wait_seconds with progress; if the task is still running then, call the get_task it names \
-(never re-run to "retry": an identical call returns the earlier task, reused: true; force=true bills \
-again). Large results are paged (follow next_call); the ledger keeps them after Databar deletes them."""
-
 LIST_DESCRIPTION = "List the workspace's saved flows (multi-step pipelines) with their inputs and outputs. Free."
 GET_DESCRIPTION = """\
 A flow's inputs (ids to pass in run_flow, which are required), outputs, steps and the credits one run \
@@ -224,18 +220,14 @@ RUN_DESCRIPTION = (
     """\
 Run a saved flow on one input set and return its outputs. Costs credits: up to the flow's max cost per \
 run (estimated_credits; the spend guard checks it first). Inputs are checked against the flow before \
-anything is sent; submitted exactly once.
-
-"""
+anything is sent; submitted exactly once. """
     + WAIT_AND_NEXT
 )
 RUN_BULK_DESCRIPTION = (
     """\
 Run a saved flow on many input sets at once (one task); results are aligned to the inputs (null where \
 nothing was found). Costs credits: up to rows × the flow's max cost per run (estimated_credits). Checked \
-before anything is sent; submitted exactly once.
-
-"""
+before anything is sent; submitted exactly once. """
     + WAIT_AND_NEXT
 )
 

@@ -29,16 +29,10 @@ from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_resu
 from databar_mcp.tools.task_view import TaskView, get_task_call, render
 from databar_mcp.tools.tasks import deliver, iso, progress_reporter, target_of
 
-FORCE_DESCRIPTION = (
-    "Submit even if an identical run is running or finished within the duplicate window (it bills again). "
-    "Leave false: a repeated call then returns the earlier task for free. After submission_unknown the user "
-    "is asked first (or see acknowledge_possible_double_billing)."
-)
-ACKNOWLEDGE_DESCRIPTION = (
-    "Only with force=true, after submission_unknown, and only when this client cannot ask the user: true "
-    "means the user checked the Databar web app and found no run started at the time the error gave, and "
-    "accepts paying twice if there was one. Never set it on your own judgement."
-)
+FORCE_DESCRIPTION = "true: submit even if an identical run was made recently (bills again)."
+# How a run answers, said fully once in the server instructions; each run tool names it in one line.
+WAIT_AND_NEXT = 'Waits up to wait_seconds; on "processing", call the get_task it names (never re-run to retry).'
+ACKNOWLEDGE_DESCRIPTION = "Leave false; only a refused re-send's next_steps say when to set it."
 
 
 class Confirmation(BaseModel):

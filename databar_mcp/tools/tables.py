@@ -37,12 +37,12 @@ TableId = Annotated[
     str,
     Field(
         pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
-        description="The table's UUID (its identifier in Databar).",
+        description="Table UUID.",
     ),
 ]
 Scalar = str | int | float | bool | None
 ColumnName = Annotated[str, Field(min_length=1, max_length=256)]
-RowId = Annotated[str | int, Field(description="A row id, as list_table_rows or insert_rows return it.")]
+RowId = Annotated[str | int, Field(description="Row id.")]
 RANGES_SHOWN = 100  # index ranges listed per category before "...and N more rows"
 FIELD_PROBLEMS_SHOWN = 50
 COLUMNS_LISTED = 50  # column names in create_table's text (all are in its structured content)
@@ -52,15 +52,15 @@ COLUMNS_LISTED = 50  # column names in create_table's text (all are in its struc
 
 
 class FilterCondition(BaseModel):
-    """One column's condition; give one operator (several must all hold)."""
+    """One column's condition: one operator or more, all must hold (equals, contains: case-insensitive)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    equals: str | int | float | bool | None = Field(default=None, description="Equal (case-insensitive).")
-    not_equals: str | int | float | bool | None = Field(default=None, description="Not equal (case-insensitive).")
-    contains: str | None = Field(default=None, min_length=1, description="Contains this text (case-insensitive).")
-    is_empty: bool | None = Field(default=None, description="true: the cell is empty.")
-    is_not_empty: bool | None = Field(default=None, description="true: the cell has a value.")
+    equals: str | int | float | bool | None = Field(default=None)
+    not_equals: str | int | float | bool | None = Field(default=None)
+    contains: str | None = Field(default=None, min_length=1)
+    is_empty: bool | None = Field(default=None)
+    is_not_empty: bool | None = Field(default=None)
 
     @model_validator(mode="after")
     def _one_operator(self) -> Self:
@@ -73,8 +73,7 @@ RowFilter = Annotated[
     dict[ColumnName, FilterCondition] | None,
     Field(
         max_length=20,
-        description='Only rows matching every condition, column → operator, e.g. {"email": {"is_empty": true}} '
-        'or {"company": {"contains": "acme"}}.',
+        description='Column → condition, e.g. {"email": {"is_empty": true}}.',
     ),
 ]
 
@@ -97,9 +96,7 @@ class RowUpsert(BaseModel):
             description='Exactly one column → value that identifies the row, e.g. {"email": "jane@acme.com"}.',
         ),
     ]
-    fields: Annotated[dict[ColumnName, Scalar], Field(description="Column → value to set.")] = Field(
-        default_factory=lambda: dict[str, Scalar]()
-    )
+    fields: Annotated[dict[ColumnName, Scalar], Field()] = Field(default_factory=lambda: dict[str, Scalar]())
 
 
 # ---- outputs -------------------------------------------------------------------------------------------
@@ -527,76 +524,50 @@ async def chunked_write(
 # ---- descriptions --------------------------------------------------------------------------------------
 
 LIST_TABLE_ROWS_DESCRIPTION = """\
-Read rows from a Databar table, one page at a time, optionally filtered (e.g. {"email": {"is_empty": true}}).
-
-Free and read-only. Each row is an object keyed by column name, with the row's id. The answer gives \
-total_count (of matching rows) and has_next_page; when more rows exist, next_call is the exact call for the \
-next ones (rows that do not fit the result budget are left for that call, never dropped)."""
+Read a table's rows, a page at a time, optionally filtered. Free. Rows are keyed by column name, with their \
+id; total_count counts matches; follow next_call for more (rows that do not fit are left for it)."""
 
 LIST_TABLES_DESCRIPTION = """\
-List the Databar tables in the workspace: identifier (the table_uuid other table tools take), name, dates, link.
-
-Free and read-only. Next: get_table_columns for a table's columns, list_table_rows to read it."""
+List the workspace's tables: identifier (the table_uuid other table tools take), name, dates, link. Free. \
+Next: get_table_columns, list_table_rows."""
 
 CREATE_TABLE_DESCRIPTION = """\
-Create a new, empty Databar table with the given column names.
-
-Free; creates a table each time it is called (not idempotent). Returns its identifier. Next: insert_rows \
-with objects keyed by these column names."""
+Create an empty table with these columns (each call makes a new one). Free. Next: insert_rows."""
 
 GET_TABLE_COLUMNS_DESCRIPTION = """\
-List a Databar table's columns: the names rows are keyed by, with their types.
-
-Free and read-only. Use these exact names in insert_rows, update_rows, upsert_rows and list_table_rows filters."""
+List a table's columns (the exact names rows are keyed by) with their types. Free."""
 
 WRITE_NOTES = """\
-Any number of rows (up to 10,000): they are sent in batches of 50, one after another. The answer reports \
-every row by its index in your list (from 0), with its id and outcome. If a batch fails, the write stops \
-and the error says exactly which rows were written, which were NOT (send them again) and which are \
-uncertain (their batch's reply was lost: never re-sent automatically). Unknown columns are refused before \
-anything is sent."""
+Up to 10,000 rows, sent in batches of 50; each row is reported by its index (from 0) with its outcome. On a \
+failed batch the error lists the rows written, NOT written (send again) and uncertain (never re-sent). \
+Unknown columns are refused before anything is sent."""
 # update_rows and upsert_rows write the same way: the model reads every description at once, so say it once.
-SAME_AS_INSERT = "Rows are batched, reported by index and checked exactly as insert_rows describes."
+SAME_AS_INSERT = "Batched and reported as insert_rows says."
 
 INSERT_DESCRIPTION = (
     """\
-Add rows to a Databar table: one object per row, column name → value (e.g. enriched results from get_task).
-
-Free; writes to the table (not idempotent: sending the same rows twice adds them twice, unless dedupe_keys \
-makes rows matching existing ones be skipped). allow_new_columns adds columns the table lacks.
-
-"""
+Add rows to a table, column name → value (e.g. results from get_task). Free; same rows twice are added twice \
+unless dedupe_keys skips matches. """
     + WRITE_NOTES
-    + "\n\nNext: list_table_rows to read them back."
 )
 
 UPDATE_DESCRIPTION = (
     """\
-Change cells of existing rows of a Databar table, by row id: [{"id": ..., "fields": {column: value}}].
-
-Free; overwrites data (overwrite=false only fills cells that are empty). Rows not found are reported per row.
-
-"""
+Change cells of rows by id: [{"id": ..., "fields": {column: value}}]. Free; overwrites (overwrite=false only \
+fills empty cells). """
     + SAME_AS_INSERT
 )
 
 UPSERT_DESCRIPTION = (
     """\
-Update rows found by a key column, or create them when missing: [{"key": {"email": "jane@acme.com"}, \
-"fields": {...}}] (exactly one key column per row).
-
-Free; overwrites the given cells of matching rows. Results say created or updated per row.
-
-"""
+Update rows found by one key column, or create them: [{"key": {"email": "jane@acme.com"}, "fields": {...}}]. \
+Free; overwrites the given cells. """
     + SAME_AS_INSERT
 )
 
 DELETE_DESCRIPTION = """\
-Delete rows of a Databar table by id.
-
-Free but DESTRUCTIVE: the rows are gone from the table. Ids not found are reported per id. Any number of ids \
-(up to 10,000), sent in batches of 50; the answer reports each id by its index in row_ids, and on a failed \
-batch says which ids were deleted, which were not and which are uncertain."""
+Delete rows by id (DESTRUCTIVE). Free. Up to 10,000 ids in batches of 50, each reported by its index; on a \
+failed batch says which were deleted, not deleted or uncertain."""
 
 
 def register(box: Toolbox) -> None:
@@ -612,12 +583,12 @@ def register(box: Toolbox) -> None:
     async def list_table_rows(
         table_uuid: TableId,
         ctx: ToolContext,
-        page: Annotated[int, Field(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
-        per_page: Annotated[int, Field(ge=1, le=config.TABLE_PAGE_MAX, description="Rows per page (1..1000).")] = 100,
+        page: Annotated[int, Field(ge=1, le=1_000_000)] = 1,
+        per_page: Annotated[int, Field(ge=1, le=config.TABLE_PAGE_MAX)] = 100,
         filter: RowFilter = None,
         skip: Annotated[
             int,
-            Field(ge=0, lt=config.TABLE_PAGE_MAX, description="Rows of this page already read (next_call sets it)."),
+            Field(ge=0, lt=config.TABLE_PAGE_MAX, description="Set by next_call."),
         ] = 0,
     ) -> Annotated[CallToolResult, TableRows]:
         svc = services(ctx)
@@ -700,7 +671,7 @@ def register(box: Toolbox) -> None:
         idempotent=False,
     )
     async def create_table(
-        name: Annotated[str, Field(min_length=1, max_length=256, description="The table's name.")],
+        name: Annotated[str, Field(min_length=1, max_length=256)],
         ctx: ToolContext,
         columns: Annotated[
             list[ColumnName] | None, Field(max_length=500, description="Column names, unique, e.g. ['name', 'email'].")
@@ -787,12 +758,12 @@ def register(box: Toolbox) -> None:
             Field(
                 min_length=1,
                 max_length=config.MAX_BULK_ROWS,
-                description='One object per row, column name → value, e.g. {"name": "Jane", "email": "j@acme.com"}.',
+                description='e.g. {"name": "Jane", "email": "j@acme.com"}.',
             ),
         ],
         ctx: ToolContext,
         allow_new_columns: Annotated[
-            bool, Field(description="Add columns the table does not have yet (otherwise such rows are refused).")
+            bool, Field(description="Add missing columns (else such rows are refused).")
         ] = False,
         dedupe_keys: Annotated[
             list[ColumnName] | None,
@@ -840,12 +811,10 @@ def register(box: Toolbox) -> None:
         table_uuid: TableId,
         rows: Annotated[
             list[RowUpdate],
-            Field(min_length=1, max_length=config.MAX_BULK_ROWS, description="The rows to change, by id."),
+            Field(min_length=1, max_length=config.MAX_BULK_ROWS),
         ],
         ctx: ToolContext,
-        overwrite: Annotated[
-            bool, Field(description="true: replace existing values; false: only fill cells that are empty.")
-        ] = True,
+        overwrite: Annotated[bool, Field(description="false: only fill empty cells.")] = True,
     ) -> Annotated[CallToolResult, RowWriteOut]:
         svc = services(ctx)
         started = time.monotonic()
@@ -882,7 +851,7 @@ def register(box: Toolbox) -> None:
         table_uuid: TableId,
         rows: Annotated[
             list[RowUpsert],
-            Field(min_length=1, max_length=config.MAX_BULK_ROWS, description="Rows found by key, or created."),
+            Field(min_length=1, max_length=config.MAX_BULK_ROWS),
         ],
         ctx: ToolContext,
     ) -> Annotated[CallToolResult, RowWriteOut]:
@@ -917,7 +886,7 @@ def register(box: Toolbox) -> None:
         table_uuid: TableId,
         row_ids: Annotated[
             list[RowId],
-            Field(min_length=1, max_length=config.MAX_BULK_ROWS, description="Ids of the rows to delete."),
+            Field(min_length=1, max_length=config.MAX_BULK_ROWS),
         ],
         ctx: ToolContext,
     ) -> Annotated[CallToolResult, RowWriteOut]:

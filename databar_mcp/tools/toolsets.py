@@ -35,13 +35,13 @@ PURPOSE: Final[dict[str, str]] = {
     "discover": "find waterfalls and enrichments, their inputs and prices",
     "enrich": "run waterfalls and enrichments (spends credits)",
     "tasks": "wait for, read, cancel and export run results",
-    "tables": "Databar tables: list, read with filters, create, insert/update/upsert/delete rows, export",
-    "connectors": "your own HTTP APIs as Databar connectors: create, list, get, update, delete",
+    "tables": "Databar tables: list, read, filter, create, insert/update/upsert/delete rows, export",
+    "connectors": "your own HTTP APIs as Databar connectors",
     "account": "balance and plan",
-    "table_enrich": "enrich a whole table in place: attach an enrichment or waterfall to columns, run it, wait",
-    "table_admin": "columns, rename/delete/dedupe tables, Databar's own export, folders",
+    "table_enrich": "enrich a whole table in place (attach an enrichment or waterfall, run it)",
+    "table_admin": "columns, rename/delete/dedupe tables, folders",
     "exporters": "send table rows to CRMs and other destinations",
-    "flows": "saved multi-step pipelines: inspect, estimate, run one or many",
+    "flows": "saved multi-step pipelines: inspect, estimate, run",
 }
 
 
@@ -53,10 +53,7 @@ class ToolsetsListed(BaseModel):
 
 def description(box: Toolbox, hidden: list[str]) -> str:
     offers = "; ".join(f"{t} ({len(box.tools_of(t))} tools): {PURPOSE[t]}" for t in hidden)
-    return (
-        f"List more of this server's tools. Not listed yet: {offers}.\n\n"
-        "Free; changes only which tools this server lists (the client is asked to refresh). Next: call them."
-    )
+    return f"List more of this server's tools (free; the client refreshes its list). Not listed yet: {offers}."
 
 
 def register(box: Toolbox) -> None:
