@@ -239,16 +239,16 @@ category. Free. Shows id, price per row, required params. Next: get_enrichment, 
 run_bulk_enrichment. For emails and phones prefer a waterfall (list_waterfalls)."""
 
 GET_ENRICHMENT_DESCRIPTION = """\
-Show one enrichment in full: params (type, required, allowed values), returned fields, source, price per \
-row. Free. Next: run_enrichment / run_bulk_enrichment; get_param_choices searches long value lists."""
+Show one enrichment in full: params (type, required, allowed values), returned fields, price per row. \
+Free. Next: run_enrichment / run_bulk_enrichment."""
 
 CHOICES_DESCRIPTION = """\
 List or search one enrichment param's allowed values (e.g. countries), a page at a time. Free."""
 
 LIST_WATERFALLS_DESCRIPTION = """\
 List waterfalls: enrichments that try several providers in turn until one finds the data (e.g. a work \
-email from name + company). Free. Each shows its inputs, outputs, providers (ids, price per row) and email \
-verifiers. Next: run_bulk_waterfall (run_waterfall for one row); get_waterfall shows one in full."""
+email from name + company). Free. Shows inputs, outputs, providers (ids, price per row), email verifiers. \
+Next: run_bulk_waterfall (run_waterfall for one row)."""
 
 GET_WATERFALL_DESCRIPTION = """\
 Show one waterfall in full: every input (required or not), outputs, providers (ids, prices, defaults) and \

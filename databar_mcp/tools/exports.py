@@ -23,7 +23,7 @@ from databar_mcp.tools.tasks import TaskId, finished_task
 EXPORT_DESCRIPTION = """\
 Write every row of a finished task, joined to its input row, to a new file in the server's exports folder: \
 CSV (nested fields as dotted columns) or JSONL ({"index", "input", "result"} per line, exact). Free. \
-Returns the path and row count, not the rows: for results too large to page, or when the user wants a file."""
+Returns the path and row count, not the rows."""
 
 
 class ExportResult(BaseModel):

@@ -2,7 +2,7 @@
 
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
@@ -18,7 +18,13 @@ from databar_mcp.tools.failures import from_api_error
 from databar_mcp.tools.guard import guarded
 from databar_mcp.tools.registry import Toolbox
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, error_result, ok_result
-from databar_mcp.tools.task_view import TaskView, build_view, get_task_call
+from databar_mcp.tools.task_view import (
+    RESPONSE_FORMAT_DESCRIPTION,
+    ResponseFormat,
+    TaskView,
+    build_view,
+    get_task_call,
+)
 
 TaskId = Annotated[
     str,
@@ -131,6 +137,7 @@ async def deliver(
     served_from: Literal["api", "ledger"] = "api",
     reused: bool = False,
     look_up_estimate: bool = True,
+    detailed: bool = False,
 ) -> CallToolResult:
     """A task as a tool result: a page of rows; gone -> the ledger copy or result_expired; failed -> task_failed."""
     if task.status == TaskStatus.GONE:
@@ -144,6 +151,7 @@ async def deliver(
         record = await svc.ledger.task(task.task_id)
         if record is not None and record.submission is not None:
             estimated_credits = record.submission.estimated_credits
+    inputs = (await submitted_rows(svc, task.task_id) or []) if detailed else None
     view, text = build_view(
         task,
         offset=offset,
@@ -153,8 +161,20 @@ async def deliver(
         wait_hint_s=svc.settings.tool_deadline_s,
         served_from=served_from,
         reused=reused,
+        inputs=inputs,
     )
     return ok_result(view, text)
+
+
+async def submitted_rows(svc: Services, task_id: str) -> list[Any] | None:
+    """The rows submitted for this task, as recorded in the ledger (None if it was not submitted here)."""
+    record = await svc.ledger.task(task_id)
+    if record is None or record.submission is None:
+        return None
+    params = record.submission.request.get("params")
+    if isinstance(params, dict):
+        return [params]  # a single-row run
+    return cast(list[Any], params) if isinstance(params, list) else None
 
 
 async def read_task(svc: Services, task_id: str) -> tuple[Task, Literal["api", "ledger"], float | None]:
@@ -297,6 +317,7 @@ def register(box: Toolbox) -> None:
         wait_seconds: Annotated[float, wait_field(settings)] = settings.tool_deadline_s,
         offset: Offset = 0,
         limit: Limit = None,
+        response_format: Annotated[ResponseFormat, Field(description=RESPONSE_FORMAT_DESCRIPTION)] = "concise",
     ) -> Annotated[CallToolResult, TaskView]:
         svc = services(ctx)
 
@@ -321,6 +342,7 @@ def register(box: Toolbox) -> None:
                 served_from=source,
                 estimated_credits=estimate,
                 look_up_estimate=source == "api",  # a ledger read already brought it
+                detailed=response_format == "detailed",
             )
 
         return await guarded(work(), task_id=task_id)
