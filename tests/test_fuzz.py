@@ -30,8 +30,13 @@ def full_schemas() -> dict[str, dict[str, Any]]:
     """Every tool's input schema as the server validates it: tools/list leaves identifier patterns out of
     what the model reads (tools/schemas.py), and the fuzzer breaks those patterns too."""
     offline = Settings(base_url="http://127.0.0.1:9", api_key=SecretStr("unused"), state_dir=Path("/nonexistent"))
-    tools = anyio.run(MCPServer.list_tools, build_server(offline))
-    return {t.name: portable(t.input_schema) for t in tools}
+    server = build_server(offline)
+
+    async def listed() -> list[Any]:
+        async with Client(server):  # a whole session, closed: nothing is left for the garbage collector
+            return list(await MCPServer.list_tools(server))
+
+    return {t.name: portable(t.input_schema) for t in anyio.run(listed)}
 
 
 SCHEMAS: dict[str, dict[str, Any]] = full_schemas()
