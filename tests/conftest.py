@@ -92,6 +92,7 @@ TIERS: dict[str, str] = {
     "test_reply_variants.py": E2E,
     "test_resend_confirmation.py": E2E,
     "test_result_budget.py": E2E,
+    "test_result_tokens.py": E2E,
     "test_results_app.py": SYSTEM,
     "test_retry_decision.py": UNIT,
     "test_sandbox.py": SYSTEM,  # one test in a child process

@@ -31,7 +31,7 @@ async def test_bulk_waterfall_returns_rows_aligned_to_inputs(mcp: Client, sandbo
     assert out["rows"][2]["data"]["email"] == "mary.major@example.com"
     assert out["rows"][1]["data"] is None and out["rows"][3]["data"] is None
     assert out["rows_total"] == 4 and out["rows_with_data"] == 2
-    assert out["next_call"] is None
+    assert out.get("next_call") is None
     assert out["credits_spent"] > 0
     assert out["estimated_credits"] == 4 * (1.0 + 2.0 + 0.5)
     assert out["credits_spent"] <= out["estimated_credits"]

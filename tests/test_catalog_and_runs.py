@@ -119,5 +119,5 @@ async def test_every_run_result_reports_estimated_and_actual_credits(mcp: Client
         "run_waterfall", {"waterfall": "email_getter", "params": LEADS[0], "enrichments": [833]}
     )
     out = structured(result)
-    assert out["estimated_credits"] == 1.0 and out["credits_spent"] is not None
+    assert out["estimated_credits"] == 1.0 and out.get("credits_spent") is not None
     assert "Credits spent:" in text_of(result) and len(whole(result)) < 40_000

@@ -321,7 +321,7 @@ async def test_a_users_caps_apply_and_their_tasks_are_theirs_alone(
     assert theirs["code"] == "not_found"
     assert task_id not in json.dumps(listed)
     assert export["code"] in ("not_found", "task_not_finished") and task_id not in json.dumps(export.get("path", ""))
-    assert same_run["task_id"] != task_id and same_run["reused"] is False  # never handed alice's run
+    assert same_run["task_id"] != task_id and same_run.get("reused", False) is False  # never handed alice's run
 
     lines = [json.loads(line) for line in (served.state / "audit.jsonl").read_text().splitlines()]
     runs = [line for line in lines if line["event"] == "run"]

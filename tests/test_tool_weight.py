@@ -14,12 +14,13 @@ from mcp import Client
 from bench.scenarios.tool_weight import weight
 from databar_mcp.app.server import build_server
 from databar_mcp.config import TOOLSETS, Settings
+from tests.conftest import error_body
 
 pytestmark = pytest.mark.anyio
 
 # As measured when pinned; a margin absorbs small wording changes, not a new tool.
-PINNED_DEFAULT_CHARS = 20_339  # the default listing (discover, enrich, tasks, account, enable_toolsets)
-PINNED_ALL_CHARS = 61_033  # every toolset (53 tools since issue 15 added table_enrich, table_admin, exporters, flows)
+PINNED_DEFAULT_CHARS = 13_198  # the default listing (discover, enrich, tasks, account, enable_toolsets)
+PINNED_ALL_CHARS = 42_044  # every toolset (53 tools since issue 15 added table_enrich, table_admin, exporters, flows)
 MARGIN = 0.03
 DATABAR_VISIBLE_CHARS = 13_350  # databar-mcp-server 1.4.0, 19 tools, measured the same way (bench scenario 6)
 
@@ -50,6 +51,7 @@ async def test_model_visible_weight_is_pinned(mcp: Client, settings: Settings) -
             f"tools/list ({name}) grew to {measured} model-visible chars (pinned {pinned}; Databar's server: "
             f"{DATABAR_VISIBLE_CHARS}): say it once, or raise the pin on purpose"
         )
+    assert default <= DATABAR_VISIBLE_CHARS, f"the default listing ({default}) outweighs Databar's own server"
     assert default < everything * 0.6  # the default listing stays well below everything
 
 
@@ -57,3 +59,13 @@ async def test_schemas_carry_no_pydantic_titles(mcp: Client) -> None:
     for tool in (await mcp.list_tools()).tools:
         assert titles(tool.input_schema) == [], tool.name
         assert titles(tool.output_schema or {}) == [], tool.name
+
+
+async def test_listed_input_schemas_leave_identifier_patterns_to_the_server(mcp: Client) -> None:
+    """Regression (issue 12, item 3): every identifier's regex was paid for in every conversation; the server
+    still enforces it and answers validation_error, with nothing sent."""
+    listed = {t.name: t.input_schema for t in (await mcp.list_tools()).tools}
+    assert "pattern" not in listed["get_task"]["properties"]["task_id"]
+    assert "pattern" not in listed["run_bulk_waterfall"]["properties"]["waterfall"]
+    refused = await mcp.call_tool("get_task", {"task_id": "no/such id"})
+    assert error_body(refused)["code"] == "validation_error"

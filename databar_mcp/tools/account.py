@@ -24,11 +24,8 @@ class Account(BaseModel):
 
 
 GET_ACCOUNT_DESCRIPTION = """\
-Show the Databar account behind the configured key: credit balance, plan, workspace, and the credits \
-this server's runs spent today.
-
-Free and read-only. Check the balance before a large run: run_bulk_waterfall costs up to rows × the \
-prices of the chosen providers (list_waterfalls shows prices)."""
+Show the account behind the configured key: credit balance, plan, workspace, credits this server's runs \
+spent today. Free. Check the balance before a large run."""
 
 
 @tool(

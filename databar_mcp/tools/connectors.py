@@ -77,39 +77,23 @@ def render(c: ConnectorOut) -> str:
 
 
 CREATE_CONNECTOR_DESCRIPTION = """\
-Create a Databar connector: register your own HTTP API so Databar can call it as an enrichment (or as a \
-simple call or an exporter) on table rows.
-
-Creates a resource in the workspace (not idempotent: calling twice makes two connectors); spends no \
-credits. Header values (API keys, tokens) are write-only: they are sent to Databar but always masked in \
-results. Your plan may lower rate_limit and max_concurrency; the answer says when it did.
-
-Use body for fixed/variable body fields or body_template (Jinja, ≤2,048 chars) whose variables become \
-body params. Returns the connector id."""
-
+Register your own HTTP API as a Databar connector, so Databar can call it on table rows (as an enrichment, \
+a simple call or an exporter). Free; each call makes a new one. Header values are write-only (always \
+masked); your plan may lower rate_limit and max_concurrency (the answer says so). Returns the connector id."""
 
 LIST_CONNECTORS_DESCRIPTION = """\
-List the workspace's connectors (your own HTTP APIs registered in Databar): id, name, type, method, URL, \
-header names (values always masked), rate limit.
-
-Free and read-only. Next: get_connector for one, update_connector or delete_connector to change it."""
+List the workspace's connectors: id, name, type, method, URL, header names, rate limit. Free."""
 
 GET_CONNECTOR_DESCRIPTION = """\
-Show one connector in full: method, URL, header names (values write-only, always masked), query \
-parameters, body fields or template, rate limit and concurrency.
-
-Free and read-only."""
+Show one connector in full (header values masked). Free."""
 
 UPDATE_CONNECTOR_DESCRIPTION = """\
-Change a connector: pass only the fields to change; the others keep their current values (header values \
-included, which stay secret). Passing `headers` replaces the whole header list.
-
-Overwrites the connector's configuration at Databar (no credits). Header values are write-only and masked \
-in the answer. Your plan may lower rate_limit and max_concurrency; the answer says when it did."""
+Change a connector: only the fields given change (`headers` replaces the whole list; values stay masked). \
+Free; your plan may lower rate_limit and max_concurrency."""
 
 DELETE_CONNECTOR_DESCRIPTION = """\
-Delete a connector from the workspace. Destructive and irreversible: table columns or flows that use it \
-stop working. Spends no credits. Confirm with the user before calling it."""
+Delete a connector (irreversible: tables and flows using it stop working). Free. Confirm with the user \
+first."""
 
 
 class ConnectorList(BaseModel):
@@ -124,7 +108,7 @@ class Deleted(BaseModel):
     message: str
 
 
-ConnectorId = Annotated[int, Field(ge=1, description="Connector id from list_connectors or create_connector.")]
+ConnectorId = Annotated[int, Field(ge=1)]
 MASK_LIKE = re.compile(r"^[*•·xX]{3,}$")
 
 
@@ -184,7 +168,7 @@ def merged(current: Connector, changes: dict[str, object]) -> ConnectorCreate:
 )
 async def create_connector(
     name: Annotated[str, Field(min_length=1, max_length=config.CONNECTOR_NAME_MAX, description="Display name.")],
-    method: Annotated[ConnectorMethod, Field(description="HTTP method Databar uses to call your API.")],
+    method: Annotated[ConnectorMethod, Field()],
     url: Annotated[
         str,
         Field(
@@ -195,18 +179,16 @@ async def create_connector(
         ),
     ],
     svc: Services,
-    type: Annotated[ConnectorType, Field(description="Connector type.")] = ConnectorType.ENRICHMENT,
-    headers: Annotated[
-        list[NameValue], Field(max_length=100, description="HTTP headers sent on each call (values write-only).")
-    ] = [],  # noqa: B006 - pydantic copies defaults
-    parameters: Annotated[list[NameValue], Field(max_length=100, description="Query parameters.")] = [],  # noqa: B006
-    body: Annotated[list[NameValue], Field(max_length=100, description="Request body fields.")] = [],  # noqa: B006
+    type: Annotated[ConnectorType, Field()] = ConnectorType.ENRICHMENT,
+    headers: Annotated[list[NameValue], Field(max_length=100)] = [],  # noqa: B006 - pydantic copies defaults
+    parameters: Annotated[list[NameValue], Field(max_length=100)] = [],  # noqa: B006
+    body: Annotated[list[NameValue], Field(max_length=100)] = [],  # noqa: B006
     body_template: Annotated[
         str | None,
-        Field(max_length=config.CONNECTOR_BODY_TEMPLATE_MAX, description="Jinja body template, instead of body."),
+        Field(max_length=config.CONNECTOR_BODY_TEMPLATE_MAX, description="Jinja; its variables become body params."),
     ] = None,
-    rate_limit: Annotated[int | None, Field(ge=1, description="Max requests per minute (capped by plan).")] = None,
-    max_concurrency: Annotated[int | None, Field(ge=1, description="Max concurrent requests (capped by plan).")] = None,
+    rate_limit: Annotated[int | None, Field(ge=1, description="Requests per minute.")] = None,
+    max_concurrency: Annotated[int | None, Field(ge=1)] = None,
 ) -> Annotated[CallToolResult, ConnectorOut]:
     add_secrets(*(h.value for h in headers))
     request = ConnectorCreate(
@@ -279,9 +261,7 @@ async def update_connector(
         str | None, Field(min_length=1, max_length=config.CONNECTOR_URL_MAX, pattern=r"^https?://\S+$")
     ] = None,
     type: ConnectorType | None = None,
-    headers: Annotated[
-        list[NameValue] | None, Field(max_length=100, description="Replaces every header (values write-only).")
-    ] = None,
+    headers: Annotated[list[NameValue] | None, Field(max_length=100)] = None,
     parameters: Annotated[list[NameValue] | None, Field(max_length=100)] = None,
     body: Annotated[list[NameValue] | None, Field(max_length=100)] = None,
     body_template: Annotated[str | None, Field(max_length=config.CONNECTOR_BODY_TEMPLATE_MAX)] = None,

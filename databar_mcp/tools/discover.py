@@ -228,40 +228,25 @@ def relevance(e: Enrichment, query: str | None) -> tuple[int, float]:
 # ---- descriptions ---------------------------------------------------------------------------------------
 
 SEARCH_DESCRIPTION = """\
-Search Databar's enrichment catalog (single-provider lookups: company data, people, emails, phones, \
-socials...) by keyword and category; results are ranked by name match, then price.
-
-Free and read-only. Shows each enrichment's id, price per row and required params. Next: get_enrichment \
-for its full params and output fields, then run_enrichment (one input) or run_bulk_enrichment (many). \
-For emails and phones prefer a waterfall (list_waterfalls): it tries several providers in turn."""
+Search Databar's single-provider enrichments (company, people, emails, phones, socials...) by keyword and \
+category. Free. Shows id, price per row, required params. Next: get_enrichment, then run_enrichment / \
+run_bulk_enrichment. For emails and phones prefer a waterfall (list_waterfalls)."""
 
 GET_ENRICHMENT_DESCRIPTION = """\
-Show one enrichment in full: its params (type, required, allowed values), the fields it returns, its \
-data source and price per row.
-
-Free and read-only. Next: run_enrichment / run_bulk_enrichment with params keyed by these names; for a \
-param with many allowed values, get_param_choices searches them."""
+Show one enrichment in full: params (type, required, allowed values), returned fields, price per row. \
+Free. Next: run_enrichment / run_bulk_enrichment."""
 
 CHOICES_DESCRIPTION = """\
-List or search the allowed values of one enrichment param (e.g. countries, industries), a page at a time.
-
-Free and read-only. Pass the chosen value's name in the run's params."""
+List or search one enrichment param's allowed values (e.g. countries), a page at a time. Free."""
 
 LIST_WATERFALLS_DESCRIPTION = """\
-List Databar waterfalls: enrichments that try several data providers in turn until one finds the data \
-(e.g. a work email from name + company).
-
-Free and read-only. For each waterfall: its identifier, the inputs each row needs, the output fields, and \
-the providers (ids and credit prices per row) and email verifiers it offers.
-
-Next: pick a waterfall and provider ids, then call run_bulk_waterfall with one input object per row \
-(run_waterfall for a single row); get_waterfall shows one in full."""
+List waterfalls: enrichments that try several providers in turn until one finds the data (e.g. a work \
+email from name + company). Free. Shows inputs, outputs, providers (ids, price per row), email verifiers. \
+Next: run_bulk_waterfall (run_waterfall for one row)."""
 
 GET_WATERFALL_DESCRIPTION = """\
-Show one waterfall in full: every input (required or optional, with descriptions), the output fields, the \
-providers it can try (ids, prices, which are on by default) and its email verifiers (ids, prices).
-
-Free and read-only. Next: run_waterfall (one row) or run_bulk_waterfall (many), choosing provider ids here."""
+Show one waterfall in full: every input (required or not), outputs, providers (ids, prices, defaults) and \
+email verifiers. Free. Next: run_waterfall / run_bulk_waterfall."""
 
 
 @tool(
@@ -277,7 +262,7 @@ async def search_enrichments(
     svc: Services,
     query: Annotated[str | None, Field(max_length=200, description="Keywords, e.g. 'linkedin'.")] = None,
     category: Annotated[str | None, Field(max_length=100, description="Category, e.g. 'people'.")] = None,
-    page: Annotated[int, Field(ge=1, le=10_000, description="Page of results (1-based).")] = 1,
+    page: Annotated[int, Field(ge=1, le=10_000, description="Page, from 1.")] = 1,
     limit: Annotated[int, Field(ge=1, le=50, description="Results per page.")] = 10,
 ) -> Annotated[CallToolResult, EnrichmentSearch]:
     found, total, more = await svc.client.search_enrichments(q=query, category=category, page=page, limit=limit)
@@ -379,7 +364,7 @@ async def list_waterfalls(
     svc: Services,
     query: Annotated[
         str | None,
-        Field(max_length=200, description="Optional filter on identifier, name or description."),
+        Field(max_length=200, description="Filter on identifier, name or description."),
     ] = None,
 ) -> Annotated[CallToolResult, WaterfallList]:
     found = [waterfall_out(w) for w in await svc.client.list_waterfalls()]

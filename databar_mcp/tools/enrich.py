@@ -20,6 +20,7 @@ from databar_mcp.config import Toolset
 from databar_mcp.core.catalog import default_providers, plan_bulk_run
 from databar_mcp.tools.context import ToolContext, services
 from databar_mcp.tools.params import (
+    WAIT_AND_NEXT,
     EnrichmentId,
     InputValue,
     Row,
@@ -40,7 +41,7 @@ ProviderIds = Annotated[
     Field(
         min_length=1,
         max_length=50,
-        description="Provider ids from list_waterfalls, tried in this order until one finds data (at least 1).",
+        description="Provider ids from list_waterfalls, tried in this order until one finds data.",
     ),
 ]
 OptionalProviderIds = Annotated[
@@ -48,73 +49,39 @@ OptionalProviderIds = Annotated[
     Field(
         min_length=1,
         max_length=50,
-        description="Provider ids from list_waterfalls, tried in order; null for the waterfall's defaults.",
+        description="Provider ids, tried in order; null: the waterfall's defaults.",
     ),
 ]
-VerifierId = Annotated[
-    int | None, Field(ge=1, description="Optional email verifier id from list_waterfalls; null for none.")
-]
+VerifierId = Annotated[int | None, Field(ge=1, description="Email verifier id from list_waterfalls.")]
 Pages = Annotated[
     int | None,
-    Field(ge=1, le=100, description="For paginated enrichments only: how many pages to fetch (each bills)."),
+    Field(ge=1, le=100, description="Paginated enrichments only: pages to fetch (each bills)."),
 ]
 
 
-WAIT_AND_NEXT = """\
-Waits up to wait_seconds, reporting progress. If the task is still running then, the answer has status \
-"processing", the task_id and the exact get_task call: call it to keep waiting; never re-run the same \
-input to "retry" (an identical call returns the earlier task, reused: true, without billing; force=true \
-bills again). Large results are paged: follow next_call. Results stay in the local ledger after Databar \
-deletes them (24 h). Refused with spend_limit when the server's spend guard forbids the cost."""
-
 RUN_BULK_WATERFALL_DESCRIPTION = (
-    """\
-Run a Databar waterfall on many rows at once (e.g. find work emails for a list of people) and return the \
-enriched rows, aligned to the inputs (null where no provider found data).
-
-Costs credits: each provider tried on a row bills its price (list_waterfalls shows prices), plus the email \
-verifier per found email; the worst case is rows × (sum of chosen provider prices + verifier price), \
-reported as estimated_credits. Inputs are checked against the waterfall before anything is sent; the run \
-is submitted exactly once.
-
-"""
-    + WAIT_AND_NEXT
+    "Run a waterfall on many rows (e.g. work emails for a list of people); returns the rows aligned to the "
+    "inputs (null where no provider found data).\n\n"
+    "Costs credits: each provider tried on a row bills its price, plus the verifier per found email; worst "
+    "case rows × (providers' prices + verifier), as estimated_credits. Checked first; submitted once. " + WAIT_AND_NEXT
 )
 
 RUN_WATERFALL_DESCRIPTION = (
-    """\
-Run a Databar waterfall on one row (e.g. one person's work email) and return its data (null if no \
-provider found any). For several rows use run_bulk_waterfall: one call, one task.
-
-Costs credits: each provider tried bills its price, plus the verifier for a found email; the worst case \
-(all chosen providers + verifier) is reported as estimated_credits. Checked against the waterfall before \
-anything is sent; submitted exactly once.
-
-"""
-    + WAIT_AND_NEXT
+    "Run a waterfall on one row (e.g. one person's work email); returns its data (null if nothing found). "
+    "For several rows use run_bulk_waterfall.\n\n"
+    "Costs credits: each provider tried bills its price, plus the verifier for a found email (worst case "
+    "as estimated_credits). Checked first; submitted once. " + WAIT_AND_NEXT
 )
 
 RUN_ENRICHMENT_DESCRIPTION = (
-    """\
-Run one Databar enrichment (a single provider, from search_enrichments) on one input and return its data.
-
-Costs credits: the enrichment's price (× pages for paginated ones), reported as estimated_credits. Params \
-are checked against get_enrichment's list before anything is sent; submitted exactly once.
-
-"""
-    + WAIT_AND_NEXT
+    "Run one enrichment (a single provider, from search_enrichments) on one input; returns its data.\n\n"
+    "Costs credits: its price (× pages if paginated), as estimated_credits. Checked against get_enrichment's "
+    "params first; submitted once. " + WAIT_AND_NEXT
 )
 
 RUN_BULK_ENRICHMENT_DESCRIPTION = (
-    """\
-Run one Databar enrichment on many inputs at once and return the results aligned to the inputs (null \
-where nothing was found).
-
-Costs credits: the enrichment's price × rows (estimated_credits). Params are checked before anything is \
-sent; submitted exactly once.
-
-"""
-    + WAIT_AND_NEXT
+    "Run one enrichment on many inputs; returns results aligned to the inputs (null where nothing found).\n\n"
+    "Costs credits: price × rows (estimated_credits). Checked first; submitted once. " + WAIT_AND_NEXT
 )
 
 

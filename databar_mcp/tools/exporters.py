@@ -36,7 +36,7 @@ from databar_mcp.tools.table_kit import (
     report,
 )
 
-ExporterId = Annotated[int, Field(ge=1, le=2_000_000_000, description="An exporter id from list_exporters.")]
+ExporterId = Annotated[int, Field(ge=1, le=2_000_000_000)]
 
 
 class ExporterOut(BaseModel):
@@ -143,11 +143,9 @@ ADD_DESCRIPTION = """\
 Attach an exporter to a table, mapping its params to columns (or constants). Free: nothing is sent until \
 run_table_exporter."""
 RUN_DESCRIPTION = """\
-Send every row of the table to the exporter's destination (creates or updates records in a CRM or \
-another system). Changes data outside Databar: the user is asked to confirm first (clients that cannot \
-ask need confirm=true after the user agreed). Sent exactly once; waits for the rows like \
-run_table_enrichment and counts rows exported (found) and errors; follow next_call while rows are \
-processing."""
+Send every row of the table to the exporter's destination (writes records outside Databar). The user \
+is asked first (clients that cannot ask: confirm=true after the user agreed). Submitted once; waits and \
+counts like run_table_enrichment; follow next_call while rows are processing."""
 
 
 @tool(

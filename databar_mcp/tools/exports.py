@@ -24,14 +24,9 @@ from databar_mcp.tools.task_kit import finished_task
 from databar_mcp.tools.task_view import result_rows
 
 EXPORT_DESCRIPTION = """\
-Write every row of a finished task to a file: CSV (nested fields flattened into dotted columns) or JSONL \
-(one {"index", "input", "result"} object per line, values exact). Each result row is joined to the input \
-row it belongs to, by position.
-
-Free: no credits; reads the stored result from the local ledger (or once from Databar). Writes a new file \
-in the server's exports folder (never overwrites; a name is only a plain file name, never a path) and \
-returns its path and row count, not the rows. Use it when a result is too large to page through \
-get_task, or when the user wants a file. If the task is still running, call get_task first."""
+Write every row of a finished task, joined to its input row, to a new file in the server's exports folder: \
+CSV (nested fields as dotted columns) or JSONL ({"index", "input", "result"} per line, exact). Free. \
+Returns the path and row count, not the rows."""
 
 
 class ExportResult(BaseModel):
@@ -118,8 +113,7 @@ async def export_task_result(
         str | None,
         Field(
             max_length=100,
-            description="Plain file name (letters, digits, '.', '_', '-'); default: the task id. "
-            "The extension is added; an existing file is never overwritten.",
+            description="Plain file name (the extension is added); default: the task id.",
         ),
     ] = None,
 ) -> Annotated[CallToolResult, ExportResult]:

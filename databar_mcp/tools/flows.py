@@ -18,6 +18,7 @@ from databar_mcp.config import Toolset
 from databar_mcp.core.catalog import RunPlan
 from databar_mcp.tools.context import Services, ToolContext, services
 from databar_mcp.tools.params import (
+    WAIT_AND_NEXT,
     InputValue,
 )
 from databar_mcp.tools.registry import tool
@@ -159,11 +160,6 @@ flow_run = run_guards("flow", prepare_one_flow, "flow_id", "inputs")
 bulk_flow_run = run_guards("bulk_flow", prepare_bulk_flow, "flow_id", "inputs")
 
 
-WAIT_AND_NEXT = """\
-Waits up to wait_seconds with progress; if the task is still running then, call the get_task it names \
-(never re-run to "retry": an identical call returns the earlier task, reused: true; force=true bills \
-again). Large results are paged (follow next_call); the ledger keeps them after Databar deletes them."""
-
 LIST_DESCRIPTION = "List the workspace's saved flows (multi-step pipelines) with their inputs and outputs. Free."
 GET_DESCRIPTION = """\
 A flow's inputs (ids to pass in run_flow, which are required), outputs, steps and the credits one run \
@@ -175,18 +171,14 @@ RUN_DESCRIPTION = (
     """\
 Run a saved flow on one input set and return its outputs. Costs credits: up to the flow's max cost per \
 run (estimated_credits; the spend guard checks it first). Inputs are checked against the flow before \
-anything is sent; submitted exactly once.
-
-"""
+anything is sent; submitted exactly once. """
     + WAIT_AND_NEXT
 )
 RUN_BULK_DESCRIPTION = (
     """\
 Run a saved flow on many input sets at once (one task); results are aligned to the inputs (null where \
 nothing was found). Costs credits: up to rows × the flow's max cost per run (estimated_credits). Checked \
-before anything is sent; submitted exactly once.
-
-"""
+before anything is sent; submitted exactly once. """
     + WAIT_AND_NEXT
 )
 

@@ -32,7 +32,7 @@ def wait_field(settings: Settings) -> Any:
     return Field(
         ge=0,
         le=settings.tool_deadline_s,
-        description=f"Seconds to wait for the task to finish before answering (0..{settings.tool_deadline_s:g}).",
+        description="Seconds to wait for the result.",
     )
 
 
@@ -44,15 +44,13 @@ TaskId = Annotated[
         min_length=1,
         max_length=100,
         pattern=r"^[A-Za-z0-9_-]+$",
-        description="The task_id returned by a run tool (or listed by list_recent_tasks).",
+        description="task_id from a run tool or list_recent_tasks.",
     ),
 ]
-Offset = Annotated[
-    int, Field(ge=0, le=config.MAX_OFFSET, description="Index of the first result row to return (paging).")
-]
+Offset = Annotated[int, Field(ge=0, le=config.MAX_OFFSET, description="First result row to return.")]
 Limit = Annotated[
     int | None,
-    Field(ge=1, le=10_000, description="Most rows to return; default: as many as fit the result budget."),
+    Field(ge=1, le=10_000, description="Most rows to return; default: as many as fit."),
 ]
 WaitSeconds = Annotated[float, SettingsBound(wait_field, lambda settings: settings.tool_deadline_s)]
 WAIT_DEFAULT = config.TOOL_DEADLINE_S  # the written default; the Toolbox sets the configured deadline
@@ -67,14 +65,14 @@ WaterfallId = Annotated[
         min_length=1,
         max_length=100,
         pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
-        description="Waterfall identifier from list_waterfalls, e.g. 'email_getter'.",
+        description="Waterfall identifier, e.g. 'email_getter'.",
     ),
 ]
 InputValue = str | int | float | bool | None
 Row = Annotated[
     dict[str, InputValue],
     Field(
-        description='The input fields, e.g. {"first_name": "Jane", "last_name": "Doe", "company": "acme.com"}.',
+        description='Input fields, e.g. {"first_name": "Jane", "last_name": "Doe", "company": "acme.com"}.',
     ),
 ]
 Rows = Annotated[
@@ -82,20 +80,13 @@ Rows = Annotated[
     Field(
         min_length=1,
         max_length=config.MAX_BULK_ROWS,
-        description="One object per row with the input fields, e.g. "
-        '{"first_name": "Jane", "last_name": "Doe", "company": "acme.com"}.',
+        description="One object of input fields per row.",
     ),
 ]
-FORCE_DESCRIPTION = (
-    "Submit even if an identical run is running or finished within the duplicate window (it bills again). "
-    "Leave false: a repeated call then returns the earlier task for free. After submission_unknown the user "
-    "is asked first (or see acknowledge_possible_double_billing)."
-)
-ACKNOWLEDGE_DESCRIPTION = (
-    "Only with force=true, after submission_unknown, and only when this client cannot ask the user: true "
-    "means the user checked the Databar web app and found no run started at the time the error gave, and "
-    "accepts paying twice if there was one. Never set it on your own judgement."
-)
+FORCE_DESCRIPTION = "true: submit even if an identical run was made recently (bills again)."
+# How a run answers, said fully once in the server instructions; each run tool names it in one line.
+WAIT_AND_NEXT = 'Waits up to wait_seconds; on "processing", call the get_task it names (never re-run to retry).'
+ACKNOWLEDGE_DESCRIPTION = "Leave false; only a refused re-send's next_steps say when to set it."
 ForceFlag = Annotated[bool, Field(description=FORCE_DESCRIPTION)]
 AcknowledgeFlag = Annotated[bool, Field(description=ACKNOWLEDGE_DESCRIPTION)]
 
@@ -106,22 +97,22 @@ TableId = Annotated[
     str,
     Field(
         pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
-        description="The table's UUID (its identifier in Databar).",
+        description="Table UUID.",
     ),
 ]
 ColumnName = Annotated[str, Field(min_length=1, max_length=256)]
 
 
 class FilterCondition(BaseModel):
-    """One column's condition; give one operator (several must all hold)."""
+    """One column's condition: one operator or more, all must hold (equals, contains: case-insensitive)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    equals: str | int | float | bool | None = Field(default=None, description="Equal (case-insensitive).")
-    not_equals: str | int | float | bool | None = Field(default=None, description="Not equal (case-insensitive).")
-    contains: str | None = Field(default=None, min_length=1, description="Contains this text (case-insensitive).")
-    is_empty: bool | None = Field(default=None, description="true: the cell is empty.")
-    is_not_empty: bool | None = Field(default=None, description="true: the cell has a value.")
+    equals: str | int | float | bool | None = Field(default=None)
+    not_equals: str | int | float | bool | None = Field(default=None)
+    contains: str | None = Field(default=None, min_length=1)
+    is_empty: bool | None = Field(default=None)
+    is_not_empty: bool | None = Field(default=None)
 
     @model_validator(mode="after")
     def _one_operator(self) -> Self:
@@ -134,7 +125,6 @@ RowFilter = Annotated[
     dict[ColumnName, FilterCondition] | None,
     Field(
         max_length=20,
-        description='Only rows matching every condition, column → operator, e.g. {"email": {"is_empty": true}} '
-        'or {"company": {"contains": "acme"}}.',
+        description='Column → condition, e.g. {"email": {"is_empty": true}}.',
     ),
 ]

@@ -31,11 +31,13 @@ _MANY: Final = ("anyOf", "oneOf", "allOf", "prefixItems")
 _NAMED: Final = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
 
 
-def portable(schema: dict[str, Any]) -> dict[str, Any]:
+def portable(schema: dict[str, Any], *, patterns: bool = True) -> dict[str, Any]:
     """A copy of `schema` with keyword-less subschemas typed as any JSON value, and without what says nothing:
     every `title`, `"default": null` (an optional field is null when omitted anyway), and an `integer` branch
-    next to a `number` one (every integer is a number)."""
-    return _schema(schema, root=True)
+    next to a `number` one (every integer is a number). `patterns=False` also drops `pattern` keywords: for
+    input schemas the model reads, where an identifier's regex costs context on every conversation and helps
+    no call (the server checks every argument against the full schema and answers validation_error)."""
+    return _schema(schema, root=True, patterns=patterns)
 
 
 def _without_subsumed_integer(branches: list[Any]) -> list[Any]:
@@ -44,19 +46,25 @@ def _without_subsumed_integer(branches: list[Any]) -> list[Any]:
     return branches
 
 
-def _schema(node: dict[str, Any], *, root: bool = False) -> dict[str, Any]:
+def _schema(node: dict[str, Any], *, root: bool = False, patterns: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in node.items():
-        if key == "title" or (key == "default" and value is None):
+        if key == "title" or (key == "default" and value is None) or (key == "pattern" and not patterns):
             continue
         if key in _ONE and isinstance(value, dict):
-            out[key] = _schema(cast(dict[str, Any], value))
+            out[key] = _schema(cast(dict[str, Any], value), patterns=patterns)
         elif key in _MANY and isinstance(value, list):
-            branches = [_schema(cast(dict[str, Any], v)) if isinstance(v, dict) else v for v in cast(list[Any], value)]
+            branches = [
+                _schema(cast(dict[str, Any], v), patterns=patterns) if isinstance(v, dict) else v
+                for v in cast(list[Any], value)
+            ]
             out[key] = _without_subsumed_integer(branches) if key == "anyOf" else branches
         elif key in _NAMED and isinstance(value, dict):
             named = cast(dict[str, Any], value)
-            out[key] = {k: _schema(cast(dict[str, Any], v)) if isinstance(v, dict) else v for k, v in named.items()}
+            out[key] = {
+                k: _schema(cast(dict[str, Any], v), patterns=patterns) if isinstance(v, dict) else v
+                for k, v in named.items()
+            }
         else:
             out[key] = value
     if not root and not _VALIDATION_KEYWORDS.intersection(out):

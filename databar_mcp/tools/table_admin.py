@@ -24,7 +24,7 @@ from databar_mcp.tools.table_kit import ColumnRef
 
 ColumnType = Literal["text", "number", "boolean", "date", "datetime", "email", "url", "phone", "json"]
 Name = Annotated[str, Field(min_length=1, max_length=256)]
-FolderId = Annotated[int, Field(ge=1, description="A folder id from list_folders.")]
+FolderId = Annotated[int, Field(ge=1)]
 EXPORT_POLL_S = 0.5
 
 
@@ -126,43 +126,31 @@ async def count_duplicates(svc: Services, table_uuid: str, columns: list[str]) -
 
 
 CREATE_COLUMN_DESCRIPTION = """\
-Add an empty column to a Databar table. Free. Types: text, number, boolean, date, datetime, email, url, \
-phone, json. Next: write values with update_rows / upsert_rows, or map it in add_table_enrichment."""
+Add an empty column to a table. Free. Next: update_rows / upsert_rows, or map it in add_table_enrichment."""
 
-RENAME_COLUMN_DESCRIPTION = "Rename a column of a Databar table (by its name or uuid). Free; values are kept."
+RENAME_COLUMN_DESCRIPTION = "Rename a table column (by name or uuid). Free; values are kept."
 
 DELETE_COLUMN_DESCRIPTION = """\
-Delete a column and every value in it from a Databar table. Destructive and not undoable here. Columns \
-an attached enrichment fills cannot be deleted this way."""
+Delete a column and its values (not undoable here; not for columns an enrichment fills). Free."""
 
-RENAME_TABLE_DESCRIPTION = "Rename a Databar table. Free."
+RENAME_TABLE_DESCRIPTION = "Rename a table. Free."
 
 DELETE_TABLE_DESCRIPTION = """\
-Delete a Databar table: it goes to the workspace's trash (restorable in Databar for a while). \
-Destructive: the table and its rows disappear from list_tables."""
+Delete a table (to the workspace's trash, restorable in Databar for a while). Free."""
 
 DEDUPE_DESCRIPTION = """\
-Remove duplicate rows from a Databar table, keeping the oldest row of each group. Rows are duplicates \
-when they have equal values (case and surrounding spaces ignored) in all the given columns (default: \
-every column not filled by an enrichment).
-
-Counts first: without confirm=true nothing is deleted and the answer says how many rows would go (the \
-table is read here, page by page; no rows are returned). Call again with confirm=true to delete them \
-(destructive)."""
+Remove duplicate rows (equal values in the key columns, case and spaces ignored), keeping the oldest of \
+each group. Free. Without confirm=true it only counts them; with it, deletes them."""
 
 EXPORT_TABLE_DESCRIPTION = """\
-Export a whole Databar table to a file through Databar's own export and return its download URL. Free. \
-Waits up to wait_seconds; while the export is still processing call it again (it waits on the same \
-export instead of starting another). For a local CSV/JSONL file written by this server use \
-export_table_rows."""
+Export a whole table through Databar's own export and return its download URL. Free. While processing, \
+call again (it waits on the same export). For a local CSV/JSONL file use export_table_rows."""
 
-LIST_FOLDERS_DESCRIPTION = "List the workspace's folders (id, name, how many tables). Free and read-only."
+LIST_FOLDERS_DESCRIPTION = "List the workspace's folders (id, name, table count). Free."
 
-CREATE_FOLDER_DESCRIPTION = "Create a folder to organise tables in. Free. Next: move_table_to_folder."
+CREATE_FOLDER_DESCRIPTION = "Create a folder for tables. Free. Next: move_table_to_folder."
 
-MOVE_TABLE_DESCRIPTION = """\
-Move a table into a folder (folder_id from list_folders / create_folder), or out of every folder with \
-folder_id null. Free."""
+MOVE_TABLE_DESCRIPTION = "Move a table into a folder, or out of every folder with folder_id null. Free."
 
 
 @tool(
@@ -262,9 +250,9 @@ async def dedupe_rows(
     svc: Services,
     columns: Annotated[
         list[ColumnRef] | None,
-        Field(min_length=1, max_length=50, description="Key columns (names); null: every non-enrichment column."),
+        Field(min_length=1, max_length=50, description="Key columns; null: every non-enrichment column."),
     ] = None,
-    confirm: Annotated[bool, Field(description="true deletes the duplicates; false only counts them.")] = False,
+    confirm: Annotated[bool, Field()] = False,
 ) -> Annotated[CallToolResult, DedupeOut]:
     table_columns = await svc.client.table_columns(table_uuid)
     names = [c.name for c in table_columns]

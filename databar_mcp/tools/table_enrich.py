@@ -85,7 +85,7 @@ RowIds = Annotated[
     Field(
         min_length=1,
         max_length=config.TABLE_RUN_ROW_IDS_MAX,
-        description="Only these rows (ids from list_table_rows), within the strategy; null for every row.",
+        description="Only these row ids, within the strategy; null: every row.",
     ),
 ]
 
@@ -95,8 +95,7 @@ EnrichmentMapping = Annotated[
     Field(
         min_length=1,
         max_length=50,
-        description='Param → source, e.g. {"domain": {"column": "website"}, "country": {"value": "US"}}; '
-        "get_enrichment lists the params.",
+        description='Param → source, e.g. {"domain": {"column": "website"}, "country": {"value": "US"}}.',
     ),
 ]
 WaterfallMapping = Annotated[
@@ -278,45 +277,31 @@ table_run = run_guards("table_run", prepared_table_run, "table_uuid", "enrichmen
 # ---- descriptions --------------------------------------------------------------------------------------
 
 ADD_ENRICHMENT_DESCRIPTION = """\
-Attach a Databar enrichment (a single provider, from search_enrichments) to a table, reading its params \
-from the table's columns (or constants), so run_table_enrichment can enrich every row inside Databar.
-
-Free: attaching spends nothing; it adds the enrichment's status column and one column per output field. \
-Next: run_table_enrichment with the returned enrichment_id."""
+Attach an enrichment (from search_enrichments) to a table, its params read from columns (or constants). \
+Free; adds its status and output columns. Next: run_table_enrichment with the returned enrichment_id."""
 
 ADD_WATERFALL_DESCRIPTION = """\
-Attach a Databar waterfall (multi-provider, e.g. email_getter; from list_waterfalls) to a table, mapping \
-each waterfall input to a column, so run_table_enrichment can enrich every row inside Databar.
-
-Free: attaching spends nothing; it adds the waterfall's status column and its output columns. Providers \
-are tried in the order given (null: the waterfall's defaults). Next: run_table_enrichment."""
+Attach a waterfall (e.g. email_getter) to a table, each input read from a column. Free; adds its status and \
+output columns. Next: run_table_enrichment with the returned enrichment_id."""
 
 LIST_DESCRIPTION = """\
-List the enrichments, waterfalls and exporters attached to a table, with their table-enrichment ids, \
-status column and output columns. Free and read-only. Next: run_table_enrichment or \
-update_table_enrichment."""
+List what is attached to a table (enrichments, waterfalls, exporters): table-enrichment ids, status and \
+output columns. Free."""
 
 UPDATE_DESCRIPTION = """\
-Change an attached enrichment's or waterfall's param mapping and/or launch strategy (run_on_click: only \
-when run; run_on_update: Databar re-runs a row when its mapped columns change, which bills). Free itself; \
-rows already enriched keep their values until run again."""
+Change an attached enrichment's or waterfall's mapping and/or launch strategy. Free; enriched rows keep \
+their values until run again."""
 
 RUN_DESCRIPTION = """\
-Run an attached enrichment or waterfall on the table's rows inside Databar (no rows pass through this \
-conversation) and wait for the rows to fill in.
-
-Costs credits: each row processed bills the enrichment's price (a waterfall: each provider tried, plus \
-the verifier); the worst case (rows that will run × the most one row can cost) is checked by the spend \
-guard and reported as estimated_credits before anything is sent. Sent exactly once: an identical call \
-returns the earlier run (reused: true) without billing; force=true runs again. Waits up to wait_seconds \
-with progress; if rows are still processing then, call the next_call it gives (wait_table_enrichment), \
-never this tool again. The answer counts rows done, found, no data, errors and still processing; read \
-the enriched rows with read_call (list_table_rows filtered on the status column)."""
+Run an attached enrichment or waterfall on the table's rows inside Databar (no rows pass through you) and \
+wait for them to fill in. Costs credits: each row processed bills as its enrichment or waterfall does; the \
+worst case is estimated_credits, checked before sending. Submitted once (an identical call returns the \
+earlier run). If rows are still processing when the wait ends, call its next_call (wait_table_enrichment), \
+never this tool again. Read the enriched rows with read_call."""
 
 WAIT_DESCRIPTION = """\
-Wait for a table enrichment started by run_table_enrichment and report its progress: rows done, found, \
-no data, errors and still processing. Free and read-only (reads row counts, paced below Databar's \
-per-table rate limit). Call it again while next_call is present; then read rows with read_call."""
+Wait for a run_table_enrichment run and report rows done, found, no data, errors, still processing. Free. \
+Call again while next_call is present; then read rows with read_call."""
 
 
 @tool(
@@ -334,7 +319,7 @@ async def add_table_enrichment(
     mapping: EnrichmentMapping,
     svc: Services,
     launch_strategy: Annotated[
-        LaunchStrategy, Field(description="run_on_click (only when run) or run_on_update (re-runs, bills).")
+        LaunchStrategy, Field(description="run_on_update re-runs a row when its mapped columns change (bills).")
     ] = "run_on_click",
 ) -> Annotated[CallToolResult, AddedOut]:
     detail = await svc.catalog.enrichment(enrichment)
@@ -370,9 +355,9 @@ async def add_table_waterfall(
     svc: Services,
     enrichments: Annotated[
         list[Annotated[int, Field(ge=1)]] | None,
-        Field(min_length=1, max_length=50, description="Provider ids in order; null for the defaults."),
+        Field(min_length=1, max_length=50, description="Provider ids in order; null: the defaults."),
     ] = None,
-    email_verifier: Annotated[int | None, Field(ge=1, description="Optional verifier id; null for none.")] = None,
+    email_verifier: Annotated[int | None, Field(ge=1, description="Email verifier id.")] = None,
 ) -> Annotated[CallToolResult, AddedOut]:
     found = await svc.catalog.get(waterfall)
     inputs = {p.name: p for p in found.input_params}
@@ -455,7 +440,7 @@ async def update_table_enrichment(
     svc: Services,
     mapping: Annotated[
         dict[Annotated[str, Field(min_length=1, max_length=256)], ParamSource] | None,
-        Field(max_length=50, description="The new param → source mapping (replaces the old); null: keep."),
+        Field(max_length=50, description="Replaces the mapping; null: keep."),
     ] = None,
     launch_strategy: Annotated[LaunchStrategy | None, Field(description="null: keep.")] = None,
 ) -> Annotated[CallToolResult, AttachedOut]:

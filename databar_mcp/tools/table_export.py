@@ -29,13 +29,9 @@ PAGE = config.TABLE_PAGE_MAX
 PAGE_TIME_MARGIN_S = 2.0  # stop starting pages this close to the deadline
 
 DESCRIPTION = """\
-Write a Databar table's rows (all, or those matching `filter`) to a CSV or JSONL file in the server's \
-exports folder, reading 1,000 rows per request. Use it instead of paging list_table_rows through the \
-conversation when you need many rows.
-
-Free (no credits); writes a local file and returns its path and row count, not the rows. A table too large \
-for one call's deadline is written in parts: the answer then has complete=false and the exact next_call \
-(same filename, start_page) that appends the rest."""
+Write a table's rows (all, or matching `filter`) to a CSV or JSONL file in the server's exports folder; \
+returns its path and row count, not the rows. Free. Use it instead of paging list_table_rows for many \
+rows. If the deadline cuts it short: complete=false and next_call appends the rest."""
 
 
 class TableExport(BaseModel):

@@ -27,7 +27,7 @@ from databar_mcp.tools.params import (
 )
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
 
-ColumnRef = Annotated[str, Field(min_length=1, max_length=256, description="A column name or column uuid.")]
+ColumnRef = Annotated[str, Field(min_length=1, max_length=256, description="Column name or uuid.")]
 Scalar = str | int | float | bool
 
 _readers: "weakref.WeakKeyDictionary[DatabarClient, TableReader]" = weakref.WeakKeyDictionary()
@@ -37,19 +37,18 @@ TableEnrichmentId = Annotated[
     Field(
         ge=1,
         le=2_000_000_000,
-        description="The table-enrichment id from add_table_enrichment / add_table_waterfall / "
-        "list_table_enrichments (not the catalog id).",
+        description="Table-enrichment id (from add_table_* or list_table_enrichments; not the catalog id).",
     ),
 ]
 
 
 class ParamSource(BaseModel):
-    """Where one enrichment param comes from: a column of each row, or the same constant for every row."""
+    """A param's source: a column of each row, or one constant for every row."""
 
     model_config = ConfigDict(extra="forbid")
 
-    column: ColumnRef | None = Field(default=None, description="Read the param from this column (name or uuid).")
-    value: Scalar | None = Field(default=None, description="Or use this constant for every row.")
+    column: ColumnRef | None = Field(default=None)
+    value: Scalar | None = Field(default=None)
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:

@@ -53,7 +53,7 @@ from databar_mcp.tools.task_view import UNTRUSTED_NOTE
 T = TypeVar("T")
 
 Scalar = str | int | float | bool | None
-RowId = Annotated[str | int, Field(description="A row id, as list_table_rows or insert_rows return it.")]
+RowId = Annotated[str | int, Field(description="Row id.")]
 RANGES_SHOWN = 100  # index ranges listed per category before "...and N more rows"
 FIELD_PROBLEMS_SHOWN = 50
 COLUMNS_LISTED = 50  # column names in create_table's text (all are in its structured content)
@@ -80,9 +80,7 @@ class RowUpsert(BaseModel):
             description='Exactly one column → value that identifies the row, e.g. {"email": "jane@acme.com"}.',
         ),
     ]
-    fields: Annotated[dict[ColumnName, Scalar], Field(description="Column → value to set.")] = Field(
-        default_factory=lambda: dict[str, Scalar]()
-    )
+    fields: Annotated[dict[ColumnName, Scalar], Field()] = Field(default_factory=lambda: dict[str, Scalar]())
 
 
 # ---- outputs -------------------------------------------------------------------------------------------
@@ -501,76 +499,50 @@ async def chunked_write(
 # ---- descriptions --------------------------------------------------------------------------------------
 
 LIST_TABLE_ROWS_DESCRIPTION = """\
-Read rows from a Databar table, one page at a time, optionally filtered (e.g. {"email": {"is_empty": true}}).
-
-Free and read-only. Each row is an object keyed by column name, with the row's id. The answer gives \
-total_count (of matching rows) and has_next_page; when more rows exist, next_call is the exact call for the \
-next ones (rows that do not fit the result budget are left for that call, never dropped)."""
+Read a table's rows, a page at a time, optionally filtered. Free. Rows are keyed by column name, with their \
+id; total_count counts matches; follow next_call for more (rows that do not fit are left for it)."""
 
 LIST_TABLES_DESCRIPTION = """\
-List the Databar tables in the workspace: identifier (the table_uuid other table tools take), name, dates, link.
-
-Free and read-only. Next: get_table_columns for a table's columns, list_table_rows to read it."""
+List the workspace's tables: identifier (the table_uuid other table tools take), name, dates, link. Free. \
+Next: get_table_columns, list_table_rows."""
 
 CREATE_TABLE_DESCRIPTION = """\
-Create a new, empty Databar table with the given column names.
-
-Free; creates a table each time it is called (not idempotent). Returns its identifier. Next: insert_rows \
-with objects keyed by these column names."""
+Create an empty table with these columns (each call makes a new one). Free. Next: insert_rows."""
 
 GET_TABLE_COLUMNS_DESCRIPTION = """\
-List a Databar table's columns: the names rows are keyed by, with their types.
-
-Free and read-only. Use these exact names in insert_rows, update_rows, upsert_rows and list_table_rows filters."""
+List a table's columns (the exact names rows are keyed by) with their types. Free."""
 
 WRITE_NOTES = """\
-Any number of rows (up to 10,000): they are sent in batches of 50, one after another. The answer reports \
-every row by its index in your list (from 0), with its id and outcome. If a batch fails, the write stops \
-and the error says exactly which rows were written, which were NOT (send them again) and which are \
-uncertain (their batch's reply was lost: never re-sent automatically). Unknown columns are refused before \
-anything is sent."""
+Up to 10,000 rows, sent in batches of 50; each row is reported by its index (from 0) with its outcome. On a \
+failed batch the error lists the rows written, NOT written (send again) and uncertain (never re-sent). \
+Unknown columns are refused before anything is sent."""
 # update_rows and upsert_rows write the same way: the model reads every description at once, so say it once.
-SAME_AS_INSERT = "Rows are batched, reported by index and checked exactly as insert_rows describes."
+SAME_AS_INSERT = "Batched and reported as insert_rows says."
 
 INSERT_DESCRIPTION = (
     """\
-Add rows to a Databar table: one object per row, column name → value (e.g. enriched results from get_task).
-
-Free; writes to the table (not idempotent: sending the same rows twice adds them twice, unless dedupe_keys \
-makes rows matching existing ones be skipped). allow_new_columns adds columns the table lacks.
-
-"""
+Add rows to a table, column name → value (e.g. results from get_task). Free; same rows twice are added twice \
+unless dedupe_keys skips matches. """
     + WRITE_NOTES
-    + "\n\nNext: list_table_rows to read them back."
 )
 
 UPDATE_DESCRIPTION = (
     """\
-Change cells of existing rows of a Databar table, by row id: [{"id": ..., "fields": {column: value}}].
-
-Free; overwrites data (overwrite=false only fills cells that are empty). Rows not found are reported per row.
-
-"""
+Change cells of rows by id: [{"id": ..., "fields": {column: value}}]. Free; overwrites (overwrite=false only \
+fills empty cells). """
     + SAME_AS_INSERT
 )
 
 UPSERT_DESCRIPTION = (
     """\
-Update rows found by a key column, or create them when missing: [{"key": {"email": "jane@acme.com"}, \
-"fields": {...}}] (exactly one key column per row).
-
-Free; overwrites the given cells of matching rows. Results say created or updated per row.
-
-"""
+Update rows found by one key column, or create them: [{"key": {"email": "jane@acme.com"}, "fields": {...}}]. \
+Free; overwrites the given cells. """
     + SAME_AS_INSERT
 )
 
 DELETE_DESCRIPTION = """\
-Delete rows of a Databar table by id.
-
-Free but DESTRUCTIVE: the rows are gone from the table. Ids not found are reported per id. Any number of ids \
-(up to 10,000), sent in batches of 50; the answer reports each id by its index in row_ids, and on a failed \
-batch says which ids were deleted, which were not and which are uncertain."""
+Delete rows by id (DESTRUCTIVE). Free. Up to 10,000 ids in batches of 50, each reported by its index; on a \
+failed batch says which were deleted, not deleted or uncertain."""
 
 
 @tool(
@@ -585,12 +557,12 @@ batch says which ids were deleted, which were not and which are uncertain."""
 async def list_table_rows(
     table_uuid: TableId,
     svc: Services,
-    page: Annotated[int, Field(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
-    per_page: Annotated[int, Field(ge=1, le=config.TABLE_PAGE_MAX, description="Rows per page (1..1000).")] = 100,
+    page: Annotated[int, Field(ge=1, le=1_000_000)] = 1,
+    per_page: Annotated[int, Field(ge=1, le=config.TABLE_PAGE_MAX)] = 100,
     filter: RowFilter = None,
     skip: Annotated[
         int,
-        Field(ge=0, lt=config.TABLE_PAGE_MAX, description="Rows of this page already read (next_call sets it)."),
+        Field(ge=0, lt=config.TABLE_PAGE_MAX, description="Set by next_call."),
     ] = 0,
 ) -> Annotated[CallToolResult, TableRows]:
     filter_arg = filter_json(filter)
@@ -666,7 +638,7 @@ async def list_tables(svc: Services) -> Annotated[CallToolResult, TableList]:
     idempotent=False,
 )
 async def create_table(
-    name: Annotated[str, Field(min_length=1, max_length=256, description="The table's name.")],
+    name: Annotated[str, Field(min_length=1, max_length=256)],
     svc: Services,
     columns: Annotated[
         list[ColumnName] | None, Field(max_length=500, description="Column names, unique, e.g. ['name', 'email'].")
@@ -743,13 +715,11 @@ async def insert_rows(
         Field(
             min_length=1,
             max_length=config.MAX_BULK_ROWS,
-            description='One object per row, column name → value, e.g. {"name": "Jane", "email": "j@acme.com"}.',
+            description='e.g. {"name": "Jane", "email": "j@acme.com"}.',
         ),
     ],
     svc: Services,
-    allow_new_columns: Annotated[
-        bool, Field(description="Add columns the table does not have yet (otherwise such rows are refused).")
-    ] = False,
+    allow_new_columns: Annotated[bool, Field(description="Add missing columns (else such rows are refused).")] = False,
     dedupe_keys: Annotated[
         list[ColumnName] | None,
         Field(
@@ -790,12 +760,10 @@ async def update_rows(
     table_uuid: TableId,
     rows: Annotated[
         list[RowUpdate],
-        Field(min_length=1, max_length=config.MAX_BULK_ROWS, description="The rows to change, by id."),
+        Field(min_length=1, max_length=config.MAX_BULK_ROWS),
     ],
     svc: Services,
-    overwrite: Annotated[
-        bool, Field(description="true: replace existing values; false: only fill cells that are empty.")
-    ] = True,
+    overwrite: Annotated[bool, Field(description="false: only fill empty cells.")] = True,
 ) -> Annotated[CallToolResult, RowWriteOut]:
     started = time.monotonic()
 
@@ -825,7 +793,7 @@ async def upsert_rows(
     table_uuid: TableId,
     rows: Annotated[
         list[RowUpsert],
-        Field(min_length=1, max_length=config.MAX_BULK_ROWS, description="Rows found by key, or created."),
+        Field(min_length=1, max_length=config.MAX_BULK_ROWS),
     ],
     svc: Services,
 ) -> Annotated[CallToolResult, RowWriteOut]:
@@ -857,7 +825,7 @@ async def delete_rows(
     table_uuid: TableId,
     row_ids: Annotated[
         list[RowId],
-        Field(min_length=1, max_length=config.MAX_BULK_ROWS, description="Ids of the rows to delete."),
+        Field(min_length=1, max_length=config.MAX_BULK_ROWS),
     ],
     svc: Services,
 ) -> Annotated[CallToolResult, RowWriteOut]:

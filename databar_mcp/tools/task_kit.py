@@ -2,7 +2,7 @@
 progress while waiting, and the words for a task that expired or failed."""
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from mcp.types import CallToolResult
 
@@ -95,12 +95,13 @@ async def deliver(
     served_from: Literal["api", "ledger"] = "api",
     reused: bool = False,
     look_up_estimate: bool = True,
+    detailed: bool = False,
 ) -> CallToolResult:
     """A task as a tool result: a page of rows; gone -> the ledger copy or result_expired; failed -> task_failed;
     unknown to Databar -> not_found. The ledger is read once, only when the answer needs it."""
     gone = task.status == TaskStatus.GONE
     record = None
-    if gone or (estimated_credits is None and look_up_estimate):
+    if gone or detailed or (estimated_credits is None and look_up_estimate):
         record = await svc.tasks.read(task.task_id, with_data=gone)
     if gone:
         stored = record.stored_task() if record is not None else None
@@ -122,8 +123,19 @@ async def deliver(
         wait_hint_s=svc.settings.tool_deadline_s,
         served_from=served_from,
         reused=reused,
+        inputs=(submitted_rows(record) or []) if detailed else None,
     )
     return ok_result(view, text)
+
+
+def submitted_rows(record: TaskRecord | None) -> list[Any] | None:
+    """The rows submitted for this task, as the ledger recorded them (None if it was not submitted here)."""
+    if record is None or record.submission is None:
+        return None
+    params = record.submission.request.get("params")
+    if isinstance(params, dict):
+        return [params]  # a single-row run
+    return cast(list[Any], params) if isinstance(params, list) else None
 
 
 async def read_task(svc: Services, task_id: str) -> tuple[Task, Literal["api", "ledger"], float | None]:

@@ -29,37 +29,23 @@ from databar_mcp.tools.task_kit import (
     read_task,
     target_of,
 )
-from databar_mcp.tools.task_view import TaskView, get_task_call
+from databar_mcp.tools.task_view import RESPONSE_FORMAT_DESCRIPTION, ResponseFormat, TaskView, get_task_call
 
 GET_TASK_DESCRIPTION = """\
-Get the status and results of a Databar task (from run_bulk_waterfall or another run tool), waiting for it \
-to finish if needed.
+Get a task's status and results (from any run tool), waiting up to wait_seconds for it to finish. Free.
 
-Free: reading a task spends no credits. Waits up to wait_seconds (never past the server's deadline) and \
-returns as soon as the task finishes; reports progress while waiting.
-
-Results are a list aligned to the inputs: row i is the result for input i, null when nothing was found. \
-Large results are paged: the answer holds as many rows as fit, plus next_offset and the exact next_call; \
-call it until next_call is absent (or read every row at once from the full_result resource, or write them \
-to a file with export_task_result). If the task is still running when the wait ends, call get_task again \
-with the same task_id. Databar deletes results after 24 hours, but every finished result is kept in the \
-local ledger and served from there (served_from: "ledger")."""
+Row i is input i's result (null: nothing found). Large results are paged: follow next_call until it is \
+absent. Still running when the wait ends: call again. Results Databar deleted (after 24 h) come from the \
+local ledger."""
 
 LIST_RECENT_TASKS_DESCRIPTION = """\
-List the tasks this server submitted or read, newest first, from its local ledger: status, waterfall, \
-rows, rows with data, credits, age, and whether the full result is stored locally.
-
-Free and read-only: no request to Databar. Use it to recover after a crash, a lost conversation or a \
-client timeout (find the task_id, then call get_task), and before re-running anything after a \
-submission_unknown error: `unsettled_submissions` lists runs whose outcome is not known."""
+List the tasks this server ran or read, newest first, from its local ledger. Free. Use it to find a lost \
+task_id, and after submission_unknown before anything else (unsettled_submissions)."""
 
 
 CANCEL_TASK_DESCRIPTION = """\
-Cancel a running Databar task (from any run tool). Databar refunds the credits of work not yet done; rows \
-already finished stay billed and are returned.
-
-Changes state at Databar; cancelling a finished task changes nothing and answers conflict. Next: nothing, \
-or get_task to read what finished before the cancel."""
+Cancel a running task. Databar refunds work not yet done; finished rows stay billed and are returned. A \
+finished task answers conflict. Next: get_task to read what finished."""
 
 
 # ---- list_recent_tasks ---------------------------------------------------------------------------------
@@ -169,6 +155,7 @@ async def get_task(
     wait_seconds: WaitSeconds = WAIT_DEFAULT,
     offset: Offset = 0,
     limit: Limit = None,
+    response_format: Annotated[ResponseFormat, Field(description=RESPONSE_FORMAT_DESCRIPTION)] = "concise",
 ) -> Annotated[CallToolResult, TaskView]:
     task, source, estimate = await read_task(svc, task_id)
     if not task.is_terminal and wait_seconds > 0:
@@ -190,6 +177,7 @@ async def get_task(
         served_from=source,
         estimated_credits=estimate,
         look_up_estimate=False,  # read_task's ledger read already brought it
+        detailed=response_format == "detailed",
     )
 
 
@@ -224,8 +212,8 @@ async def cancel_task(task_id: TaskId, svc: Services) -> Annotated[CallToolResul
 )
 async def list_recent_tasks(
     svc: Services,
-    limit: Annotated[int, Field(ge=1, le=100, description="Most tasks to list (newest first).")] = 20,
-    offset: Annotated[int, Field(ge=0, le=config.MAX_OFFSET, description="Tasks to skip (paging).")] = 0,
+    limit: Annotated[int, Field(ge=1, le=100)] = 20,
+    offset: Annotated[int, Field(ge=0, le=config.MAX_OFFSET)] = 0,
     unfinished_only: Annotated[bool, Field(description="Only tasks not finished yet.")] = False,
 ) -> Annotated[CallToolResult, RecentTasks]:
     now = time.time()

@@ -25,13 +25,13 @@ PURPOSE: Final[dict[str, str]] = {
     Toolset.DISCOVER: "find waterfalls and enrichments, their inputs and prices",
     Toolset.ENRICH: "run waterfalls and enrichments (spends credits)",
     Toolset.TASKS: "wait for, read, cancel and export run results",
-    Toolset.TABLES: "Databar tables: list, read with filters, create, insert/update/upsert/delete rows, export",
-    Toolset.CONNECTORS: "your own HTTP APIs as Databar connectors: create, list, get, update, delete",
+    Toolset.TABLES: "Databar tables: list, read, filter, create, insert/update/upsert/delete rows, export",
+    Toolset.CONNECTORS: "your own HTTP APIs as Databar connectors",
     Toolset.ACCOUNT: "balance and plan",
-    Toolset.TABLE_ENRICH: "enrich a whole table in place: attach an enrichment or waterfall to columns, run it, wait",
-    Toolset.TABLE_ADMIN: "columns, rename/delete/dedupe tables, Databar's own export, folders",
+    Toolset.TABLE_ENRICH: "enrich a whole table in place (attach an enrichment or waterfall, run it)",
+    Toolset.TABLE_ADMIN: "columns, rename/delete/dedupe tables, folders",
     Toolset.EXPORTERS: "send table rows to CRMs and other destinations",
-    Toolset.FLOWS: "saved multi-step pipelines: inspect, estimate, run one or many",
+    Toolset.FLOWS: "saved multi-step pipelines: inspect, estimate, run",
 }
 
 
@@ -43,10 +43,7 @@ class ToolsetsListed(BaseModel):
 
 def description(box: Toolbox, hidden: list[str]) -> str:
     offers = "; ".join(f"{t} ({len(box.tools_of(t))} tools): {PURPOSE[t]}" for t in hidden)
-    return (
-        f"List more of this server's tools. Not listed yet: {offers}.\n\n"
-        "Free; changes only which tools this server lists (the client is asked to refresh). Next: call them."
-    )
+    return f"List more of this server's tools (free; the client refreshes its list). Not listed yet: {offers}."
 
 
 async def enable_toolsets(
