@@ -12,7 +12,7 @@ from databar_mcp.app.server import build_server
 from databar_mcp.config import DEFAULT_TOOLSETS, TOOLSETS
 from databar_mcp.sandbox import SandboxServer
 from databar_mcp.tools.registry import TOOLSET_META_KEY
-from tests.conftest import BULK_ARGS, make_settings, structured
+from tests.conftest import BULK_ARGS, error_body, make_settings, structured
 
 pytestmark = pytest.mark.anyio
 
@@ -63,6 +63,23 @@ async def test_enable_toolsets_lists_them_and_tells_the_client(sandbox: SandboxS
     assert tables <= listed and "create_connector" not in listed
     assert again["new_tools"] == [] and not rows.is_error
     assert notices.count("notifications/tools/list_changed") == 1  # only the call that changed the list
+
+
+async def test_enabled_tools_are_listed_as_written_and_as_if_loaded_at_start(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """Tools of unlisted toolsets reach the SDK only when listed or called: tools/list must not show it."""
+    everything = await tools_of(sandbox, tmp_path / "all", toolsets="all")
+    async with Client(build_server(make_settings(sandbox, tmp_path / "default"))) as client:
+        called = await client.call_tool("get_connector", {"connector_id": 1})  # registered by the call
+        await client.call_tool("enable_toolsets", {"toolsets": ["connectors", "tables"]})
+        after = [t.model_dump(mode="json", by_alias=True) for t in (await client.list_tools()).tools]
+    chosen = {*DEFAULT_TOOLSETS, "tables", "connectors"}
+    expected = [n for n, t in everything.items() if t["_meta"][TOOLSET_META_KEY] in chosen]
+    assert [t["name"] for t in after] == [*expected, "enable_toolsets"]  # the order they are written in
+    assert [t for t in after if t["name"] != "enable_toolsets"] == [everything[n] for n in expected]
+    # the tool ran (nobody had listed it) and asked Databar, which has no such connector: not "Unknown tool"
+    assert error_body(called)["code"] == "not_found"
 
 
 async def test_an_explicit_choice_loads_exactly_it(sandbox: SandboxServer, tmp_path: Path) -> None:

@@ -71,6 +71,7 @@ from databar_mcp.app.auth import InvalidToken, OAuthConfigError, ResourceServer,
 from databar_mcp.app.http_limits import BoundedH11Protocol, SessionLimiter, client_key, session_of, watching
 from databar_mcp.core.logs import reclaim_library_loggers
 from databar_mcp.core.store import Ledger
+from databar_mcp.tools.registry import Toolbox
 
 log = logging.getLogger("databar_mcp.http")
 
@@ -665,6 +666,9 @@ def build_http_app(server: MCPServer[Any], options: HttpOptions) -> ASGIApp:
 def tool_scopes(server: MCPServer[Any]) -> dict[str, str]:
     """Each registered tool's OAuth scope, from its toolset and read-only hint."""
     scopes: dict[str, str] = {}
+    box = getattr(server, "toolbox", None)
+    if isinstance(box, Toolbox):
+        box.ensure_all()  # tools of unlisted toolsets are registered with the SDK lazily: scope them all now
     for tool in server._tool_manager.list_tools():  # pyright: ignore[reportPrivateUsage]
         toolset = (tool.meta or {}).get("io.databar/toolset")
         read_only = bool(tool.annotations and tool.annotations.read_only_hint)

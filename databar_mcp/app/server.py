@@ -109,18 +109,35 @@ class DatabarMCPServer(MCPServer[Services]):
             functools.partial(low.create_initialization_options, notification_options=options),
         )
 
+    _listed: tuple[tuple[int, int], list[Tool]] | None = None  # tools/list as last built, and what it was built from
+
     async def list_tools(self) -> list[Tool]:
+        """The visible tools with portable schemas, in the order they are written; built again only when the list
+        changed (a tool registered, a toolset listed: what notifications/tools/list_changed announces)."""
         box = self.toolbox
-        return [
-            tool.model_copy(
-                update={
-                    "input_schema": portable(tool.input_schema, patterns=False),
-                    "output_schema": portable(tool.output_schema) if tool.output_schema is not None else None,
-                }
-            )
-            for tool in await super().list_tools()
-            if box is None or box.visible(str((tool.meta or {}).get(TOOLSET_META_KEY)))
-        ]
+        key = (box.version if box is not None else 0, len(self._tool_manager.list_tools()))
+        if self._listed is None or self._listed[0] != key:
+            tools = [
+                tool.model_copy(
+                    update={
+                        "input_schema": portable(tool.input_schema, patterns=False),
+                        "output_schema": portable(tool.output_schema) if tool.output_schema is not None else None,
+                    }
+                )
+                for tool in await super().list_tools()
+                if box is None or box.visible(str((tool.meta or {}).get(TOOLSET_META_KEY)))
+            ]
+            if box is not None:
+                tools.sort(key=lambda tool: box.order(tool.name))
+            self._listed = (key, tools)
+        return list(self._listed[1])
+
+    def _tool_input_schema(self, name: str) -> dict[str, Any] | None:
+        """The SDK's lookup before every call (and HTTP's Mcp-Param check): a deferred tool is registered first,
+        so every loaded tool stays callable whether it is listed or not."""
+        if self.toolbox is not None:
+            self.toolbox.ensure(name)
+        return super()._tool_input_schema(name)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Services, Any] | None = None

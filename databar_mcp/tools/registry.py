@@ -6,14 +6,15 @@ giving each the services of the server run and turning the failures an agent can
 tools/list can be trimmed per user (agents choose worse from long tool lists, and every definition costs
 context) and a read-only server can never write or spend. Without a toolset choice, every toolset is loaded
 but only the default ones are listed; enable_toolsets lists the others on request (github-mcp-server's
-dynamic toolsets).
+dynamic toolsets). A tool of a toolset not listed yet is recorded but registered with the SDK (which builds
+its schemas, most of a start's own cost) only when enable_toolsets lists it or it is called.
 """
 
 from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Annotated, Any, TypeVar, cast, get_args, get_origin
@@ -145,8 +146,11 @@ class Toolbox:
     def __init__(self, server: MCPServer[Services], settings: Settings) -> None:
         self.server = server
         self.settings = settings
-        self.registered: dict[str, str] = {}  # tool name -> toolset
+        self.registered: dict[str, str] = {}  # tool name -> toolset, for every loaded tool, in registration order
         self.listed: set[str] = set(settings.listed_toolsets)  # toolsets tools/list shows (enable_toolsets adds)
+        self.deferred: dict[str, ToolSpec] = {}  # loaded tools of unlisted toolsets, not yet given to the SDK
+        self.version = 0  # bumped whenever what tools/list shows may have changed (see DatabarMCPServer.list_tools)
+        self._order: dict[str, int] = {}  # tool name -> its place among the loaded tools
 
     def loads(self, toolset: str) -> bool:
         """Whether the toolset is loaded: chosen, or offered for enable_toolsets to list later."""
@@ -185,10 +189,42 @@ class Toolbox:
             if resources is not None:
                 resources(self)
 
+    def list_toolsets(self, toolsets: Iterable[str]) -> None:
+        """List these toolsets from now on, registering their deferred tools with the SDK."""
+        self.listed.update(toolsets)
+        for name in [n for n, spec in self.deferred.items() if spec.toolset in self.listed]:
+            self.ensure(name)
+        self.version += 1
+
+    def ensure(self, name: str) -> None:
+        """Register a deferred tool with the SDK now (it is being called, or listed); any other name is left alone."""
+        spec = self.deferred.pop(name, None)
+        if spec is not None:
+            self._give(spec)
+
+    def ensure_all(self) -> None:
+        """Register every deferred tool with the SDK (for what must see every loaded tool, e.g. OAuth scopes)."""
+        for name in list(self.deferred):
+            self.ensure(name)
+
+    def order(self, name: str) -> int:
+        """A loaded tool's place in tools/list: where it was written, whenever the SDK got it."""
+        return self._order.get(name, len(self._order))
+
     def register(self, spec: ToolSpec) -> None:
-        """Register one tool with the server when its toolset is loaded (and read-only mode allows it)."""
+        """Register one tool when its toolset is loaded (and read-only mode allows it): with the SDK at once when
+        it is listed, else when it is first listed or called (`ensure`)."""
         if not self.enabled(spec.toolset, read_only=spec.read_only):
             return
+        self.registered[spec.name] = spec.toolset
+        self._order.setdefault(spec.name, len(self._order))
+        if self.visible(spec.toolset):
+            self._give(spec)
+        else:
+            self.deferred[spec.name] = spec
+
+    def _give(self, spec: ToolSpec) -> None:
+        """Register one tool with the SDK, which builds its input and output schemas."""
         annotations = ToolAnnotations(
             title=spec.title,
             read_only_hint=spec.read_only,
@@ -202,4 +238,4 @@ class Toolbox:
             annotations=annotations,
             meta={TOOLSET_META_KEY: spec.toolset},
         )(bound(spec, self))
-        self.registered[spec.name] = spec.toolset
+        self.version += 1

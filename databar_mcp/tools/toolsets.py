@@ -54,7 +54,7 @@ async def enable_toolsets(
     ],
 ) -> Annotated[CallToolResult, ToolsetsListed]:
     new = [t for t in dict.fromkeys(toolsets) if t in box.hidden_toolsets()]
-    box.listed.update(new)
+    box.list_toolsets(new)
     added = [name for t in new for name in box.tools_of(t)]
     if added:
         await ctx.request_context.session.send_tool_list_changed()  # 2025 protocol versions
