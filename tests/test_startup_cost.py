@@ -12,9 +12,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx2
+import pytest
+from mcp import Client
+from pydantic import SecretStr
+
+from databar_mcp.api import DatabarClient
+from databar_mcp.app.server import build_server
+from databar_mcp.config import DEFAULT_TOOLSETS
+from databar_mcp.sandbox import SandboxServer
+from tests.conftest import make_settings
+
 # Packages and modules a stdio start never needs: each is imported where its feature starts.
 NOT_ON_STDIO = (
     "rich",  # the SDK's own logging set-up, which ours replaces (cli._skip_sdk_logging_setup)
+    "httpcore2",  # the API client's connection pool (and its TLS context) is made on the first request
+    "truststore",
     "psycopg",
     "psycopg_pool",
     "jwt",
@@ -57,3 +70,41 @@ def test_version_imports_neither_the_sdk_nor_the_ledger(tmp_path: Path) -> None:
     modules = imported(["--version"], tmp_path)
     assert "databar_mcp.app.cli" in modules
     assert not {m for m in modules if m == "mcp" or m.startswith(("mcp.", "databar_mcp.core.store"))}
+
+
+@pytest.mark.anyio
+async def test_the_api_client_opens_its_pool_on_the_first_request_and_closes_even_unopened() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request.url.path)
+        return httpx2.Response(200, json={"first_name": "Ann", "email": "ann@acme.com", "balance": 5, "plan": "x"})
+
+    unused = DatabarClient(base_url="http://databar.test/v1", api_key=SecretStr("k"))
+    assert (unused.base_url, unused.origin) == ("http://databar.test/v1/", "http://databar.test")
+    await unused.aclose()  # never opened: nothing to close, and closed means closed
+    with pytest.raises(RuntimeError, match="closed"):
+        await unused.get_user()
+    client = DatabarClient(
+        base_url="http://databar.test/v1", api_key=SecretStr("k"), transport=httpx2.MockTransport(handler)
+    )
+    async with client:
+        assert (await client.get_user()).balance == 5
+        await client.get_user()  # the same pool
+    assert seen == ["/v1/user/me", "/v1/user/me"]
+
+
+@pytest.mark.anyio
+async def test_a_start_gives_the_sdk_only_the_listed_tools_and_a_call_the_rest(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    server = build_server(make_settings(sandbox, tmp_path))
+    box = server.toolbox
+    assert box is not None
+    hidden = {name for name, toolset in box.registered.items() if toolset not in (*DEFAULT_TOOLSETS, "toolsets")}
+    assert hidden and set(box.deferred) == hidden  # no schema work for tools nobody listed yet
+    async with Client(server) as client:
+        first = await client.list_tools()
+        rows = await client.call_tool("list_tables", {})  # hidden, yet callable: registered when called
+        assert (await client.list_tools()) == first  # still not listed
+    assert not rows.is_error and "list_tables" not in box.deferred

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Self, TypeVar, cast
@@ -135,14 +136,30 @@ class DatabarClient:
         self._backoff_cap = backoff_cap_s
         self._retry_after_cap = retry_after_cap_s
         self._rows_page_cap = 1000
-        self._http = httpx2.AsyncClient(
-            base_url=base_url.rstrip("/") + "/",
-            timeout=self._timeout,
-            limits=httpx2.Limits(max_connections=50, max_keepalive_connections=20),
-            headers={"User-Agent": f"databar-mcp/{__version__}", "Accept": "application/json"},
-            transport=transport,
-            follow_redirects=False,
-        )
+        self._base_url = httpx2.URL(base_url.rstrip("/") + "/")
+        self._transport = transport
+        self._opened: httpx2.AsyncClient | None = None
+        self._closed = False
+        self._opening = threading.Lock()
+
+    @property
+    def _http(self) -> httpx2.AsyncClient:
+        """The connection pool, made on the first request: its TLS context and transport cost a start that may
+        never call Databar tens of milliseconds (issue 14). Made under a lock, so every caller shares one."""
+        if self._opened is None:
+            with self._opening:
+                if self._opened is None:
+                    if self._closed:
+                        raise RuntimeError("Cannot send a request, as the client has been closed.")
+                    self._opened = httpx2.AsyncClient(
+                        base_url=self._base_url,
+                        timeout=self._timeout,
+                        limits=httpx2.Limits(max_connections=50, max_keepalive_connections=20),
+                        headers={"User-Agent": f"databar-mcp/{__version__}", "Accept": "application/json"},
+                        transport=self._transport,
+                        follow_redirects=False,
+                    )
+        return self._opened
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> DatabarClient:
@@ -160,12 +177,12 @@ class DatabarClient:
 
     @property
     def base_url(self) -> str:
-        return str(self._http.base_url)
+        return str(self._base_url)
 
     @property
     def origin(self) -> str:
         """Scheme, host and port of the API: safe to show (never a user:password part or a query)."""
-        url = self._http.base_url
+        url = self._base_url
         port = f":{url.port}" if url.port else ""
         return f"{url.scheme}://{url.host}{port}"
 
@@ -176,7 +193,11 @@ class DatabarClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        """Close the pool; a client that never sent a request has none to close, and can send none after."""
+        with self._opening:
+            opened, self._opened, self._closed = self._opened, None, True
+        if opened is not None:
+            await opened.aclose()
 
     def __repr__(self) -> str:
         return f"DatabarClient(base_url={self.base_url!r}, api_key={'set' if self._api_key else 'unset'})"

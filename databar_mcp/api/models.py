@@ -17,11 +17,11 @@ from databar_mcp import config
 
 
 class _Response(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 # ---- tasks ---------------------------------------------------------------------------------------------
@@ -626,7 +626,7 @@ class ConnectorType(StrEnum):
 
 
 class NameValue(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     name: str = Field(min_length=1, max_length=256)
     value: str = Field(default="", max_length=4096)
