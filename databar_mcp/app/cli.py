@@ -156,10 +156,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def _empty_tool_selection(server: MCPServer[Any], settings: Settings) -> str | None:
     """Why this toolset selection serves no tool at all (an agent would see an empty server), if it does not."""
-    from databar_mcp.app.server import build_server
+    from databar_mcp.app.server import DatabarMCPServer, build_server
     from databar_mcp.tools.registry import TOOLSET_META_KEY
 
-    if anyio.run(server.list_tools):
+    box = server.toolbox if isinstance(server, DatabarMCPServer) else None
+    if box.lists_any() if box is not None else anyio.run(server.list_tools):  # the Toolbox knows without a loop
         return None
     chosen = ", ".join(settings.listed_toolsets)
     if not settings.read_only:

@@ -166,6 +166,10 @@ class Toolbox:
         """Whether tools/list shows a tool of this toolset now."""
         return toolset in self.listed or toolset == ALWAYS_LISTED
 
+    def lists_any(self) -> bool:
+        """Whether tools/list shows any tool now."""
+        return any(self.visible(toolset) for toolset in self.registered.values())
+
     def hidden_toolsets(self) -> list[str]:
         """Loaded toolsets that tools/list does not show yet, in TOOLSETS order."""
         loaded = set(self.registered.values()) - {ALWAYS_LISTED}
