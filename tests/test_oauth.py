@@ -31,12 +31,14 @@ from jwt.algorithms import RSAAlgorithm
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import ProtectedResourceMetadata
+from mcp.shared.exceptions import MCPError
 
 from databar_mcp.app.auth import SCOPES
 from databar_mcp.app.http_app import HttpConfigError, options_from_env
 from databar_mcp.sandbox import SandboxServer
 from tests.conftest import SENTINEL_KEY, error_body, structured, whole
 from tests.served import clean_env, free_port, http_process
+from tests.tasks_client import raw
 from tests.test_http import INITIALIZE, MCP_HEADERS, Recorder, recorder, sandbox_http
 
 pytestmark = pytest.mark.anyio
@@ -155,13 +157,12 @@ def served(recorder: Recorder, issuer: Issuer, tmp_path_factory: pytest.TempPath
 
 
 @asynccontextmanager
-async def session(served: Served, token: str) -> AsyncIterator[Client]:
+async def session(served: Served, token: str, mode: str | None = None) -> AsyncIterator[Client]:
     headers = {"authorization": f"Bearer {token}"}
-    async with (
-        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60)) as http,
-        Client(streamable_http_client(served.url, http_client=http)) as client,
-    ):
-        yield client
+    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60)) as http:
+        transport = streamable_http_client(served.url, http_client=http)
+        async with Client(transport) if mode is None else Client(transport, mode=mode) as client:
+            yield client
 
 
 def post(served: Served, body: dict[str, Any], token: str | None) -> httpx2.Response:
@@ -346,3 +347,24 @@ async def test_the_tokens_subject_picks_the_databar_key_and_an_unknown_one_gets_
     assert error_body(bobs)["code"] == "auth_failed" and BOB_KEY not in whole(bobs)
     assert error_body(nobody)["code"] == "auth_failed"
     assert "no Databar account is configured" in whole(nobody), whole(nobody)
+
+
+async def test_an_mcp_task_is_bound_to_its_user_not_to_the_http_session(served: Served, issuer: Issuer) -> None:
+    """2025-11-25 task handles were scoped to the HTTP session, so a user lost them with the session (or a
+    restart, or another replica); bound to the OAuth user, they answer from any session and to nobody else."""
+    task = {"ttl": 60_000}
+    async with session(served, issuer.token(sub="dave"), mode="legacy") as first:
+        created = await raw(
+            first, "tools/call", {"name": "run_bulk_waterfall", "arguments": run_args(2, "task"), "task": task}
+        )
+    handle = created["task"]["taskId"]
+    async with session(served, issuer.token(sub="dave"), mode="legacy") as again:
+        seen = await raw(again, "tasks/get", {"taskId": handle})
+        listed = await raw(again, "tasks/list", {})
+    async with session(served, issuer.token(sub="alice"), mode="legacy") as other:
+        with pytest.raises(MCPError) as foreign:
+            await raw(other, "tasks/get", {"taskId": handle})
+        theirs = await raw(other, "tasks/list", {})
+    assert seen["taskId"] == handle and seen["status"] in ("working", "completed"), seen
+    assert handle in [t["taskId"] for t in listed["tasks"]]
+    assert foreign.value.error.code == -32602 and handle not in json.dumps(theirs)

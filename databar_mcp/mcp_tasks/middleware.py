@@ -23,6 +23,7 @@ from mcp.types import ServerNotification, TaskStatusNotification, TaskStatusNoti
 from mcp_types import INVALID_PARAMS, METHOD_NOT_FOUND, REQUEST_TIMEOUT
 
 from databar_mcp import config
+from databar_mcp.core.users import current_owner
 from databar_mcp.mcp_tasks import wire
 from databar_mcp.mcp_tasks.handles import Handle
 from databar_mcp.mcp_tasks.listen import TaskListen, requested_task_ids
@@ -44,11 +45,15 @@ class TasksExtension(Extension):
 
 
 def scope_of(ctx: ServerRequestContext[Any, Any]) -> str:
-    """Whose tasks these are: the HTTP session when there is one; on stdio, the one local client.
+    """Whose tasks these are: the OAuth user when there is one; else the HTTP session; on stdio, the local client.
 
-    Stateless HTTP (2026-07-28) has no session and we strip Authorization before the MCP app, so there only
-    the 192-bit handle id protects a task (the spec's fallback when no context binding is available).
+    Tasks are bound to the authorization context when there is one (as the tasks spec asks), so a user's
+    handles answer from any session, replica or restart, and never to another user. Without OAuth, stateless
+    HTTP (2026-07-28) has no session and we strip Authorization before the MCP app, so there only the 192-bit
+    handle id protects a task (the spec's fallback when no context binding is available).
     """
+    if (owner := current_owner()) is not None:
+        return "user:" + hashlib.sha256(owner.encode()).hexdigest()[:32]
     headers = cast(Mapping[str, str] | None, getattr(ctx.request, "headers", None))
     if headers is None:
         return "local"
