@@ -21,8 +21,9 @@ from mcp.server.mcpserver import MCPServer
 from pydantic import SecretStr
 
 from databar_mcp.app.server import build_server
-from databar_mcp.config import Settings
+from databar_mcp.config import TOOLSETS, Settings
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
+from databar_mcp.tools.registry import DEFINED
 from databar_mcp.tools.schemas import portable
 from tests.conftest import SENTINEL_KEY, error_body, make_settings
 
@@ -31,7 +32,12 @@ def full_schemas() -> dict[str, dict[str, Any]]:
     """Every tool's input schema as the server validates it: tools/list leaves identifier patterns out of
     what the model reads (tools/schemas.py), and the fuzzer breaks those patterns too."""
     with tempfile.TemporaryDirectory(prefix="databar-fuzz-") as state_dir:  # collection writes nowhere else
-        offline = Settings(base_url="http://127.0.0.1:9", api_key=SecretStr("unused"), state_dir=Path(state_dir))
+        offline = Settings(
+            base_url="http://127.0.0.1:9",
+            api_key=SecretStr("unused"),
+            state_dir=Path(state_dir),
+            toolsets=TOOLSETS,  # every tool listed: a default server hands hidden tools to the SDK only when called
+        )
         server = build_server(offline)
 
         async def listed() -> list[Any]:
@@ -246,3 +252,9 @@ def test_invalid_arguments_are_refused_before_any_request(
 
     check()
     assert len(ran) >= EXAMPLES_PER_TOOL // 2, len(ran)  # hypothesis really ran the examples
+
+
+def test_every_tool_written_is_fuzzed() -> None:
+    """The fuzzed schemas come from a server listing every toolset: a default listing once left 38 tools out."""
+    written = {spec.name for specs in DEFINED.values() for spec in specs}
+    assert written and set(SCHEMAS) >= written, sorted(written - set(SCHEMAS))
