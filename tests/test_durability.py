@@ -17,7 +17,7 @@ from databar_mcp.app.server import build_server
 from databar_mcp.config import Settings
 from databar_mcp.core.fingerprint import account_id, fingerprint
 from databar_mcp.core.runner import TaskRunner
-from databar_mcp.core.store import ledger_for
+from databar_mcp.core.store import Claim, ledger_for
 from databar_mcp.core.tracker import track_once
 from databar_mcp.sandbox import SandboxServer
 from tests.conftest import BULK_ARGS, LEADS, error_body, lead, make_settings, run_sql, structured, text_of, whole
@@ -357,16 +357,20 @@ async def test_the_tracker_stops_tracking_a_task_databar_does_not_know_after_the
 ) -> None:
     settings = any_settings
     ledger = ledger_for(settings)
-    claim = await ledger.claim(
-        tool="run_bulk_waterfall",
-        endpoint="waterfalls/email_getter/bulk-run",
-        fingerprint="f" * 64,
-        request={},
-        rows=1,
-        estimated_credits=1.0,
-        window_s=1800,
-        force=False,
-    )
+
+    async def claim_the_run() -> Claim:
+        return await ledger.claim(
+            tool="run_bulk_waterfall",
+            endpoint="waterfalls/email_getter/bulk-run",
+            fingerprint="f" * 64,
+            request={},
+            rows=1,
+            estimated_credits=1.0,
+            window_s=1800,
+            force=False,
+        )
+
+    claim = await claim_the_run()
     assert claim.submission_id is not None
     await ledger.accepted(claim.submission_id, "ghost-task", "processing")  # e.g. run under another key
     async with DatabarClient.from_settings(settings) as client:
@@ -386,16 +390,7 @@ async def test_the_tracker_stops_tracking_a_task_databar_does_not_know_after_the
     assert record is not None and record.status == "unknown_to_databar" and record.is_terminal
     assert sandbox.state.counts["GET /v1/tasks/{task_id}"] == 1
     # It may still have run and billed: an identical run is not let through as if it never happened.
-    again = await ledger.claim(
-        tool="run_bulk_waterfall",
-        endpoint="waterfalls/email_getter/bulk-run",
-        fingerprint="f" * 64,
-        request={},
-        rows=1,
-        estimated_credits=1.0,
-        window_s=1800,
-        force=False,
-    )
+    again = await claim_the_run()
     assert again.submission_id is None and again.earlier is not None and again.earlier.outcome == "unknown"
     await ledger.aclose()
 
