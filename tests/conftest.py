@@ -22,7 +22,8 @@ import psycopg
 import pytest
 from hypothesis import settings as hypothesis_settings
 from mcp import Client
-from mcp.types import CallToolResult, TextContent
+from mcp.client.session import ElicitationFnT
+from mcp.types import CallToolResult, ElicitRequestParams, ElicitResult, TextContent
 from pydantic import SecretStr
 
 from databar_mcp.app.server import build_server
@@ -312,3 +313,17 @@ def run_sql(settings: Settings, sql: str, *params: object) -> None:
         return
     with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
         conn.execute(to_pg(sql), params)
+
+
+def confirming(answer: str, asked: list[str]) -> ElicitationFnT:
+    """An elicitation callback playing the user on a confirmation question, noting each question in `asked`:
+    "accept" ticks confirm, "refuse" answers with confirm unticked, "decline" or "cancel" closes the dialog."""
+
+    async def elicit(context: Any, params: ElicitRequestParams) -> ElicitResult:
+        asked.append(params.message)
+        if answer in ("accept", "refuse"):
+            return ElicitResult(action="accept", content={"confirm": answer == "accept"})
+        assert answer in ("decline", "cancel"), answer
+        return ElicitResult(action="decline" if answer == "decline" else "cancel")
+
+    return elicit

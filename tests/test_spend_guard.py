@@ -10,13 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from mcp import Client
-from mcp.types import ElicitRequestParams, ElicitResult
 
 from databar_mcp.app.server import build_server
 from databar_mcp.config import Settings
 from databar_mcp.core.spend import check_spend
 from databar_mcp.sandbox import SandboxServer
-from tests.conftest import BULK_ARGS, error_body, make_settings, structured, text_of
+from tests.conftest import BULK_ARGS, confirming, error_body, make_settings, structured, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -61,14 +60,8 @@ async def test_above_the_confirmation_threshold_the_user_is_asked(
 ) -> None:
     asked: list[str] = []
 
-    async def elicit(context: Any, params: ElicitRequestParams) -> ElicitResult:
-        asked.append(params.message)
-        if answer == "accept":
-            return ElicitResult(action="accept", content={"confirm": True})
-        return ElicitResult(action=answer)  # type: ignore[arg-type]
-
     server = build_server(make_settings(sandbox, tmp_path, confirm_above=5))
-    async with Client(server, elicitation_callback=elicit) as client:
+    async with Client(server, elicitation_callback=confirming(answer, asked)) as client:
         result = await client.call_tool("run_bulk_waterfall", BULK_ARGS)
 
     assert len(asked) == 1 and "12 credits" in asked[0]
@@ -81,11 +74,8 @@ async def test_above_the_confirmation_threshold_the_user_is_asked(
 
 
 async def test_a_user_who_unticks_confirm_is_a_no(sandbox: SandboxServer, tmp_path: Path) -> None:
-    async def elicit(context: Any, params: ElicitRequestParams) -> ElicitResult:
-        return ElicitResult(action="accept", content={"confirm": False})
-
     async with Client(
-        build_server(make_settings(sandbox, tmp_path, confirm_above=5)), elicitation_callback=elicit
+        build_server(make_settings(sandbox, tmp_path, confirm_above=5)), elicitation_callback=confirming("refuse", [])
     ) as c:
         result = await c.call_tool("run_bulk_waterfall", BULK_ARGS)
     assert error_body(result)["code"] == "spend_limit" and runs(sandbox) == 0

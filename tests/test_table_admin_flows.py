@@ -9,12 +9,11 @@ from typing import Any
 import httpx
 import pytest
 from mcp import Client
-from mcp.types import ElicitRequestParams, ElicitResult
 
 from databar_mcp.app.server import build_server
 from databar_mcp.config import Settings
 from databar_mcp.sandbox import SandboxServer
-from tests.conftest import make_settings, structured, text_of
+from tests.conftest import confirming, make_settings, structured, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -132,16 +131,8 @@ async def test_exporter_asks_the_user_when_the_client_can(
 ) -> None:
     asked: list[str] = []
 
-    async def elicit(context: Any, params: ElicitRequestParams) -> ElicitResult:
-        asked.append(params.message)
-        if answer == "accept":
-            return ElicitResult(action="accept", content={"confirm": True})
-        if answer == "refuse":
-            return ElicitResult(action="accept", content={"confirm": False})
-        return ElicitResult(action="decline")
-
     server = build_server(make_settings(sandbox, tmp_path, toolsets="all"))
-    async with Client(server, elicitation_callback=elicit) as mcp:
+    async with Client(server, elicitation_callback=confirming(answer, asked)) as mcp:
         table = (await call(mcp, "create_table", {"name": "To CRM", "columns": ["Email"]}))["identifier"]
         await call(mcp, "insert_rows", {"table_uuid": table, "rows": [{"Email": "a@x.io"}] * 3})
         added = await call(
