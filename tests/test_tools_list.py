@@ -13,7 +13,7 @@ from mcp import Client
 from databar_mcp.app.server import INSTRUCTIONS
 from databar_mcp.config import DEFAULT_TOOLSETS, TOOLSETS
 from databar_mcp.tools.registry import ALWAYS_LISTED, TOOLSET_META_KEY
-from databar_mcp.tools.schemas import portable
+from databar_mcp.tools.schemas import model_visible, portable
 
 pytestmark = pytest.mark.anyio
 
@@ -130,32 +130,33 @@ async def test_tool_guardrails(every: Client) -> None:
     assert len(INSTRUCTIONS) < 2000
 
 
-async def test_schemas_carry_the_api_constraints(every: Client) -> None:
+async def test_schemas_carry_the_constraints_a_call_is_planned_by(every: Client) -> None:
+    """Caps, enums, defaults and required stay in what the model reads; bounds no sensible call trips over
+    (string lengths, `minimum: 1` on an id, a null branch beside an omittable parameter) are the server's:
+    tests/test_validation.py refuses each of them (name of 257 chars, per_page 0, enrichments [0], ...) with
+    nothing sent."""
     by_name = {t["name"]: t["inputSchema"] for t in await _tools(every)}
     bulk = by_name["run_bulk_waterfall"]["properties"]
-    assert bulk["enrichments"]["minItems"] == 1
-    assert bulk["params"]["minItems"] == 1
     assert bulk["params"]["maxItems"] == 10_000
-    assert {"type": "null"} in bulk["email_verifier"]["anyOf"]
     assert bulk["wait_seconds"]["maximum"] == 25
+    assert bulk["email_verifier"] == {"type": "integer", "description": "Email verifier id from list_waterfalls."}
     assert set(by_name["run_bulk_waterfall"]["required"]) == {"waterfall", "params", "enrichments"}
+    assert "acknowledge_possible_double_billing" not in bulk  # accepted; only a refusal's next_steps ask for it
 
     rows = by_name["list_table_rows"]["properties"]
-    assert rows["per_page"]["minimum"] == 1
-    assert rows["per_page"]["maximum"] == 1000
-    assert rows["page"]["minimum"] == 1
+    assert (rows["per_page"]["maximum"], rows["per_page"]["default"]) == (1000, 100)
+    assert "minimum" not in rows["page"]
 
     connector = by_name["create_connector"]
     props = connector["properties"]
-    assert props["name"]["maxLength"] == 256
-    assert props["url"]["maxLength"] == 512
-    assert props["body_template"]["anyOf"][0]["maxLength"] == 2048
-    assert props["rate_limit"]["anyOf"][0]["minimum"] == 1
-    assert props["max_concurrency"]["anyOf"][0]["minimum"] == 1
+    assert "maxLength" not in props["name"] and props["name"]["type"] == "string"
     assert set(connector["required"]) == {"name", "method", "url"}
     defs = connector.get("$defs", {})
     assert defs["ConnectorMethod"]["enum"] == ["get", "post", "put", "patch"]
     assert defs["ConnectorType"]["enum"] == ["simple", "enrichment", "exporter"]
+    # a required parameter whose null means something keeps its null branch
+    move = by_name["move_table_to_folder"]
+    assert {"type": "null"} in move["properties"]["folder_id"]["anyOf"] and "folder_id" in move["required"]
 
 
 async def test_read_only_hints_match_what_tools_do(every: Client) -> None:
@@ -196,3 +197,32 @@ def test_portable_schemas_type_any_value_and_drop_titles_but_keep_names() -> Non
     assert out["properties"]["page"] == schema["properties"]["page"]  # a constrained integer and a real default stay
     assert out["$defs"]["Inner"] == {"anyOf": [{"type": "string"}, {"type": "null"}]}
     assert "title" not in out and schema["title"] == "Row"  # a copy: the SDK's own schema is untouched
+
+
+def test_model_visible_schemas_leave_server_only_bounds_out() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer", "minimum": 1, "maximum": 2_000_000_000},
+            "name": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^a"},
+            "rows": {"type": "array", "minItems": 1, "maxItems": 10_000, "items": {"type": "object"}},
+            "wait": {"type": "number", "minimum": 0, "maximum": 25},
+            "verifier": {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}], "description": "d"},
+            "folder": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+            "cell": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+            "nested": {"type": "object", "additionalProperties": False, "properties": {"x": {"type": "string"}}},
+        },
+        "required": ["id", "folder"],
+    }
+
+    out = model_visible(schema)["properties"]
+
+    assert out["id"] == {"type": "integer"}  # an id's range guard is the server's
+    assert out["name"] == {"type": "string"}
+    assert out["rows"] == {"type": "array", "maxItems": 10_000, "items": {"type": "object"}}  # a cap stays
+    assert out["wait"] == {"type": "number", "maximum": 25}
+    assert out["verifier"] == {"type": "integer", "description": "d"}  # omittable: omitting it is its null
+    assert out["folder"] == schema["properties"]["folder"]  # required: its null means something
+    assert out["cell"] == {"type": "string"}
+    assert out["nested"] == {"type": "object", "properties": {"x": {"type": "string"}}}
+    assert schema["properties"]["id"]["minimum"] == 1  # a copy: what the server validates is untouched

@@ -39,7 +39,7 @@ from databar_mcp.tools.fitting import RESULT_URI, OversizedResults, fit_result
 from databar_mcp.tools.loading import load
 from databar_mcp.tools.registry import TOOLSET_META_KEY, Toolbox
 from databar_mcp.tools.results import error_result
-from databar_mcp.tools.schemas import portable
+from databar_mcp.tools.schemas import model_visible, portable
 from databar_mcp.ui import AppLinks, results_app
 
 INSTRUCTIONS = """\
@@ -120,7 +120,7 @@ class DatabarMCPServer(MCPServer[Services]):
             tools = [
                 tool.model_copy(
                     update={
-                        "input_schema": portable(tool.input_schema, patterns=False),
+                        "input_schema": model_visible(tool.input_schema),
                         "output_schema": portable(tool.output_schema) if tool.output_schema is not None else None,
                     }
                 )
@@ -147,9 +147,15 @@ class DatabarMCPServer(MCPServer[Services]):
             return fit_result(result, self.result_budget, self.oversized)
         return result
 
+    def _argument_names(self, name: str) -> set[str]:
+        """Every argument the tool accepts, listed or not (its schema leaves out what only next_steps ask for)."""
+        tool = self._tool_manager.get_tool(name)
+        fields = tool.fn_metadata.arg_model.model_fields if tool is not None else {}
+        return {field.alias or field_name for field_name, field in fields.items()}
+
     async def _checked_call(self, name: str, arguments: dict[str, Any], context: Context[Services, Any] | None) -> Any:
         schema = self._tool_input_schema(name)
-        if schema is not None and (refused := unknown_arguments(schema, arguments)) is not None:
+        if schema is not None and (refused := unknown_arguments(schema, arguments, self._argument_names(name))):
             return error_result(refused)
         try:
             with deadline_in(self.io_deadline_s):

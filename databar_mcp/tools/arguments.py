@@ -8,7 +8,7 @@ costs nothing (nothing is sent) and names the argument, its likely intended name
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, cast
 
 from databar_mcp.core.shaping import clip
@@ -18,11 +18,14 @@ NAME_SHOWN = 80  # an unknown argument's name is echoed at most this long
 UNKNOWN_SHOWN = 20
 
 
-def unknown_arguments(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> ErrorBody | None:
-    """A validation_error naming every argument `schema` does not declare, or None when all are known."""
+def unknown_arguments(
+    schema: Mapping[str, Any], arguments: Mapping[str, Any], unlisted: Collection[str] = ()
+) -> ErrorBody | None:
+    """A validation_error naming every argument neither `schema` declares nor `unlisted` (accepted, not listed:
+    e.g. the flag a refused re-send's next_steps ask for) names, or None when all are known."""
     properties: object = schema.get("properties")
     known = sorted(cast(dict[str, Any], properties)) if isinstance(properties, dict) else []
-    unknown = [name for name in arguments if name not in known]
+    unknown = [name for name in arguments if name not in known and name not in unlisted]
     if not unknown:
         return None
     fields: list[FieldProblem] = []

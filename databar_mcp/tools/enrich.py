@@ -49,7 +49,7 @@ OptionalProviderIds = Annotated[
     Field(
         min_length=1,
         max_length=50,
-        description="Provider ids, tried in order; null: the waterfall's defaults.",
+        description="Provider ids, tried in order; default: the waterfall's own.",
     ),
 ]
 VerifierId = Annotated[int | None, Field(ge=1, description="Email verifier id from list_waterfalls.")]

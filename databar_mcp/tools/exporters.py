@@ -198,7 +198,7 @@ async def add_table_exporter(
         Field(min_length=1, max_length=50, description='Param → source, e.g. {"email": {"column": "Email"}}.'),
     ],
     svc: Services,
-    authorization: Annotated[int | None, Field(ge=1, description="Connection id; null: the first one.")] = None,
+    authorization: Annotated[int | None, Field(ge=1, description="Connection id; default: the first one.")] = None,
 ) -> Annotated[CallToolResult, AttachedExporterOut]:
     attached = await svc.client.add_table_exporter(
         table_uuid, exporter_id, {k: v.as_mapping() for k, v in mapping.items()}, authorization=authorization

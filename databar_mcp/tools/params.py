@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from databar_mcp import config
 from databar_mcp.config import Settings
@@ -29,11 +30,7 @@ class SettingsBound:
 
 def wait_field(settings: Settings) -> Any:
     """The wait_seconds parameter: bounded by the configured deadline, so no call outlives the client."""
-    return Field(
-        ge=0,
-        le=settings.tool_deadline_s,
-        description="Seconds to wait for the result.",
-    )
+    return Field(ge=0, le=settings.tool_deadline_s)  # each tool's description says what it waits for
 
 
 # ---- tasks ---------------------------------------------------------------------------------------------
@@ -86,9 +83,10 @@ Rows = Annotated[
 FORCE_DESCRIPTION = "true: submit even if an identical run was made recently (bills again)."
 # How a run answers, said fully once in the server instructions; each run tool names it in one line.
 WAIT_AND_NEXT = 'Waits up to wait_seconds; on "processing", call the get_task it names (never re-run to retry).'
-ACKNOWLEDGE_DESCRIPTION = "Leave false; only a refused re-send's next_steps say when to set it."
 ForceFlag = Annotated[bool, Field(description=FORCE_DESCRIPTION)]
-AcknowledgeFlag = Annotated[bool, Field(description=ACKNOWLEDGE_DESCRIPTION)]
+# Accepted but not listed: only a refused re-send's next_steps tell the model to set it, so listing it would
+# cost every conversation for a call made after one refusal, with the words to make it right there.
+AcknowledgeFlag = SkipJsonSchema[bool]
 
 
 # ---- tables --------------------------------------------------------------------------------------------
@@ -97,8 +95,7 @@ TableId = Annotated[
     str,
     Field(
         pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
-        description="Table UUID.",
-    ),
+    ),  # named table_uuid, as list_tables calls it: the name says it all
 ]
 ColumnName = Annotated[str, Field(min_length=1, max_length=256)]
 

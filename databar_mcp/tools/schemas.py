@@ -7,6 +7,12 @@ dialect and model reads alike. Pydantic also titles
 every model and property ("Task Id" for `task_id`): tokens the model pays for on every conversation that
 say nothing the name does not; so do `"default": null` on optional fields and pydantic's `integer` branch
 beside `number` in `str | int | float` unions.
+
+What the model reads of an input schema is leaner still (`model_visible`): the listing keeps what a call is
+planned by (types, enums, defaults, required, caps such as 10,000 rows or a 25 s wait) and leaves to the
+server what no sensible call trips over (identifier regexes, string lengths, `minimum: 1` on an id, a null
+branch beside an omittable parameter). The server validates every argument against the full schema before
+anything is sent, and its validation_error names the field and the bound.
 """
 
 from __future__ import annotations
@@ -38,6 +44,47 @@ def portable(schema: dict[str, Any], *, patterns: bool = True) -> dict[str, Any]
     input schemas the model reads, where an identifier's regex costs context on every conversation and helps
     no call (the server checks every argument against the full schema and answers validation_error)."""
     return _schema(schema, root=True, patterns=patterns)
+
+
+# Bounds the server enforces and the listing leaves out: they cost context in every conversation and steer no call.
+_SERVER_ONLY: Final = frozenset(
+    {"pattern", "minLength", "maxLength", "minItems", "minimum", "exclusiveMinimum", "minProperties", "maxProperties",
+     "propertyNames"}
+)  # fmt: skip
+_SANITY_CAP: Final = 1_000_000  # a `maximum` this large guards an id's range; no call is planned by it
+
+
+def model_visible(schema: dict[str, Any]) -> dict[str, Any]:
+    """The input schema tools/list shows: `portable`, without the bounds only the server needs to know."""
+    return _lean(portable(schema, patterns=False))
+
+
+def _lean(node: Any, *, omittable: bool = False) -> Any:
+    """`omittable`: the node is a property the call may leave out, so its null branch says nothing more."""
+    if isinstance(node, list):
+        return [_lean(v) for v in cast(list[Any], node)]
+    if not isinstance(node, dict):
+        return node
+    schema = cast(dict[str, Any], node)
+    branches = cast(list[Any], schema.get("anyOf") or [])
+    if omittable and len(branches) == 2 and {"type": "null"} in branches:
+        kept = next(b for b in branches if b != {"type": "null"})
+        schema = {**kept, **{k: v for k, v in schema.items() if k != "anyOf"}}
+    required = set(cast(list[str], schema.get("required", [])))
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _SERVER_ONLY or (key == "additionalProperties" and value is False):
+            continue
+        if key == "maximum" and isinstance(value, int | float) and value >= _SANITY_CAP:
+            continue
+        if key == "properties" and isinstance(value, dict):
+            named = cast(dict[str, Any], value)
+            out[key] = {k: _lean(v, omittable=k not in required) for k, v in named.items()}
+        elif key in _NAMED and isinstance(value, dict):
+            out[key] = {k: _lean(v) for k, v in cast(dict[str, Any], value).items()}
+        else:
+            out[key] = _lean(value)
+    return out
 
 
 def _without_subsumed_integer(branches: list[Any]) -> list[Any]:

@@ -250,7 +250,7 @@ async def dedupe_rows(
     svc: Services,
     columns: Annotated[
         list[ColumnRef] | None,
-        Field(min_length=1, max_length=50, description="Key columns; null: every non-enrichment column."),
+        Field(min_length=1, max_length=50, description="Key columns; default: every non-enrichment column."),
     ] = None,
     confirm: Annotated[bool, Field()] = False,
 ) -> Annotated[CallToolResult, DedupeOut]:

@@ -85,7 +85,7 @@ RowIds = Annotated[
     Field(
         min_length=1,
         max_length=config.TABLE_RUN_ROW_IDS_MAX,
-        description="Only these row ids, within the strategy; null: every row.",
+        description="Only these row ids, within the strategy; default: every row.",
     ),
 ]
 
@@ -355,7 +355,7 @@ async def add_table_waterfall(
     svc: Services,
     enrichments: Annotated[
         list[Annotated[int, Field(ge=1)]] | None,
-        Field(min_length=1, max_length=50, description="Provider ids in order; null: the defaults."),
+        Field(min_length=1, max_length=50, description="Provider ids in order; default: the waterfall's own."),
     ] = None,
     email_verifier: Annotated[int | None, Field(ge=1, description="Email verifier id.")] = None,
 ) -> Annotated[CallToolResult, AddedOut]:
@@ -440,9 +440,9 @@ async def update_table_enrichment(
     svc: Services,
     mapping: Annotated[
         dict[Annotated[str, Field(min_length=1, max_length=256)], ParamSource] | None,
-        Field(max_length=50, description="Replaces the mapping; null: keep."),
+        Field(max_length=50, description="Replaces the mapping; omit to keep it."),
     ] = None,
-    launch_strategy: Annotated[LaunchStrategy | None, Field(description="null: keep.")] = None,
+    launch_strategy: Annotated[LaunchStrategy | None, Field(description="Omit to keep it.")] = None,
 ) -> Annotated[CallToolResult, AttachedOut]:
     if mapping is None and launch_strategy is None:
         raise ToolFailure(_issues("Nothing to change.", [FieldIssue("mapping", "give mapping or launch_strategy")]))

@@ -37,7 +37,7 @@ TableEnrichmentId = Annotated[
     Field(
         ge=1,
         le=2_000_000_000,
-        description="Table-enrichment id (from add_table_* or list_table_enrichments; not the catalog id).",
+        description="From add_table_* or list_table_enrichments (not a catalog id).",
     ),
 ]
 
