@@ -10,7 +10,7 @@ from tests.conftest import LEADS, error_body, lead, structured, text_of, whole
 
 pytestmark = pytest.mark.anyio
 
-POSTS = "POST /v1/enrichments/{enrichment_id}/run"
+POSTS = "POST /v1/enrichments/{enrichment_id}/bulk-run"
 
 
 async def test_search_ranks_name_matches_first_and_shows_price_and_required_params(mcp: Client) -> None:
@@ -57,29 +57,37 @@ async def test_get_waterfall_shows_inputs_providers_and_verifiers(mcp: Client) -
     assert {i["name"] for i in out["inputs"]} >= {"first_name", "company"}
 
 
-async def test_run_waterfall_on_one_row_uses_the_default_providers(mcp: Client, sandbox: SandboxServer) -> None:
-    result = await mcp.call_tool("run_waterfall", {"waterfall": "email_getter", "params": LEADS[0]})
+async def test_a_waterfall_run_without_providers_uses_the_default_ones(mcp: Client, sandbox: SandboxServer) -> None:
+    result = await mcp.call_tool("run_bulk_waterfall", {"waterfall": "email_getter", "params": [LEADS[0]]})
+    again = await mcp.call_tool("run_bulk_waterfall", {"waterfall": "email_getter", "params": [LEADS[0]]})
+    named = await mcp.call_tool(
+        "run_bulk_waterfall", {"waterfall": "email_getter", "params": [LEADS[0]], "enrichments": [833, 966]}
+    )
     out = structured(result)
     assert out["status"] == "completed" and out["rows_total"] == 1
     assert "@" in str(out["rows"][0]["data"])
     assert out["estimated_credits"] == 3.0  # both default providers, 1 + 2
-    assert sandbox.state.counts["POST /v1/waterfalls/{identifier}/run"] == 1
+    # the defaults are named in the request, so the same run spelled out is the same run: billed once
+    assert structured(again)["reused"] is True and structured(named)["task_id"] == out["task_id"]
+    assert sandbox.state.counts["POST /v1/waterfalls/{identifier}/bulk-run"] == 1
 
 
-async def test_run_enrichment_checks_required_params_and_choices_before_sending(
+async def test_an_enrichment_run_checks_required_params_and_choices_before_sending(
     mcp: Client, sandbox: SandboxServer
 ) -> None:
-    missing = error_body(await mcp.call_tool("run_enrichment", {"enrichment_id": 121, "params": {}}))
+    missing = error_body(await mcp.call_tool("run_bulk_enrichment", {"enrichment_id": 121, "params": [{}]}))
     bad_choice = error_body(
         await mcp.call_tool(
-            "run_enrichment", {"enrichment_id": 121, "params": {"domain": "a.com", "tech_category": "X"}}
+            "run_bulk_enrichment", {"enrichment_id": 121, "params": [{"domain": "a.com", "tech_category": "X"}]}
         )
     )
     assert missing["code"] == "validation_error" and missing["fields"][0]["field"] == "params.domain"
     assert bad_choice["code"] == "validation_error" and "CRM" in bad_choice["fields"][0]["problem"]
     assert sandbox.state.counts.get(POSTS, 0) == 0
 
-    ok = structured(await mcp.call_tool("run_enrichment", {"enrichment_id": 120, "params": {"domain": "example.com"}}))
+    ok = structured(
+        await mcp.call_tool("run_bulk_enrichment", {"enrichment_id": 120, "params": [{"domain": "example.com"}]})
+    )
     assert ok["status"] == "completed" and ok["estimated_credits"] == 1.0
     assert sandbox.state.counts[POSTS] == 1
 
@@ -116,7 +124,7 @@ async def test_cancel_a_running_task_then_cancelling_again_is_a_conflict(mcp: Cl
 
 async def test_every_run_result_reports_estimated_and_actual_credits(mcp: Client) -> None:
     result = await mcp.call_tool(
-        "run_waterfall", {"waterfall": "email_getter", "params": LEADS[0], "enrichments": [833]}
+        "run_bulk_waterfall", {"waterfall": "email_getter", "params": [LEADS[0]], "enrichments": [833]}
     )
     out = structured(result)
     assert out["estimated_credits"] == 1.0 and out.get("credits_spent") is not None

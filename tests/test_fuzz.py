@@ -75,8 +75,6 @@ VALID: dict[str, dict[str, Any]] = {
     "list_waterfalls": {},
     "run_bulk_enrichment": {"enrichment_id": 120, "params": [{"domain": "example.com"}]},
     "run_bulk_waterfall": {"waterfall": "email_getter", "params": [LEAD], "enrichments": [833]},
-    "run_enrichment": {"enrichment_id": 120, "params": {"domain": "example.com"}},
-    "run_waterfall": {"waterfall": "email_getter", "params": LEAD},
     "search_enrichments": {},
     "update_connector": {"connector_id": 1, "rate_limit": 2},
     "update_rows": {"table_uuid": TABLE, "rows": [{"id": "r1", "fields": {"first_name": "B"}}]},
@@ -106,8 +104,6 @@ VALID: dict[str, dict[str, Any]] = {
     "add_table_exporter": {"table_uuid": TABLE, "exporter_id": 41, "mapping": {"email": {"column": "email"}}},
     "run_table_exporter": {"table_uuid": TABLE, "exporter_id": 999},
     "get_flow": {"flow_id": FLOW},
-    "estimate_flow_cost": {"flow_id": FLOW},
-    "run_flow": {"flow_id": FLOW, "inputs": {"domain": "example.com"}, "wait_seconds": 0},
     "run_bulk_flow": {"flow_id": FLOW, "inputs": [{"domain": "example.com"}], "wait_seconds": 0},
 }
 FUZZED = sorted(name for name, schema in SCHEMAS.items() if schema.get("properties"))

@@ -21,7 +21,7 @@ from tests.conftest import BULK_ARGS, error_body, structured, text_of
 
 pytestmark = pytest.mark.anyio
 
-RUN_500 = "POST /v1/enrichments/{enrichment_id}/run"
+RUN_500 = "POST /v1/enrichments/{enrichment_id}/bulk-run"
 
 
 def _line(stream: IO[bytes], timeout: float = 60.0) -> dict[str, Any]:  # a start on a busy machine
@@ -97,12 +97,12 @@ async def test_unknown_arguments_are_refused_by_name(mcp: Client, sandbox: Sandb
 
 
 async def test_choice_lists_of_ten_or_more_are_checked_before_sending(mcp: Client, sandbox: SandboxServer) -> None:
-    refused = await mcp.call_tool("run_enrichment", {"enrichment_id": 500, "params": {"country": "Atlantis"}})
+    refused = await mcp.call_tool("run_bulk_enrichment", {"enrichment_id": 500, "params": [{"country": "Atlantis"}]})
     assert refused.is_error
     assert "'Atlantis' is not one of" in text_of(refused) and "get_param_choices" in text_of(refused)
     assert sandbox.state.counts.get(RUN_500, 0) == 0
     accepted = await mcp.call_tool(
-        "run_enrichment", {"enrichment_id": 500, "params": {"job_title": "CEO", "country": "Vietnam"}}
+        "run_bulk_enrichment", {"enrichment_id": 500, "params": [{"job_title": "CEO", "country": "Vietnam"}]}
     )
     assert not accepted.is_error, text_of(accepted)  # past the ten shown inline, still allowed
     assert structured(accepted)["task_id"]

@@ -62,7 +62,7 @@ FAMILIES: dict[str, tuple[Call, Call]] = {
         Call("get_waterfall", {"waterfall": "no_such_waterfall"}, error="not_found"),
     ),
     "enrich": (
-        Call("run_waterfall", {"waterfall": "email_getter", "params": LEAD, "enrichments": [833]}),
+        Call("run_bulk_waterfall", {"waterfall": "email_getter", "params": [LEAD]}),
         Call(
             "run_bulk_waterfall",
             {"waterfall": "email_getter", "params": [LEAD], "enrichments": []},

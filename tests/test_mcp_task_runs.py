@@ -66,7 +66,7 @@ async def test_bulk_flow_as_a_task_in_both_generations_ends_with_the_tools_resul
         handle = await raw(modern, "tools/call", {"name": "run_bulk_flow", "arguments": {**FLOW_ARGS, "force": True}})
         done, _ = await poll_until(modern, handle["taskId"], TERMINAL)
 
-    assert {"run_bulk_flow", "run_flow", "run_table_enrichment", "wait_table_enrichment"} <= marked
+    assert {"run_bulk_flow", "run_table_enrichment", "wait_table_enrichment"} <= marked
     assert created["task"]["status"] == "working" and final["status"] == "completed"
     assert result["structuredContent"]["rows"] == structured(plain)["rows"]
     assert (

@@ -108,10 +108,10 @@ async def test_runs_present_the_found_values(client: Client) -> None:
     assert first["credits"] == pytest.approx(1.5)
     assert bulk["credits_spent"] == pytest.approx(1.5 + 1.0 + 2.0)
 
-    single = await ok(client, "run_waterfall", {"waterfall": "email_getter", "params": PERSON})
+    single = await ok(client, "run_bulk_waterfall", {"waterfall": "email_getter", "params": [PERSON]})
     assert single["rows"][0]["data"]["email"] == "john.doe@example.com"
 
-    company = await ok(client, "run_enrichment", {"enrichment_id": 120, "params": {"domain": "example.com"}})
+    company = await ok(client, "run_bulk_enrichment", {"enrichment_id": 120, "params": [{"domain": "example.com"}]})
     assert company["rows"][0]["data"]["name"] == "Example"
     many = await ok(
         client,
@@ -121,7 +121,7 @@ async def test_runs_present_the_found_values(client: Client) -> None:
     assert [row["data"] is None for row in many["rows"]] == [True, False]
 
     people = await ok(
-        client, "run_enrichment", {"enrichment_id": 510, "params": {"domain": "example.com", "max_results": 5}}
+        client, "run_bulk_enrichment", {"enrichment_id": 510, "params": [{"domain": "example.com", "max_results": 5}]}
     )
     assert people["estimated_credits"] == pytest.approx(0.2 * 5)
 
@@ -159,12 +159,13 @@ async def test_validation_bodies_show_their_fields(client: Client, variant_sandb
     choices = "GET /v1/enrichments/{enrichment_id}/params/{slug}/choices"
     variant_sandbox.state.inject(Fault(route=choices, kind="status", status=503, times=1000))  # down
     result = await client.call_tool(
-        "run_enrichment", {"enrichment_id": 500, "params": {"job_title": "CTO", "country": "Atlantis"}, "force": True}
+        "run_bulk_enrichment",
+        {"enrichment_id": 500, "params": [{"job_title": "CTO", "country": "Atlantis"}], "force": True},
     )
     assert result.is_error
     assert "country" in text_of(result)
     assert "not a valid choice" in text_of(result)
-    assert variant_sandbox.state.counts["POST /v1/enrichments/{enrichment_id}/run"] == 1
+    assert variant_sandbox.state.counts["POST /v1/enrichments/{enrichment_id}/bulk-run"] == 1
 
 
 async def test_table_pages_step_down_when_the_api_caps_them(tmp_path: Path) -> None:

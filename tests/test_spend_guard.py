@@ -103,8 +103,8 @@ async def test_a_free_reuse_is_never_refused_or_asked_about(sandbox: SandboxServ
 
 async def test_every_run_tool_is_guarded(sandbox: SandboxServer, tmp_path: Path) -> None:
     calls: list[tuple[str, dict[str, Any]]] = [
-        ("run_waterfall", {"waterfall": "email_getter", "params": BULK_ARGS["params"][0]}),
-        ("run_enrichment", {"enrichment_id": 833, "params": BULK_ARGS["params"][0]}),
+        ("run_bulk_waterfall", {"waterfall": "email_getter", "params": BULK_ARGS["params"][:1]}),  # default providers
+        ("run_bulk_enrichment", {"enrichment_id": 833, "params": BULK_ARGS["params"][:1], "pages": 2}),
         ("run_bulk_enrichment", {"enrichment_id": 833, "params": BULK_ARGS["params"]}),
         ("run_bulk_waterfall", BULK_ARGS),
     ]

@@ -106,23 +106,24 @@ async def test_flows_list_estimate_and_run(mcp: Client, sandbox: SandboxServer) 
     detail = await call(mcp, "get_flow", {"flow_id": EMAIL_FLOW})
     assert [i["id"] for i in detail["inputs"]] == ["first_name", "last_name", "domain"]
     assert (detail["cost_min"], detail["cost_max"]) == (1.0, 3.5)
-    cost = await call(mcp, "estimate_flow_cost", {"flow_id": EMAIL_FLOW, "runs": 10})
-    assert (cost["min_credits"], cost["max_credits"]) == (10.0, 35.0)
+    cost = await call(mcp, "get_flow", {"flow_id": EMAIL_FLOW, "runs": 10})
+    assert (cost["min_credits"], cost["max_credits"], cost["runs"]) == (10.0, 35.0, 10)
+    assert "10 run(s): 10..35 credits" in text_of(await mcp.call_tool("get_flow", {"flow_id": EMAIL_FLOW, "runs": 10}))
 
-    bad = await mcp.call_tool("run_flow", {"flow_id": EMAIL_FLOW, "inputs": {"first_name": "John"}})
-    assert bad.is_error and "validation_error" in text_of(bad)
-    assert sandbox.state.counts["POST /v1/flows/{flow_id}/run"] == 0
+    bad = await mcp.call_tool("run_bulk_flow", {"flow_id": EMAIL_FLOW, "inputs": [{"first_name": "John"}]})
+    assert bad.is_error and "validation_error" in text_of(bad) and "inputs[0].last_name" in text_of(bad)
+    assert sandbox.state.counts.get("POST /v1/flows/{flow_id}/bulk-run", 0) == 0
 
     person = {"first_name": "John", "last_name": "Doe", "domain": "example.com"}
-    one = await call(mcp, "run_flow", {"flow_id": EMAIL_FLOW, "inputs": person})
+    one = await call(mcp, "run_bulk_flow", {"flow_id": EMAIL_FLOW, "inputs": [person]})
     assert one["status"] == "completed" and one["rows"][0]["data"]["email"] == "john.doe@example.com"
     assert one["estimated_credits"] == 3.5
     many = await call(
         mcp, "run_bulk_flow", {"flow_id": EMAIL_FLOW, "inputs": [person, {**person, "domain": "nobody.invalid"}]}
     )
     assert many["rows_total"] == 2 and many["rows_with_data"] == 1
-    again = await call(mcp, "run_flow", {"flow_id": EMAIL_FLOW, "inputs": person})
-    assert again["reused"] and sandbox.state.counts["POST /v1/flows/{flow_id}/run"] == 1
+    again = await call(mcp, "run_bulk_flow", {"flow_id": EMAIL_FLOW, "inputs": [person]})
+    assert again["reused"] and sandbox.state.counts["POST /v1/flows/{flow_id}/bulk-run"] == 2  # one, many
 
 
 @pytest.mark.parametrize(("answer", "sent"), [("accept", True), ("decline", False), ("refuse", False)])

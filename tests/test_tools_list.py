@@ -29,8 +29,6 @@ EXPECTED = {
     "get_waterfall",
     # enrich
     "run_bulk_waterfall",
-    "run_waterfall",
-    "run_enrichment",
     "run_bulk_enrichment",
     # tasks
     "get_task",
@@ -81,8 +79,6 @@ EXPECTED = {
     # flows (not loaded by default)
     "list_flows",
     "get_flow",
-    "estimate_flow_cost",
-    "run_flow",
     "run_bulk_flow",
     # offered while a loaded toolset is not listed
     "enable_toolsets",
@@ -140,7 +136,7 @@ async def test_schemas_carry_the_constraints_a_call_is_planned_by(every: Client)
     assert bulk["params"]["maxItems"] == 10_000
     assert bulk["wait_seconds"]["maximum"] == 25
     assert bulk["email_verifier"] == {"type": "integer", "description": "Email verifier id from list_waterfalls."}
-    assert set(by_name["run_bulk_waterfall"]["required"]) == {"waterfall", "params", "enrichments"}
+    assert set(by_name["run_bulk_waterfall"]["required"]) == {"waterfall", "params"}  # providers: the defaults
     assert "acknowledge_possible_double_billing" not in bulk  # accepted; only a refusal's next_steps ask for it
 
     rows = by_name["list_table_rows"]["properties"]
@@ -167,7 +163,7 @@ async def test_read_only_hints_match_what_tools_do(every: Client) -> None:
         assert hints[name]["readOnlyHint"] is False
     for name in ("delete_rows", "delete_connector", "update_connector", "cancel_task"):
         assert hints[name]["destructiveHint"] is True
-    for name in ("insert_rows", "create_table", "run_enrichment", "run_bulk_enrichment", "run_waterfall"):
+    for name in ("insert_rows", "create_table", "run_bulk_enrichment", "run_bulk_waterfall", "run_bulk_flow"):
         assert hints[name]["destructiveHint"] is False and hints[name]["idempotentHint"] is False
         assert hints[name]["idempotentHint"] is False
 

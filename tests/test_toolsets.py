@@ -29,7 +29,7 @@ async def test_every_tool_belongs_to_a_toolset_and_all_lists_them(sandbox: Sandb
     tools = await tools_of(sandbox, tmp_path, toolsets="all")
     toolsets = {t["_meta"][TOOLSET_META_KEY] for t in tools.values()}
     assert toolsets == set(TOOLSETS)
-    assert len(tools) == 53  # every toolset listed: nothing left for enable_toolsets to offer
+    assert len(tools) == 49  # every toolset listed: nothing left for enable_toolsets to offer
 
 
 async def test_by_default_the_core_toolsets_are_listed_and_enable_toolsets_offers_the_rest(
@@ -102,7 +102,7 @@ async def test_read_only_mode_removes_every_tool_that_writes_or_spends(sandbox: 
     everything = await tools_of(sandbox, tmp_path / "all", toolsets="all")
     read_only = await tools_of(sandbox, tmp_path / "ro", read_only=True, toolsets="all")
     assert set(read_only) == {n for n, t in everything.items() if t["annotations"]["readOnlyHint"]}
-    for gone in ("run_bulk_waterfall", "run_enrichment", "insert_rows", "delete_connector", "cancel_task"):
+    for gone in ("run_bulk_waterfall", "run_bulk_enrichment", "insert_rows", "delete_connector", "cancel_task"):
         assert gone not in read_only
     assert {"get_task", "list_waterfalls", "get_account", "list_recent_tasks"} <= set(read_only)
     # read-only wins over an explicit toolset choice

@@ -47,7 +47,7 @@ logger = logging.getLogger("databar_mcp.mcp_tasks")
 # Tools that may answer as a task: the billable bulk runs (Databar tasks, or table runs followed by their rows),
 # get_task and wait_table_enrichment when they would wait.
 DATABAR_TASK_TOOLS: frozenset[str] = frozenset(
-    {"run_bulk_waterfall", "run_bulk_enrichment", "run_flow", "run_bulk_flow", "get_task"}
+    {"run_bulk_waterfall", "run_bulk_enrichment", "run_bulk_flow", "get_task"}
 )
 TASK_TOOLS: frozenset[str] = DATABAR_TASK_TOOLS | TABLE_TOOLS
 

@@ -177,7 +177,7 @@ def render_enrichment(e: EnrichmentOut) -> str:
     if e.response_fields:
         lines.append(f"  returns: {', '.join(e.response_fields)}")
     if e.pages_supported:
-        lines.append("  paginated: pass pages (1-100) to run_enrichment for more results")
+        lines.append("  paginated: pass pages (1-100) to run_bulk_enrichment for more results")
     return "\n".join(lines)
 
 
@@ -229,12 +229,12 @@ def relevance(e: Enrichment, query: str | None) -> tuple[int, float]:
 
 SEARCH_DESCRIPTION = """\
 Search Databar's single-provider enrichments (company, people, emails, phones, socials...) by keyword and \
-category. Free. Shows id, price per row, required params. Next: get_enrichment, then run_enrichment / \
-run_bulk_enrichment. For emails and phones prefer a waterfall (list_waterfalls)."""
+category. Free. Shows id, price per row, required params. Next: get_enrichment, then run_bulk_enrichment. \
+For emails and phones prefer a waterfall (list_waterfalls)."""
 
 GET_ENRICHMENT_DESCRIPTION = """\
 Show one enrichment in full: params (type, required, allowed values), returned fields, price per row. \
-Free. Next: run_enrichment / run_bulk_enrichment."""
+Free. Next: run_bulk_enrichment."""
 
 CHOICES_DESCRIPTION = """\
 List or search one enrichment param's allowed values (e.g. countries), a page at a time. Free."""
@@ -242,11 +242,11 @@ List or search one enrichment param's allowed values (e.g. countries), a page at
 LIST_WATERFALLS_DESCRIPTION = """\
 List waterfalls: enrichments that try several providers in turn until one finds the data (e.g. a work \
 email from name + company). Free. Shows inputs, outputs, providers (ids, price per row), email verifiers. \
-Next: run_bulk_waterfall (run_waterfall for one row)."""
+Next: run_bulk_waterfall."""
 
 GET_WATERFALL_DESCRIPTION = """\
 Show one waterfall in full: every input (required or not), outputs, providers (ids, prices, defaults) and \
-email verifiers. Free. Next: run_waterfall / run_bulk_waterfall."""
+email verifiers. Free. Next: run_bulk_waterfall."""
 
 
 @tool(

@@ -1,5 +1,8 @@
-"""Enrich toolset: run waterfalls and enrichments, one row or many. Every run goes through `run_and_wait`:
-checked against the catalog, guarded for spend, submitted exactly once, waited for within the deadline."""
+"""Enrich toolset: run waterfalls and enrichments on one row or many. Every run goes through `run_and_wait`:
+checked against the catalog, guarded for spend, submitted exactly once, waited for within the deadline.
+
+One tool per kind of run, through Databar's bulk endpoints: a list of one row costs and answers like a single
+run (rows aligned to inputs), and a second tool for one row would cost every conversation its definition."""
 
 from dataclasses import replace
 from typing import Annotated
@@ -9,13 +12,7 @@ from mcp.types import CallToolResult
 from pydantic import Field
 
 from databar_mcp.api import runs
-from databar_mcp.api.models import (
-    BulkEnrichmentRequest,
-    BulkWaterfallRequest,
-    EnrichmentRunRequest,
-    Pagination,
-    WaterfallRunRequest,
-)
+from databar_mcp.api.models import BulkEnrichmentRequest, BulkWaterfallRequest, Pagination
 from databar_mcp.config import Toolset
 from databar_mcp.core.catalog import default_providers, plan_bulk_run
 from databar_mcp.tools.context import ToolContext, services
@@ -23,7 +20,6 @@ from databar_mcp.tools.params import (
     WAIT_AND_NEXT,
     EnrichmentId,
     InputValue,
-    Row,
     Rows,
     WaterfallId,
 )
@@ -37,19 +33,12 @@ from databar_mcp.tools.running import (
 from databar_mcp.tools.task_view import TaskView
 
 ProviderIds = Annotated[
-    list[Annotated[int, Field(ge=1)]],
-    Field(
-        min_length=1,
-        max_length=50,
-        description="Provider ids from list_waterfalls, tried in this order until one finds data.",
-    ),
-]
-OptionalProviderIds = Annotated[
     list[Annotated[int, Field(ge=1)]] | None,
     Field(
         min_length=1,
         max_length=50,
-        description="Provider ids, tried in order; default: the waterfall's own.",
+        description="Provider ids from list_waterfalls, tried in this order until one finds data; default: the "
+        "waterfall's own.",
     ),
 ]
 VerifierId = Annotated[int | None, Field(ge=1, description="Email verifier id from list_waterfalls.")]
@@ -60,28 +49,17 @@ Pages = Annotated[
 
 
 RUN_BULK_WATERFALL_DESCRIPTION = (
-    "Run a waterfall on many rows (e.g. work emails for a list of people); returns the rows aligned to the "
+    "Run a waterfall on one row or many (e.g. work emails for a list of people); returns the rows aligned to the "
     "inputs (null where no provider found data).\n\n"
     "Costs credits: each provider tried on a row bills its price, plus the verifier per found email; worst "
     "case rows × (providers' prices + verifier), as estimated_credits. Checked first; submitted once. " + WAIT_AND_NEXT
 )
 
-RUN_WATERFALL_DESCRIPTION = (
-    "Run a waterfall on one row (e.g. one person's work email); returns its data (null if nothing found). "
-    "For several rows use run_bulk_waterfall.\n\n"
-    "Costs credits: each provider tried bills its price, plus the verifier for a found email (worst case "
-    "as estimated_credits). Checked first; submitted once. " + WAIT_AND_NEXT
-)
-
-RUN_ENRICHMENT_DESCRIPTION = (
-    "Run one enrichment (a single provider, from search_enrichments) on one input; returns its data.\n\n"
-    "Costs credits: its price (× pages if paginated), as estimated_credits. Checked against get_enrichment's "
-    "params first; submitted once. " + WAIT_AND_NEXT
-)
-
 RUN_BULK_ENRICHMENT_DESCRIPTION = (
-    "Run one enrichment on many inputs; returns results aligned to the inputs (null where nothing found).\n\n"
-    "Costs credits: price × rows (estimated_credits). Checked first; submitted once. " + WAIT_AND_NEXT
+    "Run one enrichment (a single provider, from search_enrichments) on one input or many; returns results "
+    "aligned to the inputs (null where nothing found).\n\n"
+    "Costs credits: price × rows (× pages if paginated), as estimated_credits. Checked against get_enrichment's "
+    "params first; submitted once. " + WAIT_AND_NEXT
 )
 
 
@@ -92,67 +70,36 @@ async def prepare_bulk_waterfall(
     ctx: ToolContext,
     waterfall: str,
     params: list[dict[str, InputValue]],
-    enrichments: list[int],
+    enrichments: list[int] | None,
     email_verifier: int | None,
 ) -> PreparedRun:
     svc = services(ctx)
-    body = BulkWaterfallRequest(params=list(params), enrichments=list(enrichments), email_verifier=email_verifier)
+    found = await svc.catalog.get(waterfall)
+    chosen = list(enrichments) if enrichments else default_providers(found)  # named in the request: fingerprinted
+    body = BulkWaterfallRequest(params=list(params), enrichments=chosen, email_verifier=email_verifier)
     return PreparedRun(
         tool="run_bulk_waterfall",
         target=f"waterfall '{waterfall}'",
         call=runs.bulk_waterfall(waterfall, body),
         rows=len(body.params),
-        plan=await svc.catalog.plan_bulk(waterfall, body.params, body.enrichments, email_verifier),
-    )
-
-
-async def prepare_waterfall(
-    ctx: ToolContext,
-    waterfall: str,
-    params: dict[str, InputValue],
-    enrichments: list[int] | None,
-    email_verifier: int | None,
-) -> PreparedRun:
-    svc = services(ctx)
-    body = WaterfallRunRequest(params=dict(params), enrichments=enrichments, email_verifier=email_verifier)
-    found = await svc.catalog.get(waterfall)
-    return PreparedRun(
-        tool="run_waterfall",
-        target=f"waterfall '{waterfall}'",
-        call=runs.waterfall(waterfall, body),
-        rows=1,
-        plan=plan_bulk_run(found, [body.params], enrichments or default_providers(found), email_verifier),
-    )
-
-
-async def prepare_enrichment(
-    ctx: ToolContext, enrichment_id: int, params: dict[str, InputValue], pages: int | None
-) -> PreparedRun:
-    svc = services(ctx)
-    body = EnrichmentRunRequest(params=dict(params), pagination=Pagination(pages=pages) if pages is not None else None)
-    plan = await svc.catalog.plan_enrichment(enrichment_id, [body.params])
-    if pages is not None and plan.estimated_credits is not None:
-        plan = replace(plan, estimated_credits=plan.estimated_credits * pages)  # each page bills
-    return PreparedRun(
-        tool="run_enrichment",
-        target=f"enrichment {enrichment_id}",
-        call=runs.enrichment(enrichment_id, body),
-        rows=1,
-        plan=plan,
+        plan=plan_bulk_run(found, body.params, body.enrichments, email_verifier),
     )
 
 
 async def prepare_bulk_enrichment(
-    ctx: ToolContext, enrichment_id: int, params: list[dict[str, InputValue]]
+    ctx: ToolContext, enrichment_id: int, params: list[dict[str, InputValue]], pages: int | None
 ) -> PreparedRun:
     svc = services(ctx)
-    body = BulkEnrichmentRequest(params=list(params))
+    body = BulkEnrichmentRequest(params=list(params), pagination=Pagination(pages=pages) if pages is not None else None)
+    plan = await svc.catalog.plan_enrichment(enrichment_id, body.params)
+    if pages is not None and plan.estimated_credits is not None:
+        plan = replace(plan, estimated_credits=plan.estimated_credits * pages)  # each page bills
     return PreparedRun(
         tool="run_bulk_enrichment",
         target=f"enrichment {enrichment_id}",
         call=runs.bulk_enrichment(enrichment_id, body),
         rows=len(body.params),
-        plan=await svc.catalog.plan_enrichment(enrichment_id, body.params),
+        plan=plan,
     )
 
 
@@ -163,15 +110,13 @@ async def prepare_bulk_enrichment(
 bulk_waterfall_run = run_guards(
     "bulk_waterfall", prepare_bulk_waterfall, "waterfall", "params", "enrichments", "email_verifier"
 )
-waterfall_run = run_guards("waterfall", prepare_waterfall, "waterfall", "params", "enrichments", "email_verifier")
-enrichment_run = run_guards("enrichment", prepare_enrichment, "enrichment_id", "params", "pages")
-bulk_enrichment_run = run_guards("bulk_enrichment", prepare_bulk_enrichment, "enrichment_id", "params")
+bulk_enrichment_run = run_guards("bulk_enrichment", prepare_bulk_enrichment, "enrichment_id", "params", "pages")
 
 
 @tool(
     Toolset.ENRICH,
     name="run_bulk_waterfall",
-    title="Run a waterfall on many rows",
+    title="Run a waterfall on rows",
     description=RUN_BULK_WATERFALL_DESCRIPTION,
     read_only=False,
     destructive=False,
@@ -180,8 +125,8 @@ bulk_enrichment_run = run_guards("bulk_enrichment", prepare_bulk_enrichment, "en
 async def run_bulk_waterfall(
     waterfall: WaterfallId,
     params: Rows,
-    enrichments: ProviderIds,
     run: Annotated[RunControls, Resolve(bulk_waterfall_run)],
+    enrichments: ProviderIds = None,
     email_verifier: VerifierId = None,
 ) -> Annotated[CallToolResult, TaskView]:
     return await execute(run, lambda: prepare_bulk_waterfall(run.ctx, waterfall, params, enrichments, email_verifier))
@@ -189,45 +134,8 @@ async def run_bulk_waterfall(
 
 @tool(
     Toolset.ENRICH,
-    name="run_waterfall",
-    title="Run a waterfall on one row",
-    description=RUN_WATERFALL_DESCRIPTION,
-    read_only=False,
-    destructive=False,
-    idempotent=False,
-)
-async def run_waterfall(
-    waterfall: WaterfallId,
-    params: Row,
-    run: Annotated[RunControls, Resolve(waterfall_run)],
-    enrichments: OptionalProviderIds = None,
-    email_verifier: VerifierId = None,
-) -> Annotated[CallToolResult, TaskView]:
-    return await execute(run, lambda: prepare_waterfall(run.ctx, waterfall, params, enrichments, email_verifier))
-
-
-@tool(
-    Toolset.ENRICH,
-    name="run_enrichment",
-    title="Run an enrichment on one input",
-    description=RUN_ENRICHMENT_DESCRIPTION,
-    read_only=False,
-    destructive=False,
-    idempotent=False,
-)
-async def run_enrichment(
-    enrichment_id: EnrichmentId,
-    params: Row,
-    run: Annotated[RunControls, Resolve(enrichment_run)],
-    pages: Pages = None,
-) -> Annotated[CallToolResult, TaskView]:
-    return await execute(run, lambda: prepare_enrichment(run.ctx, enrichment_id, params, pages))
-
-
-@tool(
-    Toolset.ENRICH,
     name="run_bulk_enrichment",
-    title="Run an enrichment on many inputs",
+    title="Run an enrichment on inputs",
     description=RUN_BULK_ENRICHMENT_DESCRIPTION,
     read_only=False,
     destructive=False,
@@ -237,5 +145,6 @@ async def run_bulk_enrichment(
     enrichment_id: EnrichmentId,
     params: Rows,
     run: Annotated[RunControls, Resolve(bulk_enrichment_run)],
+    pages: Pages = None,
 ) -> Annotated[CallToolResult, TaskView]:
-    return await execute(run, lambda: prepare_bulk_enrichment(run.ctx, enrichment_id, params))
+    return await execute(run, lambda: prepare_bulk_enrichment(run.ctx, enrichment_id, params, pages))

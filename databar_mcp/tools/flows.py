@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from databar_mcp import config
 from databar_mcp.api import DatabarClient, runs
 from databar_mcp.api.errors import FieldIssue
-from databar_mcp.api.models import BulkFlowRunRequest, Flow, FlowCostEstimate, FlowRunRequest
+from databar_mcp.api.models import BulkFlowRunRequest, Flow, FlowCostEstimate
 from databar_mcp.config import Toolset
 from databar_mcp.core.catalog import RunPlan
 from databar_mcp.tools.context import Services, ToolContext, services
@@ -34,10 +34,6 @@ from databar_mcp.tools.task_view import TaskView
 FlowId = Annotated[
     str,
     Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$", description="A flow id from list_flows."),
-]
-FlowInputs = Annotated[
-    dict[Annotated[str, Field(min_length=1, max_length=256)], InputValue],
-    Field(description='Input id → value, e.g. {"domain": "acme.com"}; get_flow lists the inputs.'),
 ]
 
 _flows: "weakref.WeakKeyDictionary[DatabarClient, dict[str, tuple[float, Flow, FlowCostEstimate | None]]]" = (
@@ -70,15 +66,9 @@ class FlowDetailOut(FlowOut):
     cost_max: float | None = Field(
         default=None, description="Credits one run costs at most (the spend guard's figure)."
     )
-
-
-class FlowCostOut(BaseModel):
-    flow_id: str
-    runs: int
-    min_credits: float
-    max_credits: float
-    per_run_min: float
-    per_run_max: float
+    runs: int = Field(default=1, description="The input sets the totals are for.")
+    min_credits: float | None = Field(default=None, description="runs × cost_min.")
+    max_credits: float | None = Field(default=None, description="runs × cost_max.")
 
 
 def flow_out(flow: Flow) -> FlowOut:
@@ -105,11 +95,11 @@ async def flow_and_cost(svc: Services, flow_id: str) -> tuple[Flow, FlowCostEsti
     return flow, cost
 
 
-def input_issues(flow: Flow, rows: list[dict[str, InputValue]], bulk: bool) -> tuple[FieldIssue, ...]:
+def input_issues(flow: Flow, rows: list[dict[str, InputValue]]) -> tuple[FieldIssue, ...]:
     declared = {i.id for i in flow.inputs}
     issues: list[FieldIssue] = []
     for index, row in enumerate(rows):
-        prefix = f"inputs[{index}]." if bulk else "inputs."
+        prefix = f"inputs[{index}]."
         issues += [
             FieldIssue(prefix + k, f"not an input of this flow ({', '.join(sorted(declared))})")
             for k in row
@@ -124,59 +114,31 @@ def input_issues(flow: Flow, rows: list[dict[str, InputValue]], bulk: bool) -> t
     return tuple(issues[:20])
 
 
-async def prepare_flow(ctx: ToolContext, flow_id: str, rows: list[dict[str, InputValue]], bulk: bool) -> PreparedRun:
+async def prepare_flow(ctx: ToolContext, flow_id: str, rows: list[dict[str, InputValue]]) -> PreparedRun:
     svc = services(ctx)
     flow, cost = await flow_and_cost(svc, flow_id)
     estimate = None if cost is None else round(cost.max * len(rows), 6)
-    plan = RunPlan(waterfall=None, rows=len(rows), estimated_credits=estimate, issues=input_issues(flow, rows, bulk))
-    if bulk:
-        bulk_body = BulkFlowRunRequest(inputs=[dict(r) for r in rows])
-        return PreparedRun(
-            tool="run_bulk_flow",
-            target=f"flow '{flow.name}'",
-            call=runs.bulk_flow(flow_id, bulk_body),
-            rows=len(rows),
-            plan=plan,
-        )
-    body = FlowRunRequest(inputs=dict(rows[0]))
+    plan = RunPlan(waterfall=None, rows=len(rows), estimated_credits=estimate, issues=input_issues(flow, rows))
     return PreparedRun(
-        tool="run_flow",
+        tool="run_bulk_flow",
         target=f"flow '{flow.name}'",
-        call=runs.flow(flow_id, body),
-        rows=1,
+        call=runs.bulk_flow(flow_id, BulkFlowRunRequest(inputs=[dict(r) for r in rows])),
+        rows=len(rows),
         plan=plan,
     )
 
 
-async def prepare_one_flow(ctx: ToolContext, flow_id: str, inputs: dict[str, InputValue]) -> PreparedRun:
-    return await prepare_flow(ctx, flow_id, [inputs], bulk=False)
-
-
-async def prepare_bulk_flow(ctx: ToolContext, flow_id: str, inputs: list[dict[str, InputValue]]) -> PreparedRun:
-    return await prepare_flow(ctx, flow_id, inputs, bulk=True)
-
-
-flow_run = run_guards("flow", prepare_one_flow, "flow_id", "inputs")
-bulk_flow_run = run_guards("bulk_flow", prepare_bulk_flow, "flow_id", "inputs")
+bulk_flow_run = run_guards("bulk_flow", prepare_flow, "flow_id", "inputs")
 
 
 LIST_DESCRIPTION = "List the workspace's saved flows (multi-step pipelines) with their inputs and outputs. Free."
 GET_DESCRIPTION = """\
-A flow's inputs (ids to pass in run_flow, which are required), outputs, steps and the credits one run \
-costs (min..max). Free."""
-ESTIMATE_DESCRIPTION = """\
-What running a flow costs: min and max credits per run (waterfalls stop at the first provider that finds \
-data, conditional steps may be skipped), times `runs`. Free: nothing runs."""
-RUN_DESCRIPTION = (
-    """\
-Run a saved flow on one input set and return its outputs. Costs credits: up to the flow's max cost per \
-run (estimated_credits; the spend guard checks it first). Inputs are checked against the flow before \
-anything is sent; submitted exactly once. """
-    + WAIT_AND_NEXT
-)
+A flow's inputs (ids to pass in run_bulk_flow, which are required), outputs, steps, and what `runs` input sets \
+cost: min..max credits (waterfalls stop at the first provider that finds data, conditional steps may be \
+skipped). Free: nothing runs."""
 RUN_BULK_DESCRIPTION = (
     """\
-Run a saved flow on many input sets at once (one task); results are aligned to the inputs (null where \
+Run a saved flow on one input set or many (one task); results are aligned to the inputs (null where \
 nothing was found). Costs credits: up to rows × the flow's max cost per run (estimated_credits). Checked \
 before anything is sent; submitted exactly once. """
     + WAIT_AND_NEXT
@@ -208,7 +170,11 @@ async def list_flows(svc: Services) -> Annotated[CallToolResult, FlowList]:
     destructive=False,
     idempotent=True,
 )
-async def get_flow(flow_id: FlowId, svc: Services) -> Annotated[CallToolResult, FlowDetailOut]:
+async def get_flow(
+    flow_id: FlowId,
+    svc: Services,
+    runs: Annotated[int, Field(ge=1, le=config.MAX_BULK_ROWS)] = 1,
+) -> Annotated[CallToolResult, FlowDetailOut]:
     flow, cost = await flow_and_cost(svc, flow_id)
     nodes = cast(Any, flow.config or {}).get("nodes")
     out = FlowDetailOut(
@@ -216,60 +182,21 @@ async def get_flow(flow_id: FlowId, svc: Services) -> Annotated[CallToolResult, 
         steps=len(cast(list[Any], nodes)) if isinstance(nodes, list) else None,
         cost_min=cost.min if cost else None,
         cost_max=cost.max if cost else None,
+        runs=runs,
+        min_credits=round(cost.min * runs, 6) if cost else None,
+        max_credits=round(cost.max * runs, 6) if cost else None,
     )
     inputs = ", ".join(f"{i.id}{'*' if i.required else ''}" for i in out.inputs)
-    price = f" Costs {out.cost_min:g}..{out.cost_max:g} credits per run." if cost else ""
+    price = ""
+    if out.min_credits is not None and out.max_credits is not None:
+        price = f" {runs} run(s): {out.min_credits:g}..{out.max_credits:g} credits."
     return ok_result(out, f"Flow {out.id}: {out.name}. Inputs (* required): {inputs}. Outputs: {out.outputs}.{price}")
 
 
 @tool(
     Toolset.FLOWS,
-    name="estimate_flow_cost",
-    title="Estimate a flow's cost",
-    description=ESTIMATE_DESCRIPTION,
-    read_only=True,
-    destructive=False,
-    idempotent=True,
-)
-async def estimate_flow_cost(
-    flow_id: FlowId,
-    svc: Services,
-    runs: Annotated[int, Field(ge=1, le=config.MAX_BULK_ROWS, description="How many input sets.")] = 1,
-) -> Annotated[CallToolResult, FlowCostOut]:
-    flow = await svc.client.get_flow(flow_id)
-    cost = await svc.client.estimate_flow_cost(flow.config or {})
-    out = FlowCostOut(
-        flow_id=flow_id,
-        runs=runs,
-        min_credits=round(cost.min * runs, 6),
-        max_credits=round(cost.max * runs, 6),
-        per_run_min=cost.min,
-        per_run_max=cost.max,
-    )
-    return ok_result(out, f"{runs} run(s) of {flow.name}: {out.min_credits:g}..{out.max_credits:g} credits.")
-
-
-@tool(
-    Toolset.FLOWS,
-    name="run_flow",
-    title="Run a flow on one input",
-    description=RUN_DESCRIPTION,
-    read_only=False,
-    destructive=False,
-    idempotent=False,
-)
-async def run_flow(
-    flow_id: FlowId,
-    inputs: FlowInputs,
-    run: Annotated[RunControls, Resolve(flow_run)],
-) -> Annotated[CallToolResult, TaskView]:
-    return await execute(run, lambda: prepare_flow(run.ctx, flow_id, [inputs], bulk=False))
-
-
-@tool(
-    Toolset.FLOWS,
     name="run_bulk_flow",
-    title="Run a flow on many inputs",
+    title="Run a flow on input sets",
     description=RUN_BULK_DESCRIPTION,
     read_only=False,
     destructive=False,
@@ -283,4 +210,4 @@ async def run_bulk_flow(
     ],
     run: Annotated[RunControls, Resolve(bulk_flow_run)],
 ) -> Annotated[CallToolResult, TaskView]:
-    return await execute(run, lambda: prepare_flow(run.ctx, flow_id, inputs, bulk=True))
+    return await execute(run, lambda: prepare_flow(run.ctx, flow_id, inputs))
