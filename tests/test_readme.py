@@ -21,6 +21,7 @@ from databar_mcp import __version__
 from databar_mcp.app.cli import build_parser
 from databar_mcp.app.server import build_server
 from databar_mcp.config import TOOLSETS, Settings
+from tests.test_tools_list import EXPECTED
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -131,7 +132,7 @@ async def test_every_tool_is_documented(tmp_path: Path) -> None:
         settings = Settings(api_key=SecretStr("unused"), state_dir=tmp_path / "state", toolsets=toolsets)
         async with Client(build_server(settings)) as client:
             tools |= {tool.name for tool in (await client.list_tools()).tools}
-    assert len(tools) == 54  # 53 tools and enable_toolsets
+    assert tools == EXPECTED  # every tool, and enable_toolsets
     for name in sorted(tools):
         assert f"| `{name}` |" in README, f"tool {name} is missing from the README's tools table"
     assert "databar://tasks/{task_id}/result" in README

@@ -56,10 +56,10 @@ RUN_BULK_WATERFALL_DESCRIPTION = (
 )
 
 RUN_BULK_ENRICHMENT_DESCRIPTION = (
-    "Run one enrichment (a single provider, from search_enrichments) on one input or many; returns results "
-    "aligned to the inputs (null where nothing found).\n\n"
-    "Costs credits: price × rows (× pages if paginated), as estimated_credits. Checked against get_enrichment's "
-    "params first; submitted once. " + WAIT_AND_NEXT
+    "Run one enrichment (a single provider) on one input or many; returns results aligned to the inputs (null "
+    "where nothing found).\n\n"
+    "Costs credits: price × rows (× pages), as estimated_credits. Params checked first; submitted once. "
+    + WAIT_AND_NEXT
 )
 
 

@@ -25,8 +25,8 @@ from databar_mcp.tools.task_view import result_rows
 
 EXPORT_DESCRIPTION = """\
 Write every row of a finished task, joined to its input row, to a new file in the server's exports folder: \
-CSV (nested fields as dotted columns) or JSONL ({"index", "input", "result"} per line, exact). Free. \
-Returns the path and row count, not the rows."""
+CSV (nested fields as dotted columns) or JSONL ({"index", "input", "result"} per line). Free. Returns the \
+path and row count, not the rows."""
 
 
 class ExportResult(BaseModel):
@@ -108,7 +108,7 @@ def register_resources(box: Toolbox) -> None:
 async def export_task_result(
     task_id: TaskId,
     svc: Services,
-    format: Annotated[Literal["csv", "jsonl"], Field(description="csv (flattened) or jsonl (exact).")] = "csv",
+    format: Literal["csv", "jsonl"] = "csv",
     filename: Annotated[
         str | None,
         Field(

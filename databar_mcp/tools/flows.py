@@ -133,14 +133,13 @@ bulk_flow_run = run_guards("bulk_flow", prepare_flow, "flow_id", "inputs")
 
 LIST_DESCRIPTION = "List the workspace's saved flows (multi-step pipelines) with their inputs and outputs. Free."
 GET_DESCRIPTION = """\
-A flow's inputs (ids to pass in run_bulk_flow, which are required), outputs, steps, and what `runs` input sets \
-cost: min..max credits (waterfalls stop at the first provider that finds data, conditional steps may be \
-skipped). Free: nothing runs."""
+A flow's inputs (the ids run_bulk_flow takes; which are required), outputs, steps, and min..max credits for \
+`runs` input sets. Free: nothing runs."""
 RUN_BULK_DESCRIPTION = (
     """\
-Run a saved flow on one input set or many (one task); results are aligned to the inputs (null where \
-nothing was found). Costs credits: up to rows × the flow's max cost per run (estimated_credits). Checked \
-before anything is sent; submitted exactly once. """
+Run a saved flow on one input set or many; results are aligned to the inputs (null where nothing was \
+found). Costs credits: up to rows × the flow's max per run (estimated_credits). Inputs checked first; \
+submitted once. """
     + WAIT_AND_NEXT
 )
 

@@ -80,7 +80,7 @@ Rows = Annotated[
         description="One object of input fields per row.",
     ),
 ]
-FORCE_DESCRIPTION = "true: submit even if an identical run was made recently (bills again)."
+FORCE_DESCRIPTION = "true: resubmit an identical recent run (bills again)."
 # How a run answers, said fully once in the server instructions; each run tool names it in one line.
 WAIT_AND_NEXT = 'Waits up to wait_seconds; on "processing", call the get_task it names (never re-run to retry).'
 ForceFlag = Annotated[bool, Field(description=FORCE_DESCRIPTION)]
