@@ -17,7 +17,7 @@ from databar_mcp.api import DatabarClient
 from databar_mcp.api.models import BulkWaterfallRequest, TaskHandle
 from databar_mcp.config import Settings
 from databar_mcp.core.ledger_sqlite import SqliteBackend
-from databar_mcp.core.runner import TaskRunner
+from databar_mcp.core.runner import RunOrder, TaskRunner
 from databar_mcp.core.store import Ledger
 from databar_mcp.sandbox import SandboxServer
 from tests.conftest import LEADS
@@ -68,16 +68,18 @@ async def test_a_task_id_survives_a_full_disk_and_is_written_when_space_returns(
             await backend.run_sqlite(fill_the_disk)  # the volume fills up now
             return await client.bulk_run_waterfall("email_getter", body)
 
+        order = RunOrder(
+            tool="run_bulk_waterfall",
+            endpoint="waterfalls/email_getter/bulk-run",
+            request=body.model_dump(mode="json"),
+            rows=len(LEADS),
+            estimated_credits=12.0,
+            force=False,
+            send=send,
+        )
+
         async def submit() -> str:
-            submitted = await runner.submit(
-                tool="run_bulk_waterfall",
-                endpoint="waterfalls/email_getter/bulk-run",
-                request=body.model_dump(mode="json"),
-                rows=len(LEADS),
-                estimated_credits=12.0,
-                force=False,
-                send=send,
-            )
+            submitted = await runner.submit(order)
             assert submitted.durable is False
             return submitted.task_id
 
@@ -89,15 +91,7 @@ async def test_a_task_id_survives_a_full_disk_and_is_written_when_space_returns(
         assert [s.id for s in await ledger.unknown_submissions(limit=5)] == []  # known, not "unsettled"
 
         # An identical call while the disk is still full: the same task, nothing sent again.
-        again = await runner.submit(
-            tool="run_bulk_waterfall",
-            endpoint="waterfalls/email_getter/bulk-run",
-            request=body.model_dump(mode="json"),
-            rows=len(LEADS),
-            estimated_credits=12.0,
-            force=False,
-            send=send,
-        )
+        again = await runner.submit(order)
         assert again.task_id == task_id and again.reused is not None
         finished = await runner.wait(task_id, timeout_s=10)  # its result arrives while the disk is full
         assert finished is not None and finished.status == "completed"

@@ -169,6 +169,19 @@ class DuplicateRunUnknown(Exception):
 
 
 @dataclass(frozen=True)
+class RunOrder:
+    """A billable run as the tool layer hands it over: what to record, and the one call that sends it."""
+
+    tool: str
+    endpoint: str
+    request: dict[str, Any]  # the body, as fingerprinted
+    rows: int
+    estimated_credits: float | None
+    force: bool
+    send: Callable[[], Awaitable[TaskHandle]]
+
+
+@dataclass(frozen=True)
 class Submitted:
     """A run's task: new, or an identical earlier run returned instead of paying again."""
 
@@ -236,20 +249,12 @@ class TaskRunner:
         """The identical earlier run that submitting now would return instead of sending (read-only)."""
         return await self._ledger.earlier_run(self.fingerprint(endpoint, request), window_s=self._window_s)
 
-    async def submit(
-        self,
-        *,
-        tool: str,
-        endpoint: str,
-        request: dict[str, Any],
-        rows: int,
-        estimated_credits: float | None,
-        force: bool,
-        send: Callable[[], Awaitable[TaskHandle]],
-    ) -> Submitted:
+    async def submit(self, order: RunOrder) -> Submitted:
         """Claim the run in the ledger (or find the identical earlier one), then send it exactly once.
 
         A user's own caps (users file) apply on top of the server's spend guard: UserLimitReached."""
+        tool, endpoint, request, rows = order.tool, order.endpoint, order.request, order.rows
+        estimated_credits, force, send = order.estimated_credits, order.force, order.send
         fp = self.fingerprint(endpoint, request)
         account = self._users.current() if self._users is not None else None
         self._check_per_call(account, estimated_credits)

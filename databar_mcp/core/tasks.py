@@ -7,11 +7,10 @@ here, and only shapes the answer.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from databar_mcp.api.models import Task, TaskHandle
-from databar_mcp.core.runner import ProgressCallback, Submitted, TaskRunner
+from databar_mcp.api.models import Task
+from databar_mcp.core.runner import ProgressCallback, RunOrder, Submitted, TaskRunner
 from databar_mcp.core.store import Ledger, Submission, TaskRecord
 
 
@@ -30,27 +29,9 @@ class TaskService:
         """The identical earlier run that submitting now would return instead of sending (read-only)."""
         return await self._runner.earlier(endpoint, request)
 
-    async def submit(
-        self,
-        *,
-        tool: str,
-        endpoint: str,
-        request: dict[str, Any],
-        rows: int,
-        estimated_credits: float | None,
-        force: bool,
-        send: Callable[[], Awaitable[TaskHandle]],
-    ) -> Submitted:
+    async def submit(self, order: RunOrder) -> Submitted:
         """Send a billable run exactly once (or return the identical earlier one): see TaskRunner.submit."""
-        return await self._runner.submit(
-            tool=tool,
-            endpoint=endpoint,
-            request=request,
-            rows=rows,
-            estimated_credits=estimated_credits,
-            force=force,
-            send=send,
-        )
+        return await self._runner.submit(order)
 
     async def poll(self, task_id: str) -> Task:
         """One GET of the task at Databar, recorded."""

@@ -21,7 +21,7 @@ from databar_mcp.api.deadline import deadline_in
 from databar_mcp.api.errors import DatabarError, InsufficientCredits, SubmissionUnknown
 from databar_mcp.api.runs import RunRequest
 from databar_mcp.core.catalog import RunPlan
-from databar_mcp.core.runner import DuplicateRunUnknown
+from databar_mcp.core.runner import DuplicateRunUnknown, RunOrder
 from databar_mcp.core.spend import check_spend, needs_balance
 from databar_mcp.core.store import Submission
 from databar_mcp.core.users import UserLimitReached
@@ -394,13 +394,15 @@ async def run_and_wait(
     settle_spend(spend, plan.estimated_credits)
     try:
         submitted = await svc.tasks.submit(
-            tool=run.tool,
-            endpoint=run.endpoint,
-            request=run.request,
-            rows=rows,
-            estimated_credits=plan.estimated_credits,
-            force=force,
-            send=lambda: svc.client.start_run(run.call),
+            RunOrder(
+                tool=run.tool,
+                endpoint=run.endpoint,
+                request=run.request,
+                rows=rows,
+                estimated_credits=plan.estimated_credits,
+                force=force,
+                send=lambda: svc.client.start_run(run.call),
+            )
         )
     except InsufficientCredits as exc:
         raise ToolFailure(await insufficient(svc, exc, plan.estimated_credits)) from None
