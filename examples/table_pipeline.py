@@ -6,7 +6,7 @@
     python examples/table_pipeline.py --shuttle            # the older path: rows out, results back in
 
 Steps, each one tool call (or a few): create_table, insert_rows (any size: the server chunks by 50 and
-reports per-row outcomes), add_table_waterfall (its inputs mapped to the table's columns),
+reports per-row outcomes), add_table_enrichment (the waterfall, its inputs mapped to the table's columns),
 run_table_enrichment (Databar enriches every row in place; no row passes through the client) and
 wait_table_enrichment until it is done, then list_table_rows filtered on the waterfall's status column.
 
@@ -109,11 +109,11 @@ async def balance(client: Client) -> float:
 
 async def in_table(client: Client, table_id: str, rows: int, wait: float) -> tuple[int, int]:
     """Attach the waterfall to the table and run it there: (rows enriched, rows written)."""
-    mapping = {c: c for c in INPUT_COLUMNS}
+    mapping = {c: {"column": c} for c in INPUT_COLUMNS}
     added = await call(
         client,
-        "add_table_waterfall",
-        {"table_uuid": table_id, "waterfall": WATERFALL, "mapping": mapping, "enrichments": [833, 966]},
+        "add_table_enrichment",
+        {"table_uuid": table_id, "enrichment": WATERFALL, "mapping": mapping, "enrichments": [833, 966]},
     )
     print(f"3. attached {added['name']} (outputs {added['output_columns']}) as enrichment {added['enrichment_id']}")
     args = {"table_uuid": table_id, "enrichment_id": added["enrichment_id"], "wait_seconds": wait}

@@ -35,9 +35,10 @@ async def test_list_and_get_mask_header_values(mcp: Client) -> None:
     made = await create(mcp)
     await create(mcp, "Second")
     listed = await mcp.call_tool("list_connectors", {})
-    got = await mcp.call_tool("get_connector", {"connector_id": made["id"]})
+    got = await mcp.call_tool("list_connectors", {"connector_id": made["id"]})
     assert structured(listed)["total"] == 2
-    assert structured(got)["headers"] == [{"name": "Authorization", "value": "********"}]
+    [one] = structured(got)["connectors"]
+    assert (one["id"], one["headers"]) == (made["id"], [{"name": "Authorization", "value": "********"}])
     for result in (listed, got):
         assert SECRET not in whole(result) and "sk-connector" not in whole(result)
 
@@ -71,7 +72,7 @@ async def test_update_with_nothing_to_change_sends_nothing(mcp: Client, sandbox:
 async def test_delete_then_get_is_not_found(mcp: Client) -> None:
     made = await create(mcp)
     deleted = structured(await mcp.call_tool("delete_connector", {"connector_id": made["id"]}))
-    gone = error_body(await mcp.call_tool("get_connector", {"connector_id": made["id"]}))
+    gone = error_body(await mcp.call_tool("list_connectors", {"connector_id": made["id"]}))
     again = error_body(await mcp.call_tool("delete_connector", {"connector_id": made["id"]}))
     assert deleted["deleted"] is True
     assert gone["code"] == "not_found" and again["code"] == "not_found"

@@ -79,7 +79,7 @@ FAMILIES: dict[str, tuple[Call, Call]] = {
     ),
     "connectors": (
         Call("list_connectors"),
-        Call("get_connector", {"connector_id": 999_999}, error="not_found"),
+        Call("list_connectors", {"connector_id": 999_999}, error="not_found"),
     ),
     "account": (
         Call("get_account"),

@@ -65,10 +65,17 @@ async def test_columns_rename_dedupe_export_folders_and_delete(mcp: Client, sand
         assert (await http.get(exported["file"])).text.count("@x.io") == 3
 
     folder = await call(mcp, "create_folder", {"name": "Prospects"})
-    await call(mcp, "move_table_to_folder", {"table_uuid": table, "folder_id": folder["id"]})
-    listed = await call(mcp, "list_folders", {})
+    moved = await call(mcp, "update_table", {"table_uuid": table, "folder_id": folder["id"]})
+    assert (moved["folder_id"], moved["name"]) == (folder["id"], None)
+    listed = await call(mcp, "list_tables", {})
     assert [(f["name"], f["table_count"]) for f in listed["folders"]] == [("Prospects", 1)]
-    assert (await call(mcp, "rename_table", {"table_uuid": table, "name": "Done"}))["name"] == "Done"
+    both = await call(mcp, "update_table", {"table_uuid": table, "name": "Done", "folder_id": 0})
+    assert (both["name"], both["folder_id"]) == ("Done", 0)
+    listed = await call(mcp, "list_tables", {})
+    assert [(f["name"], f["table_count"]) for f in listed["folders"]] == [("Prospects", 0)]  # out of every folder
+    assert "Done" in {t["name"] for t in listed["tables"]}
+    nothing = await mcp.call_tool("update_table", {"table_uuid": table})
+    assert nothing.is_error and "validation_error" in text_of(nothing)
     await call(mcp, "delete_table", {"table_uuid": table})
     tables = await call(mcp, "list_tables", {})
     assert table not in {t["identifier"] for t in tables["tables"]}
@@ -79,7 +86,7 @@ async def test_exporter_needs_confirmation_and_sends_once(mcp: Client, sandbox: 
     await call(mcp, "insert_rows", {"table_uuid": table, "rows": [{"Email": "a@x.io"}, {"Email": ""}]})
     exporters = await call(mcp, "list_exporters", {"query": "hubspot"})
     hubspot = exporters["exporters"][0]["id"]
-    detail = await call(mcp, "get_exporter", {"exporter_id": hubspot})
+    detail = (await call(mcp, "list_exporters", {"exporter_id": hubspot}))["exporter"]
     assert [p["name"] for p in detail["params"] if p["required"]] == ["email"]
     added = await call(
         mcp,

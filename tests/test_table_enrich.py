@@ -21,6 +21,7 @@ RUN = "POST /v1/table/{table_uuid}/run-enrichment/{processor_id}"
 ROWS_READ = "GET /v1/table/{table_uuid}/rows"
 PEOPLE_COLUMNS = ["First name", "Last name", "Domain"]
 MAPPING = {"first_name": "First name", "last_name": "Last name", "company": "Domain"}
+SOURCES = {param: {"column": column} for param, column in MAPPING.items()}  # the tool's mapping
 
 
 def people(n: int) -> list[dict[str, str]]:
@@ -42,8 +43,8 @@ async def table_with_waterfall(mcp: Client, rows: int) -> tuple[str, int]:
         await call(mcp, "insert_rows", {"table_uuid": table, "rows": people(rows)})
     added = await call(
         mcp,
-        "add_table_waterfall",
-        {"table_uuid": table, "waterfall": "email_getter", "mapping": MAPPING, "enrichments": [833, 966]},
+        "add_table_enrichment",
+        {"table_uuid": table, "enrichment": "email_getter", "mapping": SOURCES, "enrichments": [833, 966]},
     )
     return table, int(added["enrichment_id"])
 
@@ -202,6 +203,28 @@ async def test_enrichment_mapping_is_checked_before_sending(mcp: Client, sandbox
     assert (updated["enrichment_id"], updated["kind"]) == (added["enrichment_id"], "enrichment")
 
 
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [
+        ({"enrichment": "email_getter", "mapping": {**SOURCES, "company": {"value": "acme.com"}}}, "mapping.company"),
+        ({"enrichment": "email_getter", "mapping": SOURCES, "launch_strategy": "run_on_update"}, "launch_strategy"),
+        ({"enrichment": 120, "mapping": {"domain": {"column": "Domain"}}, "enrichments": [833]}, "enrichments"),
+        ({"enrichment": "120", "mapping": {"domain": {"column": "Domain"}}, "email_verifier": 7}, "email_verifier"),
+    ],
+)
+async def test_what_only_fits_the_other_kind_is_refused_before_sending(
+    mcp: Client, sandbox: SandboxServer, arguments: dict[str, Any], field: str
+) -> None:
+    """add_table_enrichment attaches enrichments (by id) and waterfalls (by identifier): waterfall inputs take
+    columns only and run on click, and provider or verifier choices mean nothing for an enrichment."""
+    table = (await call(mcp, "create_table", {"name": "Leads", "columns": PEOPLE_COLUMNS}))["identifier"]
+    sandbox.state.reset_counts()
+    result = await mcp.call_tool("add_table_enrichment", {"table_uuid": table, **arguments})
+    body = error_body(result)
+    assert body["code"] == "validation_error" and [f["field"] for f in body["fields"]] == [field]
+    assert sandbox.state.total_requests() == 0
+
+
 async def test_waiting_reports_progress_as_rows_fill_in(mcp: Client, sandbox: SandboxServer) -> None:
     sandbox.state.balance = 10_000
     sandbox.state.config.table_row_seconds = 0.01
@@ -232,8 +255,12 @@ async def test_the_in_place_path_reads_every_reply_variant(tmp_path: Path, varia
             assert view["done"] and view["rows_done"] == 12 and view["found"] == 9
             assert view["estimated_credits"] == 36  # 12 rows x (1 + 2) for the two providers attached
             bad = await mcp.call_tool(
-                "add_table_waterfall",
-                {"table_uuid": table, "waterfall": "email_getter", "mapping": {**MAPPING, "company": "Nope"}},
+                "add_table_enrichment",
+                {
+                    "table_uuid": table,
+                    "enrichment": "email_getter",
+                    "mapping": {**SOURCES, "company": {"column": "Nope"}},
+                },
             )
             assert bad.is_error and "validation_error" in text_of(bad) and "Nope" in text_of(bad)
 

@@ -39,7 +39,7 @@ async def test_a_filtered_export_as_jsonl(mcp: Client) -> None:
     out = structured(
         await mcp.call_tool(
             "export_table_rows",
-            {"table_uuid": TABLE, "format": "jsonl", "filename": "no_email", "filter": {"email": {"is_empty": True}}},
+            {"table_uuid": TABLE, "format": "jsonl", "filename": "no_email", "filter": {"email": {"empty": True}}},
         )
     )
     lines = [json.loads(line) for line in Path(out["path"]).read_text(encoding="utf-8").splitlines()]

@@ -376,15 +376,18 @@ async def test_columns_of_an_unknown_table(mcp: Client, settings: Settings) -> N
 
 
 async def test_list_table_rows_with_filter(mcp: Client, sandbox: SandboxServer, settings: Settings) -> None:
-    args = {"table_uuid": TABLE, "per_page": 100, "filter": {"email": {"is_empty": True}}}
+    args = {"table_uuid": TABLE, "per_page": 100, "filter": {"email": {"empty": True}}}
     out = structured(await call(mcp, settings, "list_table_rows", args))
 
-    assert out["total_count"] == len([i for i in range(SEED_ROWS) if i % 9 == 8])
-    assert out["filter"] == {"email": {"is_empty": True}}
+    empty = len([i for i in range(SEED_ROWS) if i % 9 == 8])
+    assert out["total_count"] == empty
+    assert out["filter"] == {"email": {"empty": True}}  # in the tool's words, as next_call repeats it
     assert len(out["rows"]) == 100 and all(row["email"] == "" for row in out["rows"])
     assert out["next_call"] == (
-        f'list_table_rows(table_uuid="{TABLE}", filter={{"email":{{"is_empty":true}}}}, page=2, per_page=100)'
+        f'list_table_rows(table_uuid="{TABLE}", filter={{"email":{{"empty":true}}}}, page=2, per_page=100)'
     )
+    filled = {"table_uuid": TABLE, "filter": {"email": {"empty": False}}}  # the API's is_not_empty
+    assert structured(await call(mcp, settings, "list_table_rows", filled))["total_count"] == SEED_ROWS - empty
 
     contains = {"table_uuid": TABLE, "filter": {"company": {"contains": "acme"}, "first_name": {"equals": "john"}}}
     found = structured(await call(mcp, settings, "list_table_rows", contains))
@@ -395,6 +398,7 @@ async def test_list_table_rows_with_filter(mcp: Client, sandbox: SandboxServer, 
     "bad",
     [
         {"email": {"starts_with": "a"}},  # not an operator
+        {"email": {"is_empty": True}},  # the API's word; the tool's is `empty`
         {"email": {}},  # no operator
         {"email": "x"},  # not a condition
         {"": {"equals": "x"}},  # no column name

@@ -48,14 +48,12 @@ EXPECTED = {
     # connectors
     "create_connector",
     "list_connectors",
-    "get_connector",
     "update_connector",
     "delete_connector",
     # account
     "get_account",
     # table_enrich
     "add_table_enrichment",
-    "add_table_waterfall",
     "list_table_enrichments",
     "update_table_enrichment",
     "run_table_enrichment",
@@ -64,16 +62,13 @@ EXPECTED = {
     "create_column",
     "rename_column",
     "delete_column",
-    "rename_table",
+    "update_table",
     "delete_table",
     "dedupe_rows",
     "export_table",
-    "list_folders",
     "create_folder",
-    "move_table_to_folder",
     # exporters (not loaded by default)
     "list_exporters",
-    "get_exporter",
     "add_table_exporter",
     "run_table_exporter",
     # flows (not loaded by default)
@@ -147,12 +142,12 @@ async def test_schemas_carry_the_constraints_a_call_is_planned_by(every: Client)
     props = connector["properties"]
     assert "maxLength" not in props["name"] and props["name"]["type"] == "string"
     assert set(connector["required"]) == {"name", "method", "url"}
-    defs = connector.get("$defs", {})
-    assert defs["ConnectorMethod"]["enum"] == ["get", "post", "put", "patch"]
-    assert defs["ConnectorType"]["enum"] == ["simple", "enrichment", "exporter"]
-    # a required parameter whose null means something keeps its null branch
-    move = by_name["move_table_to_folder"]
-    assert {"type": "null"} in move["properties"]["folder_id"]["anyOf"] and "folder_id" in move["required"]
+    assert props["method"] == {"enum": ["get", "post", "put", "patch"], "type": "string"}  # inline, no $defs
+    assert props["type"]["enum"] == ["simple", "enrichment", "exporter"]
+    assert set(connector["$defs"]) == {"NameValue"}  # shared by headers, parameters and body
+    # out of every folder stays expressible where an omitted folder_id means "leave it": 0, not null
+    move = by_name["update_table"]["properties"]["folder_id"]
+    assert move["type"] == "integer" and "0: out of every folder" in move["description"]
 
 
 async def test_read_only_hints_match_what_tools_do(every: Client) -> None:

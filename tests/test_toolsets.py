@@ -41,7 +41,7 @@ async def test_by_default_the_core_toolsets_are_listed_and_enable_toolsets_offer
     core = {n for n, t in everything.items() if t["_meta"][TOOLSET_META_KEY] in DEFAULT_TOOLSETS}
     assert set(default) == core | {"enable_toolsets"}
     offer = default["enable_toolsets"]
-    assert "tables (9 tools)" in offer["description"] and "connectors (5 tools)" in offer["description"]
+    assert "tables (9 tools)" in offer["description"] and "connectors (4 tools)" in offer["description"]
     assert offer["annotations"]["readOnlyHint"] is True and offer["annotations"]["openWorldHint"] is False
 
 
@@ -72,7 +72,7 @@ async def test_enabled_tools_are_listed_as_written_and_as_if_loaded_at_start(
     """Tools of unlisted toolsets reach the SDK only when listed or called: tools/list must not show it."""
     everything = await tools_of(sandbox, tmp_path / "all", toolsets="all")
     async with Client(build_server(make_settings(sandbox, tmp_path / "default"))) as client:
-        called = await client.call_tool("get_connector", {"connector_id": 1})  # registered by the call
+        called = await client.call_tool("list_connectors", {"connector_id": 1})  # registered by the call
         await client.call_tool("enable_toolsets", {"toolsets": ["connectors", "tables"]})
         after = [t.model_dump(mode="json", by_alias=True) for t in (await client.list_tools()).tools]
     chosen = {*DEFAULT_TOOLSETS, "tables", "connectors"}
@@ -133,9 +133,9 @@ async def test_read_only_tools_never_send_anything_but_gets(sandbox: SandboxServ
     async with Client(build_server(make_settings(sandbox, tmp_path / "writer"))) as writer:
         task_id = structured(await writer.call_tool("run_bulk_waterfall", BULK_ARGS))["task_id"]
         await writer.call_tool("create_connector", {"name": "c", "method": "get", "url": "https://example.com/x"})
-        mapping = {"first_name": "first_name", "last_name": "last_name", "company": "company"}
+        mapping = {p: {"column": p} for p in ("first_name", "last_name", "company")}
         added = await writer.call_tool(
-            "add_table_waterfall", {"table_uuid": SEED_TABLE, "waterfall": "email_getter", "mapping": mapping}
+            "add_table_enrichment", {"table_uuid": SEED_TABLE, "enrichment": "email_getter", "mapping": mapping}
         )
         attached = structured(added)["enrichment_id"]
     sandbox.state.reset_counts()
@@ -145,7 +145,7 @@ async def test_read_only_tools_never_send_anything_but_gets(sandbox: SandboxServ
         calls = [
             *READ_ONLY_CALLS,
             ("get_task", {"task_id": task_id}),
-            ("get_connector", {"connector_id": 1}),
+            ("list_connectors", {"connector_id": 1}),
             ("list_table_enrichments", {"table_uuid": SEED_TABLE}),
             ("wait_table_enrichment", {"table_uuid": SEED_TABLE, "enrichment_id": attached, "wait_seconds": 0}),
         ]

@@ -13,7 +13,7 @@ from bench.scenarios.scale import bound_row, our_server, rss_row
 from databar_mcp.sandbox.tables import SEED_TABLE_ID
 
 BASE_S = 0.3
-MAPPING = {"first_name": "first_name", "last_name": "last_name", "company": "company"}
+MAPPING = {p: {"column": p} for p in ("first_name", "last_name", "company")}
 
 
 async def run(ctx: Context) -> list[Row]:
@@ -24,8 +24,13 @@ async def run(ctx: Context) -> list[Row]:
             harness.log(f"  table_enrich: {n:,}-row table enriched in place")
             added = structured(
                 await client.call_tool(
-                    "add_table_waterfall",
-                    {"table_uuid": SEED_TABLE_ID, "waterfall": WATERFALL, "mapping": MAPPING, "enrichments": PROVIDERS},
+                    "add_table_enrichment",
+                    {
+                        "table_uuid": SEED_TABLE_ID,
+                        "enrichment": WATERFALL,
+                        "mapping": MAPPING,
+                        "enrichments": PROVIDERS,
+                    },
                 )
             )
             balance = sb.state.balance

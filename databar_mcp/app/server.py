@@ -58,7 +58,7 @@ Enriching a list:
 Every task and result is kept in a local ledger beyond Databar's 24 h: list_recent_tasks recovers them.
 
 More toolsets (tables, connectors, table enrichment, exporters, flows): enable_toolsets lists them. To
-enrich a whole table, enrich it in place (add_table_waterfall, run_table_enrichment): rows never pass
+enrich a whole table, enrich it in place (add_table_enrichment, run_table_enrichment): rows never pass
 through you.
 
 Arguments are checked before anything is sent. Errors are results with a code and next_steps:

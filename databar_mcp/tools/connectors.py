@@ -4,7 +4,7 @@ import re
 from typing import Annotated
 
 from mcp.types import CallToolResult
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, WithJsonSchema
 
 from databar_mcp import config
 from databar_mcp.api.models import Connector, ConnectorCreate, ConnectorMethod, ConnectorType, NameValue
@@ -77,19 +77,15 @@ def render(c: ConnectorOut) -> str:
 
 
 CREATE_CONNECTOR_DESCRIPTION = """\
-Register your own HTTP API as a Databar connector, so Databar can call it on table rows (as an enrichment, \
-a simple call or an exporter). Free; each call makes a new one. Header values are write-only (always \
-masked); your plan may lower rate_limit and max_concurrency (the answer says so). Returns the connector id."""
+Register your own HTTP API as a Databar connector, called per table row. Free; each call makes a new one. \
+Header values are write-only (always masked); your plan may lower rate_limit and max_concurrency (the \
+answer says so)."""
 
 LIST_CONNECTORS_DESCRIPTION = """\
-List the workspace's connectors: id, name, type, method, URL, header names, rate limit. Free."""
-
-GET_CONNECTOR_DESCRIPTION = """\
-Show one connector in full (header values masked). Free."""
+List the workspace's connectors in full (header values masked), or just connector_id's. Free."""
 
 UPDATE_CONNECTOR_DESCRIPTION = """\
-Change a connector: only the fields given change (`headers` replaces the whole list; values stay masked). \
-Free; your plan may lower rate_limit and max_concurrency."""
+Change a connector: only the fields given (headers replaces the whole list). Free; limits as create_connector."""
 
 DELETE_CONNECTOR_DESCRIPTION = """\
 Delete a connector (irreversible: tables and flows using it stop working). Free. Confirm with the user \
@@ -109,6 +105,10 @@ class Deleted(BaseModel):
 
 
 ConnectorId = Annotated[int, Field(ge=1)]
+# The enums inline: a `$ref` to `$defs` costs the listing more than the few values it names.
+Method = Annotated[ConnectorMethod, WithJsonSchema({"enum": [m.value for m in ConnectorMethod], "type": "string"})]
+Kind = Annotated[ConnectorType, WithJsonSchema({"enum": [t.value for t in ConnectorType], "type": "string"})]
+NameValues = Annotated[list[NameValue] | None, Field(max_length=100)]
 MASK_LIKE = re.compile(r"^[*•·xX]{3,}$")
 
 
@@ -167,22 +167,14 @@ def merged(current: Connector, changes: dict[str, object]) -> ConnectorCreate:
     idempotent=False,
 )
 async def create_connector(
-    name: Annotated[str, Field(min_length=1, max_length=config.CONNECTOR_NAME_MAX, description="Display name.")],
-    method: Annotated[ConnectorMethod, Field()],
-    url: Annotated[
-        str,
-        Field(
-            min_length=1,
-            max_length=config.CONNECTOR_URL_MAX,
-            pattern=r"^https?://\S+$",
-            description="Full endpoint URL, e.g. https://api.example.com/v1/score.",
-        ),
-    ],
+    name: Annotated[str, Field(min_length=1, max_length=config.CONNECTOR_NAME_MAX)],
+    method: Method,
+    url: Annotated[str, Field(min_length=1, max_length=config.CONNECTOR_URL_MAX, pattern=r"^https?://\S+$")],
     svc: Services,
-    type: Annotated[ConnectorType, Field()] = ConnectorType.ENRICHMENT,
-    headers: Annotated[list[NameValue], Field(max_length=100)] = [],  # noqa: B006 - pydantic copies defaults
-    parameters: Annotated[list[NameValue], Field(max_length=100)] = [],  # noqa: B006
-    body: Annotated[list[NameValue], Field(max_length=100)] = [],  # noqa: B006
+    type: Kind = ConnectorType.ENRICHMENT,
+    headers: NameValues = None,
+    parameters: NameValues = None,
+    body: NameValues = None,
     body_template: Annotated[
         str | None,
         Field(max_length=config.CONNECTOR_BODY_TEMPLATE_MAX, description="Jinja; its variables become body params."),
@@ -190,15 +182,15 @@ async def create_connector(
     rate_limit: Annotated[int | None, Field(ge=1, description="Requests per minute.")] = None,
     max_concurrency: Annotated[int | None, Field(ge=1)] = None,
 ) -> Annotated[CallToolResult, ConnectorOut]:
-    add_secrets(*(h.value for h in headers))
+    add_secrets(*(h.value for h in headers or ()))
     request = ConnectorCreate(
         name=name,
         method=method,
         url=url,
         type=type,
-        headers=headers,
-        parameters=parameters,
-        body=body,
+        headers=headers or [],
+        parameters=parameters or [],
+        body=body or [],
         body_template=body_template,
         rate_limit=rate_limit,
         max_concurrency=max_concurrency,
@@ -216,8 +208,13 @@ async def create_connector(
     destructive=False,
     idempotent=True,
 )
-async def list_connectors(svc: Services) -> Annotated[CallToolResult, ConnectorList]:
-    found = [connector_out(c) for c in await svc.client.list_connectors()]
+async def list_connectors(
+    svc: Services, connector_id: ConnectorId | None = None
+) -> Annotated[CallToolResult, ConnectorList]:
+    if connector_id is not None:
+        found = [connector_out(await svc.client.get_connector(connector_id))]
+    else:
+        found = [connector_out(c) for c in await svc.client.list_connectors()]
 
     def make(k: int) -> ConnectorList:
         return ConnectorList(connectors=found[:k], total=len(found), omitted=len(found) - k)
@@ -227,20 +224,6 @@ async def list_connectors(svc: Services) -> Annotated[CallToolResult, ConnectorL
         return "\n".join([head + ":", *(render(c) for c in listing.connectors)])
 
     return fitted_result(len(found), make, text, svc.settings.result_budget_chars)
-
-
-@tool(
-    Toolset.CONNECTORS,
-    name="get_connector",
-    title="Get a connector",
-    description=GET_CONNECTOR_DESCRIPTION,
-    read_only=True,
-    destructive=False,
-    idempotent=True,
-)
-async def get_connector(connector_id: ConnectorId, svc: Services) -> Annotated[CallToolResult, ConnectorOut]:
-    found = connector_out(await svc.client.get_connector(connector_id))
-    return ok_result(found, render(found))
 
 
 @tool(
@@ -256,14 +239,14 @@ async def update_connector(
     connector_id: ConnectorId,
     svc: Services,
     name: Annotated[str | None, Field(min_length=1, max_length=config.CONNECTOR_NAME_MAX)] = None,
-    method: ConnectorMethod | None = None,
+    method: Method | None = None,
     url: Annotated[
         str | None, Field(min_length=1, max_length=config.CONNECTOR_URL_MAX, pattern=r"^https?://\S+$")
     ] = None,
-    type: ConnectorType | None = None,
-    headers: Annotated[list[NameValue] | None, Field(max_length=100)] = None,
-    parameters: Annotated[list[NameValue] | None, Field(max_length=100)] = None,
-    body: Annotated[list[NameValue] | None, Field(max_length=100)] = None,
+    type: Kind | None = None,
+    headers: NameValues = None,
+    parameters: NameValues = None,
+    body: NameValues = None,
     body_template: Annotated[str | None, Field(max_length=config.CONNECTOR_BODY_TEMPLATE_MAX)] = None,
     rate_limit: Annotated[int | None, Field(ge=1)] = None,
     max_concurrency: Annotated[int | None, Field(ge=1)] = None,

@@ -28,8 +28,7 @@ from databar_mcp.tools.registry import tool
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
 from databar_mcp.tools.running import Confirmation, SpendGate, SpendOutcome, duplicate_unknown
 from databar_mcp.tools.table_kit import (
-    ParamSource,
-    TableEnrichmentId,
+    Source,
     TableRunView,
     not_attached,
     reader_of,
@@ -45,10 +44,6 @@ class ExporterOut(BaseModel):
     description: str | None = None
 
 
-class ExporterList(BaseModel):
-    exporters: list[ExporterOut]
-
-
 class ExporterParamOut(BaseModel):
     name: str
     required: bool
@@ -62,6 +57,11 @@ class ExporterDetailOut(ExporterOut):
     result_fields: list[str]
     needs_connection: bool
     connections: list[str] = Field(description="Connections to pass as authorization: 'id: name'.")
+
+
+class ExporterList(BaseModel):
+    exporters: list[ExporterOut] = Field(description="Every exporter (empty when exporter_id was given).")
+    exporter: ExporterDetailOut | None = Field(default=None, description="exporter_id's detail, when given.")
 
 
 class AttachedExporterOut(BaseModel):
@@ -135,17 +135,15 @@ def settle_export(outcome: SpendOutcome) -> None:
     )
 
 
-LIST_DESCRIPTION = "List Databar's exporters (CRMs and other destinations table rows can be sent to). Free."
-GET_DESCRIPTION = """\
-An exporter's params (to map to columns), destination fields and connections. Free. Next: \
-add_table_exporter."""
+LIST_DESCRIPTION = """\
+List Databar's exporters (CRMs and other destinations for table rows), or exporter_id's params, \
+destination fields and connections. Free. Next: add_table_exporter."""
 ADD_DESCRIPTION = """\
 Attach an exporter to a table, mapping its params to columns (or constants). Free: nothing is sent until \
 run_table_exporter."""
 RUN_DESCRIPTION = """\
-Send every row of the table to the exporter's destination (writes records outside Databar). The user \
-is asked first (clients that cannot ask: confirm=true after the user agreed). Submitted once; waits and \
-counts like run_table_enrichment; follow next_call while rows are processing."""
+Send every row of the table to the exporter's destination (writes records outside Databar); the user is \
+asked first. Submitted once; waits and counts like run_table_enrichment (follow next_call)."""
 
 
 @tool(
@@ -158,27 +156,19 @@ counts like run_table_enrichment; follow next_call while rows are processing."""
     idempotent=True,
 )
 async def list_exporters(
-    svc: Services, query: Annotated[str | None, Field(max_length=200, description="Filter by name.")] = None
+    svc: Services,
+    query: Annotated[str | None, Field(max_length=200, description="Filter by name.")] = None,
+    exporter_id: ExporterId | None = None,
 ) -> Annotated[CallToolResult, ExporterList]:
+    if exporter_id is not None:
+        detail = detail_out(await svc.client.get_exporter(exporter_id))
+        params = ", ".join(f"{p.name}{'*' if p.required else ''}" for p in detail.params)
+        text = f"{detail.id}: {detail.name}. Params (* required): {params}. Connections: {detail.connections}"
+        return ok_result(ExporterList(exporters=[], exporter=detail), text)
     items = await svc.client.list_exporters(query)
     out = ExporterList(exporters=[ExporterOut(id=e.id, name=e.name, description=e.description) for e in items])
     text = "\n".join([f"{len(items)} exporter(s):"] + [f"- {e.id}: {e.name}" for e in items])
-    return ok_result(out, text)
-
-
-@tool(
-    Toolset.EXPORTERS,
-    name="get_exporter",
-    title="Get an exporter",
-    description=GET_DESCRIPTION,
-    read_only=True,
-    destructive=False,
-    idempotent=True,
-)
-async def get_exporter(exporter_id: ExporterId, svc: Services) -> Annotated[CallToolResult, ExporterDetailOut]:
-    out = detail_out(await svc.client.get_exporter(exporter_id))
-    params = ", ".join(f"{p.name}{'*' if p.required else ''}" for p in out.params)
-    return ok_result(out, f"{out.id}: {out.name}. Params (* required): {params}. Connections: {out.connections}")
+    return ok_result(out, text + "\nNext: list_exporters(exporter_id=...) for its params.")
 
 
 @tool(
@@ -194,7 +184,7 @@ async def add_table_exporter(
     table_uuid: TableId,
     exporter_id: ExporterId,
     mapping: Annotated[
-        dict[Annotated[str, Field(min_length=1, max_length=256)], ParamSource],
+        dict[Annotated[str, Field(min_length=1, max_length=256)], Source],
         Field(min_length=1, max_length=50, description='Param → source, e.g. {"email": {"column": "Email"}}.'),
     ],
     svc: Services,
@@ -226,11 +216,11 @@ async def add_table_exporter(
 )
 async def run_table_exporter(
     table_uuid: TableId,
-    exporter_id: TableEnrichmentId,
+    exporter_id: Annotated[int, Field(ge=1, le=2_000_000_000, description="From add_table_exporter.")],
     ctx: ToolContext,
     svc: Services,
     confirmation: Annotated[SpendOutcome, Resolve(export_question)],
-    confirm: Annotated[bool, Field(description="Only for clients that cannot ask: the user agreed.")] = False,
+    confirm: Annotated[bool, Field(description="Only where this client cannot ask: the user agreed.")] = False,
     wait_seconds: WaitSeconds = WAIT_DEFAULT,
 ) -> Annotated[CallToolResult, TableRunView]:
     columns = processor_columns(await svc.client.table_columns(table_uuid), exporter_id)

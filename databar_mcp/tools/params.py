@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from databar_mcp import config
@@ -31,6 +31,12 @@ class SettingsBound:
 def wait_field(settings: Settings) -> Any:
     """The wait_seconds parameter: bounded by the configured deadline, so no call outlives the client."""
     return Field(ge=0, le=settings.tool_deadline_s)  # each tool's description says what it waits for
+
+
+def in_place(model: type[BaseModel]) -> WithJsonSchema:
+    """`Annotated[M, in_place(M)]`: M's schema written where it is used. A `$defs` entry and the `$ref` to it
+    cost the listing more than a definition a tool uses once; validation stays the model's own."""
+    return WithJsonSchema(model.model_json_schema())
 
 
 # ---- tasks ---------------------------------------------------------------------------------------------
@@ -100,28 +106,35 @@ TableId = Annotated[
 ColumnName = Annotated[str, Field(min_length=1, max_length=256)]
 
 
+FilterValue = str | int | float | bool
+
+
 class FilterCondition(BaseModel):
-    """One column's condition: one operator or more, all must hold (equals, contains: case-insensitive)."""
+    """All given must hold (equals, contains: case-insensitive)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    equals: str | int | float | bool | None = Field(default=None)
-    not_equals: str | int | float | bool | None = Field(default=None)
-    contains: str | None = Field(default=None, min_length=1)
-    is_empty: bool | None = Field(default=None)
-    is_not_empty: bool | None = Field(default=None)
+    # A null operand is no operator (as if omitted), so the listing shows none: one branch fewer per operator.
+    equals: SkipJsonSchema[None] | FilterValue = None
+    not_equals: SkipJsonSchema[None] | FilterValue = None
+    contains: SkipJsonSchema[None] | Annotated[str, Field(min_length=1)] = None
+    empty: SkipJsonSchema[None] | Annotated[bool, Field(description="true: no value; false: any value.")] = None
 
     @model_validator(mode="after")
     def _one_operator(self) -> Self:
         if not self.model_dump(exclude_none=True):
-            raise ValueError("give an operator: equals, not_equals, contains, is_empty or is_not_empty")
+            raise ValueError("give an operator: equals, not_equals, contains or empty")
         return self
+
+    def api(self) -> dict[str, FilterValue]:
+        """The condition in the API's words (`is_empty` / `is_not_empty` for `empty`)."""
+        out: dict[str, FilterValue] = self.model_dump(exclude_none=True, exclude={"empty"})
+        if self.empty is not None:
+            out["is_empty" if self.empty else "is_not_empty"] = True
+        return out
 
 
 RowFilter = Annotated[
-    dict[ColumnName, FilterCondition] | None,
-    Field(
-        max_length=20,
-        description='Column → condition, e.g. {"email": {"is_empty": true}}.',
-    ),
+    dict[ColumnName, Annotated[FilterCondition, in_place(FilterCondition)]] | None,
+    Field(max_length=20, description='Column → condition, e.g. {"email": {"empty": true}}.'),
 ]

@@ -1,5 +1,5 @@
-"""Table admin toolset: columns (create, rename, delete), tables (rename, delete to the trash), duplicate rows
-(counted before anything is deleted), Databar's own file export, and folders to organise tables."""
+"""Table admin toolset: columns (create, rename, delete), tables (rename or move into a folder, delete to the
+trash), duplicate rows (counted before anything is deleted), Databar's own file export, and folders."""
 
 import time
 from typing import Annotated, Literal
@@ -15,16 +15,18 @@ from databar_mcp.config import Toolset
 from databar_mcp.tools.context import Services
 from databar_mcp.tools.params import (
     WAIT_DEFAULT,
+    ColumnName,
     TableId,
     WaitSeconds,
 )
 from databar_mcp.tools.registry import tool
-from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
+from databar_mcp.tools.results import ErrorBody, ErrorCode, FieldProblem, ToolFailure, ok_result
 from databar_mcp.tools.table_kit import ColumnRef
 
 ColumnType = Literal["text", "number", "boolean", "date", "datetime", "email", "url", "phone", "json"]
 Name = Annotated[str, Field(min_length=1, max_length=256)]
-FolderId = Annotated[int, Field(ge=1)]
+# 0, not null, takes a table out of every folder: omitting folder_id (null) leaves it where it is.
+FolderTarget = Annotated[int, Field(ge=0, description="Folder id from list_tables; 0: out of every folder.")]
 EXPORT_POLL_S = 0.5
 
 
@@ -35,9 +37,11 @@ class ColumnOut(BaseModel):
     type: str | None = None
 
 
-class TableRenamed(BaseModel):
+class TableUpdated(BaseModel):
     table_uuid: str
-    name: str | None
+    name: str | None = Field(default=None, description="The table's name (after a rename).")
+    folder_id: int | None = Field(default=None, description="The folder it was moved to; 0: out of every folder.")
+    message: str
 
 
 class Deleted(BaseModel):
@@ -69,16 +73,6 @@ class FolderOut(BaseModel):
     id: int
     name: str
     table_count: int | None = None
-
-
-class FolderList(BaseModel):
-    folders: list[FolderOut]
-
-
-class Moved(BaseModel):
-    table_uuid: str
-    folder_id: int | None
-    message: str
 
 
 async def column_of(svc: Services, table_uuid: str, ref: str) -> TableColumn:
@@ -128,29 +122,24 @@ async def count_duplicates(svc: Services, table_uuid: str, columns: list[str]) -
 CREATE_COLUMN_DESCRIPTION = """\
 Add an empty column to a table. Free. Next: update_rows / upsert_rows, or map it in add_table_enrichment."""
 
-RENAME_COLUMN_DESCRIPTION = "Rename a table column (by name or uuid). Free; values are kept."
+RENAME_COLUMN_DESCRIPTION = "Rename a table column. Free; values are kept."
 
 DELETE_COLUMN_DESCRIPTION = """\
 Delete a column and its values (not undoable here; not for columns an enrichment fills). Free."""
 
-RENAME_TABLE_DESCRIPTION = "Rename a table. Free."
+UPDATE_TABLE_DESCRIPTION = "Rename a table and/or move it into a folder. Free."
 
-DELETE_TABLE_DESCRIPTION = """\
-Delete a table (to the workspace's trash, restorable in Databar for a while). Free."""
+DELETE_TABLE_DESCRIPTION = "Delete a table (to the workspace's trash, restorable in Databar for a while). Free."
 
 DEDUPE_DESCRIPTION = """\
-Remove duplicate rows (equal values in the key columns, case and spaces ignored), keeping the oldest of \
-each group. Free. Without confirm=true it only counts them; with it, deletes them."""
+Remove duplicate rows (equal in the key columns, ignoring case and spaces), keeping each group's oldest. \
+Free. Without confirm=true it only counts them."""
 
 EXPORT_TABLE_DESCRIPTION = """\
-Export a whole table through Databar's own export and return its download URL. Free. While processing, \
-call again (it waits on the same export). For a local CSV/JSONL file use export_table_rows."""
+Export a whole table as CSV through Databar and return its download URL. Free. While processing, call again \
+(it waits on the same export). For a local file use export_table_rows."""
 
-LIST_FOLDERS_DESCRIPTION = "List the workspace's folders (id, name, table count). Free."
-
-CREATE_FOLDER_DESCRIPTION = "Create a folder for tables. Free. Next: move_table_to_folder."
-
-MOVE_TABLE_DESCRIPTION = "Move a table into a folder, or out of every folder with folder_id null. Free."
+CREATE_FOLDER_DESCRIPTION = "Create a folder for tables. Free. Next: update_table(folder_id=...)."
 
 
 @tool(
@@ -208,17 +197,37 @@ async def delete_column(table_uuid: TableId, column: ColumnRef, svc: Services) -
 
 @tool(
     Toolset.TABLE_ADMIN,
-    name="rename_table",
-    title="Rename a table",
-    description=RENAME_TABLE_DESCRIPTION,
+    name="update_table",
+    title="Rename or move a table",
+    description=UPDATE_TABLE_DESCRIPTION,
     read_only=False,
     destructive=False,
     idempotent=True,
 )
-async def rename_table(table_uuid: TableId, name: Name, svc: Services) -> Annotated[CallToolResult, TableRenamed]:
-    table = await svc.client.rename_table(table_uuid, name)
-    out = TableRenamed(table_uuid=table.identifier, name=table.name)
-    return ok_result(out, f"Table {out.table_uuid} is now named {out.name!r}.")
+async def update_table(
+    table_uuid: TableId, svc: Services, name: Name | None = None, folder_id: FolderTarget | None = None
+) -> Annotated[CallToolResult, TableUpdated]:
+    if name is None and folder_id is None:
+        raise ToolFailure(
+            ErrorBody(
+                code=ErrorCode.VALIDATION_ERROR,
+                message="Nothing to change: pass name and/or folder_id; nothing was sent.",
+                fields=[FieldProblem(field="name", problem="give name or folder_id")],
+                next_steps=["Pass name to rename the table, folder_id to move it (0: out of every folder)."],
+            )
+        )
+    done: list[str] = []
+    new_name: str | None = None
+    if name is not None:
+        new_name = (await svc.client.rename_table(table_uuid, name)).name
+        done.append(f"is now named {new_name!r}")
+    if folder_id is not None:
+        await svc.client.move_table_to_folder(table_uuid, folder_id or None)
+        done.append(f"is in folder {folder_id}" if folder_id else "is in no folder")
+    out = TableUpdated(
+        table_uuid=table_uuid, name=new_name, folder_id=folder_id, message=f"Table {table_uuid} {' and '.join(done)}."
+    )
+    return ok_result(out, out.message)
 
 
 @tool(
@@ -249,7 +258,7 @@ async def dedupe_rows(
     table_uuid: TableId,
     svc: Services,
     columns: Annotated[
-        list[ColumnRef] | None,
+        list[ColumnName] | None,
         Field(min_length=1, max_length=50, description="Key columns; default: every non-enrichment column."),
     ] = None,
     confirm: Annotated[bool, Field()] = False,
@@ -331,22 +340,6 @@ async def export_table(
 
 @tool(
     Toolset.TABLE_ADMIN,
-    name="list_folders",
-    title="List folders",
-    description=LIST_FOLDERS_DESCRIPTION,
-    read_only=True,
-    destructive=False,
-    idempotent=True,
-)
-async def list_folders(svc: Services) -> Annotated[CallToolResult, FolderList]:
-    folders = [FolderOut(id=f.id, name=f.name, table_count=f.table_count) for f in await svc.client.list_folders()]
-    out = FolderList(folders=folders)
-    text = "\n".join([f"{len(folders)} folder(s):"] + [f"- {f.id}: {f.name} ({f.table_count} tables)" for f in folders])
-    return ok_result(out, text)
-
-
-@tool(
-    Toolset.TABLE_ADMIN,
     name="create_folder",
     title="Create a folder",
     description=CREATE_FOLDER_DESCRIPTION,
@@ -358,21 +351,3 @@ async def create_folder(name: Name, svc: Services) -> Annotated[CallToolResult, 
     folder = await svc.client.create_folder(name)
     out = FolderOut(id=folder.id, name=folder.name, table_count=folder.table_count)
     return ok_result(out, f"Created folder {out.id}: {out.name}.")
-
-
-@tool(
-    Toolset.TABLE_ADMIN,
-    name="move_table_to_folder",
-    title="Move a table to a folder",
-    description=MOVE_TABLE_DESCRIPTION,
-    read_only=False,
-    destructive=False,
-    idempotent=True,
-)
-async def move_table_to_folder(
-    table_uuid: TableId, folder_id: FolderId | None, svc: Services
-) -> Annotated[CallToolResult, Moved]:
-    await svc.client.move_table_to_folder(table_uuid, folder_id)
-    where = f"folder {folder_id}" if folder_id is not None else "no folder"
-    out = Moved(table_uuid=table_uuid, folder_id=folder_id, message=f"Table {table_uuid} is now in {where}.")
-    return ok_result(out, out.message)

@@ -43,10 +43,8 @@ from databar_mcp.tools.context import Services, ToolContext, services
 from databar_mcp.tools.failures import from_issues
 from databar_mcp.tools.params import (
     WAIT_DEFAULT,
-    EnrichmentId,
     TableId,
     WaitSeconds,
-    WaterfallId,
 )
 from databar_mcp.tools.registry import tool
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
@@ -60,8 +58,8 @@ from databar_mcp.tools.running import (
     settle_spend,
 )
 from databar_mcp.tools.table_kit import (
-    ColumnRef,
     ParamSource,
+    Source,
     TableEnrichmentId,
     TableRunView,
     not_attached,
@@ -75,37 +73,31 @@ from databar_mcp.tools.table_kit import (
 
 Strategy = Annotated[
     RunStrategy,
-    Field(
-        description="run_empty: rows never enriched yet (safe to repeat); run_errors: rows that failed; "
-        "run_all: every row again (re-bills rows already done)."
-    ),
+    Field(description="run_empty: rows not enriched yet; run_errors: failed rows; run_all: every row (re-bills)."),
 ]
 RowIds = Annotated[
     list[Annotated[str, Field(min_length=1, max_length=100)]] | None,
     Field(
         min_length=1,
         max_length=config.TABLE_RUN_ROW_IDS_MAX,
-        description="Only these row ids, within the strategy; default: every row.",
+        description="Only these rows (within the strategy).",
     ),
 ]
 
 
 EnrichmentMapping = Annotated[
-    dict[Annotated[str, Field(min_length=1, max_length=256)], ParamSource],
+    dict[Annotated[str, Field(min_length=1, max_length=256)], Source],
     Field(
         min_length=1,
         max_length=50,
-        description='Param → source, e.g. {"domain": {"column": "website"}, "country": {"value": "US"}}.',
+        description='Param → source, e.g. {"domain": {"column": "website"}, "country": {"value": "US"}}; '
+        "a waterfall's inputs take columns only.",
     ),
 ]
-WaterfallMapping = Annotated[
-    dict[Annotated[str, Field(min_length=1, max_length=256)], ColumnRef],
-    Field(
-        min_length=1,
-        max_length=50,
-        description='Waterfall input → column, e.g. {"first_name": "First name", "company": "Domain"}.',
-    ),
-]
+# What add_table_enrichment attaches: a catalog enrichment by id, or a waterfall by identifier (the bounds of
+# params.EnrichmentId and params.WaterfallId, without their descriptions: this parameter's says both).
+CatalogId = Annotated[int, Field(ge=1, le=10_000_000)]
+WaterfallName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")]
 
 
 # ---- outputs -------------------------------------------------------------------------------------------
@@ -276,52 +268,63 @@ table_run = run_guards("table_run", prepared_table_run, "table_uuid", "enrichmen
 
 # ---- descriptions --------------------------------------------------------------------------------------
 
-ADD_ENRICHMENT_DESCRIPTION = """\
-Attach an enrichment (from search_enrichments) to a table, its params read from columns (or constants). \
-Free; adds its status and output columns. Next: run_table_enrichment with the returned enrichment_id."""
-
-ADD_WATERFALL_DESCRIPTION = """\
-Attach a waterfall (e.g. email_getter) to a table, each input read from a column. Free; adds its status and \
-output columns. Next: run_table_enrichment with the returned enrichment_id."""
+ADD_DESCRIPTION = """\
+Attach an enrichment (id from search_enrichments) or a waterfall (identifier, e.g. "email_getter") to a \
+table, its params read from columns. Free; adds its status and output columns. Next: run_table_enrichment \
+with the returned enrichment_id."""
 
 LIST_DESCRIPTION = """\
-List what is attached to a table (enrichments, waterfalls, exporters): table-enrichment ids, status and \
-output columns. Free."""
+List a table's attached enrichments, waterfalls and exporters: enrichment_id, status and output columns. \
+Free."""
 
 UPDATE_DESCRIPTION = """\
-Change an attached enrichment's or waterfall's mapping and/or launch strategy. Free; enriched rows keep \
-their values until run again."""
+Change an attached enrichment's or waterfall's mapping (replaced whole) and/or launch strategy. Free; \
+enriched rows keep their values until run again."""
 
 RUN_DESCRIPTION = """\
-Run an attached enrichment or waterfall on the table's rows inside Databar (no rows pass through you) and \
-wait for them to fill in. Costs credits: each row processed bills as its enrichment or waterfall does; the \
-worst case is estimated_credits, checked before sending. Submitted once (an identical call returns the \
-earlier run). If rows are still processing when the wait ends, call its next_call (wait_table_enrichment), \
-never this tool again. Read the enriched rows with read_call."""
+Run an attached enrichment or waterfall on the table's rows inside Databar (no rows pass through you). Costs \
+credits per row processed; the worst case (estimated_credits) is checked first. Submitted once (an \
+identical call returns the earlier run); while rows are processing follow next_call, never re-run."""
 
 WAIT_DESCRIPTION = """\
-Wait for a run_table_enrichment run and report rows done, found, no data, errors, still processing. Free. \
-Call again while next_call is present; then read rows with read_call."""
+Keep waiting for a run_table_enrichment or run_table_exporter run; counts its rows (done, found, no data, \
+errors). Free. Follow next_call while present, then read_call reads the rows."""
 
 
 @tool(
     Toolset.TABLE_ENRICH,
     name="add_table_enrichment",
-    title="Attach an enrichment to a table",
-    description=ADD_ENRICHMENT_DESCRIPTION,
+    title="Attach an enrichment or waterfall to a table",
+    description=ADD_DESCRIPTION,
     read_only=False,
     destructive=False,
     idempotent=False,
 )
 async def add_table_enrichment(
     table_uuid: TableId,
-    enrichment: EnrichmentId,
+    enrichment: Annotated[CatalogId | WaterfallName, Field(description="Enrichment id or waterfall identifier.")],
     mapping: EnrichmentMapping,
     svc: Services,
     launch_strategy: Annotated[
         LaunchStrategy, Field(description="run_on_update re-runs a row when its mapped columns change (bills).")
     ] = "run_on_click",
+    enrichments: Annotated[
+        list[Annotated[int, Field(ge=1)]] | None,
+        Field(min_length=1, max_length=50, description="Waterfall only: provider ids in order; default: its own."),
+    ] = None,
+    email_verifier: Annotated[int | None, Field(ge=1, description="Waterfall only: email verifier id.")] = None,
 ) -> Annotated[CallToolResult, AddedOut]:
+    if isinstance(enrichment, str) and enrichment.isdigit():
+        enrichment = int(enrichment)  # an id sent as a string is still an id (no waterfall is all digits)
+    if isinstance(enrichment, str):
+        return await _add_waterfall(svc, table_uuid, enrichment, mapping, launch_strategy, enrichments, email_verifier)
+    misplaced = [
+        FieldIssue(name, "only for waterfalls")
+        for name, given in (("enrichments", enrichments), ("email_verifier", email_verifier))
+        if given is not None
+    ]
+    if misplaced:
+        raise ToolFailure(_issues(f"{enrichment} is an enrichment id; nothing was sent.", misplaced))
     detail = await svc.catalog.enrichment(enrichment)
     params = {p.name: p for p in detail.params or []}
     issues = [FieldIssue(f"mapping.{k}", f"not a param of enrichment {enrichment}") for k in mapping if k not in params]
@@ -339,26 +342,25 @@ async def add_table_enrichment(
     return _added(out)
 
 
-@tool(
-    Toolset.TABLE_ENRICH,
-    name="add_table_waterfall",
-    title="Attach a waterfall to a table",
-    description=ADD_WATERFALL_DESCRIPTION,
-    read_only=False,
-    destructive=False,
-    idempotent=False,
-)
-async def add_table_waterfall(
-    table_uuid: TableId,
-    waterfall: WaterfallId,
-    mapping: WaterfallMapping,
+async def _add_waterfall(
     svc: Services,
-    enrichments: Annotated[
-        list[Annotated[int, Field(ge=1)]] | None,
-        Field(min_length=1, max_length=50, description="Provider ids in order; default: the waterfall's own."),
-    ] = None,
-    email_verifier: Annotated[int | None, Field(ge=1, description="Email verifier id.")] = None,
-) -> Annotated[CallToolResult, AddedOut]:
+    table_uuid: str,
+    waterfall: str,
+    mapping: dict[str, ParamSource],
+    launch_strategy: LaunchStrategy,
+    enrichments: list[int] | None,
+    email_verifier: int | None,
+) -> CallToolResult:
+    issues = [
+        FieldIssue(f"mapping.{k}", "a waterfall input takes a column, not a value")
+        for k, v in mapping.items()
+        if v.column is None
+    ]
+    if launch_strategy != "run_on_click":
+        issues.append(FieldIssue("launch_strategy", "a waterfall runs on click only"))
+    if issues:
+        raise ToolFailure(_issues(f"{waterfall} is a waterfall; nothing was sent.", issues))
+    columns = {k: v.column for k, v in mapping.items() if v.column is not None}
     found = await svc.catalog.get(waterfall)
     inputs = {p.name: p for p in found.input_params}
     providers = {p.id for p in found.available_enrichments}
@@ -373,10 +375,10 @@ async def add_table_waterfall(
     ]
     if issues:
         raise ToolFailure(_issues(f"The mapping does not fit waterfall {waterfall}; nothing was sent.", issues))
-    attached = await svc.client.add_table_waterfall(table_uuid, waterfall, dict(mapping), enrichments, email_verifier)
-    providers = tuple(enrichments or (p.id for p in found.available_enrichments if p.enabled_by_default))
+    attached = await svc.client.add_table_waterfall(table_uuid, waterfall, columns, enrichments, email_verifier)
+    chosen = tuple(enrichments or (p.id for p in found.available_enrichments if p.enabled_by_default))
     await Attachments(svc.settings.state_dir).remember(
-        table_uuid, attached.id, AttachedWaterfall(waterfall, providers, email_verifier)
+        table_uuid, attached.id, AttachedWaterfall(waterfall, chosen, email_verifier)
     )
     return _added(await attached_out(svc, table_uuid, attached, "waterfall"))
 
@@ -415,7 +417,7 @@ async def list_table_enrichments(table_uuid: TableId, svc: Services) -> Annotate
         enrichments=found,
         next_step="run_table_enrichment(table_uuid, enrichment_id) runs one on the table's rows."
         if found
-        else "Attach one with add_table_enrichment or add_table_waterfall.",
+        else "Attach one with add_table_enrichment.",
     )
     text = "\n".join(
         [f"{len(found)} attached to table {table_uuid}:"]
@@ -439,10 +441,10 @@ async def update_table_enrichment(
     enrichment_id: TableEnrichmentId,
     svc: Services,
     mapping: Annotated[
-        dict[Annotated[str, Field(min_length=1, max_length=256)], ParamSource] | None,
-        Field(max_length=50, description="Replaces the mapping; omit to keep it."),
+        dict[Annotated[str, Field(min_length=1, max_length=256)], Source] | None,
+        Field(max_length=50),
     ] = None,
-    launch_strategy: Annotated[LaunchStrategy | None, Field(description="Omit to keep it.")] = None,
+    launch_strategy: LaunchStrategy | None = None,
 ) -> Annotated[CallToolResult, AttachedOut]:
     if mapping is None and launch_strategy is None:
         raise ToolFailure(_issues("Nothing to change.", [FieldIssue("mapping", "give mapping or launch_strategy")]))

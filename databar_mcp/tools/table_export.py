@@ -23,15 +23,15 @@ from databar_mcp.tools.params import (
 )
 from databar_mcp.tools.registry import tool
 from databar_mcp.tools.results import ok_result
-from databar_mcp.tools.table_kit import filter_json
+from databar_mcp.tools.table_kit import filter_call_arg, filter_json
 
 PAGE = config.TABLE_PAGE_MAX
 PAGE_TIME_MARGIN_S = 2.0  # stop starting pages this close to the deadline
 
 DESCRIPTION = """\
-Write a table's rows (all, or matching `filter`) to a CSV or JSONL file in the server's exports folder; \
-returns its path and row count, not the rows. Free. Use it instead of paging list_table_rows for many \
-rows. If the deadline cuts it short: complete=false and next_call appends the rest."""
+Write a table's rows (all, or matching filter) to a CSV/JSONL file in the server's exports folder; returns \
+the path, not the rows. Free. Better than paging list_table_rows for many rows. Follow next_call (if any) \
+to append the rest."""
 
 
 class TableExport(BaseModel):
@@ -59,19 +59,17 @@ class TableExport(BaseModel):
 async def export_table_rows(
     table_uuid: TableId,
     svc: Services,
-    format: Annotated[Literal["csv", "jsonl"], Field(description="csv or jsonl (one row object per line).")] = "csv",
+    format: Literal["csv", "jsonl"] = "csv",
     filename: Annotated[
         str | None,
-        Field(max_length=100, description="Plain file name; default table-<uuid>. Required to resume."),
+        Field(max_length=100, description="Plain name; default table-<uuid>."),
     ] = None,
     filter: RowFilter = None,
-    start_page: Annotated[
-        int, Field(ge=1, le=1_000_000, description="Resume from this API page (from next_call); 1 starts anew.")
-    ] = 1,
+    start_page: Annotated[int, Field(ge=1, le=1_000_000, description="Set by next_call.")] = 1,
 ) -> Annotated[CallToolResult, TableExport]:
     fmt: ExportFormat = format
     deadline = time.monotonic() + svc.settings.tool_deadline_s - PAGE_TIME_MARGIN_S
-    filter_arg = filter_json(filter)
+    api_filter, filter_arg = filter_json(filter), filter_call_arg(filter)
 
     try:
         path = table_export_path(svc.settings.exports_dir, table_uuid, filename, fmt, resume=start_page > 1)
@@ -86,7 +84,7 @@ async def export_table_rows(
     page, written, pages, total, more = start_page, 0, 0, None, True
     size = path.stat().st_size if path.exists() else 0
     while more and (pages == 0 or time.monotonic() < deadline):
-        got = await svc.client.list_table_rows(table_uuid, page=page, per_page=PAGE, filter_json=filter_arg)
+        got = await svc.client.list_table_rows(table_uuid, page=page, per_page=PAGE, filter_json=api_filter)
         size = await anyio.to_thread.run_sync(functools.partial(append_table_rows, path, fmt, columns, got.data))
         written += len(got.data)
         pages += 1

@@ -7,6 +7,7 @@ from typing import Annotated, Literal, Self
 
 from mcp.types import CallToolResult
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from databar_mcp import config
 from databar_mcp.api import DatabarClient, deadline, runs
@@ -22,9 +23,7 @@ from databar_mcp.core.table_runs import (
     wait_for_rows,
 )
 from databar_mcp.tools.context import Services, ToolContext, services
-from databar_mcp.tools.params import (
-    FilterCondition,
-)
+from databar_mcp.tools.params import FilterCondition, in_place
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
 
 ColumnRef = Annotated[str, Field(min_length=1, max_length=256, description="Column name or uuid.")]
@@ -37,18 +36,19 @@ TableEnrichmentId = Annotated[
     Field(
         ge=1,
         le=2_000_000_000,
-        description="From add_table_* or list_table_enrichments (not a catalog id).",
+        description="From add_table_enrichment or list_table_enrichments.",
     ),
 ]
 
 
 class ParamSource(BaseModel):
-    """A param's source: a column of each row, or one constant for every row."""
+    # A param's source: a column of each row, or one constant for every row. (A comment, not a docstring:
+    # pydantic would list a docstring in every tool that maps params, and the field names say it.)
 
     model_config = ConfigDict(extra="forbid")
 
     column: ColumnRef | None = Field(default=None)
-    value: Scalar | None = Field(default=None)
+    value: SkipJsonSchema[None] | Scalar = None  # null is no value: the listing shows no null branch
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
@@ -61,6 +61,10 @@ class ParamSource(BaseModel):
             return ParamMapping(type="mapping", value=self.column)
         assert self.value is not None
         return ParamMapping(type="simple", value=self.value)
+
+
+# A mapping's value, as tools take it (its schema in place, see params.in_place).
+Source = Annotated[ParamSource, in_place(ParamSource)]
 
 
 class TableRunView(BaseModel):
@@ -240,6 +244,12 @@ def filter_json(conditions: dict[str, FilterCondition] | None) -> str | None:
     """The API's `filter` query value: compact JSON, column → {operator: value}."""
     if not conditions:
         return None
-    return json.dumps(
-        {col: cond.model_dump(exclude_none=True) for col, cond in conditions.items()}, separators=(",", ":")
-    )
+    return json.dumps({col: cond.api() for col, cond in conditions.items()}, separators=(",", ":"))
+
+
+def filter_call_arg(conditions: dict[str, FilterCondition] | None) -> str | None:
+    """The `filter` as the tools take it (compact JSON), for the next_call of a filtered read."""
+    if not conditions:
+        return None
+    shown = {col: cond.model_dump(exclude_none=True) for col, cond in conditions.items()}
+    return json.dumps(shown, separators=(",", ":"))

@@ -31,11 +31,7 @@ from databar_mcp.core.batching import Chunk, RowOutcome, WriteReport, index_rang
 from databar_mcp.core.shaping import clip, escape_text, largest_fitting, render_value, result_size
 from databar_mcp.tools.context import Services
 from databar_mcp.tools.failures import from_api_error
-from databar_mcp.tools.params import (
-    ColumnName,
-    RowFilter,
-    TableId,
-)
+from databar_mcp.tools.params import ColumnName, RowFilter, TableId, in_place
 from databar_mcp.tools.registry import tool
 from databar_mcp.tools.results import (
     ErrorBody,
@@ -47,13 +43,13 @@ from databar_mcp.tools.results import (
     ok_result,
     render_error,
 )
-from databar_mcp.tools.table_kit import filter_json
+from databar_mcp.tools.table_kit import filter_call_arg, filter_json
 from databar_mcp.tools.task_view import UNTRUSTED_NOTE
 
 T = TypeVar("T")
 
 Scalar = str | int | float | bool | None
-RowId = Annotated[str | int, Field(description="Row id.")]
+RowId = str | int
 RANGES_SHOWN = 100  # index ranges listed per category before "...and N more rows"
 FIELD_PROBLEMS_SHOWN = 50
 COLUMNS_LISTED = 50  # column names in create_table's text (all are in its structured content)
@@ -66,7 +62,7 @@ class RowUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: RowId
-    fields: Annotated[dict[ColumnName, Scalar], Field(min_length=1, description="Column → new value.")]
+    fields: Annotated[dict[ColumnName, Scalar], Field(min_length=1, description="Column → value.")]
 
 
 class RowUpsert(BaseModel):
@@ -77,7 +73,7 @@ class RowUpsert(BaseModel):
         Field(
             min_length=1,
             max_length=1,
-            description='Exactly one column → value that identifies the row, e.g. {"email": "jane@acme.com"}.',
+            description='One column → value that finds the row, e.g. {"email": "jane@acme.com"}.',
         ),
     ]
     fields: Annotated[dict[ColumnName, Scalar], Field()] = Field(default_factory=lambda: dict[str, Scalar]())
@@ -94,10 +90,17 @@ class TableOut(BaseModel):
     table_url: str | None = None
 
 
+class FolderOut(BaseModel):
+    id: int
+    name: str
+    table_count: int | None = None
+
+
 class TableList(BaseModel):
     tables: list[TableOut]
     total: int
     omitted: int = Field(default=0, description="Tables left out to fit the result budget.")
+    folders: list[FolderOut] = Field(description="Folders (update_table moves a table into one).")
 
 
 class CreatedTable(TableOut):
@@ -499,50 +502,31 @@ async def chunked_write(
 # ---- descriptions --------------------------------------------------------------------------------------
 
 LIST_TABLE_ROWS_DESCRIPTION = """\
-Read a table's rows, a page at a time, optionally filtered. Free. Rows are keyed by column name, with their \
-id; total_count counts matches; follow next_call for more (rows that do not fit are left for it)."""
+Read a table's rows a page at a time, optionally filtered. Free. Rows are keyed by column name, with their \
+id; follow next_call for more."""
 
 LIST_TABLES_DESCRIPTION = """\
-List the workspace's tables: identifier (the table_uuid other table tools take), name, dates, link. Free. \
-Next: get_table_columns, list_table_rows."""
+List the workspace's tables (identifier: the table_uuid the table tools take) and folders. Free. Next: \
+get_table_columns, list_table_rows."""
 
 CREATE_TABLE_DESCRIPTION = """\
 Create an empty table with these columns (each call makes a new one). Free. Next: insert_rows."""
 
-GET_TABLE_COLUMNS_DESCRIPTION = """\
-List a table's columns (the exact names rows are keyed by) with their types. Free."""
+GET_TABLE_COLUMNS_DESCRIPTION = "List a table's columns (the names rows are keyed by) and their types. Free."
 
-WRITE_NOTES = """\
-Up to 10,000 rows, sent in batches of 50; each row is reported by its index (from 0) with its outcome. On a \
-failed batch the error lists the rows written, NOT written (send again) and uncertain (never re-sent). \
-Unknown columns are refused before anything is sent."""
-# update_rows and upsert_rows write the same way: the model reads every description at once, so say it once.
-SAME_AS_INSERT = "Batched and reported as insert_rows says."
+# update/upsert/delete_rows write the same way: the model reads every description at once, so say it once.
+SAME_AS_INSERT = "Batched and reported like insert_rows."
 
-INSERT_DESCRIPTION = (
-    """\
-Add rows to a table, column name → value (e.g. results from get_task). Free; same rows twice are added twice \
-unless dedupe_keys skips matches. """
-    + WRITE_NOTES
-)
+INSERT_DESCRIPTION = """\
+Add rows to a table, column name → value. Free; a repeat adds them again (dedupe_keys skips matches). Sent \
+in batches of 50, each row reported by index; a failed batch's error says which rows were written, NOT \
+written (send again) or uncertain. Unknown columns are refused before anything is sent."""
 
-UPDATE_DESCRIPTION = (
-    """\
-Change cells of rows by id: [{"id": ..., "fields": {column: value}}]. Free; overwrites (overwrite=false only \
-fills empty cells). """
-    + SAME_AS_INSERT
-)
+UPDATE_DESCRIPTION = "Change cells of rows found by id. Free. " + SAME_AS_INSERT
 
-UPSERT_DESCRIPTION = (
-    """\
-Update rows found by one key column, or create them: [{"key": {"email": "jane@acme.com"}, "fields": {...}}]. \
-Free; overwrites the given cells. """
-    + SAME_AS_INSERT
-)
+UPSERT_DESCRIPTION = "Update the row each key finds, or create it. Free; overwrites the given cells. " + SAME_AS_INSERT
 
-DELETE_DESCRIPTION = """\
-Delete rows by id (DESTRUCTIVE). Free. Up to 10,000 ids in batches of 50, each reported by its index; on a \
-failed batch says which were deleted, not deleted or uncertain."""
+DELETE_DESCRIPTION = "Delete rows by id (irreversible). Free. " + SAME_AS_INSERT
 
 
 @tool(
@@ -565,10 +549,10 @@ async def list_table_rows(
         Field(ge=0, lt=config.TABLE_PAGE_MAX, description="Set by next_call."),
     ] = 0,
 ) -> Annotated[CallToolResult, TableRows]:
-    filter_arg = filter_json(filter)
+    filter_arg = filter_call_arg(filter)
     shown_filter = json.loads(filter_arg) if filter_arg else None
 
-    result = await svc.client.list_table_rows(table_uuid, page=page, per_page=per_page, filter_json=filter_arg)
+    result = await svc.client.list_table_rows(table_uuid, page=page, per_page=per_page, filter_json=filter_json(filter))
     rows = result.data[skip:]
 
     def make(count: int) -> TableRows:
@@ -616,13 +600,16 @@ async def list_table_rows(
 )
 async def list_tables(svc: Services) -> Annotated[CallToolResult, TableList]:
     found = [table_out(t) for t in await svc.client.list_tables()]
+    folders = [FolderOut(id=f.id, name=f.name, table_count=f.table_count) for f in await svc.client.list_folders()]
 
     def make(k: int) -> TableList:
-        return TableList(tables=found[:k], total=len(found), omitted=len(found) - k)
+        return TableList(tables=found[:k], total=len(found), omitted=len(found) - k, folders=folders)
 
     def text(out: TableList) -> str:
         lines = [f"{out.total} table(s)" + (f", {out.omitted} omitted" if out.omitted else "") + ":"]
         lines.extend(f"- {t.identifier} {t.name or '(unnamed)'} (updated {t.updated_at})" for t in out.tables)
+        lines.append(f"{len(out.folders)} folder(s)" + (":" if out.folders else "."))
+        lines.extend(f"- {f.id}: {f.name} ({f.table_count} tables)" for f in out.folders)
         return escape_text("\n".join(lines))
 
     return fitted_result(len(found), make, text, svc.settings.result_budget_chars)
@@ -710,23 +697,15 @@ async def get_table_columns(table_uuid: TableId, svc: Services) -> Annotated[Cal
 )
 async def insert_rows(
     table_uuid: TableId,
-    rows: Annotated[
-        list[dict[ColumnName, Scalar]],
-        Field(
-            min_length=1,
-            max_length=config.MAX_BULK_ROWS,
-            description='e.g. {"name": "Jane", "email": "j@acme.com"}.',
-        ),
-    ],
+    rows: Annotated[list[dict[ColumnName, Scalar]], Field(min_length=1, max_length=config.MAX_BULK_ROWS)],
     svc: Services,
-    allow_new_columns: Annotated[bool, Field(description="Add missing columns (else such rows are refused).")] = False,
+    allow_new_columns: Annotated[bool, Field(description="Add unknown columns instead of refusing.")] = False,
     dedupe_keys: Annotated[
         list[ColumnName] | None,
         Field(
             min_length=1,
             max_length=10,
-            description="Skip rows whose values in these columns match a row already in the table "
-            "(reported as skipped_duplicate).",
+            description="Skip rows equal to an existing row in these columns.",
         ),
     ] = None,
 ) -> Annotated[CallToolResult, RowWriteOut]:
@@ -759,7 +738,7 @@ async def insert_rows(
 async def update_rows(
     table_uuid: TableId,
     rows: Annotated[
-        list[RowUpdate],
+        list[Annotated[RowUpdate, in_place(RowUpdate)]],
         Field(min_length=1, max_length=config.MAX_BULK_ROWS),
     ],
     svc: Services,
@@ -792,7 +771,7 @@ async def update_rows(
 async def upsert_rows(
     table_uuid: TableId,
     rows: Annotated[
-        list[RowUpsert],
+        list[Annotated[RowUpsert, in_place(RowUpsert)]],
         Field(min_length=1, max_length=config.MAX_BULK_ROWS),
     ],
     svc: Services,
