@@ -372,6 +372,18 @@ async def test_columns_of_an_unknown_table(mcp: Client, settings: Settings) -> N
     assert error_body(result)["code"] == "not_found"
 
 
+async def test_tables_are_listed_with_their_folders_even_when_folders_fail(
+    mcp: Client, sandbox: SandboxServer, settings: Settings
+) -> None:
+    """list_tables answers with the folders update_table takes; folders Databar will not list leave the tables."""
+    listed = structured(await call(mcp, settings, "list_tables", {}))
+    assert TABLE in {t["identifier"] for t in listed["tables"]} and listed["folders"] == []
+    sandbox.state.inject(Fault(route="GET /v1/folders", kind="status", status=404))
+    degraded = await call(mcp, settings, "list_tables", {})
+    assert not degraded.is_error and structured(degraded)["folders"] is None
+    assert structured(degraded)["tables"] == listed["tables"] and "did not list" in text_of(degraded)
+
+
 # ---- list_table_rows filter ----------------------------------------------------------------------------
 
 

@@ -100,7 +100,9 @@ class TableList(BaseModel):
     tables: list[TableOut]
     total: int
     omitted: int = Field(default=0, description="Tables left out to fit the result budget.")
-    folders: list[FolderOut] = Field(description="Folders (update_table moves a table into one).")
+    folders: list[FolderOut] | None = Field(
+        description="Folders (update_table moves a table into one); null: Databar did not list them."
+    )
 
 
 class CreatedTable(TableOut):
@@ -600,7 +602,11 @@ async def list_table_rows(
 )
 async def list_tables(svc: Services) -> Annotated[CallToolResult, TableList]:
     found = [table_out(t) for t in await svc.client.list_tables()]
-    folders = [FolderOut(id=f.id, name=f.name, table_count=f.table_count) for f in await svc.client.list_folders()]
+    folders: list[FolderOut] | None
+    try:
+        folders = [FolderOut(id=f.id, name=f.name, table_count=f.table_count) for f in await svc.client.list_folders()]
+    except api.DatabarError:  # the tables are the answer; folders that fail to list leave them readable
+        folders = None
 
     def make(k: int) -> TableList:
         return TableList(tables=found[:k], total=len(found), omitted=len(found) - k, folders=folders)
@@ -608,8 +614,11 @@ async def list_tables(svc: Services) -> Annotated[CallToolResult, TableList]:
     def text(out: TableList) -> str:
         lines = [f"{out.total} table(s)" + (f", {out.omitted} omitted" if out.omitted else "") + ":"]
         lines.extend(f"- {t.identifier} {t.name or '(unnamed)'} (updated {t.updated_at})" for t in out.tables)
-        lines.append(f"{len(out.folders)} folder(s)" + (":" if out.folders else "."))
-        lines.extend(f"- {f.id}: {f.name} ({f.table_count} tables)" for f in out.folders)
+        if out.folders is None:
+            lines.append("Folders: Databar did not list them.")
+        else:
+            lines.append(f"{len(out.folders)} folder(s)" + (":" if out.folders else "."))
+            lines.extend(f"- {f.id}: {f.name} ({f.table_count} tables)" for f in out.folders)
         return escape_text("\n".join(lines))
 
     return fitted_result(len(found), make, text, svc.settings.result_budget_chars)
@@ -627,9 +636,7 @@ async def list_tables(svc: Services) -> Annotated[CallToolResult, TableList]:
 async def create_table(
     name: Annotated[str, Field(min_length=1, max_length=256)],
     svc: Services,
-    columns: Annotated[
-        list[ColumnName] | None, Field(max_length=500, description="Column names, unique, e.g. ['name', 'email'].")
-    ] = None,
+    columns: Annotated[list[ColumnName] | None, Field(max_length=500, description="Unique column names.")] = None,
 ) -> Annotated[CallToolResult, CreatedTable]:
     names = list(columns or [])
     dupes = sorted({c for c in names if names.count(c) > 1})
