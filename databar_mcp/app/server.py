@@ -36,6 +36,7 @@ from databar_mcp.tools.arguments import unknown_arguments
 from databar_mcp.tools.context import Services
 from databar_mcp.tools.failures import from_validation
 from databar_mcp.tools.fitting import RESULT_URI, OversizedResults, fit_result
+from databar_mcp.tools.listing_cache import ListingCache
 from databar_mcp.tools.loading import load
 from databar_mcp.tools.registry import TOOLSET_META_KEY, Toolbox
 from databar_mcp.tools.results import error_result
@@ -113,24 +114,43 @@ class DatabarMCPServer(MCPServer[Services]):
 
     async def list_tools(self) -> list[Tool]:
         """The visible tools with portable schemas, in the order they are written; built again only when the list
-        changed (a tool registered, a toolset listed: what notifications/tools/list_changed announces)."""
+        changed (a tool registered, a toolset listed: what notifications/tools/list_changed announces). A start
+        whose listing is cached on disk answers from it (see tools/listing_cache.py) until a toolset is listed."""
         box = self.toolbox
         key = (box.version if box is not None else 0, len(self._tool_manager.list_tools()))
         if self._listed is None or self._listed[0] != key:
-            tools = [
-                tool.model_copy(
-                    update={
-                        "input_schema": model_visible(tool.input_schema),
-                        "output_schema": portable(tool.output_schema) if tool.output_schema is not None else None,
-                    }
-                )
-                for tool in await super().list_tools()
-                if box is None or box.visible(str((tool.meta or {}).get(TOOLSET_META_KEY)))
-            ]
-            if box is not None:
-                tools.sort(key=lambda tool: box.order(tool.name))
+            cached = box.start_listing() if box is not None and self._only_box_tools() else None
+            if cached is not None:
+                tools = [Tool.model_validate(tool) for tool in cached.tools]
+            else:
+                tools = await self._built_listing()
+                if box is not None and self._only_box_tools():
+                    box.remember([_as_json(tool) for tool in tools])
             self._listed = (key, tools)
         return list(self._listed[1])
+
+    def _only_box_tools(self) -> bool:
+        """Whether the SDK holds only tools the Toolbox loaded (a tool added to the server directly is not cached)."""
+        box = self.toolbox
+        return box is not None and all(tool.name in box.registered for tool in self._tool_manager.list_tools())
+
+    async def _built_listing(self) -> list[Tool]:
+        box = self.toolbox
+        if box is not None:
+            box.ensure_visible()  # tools deferred because a cached listing served the start
+        tools = [
+            tool.model_copy(
+                update={
+                    "input_schema": model_visible(tool.input_schema),
+                    "output_schema": portable(tool.output_schema) if tool.output_schema is not None else None,
+                }
+            )
+            for tool in await super().list_tools()
+            if box is None or box.visible(str((tool.meta or {}).get(TOOLSET_META_KEY)))
+        ]
+        if box is not None:
+            tools.sort(key=lambda tool: box.order(tool.name))
+        return tools
 
     def _tool_input_schema(self, name: str) -> dict[str, Any] | None:
         """The SDK's lookup before every call (and HTTP's Mcp-Param check): a deferred tool is registered first,
@@ -244,7 +264,7 @@ def build_server(settings: Settings, **server_options: Any) -> DatabarMCPServer:
     relay = ClientLogRelay(installed_redactor() or Redactor())
     relay.redactor.add(settings.api_key.get_secret_value() if settings.api_key else None)
     server.serve_client_logs(relay)
-    box = Toolbox(server, settings)
+    box = Toolbox(server, settings, cache=ListingCache.for_settings(settings))
     load(box)
     server.toolbox = box
     if box.hidden_toolsets():
@@ -269,6 +289,11 @@ def register_oversized(server: DatabarMCPServer) -> None:
                 "call the tool again, with paging or an export."
             )
         return whole
+
+
+def _as_json(tool: Tool) -> dict[str, Any]:
+    """A listed tool as the cache keeps it: every field it was given, so that validating it back is the same Tool."""
+    return tool.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
