@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -137,6 +136,8 @@ class ListingCache:
             "known": [[k.name, k.toolset, k.module] for k in listing.known],
             "resource_modules": listing.resource_modules,
         }
+        import tempfile  # only a start that built its listing writes one
+
         with contextlib.suppress(OSError):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".tools-list.", suffix=".tmp")
