@@ -7,10 +7,12 @@ stack, PostgreSQL, OAuth, the sandbox or rich again fails here with its name.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -108,3 +110,37 @@ async def test_a_start_gives_the_sdk_only_the_listed_tools_and_a_call_the_rest(
         rows = await client.call_tool("list_tables", {})  # hidden, yet callable: registered when called
         assert (await client.list_tools()) == first  # still not listed
     assert not rows.is_error and "list_tables" not in box.deferred
+
+
+SECOND_START = """
+import json, sys, anyio
+from databar_mcp.app.server import build_server
+from databar_mcp.config import Settings
+server = build_server(Settings.from_env())
+tools = anyio.run(server.list_tools)
+given = sorted(set(server.toolbox.registered) - set(server.toolbox.deferred))  # tools the SDK has built
+print(json.dumps({"modules": sorted(sys.modules), "tools": len(tools), "given": given}))
+"""
+
+
+def test_a_start_whose_listing_is_cached_imports_no_toolset_module_and_builds_no_schema(tmp_path: Path) -> None:
+    from databar_mcp.config import Toolset
+    from databar_mcp.tools.loading import modules_of
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABAR_", "XDG_"))}
+    env |= {"DATABAR_API_KEY": "sk-startup-test-key", "DATABAR_MCP_STATE_DIR": str(tmp_path / "state")}
+
+    def start() -> dict[str, Any]:
+        done = subprocess.run(  # noqa: S603 (our own code)
+            [sys.executable, "-c", SECOND_START], capture_output=True, text=True, timeout=60, env=env, check=True
+        )
+        return json.loads(done.stdout)
+
+    first, second = start(), start()
+    toolset_modules = {f"databar_mcp.tools.{name}" for toolset in Toolset for name in modules_of(toolset)}
+    toolset_modules -= {"databar_mcp.tools.exports"}  # it registers the full-result resource
+    assert toolset_modules <= set(first["modules"])  # the first start built the listing
+    assert first["given"]
+    assert second["tools"] == first["tools"]
+    assert not toolset_modules & set(second["modules"])
+    assert second["given"] == []

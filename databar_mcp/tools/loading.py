@@ -25,13 +25,23 @@ def modules_of(toolset: Toolset) -> tuple[str, ...]:
 
 
 def load(box: Toolbox) -> None:
-    """Register every loaded toolset's tools (and resources), then enable_toolsets, which describes them."""
-    for toolset in Toolset:
-        if not box.loads(toolset):
-            continue
-        for name in modules_of(toolset):
-            module: ModuleType = import_module(f"databar_mcp.tools.{name}")
-            box.add(module)
+    """Register every loaded toolset's tools (and resources), then enable_toolsets, which describes them. With
+    the start's listing cached, only the modules with resources are imported: the others when a tool is called."""
+    cached = box.start_listing()
+    if cached is not None:
+        for known in cached.known:
+            box.add_known(known)
+        for name in cached.resource_modules:
+            box.add_resources(import_module(name))
+    else:
+        for toolset in Toolset:
+            if not box.loads(toolset):
+                continue
+            for name in modules_of(toolset):
+                module: ModuleType = import_module(f"databar_mcp.tools.{name}")
+                box.add(module)
+                if hasattr(module, "register_resources"):
+                    box.resource_modules.append(module.__name__)
     from databar_mcp.tools import guidance, toolsets
 
     box.add(guidance)  # the prompt and completions, whatever is loaded; its resources when discover is

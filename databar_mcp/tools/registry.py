@@ -7,7 +7,8 @@ tools/list can be trimmed per user (agents choose worse from long tool lists, an
 context) and a read-only server can never write or spend. Without a toolset choice, every toolset is loaded
 but only the default ones are listed; enable_toolsets lists the others on request (github-mcp-server's
 dynamic toolsets). A tool of a toolset not listed yet is recorded but registered with the SDK (which builds
-its schemas, most of a start's own cost) only when enable_toolsets lists it or it is called.
+its schemas, most of a start's own cost) only when enable_toolsets lists it or it is called. When the start's
+listing is cached (see listing_cache), no tool is given to the SDK, nor its module imported, before its first call.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import inspect
 import typing
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from importlib import import_module
 from types import ModuleType
 from typing import Annotated, Any, TypeVar, cast, get_args, get_origin
 
@@ -25,6 +27,7 @@ from mcp.types import CallToolResult, ToolAnnotations
 from databar_mcp.config import TOOLSETS, Settings
 from databar_mcp.tools.context import Services, ToolContext, services
 from databar_mcp.tools.guard import guarded
+from databar_mcp.tools.listing_cache import KnownTool, Listing, ListingCache
 from databar_mcp.tools.params import SettingsBound
 
 F = TypeVar("F", bound=Callable[..., Awaitable[CallToolResult]])
@@ -143,14 +146,20 @@ def bound(spec: ToolSpec, box: Toolbox) -> Callable[..., Awaitable[CallToolResul
 
 
 class Toolbox:
-    def __init__(self, server: MCPServer[Services], settings: Settings) -> None:
+    def __init__(self, server: MCPServer[Services], settings: Settings, cache: ListingCache | None = None) -> None:
         self.server = server
         self.settings = settings
         self.registered: dict[str, str] = {}  # tool name -> toolset, for every loaded tool, in registration order
         self.listed: set[str] = set(settings.listed_toolsets)  # toolsets tools/list shows (enable_toolsets adds)
-        self.deferred: dict[str, ToolSpec] = {}  # loaded tools of unlisted toolsets, not yet given to the SDK
+        # loaded tools not yet given to the SDK: their spec, or (from a cached listing) the module that defines it
+        self.deferred: dict[str, ToolSpec | str] = {}
         self.version = 0  # bumped whenever what tools/list shows may have changed (see DatabarMCPServer.list_tools)
         self._order: dict[str, int] = {}  # tool name -> its place among the loaded tools
+        self.cache = cache
+        self.cached: Listing | None = cache.read() if cache is not None else None  # the start's listing, if kept
+        self.modules: dict[str, str] = {}  # tool name -> the module that defines it, for the tools modules define
+        self._remembered = False
+        self.resource_modules: list[str] = []  # toolset modules with resources (set by loading; the cache keeps it)
 
     def loads(self, toolset: str) -> bool:
         """Whether the toolset is loaded: chosen, or offered for enable_toolsets to list later."""
@@ -188,21 +197,56 @@ class Toolbox:
         `register_resources(box)`, if it has one)."""
         for module in modules:
             for spec in DEFINED.get(module.__name__, ()):
+                self.modules[spec.name] = module.__name__
                 self.register(spec)
-            resources = cast("Callable[[Toolbox], None] | None", getattr(module, "register_resources", None))
-            if resources is not None:
-                resources(self)
+            self.add_resources(module)
+
+    def add_resources(self, module: ModuleType) -> None:
+        """Register a module's resources (its `register_resources(box)`, if it has one)."""
+        resources = cast("Callable[[Toolbox], None] | None", getattr(module, "register_resources", None))
+        if resources is not None:
+            resources(self)
+
+    def add_known(self, known: KnownTool) -> None:
+        """Load a tool the cached listing names, without importing its module: it is imported when it is called."""
+        self.registered[known.name] = known.toolset
+        self.modules[known.name] = known.module
+        self._order.setdefault(known.name, len(self._order))
+        self.deferred[known.name] = known.module
+
+    def start_listing(self) -> Listing | None:
+        """The cached listing while tools/list would still answer what it holds: no toolset listed since."""
+        if self.cached is not None and self.listed == set(self.settings.listed_toolsets):
+            return self.cached
+        return None
+
+    def remember(self, tools: list[dict[str, Any]]) -> None:
+        """Keep a freshly built start listing (tools/list's JSON) for the next start with the same fingerprint."""
+        if self.cache is None or self.cached is not None or self.listed != set(self.settings.listed_toolsets):
+            return
+        if self._remembered:
+            return
+        self._remembered = True
+        known = [KnownTool(n, toolset, self.modules[n]) for n, toolset in self.registered.items() if n in self.modules]
+        self.cache.write(Listing(tools, known, list(self.resource_modules)))
+
+    def ensure_visible(self) -> None:
+        """Give the SDK every deferred tool that tools/list shows now (to build the listing from the SDK's)."""
+        for name in [n for n in self.deferred if self.visible(self.registered[n])]:
+            self.ensure(name)
 
     def list_toolsets(self, toolsets: Iterable[str]) -> None:
         """List these toolsets from now on, registering their deferred tools with the SDK."""
         self.listed.update(toolsets)
-        for name in [n for n, spec in self.deferred.items() if spec.toolset in self.listed]:
+        for name in [n for n in self.deferred if self.registered[n] in self.listed]:
             self.ensure(name)
         self.version += 1
 
     def ensure(self, name: str) -> None:
         """Register a deferred tool with the SDK now (it is being called, or listed); any other name is left alone."""
         spec = self.deferred.pop(name, None)
+        if isinstance(spec, str):  # known from the cached listing: its module is imported now
+            spec = next((s for s in DEFINED.get(import_module(spec).__name__, ()) if s.name == name), None)
         if spec is not None:
             self._give(spec)
 
@@ -222,7 +266,7 @@ class Toolbox:
             return
         self.registered[spec.name] = spec.toolset
         self._order.setdefault(spec.name, len(self._order))
-        if self.visible(spec.toolset):
+        if self.visible(spec.toolset) and self.start_listing() is None:
             self._give(spec)
         else:
             self.deferred[spec.name] = spec

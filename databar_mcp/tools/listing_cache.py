@@ -1,0 +1,151 @@
+"""The start's tools/list, kept on disk, so that a start does no schema work that an earlier one already did.
+
+Building the listing (a pydantic argument model and JSON schemas per tool, then portable()) and importing the
+tool modules are most of our own start-up cost, yet their result depends only on the code and the settings. So
+the first start writes the answer, with which module holds each loaded tool, to one file in the state dir,
+keyed by a fingerprint of everything that determines it: this package's source files (path, size, mtime), the
+versions of Python, the MCP SDK and pydantic, and the settings. A later start with the same fingerprint serves
+tools/list from the file and gives a tool to the SDK (importing its module) only when it is first called. A
+missing, old, foreign or unreadable file is a miss: the start builds as it always did and rewrites the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any, Final, cast
+
+from databar_mcp.config import Settings
+
+FORMAT: Final = 1  # bump when the file's layout changes
+CACHE_FILE: Final = "cache/tools-list.json"  # under the state dir
+PACKAGE_ROOT: Final = Path(__file__).resolve().parent.parent  # databar_mcp/
+# Packages whose code builds the schemas and the listing besides ours.
+BUILDERS: Final = ("mcp", "mcp_types", "pydantic", "pydantic_core")
+
+
+@dataclass(frozen=True)
+class KnownTool:
+    """A loaded tool as the index records it: enough to list, count and later import it."""
+
+    name: str
+    toolset: str
+    module: str
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What a start lists: the tools/list answer as JSON, the loaded tools in order, the modules with resources."""
+
+    tools: list[dict[str, Any]]
+    known: list[KnownTool]
+    resource_modules: list[str]
+
+
+def source_fingerprint(root: Path = PACKAGE_ROOT) -> list[tuple[str, int, int]]:
+    """Every Python source file under `root`: relative path, size and mtime (stat only: no file is read)."""
+    found: list[tuple[str, int, int]] = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                stat = os.stat(path)
+                found.append((os.path.relpath(path, root), stat.st_size, stat.st_mtime_ns))
+    return found
+
+
+def builder_versions() -> dict[str, list[object]]:
+    """Each builder package's installed distribution (its dist-info's name says the version) and the stat of its
+    `__init__.py`; read from the directory rather than importlib.metadata, which parses every METADATA file."""
+    found: dict[str, list[object]] = {}
+    listings: dict[str, list[str]] = {}
+    for package in BUILDERS:
+        spec = find_spec(package)
+        origin = spec.origin if spec is not None else None
+        if origin is None:
+            found[package] = ["absent"]
+            continue
+        site = os.path.dirname(os.path.dirname(origin))
+        if site not in listings:
+            try:
+                listings[site] = sorted(os.listdir(site))
+            except OSError:
+                listings[site] = []
+        dists = [n for n in listings[site] if n.lower().startswith(package + "-") and n.endswith(".dist-info")]
+        stat = os.stat(origin)
+        found[package] = [origin, stat.st_size, stat.st_mtime_ns, *dists]
+    return found
+
+
+def fingerprint(settings: Settings, sources: list[tuple[str, int, int]] | None = None) -> str:
+    """The key a cached listing must carry to be served: any change of code, SDK or settings changes it."""
+    material = {
+        "format": FORMAT,
+        "python": sys.version,
+        "builders": builder_versions(),
+        "sources": source_fingerprint() if sources is None else sources,
+        "settings": settings.model_dump(mode="json"),  # secrets dump masked
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class ListingCache:
+    """One start's cached listing: read once at build, written after a fresh build of the start's listing."""
+
+    def __init__(self, path: Path, key: str) -> None:
+        self.path = path
+        self.key = key
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> ListingCache:
+        return cls(settings.state_dir / CACHE_FILE, fingerprint(settings))
+
+    def read(self) -> Listing | None:
+        """The cached listing when the file holds one under this key; None on any miss."""
+        try:
+            raw: object = json.loads(self.path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(raw, dict):
+            return None
+        body = cast(dict[str, Any], raw)
+        if body.get("key") != self.key:
+            return None
+        try:
+            return Listing(
+                tools=[dict(t) for t in body["tools"]],
+                known=[KnownTool(str(n), str(ts), str(m)) for n, ts, m in body["known"]],
+                resource_modules=[str(m) for m in body["resource_modules"]],
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def write(self, listing: Listing) -> None:
+        """Replace the file atomically (a concurrent start reads the old file or the new, never a torn one); a
+        state dir that cannot take it only means the next start builds again."""
+        body = {
+            "key": self.key,
+            "tools": listing.tools,
+            "known": [[k.name, k.toolset, k.module] for k in listing.known],
+            "resource_modules": listing.resource_modules,
+        }
+        import tempfile  # only a start that built its listing writes one
+
+        with contextlib.suppress(OSError):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".tools-list.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as out:
+                    json.dump(body, out, ensure_ascii=False, separators=(",", ":"))
+                os.replace(temp, self.path)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+                raise
