@@ -7,13 +7,15 @@ guard always keys a run by the path it actually went to. Identifiers are quoted 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pydantic import BaseModel
 
-from databar_mcp.api import models
 from databar_mcp.api.errors import DatabarError
+
+if TYPE_CHECKING:  # the request models are built by the caller; the client imports this module at start
+    from databar_mcp.api import models
 
 
 def segment(value: str | int) -> str:

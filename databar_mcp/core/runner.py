@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -26,17 +26,19 @@ from databar_mcp.api.errors import (
     ResultExpired,
     SubmissionUnknown,
 )
-from databar_mcp.api.models import Task, TaskHandle
 from databar_mcp.api.retry import is_refusal
 from databar_mcp.core.audit import AuditLog
 from databar_mcp.core.fingerprint import fingerprint
 from databar_mcp.core.store import Ledger, Outcome, Submission, TaskIdTaken, TaskNotOurs
 from databar_mcp.core.users import UserAccount, UserLimitReached, Users, current_owner
 
+if TYPE_CHECKING:  # a start builds the runner but reads no task: the API models come with the first poll
+    from databar_mcp.api.models import Task, TaskHandle
+
 DRAIN_CHECK_S = 0.1  # how soon a wait notices the server is shutting down
 logger = logging.getLogger("databar_mcp.core.runner")
 
-ProgressCallback = Callable[[Task], Awaitable[None]]
+ProgressCallback = Callable[["Task"], Awaitable[None]]
 
 # When the end is predictable, never sleep longer than this, so progress keeps flowing to the client.
 ETA_POLL_CAP_S = 10.0
@@ -340,6 +342,8 @@ class TaskRunner:
         (eventual consistency): its last known state is returned, so callers keep waiting and polling.
         A user polls only their own tasks: another user's (or one never run here) is not found.
         """
+        from databar_mcp.api.models import Task
+
         if current_owner() is not None and await self._ledger.read(task_id, with_data=False) is None:
             raise NotFoundError(f"No task {task_id} of yours is known here.", status_code=404)
         try:

@@ -21,12 +21,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
-from databar_mcp.api.models import NOT_REUSABLE_STATUSES, TERMINAL_STATUSES, Task, TaskProgress, TaskStatus
+from databar_mcp.api.statuses import NOT_REUSABLE_STATUSES, TERMINAL_STATUSES, TaskStatus
 from databar_mcp.core.ledger_backend import LedgerBackend, LedgerConn, LedgerError, Row
 from databar_mcp.core.ledger_sqlite import SqliteBackend, out_of_space
 from databar_mcp.core.users import current_owner
 
 if TYPE_CHECKING:
+    from databar_mcp.api.models import Task  # the ledger opens at start, a Task is made when one is read
     from databar_mcp.config import Settings
 
 logger = logging.getLogger("databar_mcp.ledger")
@@ -186,6 +187,8 @@ class TaskRecord:
 
     def stored_task(self) -> Task | None:
         """The task as Databar last showed it, with its stored data; None without a local result."""
+        from databar_mcp.api.models import Task, TaskProgress
+
         if self.data_json is None:
             return None
         return Task(

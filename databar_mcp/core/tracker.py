@@ -11,7 +11,6 @@ import logging
 import anyio
 
 from databar_mcp.api.errors import DatabarError, NotFoundError, ResultExpired
-from databar_mcp.api.models import Task
 from databar_mcp.core.runner import TaskRunner
 from databar_mcp.core.store import UNKNOWN_TO_DATABAR, Ledger
 from databar_mcp.core.users import acting_as
@@ -35,6 +34,8 @@ async def track_once(runner: TaskRunner, ledger: Ledger) -> int:
         except ResultExpired:
             pass  # recorded as gone by the runner
         except NotFoundError:  # past the grace period a fresh task gets (see TaskRunner.poll)
+            from databar_mcp.api.models import Task  # (the tracker starts with the server; a Task is rarely made)
+
             logger.info("tracked task %s is unknown to Databar; no longer tracked", record.task_id)
             await runner.observe(Task(task_id=record.task_id, status=UNKNOWN_TO_DATABAR))
         except DatabarError as exc:
