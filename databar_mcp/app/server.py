@@ -36,7 +36,6 @@ from databar_mcp.app.client_logs import ClientLogRelay
 from databar_mcp.app.stdio_guard import AnsweringReadStream
 from databar_mcp.config import Settings
 from databar_mcp.core.audit import AuditLog
-from databar_mcp.core.catalog import Catalog
 from databar_mcp.core.fingerprint import account_id
 from databar_mcp.core.logs import Redactor, installed_redactor
 from databar_mcp.core.runner import TaskRunner
@@ -44,15 +43,11 @@ from databar_mcp.core.store import ledger_for
 from databar_mcp.core.tracker import track_forever
 from databar_mcp.core.users import Users
 from databar_mcp.mcp_tasks import TaskService, TasksExtension, TasksMiddleware
-from databar_mcp.tools.arguments import unknown_arguments
 from databar_mcp.tools.context import Services
-from databar_mcp.tools.failures import from_validation
 from databar_mcp.tools.fitting import RESULT_URI, OversizedResults, fit_result
 from databar_mcp.tools.listing_cache import ListingCache
 from databar_mcp.tools.loading import load
 from databar_mcp.tools.registry import TOOLSET_META_KEY, Toolbox
-from databar_mcp.tools.results import error_result
-from databar_mcp.tools.schemas import model_visible, portable
 from databar_mcp.ui import AppLinks, results_app
 
 INSTRUCTIONS = """\
@@ -204,6 +199,8 @@ class DatabarMCPServer(MCPServer[Services]):
         return box is not None and all(tool.name in box.registered for tool in self._tool_manager.list_tools())
 
     async def _built_listing(self) -> list[Tool]:
+        from databar_mcp.tools.schemas import model_visible, portable  # a start whose listing is cached skips this
+
         box = self.toolbox
         if box is not None:
             box.ensure_visible()  # tools deferred because a cached listing served the start
@@ -243,6 +240,11 @@ class DatabarMCPServer(MCPServer[Services]):
         return {field.alias or field_name for field_name, field in fields.items()}
 
     async def _checked_call(self, name: str, arguments: dict[str, Any], context: Context[Services, Any] | None) -> Any:
+        # checking a call's arguments is a call's cost, not a start's: imported with the first call
+        from databar_mcp.tools.arguments import unknown_arguments
+        from databar_mcp.tools.failures import from_validation
+        from databar_mcp.tools.results import error_result
+
         schema = self._tool_input_schema(name)
         if schema is not None and (refused := unknown_arguments(schema, arguments, self._argument_names(name))):
             return error_result(refused)
@@ -293,13 +295,7 @@ def build_server(settings: Settings, **server_options: Any) -> DatabarMCPServer:
                 background.start_soon(
                     functools.partial(track_forever, runner, ledger, interval_s=settings.tracker_interval_s)
                 )
-                services = Services(
-                    settings=settings,
-                    client=client,
-                    ledger=ledger,
-                    runner=runner,
-                    catalog=Catalog(client, ttl_s=config.CATALOG_TTL_S),
-                )
+                services = Services(settings=settings, client=client, ledger=ledger, runner=runner)
                 await background.start(mcp_tasks.serve, services)
                 if isinstance(app, DatabarMCPServer):
                     app.services = services

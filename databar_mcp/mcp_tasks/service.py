@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import anyio.abc
@@ -29,18 +29,18 @@ from mcp.types import (
 )
 
 from databar_mcp import config
-from databar_mcp.api.errors import DatabarError, NotFoundError, ResultExpired
-from databar_mcp.api.models import Task
-from databar_mcp.core.runner import PollPlan
-from databar_mcp.core.store import UNKNOWN_TO_DATABAR
-from databar_mcp.core.table_runs import wait_for_rows
+from databar_mcp.api.errors import DatabarError
 from databar_mcp.core.users import acting_as
 from databar_mcp.mcp_tasks.handles import Generation, Handle, HandleStore, State
-from databar_mcp.mcp_tasks.tables import NO_CANCEL, TABLE_TOOLS, table_follow, table_progress
-from databar_mcp.tools.context import Services
-from databar_mcp.tools.guard import guarded
-from databar_mcp.tools.table_kit import reader_of, report_for
-from databar_mcp.tools.task_kit import deliver
+from databar_mcp.mcp_tasks.tables import NO_CANCEL, TABLE_TOOLS
+
+if TYPE_CHECKING:
+    from databar_mcp.api.models import Task
+    from databar_mcp.tools.context import Services
+
+# A start constructs the service and resumes the watchers of unfinished handles; what following a task and
+# building its final result need (the runner's polling plan, the table and task kits of the tools) is imported
+# by the watcher that needs it, so a start with nothing to resume imports none of it (issue 14).
 
 logger = logging.getLogger("databar_mcp.mcp_tasks")
 
@@ -271,6 +271,11 @@ class TaskService:
             self._watchers.pop(handle.handle_id, None)
 
     async def _follow(self, handle: Handle) -> None:
+        from databar_mcp.api.errors import NotFoundError, ResultExpired
+        from databar_mcp.api.models import Task
+        from databar_mcp.core.runner import PollPlan
+        from databar_mcp.core.store import UNKNOWN_TO_DATABAR
+
         svc = self.services
         dbid = handle.databar_task_id
         assert dbid is not None
@@ -314,6 +319,11 @@ class TaskService:
 
     async def _follow_table(self, handle: Handle) -> None:
         """Count the table's rows still processing until none are, then report as the tool would have."""
+        from databar_mcp.core.table_runs import wait_for_rows
+        from databar_mcp.mcp_tasks.tables import table_follow, table_progress
+        from databar_mcp.tools.guard import guarded
+        from databar_mcp.tools.table_kit import reader_of, report_for
+
         svc = self.services
         follow = await table_follow(svc, handle)
         scope = follow.scope
@@ -371,6 +381,9 @@ class TaskService:
 
     async def _settle(self, handle: Handle, task: Task) -> None:
         """The Databar task ended: store the tool's final result, then mark the handle terminal."""
+        from databar_mcp.tools.guard import guarded
+        from databar_mcp.tools.task_kit import deliver
+
         svc = self.services
         result = self.fit(await guarded(deliver(svc, task, offset=0, limit=None), task_id=task.task_id))
         dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)

@@ -9,12 +9,13 @@ after a restart reports exactly what the tool would have.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from databar_mcp.core.table_runs import RowStates, RunScope
 from databar_mcp.mcp_tasks.handles import Handle
-from databar_mcp.tools.context import Services
-from databar_mcp.tools.table_kit import run_endpoint
+
+if TYPE_CHECKING:  # a start needs only the names below; a watcher imports the table kit (see table_follow)
+    from databar_mcp.core.table_runs import RunScope
+    from databar_mcp.tools.context import Services
 
 # Tools whose task follows a table run (keyed by name: the tools themselves know nothing of tasks).
 TABLE_TOOLS: frozenset[str] = frozenset({"run_table_enrichment", "wait_table_enrichment"})
@@ -42,6 +43,9 @@ def immediate_view(handle: Handle) -> dict[str, Any]:
 
 async def table_follow(svc: Services, handle: Handle) -> TableFollow:
     """The run the handle follows: our ledger's record of it, else (nothing of ours) the rows processing now."""
+    from databar_mcp.core.table_runs import RowStates, RunScope
+    from databar_mcp.tools.table_kit import run_endpoint
+
     view = immediate_view(handle)
     table_uuid, enrichment_id = str(view["table_uuid"]), int(view["enrichment_id"])
     endpoints = (run_endpoint(table_uuid, enrichment_id), run_endpoint(table_uuid, enrichment_id, exporter=True))

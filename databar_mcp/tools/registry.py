@@ -26,9 +26,7 @@ from mcp.types import CallToolResult, ToolAnnotations
 
 from databar_mcp.config import TOOLSETS, Settings
 from databar_mcp.tools.context import Services, ToolContext, services
-from databar_mcp.tools.guard import guarded
 from databar_mcp.tools.listing_cache import KnownTool, Listing, ListingCache
-from databar_mcp.tools.params import SettingsBound
 
 F = TypeVar("F", bound=Callable[..., Awaitable[CallToolResult]])
 TOOLSET_META_KEY = "io.databar/toolset"
@@ -81,6 +79,8 @@ def _is_context(annotation: object) -> bool:
 
 def settled(param: inspect.Parameter, settings: Settings) -> inspect.Parameter:
     """A parameter as registered: a SettingsBound one gets its constraints and default from `settings`."""
+    from databar_mcp.tools.params import SettingsBound  # imported already by any tool module that uses it
+
     if get_origin(param.annotation) is not Annotated:
         return param
     base, *extras = get_args(param.annotation)
@@ -94,7 +94,9 @@ def settled(param: inspect.Parameter, settings: Settings) -> inspect.Parameter:
 def bound(spec: ToolSpec, box: Toolbox) -> Callable[..., Awaitable[CallToolResult]]:
     """The function the SDK registers for `spec`: its signature less what is injected (the services, or the
     Toolbox itself), so the input schema never shows them, settings-bound parameters resolved, and errors an
-    agent can act on made results."""
+    agent can act on made results. Runs when the SDK gets the tool: never in a start whose listing is cached."""
+    from databar_mcp.tools.guard import guarded
+
     settings = box.settings
     hints = typing.get_type_hints(spec.fn, include_extras=True)
     params: list[inspect.Parameter] = []

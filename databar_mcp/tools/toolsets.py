@@ -16,7 +16,6 @@ from pydantic import BaseModel, Field, WithJsonSchema
 from databar_mcp.config import TOOLSETS, Toolset
 from databar_mcp.tools.context import ToolContext
 from databar_mcp.tools.registry import ALWAYS_LISTED, Toolbox, ToolSpec
-from databar_mcp.tools.results import ok_result
 
 # The enum's values, inline (pydantic would put an enum under $defs): what the model may choose from.
 ToolsetName = Annotated[Toolset, WithJsonSchema({"enum": [t.value for t in Toolset], "type": "string"})]
@@ -53,6 +52,8 @@ async def enable_toolsets(
         list[ToolsetName], Field(min_length=1, max_length=len(TOOLSETS), description="Toolsets to list.")
     ],
 ) -> Annotated[CallToolResult, ToolsetsListed]:
+    from databar_mcp.tools.results import ok_result  # every start imports this module; a call, the results kit
+
     new = [t for t in dict.fromkeys(toolsets) if t in box.hidden_toolsets()]
     box.list_toolsets(new)
     added = [name for t in new for name in box.tools_of(t)]
