@@ -14,7 +14,7 @@ from databar_mcp.config import Toolset
 from databar_mcp.tools.registry import Toolbox
 
 MORE_MODULES: Final[dict[Toolset, tuple[str, ...]]] = {
-    Toolset.TASKS: ("exports",),  # export_task_result and the full-result resource
+    Toolset.TASKS: ("exports", "task_result"),  # export_task_result; the full-result resource
     Toolset.TABLES: ("table_export",),  # export_table_rows
 }
 

@@ -138,6 +138,15 @@ def submitted_rows(record: TaskRecord | None) -> list[Any] | None:
     return cast(list[Any], params) if isinstance(params, list) else None
 
 
+async def inputs_of(svc: Services, task_id: str) -> list[Any] | None:
+    """The rows submitted for this task, as recorded in the ledger (None if it was not submitted here)."""
+    record = await svc.tasks.read(task_id, with_data=False)
+    if record is None or record.submission is None:
+        return None
+    params = record.submission.request.get("params")
+    return cast(list[Any], params) if isinstance(params, list) else None
+
+
 async def read_task(svc: Services, task_id: str) -> tuple[Task, Literal["api", "ledger"], float | None]:
     """The task, from the ledger when its result is stored (no request), else one poll of Databar; with the
     run's estimated cost when the ledger knows it (one ledger read either way)."""
