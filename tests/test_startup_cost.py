@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,77 @@ NOT_ON_STDIO = (
 )
 
 
+# Modules a start serving its cached listing (spawn -> initialize -> tools/list) never runs: each is imported by the
+# first tool call, task or resource read that needs it.
+NOT_AT_A_CACHED_START = (
+    "databar_mcp.api.models",  # a start reads no task and sends no request (api.statuses has what the ledger needs)
+    "databar_mcp.core.catalog",  # Services.catalog: made by the first tool that asks
+    "databar_mcp.core.tasks",  # Services.tasks, likewise
+    "databar_mcp.core.table_runs",  # an MCP task watcher following a table run
+    "databar_mcp.core.exporting",
+    "databar_mcp.core.rows",
+    "databar_mcp.tools.exports",  # a tool module (the resource it offered is tools/task_result.py)
+    "databar_mcp.tools.task_kit",
+    "databar_mcp.tools.task_view",
+    "databar_mcp.tools.table_kit",
+    "databar_mcp.tools.guard",  # a tool given to the SDK (Toolbox.bound), or a task's final result
+    "databar_mcp.tools.failures",
+    "databar_mcp.tools.results",
+    "databar_mcp.tools.params",
+    "databar_mcp.tools.arguments",  # a call's argument check
+    "databar_mcp.tools.schemas",  # a listing built rather than read from the cache
+)
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+LIST_TOOLS = [
+    {"jsonrpc": "2.0", "method": "notifications/initialized"},
+    {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+]
+
+
+def _start_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABAR_", "XDG_"))}
+    return env | {
+        "DATABAR_API_KEY": "sk-startup-test-key",
+        "DATABAR_BASE_URL": "http://127.0.0.1:9",  # nothing listens: a start must not send a request
+        "DATABAR_MCP_STATE_DIR": str(tmp_path / "state"),
+    }
+
+
+def served_start(tmp_path: Path) -> tuple[set[str], int]:
+    """Every module a stdio server imported (`python -X importtime`) from its spawn to its tools/list answer, and
+    how many tools it listed; the server reads each request as a client sends it, then its stdin is closed."""
+    proc = subprocess.Popen(
+        [sys.executable, "-X", "importtime", "-m", "databar_mcp"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_start_env(tmp_path),
+    )
+    watchdog = threading.Timer(60, proc.kill)
+    watchdog.start()
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps(INITIALIZE) + "\n")
+        proc.stdin.flush()
+        assert json.loads(proc.stdout.readline())["id"] == 1
+        proc.stdin.write("".join(json.dumps(message) + "\n" for message in LIST_TOOLS))
+        proc.stdin.flush()
+        listed = json.loads(proc.stdout.readline())
+        _, stderr = proc.communicate()
+    finally:
+        watchdog.cancel()
+    assert proc.returncode == 0, stderr[-2000:]
+    lines = [line.split("|") for line in stderr.splitlines() if line.startswith("import time:")]
+    return {parts[2].strip() for parts in lines if len(parts) == 3} - {"package"}, len(listed["result"]["tools"])
+
+
 def imported(args: list[str], tmp_path: Path) -> set[str]:
     """Every module a `python -X importtime -m databar_mcp ...` process imported, its stdin closed at once."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABAR_", "XDG_"))}
@@ -66,6 +138,17 @@ def test_a_stdio_start_imports_nothing_it_does_not_serve_with(tmp_path: Path) ->
     assert "databar_mcp.app.server" in modules and "mcp.server.stdio" in modules  # it did start a server
     dragged = sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in NOT_ON_STDIO))
     assert dragged == []
+
+
+def test_a_start_serving_its_cached_listing_imports_no_api_model_nor_tool_kit(tmp_path: Path) -> None:
+    first, listed = served_start(tmp_path)  # builds its listing and keeps it
+    modules, again = served_start(tmp_path)
+    assert again == listed > 0
+    assert {"databar_mcp.core.tracker", "databar_mcp.mcp_tasks.service", "databar_mcp.core.ledger_sqlite"} <= modules
+    assert (tmp_path / "state" / "ledger.sqlite3").exists()  # the lifespan ran: the ledger is open, the tracker started
+    dragged = sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in NOT_AT_A_CACHED_START))
+    assert dragged == []
+    assert "databar_mcp.tools.schemas" in first  # the first start built its listing: the pins are not vacuous
 
 
 def test_version_imports_neither_the_sdk_nor_the_ledger(tmp_path: Path) -> None:
@@ -138,7 +221,7 @@ def test_a_start_whose_listing_is_cached_imports_no_toolset_module_and_builds_no
 
     first, second = start(), start()
     toolset_modules = {f"databar_mcp.tools.{name}" for toolset in Toolset for name in modules_of(toolset)}
-    toolset_modules -= {"databar_mcp.tools.exports"}  # it registers the full-result resource
+    toolset_modules -= {"databar_mcp.tools.task_result"}  # it registers the full-result resource
     assert toolset_modules <= set(first["modules"])  # the first start built the listing
     assert first["given"]
     assert second["tools"] == first["tools"]
