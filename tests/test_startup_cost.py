@@ -53,6 +53,7 @@ NOT_AT_A_CACHED_START = (
     "databar_mcp.core.table_runs",  # an MCP task watcher following a table run
     "databar_mcp.core.exporting",
     "databar_mcp.core.rows",
+    "databar_mcp.mcp_tasks.listen",  # the first 2026 subscriptions/listen naming tasks
     "databar_mcp.tools.exports",  # a tool module (the resource it offered is tools/task_result.py)
     "databar_mcp.tools.task_kit",
     "databar_mcp.tools.task_view",

@@ -13,7 +13,8 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, cast
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, cast
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.extension import Extension
@@ -26,8 +27,10 @@ from databar_mcp import config
 from databar_mcp.core.users import current_owner
 from databar_mcp.mcp_tasks import wire
 from databar_mcp.mcp_tasks.handles import Handle
-from databar_mcp.mcp_tasks.listen import TaskListen, requested_task_ids
 from databar_mcp.mcp_tasks.service import TASK_TOOLS, Listener, TaskService
+
+if TYPE_CHECKING:
+    from databar_mcp.mcp_tasks.listen import TaskListen
 
 logger = logging.getLogger("databar_mcp.mcp_tasks")
 
@@ -92,8 +95,15 @@ class TasksMiddleware:
     ) -> None:
         self.service = service
         self.task_tools = task_tools
-        self.listen = TaskListen(service, bus)  # `bus`: the server's, for the standard kinds in the same stream
+        self._bus = bus  # the server's, for the standard kinds in the same stream
         service.on_status = self._status_notification
+
+    @cached_property
+    def listen(self) -> TaskListen:
+        """The listen streams' server, made on the first 2026 subscriptions/listen (a start serves none)."""
+        from databar_mcp.mcp_tasks.listen import TaskListen
+
+        return TaskListen(self.service, self._bus)
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         method, modern = ctx.method, ctx.protocol_version == MODERN
@@ -111,6 +121,8 @@ class TasksMiddleware:
                 return await self._modern_call(ctx, call_next, params)
             return await call_next(ctx)
         if modern and method == "subscriptions/listen":
+            from databar_mcp.mcp_tasks.listen import requested_task_ids
+
             task_ids = requested_task_ids(_params(ctx))
             if task_ids is None:
                 return await call_next(ctx)  # no tasks named: the SDK's own listen stream
