@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sys
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
@@ -17,6 +18,7 @@ from databar_mcp.api.errors import (
     parse_issues,
     status_error,
 )
+from databar_mcp.api.lazy import LazyModule
 from databar_mcp.api.models import Task, TaskProgress
 from databar_mcp.api.retry import backoff_delay, parse_retry_after
 from databar_mcp.core.runner import QUICK_ROWS_S, PollPlan
@@ -201,3 +203,12 @@ def test_task_pages_cover_every_row_once_within_the_budget(rows: list[object], b
         pages += 1
         assert pages <= len(rows) + 1
     assert seen == list(range(len(rows)))
+
+
+def test_a_lazy_module_is_imported_on_its_first_attribute_read() -> None:
+    """The API client names api.models through one: a start reads no reply, so it must not import them."""
+    sys.modules.pop("colorsys", None)
+    lazy = LazyModule("colorsys")
+    assert "colorsys" not in sys.modules
+    assert lazy.rgb_to_hsv(1.0, 0.0, 0.0) == (0.0, 1.0, 1.0)
+    assert "colorsys" in sys.modules and lazy.hsv_to_rgb(0.0, 0.0, 1.0) == (1.0, 1.0, 1.0)

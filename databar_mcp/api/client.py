@@ -42,11 +42,14 @@ from databar_mcp.api.errors import (
     scrub,
     status_error,
 )
+from databar_mcp.api.lazy import LazyModule
 from databar_mcp.api.retry import Decision, NoReply, backoff_delay, decide, parse_retry_after
 from databar_mcp.config import Settings
 
-if TYPE_CHECKING:  # each endpoint imports the models it reads (see the module's docstring)
+if TYPE_CHECKING:
     from databar_mcp.api import models
+else:
+    models = LazyModule("databar_mcp.api.models")  # imported when the first reply is read, not at start
 
 logger = logging.getLogger("databar_mcp.api")
 
@@ -104,8 +107,6 @@ def _type_name(value: object) -> str:
 
 def _accepted_run(raw: object, path: str) -> models.TaskHandle:
     """A run was answered 2xx: Databar accepted it. A reply we cannot read leaves the task unknown, not refused."""
-    from databar_mcp.api import models
-
     try:
         return _model(models.TaskHandle, raw)
     except DatabarError as exc:
@@ -375,20 +376,14 @@ class DatabarClient:
     # ---- endpoints -------------------------------------------------------------------------------------
 
     async def get_user(self) -> models.User:
-        from databar_mcp.api import models
-
         return _model(models.User, await self.request("GET", "user/me"))
 
     async def list_waterfalls(self) -> list[models.Waterfall]:
-        from databar_mcp.api import models
-
         raw: object = await self.request("GET", "waterfalls/")
         items: object = cast(dict[str, Any], raw).get("items", []) if isinstance(raw, dict) else raw
         return [_model(models.Waterfall, item) for item in cast(list[Any], items)]
 
     async def get_waterfall(self, identifier: str) -> models.Waterfall:
-        from databar_mcp.api import models
-
         return _model(models.Waterfall, await self.request("GET", f"waterfalls/{segment(identifier)}"))
 
     async def start_run(self, run: runs.RunRequest) -> models.TaskHandle:
@@ -411,8 +406,6 @@ class DatabarClient:
         self, *, q: str | None, category: str | None, page: int, limit: int
     ) -> tuple[list[models.Enrichment], int | None, bool]:
         """One page of the catalog: (items, total_count, has_next_page)."""
-        from databar_mcp.api import models
-
         params: dict[str, str | int | float | bool] = {"page": page, "limit": limit}
         if q:
             params["q"] = q
@@ -427,15 +420,11 @@ class DatabarClient:
         return items, body.get("total_count"), bool(body.get("has_next_page"))
 
     async def get_enrichment(self, enrichment_id: int) -> models.Enrichment:
-        from databar_mcp.api import models
-
         return _model(models.Enrichment, await self.request("GET", f"enrichments/{enrichment_id}"))
 
     async def param_choices(
         self, enrichment_id: int, slug: str, *, q: str | None, page: int, limit: int
     ) -> models.ChoicesPage:
-        from databar_mcp.api import models
-
         params: dict[str, str | int | float | bool] = {"page": page, "limit": limit}
         if q:
             params["q"] = q
@@ -443,15 +432,11 @@ class DatabarClient:
         return _model(models.ChoicesPage, raw)
 
     async def get_task(self, task_id: str, *, include_partial: bool = False) -> models.Task:
-        from databar_mcp.api import models
-
         params = {"include_partial": "true"} if include_partial else None
         raw = await self.request("GET", f"tasks/{segment(task_id)}", params=params)
         return _model(models.Task, raw)
 
     async def cancel_task(self, task_id: str) -> models.Task:
-        from databar_mcp.api import models
-
         return _model(models.Task, await self.request("POST", f"tasks/{segment(task_id)}/cancel"))
 
     async def list_table_rows(
@@ -463,8 +448,6 @@ class DatabarClient:
         larger size lowers the cap for the process, and a page above the cap is read as the smaller pages
         that cover the same rows, so callers' page numbers keep their meaning.
         """
-        from databar_mcp.api import models
-
         cap = self._rows_page_cap
         if per_page <= cap:
             try:
@@ -495,8 +478,6 @@ class DatabarClient:
     async def _rows_page(
         self, table_uuid: str, page: int, per_page: int, filter_json: str | None
     ) -> models.TableRowsPage:
-        from databar_mcp.api import models
-
         params: dict[str, str | int | float | bool] = {"page": page, "per_page": per_page}
         if filter_json:
             params["filter"] = filter_json
@@ -504,23 +485,17 @@ class DatabarClient:
         return _model(models.TableRowsPage, raw)
 
     async def list_tables(self) -> list[models.Table]:
-        from databar_mcp.api import models
-
         raw: object = await self.request("GET", "table/")
         items: object = cast(dict[str, Any], raw).get("items", []) if isinstance(raw, dict) else raw
         return [_model(models.Table, item) for item in cast(list[Any], items)]
 
     async def create_table(self, name: str | None, columns: list[str]) -> models.Table:
-        from databar_mcp.api import models
-
         body: dict[str, Any] = {"columns": columns}
         if name:
             body["name"] = name
         return _model(models.Table, await self.request("POST", "table/create", json=body))
 
     async def table_columns(self, table_uuid: str) -> list[models.TableColumn]:
-        from databar_mcp.api import models
-
         raw: object = await self.request("GET", f"table/{segment(table_uuid)}/columns")
         items: object = cast(dict[str, Any], raw).get("items", []) if isinstance(raw, dict) else raw
         return [_model(models.TableColumn, item) for item in cast(list[Any], items)]
@@ -539,35 +514,25 @@ class DatabarClient:
         return await self._write_rows("POST", f"table/{segment(table_uuid)}/rows/delete", body)
 
     async def _write_rows(self, method: models.HttpMethod, path: str, body: models.RowWrite) -> models.RowWriteBatch:
-        from databar_mcp.api import models
-
         raw: Any = await self.request(method, path, json=body.model_dump(mode="json", exclude_none=True))
         if isinstance(raw, list):
             raw = {"results": cast(list[Any], raw)}
         return _model(models.RowWriteBatch, raw or {})
 
     async def create_connector(self, body: models.ConnectorCreate) -> models.Connector:
-        from databar_mcp.api import models
-
         raw = await self.request("POST", "connectors/", json=body.model_dump(mode="json", exclude_none=True))
         return _model(models.Connector, raw)
 
     async def list_connectors(self) -> list[models.Connector]:
-        from databar_mcp.api import models
-
         raw: object = await self.request("GET", "connectors/")
         items: object = cast(dict[str, Any], raw).get("items", []) if isinstance(raw, dict) else raw
         return [_model(models.Connector, item) for item in cast(list[Any], items)]
 
     async def get_connector(self, connector_id: int) -> models.Connector:
-        from databar_mcp.api import models
-
         return _model(models.Connector, await self.request("GET", f"connectors/{connector_id}"))
 
     async def update_connector(self, connector_id: int, body: models.ConnectorCreate) -> models.Connector:
         """PUT replaces the whole connector: callers merge changes into the current one first."""
-        from databar_mcp.api import models
-
         raw = await self.request(
             "PUT", f"connectors/{connector_id}", json=body.model_dump(mode="json", exclude_none=True)
         )
@@ -579,8 +544,6 @@ class DatabarClient:
     # ---- table enrichments, waterfalls and exporters (issue 15) ----------------------------------------
 
     async def _attached(self, path: str) -> list[models.AttachedEnrichment]:
-        from databar_mcp.api import models
-
         raw: object = await self.request("GET", path)
         items: object = cast(dict[str, Any], raw).get("items", []) if isinstance(raw, dict) else raw
         return [_model(models.AttachedEnrichment, item) for item in cast(list[Any], items or [])]
@@ -615,8 +578,6 @@ class DatabarClient:
         mapping: Mapping[str, models.ParamMapping],
         launch_strategy: models.LaunchStrategy = "run_on_click",
     ) -> models.AttachedEnrichment:
-        from databar_mcp.api import models
-
         body = {
             "enrichment": enrichment_id,
             "mapping": await self._column_ids(table_uuid, mapping),
@@ -634,8 +595,6 @@ class DatabarClient:
         email_verifier: int | None = None,
     ) -> models.AttachedEnrichment:
         """`mapping` is param → column (name or uuid); no enrichments: Databar attaches the default cascade."""
-        from databar_mcp.api import models
-
         as_columns = {p: models.ParamMapping(type="mapping", value=c) for p, c in mapping.items()}
         resolved = await self._column_ids(table_uuid, as_columns)
         body: dict[str, Any] = {"waterfall": waterfall, "mapping": {p: e["value"] for p, e in resolved.items()}}
@@ -654,8 +613,6 @@ class DatabarClient:
         mapping: Mapping[str, models.ParamMapping] | None = None,
         launch_strategy: models.LaunchStrategy | None = None,
     ) -> models.AttachedEnrichment:
-        from databar_mcp.api import models
-
         body: dict[str, Any] = {}
         if mapping is not None:
             body["mapping"] = await self._column_ids(table_uuid, mapping)
@@ -679,8 +636,6 @@ class DatabarClient:
         authorization: int | None = None,
         additional_mapping: Mapping[str, models.ParamMapping] | None = None,
     ) -> models.AttachedEnrichment:
-        from databar_mcp.api import models
-
         body: dict[str, Any] = {
             "exporter": exporter_id,
             "mapping": await self._column_ids(table_uuid, mapping),
@@ -705,16 +660,12 @@ class DatabarClient:
     async def create_column(
         self, table_uuid: str, name: str, type_of_value: str = "text", column_config: dict[str, Any] | None = None
     ) -> models.CreatedColumn:
-        from databar_mcp.api import models
-
         body = {"name": name, "type": type_of_value, "config": column_config or {}}
         return _model(
             models.CreatedColumn, await self.request("POST", f"table/{segment(table_uuid)}/columns", json=body)
         )
 
     async def rename_column(self, table_uuid: str, column_id: str, name: str) -> models.CreatedColumn:
-        from databar_mcp.api import models
-
         path = f"table/{segment(table_uuid)}/columns/{segment(column_id)}"
         return _model(models.CreatedColumn, await self.request("PATCH", path, json={"name": name}))
 
@@ -722,8 +673,6 @@ class DatabarClient:
         await self.request("DELETE", f"table/{segment(table_uuid)}/columns/{segment(column_id)}")
 
     async def rename_table(self, table_uuid: str, name: str) -> models.Table:
-        from databar_mcp.api import models
-
         return _model(models.Table, await self.request("PATCH", f"table/{segment(table_uuid)}", json={"name": name}))
 
     async def delete_table(self, table_uuid: str) -> None:
@@ -731,35 +680,25 @@ class DatabarClient:
         await self.request("DELETE", f"table/{segment(table_uuid)}")
 
     async def dedupe_rows(self, table_uuid: str, columns: list[str] | None) -> models.DedupeResult:
-        from databar_mcp.api import models
-
         body = {"columns": columns} if columns else None
         raw = await self.request("POST", f"table/{segment(table_uuid)}/rows/dedupe", json=body)
         return _model(models.DedupeResult, raw)
 
     async def start_table_export(self, table_uuid: str, file_format: str = "csv") -> models.TableExport:
-        from databar_mcp.api import models
-
         raw = await self.request("POST", f"table/{segment(table_uuid)}/export", json={"format": file_format})
         return _model(models.TableExport, raw)
 
     async def table_export_status(self, table_uuid: str) -> models.TableExport:
-        from databar_mcp.api import models
-
         return _model(models.TableExport, await self.request("GET", f"table/{segment(table_uuid)}/export"))
 
     # ---- folders and exporters -------------------------------------------------------------------------
 
     async def list_folders(self) -> list[models.Folder]:
-        from databar_mcp.api import models
-
         raw: object = await self.request("GET", "folders")
         items: object = cast(dict[str, Any], raw).get("items", []) if isinstance(raw, dict) else raw
         return [_model(models.Folder, item) for item in cast(list[Any], items or [])]
 
     async def create_folder(self, name: str) -> models.Folder:
-        from databar_mcp.api import models
-
         return _model(models.Folder, await self.request("POST", "folders", json={"name": name}))
 
     async def move_table_to_folder(self, table_uuid: str, folder_id: int | None) -> None:
@@ -770,35 +709,25 @@ class DatabarClient:
         await self.request("POST", "folders/move-table", json=body)
 
     async def list_exporters(self, q: str | None = None) -> list[models.Exporter]:
-        from databar_mcp.api import models
-
         raw: object = await self.request("GET", "exporters/", params={"q": q} if q else None)
         items: object = cast(dict[str, Any], raw).get("items", []) if isinstance(raw, dict) else raw
         return [_model(models.Exporter, item) for item in cast(list[Any], items or [])]
 
     async def get_exporter(self, exporter_id: int) -> models.ExporterDetail:
-        from databar_mcp.api import models
-
         return _model(models.ExporterDetail, await self.request("GET", f"exporters/{exporter_id}"))
 
     # ---- flows -----------------------------------------------------------------------------------------
 
     async def list_flows(self) -> list[models.Flow]:
-        from databar_mcp.api import models
-
         raw: object = await self.request("GET", "flows")
         items: object = cast(dict[str, Any], raw).get("items", []) if isinstance(raw, dict) else raw
         return [_model(models.Flow, item) for item in cast(list[Any], items or [])]
 
     async def get_flow(self, flow_id: str) -> models.Flow:
-        from databar_mcp.api import models
-
         return _model(models.Flow, await self.request("GET", f"flows/{segment(flow_id)}"))
 
     async def estimate_flow_cost(self, flow_config: dict[str, Any]) -> models.FlowCostEstimate:
         """Free: prices a config without running it (a POST that changes nothing)."""
-        from databar_mcp.api import models
-
         raw = await self.request("POST", "flows/cost-estimate", json={"config": flow_config})
         return _model(models.FlowCostEstimate, raw)
 
@@ -814,8 +743,6 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 def _accepted_table_run(raw: object, path: str) -> models.TableRunStarted:
     """A 2xx to a table run: Databar accepted it. A reply we cannot read leaves it unknown, never refused."""
-    from databar_mcp.api import models
-
     try:
         return _model(models.TableRunStarted, raw if raw is not None else {})
     except DatabarError as exc:
