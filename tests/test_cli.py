@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import tomllib
@@ -14,7 +15,7 @@ from pydantic import SecretStr
 
 from databar_mcp import __version__
 from databar_mcp.api import DatabarClient
-from databar_mcp.app.cli import build_parser
+from databar_mcp.app.cli import build_parser, main
 from databar_mcp.app.server import build_server
 from databar_mcp.config import Settings
 
@@ -78,3 +79,15 @@ async def test_user_agent_carries_the_package_version() -> None:
     ) as client:
         await client.get_user()
     assert seen == [f"databar-mcp/{__version__}"]
+
+
+def test_a_start_that_exits_early_leaves_the_garbage_collector_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """serve() pauses the collector while the server is built; an exit before serving must resume it."""
+    monkeypatch.setenv("DATABAR_MCP_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("DATABAR_MCP_LOG_FORMAT", "carrier-pigeon")
+    assert gc.isenabled()
+    assert main([]) == 2
+    assert "carrier-pigeon" in capsys.readouterr().err
+    assert gc.isenabled()

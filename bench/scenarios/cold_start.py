@@ -82,7 +82,8 @@ async def run(ctx: Context) -> list[Row]:
             f"≤ {BARE_TARGET:g}× bare",
             "ms (median)",
             None if floor_share is None else floor_share <= BARE_TARGET,
-            f"reference: {bare.NAME} (bench/reference/bare_server.py), spawned the same way",
+            f"reference: {bare.NAME} (bench/reference/bare_server.py), spawned the same way; ours pauses the "
+            "garbage collector while it builds its server (app/cli.py serve), the bare one runs with the defaults",
         ),
         Row(
             "2. cold start, listing not cached yet, vs bare",

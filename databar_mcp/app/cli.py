@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import gc
 import io
 import logging
 import os
@@ -174,6 +175,26 @@ def _empty_tool_selection(server: MCPServer[Any], settings: Settings) -> str | N
 
 
 def serve(args: argparse.Namespace) -> int:
+    """Start and serve, with the cyclic garbage collector paused while the server is built.
+
+    A start allocates little but long-lived objects (the SDK's and our modules, models, the tool list), so the
+    collector's passes over them during the start find nothing to free: ~50 ms of a ~600 ms start. Once the
+    server is built they are frozen out of every later pass (`gc.freeze`) and collection resumes for what
+    serving allocates."""
+    gc.disable()
+    try:
+        return _serve(args)
+    finally:
+        gc.enable()  # an early exit (bad configuration, unusable ledger) leaves the collector as it found it
+
+
+def ready_to_serve() -> None:
+    """Everything the start built lives as long as the process: leave it out of the collector's passes."""
+    gc.freeze()
+    gc.enable()
+
+
+def _serve(args: argparse.Namespace) -> int:
     from databar_mcp.app.server import build_server
 
     stop_on_sigterm()
@@ -225,7 +246,9 @@ def serve(args: argparse.Namespace) -> int:
             print(f"databar-mcp: {exc}", file=sys.stderr)
             return 2
         server_options = http_options.server_kwargs() if http_options is not None else {}
-        return _run(build_server(settings, **server_options), settings, http_options)
+        server = build_server(settings, **server_options)
+        ready_to_serve()
+        return _run(server, settings, http_options)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM, even before serving began
         return 0
     finally:
