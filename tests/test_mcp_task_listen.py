@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +33,20 @@ pytestmark = pytest.mark.anyio
 SUBSCRIPTION = "io.modelcontextprotocol/subscriptionId"
 
 
-async def test_a_listener_hears_its_task_change_until_it_ends_and_nobody_else_hears(
-    sandbox: SandboxServer, tmp_path: Path
-) -> None:
+@asynccontextmanager
+async def listening(sandbox: SandboxServer, tmp_path: Path) -> AsyncIterator[tuple[Client, TaskNotes]]:
+    """A client of the 2026 tasks extension, recording what it hears, on a server whose runs stay processing."""
     slow(sandbox)
     notes = TaskNotes()
     server = build_server(make_settings(sandbox, tmp_path))
     async with Client(server, extensions=[advertise(EXT, {}), notes], message_handler=notes.on_message) as client:
+        yield client, notes
+
+
+async def test_a_listener_hears_its_task_change_until_it_ends_and_nobody_else_hears(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    async with listening(sandbox, tmp_path) as (client, notes):
         unheard = await raw(client, "tools/call", {"name": "run_bulk_waterfall", "arguments": SLOW_ARGS})
         await poll_until(client, unheard["taskId"], TERMINAL)
         assert notes.tasks == []  # no listen stream: no notification, however the task changed
@@ -132,10 +141,7 @@ def ext_tasks_reads(frames: dict[str, Any]) -> subprocess.CompletedProcess[str]:
 async def test_the_ext_tasks_package_accepts_the_ack_and_every_notification(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    slow(sandbox)
-    notes = TaskNotes()
-    server = build_server(make_settings(sandbox, tmp_path))
-    async with Client(server, extensions=[advertise(EXT, {}), notes], message_handler=notes.on_message) as client:
+    async with listening(sandbox, tmp_path) as (client, notes):
         created = await raw(client, "tools/call", {"name": "run_bulk_waterfall", "arguments": SLOW_ARGS})
         with anyio.fail_after(30):
             await listen(client, [created["taskId"]])
