@@ -12,7 +12,7 @@ from mcp import Client
 
 from databar_mcp.app.server import build_server
 from databar_mcp.config import Settings
-from databar_mcp.sandbox import SandboxServer
+from databar_mcp.sandbox import Fault, SandboxServer
 from tests.conftest import confirming, make_settings, structured, text_of
 
 pytestmark = pytest.mark.anyio
@@ -76,6 +76,9 @@ async def test_columns_rename_dedupe_export_folders_and_delete(mcp: Client, sand
     assert "Done" in {t["name"] for t in listed["tables"]}
     nothing = await mcp.call_tool("update_table", {"table_uuid": table})
     assert nothing.is_error and "validation_error" in text_of(nothing)
+    sandbox.state.inject(Fault(route="POST /v1/folders/move-table", kind="status", status=503, times=5))
+    half = await mcp.call_tool("update_table", {"table_uuid": table, "name": "Half", "folder_id": folder["id"]})
+    assert half.is_error and "is now named 'Half', but the move failed" in text_of(half)  # the rename is not hidden
     await call(mcp, "delete_table", {"table_uuid": table})
     tables = await call(mcp, "list_tables", {})
     assert table not in {t["identifier"] for t in tables["tables"]}

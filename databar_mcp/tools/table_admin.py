@@ -9,10 +9,11 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from databar_mcp import config
-from databar_mcp.api.errors import NotFoundError
+from databar_mcp.api.errors import DatabarError, NotFoundError
 from databar_mcp.api.models import TableColumn
 from databar_mcp.config import Toolset
 from databar_mcp.tools.context import Services
+from databar_mcp.tools.failures import from_api_error
 from databar_mcp.tools.params import (
     WAIT_DEFAULT,
     ColumnName,
@@ -222,7 +223,14 @@ async def update_table(
         new_name = (await svc.client.rename_table(table_uuid, name)).name
         done.append(f"is now named {new_name!r}")
     if folder_id is not None:
-        await svc.client.move_table_to_folder(table_uuid, folder_id or None)
+        try:
+            await svc.client.move_table_to_folder(table_uuid, folder_id or None)
+        except DatabarError as exc:
+            if not done:
+                raise
+            failed = from_api_error(exc)  # the rename stands: say so, or the agent renames it again
+            message = f"Table {table_uuid} {done[0]}, but the move failed: {failed.message}"
+            raise ToolFailure(failed.model_copy(update={"message": message})) from None
         done.append(f"is in folder {folder_id}" if folder_id else "is in no folder")
     out = TableUpdated(
         table_uuid=table_uuid, name=new_name, folder_id=folder_id, message=f"Table {table_uuid} {' and '.join(done)}."
