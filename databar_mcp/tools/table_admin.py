@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from databar_mcp import config
 from databar_mcp.api.errors import DatabarError, NotFoundError
-from databar_mcp.api.models import TableColumn
+from databar_mcp.api.models import CreatedColumn, TableColumn
 from databar_mcp.config import Toolset
 from databar_mcp.tools.context import Services
 from databar_mcp.tools.failures import from_api_error
@@ -74,6 +74,11 @@ class FolderOut(BaseModel):
     id: int
     name: str
     table_count: int | None = None
+
+
+def column_out(table_uuid: str, made: CreatedColumn) -> ColumnOut:
+    """A column as the API answered its creation or rename."""
+    return ColumnOut(table_uuid=table_uuid, identifier=made.identifier, name=made.name, type=made.type_of_value)
 
 
 async def column_of(svc: Services, table_uuid: str, ref: str) -> TableColumn:
@@ -156,7 +161,7 @@ async def create_column(
     table_uuid: TableId, name: Name, svc: Services, type: ColumnType = "text"
 ) -> Annotated[CallToolResult, ColumnOut]:
     made = await svc.client.create_column(table_uuid, name, type)
-    out = ColumnOut(table_uuid=table_uuid, identifier=made.identifier, name=made.name, type=made.type_of_value)
+    out = column_out(table_uuid, made)
     return ok_result(out, f"Added column {out.name!r} ({out.type}, id {out.identifier}) to {table_uuid}.")
 
 
@@ -175,7 +180,7 @@ async def rename_column(
     found = await column_of(svc, table_uuid, column)
     assert found.identifier is not None
     made = await svc.client.rename_column(table_uuid, found.identifier, new_name)
-    out = ColumnOut(table_uuid=table_uuid, identifier=made.identifier, name=made.name, type=made.type_of_value)
+    out = column_out(table_uuid, made)
     return ok_result(out, f"Renamed column {found.name!r} to {out.name!r} on {table_uuid}.")
 
 

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from databar_mcp.sandbox.catalog import ENRICHMENTS, WATERFALLS, Param
+from databar_mcp.sandbox.catalog import ENRICHMENTS, WATERFALLS, OutputField, Param
 from databar_mcp.sandbox.errors import ApiError, Json, field_errors, insufficient_credits, not_found
 from databar_mcp.sandbox.exporters import EXPORTERS
 from databar_mcp.sandbox.processors import Processor, attach, inputs_of, selected_rows, start_run
@@ -111,6 +111,11 @@ def routes(state: SandboxState) -> list[Route]:
         state.workspace.on(table.identifier)[processor.id] = processor
         return processor
 
+    def attached(table: Table, processor: Processor, fields: Sequence[OutputField], name_key: str) -> Response:
+        """Add the processor's status and output columns to the table; answer as Databar does for its kind."""
+        attach(table, processor, [(f.name, f.type_field) for f in fields])
+        return JSONResponse({"id": processor.id, name_key: processor.name})
+
     async def add_enrichment(request: Request) -> Response:
         body = await parse_body(AddEnrichmentBody, request)
         with state.lock:
@@ -127,8 +132,7 @@ def routes(state: SandboxState) -> list[Route]:
                 mapping=mapping,
                 launch_strategy=body.launch_strategy,
             )
-            attach(table, processor, [(f.name, f.type_field) for f in enrichment.response_fields])
-            return JSONResponse({"id": processor.id, "enrichment_name": processor.name})
+            return attached(table, processor, enrichment.response_fields, "enrichment_name")
 
     async def add_waterfall(request: Request) -> Response:
         body = await parse_body(AddWaterfallBody, request)
@@ -159,8 +163,7 @@ def routes(state: SandboxState) -> list[Route]:
                 enrichments=chosen,
                 email_verifier=verifier,
             )
-            attach(table, processor, [(f.name, f.type_field) for f in waterfall.output_fields])
-            return JSONResponse({"id": processor.id, "waterfall_name": processor.name})
+            return attached(table, processor, waterfall.output_fields, "waterfall_name")
 
     async def add_exporter(request: Request) -> Response:
         body = await parse_body(AddExporterBody, request)
@@ -181,8 +184,7 @@ def routes(state: SandboxState) -> list[Route]:
                 mapping=mapping,
                 launch_strategy=body.launch_strategy,
             )
-            attach(table, processor, [(f.name, f.type_field) for f in exporter.response_fields])
-            return JSONResponse({"id": processor.id, "exporter_name": processor.name})
+            return attached(table, processor, exporter.response_fields, "exporter_name")
 
     def listed(request: Request, kind: str, name_key: str) -> Response:
         with state.lock:
