@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """A table pipeline through the databar-mcp server: CSV → Databar table → email waterfall run inside the table.
 
-    python examples/table_pipeline.py                      # the local sandbox: no key, no credits
-    DATABAR_API_KEY=... python examples/table_pipeline.py  # the real Databar API: spends credits
+    python examples/table_pipeline.py                             # the local sandbox: no key, no credits
+    DATABAR_API_KEY=... python examples/table_pipeline.py --real  # the real Databar API: spends credits, asks first
     python examples/table_pipeline.py --shuttle            # the older path: rows out, results back in
 
 Steps, each one tool call (or a few): create_table, insert_rows (any size: the server chunks by 50 and
@@ -146,9 +146,32 @@ async def shuttle(client: Client, table_id: str, wait: float) -> tuple[int, int]
     return len(found), updated
 
 
+def use_real_api(args: argparse.Namespace) -> bool:
+    """The real API only when asked with --real: a key in the environment alone never spends credits."""
+    if not args.real and os.environ.get("DATABAR_API_KEY"):
+        print(
+            "DATABAR_API_KEY is set, but this example uses the local sandbox unless you pass --real.", file=sys.stderr
+        )
+    return bool(args.real)
+
+
+def confirm_spending(args: argparse.Namespace, rows: int) -> bool:
+    """Ask before a real run spends credits (--yes skips the question; no terminal means no)."""
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        print("--real spends credits: pass --yes to run without a terminal to confirm on.", file=sys.stderr)
+        return False
+    answer = input(f"Enrich {rows} rows in a new table on the real Databar API, spending credits? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
 async def pipeline(args: argparse.Namespace) -> int:
     leads = read_leads(args.input)
-    real = bool(args.real or (os.environ.get("DATABAR_API_KEY") and not args.sandbox))
+    real = use_real_api(args)
+    if real and not confirm_spending(args, len(leads)):
+        print("Nothing was spent.", file=sys.stderr)
+        return 1
     started = time.monotonic()
     async with Client(server_parameters(real)) as client:
         # not listed by default (the calls would work anyway): list them, as an agent would
@@ -194,8 +217,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--wait-seconds", type=float, default=20.0, help="per tool call (default 20)")
     parser.add_argument("--shuttle", action="store_true", help="the older path: rows out, results upserted back")
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--sandbox", action="store_true", help="use the local sandbox even if DATABAR_API_KEY is set")
+    mode.add_argument("--sandbox", action="store_true", help="use the local sandbox (the default)")
     mode.add_argument("--real", action="store_true", help="use the real Databar API (needs DATABAR_API_KEY)")
+    parser.add_argument("--yes", action="store_true", help="with --real: do not ask before spending")
     return parser.parse_args(argv)
 
 

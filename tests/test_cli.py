@@ -91,3 +91,34 @@ def test_a_start_that_exits_early_leaves_the_garbage_collector_running(
     assert main([]) == 2
     assert "carrier-pigeon" in capsys.readouterr().err
     assert gc.isenabled()
+
+
+def test_a_port_in_use_is_refused_before_serving_with_a_hint(tmp_path: Path) -> None:
+    """The bind comes first: no "serving ... at" line for a server that never served, exit 2, and what to do."""
+    import socket
+
+    from tests.served import clean_env
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(  # noqa: S603 (our own entry point)
+            [sys.executable, "-m", "databar_mcp", "--sandbox", "--transport", "http", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=clean_env(DATABAR_MCP_STATE_DIR=str(tmp_path / "state")),
+        )
+    assert proc.returncode == 2, proc.stderr
+    assert "serving MCP" not in proc.stderr
+    assert f"cannot listen on 127.0.0.1 port {port}" in proc.stderr and "--port N" in proc.stderr
+
+
+def test_help_names_every_toolset_and_what_healthcheck_exits_with() -> None:
+    from databar_mcp.config import TOOLSETS
+
+    text = " ".join(build_parser().format_help().split())
+    assert all(name in text for name in TOOLSETS), text
+    assert "always 0" not in text
+    assert "2 when there is no server here to check" in text

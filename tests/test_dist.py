@@ -34,9 +34,12 @@ def test_the_built_wheel_installs_into_a_clean_venv_and_runs(tmp_path: Path) -> 
     names = zipfile.ZipFile(wheel).namelist()
     assert "databar_mcp/py.typed" in names and "databar_mcp/sandbox/app.py" in names
     assert "databar_mcp/app/demo_leads.csv" in names  # the demo's bundled input
+    licence = f"databar_mcp-{__version__}.dist-info/licenses/LICENSE"
+    assert licence in names and "MIT License" in zipfile.ZipFile(wheel).read(licence).decode()
     with tarfile.open(sdist) as archive:
         members = archive.getnames()
     assert f"databar_mcp-{__version__}/README.md" in members
+    assert f"databar_mcp-{__version__}/LICENSE" in members
     assert f"databar_mcp-{__version__}/databar_mcp/app/cli.py" in members
 
     venv = tmp_path / "venv"

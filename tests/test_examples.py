@@ -105,7 +105,7 @@ def external_sandbox_env(sandbox: SandboxServer, tmp_path: Path) -> dict[str, st
 
 def run_pipeline(sandbox: SandboxServer, tmp_path: Path, *flags: str) -> tuple[str, int, int, int]:
     proc = subprocess.run(  # noqa: S603 (our own script, fixed arguments)
-        [sys.executable, str(PIPELINE), "--real", *flags],
+        [sys.executable, str(PIPELINE), "--real", "--yes", *flags],
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,
@@ -143,6 +143,29 @@ def test_table_pipeline_shuttle_writes_the_results_back_with_upsert(tmp_path: Pa
         assert len(table.rows) == 50 and len(with_email) == enriched
         assert all(str(r["email"]).endswith("@example.com") for r in with_email if r["company"] == "example.com")
         assert sandbox.state.counts["POST /v1/table/{table_uuid}/rows/upsert"] == 1
+
+
+def test_table_pipeline_with_only_a_key_set_stays_on_the_sandbox(tmp_path: Path) -> None:
+    """A key in the environment alone never spends: the pipeline runs on its own sandbox, and --real without a
+    terminal to confirm on sends nothing."""
+    with SandboxServer(SandboxConfig(task_base_seconds=0.05, row_seconds=0.002)) as sandbox:
+        env = external_sandbox_env(sandbox, tmp_path)
+        quiet = subprocess.run(  # noqa: S603 (our own script, fixed arguments)
+            [sys.executable, str(PIPELINE)], capture_output=True, text=True, timeout=TIMEOUT_S, env=env, cwd=tmp_path
+        )
+        assert quiet.returncode == 0, quiet.stderr
+        assert "uses the local sandbox unless you pass --real" in quiet.stderr
+        unasked = subprocess.run(  # noqa: S603 (our own script, fixed arguments)
+            [sys.executable, str(PIPELINE), "--real"],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            env=env,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+        )
+        assert unasked.returncode == 1 and "pass --yes" in unasked.stderr
+        assert not sandbox.state.tables and not any(route.startswith("POST") for route in sandbox.state.counts)
 
 
 def recorded_tasks(ledger: Path) -> int:

@@ -19,7 +19,7 @@ import anyio
 from pydantic import SecretStr, ValidationError
 
 from databar_mcp import __version__
-from databar_mcp.config import TOOLSETS, KeyFileError, Settings
+from databar_mcp.config import DEFAULT_TOOLSETS, TOOLSETS, KeyFileError, Settings
 from databar_mcp.core.logs import FORMATS, parse_format, parse_level, reclaim_library_loggers, setup_logging
 
 if TYPE_CHECKING:
@@ -70,8 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--toolsets",
         default=None,
-        help="comma-separated toolsets to load, or all: discover,enrich,tasks,tables,connectors,account "
-        "(default: list discover,enrich,tasks,account and offer the others through the enable_toolsets tool)",
+        help=f"comma-separated toolsets to load, or all: {', '.join(TOOLSETS)} (default: list "
+        f"{', '.join(DEFAULT_TOOLSETS)} and offer the others through the enable_toolsets tool); "
+        "env DATABAR_MCP_TOOLSETS",
     )
     parser.add_argument(
         "--read-only", action="store_true", default=None, help="load no tool that writes or spends credits"
@@ -98,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     health = sub.add_parser(
         "healthcheck",
-        help="exit 0 when the HTTP server answers /healthz (Docker HEALTHCHECK); always 0 in stdio mode",
+        help="exit 0 when the HTTP server answers /healthz, or the stdio server running as the container's PID 1 has "
+        "a readable ledger (Docker HEALTHCHECK); 1 unhealthy; 2 when there is no server here to check",
     )
     health.add_argument("--url", default=None, help="health URL (default: from the server's own command line)")
     health.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")

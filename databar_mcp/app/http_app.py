@@ -689,8 +689,34 @@ class _DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything says "serving": a port in use is one line and a hint."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve_http(server: MCPServer[Any], options: HttpOptions) -> int:
-    """Serve until SIGINT/SIGTERM; 0 after a clean shutdown, 1 when the server never started."""
+    """Serve until SIGINT/SIGTERM; 0 after a clean shutdown, 1 when the server never started, 2 when the port
+    cannot be had."""
+    try:
+        sock = listen(options.host, options.port)
+    except OSError as exc:
+        log.error(
+            "cannot listen on %s port %d: %s. Stop whatever uses it, or choose another with --port N "
+            "(env DATABAR_MCP_PORT)",
+            options.host,
+            options.port,
+            exc.strerror or exc,
+        )
+        return 2
     app = build_http_app(server, options)
     config = uvicorn.Config(
         app,
@@ -713,5 +739,6 @@ def serve_http(server: MCPServer[Any], options: HttpOptions) -> int:
     log.warning("serving MCP over streamable HTTP at %s (%s; health at %s)", options.where, auth, options.health_url)
     if options.any_host:
         log.warning("%s=* : the Host header is not checked (DNS-rebinding protection off)", ALLOWED_HOSTS_ENV)
-    uv.run()
+    with sock:
+        uv.run(sockets=[sock])
     return 0 if uv.started else 1
