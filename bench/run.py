@@ -7,6 +7,7 @@ writes to bench/results/quick.tmp/ (git-ignored) unless --out says otherwise.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import shutil
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import anyio
 
-from bench import report
+from bench import machine, report
 from bench.context import Context
 from bench.harness import log
 from bench.profile import FULL, QUICK
@@ -59,7 +60,7 @@ def _node_version() -> str:
     return done.stdout.strip() or "unknown"
 
 
-def preamble(ctx: Context, seconds: float) -> list[str]:
+def preamble(ctx: Context, seconds: float, loads: tuple[float, float]) -> list[str]:
     ref = f"{databar.NAME} (node {_node_version()})" if ctx.databar.ok else f"unavailable ({ctx.databar.why})"
     if ctx.databar.ok and not ctx.profile.use_databar:
         ref += ", not used in this profile"
@@ -68,7 +69,8 @@ def preamble(ctx: Context, seconds: float) -> list[str]:
         "",
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {os.cpu_count()} cores · Python {platform.python_version()} "
         f"· {platform.system()} · {seconds:.0f} s in all. Every server runs over stdio against the local sandbox "
-        f"on loopback. Databar's MCP server: {ref}.",
+        f"on loopback. Databar's MCP server: {ref}. Load average {loads[0]:.2f} at the start, "
+        f"{loads[1]:.2f} at the end (each scenario's, before → after, in its note).",
         "",
         "ratio = ours/reference for costs (latency, requests, overhead, tokens: lower is better) and "
         "bound/ours for scale (1.0 = as fast as the sandbox allows). `met` is n/a where the target needs a "
@@ -80,16 +82,23 @@ async def run_all(ctx: Context, names: Sequence[str]) -> tuple[list[Row], bool]:
     rows: list[Row] = []
     ok = True
     for name in names:
-        log(f"scenario {name} ...")
-        started = time.perf_counter()
+        log(f"scenario {name} ... (load average {machine.load():.2f})")
+        started, load_before = time.perf_counter(), machine.load()
         try:
-            rows += await SCENARIOS[name](ctx)
+            measured = await SCENARIOS[name](ctx)
         except Exception as exc:
             ok = False
             traceback.print_exc()
-            rows.append(Row(f"{name}: failed", None, None, None, "runs", "", False, f"error: {exc!r}"[:300]))
-        log(f"scenario {name} took {time.perf_counter() - started:.1f} s")
+            measured = [Row(f"{name}: failed", None, None, None, "runs", "", False, f"error: {exc!r}"[:300])]
+        load_after = machine.load()
+        rows += [with_load(row, load_before, load_after) for row in measured]
+        log(f"scenario {name} took {time.perf_counter() - started:.1f} s (load average {load_after:.2f})")
     return rows, ok
+
+
+def with_load(row: Row, before: float, after: float) -> Row:
+    load = f"load {before:.2f} → {after:.2f}"
+    return dataclasses.replace(row, note=f"{row.note}; {load}" if row.note else load)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -101,12 +110,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"unknown scenario(s): {', '.join(unknown)}", file=sys.stderr)
         return 2
     out_dir = args.out or (RESULTS / "quick.tmp" if args.quick else RESULTS)
-    started = time.perf_counter()
+    busy = machine.too_busy()
+    if busy is not None and out_dir == RESULTS:  # the published figures come from an idle machine only
+        print(f"not writing {RESULTS}/latest.*: {busy}. Wait for an idle machine, or give --out DIR.", file=sys.stderr)
+        return 3
+    started, load_at_start = time.perf_counter(), machine.load()
     availability = databar.ensure(install=profile.use_databar and not args.no_install)
     with tempfile.TemporaryDirectory(prefix="databar-bench-") as tmp:
         ctx = Context(profile=profile, databar=availability, workdir=Path(tmp))
         rows, ok = anyio.run(run_all, ctx, names)
-    lines = preamble(ctx, time.perf_counter() - started)
+    lines = preamble(ctx, time.perf_counter() - started, (load_at_start, machine.load()))
     paths = report.write(rows, lines, out_dir)
     print(report.table(rows))
     for note in report.notes(rows):

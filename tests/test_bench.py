@@ -42,8 +42,18 @@ def test_bench_quick_runs_and_writes_results(tmp_path: Path) -> None:
     for number in ("1.", "2.", "3.", "4.", "5."):
         assert number in scenarios
     assert all(r["ours"] is not None for r in rows), "every scenario measures our server"
+    assert all("load " in r["note"] and " → " in r["note"] for r in rows), "each row says how busy the machine was"
 
     markdown = (tmp_path / "latest.md").read_text(encoding="utf-8")
     assert "| scenario | ours | reference | ratio | target | unit | met |" in markdown
+    assert "Load average" in markdown and "at the start" in markdown
     assert (tmp_path / "latest.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert "scenario" in done.stdout
+
+
+def test_published_figures_are_refused_on_a_busy_machine() -> None:
+    from bench import machine
+
+    assert machine.too_busy(per_core=1e9) is None
+    reason = machine.too_busy(per_core=-1.0)
+    assert reason is not None and "load average" in reason and "per core" in reason
