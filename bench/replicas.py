@@ -3,6 +3,12 @@
     .venv/bin/python -m bench.replicas                          # 50 agents, 60 s: PostgreSQL x3, then SQLite x1
     .venv/bin/python -m bench.replicas --agents 10 --seconds 10 # a quick look
     .venv/bin/python -m bench.replicas --json bench/results/replicas.json
+    .venv/bin/python -m bench.replicas --out /tmp/replicas      # where logs and tracebacks are kept
+
+Everything a run leaves is kept in its output folder (default bench/results/replicas.tmp/, git-ignored), one
+folder per backend: every replica's stderr, haproxy's, and errors.log with the full traceback of every
+unexpected error an agent met, so a figure that looks wrong can be investigated. The machine's load average
+before and during the run is recorded next to the figures.
 
 What it does: starts the sandbox in this process, a PostgreSQL server from Debian (tests/postgres_server.py)
 and N replicas of our server as their own processes (`python -m databar_mcp --transport http`, stateless, one
@@ -31,8 +37,8 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
+import traceback
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass, field
@@ -50,6 +56,7 @@ from databar_mcp.sandbox import SandboxConfig, SandboxServer
 BULK_RUN = "POST /v1/waterfalls/{identifier}/bulk-run"
 KEY = "sk-replicas-bench-0a1b2c3d4e"
 SHARED_INPUTS = 5  # identical runs are drawn from these
+OUT = Path(__file__).resolve().parent / "results" / "replicas.tmp"
 
 
 def free_port() -> int:
@@ -178,9 +185,8 @@ def cluster(
         for member in members:
             member.start()
             started.append(member)
-        proxy = subprocess.Popen(
-            [haproxy, "-db", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        with (workdir / "haproxy.log").open("ab") as proxy_log:
+            proxy = subprocess.Popen([haproxy, "-db", "-f", str(config)], stdout=proxy_log, stderr=proxy_log)
         lb = f"http://127.0.0.1:{lb_port}"
         deadline = time.monotonic() + 20
         while True:
@@ -214,10 +220,17 @@ class Load:
     latencies_ms: list[float] = field(default_factory=list)
     task_ids: dict[str, str] = field(default_factory=dict)  # task id -> the input tag that got it
     reused: int = 0
+    tracebacks: list[str] = field(default_factory=list)  # every unexpected error, whole (written to errors.log)
+    loads: list[float] = field(default_factory=list)  # the load average, sampled each second of the run
 
     def error(self, kind: str) -> None:
         self.errors += 1
         self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
+
+    def unexpected(self, exc: BaseException) -> None:
+        self.error(leaf(exc))
+        stamp = time.strftime("%H:%M:%S")
+        self.tracebacks.append(f"--- {stamp} {leaf(exc)}\n{''.join(traceback.format_exception(exc))}")
 
 
 @asynccontextmanager
@@ -250,8 +263,14 @@ async def agent(url: str, index: int, until: float, load: Load, rng: random.Rand
                     load.reused += bool(body.get("reused"))
         except Exception as exc:  # the replica under this call was killed: count it, open a new session
             load.calls += 1
-            load.error(leaf(exc))
+            load.unexpected(exc)
             await anyio.sleep(0.1)
+
+
+async def sample_load(until: float, load: Load) -> None:
+    while time.monotonic() < until:
+        load.loads.append(os.getloadavg()[0])
+        await anyio.sleep(1.0)
 
 
 def leaf(exc: BaseException) -> str:
@@ -289,6 +308,10 @@ class Figures:
     unreadable_tasks: int
     tasks_checked: int
     killed_and_restarted: bool
+    load_before: float  # the one-minute load average as the run began
+    load_during_mean: float
+    load_during_max: float
+    logs: str  # the folder holding every replica's stderr, haproxy's log and errors.log
 
 
 LEDGER_QUERIES = (
@@ -342,11 +365,13 @@ async def measure(
     sandbox.state.reset_counts()
     before = set(sandbox.state.tasks)
     load = Load()
+    load_before = os.getloadavg()[0]
     with cluster(sandbox, workdir, replicas=replicas, database_url=database_url, haproxy=haproxy) as group:
         started = time.monotonic()
         until = started + seconds
         victim = group.replicas[-1]
         async with anyio.create_task_group() as tg:
+            tg.start_soon(sample_load, until, load)
             for i in range(agents):
                 tg.start_soon(agent, group.lb_url, i, until, load, random.Random(i))
             if kill:
@@ -367,6 +392,8 @@ async def measure(
         double = sum(n - 1 for n in per_fingerprint.values() if n > 1)
         check = sorted(created | returned)  # the runs whose caller died with the replica too
         broken = await unreadable(group.replicas, check)
+    (workdir / "errors.log").write_text("".join(load.tracebacks) or "no unexpected errors\n")
+    loads = load.loads or [load_before]
     return Figures(
         backend=backend,
         replicas=replicas,
@@ -387,6 +414,10 @@ async def measure(
         unreadable_tasks=broken,
         tasks_checked=len(check),
         killed_and_restarted=kill and replicas > 1,
+        load_before=round(load_before, 2),
+        load_during_mean=round(sum(loads) / len(loads), 2),
+        load_during_max=round(max(loads), 2),
+        logs=str(workdir),
     )
 
 
@@ -404,36 +435,41 @@ async def main_async(args: argparse.Namespace) -> list[Figures]:
     server: PostgresServer = start_postgres()
     try:
         with SandboxServer(sandbox_config()) as sandbox:
-            with tempfile.TemporaryDirectory(prefix="replicas-pg-") as tmp:
-                figures.append(
-                    await measure(
-                        sandbox,
-                        Path(tmp),
-                        backend="postgresql",
-                        replicas=3,
-                        agents=args.agents,
-                        seconds=args.seconds,
-                        database_url=server.new_database(),
-                        haproxy=haproxy,
-                    )
+            figures.append(
+                await measure(
+                    sandbox,
+                    fresh(args.out / "postgresql"),
+                    backend="postgresql",
+                    replicas=3,
+                    agents=args.agents,
+                    seconds=args.seconds,
+                    database_url=server.new_database(),
+                    haproxy=haproxy,
                 )
-            with tempfile.TemporaryDirectory(prefix="replicas-sqlite-") as tmp:
-                figures.append(
-                    await measure(
-                        sandbox,
-                        Path(tmp),
-                        backend="sqlite",
-                        replicas=1,
-                        agents=args.agents,
-                        seconds=args.seconds,
-                        database_url=None,
-                        haproxy=haproxy,
-                        kill=False,
-                    )
+            )
+            figures.append(
+                await measure(
+                    sandbox,
+                    fresh(args.out / "sqlite"),
+                    backend="sqlite",
+                    replicas=1,
+                    agents=args.agents,
+                    seconds=args.seconds,
+                    database_url=None,
+                    haproxy=haproxy,
+                    kill=False,
                 )
+            )
     finally:
         server.stop()
     return figures
+
+
+def fresh(folder: Path) -> Path:
+    """An empty folder for one backend's run (an earlier run's logs there are replaced, not mixed in)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
 
 
 def main() -> int:
@@ -441,6 +477,7 @@ def main() -> int:
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=OUT, help=f"logs and tracebacks are kept here (default {OUT})")
     args = parser.parse_args()
     figures = anyio.run(main_async, args)
     for f in figures:
@@ -449,7 +486,8 @@ def main() -> int:
             f"p99 {f.p99_ms} ms, errors {f.errors} {f.error_kinds}, reused {f.reused}, sent {f.submissions_sent}, "
             f"double billings {f.double_billings}, lost task ids {f.lost_task_ids} (orphaned by the kill "
             f"{f.orphaned_by_kill}, unsettled runs {f.unsettled_submissions}), "
-            f"unreadable {f.unreadable_tasks}/{f.tasks_checked * f.replicas}"
+            f"unreadable {f.unreadable_tasks}/{f.tasks_checked * f.replicas}; load average {f.load_before} before, "
+            f"{f.load_during_mean} mean / {f.load_during_max} max during; logs in {f.logs}"
         )
     if args.json is not None:
         args.json.write_text(json.dumps([asdict(f) for f in figures], indent=2) + "\n")
