@@ -190,7 +190,7 @@ def make_settings(sandbox: SandboxServer, tmp_path: Path, **overrides: Any) -> S
         "backoff_cap_s": 0.05,
         "poll_first_s": 0.02,
         "poll_cap_s": 0.2,
-        "read_timeout_s": 2.0,
+        "read_timeout_s": 30.0,  # a busy machine's slow sandbox reply is not a lost one (fault tests set their own)
         "connect_timeout_s": 1.0,
         "tracker_interval_s": 3600.0,  # background tracking only where a test turns it on
     }

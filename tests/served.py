@@ -1,5 +1,8 @@
 """Our server as a subprocess over streamable HTTP on a loopback port: for the tests (and judges) that need
-a real socket. Up when /healthz answers; stopped (terminated, then killed) afterwards."""
+a real socket. Up when /healthz answers; stopped (terminated, then killed) afterwards.
+
+The wait follows the process, not a clock: it ends when /healthz answers or the process exits (a server that
+hangs on the way up is caught by the test's own timeout). On a busy machine a start takes what it takes."""
 
 from __future__ import annotations
 
@@ -14,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
-
-START_S = 30.0  # a server that does not answer /healthz by then failed to start
 
 
 def free_port() -> int:
@@ -58,15 +59,14 @@ def http_process(
             stderr=err,
         )
     try:
-        deadline = time.monotonic() + START_S
         while True:
             try:
                 if httpx2.get(base + "/healthz", timeout=0.5).status_code == 200:
                     break
             except httpx2.TransportError:
                 pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {stderr_path.read_text(errors='replace')[-2000:]}")
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited while starting: {stderr_path.read_text(errors='replace')[-2000:]}")
             time.sleep(0.05)
         yield ServerProcess(proc, base, port, stderr_path)
     finally:

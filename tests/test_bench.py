@@ -11,20 +11,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRED = {"scenario", "ours", "reference", "ratio", "target", "unit", "met"}
 
 
-@pytest.mark.timeout(110)
 def test_bench_quick_runs_and_writes_results(tmp_path: Path) -> None:
     done = subprocess.run(  # noqa: S603 - our own interpreter and module, fixed arguments
         [sys.executable, "-m", "bench", "--quick", "--no-install", "--out", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=100,
+        timeout=500,  # a hang detector: the run takes what a busy machine gives it
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]

@@ -45,7 +45,6 @@ def bench_sandbox() -> Iterator[SandboxServer]:
         yield sandbox
 
 
-@pytest.mark.timeout(240)
 async def test_three_replicas_one_killed_bill_once_lose_nothing_and_all_read_everything(
     postgres: PostgresServer, bench_sandbox: SandboxServer, haproxy: str, tmp_path: Path
 ) -> None:
