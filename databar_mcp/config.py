@@ -104,6 +104,9 @@ class Toolset(StrEnum):
 
 TOOLSETS: tuple[str, ...] = tuple(Toolset)
 DEFAULT_TOOLSETS: tuple[str, ...] = (Toolset.DISCOVER, Toolset.ENRICH, Toolset.TASKS, Toolset.ACCOUNT)
+# The tools this server exists to offer (DESIGN.md's card): listed whenever their toolset is loaded, so the
+# default listing shows them even where their toolset waits behind enable_toolsets.
+CORE_TOOLS: tuple[str, ...] = ("run_bulk_waterfall", "get_task", "create_connector", "list_table_rows")
 
 # How long a waterfall's catalog entry is reused to validate inputs and estimate cost before a run.
 CATALOG_TTL_S = 600.0

@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from databar_mcp.api import DatabarClient
 from databar_mcp.app.server import build_server
-from databar_mcp.config import DEFAULT_TOOLSETS
+from databar_mcp.config import CORE_TOOLS, DEFAULT_TOOLSETS
 from databar_mcp.sandbox import SandboxServer
 from tests.conftest import make_settings
 
@@ -187,7 +187,11 @@ async def test_a_start_gives_the_sdk_only_the_listed_tools_and_a_call_the_rest(
     server = build_server(make_settings(sandbox, tmp_path))
     box = server.toolbox
     assert box is not None
-    hidden = {name for name, toolset in box.registered.items() if toolset not in (*DEFAULT_TOOLSETS, "toolsets")}
+    hidden = {
+        name
+        for name, toolset in box.registered.items()
+        if toolset not in (*DEFAULT_TOOLSETS, "toolsets") and name not in CORE_TOOLS
+    }
     assert hidden and set(box.deferred) == hidden  # no schema work for tools nobody listed yet
     async with Client(server) as client:
         first = await client.list_tools()

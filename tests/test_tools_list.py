@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from mcp import Client
 
 from databar_mcp.app.server import INSTRUCTIONS
-from databar_mcp.config import DEFAULT_TOOLSETS, TOOLSETS
+from databar_mcp.config import CORE_TOOLS, DEFAULT_TOOLSETS, TOOLSETS
 from databar_mcp.tools.registry import ALWAYS_LISTED, TOOLSET_META_KEY
 from databar_mcp.tools.schemas import model_visible, portable
 
@@ -122,25 +123,22 @@ async def test_tool_guardrails(every: Client) -> None:
 
 
 async def test_schemas_carry_the_constraints_a_call_is_planned_by(every: Client) -> None:
-    """Caps, enums, defaults and required stay in what the model reads; bounds no sensible call trips over
-    (string lengths, `minimum: 1` on an id, a null branch beside an omittable parameter) are the server's:
-    tests/test_validation.py refuses each of them (name of 257 chars, per_page 0, enrichments [0], ...) with
-    nothing sent."""
+    """Caps, enums, defaults, required and every bound the server enforces stay in what the model reads: they
+    say what a valid call is before it is made (issue 23, section 1)."""
     by_name = {t["name"]: t["inputSchema"] for t in await _tools(every)}
     bulk = by_name["run_bulk_waterfall"]["properties"]
-    assert bulk["params"]["maxItems"] == 10_000
-    assert bulk["wait_seconds"]["maximum"] == 25
-    assert bulk["email_verifier"] == {"type": "integer", "description": "Email verifier id from list_waterfalls."}
+    assert (bulk["params"]["minItems"], bulk["params"]["maxItems"]) == (1, 10_000)
+    assert (bulk["wait_seconds"]["minimum"], bulk["wait_seconds"]["maximum"]) == (0, 25)
+    assert bulk["email_verifier"]["minimum"] == 1 and bulk["email_verifier"]["type"] == "integer"
     assert set(by_name["run_bulk_waterfall"]["required"]) == {"waterfall", "params"}  # providers: the defaults
     assert "acknowledge_possible_double_billing" not in bulk  # accepted; only a refusal's next_steps ask for it
 
     rows = by_name["list_table_rows"]["properties"]
-    assert (rows["per_page"]["maximum"], rows["per_page"]["default"]) == (1000, 100)
-    assert "minimum" not in rows["page"]
+    assert (rows["per_page"]["minimum"], rows["per_page"]["maximum"], rows["per_page"]["default"]) == (1, 1000, 100)
+    assert rows["page"]["minimum"] == 1
 
     connector = by_name["create_connector"]
     props = connector["properties"]
-    assert "maxLength" not in props["name"] and props["name"]["type"] == "string"
     assert set(connector["required"]) == {"name", "method", "url"}
     assert props["method"] == {"enum": ["get", "post", "put", "patch"], "type": "string"}  # inline, no $defs
     assert props["type"]["enum"] == ["simple", "enrichment", "exporter"]
@@ -148,6 +146,59 @@ async def test_schemas_carry_the_constraints_a_call_is_planned_by(every: Client)
     # out of every folder stays expressible where an omitted folder_id means "leave it": 0, not null
     move = by_name["update_table"]["properties"]["folder_id"]
     assert move["type"] == "integer" and "0: out of every folder" in move["description"]
+
+
+SEEDS = Path(__file__).parent / "seeds"  # Databar's own API reference pages, verbatim (as in shared/seeds)
+
+
+def seed_body_constraints(page: str) -> dict[str, dict[str, Any]]:
+    """A Databar reference page's request body fields: {name: {required, maxLength, minimum}} as it states them."""
+    body = page.split("\nBody\n", 1)[1].split("\nResponse\n", 1)[0]
+    lines = [line.strip() for line in body.splitlines() if line.strip()]
+    fields: dict[str, dict[str, Any]] = {}
+    current: dict[str, Any] | None = None
+    for i, line in enumerate(lines):
+        is_name = (
+            re.fullmatch(r"[a-z_]+", line)
+            and i + 1 < len(lines)
+            and re.match(r"(string|integer|NameValue)", lines[i + 1])
+        )
+        if is_name:
+            current = fields.setdefault(line, {})
+        elif current is not None and line == "required":
+            current["required"] = True
+        elif current is not None and (m := re.fullmatch(r"Maximum string length: (\d+)", line)):
+            current["maxLength"] = int(m.group(1))
+        elif current is not None and (m := re.fullmatch(r"Required range: x >= (\d+)", line)):
+            current["minimum"] = int(m.group(1))
+    return fields
+
+
+async def test_the_four_core_tools_carry_the_constraints_databar_documents(mcp: Client) -> None:
+    """Read from Databar's own reference pages: every bound it states for a core tool's input is in the listed
+    schema of the default listing, where the model reads it."""
+    listed = {t.name: t.input_schema for t in (await mcp.list_tools()).tools}
+    assert set(CORE_TOOLS) <= set(listed), "the four core tools are in the default listing"
+
+    documented = seed_body_constraints((SEEDS / "databar-create-connector.txt").read_text(encoding="utf-8"))
+    assert {"name", "url", "body_template", "rate_limit", "max_concurrency"} <= set(documented)
+    connector = listed["create_connector"]
+    for name, bounds in documented.items():
+        schema = connector["properties"][name]
+        for keyword in ("maxLength", "minimum"):
+            if keyword in bounds:
+                assert schema.get(keyword) == bounds[keyword], (name, keyword, schema)
+        if bounds.get("required"):
+            assert name in connector["required"], name
+
+    openapi = (SEEDS / "databar-run-bulk-waterfall.openapi.txt").read_text(encoding="utf-8")
+    bulk_request = openapi.split("BulkRequest:", 1)[1].split("title: BulkRequest", 1)[0]
+    enrichments = bulk_request.split("enrichments:", 1)[1].split("email_verifier:", 1)[0]
+    min_items = int(re.search(r"minItems: (\d+)", enrichments).group(1))  # type: ignore[union-attr]
+    assert listed["run_bulk_waterfall"]["properties"]["enrichments"]["minItems"] == min_items == 1
+    assert listed["run_bulk_waterfall"]["properties"]["params"]["type"] == "array"
+    assert listed["list_table_rows"]["properties"]["per_page"]["maximum"] == 1000  # the seed's default page
+    assert listed["get_task"]["properties"]["limit"]["minimum"] == 1
 
 
 async def test_read_only_hints_match_what_tools_do(every: Client) -> None:
@@ -190,7 +241,7 @@ def test_portable_schemas_type_any_value_and_drop_titles_but_keep_names() -> Non
     assert "title" not in out and schema["title"] == "Row"  # a copy: the SDK's own schema is untouched
 
 
-def test_model_visible_schemas_leave_server_only_bounds_out() -> None:
+def test_model_visible_schemas_keep_every_bound_and_fold_only_an_omittable_null() -> None:
     schema = {
         "type": "object",
         "properties": {
@@ -208,12 +259,11 @@ def test_model_visible_schemas_leave_server_only_bounds_out() -> None:
 
     out = model_visible(schema)["properties"]
 
-    assert out["id"] == {"type": "integer"}  # an id's range guard is the server's
-    assert out["name"] == {"type": "string"}
-    assert out["rows"] == {"type": "array", "maxItems": 10_000, "items": {"type": "object"}}  # a cap stays
-    assert out["wait"] == {"type": "number", "maximum": 25}
-    assert out["verifier"] == {"type": "integer", "description": "d"}  # omittable: omitting it is its null
+    assert out["id"] == schema["properties"]["id"]
+    assert out["name"] == schema["properties"]["name"]
+    assert out["rows"] == schema["properties"]["rows"]
+    assert out["wait"] == schema["properties"]["wait"]
+    assert out["verifier"] == {"type": "integer", "minimum": 1, "description": "d"}  # omittable: omitting is its null
     assert out["folder"] == schema["properties"]["folder"]  # required: its null means something
     assert out["cell"] == {"type": "string"}
-    assert out["nested"] == {"type": "object", "properties": {"x": {"type": "string"}}}
-    assert schema["properties"]["id"]["minimum"] == 1  # a copy: what the server validates is untouched
+    assert out["nested"] == schema["properties"]["nested"]

@@ -9,7 +9,7 @@ import pytest
 from mcp import Client
 
 from databar_mcp.app.server import build_server
-from databar_mcp.config import DEFAULT_TOOLSETS, TOOLSETS
+from databar_mcp.config import CORE_TOOLS, DEFAULT_TOOLSETS, TOOLSETS
 from databar_mcp.sandbox import SandboxServer
 from databar_mcp.tools.registry import TOOLSET_META_KEY
 from tests.conftest import BULK_ARGS, error_body, make_settings, structured
@@ -39,9 +39,11 @@ async def test_by_default_the_core_toolsets_are_listed_and_enable_toolsets_offer
     everything = await tools_of(sandbox, tmp_path / "all", toolsets="all")
     default = await tools_of(sandbox, tmp_path / "default")
     core = {n for n, t in everything.items() if t["_meta"][TOOLSET_META_KEY] in DEFAULT_TOOLSETS}
-    assert set(default) == core | {"enable_toolsets"}
+    # the four tools this server exists for are listed too, though two of their toolsets wait behind enable_toolsets
+    assert set(default) == core | set(CORE_TOOLS) | {"enable_toolsets"}
+    assert {"create_connector", "list_table_rows"} - core == {"create_connector", "list_table_rows"}
     offer = default["enable_toolsets"]
-    assert "tables (9 tools)" in offer["description"] and "connectors (4 tools)" in offer["description"]
+    assert "tables (8 tools)" in offer["description"] and "connectors (3 tools)" in offer["description"]
     assert offer["annotations"]["readOnlyHint"] is True and offer["annotations"]["openWorldHint"] is False
 
 
@@ -60,8 +62,8 @@ async def test_enable_toolsets_lists_them_and_tells_the_client(sandbox: SandboxS
         again = structured(await client.call_tool("enable_toolsets", {"toolsets": ["tables", "discover"]}))
         rows = await client.call_tool("list_tables", {})
     tables = {n for n, t in everything.items() if t["_meta"][TOOLSET_META_KEY] == "tables"}
-    assert set(out["new_tools"]) == tables and "tables" in out["listed"]
-    assert tables <= listed and "create_connector" not in listed
+    assert set(out["new_tools"]) == tables - {"list_table_rows"} and "tables" in out["listed"]
+    assert tables <= listed and "update_connector" not in listed  # connectors: only its core tool is listed
     assert again["new_tools"] == [] and not rows.is_error
     assert notices.count("notifications/tools/list_changed") == 1  # only the call that changed the list
 

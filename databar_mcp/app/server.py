@@ -47,7 +47,7 @@ from databar_mcp.tools.context import Services
 from databar_mcp.tools.fitting import RESULT_URI, OversizedResults, fit_result
 from databar_mcp.tools.listing_cache import ListingCache
 from databar_mcp.tools.loading import load
-from databar_mcp.tools.registry import TOOLSET_META_KEY, Toolbox
+from databar_mcp.tools.registry import Toolbox
 from databar_mcp.ui import AppLinks, results_app
 
 INSTRUCTIONS = """\
@@ -212,7 +212,7 @@ class DatabarMCPServer(MCPServer[Services]):
                 }
             )
             for tool in await super().list_tools()
-            if box is None or box.visible(str((tool.meta or {}).get(TOOLSET_META_KEY)))
+            if box is None or box.visible(tool.name)
         ]
         if box is not None:
             tools.sort(key=lambda tool: box.order(tool.name))

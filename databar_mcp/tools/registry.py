@@ -24,7 +24,7 @@ from typing import Annotated, Any, TypeVar, cast, get_args, get_origin
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, ToolAnnotations
 
-from databar_mcp.config import TOOLSETS, Settings
+from databar_mcp.config import CORE_TOOLS, TOOLSETS, Settings
 from databar_mcp.tools.context import Services, ToolContext, services
 from databar_mcp.tools.listing_cache import KnownTool, Listing, ListingCache
 
@@ -173,13 +173,14 @@ class Toolbox:
             return False
         return read_only or not self.settings.read_only
 
-    def visible(self, toolset: str | None) -> bool:
-        """Whether tools/list shows a tool of this toolset now."""
-        return toolset in self.listed or toolset == ALWAYS_LISTED
+    def visible(self, name: str) -> bool:
+        """Whether tools/list shows this loaded tool now: its toolset is listed, or it is a core tool."""
+        toolset = self.registered.get(name)
+        return toolset in self.listed or toolset == ALWAYS_LISTED or (toolset is not None and name in CORE_TOOLS)
 
     def lists_any(self) -> bool:
         """Whether tools/list shows any tool now."""
-        return any(self.visible(toolset) for toolset in self.registered.values())
+        return any(self.visible(name) for name in self.registered)
 
     def hidden_toolsets(self) -> list[str]:
         """Loaded toolsets that tools/list does not show yet, in TOOLSETS order."""
@@ -234,7 +235,7 @@ class Toolbox:
 
     def ensure_visible(self) -> None:
         """Give the SDK every deferred tool that tools/list shows now (to build the listing from the SDK's)."""
-        for name in [n for n in self.deferred if self.visible(self.registered[n])]:
+        for name in [n for n in self.deferred if self.visible(n)]:
             self.ensure(name)
 
     def list_toolsets(self, toolsets: Iterable[str]) -> None:
@@ -268,7 +269,7 @@ class Toolbox:
             return
         self.registered[spec.name] = spec.toolset
         self._order.setdefault(spec.name, len(self._order))
-        if self.visible(spec.toolset) and self.start_listing() is None:
+        if self.visible(spec.name) and self.start_listing() is None:
             self._give(spec)
         else:
             self.deferred[spec.name] = spec

@@ -8,11 +8,11 @@ every model and property ("Task Id" for `task_id`): tokens the model pays for on
 say nothing the name does not; so do `"default": null` on optional fields and pydantic's `integer` branch
 beside `number` in `str | int | float` unions.
 
-What the model reads of an input schema is leaner still (`model_visible`): the listing keeps what a call is
-planned by (types, enums, defaults, required, caps such as 10,000 rows or a 25 s wait) and leaves to the
-server what no sensible call trips over (identifier regexes, string lengths, `minimum: 1` on an id, a null
-branch beside an omittable parameter). The server validates every argument against the full schema before
-anything is sent, and its validation_error names the field and the bound.
+What the model reads of an input schema (`model_visible`) keeps every constraint the server enforces
+(types, enums, defaults, required, minItems/maxItems, minLength/maxLength, minimum/maximum, patterns): they
+tell the model what a valid call is before it makes one. Only a null branch beside an omittable parameter
+goes (leaving the parameter out says the same). The server still validates every argument against the full
+schema before anything is sent, and its validation_error names the field and the bound.
 """
 
 from __future__ import annotations
@@ -46,17 +46,9 @@ def portable(schema: dict[str, Any], *, patterns: bool = True) -> dict[str, Any]
     return _schema(schema, root=True, patterns=patterns)
 
 
-# Bounds the server enforces and the listing leaves out: they cost context in every conversation and steer no call.
-_SERVER_ONLY: Final = frozenset(
-    {"pattern", "minLength", "maxLength", "minItems", "minimum", "exclusiveMinimum", "minProperties", "maxProperties",
-     "propertyNames"}
-)  # fmt: skip
-_SANITY_CAP: Final = 1_000_000  # a `maximum` this large guards an id's range; no call is planned by it
-
-
 def model_visible(schema: dict[str, Any]) -> dict[str, Any]:
-    """The input schema tools/list shows: `portable`, without the bounds only the server needs to know."""
-    return _lean(portable(schema, patterns=False))
+    """The input schema tools/list shows: `portable`, every constraint kept, an omittable null branch folded."""
+    return _lean(portable(schema))
 
 
 def _lean(node: Any, *, omittable: bool = False) -> Any:
@@ -73,10 +65,6 @@ def _lean(node: Any, *, omittable: bool = False) -> Any:
     required = set(cast(list[str], schema.get("required", [])))
     out: dict[str, Any] = {}
     for key, value in schema.items():
-        if key in _SERVER_ONLY or (key == "additionalProperties" and value is False):
-            continue
-        if key == "maximum" and isinstance(value, int | float) and value >= _SANITY_CAP:
-            continue
         if key == "properties" and isinstance(value, dict):
             named = cast(dict[str, Any], value)
             out[key] = {k: _lean(v, omittable=k not in required) for k, v in named.items()}

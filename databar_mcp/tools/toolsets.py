@@ -41,7 +41,9 @@ class ToolsetsListed(BaseModel):
 
 
 def description(box: Toolbox, hidden: list[str]) -> str:
-    offers = "; ".join(f"{t} ({len(box.tools_of(t))} tools): {PURPOSE[t]}" for t in hidden)
+    offers = "; ".join(
+        f"{t} ({sum(not box.visible(name) for name in box.tools_of(t))} tools): {PURPOSE[t]}" for t in hidden
+    )
     return f"List more of this server's tools (free; the client refreshes its list). Not listed yet: {offers}."
 
 
@@ -55,8 +57,9 @@ async def enable_toolsets(
     from databar_mcp.tools.results import ok_result  # every start imports this module; a call, the results kit
 
     new = [t for t in dict.fromkeys(toolsets) if t in box.hidden_toolsets()]
+    shown = {name for name in box.registered if box.visible(name)}
     box.list_toolsets(new)
-    added = [name for t in new for name in box.tools_of(t)]
+    added = [name for t in new for name in box.tools_of(t) if name not in shown]
     if added:
         await ctx.request_context.session.send_tool_list_changed()  # 2025 protocol versions
         await ctx.notify_tools_changed()  # 2026: subscriptions/listen
