@@ -595,3 +595,25 @@ def test_dockerfile_install_steps_build_a_wheel_that_installs_and_runs(tmp_path:
     assert proc.stdout.splitlines()[1] == f"databar-mcp {__version__}"
     entry_points = zipfile.ZipFile(wheel).read(f"databar_mcp-{__version__}.dist-info/entry_points.txt").decode()
     assert "databar-mcp = databar_mcp.app.cli:main" in entry_points
+
+
+@pytest.mark.anyio
+async def test_enable_toolsets_grows_only_its_own_sessions_list(served: Served) -> None:
+    """Regression (issue 23, section 6): one conversation's enable_toolsets grew every session's tool list."""
+
+    @asynccontextmanager
+    async def legacy_session() -> AsyncIterator[Client]:  # 2025-11-25: an Mcp-Session-Id per conversation
+        async with (
+            httpx2.AsyncClient(headers={"authorization": f"Bearer {TOKEN}"}, timeout=httpx2.Timeout(30)) as http,
+            Client(streamable_http_client(served.url, http_client=http), mode="legacy") as client,
+        ):
+            yield client
+
+    async with legacy_session() as alice, legacy_session() as bob:
+        before = {t.name for t in (await bob.list_tools()).tools}
+        enabled = await alice.call_tool("enable_toolsets", {"toolsets": ["tables"]})
+        assert not enabled.is_error and "create_table" in str(enabled.content)
+        alices = {t.name for t in (await alice.list_tools()).tools}
+        bobs = {t.name for t in (await bob.list_tools()).tools}
+    assert "create_table" in alices and "create_table" not in bobs
+    assert bobs == before and "list_table_rows" in bobs  # a core tool is every session's

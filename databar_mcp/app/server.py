@@ -46,6 +46,7 @@ from databar_mcp.mcp_tasks import TaskService, TasksExtension, TasksMiddleware
 from databar_mcp.tools.context import Services
 from databar_mcp.tools.fitting import RESULT_URI, OversizedResults, fit_result
 from databar_mcp.tools.listing_cache import ListingCache
+from databar_mcp.tools.listing_scope import ScopedListing
 from databar_mcp.tools.loading import load
 from databar_mcp.tools.registry import Toolbox
 from databar_mcp.ui import AppLinks, results_app
@@ -266,6 +267,7 @@ def build_server(settings: Settings, **server_options: Any) -> DatabarMCPServer:
     """The server; `server_options` go to MCPServer (e.g. OAuth's `auth` and `token_verifier`: see auth.py)."""
     mcp_tasks = TaskService()
     bus = InMemorySubscriptionBus()  # subscriptions/listen: the SDK's kinds, and task streams that ask for them too
+    scoped = ScopedListing()  # tools/list per viewer: enable_toolsets grows one conversation's list, not all
 
     @asynccontextmanager
     async def lifespan(app: MCPServer[Services]) -> AsyncGenerator[Services]:
@@ -319,7 +321,7 @@ def build_server(settings: Settings, **server_options: Any) -> DatabarMCPServer:
         log_level=settings.log_level if settings.log_level in _LEVELS else "WARNING",  # type: ignore[arg-type]
         result_budget=settings.result_budget_chars,
         extensions=[TasksExtension(), results_app()],
-        middleware=[TasksMiddleware(mcp_tasks, bus=bus), AppLinks()],
+        middleware=[TasksMiddleware(mcp_tasks, bus=bus), AppLinks(), scoped],
         subscriptions=bus,
         **server_options,
     )
@@ -331,7 +333,7 @@ def build_server(settings: Settings, **server_options: Any) -> DatabarMCPServer:
     server.serve_client_logs(relay)
     box = Toolbox(server, settings, cache=ListingCache.for_settings(settings))
     load(box)
-    server.toolbox = box
+    server.toolbox = scoped.box = box
     if box.hidden_toolsets():
         server.advertise_tool_list_changes()
     return server

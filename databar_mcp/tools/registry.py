@@ -152,7 +152,10 @@ class Toolbox:
         self.server = server
         self.settings = settings
         self.registered: dict[str, str] = {}  # tool name -> toolset, for every loaded tool, in registration order
-        self.listed: set[str] = set(settings.listed_toolsets)  # toolsets tools/list shows (enable_toolsets adds)
+        self.listed: set[str] = set(settings.listed_toolsets)  # toolsets any viewer has listed (given to the SDK)
+        # The toolsets enable_toolsets listed for each viewer (listing_scope.viewer: a user, an HTTP session, or
+        # this process): one conversation's choice never grows another's list.
+        self.enabled_for: dict[str, set[str]] = {}
         # loaded tools not yet given to the SDK: their spec, or (from a cached listing) the module that defines it
         self.deferred: dict[str, ToolSpec | str] = {}
         self.version = 0  # bumped whenever what tools/list shows may have changed (see DatabarMCPServer.list_tools)
@@ -173,19 +176,27 @@ class Toolbox:
             return False
         return read_only or not self.settings.read_only
 
-    def visible(self, name: str) -> bool:
-        """Whether tools/list shows this loaded tool now: its toolset is listed, or it is a core tool."""
+    def visible(self, name: str, viewer: str | None = None) -> bool:
+        """Whether tools/list shows this loaded tool now: to `viewer` (None: to any viewer), when its toolset is
+        listed from the start or enabled for that viewer, or it is a core tool."""
         toolset = self.registered.get(name)
-        return toolset in self.listed or toolset == ALWAYS_LISTED or (toolset is not None and name in CORE_TOOLS)
+        if toolset is None:
+            return False
+        if toolset == ALWAYS_LISTED or name in CORE_TOOLS or toolset in self.settings.listed_toolsets:
+            return True
+        return toolset in (self.listed if viewer is None else self.enabled_for.get(viewer, set()))
 
     def lists_any(self) -> bool:
         """Whether tools/list shows any tool now."""
         return any(self.visible(name) for name in self.registered)
 
-    def hidden_toolsets(self) -> list[str]:
-        """Loaded toolsets that tools/list does not show yet, in TOOLSETS order."""
+    def hidden_toolsets(self, viewer: str | None = None) -> list[str]:
+        """Loaded toolsets that tools/list does not show (to `viewer`; None: to anyone) yet, in TOOLSETS order."""
         loaded = set(self.registered.values()) - {ALWAYS_LISTED}
-        return [t for t in TOOLSETS if t in loaded and t not in self.listed]
+        shown = (
+            self.listed if viewer is None else set(self.settings.listed_toolsets) | self.enabled_for.get(viewer, set())
+        )
+        return [t for t in TOOLSETS if t in loaded and t not in shown]
 
     def offered(self) -> list[str]:
         """Loaded toolsets that were not listed from the start (enable_toolsets offers them), in TOOLSETS order."""
@@ -238,8 +249,10 @@ class Toolbox:
         for name in [n for n in self.deferred if self.visible(n)]:
             self.ensure(name)
 
-    def list_toolsets(self, toolsets: Iterable[str]) -> None:
-        """List these toolsets from now on, registering their deferred tools with the SDK."""
+    def list_toolsets(self, toolsets: Iterable[str], viewer: str) -> None:
+        """List these toolsets for `viewer` from now on, registering their deferred tools with the SDK."""
+        toolsets = list(toolsets)
+        self.enabled_for.setdefault(viewer, set()).update(toolsets)
         self.listed.update(toolsets)
         for name in [n for n in self.deferred if self.registered[n] in self.listed]:
             self.ensure(name)

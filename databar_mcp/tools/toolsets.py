@@ -2,8 +2,8 @@
 
 Every tool definition costs the model context in every conversation, so without a toolset choice the
 server lists only the default toolsets and this tool, whose description names what else there is. Calling
-it lists those tools from then on (for this server process: every client of an HTTP server sees them) and
-tells the client to refresh its tool list (notifications/tools/list_changed).
+it lists those tools from then on for this viewer (listing_scope: the OAuth user, else the HTTP session, else
+the process) and tells the client to refresh its tool list (notifications/tools/list_changed).
 """
 
 from __future__ import annotations
@@ -54,16 +54,19 @@ async def enable_toolsets(
         list[ToolsetName], Field(min_length=1, max_length=len(TOOLSETS), description="Toolsets to list.")
     ],
 ) -> Annotated[CallToolResult, ToolsetsListed]:
+    from databar_mcp.tools.listing_scope import viewer
     from databar_mcp.tools.results import ok_result  # every start imports this module; a call, the results kit
 
-    new = [t for t in dict.fromkeys(toolsets) if t in box.hidden_toolsets()]
-    shown = {name for name in box.registered if box.visible(name)}
-    box.list_toolsets(new)
+    who = viewer(ctx.headers)
+    new = [t for t in dict.fromkeys(toolsets) if t in box.hidden_toolsets(who)]
+    shown = {name for name in box.registered if box.visible(name, who)}
+    box.list_toolsets(new, who)
     added = [name for t in new for name in box.tools_of(t) if name not in shown]
     if added:
         await ctx.request_context.session.send_tool_list_changed()  # 2025 protocol versions
         await ctx.notify_tools_changed()  # 2026: subscriptions/listen
-    listed = [t for t in (*box.settings.listed_toolsets, *box.offered()) if t in box.listed]
+    mine = set(box.settings.listed_toolsets) | box.enabled_for.get(who, set())
+    listed = [t for t in (*box.settings.listed_toolsets, *box.offered()) if t in mine]
     text = f"Listed now: {', '.join(added)}." if added else "Nothing new: those toolsets were already listed."
     return ok_result(ToolsetsListed(listed=listed, new_tools=added, message=text), text)
 
