@@ -199,16 +199,7 @@ def test_no_token_is_401_pointing_to_the_metadata(served: Served) -> None:
 
 @pytest.mark.parametrize(
     "case",
-    [
-        "expired",
-        "not_yet_valid",
-        "wrong_audience",
-        "wrong_issuer",
-        "unknown_key",
-        "alg_none",
-        "no_subject",
-        "empty_subject",
-    ],
+    ["expired", "not_yet_valid", "wrong_audience", "wrong_issuer", "unknown_key", "alg_none", "no_subject"],
 )
 def test_a_bad_token_is_401_invalid_token(served: Served, issuer: Issuer, case: str) -> None:
     now = int(time.time())
