@@ -499,7 +499,7 @@ def test_a_subjectless_token_acts_for_nobody() -> None:
     from databar_mcp.api.errors import AuthenticationError
     from databar_mcp.core.users import current_owner
 
-    token = AccessToken(token="t", client_id="alice", scopes=[], subject=None)  # noqa: S106
+    token = AccessToken(token="t", client_id="alice", scopes=[], subject=None)
     reset = auth_context_var.set(AuthenticatedUser(token))
     try:
         with pytest.raises(AuthenticationError, match="no subject"):

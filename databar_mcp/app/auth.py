@@ -1,10 +1,12 @@
 """OAuth 2.1 resource server (the MCP authorization spec): JWT access tokens from the team's issuer.
 
 A token is accepted only when it is signed by a key of the issuer's JWKS (asymmetric algorithms only), names
-the issuer (`iss`) and this server's resource URL as audience (`aud`, RFC 8707), is within `nbf`..`exp`, and
-has a subject. Its scopes decide which tools it may call (Databar's own scopes): read tools need
+the issuer (`iss`, exactly as configured) and this server's resource URL as audience (`aud`, RFC 8707, in the
+canonical form the metadata publishes), is within `nbf`..`exp`, and has a subject (the user it acts for;
+never its client id). Its scopes decide which tools it may call (Databar's own scopes): read tools need
 `tables:read`, `get_account` needs `balance:read`, runs (every run_* tool) and cancel_task need
-`enrichments:run`, every other write (tables, columns, connectors, table enrichments) needs `tables:write`.
+`enrichments:run`, every other write (tables, columns, connectors, table enrichments) needs `tables:write`;
+the MCP methods that read or act beyond tools/call are scoped alike (METHOD_SCOPES).
 The token itself is never sent anywhere: Databar is called with the server's (or the user's configured) key,
 never with what the client presented.
 
@@ -83,7 +85,8 @@ def scope_for_request(method: object, params: object, tool_scopes: Mapping[str, 
     """The scope one JSON-RPC request needs; None for the protocol's own steps (initialize, lists, ping...).
 
     An unknown tool needs none here: the SDK answers it, and asking for a scope first would leak the list."""
-    fields = cast(Mapping[str, object], params) if isinstance(params, Mapping) else {}
+    empty: Mapping[str, object] = {}
+    fields = cast(Mapping[str, object], params) if isinstance(params, Mapping) else empty
     if method == "tools/call":
         name = fields.get("name")
         return tool_scopes.get(name) if isinstance(name, str) else None

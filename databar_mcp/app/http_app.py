@@ -18,8 +18,9 @@ Every request except `GET /healthz` passes, in this order:
 With OAuth (`DATABAR_MCP_OAUTH_ISSUER` + `DATABAR_MCP_OAUTH_RESOURCE`, see auth.py) instead of a static token,
 step 3 checks the JWT (401 with `WWW-Authenticate: Bearer resource_metadata=...` when missing or invalid) and,
 after the body is read, the scope each request that reads or acts needs (`tools/call` by its tool,
-`resources/read`, the tasks methods, `tasks/cancel` and `tasks/update` as runs: auth.scope_for_request; 403
-`insufficient_scope` naming it; a body that cannot be read is refused with 400 rather than passed on unchecked). The protected-resource metadata (RFC 9728) is served at its well-known path with no check. The
+`resources/read`, the tasks methods, with `tasks/cancel` and `tasks/update` as runs: auth.scope_for_request;
+403 `insufficient_scope` naming it; a body the check cannot read is refused with 400, never passed on
+unchecked). The protected-resource metadata (RFC 9728) is served at its well-known path with no check. The
 header then goes on to the SDK's own auth, which binds sessions to the token's principal and gives the
 tools the caller's identity; the token is still never sent to Databar.
 

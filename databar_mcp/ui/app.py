@@ -1,10 +1,10 @@
 """Serves the results view as a `ui://` resource and links it from the tools whose results it renders.
 
 The page is plain HTML/JS/CSS shipped in the package: no remote scripts, no network (its CSP declares no
-domains, so hosts apply the spec's restrictive default; its own script runs by hash, nothing else inline), and it talks only to the host over postMessage
-JSON-RPC. It reads the tool result the host hands it, follows a running task through get_task, pages in
-the remaining rows, and exports CSV through export_task_result. Hosts without Apps support ignore the link
-and show the text result as before.
+domains, so hosts apply the spec's restrictive default; its own script runs by hash, nothing else inline),
+and it talks only to the host over postMessage JSON-RPC. It reads the tool result the host hands it, follows
+a running task through get_task, pages in the remaining rows, and exports CSV through export_task_result.
+Hosts without Apps support ignore the link and show the text result as before.
 """
 
 from __future__ import annotations
