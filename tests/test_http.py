@@ -302,6 +302,19 @@ def test_body_at_the_cap_is_not_refused_for_size(served: Served) -> None:
     assert post(served, content=padded).status_code == 200
 
 
+@pytest.mark.parametrize("version", [None, "2026-07-28"])
+def test_json_nested_past_the_stack_is_400(served: Served, version: str | None) -> None:
+    """Issue 22 (6): an initialize nested deeper than Python's stack was a RecursionError in the middleware
+    (the session accounting parses it) and a 500; as deep as the body cap allows here (200,000 deep with
+    OAuth: test_oauth), it is the SDK's 400 parse error."""
+    prefix, suffix = b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":', b"}"
+    depth = (MAX_BODY - len(prefix) - len(suffix)) // 2
+    body = prefix + b"[" * depth + b"]" * depth + suffix
+    reply = post(served, content=body, headers={"mcp-protocol-version": version or ""})
+    assert reply.status_code == 400, reply.text[:500]
+    assert post(served).status_code == 200  # and the server serves on
+
+
 def test_healthz_needs_no_auth_and_reveals_nothing(served: Served) -> None:
     reply = httpx2.get(served.base + "/healthz", headers={"host": "anything.example"}, timeout=5)
     assert reply.status_code == 200

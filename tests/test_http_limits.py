@@ -150,6 +150,16 @@ def test_a_trickled_body_is_cut_off_at_the_deadline(limited: Limited) -> None:
     assert took < BODY_S + 3
 
 
+def test_json_nested_200000_deep_is_400(limited: Limited) -> None:
+    """Issue 22 (6), at the default body cap: an initialize nested 200,000 deep was a 500 (RecursionError)."""
+    deep = b"[" * 200_000 + b"]" * 200_000
+    body = b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":' + deep + b"}"
+    for version in ("2025-06-18", "2026-07-28"):
+        headers = {**MCP_HEADERS, "mcp-protocol-version": version}
+        reply = httpx2.post(limited.url, headers=headers, content=body, timeout=30)
+        assert reply.status_code == 400, reply.text[:500]
+
+
 def test_limits_come_from_the_environment(tmp_path: Path) -> None:
     from databar_mcp.app.http_app import HttpConfigError, options_from_env
 

@@ -34,8 +34,9 @@ from mcp.shared.auth import ProtectedResourceMetadata
 from mcp.shared.exceptions import MCPError
 
 from databar_mcp.app.auth import SCOPES
-from databar_mcp.app.http_app import HttpConfigError, options_from_env
+from databar_mcp.app.http_app import HttpConfigError, HttpOptions, SecurityMiddleware, options_from_env
 from databar_mcp.sandbox import SandboxServer
+from databar_mcp.tools.fitting import CUT_META_KEY
 from tests.conftest import SENTINEL_KEY, error_body, structured, whole
 from tests.served import clean_env, free_port, http_process
 from tests.tasks_client import raw
@@ -182,6 +183,8 @@ def test_the_protected_resource_metadata_names_the_issuer_and_scopes(served: Ser
     document = ProtectedResourceMetadata.model_validate(reply.json())
     assert str(document.resource) == served.url
     assert [str(a).rstrip("/") for a in document.authorization_servers] == [issuer.url]
+    assert reply.json()["authorization_servers"] == [issuer.url]  # exactly as enforced: no slash added (22.4)
+    assert reply.json()["resource"] == served.url
     assert set(document.scopes_supported or []) == set(SCOPES)
     assert document.bearer_methods_supported == ["header"]
 
@@ -368,3 +371,227 @@ async def test_an_mcp_task_is_bound_to_its_user_not_to_the_http_session(served: 
     assert seen["taskId"] == handle and seen["status"] in ("working", "completed"), seen
     assert handle in [t["taskId"] for t in listed["tasks"]]
     assert foreign.value.error.code == -32602 and handle not in json.dumps(theirs)
+
+
+# ---- issue 22, security: every act is the caller's own and within the token's scopes -----------------------
+
+
+def cancels(recorder: Recorder) -> list[str]:
+    with recorder.lock:
+        return [path for method, path, _ in recorder.seen if method == "POST" and path.endswith("/cancel")]
+
+
+def audit_lines(served: Served) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (served.state / "audit.jsonl").read_text().splitlines()]
+
+
+async def test_another_user_cannot_cancel_a_task_and_who_cancels_is_audited(
+    served: Served, issuer: Issuer, recorder: Recorder, sandbox_http: SandboxServer
+) -> None:
+    """Issue 22 (1): alice and dave share the server's Databar key; alice cancelled dave's running task by id
+    and got its rows. Now it is not found, nothing is sent upstream, and dave's own cancel names him."""
+    sandbox_http.state.config.task_base_seconds = 60.0  # dave's run is still running when alice tries
+    try:
+        async with session(served, issuer.token(sub="dave")) as dave:
+            task_id = structured(await dave.call_tool("run_bulk_waterfall", run_args(2, "cancel")))["task_id"]
+            before = len(cancels(recorder))
+            async with session(served, issuer.token(sub="alice")) as alice:
+                refused = await alice.call_tool("cancel_task", {"task_id": task_id})
+            assert error_body(refused)["code"] == "not_found", whole(refused)
+            assert "cancel0" not in whole(refused)  # none of dave's rows
+            assert len(cancels(recorder)) == before  # nothing reached Databar
+            still = structured(await dave.call_tool("get_task", {"task_id": task_id, "wait_seconds": 0}))
+            assert still["status"] == "processing" and still["done"] is False
+            cancelled = structured(await dave.call_tool("cancel_task", {"task_id": task_id}))
+    finally:
+        sandbox_http.state.config.task_base_seconds = 0.05
+    assert cancelled["status"] == "cancelled"
+    assert cancels(recorder)[before:] == [f"/v1/tasks/{task_id}/cancel"]
+    stops = [line for line in audit_lines(served) if line["event"] == "cancel"]
+    assert [(s["who"], s["task_id"], s["status"]) for s in stops if s["task_id"] == task_id] == [
+        ("dave", task_id, "cancelled")
+    ]
+
+
+def mcp_session(served: Served, token: str) -> dict[str, str]:
+    """A raw 2025-11-25 session for `token`: the headers that continue it."""
+    init = {**INITIALIZE, "params": {**INITIALIZE["params"], "protocolVersion": "2025-11-25"}}
+    opened = post(served, init, token)
+    assert opened.status_code == 200, opened.text
+    headers = {
+        **MCP_HEADERS,
+        "authorization": f"Bearer {token}",
+        "mcp-session-id": opened.headers["mcp-session-id"],
+        "mcp-protocol-version": "2025-11-25",
+    }
+    done = httpx2.post(served.url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=headers)
+    assert done.status_code == 202, done.text
+    return headers
+
+
+async def test_a_read_only_token_cannot_cancel_its_users_mcp_task(
+    served: Served, issuer: Issuer, recorder: Recorder, sandbox_http: SandboxServer
+) -> None:
+    """Issue 22 (2): tasks/cancel skipped the scope check, so a tables:read token stopped its user's paid run
+    (the cancel_task tool needs enrichments:run). Refused now with 403, and the run goes on."""
+    sandbox_http.state.config.task_base_seconds = 60.0
+    try:
+        async with session(served, issuer.token(sub="dave"), mode="legacy") as dave:
+            created = await raw(
+                dave, "tools/call", {"name": "run_bulk_waterfall", "arguments": run_args(2, "mcp"), "task": {}}
+            )
+            handle = created["task"]["taskId"]
+            before = len(cancels(recorder))
+            headers = mcp_session(served, issuer.token(sub="dave", scope="tables:read"))
+            cancel = {"jsonrpc": "2.0", "id": 5, "method": "tasks/cancel", "params": {"taskId": handle}}
+            refused = httpx2.post(served.url, json=cancel, headers={**headers, "mcp-name": handle}, timeout=10)
+            assert refused.status_code == 403, refused.text
+            assert 'scope="enrichments:run"' in refused.headers["www-authenticate"]
+            assert len(cancels(recorder)) == before
+            seen = await raw(dave, "tasks/get", {"taskId": handle})
+            assert seen["status"] == "working", seen
+            await raw(dave, "tasks/cancel", {"taskId": handle})  # the full token may
+    finally:
+        sandbox_http.state.config.task_base_seconds = 0.05
+    assert len(cancels(recorder)) == before + 1
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "granted", "needed"),
+    [
+        ("tasks/cancel", {"taskId": "t"}, "tables:read", "enrichments:run"),
+        ("tasks/update", {"taskId": "t", "inputResponses": {}}, "tables:read", "enrichments:run"),
+        ("tasks/get", {"taskId": "t"}, "balance:read", "tables:read"),
+        ("tasks/result", {"taskId": "t"}, "balance:read", "tables:read"),
+        ("tasks/list", {}, "balance:read", "tables:read"),
+        ("completion/complete", {"ref": {"type": "ref/prompt", "name": "p"}}, "balance:read", "tables:read"),
+        ("subscriptions/listen", {"notifications": {"taskIds": ["t"]}}, "balance:read", "tables:read"),
+    ],
+)
+@pytest.mark.parametrize("version", ["2025-11-25", "2026-07-28"])
+def test_every_method_that_acts_is_scope_checked(
+    served: Served, issuer: Issuer, method: str, params: dict[str, Any], granted: str, needed: str, version: str
+) -> None:
+    """Issue 22 (2): only tools/call and resources/read were checked."""
+    body = {"jsonrpc": "2.0", "id": 3, "method": method, "params": params}
+    headers = {**MCP_HEADERS, "authorization": f"Bearer {issuer.token(scope=granted)}", "mcp-protocol-version": version}
+    reply = httpx2.post(served.url, json=body, headers=headers, timeout=10)
+    assert reply.status_code == 403, reply.text
+    assert f'scope="{needed}"' in reply.headers["www-authenticate"]
+
+
+@pytest.mark.parametrize("claims", [{"sub": "", "azp": "alice"}, {"sub": " ", "client_id": "alice"}])
+async def test_a_token_without_a_subject_is_not_its_client(
+    served: Served, issuer: Issuer, claims: dict[str, str]
+) -> None:
+    """Issue 22 (3): `sub: ""` fell back to the client id, so `azp: "alice"` read alice's tasks."""
+    reply = post(served, INITIALIZE, issuer.token(**claims))
+    assert reply.status_code == 401, reply.text
+    assert 'error="invalid_token"' in reply.headers["www-authenticate"]
+
+
+def test_a_subjectless_token_acts_for_nobody() -> None:
+    """Issue 22 (3), behind the verifier: a token in context without a subject is no user, never its client."""
+    from mcp.server.auth.middleware.auth_context import auth_context_var
+    from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+    from mcp.server.auth.provider import AccessToken
+
+    from databar_mcp.api.errors import AuthenticationError
+    from databar_mcp.core.users import current_owner
+
+    token = AccessToken(token="t", client_id="alice", scopes=[], subject=None)
+    reset = auth_context_var.set(AuthenticatedUser(token))
+    try:
+        with pytest.raises(AuthenticationError, match="no subject"):
+            current_owner()
+    finally:
+        auth_context_var.reset(reset)
+
+
+async def test_a_cut_result_is_its_users_alone(served: Served, issuer: Issuer) -> None:
+    """Issue 22 (5): a result kept whole as databar://results/{id} was readable by anyone holding the id."""
+    columns = [f"{i}{'c' * 250}" for i in range(500)]
+    async with session(served, issuer.token(sub="dave")) as dave:
+        result = await dave.call_tool("create_table", {"name": "wide", "columns": columns})
+        cut = (result.meta or {}).get(CUT_META_KEY)
+        assert cut is not None and cut["result_id"], whole(result)
+        uri = f"databar://results/{cut['result_id']}"
+        own = await dave.read_resource(uri)
+    assert "c" * 250 in json.dumps(own.model_dump(mode="json"))
+    async with session(served, issuer.token(sub="alice")) as alice:
+        with pytest.raises(MCPError, match="No such result is kept"):
+            await alice.read_resource(uri)
+
+
+DEEP = b"[" * 200_000 + b"]" * 200_000
+
+
+@pytest.mark.parametrize(
+    "body",
+    [DEEP, b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":' + DEEP + b"}"],
+    ids=["array", "initialize"],
+)
+@pytest.mark.parametrize("version", [None, "2026-07-28"])
+def test_json_nested_200000_deep_is_400_with_oauth(
+    served: Served, issuer: Issuer, body: bytes, version: str | None
+) -> None:
+    """Issue 22 (6): the scope check parsed the body and caught only ValueError: RecursionError was a 500."""
+    headers = {**MCP_HEADERS, "authorization": f"Bearer {issuer.token()}"}
+    if version is not None:
+        headers["mcp-protocol-version"] = version
+    reply = httpx2.post(served.url, content=body, headers=headers, timeout=30)
+    assert reply.status_code == 400, reply.text[:500]
+
+
+# ---- issue 22 (4): the metadata publishes exactly what is enforced --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("configured", "canonical"),
+    [
+        ("https://MCP.Example.COM/mcp", "https://mcp.example.com/mcp"),
+        ("https://mcp.example.com:443/mcp", "https://mcp.example.com/mcp"),
+        ("HTTP://mcp.example.com:80", "http://mcp.example.com"),
+        ("https://mcp.example.com/", "https://mcp.example.com"),
+        ("https://mcp.example.com", "https://mcp.example.com"),
+        ("https://mcp.example.com:8443/a/mcp", "https://mcp.example.com:8443/a/mcp"),
+        ("http://[::1]:8000/mcp", "http://[::1]:8000/mcp"),
+    ],
+)
+def test_the_resource_is_published_and_checked_in_one_canonical_form(configured: str, canonical: str) -> None:
+    env = {"DATABAR_MCP_OAUTH_ISSUER": "https://issuer.example.com", "DATABAR_MCP_OAUTH_RESOURCE": configured}
+    options = options_from_env("127.0.0.1", 8000, env).oauth
+    assert options is not None
+    metadata = options.options.metadata()
+    assert metadata["resource"] == canonical  # what clients ask tokens for
+    assert options.verifier.options.resource == canonical  # the audience the verifier checks
+    assert metadata["authorization_servers"] == ["https://issuer.example.com"]  # exactly, no slash added
+    assert options.options.metadata_url.startswith(canonical.removesuffix("/mcp").removesuffix("/a"))
+
+
+def test_a_resource_with_a_fragment_is_refused() -> None:
+    env = {"DATABAR_MCP_OAUTH_ISSUER": "https://i.example.com", "DATABAR_MCP_OAUTH_RESOURCE": "https://m.example/mcp#x"}
+    with pytest.raises(HttpConfigError, match="fragment"):
+        options_from_env("127.0.0.1", 8000, env)
+
+
+async def test_the_published_resource_is_the_audience_accepted(issuer: Issuer) -> None:
+    """Issue 22 (4) at the HTTP edge: configured with an upper-case host and a default port, the server
+    publishes the canonical resource and the issuer exactly, and a token for what it published is accepted."""
+    from databar_mcp.app.auth import ResourceServer, oauth_from_env
+    from tests.test_http import Echo
+
+    env = {"DATABAR_MCP_OAUTH_ISSUER": issuer.url, "DATABAR_MCP_OAUTH_RESOURCE": "http://MCP.Example.com:80"}
+    oauth_options = oauth_from_env(env)
+    assert oauth_options is not None
+    app = SecurityMiddleware(Echo(), HttpOptions(any_host=True, oauth=ResourceServer.create(oauth_options)))
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://mcp.example.com") as client:
+        metadata = (await client.get("/.well-known/oauth-protected-resource")).json()
+        published = metadata["resource"]
+        accepted = await client.post(
+            "/mcp", json=INITIALIZE, headers={"authorization": f"Bearer {issuer.token(aud=published)}"}
+        )
+    assert metadata["authorization_servers"] == [issuer.url]
+    assert published == "http://mcp.example.com"
+    assert accepted.status_code == 200, accepted.text

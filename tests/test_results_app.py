@@ -26,6 +26,7 @@ from mcp.types import TextResourceContents
 from databar_mcp.app.server import build_server
 from databar_mcp.sandbox import SandboxServer
 from databar_mcp.ui import RESULTS_URI, results_html
+from databar_mcp.ui.app import script_hash
 from tests.conftest import lead, make_settings, structured
 from tests.locks import debian_installs
 
@@ -131,6 +132,40 @@ def test_the_page_has_no_remote_code_and_no_network_api() -> None:
     for api in ("fetch(", "XMLHttpRequest", "WebSocket", "EventSource", "sendBeacon", "import(", "innerHTML"):
         assert api not in html, api
     assert "connect-src 'none'" in html
+
+
+def csp_of(html: str) -> dict[str, list[str]]:
+    match = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]*)"', html)
+    assert match is not None
+    return {d.split()[0]: d.split()[1:] for d in match.group(1).split(";") if d.strip()}
+
+
+def test_the_pages_csp_allows_its_own_script_by_hash_and_nothing_inline() -> None:
+    """Issue 22 (5): escaping must not be the only defence against a hostile value in a row."""
+    html = results_html()
+    scripts = re.findall(r"<script>(.*?)</script>", html, re.DOTALL)
+    assert len(scripts) == 1
+    assert csp_of(html)["script-src"] == [f"'sha256-{script_hash(scripts[0])}'"]
+    assert not re.search(r"\son[a-z]+\s*=", html)  # no inline event handler (the hash would not allow it anyway)
+
+
+def test_markup_that_escaping_missed_runs_no_script(tmp_path: Path) -> None:
+    """Issue 22 (5): the page with a script and an event handler slipped into it, as a row value escaping
+    missed would be: the browser runs neither (under `script-src 'unsafe-inline'` it ran both), while the
+    page's own script runs (the other browser tests use the view)."""
+    binary = chromium()
+    hostile = (
+        '<script>document.documentElement.dataset.injected = "script"</script>'
+        '<img src="data:," onerror="document.documentElement.dataset.handler = \'ran\'">'
+    )
+    page = tmp_path / "hostile.html"
+    html = results_html()
+    page.write_text(html.replace('<div id="note"', hostile + '<div id="note"', 1), encoding="utf-8")
+    done = browse(binary, page, "--dump-dom", page.as_uri())
+    head = re.search(r"<html[^>]*>", done.stdout)
+    assert head is not None, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "data-injected" not in head.group(0) and "data-handler" not in head.group(0), head.group(0)
+    assert 'id="shown"' in done.stdout  # the page itself loaded
 
 
 def test_the_network_check_sees_a_page_request(tmp_path: Path) -> None:

@@ -1,10 +1,12 @@
 """OAuth 2.1 resource server (the MCP authorization spec): JWT access tokens from the team's issuer.
 
 A token is accepted only when it is signed by a key of the issuer's JWKS (asymmetric algorithms only), names
-the issuer (`iss`) and this server's resource URL as audience (`aud`, RFC 8707), is within `nbf`..`exp`, and
-has a subject. Its scopes decide which tools it may call (Databar's own scopes): read tools need
+the issuer (`iss`, exactly as configured) and this server's resource URL as audience (`aud`, RFC 8707, in the
+canonical form the metadata publishes), is within `nbf`..`exp`, and has a subject (the user it acts for;
+never its client id). Its scopes decide which tools it may call (Databar's own scopes): read tools need
 `tables:read`, `get_account` needs `balance:read`, runs (every run_* tool) and cancel_task need
-`enrichments:run`, every other write (tables, columns, connectors, table enrichments) needs `tables:write`.
+`enrichments:run`, every other write (tables, columns, connectors, table enrichments) needs `tables:write`;
+the MCP methods that read or act beyond tools/call are scoped alike (METHOD_SCOPES).
 The token itself is never sent anywhere: Databar is called with the server's (or the user's configured) key,
 never with what the client presented.
 
@@ -65,11 +67,66 @@ def scope_for_tool(name: str, toolset: str | None, read_only: bool) -> str:
     return WRITE_SCOPE
 
 
+# Methods that read or act on the user's Databar data, beyond tools/call (each tool has its own scope):
+# stopping a run is as much a run's act as starting one (as the cancel_task tool), and tasks/update answers a
+# run's spend confirmation, which sends it.
+METHOD_SCOPES: Final[Mapping[str, str]] = {
+    "resources/read": READ_SCOPE,
+    "completion/complete": READ_SCOPE,  # completes from the catalog and the user's task ids
+    "tasks/get": READ_SCOPE,
+    "tasks/list": READ_SCOPE,
+    "tasks/result": READ_SCOPE,
+    "tasks/cancel": RUN_SCOPE,
+    "tasks/update": RUN_SCOPE,
+}
+
+
+def scope_for_request(method: object, params: object, tool_scopes: Mapping[str, str]) -> str | None:
+    """The scope one JSON-RPC request needs; None for the protocol's own steps (initialize, lists, ping...).
+
+    An unknown tool needs none here: the SDK answers it, and asking for a scope first would leak the list."""
+    empty: Mapping[str, object] = {}
+    fields = cast(Mapping[str, object], params) if isinstance(params, Mapping) else empty
+    if method == "tools/call":
+        name = fields.get("name")
+        return tool_scopes.get(name) if isinstance(name, str) else None
+    if method == "subscriptions/listen":  # a listen stream naming tasks follows their status: a read
+        notifications = fields.get("notifications")
+        return READ_SCOPE if isinstance(notifications, Mapping) and "taskIds" in notifications else None
+    return METHOD_SCOPES.get(method) if isinstance(method, str) else None
+
+
 def _http_url(value: str, name: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise OAuthConfigError(f"{name} must be an http(s) URL, not {value!r}")
-    return value  # compared exactly (RFC 8414 issuer, RFC 8707 resource): kept as written
+    return value
+
+
+def canonical_resource(value: str) -> str:
+    """This server's resource URL in the one form it is both published (RFC 9728) and checked as the tokens'
+    audience (RFC 8707): scheme and host in lower case, no default port, no trailing slash on an empty path
+    (the MCP authorization spec's canonical server URI). Clients copy the published value into their token
+    requests, so any other spelling of it would be refused; normalised here once, used everywhere."""
+    _http_url(value, RESOURCE_ENV)
+    parts = urlsplit(value)
+    if parts.fragment or value.endswith("#"):
+        raise OAuthConfigError(f"{RESOURCE_ENV} must not have a fragment (RFC 8707), not {value!r}")
+    if parts.username is not None or parts.password is not None:
+        raise OAuthConfigError(f"{RESOURCE_ENV} must not hold credentials")
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        raise OAuthConfigError(f"{RESOURCE_ENV} must name a host, not {value!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise OAuthConfigError(f"{RESOURCE_ENV} has an invalid port: {value!r}") from None
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and port != {"http": 80, "https": 443}[scheme]:
+        netloc += f":{port}"
+    path = "" if parts.path == "/" else parts.path
+    return f"{scheme}://{netloc}{path}" + (f"?{parts.query}" if parts.query else "")
 
 
 @dataclass(frozen=True)
@@ -87,15 +144,18 @@ class OAuthOptions:
         return urlsplit(self.metadata_url).path
 
     def metadata(self) -> dict[str, Any]:
-        """The RFC 9728 protected-resource metadata document."""
+        """The RFC 9728 protected-resource metadata document, naming exactly what the tokens are checked
+        against: the issuer as configured (RFC 8414 clients compare it exactly; pydantic's URL type would add a
+        trailing slash) and the canonical resource (the audience)."""
         document = ProtectedResourceMetadata(
             resource=AnyHttpUrl(self.resource),
             authorization_servers=[AnyHttpUrl(self.issuer)],
             scopes_supported=list(SCOPES),
             bearer_methods_supported=["header"],
             resource_name="Databar enrichment (databar-mcp)",
-        )
-        return document.model_dump(mode="json", exclude_none=True)
+        )  # validated by the SDK's model; its URLs then published as they are enforced
+        dumped = document.model_dump(mode="json", exclude_none=True)
+        return {**dumped, "resource": self.resource, "authorization_servers": [self.issuer]}
 
 
 def oauth_from_env(environ: Mapping[str, str]) -> OAuthOptions | None:
@@ -105,9 +165,9 @@ def oauth_from_env(environ: Mapping[str, str]) -> OAuthOptions | None:
         return None
     if not issuer or not resource:
         raise OAuthConfigError(f"OAuth needs both {ISSUER_ENV} and {RESOURCE_ENV} (this server's public /mcp URL)")
-    issuer = _http_url(issuer, ISSUER_ENV)
-    jwks = environ.get(JWKS_ENV, "").strip() or f"{issuer}/.well-known/jwks.json"
-    return OAuthOptions(issuer=issuer, resource=_http_url(resource, RESOURCE_ENV), jwks_url=_http_url(jwks, JWKS_ENV))
+    issuer = _http_url(issuer, ISSUER_ENV)  # compared exactly (RFC 8414): kept as written
+    jwks = environ.get(JWKS_ENV, "").strip() or f"{issuer.rstrip('/')}/.well-known/jwks.json"
+    return OAuthOptions(issuer=issuer, resource=canonical_resource(resource), jwks_url=_http_url(jwks, JWKS_ENV))
 
 
 class InvalidToken(Exception):
@@ -165,7 +225,11 @@ class JwtVerifier(TokenVerifier):
             raise InvalidToken(f"the issuer's keys could not be fetched ({type(exc).__name__})") from None
         except jwt.PyJWTError as exc:
             raise InvalidToken(f"{type(exc).__name__}: {exc}") from None
-        subject = str(claims["sub"])
+        subject = claims["sub"]
+        if not isinstance(subject, str) or not subject.strip():
+            # The subject is whose tasks, results and key a call gets: without one there is nobody to act for
+            # (never the client id, which shares the namespace with user ids).
+            raise InvalidToken("the token names no subject (sub)")
         raw_scopes: object = claims.get("scope", claims.get("scp", ""))
         if isinstance(raw_scopes, str):
             scopes = raw_scopes.split()

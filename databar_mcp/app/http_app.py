@@ -17,8 +17,10 @@ Every request except `GET /healthz` passes, in this order:
 
 With OAuth (`DATABAR_MCP_OAUTH_ISSUER` + `DATABAR_MCP_OAUTH_RESOURCE`, see auth.py) instead of a static token,
 step 3 checks the JWT (401 with `WWW-Authenticate: Bearer resource_metadata=...` when missing or invalid) and,
-after the body is read, the scope each `tools/call` or `resources/read` needs (403 `insufficient_scope`
-naming it). The protected-resource metadata (RFC 9728) is served at its well-known path with no check. The
+after the body is read, the scope each request that reads or acts needs (`tools/call` by its tool,
+`resources/read`, the tasks methods, with `tasks/cancel` and `tasks/update` as runs: auth.scope_for_request;
+403 `insufficient_scope` naming it; a body the check cannot read is refused with 400, never passed on
+unchecked). The protected-resource metadata (RFC 9728) is served at its well-known path with no check. The
 header then goes on to the SDK's own auth, which binds sessions to the token's principal and gives the
 tools the caller's identity; the token is still never sent to Databar.
 
@@ -67,7 +69,14 @@ from pydantic import SecretStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from databar_mcp import __version__, config
-from databar_mcp.app.auth import InvalidToken, OAuthConfigError, ResourceServer, oauth_from_env, scope_for_tool
+from databar_mcp.app.auth import (
+    InvalidToken,
+    OAuthConfigError,
+    ResourceServer,
+    oauth_from_env,
+    scope_for_request,
+    scope_for_tool,
+)
 from databar_mcp.app.http_limits import BoundedH11Protocol, SessionLimiter, client_key, session_of, watching
 from databar_mcp.core.logs import reclaim_library_loggers
 from databar_mcp.core.store import Ledger
@@ -519,36 +528,35 @@ class SecurityMiddleware:
         return None, set(access.scopes)
 
     def _check_scopes(self, granted: set[str], body: bytes) -> Rejection | None:
-        """403 insufficient_scope when a message in the body calls a tool (or reads a result) beyond the token."""
+        """403 insufficient_scope when a message in the body acts beyond the token (auth.scope_for_request);
+        400 when the body cannot be read here: what is not checked is not passed on."""
         oauth = self.options.oauth
         assert oauth is not None
-        for needed in self._needed_scopes(body):
-            if needed not in granted:
-                challenge = self._challenge(oauth, "insufficient_scope", scope=needed)
-                message = f"This token lacks the scope {needed}; ask for a token that includes it."
+        needed = self._needed_scopes(body)
+        if needed is None:
+            return 400, {"error": "parse_error", "message": "The request body is not JSON this server can read."}, []
+        for scope in needed:
+            if scope not in granted:
+                challenge = self._challenge(oauth, "insufficient_scope", scope=scope)
+                message = f"This token lacks the scope {scope}; ask for a token that includes it."
                 return 403, {"error": "insufficient_scope", "message": message}, [("www-authenticate", challenge)]
         return None
 
-    def _needed_scopes(self, body: bytes) -> list[str]:
-        try:
-            parsed: object = json.loads(body) if body else None
-        except ValueError:
-            return []  # the SDK answers a parse error
+    def _needed_scopes(self, body: bytes) -> list[str] | None:
+        """The scopes the body's messages need; None when it is not readable JSON (nothing to act on: [])."""
+        if not body.strip():
+            return []  # a GET's or DELETE's empty body; the SDK answers an empty POST
+        parsed = _json_body(body)
+        if parsed is UNREADABLE:
+            return None
         messages = cast(list[object], parsed) if isinstance(parsed, list) else [parsed]
         needed: list[str] = []
         for message in messages:
-            if not isinstance(message, dict):
-                continue
-            message = cast(dict[str, object], message)
-            params = message.get("params")
-            name = cast(dict[str, object], params).get("name") if isinstance(params, dict) else None
-            if message.get("method") == "tools/call":
-                scopes = self.tool_scopes or {}
-                # an unknown tool gets the SDK's own error; asking for a scope first would only leak the list
-                if isinstance(name, str) and name in scopes:
-                    needed.append(scopes[name])
-            elif message.get("method") == "resources/read":
-                needed.append(scope_for_tool("resources/read", config.Toolset.TASKS, read_only=True))
+            if isinstance(message, dict):
+                fields = cast(dict[str, object], message)
+                scope = scope_for_request(fields.get("method"), fields.get("params"), self.tool_scopes or {})
+                if scope is not None:
+                    needed.append(scope)
         return needed
 
     async def _read_body(self, headers: list[tuple[bytes, bytes]], receive: Receive) -> tuple[bytes, Receive]:
@@ -628,14 +636,24 @@ class SecurityMiddleware:
         await _reply(send, 200, body, close=False)
 
 
+UNREADABLE: Final = object()  # a body that is not JSON Python reads
+
+
+def _json_body(body: bytes) -> object:
+    """The body's JSON value, or UNREADABLE: bad syntax, bad UTF-8, an integer too long to convert (ValueError)
+    and nesting deeper than the interpreter's stack (RecursionError: JSON 200,000 deep) alike. The SDK answers
+    such a body with a 400 parse error; nothing here may turn it into a 500."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return UNREADABLE
+
+
 def _is_initialize(body: bytes) -> bool:
     """Whether a POST body is an `initialize` request (the one that opens a stateful session)."""
     if b"initialize" not in body:
         return False
-    try:
-        message: object = json.loads(body)
-    except ValueError:
-        return False
+    message = _json_body(body)
     return isinstance(message, dict) and cast(dict[str, object], message).get("method") == "initialize"
 
 

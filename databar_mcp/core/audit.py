@@ -1,4 +1,4 @@
-"""The audit log: one JSON line per run and per finished result, saying who spent what.
+"""The audit log: one JSON line per run, per cancel and per finished result, saying who spent (or stopped) what.
 
 A team's admin answers "who ran this, and what did it cost?" from it: who (the token's subject, or "owner"
 without OAuth), the tool, rows, the estimated credits at submission, the actual credits once the result is in,
@@ -63,3 +63,7 @@ class AuditLog:
 
     def result(self, *, who: str | None, task_id: str, status: str, credits_spent: float | None) -> None:
         self.write("result", who=who, task_id=task_id, status=status, credits_spent=credits_spent)
+
+    def cancel(self, *, who: str | None, task_id: str, status: str) -> None:
+        """Who stopped a run (it may belong to a team's shared key): the status Databar answered the cancel with."""
+        self.write("cancel", who=who, task_id=task_id, status=status)

@@ -344,8 +344,7 @@ class TaskRunner:
         """
         from databar_mcp.api.models import Task
 
-        if current_owner() is not None and await self._ledger.read(task_id, with_data=False) is None:
-            raise NotFoundError(f"No task {task_id} of yours is known here.", status_code=404)
+        await self._own(task_id)
         try:
             task = await self._client.get_task(task_id)
         except ResultExpired:
@@ -368,10 +367,22 @@ class TaskRunner:
         return task
 
     async def cancel(self, task_id: str) -> Task:
-        """Cancel the task at Databar and record the state it answered with, as a poll would."""
+        """Cancel the task at Databar and record the state it answered with, as a poll would.
+
+        A user cancels only their own tasks (as they poll only their own): another user's, or one never run
+        here, is not found and nothing is sent. Who cancelled is in the audit log.
+        """
+        await self._own(task_id)
         task = await self._client.cancel_task(task_id)
+        if self._audit is not None:
+            self._audit.cancel(who=current_owner(), task_id=task_id, status=task.status)
         await self.observe(task)
         return task
+
+    async def _own(self, task_id: str) -> None:
+        """NotFoundError unless the calling user owns the task (anyone may act on any task without OAuth)."""
+        if current_owner() is not None and await self._ledger.read(task_id, with_data=False) is None:
+            raise NotFoundError(f"No task {task_id} of yours is known here.", status_code=404)
 
     async def observe(self, task: Task) -> None:
         """Record a state Databar showed (a finished task's data in full); a bulk run's task holding another

@@ -46,6 +46,13 @@ class UserLimitReached(Exception):
         self.setting = setting
 
 
+class NoSubject(AuthenticationError):
+    """An access token without a subject reached a tool (the verifier refuses those): answered as auth_failed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status_code=0)
+
+
 class UnknownUser(AuthenticationError):
     """The token's subject has no Databar account here (no entry, no default): answered as auth_failed."""
 
@@ -54,11 +61,18 @@ class UnknownUser(AuthenticationError):
 
 
 def current_owner() -> str | None:
-    """Whom this call acts for: the tracker's acting user, else the OAuth token's subject (None: no OAuth)."""
+    """Whom this call acts for: the tracker's acting user, else the OAuth token's subject (None: no OAuth).
+
+    Never the token's client id: client ids and user ids share one namespace, so a token with no subject and
+    `azp: "alice"` would act as alice. The verifier refuses such tokens; a token without one here is refused."""
     if (acting := _acting.get()) is not None:
         return acting
     token = get_access_token()
-    return None if token is None else (token.subject or token.client_id)
+    if token is None:
+        return None
+    if not token.subject:
+        raise NoSubject("The access token names no subject (sub): there is no user to act for.")
+    return token.subject
 
 
 @contextlib.contextmanager

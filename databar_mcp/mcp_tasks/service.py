@@ -304,7 +304,8 @@ class TaskService:
                     continue
                 plan.observe(time.monotonic(), task)
                 if task.is_terminal:
-                    await self._settle(handle, task)
+                    with acting_as(owner):  # its result (and a cut result kept whole) is the owner's
+                        await self._settle(handle, task)
                     return
                 delay = plan.next_delay(task.progress.total if task.progress else None)
                 progress, message = progress_of(task)
@@ -363,7 +364,7 @@ class TaskService:
             final = await guarded(
                 report_for(svc, scope, wait_s=0.0, processing=0, estimate=follow.estimate, reused=follow.reused)
             )
-        result = self.fit(final)
+            result = self.fit(final)  # a cut result kept whole is the owner's
         dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
         view = cast(dict[str, Any], dumped.get("structuredContent") or {})
         if result.is_error:

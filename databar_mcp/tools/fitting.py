@@ -18,6 +18,7 @@ from mcp.types import CallToolResult, TextContent
 
 from databar_mcp import config
 from databar_mcp.core.shaping import Cuts, clip_middle, compact_json, shrink
+from databar_mcp.core.users import current_owner
 
 RESULT_URI = "databar://results/{result_id}"
 CUT_META_KEY = "io.databar/cut"
@@ -26,28 +27,36 @@ _LEVELS = ((4_000, 200), (1_000, 100), (300, 50), (120, 20), (60, 5), (24, 1), (
 
 
 class OversizedResults:
-    """The last few results that were too large to return whole, kept in memory (bounded by count and size)."""
+    """The last few results that were too large to return whole, kept in memory (bounded by count and size).
+
+    Each is its user's, as their tasks are (users.current_owner when it was kept): another user reading its id
+    finds nothing, so the id's randomness is not the only thing between one user and another's rows."""
 
     def __init__(self, *, max_results: int = config.OVERSIZED_KEPT, max_chars: int = config.OVERSIZED_KEPT_CHARS):
         self.max_results = max_results
         self.max_chars = max_chars
-        self._kept: OrderedDict[str, str] = OrderedDict()
+        self._kept: OrderedDict[str, tuple[str | None, str]] = OrderedDict()  # id -> (owner, whole JSON)
         self._chars = 0
 
     def keep(self, whole: str) -> str | None:
-        """Store one result's full JSON; its id, or None when it alone exceeds the memory allowed."""
+        """Store one result's full JSON for the calling user; its id, or None when it alone exceeds the memory
+        allowed."""
         if len(whole) > self.max_chars:
             return None
         result_id = secrets.token_hex(8)
-        self._kept[result_id] = whole
+        self._kept[result_id] = (current_owner(), whole)
         self._chars += len(whole)
         while len(self._kept) > self.max_results or self._chars > self.max_chars:
-            _, dropped = self._kept.popitem(last=False)
+            _, (_, dropped) = self._kept.popitem(last=False)
             self._chars -= len(dropped)
         return result_id
 
     def get(self, result_id: str) -> str | None:
-        return self._kept.get(result_id)
+        """The result kept under this id for the calling user (None: unknown, dropped, or another user's)."""
+        kept = self._kept.get(result_id)
+        if kept is None or kept[0] != current_owner():
+            return None
+        return kept[1]
 
 
 def _texts(result: CallToolResult) -> list[str]:
