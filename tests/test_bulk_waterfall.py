@@ -101,3 +101,37 @@ async def test_bulk_waterfall_over_stdio(sandbox: SandboxServer, tmp_path: objec
     assert out["status"] == "completed"
     assert [r["data"] is not None for r in out["rows"]] == [True, False, True, False, True]
     assert sandbox.state.counts["POST /v1/waterfalls/{identifier}/bulk-run"] == 1
+
+
+CANCEL = "POST /v1/tasks/{task_id}/cancel"
+
+
+async def test_stop_on_a_run_call_cancels_the_databar_run_and_keeps_its_rows(
+    mcp: Client, sandbox: SandboxServer
+) -> None:
+    """Regression (issue 23, section 5): the user's Stop (the client cancels the call: notifications/cancelled)
+    ended the wait but the Databar run went on billing. Now the run is cancelled too, and what it had is kept."""
+    import anyio
+
+    sandbox.state.config.task_base_seconds = 0.0
+    sandbox.state.config.row_seconds = 0.5  # 20 rows: about 10 s, far longer than the wait below
+    rows = [lead(f"F{i}", "Doe", "example.com") for i in range(20)]
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(mcp.call_tool, "run_bulk_waterfall", {**BULK_ARGS, "params": rows, "wait_seconds": 25})
+        while not sandbox.state.tasks:  # the run was sent; its call is waiting now
+            await anyio.sleep(0.02)
+        tg.cancel_scope.cancel()  # the user presses Stop
+    (task_id,) = list(sandbox.state.tasks)
+    while sandbox.state.counts.get(CANCEL, 0) == 0:  # the server cancels it at Databar (a process, not a clock)
+        await anyio.sleep(0.02)
+    seen = await mcp.call_tool("get_task", {"task_id": task_id, "wait_seconds": 0})
+    text = text_of(seen)
+    assert sandbox.state.counts[CANCEL] == 1
+    assert "cancelled" in text and task_id in text
+
+
+async def test_our_own_deadline_is_not_a_stop(mcp: Client, sandbox: SandboxServer) -> None:
+    sandbox.state.config.task_base_seconds = 30.0
+    out = structured(await mcp.call_tool("run_bulk_waterfall", {**BULK_ARGS, "wait_seconds": 0.2}))
+    assert out["status"] == "processing"
+    assert sandbox.state.counts.get(CANCEL, 0) == 0  # the run goes on and the handle comes back

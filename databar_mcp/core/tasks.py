@@ -7,11 +7,18 @@ here, and only shapes the answer.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import anyio
+
+from databar_mcp.api.errors import DatabarError
 from databar_mcp.api.models import Task
 from databar_mcp.core.runner import ProgressCallback, RunOrder, Submitted, TaskRunner
 from databar_mcp.core.store import Ledger, Submission, TaskRecord
+
+STOP_CANCEL_S = 10.0  # how long a Stop's cancel may take at Databar before the call lets go
+logger = logging.getLogger("databar_mcp.core.tasks")
 
 
 class TaskService:
@@ -50,3 +57,21 @@ class TaskService:
     async def observe(self, task: Task) -> None:
         """Record a task state learnt some other way (e.g. that Databar does not know the task)."""
         await self._runner.observe(task)
+
+    async def cancel_on_stop(self, task_id: str) -> Task | None:
+        """The user stopped the call that runs this task (the client cancelled it): cancel the run at Databar too,
+        so it stops billing (unfinished work is refunded) and the finished rows stay readable. Shielded from the
+        call's own cancellation and bounded; a task that already finished (409) or a cancel that fails is logged,
+        never raised, since the call is ending anyway. Our own deadline never comes here: the run goes on."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(STOP_CANCEL_S):
+            try:
+                task = await self._runner.cancel(task_id)
+            except DatabarError as exc:
+                logger.warning(
+                    "the call running task %s was stopped; cancelling it at Databar failed: %s", task_id, exc
+                )
+                return None
+            logger.warning("the call running task %s was stopped by the client: cancelled at Databar", task_id)
+            return task
+        logger.warning("the call running task %s was stopped; Databar did not answer the cancel in time", task_id)
+        return None

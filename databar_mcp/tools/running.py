@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, cast
 
+import anyio
 from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.resolve import Elicit, Resolve
@@ -30,6 +31,7 @@ from databar_mcp.tools.failures import from_api_error, from_issues
 from databar_mcp.tools.guard import guarded
 from databar_mcp.tools.params import WAIT_DEFAULT, AcknowledgeFlag, ForceFlag, WaitSeconds
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
+from databar_mcp.tools.sdk_private import client_cancelled
 from databar_mcp.tools.task_kit import deliver, iso, progress_reporter, target_of
 from databar_mcp.tools.task_view import TaskView, get_task_call, render
 
@@ -437,7 +439,14 @@ async def run_and_wait(
     else:
         await ctx.report_progress(0, rows, f"submitted {rows:,} row(s)")
     remaining = max(0.0, wait_seconds - (time.monotonic() - started))
-    task = await svc.tasks.wait(submitted.task_id, timeout_s=remaining, on_progress=lambda t: progress_reporter(ctx, t))
+    try:
+        task = await svc.tasks.wait(
+            submitted.task_id, timeout_s=remaining, on_progress=lambda t: progress_reporter(ctx, t)
+        )
+    except anyio.get_cancelled_exc_class():
+        if client_cancelled(ctx) and not reused:  # the user pressed Stop: stop the spend too
+            await svc.tasks.cancel_on_stop(submitted.task_id)
+        raise
     if task is None:
         view = TaskView(
             task_id=submitted.task_id,
