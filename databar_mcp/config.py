@@ -46,6 +46,9 @@ HTTP_SESSION_IDLE_S = 300.0  # a session with no request for this long is closed
 HTTP_EVICT_IDLE_S = 60.0  # at the global cap, the longest-idle session idle at least this long makes room
 HTTP_HEADER_TIMEOUT_S = 10.0  # a request's headers must arrive within this (slowloris)
 HTTP_BODY_TIMEOUT_S = 30.0  # and its body within this
+HTTP_SSE_RETRY_MS = 1000  # the `retry:` an SSE reply suggests: how soon a dropped client reconnects to resume
+HTTP_SSE_EVENTS_MAX = 1000  # SSE events kept for resumption, in all sessions (see app/sse_resume.py)
+HTTP_SSE_EVENTS_KEEP_S = 300.0  # and for at most this long
 
 # Polling a task: fast at first, then backing off to the cap; progress counts steer it near the end.
 POLL_FIRST_S = 0.1

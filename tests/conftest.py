@@ -101,6 +101,7 @@ TIERS: dict[str, str] = {
     "test_sandbox_persistence.py": SYSTEM,
     "test_secrets.py": E2E,
     "test_spend_guard.py": E2E,
+    "test_sse_resume.py": UNIT,
     "test_startup.py": SYSTEM,
     "test_startup_cost.py": SYSTEM,
     "test_table_admin_flows.py": E2E,

@@ -32,8 +32,16 @@ ROOT: Final = Path(__file__).resolve().parents[1]
 CACHE: Final = ROOT / ".cache" / "judges"
 INSPECTOR: Final = "@modelcontextprotocol/inspector"
 CONFORMANCE: Final = "@modelcontextprotocol/conformance"
+# The newest suite beside the stable one: an npm alias installs a second version of the same package.
+CONFORMANCE_NEXT: Final = "mcp-conformance-next"
 DATABAR_SERVER: Final = "databar-mcp-server"  # Databar's own MCP server: a judge of the sandbox's replies
-PACKAGES: Final = {INSPECTOR: "2.12.0", CONFORMANCE: "0.1.16", DATABAR_SERVER: "1.4.0"}
+PACKAGES: Final = {
+    INSPECTOR: "2.12.0",
+    CONFORMANCE: "0.1.16",
+    CONFORMANCE_NEXT: "0.2.0-alpha.12",
+    DATABAR_SERVER: "1.4.0",
+}
+ALIASES: Final = {CONFORMANCE_NEXT: CONFORMANCE}  # install name -> the package it names
 INSTALL_TIMEOUT_S: Final = 300
 
 
@@ -42,6 +50,7 @@ class Judges:
     node: Path
     inspector: Path  # the launcher script; `node inspector --cli ...` is the Inspector CLI
     conformance: Path
+    conformance_next: Path  # the newest suite (PACKAGES[CONFORMANCE_NEXT])
     databar_server: Path  # `node databar_server` serves Databar's MCP server over stdio
 
     def env(self, home: Path) -> dict[str, str]:
@@ -100,6 +109,7 @@ def ensure() -> Judges:
         node=node,
         inspector=_entry(INSPECTOR, "mcp-inspector"),
         conformance=_entry(CONFORMANCE, "conformance"),
+        conformance_next=_entry(CONFORMANCE_NEXT, "conformance"),
         databar_server=_entry(DATABAR_SERVER, "databar-mcp-server"),
     )
 
@@ -111,7 +121,7 @@ def _install_missing(node: Path, dist: Path) -> None:
         CACHE.mkdir(parents=True, exist_ok=True)
         command = [str(node), str(npm_cli), "install", "--prefix", str(CACHE), "--cache", str(CACHE / ".npm")]
         # Every pin at once: with --no-save, npm removes from the prefix whatever this command does not name.
-        every = [f"{name}@{version}" for name, version in PACKAGES.items()]
+        every = [_spec(name, version) for name, version in PACKAGES.items()]
         command += ["--no-audit", "--no-fund", "--no-save", "--no-update-notifier", "--loglevel=error", *every]
         env = {**os.environ, "PATH": f"{node.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         try:
@@ -124,6 +134,11 @@ def _install_missing(node: Path, dist: Path) -> None:
         if still:
             tail = (done.stderr or done.stdout).strip()[-400:]
             raise Unavailable(f"npm install {' '.join(missing)} failed (exit {done.returncode}): {tail}")
+
+
+def _spec(name: str, version: str) -> str:
+    """What npm installs for one pin: `name@version`, or for an alias `alias@npm:package@version`."""
+    return f"{name}@npm:{ALIASES[name]}@{version}" if name in ALIASES else f"{name}@{version}"
 
 
 def require() -> Judges:

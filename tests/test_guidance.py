@@ -6,8 +6,12 @@ import json
 
 import pytest
 from mcp import Client
+from mcp.client.client import ConnectMode
+from mcp.shared.exceptions import MCPError
 from mcp.types import PromptReference, ResourceTemplateReference
 
+from databar_mcp.app.server import build_server
+from databar_mcp.config import Settings
 from tests.conftest import BULK_ARGS, structured
 
 pytestmark = pytest.mark.anyio
@@ -52,3 +56,15 @@ async def test_catalog_resources_hold_the_full_json(mcp: Client) -> None:
     )
     assert enrichment["id"] == 121 and enrichment["price"] == 2.5
     assert [p["id"] for p in waterfall["available_enrichments"]][:2] == [833, 966]
+
+
+@pytest.mark.parametrize(("mode", "era"), [("legacy", "2025-11-25"), ("auto", "2026-07-28")])
+async def test_unknown_prompt_is_invalid_params_in_both_eras(settings: Settings, mode: ConnectMode, era: str) -> None:
+    """The spec's answer to an unknown prompt name is -32602, as for an unknown resource (issue 22 item 14);
+    the SDK's ValueError made it -32603 on 2026-07-28 and code 0 on 2025-11-25."""
+    async with Client(build_server(settings), mode=mode) as client:
+        assert client.protocol_version == era
+        with pytest.raises(MCPError) as unknown:
+            await client.get_prompt("no_such_prompt", {})
+    assert unknown.value.error.code == -32602
+    assert unknown.value.error.message == "Unknown prompt: no_such_prompt"

@@ -211,6 +211,75 @@ async def test_the_client_without_the_token_is_refused(served: Served) -> None:
             await client.call_tool("get_account", {})
 
 
+# ---- resumable SSE replies (2025-11-25 sessions) ---------------------------------------------------------
+
+
+def _open_session(served: Served) -> dict[str, str]:
+    """A 2025-11-25 session opened by hand; the headers its later requests carry."""
+    init = {**INITIALIZE, "params": {**INITIALIZE["params"], "protocolVersion": "2025-11-25"}}
+    opened = post(served, content=json.dumps(init).encode())
+    session = {"mcp-session-id": opened.headers["mcp-session-id"], "mcp-protocol-version": "2025-11-25"}
+    post(served, headers=session, content=json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+    return session
+
+
+def _call(tool: str) -> bytes:
+    return json.dumps(
+        {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": tool, "arguments": {}}}
+    ).encode()
+
+
+def _sse_events(lines: Iterator[str]) -> Iterator[dict[str, str]]:
+    """The events of an SSE body, each as its fields (a field's value without the one optional space)."""
+    event: dict[str, str] = {}
+    for line in lines:
+        if not line:
+            if event:
+                yield event
+            event = {}
+            continue
+        name, _, value = line.partition(":")
+        event[name] = value.removeprefix(" ")
+    if event:
+        yield event
+
+
+def _resume(served: Served, session: dict[str, str], last_event_id: str) -> list[dict[str, str]]:
+    """What a GET with Last-Event-ID replays, up to the first reply (that stream then stays open for more)."""
+    headers = {"accept": "text/event-stream", "authorization": f"Bearer {TOKEN}", "last-event-id": last_event_id}
+    got: list[dict[str, str]] = []
+    with httpx2.stream("GET", served.url, headers={**headers, **session}, timeout=30) as reply:
+        assert reply.status_code == 200, reply.read()
+        for event in _sse_events(reply.iter_lines()):
+            if event.get("data"):
+                got.append(event)
+                if "result" in json.loads(event["data"]):
+                    break
+    return got
+
+
+def test_sse_replies_open_with_a_priming_event_and_a_retry_hint(served: Served) -> None:
+    """SEP-1699 (conformance scenario server-sse-polling): an event with an id and empty data, then the reply,
+    and a `retry:` that tells a dropped client when to reconnect (issue 22 item 16)."""
+    reply = post(served, headers=_open_session(served), content=_call("list_waterfalls"))
+    events = list(_sse_events(iter(reply.text.splitlines())))
+    assert reply.headers["content-type"].startswith("text/event-stream")
+    assert events[0]["id"] and events[0]["data"] == "" and events[0]["retry"] == "1000"
+    assert events[1]["id"] and "email_getter" in events[1]["data"]
+
+
+def test_a_reply_resumes_after_its_last_event_id_in_its_own_session_only(served: Served) -> None:
+    """Every client numbers its requests alike: a replay must never hand one session another's reply."""
+    mine, theirs = _open_session(served), _open_session(served)
+    first = list(_sse_events(iter(post(served, headers=mine, content=_call("get_account")).text.splitlines())))
+    post(served, headers=theirs, content=_call("list_waterfalls"))  # the same request id, in another session
+    replayed = _resume(served, mine, first[0]["id"])
+    foreign = _resume(served, theirs, first[0]["id"])
+    assert [json.loads(e["data"]) for e in replayed] == [json.loads(first[1]["data"])]
+    assert "balance" in replayed[0]["data"]
+    assert foreign == []
+
+
 # ---- hostile requests, raw ------------------------------------------------------------------------------
 
 

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 from mcp import Client
 from mcp.client import advertise
+from mcp.shared.dispatcher import CallOptions
 from mcp.shared.exceptions import MCPError
 from mcp.types import ElicitRequestParams, ElicitResult
 
@@ -293,3 +295,42 @@ async def test_http_tasks_are_scoped_to_their_session_and_modern_ones_survive_a_
     assert created["resultType"] == "task" and done["status"] == "completed"
     assert done["result"]["structuredContent"]["rows_total"] == len(ROWS)
     assert sandbox.state.counts[BULK_RUN] == 2
+
+
+async def test_http_modern_task_methods_refuse_a_wrong_or_missing_mcp_name(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """SEP-2663 over HTTP: `Mcp-Name` carries the taskId of tasks/get|update|cancel, and a mismatch (an absent
+    header included) is -32020 with HTTP 400, as the SDK already answers for tools/call (issue 22 item 15)."""
+    slow(sandbox, base=30.0)
+    with server_process(sandbox, tmp_path / "state") as (_, url):
+        async with Client(url, extensions=[advertise(EXT, {})]) as modern:
+            task_id = (await raw(modern, "tools/call", {"name": "run_bulk_waterfall", "arguments": SLOW_ARGS}))[
+                "taskId"
+            ]
+            requests = {
+                m: stamped(modern, m, {"taskId": task_id}) for m in ("tasks/get", "tasks/update", "tasks/cancel")
+            }
+        async with httpx2.AsyncClient(timeout=30) as http:
+            refused = [
+                await http.post(url, json=body, headers={**headers, **name})
+                for body, headers in requests.values()
+                for name in ({"Mcp-Name": "someone-elses-task"}, {})
+            ]
+            body, headers = requests["tasks/get"]
+            right = await http.post(url, json=body, headers={**headers, "Mcp-Name": task_id})
+
+    assert [r.status_code for r in refused] == [400] * 6
+    assert all(r.json()["error"]["code"] == -32020 and "Mcp-Name" in r.json()["error"]["message"] for r in refused)
+    assert right.status_code == 200 and right.json()["result"]["status"] == "working"
+    assert sandbox.state.counts[CANCEL] == 0  # the refused cancels cancelled nothing
+
+
+def stamped(client: Client, method: str, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """A JSON-RPC request as the client would POST it (its `_meta` and headers), without its `Mcp-Name`."""
+    data: dict[str, Any] = {"method": method, "params": dict(params)}
+    opts: CallOptions = {}
+    client.session._stamp(data, opts)  # pyright: ignore[reportPrivateUsage]
+    headers = {k: v for k, v in (opts.get("headers") or {}).items() if k.lower() != "mcp-name"}
+    headers |= {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    return {"jsonrpc": "2.0", "id": 1, **data}, headers

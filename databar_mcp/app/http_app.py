@@ -78,6 +78,7 @@ from databar_mcp.app.auth import (
     scope_for_tool,
 )
 from databar_mcp.app.http_limits import BoundedH11Protocol, SessionLimiter, client_key, session_of, watching
+from databar_mcp.app.sse_resume import SessionEventStore, SessionTagging
 from databar_mcp.core.logs import reclaim_library_loggers
 from databar_mcp.core.store import Ledger
 from databar_mcp.tools.registry import Toolbox
@@ -673,8 +674,11 @@ def build_http_app(server: MCPServer[Any], options: HttpOptions) -> ASGIApp:
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         host=options.host,
         stateless_http=options.stateless,
+        # Resumable SSE replies (priming event, retry:, Last-Event-ID replay); stateless mode has no session.
+        event_store=None if options.stateless else SessionEventStore(),
+        retry_interval=config.HTTP_SSE_RETRY_MS,
     )
-    middleware = SecurityMiddleware(inner, options)
+    middleware = SecurityMiddleware(inner if options.stateless else SessionTagging(inner), options)
     middleware.server = server
     if options.oauth is not None:
         middleware.tool_scopes = tool_scopes(server)

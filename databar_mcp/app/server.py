@@ -15,6 +15,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError, UnexpectedToolError
 from mcp.server.stdio import stdio_server
 from mcp.server.subscriptions import InMemorySubscriptionBus
+from mcp.shared.exceptions import MCPError
 from mcp.types import (
     CallToolResult,
     GetPromptResult,
@@ -27,6 +28,7 @@ from mcp.types import (
     TextContent,
     Tool,
 )
+from mcp_types import INVALID_PARAMS
 from pydantic import AnyUrl, ValidationError
 
 from databar_mcp import __version__, config
@@ -145,7 +147,11 @@ class DatabarMCPServer(MCPServer[Services]):
     async def get_prompt(
         self, name: str, arguments: dict[str, Any] | None = None, context: Context[Services, Any] | None = None
     ) -> GetPromptResult | InputRequiredResult:
+        """The spec's -32602 for an unknown prompt, in both protocol eras: the SDK raises ValueError, which
+        2025-11-25 sends as code 0 and 2026-07-28 as -32603 (an internal error)."""
         self.build_resources()
+        if self._prompt_manager.get_prompt(name) is None:
+            raise MCPError(code=INVALID_PARAMS, message=f"Unknown prompt: {name}")
         return await super().get_prompt(name, arguments, context)
 
     async def run_stdio_async(self) -> None:

@@ -27,6 +27,7 @@ from databar_mcp import config
 from databar_mcp.core.users import current_owner
 from databar_mcp.mcp_tasks import wire
 from databar_mcp.mcp_tasks.handles import Handle
+from databar_mcp.mcp_tasks.routing import check_name_header
 from databar_mcp.mcp_tasks.service import TASK_TOOLS, Listener, TaskService
 
 if TYPE_CHECKING:
@@ -130,6 +131,7 @@ class TasksMiddleware:
                 raise wire.missing_extension()
             return await self.listen.serve(ctx, _params(ctx), task_ids, scope_of(ctx))
         if modern and method in MODERN_METHODS:
+            check_name_header(ctx.request, _params(ctx))
             if not _declares_extension(ctx):
                 raise wire.missing_extension()
             return await self._modern_method(ctx, call_next, method)
