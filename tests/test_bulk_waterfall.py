@@ -7,6 +7,7 @@ import sys
 import pytest
 from mcp import Client, StdioServerParameters
 
+from databar_mcp.config import Settings
 from databar_mcp.sandbox import SandboxServer
 from tests.conftest import BULK_ARGS, LEADS, lead, structured, text_of
 
@@ -107,27 +108,30 @@ CANCEL = "POST /v1/tasks/{task_id}/cancel"
 
 
 async def test_stop_on_a_run_call_cancels_the_databar_run_and_keeps_its_rows(
-    mcp: Client, sandbox: SandboxServer
+    settings: Settings, sandbox: SandboxServer
 ) -> None:
     """Regression (issue 23, section 5): the user's Stop (the client cancels the call: notifications/cancelled)
     ended the wait but the Databar run went on billing. Now the run is cancelled too, and what it had is kept."""
     import anyio
 
+    from databar_mcp.app.server import build_server
+
     sandbox.state.config.task_base_seconds = 0.0
     sandbox.state.config.row_seconds = 0.5  # 20 rows: about 10 s, far longer than the wait below
     rows = [lead(f"F{i}", "Doe", "example.com") for i in range(20)]
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(mcp.call_tool, "run_bulk_waterfall", {**BULK_ARGS, "params": rows, "wait_seconds": 25})
-        while not sandbox.state.tasks:  # the run was sent; its call is waiting now
+    async with Client(build_server(settings), mode="legacy") as mcp:  # 2025-11-25: notifications/cancelled
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(mcp.call_tool, "run_bulk_waterfall", {**BULK_ARGS, "params": rows, "wait_seconds": 25})
+            while not sandbox.state.tasks:  # the run was sent; its call is waiting now
+                await anyio.sleep(0.02)
+            tg.cancel_scope.cancel()  # the user presses Stop
+        (task_id,) = list(sandbox.state.tasks)
+        while sandbox.state.counts.get(CANCEL, 0) == 0:  # the server cancels it at Databar (a process, not a clock)
             await anyio.sleep(0.02)
-        tg.cancel_scope.cancel()  # the user presses Stop
-    (task_id,) = list(sandbox.state.tasks)
-    while sandbox.state.counts.get(CANCEL, 0) == 0:  # the server cancels it at Databar (a process, not a clock)
-        await anyio.sleep(0.02)
-    seen = await mcp.call_tool("get_task", {"task_id": task_id, "wait_seconds": 0})
+        seen = await mcp.call_tool("get_task", {"task_id": task_id, "wait_seconds": 0})
     text = text_of(seen)
     assert sandbox.state.counts[CANCEL] == 1
-    assert "cancelled" in text and task_id in text
+    assert text.startswith("cancelled") and "1 with data" in text  # the finished row is kept
 
 
 async def test_our_own_deadline_is_not_a_stop(mcp: Client, sandbox: SandboxServer) -> None:
