@@ -3,17 +3,22 @@ confirmation threshold (elicitation), and never send anything it refuses."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from mcp import Client
+from pydantic import SecretStr
 
 from databar_mcp.app.server import build_server
 from databar_mcp.config import Settings
 from databar_mcp.core.spend import check_spend
+from databar_mcp.core.users import acting_as
 from databar_mcp.sandbox import SandboxServer
 from tests.conftest import BULK_ARGS, confirming, error_body, make_settings, structured, text_of
 
@@ -136,3 +141,53 @@ def test_spend_rules(
         assert verdict == "confirm"
     else:
         assert verdict == "ok"
+
+
+# ---- a user's daily cap (users file) under concurrency: runs it cannot price count at their most ------------
+
+EMPLOYEES = 510  # priced per person: 0.2 credits × max_results per row; the catalog states no default for it
+BULK_ENRICH = "POST /v1/enrichments/{enrichment_id}/bulk-run"
+
+
+def employees_args(run: int, **extra: object) -> dict[str, Any]:
+    rows = [{"domain": f"run{run}-company{i}.com", **extra} for i in range(25)]
+    return {"enrichment_id": EMPLOYEES, "params": rows, "wait_seconds": 0}
+
+
+async def parallel_calls(settings: Settings, calls: list[dict[str, Any]]) -> list[Any]:
+    """The calls spread over two servers on one ledger, all at once (one user's agents, across two replicas)."""
+    results: list[Any] = [None] * len(calls)
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(Client(build_server(settings))) for _ in range(2)]
+
+        async def one(index: int) -> None:
+            results[index] = await clients[index % len(clients)].call_tool("run_bulk_enrichment", calls[index])
+
+        async with anyio.create_task_group() as group:
+            for index in range(len(calls)):
+                group.start_soon(one, index)
+    return results
+
+
+async def test_a_daily_cap_counts_a_run_it_cannot_price_at_its_most_under_concurrency(
+    sandbox: SandboxServer, tmp_path: Path, database_url: str | None
+) -> None:
+    """Regression (issue 22, 11): a run without an estimate (510 with max_results left out) counted 0 against the
+    daily cap until it finished, so 20 parallel runs under a cap of 5 were all sent and billed 100 credits. Now it
+    is refused, saying what to set; priced runs still get exactly what fits, across two servers on one ledger."""
+    users = tmp_path / "users.json"
+    users.write_text(json.dumps({"users": {}, "default": {"daily_credit_cap": 5}}))  # the README's shape
+    url = None if database_url is None else SecretStr(database_url)
+    settings = make_settings(sandbox, tmp_path, users_file=users, database_url=url)
+    with acting_as("alice"):  # the subject an OAuth token would name
+        unpriced = await parallel_calls(settings, [employees_args(run) for run in range(20)])
+        priced = await parallel_calls(settings, [employees_args(100 + run, max_results=1) for run in range(20)])
+
+    bodies = [error_body(result) for result in unpriced]
+    assert {body["code"] for body in bodies} == {"spend_limit"}
+    assert "cannot be estimated" in bodies[0]["message"] and "daily credit cap" in bodies[0]["message"]
+    assert any("set max_results (a number) in every row" in step for step in bodies[0]["next_steps"])
+    sent = [result for result in priced if not result.is_error]
+    assert len(sent) == 1 and structured(sent[0])["estimated_credits"] == 5.0  # 25 rows × 0.2 × 1: all the cap
+    assert all("daily cap of 5" in error_body(result)["message"] for result in priced if result.is_error)
+    assert sandbox.state.counts[BULK_ENRICH] == 1

@@ -403,7 +403,8 @@ class Ledger:
                     return Claim(submission_id=None, earlier=earlier)
                 if daily_cap is not None:
                     committed = await self._committed(conn, owner, now - DAY_S)
-                    if committed + (estimated_credits or 0.0) > daily_cap:
+                    # A run without an estimate could cost anything: under a cap it never goes as free.
+                    if estimated_credits is None or committed + estimated_credits > daily_cap:
                         await conn.commit()
                         return Claim(submission_id=None, earlier=None, committed_today=committed)
                 row = await conn.one(

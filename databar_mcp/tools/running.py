@@ -86,18 +86,30 @@ async def insufficient(svc: Services, exc: InsufficientCredits, estimate: float 
     return body
 
 
-def spend_limit(message: str, estimate: float | None, setting: str | None, **details: Any) -> ToolFailure:
+def spend_limit(
+    message: str, estimate: float | None, setting: str | None, *, unpriced: str | None = None, **details: Any
+) -> ToolFailure:
+    """Refused by a spend limit; `unpriced` says why a run without an estimate could not be priced."""
     steps = ["Run fewer rows or cheaper providers (the catalog tools show prices)."]
+    if estimate is None:
+        steps.insert(0, f"Make the cost knowable, then call again: {unpriced or 'choose what the catalog prices'}.")
     if setting:
         steps.append(f"Or ask the user to raise {setting} in the server's configuration and restart it.")
     return ToolFailure(
         ErrorBody(
             code=ErrorCode.SPEND_LIMIT,
             message=message + " Nothing was sent; no credits were spent.",
-            details={"estimated_credits": estimate, "setting": setting, **details},
+            details={"estimated_credits": estimate, "setting": setting, **details}
+            | ({"unpriced": unpriced} if unpriced else {}),
             next_steps=steps,
         )
     )
+
+
+def user_limit(exc: UserLimitReached, plan: RunPlan) -> ToolFailure:
+    """Refused by the calling user's own caps (users file)."""
+    message = f"Refused by your account's limit: {exc}."
+    return spend_limit(message, plan.estimated_credits, exc.setting, unpriced=plan.unpriced)
 
 
 class SpendGate(BaseModel):
@@ -409,7 +421,7 @@ async def run_and_wait(
     except DuplicateRunUnknown as exc:
         raise ToolFailure(duplicate_unknown(exc.earlier)) from None
     except UserLimitReached as exc:
-        raise spend_limit(f"Refused by your account's limit: {exc}.", plan.estimated_credits, exc.setting) from None
+        raise user_limit(exc, plan) from None
     except SubmissionUnknown as exc:
         body = from_api_error(exc)
         body.next_steps = [

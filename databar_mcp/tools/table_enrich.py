@@ -39,6 +39,7 @@ from databar_mcp.core.table_runs import (
     rows_to_run,
     submit_table_run,
 )
+from databar_mcp.core.users import UserLimitReached
 from databar_mcp.tools.context import Services, ToolContext, services
 from databar_mcp.tools.failures import from_issues
 from databar_mcp.tools.params import (
@@ -56,6 +57,7 @@ from databar_mcp.tools.running import (
     run_guards,
     settle_resend,
     settle_spend,
+    user_limit,
 )
 from databar_mcp.tools.table_kit import (
     ParamSource,
@@ -506,6 +508,8 @@ async def run_table_enrichment(
         raise ToolFailure(await insufficient(svc, exc, plan.estimated_credits)) from None
     except DuplicateRunUnknown as exc:
         raise ToolFailure(duplicate_unknown(exc.earlier)) from None
+    except UserLimitReached as exc:
+        raise user_limit(exc, plan) from None
     except ConflictError:
         raise ToolFailure(_conflict_running(table_uuid, enrichment_id, ())) from None
     reused = submitted.reused is not None
