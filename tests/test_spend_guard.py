@@ -19,7 +19,7 @@ from databar_mcp.app.server import build_server
 from databar_mcp.config import Settings
 from databar_mcp.core.spend import check_spend
 from databar_mcp.core.users import acting_as
-from databar_mcp.sandbox import SandboxServer
+from databar_mcp.sandbox import Fault, SandboxServer
 from tests.conftest import BULK_ARGS, confirming, error_body, make_settings, structured, text_of
 
 pytestmark = pytest.mark.anyio
@@ -191,3 +191,64 @@ async def test_a_daily_cap_counts_a_run_it_cannot_price_at_its_most_under_concur
     assert len(sent) == 1 and structured(sent[0])["estimated_credits"] == 5.0  # 25 rows × 0.2 × 1: all the cap
     assert all("daily cap of 5" in error_body(result)["message"] for result in priced if result.is_error)
     assert sandbox.state.counts[BULK_ENRICH] == 1
+
+
+# ---- a guard that could not check refuses (issue 22, 12) ---------------------------------------------------
+
+USER_ME = "GET /v1/user/me"
+
+
+async def test_when_the_balance_cannot_be_read_the_guard_refuses_and_says_when_to_retry(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """Regression (issue 22, 12): a 503 on the balance read marked the run "unchecked" and sent it, skipping
+    the minimum balance, the per-call limit and the confirmation (3 of 3 sent)."""
+    sandbox.state.inject(Fault(route=USER_ME, kind="status", status=503, times=1000))
+    settings = make_settings(sandbox, tmp_path, min_balance=10, confirm_above=5)
+    async with Client(build_server(settings), elicitation_callback=confirming("accept", asked := [])) as client:
+        result = await client.call_tool("run_bulk_waterfall", BULK_ARGS)
+    err = error_body(result)
+    assert err["code"] == "spend_guard_unavailable" and err["http_status"] == 503
+    assert "could not check this run" in err["message"] and "Nothing was sent" in err["message"]
+    assert "call run_bulk_waterfall again in a minute" in " ".join(err["next_steps"]).lower()
+    assert runs(sandbox) == 0 and asked == []
+
+
+async def test_a_rate_limited_balance_read_refuses_with_databars_retry_after(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    sandbox.state.inject(Fault(route=USER_ME, kind="rate_limit", retry_after=120, times=1000))
+    async with Client(build_server(make_settings(sandbox, tmp_path, min_balance=10))) as client:
+        result = await client.call_tool("run_bulk_waterfall", BULK_ARGS)
+    err = error_body(result)
+    assert err["code"] == "spend_guard_unavailable" and err["http_status"] == 429
+    assert err["retry_after_seconds"] == 120 and "again in 120 s" in err["next_steps"][0]
+    assert runs(sandbox) == 0
+
+
+async def test_the_per_call_limit_needs_no_balance_and_still_refuses_when_it_cannot_be_read(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    sandbox.state.inject(Fault(route=USER_ME, kind="status", status=503, times=1000))
+    async with Client(build_server(make_settings(sandbox, tmp_path, min_balance=1, max_credits_per_call=10))) as c:
+        result = await c.call_tool("run_bulk_waterfall", BULK_ARGS)
+    err = error_body(result)
+    assert err["code"] == "spend_limit" and "above the limit of 10 per call" in err["message"]
+    assert runs(sandbox) == 0
+
+
+async def test_a_check_that_failed_before_the_body_is_made_again_in_it(sandbox: SandboxServer, tmp_path: Path) -> None:
+    """The catalog read fails while the question would be prepared, then answers: the body judges the run itself
+    and, as the user could not be asked, sends nothing (before: sent with no question)."""
+    attempts = 1 + make_settings(sandbox, tmp_path).max_retries  # every try of the resolver's one catalog read
+    sandbox.state.inject(Fault(route="GET /v1/waterfalls/{identifier}", kind="status", status=503, times=attempts))
+    asked: list[str] = []
+    server = build_server(make_settings(sandbox, tmp_path, confirm_above=5))
+    async with Client(server, elicitation_callback=confirming("accept", asked)) as client:
+        result = await client.call_tool("run_bulk_waterfall", BULK_ARGS)
+    err = error_body(result)
+    assert err["code"] == "confirmation_required" and "12 credits" in err["message"]
+    assert err["next_steps"] == [
+        "Call run_bulk_waterfall again with the same arguments: the user is asked to confirm first."
+    ]
+    assert runs(sandbox) == 0 and asked == []

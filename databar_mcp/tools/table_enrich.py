@@ -490,7 +490,7 @@ async def run_table_enrichment(
         raise ToolFailure(_conflict_running(table_uuid, enrichment_id, plan.issues))
     if earlier is None and scope.rows == 0:
         return _nothing_to_run(scope)
-    settle_spend(run.spend, plan.estimated_credits)
+    await settle_spend(svc, run.spend, prepared.run, force=run.force)
     try:
         submitted = await submit_table_run(
             runner=svc.runner,
