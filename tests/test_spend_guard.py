@@ -13,6 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from mcp import Client
+from mcp.server.mcpserver import RequestStateSecurity
+from mcp.shared.exceptions import MCPError
+from mcp.types import ElicitRequestParams, ElicitResult
 from pydantic import SecretStr
 
 from databar_mcp.app.server import build_server
@@ -21,6 +24,7 @@ from databar_mcp.core.spend import check_spend
 from databar_mcp.core.users import acting_as
 from databar_mcp.sandbox import Fault, SandboxServer
 from tests.conftest import BULK_ARGS, confirming, error_body, make_settings, structured, text_of
+from tests.tasks_client import raw
 
 pytestmark = pytest.mark.anyio
 
@@ -252,3 +256,65 @@ async def test_a_check_that_failed_before_the_body_is_made_again_in_it(sandbox: 
         "Call run_bulk_waterfall again with the same arguments: the user is asked to confirm first."
     ]
     assert runs(sandbox) == 0 and asked == []
+
+
+# ---- one confirmation, one run: a sealed round is spent once (issue 22, 13) ---------------------------------
+
+
+async def in_band(context: Any, params: ElicitRequestParams) -> ElicitResult:
+    raise AssertionError("on 2026-07-28 the question travels in the tool call's result, never as a request")
+
+
+def answered(asked: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+    """The confirmed round: the same call again, with the user's yes and the sealed state it answers."""
+    (key,) = asked["inputRequests"]
+    yes = {key: {"action": "accept", "content": {"confirm": True}}}
+    return {
+        "name": "run_bulk_waterfall",
+        "arguments": args,
+        "requestState": asked["requestState"],
+        "inputResponses": yes,
+    }
+
+
+async def test_a_confirmed_force_round_runs_once_however_often_it_is_replayed(
+    sandbox: SandboxServer, tmp_path: Path, database_url: str | None
+) -> None:
+    """Regression (issue 22, 13): the sealed state of a confirmed force round was good for its 600 s lifetime;
+    3 replays billed 3 more runs with no new question. A replay is refused like an expired state, on any replica
+    sharing the ledger (two servers with the replicas' shared keys here), and also when sent to both at once."""
+    url = None if database_url is None else SecretStr(database_url)
+    settings = make_settings(sandbox, tmp_path, confirm_above=5, database_url=url)
+    shared = {"request_state_security": RequestStateSecurity(keys=["k" * 32])}
+    args = {**BULK_ARGS, "force": True, "wait_seconds": 0}
+    call = {"name": "run_bulk_waterfall", "arguments": args}
+    refused: list[MCPError] = []
+    async with contextlib.AsyncExitStack() as stack:
+        one, two = [
+            await stack.enter_async_context(Client(build_server(settings, **shared), elicitation_callback=in_band))
+            for _ in range(2)
+        ]
+        confirmed = answered(await raw(one, "tools/call", call), args)
+        first = await raw(one, "tools/call", confirmed)
+        for replica in (one, two, one):
+            with pytest.raises(MCPError) as replayed:
+                await raw(replica, "tools/call", confirmed)
+            refused.append(replayed.value)
+
+        raced = answered(await raw(two, "tools/call", call), args)
+        outcomes: list[object] = []
+
+        async def send(replica: Client) -> None:
+            try:
+                outcomes.append(await raw(replica, "tools/call", raced))
+            except MCPError as exc:
+                outcomes.append(exc)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(send, one)
+            group.start_soon(send, two)
+
+    assert first["isError"] is False and first["structuredContent"]["task_id"]
+    assert [(e.error.code, e.error.message) for e in refused] == [(-32602, "Invalid or expired requestState")] * 3
+    assert sorted(type(o).__name__ for o in outcomes) == ["MCPError", "dict"]
+    assert sandbox.state.counts[BULK_RUN] == 2  # the first confirmation, and one of the two raced

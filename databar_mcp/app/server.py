@@ -33,6 +33,7 @@ from databar_mcp import __version__, config
 from databar_mcp.api import DatabarClient
 from databar_mcp.api.deadline import deadline_in
 from databar_mcp.app.client_logs import ClientLogRelay
+from databar_mcp.app.sealed_rounds import spend_sealed_rounds_once
 from databar_mcp.app.stdio_guard import AnsweringReadStream
 from databar_mcp.config import Settings
 from databar_mcp.core.audit import AuditLog
@@ -324,6 +325,7 @@ def build_server(settings: Settings, **server_options: Any) -> DatabarMCPServer:
         **server_options,
     )
     register_oversized(server)
+    spend_sealed_rounds_once(server, lambda: server.services)  # one confirmation, one run
     server.io_deadline_s = settings.io_deadline_s
     mcp_tasks.fit = functools.partial(fit_result, budget=server.result_budget, store=server.oversized)
     relay = ClientLogRelay(installed_redactor() or Redactor())
