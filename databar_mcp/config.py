@@ -43,6 +43,10 @@ RETRY_AFTER_CAP_S = 60.0
 HTTP_MAX_SESSIONS = 1000  # live stateful sessions in all (the SDK's default is 10,000)
 HTTP_SESSIONS_PER_CLIENT = 32  # per client (address + bearer token): one client cannot take them all
 HTTP_SESSION_IDLE_S = 300.0  # a session with no request for this long is closed (the SDK's default: 30 min)
+# A sealed requestState (a question's round trip, 2026-07-28) is accepted this long after it was sealed, and each
+# is accepted once: its digest is kept for this long plus the clock skew the SDK allows at most.
+REQUEST_STATE_TTL_S = 600.0
+REQUEST_STATE_SKEW_S = 60.0
 HTTP_EVICT_IDLE_S = 60.0  # at the global cap, the longest-idle session idle at least this long makes room
 HTTP_HEADER_TIMEOUT_S = 10.0  # a request's headers must arrive within this (slowloris)
 HTTP_BODY_TIMEOUT_S = 30.0  # and its body within this

@@ -367,3 +367,24 @@ def test_servers_creating_one_new_ledger_at_the_same_moment_all_start(tmp_path: 
     assert failures == []
     with sqlite3.connect(tmp_path / "ledger-0.sqlite3") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_a_sealed_round_is_spent_once_on_every_ledger_sharing_the_store(
+    make_ledger: Callable[[], Ledger],
+) -> None:
+    """One confirmation, one run (issue 22, 13): a digest is spent once, whichever replica sees it first; a spent
+    digest is deleted once its state could no longer be accepted anyway."""
+    from databar_mcp.core.rounds import digest_of, spend_round
+
+    one, two = make_ledger(), make_ledger()
+    digest = digest_of("v1.sealed-state")
+    assert await spend_round(one, digest, keep_s=660) is True
+    assert await spend_round(two, digest, keep_s=660) is False
+    assert await spend_round(one, digest, keep_s=660) is False
+    assert await spend_round(two, digest_of("v1.another"), keep_s=-1) is True  # expired as soon as written
+    assert await spend_round(one, digest_of("v1.third"), keep_s=660) is True  # and deleted by the next spend
+
+    async def kept(conn: Any) -> list[str]:
+        return sorted(str(row[0]) for row in await conn.all("SELECT digest FROM spent_rounds"))
+
+    assert await one.call(kept) == sorted([digest, digest_of("v1.third")])

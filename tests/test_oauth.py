@@ -13,16 +13,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
 import jwt
 import pytest
@@ -32,12 +34,14 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import ProtectedResourceMetadata
 from mcp.shared.exceptions import MCPError
+from mcp.types import CallToolResult, ElicitRequestParams, ElicitResult
 
 from databar_mcp.app.auth import SCOPES
 from databar_mcp.app.http_app import HttpConfigError, HttpOptions, SecurityMiddleware, options_from_env
 from databar_mcp.sandbox import SandboxServer
 from databar_mcp.tools.fitting import CUT_META_KEY
 from tests.conftest import SENTINEL_KEY, error_body, structured, whole
+from tests.postgres_server import PostgresServer
 from tests.served import clean_env, free_port, http_process
 from tests.tasks_client import raw
 from tests.test_http import INITIALIZE, MCP_HEADERS, Recorder, recorder, sandbox_http
@@ -158,11 +162,14 @@ def served(recorder: Recorder, issuer: Issuer, tmp_path_factory: pytest.TempPath
 
 
 @asynccontextmanager
-async def session(served: Served, token: str, mode: str | None = None) -> AsyncIterator[Client]:
+async def session(
+    served: Served, token: str, mode: str | None = None, elicitation_callback: Any = None
+) -> AsyncIterator[Client]:
     headers = {"authorization": f"Bearer {token}"}
     async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60)) as http:
         transport = streamable_http_client(served.url, http_client=http)
-        async with Client(transport) if mode is None else Client(transport, mode=mode) as client:
+        options: dict[str, Any] = {} if mode is None else {"mode": mode}
+        async with Client(transport, elicitation_callback=elicitation_callback, **options) as client:
             yield client
 
 
@@ -595,3 +602,114 @@ async def test_the_published_resource_is_the_audience_accepted(issuer: Issuer) -
     assert metadata["authorization_servers"] == [issuer.url]
     assert published == "http://mcp.example.com"
     assert accepted.status_code == 200, accepted.text
+
+
+# ---- caps and confirmations across two server processes sharing PostgreSQL (issue 22, 11 and 13) -------------
+
+
+@contextmanager
+def two_replicas(
+    recorder: Recorder, issuer: Issuer, postgres: PostgresServer, tmp: Path, **settings: str
+) -> Iterator[tuple[Served, Served]]:
+    """Two HTTP server processes on one PostgreSQL ledger, with the replicas' shared request-state keys and a
+    users file whose default gives every user a daily cap of 5 credits (the README's shape); frank has none."""
+    users_file = tmp / "users.json"
+    users_file.write_text(json.dumps({"users": {"frank": {}}, "default": {"daily_credit_cap": 5}}))
+    env = clean_env(
+        DATABAR_MCP_USERS_FILE=str(users_file),
+        DATABAR_API_KEY=SENTINEL_KEY,
+        DATABAR_BASE_URL=recorder.proxy_url,
+        DATABAR_MCP_DATABASE_URL=postgres.new_database(),
+        DATABAR_MCP_REQUEST_STATE_KEYS="k" * 32,
+        DATABAR_MCP_TRACKER_INTERVAL="3600",
+        DATABAR_MCP_OAUTH_ISSUER=issuer.url,
+        **settings,
+    )
+    with contextlib.ExitStack() as stack:
+        replicas: list[Served] = []
+        for index in range(2):
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            state = tmp / f"state{index}"
+            replica_env = {**env, "DATABAR_MCP_OAUTH_RESOURCE": base + "/mcp", "DATABAR_MCP_STATE_DIR": str(state)}
+            stack.enter_context(http_process(replica_env, tmp / f"server{index}.stderr", port=port))
+            replicas.append(Served(base, tmp / f"server{index}.stderr", state))
+        yield replicas[0], replicas[1]
+
+
+def employees(run: int, **extra: object) -> dict[str, Any]:
+    """Enrichment 510, priced 0.2 credits × max_results per row; the catalog states no default for it."""
+    rows = [{"domain": f"r{run}-c{i}.example", **extra} for i in range(25)]
+    return {"enrichment_id": 510, "params": rows, "wait_seconds": 0}
+
+
+async def test_two_processes_on_postgresql_hold_a_users_daily_cap_for_runs_they_cannot_price(
+    recorder: Recorder, issuer: Issuer, sandbox_http: SandboxServer, postgres: PostgresServer, tmp_path: Path
+) -> None:
+    """Regression (issue 22, 11): a run without an estimate counted 0 against the daily cap, so 20 parallel runs
+    across two processes sharing PostgreSQL were all sent (no server-wide limit set, as in the README)."""
+    bulk_enrich = "POST /v1/enrichments/{enrichment_id}/bulk-run"
+    before = sandbox_http.state.counts[bulk_enrich]
+    with two_replicas(recorder, issuer, postgres, tmp_path) as replicas:
+
+        async def parallel(calls: list[dict[str, Any]]) -> list[CallToolResult]:
+            results: list[CallToolResult] = []
+            async with contextlib.AsyncExitStack() as stack:
+                clients = [
+                    await stack.enter_async_context(session(r, issuer.token(sub="erin", aud=r.url))) for r in replicas
+                ]
+
+                async def send(client: Client, arguments: dict[str, Any]) -> None:
+                    results.append(await client.call_tool("run_bulk_enrichment", arguments))
+
+                async with anyio.create_task_group() as group:
+                    for index, arguments in enumerate(calls):
+                        group.start_soon(send, clients[index % 2], arguments)
+            return results
+
+        unpriced = await parallel([employees(run) for run in range(20)])
+        priced = await parallel([employees(100 + run, max_results=1) for run in range(20)])  # 5 credits each
+
+    assert all(error_body(r)["code"] == "spend_limit" for r in unpriced)
+    assert all("your account has a daily credit cap" in error_body(r)["message"] for r in unpriced)
+    assert any("set max_results (a number) in every row" in s for s in error_body(unpriced[0])["next_steps"])
+    assert sum(not r.is_error for r in priced) == 1  # exactly what fits the cap of 5
+    assert sandbox_http.state.counts[bulk_enrich] - before == 1
+
+
+async def test_two_processes_on_postgresql_spend_each_confirmation_once(
+    recorder: Recorder, issuer: Issuer, sandbox_http: SandboxServer, postgres: PostgresServer, tmp_path: Path
+) -> None:
+    """Regression (issue 22, 13): a confirmed force round's sealed state ran once per replay, on either process
+    sharing the ledger and the request-state keys."""
+
+    async def in_band(context: Any, params: ElicitRequestParams) -> ElicitResult:
+        raise AssertionError("on 2026-07-28 the question travels in the tool call's result")
+
+    bulk_run = "POST /v1/waterfalls/{identifier}/bulk-run"
+    before = sandbox_http.state.counts[bulk_run]
+    args = {**run_args(8, "sealed"), "force": True}  # 8 rows × 1 credit, above the threshold of 6: asked
+    with two_replicas(recorder, issuer, postgres, tmp_path, DATABAR_MCP_CONFIRM_ABOVE="6") as replicas:
+        async with contextlib.AsyncExitStack() as stack:
+            at_one, at_two = [
+                await stack.enter_async_context(session(r, issuer.token(sub="frank", aud=r.url), None, in_band))
+                for r in replicas
+            ]
+            asked = await raw(at_one, "tools/call", {"name": "run_bulk_waterfall", "arguments": args})
+            (key,) = asked["inputRequests"]
+            confirmed = {
+                "name": "run_bulk_waterfall",
+                "arguments": args,
+                "requestState": asked["requestState"],
+                "inputResponses": {key: {"action": "accept", "content": {"confirm": True}}},
+            }
+            ran = await raw(at_one, "tools/call", confirmed)
+            replays: list[int] = []
+            for replica in (at_two, at_one, at_two):
+                with pytest.raises(MCPError) as replayed:
+                    await raw(replica, "tools/call", confirmed)
+                replays.append(replayed.value.error.code)
+
+    assert ran["isError"] is False and ran["structuredContent"]["estimated_credits"] == 8.0
+    assert replays == [-32602] * 3
+    assert sandbox_http.state.counts[bulk_run] - before == 1

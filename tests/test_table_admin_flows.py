@@ -13,7 +13,7 @@ from mcp import Client
 from databar_mcp.app.server import build_server
 from databar_mcp.config import Settings
 from databar_mcp.sandbox import Fault, SandboxServer
-from tests.conftest import confirming, make_settings, structured, text_of
+from tests.conftest import confirming, error_body, make_settings, structured, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -98,8 +98,16 @@ async def test_exporter_needs_confirmation_and_sends_once(mcp: Client, sandbox: 
     )
     run = "POST /v1/table/{table_uuid}/run-exporter/{processor_id}"
     refused = await mcp.call_tool("run_table_exporter", {"table_uuid": table, "exporter_id": added["exporter_id"]})
-    assert refused.is_error and "confirm" in text_of(refused)  # this client cannot ask the user
     assert sandbox.state.counts[run] == 0
+    # Regression (issue 23, 7): a free export came back as spend_limit with next steps that contradicted it.
+    err = error_body(refused)  # this client cannot ask the user
+    assert err["code"] == "confirmation_required"
+    assert "Sending 2 row(s)" in err["message"] and "cannot ask the user" in err["message"]
+    call_again = f'run_table_exporter(table_uuid="{table}", exporter_id={added["exporter_id"]}, confirm=true)'
+    assert err["next_steps"] == [
+        "Ask the user whether to send these rows (the count and destination are above).",
+        f"Only if they agree: call {call_again}.",
+    ]
     sent = await call(
         mcp, "run_table_exporter", {"table_uuid": table, "exporter_id": added["exporter_id"], "confirm": True}
     )
@@ -154,4 +162,32 @@ async def test_exporter_asks_the_user_when_the_client_can(
         result = await mcp.call_tool("run_table_exporter", {"table_uuid": table, "exporter_id": added["exporter_id"]})
     assert asked and "send 3 row(s)" in asked[0] and "HubSpot" in asked[0]
     assert result.is_error is not sent, text_of(result)
+    if not sent:
+        err = error_body(result)
+        assert err["code"] == "confirmation_required" and "The user" in err["message"]
+        assert err["next_steps"] == [
+            "Do not send these rows unless the user asks for it again; do not try to get around this."
+        ]
     assert sandbox.state.counts["POST /v1/table/{table_uuid}/run-exporter/{processor_id}"] == int(sent)
+
+
+async def test_an_export_whose_question_could_not_be_put_is_not_sent(sandbox: SandboxServer, tmp_path: Path) -> None:
+    """Regression (issue 22, 12): reading the table failed while the question was prepared, then answered in the
+    body; the export went out with no question asked. A confirmation that could not be asked refuses."""
+    asked: list[str] = []
+    settings = make_settings(sandbox, tmp_path, toolsets="all")
+    async with Client(build_server(settings), elicitation_callback=confirming("accept", asked)) as mcp:
+        table = (await call(mcp, "create_table", {"name": "To CRM", "columns": ["Email"]}))["identifier"]
+        await call(mcp, "insert_rows", {"table_uuid": table, "rows": [{"Email": "a@x.io"}]})
+        added = await call(
+            mcp,
+            "add_table_exporter",
+            {"table_uuid": table, "exporter_id": 41, "mapping": {"email": {"column": "Email"}}},
+        )
+        attempts = 1 + settings.max_retries  # every try of the question's one read of the table's exporters
+        sandbox.state.inject(Fault(route="GET /v1/table/{table_uuid}/exporters", kind="status", times=attempts))
+        result = await mcp.call_tool("run_table_exporter", {"table_uuid": table, "exporter_id": added["exporter_id"]})
+    err = error_body(result)
+    assert err["code"] == "confirmation_required" and "could not be asked" in err["message"]
+    assert "again in a few seconds" in err["next_steps"][0]
+    assert asked == [] and sandbox.state.counts.get("POST /v1/table/{table_uuid}/run-exporter/{processor_id}", 0) == 0

@@ -3,6 +3,7 @@ faults on the run POST and on the progress reads (all through a real MCP client 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from mcp import Client
 
 from databar_mcp.app.server import build_server
+from databar_mcp.core.users import acting_as
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
 from databar_mcp.sandbox.config import Fault
 from tests.conftest import SENTINEL_KEY, error_body, make_settings, structured, text_of
@@ -141,6 +143,21 @@ async def test_spend_guard_refuses_before_anything_is_sent(sandbox: SandboxServe
         table, enrichment = await table_with_waterfall(mcp, 20)  # worst case 20 x (1 + 2) = 60 credits
         refused = await mcp.call_tool("run_table_enrichment", {"table_uuid": table, "enrichment_id": enrichment})
     assert refused.is_error and "spend_limit" in text_of(refused) and "60" in text_of(refused)
+    assert sandbox.state.counts[RUN] == 0
+
+
+async def test_a_users_own_caps_hold_table_runs_too(sandbox: SandboxServer, tmp_path: Path) -> None:
+    """Table enrichment runs skipped the users file's caps (issue 22, 11): a 60-credit run under a daily cap of 50
+    went out. The caps apply to them as to every run."""
+    sandbox.state.balance = 10_000
+    users = tmp_path / "users.json"
+    users.write_text(json.dumps({"users": {"alice": {"daily_credit_cap": 50}}}))
+    with acting_as("alice"):  # the subject an OAuth token would name
+        async with Client(build_server(make_settings(sandbox, tmp_path, users_file=users))) as mcp:
+            table, enrichment = await table_with_waterfall(mcp, 20)  # worst case 20 x (1 + 2) = 60 credits
+            refused = await mcp.call_tool("run_table_enrichment", {"table_uuid": table, "enrichment_id": enrichment})
+    assert refused.is_error and "spend_limit" in text_of(refused)
+    assert "would pass your daily cap of 50" in text_of(refused) and "up to 60" in text_of(refused)
     assert sandbox.state.counts[RUN] == 0
 
 

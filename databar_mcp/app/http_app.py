@@ -201,7 +201,7 @@ class HttpOptions:
         kwargs: dict[str, Any] = self.oauth.server_kwargs() if self.oauth is not None else {}
         if self.request_state_keys:
             keys = [k.get_secret_value() for k in self.request_state_keys]
-            kwargs["request_state_security"] = RequestStateSecurity(keys=keys)
+            kwargs["request_state_security"] = RequestStateSecurity(keys=keys, ttl=config.REQUEST_STATE_TTL_S)
         return kwargs
 
     @property

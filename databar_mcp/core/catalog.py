@@ -25,6 +25,9 @@ class RunPlan:
     rows: int
     estimated_credits: float | None
     issues: tuple[FieldIssue, ...]
+    # Why the cost is unknown (estimated_credits None) and what would make it known: a spend limit that
+    # cannot price a run refuses it, and this tells the agent what to set.
+    unpriced: str | None = None
 
 
 class Catalog:
@@ -137,12 +140,21 @@ def plan_bulk_run(
             issues.append(FieldIssue(f"params[{index}]", f"missing required input(s): {', '.join(missing)}"))
     prices = [providers[e].price for e in enrichments if e in providers]
     estimate: float | None = None
+    unpriced: str | None = None
     if prices and all(p is not None for p in prices):
         per_row = sum(p for p in prices if p is not None)
         if email_verifier is not None and email_verifier in verifiers:
             per_row += verifiers[email_verifier].price or 0.0
         estimate = round(per_row * len(rows), 4)
-    return RunPlan(waterfall=waterfall, rows=len(rows), estimated_credits=estimate, issues=tuple(issues))
+    elif unknown := [e for e in enrichments if e in providers and providers[e].price is None]:
+        names = ", ".join(f"{e} ({providers[e].name})" for e in unknown)
+        unpriced = (
+            f"the catalog gives no price for provider(s) {names} of waterfall {waterfall.identifier}: choose "
+            "providers with a price (get_waterfall lists them)"
+        )
+    return RunPlan(
+        waterfall=waterfall, rows=len(rows), estimated_credits=estimate, issues=tuple(issues), unpriced=unpriced
+    )
 
 
 def default_providers(waterfall: Waterfall) -> list[int]:
@@ -176,8 +188,13 @@ def plan_enrichment_run(
             problem = choice_problem(param, value, (fetched_choices or {}).get(param.name))
             if problem:
                 issues.append(FieldIssue(f"{prefix}.{param.name}", problem))
+    estimate = enrichment_cost(enrichment, rows)
     return RunPlan(
-        waterfall=None, rows=len(rows), estimated_credits=enrichment_cost(enrichment, rows), issues=tuple(issues)
+        waterfall=None,
+        rows=len(rows),
+        estimated_credits=estimate,
+        issues=tuple(issues),
+        unpriced=None if estimate is not None else unpriced_reason(enrichment, rows),
     )
 
 
@@ -216,6 +233,23 @@ def enrichment_cost(enrichment: Enrichment, rows: Sequence[Mapping[str, object]]
             return None
         total += enrichment.price * multiplier
     return round(total, 4)
+
+
+def unpriced_reason(enrichment: Enrichment, rows: Sequence[Mapping[str, object]]) -> str:
+    """Why enrichment_cost could not price these rows, and what the caller can set so that it can."""
+    name = f"enrichment {enrichment.id} ({enrichment.name})"
+    if enrichment.price is None:
+        return f"the catalog gives no price for {name}"
+    parameter = enrichment.price_parameter
+    if parameter is None:
+        kind = enrichment.pricing.type if enrichment.pricing is not None else "unknown"
+        return f"{name} is priced by a rule this server cannot estimate ({kind!r})"
+    missing = sum(1 for row in rows if _amount(row.get(parameter)) is None)
+    return (
+        f"{name} costs {enrichment.price:g} credits × {parameter} per row, the catalog states no default or maximum "
+        f"for {parameter}, and {missing} of {len(rows)} row(s) leave it out or give no number: set {parameter} "
+        "(a number) in every row"
+    )
 
 
 def _amount(value: object) -> float | None:

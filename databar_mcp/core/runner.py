@@ -232,7 +232,33 @@ class TaskRunner:
         account = self._account if owner is None else f"{self._account}|user:{owner}"
         return fingerprint(account=account, endpoint=endpoint, body=request)
 
-    def _check_per_call(self, account: UserAccount | None, estimated_credits: float | None) -> None:
+    def caps(self, estimated_credits: float | None) -> float | None:
+        """The calling user's own caps (users file) before a run is claimed: UserLimitReached when the run is over
+        the per-call cap, or cannot be priced while a cap applies (a run that cannot be priced is counted at its
+        worst case, and that case is unknown). Returns the daily cap the claim must hold the run to."""
+        account = self._users.current() if self._users is not None else None
+        self._check_per_call(account, estimated_credits)
+        daily_cap = None if account is None else account.daily_credit_cap
+        if daily_cap is None or estimated_credits == 0:
+            return None  # a free run adds nothing to a day's spending
+        if estimated_credits is None:
+            raise UserLimitReached(
+                "the cost of this run cannot be estimated, and your account has a daily credit cap (a run counts "
+                "against it at its most, which is unknown here)",
+                "daily_credit_cap (users file)",
+            )
+        return daily_cap
+
+    @staticmethod
+    def over_daily_cap(committed: float, estimated_credits: float | None, daily_cap: float) -> UserLimitReached:
+        return UserLimitReached(
+            f"your runs of the last 24 hours spent or committed {committed:g} credits; this one "
+            f"(up to {estimated_credits or 0:g}) would pass your daily cap of {daily_cap:g}",
+            "daily_credit_cap (users file)",
+        )
+
+    @staticmethod
+    def _check_per_call(account: UserAccount | None, estimated_credits: float | None) -> None:
         cap = None if account is None else account.max_credits_per_call
         if cap is None:
             return
@@ -258,9 +284,7 @@ class TaskRunner:
         tool, endpoint, request, rows = order.tool, order.endpoint, order.request, order.rows
         estimated_credits, force, send = order.estimated_credits, order.force, order.send
         fp = self.fingerprint(endpoint, request)
-        account = self._users.current() if self._users is not None else None
-        self._check_per_call(account, estimated_credits)
-        daily_cap = None if account is None else account.daily_credit_cap
+        daily_cap = self.caps(estimated_credits)
         deadline = time.monotonic() + bounded(self._settle_s)  # never waited for past the call's deadline
         while True:
             claim = await self._ledger.claim(
@@ -275,11 +299,8 @@ class TaskRunner:
                 daily_cap=daily_cap,
             )
             if claim.committed_today is not None:
-                raise UserLimitReached(
-                    f"your runs of the last 24 hours spent or committed {claim.committed_today:g} credits; this one "
-                    f"(up to {estimated_credits or 0:g}) would pass your daily cap of {daily_cap:g}",
-                    "daily_credit_cap (users file)",
-                )
+                assert daily_cap is not None
+                raise self.over_daily_cap(claim.committed_today, estimated_credits, daily_cap)
             earlier = claim.earlier
             if earlier is None:
                 break

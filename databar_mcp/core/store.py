@@ -100,6 +100,15 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE submissions ADD COLUMN owner TEXT;
     CREATE INDEX submissions_by_owner ON submissions(owner, created_at)
     """,
+    # v4: each sealed requestState a tools/call answered with, spent once (one confirmation, one run; issue 22);
+    # owned by databar_mcp.core.rounds
+    """
+    CREATE TABLE spent_rounds (
+        digest TEXT PRIMARY KEY,
+        expires_at REAL NOT NULL
+    );
+    CREATE INDEX spent_rounds_by_expiry ON spent_rounds(expires_at)
+    """,
 )
 
 # What the migrations build: checked at open, so a damaged ledger is refused before anything is sent.
@@ -117,6 +126,7 @@ SCHEMA_TABLES: dict[str, frozenset[str]] = {
         {"handle_id", "scope", "generation", "tool", "request_json", "databar_task_id", "state", "status_message"}
         | {"progress_json", "poll_ms", "ttl_ms", "result_json", "input_json", "created_at", "updated_at"}
     ),
+    "spent_rounds": frozenset({"digest", "expires_at"}),
 }
 
 
@@ -403,7 +413,8 @@ class Ledger:
                     return Claim(submission_id=None, earlier=earlier)
                 if daily_cap is not None:
                     committed = await self._committed(conn, owner, now - DAY_S)
-                    if committed + (estimated_credits or 0.0) > daily_cap:
+                    # A run without an estimate could cost anything: under a cap it never goes as free.
+                    if estimated_credits is None or committed + estimated_credits > daily_cap:
                         await conn.commit()
                         return Claim(submission_id=None, earlier=None, committed_today=committed)
                 row = await conn.one(

@@ -304,10 +304,12 @@ async def submit_table_run(
     """Claim the run in the ledger (or find the identical earlier one), then POST it exactly once: `send(call)`,
     the same value that is fingerprinted.
 
-    The ledger keeps the run's scope beside its body, so a later call can report this run's own counts.
+    The ledger keeps the run's scope beside its body, so a later call can report this run's own counts. The
+    user's own caps apply as to every run (UserLimitReached).
     """
     endpoint, body = call.endpoint, call.request
     fp = runner.fingerprint(endpoint, body)
+    daily_cap = runner.caps(estimated_credits)
     settle_by = time.monotonic() + deadline.bounded(settle_s)  # never waited for past the call's deadline
     while True:
         claim = await ledger.claim(
@@ -319,7 +321,11 @@ async def submit_table_run(
             estimated_credits=estimated_credits,
             window_s=window_s,
             force=force,
+            daily_cap=daily_cap,
         )
+        if claim.committed_today is not None:
+            assert daily_cap is not None
+            raise runner.over_daily_cap(claim.committed_today, estimated_credits, daily_cap)
         earlier = claim.earlier
         if earlier is None:
             break

@@ -100,37 +100,47 @@ async def export_question(
     try:
         attached = next((e for e in await svc.client.list_table_exporters(table_uuid) if e.id == exporter_id), None)
         rows = await svc.client.count_table_rows(table_uuid)
-    except DatabarError:
-        return SpendGate(verdict="unchecked")
+    except DatabarError as exc:  # no question could be put: the body refuses unless it reports this itself
+        return SpendGate(verdict="unavailable", reason=exc.message)
     if attached is None:
-        return SpendGate(verdict="unchecked")
+        return SpendGate(verdict="unchecked")  # the body answers not_attached
     capabilities = ctx.client_capabilities
     if capabilities is not None and capabilities.elicitation is not None:
         return Elicit(f"Databar: send {rows:,} row(s) of table {table_uuid} to {attached.name}?", Confirmation)
     if confirm:
         return SpendGate(verdict="ok", reason="confirm=true: the agent says the user agreed")
     return SpendGate(
-        verdict="refuse",
-        reason=f"Sending {rows:,} row(s) to {attached.name} needs the user's confirmation, and this client "
-        "cannot ask the user. Ask them, then call again with confirm=true.",
+        verdict="confirm",
+        reason=f"Sending {rows:,} row(s) of table {table_uuid} to {attached.name} needs the user's confirmation, "
+        "and this client cannot ask the user.",
     )
 
 
-def settle_export(outcome: SpendOutcome) -> None:
-    if isinstance(outcome, AcceptedElicitation):
-        data = cast(object, outcome.data)
-        if isinstance(data, SpendGate) and data.verdict != "refuse":
-            return
-        if isinstance(data, Confirmation) and data.confirm:
-            return
-        reason = data.reason if isinstance(data, SpendGate) else "The user did not confirm the export."
+def settle_export(outcome: SpendOutcome, table_uuid: str, exporter_id: int) -> None:
+    """Raise confirmation_required unless the user (or, where the client cannot ask, the agent for them) agreed."""
+    args = f'table_uuid="{table_uuid}", exporter_id={exporter_id}'
+    data = cast(object, outcome.data) if isinstance(outcome, AcceptedElicitation) else None
+    if (isinstance(data, Confirmation) and data.confirm) or (isinstance(data, SpendGate) and data.verdict == "ok"):
+        return
+    if isinstance(data, SpendGate) and data.verdict == "confirm":
+        message = data.reason
+        steps = [
+            "Ask the user whether to send these rows (the count and destination are above).",
+            f"Only if they agree: call run_table_exporter({args}, confirm=true).",
+        ]
+    elif isinstance(data, SpendGate):  # the question could not be put: reading the table failed
+        message = f"The user could not be asked to confirm the export ({data.reason or 'the check failed'})."
+        steps = [f"Call run_table_exporter({args}) again in a few seconds: the user is asked first."]
     else:
-        reason = f"The user did not confirm the export ({outcome.action})."
+        answer = "did not confirm" if isinstance(data, Confirmation) else f"answered {outcome.action}"
+        message = f"The user {answer} the export."
+        steps = ["Do not send these rows unless the user asks for it again; do not try to get around this."]
     raise ToolFailure(
         ErrorBody(
-            code=ErrorCode.SPEND_LIMIT,
-            message=reason + " Nothing was sent.",
-            next_steps=["Only export when the user asks for it; do not try to get around this."],
+            code=ErrorCode.CONFIRMATION_REQUIRED,
+            message=message + " Nothing was sent.",
+            details={"table_uuid": table_uuid, "exporter_id": exporter_id},
+            next_steps=steps,
         )
     )
 
@@ -227,7 +237,7 @@ async def run_table_exporter(
     attached = next((e for e in await svc.client.list_table_exporters(table_uuid) if e.id == exporter_id), None)
     if columns is None or attached is None:
         raise not_attached(table_uuid, exporter_id)
-    settle_export(confirmation)
+    settle_export(confirmation, table_uuid, exporter_id)
     before = await reader_of(svc).states(table_uuid, columns.status)
     scope = RunScope(
         table_uuid=table_uuid,

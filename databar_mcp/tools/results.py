@@ -28,6 +28,8 @@ class ErrorCode(StrEnum):
     SUBMISSION_UNKNOWN = "submission_unknown"
     CONFLICT = "conflict"
     SPEND_LIMIT = "spend_limit"
+    SPEND_GUARD_UNAVAILABLE = "spend_guard_unavailable"  # the guard could not check (balance unreadable): retry
+    CONFIRMATION_REQUIRED = "confirmation_required"  # the user has not confirmed (yet): ask, then call again
     UPSTREAM_ERROR = "upstream_error"
 
 

@@ -19,11 +19,11 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from databar_mcp.api.deadline import deadline_in
-from databar_mcp.api.errors import DatabarError, InsufficientCredits, SubmissionUnknown
+from databar_mcp.api.errors import APIStatusError, DatabarError, InsufficientCredits, SubmissionUnknown
 from databar_mcp.api.runs import RunRequest
 from databar_mcp.core.catalog import RunPlan
 from databar_mcp.core.runner import DuplicateRunUnknown, RunOrder
-from databar_mcp.core.spend import check_spend, needs_balance
+from databar_mcp.core.spend import SpendCheck, check_spend, needs_balance
 from databar_mcp.core.store import Submission
 from databar_mcp.core.users import UserLimitReached
 from databar_mcp.tools.context import Services, ToolContext, services
@@ -88,28 +88,45 @@ async def insufficient(svc: Services, exc: InsufficientCredits, estimate: float 
     return body
 
 
-def spend_limit(message: str, estimate: float | None, setting: str | None, **details: Any) -> ToolFailure:
+def spend_limit(
+    message: str, estimate: float | None, setting: str | None, *, unpriced: str | None = None, **details: Any
+) -> ToolFailure:
+    """Refused by a spend limit; `unpriced` says why a run without an estimate could not be priced."""
     steps = ["Run fewer rows or cheaper providers (the catalog tools show prices)."]
+    if estimate is None:
+        steps.insert(0, f"Make the cost knowable, then call again: {unpriced or 'choose what the catalog prices'}.")
     if setting:
         steps.append(f"Or ask the user to raise {setting} in the server's configuration and restart it.")
     return ToolFailure(
         ErrorBody(
             code=ErrorCode.SPEND_LIMIT,
             message=message + " Nothing was sent; no credits were spent.",
-            details={"estimated_credits": estimate, "setting": setting, **details},
+            details={"estimated_credits": estimate, "setting": setting, **details}
+            | ({"unpriced": unpriced} if unpriced else {}),
             next_steps=steps,
         )
     )
 
 
-class SpendGate(BaseModel):
-    """The spend guard's verdict when no question needs asking (computed before the tool body runs)."""
+def user_limit(exc: UserLimitReached, plan: RunPlan) -> ToolFailure:
+    """Refused by the calling user's own caps (users file)."""
+    message = f"Refused by your account's limit: {exc}."
+    return spend_limit(message, plan.estimated_credits, exc.setting, unpriced=plan.unpriced)
 
-    verdict: Literal["ok", "refuse", "unchecked"]
+
+class SpendGate(BaseModel):
+    """The spend guard's verdict on a run (computed before the tool body runs, and again in it when it could not
+    be then): `confirm` carries the question's reason; `unavailable` means the balance the guard must check
+    could not be read, so the run is refused (a guard that could not check never lets a run through)."""
+
+    verdict: Literal["ok", "refuse", "confirm", "unavailable", "unchecked"]
     reason: str = ""
     setting: str | None = None
     estimate: float | None = None
     balance: float | None = None
+    unpriced: str | None = None
+    http_status: int | None = None
+    retry_after: float | None = None
 
 
 SpendOutcome = ElicitationResult[Confirmation]
@@ -137,59 +154,125 @@ class PreparedRun:
 Prepare = Callable[[], Awaitable[PreparedRun]]
 
 
+async def judge_spend(svc: Services, run: PreparedRun, *, force: bool) -> SpendGate:
+    """The server-wide spend guard's verdict on a prepared run. Fails closed: when the balance it must check
+    (DATABAR_MCP_MIN_BALANCE) cannot be read, the run is refused as `unavailable`, unless a rule that needs
+    no balance (the per-call limit) refuses it anyway."""
+    plan = run.plan
+    earlier = None if force else await svc.tasks.earlier(run.endpoint, run.request)
+    if earlier is not None and earlier.outcome == "accepted":
+        return SpendGate(verdict="ok", reason="reuse of an identical earlier run: free")
+    estimate, balance = plan.estimated_credits, None
+    if needs_balance(svc.settings):
+        try:
+            balance = (await svc.client.get_user()).balance
+        except DatabarError as exc:
+            alone = check_spend(estimate, None, svc.settings)  # the rules that need no balance still apply
+            if alone.verdict == "refuse":
+                return _refused(alone, plan, None)
+            answered = exc if isinstance(exc, APIStatusError) else None
+            return SpendGate(
+                verdict="unavailable",
+                reason=exc.message,
+                estimate=estimate,
+                http_status=(answered.status_code or None) if answered else None,
+                retry_after=answered.retry_after if answered else None,
+            )
+    verdict = check_spend(estimate, balance, svc.settings)
+    if verdict.verdict == "refuse":
+        return _refused(verdict, plan, balance)
+    if verdict.verdict == "confirm":
+        return SpendGate(verdict="confirm", reason=verdict.reason, setting=verdict.setting, estimate=estimate)
+    return SpendGate(verdict="ok", estimate=estimate, balance=balance)
+
+
+def _refused(verdict: SpendCheck, plan: RunPlan, balance: float | None) -> SpendGate:
+    return SpendGate(
+        verdict="refuse",
+        reason=f"Refused by the spend guard: {verdict.reason}.",
+        setting=verdict.setting,
+        estimate=plan.estimated_credits,
+        balance=balance,
+        unpriced=plan.unpriced,
+    )
+
+
 async def spend_question(ctx: ToolContext, prepare: Prepare, force: bool) -> SpendGate | Elicit[Confirmation]:
     """Resolver body shared by the run tools: the verdict, or the question to put to the user.
 
-    Runs before the tool body (the SDK asks the question on either protocol era). Anything that goes wrong
-    here is left for the body to report as a structured error: the gate then says "unchecked".
+    Runs before the tool body (the SDK asks the question on either protocol era). When the run cannot be
+    prepared here the gate says "unchecked": the body prepares it again, and reports the error or judges it
+    itself (settle_spend), so nothing is ever sent unjudged.
     """
     svc = services(ctx)
     try:
         run = await prepare()
-        plan = run.plan
-        if plan.issues:
-            return SpendGate(verdict="unchecked")
-        earlier = None if force else await svc.tasks.earlier(run.endpoint, run.request)
-        if earlier is not None and earlier.outcome == "accepted":
-            return SpendGate(verdict="ok", reason="reuse of an identical earlier run: free")
-        balance = (await svc.client.get_user()).balance if needs_balance(svc.settings) else None
+        if run.plan.issues:
+            return SpendGate(verdict="unchecked")  # the body reports the issues; nothing is sent
+        gate = await judge_spend(svc, run, force=force)
     except (DatabarError, ValueError, ToolFailure):  # the body reports it as a structured error
         return SpendGate(verdict="unchecked")
-    estimate = plan.estimated_credits
-    verdict = check_spend(estimate, balance, svc.settings)
-    if verdict.verdict == "ok":
-        return SpendGate(verdict="ok", estimate=estimate, balance=balance)
-    if verdict.verdict == "refuse":
-        return SpendGate(
-            verdict="refuse",
-            reason=f"Refused by the spend guard: {verdict.reason}.",
-            setting=verdict.setting,
-            estimate=estimate,
-            balance=balance,
-        )
+    if gate.verdict != "confirm":
+        return gate
     capabilities = ctx.client_capabilities
     if capabilities is None or capabilities.elicitation is None:
-        return SpendGate(
-            verdict="refuse",
-            reason=f"Needs the user's confirmation: {verdict.reason}, and this client cannot ask the user.",
-            setting=verdict.setting,
-            estimate=estimate,
+        return gate.model_copy(
+            update={
+                "verdict": "refuse",
+                "reason": f"Needs the user's confirmation: {gate.reason}, and this client cannot ask the user.",
+            }
         )
-    return Elicit(f"Databar: {verdict.reason}. Run it?", Confirmation)
+    return Elicit(f"Databar: {gate.reason}. Run it?", Confirmation)
 
 
-def settle_spend(outcome: SpendOutcome, estimate: float | None) -> None:
-    """Raise spend_limit unless the gate passed or the user confirmed."""
-    if isinstance(outcome, AcceptedElicitation):
-        data = cast(object, outcome.data)  # a SpendGate when no question was asked
-        if isinstance(data, SpendGate):
-            if data.verdict == "refuse":
-                raise spend_limit(data.reason, data.estimate, data.setting, balance=data.balance)
-            return
-        if isinstance(data, Confirmation) and data.confirm:
+async def settle_spend(svc: Services, outcome: SpendOutcome, run: PreparedRun, *, force: bool) -> None:
+    """Raise unless the spend guard passed the run or the user confirmed it; a gate the resolver could not
+    judge is judged here, and a guard that cannot judge refuses (it never lets a run through unchecked)."""
+    estimate = run.plan.estimated_credits
+    if not isinstance(outcome, AcceptedElicitation):
+        action = outcome.action
+        raise spend_limit(f"The user did not confirm the run ({action}).", estimate, None, answer=action)
+    data = cast(object, outcome.data)  # a SpendGate when no question was asked
+    if isinstance(data, Confirmation):
+        if data.confirm:
             return
         raise spend_limit("The user did not confirm the run.", estimate, None, answer="accept: confirm=false")
-    raise spend_limit(f"The user did not confirm the run ({outcome.action}).", estimate, None, answer=outcome.action)
+    gate = data if isinstance(data, SpendGate) else SpendGate(verdict="unchecked")
+    if gate.verdict == "unchecked":
+        gate = await judge_spend(svc, run, force=force)
+    if gate.verdict == "refuse":
+        raise spend_limit(gate.reason, gate.estimate, gate.setting, unpriced=gate.unpriced, balance=gate.balance)
+    if gate.verdict == "unavailable":
+        raise ToolFailure(guard_unavailable(gate, run.tool))
+    if gate.verdict == "confirm":  # judged only now: the question could not be put before the body ran
+        raise ToolFailure(
+            ErrorBody(
+                code=ErrorCode.CONFIRMATION_REQUIRED,
+                message=f"This run needs the user's confirmation ({gate.reason}), and it could not be asked in this "
+                "call. Nothing was sent; no credits were spent.",
+                details={"estimated_credits": gate.estimate, "setting": gate.setting},
+                next_steps=[f"Call {run.tool} again with the same arguments: the user is asked to confirm first."],
+            )
+        )
+
+
+def guard_unavailable(gate: SpendGate, tool: str) -> ErrorBody:
+    """The spend guard could not read the balance it must check: refused, with when to try again."""
+    if gate.retry_after is not None:
+        when = f"Call {tool} again in {gate.retry_after:g} s (Databar asked to wait that long)."
+    else:
+        when = f"Call {tool} again in a minute: Databar did not answer the balance read."
+    return ErrorBody(
+        code=ErrorCode.SPEND_GUARD_UNAVAILABLE,
+        http_status=gate.http_status,
+        retry_after_seconds=gate.retry_after,
+        message=(
+            "The spend guard could not check this run: reading the account balance it must check "
+            f"(DATABAR_MCP_MIN_BALANCE) failed ({gate.reason}). Nothing was sent; no credits were spent."
+        ),
+        details={"estimated_credits": gate.estimate, "setting": "DATABAR_MCP_MIN_BALANCE"},
+        next_steps=[when, "get_account shows whether the balance can be read again."],
+    )
 
 
 class ResendConfirmation(BaseModel):
@@ -393,7 +476,7 @@ async def run_and_wait(
     plan, rows = run.plan, run.rows
     if plan.issues:
         raise ToolFailure(from_issues(f"The input does not fit {run.target}; nothing was sent.", plan.issues))
-    settle_spend(spend, plan.estimated_credits)
+    await settle_spend(svc, spend, run, force=force)
     try:
         submitted = await svc.tasks.submit(
             RunOrder(
@@ -411,7 +494,7 @@ async def run_and_wait(
     except DuplicateRunUnknown as exc:
         raise ToolFailure(duplicate_unknown(exc.earlier)) from None
     except UserLimitReached as exc:
-        raise spend_limit(f"Refused by your account's limit: {exc}.", plan.estimated_credits, exc.setting) from None
+        raise user_limit(exc, plan) from None
     except SubmissionUnknown as exc:
         body = from_api_error(exc)
         body.next_steps = [

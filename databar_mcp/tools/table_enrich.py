@@ -39,6 +39,7 @@ from databar_mcp.core.table_runs import (
     rows_to_run,
     submit_table_run,
 )
+from databar_mcp.core.users import UserLimitReached
 from databar_mcp.tools.context import Services, ToolContext, services
 from databar_mcp.tools.failures import from_issues
 from databar_mcp.tools.params import (
@@ -56,6 +57,7 @@ from databar_mcp.tools.running import (
     run_guards,
     settle_resend,
     settle_spend,
+    user_limit,
 )
 from databar_mcp.tools.table_kit import (
     ParamSource,
@@ -488,7 +490,7 @@ async def run_table_enrichment(
         raise ToolFailure(_conflict_running(table_uuid, enrichment_id, plan.issues))
     if earlier is None and scope.rows == 0:
         return _nothing_to_run(scope)
-    settle_spend(run.spend, plan.estimated_credits)
+    await settle_spend(svc, run.spend, prepared.run, force=run.force)
     try:
         submitted = await submit_table_run(
             runner=svc.runner,
@@ -506,6 +508,8 @@ async def run_table_enrichment(
         raise ToolFailure(await insufficient(svc, exc, plan.estimated_credits)) from None
     except DuplicateRunUnknown as exc:
         raise ToolFailure(duplicate_unknown(exc.earlier)) from None
+    except UserLimitReached as exc:
+        raise user_limit(exc, plan) from None
     except ConflictError:
         raise ToolFailure(_conflict_running(table_uuid, enrichment_id, ())) from None
     reused = submitted.reused is not None
