@@ -5,14 +5,15 @@ People's files say "First Name", "first_name", "FirstName", "E-mail", "Company D
 compared in a compact form (lower case, letters and digits only), first as the same name, then through the
 spellings each kind of input goes by (a `company` input, which takes a name or a domain, also takes a
 "Company Domain", "domain" or "Website" column), then with a prefix such as "Contact Email". Each column
-feeds one input at most; required inputs choose first. The mapping used is stated in the answer, so a wrong
-guess is seen and corrected with `columns`.
+feeds one input at most; required inputs choose first, so an optional one never takes the only column a
+required one could use. The mapping used is stated in the answer, so a wrong guess is seen and corrected
+with `columns`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -120,9 +121,11 @@ def _shown(columns: Sequence[str]) -> list[str]:
 def _given_column(input_name: str, wanted: str, columns: Sequence[str], needed: str) -> str:
     if wanted in columns:
         return wanted
-    close = [c for c in columns if compact(c) == compact(wanted)] or [c for c in columns if c.strip() == wanted.strip()]
-    if len(close) == 1:
-        return close[0]
+    folds: tuple[Callable[[str], str], ...] = (lambda c: c.strip().casefold(), compact)
+    for fold in folds:  # "e-mail" is "E-mail"; then "E_Mail" is too
+        close = [c for c in columns if fold(c) == fold(wanted)]
+        if len(close) == 1:
+            return close[0]
     raise MissingColumns(
         f"columns maps {input_name} to {quoted(wanted)}, which the file does not have. Its columns: "
         + ", ".join(quoted(c) for c in _shown(columns))
@@ -156,14 +159,14 @@ def map_columns(
             )
         used[input_name], how[input_name] = _given_column(input_name, wanted, columns, needed), "given"
     taken = set(used.values())
-    candidates = sorted(
-        (r, not spec.required, i, j)
+    candidates = sorted(  # required inputs choose first (the run needs them), each by best fit
+        (not spec.required, r, i, j)
         for i, spec in enumerate(inputs)
         if spec.name not in used
         for j, column in enumerate(columns)
         if column not in taken and (r := rank(spec.name, column)) is not None
     )
-    for r, _, i, j in candidates:
+    for _, r, i, j in candidates:
         name, column = inputs[i].name, columns[j]
         if name not in used and column not in taken:
             used[name], how[name] = column, ("same name" if r == 0 else "matched")

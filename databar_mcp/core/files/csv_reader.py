@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 
 from databar_mcp.core.files.csv_layout import CsvLayout
 from databar_mcp.core.files.problems import UnreadableFile
@@ -46,7 +46,11 @@ def _unreadable(exc: csv.Error, name: str, start: int, at: int) -> UnreadableFil
 
 def csv_records(binary: BinaryIO, layout: CsvLayout, name: str) -> Iterator[tuple[int, list[str]]]:
     """(the line a record starts on, its cells) for every record that is not blank, the header included."""
-    text = io.TextIOWrapper(binary, encoding=layout.encoding, newline="")
+    with io.TextIOWrapper(binary, encoding=layout.encoding, newline="") as text:  # closes `binary` too
+        yield from _records(text, layout, name)
+
+
+def _records(text: TextIO, layout: CsvLayout, name: str) -> Iterator[tuple[int, list[str]]]:
     reader = csv.reader(text, delimiter=layout.delimiter, strict=True)
     end = 0  # the last physical line read so far
     while True:

@@ -9,10 +9,11 @@ must be the rows sent.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from pathlib import Path
@@ -83,7 +84,7 @@ def _digest(path: Path) -> tuple[str, int, int]:
     return digest, st.st_size, st.st_mtime_ns
 
 
-def _tabular(source: InputFile) -> Iterator[tuple[int, Sequence[object]]]:
+def _tabular(source: InputFile) -> Generator[tuple[int, Sequence[object]]]:
     """Records of a CSV or .xlsx file, the header first."""
     f = open_regular(source.path)
     with f:
@@ -119,7 +120,8 @@ def open_input(path: Path, *, sheet: str | None = None) -> InputFile:
     else:
         with open_regular(path) as f:
             base = replace(base, sheet=first_sheet_name(f, path.name, sheet))
-    first = next(iter(_tabular(base)), None)
+    with contextlib.closing(_tabular(base)) as records:
+        first = next(records, None)
     if first is None:
         raise UnreadableFile(f"{path.name} is empty: it needs a header row and rows below it.")
     return _with_header(base, tuple(cell_text(c) for c in first[1]))
@@ -147,10 +149,10 @@ def iter_rows(source: InputFile) -> Iterator[InputRow]:
                 yield InputRow(position, number, record)
         return
     width = len(source.columns)
-    records = _tabular(source)
-    next(records, None)  # the header
-    for position, (number, cells) in enumerate(records):
-        extra = cells[width:]
-        values = dict(zip(source.columns, cells, strict=False))
-        surplus = sum(1 for c in extra if c is not None and cell_text(c).strip())
-        yield InputRow(position, number, values, surplus)
+    with contextlib.closing(_tabular(source)) as records:  # closed when the caller stops early, too
+        next(records, None)  # the header
+        for position, (number, cells) in enumerate(records):
+            extra = cells[width:]
+            values = dict(zip(source.columns, cells, strict=False))
+            surplus = sum(1 for c in extra if c is not None and cell_text(c).strip())
+            yield InputRow(position, number, values, surplus)

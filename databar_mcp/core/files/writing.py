@@ -11,6 +11,7 @@ finished.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -159,14 +160,19 @@ def _write_xlsx(tmp: Path, source: InputFile, columns: Sequence[str], pairs: Ite
     sheet = book.create_sheet(source.sheet or "Sheet1")
     sheet.append([_xlsx_value(h) for h in (*_header(source), *names)])
     rows = 0
-    for row, result in pairs:
-        if rows + 1 >= XLSX_MAX_ROWS:
-            raise FileRefused(f"The output has more than {XLSX_MAX_ROWS - 1:,} rows, Excel's limit: write CSV instead.")
-        flat = flatten(result) if result is not None else {}
-        sheet.append(
-            [_xlsx_value(row.values.get(c)) for c in source.columns] + [_xlsx_value(flat.get(c)) for c in columns]
-        )
-        rows += 1
+    try:
+        for row, result in pairs:
+            if rows + 1 >= XLSX_MAX_ROWS:
+                raise FileRefused(f"The output has more than {XLSX_MAX_ROWS - 1:,} rows, Excel's limit: write CSV.")
+            flat = flatten(result) if result is not None else {}
+            sheet.append(
+                [_xlsx_value(row.values.get(c)) for c in source.columns] + [_xlsx_value(flat.get(c)) for c in columns]
+            )
+            rows += 1
+    except BaseException:
+        with contextlib.suppress(Exception):
+            book.save(tmp)  # closes and removes the sheet's own temporary file; the caller removes `tmp`
+        raise
     book.save(tmp)
     return rows
 
