@@ -203,6 +203,9 @@ def test_a_file_changed_after_it_was_read_is_refused(tmp_path: Path) -> None:
     path.write_text(leads_text(",") + "Dee,Ng,d.io\r\n", encoding="utf-8")
     with pytest.raises(FileProblem, match="changed since it was read"):
         list(iter_rows(source))
+    path.unlink()
+    with pytest.raises(FileProblem, match="is gone since it was read"):
+        list(iter_rows(source))
 
 
 # ---- JSON Lines ------------------------------------------------------------------------------------------

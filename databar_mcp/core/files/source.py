@@ -132,7 +132,10 @@ def _with_header(source: InputFile, header: tuple[str, ...]) -> InputFile:
 
 
 def _unchanged(source: InputFile) -> None:
-    st = source.path.stat()
+    try:
+        st = source.path.stat()
+    except OSError:
+        raise FileProblem(f"{source.name} is gone since it was read.", details={"file": source.name}) from None
     if (st.st_size, st.st_mtime_ns) != (source.size, source.modified_ns):
         raise FileProblem(
             f"{source.name} changed since it was read; call again so the new content is checked before it is sent.",
