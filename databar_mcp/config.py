@@ -65,6 +65,13 @@ ROW_WRITE_BATCH = 50
 TABLE_PAGE_MAX = 1000
 MAX_BULK_ROWS = 10_000
 MAX_OFFSET = 1_000_000_000  # paging offsets: far beyond any ledger, far below SQLite's 64-bit integers
+# Files in and out (issue 25). A file is sent as bulk runs of at most FILE_PART_ROWS rows: Databar's own SDK
+# and CLI send a whole CSV in one bulk-run request, and its MCP server says there is no backend size limit on
+# bulk runs (only row writes are limited, to 50); the one ceiling we know is our own request model's
+# MAX_BULK_ROWS (the sandbox enforces the same), so a part is that size unless DATABAR_MCP_FILE_PART_ROWS says.
+FILE_PART_ROWS = MAX_BULK_ROWS
+FILE_VALUE_MAX_CHARS = 1_000  # an input value longer than this is a bad row (often a quote that swallowed lines)
+FILE_BAD_ROWS_SHOWN = 20  # bad rows listed by number in one answer (all are counted)
 CONNECTOR_NAME_MAX = 256
 CONNECTOR_URL_MAX = 512
 CONNECTOR_BODY_TEMPLATE_MAX = 2048
@@ -239,6 +246,10 @@ class Settings(BaseModel):
     def exports_dir(self) -> Path:
         return self.state_dir / "exports"
 
+    # Over HTTP, files are read only from here (DATABAR_MCP_IMPORT_DIR); unset: reading files is off there.
+    import_dir: Path | None = None
+    file_part_rows: int = Field(default=FILE_PART_ROWS, ge=1, le=MAX_BULK_ROWS)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if environ is None else environ
@@ -265,6 +276,8 @@ class Settings(BaseModel):
             values["audit_log"] = Path(audit_log)
         if state := env.get("DATABAR_MCP_STATE_DIR"):
             values["state_dir"] = Path(state)
+        if import_dir := env.get("DATABAR_MCP_IMPORT_DIR"):
+            values["import_dir"] = Path(import_dir)
         for name, var in (
             ("tool_deadline_s", "DATABAR_MCP_TOOL_DEADLINE"),
             ("result_budget_chars", "DATABAR_MCP_RESULT_BUDGET"),
@@ -276,6 +289,7 @@ class Settings(BaseModel):
             ("max_credits_per_call", "DATABAR_MCP_MAX_CREDITS_PER_CALL"),
             ("min_balance", "DATABAR_MCP_MIN_BALANCE"),
             ("confirm_above", "DATABAR_MCP_CONFIRM_ABOVE"),
+            ("file_part_rows", "DATABAR_MCP_FILE_PART_ROWS"),
         ):
             if raw := env.get(var):
                 values[name] = raw

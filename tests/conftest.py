@@ -70,6 +70,7 @@ TIERS: dict[str, str] = {
     "test_errors.py": E2E,
     "test_examples.py": SYSTEM,
     "test_export_files.py": E2E,
+    "test_file_mapping.py": UNIT,
     "test_fault_matrix.py": E2E,
     "test_fuzz.py": E2E,
     "test_guidance.py": E2E,
@@ -78,6 +79,7 @@ TIERS: dict[str, str] = {
     "test_http_limits.py": SYSTEM,
     "test_inspector.py": SYSTEM,
     "test_inspector_tasks.py": SYSTEM,
+    "test_input_files.py": UNIT,
     "test_layers.py": UNIT,
     "test_ledger.py": UNIT,  # its PostgreSQL cases are system (see tier_of)
     "test_listing_cache.py": E2E,
@@ -86,6 +88,7 @@ TIERS: dict[str, str] = {
     "test_mcp_task_runs.py": SYSTEM,  # a server restarted mid-run, and HTTP
     "test_mcp_tasks.py": E2E,
     "test_newcomer.py": SYSTEM,
+    "test_output_files.py": UNIT,
     "test_oauth.py": SYSTEM,
     "test_pure.py": UNIT,
     "test_readme.py": UNIT,

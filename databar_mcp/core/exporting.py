@@ -44,7 +44,7 @@ def cell(value: object) -> object:
     return "" if value is None else value
 
 
-def export_stem(default: str, name: str | None, fmt: ExportFormat) -> str:
+def export_stem(default: str, name: str | None, fmt: str) -> str:
     """The file stem for an export: the agent's plain name (or `default`), checked before anything is read."""
     stem = name or default
     if not SAFE_NAME.fullmatch(stem) or ".." in stem:
@@ -56,7 +56,7 @@ def export_stem(default: str, name: str | None, fmt: ExportFormat) -> str:
     return stem
 
 
-def claim_new_file(folder: Path, stem: str, fmt: ExportFormat) -> Path:
+def claim_new_file(folder: Path, stem: str, fmt: str) -> Path:
     """Create a new, empty file `stem.fmt` (or `stem-N.fmt`) in `folder` and return it; never an existing one.
 
     Creation is exclusive (O_EXCL), so concurrent exports with the same name each get their own file: a
