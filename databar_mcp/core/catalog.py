@@ -34,6 +34,39 @@ class Catalog:
         self._cache: dict[str, tuple[float, Waterfall]] = {}
         self._enrichments: dict[int, tuple[float, Enrichment]] = {}
         self._choices: dict[tuple[int, str], tuple[float, tuple[Choice, ...] | None]] = {}
+        self._listing: tuple[float, list[Enrichment]] | None = None
+        self._waterfalls: tuple[float, list[Waterfall]] | None = None
+
+    def _fresh(self, at: float) -> bool:
+        return time.monotonic() - at < self._ttl_s
+
+    async def enrichment_list(self) -> list[Enrichment]:
+        """The whole catalog as listed (summaries), a page of LIST_PAGE at a time: searched here, so a user's
+        words need not be Databar's."""
+        if self._listing is not None and self._fresh(self._listing[0]):
+            return self._listing[1]
+        found: list[Enrichment] = []
+        for page in range(1, LIST_PAGES_MAX + 1):
+            items, _, more = await self._client.search_enrichments(q=None, category=None, page=page, limit=LIST_PAGE)
+            found.extend(items)
+            if not more or not items:
+                break
+        self._listing = (time.monotonic(), found)
+        return found
+
+    async def waterfall_list(self) -> list[Waterfall]:
+        if self._waterfalls is not None and self._fresh(self._waterfalls[0]):
+            return self._waterfalls[1]
+        found = await self._client.list_waterfalls()
+        self._waterfalls = (time.monotonic(), found)
+        for w in found:
+            self._cache[w.identifier] = (self._waterfalls[0], w)
+        return found
+
+    def known(self, enrichment_id: int) -> Enrichment | None:
+        """The enrichment's details when fetched recently (no request)."""
+        hit = self._enrichments.get(enrichment_id)
+        return hit[1] if hit is not None and self._fresh(hit[0]) else None
 
     async def enrichment(self, enrichment_id: int) -> Enrichment:
         hit = self._enrichments.get(enrichment_id)
@@ -100,6 +133,8 @@ class Catalog:
 
 
 MAX_ISSUES = 20
+LIST_PAGE = 500  # the API's largest page of enrichments
+LIST_PAGES_MAX = 20
 CHOICES_PAGE = 500
 CHOICES_CHECKED_MAX = 5_000  # params with more allowed values are left to Databar to check
 

@@ -1,0 +1,141 @@
+"""Finding the right enrichment (issue 23, section 4): search the way users ask, read from the text a model sees.
+
+The phrase list is what people typed or said in the sessions behind the issue, and the like: each names the
+enrichment id or waterfall identifier that answers it. The right one must be among the first three entries the
+search text lists for at least 90% of them.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from mcp import Client
+
+from tests.conftest import text_of
+
+pytestmark = pytest.mark.anyio
+
+# phrase -> what answers it (any of them counts): enrichment ids, or waterfall identifiers
+PHRASES: list[tuple[str, set[int | str]]] = [
+    ("tech stack", {121}),
+    ("what tech stack does stripe.com run on", {121}),
+    ("technologies a website uses", {121}),
+    ("technographics", {121}),
+    ("which CRM does a company use", {121}),
+    ("builtwith lookup", {121}),
+    ("find work emails for a list of leads", {"email_getter"}),
+    ("email address from first and last name and company", {"email_getter"}),
+    ("e-mail finder", {"email_getter"}),
+    ("get contact emails", {"email_getter"}),
+    ("verify emails", {10}),
+    ("validate an email address", {10}),
+    ("check if an email is deliverable", {10}),
+    ("email bounce check", {10}),
+    ("mobile numbers", {"phone_getter"}),
+    ("phone number from a linkedin url", {"phone_getter"}),
+    ("cell phone of a prospect", {"phone_getter"}),
+    ("direct dial", {"phone_getter"}),
+    ("company info from a domain", {120}),
+    ("firmographics", {120}),
+    ("company headcount", {120, 510}),
+    ("industry of an organization", {120}),
+    ("when was the company founded", {120}),
+    ("account enrichment", {120}),
+    ("who works at a company", {510}),
+    ("list the staff of an organisation", {510}),
+    ("employees at acme", {510}),
+    ("find people by job title", {500}),
+    ("find VPs of sales in Germany", {500}),
+    ("prospect search by role and seniority", {500}),
+    ("decision makers", {500}),
+    ("look up the person behind an email", {300}),
+    ("reverse email lookup", {300}),
+    ("person details from a work email", {300}),
+    ("linkedin profile data", {301}),
+    ("enrich a linkedin url", {301}),
+    ("headline and location of a person", {301}),
+    ("twitter followers", {410}),
+    ("bio of an X account", {410}),
+    ("funding rounds", {130}),
+    ("how much money has the company raised", {130}),
+    ("investors of a startup", {130}),
+    ("annual revenue", {131}),
+    ("company turnover", {131}),
+    ("headquarters address", {132}),
+    ("where is a company located", {132}),
+    ("office location of a business", {132}),
+    ("leadmagic", {833}),
+    ("kaspr", {1202, "phone_getter"}),
+    ("people data labs", {300}),
+]
+
+ENTRY = re.compile(r"^- (?:waterfall (?P<waterfall>[\w.-]+):|(?P<id>\d+) )")
+
+
+def listed(text: str) -> list[int | str]:
+    """The entries a search text lists, in order: enrichment ids and waterfall identifiers."""
+    out: list[int | str] = []
+    for line in text.splitlines():
+        match = ENTRY.match(line)
+        if match:
+            out.append(match["waterfall"] or int(match["id"]))
+    return out
+
+
+async def test_at_least_nine_in_ten_phrasings_find_the_right_enrichment_in_the_top_three(mcp: Client) -> None:
+    misses: list[str] = []
+    for phrase, right in PHRASES:
+        result = await mcp.call_tool("search_enrichments", {"query": phrase})
+        assert not result.is_error, text_of(result)
+        top = listed(text_of(result))[:3]
+        if not right & set(top):
+            misses.append(f"{phrase!r}: top 3 {top}, wanted {sorted(map(str, right))}")
+    rate = 1 - len(misses) / len(PHRASES)
+    print(f"\nsearch hit rate (right one in the top 3): {rate:.0%} of {len(PHRASES)} phrasings")
+    print("\n".join(misses))
+    assert len(PHRASES) >= 40
+    assert rate >= 0.9, misses
+
+
+async def test_tech_stack_finds_the_technographics_enrichment(mcp: Client) -> None:
+    """Regression: "tech stack" found nothing (Databar's `q` matches substrings); "technologies" found 121."""
+    text = text_of(await mcp.call_tool("search_enrichments", {"query": "tech stack"}))
+    assert listed(text)[0] == 121, text
+    assert "121 Company technographics (2.5 cr/row, BuiltWith). Needs: domain." in text
+
+
+async def test_a_search_that_finds_nothing_names_the_categories_with_counts_and_the_nearest_names(
+    mcp: Client,
+) -> None:
+    result = await mcp.call_tool("search_enrichments", {"query": "linkdin"})
+    text = text_of(result)
+    assert not result.is_error and listed(text) == []
+    assert text.startswith("Nothing matches 'linkdin' among 16 enrichments and 2 waterfalls.")
+    assert "Categories: company (6), email (4), people (4), phone (2), social (2);" in text
+    assert "search_enrichments(category='company') lists one." in text
+    assert "Closest names: LinkedIn profile enrichment;" in text
+    out = result.structured_content or {}
+    assert out["categories"]["company"] == 6 and out["nearest"][0] == "LinkedIn profile enrichment"
+
+
+async def test_an_unknown_category_answers_with_the_categories_there_are(mcp: Client) -> None:
+    text = text_of(await mcp.call_tool("search_enrichments", {"category": "finance"}))
+    assert text.startswith("Nothing is in category 'finance' among 16 enrichments.")
+    assert "company (6)" in text
+
+
+async def test_search_lists_a_matching_waterfall_in_the_ranking(mcp: Client) -> None:
+    result = await mcp.call_tool("search_enrichments", {"query": "mobile numbers"})
+    text = text_of(result)
+    assert listed(text)[0] == "phone_getter", text
+    assert "- waterfall phone_getter: Phone getter. Inputs: linkedin_url." in text
+    assert [w["identifier"] for w in (result.structured_content or {})["waterfalls"]] == ["phone_getter"]
+
+
+async def test_list_waterfalls_understands_synonyms(mcp: Client) -> None:
+    """Regression: list_waterfalls(query="cell phone") matched substrings only and found nothing."""
+    text = text_of(await mcp.call_tool("list_waterfalls", {"query": "cell phone"}))
+    assert text.startswith("1 waterfall(s):") and "- phone_getter: Phone getter." in text
+    text = text_of(await mcp.call_tool("list_waterfalls", {"query": "e-mail addresses"}))
+    assert text.startswith("1 waterfall(s):") and "- email_getter: Email getter." in text
