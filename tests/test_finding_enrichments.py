@@ -12,7 +12,7 @@ import re
 import pytest
 from mcp import Client
 
-from tests.conftest import text_of
+from tests.conftest import LEADS, lead, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -139,3 +139,23 @@ async def test_list_waterfalls_understands_synonyms(mcp: Client) -> None:
     assert text.startswith("1 waterfall(s):") and "- phone_getter: Phone getter." in text
     text = text_of(await mcp.call_tool("list_waterfalls", {"query": "e-mail addresses"}))
     assert text.startswith("1 waterfall(s):") and "- email_getter: Email getter." in text
+
+
+async def test_a_waterfall_run_names_the_providers_it_did_not_try_and_what_they_would_cost(mcp: Client) -> None:
+    """Issue 23: the defaults found 25 of 40 emails and the answer never said another provider was on offer."""
+    result = await mcp.call_tool("run_bulk_waterfall", {"waterfall": "email_getter", "params": LEADS})
+    text = text_of(result)
+    assert not result.is_error and (result.structured_content or {})["status"] == "completed", text
+    # defaults 833 (1 cr) and 966 (2 cr); 1001 (1.5 cr) is offered but off by default; two leads are never found
+    assert (
+        "Providers not tried: 1001 Findymail email finder (1.5 cr/row). 2 of 4 rows found nothing: running those 2 "
+        "again with enrichments=[1001] would cost at most 3 credits (all 3 providers on all 4 rows: at most 18 "
+        "instead of 12)."
+    ) in text
+
+
+async def test_a_waterfall_run_with_every_provider_or_every_row_found_says_nothing_more(mcp: Client) -> None:
+    every = {"waterfall": "email_getter", "params": LEADS, "enrichments": [833, 966, 1001]}
+    assert "not tried" not in text_of(await mcp.call_tool("run_bulk_waterfall", every))
+    found = {"waterfall": "email_getter", "params": [lead("Ann", "Lee", "example.com")]}
+    assert "not tried" not in text_of(await mcp.call_tool("run_bulk_waterfall", found))
