@@ -99,6 +99,7 @@ TIERS: dict[str, str] = {
     "test_results_app.py": SYSTEM,
     "test_retry_decision.py": UNIT,
     "test_sandbox.py": SYSTEM,  # one test in a child process
+    "test_skills.py": E2E,
     "test_sandbox_persistence.py": SYSTEM,
     "test_secrets.py": E2E,
     "test_spend_guard.py": E2E,
