@@ -20,7 +20,7 @@ EXPECTED_REQUESTS = {
         "GET /v1/waterfalls/": 1,  # waterfalls are searched too
         "GET /v1/enrichments/{enrichment_id}": 5,
     },
-    "get_waterfall": {},  # the search listed the waterfalls: served from the catalog cache
+    "get_waterfall": {"GET /v1/waterfalls/{identifier}": 1},
     "run_bulk_waterfall": {"POST /v1/waterfalls/{identifier}/bulk-run": 1},
     "create_table": {"POST /v1/table/create": 1},
     "insert_rows": {"GET /v1/table/{table_uuid}/columns": 1, "POST /v1/table/{table_uuid}/rows": 1},
@@ -66,7 +66,7 @@ async def test_search_run_store_and_read_back(mcp: Client, sandbox: SandboxServe
 
     assert sorted(r["email"] for r in read["rows"]) == sorted(r["email"] for r in enriched)  # type: ignore[union-attr]
     for tool, routes in EXPECTED_REQUESTS.items():
-        assert spent.get(tool, {}) == routes, (tool, spent.get(tool))
+        assert spent[tool] == routes, (tool, spent[tool])
     polls = spent["get_task"]["GET /v1/tasks/{task_id}"]
     assert 1 <= polls <= 10  # a 1.6 s task, detected promptly with a handful of requests
     print("\nrequests per step:", spent)

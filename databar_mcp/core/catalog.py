@@ -13,6 +13,7 @@ from typing import cast
 from databar_mcp.api import DatabarClient
 from databar_mcp.api.errors import DatabarError, FieldIssue
 from databar_mcp.api.models import Choice, Enrichment, EnrichmentParam, Waterfall
+from databar_mcp.core.users import current_owner
 
 logger = logging.getLogger("databar_mcp.core.catalog")
 
@@ -34,8 +35,9 @@ class Catalog:
         self._cache: dict[str, tuple[float, Waterfall]] = {}
         self._enrichments: dict[int, tuple[float, Enrichment]] = {}
         self._choices: dict[tuple[int, str], tuple[float, tuple[Choice, ...] | None]] = {}
-        self._listing: tuple[float, list[Enrichment]] | None = None
-        self._waterfalls: tuple[float, list[Waterfall]] | None = None
+        # by acting user: a catalog listing may hold a workspace's own enrichments (connectors)
+        self._listing: dict[str | None, tuple[float, list[Enrichment]]] = {}
+        self._waterfalls: dict[str | None, tuple[float, list[Waterfall]]] = {}
 
     def _fresh(self, at: float) -> bool:
         return time.monotonic() - at < self._ttl_s
@@ -43,24 +45,24 @@ class Catalog:
     async def enrichment_list(self) -> list[Enrichment]:
         """The whole catalog as listed (summaries), a page of LIST_PAGE at a time: searched here, so a user's
         words need not be Databar's."""
-        if self._listing is not None and self._fresh(self._listing[0]):
-            return self._listing[1]
+        hit = self._listing.get(current_owner())
+        if hit is not None and self._fresh(hit[0]):
+            return hit[1]
         found: list[Enrichment] = []
         for page in range(1, LIST_PAGES_MAX + 1):
             items, _, more = await self._client.search_enrichments(q=None, category=None, page=page, limit=LIST_PAGE)
             found.extend(items)
             if not more or not items:
                 break
-        self._listing = (time.monotonic(), found)
+        self._listing[current_owner()] = (time.monotonic(), found)
         return found
 
     async def waterfall_list(self) -> list[Waterfall]:
-        if self._waterfalls is not None and self._fresh(self._waterfalls[0]):
-            return self._waterfalls[1]
+        hit = self._waterfalls.get(current_owner())
+        if hit is not None and self._fresh(hit[0]):
+            return hit[1]
         found = await self._client.list_waterfalls()
-        self._waterfalls = (time.monotonic(), found)
-        for w in found:
-            self._cache[w.identifier] = (self._waterfalls[0], w)
+        self._waterfalls[current_owner()] = (time.monotonic(), found)
         return found
 
     def known(self, enrichment_id: int) -> Enrichment | None:
