@@ -114,9 +114,12 @@ async def test_a_search_that_finds_nothing_names_the_categories_with_counts_and_
     assert text.startswith("Nothing matches 'linkdin' among 16 enrichments and 2 waterfalls.")
     assert "Categories: company (6), email (4), people (4), phone (2), social (2);" in text
     assert "search_enrichments(category='company') lists one." in text
-    assert "Closest names: LinkedIn profile enrichment;" in text
+    assert "Closest names: LinkedIn profile enrichment." in text
     out = result.structured_content or {}
-    assert out["categories"]["company"] == 6 and out["nearest"][0] == "LinkedIn profile enrichment"
+    assert out["categories"]["company"] == 6 and out["nearest"] == ["LinkedIn profile enrichment"]
+    # a misspelt provider finds what it provides
+    text = text_of(await mcp.call_tool("search_enrichments", {"query": "crunchbse"}))
+    assert "Closest names: Company funding rounds." in text
 
 
 async def test_an_unknown_category_answers_with_the_categories_there_are(mcp: Client) -> None:

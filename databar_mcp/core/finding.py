@@ -119,7 +119,11 @@ def _with_hints(found: Found, listing: Sequence[Enrichment], waterfalls: Sequenc
     """Every answer carries the category counts; one with no entries also the names nearest the words."""
     counts = Counter(name for e in listing for name in (e.category_names or ["uncategorised"]))
     categories = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-    close = [] if found.entries else nearest([*(e.name for e in listing), *(w.name for w in waterfalls)], said)
+    candidates = [
+        *((e.name, f"{e.name} {e.data_source or ''}") for e in listing),
+        *((w.name, w.name) for w in waterfalls),
+    ]
+    close = [] if found.entries else nearest(candidates, said)
     return Found(found.entries, categories, close[:NEAREST_SHOWN], (len(listing), len(waterfalls)))
 
 

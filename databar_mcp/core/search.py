@@ -214,15 +214,27 @@ def _concept_weight(doc: _Indexed, concept: Concept) -> float:
     return max(doc.weight_of(t) * (1.0 if t == concept.said else SYNONYM_FACTOR) for t in concept.alternatives)
 
 
-def nearest(names: Iterable[str], query: str, count: int = 5) -> list[str]:
-    """The names closest in spelling to the query (typos, partial words): for a search that found nothing."""
+NEAR_ENOUGH = 0.5  # closeness (0..1) a name needs to be offered ahead of the rest
+NEAR_SPREAD = 0.25  # ... and no further than this below the closest one
+
+
+def nearest(candidates: Iterable[tuple[str, str]], query: str, count: int = 5) -> list[str]:
+    """The names whose text (name, source...) is closest in spelling to the query, for a search that found
+    nothing: typos ("linkdin"), a provider's name ("crunchbse"). Only the close ones when some are close,
+    else the three least far."""
     said = [w for w in words(query) if w not in STOP_WORDS] or words(query)
 
-    def closeness(name: str) -> float:
-        whole = difflib.SequenceMatcher(None, query.lower(), name.lower()).ratio()
-        parts = words(name)
+    def closeness(text: str) -> float:
+        whole = difflib.SequenceMatcher(None, query.lower(), text.lower()).ratio()
+        parts = words(text)
         each = [max((difflib.SequenceMatcher(None, w, p).ratio() for p in parts), default=0.0) for w in said]
         return max(whole, sum(each) / len(each) if each else 0.0)
 
-    scored = sorted(((closeness(n), i, n) for i, n in enumerate(names)), key=lambda t: (-t[0], t[1]))
-    return [n for _, _, n in scored[:count]]
+    scored = sorted(
+        ((closeness(text), i, name) for i, (name, text) in enumerate(candidates)), key=lambda t: (-t[0], t[1])
+    )
+    if not scored:
+        return []
+    floor = max(NEAR_ENOUGH, scored[0][0] - NEAR_SPREAD)
+    close = [name for score, _, name in scored if score >= floor]
+    return (close or [name for _, _, name in scored[:3]])[:count]
