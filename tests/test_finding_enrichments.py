@@ -68,6 +68,27 @@ PHRASES: list[tuple[str, set[int | str]]] = [
     ("leadmagic", {833}),
     ("kaspr", {1202, "phone_getter"}),
     ("people data labs", {300}),
+    # written after the search was built, to check it generalises (all found on the first try)
+    ("work email for John at Acme", {"email_getter"}),
+    ("find someone's cellphone", {"phone_getter"}),
+    ("company size", {120, 510}),
+    ("what software does hubspot.com use", {121}),
+    ("is this email valid", {10}),
+    ("linkedin url to phone", {"phone_getter"}),
+    ("series A funding", {130}),
+    ("how big is this company", {120, 510}),
+    ("sales team members at a company", {510}),
+    ("twitter bio", {410}),
+    ("email deliverability", {10}),
+    ("company HQ city", {132}),
+    ("estimate revenue", {131}),
+    ("who is the CTO of acme", {500, 510}),
+    ("find contacts at a company", {510}),
+    ("business emails", {"email_getter"}),
+    ("profile from linkedin", {301}),
+    ("mobile phone finder", {"phone_getter"}),
+    ("company industry and country", {120}),
+    ("investor list", {130}),
 ]
 
 ENTRY = re.compile(r"^- (?:waterfall (?P<waterfall>[\w.-]+):|(?P<id>\d+) )")
