@@ -25,7 +25,7 @@ async def test_search_ranks_name_matches_first_and_shows_price_and_required_para
 
 async def test_search_pages_with_an_exact_next_call(mcp: Client) -> None:
     first = structured(await mcp.call_tool("search_enrichments", {"limit": 3}))
-    assert len(first["enrichments"]) == 3 and first["next_call"] == "search_enrichments(page=2)"
+    assert len(first["enrichments"]) == 3 and first["next_call"] == "search_enrichments(page=2, limit=3)"
     second = structured(await mcp.call_tool("search_enrichments", {"limit": 3, "page": 2}))
     assert not {e["id"] for e in first["enrichments"]} & {e["id"] for e in second["enrichments"]}
 

@@ -18,6 +18,7 @@ from databar_mcp.tools.params import (
 from databar_mcp.tools.registry import tool
 from databar_mcp.tools.results import fitted_result, ok_result
 
+SEARCH_LIMIT = 10
 DETAILS_SHOWN = 10  # search results fetch details (required params) for at most this many enrichments
 
 
@@ -290,7 +291,7 @@ async def search_enrichments(
     query: Annotated[str | None, Field(max_length=200, description="Keywords, e.g. 'linkedin'.")] = None,
     category: Annotated[str | None, Field(max_length=100, description="Category, e.g. 'people'.")] = None,
     page: Annotated[int, Field(ge=1, le=10_000, description="Page, from 1.")] = 1,
-    limit: Annotated[int, Field(ge=1, le=50, description="Results per page.")] = 10,
+    limit: Annotated[int, Field(ge=1, le=50, description="Results per page.")] = SEARCH_LIMIT,
 ) -> Annotated[CallToolResult, EnrichmentSearch]:
     found = await find(svc.catalog, query, category)
     start = (page - 1) * limit
@@ -310,9 +311,13 @@ async def search_enrichments(
         else waterfall_out(cast(Waterfall, x.waterfall))
         for x in window
     ]
-    args = [f"query={query!r}" if query else "", f"category={category!r}" if category else ""]
-    call_args = ", ".join(a for a in args if a)
-    next_call = f"search_enrichments({call_args + ', ' if call_args else ''}page={page + 1})" if more else None
+    args = [
+        f"query={query!r}" if query else "",
+        f"category={category!r}" if category else "",
+        f"page={page + 1}",
+        f"limit={limit}" if limit != SEARCH_LIMIT else "",  # the next page of the same size
+    ]
+    next_call = f"search_enrichments({', '.join(a for a in args if a)})" if more else None
     message = search_message(found, query, category, page, len(found.entries))
 
     def make(k: int) -> EnrichmentSearch:
