@@ -183,3 +183,15 @@ async def test_a_waterfall_run_with_every_provider_or_every_row_found_says_nothi
     assert "not tried" not in text_of(await mcp.call_tool("run_bulk_waterfall", every))
     found = {"waterfall": "email_getter", "params": [lead("Ann", "Lee", "example.com")]}
     assert "not tried" not in text_of(await mcp.call_tool("run_bulk_waterfall", found))
+
+
+async def test_a_waterfall_run_that_finishes_after_its_call_says_it_in_get_task(mcp: Client) -> None:
+    """A run longer than one call ends with get_task: its answer names the providers not tried too."""
+    run = await mcp.call_tool("run_bulk_waterfall", {"waterfall": "email_getter", "params": LEADS, "wait_seconds": 0})
+    task_id = (run.structured_content or {})["task_id"]
+    assert "not tried" not in text_of(run)  # still running: nothing is known yet
+    done = await mcp.call_tool("get_task", {"task_id": task_id, "wait_seconds": 20})
+    assert (done.structured_content or {})["status"] == "completed"
+    assert "Providers not tried: 1001 Findymail email finder (1.5 cr/row). 2 of 4 rows found nothing" in text_of(done)
+    later = await mcp.call_tool("get_task", {"task_id": task_id, "offset": 2})
+    assert "not tried" not in text_of(later)  # only with the first page

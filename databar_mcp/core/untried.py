@@ -10,8 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, cast
 
+from databar_mcp.api.errors import DatabarError
 from databar_mcp.api.models import Task, Waterfall
+from databar_mcp.core.catalog import Catalog
 from databar_mcp.core.rows import present_rows
+from databar_mcp.core.tasks import TaskService
 
 
 def untried_providers_line(waterfall: Waterfall | None, request: Mapping[str, Any], task: Task) -> str | None:
@@ -40,6 +43,23 @@ def untried_providers_line(waterfall: Waterfall | None, request: Mapping[str, An
         f"with enrichments=[{ids}] would cost at most {retry} credits (all {len(waterfall.available_enrichments)} "
         f"providers on all {len(rows)} rows: at most {every} instead of {now})."
     )
+
+
+async def untried_providers_line_later(catalog: Catalog, tasks: TaskService, task: Task) -> str | None:
+    """The same line for a waterfall run that finished after its run call returned (read with get_task), from
+    the submission the ledger recorded; None for anything else or when the waterfall cannot be read."""
+    if not task.is_terminal:
+        return None
+    record = await tasks.read(task.task_id, with_data=False)
+    submission = record.submission if record is not None else None
+    parts = submission.endpoint.strip("/").split("/") if submission is not None else []
+    if submission is None or len(parts) != 3 or parts[0] != "waterfalls":
+        return None
+    try:
+        waterfall = await catalog.get(parts[1])
+    except DatabarError:  # a suggestion only: the rows are the answer
+        return None
+    return untried_providers_line(waterfall, submission.request, task)
 
 
 def _verifier_price(waterfall: Waterfall, chosen: object) -> float | None:
