@@ -65,6 +65,11 @@ class Catalog:
         self._waterfalls[current_owner()] = (time.monotonic(), found)
         return found
 
+    def known_waterfall(self, identifier: str) -> Waterfall | None:
+        """The waterfall when read recently (no request)."""
+        hit = self._cache.get(identifier)
+        return hit[1] if hit is not None and self._fresh(hit[0]) else None
+
     def known(self, enrichment_id: int) -> Enrichment | None:
         """The enrichment's details when fetched recently (no request)."""
         hit = self._enrichments.get(enrichment_id)

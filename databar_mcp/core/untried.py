@@ -45,9 +45,12 @@ def untried_providers_line(waterfall: Waterfall | None, request: Mapping[str, An
     )
 
 
-async def untried_providers_line_later(catalog: Catalog, tasks: TaskService, task: Task) -> str | None:
+async def untried_providers_line_later(
+    catalog: Catalog, tasks: TaskService, task: Task, *, may_ask: bool
+) -> str | None:
     """The same line for a waterfall run that finished after its run call returned (read with get_task), from
-    the submission the ledger recorded; None for anything else or when the waterfall cannot be read."""
+    the submission the ledger recorded; None for anything else or when the waterfall cannot be read.
+    `may_ask` False (a result served from the ledger, which promises no request): the cached waterfall only."""
     if not task.is_terminal:
         return None
     record = await tasks.read(task.task_id, with_data=False)
@@ -55,10 +58,12 @@ async def untried_providers_line_later(catalog: Catalog, tasks: TaskService, tas
     parts = submission.endpoint.strip("/").split("/") if submission is not None else []
     if submission is None or len(parts) != 3 or parts[0] != "waterfalls":
         return None
-    try:
-        waterfall = await catalog.get(parts[1])
-    except DatabarError:  # a suggestion only: the rows are the answer
-        return None
+    waterfall = catalog.known_waterfall(parts[1])
+    if waterfall is None and may_ask:
+        try:
+            waterfall = await catalog.get(parts[1])
+        except DatabarError:  # a suggestion only: the rows are the answer
+            return None
     return untried_providers_line(waterfall, submission.request, task)
 
 

@@ -180,7 +180,8 @@ async def get_task(
         look_up_estimate=False,  # read_task's ledger read already brought it
         detailed=response_format == "detailed",
     )
-    untried = await untried_providers_line_later(svc.catalog, svc.tasks, task) if offset == 0 else None
+    fetch = source == "api"  # a ledger answer promises no request to Databar
+    untried = await untried_providers_line_later(svc.catalog, svc.tasks, task, may_ask=fetch) if offset == 0 else None
     return with_line(answer, untried, svc.settings.result_budget_chars)
 
 
