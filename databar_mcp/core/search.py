@@ -10,6 +10,7 @@ and rarer words count more (idf), so "find" or "company" alone never outrank the
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -69,6 +70,7 @@ PREFIX_FACTOR = 0.5  # "techno" for "technographics": a typed prefix of a long w
 PREFIX_MIN = 4
 
 
+@functools.lru_cache(maxsize=65_536)  # a catalog's vocabulary is small; each word is stemmed once
 def stem(word: str) -> str:
     """A light suffix stripper: one rule, the longest that leaves a stem of three letters or more
     ("companies" and "company" -> "compan", "verified"/"verify"/"verification" -> "verif")."""
@@ -162,12 +164,17 @@ class _Indexed:
     def __init__(self, doc: Document) -> None:
         self.doc = doc
         self.fields: list[tuple[list[str], frozenset[str], float]] = []
+        self.word_weight: dict[str, float] = {}  # each word's best field: one lookup for a one-word term
         for text, weight in doc.fields:
             ordered = stems(text)
             self.fields.append((ordered, frozenset(ordered), weight))
+            for word in ordered:
+                self.word_weight[word] = max(weight, self.word_weight.get(word, 0.0))
 
     def weight_of(self, term: Term) -> float:
         """The weight of the best field holding `term` (a phrase: its words in order), else 0."""
+        if len(term) == 1 or not all(w in self.word_weight for w in term):
+            return self.word_weight.get(term[0], 0.0) if len(term) == 1 else 0.0
         best = 0.0
         for ordered, bag, weight in self.fields:
             if weight > best and _contains(ordered, bag, term):
@@ -177,7 +184,7 @@ class _Indexed:
     def prefix_weight(self, term: Term) -> float:
         if len(term) != 1 or len(term[0]) < PREFIX_MIN:
             return 0.0
-        return max((w for _, bag, w in self.fields if any(x.startswith(term[0]) for x in bag)), default=0.0)
+        return max((w for x, w in self.word_weight.items() if x.startswith(term[0])), default=0.0)
 
 
 def _contains(ordered: Sequence[str], bag: frozenset[str], term: Term) -> bool:
