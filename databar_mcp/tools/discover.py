@@ -256,9 +256,10 @@ def search_message(found: Found, query: str | None, category: str | None, page: 
 # ---- descriptions ---------------------------------------------------------------------------------------
 
 SEARCH_DESCRIPTION = """\
-Search Databar's single-provider enrichments (company, people, emails, phones, socials...) by keyword and \
-category. Free. Shows id, price per row, required params. Next: get_enrichment, then run_bulk_enrichment. \
-For emails and phones prefer a waterfall (list_waterfalls)."""
+Search Databar's enrichments and waterfalls (company, people, emails, phones, socials...) in the user's own \
+words (e.g. 'tech stack', 'mobile phone') or by category, best first. Free. Shows id, price per row, \
+required params. Next: get_enrichment or get_waterfall, then run_bulk_enrichment or run_bulk_waterfall \
+(for emails and phones prefer a waterfall)."""
 
 GET_ENRICHMENT_DESCRIPTION = """\
 Show one enrichment in full: params (type, required, allowed values), returned fields, price per row. \
@@ -288,7 +289,7 @@ email verifiers. Free. Next: run_bulk_waterfall."""
 )
 async def search_enrichments(
     svc: Services,
-    query: Annotated[str | None, Field(max_length=200, description="Keywords, e.g. 'linkedin'.")] = None,
+    query: Annotated[str | None, Field(max_length=200, description="What data, e.g. 'work email'.")] = None,
     category: Annotated[str | None, Field(max_length=100, description="Category, e.g. 'people'.")] = None,
     page: Annotated[int, Field(ge=1, le=10_000, description="Page, from 1.")] = 1,
     limit: Annotated[int, Field(ge=1, le=50, description="Results per page.")] = SEARCH_LIMIT,
