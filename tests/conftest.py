@@ -72,6 +72,7 @@ TIERS: dict[str, str] = {
     "test_export_files.py": E2E,
     "test_file_mapping.py": UNIT,
     "test_fault_matrix.py": E2E,
+    "test_finding_enrichments.py": E2E,
     "test_fuzz.py": E2E,
     "test_guidance.py": E2E,
     "test_hostile_input.py": SYSTEM,
@@ -101,6 +102,7 @@ TIERS: dict[str, str] = {
     "test_results_app.py": SYSTEM,
     "test_retry_decision.py": UNIT,
     "test_sandbox.py": SYSTEM,  # one test in a child process
+    "test_skills.py": E2E,
     "test_sandbox_persistence.py": SYSTEM,
     "test_secrets.py": E2E,
     "test_spend_guard.py": E2E,

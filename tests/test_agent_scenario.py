@@ -15,7 +15,11 @@ LEADS = [lead(f"First{i}", f"Last{i}", "example.com" if i % 3 else "nobody.inval
 
 # What each step may cost at Databar (the counts the closing note reports); a change shows here.
 EXPECTED_REQUESTS = {
-    "search_enrichments": {"GET /v1/enrichments/": 1, "GET /v1/enrichments/{enrichment_id}": 5},
+    "search_enrichments": {
+        "GET /v1/enrichments/": 1,
+        "GET /v1/waterfalls/": 1,  # waterfalls are searched too
+        "GET /v1/enrichments/{enrichment_id}": 5,
+    },
     "get_waterfall": {"GET /v1/waterfalls/{identifier}": 1},
     "run_bulk_waterfall": {"POST /v1/waterfalls/{identifier}/bulk-run": 1},
     "create_table": {"POST /v1/table/create": 1},

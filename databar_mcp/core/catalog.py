@@ -13,6 +13,7 @@ from typing import cast
 from databar_mcp.api import DatabarClient
 from databar_mcp.api.errors import DatabarError, FieldIssue
 from databar_mcp.api.models import Choice, Enrichment, EnrichmentParam, Waterfall
+from databar_mcp.core.users import current_owner
 
 logger = logging.getLogger("databar_mcp.core.catalog")
 
@@ -37,6 +38,45 @@ class Catalog:
         self._cache: dict[str, tuple[float, Waterfall]] = {}
         self._enrichments: dict[int, tuple[float, Enrichment]] = {}
         self._choices: dict[tuple[int, str], tuple[float, tuple[Choice, ...] | None]] = {}
+        # by acting user: a catalog listing may hold a workspace's own enrichments (connectors)
+        self._listing: dict[str | None, tuple[float, list[Enrichment]]] = {}
+        self._waterfalls: dict[str | None, tuple[float, list[Waterfall]]] = {}
+
+    def _fresh(self, at: float) -> bool:
+        return time.monotonic() - at < self._ttl_s
+
+    async def enrichment_list(self) -> list[Enrichment]:
+        """The whole catalog as listed (summaries), a page of LIST_PAGE at a time: searched here, so a user's
+        words need not be Databar's."""
+        hit = self._listing.get(current_owner())
+        if hit is not None and self._fresh(hit[0]):
+            return hit[1]
+        found: list[Enrichment] = []
+        for page in range(1, LIST_PAGES_MAX + 1):
+            items, _, more = await self._client.search_enrichments(q=None, category=None, page=page, limit=LIST_PAGE)
+            found.extend(items)
+            if not more or not items:
+                break
+        self._listing[current_owner()] = (time.monotonic(), found)
+        return found
+
+    async def waterfall_list(self) -> list[Waterfall]:
+        hit = self._waterfalls.get(current_owner())
+        if hit is not None and self._fresh(hit[0]):
+            return hit[1]
+        found = await self._client.list_waterfalls()
+        self._waterfalls[current_owner()] = (time.monotonic(), found)
+        return found
+
+    def known_waterfall(self, identifier: str) -> Waterfall | None:
+        """The waterfall when read recently (no request)."""
+        hit = self._cache.get(identifier)
+        return hit[1] if hit is not None and self._fresh(hit[0]) else None
+
+    def known(self, enrichment_id: int) -> Enrichment | None:
+        """The enrichment's details when fetched recently (no request)."""
+        hit = self._enrichments.get(enrichment_id)
+        return hit[1] if hit is not None and self._fresh(hit[0]) else None
 
     async def enrichment(self, enrichment_id: int) -> Enrichment:
         hit = self._enrichments.get(enrichment_id)
@@ -103,6 +143,8 @@ class Catalog:
 
 
 MAX_ISSUES = 20
+LIST_PAGE = 500  # the API's largest page of enrichments
+LIST_PAGES_MAX = 20
 CHOICES_PAGE = 500
 CHOICES_CHECKED_MAX = 5_000  # params with more allowed values are left to Databar to check
 

@@ -1,13 +1,14 @@
 """Discover toolset: find enrichments and waterfalls, their inputs, outputs, providers and prices. Free."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import anyio
 from mcp.types import CallToolResult
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from databar_mcp.api.models import Enrichment, EnrichmentParam, Waterfall, WaterfallInput
 from databar_mcp.config import Toolset
+from databar_mcp.core.finding import Found, find, waterfalls_for
 from databar_mcp.core.shaping import escape_text
 from databar_mcp.tools.context import Services
 from databar_mcp.tools.params import (
@@ -17,6 +18,7 @@ from databar_mcp.tools.params import (
 from databar_mcp.tools.registry import tool
 from databar_mcp.tools.results import fitted_result, ok_result
 
+SEARCH_LIMIT = 10
 DETAILS_SHOWN = 10  # search results fetch details (required params) for at most this many enrichments
 
 
@@ -48,14 +50,6 @@ class EnrichmentOut(BaseModel):
     required_params: list[str] | None = None
     params: list[ParamOut] | None = None
     response_fields: list[str] | None = None
-
-
-class EnrichmentSearch(BaseModel):
-    enrichments: list[EnrichmentOut]
-    total: int | None = None
-    page: int
-    next_call: str | None = None
-    message: str
 
 
 class ChoicesOut(BaseModel):
@@ -95,6 +89,23 @@ class WaterfallOut(BaseModel):
         default_factory=lambda: list[str](),
         description="Inputs whose requiredness Databar did not state: treated as required.",
     )
+
+
+class EnrichmentSearch(BaseModel):
+    enrichments: list[EnrichmentOut]
+    waterfalls: list[WaterfallOut] = Field(
+        default_factory=lambda: list[WaterfallOut](),
+        description="Matching waterfalls (several providers in turn): run with run_bulk_waterfall.",
+    )
+    total: int | None = None
+    page: int
+    next_call: str | None = None
+    categories: dict[str, int] | None = Field(
+        default=None, description="Nothing matched: every category with its number of enrichments."
+    )
+    nearest: list[str] | None = Field(default=None, description="Nothing matched: the names closest to the words.")
+    message: str
+    _order: list[str] = PrivateAttr(default_factory=lambda: list[str]())
 
 
 class WaterfallList(BaseModel):
@@ -182,7 +193,15 @@ def render_enrichment(e: EnrichmentOut) -> str:
 
 
 def render_search(result: EnrichmentSearch) -> str:
-    lines = [result.message, *(render_enrichment(e) for e in result.enrichments)]
+    """Enrichments and waterfalls in one list, best first (the order the search ranked them)."""
+    enrichments = {f"e{e.id}": e for e in result.enrichments}
+    waterfalls = {f"w{w.identifier}": w for w in result.waterfalls}
+    lines = [result.message]
+    for key in result._order or list(enrichments):  # pyright: ignore[reportPrivateUsage]
+        if key in enrichments:
+            lines.append(render_enrichment(enrichments[key]))
+        elif key in waterfalls:
+            lines.append("- waterfall " + render_waterfall(waterfalls[key]).removeprefix("- "))
     if result.next_call:
         lines.append(f"Next: {result.next_call}")
     return escape_text("\n".join(lines))
@@ -214,23 +233,33 @@ def render_waterfalls(listing: WaterfallList) -> str:
     return escape_text("\n".join([head, *(render_waterfall(w) for w in listing.waterfalls)]))
 
 
-def relevance(e: Enrichment, query: str | None) -> tuple[int, float]:
-    """Name matches before description matches, then cheaper first."""
-    price = e.price if e.price is not None else float("inf")
-    if not query:
-        return (0, price)
-    q = query.lower()
-    name = e.name.lower()
-    rank = 0 if name == q else 1 if name.startswith(q) else 2 if q in name else 3
-    return (rank, price)
+def search_message(found: Found, query: str | None, category: str | None, page: int, total: int) -> str:
+    """The first line of a search: what matched and how it is ordered, or, for nothing, where to look."""
+    enrichments, waterfalls = found.searched
+    within = f" in category {category!r}" if category else ""
+    searched = f"{enrichments} enrichments" + (f" and {waterfalls} waterfalls" if waterfalls else "")
+    if total:
+        if not query:
+            return f"{total} enrichment(s){within}, cheapest first."
+        return f"{total} match {query!r}{within} (of {searched}), best first."
+    what = f"matches {query!r}{within}" if query else f"is in category {category!r}"
+    categories = ", ".join(f"{name} ({count})" for name, count in found.categories.items())
+    first = next(iter(found.categories), "company")
+    closest = f" Closest names: {'; '.join(found.nearest)}." if found.nearest else ""
+    return (
+        f"Nothing {what} among {searched}{f' (page {page})' if page > 1 else ''}. Categories: {categories}; "
+        f"search_enrichments(category={first!r}) lists one.{closest} Or say what data you want in other words "
+        "(e.g. email, phone, company, people)."
+    )
 
 
 # ---- descriptions ---------------------------------------------------------------------------------------
 
 SEARCH_DESCRIPTION = """\
-Search Databar's single-provider enrichments (company, people, emails, phones, socials...) by keyword and \
-category. Free. Shows id, price per row, required params. Next: get_enrichment, then run_bulk_enrichment. \
-For emails and phones prefer a waterfall (list_waterfalls)."""
+Search Databar's enrichments and waterfalls (company, people, emails, phones, socials...) in the user's own \
+words (e.g. 'tech stack', 'mobile phone') or by category, best first. Free. Shows id, price per row, \
+required params. Next: get_enrichment or get_waterfall, then run_bulk_enrichment or run_bulk_waterfall \
+(for emails and phones prefer a waterfall)."""
 
 GET_ENRICHMENT_DESCRIPTION = """\
 Show one enrichment in full: params (type, required, allowed values), returned fields, price per row. \
@@ -260,34 +289,51 @@ email verifiers. Free. Next: run_bulk_waterfall."""
 )
 async def search_enrichments(
     svc: Services,
-    query: Annotated[str | None, Field(max_length=200, description="Keywords, e.g. 'linkedin'.")] = None,
+    query: Annotated[str | None, Field(max_length=200, description="What data, e.g. 'work email'.")] = None,
     category: Annotated[str | None, Field(max_length=100, description="Category, e.g. 'people'.")] = None,
     page: Annotated[int, Field(ge=1, le=10_000, description="Page, from 1.")] = 1,
-    limit: Annotated[int, Field(ge=1, le=50, description="Results per page.")] = 10,
+    limit: Annotated[int, Field(ge=1, le=50, description="Results per page.")] = SEARCH_LIMIT,
 ) -> Annotated[CallToolResult, EnrichmentSearch]:
-    found, total, more = await svc.client.search_enrichments(q=query, category=category, page=page, limit=limit)
-    found.sort(key=lambda e: relevance(e, query))
+    found = await find(svc.catalog, query, category)
+    start = (page - 1) * limit
+    window = found.entries[start : start + limit]
+    more = start + limit < len(found.entries)
     detailed: dict[int, Enrichment] = {}
 
     async def detail(enrichment_id: int) -> None:
         detailed[enrichment_id] = await svc.catalog.enrichment(enrichment_id)
 
     async with anyio.create_task_group() as tg:
-        for e in found[:DETAILS_SHOWN]:
+        for e in [x.enrichment for x in window if x.enrichment is not None][:DETAILS_SHOWN]:
             tg.start_soon(detail, e.id)
-    shown = [enrichment_out(detailed.get(e.id, e), full=False) for e in found]
-    args = [f"query={query!r}" if query else "", f"category={category!r}" if category else ""]
-    call_args = ", ".join(a for a in args if a)
-    next_call = f"search_enrichments({call_args + ', ' if call_args else ''}page={page + 1})" if more else None
+    shown: list[EnrichmentOut | WaterfallOut] = [
+        enrichment_out(detailed.get(x.enrichment.id, x.enrichment), full=False)
+        if x.enrichment is not None
+        else waterfall_out(cast(Waterfall, x.waterfall))
+        for x in window
+    ]
+    args = [
+        f"query={query!r}" if query else "",
+        f"category={category!r}" if category else "",
+        f"page={page + 1}",
+        f"limit={limit}" if limit != SEARCH_LIMIT else "",  # the next page of the same size
+    ]
+    next_call = f"search_enrichments({', '.join(a for a in args if a)})" if more else None
+    message = search_message(found, query, category, page, len(found.entries))
 
     def make(k: int) -> EnrichmentSearch:
-        return EnrichmentSearch(
-            enrichments=shown[:k],
-            total=total,
+        out = EnrichmentSearch(
+            enrichments=[x for x in shown[:k] if isinstance(x, EnrichmentOut)],
+            waterfalls=[x for x in shown[:k] if isinstance(x, WaterfallOut)],
+            total=len(found.entries),
             page=page,
             next_call=next_call,
-            message=f"{total if total is not None else len(shown)} enrichment(s) match; page {page} shows {k}.",
+            categories=found.categories if not found.entries else None,
+            nearest=found.nearest or None,
+            message=message + (f" Page {page} shows {k}." if found.entries else ""),
         )
+        out._order = [f"e{x.id}" if isinstance(x, EnrichmentOut) else f"w{x.identifier}" for x in shown[:k]]  # pyright: ignore[reportPrivateUsage]
+        return out
 
     return fitted_result(len(shown), make, render_search, svc.settings.result_budget_chars)
 
@@ -364,13 +410,11 @@ async def list_waterfalls(
     svc: Services,
     query: Annotated[
         str | None,
-        Field(max_length=200, description="Filter on identifier, name or description."),
+        Field(max_length=200, description="Words for the data wanted, e.g. 'mobile phone'; best match first."),
     ] = None,
 ) -> Annotated[CallToolResult, WaterfallList]:
-    found = [waterfall_out(w) for w in await svc.client.list_waterfalls()]
-    if query:
-        q = query.lower()
-        found = [w for w in found if q in f"{w.identifier} {w.name} {w.description or ''}".lower()]
+    listed = await svc.client.list_waterfalls()
+    found = [waterfall_out(w) for w in (waterfalls_for(listed, query) if query else listed)]
 
     def make(count: int) -> WaterfallList:
         return WaterfallList(waterfalls=found[:count], total=len(found), omitted=len(found) - count)

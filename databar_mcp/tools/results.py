@@ -116,3 +116,15 @@ def fitted_result(
 
     model = make(largest_fitting(count, size, budget))
     return ok_result(model, render(model))
+
+
+def with_line(result: CallToolResult, line: str | None, budget: int) -> CallToolResult:
+    """The result with one more line at the end of its text, when there is one and it fits the budget."""
+    texts = [block for block in result.content if isinstance(block, TextContent)]
+    if line is None or not texts:
+        return result
+    text = escape_text(line)
+    if result_size(result.structured_content or {}, texts[0].text + "\n" + text) > budget:
+        return result  # the rows the page holds come first; the line is a suggestion
+    texts[0].text += "\n" + text
+    return result

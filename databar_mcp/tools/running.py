@@ -25,12 +25,13 @@ from databar_mcp.core.catalog import RunPlan
 from databar_mcp.core.runner import DuplicateRunUnknown, RunOrder
 from databar_mcp.core.spend import SpendCheck, check_spend, needs_balance
 from databar_mcp.core.store import Submission
+from databar_mcp.core.untried import untried_providers_line
 from databar_mcp.core.users import UserLimitReached
 from databar_mcp.tools.context import Services, ToolContext, services
 from databar_mcp.tools.failures import from_api_error, from_issues
 from databar_mcp.tools.guard import guarded
 from databar_mcp.tools.params import WAIT_DEFAULT, AcknowledgeFlag, ForceFlag, WaitSeconds
-from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
+from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result, with_line
 from databar_mcp.tools.sdk_private import client_cancelled
 from databar_mcp.tools.task_kit import deliver, iso, progress_reporter, target_of
 from databar_mcp.tools.task_view import TaskView, get_task_call, render
@@ -551,4 +552,7 @@ async def run_and_wait(
             next_call=get_task_call(submitted.task_id, wait_seconds=svc.settings.tool_deadline_s),
         )
         return ok_result(view, render(view))
-    return await deliver(svc, task, offset=0, limit=None, estimated_credits=plan.estimated_credits, reused=reused)
+    answer = await deliver(svc, task, offset=0, limit=None, estimated_credits=plan.estimated_credits, reused=reused)
+    return with_line(
+        answer, untried_providers_line(plan.waterfall, run.request, task), svc.settings.result_budget_chars
+    )

@@ -11,6 +11,7 @@ from databar_mcp.api.errors import ConflictError
 from databar_mcp.config import Toolset
 from databar_mcp.core.shaping import escape_text, largest_fitting, result_size
 from databar_mcp.core.store import Submission, TaskRecord
+from databar_mcp.core.untried import untried_providers_line_later
 from databar_mcp.tools.context import Services, ToolContext
 from databar_mcp.tools.failures import from_api_error
 from databar_mcp.tools.params import (
@@ -21,7 +22,7 @@ from databar_mcp.tools.params import (
     WaitSeconds,
 )
 from databar_mcp.tools.registry import tool
-from databar_mcp.tools.results import ToolFailure, ok_result
+from databar_mcp.tools.results import ToolFailure, ok_result, with_line
 from databar_mcp.tools.task_kit import (
     deliver,
     iso_or_none,
@@ -169,7 +170,7 @@ async def get_task(
             )
             or task
         )
-    return await deliver(
+    answer = await deliver(
         svc,
         task,
         offset=offset,
@@ -179,6 +180,9 @@ async def get_task(
         look_up_estimate=False,  # read_task's ledger read already brought it
         detailed=response_format == "detailed",
     )
+    fetch = source == "api"  # a ledger answer promises no request to Databar
+    untried = await untried_providers_line_later(svc.catalog, svc.tasks, task, may_ask=fetch) if offset == 0 else None
+    return with_line(answer, untried, svc.settings.result_budget_chars)
 
 
 @tool(
