@@ -159,7 +159,7 @@ class SandboxMiddleware:
             await _send_raw(send, 200, b"text/html; charset=utf-8", HTML_PAGE)
         elif fault.kind == "status_after":
             extra = [(b"location", REDIRECT_TO.encode())] if 300 <= fault.status < 400 else []
-            await _send_raw(send, fault.status, b"text/html; charset=utf-8", HTML_PAGE, extra)
+            await _send_raw(send, fault.status, *_foreign_body(fault.body), extra)
         else:  # reused_task_id
             await _send_raw(send, status, b"application/json", self._reuse_task_id(body))
 
@@ -170,6 +170,16 @@ class SandboxMiddleware:
         if others:
             reply["task_id"] = others[0]
         return json.dumps(reply).encode()
+
+
+def _foreign_body(body: object) -> tuple[bytes, bytes]:
+    """A `status_after` reply's content type and body: an HTML maintenance page by default; a string as it is
+    (`""`: an empty body); anything else as JSON (a gateway's own error shape, not Databar's)."""
+    if body is None:
+        return b"text/html; charset=utf-8", HTML_PAGE
+    if isinstance(body, str):
+        return b"text/html; charset=utf-8", body.encode()
+    return b"application/json", json.dumps(body).encode()
 
 
 async def _send_raw(
