@@ -29,6 +29,7 @@ class ErrorCode(StrEnum):
     CONFLICT = "conflict"
     SPEND_LIMIT = "spend_limit"
     UPSTREAM_ERROR = "upstream_error"
+    LEDGER_UNAVAILABLE = "ledger_unavailable"
 
 
 class FieldProblem(BaseModel):
