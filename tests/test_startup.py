@@ -128,3 +128,25 @@ def test_a_newer_schema_is_never_written_to(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 99
     assert path.read_bytes() == before
+
+
+def test_a_read_only_state_dir_with_a_ledger_is_refused_at_start(tmp_path: Path) -> None:
+    """Regression (issue 22 item 9): a ledger that can be read but not written (its state dir mounted read-only
+    while another process has it open, so its WAL files exist) passed the start-up check, and then every run
+    failed at its claim with an untyped error. It is refused at start, like an unwritable empty state dir."""
+    source, state = tmp_path / "source", tmp_path / "state"
+    _ledger(source)
+    state.mkdir()
+    holder = sqlite3.connect(source / "ledger.sqlite3")  # another process's connection: the WAL files exist
+    holder.execute("SELECT COUNT(*) FROM submissions").fetchone()
+    bind = subprocess.run(["mount", "--bind", str(source), str(state)], check=False, capture_output=True)
+    if os.geteuid() != 0 or bind.returncode:
+        holder.close()
+        pytest.skip("a read-only bind mount needs root")
+    try:
+        remount = ["mount", "-o", "remount,ro,bind", str(state)]
+        subprocess.run(remount, check=True, capture_output=True)
+        assert_one_line(run_server(state), "cannot be opened for writing", state)
+    finally:
+        subprocess.run(["umount", "-l", str(state)], check=False)
+        holder.close()

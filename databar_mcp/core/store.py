@@ -283,6 +283,9 @@ class Ledger:
                 for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                     await conn.run_script(script)
                     await conn.set_schema_version(number)
+                # Written even when nothing changed: a ledger that can be read but not written (a read-only state
+                # dir whose ledger is open elsewhere) is refused here, at start, not by every run at its claim.
+                await conn.set_schema_version(len(MIGRATIONS))
                 await _check_schema(conn, self.where)
                 await conn.commit()
             except BaseException:
