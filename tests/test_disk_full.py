@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -17,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-
 import pytest
 
 from databar_mcp.api import DatabarClient
@@ -163,20 +163,25 @@ async def test_a_task_id_kept_on_a_full_disk_survives_the_process_exiting_before
     assert sandbox.state.counts[BULK_RUN] == 1
 
 
+def mount(*args: str) -> bool:
+    """Run mount(8) or umount(8) (as root; the tests that need it skip elsewhere); True when it worked."""
+    tool = shutil.which(args[0])
+    if os.geteuid() != 0 or tool is None:
+        return False
+    return subprocess.run([tool, *args[1:]], check=False, capture_output=True).returncode == 0  # noqa: S603
+
+
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A real 8 MB volume (tmpfs) to fill up: a write past it fails with ENOSPC, as on a full disk."""
     where = tmp_path / "volume"
     where.mkdir()
-    if (
-        os.geteuid() != 0
-        or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(where)], check=False).returncode
-    ):
+    if not mount("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(where)):
         pytest.skip("mounting a small volume needs root")
     try:
         yield where
     finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
+        mount("umount", "-l", str(where))
 
 
 def fill_the_volume(where: Path) -> Path:

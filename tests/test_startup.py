@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from databar_mcp.core.store import Ledger, LedgerError
+from tests.test_disk_full import mount
 
 Prepare = Callable[[Path], Path]  # given a tmp dir, build the broken state; returns the state dir
 
@@ -139,14 +140,12 @@ def test_a_read_only_state_dir_with_a_ledger_is_refused_at_start(tmp_path: Path)
     state.mkdir()
     holder = sqlite3.connect(source / "ledger.sqlite3")  # another process's connection: the WAL files exist
     holder.execute("SELECT COUNT(*) FROM submissions").fetchone()
-    bind = subprocess.run(["mount", "--bind", str(source), str(state)], check=False, capture_output=True)
-    if os.geteuid() != 0 or bind.returncode:
+    if not mount("mount", "--bind", str(source), str(state)):
         holder.close()
         pytest.skip("a read-only bind mount needs root")
     try:
-        remount = ["mount", "-o", "remount,ro,bind", str(state)]
-        subprocess.run(remount, check=True, capture_output=True)
+        assert mount("mount", "-o", "remount,ro,bind", str(state))
         assert_one_line(run_server(state), "cannot be opened for writing", state)
     finally:
-        subprocess.run(["umount", "-l", str(state)], check=False)
+        mount("umount", "-l", str(state))
         holder.close()
