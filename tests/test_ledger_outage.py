@@ -176,3 +176,24 @@ async def test_a_deadline_during_a_database_write_answers_with_the_task_id(
     assert view["task_id"] in text_of(result) and "get_task(" in text_of(result)
     assert not done.is_error and structured(done)["status"] == "completed", text_of(done)
     assert sandbox.state.counts[BULK_RUN] == 1
+
+
+async def test_an_mcp_task_asked_for_while_the_database_is_down_gets_the_tools_structured_answer(
+    postgres: PostgresServer, sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """Regression (found by bench.fault_storm): with no ledger to keep a task handle in, a task-augmented call
+    answered a JSON-RPC error; it now answers as a call without a task would (which a tasks client accepts)."""
+    from tests.tasks_client import raw
+
+    settings = pg_settings(sandbox, tmp_path, postgres.new_database(), tool_deadline_s=4)
+    async with Client(build_server(settings), mode="legacy") as client:
+        await client.call_tool("list_recent_tasks", {})
+        await anyio.to_thread.run_sync(postgres.halt)
+        try:
+            answer = await raw(client, "tools/call", {"name": "run_bulk_waterfall", "arguments": BULK_ARGS, "task": {}})
+        finally:
+            await anyio.to_thread.run_sync(postgres.resume)
+
+    assert "task" not in answer and answer["isError"] is True, answer
+    assert "ledger_unavailable" in answer["content"][0]["text"]
+    assert sandbox.state.counts[BULK_RUN] == 0

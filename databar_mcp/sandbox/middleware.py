@@ -115,9 +115,20 @@ class SandboxMiddleware:
             if verdict is not None:
                 send = _with_headers(send, verdict.headers())
         if fault is not None and fault.kind in AFTER_WORK:
-            await self._work_then_fault(fault, scope, receive, send)
+            await self._work_then_fault(key, fault, scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, self._noting_work(key, send))
+
+    def _noting_work(self, key: str, send: Send) -> Send:
+        """Count the request in `state.work` when the route answered 2xx: the API did the work (and, for a run,
+        billed it), whatever reply the client then saw."""
+
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start" and 200 <= cast(int, message["status"]) < 300:
+                self.state.did_work(key)
+            await send(message)
+
+        return wrapped
 
     async def _pre_work_fault(self, fault: Fault, send: Send) -> bool:
         """Apply a fault that strikes before any work; True when the reply has been sent."""
@@ -135,7 +146,7 @@ class SandboxMiddleware:
             await _drop(send, 200, [(b"content-type", b"application/json")], b'{"task_id": "')
         return True
 
-    async def _work_then_fault(self, fault: Fault, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _work_then_fault(self, key: str, fault: Fault, scope: Scope, receive: Receive, send: Send) -> None:
         """Do the work (create and bill the task...), then lose or replace the reply."""
         start: Message = {}
         chunks: list[bytes] = []
@@ -147,7 +158,7 @@ class SandboxMiddleware:
             elif message["type"] == "http.response.body":
                 chunks.append(cast(bytes, message.get("body", b"")))
 
-        await self.app(scope, receive, capture)
+        await self.app(scope, receive, self._noting_work(key, capture))
         status = cast(int, start.get("status", 200))
         headers = cast(list[tuple[bytes, bytes]], list(start.get("headers", [])))
         body = b"".join(chunks)
