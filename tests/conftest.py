@@ -83,6 +83,7 @@ TIERS: dict[str, str] = {
     "test_input_files.py": UNIT,
     "test_layers.py": UNIT,
     "test_ledger.py": UNIT,  # its PostgreSQL cases are system (see tier_of)
+    "test_ledger_outage.py": SYSTEM,  # a real PostgreSQL server, restarted and stopped
     "test_listing_cache.py": E2E,
     "test_logging.py": SYSTEM,
     "test_mcp_task_listen.py": SYSTEM,  # judged by the ext-tasks package under Node, and over HTTP

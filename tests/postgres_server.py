@@ -89,6 +89,19 @@ class PostgresServer:
     def start(self) -> PostgresServer:
         initdb = [str(self.bindir / "initdb"), "-D", str(self.data), "-U", SUPERUSER, "-A", "trust", "-E", "UTF8"]
         self._as_server_user([*initdb, "--no-sync"], timeout=120)
+        return self.resume()
+
+    def halt(self) -> None:
+        """Stop the server as an operator's restart does (`-m fast`: every session is closed), keeping its data."""
+        self._pg_ctl("-m", "fast", "-w", "-t", "60", "stop", timeout=90)
+
+    def restart(self) -> None:
+        """A real restart: the same data and port, every connection open before it closed by the server."""
+        self.halt()
+        self.resume()
+
+    def resume(self) -> PostgresServer:
+        """Start the server on its data dir (again) and wait until it accepts connections."""
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off -c synchronous_commit=off"
             " -c full_page_writes=off -c max_connections=300"

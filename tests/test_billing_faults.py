@@ -7,7 +7,9 @@ sandbox's own counters are the judge: POSTs it saw and tasks it created.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -158,3 +160,90 @@ async def test_a_task_databar_does_not_show_yet_says_so(mcp: Client, sandbox: Sa
     assert "does not show this task yet" in text_of(result) and "Nothing needs re-sending" in text_of(result)
     assert structured(result)["next_call"].startswith("get_task(")
     assert sandbox.state.counts[BULK_RUN] == 1
+
+
+# ---- a 404 (or another refusal status) whose body is not Databar's, after the work (issue 22 item 7) ------
+
+BILLABLE_ROUTES = {
+    "run_bulk_waterfall": BULK_RUN,
+    "run_bulk_enrichment": "POST /v1/enrichments/{enrichment_id}/bulk-run",
+    "run_bulk_flow": "POST /v1/flows/{flow_id}/bulk-run",
+    "run_table_enrichment": "POST /v1/table/{table_uuid}/run-enrichment/{processor_id}",
+    "run_table_exporter": "POST /v1/table/{table_uuid}/run-exporter/{processor_id}",
+}
+FOREIGN_REPLIES: dict[str, tuple[int, object]] = {
+    "404 HTML maintenance page": (404, None),
+    "404 empty body": (404, ""),
+    "403 gateway JSON": (403, {"message": "Forbidden"}),
+    "429 HTML from a CDN": (429, "<html><body>Slow down</body></html>"),
+}
+
+
+async def billable_args(client: Client, tool: str) -> dict[str, Any]:
+    """Arguments for one run of `tool` on the sandbox (a table is made for the table tools)."""
+    from tests.test_table_admin_flows import EMAIL_FLOW
+    from tests.test_table_enrich import table_with_waterfall
+
+    if tool == "run_bulk_waterfall":
+        return dict(BULK_ARGS)
+    if tool == "run_bulk_enrichment":
+        return {"enrichment_id": 120, "params": [{"domain": "example.com"}, {"domain": "acme.io"}]}
+    if tool == "run_bulk_flow":
+        people = [{"first_name": "Ann", "last_name": "Lee", "domain": "example.com"}]
+        return {"flow_id": EMAIL_FLOW, "inputs": people}
+    if tool == "run_table_enrichment":
+        table, enrichment = await table_with_waterfall(client, 5)
+        return {"table_uuid": table, "enrichment_id": enrichment, "wait_seconds": 1}
+    table = structured(await client.call_tool("create_table", {"name": "To CRM", "columns": ["Email"]}))["identifier"]
+    await client.call_tool("insert_rows", {"table_uuid": table, "rows": [{"Email": "a@x.io"}]})
+    mapping = {"email": {"column": "Email"}}
+    added = await client.call_tool("add_table_exporter", {"table_uuid": table, "exporter_id": 41, "mapping": mapping})
+    return {"table_uuid": table, "exporter_id": structured(added)["exporter_id"], "confirm": True}
+
+
+@pytest.mark.parametrize("reply", list(FOREIGN_REPLIES))
+@pytest.mark.parametrize("tool", list(BILLABLE_ROUTES))
+async def test_a_refusal_status_not_in_databars_shape_after_the_work_bills_once(
+    sandbox: SandboxServer, tmp_path: Path, tool: str, reply: str
+) -> None:
+    """Regression: a proxy's 404 page after Databar started the run was recorded `rejected`, and the re-call
+    billed again (5 of 5 billable tools). Only Databar's own error shape is a refusal."""
+    sandbox.state.balance = 100_000
+    route = BILLABLE_ROUTES[tool]
+    status, body = FOREIGN_REPLIES[reply]
+    async with Client(build_server(make_settings(sandbox, tmp_path, toolsets="all"))) as client:
+        args = await billable_args(client, tool)
+        sandbox.state.reset_counts()
+        sandbox.state.inject(Fault(route=route, kind="status_after", status=status, body=body))
+        results = [await client.call_tool(tool, args) for _ in range(2)]
+        recent = structured(await client.call_tool("list_recent_tasks", {}))
+
+    codes = [error_body(r)["code"] for r in results]
+    assert codes == ["submission_unknown"] * 2, [text_of(r) for r in results]
+    assert f"Databar answered {status}" in text_of(results[0]) and "not in Databar's error shape" in text_of(results[0])
+    assert sandbox.state.counts[route] == 1  # the work was done once; the re-call sent nothing
+    unsettled = [(s["tool"], s["outcome"]) for s in recent["unsettled_submissions"]]
+    assert unsettled == [(tool, "unknown")]  # recorded as may-have-billed, never "rejected"
+
+
+@pytest.mark.parametrize("tool", ["run_bulk_waterfall", "run_bulk_enrichment", "run_bulk_flow", "run_table_enrichment"])
+async def test_a_404_page_after_the_work_in_an_mcp_task_bills_once(
+    sandbox: SandboxServer, tmp_path: Path, tool: str
+) -> None:
+    from tests.tasks_client import poll_until, raw
+
+    sandbox.state.balance = 100_000
+    route = BILLABLE_ROUTES[tool]
+    async with Client(build_server(make_settings(sandbox, tmp_path, toolsets="all")), mode="legacy") as client:
+        args = await billable_args(client, tool)
+        sandbox.state.reset_counts()
+        sandbox.state.inject(Fault(route=route, kind="status_after", status=404))
+        created = await raw(client, "tools/call", {"name": tool, "arguments": args, "task": {}})
+        task_id = created["task"]["taskId"]
+        await poll_until(client, task_id, {"completed", "failed", "cancelled"})
+        result = await raw(client, "tasks/result", {"taskId": task_id})
+        again = await client.call_tool(tool, args)
+
+    assert result["isError"] is True and "submission_unknown" in json.dumps(result["content"]), result
+    assert error_body(again)["code"] == "submission_unknown", text_of(again)
+    assert sandbox.state.counts[route] == 1

@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import sqlite3
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 
 from databar_mcp.api import DatabarClient
@@ -18,6 +25,7 @@ from databar_mcp.api.models import BulkWaterfallRequest, TaskHandle
 from databar_mcp.config import Settings
 from databar_mcp.core.ledger_sqlite import SqliteBackend
 from databar_mcp.core.runner import RunOrder, TaskRunner
+from databar_mcp.core.spool import SPOOL_NAME
 from databar_mcp.core.store import Ledger
 from databar_mcp.sandbox import SandboxServer
 from tests.conftest import LEADS
@@ -110,3 +118,119 @@ async def test_a_task_id_survives_a_full_disk_and_is_written_when_space_returns(
     assert stored is not None and stored.data == finished.data
     reopened.close()
     assert sandbox.state.counts[BULK_RUN] == 1 and len(sandbox.state.tasks) == 1
+
+
+async def test_a_task_id_kept_on_a_full_disk_survives_the_process_exiting_before_space_returns(
+    sandbox: SandboxServer, settings: Settings
+) -> None:
+    """Regression (issue 22 item 10): the id was kept in memory only, so an exit before space came back lost the
+    task Databar had billed. The spool file in the state dir keeps it; the next process writes it."""
+    backend = SqliteBackend(settings.ledger_path)
+    ledger = Ledger(backend, spool=settings.state_dir / SPOOL_NAME)
+    await ledger.open()
+    body = BulkWaterfallRequest(params=LEADS, enrichments=[833, 966], email_verifier=None)
+    async with DatabarClient.from_settings(settings) as client:
+        runner = TaskRunner(
+            client, ledger, account="a", poll_first_s=0.02, poll_cap_s=0.1, duplicate_window_s=1800, settle_s=1
+        )
+
+        async def send() -> TaskHandle:
+            await backend.run_sqlite(fill_the_disk)
+            return await client.bulk_run_waterfall("email_getter", body)
+
+        order = RunOrder(
+            tool="run_bulk_waterfall",
+            endpoint="waterfalls/email_getter/bulk-run",
+            request=body.model_dump(mode="json"),
+            rows=len(LEADS),
+            estimated_credits=12.0,
+            force=False,
+            send=send,
+        )
+        submitted = await runner.submit(order)
+    assert submitted.durable is False
+    await backend.run_sqlite(space_returns)  # space comes back only after the process is gone:
+    ledger.close()  # the process exits with the id unwritten (its memory is lost)
+
+    after = Ledger(settings.ledger_path)  # the next start, on the same state dir (the default spool beside it)
+    record = await after.read(submitted.task_id)
+    recent, _ = await after.recent(limit=5, offset=0, unfinished_only=True)  # what the tracker polls
+    after.close()
+    assert record is not None and record.submission is not None
+    assert record.submission.outcome == "accepted" and record.submission.task_id == submitted.task_id
+    assert [r.task_id for r in recent] == [submitted.task_id]
+    assert submitted.task_id.encode() not in (settings.state_dir / SPOOL_NAME).read_bytes()
+    assert sandbox.state.counts[BULK_RUN] == 1
+
+
+def mount(*args: str) -> bool:
+    """Run mount(8) or umount(8) (as root; the tests that need it skip elsewhere); True when it worked."""
+    tool = shutil.which(args[0])
+    if os.geteuid() != 0 or tool is None:
+        return False
+    return subprocess.run([tool, *args[1:]], check=False, capture_output=True).returncode == 0  # noqa: S603
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 8 MB volume (tmpfs) to fill up: a write past it fails with ENOSPC, as on a full disk."""
+    where = tmp_path / "volume"
+    where.mkdir()
+    if not mount("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(where)):
+        pytest.skip("mounting a small volume needs root")
+    try:
+        yield where
+    finally:
+        mount("umount", "-l", str(where))
+
+
+def fill_the_volume(where: Path) -> Path:
+    """Fill the volume to its last byte; the file returned, deleted, is space coming back."""
+    filler = where / "filler"
+    with filler.open("wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError:
+            pass
+    return filler
+
+
+async def test_a_full_disk_during_a_table_run_is_a_structured_answer_and_never_sends_it_twice(
+    sandbox: SandboxServer, small_disk: Path
+) -> None:
+    """Regression (issue 22 item 9): the disk filled between the table run's POST and its ledger write
+    (`accepted_without_task`), and the agent got an untyped "Error executing tool"."""
+    from mcp import Client
+
+    from databar_mcp.app.server import build_server
+    from databar_mcp.sandbox import Fault
+    from tests.conftest import error_body, make_settings, text_of
+    from tests.test_table_enrich import RUN, table_with_waterfall
+
+    sandbox.state.balance = 10_000
+    server = build_server(make_settings(sandbox, small_disk, toolsets="all"))
+    async with Client(server) as client:
+        table, enrichment = await table_with_waterfall(client, 5)
+        sandbox.state.inject(Fault(route=RUN, kind="slow", delay=0.5))  # the POST arrives, then takes a while
+        args = {"table_uuid": table, "enrichment_id": enrichment, "wait_seconds": 5}
+        async with anyio.create_task_group() as tg:
+            results: list[Any] = []
+
+            async def run() -> None:
+                results.append(await client.call_tool("run_table_enrichment", args))
+
+            tg.start_soon(run)
+            with anyio.fail_after(10):
+                while sandbox.state.counts.get(RUN, 0) < 1:  # claimed and sent: the disk fills up now
+                    await anyio.sleep(0.01)
+            filler = fill_the_volume(small_disk)
+        again = await client.call_tool("run_table_enrichment", {**args, "wait_seconds": 0})
+        filler.unlink()  # space returns
+
+    first = results[0]
+    assert "Error executing tool" not in text_of(first)
+    assert not first.is_error, text_of(first)  # the run went ahead at Databar and is reported as such
+    assert error_body(again)["code"] == "submission_unknown"  # still 'pending' in the ledger: never re-sent
+    assert sandbox.state.counts[RUN] == 1

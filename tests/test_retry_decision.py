@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from databar_mcp.api.retry import Decision, NoReply, decide
+from databar_mcp.api.retry import Decision, NoReply, decide, is_databar_error
 
 BACKOFF = 0.5  # what backoff_delay gave for this attempt
 CAP = 60.0  # retry_after_cap_s
@@ -84,27 +84,79 @@ def test_retry_decision(
         outcome=outcome,
         retry_after=retry_after,
         max_retries=MAX,
+        databar_body=True,  # every reply in the table is in Databar's own error shape
         retry_after_cap_s=CAP,
         backoff_s=BACKOFF,
     )
     assert (got.verdict, got.wait_s, got.final) == (expected.verdict, expected.wait_s, expected.final)
 
 
+# The same statuses with a body not in Databar's error shape (a proxy's HTML page, an empty body, a gateway's
+# JSON): after a billable POST none is a refusal, so none is re-sent and none is recorded as rejected.
+FOREIGN: list[tuple[str, bool, int, Decision]] = [
+    ("POST", True, 404, UNKNOWN),
+    ("POST", True, 403, UNKNOWN),
+    ("POST", True, 400, UNKNOWN),
+    ("POST", True, 406, UNKNOWN),
+    ("POST", True, 409, UNKNOWN),
+    ("POST", True, 422, UNKNOWN),
+    ("POST", True, 429, UNKNOWN),  # a proxy's 429 is not Databar's "nothing started": never sent again
+    ("GET", False, 404, GIVE_UP),  # a read is the ordinary error either way
+    ("GET", False, 429, RETRY),
+    ("GET", False, 503, RETRY),
+]
+
+
+@pytest.mark.parametrize(("method", "billable", "status", "expected"), FOREIGN)
+def test_a_refusal_status_without_databars_error_shape_is_no_refusal(
+    method: str, billable: bool, status: int, expected: Decision
+) -> None:
+    got = decide(
+        method=method, billable=billable, attempt=0, outcome=status, retry_after=None,
+        max_retries=MAX, databar_body=False, retry_after_cap_s=CAP, backoff_s=BACKOFF,
+    )  # fmt: skip
+    assert (got.verdict, got.final) == (expected.verdict, expected.final)
+
+
+SHAPES: list[tuple[int, object, bool]] = [
+    (404, {"detail": "Not found"}, True),
+    (403, {"detail": "Forbidden"}, True),
+    (406, {"detail": "Check the number of remaining credits or the tariff plan."}, True),
+    (400, {"detail": {"params": ["required"]}}, True),
+    (422, {"detail": [{"loc": ["body", "params"], "msg": "field required", "type": "missing"}]}, True),
+    (400, {"error": "BATCH_TOO_LARGE", "max_size": 50}, True),
+    (422, {"error": "INVALID_DATA", "detail": "bad", "fields": []}, True),
+    (404, "<!DOCTYPE html><html><body>Maintenance</body></html>", False),
+    (404, None, False),  # an empty body
+    (404, "", False),
+    (404, {"message": "Not Found"}, False),  # a gateway's JSON
+    (404, {"detail": ""}, False),
+    (404, {"detail": {"x": 1}}, False),  # a dict detail is documented for 400 only
+    (422, {"detail": []}, False),
+    (404, ["detail"], False),
+]
+
+
+@pytest.mark.parametrize(("status", "body", "shaped"), SHAPES)
+def test_databars_error_shape(status: int, body: object, shaped: bool) -> None:
+    assert is_databar_error(status, body) is shaped
+
+
 def test_a_retry_that_cannot_wait_falls_back_safely() -> None:
     """When the deadline forbids the wait, a lost billable reply is unknown and a 5xx GET is the plain error."""
     billable = decide(
         method="GET", billable=True, attempt=0, outcome="reply_lost", retry_after=None,
-        max_retries=MAX, retry_after_cap_s=CAP, backoff_s=BACKOFF,
+        max_retries=MAX, databar_body=True, retry_after_cap_s=CAP, backoff_s=BACKOFF,
     )  # fmt: skip
     assert billable.final == "submission_unknown"
     lost_get = decide(
         method="GET", billable=False, attempt=0, outcome="reply_lost", retry_after=None,
-        max_retries=MAX, retry_after_cap_s=CAP, backoff_s=BACKOFF,
+        max_retries=MAX, databar_body=True, retry_after_cap_s=CAP, backoff_s=BACKOFF,
     )  # fmt: skip
     assert (lost_get.verdict, lost_get.final) == ("retry", "give_up")
     server_error = decide(
         method="GET", billable=False, attempt=0, outcome=503, retry_after=None,
-        max_retries=MAX, retry_after_cap_s=CAP, backoff_s=BACKOFF,
+        max_retries=MAX, databar_body=True, retry_after_cap_s=CAP, backoff_s=BACKOFF,
     )  # fmt: skip
     assert (server_error.verdict, server_error.final) == ("retry", "give_up")
 
@@ -113,6 +165,6 @@ def test_no_retries_configured_never_retries() -> None:
     for outcome in ("refused", "not_connected", "reply_lost", 429, 503):
         got = decide(
             method="GET", billable=False, attempt=0, outcome=outcome, retry_after=None,
-            max_retries=0, retry_after_cap_s=CAP, backoff_s=BACKOFF,
+            max_retries=0, databar_body=True, retry_after_cap_s=CAP, backoff_s=BACKOFF,
         )  # fmt: skip
         assert got.verdict != "retry", outcome

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from databar_mcp.core.store import Ledger, LedgerError
+from tests.test_disk_full import mount
 
 Prepare = Callable[[Path], Path]  # given a tmp dir, build the broken state; returns the state dir
 
@@ -128,3 +129,23 @@ def test_a_newer_schema_is_never_written_to(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 99
     assert path.read_bytes() == before
+
+
+def test_a_read_only_state_dir_with_a_ledger_is_refused_at_start(tmp_path: Path) -> None:
+    """Regression (issue 22 item 9): a ledger that can be read but not written (its state dir mounted read-only
+    while another process has it open, so its WAL files exist) passed the start-up check, and then every run
+    failed at its claim with an untyped error. It is refused at start, like an unwritable empty state dir."""
+    source, state = tmp_path / "source", tmp_path / "state"
+    _ledger(source)
+    state.mkdir()
+    holder = sqlite3.connect(source / "ledger.sqlite3")  # another process's connection: the WAL files exist
+    holder.execute("SELECT COUNT(*) FROM submissions").fetchone()
+    if not mount("mount", "--bind", str(source), str(state)):
+        holder.close()
+        pytest.skip("a read-only bind mount needs root")
+    try:
+        assert mount("mount", "-o", "remount,ro,bind", str(state))
+        assert_one_line(run_server(state), "cannot be opened for writing", state)
+    finally:
+        mount("umount", "-l", str(state))
+        holder.close()

@@ -5,8 +5,9 @@ Retry policy, the heart of "never bill twice" (decided by the pure `retry.decide
 - idempotent requests (GET, PUT, DELETE) are retried on transport errors, 429 and 5xx;
 - other requests are retried only when they certainly did not reach the server (connection refused or
   timed out before connecting, or a 429 rejection);
-- a billable run answered with anything but a readable 2xx or a refusal (`retry.REFUSALS`) raises
-  SubmissionUnknown: a lost reply, a 5xx, a 3xx, a 408, truncated JSON, an HTML page with 200.
+- a billable run answered with anything but a readable 2xx or Databar's own refusal (a status of
+  `retry.REFUSALS` with a body in Databar's error shape, `retry.is_databar_error`) raises SubmissionUnknown:
+  a lost reply, a 5xx, a 3xx, a 408, truncated JSON, an HTML page with 200, a proxy's HTML 404.
 
 Every attempt, backoff and Retry-After wait is bounded by the tool call's deadline (`api.deadline`): a wait
 that would outlast it is not made (a 429 then raises RateLimited with when to retry), and a reply still
@@ -43,7 +44,15 @@ from databar_mcp.api.errors import (
     status_error,
 )
 from databar_mcp.api.lazy import LazyModule
-from databar_mcp.api.retry import Decision, NoReply, backoff_delay, decide, parse_retry_after
+from databar_mcp.api.retry import (
+    REFUSALS,
+    Decision,
+    NoReply,
+    backoff_delay,
+    decide,
+    is_databar_error,
+    parse_retry_after,
+)
 from databar_mcp.config import Settings
 
 if TYPE_CHECKING:
@@ -291,12 +300,19 @@ class DatabarClient:
             retry_after = parse_retry_after(response.headers.get("retry-after"), now=time.time())
             body = self._parse_error_body(response, secrets)
             status = response.status_code
-            decision = self._decide(method, billable, attempt, status, retry_after)
+            shaped = is_databar_error(status, body)
+            decision = self._decide(method, billable, attempt, status, retry_after, databar_body=shaped)
             if await self._retrying(decision):
                 attempt += 1
                 continue
             if decision.final == "submission_unknown":
-                what = "a redirect" if 300 <= status < 400 else "a reply that is not a refusal"
+                what = (
+                    "a redirect"
+                    if 300 <= status < 400
+                    else "a reply not in Databar's error shape"
+                    if status in REFUSALS
+                    else "a reply that is not a refusal"
+                )
                 raise SubmissionUnknown(
                     f"Databar answered {status} ({what}) to a run request; the run may or may not have started.",
                     method=method,
@@ -305,7 +321,14 @@ class DatabarClient:
             raise status_error(status, body, retry_after=retry_after)
 
     def _decide(
-        self, method: str, billable: bool, attempt: int, outcome: int | NoReply, retry_after: float | None = None
+        self,
+        method: str,
+        billable: bool,
+        attempt: int,
+        outcome: int | NoReply,
+        retry_after: float | None = None,
+        *,
+        databar_body: bool = False,
     ) -> Decision:
         return decide(
             method=method,
@@ -313,6 +336,7 @@ class DatabarClient:
             attempt=attempt,
             outcome=outcome,
             retry_after=retry_after,
+            databar_body=databar_body,
             max_retries=self._max_retries,
             retry_after_cap_s=self._retry_after_cap,
             backoff_s=self._backoff(attempt),

@@ -18,6 +18,15 @@ class LedgerError(Exception):
     """The ledger cannot be used: one line saying what is wrong and where (never a traceback for the user)."""
 
 
+class LedgerUnavailable(LedgerError):
+    """A ledger call failed for want of the database or the disk (a restart, a full or read-only disk), not for a
+    fault of ours: what it had to write is kept (store.py), and the tool says so in a structured answer."""
+
+    def __init__(self, message: str, *, out_of_space: bool = False) -> None:
+        super().__init__(message)
+        self.out_of_space = out_of_space
+
+
 class Row(Protocol):
     """A result row read by column name or by position."""
 
@@ -77,7 +86,8 @@ class LedgerBackend(Protocol):
         ...
 
     async def run(self, fn: Callable[[LedgerConn], Awaitable[T]]) -> T:
-        """Run one operation on one connection; failing to connect at all raises LedgerError."""
+        """Run one operation on one connection; failing to connect at all raises LedgerError, and the database or
+        disk failing it (a closed connection, a full or read-only disk) LedgerUnavailable."""
         ...
 
     def run_blocking(self, fn: Callable[[LedgerConn], Coroutine[Any, Any, T]]) -> T:
@@ -89,7 +99,8 @@ class LedgerBackend(Protocol):
         ...
 
     def out_of_space(self, exc: BaseException) -> bool:
-        """A write that failed for lack of disk (or a failing disk): kept in memory and replayed later."""
+        """A write that failed for lack of disk (or a failing disk): kept and replayed later (also when `exc` is
+        the LedgerUnavailable that `run` made of it)."""
         ...
 
     def tracking_turn(self) -> AbstractAsyncContextManager[bool]:

@@ -23,10 +23,11 @@ import psycopg
 import psycopg.errors
 from psycopg import conninfo
 from psycopg.rows import RowMaker
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from databar_mcp import config
-from databar_mcp.core.ledger_backend import LedgerConn, LedgerError, Row
+from databar_mcp.api import deadline
+from databar_mcp.core.ledger_backend import LedgerConn, LedgerError, LedgerUnavailable, Row
 
 logger = logging.getLogger("databar_mcp.ledger")
 
@@ -117,8 +118,19 @@ class PgConn(LedgerConn):
         await self._conn.execute("COMMIT")
 
     async def rollback(self) -> None:
-        if self._conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        """Never raises: it runs while another exception is on its way (a deadline's cancellation, a restart's
+        closed connection), which must reach the caller. A connection that cannot roll back is closed, and the
+        pool replaces it; the server has ended its transaction anyway."""
+        status = self._conn.info.transaction_status
+        if status == psycopg.pq.TransactionStatus.IDLE or self._conn.closed:
+            return
+        try:
+            if status == psycopg.pq.TransactionStatus.ACTIVE:  # a statement was cut off mid-flight: not reusable
+                raise psycopg.OperationalError("a statement was interrupted")
             await self._conn.execute("ROLLBACK")
+        except psycopg.Error as exc:
+            logger.info("rollback failed (%s): the connection is dropped", type(exc).__name__)
+            await self._conn.close()
 
     async def begin_migration(self) -> None:
         await self.begin("databar-mcp:migrate")
@@ -200,6 +212,8 @@ class PostgresBackend:
                     max_size=self._pool_max,
                     open=False,
                     configure=self._configure,
+                    # a connection a restart closed is found out before it is handed over, never after
+                    check=AsyncConnectionPool.check_connection,
                     timeout=config.DATABASE_CONNECT_TIMEOUT_S,
                     name="databar-ledger",
                 )
@@ -213,11 +227,17 @@ class PostgresBackend:
 
     async def run(self, fn: Callable[[LedgerConn], Awaitable[T]]) -> T:
         pool = await self._opened()
-        async with pool.connection() as conn:
-            try:
-                return await fn(PgConn(conn))
-            finally:
-                await PgConn(conn).rollback()  # never hand a connection back inside a transaction
+        wait = max(0.5, deadline.bounded(config.DATABASE_CONNECT_TIMEOUT_S))  # a tool call answers by its deadline
+        try:
+            async with pool.connection(timeout=wait) as conn:
+                try:
+                    return await fn(PgConn(conn))
+                finally:
+                    await PgConn(conn).rollback()  # never hand a connection back inside a transaction
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+            raise LedgerUnavailable(
+                f"the ledger database {self.where} failed: {_reason(exc)}", out_of_space=self.out_of_space(exc)
+            ) from None
 
     def run_blocking(self, fn: Callable[[LedgerConn], Coroutine[Any, Any, T]]) -> T:
         """On a connection of its own, in a thread with its own event loop (the caller's may be running)."""
@@ -253,6 +273,8 @@ class PostgresBackend:
         return LedgerError(f"the ledger database {self.where} cannot be used: {_reason(exc)}")
 
     def out_of_space(self, exc: BaseException) -> bool:
+        if isinstance(exc, LedgerUnavailable):
+            return exc.out_of_space
         return isinstance(exc, psycopg.errors.DiskFull | psycopg.errors.IoError)
 
     @asynccontextmanager

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
-from databar_mcp.core.ledger_backend import LedgerConn, LedgerError, Row, drive
+from databar_mcp.core.ledger_backend import LedgerConn, LedgerError, LedgerUnavailable, Row, drive
 
 T = TypeVar("T")
 
@@ -46,6 +46,8 @@ def unusable(path: Path, exc: BaseException) -> LedgerError | None:
 
 def out_of_space(exc: BaseException) -> bool:
     """A write SQLite could not make for lack of disk (SQLITE_FULL) or because the disk failed (SQLITE_IOERR)."""
+    if isinstance(exc, LedgerUnavailable):
+        return exc.out_of_space
     if not isinstance(exc, sqlite3.OperationalError):
         return False
     code = getattr(exc, "sqlite_errorcode", None)
@@ -159,7 +161,12 @@ class SqliteBackend:
         async def as_coroutine(conn: LedgerConn) -> T:
             return await fn(conn)
 
-        return await anyio.to_thread.run_sync(self.run_blocking, as_coroutine)
+        try:
+            return await anyio.to_thread.run_sync(self.run_blocking, as_coroutine)
+        except sqlite3.OperationalError as exc:  # the file or the disk failed us (full, read-only, locked too long)
+            explained = unusable(self.path, exc)
+            message = str(explained) if explained is not None else f"the ledger {self.path} failed: {exc}"
+            raise LedgerUnavailable(message, out_of_space=out_of_space(exc)) from None
 
     async def run_sqlite(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn` on the shared sqlite3 connection itself (maintenance and tests that shape the file)."""

@@ -154,7 +154,7 @@ def _failure(exc: BaseException, endpoint: str) -> tuple[Outcome, BaseException]
         return "unknown", exc
     if isinstance(exc, APIConnectionError):
         return ("unknown" if exc.reached_server else "rejected"), exc
-    if isinstance(exc, APIStatusError) and is_refusal(exc.status_code):
+    if isinstance(exc, APIStatusError) and is_refusal(exc.status_code, exc.body):
         return "rejected", exc
     if isinstance(exc, DatabarError):  # an answer we cannot read as a refusal: the run may have started
         message = f"{exc.message} The run may or may not have started."

@@ -5,9 +5,11 @@ is what lets us promise that nothing a user paid for is ever lost or paid for tw
 before the tool waits or returns. It lives in a SQLite file in the state dir (ledger_sqlite.py) or, for
 replicas, in PostgreSQL (ledger_pg.py); the logic here is written once over the seam in ledger_backend.py.
 
-A write that fails because the disk is full (or failing) after Databar accepted a run must not lose the task
-id: it is logged, kept in memory (listed by `recent`, honoured by the duplicate guard) and written as soon as
-a later ledger call finds space again.
+A write that fails after Databar accepted a run (the disk is full or failing, the PostgreSQL server restarts)
+must not lose the task id: the write is tried again on a new connection, then the id is logged, kept in memory
+(listed by `recent`, honoured by the duplicate guard) and in a spool file in the state dir that survives the
+process (spool.py), and written as soon as a later ledger call (the tracker's, at the latest) finds the ledger
+writable again.
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
+import anyio.to_thread
+
 from databar_mcp.api.statuses import NOT_REUSABLE_STATUSES, TERMINAL_STATUSES, TaskStatus
 from databar_mcp.core.ledger_backend import LedgerBackend, LedgerConn, LedgerError, Row
 from databar_mcp.core.ledger_sqlite import SqliteBackend, out_of_space
+from databar_mcp.core.spool import SPOOL_NAME, Spooled, TaskIdSpool
 from databar_mcp.core.users import current_owner
 
 if TYPE_CHECKING:
@@ -34,6 +39,7 @@ logger = logging.getLogger("databar_mcp.ledger")
 
 T = TypeVar("T")
 DAY_S = 24 * 3600.0
+ACCEPT_WRITES = 2  # a task id's write is tried this often (a new connection each time) before it is spooled
 Outcome = Literal["pending", "accepted", "rejected", "unknown"]
 
 MIGRATIONS: tuple[str, ...] = (
@@ -232,16 +238,6 @@ class TaskNotOurs(Exception):
 
 
 @dataclass(frozen=True)
-class _Accepted:
-    """A task id Databar returned that could not be written yet."""
-
-    submission_id: int
-    task_id: str
-    status: str
-    at: float
-
-
-@dataclass(frozen=True)
 class Claim:
     """The answer to 'may I submit this run?': a fresh submission id, or the earlier run to reuse."""
 
@@ -262,12 +258,19 @@ def _rows_with_data(data: object) -> tuple[int | None, int | None]:
 class Ledger:
     """The ledger's operations, on SQLite (a path) or another backend (PostgreSQL: see ledger_for)."""
 
-    def __init__(self, where: Path | LedgerBackend) -> None:
+    def __init__(self, where: Path | LedgerBackend, *, spool: Path | None = None) -> None:
+        """`spool`: the file that keeps task ids the ledger could not take yet (default: beside a SQLite ledger;
+        a PostgreSQL ledger has it in the state dir, see ledger_for; None for another backend: memory only)."""
         self._db: LedgerBackend = SqliteBackend(where) if isinstance(where, Path) else where
         self._ready = False
-        # Writes that found no space, replayed (in this order) before the next ledger call.
-        self._unwritten_accepts: dict[int, _Accepted] = {}
+        if spool is None and isinstance(where, Path):
+            spool = where.parent / SPOOL_NAME
+        self._spool = None if spool is None else TaskIdSpool(spool, self._db.where)
+        self._spool_loaded = False
+        # Writes that could not be made, replayed (in this order) before the next ledger call.
+        self._unwritten_accepts: dict[int, Spooled] = {}
         self._unwritten_tasks: dict[str, Task] = {}
+        self._written: list[int] = []  # spooled submissions the last replay wrote (their slots are freed after)
 
     @property
     def where(self) -> str:
@@ -290,6 +293,9 @@ class Ledger:
                 for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                     await conn.run_script(script)
                     await conn.set_schema_version(number)
+                # Written even when nothing changed: a ledger that can be read but not written (a read-only state
+                # dir whose ledger is open elsewhere) is refused here, at start, not by every run at its claim.
+                await conn.set_schema_version(len(MIGRATIONS))
                 await _check_schema(conn, self.where)
                 await conn.commit()
             except BaseException:
@@ -304,6 +310,9 @@ class Ledger:
         self._ready = True
 
     async def _run(self, fn: Callable[[LedgerConn], Awaitable[T]]) -> T:
+        if not self._spool_loaded:
+            await anyio.to_thread.run_sync(self._load_spool)
+
         async def work(conn: LedgerConn) -> T:
             if not self._ready:
                 await self._migrate(conn)
@@ -311,10 +320,36 @@ class Ledger:
                 await self._replay(conn)
             return await fn(conn)
 
-        return await self._db.run(work)
+        try:
+            return await self._db.run(work)
+        finally:
+            if self._written:
+                await anyio.to_thread.run_sync(self._unspool)
+
+    def _load_spool(self) -> None:
+        """Make the spool ready, and take up the ids an earlier process kept there (it exited before writing them)."""
+        self._spool_loaded = True
+        if self._spool is None or not self._spool.open():
+            return
+        for entry in self._spool.load():
+            if entry.submission_id not in self._unwritten_accepts:
+                logger.warning(
+                    "task %s (submission %d) waits in the spool: writing it", entry.task_id, entry.submission_id
+                )
+                self._unwritten_accepts[entry.submission_id] = entry
+
+    def _unspool(self) -> None:
+        written, self._written = self._written, []
+        for submission_id in written:
+            if self._spool is not None:
+                self._spool.drop(submission_id)
+
+    def _kept_back(self, exc: BaseException) -> bool:
+        """A write that failed for want of the ledger (full disk, database gone): kept, never lost."""
+        return isinstance(exc, LedgerError) or self._db.out_of_space(exc)
 
     async def _replay(self, conn: LedgerConn) -> None:
-        """Write what an earlier call had to keep in memory, now that there may be space again."""
+        """Write what an earlier call had to keep back, now that the ledger may take it again."""
         for key, accepted in list(self._unwritten_accepts.items()):
             try:
                 await self._write_accepted(conn, accepted.submission_id, accepted.task_id, accepted.status, accepted.at)
@@ -325,6 +360,7 @@ class Ledger:
                     return  # still no space: keep everything for the next call
                 raise
             if self._unwritten_accepts.pop(key, None) is not None:
+                self._written.append(key)
                 logger.warning("task %s is now written to the ledger", accepted.task_id)
         for task_id, task in list(self._unwritten_tasks.items()):
             try:
@@ -342,7 +378,7 @@ class Ledger:
         """How many records wait in memory for space to be written."""
         return len(self._unwritten_accepts) + len(self._unwritten_tasks)
 
-    def _unwritten_task_ids(self) -> dict[str, _Accepted]:
+    def _unwritten_task_ids(self) -> dict[str, Spooled]:
         return {a.task_id: a for a in self._unwritten_accepts.values()}
 
     def close(self) -> None:
@@ -496,29 +532,42 @@ class Ledger:
     async def accepted(self, submission_id: int, task_id: str, status: str) -> bool:
         """Record the task id the moment Databar returns it (before any waiting).
 
-        True when written; False when the disk is full: the id is then logged, kept in memory and written by
-        the first later call that finds space. Raises TaskIdTaken (nothing written) when the id already
-        belongs to another submission: two runs are never merged into one task.
+        True when written. A failed write (a connection the database closed) is tried again on a new connection;
+        when the ledger still cannot take it (full disk, database down) it returns False: the id is logged, kept
+        in memory and in the spool file, and written by the first later call the ledger answers. Raises
+        TaskIdTaken (nothing written) when the id already belongs to another submission: two runs are never
+        merged into one task.
         """
         now = time.time()
 
-        async def work(conn: LedgerConn) -> bool:
-            try:
-                await self._write_accepted(conn, submission_id, task_id, status, now)
-            except Exception as exc:
-                if not self._db.out_of_space(exc):
-                    raise
-                self._unwritten_accepts[submission_id] = _Accepted(submission_id, task_id, status, now)
-                logger.error(
-                    "the ledger cannot be written (%s): task %s of submission %d is kept in memory until it can",
-                    exc,
-                    task_id,
-                    submission_id,
-                )
-                return False
-            return True
+        async def work(conn: LedgerConn) -> None:
+            await self._write_accepted(conn, submission_id, task_id, status, now)
 
-        return await self._run(work)
+        failure: Exception | None = None
+        for _ in range(ACCEPT_WRITES):
+            try:
+                await self._run(work)
+                return True
+            except TaskIdTaken:
+                raise
+            except Exception as exc:  # whatever it was, the id Databar billed for is not dropped
+                failure = exc
+                if self._db.out_of_space(exc):
+                    break  # no space now is no space a moment later
+                logger.warning("writing task %s failed (%s); trying again", task_id, _one_line(exc))
+        await self._keep_accepted(Spooled(submission_id, task_id, status, now), failure)
+        return False
+
+    async def _keep_accepted(self, entry: Spooled, failure: BaseException | None) -> None:
+        self._unwritten_accepts[entry.submission_id] = entry
+        spooled = self._spool is not None and await anyio.to_thread.run_sync(self._spool.keep, entry)
+        logger.error(
+            "the ledger cannot be written (%s): task %s of submission %d is kept %s until it can",
+            _one_line(failure) if failure is not None else "?",
+            entry.task_id,
+            entry.submission_id,
+            "in memory and in the spool file" if spooled else "in memory only",
+        )
 
     @staticmethod
     async def _write_accepted(conn: LedgerConn, submission_id: int, task_id: str, status: str, now: float) -> None:
@@ -548,21 +597,24 @@ class Ledger:
     async def failed(self, submission_id: int, outcome: Outcome, error: str) -> None:
         """'rejected': Databar refused it (nothing started). 'unknown': it may have started.
 
-        With the disk full the submission stays 'pending', which the duplicate guard already treats as unknown
-        once its sender is gone: the safe reading either way.
+        With the disk full or the database gone the submission stays 'pending', which the duplicate guard already
+        treats as unknown once its sender is gone: the safe reading either way (and the caller's own answer, a
+        refusal or submission_unknown, is not replaced by the ledger's trouble).
         """
 
         async def work(conn: LedgerConn) -> None:
-            try:
-                await conn.execute(
-                    "UPDATE submissions SET outcome = ?, error = ? WHERE id = ?", (outcome, error[:500], submission_id)
-                )
-            except Exception as exc:
-                if not self._db.out_of_space(exc):
-                    raise
-                logger.error("the ledger cannot be written (%s): submission %d stays pending", exc, submission_id)
+            await conn.execute(
+                "UPDATE submissions SET outcome = ?, error = ? WHERE id = ?", (outcome, error[:500], submission_id)
+            )
 
-        await self._run(work)
+        try:
+            await self._run(work)
+        except Exception as exc:
+            if not self._kept_back(exc):
+                raise
+            logger.error(
+                "the ledger cannot be written (%s): submission %d stays pending", _one_line(exc), submission_id
+            )
 
     async def submission(self, submission_id: int) -> Submission | None:
         async def work(conn: LedgerConn) -> Submission | None:
@@ -582,17 +634,17 @@ class Ledger:
         now = time.time()
 
         async def work(conn: LedgerConn) -> None:
-            try:
-                await self._write_observed(conn, task, now)
-            except Exception as exc:
-                if not self._db.out_of_space(exc):
-                    raise
-                kept = self._unwritten_tasks.get(task.task_id)
-                if kept is None or not kept.is_terminal:
-                    self._unwritten_tasks[task.task_id] = task
-                logger.error("the ledger cannot be written (%s): task %s is kept in memory", exc, task.task_id)
+            await self._write_observed(conn, task, now)
 
-        await self._run(work)
+        try:
+            await self._run(work)
+        except Exception as exc:
+            if not self._kept_back(exc):
+                raise
+            kept = self._unwritten_tasks.get(task.task_id)
+            if kept is None or not kept.is_terminal:
+                self._unwritten_tasks[task.task_id] = task
+            logger.error("the ledger cannot be written (%s): task %s is kept in memory", _one_line(exc), task.task_id)
 
     @staticmethod
     async def _check_owner(conn: LedgerConn, task: Task, rows_total: int | None) -> None:
@@ -716,7 +768,7 @@ class Ledger:
 
         return await self._run(work)
 
-    async def _kept_record(self, conn: LedgerConn, accepted: _Accepted) -> TaskRecord:
+    async def _kept_record(self, conn: LedgerConn, accepted: Spooled) -> TaskRecord:
         """A task known only in memory (the disk was full when Databar returned it), as the ledger would show it."""
         sub = await conn.one("SELECT * FROM submissions WHERE id = ?", (accepted.submission_id,))
         seen = self._unwritten_tasks.get(accepted.task_id)
@@ -760,15 +812,28 @@ class Ledger:
 
     # ---- runs without a Databar task (table enrichments, issue 15) ---------------------------------------
 
-    async def accepted_without_task(self, submission_id: int, request: dict[str, Any]) -> None:
+    async def accepted_without_task(self, submission_id: int, request: dict[str, Any]) -> bool:
         """Databar accepted a run it gives no task id for: settled (with what its reply added to the record),
-        and nothing for the tracker to poll."""
-        await self._run(
-            lambda conn: conn.execute(
-                "UPDATE submissions SET outcome = 'accepted', request_json = ? WHERE id = ?",
-                (json.dumps(request), submission_id),
+        and nothing for the tracker to poll.
+
+        False when the ledger could not take it (full disk, database gone): the run stays 'pending', which the
+        duplicate guard reads as "may have started", so an identical call never sends it again unasked.
+        """
+        try:
+            await self._run(
+                lambda conn: conn.execute(
+                    "UPDATE submissions SET outcome = 'accepted', request_json = ? WHERE id = ?",
+                    (json.dumps(request), submission_id),
+                )
+            )  # one statement: no transaction needed on either backend
+        except Exception as exc:
+            if not self._kept_back(exc):
+                raise
+            logger.error(
+                "the ledger cannot be written (%s): submission %d stays pending", _one_line(exc), submission_id
             )
-        )  # one statement: no transaction needed on either backend
+            return False
+        return True
 
     async def latest_submission(self, endpoint: str) -> Submission | None:
         """The current user's newest run sent (or being sent) to `endpoint`, whatever its outcome."""
@@ -798,7 +863,12 @@ def ledger_for(settings: Settings) -> Ledger:
         return Ledger(settings.ledger_path)
     from databar_mcp.core.ledger_pg import PostgresBackend  # the optional `postgres` extra, only when asked for
 
-    return Ledger(PostgresBackend(settings.database_url.get_secret_value()))
+    return Ledger(PostgresBackend(settings.database_url.get_secret_value()), spool=settings.state_dir / SPOOL_NAME)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception for a log line: its type and first 200 characters (a LedgerError never holds a password)."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:200]
 
 
 def _visible(record: TaskRecord, owner: str | None) -> bool:

@@ -11,6 +11,7 @@ import logging
 import anyio
 
 from databar_mcp.api.errors import DatabarError, NotFoundError, ResultExpired
+from databar_mcp.core.ledger_backend import LedgerError
 from databar_mcp.core.runner import TaskRunner
 from databar_mcp.core.store import UNKNOWN_TO_DATABAR, Ledger
 from databar_mcp.core.users import acting_as
@@ -51,5 +52,7 @@ async def track_forever(runner: TaskRunner, ledger: Ledger, *, interval_s: float
             async with ledger.tracking_turn() as mine:  # replicas sharing a ledger take turns
                 if mine:
                     await track_once(runner, ledger)
+        except LedgerError as exc:  # the database restarting, the disk full: the next pass tries again
+            logger.warning("task tracking pass skipped: %s", exc)
         except Exception:  # a broken pass must not take the server down; the next one may work
             logger.exception("task tracking pass failed")

@@ -24,6 +24,7 @@ from mcp.types import ServerNotification, TaskStatusNotification, TaskStatusNoti
 from mcp_types import INVALID_PARAMS, METHOD_NOT_FOUND, REQUEST_TIMEOUT
 
 from databar_mcp import config
+from databar_mcp.core.ledger_backend import LedgerError
 from databar_mcp.core.users import current_owner
 from databar_mcp.mcp_tasks import wire
 from databar_mcp.mcp_tasks.handles import Handle
@@ -166,14 +167,18 @@ class TasksMiddleware:
         first = cast(dict[str, Any], await call_next(replace(ctx, params=_without_waiting(params))))
         task = cast(Mapping[str, Any], params.get("task") or {})
         ttl = task.get("ttl")
-        handle = await self.service.adopt(
-            scope=scope_of(ctx),
-            generation="2025-11-25",
-            tool=str(name),
-            request={k: v for k, v in params.items() if k not in ("task", "_meta")},
-            first=first,
-            ttl_ms=ttl if isinstance(ttl, int) else None,
-        )
+        try:
+            handle = await self.service.adopt(
+                scope=scope_of(ctx),
+                generation="2025-11-25",
+                tool=str(name),
+                request={k: v for k, v in params.items() if k not in ("task", "_meta")},
+                first=first,
+                ttl_ms=ttl if isinstance(ttl, int) else None,
+            )
+        except LedgerError as exc:  # no ledger to keep a handle in: the tool's own answer (its task id in the text)
+            logger.warning("no MCP task for %s, the ledger failed (%s): answering with the tool's result", name, exc)
+            return first
         meta = cast(Mapping[str, Any], params.get("_meta") or {})
         token = meta.get("progressToken")
         self.service.listeners[handle.handle_id] = Listener(
@@ -271,9 +276,13 @@ class TasksMiddleware:
         structured = cast(dict[str, Any], first.get("structuredContent") or {})
         if first.get("isError") or structured.get("done") is not False:
             return first  # finished already: the plain result, no task needed (the server decides)
-        handle = await self.service.adopt(
-            scope=scope_of(ctx), generation=MODERN, tool=name, request=request, first=first, ttl_ms=None
-        )
+        try:
+            handle = await self.service.adopt(
+                scope=scope_of(ctx), generation=MODERN, tool=name, request=request, first=first, ttl_ms=None
+            )
+        except LedgerError as exc:  # no ledger to keep a handle in: the tool's own answer (its task id in the text)
+            logger.warning("no MCP task for %s, the ledger failed (%s): answering with the tool's result", name, exc)
+            return first
         logger.info("MCP task %s created for %s (Databar task %s)", handle.handle_id[:6], name, handle.databar_task_id)
         return wire.modern_created(handle)
 

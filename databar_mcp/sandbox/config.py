@@ -17,7 +17,9 @@ FaultKind = Literal[
     # The work is done (the task created and billed), then the reply is replaced by something odd:
     "truncated_after",  # a complete HTTP reply whose JSON body is cut in half
     "html_after",  # a 200 HTML page (a captive portal or a CDN error page)
-    "status_after",  # `status` (e.g. 302 with a Location, 408) from a proxy in front of the API
+    # `status` (e.g. 302 with a Location, 408, a 404 maintenance page) from a proxy in front of the API; its body is
+    # an HTML page, or `Fault.body` (a string as is, "" for an empty body, anything else as JSON)
+    "status_after",
     "reused_task_id",  # a 200 whose task_id is one the API already gave another run
     "reply",  # a canned reply (`Fault.body`) instead of the route's
     "echo",  # an error reply that echoes the request's headers and body back, as some proxies do

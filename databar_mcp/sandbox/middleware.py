@@ -115,9 +115,20 @@ class SandboxMiddleware:
             if verdict is not None:
                 send = _with_headers(send, verdict.headers())
         if fault is not None and fault.kind in AFTER_WORK:
-            await self._work_then_fault(fault, scope, receive, send)
+            await self._work_then_fault(key, fault, scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, self._noting_work(key, send))
+
+    def _noting_work(self, key: str, send: Send) -> Send:
+        """Count the request in `state.work` when the route answered 2xx: the API did the work (and, for a run,
+        billed it), whatever reply the client then saw."""
+
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start" and 200 <= cast(int, message["status"]) < 300:
+                self.state.did_work(key)
+            await send(message)
+
+        return wrapped
 
     async def _pre_work_fault(self, fault: Fault, send: Send) -> bool:
         """Apply a fault that strikes before any work; True when the reply has been sent."""
@@ -135,7 +146,7 @@ class SandboxMiddleware:
             await _drop(send, 200, [(b"content-type", b"application/json")], b'{"task_id": "')
         return True
 
-    async def _work_then_fault(self, fault: Fault, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _work_then_fault(self, key: str, fault: Fault, scope: Scope, receive: Receive, send: Send) -> None:
         """Do the work (create and bill the task...), then lose or replace the reply."""
         start: Message = {}
         chunks: list[bytes] = []
@@ -147,7 +158,7 @@ class SandboxMiddleware:
             elif message["type"] == "http.response.body":
                 chunks.append(cast(bytes, message.get("body", b"")))
 
-        await self.app(scope, receive, capture)
+        await self.app(scope, receive, self._noting_work(key, capture))
         status = cast(int, start.get("status", 200))
         headers = cast(list[tuple[bytes, bytes]], list(start.get("headers", [])))
         body = b"".join(chunks)
@@ -159,7 +170,7 @@ class SandboxMiddleware:
             await _send_raw(send, 200, b"text/html; charset=utf-8", HTML_PAGE)
         elif fault.kind == "status_after":
             extra = [(b"location", REDIRECT_TO.encode())] if 300 <= fault.status < 400 else []
-            await _send_raw(send, fault.status, b"text/html; charset=utf-8", HTML_PAGE, extra)
+            await _send_raw(send, fault.status, *_foreign_body(fault.body), extra)
         else:  # reused_task_id
             await _send_raw(send, status, b"application/json", self._reuse_task_id(body))
 
@@ -170,6 +181,16 @@ class SandboxMiddleware:
         if others:
             reply["task_id"] = others[0]
         return json.dumps(reply).encode()
+
+
+def _foreign_body(body: object) -> tuple[bytes, bytes]:
+    """A `status_after` reply's content type and body: an HTML maintenance page by default; a string as it is
+    (`""`: an empty body); anything else as JSON (a gateway's own error shape, not Databar's)."""
+    if body is None:
+        return b"text/html; charset=utf-8", HTML_PAGE
+    if isinstance(body, str):
+        return b"text/html; charset=utf-8", body.encode()
+    return b"application/json", json.dumps(body).encode()
 
 
 async def _send_raw(

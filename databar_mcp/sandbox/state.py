@@ -32,6 +32,7 @@ class SandboxState:
         self.clock = Clock()
         self.lock = threading.RLock()
         self.counts: Counter[str] = Counter()
+        self.work: Counter[str] = Counter()  # requests each route did its work for (a 2xx from the route itself)
         self.tasks: dict[str, Task] = {}
         self.tables: dict[str, Table] = {SEED_TABLE_ID: seed_table(self.config.seed_table_rows)}
         self.connectors: dict[int, dict[str, Json]] = {}
@@ -84,6 +85,10 @@ class SandboxState:
         with self.lock:
             self.counts[route_key] += 1
 
+    def did_work(self, route_key: str) -> None:
+        with self.lock:
+            self.work[route_key] += 1
+
     def total_requests(self) -> int:
         with self.lock:
             return sum(self.counts.values())
@@ -91,6 +96,7 @@ class SandboxState:
     def reset_counts(self) -> None:
         with self.lock:
             self.counts.clear()
+            self.work.clear()
 
     def inject(self, fault: Fault) -> None:
         """Arm a fault for `fault.times` requests to `fault.route` ("*" matches every route).

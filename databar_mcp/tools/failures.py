@@ -6,6 +6,7 @@ from pydantic import ValidationError
 
 from databar_mcp.api import errors as api
 from databar_mcp.core.exporting import UnsafeName
+from databar_mcp.core.ledger_backend import LedgerError
 from databar_mcp.core.shaping import clip
 from databar_mcp.tools.results import ErrorBody, ErrorCode, FieldProblem, ToolFailure
 
@@ -160,6 +161,23 @@ def from_api_error(exc: api.DatabarError, *, task_id: str | None = None) -> Erro
         task_id=task_id,
         next_steps=["Databar had a problem; retry in a minute."],
     )
+
+
+def from_ledger_error(exc: LedgerError, *, task_id: str | None = None) -> ErrorBody:
+    """The server's own ledger failed (a full or read-only disk, a PostgreSQL restart): nothing the agent sent
+    was wrong, and a run Databar accepted is not lost (its task id is kept until the ledger takes it)."""
+    steps = [
+        "Do not send the run again: an identical call is answered from the ledger once it is back.",
+        "If this persists, ask the user to check the server's ledger (`databar-mcp doctor`): free disk space "
+        "in its state dir, or the PostgreSQL server it uses.",
+    ]
+    message = f"The server's ledger could not be used ({exc})."
+    if task_id is not None:
+        message += f" Databar's task {task_id} is not lost: the server keeps its id until the ledger takes it."
+        steps.insert(0, f'Keep task_id {task_id}: call get_task(task_id="{task_id}") in a minute to continue.')
+    else:
+        steps.insert(0, "Call the same tool again in a minute.")
+    return ErrorBody(code=ErrorCode.LEDGER_UNAVAILABLE, message=message, task_id=task_id, next_steps=steps)
 
 
 def bad_filename(exc: UnsafeName, next_step: str) -> ToolFailure:

@@ -8,7 +8,8 @@ from collections.abc import Awaitable
 from mcp.types import CallToolResult
 
 from databar_mcp.api.errors import DatabarError
-from databar_mcp.tools.failures import from_api_error
+from databar_mcp.core.ledger_backend import LedgerError
+from databar_mcp.tools.failures import from_api_error, from_ledger_error
 from databar_mcp.tools.results import ToolFailure, error_result
 
 logger = logging.getLogger("databar_mcp.tools")
@@ -23,3 +24,6 @@ async def guarded(work: Awaitable[CallToolResult], *, task_id: str | None = None
         body = from_api_error(exc, task_id=task_id)
         logger.info("tool failed: %s (%s)", body.code.value, body.http_status)
         return error_result(body)
+    except LedgerError as exc:  # the ledger's trouble, not the agent's: a structured answer all the same
+        logger.warning("tool failed: the ledger could not be used: %s", exc)
+        return error_result(from_ledger_error(exc, task_id=task_id))

@@ -31,6 +31,7 @@ class ErrorCode(StrEnum):
     SPEND_GUARD_UNAVAILABLE = "spend_guard_unavailable"  # the guard could not check (balance unreadable): retry
     CONFIRMATION_REQUIRED = "confirmation_required"  # the user has not confirmed (yet): ask, then call again
     UPSTREAM_ERROR = "upstream_error"
+    LEDGER_UNAVAILABLE = "ledger_unavailable"
 
 
 class FieldProblem(BaseModel):

@@ -22,13 +22,14 @@ from databar_mcp.api.deadline import deadline_in
 from databar_mcp.api.errors import APIStatusError, DatabarError, InsufficientCredits, SubmissionUnknown
 from databar_mcp.api.runs import RunRequest
 from databar_mcp.core.catalog import RunPlan
-from databar_mcp.core.runner import DuplicateRunUnknown, RunOrder
+from databar_mcp.core.ledger_backend import LedgerError
+from databar_mcp.core.runner import DuplicateRunUnknown, RunOrder, Submitted
 from databar_mcp.core.spend import SpendCheck, check_spend, needs_balance
 from databar_mcp.core.store import Submission
 from databar_mcp.core.untried import untried_providers_line
 from databar_mcp.core.users import UserLimitReached
 from databar_mcp.tools.context import Services, ToolContext, services
-from databar_mcp.tools.failures import from_api_error, from_issues
+from databar_mcp.tools.failures import from_api_error, from_issues, from_ledger_error
 from databar_mcp.tools.guard import guarded
 from databar_mcp.tools.params import WAIT_DEFAULT, AcknowledgeFlag, ForceFlag, WaitSeconds
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result, with_line
@@ -211,7 +212,7 @@ async def spend_question(ctx: ToolContext, prepare: Prepare, force: bool) -> Spe
         if run.plan.issues:
             return SpendGate(verdict="unchecked")  # the body reports the issues; nothing is sent
         gate = await judge_spend(svc, run, force=force)
-    except (DatabarError, ValueError, ToolFailure):  # the body reports it as a structured error
+    except (DatabarError, LedgerError, ValueError, ToolFailure):  # the body reports it as a structured error
         return SpendGate(verdict="unchecked")
     if gate.verdict != "confirm":
         return gate
@@ -305,7 +306,7 @@ async def resend_question(
     try:
         run = await prepare()
         earlier = await svc.tasks.earlier(run.endpoint, run.request)
-    except (DatabarError, ValueError, ToolFailure):  # the body reports it as a structured error
+    except (DatabarError, LedgerError, ValueError, ToolFailure):  # the body reports it as a structured error
         return ResendGate(verdict="unchecked")  # the body checks again and refuses unless acknowledged
     if earlier is None or earlier.outcome == "accepted":
         return ResendGate(verdict="no_risk")
@@ -506,6 +507,17 @@ async def run_and_wait(
             "confirm the re-send).",
         ]
         raise ToolFailure(body) from None
+    try:
+        return await follow(ctx, svc, run, submitted, wait_seconds=wait_seconds, started=started)
+    except LedgerError as exc:  # the run is at Databar: the answer names its task id, whatever the ledger does
+        raise ToolFailure(from_ledger_error(exc, task_id=submitted.task_id)) from None
+
+
+async def follow(
+    ctx: ToolContext, svc: Services, run: PreparedRun, submitted: Submitted, *, wait_seconds: float, started: float
+) -> CallToolResult:
+    """After the submit: the reused result from the ledger, or the wait for the task and its delivery."""
+    plan, rows = run.plan, run.rows
     reused = submitted.reused is not None
     if reused:
         record = await svc.tasks.read(submitted.task_id)
@@ -546,8 +558,8 @@ async def run_and_wait(
             + (
                 ""
                 if submitted.durable
-                else " The local ledger could not be written (disk full): keep this task_id; the server holds it "
-                "in memory and writes it once there is space."
+                else " The server's ledger could not be written (a full disk, or its database restarting): keep "
+                "this task_id; the server keeps it in a spool file and writes it once the ledger answers."
             ),
             next_call=get_task_call(submitted.task_id, wait_seconds=svc.settings.tool_deadline_s),
         )
