@@ -73,17 +73,50 @@ def duplicate_unknown(earlier: Submission) -> ErrorBody:
     )
 
 
-async def insufficient(svc: Services, exc: InsufficientCredits, estimate: float | None) -> ErrorBody:
-    """406, with the balance (one extra GET, best effort) and the run's estimated cost."""
+async def insufficient(
+    svc: Services, exc: InsufficientCredits, estimate: float | None, rows: int | None = None
+) -> ErrorBody:
+    """406, leading with the numbers: the balance (one extra GET, best effort), the run's estimated cost and how
+    many rows the balance covers; the hedge (a plan limit) comes after them."""
     body = from_api_error(exc)
-    body.details["estimated_credits"] = estimate
     try:
-        body.details["balance"] = (await svc.client.get_user()).balance
+        balance: float | None = (await svc.client.get_user()).balance
     except Exception:  # the explanation must not fail because the balance could not be read
-        body.details["balance"] = None
-    if estimate is not None and body.details["balance"] is not None:
-        body.message += f" This run may cost up to {estimate:g} credits; the balance is {body.details['balance']:g}."
+        balance = None
+    covered = rows_covered(balance, estimate, rows)
+    body.details.update(balance=balance, estimated_credits=estimate, rows=rows, rows_covered=covered)
+    body.message = (
+        shortfall(balance, estimate, rows, covered) + f" Databar refused the run: nothing was started. ({exc.message})"
+    )
+    if covered:
+        body.next_steps.insert(
+            0, f"Run at most {covered} row(s) now (what the balance covers at the worst case), or top up."
+        )
     return body
+
+
+def rows_covered(balance: float | None, estimate: float | None, rows: int | None) -> int | None:
+    """How many of the run's rows the balance pays for at the worst case (None: not knowable)."""
+    if balance is None or estimate is None or not rows:
+        return None
+    per_row = estimate / rows
+    return rows if per_row <= 0 else max(0, min(rows, int(balance // per_row)))
+
+
+def shortfall(balance: float | None, estimate: float | None, rows: int | None, covered: int | None) -> str:
+    """The numbers first: balance, worst-case cost, rows covered; the plan hedge only when they do not explain it."""
+    have = "The balance could not be read" if balance is None else f"Balance: {balance:g} credits"
+    if estimate is None:
+        return f"{have}; this run's cost could not be estimated."
+    cost = f"this run may cost up to {estimate:g}" + (
+        f" ({rows} row(s) at up to {estimate / rows:g} each)" if rows else ""
+    )
+    text = f"{have}; {cost}."
+    if covered is not None:
+        text += f" The balance covers {covered} of the {rows} row(s)."
+    if balance is not None and balance >= estimate:
+        text += " The balance covers the estimate, so the plan may not allow this run."
+    return text
 
 
 def spend_limit(message: str, estimate: float | None, setting: str | None, **details: Any) -> ToolFailure:
@@ -405,7 +438,7 @@ async def run_and_wait(
             )
         )
     except InsufficientCredits as exc:
-        raise ToolFailure(await insufficient(svc, exc, plan.estimated_credits)) from None
+        raise ToolFailure(await insufficient(svc, exc, plan.estimated_credits, rows)) from None
     except DuplicateRunUnknown as exc:
         raise ToolFailure(duplicate_unknown(exc.earlier)) from None
     except UserLimitReached as exc:

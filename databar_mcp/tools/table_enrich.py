@@ -503,7 +503,7 @@ async def run_table_enrichment(
             send=svc.client.start_table_run,
         )
     except InsufficientCredits as exc:
-        raise ToolFailure(await insufficient(svc, exc, plan.estimated_credits)) from None
+        raise ToolFailure(await insufficient(svc, exc, plan.estimated_credits, scope.rows)) from None
     except DuplicateRunUnknown as exc:
         raise ToolFailure(duplicate_unknown(exc.earlier)) from None
     except ConflictError:
