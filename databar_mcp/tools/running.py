@@ -26,11 +26,11 @@ from databar_mcp.core.spend import check_spend, needs_balance
 from databar_mcp.core.store import Submission
 from databar_mcp.core.users import UserLimitReached
 from databar_mcp.tools.context import Services, ToolContext, services
-from databar_mcp.tools.failures import from_api_error, from_issues
+from databar_mcp.tools.failures import from_api_error, from_issues, rows_covered, shortfall
 from databar_mcp.tools.guard import guarded
 from databar_mcp.tools.params import WAIT_DEFAULT, AcknowledgeFlag, ForceFlag, WaitSeconds
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
-from databar_mcp.tools.task_kit import deliver, iso, progress_reporter, target_of
+from databar_mcp.tools.task_kit import deliver, iso, note_lost_run, progress_reporter, what_to_check
 from databar_mcp.tools.task_view import TaskView, get_task_call, render
 
 
@@ -38,16 +38,6 @@ class Confirmation(BaseModel):
     """What the user answers when a run costs more than the confirmation threshold."""
 
     confirm: bool = Field(description="Run it and spend the credits?")
-
-
-def what_to_check(endpoint: str, at: float, rows: int | None, credits: float | None) -> str:
-    """The one thing a user can verify before paying again for a run whose outcome is unknown."""
-    cost = f", costing up to {credits:g} credits" if credits is not None else ""
-    return (
-        f"In the Databar web app, look for a run of {target_of(endpoint)} started at {iso(at)} with {rows} "
-        f"row(s){cost}, or a balance that dropped by about that much since then. If it is there, it is this "
-        "run: do not send it again."
-    )
 
 
 def check_of(earlier: Submission) -> str:
@@ -93,30 +83,6 @@ async def insufficient(
             0, f"Run at most {covered} row(s) now (what the balance covers at the worst case), or top up."
         )
     return body
-
-
-def rows_covered(balance: float | None, estimate: float | None, rows: int | None) -> int | None:
-    """How many of the run's rows the balance pays for at the worst case (None: not knowable)."""
-    if balance is None or estimate is None or not rows:
-        return None
-    per_row = estimate / rows
-    return rows if per_row <= 0 else max(0, min(rows, int(balance // per_row)))
-
-
-def shortfall(balance: float | None, estimate: float | None, rows: int | None, covered: int | None) -> str:
-    """The numbers first: balance, worst-case cost, rows covered; the plan hedge only when they do not explain it."""
-    have = "The balance could not be read" if balance is None else f"Balance: {balance:g} credits"
-    if estimate is None:
-        return f"{have}; this run's cost could not be estimated."
-    cost = f"this run may cost up to {estimate:g}" + (
-        f" ({rows} row(s) at up to {estimate / rows:g} each)" if rows else ""
-    )
-    text = f"{have}; {cost}."
-    if covered is not None:
-        text += f" The balance covers {covered} of the {rows} row(s)."
-    if balance is not None and balance >= estimate:
-        text += " The balance covers the estimate, so the plan may not allow this run."
-    return text
 
 
 def spend_limit(message: str, estimate: float | None, setting: str | None, **details: Any) -> ToolFailure:
@@ -444,6 +410,7 @@ async def run_and_wait(
     except UserLimitReached as exc:
         raise spend_limit(f"Refused by your account's limit: {exc}.", plan.estimated_credits, exc.setting) from None
     except SubmissionUnknown as exc:
+        await note_lost_run(svc, exc)
         body = from_api_error(exc)
         body.next_steps = [
             "Do not call the run again to retry: that could pay for the same rows twice (an identical call is "

@@ -289,7 +289,9 @@ def build_view(
         # One row alone is larger than the budget: shorten its long values rather than stall paging.
         row_budget = max(200, budget // 4)
         given_input = truncate_strings(window[0].input, row_budget // 8) if detailed else None
-        clipped = [Row(index=window[0].index, data=truncate_strings(window[0].data, row_budget // 4), input=given_input)]
+        clipped = [
+            Row(index=window[0].index, data=truncate_strings(window[0].data, row_budget // 4), input=given_input)
+        ]
         if len(compact_json(clipped[0].data)) > row_budget:
             omitted = {"_omitted": "row too large for one tool result"}
             clipped = [Row(index=window[0].index, data=omitted, input=omitted if detailed else None)]
