@@ -75,6 +75,8 @@ def spent_today(totals: SpendTotals) -> str:
     if totals.estimated_runs:
         parts.append(f"{totals.estimated:g} counted at the estimates of {totals.estimated_runs} run(s) with no figure")
     how = f" ({'; '.join(parts)})" if len(parts) > 1 or totals.estimated_runs else ""
+    if not totals.runs:
+        return "Spent today through this server: 0 credits (no runs today)."
     text = f"Spent today through this server: {totals.spent:g} credits over {totals.runs} run(s){how}."
     if totals.running_runs:
         text += f" Still running: {totals.running_runs} run(s), up to {totals.running:g} more."

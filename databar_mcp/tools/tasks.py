@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from databar_mcp import config
 from databar_mcp.api.errors import ConflictError
+from databar_mcp.api.statuses import TERMINAL_STATUSES
 from databar_mcp.config import Toolset
 from databar_mcp.core.costs import balance_or_none
 from databar_mcp.core.shaping import escape_text, largest_fitting, result_size
@@ -181,7 +182,9 @@ def task_credits(t: RecentTask) -> str:
         return f", {t.credits_spent:g} credits{est}"
     if t.estimated_credits is None:
         return ""
-    return f", credits not stated by Databar{est}"
+    if t.status not in TERMINAL_STATUSES:
+        return f", credits not known yet{est}"
+    return f", credits not stated by Databar, counted at its estimate{est}"
 
 
 def table_run_credits(r: TableRun) -> str:
