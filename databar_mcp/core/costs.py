@@ -72,4 +72,6 @@ def credits_words(credits: float | None, basis: CreditsBasis | None, estimate: f
         )
     if estimate is None:
         return "Credits spent: not known yet (the run's cost could not be estimated)."
+    if estimate == 0:
+        return "Credits spent: none (estimated at 0)."
     return f"Credits spent: not known until the run finishes; at most {estimate:g}."

@@ -199,9 +199,9 @@ def table_run_credits(r: TableRun) -> str:
 def unsettled_lines(s: UnsettledSubmission) -> list[str]:
     possibly = "?" if s.possibly_spent is None else f"{s.possibly_spent:g}"
     lines = [
-        f"! Unknown outcome ({s.outcome}): {s.tool} {s.waterfall}, {s.rows} rows, sent {s.submitted_at} "
-        f"({s.age_seconds} s ago), fingerprint {s.fingerprint}.",
-        f"  Reason: {s.reason or 'the sender stopped before the reply came'}.",
+        f"! Unknown outcome{' (still pending)' if s.outcome == 'pending' else ''}: {s.tool} {s.waterfall}, "
+        f"{s.rows} rows, sent {s.submitted_at} ({s.age_seconds} s ago), fingerprint {s.fingerprint}.",
+        f"  Reason: {(s.reason or 'the sender stopped before the reply came').rstrip('.')}.",
         f"  Possibly spent: up to {possibly} credits (counted as possibly spent until settled).",
     ]
     if s.balance_then is not None and s.balance_now is not None:
