@@ -330,6 +330,8 @@ async def test_a_table_run_another_run_overlapped_is_counted_at_its_estimate_and
     table, enrichment = await table_with_waterfall(mcp, 20)  # worst case 20 x (1 + 2) = 60 credits
     args = {"table_uuid": table, "enrichment_id": enrichment}
     assert (await call(mcp, "run_table_enrichment", {**args, "wait_seconds": 0}))["done"] is False
+    meanwhile = text_of(await mcp.call_tool("get_account", {}))
+    assert "Still running: 1 run(s), up to 60 more." in meanwhile, meanwhile
     await call(mcp, "run_bulk_waterfall", {**BULK_ARGS, "wait_seconds": 20})  # overlaps the table run
 
     result = await mcp.call_tool("wait_table_enrichment", {**args, "wait_seconds": 20})

@@ -889,6 +889,7 @@ class SpendTotals:
     runs: int = 0
     estimated_runs: int = 0
     running_runs: int = 0
+    running_unpriced: int = 0  # of running_runs, those without an estimate (their cost is unknown)
     possibly_runs: int = 0
 
     @property
@@ -913,6 +914,7 @@ def tally_spend(tasks: list[Row], taskless: list[Row]) -> SpendTotals:
         else:
             totals.running += estimate or 0.0
             totals.running_runs += 1
+            totals.running_unpriced += estimate is None
     for outcome, estimate, spent, basis in ((r[0], r[1], r[2], r[3]) for r in taskless):
         totals.runs += 1
         if outcome != "accepted":
@@ -921,6 +923,7 @@ def tally_spend(tasks: list[Row], taskless: list[Row]) -> SpendTotals:
         elif basis is None:
             totals.running += estimate or 0.0
             totals.running_runs += 1
+            totals.running_unpriced += estimate is None
         elif basis == "measured":
             totals.measured += float(spent or 0.0)
         else:

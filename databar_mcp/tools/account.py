@@ -79,7 +79,8 @@ def spent_today(totals: SpendTotals) -> str:
         return "Spent today through this server: 0 credits (no runs today)."
     text = f"Spent today through this server: {totals.spent:g} credits over {totals.runs} run(s){how}."
     if totals.running_runs:
-        text += f" Still running: {totals.running_runs} run(s), up to {totals.running:g} more."
+        unpriced = f" ({totals.running_unpriced} of them not priced)" if totals.running_unpriced else ""
+        text += f" Still running: {totals.running_runs} run(s){unpriced}, up to {totals.running:g} more."
     if totals.possibly_runs:
         text += (
             f" Possibly spent: up to {totals.possibly:g} more by {totals.possibly_runs} run(s) whose submission "
