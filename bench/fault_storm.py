@@ -39,7 +39,7 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import SecretStr
 
 from databar_mcp.app.server import build_server
-from databar_mcp.config import Settings
+from databar_mcp.config import TOOLSETS, Settings
 from databar_mcp.core.ledger_pg import to_pg
 from databar_mcp.sandbox import Fault, SandboxConfig, SandboxServer
 from databar_mcp.sandbox.config import FaultKind
@@ -132,7 +132,7 @@ def settings(sandbox: SandboxServer, state: Path, database_url: str | None) -> S
         read_timeout_s=5.0,
         connect_timeout_s=1.0,
         tracker_interval_s=0.5,
-        toolsets="all",
+        toolsets=TOOLSETS,
         max_credits_per_call=CAP,
     )
 
@@ -321,11 +321,12 @@ async def one_run(
         down = fault.ledger == "down" and n == 0
         if down:
             await anyio.to_thread.run_sync(postgres.halt)
+        result: CallToolResult | dict[str, Any] = {"isError": True, "content": [{"type": "text", "text": "no answer"}]}
         try:
             async with anyio.create_task_group() as tg:
                 if restart is not None and n == 0:
                     tg.start_soon(restart)
-                result: CallToolResult | dict[str, Any] = (
+                result = (
                     await client.call_tool(tool, arguments) if plain or n else await as_task(client, tool, arguments)
                 )
         except MCPError as exc:  # a protocol error for what is no bug of ours: as untyped as it gets

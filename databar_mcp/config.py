@@ -21,6 +21,12 @@ TOOL_DEADLINE_S = 25.0  # below the ~60 s at which Claude Desktop gives up on a 
 # Kept back from the deadline for Databar I/O, to record and render the answer (at most a quarter of it).
 DEADLINE_MARGIN_S = 1.0
 RESULT_BUDGET_CHARS = 40_000  # ≈ 10k tokens per tool result
+# A task result longer than INLINE_ROWS_MAX rows, read without a `limit`, answers with a summary, a sample of
+# SAMPLE_ROWS rows and the exact export and paging calls (pages of PAGE_ROWS): a status check or a finished
+# 1,000-row run must not pour thousands of characters of rows into the conversation (issue 23).
+INLINE_ROWS_MAX = 25
+SAMPLE_ROWS = 10
+PAGE_ROWS = 50
 # Results too large for the budget are kept whole in memory (databar://results/{id}): the last N, up to M chars.
 OVERSIZED_KEPT = 32
 OVERSIZED_KEPT_CHARS = 16_000_000

@@ -114,6 +114,7 @@ TIERS: dict[str, str] = {
     "test_table_enrich.py": E2E,
     "test_table_export.py": E2E,
     "test_tables.py": E2E,
+    "test_text_only.py": E2E,
     "test_tool_weight.py": E2E,
     "test_toolbox.py": E2E,
     "test_tools_list.py": E2E,

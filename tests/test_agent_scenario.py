@@ -50,7 +50,8 @@ async def test_search_run_store_and_read_back(mcp: Client, sandbox: SandboxServe
         {"waterfall": "email_getter", "params": LEADS, "enrichments": providers, "wait_seconds": 0},
     )
     assert run["done"] is False
-    done = await step("get_task", {"task_id": run["task_id"], "wait_seconds": 20})
+    # 30 rows: without a limit the answer is a sample (issue 23); the agent asks for every row it will store.
+    done = await step("get_task", {"task_id": run["task_id"], "wait_seconds": 20, "limit": 100})
     assert done["status"] == "completed" and done["rows_total"] == 30
     enriched = [
         {**LEADS[int(row["index"])], "email": row["data"]["email"]}  # type: ignore[index]

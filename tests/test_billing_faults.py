@@ -247,3 +247,26 @@ async def test_a_404_page_after_the_work_in_an_mcp_task_bills_once(
     assert result["isError"] is True and "submission_unknown" in json.dumps(result["content"]), result
     assert error_body(again)["code"] == "submission_unknown", text_of(again)
     assert sandbox.state.counts[route] == 1
+
+
+async def test_a_lost_submission_shows_its_reason_possible_spend_balance_change_and_next_steps(
+    mcp: Client, sandbox: SandboxServer
+) -> None:
+    """Regression (issue 23 §7): after submission_unknown, list_recent_tasks said only "1 submission(s) with
+    unknown outcome … fingerprint …" and the spend figure left it out, so a model concluded nothing was spent."""
+    sandbox.state.config.task_base_seconds = 5.0  # the run bills after the lost reply (on the sandbox's clock)
+    sandbox.state.inject(Fault(route=BULK_RUN, kind="reset_after"))
+    assert error_body(await mcp.call_tool("run_bulk_waterfall", BULK_ARGS))["code"] == "submission_unknown"
+    sandbox.state.clock.advance(60)  # Databar ran it after all
+
+    listing = text_of(await mcp.call_tool("list_recent_tasks", {}))
+    account = text_of(await mcp.call_tool("get_account", {}))
+
+    now = sandbox.state.balance
+    assert now < 1000  # it did bill
+    assert "Reason: The request was sent but its reply was lost" in listing, listing
+    assert "Possibly spent: up to 12 credits (counted as possibly spent until settled)." in listing
+    assert f"Balance since: 1000 then, {now:g} now ({now - 1000:+g})." in listing
+    assert "Ask the user to check: In the Databar web app, look for a run of email_getter" in listing
+    assert "call run_bulk_waterfall again with the same arguments and force=true" in listing
+    assert "Possibly spent: up to 12 more by 1 run(s) whose submission outcome is unknown" in account

@@ -29,7 +29,7 @@ async def test_large_run_pages_within_budget_and_loses_no_row(mcp: Client, sandb
     collected = list(out["rows"])
     pages = 1
     while out.get("next_offset") is not None:
-        assert out["next_call"] == f'get_task(task_id="{out["task_id"]}", offset={out["next_offset"]})'
+        assert out["next_call"] == f'get_task(task_id="{out["task_id"]}", offset={out["next_offset"]}, limit=50)'
         page = await mcp.call_tool("get_task", {"task_id": out["task_id"], "offset": out["next_offset"]})
         sizes.append(len(whole(page)))
         out = structured(page)

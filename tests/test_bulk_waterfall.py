@@ -60,7 +60,7 @@ async def test_run_longer_than_wait_returns_a_handle_then_get_task_has_the_data(
     assert not first.is_error and out["done"] is False
     assert out["status"] == "processing"
     task_id = out["task_id"]
-    assert out["next_call"] == f'get_task(task_id="{task_id}", wait_seconds=25)'
+    assert out["next_call"] == f'get_task(task_id="{task_id}", limit=10, wait_seconds=25)'
 
     final = structured(await mcp.call_tool("get_task", {"task_id": task_id, "wait_seconds": 10}))
     assert final["status"] == "completed"

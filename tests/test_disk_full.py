@@ -215,8 +215,9 @@ async def test_a_full_disk_during_a_table_run_is_a_structured_answer_and_never_s
         table, enrichment = await table_with_waterfall(client, 5)
         sandbox.state.inject(Fault(route=RUN, kind="slow", delay=0.5))  # the POST arrives, then takes a while
         args = {"table_uuid": table, "enrichment_id": enrichment, "wait_seconds": 5}
+        results: list[Any] = []
+        filler: Path | None = None
         async with anyio.create_task_group() as tg:
-            results: list[Any] = []
 
             async def run() -> None:
                 results.append(await client.call_tool("run_table_enrichment", args))
@@ -227,6 +228,7 @@ async def test_a_full_disk_during_a_table_run_is_a_structured_answer_and_never_s
                     await anyio.sleep(0.01)
             filler = fill_the_volume(small_disk)
         again = await client.call_tool("run_table_enrichment", {**args, "wait_seconds": 0})
+        assert filler is not None
         filler.unlink()  # space returns
 
     first = results[0]

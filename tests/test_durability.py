@@ -164,10 +164,10 @@ async def test_list_recent_tasks_shows_status_size_and_age_newest_first(mcp: Cli
     assert newest["waterfall"] == "email_getter" and newest["rows"] == 4 and newest["tool"] == "run_bulk_waterfall"
     assert newest["estimated_credits"] == 12.0 and newest["age_seconds"] >= 0
     assert newest["result_stored"] is False
-    assert newest["next_call"] == f'get_task(task_id="{running["task_id"]}", wait_seconds=25)'
+    assert newest["next_call"] == f'get_task(task_id="{running["task_id"]}", limit=10, wait_seconds=25)'
     assert oldest["status"] == "completed" and oldest["result_stored"] is True
     assert oldest["rows_with_data"] == 2 and oldest["credits_spent"] == done["credits_spent"]
-    assert oldest["next_call"] == f'get_task(task_id="{done["task_id"]}")'
+    assert oldest["next_call"] == f'get_task(task_id="{done["task_id"]}", limit=10)'
     assert [t["task_id"] for t in unfinished["tasks"]] == [running["task_id"]]
     assert page["next_call"] == "list_recent_tasks(offset=1, limit=1)" and len(page["tasks"]) == 1
 

@@ -34,6 +34,22 @@ async def test_insufficient_credits_gives_balance_and_estimate(mcp: Client, sand
     assert sandbox.state.tasks == {}
 
 
+async def test_insufficient_credits_leads_with_the_numbers_and_the_rows_covered(
+    mcp: Client, sandbox: SandboxServer
+) -> None:
+    """Regression (issue 23 §6): the 406 answer opened with "not enough credits, or the plan does not allow this"
+    and never said how many rows the balance pays for."""
+    sandbox.state.balance = 5.0
+
+    summary = text_of(await mcp.call_tool("run_bulk_waterfall", BULK_ARGS)).split("\n")[0]
+
+    assert summary.startswith(
+        "Error [insufficient_credits] (HTTP 406): Balance: 5 credits; this run may cost up to 12 (4 row(s) at up to "
+        "3 each). The balance covers 1 of the 4 row(s)."
+    ), summary
+    assert "or the plan does not allow" not in summary  # the numbers explain it: no hedge of ours
+
+
 @pytest.mark.parametrize("gone_style", ["http_410", "status_gone"])
 async def test_expired_results_without_a_local_copy_explain_what_happened(
     mcp: Client, sandbox: SandboxServer, gone_style: str, tmp_path: Path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -389,3 +390,34 @@ async def test_a_sealed_round_is_spent_once_on_every_ledger_sharing_the_store(
         return sorted(str(row[0]) for row in await conn.all("SELECT digest FROM spent_rounds"))
 
     assert await one.call(kept) == sorted([digest, digest_of("v1.third")])
+
+
+async def test_spend_counts_every_run_by_how_its_cost_is_known(make_ledger: Callable[[], Ledger]) -> None:
+    """Issue 23 §3: a run without a task (a table run) is counted too, running, then settled once; a lost
+    submission counts as possibly spent and keeps the balance seen right after its reply was lost."""
+    ledger = make_ledger()
+    task_run = await claim(ledger, "a" * 64)
+    await ledger.accepted(task_run.submission_id, "t", "processing")
+    await ledger.observe(Task(task_id="t", status="completed", data=[None], credits_spent=2.0))
+    table_run = await claim(ledger, "b" * 64)  # estimated at 3
+    await ledger.note_balance(table_run.submission_id, 100.0)
+    await ledger.accepted_without_task(table_run.submission_id, REQUEST)
+
+    running = await ledger.spend_since(0)
+    assert (running.spent, running.reported, running.running, running.running_runs, running.runs) == (2, 2, 3, 1, 2)
+    record = await ledger.submission(table_run.submission_id)
+    assert record is not None and record.balance_before == 100.0
+    overlapped = await ledger.overlapping(table_run.submission_id, record.created_at, time.time())
+
+    lost = await claim(ledger, "c" * 64)
+    await ledger.failed(lost.submission_id, "unknown", "reply lost")
+    await ledger.note_lost_balance("c" * 64, 97.5)
+    assert await ledger.overlapping(table_run.submission_id, record.created_at, time.time()) == overlapped + 1
+    settled = await ledger.settle(table_run.submission_id, 2.5, "measured")
+    again = await ledger.settle(table_run.submission_id, 3.0, "estimate")  # the first settlement stands
+
+    totals = await ledger.spend_since(0)
+    assert settled == again and again is not None and (again.credits_spent, again.credits_basis) == (2.5, "measured")
+    assert (totals.spent, totals.measured, totals.running, totals.possibly, totals.possibly_runs) == (4.5, 2.5, 0, 3, 1)
+    assert [(s.error, s.balance_before) for s in await ledger.unknown_submissions(limit=5)] == [("reply lost", 97.5)]
+    assert [s.id for s in await ledger.runs_without_task(since=0, limit=5)] == [table_run.submission_id]

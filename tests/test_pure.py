@@ -21,6 +21,7 @@ from databar_mcp.api.errors import (
 from databar_mcp.api.lazy import LazyModule
 from databar_mcp.api.models import Task, TaskProgress
 from databar_mcp.api.retry import backoff_delay, parse_retry_after
+from databar_mcp.core.costs import credits_words, measured
 from databar_mcp.core.runner import QUICK_ROWS_S, PollPlan
 from databar_mcp.core.shaping import escape_text, largest_fitting, result_size
 from databar_mcp.tools.tables import next_page_call
@@ -212,3 +213,15 @@ def test_a_lazy_module_is_imported_on_its_first_attribute_read() -> None:
     assert "colorsys" not in sys.modules
     assert lazy.rgb_to_hsv(1.0, 0.0, 0.0) == (0.0, 1.0, 1.0)
     assert "colorsys" in sys.modules and lazy.hsv_to_rgb(0.0, 0.0, 1.0) == (1.0, 1.0, 1.0)
+
+
+def test_a_balance_drop_measures_a_run_only_when_it_is_plausibly_that_run_alone() -> None:
+    """Issue 23 §3: a table run's cost is the balance's drop over it, unless a top-up or outside spending shows."""
+    assert measured(100.0, 90.0, 12.0) == 10.0
+    assert measured(100.0, 90.0, None) == 10.0  # no estimate: any drop is this run's (nothing else overlapped)
+    assert measured(100.0, 101.0, 12.0) is None  # a top-up meanwhile
+    assert measured(100.0, 80.0, 12.0) is None  # more than the run's worst case: spending outside this server
+    assert measured(None, 90.0, 12.0) is None and measured(100.0, None, 12.0) is None
+    assert credits_words(10.0, "measured", 12.0).startswith("Credits spent: 10 (measured from the balance")
+    assert credits_words(12.0, "estimate", 12.0).endswith("counted at its estimate, at most 12.")
+    assert credits_words(None, None, 12.0) == "Credits spent: not known until the run finishes; at most 12."

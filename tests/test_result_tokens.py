@@ -19,8 +19,10 @@ from tests.conftest import structured, text_of
 pytestmark = pytest.mark.anyio
 
 CHARS_PER_TOKEN = 4
-# As measured when pinned; the margin absorbs a changed word, not a second rendering of the rows.
-PINNED_TOKENS_PER_ROW = {1: 136, 100: 54}
+# As measured when pinned; the margin absorbs a changed word, not a second rendering of the rows. Raised on purpose
+# by issue 23: the task id leads the text, and a result over a few dozen rows answers with a sample and the
+# exact export and paging calls (one more call to read every row).
+PINNED_TOKENS_PER_ROW = {1: 147, 100: 57}
 MARGIN = 0.05
 DATABAR_TOKENS_PER_ROW = {1: 154, 100: 136}  # bench scenario 5, same inputs
 # Claude Code keeps an MCP result inline up to 50,000 characters unless the tool's
@@ -115,5 +117,5 @@ async def test_detailed_paging_keeps_the_detailed_format(mcp: Client) -> None:
     page = structured(
         await mcp.call_tool("get_task", {"task_id": run["task_id"], "limit": 2, "response_format": "detailed"})
     )
-    assert page["next_call"] == f'get_task(task_id="{run["task_id"]}", offset=2, response_format="detailed")'
+    assert page["next_call"] == f'get_task(task_id="{run["task_id"]}", offset=2, limit=2, response_format="detailed")'
     assert [r["input"]["first_name"] for r in page["rows"]] == ["Ann0", "Ann1"]

@@ -14,7 +14,7 @@ from databar_mcp.app.server import build_server
 from databar_mcp.core.users import acting_as
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
 from databar_mcp.sandbox.config import Fault
-from tests.conftest import SENTINEL_KEY, error_body, make_settings, structured, text_of
+from tests.conftest import BULK_ARGS, SENTINEL_KEY, error_body, make_settings, structured, text_of
 from tests.test_reply_variants import VARIANTS
 
 pytestmark = pytest.mark.anyio
@@ -303,3 +303,59 @@ async def test_a_waterfall_attached_elsewhere_is_priced_at_its_worst_case(mcp: C
     view = await call(mcp, "run_table_enrichment", {"table_uuid": table, "enrichment_id": processor.id})
     assert view["estimated_credits"] == 50  # 10 rows x (every provider email_getter offers + its verifier)
     assert view["done"] and view["rows_done"] == 10
+
+
+# ---- what table runs cost (issue 23 §3) ------------------------------------------------------------------
+
+
+async def test_every_billable_act_is_counted_and_a_table_run_states_what_it_spent(
+    mcp: Client, sandbox: SandboxServer
+) -> None:
+    """Regression (issue 23 §3): get_account's spent-today and list_recent_tasks left out table runs (a model told
+    the user 3,908 when the balance had fallen by 12,978.5), and the table run's answer gave only "Estimated at
+    most N credits"."""
+    sandbox.state.balance = 10_000
+    table, enrichment = await table_with_waterfall(mcp, 20)
+
+    run = text_of(
+        await mcp.call_tool(
+            "run_table_enrichment", {"table_uuid": table, "enrichment_id": enrichment, "wait_seconds": 20}
+        )
+    )
+    table_spent = 10_000 - sandbox.state.balance
+    await call(mcp, "run_bulk_waterfall", {**BULK_ARGS, "wait_seconds": 20})
+    account = text_of(await mcp.call_tool("get_account", {}))
+    listing = text_of(await mcp.call_tool("list_recent_tasks", {}))
+
+    total = 10_000 - sandbox.state.balance
+    assert 0 < table_spent < total
+    assert f"Credits spent: {table_spent:g} (measured from the balance before and after" in run, run
+    assert f"Spent today through this server: {total:g} credits over 2 run(s)" in account, account
+    assert f"{table_spent:g} measured from the balance (table runs)" in account
+    assert (
+        f"- run_table_enrichment Email getter (enrichment_id {enrichment}) on table {table}: 20 rows, "
+        f"{table_spent:g} credits measured from the balance (est ≤ 60)"
+    ) in listing, listing
+
+
+async def test_a_table_run_another_run_overlapped_is_counted_at_its_estimate_and_says_so(
+    mcp: Client, sandbox: SandboxServer
+) -> None:
+    """The balance's drop over a table run measures it only when nothing else of this server ran meanwhile."""
+    sandbox.state.balance = 10_000
+    sandbox.state.config.table_row_seconds = 0.05
+    table, enrichment = await table_with_waterfall(mcp, 20)  # worst case 20 x (1 + 2) = 60 credits
+    args = {"table_uuid": table, "enrichment_id": enrichment}
+    assert (await call(mcp, "run_table_enrichment", {**args, "wait_seconds": 0}))["done"] is False
+    meanwhile = text_of(await mcp.call_tool("get_account", {}))
+    assert "Still running: 1 run(s), up to 60 more." in meanwhile, meanwhile
+    await call(mcp, "run_bulk_waterfall", {**BULK_ARGS, "wait_seconds": 20})  # overlaps the table run
+
+    result = await mcp.call_tool("wait_table_enrichment", {**args, "wait_seconds": 20})
+    while not structured(result)["done"]:
+        result = await mcp.call_tool("wait_table_enrichment", {**args, "wait_seconds": 20})
+    account = text_of(await mcp.call_tool("get_account", {}))
+
+    assert "Credits spent: not measurable (another run of this server overlapped" in text_of(result)
+    assert "counted at its estimate, at most 60." in text_of(result)
+    assert "60 counted at the estimates of 1 run(s) with no figure" in account, account

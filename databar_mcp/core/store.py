@@ -41,6 +41,9 @@ T = TypeVar("T")
 DAY_S = 24 * 3600.0
 ACCEPT_WRITES = 2  # a task id's write is tried this often (a new connection each time) before it is spooled
 Outcome = Literal["pending", "accepted", "rejected", "unknown"]
+# How a run's credits are known: Databar's own figure, measured from the balance before and after, or only its
+# estimate (no measurement was possible: another run overlapped, or the balance could not be read).
+CreditsBasis = Literal["databar", "measured", "estimate"]
 
 MIGRATIONS: tuple[str, ...] = (
     # v1
@@ -115,13 +118,22 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX spent_rounds_by_expiry ON spent_rounds(expires_at)
     """,
+    # v5: what a run without a Databar task (a table run) cost, and the balance around a run (issue 23): the
+    # balance before it (read before the POST, or right after a lost reply), what it spent once settled and how
+    # that figure was obtained ('measured' from the balance, or 'estimate' when no measurement was possible)
+    """
+    ALTER TABLE submissions ADD COLUMN balance_before REAL;
+    ALTER TABLE submissions ADD COLUMN credits_spent REAL;
+    ALTER TABLE submissions ADD COLUMN credits_basis TEXT;
+    ALTER TABLE submissions ADD COLUMN settled_at REAL
+    """,
 )
 
 # What the migrations build: checked at open, so a damaged ledger is refused before anything is sent.
 SCHEMA_TABLES: dict[str, frozenset[str]] = {
     "submissions": frozenset(
         {"id", "tool", "endpoint", "fingerprint", "request_json", "rows", "estimated_credits", "created_at"}
-        | {"outcome", "task_id", "error", "owner"}
+        | {"outcome", "task_id", "error", "owner", "balance_before", "credits_spent", "credits_basis", "settled_at"}
     ),
     "tasks": frozenset(
         {"task_id", "submission_id", "status", "progress_json", "credits_spent", "rows_total", "rows_with_data"}
@@ -174,6 +186,10 @@ class Submission:
     task_id: str | None
     error: str | None
     owner: str | None = None
+    balance_before: float | None = None  # the balance before the run (or right after its reply was lost)
+    credits_spent: float | None = None  # a run without a task: what it spent, once settled
+    credits_basis: CreditsBasis | None = None
+    settled_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -849,6 +865,148 @@ class Ledger:
 
         return await self._run(work)
 
+    # ---- what runs cost (issue 23: every billable act counted) --------------------------------------------
+
+    async def note_balance(self, submission_id: int, balance: float) -> None:
+        """The balance just before a run's POST: a table run is measured against the balance after it."""
+        await self._run(
+            lambda conn: conn.execute(
+                "UPDATE submissions SET balance_before = ? WHERE id = ? AND balance_before IS NULL",
+                (balance, submission_id),
+            )
+        )
+
+    async def note_lost_balance(self, fingerprint: str, balance: float) -> None:
+        """The balance right after a run's reply was lost: a later look says how it changed since."""
+        await self._run(
+            lambda conn: conn.execute(
+                """UPDATE submissions SET balance_before = ? WHERE balance_before IS NULL AND id = (
+                       SELECT id FROM submissions WHERE fingerprint = ? AND outcome = 'unknown'
+                       ORDER BY created_at DESC, id DESC LIMIT 1)""",
+                (balance, fingerprint),
+            )
+        )
+
+    async def settle(self, submission_id: int, credits: float | None, basis: CreditsBasis) -> Submission | None:
+        """Record what a run without a Databar task spent; the first settlement stands. The record after."""
+        now = time.time()
+
+        async def work(conn: LedgerConn) -> Submission | None:
+            await conn.execute(
+                """UPDATE submissions SET credits_spent = ?, credits_basis = ?, settled_at = ?
+                   WHERE id = ? AND settled_at IS NULL""",
+                (credits, basis, now, submission_id),
+            )
+            row = await conn.one("SELECT * FROM submissions WHERE id = ?", (submission_id,))
+            return None if row is None else _submission(row)
+
+        return await self._run(work)
+
+    async def overlapping(self, submission_id: int, since: float, until: float) -> int:
+        """Other runs of this server that may have moved the balance between `since` and `until`: every user's
+        (they share the account), free ones aside; a run whose end is unknown counts (up to a day back)."""
+
+        async def work(conn: LedgerConn) -> int:
+            row = await conn.one(
+                """SELECT COUNT(*) FROM submissions s LEFT JOIN tasks t ON t.task_id = s.task_id
+                   WHERE s.id != ? AND s.outcome != 'rejected' AND COALESCE(s.estimated_credits, 1) > 0
+                     AND s.created_at <= ? AND s.created_at >= ?
+                     AND COALESCE(t.completed_at, s.settled_at, ?) >= ?""",
+                (submission_id, until, since - DAY_S, until, since),
+            )
+            return 0 if row is None else int(row[0])
+
+        return await self._run(work)
+
+    async def runs_without_task(self, *, since: float, limit: int) -> list[Submission]:
+        """The current user's runs Databar gave no task id (table enrichments, exporters), newest first."""
+        owner = current_owner()
+        who, params = ("", ()) if owner is None else (" AND owner = ?", (owner,))
+
+        async def work(conn: LedgerConn) -> list[Submission]:
+            rows = await conn.all(
+                f"""SELECT * FROM submissions WHERE outcome = 'accepted' AND task_id IS NULL AND created_at >= ?{who}
+                    ORDER BY created_at DESC, id DESC LIMIT ?""",  # noqa: S608 - fixed SQL, values bound
+                (since, *params, limit),
+            )
+            return [_submission(row) for row in rows]
+
+        return await self._run(work)
+
+    async def spend_since(self, since: float) -> SpendTotals:
+        """Every billable act since `since` (this server's, any user's: they share the balance), by how its
+        credits are known: Databar's figure, measured, only estimated, still running, or possibly spent."""
+
+        async def work(conn: LedgerConn) -> SpendTotals:
+            tasks = await conn.all(
+                """SELECT t.status, t.credits_spent, s.estimated_credits FROM tasks t
+                   LEFT JOIN submissions s ON s.id = t.submission_id WHERE t.submitted_at >= ?""",
+                (since,),
+            )
+            taskless = await conn.all(
+                """SELECT outcome, estimated_credits, credits_spent, credits_basis FROM submissions
+                   WHERE created_at >= ? AND task_id IS NULL AND outcome IN ('accepted', 'unknown', 'pending')""",
+                (since,),
+            )
+            return tally_spend(tasks, taskless)
+
+        return await self._run(work)
+
+
+@dataclass
+class SpendTotals:
+    """Credits of a span's runs, by how each run's figure is known (issue 23: never silently missing)."""
+
+    reported: float = 0.0  # Databar's own figures (a running task's so far)
+    measured: float = 0.0  # runs without a task, measured from the balance before and after
+    estimated: float = 0.0  # finished runs known only by their estimate (counted at it)
+    running: float = 0.0  # runs still going whose cost is not known yet: at most this
+    possibly: float = 0.0  # runs whose submission outcome is unknown: possibly spent, at most this
+    runs: int = 0
+    estimated_runs: int = 0
+    running_runs: int = 0
+    running_unpriced: int = 0  # of running_runs, those without an estimate (their cost is unknown)
+    possibly_runs: int = 0
+
+    @property
+    def spent(self) -> float:
+        return self.reported + self.measured + self.estimated
+
+
+def tally_spend(tasks: list[Row], taskless: list[Row]) -> SpendTotals:
+    """The totals of task rows (status, credits_spent, estimated_credits) and runs without a task (outcome,
+    estimated_credits, credits_spent, credits_basis)."""
+    totals = SpendTotals()
+    for status, spent, estimate in ((r[0], r[1], r[2]) for r in tasks):
+        totals.runs += 1
+        if status == UNKNOWN_TO_DATABAR and not spent:
+            totals.possibly += estimate or 0.0
+            totals.possibly_runs += 1
+        elif spent is not None:
+            totals.reported += float(spent)
+        elif status in TERMINAL_STATUSES:
+            totals.estimated += estimate or 0.0
+            totals.estimated_runs += 1 if estimate else 0
+        else:
+            totals.running += estimate or 0.0
+            totals.running_runs += 1
+            totals.running_unpriced += estimate is None
+    for outcome, estimate, spent, basis in ((r[0], r[1], r[2], r[3]) for r in taskless):
+        totals.runs += 1
+        if outcome != "accepted":
+            totals.possibly += estimate or 0.0
+            totals.possibly_runs += 1
+        elif basis is None:
+            totals.running += estimate or 0.0
+            totals.running_runs += 1
+            totals.running_unpriced += estimate is None
+        elif basis == "measured":
+            totals.measured += float(spent or 0.0)
+        else:
+            totals.estimated += float(spent or 0.0)
+            totals.estimated_runs += 1 if spent else 0
+    return totals
+
 
 def _mine(owner: str | None) -> tuple[str, tuple[object, ...]]:
     """SQL (and its parameter) keeping only the owner's tasks (alias t); nothing when no user is calling."""
@@ -903,12 +1061,16 @@ def _submission(row: Row, prefix: str = "") -> Submission:
         task_id=col("task_id"),
         error=col("error"),
         owner=col("owner"),
+        balance_before=col("balance_before"),
+        credits_spent=col("credits_spent"),
+        credits_basis=col("credits_basis"),
+        settled_at=col("settled_at"),
     )
 
 
 _SUBMISSION_COLUMNS = (
     "id", "tool", "endpoint", "fingerprint", "request_json", "rows", "estimated_credits", "created_at", "outcome",
-    "task_id", "error", "owner",
+    "task_id", "error", "owner", "balance_before", "credits_spent", "credits_basis", "settled_at",
 )  # fmt: skip
 
 
@@ -946,6 +1108,7 @@ __all__ = [
     "Claim",
     "Ledger",
     "LedgerError",
+    "SpendTotals",
     "Submission",
     "TaskIdTaken",
     "TaskNotOurs",

@@ -300,11 +300,13 @@ async def submit_table_run(
     window_s: float,
     settle_s: float,
     send: Callable[[RunRequest], Awaitable[TableRunStarted]],
+    balance: Callable[[], Awaitable[float | None]] | None = None,
 ) -> TableSubmitted:
     """Claim the run in the ledger (or find the identical earlier one), then POST it exactly once: `send(call)`,
     the same value that is fingerprinted.
 
-    The ledger keeps the run's scope beside its body, so a later call can report this run's own counts. The
+    The ledger keeps the run's scope beside its body, so a later call can report this run's own counts, and
+    the balance (`balance()`) read once the run is claimed, so its cost can be measured when it finishes. The
     user's own caps apply as to every run (UserLimitReached).
     """
     endpoint, body = call.endpoint, call.request
@@ -338,6 +340,8 @@ async def submit_table_run(
         raise DuplicateRunUnknown(earlier)
     assert claim.submission_id is not None
     submission_id = claim.submission_id
+    if balance is not None and (before := await balance()) is not None:  # after the claim: a later run overlaps
+        await ledger.note_balance(submission_id, before)  # Databar states no cost: it is measured (core.costs)
     started: TableRunStarted | None = None
     with anyio.CancelScope(shield=True):  # a cancelled call must not lose a run that may bill
         try:

@@ -16,6 +16,7 @@ from databar_mcp.api import runs
 from databar_mcp.api.errors import ConflictError, DatabarError
 from databar_mcp.api.models import ExporterDetail
 from databar_mcp.config import Toolset
+from databar_mcp.core.costs import balance_or_none
 from databar_mcp.core.runner import DuplicateRunUnknown
 from databar_mcp.core.table_runs import RunScope, processor_columns, submit_table_run
 from databar_mcp.tools.context import Services, ToolContext, services
@@ -262,6 +263,7 @@ async def run_table_exporter(
             window_s=svc.settings.duplicate_window_s,
             settle_s=svc.settings.connect_timeout_s + svc.settings.read_timeout_s + 2.0,
             send=svc.client.start_table_run,
+            balance=lambda: balance_or_none(svc.client),
         )
     except DuplicateRunUnknown as exc:
         raise ToolFailure(duplicate_unknown(exc.earlier)) from None

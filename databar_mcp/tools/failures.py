@@ -190,3 +190,27 @@ def bad_filename(exc: UnsafeName, next_step: str) -> ToolFailure:
             next_steps=[next_step],
         )
     )
+
+
+def rows_covered(balance: float | None, estimate: float | None, rows: int | None) -> int | None:
+    """How many of the run's rows the balance pays for at the worst case (None: not knowable)."""
+    if balance is None or estimate is None or not rows:
+        return None
+    per_row = estimate / rows
+    return rows if per_row <= 0 else max(0, min(rows, int(balance // per_row)))
+
+
+def shortfall(balance: float | None, estimate: float | None, rows: int | None, covered: int | None) -> str:
+    """The numbers first: balance, worst-case cost, rows covered; the plan hedge only when they do not explain it."""
+    have = "The balance could not be read" if balance is None else f"Balance: {balance:g} credits"
+    if estimate is None:
+        return f"{have}; this run's cost could not be estimated."
+    cost = f"this run may cost up to {estimate:g}" + (
+        f" ({rows} row(s) at up to {estimate / rows:g} each)" if rows else ""
+    )
+    text = f"{have}; {cost}."
+    if covered is not None:
+        text += f" The balance covers {covered} of the {rows} row(s)."
+    if balance is not None and balance >= estimate:
+        text += " The balance covers the estimate, so the plan may not allow this run."
+    return text

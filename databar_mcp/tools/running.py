@@ -29,12 +29,12 @@ from databar_mcp.core.store import Submission
 from databar_mcp.core.untried import untried_providers_line
 from databar_mcp.core.users import UserLimitReached
 from databar_mcp.tools.context import Services, ToolContext, services
-from databar_mcp.tools.failures import from_api_error, from_issues, from_ledger_error
+from databar_mcp.tools.failures import from_api_error, from_issues, from_ledger_error, rows_covered, shortfall
 from databar_mcp.tools.guard import guarded
 from databar_mcp.tools.params import WAIT_DEFAULT, AcknowledgeFlag, ForceFlag, WaitSeconds
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result, with_line
 from databar_mcp.tools.sdk_private import client_cancelled
-from databar_mcp.tools.task_kit import deliver, iso, progress_reporter, target_of
+from databar_mcp.tools.task_kit import deliver, iso, note_lost_run, progress_reporter, what_to_check
 from databar_mcp.tools.task_view import TaskView, get_task_call, render
 
 
@@ -42,16 +42,6 @@ class Confirmation(BaseModel):
     """What the user answers when a run costs more than the confirmation threshold."""
 
     confirm: bool = Field(description="Run it and spend the credits?")
-
-
-def what_to_check(endpoint: str, at: float, rows: int | None, credits: float | None) -> str:
-    """The one thing a user can verify before paying again for a run whose outcome is unknown."""
-    cost = f", costing up to {credits:g} credits" if credits is not None else ""
-    return (
-        f"In the Databar web app, look for a run of {target_of(endpoint)} started at {iso(at)} with {rows} "
-        f"row(s){cost}, or a balance that dropped by about that much since then. If it is there, it is this "
-        "run: do not send it again."
-    )
 
 
 def check_of(earlier: Submission) -> str:
@@ -77,16 +67,25 @@ def duplicate_unknown(earlier: Submission) -> ErrorBody:
     )
 
 
-async def insufficient(svc: Services, exc: InsufficientCredits, estimate: float | None) -> ErrorBody:
-    """406, with the balance (one extra GET, best effort) and the run's estimated cost."""
+async def insufficient(
+    svc: Services, exc: InsufficientCredits, estimate: float | None, rows: int | None = None
+) -> ErrorBody:
+    """406, leading with the numbers: the balance (one extra GET, best effort), the run's estimated cost and how
+    many rows the balance covers; the hedge (a plan limit) comes after them."""
     body = from_api_error(exc)
-    body.details["estimated_credits"] = estimate
     try:
-        body.details["balance"] = (await svc.client.get_user()).balance
+        balance: float | None = (await svc.client.get_user()).balance
     except Exception:  # the explanation must not fail because the balance could not be read
-        body.details["balance"] = None
-    if estimate is not None and body.details["balance"] is not None:
-        body.message += f" This run may cost up to {estimate:g} credits; the balance is {body.details['balance']:g}."
+        balance = None
+    covered = rows_covered(balance, estimate, rows)
+    body.details.update(balance=balance, estimated_credits=estimate, rows=rows, rows_covered=covered)
+    body.message = (
+        shortfall(balance, estimate, rows, covered) + f" Databar refused the run: nothing was started. ({exc.message})"
+    )
+    if covered:
+        body.next_steps.insert(
+            0, f"Run at most {covered} row(s) now (what the balance covers at the worst case), or top up."
+        )
     return body
 
 
@@ -492,12 +491,13 @@ async def run_and_wait(
             )
         )
     except InsufficientCredits as exc:
-        raise ToolFailure(await insufficient(svc, exc, plan.estimated_credits)) from None
+        raise ToolFailure(await insufficient(svc, exc, plan.estimated_credits, rows)) from None
     except DuplicateRunUnknown as exc:
         raise ToolFailure(duplicate_unknown(exc.earlier)) from None
     except UserLimitReached as exc:
         raise user_limit(exc, plan) from None
     except SubmissionUnknown as exc:
+        await note_lost_run(svc, exc)
         body = from_api_error(exc)
         body.next_steps = [
             "Do not call the run again to retry: that could pay for the same rows twice (an identical call is "

@@ -30,6 +30,7 @@ from databar_mcp.api.models import (
 from databar_mcp.config import Toolset
 from databar_mcp.core.attachments import AttachedWaterfall, Attachments
 from databar_mcp.core.catalog import RunPlan
+from databar_mcp.core.costs import balance_or_none
 from databar_mcp.core.runner import DuplicateRunUnknown
 from databar_mcp.core.table_runs import (
     ProcessorColumns,
@@ -503,9 +504,10 @@ async def run_table_enrichment(
             window_s=svc.settings.duplicate_window_s,
             settle_s=svc.settings.connect_timeout_s + svc.settings.read_timeout_s + 2.0,
             send=svc.client.start_table_run,
+            balance=lambda: balance_or_none(svc.client),
         )
     except InsufficientCredits as exc:
-        raise ToolFailure(await insufficient(svc, exc, plan.estimated_credits)) from None
+        raise ToolFailure(await insufficient(svc, exc, plan.estimated_credits, scope.rows)) from None
     except DuplicateRunUnknown as exc:
         raise ToolFailure(duplicate_unknown(exc.earlier)) from None
     except UserLimitReached as exc:

@@ -13,6 +13,8 @@ from databar_mcp import config
 from databar_mcp.api import DatabarClient, deadline, runs
 from databar_mcp.api.errors import DeadlineReached
 from databar_mcp.api.models import ParamMapping
+from databar_mcp.core.costs import credits_words, settle_run
+from databar_mcp.core.store import CreditsBasis, Submission
 from databar_mcp.core.table_runs import (
     ProgressCallback,
     RowStates,
@@ -82,6 +84,11 @@ class TableRunView(BaseModel):
     errors: int | None = None
     counts_exact: bool = Field(default=True, description="False: found/no_data/errors are table-wide estimates.")
     estimated_credits: float | None = Field(default=None, description="Worst-case cost priced before the run.")
+    credits_spent: float | None = Field(default=None, description="What the finished run spent (see credits_basis).")
+    credits_basis: CreditsBasis | None = Field(
+        default=None,
+        description="measured: the balance's drop over the run (no other run overlapped); estimate: not measurable.",
+    )
     reused: bool = Field(default=False, description="True: an identical earlier run was returned, not sent again.")
     status_column: str
     output_columns: list[str]
@@ -183,7 +190,26 @@ async def report_for(
         except DeadlineReached:  # every row is done; the next call counts them
             after = None
     counts = run_counts(scope, last, after)
-    return ok_result(*_view(svc, scope, counts, estimate, reused, reader.rate_limited - limited_before))
+    view, text = _view(svc, scope, counts, estimate, reused, reader.rate_limited - limited_before)
+    if view.done and (run := await our_run(svc, scope)) is not None:
+        settled = await settle_run(svc.ledger, svc.client, run)
+        view.credits_spent, view.credits_basis = settled.credits_spent, settled.credits_basis
+        view.estimated_credits = settled.estimated_credits if estimate is None else estimate
+        text = render(view)
+    return ok_result(view, text)
+
+
+async def our_run(svc: Services, scope: RunScope) -> Submission | None:
+    """The ledger's record of the run `scope` describes (None: not run through this server)."""
+    endpoints = (
+        run_endpoint(scope.table_uuid, scope.processor_id),
+        run_endpoint(scope.table_uuid, scope.processor_id, exporter=True),
+    )
+    found = [s for s in [await svc.ledger.latest_submission(e) for e in endpoints] if s is not None]
+    latest = max(found, key=lambda s: s.created_at) if found else None
+    if latest is None or latest.outcome != "accepted" or "scope" not in latest.request:
+        return None
+    return latest if RunScope.from_json(latest.request["scope"]) == scope else None
 
 
 def _view(
@@ -226,8 +252,8 @@ def render(view: TableRunView) -> str:
     lines = [f"Table enrichment {view.enrichment_id} on {view.table_uuid}: {view.status}. {view.message}"]
     if view.reused:
         lines.append("An identical earlier run was returned: nothing was sent or billed again (force=true re-runs).")
-    if view.estimated_credits is not None:
-        lines.append(f"Estimated at most {view.estimated_credits:g} credits.")
+    if view.credits_basis is not None or view.estimated_credits is not None:
+        lines.append(credits_words(view.credits_spent, view.credits_basis, view.estimated_credits))
     if not view.counts_exact and view.done:
         lines.append("found/no_data/errors are table-wide changes (other runs of these rows may blur them).")
     if view.rate_limited_reads:

@@ -6,9 +6,10 @@ from typing import Any, Literal, cast
 
 from mcp.types import CallToolResult
 
-from databar_mcp.api.errors import ResultExpired
+from databar_mcp.api.errors import ResultExpired, SubmissionUnknown
 from databar_mcp.api.models import Task, TaskStatus
-from databar_mcp.core.store import TaskRecord
+from databar_mcp.core.costs import balance_or_none
+from databar_mcp.core.store import Submission, TaskRecord
 from databar_mcp.tools.context import Services, ToolContext
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
 from databar_mcp.tools.task_view import build_view, get_task_call
@@ -35,6 +36,35 @@ def target_of(endpoint: str) -> str:
     """'waterfalls/email_getter/bulk-run' -> 'email_getter'."""
     parts = endpoint.strip("/").split("/")
     return parts[1] if len(parts) >= 2 else endpoint
+
+
+def what_to_check(endpoint: str, at: float, rows: int | None, credits: float | None) -> str:
+    """The one thing a user can verify before paying again for a run whose outcome is unknown."""
+    cost = f", costing up to {credits:g} credits" if credits is not None else ""
+    return (
+        f"In the Databar web app, look for a run of {target_of(endpoint)} started at {iso(at)} with {rows} "
+        f"row(s){cost}, or a balance that dropped by about that much since then. If it is there, it is this "
+        "run: do not send it again."
+    )
+
+
+def lost_run_steps(sub: Submission) -> list[str]:
+    """The exact next steps after a run's submission outcome became unknown (issue 23 §7)."""
+    return [
+        f"Ask the user to check: {what_to_check(sub.endpoint, sub.created_at, sub.rows, sub.estimated_credits)}",
+        f"If the user found it: do not re-send; it counts as spent (up to {sub.estimated_credits or 0:g} credits).",
+        f"Only if the user found no such run: call {sub.tool} again with the same arguments and force=true (the "
+        "user is asked to confirm the re-send).",
+    ]
+
+
+async def note_lost_run(svc: Services, exc: SubmissionUnknown) -> None:
+    """Keep the balance right after a run's reply was lost, so list_recent_tasks can say how it changed since."""
+    if exc.fingerprint is None:
+        return
+    balance = await balance_or_none(svc.client)
+    if balance is not None:
+        await svc.ledger.note_lost_balance(exc.fingerprint, balance)
 
 
 def expired_body(task_id: str, record: TaskRecord | None) -> ErrorBody:

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr, SerializerFunctionWrapHandler, model_serializer
 
+from databar_mcp import config
 from databar_mcp.api.models import Task, TaskStatus
 from databar_mcp.core.rows import present_rows
 from databar_mcp.core.shaping import compact_json, largest_fitting, render_value, result_size, truncate_strings
@@ -81,6 +82,7 @@ class TaskView(BaseModel):
     )
     message: str
     _detailed: bool = PrivateAttr(default=False)
+    _sampled: bool = PrivateAttr(default=False)  # a sample of a large result, asked for without a limit
 
     @model_serializer(mode="wrap")
     def _concise(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -122,10 +124,21 @@ def result_uri(task_id: str) -> str:
     return f"databar://tasks/{task_id}/result"
 
 
-def get_task_call(task_id: str, *, offset: int = 0, wait_seconds: float | None = None, detailed: bool = False) -> str:
+def get_task_call(
+    task_id: str,
+    *,
+    offset: int = 0,
+    wait_seconds: float | None = None,
+    detailed: bool = False,
+    limit: int | None = config.SAMPLE_ROWS,
+) -> str:
+    """The exact get_task call to suggest; it always carries a `limit` (a status check must never pour a whole
+    result into the conversation) unless the caller passes None."""
     args = [f'task_id="{task_id}"']
     if offset:
         args.append(f"offset={offset}")
+    if limit is not None:
+        args.append(f"limit={limit}")
     if wait_seconds is not None:
         args.append(f"wait_seconds={wait_seconds:g}")
     if detailed:
@@ -133,9 +146,14 @@ def get_task_call(task_id: str, *, offset: int = 0, wait_seconds: float | None =
     return f"get_task({', '.join(args)})"
 
 
+def export_call(task_id: str) -> str:
+    return f'export_task_result(task_id="{task_id}")'
+
+
 def render(view: TaskView) -> str:
-    """The text an agent reads: one status line, then the rows once, compactly, then what to call next."""
-    head = f"{view.status}: {view.message}" if view.message else view.status
+    """The text an agent reads: the task id and status first, then the rows once, compactly (each with its input
+    when detailed), then what to call next: every id, figure and call the structured content carries."""
+    head = f"Task {view.task_id} {view.status}" + (f": {view.message}" if view.message else ".")
     lines = [head]
     if view.reused:
         lines.append("An identical earlier run was returned: no new credits were spent (force=true re-runs).")
@@ -144,20 +162,41 @@ def render(view: TaskView) -> str:
     if view.progress is not None and not view.done:
         p = view.progress
         lines.append(f"Progress: {p.finished}/{p.total} rows finished, {p.found} found so far.")
-    if view.credits_spent is not None or view.estimated_credits is not None:
-        spent = "?" if view.credits_spent is None else f"{view.credits_spent:g}"
-        est = "" if view.estimated_credits is None else f" (estimated ≤ {view.estimated_credits:g})"
-        lines.append(f"Credits spent: {spent}{est}.")
+    lines.extend(_credits_line(view))
     lines.extend(f"Error: {e}" for e in view.errors)
+    if view.truncated_values:
+        lines.append("Long values were shortened to fit; the export has them whole.")
     if view.rows:
         first, last = view.rows[0].index, view.rows[-1].index
-        lines.append(f"Rows {first}–{last} of {view.rows_total} ({UNTRUSTED_NOTE}):")
-        lines.extend(f"#{row.index} {render_value(row.data)}" for row in view.rows)
+        sample = "Sample: rows" if view._sampled else "Rows"  # pyright: ignore[reportPrivateUsage]
+        lines.append(f"{sample} {first}–{last} of {view.rows_total} ({UNTRUSTED_NOTE}):")
+        lines.extend(_row_line(row, view._detailed) for row in view.rows)  # pyright: ignore[reportPrivateUsage]
+    if view.done and view.rows_total and len(view.rows) < view.rows_total:
+        lines.append(f"All {view.rows_total} rows, each joined to its input, to a file: {export_call(view.task_id)}")
     if view.next_call:
-        lines.append(f"Next: {view.next_call}")
+        lines.append(f"{'Next page' if view.next_offset is not None else 'Next'}: {view.next_call}")
     if view.full_result and view.next_offset is not None:
-        lines.append(f"All rows: resource {view.full_result}, or export_task_result for a file.")
+        lines.append(f"All rows as JSON: resource {view.full_result}.")
     return "\n".join(lines)
+
+
+def _credits_line(view: TaskView) -> list[str]:
+    """What the run cost: Databar's figure; while it runs, so far; never silently missing once it is done."""
+    est = "" if view.estimated_credits is None else f" (estimated ≤ {view.estimated_credits:g})"
+    if view.credits_spent is not None:
+        so_far = "" if view.done else " so far"
+        return [f"Credits spent{so_far}: {view.credits_spent:g}{est}."]
+    if view.estimated_credits is None:
+        return []
+    if view.done:
+        return [f"Credits spent: not stated by Databar; counted at its estimate, at most {view.estimated_credits:g}."]
+    return [f"Credits spent: not known yet{est}."]
+
+
+def _row_line(row: Row, detailed: bool) -> str:
+    if detailed:
+        return f"#{row.index} input {render_value(row.input)} → {render_value(row.data)}"
+    return f"#{row.index} {render_value(row.data)}"
 
 
 def build_view(
@@ -211,6 +250,12 @@ def build_view(
     base.rows_total = total
     base.rows_with_data = found
     start = min(max(0, offset), total)
+    sampled = limit is None and start == 0 and total > config.INLINE_ROWS_MAX
+    if sampled:
+        limit = config.SAMPLE_ROWS  # a summary and a sample; the export and paging calls reach the rest
+        page_rows = config.PAGE_ROWS
+    else:
+        page_rows = limit if limit is not None else config.PAGE_ROWS
     end = total if limit is None else min(total, start + limit)
     given = inputs or []
     window = [
@@ -220,6 +265,7 @@ def build_view(
     def make(count: int, rows_in: list[Row]) -> TaskView:
         view = base.model_copy(deep=False)
         view._detailed = detailed  # pyright: ignore[reportPrivateUsage]
+        view._sampled = sampled  # pyright: ignore[reportPrivateUsage]
         view.offset = start
         view.rows = rows_in[:count]
         shown_end = start + count
@@ -229,7 +275,7 @@ def build_view(
             view.message = f"Still running; showing {total} rows so far (partial)."
         if shown_end < total:
             view.next_offset = shown_end
-            view.next_call = get_task_call(task.task_id, offset=shown_end, detailed=detailed)
+            view.next_call = get_task_call(task.task_id, offset=shown_end, detailed=detailed, limit=page_rows)
         elif not done:
             view.next_call = get_task_call(task.task_id, wait_seconds=wait_hint_s, detailed=detailed)
         return view
@@ -242,9 +288,13 @@ def build_view(
     if count == 0 and window:
         # One row alone is larger than the budget: shorten its long values rather than stall paging.
         row_budget = max(200, budget // 4)
-        clipped = [Row(index=window[0].index, data=truncate_strings(window[0].data, row_budget // 4))]
+        given_input = truncate_strings(window[0].input, row_budget // 8) if detailed else None
+        clipped = [
+            Row(index=window[0].index, data=truncate_strings(window[0].data, row_budget // 4), input=given_input)
+        ]
         if len(compact_json(clipped[0].data)) > row_budget:
-            clipped = [Row(index=window[0].index, data={"_omitted": "row too large for one tool result"})]
+            omitted = {"_omitted": "row too large for one tool result"}
+            clipped = [Row(index=window[0].index, data=omitted, input=omitted if detailed else None)]
         view = make(1, clipped)
         view.truncated_values = True
         return view, render(view)

@@ -1,14 +1,16 @@
 """Tasks toolset: read (and wait for) asynchronous Databar tasks, and recover them from the ledger."""
 
 import time
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from databar_mcp import config
 from databar_mcp.api.errors import ConflictError
+from databar_mcp.api.statuses import TERMINAL_STATUSES
 from databar_mcp.config import Toolset
+from databar_mcp.core.costs import balance_or_none
 from databar_mcp.core.shaping import escape_text, largest_fitting, result_size
 from databar_mcp.core.store import Submission, TaskRecord
 from databar_mcp.core.untried import untried_providers_line_later
@@ -26,6 +28,7 @@ from databar_mcp.tools.results import ToolFailure, ok_result, with_line
 from databar_mcp.tools.task_kit import (
     deliver,
     iso_or_none,
+    lost_run_steps,
     progress_reporter,
     read_task,
     target_of,
@@ -76,6 +79,31 @@ class UnsettledSubmission(BaseModel):
     submitted_at: str
     age_seconds: int
     outcome: str = Field(description='"unknown": the reply was lost; "pending": being sent right now.')
+    reason: str | None = Field(default=None, description="The original error: why the outcome is unknown.")
+    possibly_spent: float | None = Field(
+        default=None, description="Counted as possibly spent (the estimate) until the user settles it."
+    )
+    balance_then: float | None = Field(default=None, description="The balance right after the reply was lost.")
+    balance_now: float | None = None
+    next_steps: list[str] = Field(default_factory=lambda: list[str]())
+
+
+class TableRun(BaseModel):
+    tool: str
+    table_uuid: str
+    enrichment_id: int
+    name: str
+    rows: int | None = None
+    estimated_credits: float | None = None
+    credits_spent: float | None = Field(default=None, description="Once finished (see credits_basis).")
+    credits_basis: str | None = Field(
+        default=None,
+        description="measured: from the balance before and after; estimate: not measurable; null: "
+        "not seen finished yet.",
+    )
+    submitted_at: str
+    age_seconds: int
+    next_call: str
 
 
 class RecentTasks(BaseModel):
@@ -84,6 +112,10 @@ class RecentTasks(BaseModel):
     offset: int
     next_offset: int | None = None
     next_call: str | None = None
+    table_runs: list[TableRun] = Field(
+        default_factory=lambda: list[TableRun](),
+        description="Table enrichment and exporter runs (Databar gives them no task id), on the first page.",
+    )
     unsettled_submissions: list[UnsettledSubmission] = Field(default_factory=lambda: list[UnsettledSubmission]())
     message: str
 
@@ -108,7 +140,7 @@ def recent_task(record: TaskRecord, now: float, wait_s: float) -> RecentTask:
     )
 
 
-def unsettled(sub: Submission, now: float) -> UnsettledSubmission:
+def unsettled(sub: Submission, now: float, balance_now: float | None) -> UnsettledSubmission:
     return UnsettledSubmission(
         fingerprint=sub.fingerprint,
         tool=sub.tool,
@@ -118,23 +150,88 @@ def unsettled(sub: Submission, now: float) -> UnsettledSubmission:
         submitted_at=iso_or_none(sub.created_at) or "",
         age_seconds=int(max(0.0, now - sub.created_at)),
         outcome=sub.outcome,
+        reason=sub.error,
+        possibly_spent=sub.estimated_credits,
+        balance_then=sub.balance_before,
+        balance_now=balance_now if sub.balance_before is not None else None,
+        next_steps=lost_run_steps(sub),
     )
+
+
+def table_run(sub: Submission, now: float, wait_s: float) -> TableRun:
+    scope = cast(dict[str, Any], sub.request.get("scope") or {})
+    table_uuid, enrichment_id = str(scope.get("table_uuid", "?")), int(scope.get("processor_id", 0))
+    return TableRun(
+        tool=sub.tool,
+        table_uuid=table_uuid,
+        enrichment_id=enrichment_id,
+        name=str(scope.get("name", "?")),
+        rows=sub.rows,
+        estimated_credits=sub.estimated_credits,
+        credits_spent=sub.credits_spent,
+        credits_basis=sub.credits_basis,
+        submitted_at=iso_or_none(sub.created_at) or "",
+        age_seconds=int(max(0.0, now - sub.created_at)),
+        next_call=f'wait_table_enrichment(table_uuid="{table_uuid}", enrichment_id={enrichment_id}, '
+        f"wait_seconds={wait_s:g})",
+    )
+
+
+def task_credits(t: RecentTask) -> str:
+    est = "" if t.estimated_credits is None else f" (est ≤ {t.estimated_credits:g})"
+    if t.credits_spent is not None:
+        return f", {t.credits_spent:g} credits{est}"
+    if t.estimated_credits is None:
+        return ""
+    if t.status not in TERMINAL_STATUSES:
+        return f", credits not known yet{est}"
+    return f", credits not stated by Databar, counted at its estimate{est}"
+
+
+def table_run_credits(r: TableRun) -> str:
+    est = "?" if r.estimated_credits is None else f"{r.estimated_credits:g}"
+    if r.credits_basis == "measured":
+        return f"{r.credits_spent:g} credits measured from the balance (est ≤ {est})"
+    if r.credits_basis == "estimate":
+        return f"not measurable, counted at its estimate ≤ {est} credits"
+    return f"not seen finished yet: up to {est} credits"
+
+
+def unsettled_lines(s: UnsettledSubmission) -> list[str]:
+    possibly = "?" if s.possibly_spent is None else f"{s.possibly_spent:g}"
+    lines = [
+        f"! Unknown outcome{' (still pending)' if s.outcome == 'pending' else ''}: {s.tool} {s.waterfall}, "
+        f"{s.rows} rows, sent {s.submitted_at} ({s.age_seconds} s ago), fingerprint {s.fingerprint}.",
+        f"  Reason: {(s.reason or 'the sender stopped before the reply came').rstrip('.')}.",
+        f"  Possibly spent: up to {possibly} credits (counted as possibly spent until settled).",
+    ]
+    if s.balance_then is not None and s.balance_now is not None:
+        change = s.balance_now - s.balance_then
+        lines.append(f"  Balance since: {s.balance_then:g} then, {s.balance_now:g} now ({change:+g}).")
+    elif s.balance_then is not None:
+        lines.append(f"  Balance then: {s.balance_then:g} (now: could not be read).")
+    lines.extend(f"  Next {n}: {step}" for n, step in enumerate(s.next_steps, start=1))
+    return lines
 
 
 def render_recent(listing: RecentTasks) -> str:
     lines = [listing.message]
     for t in listing.tasks:
         found = "" if t.rows_with_data is None else f", {t.rows_with_data} with data"
-        credits = "" if t.credits_spent is None else f", {t.credits_spent:g} credits"
         stored = ", result stored" if t.result_stored else ""
         lines.append(
             f"- {t.task_id} {t.status} {t.waterfall or '?'}: {t.rows if t.rows is not None else '?'} rows"
-            f"{found}{credits}{stored}, {t.age_seconds} s ago. Next: {t.next_call}"
+            f"{found}{task_credits(t)}{stored}, {t.age_seconds} s ago. Next: {t.next_call}"
+        )
+    if listing.table_runs:
+        lines.append("Table runs (Databar gives them no task id):")
+    for r in listing.table_runs:
+        lines.append(
+            f"- {r.tool} {r.name} (enrichment_id {r.enrichment_id}) on table {r.table_uuid}: {r.rows} rows, "
+            f"{table_run_credits(r)}, {r.age_seconds} s ago. Next: {r.next_call}"
         )
     for s in listing.unsettled_submissions:
-        lines.append(
-            f"! outcome {s.outcome}: {s.waterfall}, {s.rows} rows, {s.age_seconds} s ago, fingerprint {s.fingerprint}"
-        )
+        lines.extend(unsettled_lines(s))
     if listing.next_call:
         lines.append(f"Next page: {listing.next_call}")
     return escape_text("\n".join(lines))
@@ -223,10 +320,20 @@ async def list_recent_tasks(
     now = time.time()
     records, total = await svc.ledger.recent(limit=limit, offset=offset, unfinished_only=unfinished_only)
     window_start = now - max(svc.settings.duplicate_window_s, config.API_RETENTION_S)
-    pending = [
-        unsettled(s, now) for s in await svc.ledger.unknown_submissions(limit=20) if s.created_at >= window_start
-    ]
-    tasks = [recent_task(r, now, svc.settings.tool_deadline_s) for r in records]
+    lost = [s for s in await svc.ledger.unknown_submissions(limit=20) if s.created_at >= window_start]
+    balance_now = await balance_or_none(svc.client) if any(s.balance_before is not None for s in lost) else None
+    pending = [unsettled(s, now, balance_now) for s in lost]
+    wait_s = svc.settings.tool_deadline_s
+    tasks = [recent_task(r, now, wait_s) for r in records]
+    table_runs = (
+        [
+            table_run(s, now, wait_s)
+            for s in await svc.ledger.runs_without_task(since=window_start, limit=limit)
+            if not unfinished_only or s.settled_at is None
+        ]
+        if offset == 0
+        else []
+    )
 
     def make(count: int) -> RecentTasks:
         shown_end = offset + count
@@ -237,11 +344,13 @@ async def list_recent_tasks(
             offset=offset,
             next_offset=shown_end if more else None,
             next_call=f"list_recent_tasks(offset={shown_end}, limit={limit})" if more else None,
+            table_runs=table_runs,
             unsettled_submissions=pending,
             message=f"{total} task(s) in the ledger"
             + (" not finished" if unfinished_only else "")
             + f"; showing {count} from {offset}."
-            + (f" {len(pending)} submission(s) with unknown outcome." if pending else ""),
+            + (f" {len(table_runs)} table run(s)." if table_runs else "")
+            + (f" {len(pending)} submission(s) with unknown outcome: possibly spent, see below." if pending else ""),
         )
 
     count = largest_fitting(
