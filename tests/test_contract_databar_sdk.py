@@ -432,9 +432,7 @@ def _sweep_flows(call: Sweep) -> None:
     flow_id = str(_id(made, "id", "missing"))
     renamed = cast(sdk.FlowDetail | None, call("update_flow", "update_flow", flow_id, name="Company profile"))
     token = str(_id(renamed, "internal_version", ""))
-    replaced = call(
-        "replace_flow", "replace_flow", flow_id, "Company profile", FLOW_CONFIG, token, description="v3"
-    )
+    replaced = call("replace_flow", "replace_flow", flow_id, "Company profile", FLOW_CONFIG, token, description="v3")
     ops = [{"op": "set_output_field", "name": "industry", "ref": "profile.industry"}]
     call("patch_flow_config", "patch_flow_config", flow_id, ops, internal_version=_id(replaced, "internal_version"))
     call("list_flow_versions", "list_flow_versions", flow_id)
@@ -543,3 +541,94 @@ def test_every_public_method_of_the_sdk(official: SdkClient, server: SandboxServ
     print(f"SDK sweep: {ok}/{len(call.outcomes)} calls succeeded; refused: {call.failures()}")
     assert refused == EXPECTED_REFUSALS, call.failures()
     assert (ok, len(call.outcomes)) == (104, 106)
+
+
+def test_flow_versions_increase_on_every_change_and_a_restore_is_a_new_version(official: SdkClient) -> None:
+    made = official.create_flow("Profile", FLOW_CONFIG, "A company")
+    assert isinstance(made, sdk.FlowDetail) and [i.id for i in made.inputs] == ["domain"]
+    assert official.run_flow_sync(made.id, {"domain": "example.com"}) == {"name": "Example"}
+
+    renamed = official.update_flow(made.id, name="Company profile")
+    assert renamed.internal_version != made.internal_version
+    with pytest.raises(DatabarConflictError):  # edited from a stale read
+        official.update_flow(made.id, config=FLOW_CONFIG, internal_version=made.internal_version)
+    tech = {"id": "tech", "type": "enrichment", "enrichment": 121, "inputs": {"domain": "{{input.domain}}"}}
+    patched = official.patch_flow_config(
+        made.id,
+        [{"op": "add_node", "node": tech}, {"op": "set_node_output", "id": "tech", "field": "technologies"}],
+    )
+    assert patched.valid and patched.flow is not None
+    assert [o.id for o in patched.flow.outputs] == ["name", "technologies"]
+    assert official.estimate_flow_cost(patched.config) == sdk.FlowCostEstimate(min="3.50", max="3.50")
+    dry = official.patch_flow_config(made.id, [{"op": "remove_node", "id": "profile"}], validate_only=True)
+    assert not dry.valid and dry.flow is None and any("profile" in e for e in dry.errors)
+
+    versions = official.list_flow_versions(made.id)
+    assert [(v.number, v.changed_fields) for v in versions] == [(3, ["config"]), (2, ["name"]), (1, ANY_FIELDS)]
+    first = official.get_flow_version(made.id, 1)
+    assert first.config == FLOW_CONFIG and first.name == "Profile"
+    restored = official.restore_flow_version(made.id, 1)
+    assert (restored.version.number, restored.version.restored_from) == (4, 1)
+    assert restored.flow.config == FLOW_CONFIG and restored.flow.name == "Profile"
+    assert [v.number for v in official.list_flow_versions(made.id, limit=2)] == [4, 3]
+
+    checked = official.validate_flow_config({"nodes": [{"id": "x", "type": "enrichment", "enrichment": 120}]})
+    assert not checked.valid and {e.node_id for e in checked.errors} >= {"x"}
+    official.delete_flow(made.id)
+    with pytest.raises(DatabarNotFoundError):
+        official.get_flow(made.id)
+
+
+ANY_FIELDS = ["name", "description", "config"]
+
+
+def test_workbooks_own_tables_and_the_trash_keeps_rows_until_purged(official: SdkClient) -> None:
+    table = official.create_table(name="Leads", columns=["email", "company"])
+    assert table.workbook is not None and table.workbook.startswith("wb_")
+    official.create_rows(table.identifier, [sdk.InsertRow(fields={"email": f"p{i}@x.io"}) for i in range(3)])
+    book = official.get_workbook(table.workbook)
+    assert [t.identifier for t in book.tables] == [table.identifier] and book.tables_count == 1
+
+    sheet = official.add_workbook_table(book.identifier, name="Sheet 2")
+    assert sheet["workbook"] == book.identifier
+    reordered = official.reorder_workbook_tables(book.identifier, [sheet["identifier"], table.identifier])
+    assert [(t.name, t.position) for t in reordered.tables] == [("Sheet 2", 0), ("Leads", 1)]
+    with pytest.raises(DatabarError):  # must list every table exactly once
+        official.reorder_workbook_tables(book.identifier, [table.identifier])
+
+    enrichment = official.add_enrichment(table.identifier, 120, {"domain": {"type": "mapping", "value": "company"}})
+    copy = official.duplicate_table(table.identifier)
+    assert copy.workbook not in (None, book.identifier) and copy.name == "Leads (copy)"
+    assert official.get_rows(copy.identifier).total_count == 3
+    assert [e.name for e in official.get_table_enrichments(copy.identifier)] == [enrichment.enrichment_name]
+    cleared = official.clear_table(copy.identifier)
+    assert cleared["deleted_rows"] == 3 and official.get_rows(copy.identifier).total_count == 0
+    assert len(official.get_columns(copy.identifier)) == len(official.get_columns(table.identifier))
+    assert len(official.get_table_enrichments(copy.identifier)) == 1  # clear keeps columns and enrichments
+
+    moved = official.move_table(copy.identifier, workbook=book.identifier)
+    assert moved["workbook"] == book.identifier
+    assert official.get_workbook(book.identifier).tables_count == 3
+    fresh = official.move_table(copy.identifier, new_workbook=True, name="Copies")
+    assert fresh["workbook"] != book.identifier
+    assert official.get_workbook(fresh["workbook"]).name == "Copies"
+    merged = official.merge_workbooks(book.identifier, [fresh["workbook"]])
+    assert merged.tables_count == 3 and fresh["workbook"] not in {w.identifier for w in official.list_workbooks()}
+    twin = official.duplicate_workbook(book.identifier)
+    assert twin.tables_count == 3 and twin.identifier != book.identifier
+    assert official.rename_workbook(twin.identifier, "Twin").name == "Twin"
+
+    official.delete_table(table.identifier)
+    official.delete_workbook(twin.identifier)
+    trash = official.list_trash()
+    assert {(i.kind, i.identifier) for i in trash} == {("table", table.identifier), ("workbook", twin.identifier)}
+    assert next(i for i in trash if i.kind == "workbook").tables_count == 3
+    with pytest.raises(DatabarNotFoundError):
+        official.get_rows(table.identifier)
+    official.restore_trash(tables=[table.identifier])
+    assert official.get_rows(table.identifier).total_count == 3  # the rows came back with it
+    assert {t.identifier: t.workbook for t in official.list_tables()}[table.identifier] == book.identifier
+    official.purge_trash(workbooks=[twin.identifier])
+    assert official.list_trash() == []
+    with pytest.raises(DatabarNotFoundError):
+        official.restore_trash(workbooks=[twin.identifier])

@@ -72,6 +72,36 @@ def test_table_enrichments_folders_and_runs_survive_a_restart(tmp_path: Path) ->
         http.close()
 
 
+def test_flows_workbooks_and_the_trash_survive_a_restart(tmp_path: Path) -> None:
+    """Issue 27: edited flows (with their versions), workbooks and the trash (rows and all) are state too."""
+    path = tmp_path / "sandbox.json"
+    config = SandboxConfig(task_base_seconds=0.0, row_seconds=0.0)
+    flow_config = {
+        "inputs": [{"id": "domain", "description": "Domain", "type": "text", "required": True}],
+        "nodes": [{"id": "p", "type": "enrichment", "enrichment": 120, "inputs": {"domain": "{{input.domain}}"}}],
+        "outputs": {"name": "p.name"},
+    }
+    with SandboxServer(config, persist_path=path) as first:
+        http = httpx2.Client(base_url=first.base_url + "/", headers={"x-apikey": first.api_key})
+        flow = http.post("flows", json={"name": "Kept flow", "config": flow_config}).json()
+        http.patch(f"flows/{flow['id']}", json={"name": "Renamed flow"})
+        kept = http.post("table/create", json={"name": "Kept", "columns": ["email"]}).json()
+        binned = http.post("table/create", json={"name": "Binned", "columns": ["email"]}).json()
+        http.post(f"table/{binned['identifier']}/rows", json={"rows": [{"fields": {"email": "a@b.io"}}]})
+        http.patch(f"workbooks/{kept['workbook']}", json={"name": "Kept book"})
+        http.delete(f"table/{binned['identifier']}")
+        http.close()
+    with SandboxServer(config, persist_path=path) as second:
+        http = httpx2.Client(base_url=second.base_url + "/", headers={"x-apikey": second.api_key})
+        versions = http.get(f"flows/{flow['id']}/versions").json()
+        assert [(v["number"], v["name"]) for v in versions] == [(2, "Renamed flow"), (1, "Kept flow")]
+        assert http.get(f"workbooks/{kept['workbook']}").json()["name"] == "Kept book"
+        assert [i["identifier"] for i in http.get("trash").json()] == [binned["identifier"]]
+        http.post("trash/restore", json={"tables": [binned["identifier"]]})
+        assert [r["email"] for r in http.get(f"table/{binned['identifier']}/rows").json()["data"]] == ["a@b.io"]
+        http.close()
+
+
 def test_an_unreadable_state_file_starts_afresh(tmp_path: Path) -> None:
     path = tmp_path / "sandbox.json"
     path.write_text("{not json")
