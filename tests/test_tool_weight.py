@@ -19,8 +19,8 @@ from tests.conftest import error_body
 pytestmark = pytest.mark.anyio
 
 # As measured when pinned; a margin absorbs small wording changes, not a new tool.
-PINNED_DEFAULT_CHARS = 8_654  # the default listing (discover, enrich, tasks, account, enable_toolsets)
-PINNED_ALL_CHARS = 26_456  # every toolset: 44 tools
+PINNED_DEFAULT_CHARS = 8_645  # the default listing (discover, enrich, tasks, account, enable_toolsets)
+PINNED_ALL_CHARS = 32_950  # every toolset: 57 tools (issue 27 added 13: trash, workbooks, copies, flow building)
 MARGIN = 0.03
 DATABAR_VISIBLE_CHARS = 13_350  # databar-mcp-server 1.4.0, 19 tools, measured the same way (bench scenario 6)
 
@@ -52,7 +52,8 @@ async def test_model_visible_weight_is_pinned(mcp: Client, settings: Settings) -
             f"{DATABAR_VISIBLE_CHARS}): say it once, or raise the pin on purpose"
         )
     assert default <= DATABAR_VISIBLE_CHARS, f"the default listing ({default}) outweighs Databar's own server"
-    assert everything <= 2 * DATABAR_VISIBLE_CHARS, f"every toolset ({everything}) weighs over 2x Databar's server"
+    # Every toolset covers all of Databar's SDK (57 tools against the npm server's 19): within 2.5x its weight.
+    assert everything <= 2.5 * DATABAR_VISIBLE_CHARS, f"every toolset ({everything}) weighs over 2.5x Databar's server"
     assert default < everything * 0.6  # the default listing stays well below everything
 
 
