@@ -192,7 +192,8 @@ async def test_workbooks_folders_and_the_trash(mcp: Client, sandbox: SandboxServ
     assert gone == f"Deleted folder {folder}; its tables are now in no folder."
     assert (await call(mcp, "list_tables", {}))["folders"] == []
 
-    await call(mcp, "delete_table", {"table_uuid": table})
+    deleted = await text(mcp, "delete_table", {"table_uuid": table})
+    assert deleted.endswith(f'with its rows; restore_from_trash(tables=["{table}"]) brings it back.')
     trash = await text(mcp, "list_trash", {})
     assert trash.splitlines()[0] == "1 item(s) in the trash:"
     assert f"- table {table}: Leads (deleted " in trash

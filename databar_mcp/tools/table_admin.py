@@ -169,7 +169,7 @@ CLEAR_TABLE_DESCRIPTION = """\
 Delete every row of a table; columns and attached enrichments stay (not undoable). Free. Without \
 confirm=true it only counts the rows."""
 
-DELETE_TABLE_DESCRIPTION = "Delete a table (to the workspace's trash, restorable in Databar for a while). Free."
+DELETE_TABLE_DESCRIPTION = "Delete a table (to the trash, with its rows, until restore_from_trash). Free."
 
 DEDUPE_DESCRIPTION = """\
 Remove duplicate rows (equal in the key columns, ignoring case and spaces), keeping each group's oldest. \
@@ -372,8 +372,10 @@ async def clear_table(
 )
 async def delete_table(table_uuid: TableId, svc: Services) -> Annotated[CallToolResult, Deleted]:
     await svc.client.delete_table(table_uuid)
-    out = Deleted(table_uuid=table_uuid, deleted=table_uuid, message="The table was moved to the trash.")
-    return ok_result(out, f"Table {table_uuid} was moved to the trash.")
+    undo = f'restore_from_trash(tables=["{table_uuid}"])'
+    message = f"Table {table_uuid} was moved to the trash with its rows; {undo} brings it back."
+    out = Deleted(table_uuid=table_uuid, deleted=table_uuid, message=message)
+    return ok_result(out, message)
 
 
 @tool(
