@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import cast
 
 import httpx
 import pytest
@@ -338,3 +339,296 @@ def test_folders_and_exporters(official: SdkClient) -> None:
     assert official.run_table_enrichment(table.identifier, str(added.id)).processing_rows == 2
     rows = _wait_rows(official, table.identifier, hubspot.name, 2)
     assert rows[0][hubspot.name] == "completed" and str(rows[1][hubspot.name]).startswith("error: ")
+
+
+# ---- every public method of the SDK, counted (issue 27) ---------------------------------------------------
+
+EXPECTED_REFUSALS = {"cancel_task#2": 409, "get_user(wrong key)": 403}  # correct answers, not gaps
+
+
+class Sweep:
+    """Calls SDK methods, recording each call's outcome instead of stopping at the first failure, so one run
+    gives the whole count (what works, what is a refusal, what is a gap)."""
+
+    def __init__(self, client: SdkClient) -> None:
+        self.client = client
+        self.outcomes: dict[str, str] = {}
+        self.methods: set[str] = set()
+
+    def __call__(self, label: str, method: str, /, *args: object, **kwargs: object) -> object:
+        self.methods.add(method)
+        key, n = label, 2
+        while key in self.outcomes:
+            key, n = f"{label}#{n}", n + 1
+        try:
+            result = getattr(self.client, method)(*args, **kwargs)
+        except DatabarError as exc:
+            self.outcomes[key] = f"{exc.status_code}: {exc}"[:200]
+            return None
+        self.outcomes[key] = "ok"
+        return result
+
+    def failures(self) -> dict[str, str]:
+        return {k: v for k, v in self.outcomes.items() if v != "ok"}
+
+
+def _sdk_methods() -> set[str]:
+    return {n for n, v in vars(SdkClient).items() if callable(v) and not n.startswith("_")}
+
+
+def _id(value: object, attr: str = "identifier", fallback: object = "00000000-0000-0000-0000-000000000000") -> object:
+    return getattr(value, attr, fallback) if value is not None else fallback
+
+
+FLOW_CONFIG = {
+    "inputs": [{"id": "domain", "description": "Company domain", "type": "text", "required": True}],
+    "nodes": [{"id": "profile", "type": "enrichment", "enrichment": 120, "inputs": {"domain": "{{input.domain}}"}}],
+    "outputs": {"name": "profile.name"},
+}
+
+
+def _sweep_catalog_and_runs(call: Sweep, server: SandboxServer) -> None:
+    call("get_user", "get_user")
+    call("list_enrichments", "list_enrichments")
+    call("list_enrichments(page)", "list_enrichments", page=1, limit=3)
+    call("list_enrichments(q)", "list_enrichments", q="email")
+    call("get_enrichment", "get_enrichment", 121)
+    call("get_enrichment(per parameter)", "get_enrichment", 510)
+    call("get_param_choices", "get_param_choices", 500, "country", q="united", limit=2)
+    call("list_waterfalls", "list_waterfalls")
+    call("get_waterfall", "get_waterfall", "email_getter")
+    call("get_waterfall(phone)", "get_waterfall", "phone_getter")
+    call("run_waterfall", "run_waterfall", "email_getter", PERSON, [833])
+    call("run_waterfall(default cascade)", "run_waterfall", "email_getter", PERSON)
+    call("run_waterfall_bulk", "run_waterfall_bulk", "email_getter", [PERSON], [833])
+    call("run_waterfall_bulk(default cascade)", "run_waterfall_bulk", "email_getter", [PERSON])
+    call("run_waterfall_sync", "run_waterfall_sync", "email_getter", PERSON, [833], email_verifier=10)
+    call("run_waterfall_bulk_sync", "run_waterfall_bulk_sync", "email_getter", [PERSON], [833, 966])
+    call("run_waterfall_bulk_sync(default cascade)", "run_waterfall_bulk_sync", "email_getter", [PERSON])
+    call("run_enrichment", "run_enrichment", 120, {"domain": "example.com"})
+    handle = call("run_enrichment_bulk", "run_enrichment_bulk", 120, [{"domain": "example.com"}])
+    call("run_enrichment_sync", "run_enrichment_sync", 120, {"domain": "example.com"})
+    call("run_enrichment_bulk_sync", "run_enrichment_bulk_sync", 120, [{"domain": "example.com"}])
+    task_id = _id(handle, "task_id")
+    call("poll_task", "poll_task", task_id)
+    call("get_task", "get_task", task_id)
+    call("get_task(include_partial)", "get_task", task_id, include_partial=True)
+    server.state.config.task_base_seconds = 30
+    slow = call("run_enrichment_bulk(slow)", "run_enrichment_bulk", 120, [{"domain": "example.com"}] * 2)
+    call("cancel_task", "cancel_task", _id(slow, "task_id"))
+    call("cancel_task", "cancel_task", _id(slow, "task_id"))  # finished: 409
+    server.state.config.task_base_seconds = 0.05
+
+
+def _sweep_flows(call: Sweep) -> None:
+    flows = cast(list[sdk.Flow], call("list_flows", "list_flows") or [])
+    seeded = flows[0].id if flows else "missing"
+    detail = cast(sdk.FlowDetail | None, call("get_flow", "get_flow", seeded))
+    call("get_flow(second)", "get_flow", flows[-1].id if flows else "missing")
+    call("estimate_flow_cost(saved)", "estimate_flow_cost", detail.config if detail else {})
+    call("estimate_flow_cost", "estimate_flow_cost", FLOW_CONFIG)
+    call("validate_flow_config", "validate_flow_config", FLOW_CONFIG)
+    made = cast(sdk.FlowDetail | None, call("create_flow", "create_flow", "Profile", FLOW_CONFIG, "A company"))
+    flow_id = str(_id(made, "id", "missing"))
+    renamed = cast(sdk.FlowDetail | None, call("update_flow", "update_flow", flow_id, name="Company profile"))
+    token = str(_id(renamed, "internal_version", ""))
+    replaced = call("replace_flow", "replace_flow", flow_id, "Company profile", FLOW_CONFIG, token, description="v3")
+    ops = [{"op": "set_output_field", "name": "industry", "ref": "profile.industry"}]
+    call("patch_flow_config", "patch_flow_config", flow_id, ops, internal_version=_id(replaced, "internal_version"))
+    call("list_flow_versions", "list_flow_versions", flow_id)
+    call("get_flow_version", "get_flow_version", flow_id, 1)
+    call("restore_flow_version", "restore_flow_version", flow_id, 1)
+    person = {"first_name": "John", "last_name": "Doe", "domain": "example.com"}
+    call("run_flow", "run_flow", seeded, person)
+    call("run_flow_sync", "run_flow_sync", seeded, person)
+    call("run_flow_bulk", "run_flow_bulk", seeded, [person])
+    call("run_flow_bulk_sync", "run_flow_bulk_sync", seeded, [person, {**person, "domain": "nobody.invalid"}])
+    call("delete_flow", "delete_flow", flow_id)
+
+
+def _sweep_tables(call: Sweep) -> str:
+    table = call("create_table", "create_table", name="Sweep", columns=["email", "company"])
+    table_id = str(_id(table))
+    call("list_tables", "list_tables")
+    call("rename_table", "rename_table", table_id, "Sweep v2")
+    rows = [sdk.InsertRow(fields={"email": f"p{i}@x.io", "company": "example.com"}) for i in range(3)]
+    call("create_rows", "create_rows", table_id, rows)
+    page = cast(sdk.RowsResponse | None, call("get_rows", "get_rows", table_id))
+    row_id = str(page.data[0]["id"]) if page and page.data else "missing"
+    call("get_rows(filter)", "get_rows", table_id, filter='{"email": {"contains": "p1"}}')
+    call("get_rows(page 2)", "get_rows", table_id, page=2, per_page=2)
+    call("patch_rows", "patch_rows", table_id, [sdk.BatchUpdateRow(id=row_id, fields={"company": "acme.com"})])
+    call("upsert_rows", "upsert_rows", table_id, [sdk.UpsertRow(key={"email": "p9@x.io"}, fields={})])
+    call("delete_rows", "delete_rows", table_id, [row_id])
+    call("dedupe_table_rows", "dedupe_table_rows", table_id, columns=["email"])
+    call("get_columns", "get_columns", table_id)
+    column = call("create_column", "create_column", table_id, "score", type="number")
+    column_id = str(_id(column))
+    call("rename_column", "rename_column", table_id, column_id, "lead score")
+    call("reorder_column", "reorder_column", table_id, column_id, 0)
+    call("get_columns(reordered)", "get_columns", table_id)
+    call("delete_column", "delete_column", table_id, column_id)
+    added = call("add_enrichment", "add_enrichment", table_id, 120, {"domain": {"type": "mapping", "value": "company"}})
+    call("get_table_enrichments", "get_table_enrichments", table_id)
+    added_id = cast(int, _id(added, "id", 999))
+    call("update_enrichment", "update_enrichment", table_id, added_id, launch_strategy="run_on_click")
+    call("run_table_enrichment", "run_table_enrichment", table_id, str(added_id))
+    mapping = {"first_name": "email", "last_name": "email", "company": "company"}
+    call("add_waterfall", "add_waterfall", table_id, "email_getter", [833], mapping)
+    call("get_table_waterfalls", "get_table_waterfalls", table_id)
+    call("list_exporters", "list_exporters")
+    call("list_exporters(page)", "list_exporters", q="hubspot", page=1, limit=10)
+    call("get_exporter", "get_exporter", 41)
+    call("add_exporter", "add_exporter", table_id, 43, {"url": {"type": "simple", "value": "https://e.x/h"}})
+    call("get_table_exporters", "get_table_exporters", table_id)
+    call("export_table", "export_table", table_id)
+    call("get_table_export", "get_table_export", table_id)
+    copy = call("duplicate_table", "duplicate_table", table_id)
+    call("clear_table", "clear_table", str(_id(copy)))
+    call("move_table", "move_table", str(_id(copy)), new_workbook=True, name="Copies")
+    return table_id
+
+
+def _sweep_connectors_folders_workbooks_trash(call: Sweep, table_id: str) -> None:
+    made = call("create_connector", "create_connector", name="Score", method="get", url="https://api.example.com/s")
+    connector = cast(int, _id(made, "id", 999))
+    call("list_connectors", "list_connectors")
+    call("get_connector", "get_connector", connector)
+    call("update_connector", "update_connector", connector, name="Score 2", method="get", url="https://e.x/2")
+    call("delete_connector", "delete_connector", connector)
+
+    folder = cast(int, _id(call("create_folder", "create_folder", "Prospects"), "id", 999))
+    call("list_folders", "list_folders")
+    call("move_table_to_folder", "move_table_to_folder", table_id, folder)
+    call("rename_folder", "rename_folder", folder, "Old prospects")
+    call("move_table_to_folder", "move_table_to_folder", table_id)
+    call("delete_folder", "delete_folder", folder)
+    call("list_folders(after delete)", "list_folders")
+
+    books = cast(list[sdk.Workbook], call("list_workbooks", "list_workbooks") or [])
+    mine = next((b.identifier for b in books if table_id in {t.identifier for t in b.tables}), "wb_missing")
+    call("get_workbook", "get_workbook", mine)
+    call("rename_workbook", "rename_workbook", mine, "Sweep book")
+    sheet = cast(dict[str, object], call("add_workbook_table", "add_workbook_table", mine, name="Sheet 2") or {})
+    call("reorder_workbook_tables", "reorder_workbook_tables", mine, [sheet.get("identifier"), table_id])
+    twin = call("duplicate_workbook", "duplicate_workbook", mine)
+    call("merge_workbooks", "merge_workbooks", mine, [str(_id(twin, fallback="wb_missing"))])
+    call("delete_table", "delete_table", table_id)
+    call("delete_workbook", "delete_workbook", mine)
+    trash = cast(list[sdk.TrashItem], call("list_trash", "list_trash") or [])
+    call("restore_trash", "restore_trash", tables=[i.identifier for i in trash if i.kind == "table"])
+    call("purge_trash", "purge_trash", workbooks=[i.identifier for i in trash if i.kind == "workbook"])
+    call("list_tables(after trash)", "list_tables")
+    call("get_user(balance after)", "get_user")
+
+
+def test_every_public_method_of_the_sdk(official: SdkClient, server: SandboxServer) -> None:
+    """Issue 27: every public method of Databar's SDK, driven against the sandbox; 104 of 106 calls succeed and
+    the two others are the refusals Databar gives (cancelling a finished task: 409; a wrong key: 403)."""
+    call = Sweep(official)
+    _sweep_catalog_and_runs(call, server)
+    _sweep_flows(call)
+    _sweep_connectors_folders_workbooks_trash(call, _sweep_tables(call))
+    with SdkClient(api_key="not-the-key", base_url=server.base_url) as wrong:
+        wrong_call = Sweep(wrong)
+        wrong_call("get_user(wrong key)", "get_user")
+        call.outcomes.update(wrong_call.outcomes)
+    call("close", "close")
+
+    assert call.methods == _sdk_methods()
+    refused = {k: int(v.split(":")[0]) for k, v in call.failures().items()}
+    ok = len(call.outcomes) - len(refused)
+    print(f"SDK sweep: {ok}/{len(call.outcomes)} calls succeeded; refused: {call.failures()}")
+    assert refused == EXPECTED_REFUSALS, call.failures()
+    assert (ok, len(call.outcomes)) == (104, 106)
+
+
+def test_flow_versions_increase_on_every_change_and_a_restore_is_a_new_version(official: SdkClient) -> None:
+    made = official.create_flow("Profile", FLOW_CONFIG, "A company")
+    assert isinstance(made, sdk.FlowDetail) and [i.id for i in made.inputs] == ["domain"]
+    assert official.run_flow_sync(made.id, {"domain": "example.com"}) == {"name": "Example"}
+
+    renamed = official.update_flow(made.id, name="Company profile")
+    assert renamed.internal_version != made.internal_version
+    with pytest.raises(DatabarConflictError):  # edited from a stale read
+        official.update_flow(made.id, config=FLOW_CONFIG, internal_version=made.internal_version)
+    tech = {"id": "tech", "type": "enrichment", "enrichment": 121, "inputs": {"domain": "{{input.domain}}"}}
+    patched = official.patch_flow_config(
+        made.id,
+        [{"op": "add_node", "node": tech}, {"op": "set_node_output", "id": "tech", "field": "technologies"}],
+    )
+    assert patched.valid and patched.flow is not None
+    assert [o.id for o in patched.flow.outputs] == ["name", "technologies"]
+    assert official.estimate_flow_cost(patched.config) == sdk.FlowCostEstimate(min="3.50", max="3.50")
+    dry = official.patch_flow_config(made.id, [{"op": "remove_node", "id": "profile"}], validate_only=True)
+    assert not dry.valid and dry.flow is None and any("profile" in e for e in dry.errors)
+
+    versions = official.list_flow_versions(made.id)
+    assert [(v.number, v.changed_fields) for v in versions] == [(3, ["config"]), (2, ["name"]), (1, ANY_FIELDS)]
+    first = official.get_flow_version(made.id, 1)
+    assert first.config == FLOW_CONFIG and first.name == "Profile"
+    restored = official.restore_flow_version(made.id, 1)
+    assert (restored.version.number, restored.version.restored_from) == (4, 1)
+    assert restored.flow.config == FLOW_CONFIG and restored.flow.name == "Profile"
+    assert [v.number for v in official.list_flow_versions(made.id, limit=2)] == [4, 3]
+
+    checked = official.validate_flow_config({"nodes": [{"id": "x", "type": "enrichment", "enrichment": 120}]})
+    assert not checked.valid and {e.node_id for e in checked.errors} >= {"x"}
+    official.delete_flow(made.id)
+    with pytest.raises(DatabarNotFoundError):
+        official.get_flow(made.id)
+
+
+ANY_FIELDS = ["name", "description", "config"]
+
+
+def test_workbooks_own_tables_and_the_trash_keeps_rows_until_purged(official: SdkClient) -> None:
+    table = official.create_table(name="Leads", columns=["email", "company"])
+    assert table.workbook is not None and table.workbook.startswith("wb_")
+    official.create_rows(table.identifier, [sdk.InsertRow(fields={"email": f"p{i}@x.io"}) for i in range(3)])
+    book = official.get_workbook(table.workbook)
+    assert [t.identifier for t in book.tables] == [table.identifier] and book.tables_count == 1
+
+    sheet = official.add_workbook_table(book.identifier, name="Sheet 2")
+    assert sheet["workbook"] == book.identifier
+    reordered = official.reorder_workbook_tables(book.identifier, [sheet["identifier"], table.identifier])
+    assert [(t.name, t.position) for t in reordered.tables] == [("Sheet 2", 0), ("Leads", 1)]
+    with pytest.raises(DatabarError):  # must list every table exactly once
+        official.reorder_workbook_tables(book.identifier, [table.identifier])
+
+    enrichment = official.add_enrichment(table.identifier, 120, {"domain": {"type": "mapping", "value": "company"}})
+    copy = official.duplicate_table(table.identifier)
+    assert copy.workbook not in (None, book.identifier) and copy.name == "Leads (copy)"
+    assert official.get_rows(copy.identifier).total_count == 3
+    assert [e.name for e in official.get_table_enrichments(copy.identifier)] == [enrichment.enrichment_name]
+    cleared = official.clear_table(copy.identifier)
+    assert cleared["deleted_rows"] == 3 and official.get_rows(copy.identifier).total_count == 0
+    assert len(official.get_columns(copy.identifier)) == len(official.get_columns(table.identifier))
+    assert len(official.get_table_enrichments(copy.identifier)) == 1  # clear keeps columns and enrichments
+
+    moved = official.move_table(copy.identifier, workbook=book.identifier)
+    assert moved["workbook"] == book.identifier
+    assert official.get_workbook(book.identifier).tables_count == 3
+    fresh = official.move_table(copy.identifier, new_workbook=True, name="Copies")
+    assert fresh["workbook"] != book.identifier
+    assert official.get_workbook(fresh["workbook"]).name == "Copies"
+    merged = official.merge_workbooks(book.identifier, [fresh["workbook"]])
+    assert merged.tables_count == 3 and fresh["workbook"] not in {w.identifier for w in official.list_workbooks()}
+    twin = official.duplicate_workbook(book.identifier)
+    assert twin.tables_count == 3 and twin.identifier != book.identifier
+    assert official.rename_workbook(twin.identifier, "Twin").name == "Twin"
+
+    official.delete_table(table.identifier)
+    official.delete_workbook(twin.identifier)
+    trash = official.list_trash()
+    assert {(i.kind, i.identifier) for i in trash} == {("table", table.identifier), ("workbook", twin.identifier)}
+    assert next(i for i in trash if i.kind == "workbook").tables_count == 3
+    with pytest.raises(DatabarNotFoundError):
+        official.get_rows(table.identifier)
+    official.restore_trash(tables=[table.identifier])
+    assert official.get_rows(table.identifier).total_count == 3  # the rows came back with it
+    assert {t.identifier: t.workbook for t in official.list_tables()}[table.identifier] == book.identifier
+    official.purge_trash(workbooks=[twin.identifier])
+    assert official.list_trash() == []
+    with pytest.raises(DatabarNotFoundError):
+        official.restore_trash(workbooks=[twin.identifier])

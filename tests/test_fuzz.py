@@ -98,6 +98,23 @@ VALID: dict[str, dict[str, Any]] = {
     "run_table_exporter": {"table_uuid": TABLE, "exporter_id": 999},
     "get_flow": {"flow_id": FLOW},
     "run_bulk_flow": {"flow_id": FLOW, "inputs": [{"domain": "example.com"}], "wait_seconds": 0},
+    # table_admin and flows (issue 27): bases that change nothing another base relies on
+    "duplicate_table": {"table_uuid": TABLE},
+    "clear_table": {"table_uuid": TABLE},  # without confirm: counts only
+    "rename_workbook": {"workbook_id": "wb_missing", "name": "w"},
+    "duplicate_workbook": {"workbook_id": "wb_missing"},
+    "rename_folder": {"folder_id": 999, "name": "f"},
+    "delete_folder": {"folder_id": 999},
+    "restore_from_trash": {"tables": [MISSING_TABLE]},
+    "create_flow": {  # without confirm: checked and priced, nothing saved
+        "name": "f",
+        "inputs": [{"id": "domain"}],
+        "steps": [{"id": "p", "uses": "enrichment:120", "inputs": {"domain": "{{input.domain}}"}}],
+        "outputs": {"name": "p.name"},
+    },
+    "update_flow": {"flow_id": FLOW, "name": "Company research"},
+    "list_flow_versions": {"flow_id": FLOW},
+    "restore_flow_version": {"flow_id": FLOW, "version": 1},
 }
 FUZZED = sorted(name for name, schema in SCHEMAS.items() if schema.get("properties"))
 

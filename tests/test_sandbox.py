@@ -72,6 +72,38 @@ def test_wrong_or_missing_key_is_forbidden_on_every_route(sb: SandboxServer) -> 
     assert sb.state.tasks == {}
 
 
+def test_a_bearer_key_is_accepted_under_the_same_rules(sb: SandboxServer) -> None:
+    """Issue 27: Databar's MCP client sends the key as `Authorization: Bearer` too; x-apikey, when sent, decides."""
+    for headers, status in (
+        ({"authorization": f"Bearer {sb.api_key}"}, 200),
+        ({"authorization": "Bearer nope"}, 403),
+        ({"authorization": sb.api_key}, 403),  # not a Bearer token
+        ({"x-apikey": "nope", "authorization": f"Bearer {sb.api_key}"}, 403),
+        ({"x-apikey": sb.api_key, "authorization": f"Bearer {sb.api_key}"}, 200),
+    ):
+        with httpx2.Client(base_url=sb.base_url, headers=headers) as c:
+            assert c.get("user/me").status_code == status, headers
+
+
+def test_a_bulk_waterfall_without_providers_runs_the_default_cascade(sb: SandboxServer, client: httpx2.Client) -> None:
+    """Issue 27: Databar's SDK and CLI send no `enrichments` for the default cascade (the providers enabled by
+    default); wrong types stay 422."""
+    rows = [person("John", "Doe", "nowhere.invalid")]
+    task_id = submit_body(client, {"params": rows})
+    steps = finish(sb, client, task_id)["data"]
+    assert steps == [None]
+    assert sb.state.balance == pytest.approx(1000 - 3.0)  # 833 (1.00) and 966 (2.00) tried; 1001 is off by default
+    assert submit_body(client, {"params": rows, "enrichments": None})
+    for body in ({"params": rows, "enrichments": []}, {"params": rows, "enrichments": "833"}):
+        assert client.post("waterfalls/email_getter/bulk-run", json=body).status_code == 422, body
+
+
+def submit_body(client: httpx2.Client, body: dict[str, Any]) -> str:
+    response = client.post("waterfalls/email_getter/bulk-run", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()["task_id"]
+
+
 def test_user_me_reports_the_balance(client: httpx2.Client) -> None:
     me = client.get("user/me").json()
     assert me == {
@@ -209,7 +241,6 @@ def test_schema_errors_are_422(client: httpx2.Client) -> None:
     assert empty.json()["detail"][0]["loc"] == ["body", "enrichments"]
     assert {"loc", "msg", "type"} <= set(empty.json()["detail"][0])
     for body in (
-        {"params": rows},
         {"params": "x", "enrichments": [833]},
         {"params": rows, "enrichments": ["abc"]},
         {"params": rows, "enrichments": [833], "email_verifier": "ten"},

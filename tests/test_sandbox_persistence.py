@@ -3,6 +3,7 @@ finds the task it started and the table it created, with the balance it was char
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -69,6 +70,64 @@ def test_table_enrichments_folders_and_runs_survive_a_restart(tmp_path: Path) ->
         statuses = [r[attached["enrichment_name"]] for r in http.get(f"table/{table}/rows").json()["data"]]
         assert statuses == ["completed", "processing"]
         assert [f["table_count"] for f in http.get("folders").json()] == [1]
+        http.close()
+
+
+def test_flows_workbooks_and_the_trash_survive_a_restart(tmp_path: Path) -> None:
+    """Issue 27: edited flows (with their versions), workbooks and the trash (rows and all) are state too."""
+    path = tmp_path / "sandbox.json"
+    config = SandboxConfig(task_base_seconds=0.0, row_seconds=0.0)
+    flow_config = {
+        "inputs": [{"id": "domain", "description": "Domain", "type": "text", "required": True}],
+        "nodes": [{"id": "p", "type": "enrichment", "enrichment": 120, "inputs": {"domain": "{{input.domain}}"}}],
+        "outputs": {"name": "p.name"},
+    }
+    with SandboxServer(config, persist_path=path) as first:
+        http = httpx2.Client(base_url=first.base_url + "/", headers={"x-apikey": first.api_key})
+        flow = http.post("flows", json={"name": "Kept flow", "config": flow_config}).json()
+        http.patch(f"flows/{flow['id']}", json={"name": "Renamed flow"})
+        kept = http.post("table/create", json={"name": "Kept", "columns": ["email"]}).json()
+        binned = http.post("table/create", json={"name": "Binned", "columns": ["email"]}).json()
+        http.post(f"table/{binned['identifier']}/rows", json={"rows": [{"fields": {"email": "a@b.io"}}]})
+        http.patch(f"workbooks/{kept['workbook']}", json={"name": "Kept book"})
+        http.delete(f"table/{binned['identifier']}")
+        http.close()
+    with SandboxServer(config, persist_path=path) as second:
+        http = httpx2.Client(base_url=second.base_url + "/", headers={"x-apikey": second.api_key})
+        versions = http.get(f"flows/{flow['id']}/versions").json()
+        assert [(v["number"], v["name"]) for v in versions] == [(2, "Renamed flow"), (1, "Kept flow")]
+        assert http.get(f"workbooks/{kept['workbook']}").json()["name"] == "Kept book"
+        assert [i["identifier"] for i in http.get("trash").json()] == [binned["identifier"]]
+        http.post("trash/restore", json={"tables": [binned["identifier"]]})
+        assert [r["email"] for r in http.get(f"table/{binned['identifier']}/rows").json()["data"]] == ["a@b.io"]
+        http.close()
+
+
+def test_a_state_file_from_before_workbooks_still_loads(tmp_path: Path) -> None:
+    """A file written before issue 27 (no workbooks, no flows, the trash a list of tables) keeps its tables:
+    each gets a workbook of its own, and its trash stays restorable."""
+    path = tmp_path / "sandbox.json"
+    with SandboxServer(persist_path=path) as first:
+        http = httpx2.Client(base_url=first.base_url + "/", headers={"x-apikey": first.api_key})
+        kept = http.post("table/create", json={"name": "Kept", "columns": ["email"]}).json()["identifier"]
+        binned = http.post("table/create", json={"name": "Binned", "columns": ["email"]}).json()["identifier"]
+        http.delete(f"table/{binned}")
+        http.close()
+    old = json.loads(path.read_text(encoding="utf-8"))
+    del old["flows"], old["workspace"]["workbooks"], old["workspace"]["trashed_workbooks"]
+    for table in old["tables"]:
+        del table["workbook"], table["position"]
+    old["workspace"]["trash"] = [
+        {k: v for k, v in t["table"].items() if k not in ("workbook", "position")} for t in old["workspace"]["trash"]
+    ]
+    path.write_text(json.dumps(old), encoding="utf-8")
+    with SandboxServer(persist_path=path) as second:
+        http = httpx2.Client(base_url=second.base_url + "/", headers={"x-apikey": second.api_key})
+        books = {t["identifier"]: t["workbook"] for t in http.get("table/").json()}
+        assert books[kept] is not None and books[kept] in {w["identifier"] for w in http.get("workbooks").json()}
+        assert [i["identifier"] for i in http.get("trash").json()] == [binned]
+        assert http.post("trash/restore", json={"tables": [binned]}).status_code == 200
+        assert len(http.get("flows").json()) == 2  # the seeded flows
         http.close()
 
 

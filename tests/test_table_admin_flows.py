@@ -144,6 +144,141 @@ async def test_flows_list_estimate_and_run(mcp: Client, sandbox: SandboxServer) 
     assert again["reused"] and sandbox.state.counts["POST /v1/flows/{flow_id}/bulk-run"] == 2  # one, many
 
 
+async def text(mcp: Client, tool: str, args: dict[str, Any]) -> str:
+    result = await mcp.call_tool(tool, args)
+    assert not result.is_error, (tool, text_of(result))
+    return text_of(result)
+
+
+async def test_clear_counts_first_then_keeps_columns_and_a_copy_keeps_the_rows(
+    mcp: Client, sandbox: SandboxServer
+) -> None:
+    """Issue 27: clear_table is destructive, so it counts before it deletes (as dedupe_rows does)."""
+    table = (await call(mcp, "create_table", {"name": "Leads", "columns": ["Email", "Company"]}))["identifier"]
+    await call(mcp, "insert_rows", {"table_uuid": table, "rows": [{"Email": f"p{i}@x.io"} for i in range(4)]})
+    copied = await mcp.call_tool("duplicate_table", {"table_uuid": table})
+    copy = structured(copied)["table_uuid"]
+    assert f"Copied table {table} to {copy} (Leads (copy)) in workbook wb_" in text_of(copied)
+
+    counted = await text(mcp, "clear_table", {"table_uuid": table})
+    assert counted.startswith("4 rows would be deleted (columns and enrichments stay); nothing was deleted.")
+    assert f'clear_table(table_uuid="{table}", confirm=true)' in counted
+    assert sandbox.state.counts["POST /v1/table/{table_uuid}/clear"] == 0
+    cleared = await text(mcp, "clear_table", {"table_uuid": table, "confirm": True})
+    assert cleared == f"Deleted 4 rows of table {table}; its columns and enrichments stay."
+    assert [c["name"] for c in (await call(mcp, "get_table_columns", {"table_uuid": table}))["columns"]] == [
+        "Email",
+        "Company",
+    ]
+    assert (await call(mcp, "list_table_rows", {"table_uuid": copy}))["total_count"] == 4
+
+
+async def test_workbooks_folders_and_the_trash(mcp: Client, sandbox: SandboxServer) -> None:
+    """Issue 27: a table deleted by delete_table can be listed in the trash and restored with its rows."""
+    table = (await call(mcp, "create_table", {"name": "Leads", "columns": ["Email"]}))["identifier"]
+    other = (await call(mcp, "create_table", {"name": "Accounts", "columns": ["Domain"]}))["identifier"]
+    await call(mcp, "insert_rows", {"table_uuid": table, "rows": [{"Email": "a@x.io"}, {"Email": "b@x.io"}]})
+    books = await call(mcp, "list_workbooks", {})
+    home = next(b["id"] for b in books["workbooks"] if b["tables"] == [{"table_uuid": table, "name": "Leads"}])
+    moved = await text(mcp, "update_table", {"table_uuid": other, "workbook": home})
+    assert moved == f"Table {other} is in workbook {home}."
+    listing = await text(mcp, "list_workbooks", {})
+    assert f"- {home}: Leads (2 tables: {table} (Leads), {other} (Accounts))" in listing
+    renamed = await text(mcp, "rename_workbook", {"workbook_id": home, "name": "Pipeline"})
+    assert renamed == f"Workbook {home} is now named 'Pipeline'."
+    twin = await call(mcp, "duplicate_workbook", {"workbook_id": home})
+    assert twin["workbook"]["name"] == "Pipeline (copy)" and len(twin["workbook"]["tables"]) == 2
+    alone = await call(mcp, "update_table", {"table_uuid": other, "workbook": "new"})
+    assert alone["workbook"] not in (None, home)
+
+    folder = (await call(mcp, "create_folder", {"name": "Prospects"}))["id"]
+    assert await text(mcp, "rename_folder", {"folder_id": folder, "name": "Old"}) == (
+        f"Folder {folder} is now named 'Old'."
+    )
+    await call(mcp, "update_table", {"table_uuid": table, "folder_id": folder})
+    gone = await text(mcp, "delete_folder", {"folder_id": folder})
+    assert gone == f"Deleted folder {folder}; its tables are now in no folder."
+    assert (await call(mcp, "list_tables", {}))["folders"] == []
+
+    deleted = await text(mcp, "delete_table", {"table_uuid": table})
+    assert deleted.endswith(f'with its rows; restore_from_trash(tables=["{table}"]) brings it back.')
+    trash = await text(mcp, "list_trash", {})
+    assert trash.splitlines()[0] == "1 item(s) in the trash:"
+    assert f"- table {table}: Leads (deleted " in trash
+    assert f'To restore, e.g.: restore_from_trash(tables=["{table}"])' in trash
+    restored = await text(mcp, "restore_from_trash", {"tables": [table]})
+    assert restored == f"Restored 1 table(s) ({table}) with their rows."
+    assert (await call(mcp, "list_table_rows", {"table_uuid": table}))["total_count"] == 2
+    missing = await mcp.call_tool("restore_from_trash", {"tables": [table]})
+    assert missing.is_error and "not_found" in text_of(missing)
+    nothing = await mcp.call_tool("restore_from_trash", {})
+    assert nothing.is_error and "validation_error" in text_of(nothing)
+
+
+STEPS = [
+    {
+        "id": "find",
+        "uses": "waterfall:email_getter",
+        "inputs": {"first_name": "{{input.first}}", "last_name": "{{input.last}}", "company": "{{input.domain}}"},
+        "providers": [833],
+    },
+    {"id": "verify", "uses": "enrichment:10", "inputs": {"email": "{{find.email}}"}, "run_if": "find.email"},
+]
+INPUTS = [{"id": "first"}, {"id": "last"}, {"id": "domain"}]
+OUTPUTS = {"email": "find.email", "status": "verify.status"}
+
+
+async def test_build_a_flow_priced_before_it_is_saved_then_edit_and_restore(
+    mcp: Client, sandbox: SandboxServer
+) -> None:
+    """Issue 27: a flow is built from steps, checked and priced before anything is saved, edited (a new
+    version each time) and restored (another new version); the agent then runs it like any flow."""
+    plan = {"name": "Email then verify", "inputs": INPUTS, "steps": STEPS, "outputs": OUTPUTS}
+    dry = await text(mcp, "create_flow", plan)
+    assert dry == (
+        "Valid. One run (one input set) costs 1..1.5 credits. Nothing saved yet. "
+        "To save: create_flow(the same arguments, confirm=true)"
+    )
+    assert sandbox.state.counts.get("POST /v1/flows", 0) == 0
+
+    wrong = [{**STEPS[0]}, {**STEPS[1], "inputs": {"mail": "{{find.email}}"}}]
+    refused = await mcp.call_tool("create_flow", {**plan, "steps": wrong, "confirm": True})
+    assert refused.is_error and "validation_error" in text_of(refused)
+    assert "steps[1]" in text_of(refused) and "'mail'" in text_of(refused)
+    assert sandbox.state.counts.get("POST /v1/flows", 0) == 0
+
+    made = await mcp.call_tool("create_flow", {**plan, "confirm": True})
+    flow = structured(made)["flow_id"]
+    assert text_of(made) == (
+        f"Saved flow {flow} (Email then verify), version 1. One run (one input set) costs 1..1.5 credits.\n"
+        f'Next: run_bulk_flow(flow_id="{flow}", inputs=[...])'
+    )
+    person = {"first": "John", "last": "Doe", "domain": "example.com"}
+    ran = await call(mcp, "run_bulk_flow", {"flow_id": flow, "inputs": [person]})
+    assert ran["rows"][0]["data"]["email"] == "john.doe@example.com"
+
+    both = [{**STEPS[0], "providers": [833, 966]}, STEPS[1]]
+    edit_dry = await text(mcp, "update_flow", {"flow_id": flow, "steps": both})
+    assert edit_dry.startswith("Valid. One run (one input set) costs 1..3.5 credits (now 1..1.5).")
+    assert sandbox.state.counts.get("PATCH /v1/flows/{flow_id}", 0) == 0
+    edited = await call(mcp, "update_flow", {"flow_id": flow, "steps": both, "confirm": True})
+    assert (edited["version"], edited["cost_max"]) == (2, 3.5)
+    renamed = await call(mcp, "update_flow", {"flow_id": flow, "name": "Find and verify"})
+    assert renamed["version"] == 3 and renamed["name"] == "Find and verify"
+    assert (await call(mcp, "get_flow", {"flow_id": flow}))["cost_max"] == 3.5  # not the cached price
+
+    versions = await text(mcp, "list_flow_versions", {"flow_id": flow})
+    assert versions.splitlines()[0] == f"Flow {flow}: 3 version(s), newest first:"
+    assert versions.splitlines()[1].startswith("- v3 ") and versions.splitlines()[1].endswith("name (Find and verify)")
+    assert versions.splitlines()[-1] == f'To go back: restore_flow_version(flow_id="{flow}", version=2)'
+    back = await mcp.call_tool("restore_flow_version", {"flow_id": flow, "version": 1})
+    assert text_of(back).startswith(
+        f"Restored version 1 of flow {flow} (Email then verify), version 4. One run (one input set) costs 1..1.5"
+    )
+    again = await text(mcp, "list_flow_versions", {"flow_id": flow, "limit": 1})
+    assert again.splitlines()[1].endswith("(Email then verify), restored from v1")
+
+
 @pytest.mark.parametrize(("answer", "sent"), [("accept", True), ("decline", False), ("refuse", False)])
 async def test_exporter_asks_the_user_when_the_client_can(
     sandbox: SandboxServer, tmp_path: Path, answer: str, sent: bool

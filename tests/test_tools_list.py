@@ -68,6 +68,15 @@ EXPECTED = {
     "dedupe_rows",
     "export_table",
     "create_folder",
+    "duplicate_table",
+    "clear_table",
+    "list_workbooks",
+    "rename_workbook",
+    "duplicate_workbook",
+    "rename_folder",
+    "delete_folder",
+    "list_trash",
+    "restore_from_trash",
     # exporters (not loaded by default)
     "list_exporters",
     "add_table_exporter",
@@ -76,6 +85,10 @@ EXPECTED = {
     "list_flows",
     "get_flow",
     "run_bulk_flow",
+    "create_flow",
+    "update_flow",
+    "list_flow_versions",
+    "restore_flow_version",
     # offered while a loaded toolset is not listed
     "enable_toolsets",
 }

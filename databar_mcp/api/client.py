@@ -235,6 +235,8 @@ class DatabarClient:
                 "No Databar API key is configured: set DATABAR_API_KEY (or start with --sandbox).",
                 status_code=0,
             )
+        # Databar's SDK sends only `x-apikey`; its MCP client also sends `Authorization: Bearer`. We send the
+        # first: the one header every Databar client and the API reference agree on.
         headers = {"x-apikey": api_key.get_secret_value()}
         secrets = request_secrets(headers["x-apikey"], json)  # scrubbed from whatever the reply echoes
         attempt = 0
@@ -703,6 +705,24 @@ class DatabarClient:
         """Moves the table to Databar's trash."""
         await self.request("DELETE", f"table/{segment(table_uuid)}")
 
+    async def duplicate_table(self, table_uuid: str) -> models.Table:
+        """A copy (rows, columns, enrichments) in a new workbook. Not retried once sent: a retry makes two."""
+        return _model(models.Table, await self.request("POST", "table/duplicate", json={"table": table_uuid}))
+
+    async def clear_table(self, table_uuid: str) -> models.TableCleared:
+        """Deletes every row; the columns and the enrichments attached stay."""
+        raw = await self.request("POST", f"table/{segment(table_uuid)}/clear")
+        return _model(models.TableCleared, cast(object, raw) or {})
+
+    async def move_table_to_workbook(self, table_uuid: str, workbook_id: str | None, name: str | None = None) -> None:
+        """Into `workbook_id`, or into a new workbook (named `name`, else after the table) when it is None."""
+        body: dict[str, Any] = {"new_workbook": workbook_id is None}
+        if workbook_id is not None:
+            body["workbook"] = workbook_id
+        if name is not None:
+            body["name"] = name
+        await self.request("POST", f"table/{segment(table_uuid)}/move", json=body)
+
     async def dedupe_rows(self, table_uuid: str, columns: list[str] | None) -> models.DedupeResult:
         body = {"columns": columns} if columns else None
         raw = await self.request("POST", f"table/{segment(table_uuid)}/rows/dedupe", json=body)
@@ -732,6 +752,36 @@ class DatabarClient:
             body["folder_id"] = folder_id
         await self.request("POST", "folders/move-table", json=body)
 
+    async def rename_folder(self, folder_id: int, name: str) -> models.Folder:
+        return _model(models.Folder, await self.request("PATCH", f"folders/{folder_id}", json={"name": name}))
+
+    async def delete_folder(self, folder_id: int) -> None:
+        """Its tables move to the top level; they are not deleted."""
+        await self.request("DELETE", f"folders/{folder_id}")
+
+    # ---- workbooks and the trash -----------------------------------------------------------------------
+
+    async def list_workbooks(self) -> list[models.Workbook]:
+        raw: object = await self.request("GET", "workbooks")
+        items: object = cast(dict[str, Any], raw).get("items", []) if isinstance(raw, dict) else raw
+        return [_model(models.Workbook, item) for item in cast(list[Any], items or [])]
+
+    async def rename_workbook(self, workbook_id: str, name: str) -> models.Workbook:
+        raw = await self.request("PATCH", f"workbooks/{segment(workbook_id)}", json={"name": name})
+        return _model(models.Workbook, raw)
+
+    async def duplicate_workbook(self, workbook_id: str) -> models.Workbook:
+        """Copies every sheet into a new workbook. Not retried once sent: a retry makes two."""
+        return _model(models.Workbook, await self.request("POST", f"workbooks/{segment(workbook_id)}/duplicate"))
+
+    async def list_trash(self) -> list[models.TrashItem]:
+        raw: object = await self.request("GET", "trash")
+        items: object = cast(dict[str, Any], raw).get("items", []) if isinstance(raw, dict) else raw
+        return [_model(models.TrashItem, item) for item in cast(list[Any], items or [])]
+
+    async def restore_from_trash(self, *, workbooks: list[str], tables: list[str]) -> None:
+        await self.request("POST", "trash/restore", json={"workbooks": workbooks, "tables": tables})
+
     async def list_exporters(self, q: str | None = None) -> list[models.Exporter]:
         raw: object = await self.request("GET", "exporters/", params={"q": q} if q else None)
         items: object = cast(dict[str, Any], raw).get("items", []) if isinstance(raw, dict) else raw
@@ -754,6 +804,46 @@ class DatabarClient:
         """Free: prices a config without running it (a POST that changes nothing)."""
         raw = await self.request("POST", "flows/cost-estimate", json={"config": flow_config})
         return _model(models.FlowCostEstimate, raw)
+
+    async def validate_flow_config(self, flow_config: dict[str, Any]) -> models.FlowValidation:
+        """Free: the checks a save makes, nothing saved; an invalid config is an answer (`valid` false)."""
+        raw = await self.request("POST", "flows/validate-config", json={"config": flow_config})
+        return _model(models.FlowValidation, raw)
+
+    async def create_flow(self, name: str, flow_config: dict[str, Any], description: str = "") -> models.Flow:
+        """Not retried once sent (a POST): a retry after a lost reply would save the flow twice."""
+        body = {"name": name, "config": flow_config, "description": description}
+        return _model(models.Flow, await self.request("POST", "flows", json=body))
+
+    async def update_flow(
+        self,
+        flow_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        flow_config: dict[str, Any] | None = None,
+        internal_version: str | None = None,
+    ) -> models.Flow:
+        """Only the fields given; a config change sends the `internal_version` read with it (a stale one: 409)."""
+        body: dict[str, Any] = {"name": name, "description": description, "config": flow_config}
+        body["internal_version"] = internal_version
+        raw = await self.request(
+            "PATCH", f"flows/{segment(flow_id)}", json={k: v for k, v in body.items() if v is not None}
+        )
+        return _model(models.Flow, raw)
+
+    async def list_flow_versions(self, flow_id: str, *, page: int = 1, limit: int = 50) -> list[models.FlowVersion]:
+        """Newest first; the first is the version the flow is on."""
+        raw: object = await self.request(
+            "GET", f"flows/{segment(flow_id)}/versions", params={"page": page, "limit": limit}
+        )
+        items: object = cast(dict[str, Any], raw).get("items", []) if isinstance(raw, dict) else raw
+        return [_model(models.FlowVersion, item) for item in cast(list[Any], items or [])]
+
+    async def restore_flow_version(self, flow_id: str, number: int) -> models.FlowRestored:
+        """Writes version `number`'s config as a new version (not retried once sent: it would add two)."""
+        raw = await self.request("POST", f"flows/{segment(flow_id)}/versions/{number}/restore", json={})
+        return _model(models.FlowRestored, raw)
 
     async def run_flow(self, flow_id: str, body: models.FlowRunRequest) -> models.TaskHandle:
         return await self.start_run(runs.flow(flow_id, body))

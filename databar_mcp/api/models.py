@@ -709,6 +709,42 @@ class Folder(_Response):
     table_count: int | None = None
 
 
+class TableCleared(_Response):
+    """What clearing a table answers; Databar documents no shape beyond a dict (the count when it says it)."""
+
+    status: str | None = None
+    deleted_rows: int | None = None
+
+
+class WorkbookSheet(_Response):
+    identifier: str
+    name: str | None = None
+    position: int | None = None
+
+
+class Workbook(_Response):
+    """A document that owns tables (one sheet each)."""
+
+    identifier: str
+    name: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    folder_id: int | None = None
+    tables: list[WorkbookSheet] = Field(default_factory=lambda: list[WorkbookSheet]())
+    tables_count: int | None = None
+
+
+class TrashItem(_Response):
+    """A deleted workbook or table, restorable until it is deleted forever."""
+
+    kind: str
+    identifier: str
+    name: str | None = None
+    trashed_at: str | None = None
+    tables_count: int | None = None
+    workbook: dict[str, Any] | None = None
+
+
 # ---- exporters -----------------------------------------------------------------------------------------
 
 
@@ -800,6 +836,44 @@ class FlowCostEstimate(_Response):
     @classmethod
     def _amount(cls, value: object) -> object:
         return _number(value)
+
+
+class FlowProblem(_Response):
+    """One reason a flow config would be refused on save; `node_id` names the step when one is at fault."""
+
+    node_id: str | None = None
+    message: str
+
+
+class FlowValidation(_Response):
+    valid: bool
+    errors: list[FlowProblem] = Field(default_factory=lambda: list[FlowProblem]())
+
+    @field_validator("errors", mode="before")
+    @classmethod
+    def _messages(cls, value: object) -> object:
+        """Plain strings (the config-ops reply's spelling) become problems without a node."""
+        if isinstance(value, list):
+            return [{"message": v} if isinstance(v, str) else v for v in cast(list[object], value)]
+        return value
+
+
+class FlowVersion(_Response):
+    """One saved version; numbers rise with every change and a restore is a new version (`restored_from`)."""
+
+    number: int
+    name: str | None = None
+    description: str | None = None
+    changed_fields: list[str] = Field(default_factory=lambda: list[str]())
+    source: str | None = None
+    created_at: str | None = None
+    created_by: str | None = None
+    restored_from: int | None = None
+
+
+class FlowRestored(_Response):
+    flow: Flow
+    version: FlowVersion
 
 
 class FlowRunRequest(_Request):

@@ -20,6 +20,7 @@ from databar_mcp.sandbox.routes import (
     table_enrich,
     tables,
     tasks,
+    workbooks,
     workspace,
 )
 from databar_mcp.sandbox.state import SandboxState
@@ -37,6 +38,7 @@ def create_app(state: SandboxState) -> Starlette:
         *table_admin.routes(state),
         *flows.routes(state),
         *workspace.routes(state),
+        *workbooks.routes(state),
     ]
 
     async def api_error(request: Request, exc: Exception) -> Response:

@@ -61,6 +61,16 @@ def _with_headers(send: Send, headers: dict[str, str]) -> Send:
     return wrapped
 
 
+def _presented_key(headers: Headers) -> str | None:
+    """The key a request carries: `x-apikey` (what our client and Databar's SDK send) or, without it, an
+    `Authorization: Bearer` token (Databar's MCP client sends the key both ways). Same rules for either."""
+    key = headers.get("x-apikey")
+    if key is not None:
+        return key
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
 class SandboxMiddleware:
     """Pure ASGI so that it can both buffer a finished reply and break the connection."""
 
@@ -104,7 +114,7 @@ class SandboxMiddleware:
         if fault is not None and fault.kind not in AFTER_WORK and await self._pre_work_fault(fault, send):
             return
         if str(scope["path"]).startswith("/v1"):
-            if Headers(scope=scope).get("x-apikey") != self.state.config.api_key:
+            if _presented_key(Headers(scope=scope)) != self.state.config.api_key:
                 await _send_json(send, 403, {"detail": "Forbidden"})
                 return
             table_uuid = path_params.get("table_uuid")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from databar_mcp.sandbox import workspace
+from databar_mcp.sandbox.flows import flow_from_json
 from databar_mcp.sandbox.providers import RowOutcome
 from databar_mcp.sandbox.tables import Column, Table
 from databar_mcp.sandbox.tasks import Task
@@ -41,6 +42,7 @@ def snapshot(state: SandboxState) -> dict[str, Any]:
         "tasks": [asdict(t) for t in state.tasks.values()],
         "tables": [asdict(t) for t in state.tables.values()],
         "workspace": workspace.to_json(state.workspace),
+        "flows": [asdict(f) for f in state.flows.values()],
     }
 
 
@@ -64,6 +66,9 @@ def restore(state: SandboxState, snap: dict[str, Any]) -> None:
     state.tables = {t.identifier: t for t in (_table(raw) for raw in cast(list[dict[str, Any]], snap["tables"]))}
     if "workspace" in snap:  # absent in files written before table enrichments existed
         state.workspace = workspace.from_json(cast(dict[str, Any], snap["workspace"]))
+    if "flows" in snap:  # absent in files written before flows could be edited: the seeded ones stand
+        flows = [flow_from_json(dict(raw)) for raw in cast(list[dict[str, Any]], snap["flows"])]
+        state.flows = {f.id: f for f in flows}
 
 
 def load(state: SandboxState, path: Path) -> bool:

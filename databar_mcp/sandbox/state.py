@@ -14,10 +14,12 @@ from databar_mcp.sandbox import persistence
 from databar_mcp.sandbox.clock import Clock
 from databar_mcp.sandbox.config import Fault, SandboxConfig
 from databar_mcp.sandbox.errors import ApiError, Json, insufficient_credits, not_found
+from databar_mcp.sandbox.flows import Flow, seed_flows
 from databar_mcp.sandbox.providers import RowOutcome
 from databar_mcp.sandbox.ratelimit import SlidingWindow, Verdict
 from databar_mcp.sandbox.tables import SEED_TABLE_ID, Table, seed_table
 from databar_mcp.sandbox.tasks import EXPIRED_MESSAGE, Task
+from databar_mcp.sandbox.workbooks import Workbook, new_workbook_id, place
 from databar_mcp.sandbox.workspace import Workspace
 
 logger = logging.getLogger("databar_mcp.sandbox")
@@ -42,9 +44,11 @@ class SandboxState:
         self._faults: list[Fault] = []
         self._key_window = SlidingWindow()
         self._table_windows: dict[str, SlidingWindow] = {}
-        self.workspace = Workspace()  # table enrichments, folders, exports, trash (not persisted)
+        self.workspace = Workspace()  # table enrichments, folders, workbooks, exports, trash
+        self.flows: dict[str, Flow] = seed_flows()  # saved flows, edited through the API
         if persist_path is not None:
             persistence.load(self, persist_path)
+        self.adopt_orphans()
 
     # persistence (see persistence.py)
 
@@ -237,14 +241,31 @@ class SandboxState:
             self._settle()
             return table
 
-    def new_table(self, name: str, columns: Sequence[str]) -> Table:
+    def new_table(self, name: str, columns: Sequence[str], workbook: str | None = None) -> Table:
+        """A table in `workbook` (its last sheet), or in a workbook of its own, named after it."""
         with self.lock:
             stamp = self.iso_now()
             table = Table(str(uuid.uuid4()), name, stamp, stamp)
             for column in columns:
                 table.add_column(column)
             self.tables[table.identifier] = table
+            place(self.tables.values(), table, workbook or self.new_workbook(name).identifier)
             return table
+
+    def new_workbook(self, name: str, identifier: str | None = None) -> Workbook:
+        with self.lock:
+            stamp = self.iso_now()
+            workbook = Workbook(identifier or new_workbook_id(), name, stamp, stamp)
+            self.workspace.workbooks[workbook.identifier] = workbook
+            return workbook
+
+    def adopt_orphans(self) -> None:
+        """Give every table without a live workbook one of its own (the seed table, tables of older state files)."""
+        with self.lock:
+            for table in self.tables.values():
+                if table.workbook not in self.workspace.workbooks:
+                    ident = f"wb_{table.identifier.replace('-', '')[:16]}"
+                    place(self.tables.values(), table, self.new_workbook(table.name, ident).identifier)
 
     def next_connector_id(self) -> int:
         with self.lock:

@@ -64,6 +64,8 @@ class Table:
     columns: list[Column] = field(default_factory=list[Column])
     rows: list[dict[str, Json]] = field(default_factory=list[dict[str, Json]])
     counter: int = 0
+    workbook: str | None = None  # the workbook that owns it (see workbooks.py)
+    position: int = 0  # its sheet's place in that workbook
 
     def as_json(self) -> dict[str, Json]:
         return {
@@ -72,6 +74,7 @@ class Table:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "workspace_identifier": "sandbox",
+            "workbook": self.workbook,
             "table_url": f"https://app.databar.ai/table/{self.identifier}",
         }
 

@@ -1,8 +1,8 @@
-"""The workspace around the tables: what is attached to each table, folders, exports and the trash."""
+"""The workspace around the tables: what is attached to each table, folders, workbooks, exports and the trash."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
@@ -10,6 +10,7 @@ from databar_mcp.sandbox.errors import Json, not_found
 from databar_mcp.sandbox.processors import Processor, RowJob, Run, settle
 from databar_mcp.sandbox.providers import RowOutcome
 from databar_mcp.sandbox.tables import Column, Table
+from databar_mcp.sandbox.workbooks import TrashedTable, TrashedWorkbook, Workbook
 
 
 @dataclass
@@ -44,7 +45,9 @@ class Workspace:
     exports: dict[str, Export] = field(default_factory=dict[str, Export])  # latest export per table
     files: dict[int, Export] = field(default_factory=dict[int, Export])
     folders: dict[int, Folder] = field(default_factory=dict[int, Folder])
-    trash: dict[str, Table] = field(default_factory=dict[str, Table])
+    workbooks: dict[str, Workbook] = field(default_factory=dict[str, Workbook])
+    trash: dict[str, TrashedTable] = field(default_factory=dict[str, TrashedTable])
+    trashed_workbooks: dict[str, TrashedWorkbook] = field(default_factory=dict[str, TrashedWorkbook])
     next_id: int = 1
 
     def new_id(self) -> int:
@@ -75,6 +78,24 @@ class Workspace:
             raise not_found("Folder not found.")
         return found
 
+    def workbook(self, workbook_id: str) -> Workbook:
+        found = self.workbooks.get(workbook_id)
+        if found is None:
+            raise not_found("Workbook not found.")
+        return found
+
+    def folder_of(self, table_ids: Iterable[str]) -> int | None:
+        """The folder holding any of these tables (a workbook's folder is its sheets' folder)."""
+        wanted = set(table_ids)
+        return next((f.id for f in self.folders.values() if f.tables & wanted), None)
+
+    def forget(self, table_uuid: str) -> None:
+        """Drop what hangs off a table deleted forever: its enrichments, its export, its folder place."""
+        self.processors.pop(table_uuid, None)
+        self.exports.pop(table_uuid, None)
+        for folder in self.folders.values():
+            folder.tables.discard(table_uuid)
+
 
 # ---- on disk (persistence.py saves this beside the tables, for `databar-mcp --sandbox`) -------------------
 
@@ -85,7 +106,9 @@ def to_json(workspace: Workspace) -> dict[str, Any]:
         "exports": {t: e.file_id for t, e in workspace.exports.items()},
         "files": [asdict(e) for e in workspace.files.values()],
         "folders": [{**asdict(f), "tables": sorted(f.tables)} for f in workspace.folders.values()],
+        "workbooks": [asdict(w) for w in workspace.workbooks.values()],
         "trash": [asdict(t) for t in workspace.trash.values()],
+        "trashed_workbooks": [asdict(w) for w in workspace.trashed_workbooks.values()],
         "next_id": workspace.next_id,
     }
 
@@ -107,6 +130,18 @@ def _table(raw: dict[str, Any]) -> Table:
     return Table(**raw, columns=columns)
 
 
+def _trashed(raw: dict[str, Any]) -> TrashedTable:
+    if "table" not in raw:  # written before the trash kept when: a table alone
+        table = _table(dict(raw))
+        return TrashedTable(table, table.updated_at)
+    return TrashedTable(_table(dict(raw["table"])), str(raw["trashed_at"]))
+
+
+def _trashed_workbook(raw: dict[str, Any]) -> TrashedWorkbook:
+    tables = [_table(dict(t)) for t in cast(list[dict[str, Any]], raw["tables"])]
+    return TrashedWorkbook(Workbook(**raw["workbook"]), str(raw["trashed_at"]), tables)
+
+
 def _folder(raw: dict[str, Any]) -> Folder:
     tables = set(cast(list[str], raw.pop("tables")))
     return Folder(**raw, tables=tables)
@@ -114,7 +149,9 @@ def _folder(raw: dict[str, Any]) -> Folder:
 
 def from_json(raw: dict[str, Any]) -> Workspace:
     files = {int(f["file_id"]): Export(**f) for f in cast(list[dict[str, Any]], raw["files"])}
-    trash = [_table(dict(t)) for t in cast(list[dict[str, Any]], raw["trash"])]
+    trash = [_trashed(dict(t)) for t in cast(list[dict[str, Any]], raw["trash"])]
+    books = [Workbook(**w) for w in cast(list[dict[str, Any]], raw.get("workbooks", []))]
+    binned = [_trashed_workbook(dict(w)) for w in cast(list[dict[str, Any]], raw.get("trashed_workbooks", []))]
     return Workspace(
         processors={
             t: {p.id: p for p in (_processor(dict(item)) for item in items)}
@@ -123,6 +160,8 @@ def from_json(raw: dict[str, Any]) -> Workspace:
         exports={t: files[int(i)] for t, i in cast(dict[str, int], raw["exports"]).items()},
         files=files,
         folders={f.id: f for f in (_folder(dict(f)) for f in cast(list[dict[str, Any]], raw["folders"]))},
-        trash={t.identifier: t for t in trash},
+        workbooks={w.identifier: w for w in books},
+        trash={t.table.identifier: t for t in trash},
+        trashed_workbooks={w.workbook.identifier: w for w in binned},
         next_id=int(raw["next_id"]),
     )

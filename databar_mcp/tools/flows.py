@@ -2,8 +2,6 @@
 pipeline as waterfalls: inputs checked against the flow, spend guard on the flow's worst-case cost, sent
 exactly once, a task handle waited for within the deadline and paged like any task."""
 
-import time
-import weakref
 from typing import Annotated, Any, cast
 
 from mcp.server.mcpserver.resolve import Resolve
@@ -11,12 +9,13 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from databar_mcp import config
-from databar_mcp.api import DatabarClient, runs
+from databar_mcp.api import runs
 from databar_mcp.api.errors import FieldIssue
-from databar_mcp.api.models import BulkFlowRunRequest, Flow, FlowCostEstimate
+from databar_mcp.api.models import BulkFlowRunRequest, Flow
 from databar_mcp.config import Toolset
 from databar_mcp.core.catalog import RunPlan
 from databar_mcp.tools.context import Services, ToolContext, services
+from databar_mcp.tools.flow_kit import FlowId, flow_and_cost
 from databar_mcp.tools.params import (
     WAIT_AND_NEXT,
     InputValue,
@@ -30,15 +29,6 @@ from databar_mcp.tools.running import (
     run_guards,
 )
 from databar_mcp.tools.task_view import TaskView
-
-FlowId = Annotated[
-    str,
-    Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$", description="A flow id from list_flows."),
-]
-
-_flows: "weakref.WeakKeyDictionary[DatabarClient, dict[str, tuple[float, Flow, FlowCostEstimate | None]]]" = (
-    weakref.WeakKeyDictionary()
-)
 
 
 class FlowInputOut(BaseModel):
@@ -81,18 +71,6 @@ def flow_out(flow: Flow) -> FlowOut:
         ],
         outputs=[o.id for o in flow.outputs],
     )
-
-
-async def flow_and_cost(svc: Services, flow_id: str) -> tuple[Flow, FlowCostEstimate | None]:
-    """The flow's detail and its per-run cost (None when it has no config to price), cached like the catalog."""
-    cache = _flows.setdefault(svc.client, {})
-    hit = cache.get(flow_id)
-    if hit is not None and time.monotonic() - hit[0] < config.CATALOG_TTL_S:
-        return hit[1], hit[2]
-    flow = await svc.client.get_flow(flow_id)
-    cost = await svc.client.estimate_flow_cost(flow.config) if flow.config else None
-    cache[flow_id] = (time.monotonic(), flow, cost)
-    return flow, cost
 
 
 def input_issues(flow: Flow, rows: list[dict[str, InputValue]]) -> tuple[FieldIssue, ...]:

@@ -1,7 +1,9 @@
-"""Table admin toolset: columns (create, rename, delete), tables (rename or move into a folder, delete to the
-trash), duplicate rows (counted before anything is deleted), Databar's own file export, and folders."""
+"""Table admin toolset: columns (create, rename, delete), tables (rename, move into a folder or a workbook,
+copy, clear, delete to the trash), duplicate rows (counted before anything is deleted), Databar's own file
+export, and folders. Workbooks, folder edits and the trash are in workbooks.py."""
 
 import time
+from collections.abc import Awaitable
 from typing import Annotated, Literal
 
 import anyio
@@ -28,6 +30,15 @@ ColumnType = Literal["text", "number", "boolean", "date", "datetime", "email", "
 Name = Annotated[str, Field(min_length=1, max_length=256)]
 # 0, not null, takes a table out of every folder: omitting folder_id (null) leaves it where it is.
 FolderTarget = Annotated[int, Field(ge=0, description="Folder id from list_tables; 0: out of every folder.")]
+WorkbookTarget = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description='Workbook id from list_workbooks; "new": a workbook of its own.',
+    ),
+]
 EXPORT_POLL_S = 0.5
 
 
@@ -42,7 +53,24 @@ class TableUpdated(BaseModel):
     table_uuid: str
     name: str | None = Field(default=None, description="The table's name (after a rename).")
     folder_id: int | None = Field(default=None, description="The folder it was moved to; 0: out of every folder.")
+    workbook: str | None = Field(default=None, description="The workbook it was moved to.")
     message: str
+
+
+class CopiedTable(BaseModel):
+    table_uuid: str = Field(description="The copy's id.")
+    name: str | None = None
+    workbook: str | None = None
+    source_uuid: str
+    message: str
+
+
+class ClearOut(BaseModel):
+    table_uuid: str
+    rows: int | None = Field(default=None, description="Rows that would go (or went).")
+    cleared: bool
+    message: str
+    next_call: str | None = None
 
 
 class Deleted(BaseModel):
@@ -133,9 +161,15 @@ RENAME_COLUMN_DESCRIPTION = "Rename a table column. Free; values are kept."
 DELETE_COLUMN_DESCRIPTION = """\
 Delete a column and its values (not undoable here; not for columns an enrichment fills). Free."""
 
-UPDATE_TABLE_DESCRIPTION = "Rename a table and/or move it into a folder. Free."
+UPDATE_TABLE_DESCRIPTION = "Rename a table and/or move it into a folder or workbook. Free."
 
-DELETE_TABLE_DESCRIPTION = "Delete a table (to the workspace's trash, restorable in Databar for a while). Free."
+DUPLICATE_TABLE_DESCRIPTION = "Copy a table (rows, columns, enrichments) into a new workbook. Free."
+
+CLEAR_TABLE_DESCRIPTION = """\
+Delete every row of a table; columns and attached enrichments stay (not undoable). Free. Without \
+confirm=true it only counts the rows."""
+
+DELETE_TABLE_DESCRIPTION = "Delete a table (to the trash, with its rows, until restore_from_trash). Free."
 
 DEDUPE_DESCRIPTION = """\
 Remove duplicate rows (equal in the key columns, ignoring case and spaces), keeping each group's oldest. \
@@ -211,15 +245,19 @@ async def delete_column(table_uuid: TableId, column: ColumnRef, svc: Services) -
     idempotent=True,
 )
 async def update_table(
-    table_uuid: TableId, svc: Services, name: Name | None = None, folder_id: FolderTarget | None = None
+    table_uuid: TableId,
+    svc: Services,
+    name: Name | None = None,
+    folder_id: FolderTarget | None = None,
+    workbook: WorkbookTarget | None = None,
 ) -> Annotated[CallToolResult, TableUpdated]:
-    if name is None and folder_id is None:
+    if name is None and folder_id is None and workbook is None:
         raise ToolFailure(
             ErrorBody(
                 code=ErrorCode.VALIDATION_ERROR,
-                message="Nothing to change: pass name and/or folder_id; nothing was sent.",
-                fields=[FieldProblem(field="name", problem="give name or folder_id")],
-                next_steps=["Pass name to rename the table, folder_id to move it (0: out of every folder)."],
+                message="Nothing to change: pass name, folder_id and/or workbook; nothing was sent.",
+                fields=[FieldProblem(field="name", problem="give name, folder_id or workbook")],
+                next_steps=["Pass name to rename the table, folder_id or workbook to move it."],
             )
         )
     done: list[str] = []
@@ -228,17 +266,97 @@ async def update_table(
         new_name = (await svc.client.rename_table(table_uuid, name)).name
         done.append(f"is now named {new_name!r}")
     if folder_id is not None:
-        try:
-            await svc.client.move_table_to_folder(table_uuid, folder_id or None)
-        except DatabarError as exc:
-            if not done:
-                raise
-            failed = from_api_error(exc)  # the rename stands: say so, or the agent renames it again
-            message = f"Table {table_uuid} {done[0]}, but the move failed: {failed.message}"
-            raise ToolFailure(failed.model_copy(update={"message": message})) from None
+        await _then(done, table_uuid, svc.client.move_table_to_folder(table_uuid, folder_id or None))
         done.append(f"is in folder {folder_id}" if folder_id else "is in no folder")
+    moved_to: str | None = None
+    if workbook is not None:
+        await _then(
+            done, table_uuid, svc.client.move_table_to_workbook(table_uuid, None if workbook == "new" else workbook)
+        )
+        moved_to = await _workbook_of(svc, table_uuid)
+        done.append(f"is in workbook {moved_to}" if moved_to else "was moved")
     out = TableUpdated(
-        table_uuid=table_uuid, name=new_name, folder_id=folder_id, message=f"Table {table_uuid} {' and '.join(done)}."
+        table_uuid=table_uuid,
+        name=new_name,
+        folder_id=folder_id,
+        workbook=moved_to,
+        message=f"Table {table_uuid} {' and '.join(done)}.",
+    )
+    return ok_result(out, out.message)
+
+
+async def _then(done: list[str], table_uuid: str, step: Awaitable[None]) -> None:
+    """Run one more change; when it fails after others stood, say which stand (or the agent redoes them)."""
+    try:
+        await step
+    except DatabarError as exc:
+        if not done:
+            raise
+        failed = from_api_error(exc)
+        message = f"Table {table_uuid} {' and '.join(done)}, but the move failed: {failed.message}"
+        raise ToolFailure(failed.model_copy(update={"message": message})) from None
+
+
+async def _workbook_of(svc: Services, table_uuid: str) -> str | None:
+    """The workbook a table is in now (Databar's move answers no shape we can rely on)."""
+    try:
+        return next((t.workbook for t in await svc.client.list_tables() if t.identifier == table_uuid), None)
+    except DatabarError:
+        return None
+
+
+@tool(
+    Toolset.TABLE_ADMIN,
+    name="duplicate_table",
+    title="Copy a table",
+    description=DUPLICATE_TABLE_DESCRIPTION,
+    read_only=False,
+    destructive=False,
+    idempotent=False,
+)
+async def duplicate_table(table_uuid: TableId, svc: Services) -> Annotated[CallToolResult, CopiedTable]:
+    copy = await svc.client.duplicate_table(table_uuid)
+    where = f" in workbook {copy.workbook}" if copy.workbook else ""
+    out = CopiedTable(
+        table_uuid=copy.identifier,
+        name=copy.name,
+        workbook=copy.workbook,
+        source_uuid=table_uuid,
+        message=f"Copied table {table_uuid} to {copy.identifier} ({copy.name}){where}.",
+    )
+    return ok_result(out, out.message)
+
+
+@tool(
+    Toolset.TABLE_ADMIN,
+    name="clear_table",
+    title="Delete every row of a table",
+    description=CLEAR_TABLE_DESCRIPTION,
+    read_only=False,
+    destructive=True,
+    idempotent=True,
+)
+async def clear_table(
+    table_uuid: TableId, svc: Services, confirm: Annotated[bool, Field()] = False
+) -> Annotated[CallToolResult, ClearOut]:
+    if not confirm:
+        rows = await svc.client.count_table_rows(table_uuid)
+        call = f'clear_table(table_uuid="{table_uuid}", confirm=true)'
+        out = ClearOut(
+            table_uuid=table_uuid,
+            rows=rows,
+            cleared=False,
+            message=f"{rows:,} rows would be deleted (columns and enrichments stay); nothing was deleted.",
+            next_call=call if rows else None,
+        )
+        return ok_result(out, out.message + (f" To delete them: {call}" if rows else ""))
+    done = await svc.client.clear_table(table_uuid)
+    count = f"{done.deleted_rows:,} rows" if done.deleted_rows is not None else "every row"
+    out = ClearOut(
+        table_uuid=table_uuid,
+        rows=done.deleted_rows,
+        cleared=True,
+        message=f"Deleted {count} of table {table_uuid}; its columns and enrichments stay.",
     )
     return ok_result(out, out.message)
 
@@ -254,8 +372,10 @@ async def update_table(
 )
 async def delete_table(table_uuid: TableId, svc: Services) -> Annotated[CallToolResult, Deleted]:
     await svc.client.delete_table(table_uuid)
-    out = Deleted(table_uuid=table_uuid, deleted=table_uuid, message="The table was moved to the trash.")
-    return ok_result(out, f"Table {table_uuid} was moved to the trash.")
+    undo = f'restore_from_trash(tables=["{table_uuid}"])'
+    message = f"Table {table_uuid} was moved to the trash with its rows; {undo} brings it back."
+    out = Deleted(table_uuid=table_uuid, deleted=table_uuid, message=message)
+    return ok_result(out, message)
 
 
 @tool(

@@ -24,13 +24,13 @@ PURPOSE: Final[dict[str, str]] = {
     Toolset.DISCOVER: "find waterfalls and enrichments, their inputs and prices",
     Toolset.ENRICH: "run waterfalls and enrichments (spends credits)",
     Toolset.TASKS: "wait for, read, cancel and export run results",
-    Toolset.TABLES: "Databar tables: list, read, filter, create, insert/update/upsert/delete rows, export",
+    Toolset.TABLES: "Databar tables: list, read, filter, create, write rows, export",
     Toolset.CONNECTORS: "your own HTTP APIs as Databar connectors",
     Toolset.ACCOUNT: "balance and plan",
     Toolset.TABLE_ENRICH: "enrich a whole table in place (attach an enrichment or waterfall, run it)",
-    Toolset.TABLE_ADMIN: "columns, rename/delete/dedupe tables, folders",
+    Toolset.TABLE_ADMIN: "columns; copy/clear/delete tables; workbooks, folders, trash",
     Toolset.EXPORTERS: "send table rows to CRMs and other destinations",
-    Toolset.FLOWS: "saved multi-step pipelines: inspect, estimate, run",
+    Toolset.FLOWS: "multi-step pipelines: build, edit, version, run",
 }
 
 

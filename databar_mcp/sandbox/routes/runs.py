@@ -23,8 +23,11 @@ Errors = dict[str, list[str]]
 
 
 class WaterfallBulkBody(BaseModel):
+    """The seed's OpenAPI says `enrichments` is required; Databar's SDK and CLI leave it out for the default
+    cascade (the providers enabled by default), and Databar serves them: absent means the default."""
+
     params: list[Row]
-    enrichments: Annotated[list[int], Field(min_length=1)]
+    enrichments: Annotated[list[int], Field(min_length=1)] | None = None
     email_verifier: int | None = None
 
 
@@ -121,7 +124,7 @@ def routes(state: SandboxState) -> list[Route]:
     async def waterfall_bulk(request: Request) -> Response:
         body = await parse_body(WaterfallBulkBody, request)
         waterfall = waterfall_of(request)
-        chosen = list(dict.fromkeys(body.enrichments))
+        chosen = list(dict.fromkeys(body.enrichments or waterfall.default_provider_ids))
         worst = run_waterfall(waterfall, body.params, chosen, body.email_verifier)
         verifier = body.email_verifier
         outcomes = await off_loop(

@@ -1,4 +1,5 @@
-"""Table administration routes: columns, rename, delete (to the trash), dedupe, and Databar's own export.
+"""Table administration routes: columns (and their order), rename, duplicate, clear, move to a workbook, delete
+(to the trash), dedupe, and Databar's own export.
 
 An export goes `processing` → `completed` after `export_seconds` on the sandbox clock; its `file` is a URL
 outside /v1 that needs no key (as a signed download link would).
@@ -20,6 +21,7 @@ from databar_mcp.sandbox.processors import add_column, is_empty
 from databar_mcp.sandbox.state import SandboxState
 from databar_mcp.sandbox.tables import Column, Table
 from databar_mcp.sandbox.validation import parse_body, parse_path_int
+from databar_mcp.sandbox.workbooks import TrashedTable, copy_table, place
 from databar_mcp.sandbox.workspace import Export
 
 COLUMN_TYPES = ("text", "number", "boolean", "date", "datetime", "email", "url", "phone", "json")
@@ -35,6 +37,20 @@ class ColumnBody(BaseModel):
 
 class RenameBody(BaseModel):
     name: Name
+
+
+class DuplicateBody(BaseModel):
+    table: str
+
+
+class MoveBody(BaseModel):
+    workbook: str | None = None
+    new_workbook: bool = False
+    name: Name | None = None
+
+
+class ReorderBody(BaseModel):
+    index: Annotated[int, Field(ge=0)]
 
 
 class DedupeBody(BaseModel):
@@ -123,13 +139,67 @@ def routes(state: SandboxState) -> list[Route]:
             return JSONResponse(table.as_json())
 
     async def delete_table(request: Request) -> Response:
+        """To the trash, rows, columns and enrichments kept (restorable); its workbook stays."""
         with state.lock:
             table = table_of(request)
             del state.tables[table.identifier]
-            state.workspace.trash[table.identifier] = table
+            state.workspace.trash[table.identifier] = TrashedTable(table, state.iso_now())
             for folder in state.workspace.folders.values():
                 folder.tables.discard(table.identifier)
             return Response(status_code=204)
+
+    async def duplicate_table(request: Request) -> Response:
+        """A copy (rows, columns and enrichments) in a new workbook."""
+        body = await parse_body(DuplicateBody, request)
+        with state.lock:
+            source = state.table(body.table)
+            copy, attached = copy_table(
+                source,
+                state.workspace.on(source.identifier),
+                f"{source.name} (copy)",
+                state.iso_now(),
+                iter(state.workspace.new_id, None),
+            )
+            state.tables[copy.identifier] = copy
+            state.workspace.processors[copy.identifier] = attached
+            place(state.tables.values(), copy, state.new_workbook(copy.name).identifier)
+            return JSONResponse(copy.as_json())
+
+    async def clear_table(request: Request) -> Response:
+        """Every row goes; the columns and the enrichments attached stay."""
+        with state.lock:
+            table = table_of(request)
+            deleted = len(table.rows)
+            table.rows.clear()
+            table.updated_at = state.iso_now()
+            return JSONResponse({"status": "completed", "deleted_rows": deleted})
+
+    async def move_table(request: Request) -> Response:
+        body = await parse_body(MoveBody, request, empty_ok=True)
+        if body.new_workbook == (body.workbook is not None):
+            raise field_errors({"workbook": ["Give either a workbook or new_workbook=true."]})
+        with state.lock:
+            table = table_of(request)
+            if body.workbook is not None:
+                target = state.workspace.workbook(body.workbook).identifier
+            else:
+                target = state.new_workbook(body.name or table.name).identifier
+            place(state.tables.values(), table, target)
+            table.updated_at = state.iso_now()
+            return JSONResponse(table.as_json())
+
+    async def reorder_column(request: Request) -> Response:
+        body = await parse_body(ReorderBody, request)
+        with state.lock:
+            table = table_of(request)
+            column = column_of(table, request)
+            if body.index >= len(table.columns):
+                raise field_errors({"index": [f"Must be from 0 to {len(table.columns) - 1}."]})
+            table.columns.remove(column)
+            table.columns.insert(body.index, column)
+            table.updated_at = state.iso_now()
+            order: list[Json] = [c.identifier for c in table.columns]
+            return JSONResponse({"identifier": column.identifier, "index": body.index, "columns": order})
 
     async def dedupe(request: Request) -> Response:
         body = await parse_body(DedupeBody, request, empty_ok=True)
@@ -193,6 +263,10 @@ def routes(state: SandboxState) -> list[Route]:
         Route(f"{prefix}/columns", create_column, methods=["POST"]),
         Route(f"{prefix}/columns/{{column_id}}", rename_column, methods=["PATCH"]),
         Route(f"{prefix}/columns/{{column_id}}", delete_column, methods=["DELETE"]),
+        Route(f"{prefix}/columns/{{column_id}}/reorder", reorder_column, methods=["POST"]),
+        Route("/v1/table/duplicate", duplicate_table, methods=["POST"]),
+        Route(f"{prefix}/clear", clear_table, methods=["POST"]),
+        Route(f"{prefix}/move", move_table, methods=["POST"]),
         Route(prefix, rename_table, methods=["PATCH"]),
         Route(prefix, delete_table, methods=["DELETE"]),
         Route(f"{prefix}/rows/dedupe", dedupe, methods=["POST"]),
