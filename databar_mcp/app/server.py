@@ -45,7 +45,7 @@ from databar_mcp.core.runner import TaskRunner
 from databar_mcp.core.store import ledger_for
 from databar_mcp.core.tracker import track_forever
 from databar_mcp.core.users import Users
-from databar_mcp.mcp_tasks import TaskService, TasksExtension, TasksMiddleware
+from databar_mcp.mcp_tasks import McpTaskService, TasksExtension, TasksMiddleware
 from databar_mcp.tools.context import Services
 from databar_mcp.tools.fitting import RESULT_URI, OversizedResults, fit_result
 from databar_mcp.tools.listing_cache import ListingCache
@@ -273,7 +273,7 @@ class DatabarMCPServer(MCPServer[Services]):
 
 def build_server(settings: Settings, **server_options: Any) -> DatabarMCPServer:
     """The server; `server_options` go to MCPServer (e.g. OAuth's `auth` and `token_verifier`: see auth.py)."""
-    mcp_tasks = TaskService()
+    mcp_tasks = McpTaskService()
     bus = InMemorySubscriptionBus()  # subscriptions/listen: the SDK's kinds, and task streams that ask for them too
     scoped = ScopedListing()  # tools/list per viewer: enable_toolsets grows one conversation's list, not all
 

@@ -4,7 +4,7 @@ The SDK (mcp 2.3.0) serves `subscriptions/listen` with `mcp.server.subscriptions
 vocabulary is closed (list_changed of tools/prompts/resources, resources/updated): a `taskIds` filter survives
 parsing as an extra key yet is dropped from the acknowledgement, and no task event can ride its bus. So a listen
 request that names task ids is served here, using the SDK's public pieces for the standard kinds (the server's
-bus, its filter predicate and wire shapes) and the TaskService for the tasks; any other listen request reaches
+bus, its filter predicate and wire shapes) and the McpTaskService for the tasks; any other listen request reaches
 the SDK untouched. Only the listed tasks the caller owns are honoured, and only listeners hear anything.
 """
 
@@ -31,7 +31,7 @@ from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, Notificat
 from databar_mcp import config
 from databar_mcp.mcp_tasks import wire
 from databar_mcp.mcp_tasks.handles import Handle
-from databar_mcp.mcp_tasks.service import TaskService
+from databar_mcp.mcp_tasks.service import McpTaskService
 
 logger = logging.getLogger("databar_mcp.mcp_tasks")
 
@@ -92,7 +92,7 @@ class TaskListen:
     then every change the watchers make (and the SDK bus's events the filter asked for). A stream that only
     follows tasks ends gracefully once all of them are terminal."""
 
-    def __init__(self, service: TaskService, bus: SubscriptionBus | None) -> None:
+    def __init__(self, service: McpTaskService, bus: SubscriptionBus | None) -> None:
         self._service = service
         self._bus = bus
         self._streams = 0

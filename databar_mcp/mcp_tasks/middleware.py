@@ -1,4 +1,4 @@
-"""Routes task traffic of both generations to the TaskService; everything else passes through untouched.
+"""Routes task traffic of both generations to the McpTaskService; everything else passes through untouched.
 
 Middleware rather than extension handlers, for two reasons the SDK imposes: a 2025-11-25 `CreateTaskResult`
 would fail the SDK's `CallToolResult` check on `tools/call` (a middleware's own result is trusted), and
@@ -29,7 +29,7 @@ from databar_mcp.core.users import current_owner
 from databar_mcp.mcp_tasks import wire
 from databar_mcp.mcp_tasks.handles import Handle
 from databar_mcp.mcp_tasks.routing import check_name_header
-from databar_mcp.mcp_tasks.service import TASK_TOOLS, Listener, TaskService
+from databar_mcp.mcp_tasks.service import TASK_TOOLS, Listener, McpTaskService
 
 if TYPE_CHECKING:
     from databar_mcp.mcp_tasks.listen import TaskListen
@@ -93,7 +93,7 @@ class TasksMiddleware:
     """ServerMiddleware: task creation on tools/call, the tasks/* methods, and the capability adverts."""
 
     def __init__(
-        self, service: TaskService, task_tools: frozenset[str] = TASK_TOOLS, *, bus: SubscriptionBus | None = None
+        self, service: McpTaskService, task_tools: frozenset[str] = TASK_TOOLS, *, bus: SubscriptionBus | None = None
     ) -> None:
         self.service = service
         self.task_tools = task_tools

@@ -1,4 +1,4 @@
-"""TaskService: runs MCP tasks on top of the run tools, for both protocol generations.
+"""McpTaskService: runs MCP tasks on top of the run tools, for both protocol generations.
 
 A task-augmented call runs the real tool once with `wait_seconds=0` (so validation, the spend guard, the
 duplicate check and the submit-once ledger all apply unchanged), then the handle waits for the Databar task in
@@ -97,7 +97,7 @@ StatusCallback = Callable[[Handle], Awaitable[None]]
 Fit = Callable[[CallToolResult], CallToolResult]
 
 
-class TaskService:
+class McpTaskService:
     """Owns every MCP task's lifecycle; the wire modules only translate."""
 
     def __init__(self) -> None:
