@@ -131,7 +131,7 @@ async def test_stop_on_a_run_call_cancels_the_databar_run_and_keeps_its_rows(
         seen = await mcp.call_tool("get_task", {"task_id": task_id, "wait_seconds": 0})
     text = text_of(seen)
     assert sandbox.state.counts[CANCEL] == 1
-    assert text.startswith("cancelled") and "1 with data" in text  # the finished row is kept
+    assert text.startswith(f"Task {task_id} cancelled") and "1 with data" in text  # the finished row is kept
 
 
 async def test_our_own_deadline_is_not_a_stop(mcp: Client, sandbox: SandboxServer) -> None:

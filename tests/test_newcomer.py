@@ -33,9 +33,8 @@ def test_a_selection_with_no_tool_is_refused(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stderr
     assert "--read-only with toolsets enrich loads no tool" in done.stderr
     assert (
-        # table_admin has none since list_folders became part of list_tables (tables)
-        "Read-only tools are in: account, connectors, discover, exporters, flows, table_enrich, tables, tasks"
-        in done.stderr
+        "Read-only tools are in: account, connectors, discover, exporters, flows, table_admin, table_enrich, "
+        "tables, tasks" in done.stderr
     )
     assert "Traceback" not in done.stderr
 
