@@ -44,6 +44,7 @@ from databar_mcp.tools.results import (
     render_error,
 )
 from databar_mcp.tools.table_kit import filter_call_arg, filter_json
+from databar_mcp.tools.table_shapes import FolderOut, folder_out
 from databar_mcp.tools.task_view import UNTRUSTED_NOTE
 
 T = TypeVar("T")
@@ -88,12 +89,6 @@ class TableOut(BaseModel):
     created_at: str | None = None
     updated_at: str | None = None
     table_url: str | None = None
-
-
-class FolderOut(BaseModel):
-    id: int
-    name: str
-    table_count: int | None = None
 
 
 class TableList(BaseModel):
@@ -604,7 +599,7 @@ async def list_tables(svc: Services) -> Annotated[CallToolResult, TableList]:
     found = [table_out(t) for t in await svc.client.list_tables()]
     folders: list[FolderOut] | None
     try:
-        folders = [FolderOut(id=f.id, name=f.name, table_count=f.table_count) for f in await svc.client.list_folders()]
+        folders = [folder_out(f) for f in await svc.client.list_folders()]
     except api.DatabarError:  # the tables are the answer; folders that fail to list leave them readable
         folders = None
 
