@@ -21,18 +21,14 @@ def test_a_run_request_is_sent_without_unset_options_and_recorded_in_full() -> N
 
 
 def test_every_run_has_its_path_from_one_place() -> None:
-    one = models.WaterfallRunRequest(params={"email": "a@b"}, enrichments=None, email_verifier=None)
-    assert runs.waterfall("w.x", one).endpoint == "waterfalls/w.x/run"
-    assert runs.enrichment(7, models.EnrichmentRunRequest(params={"q": 1})).endpoint == "enrichments/7/run"
     bulk = models.BulkEnrichmentRequest(params=[{"q": 1}])
     assert runs.bulk_enrichment(7, bulk).endpoint == "enrichments/7/bulk-run"
-    flow = runs.flow("f1", models.FlowRunRequest(inputs={"a": None}))
+    flow = runs.bulk_flow("f1", models.BulkFlowRunRequest(inputs=[{"a": None}]))
     assert (flow.endpoint, flow.body, flow.request) == (
-        "flows/f1/run",
-        {"inputs": {"a": None}},
-        {"inputs": {"a": None}},
+        "flows/f1/bulk-run",
+        {"inputs": [{"a": None}]},
+        {"inputs": [{"a": None}]},
     )
-    assert runs.bulk_flow("f1", models.BulkFlowRunRequest(inputs=[{"a": 1}])).endpoint == "flows/f1/bulk-run"
     table = runs.table_enrichment("t-1", 5, "run_all", None)
     assert (table.endpoint, table.body) == ("table/t-1/run-enrichment/5", {"run_strategy": "run_all"})
     assert runs.table_enrichment("t-1", 5, "run_all", ["r1"]).body == {"run_strategy": "run_all", "row_ids": ["r1"]}

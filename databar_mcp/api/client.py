@@ -419,15 +419,6 @@ class DatabarClient:
     async def bulk_run_waterfall(self, identifier: str, body: models.BulkWaterfallRequest) -> models.TaskHandle:
         return await self.start_run(runs.bulk_waterfall(identifier, body))
 
-    async def run_waterfall(self, identifier: str, body: models.WaterfallRunRequest) -> models.TaskHandle:
-        return await self.start_run(runs.waterfall(identifier, body))
-
-    async def run_enrichment(self, enrichment_id: int, body: models.EnrichmentRunRequest) -> models.TaskHandle:
-        return await self.start_run(runs.enrichment(enrichment_id, body))
-
-    async def bulk_run_enrichment(self, enrichment_id: int, body: models.BulkEnrichmentRequest) -> models.TaskHandle:
-        return await self.start_run(runs.bulk_enrichment(enrichment_id, body))
-
     async def search_enrichments(
         self, *, q: str | None, category: str | None, page: int, limit: int
     ) -> tuple[list[models.Enrichment], int | None, bool]:
@@ -844,12 +835,6 @@ class DatabarClient:
         """Writes version `number`'s config as a new version (not retried once sent: it would add two)."""
         raw = await self.request("POST", f"flows/{segment(flow_id)}/versions/{number}/restore", json={})
         return _model(models.FlowRestored, raw)
-
-    async def run_flow(self, flow_id: str, body: models.FlowRunRequest) -> models.TaskHandle:
-        return await self.start_run(runs.flow(flow_id, body))
-
-    async def bulk_run_flow(self, flow_id: str, body: models.BulkFlowRunRequest) -> models.TaskHandle:
-        return await self.start_run(runs.bulk_flow(flow_id, body))
 
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)

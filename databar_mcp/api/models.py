@@ -438,19 +438,8 @@ class BulkWaterfallRequest(_Request):
     email_verifier: int | None = None
 
 
-class WaterfallRunRequest(_Request):
-    params: dict[str, Any]
-    enrichments: list[EnrichmentId] | None = Field(default=None, min_length=1)
-    email_verifier: int | None = None
-
-
 class Pagination(_Request):
     pages: int = Field(ge=1, le=100)
-
-
-class EnrichmentRunRequest(_Request):
-    params: dict[str, Any]
-    pagination: Pagination | None = None
 
 
 class BulkEnrichmentRequest(_Request):
@@ -874,10 +863,6 @@ class FlowVersion(_Response):
 class FlowRestored(_Response):
     flow: Flow
     version: FlowVersion
-
-
-class FlowRunRequest(_Request):
-    inputs: dict[str, Any]
 
 
 class BulkFlowRunRequest(_Request):

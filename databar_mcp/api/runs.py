@@ -51,20 +51,8 @@ def bulk_waterfall(identifier: str, body: models.BulkWaterfallRequest) -> RunReq
     return _of(f"waterfalls/{segment(identifier)}/bulk-run", body)
 
 
-def waterfall(identifier: str, body: models.WaterfallRunRequest) -> RunRequest:
-    return _of(f"waterfalls/{segment(identifier)}/run", body)
-
-
-def enrichment(enrichment_id: int, body: models.EnrichmentRunRequest) -> RunRequest:
-    return _of(f"enrichments/{int(enrichment_id)}/run", body)
-
-
 def bulk_enrichment(enrichment_id: int, body: models.BulkEnrichmentRequest) -> RunRequest:
     return _of(f"enrichments/{int(enrichment_id)}/bulk-run", body)
-
-
-def flow(flow_id: str, body: models.FlowRunRequest) -> RunRequest:
-    return RunRequest(f"flows/{segment(flow_id)}/run", body.model_dump(mode="json"))  # inputs as given
 
 
 def bulk_flow(flow_id: str, body: models.BulkFlowRunRequest) -> RunRequest:

@@ -131,16 +131,6 @@ class Catalog:
         self._cache[identifier] = (time.monotonic(), waterfall)
         return waterfall
 
-    async def plan_bulk(
-        self,
-        identifier: str,
-        rows: Sequence[Mapping[str, object]],
-        enrichments: Sequence[int],
-        email_verifier: int | None,
-    ) -> RunPlan:
-        waterfall = await self.get(identifier)
-        return plan_bulk_run(waterfall, rows, enrichments, email_verifier)
-
 
 MAX_ISSUES = 20
 LIST_PAGE = 500  # the API's largest page of enrichments

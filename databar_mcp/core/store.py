@@ -497,11 +497,6 @@ class Ledger:
         )
         return 0.0 if row is None else float(row[0])
 
-    async def committed_since(self, since: float) -> float:
-        """The current user's credits spent or committed since `since` (their daily cap's measure)."""
-        owner = current_owner()
-        return await self._run(lambda conn: self._committed(conn, owner, since))
-
     async def earlier_run(self, fingerprint: str, *, window_s: float) -> Submission | None:
         """The identical run a claim would return now (read-only: lets a tool skip asking to pay for a reuse)."""
         since = time.time() - window_s

@@ -25,6 +25,7 @@ from databar_mcp.tools.params import (
 from databar_mcp.tools.registry import tool
 from databar_mcp.tools.results import ErrorBody, ErrorCode, FieldProblem, ToolFailure, ok_result
 from databar_mcp.tools.table_kit import ColumnRef
+from databar_mcp.tools.table_shapes import FolderOut, folder_out
 
 ColumnType = Literal["text", "number", "boolean", "date", "datetime", "email", "url", "phone", "json"]
 Name = Annotated[str, Field(min_length=1, max_length=256)]
@@ -42,7 +43,7 @@ WorkbookTarget = Annotated[
 EXPORT_POLL_S = 0.5
 
 
-class ColumnOut(BaseModel):
+class ColumnChanged(BaseModel):
     table_uuid: str
     identifier: str
     name: str
@@ -98,15 +99,9 @@ class ExportOut(BaseModel):
     next_call: str | None = None
 
 
-class FolderOut(BaseModel):
-    id: int
-    name: str
-    table_count: int | None = None
-
-
-def column_out(table_uuid: str, made: CreatedColumn) -> ColumnOut:
+def column_changed(table_uuid: str, made: CreatedColumn) -> ColumnChanged:
     """A column as the API answered its creation or rename."""
-    return ColumnOut(table_uuid=table_uuid, identifier=made.identifier, name=made.name, type=made.type_of_value)
+    return ColumnChanged(table_uuid=table_uuid, identifier=made.identifier, name=made.name, type=made.type_of_value)
 
 
 async def column_of(svc: Services, table_uuid: str, ref: str) -> TableColumn:
@@ -193,9 +188,9 @@ CREATE_FOLDER_DESCRIPTION = "Create a folder for tables. Free. Next: update_tabl
 )
 async def create_column(
     table_uuid: TableId, name: Name, svc: Services, type: ColumnType = "text"
-) -> Annotated[CallToolResult, ColumnOut]:
+) -> Annotated[CallToolResult, ColumnChanged]:
     made = await svc.client.create_column(table_uuid, name, type)
-    out = column_out(table_uuid, made)
+    out = column_changed(table_uuid, made)
     return ok_result(out, f"Added column {out.name!r} ({out.type}, id {out.identifier}) to {table_uuid}.")
 
 
@@ -210,11 +205,11 @@ async def create_column(
 )
 async def rename_column(
     table_uuid: TableId, column: ColumnRef, new_name: Name, svc: Services
-) -> Annotated[CallToolResult, ColumnOut]:
+) -> Annotated[CallToolResult, ColumnChanged]:
     found = await column_of(svc, table_uuid, column)
     assert found.identifier is not None
     made = await svc.client.rename_column(table_uuid, found.identifier, new_name)
-    out = column_out(table_uuid, made)
+    out = column_changed(table_uuid, made)
     return ok_result(out, f"Renamed column {found.name!r} to {out.name!r} on {table_uuid}.")
 
 
@@ -482,5 +477,5 @@ async def export_table(
 )
 async def create_folder(name: Name, svc: Services) -> Annotated[CallToolResult, FolderOut]:
     folder = await svc.client.create_folder(name)
-    out = FolderOut(id=folder.id, name=folder.name, table_count=folder.table_count)
+    out = folder_out(folder)
     return ok_result(out, f"Created folder {out.id}: {out.name}.")
