@@ -9,7 +9,7 @@ RUNTIME_STAMP := $(VENV)/.installed-runtime
 
 .PHONY: install demo test lint typecheck judges unit e2e system sandbox bench bench-quick dist constraints clean
 
-# The tiers (tests/conftest.py's TIERS names each file's): unit opens no socket; e2e drives our server in-process
+# The tiers (the folder is the tier: tests/unit, tests/e2e, tests/system): unit opens no socket; e2e drives our server in-process
 # against the sandbox; system runs processes, judges and real servers. Most of e2e and system waits (sandbox
 # tasks, subprocesses, npm judges), so they run in parallel workers, more than the cores, each taking whole
 # files (module-scoped fixtures, such as the Inspector's recorded session, run once). PYTEST_WORKERS=0: serial.

@@ -1,7 +1,7 @@
 """Shared fixtures: a real sandbox on 127.0.0.1 and our real server behind a real MCP client session; the tiers.
 
-Every test file names its tier in TIERS below (a file missing from it is a collection error, so a new file
-must choose): `unit` opens no socket (pure functions, models, the ledger on a temporary file; enforced: an
+The folder is the tier: tests/unit, tests/e2e, tests/system (a test file elsewhere is a collection error, so
+a new file must choose): `unit` opens no socket (pure functions, models, the ledger on a temporary file; enforced: an
 inet connect or bind fails the test), `e2e` drives our server in-process through an MCP client against the
 sandbox, `system` runs processes (the CLI, stdio and HTTP servers, examples, crashes, the bench) or a judge or
 real server we did not write (Inspector, conformance, Chromium, PostgreSQL, haproxy). A file mixing tiers takes
@@ -45,95 +45,21 @@ SENTINEL_KEY = "sk-SENTINEL-9f8e7d6c5b4a"
 # ---- test tiers -----------------------------------------------------------------------------------------
 
 UNIT, E2E, SYSTEM = "unit", "e2e", "system"
-TIERS: dict[str, str] = {
-    "test_agent_scenario.py": E2E,
-    "test_api_requests.py": UNIT,
-    "test_bench.py": SYSTEM,
-    "test_billing_faults.py": E2E,
-    "test_budget_and_paging.py": E2E,
-    "test_bulk_waterfall.py": SYSTEM,  # one test over stdio
-    "test_catalog_and_runs.py": E2E,
-    "test_cli.py": SYSTEM,
-    "test_conformance.py": SYSTEM,
-    "test_connectors_and_tables.py": E2E,
-    "test_connectors_crud.py": E2E,
-    "test_contract_databar_mcp_server.py": SYSTEM,
-    "test_contract_databar_sdk.py": E2E,
-    "test_crash_recovery.py": SYSTEM,
-    "test_deadlines.py": E2E,
-    "test_demo_inputs.py": SYSTEM,
-    "test_deploy.py": SYSTEM,
-    "test_disk_full.py": E2E,
-    "test_dist.py": SYSTEM,
-    "test_doctor.py": SYSTEM,
-    "test_durability.py": E2E,
-    "test_errors.py": E2E,
-    "test_examples.py": SYSTEM,
-    "test_export_files.py": E2E,
-    "test_file_mapping.py": UNIT,
-    "test_fault_matrix.py": E2E,
-    "test_finding_enrichments.py": E2E,
-    "test_fuzz.py": E2E,
-    "test_guidance.py": E2E,
-    "test_hostile_input.py": SYSTEM,
-    "test_http.py": SYSTEM,
-    "test_http_limits.py": SYSTEM,
-    "test_inspector.py": SYSTEM,
-    "test_inspector_tasks.py": SYSTEM,
-    "test_input_files.py": UNIT,
-    "test_layers.py": UNIT,
-    "test_ledger.py": UNIT,  # its PostgreSQL cases are system (see tier_of)
-    "test_ledger_outage.py": SYSTEM,  # a real PostgreSQL server, restarted and stopped
-    "test_listing_cache.py": E2E,
-    "test_logging.py": SYSTEM,
-    "test_mcp_task_listen.py": SYSTEM,  # judged by the ext-tasks package under Node, and over HTTP
-    "test_mcp_task_runs.py": SYSTEM,  # a server restarted mid-run, and HTTP
-    "test_mcp_tasks.py": E2E,
-    "test_newcomer.py": SYSTEM,
-    "test_output_files.py": UNIT,
-    "test_oauth.py": SYSTEM,
-    "test_pure.py": UNIT,
-    "test_readme.py": UNIT,
-    "test_replicas.py": SYSTEM,
-    "test_reply_models.py": UNIT,
-    "test_reply_variants.py": E2E,
-    "test_resend_confirmation.py": E2E,
-    "test_result_budget.py": E2E,
-    "test_result_tokens.py": E2E,
-    "test_results_app.py": SYSTEM,
-    "test_retry_decision.py": UNIT,
-    "test_sandbox.py": SYSTEM,  # one test in a child process
-    "test_skills.py": E2E,
-    "test_sandbox_persistence.py": SYSTEM,
-    "test_secrets.py": E2E,
-    "test_spend_guard.py": E2E,
-    "test_sse_resume.py": UNIT,
-    "test_startup.py": SYSTEM,
-    "test_startup_cost.py": SYSTEM,
-    "test_table_admin_flows.py": E2E,
-    "test_table_enrich.py": E2E,
-    "test_table_export.py": E2E,
-    "test_tables.py": E2E,
-    "test_text_only.py": E2E,
-    "test_tool_weight.py": E2E,
-    "test_toolbox.py": E2E,
-    "test_tools_list.py": E2E,
-    "test_toolsets.py": E2E,
-    "test_transcript.py": SYSTEM,
-    "test_validation.py": E2E,
-}
+TIERS = (UNIT, E2E, SYSTEM)
 
 
 def tier_of(item: pytest.Item) -> str:
-    """The item's tier: its file's, raised to system when it runs on the real PostgreSQL server."""
-    name = item.path.name
-    if name not in TIERS:
-        raise pytest.UsageError(f"tests/{name} has no tier: add it to TIERS in tests/conftest.py (unit, e2e or system)")
+    """The item's tier: its folder's, raised to system when it runs on the real PostgreSQL server."""
+    folder = item.path.parent.name
+    if folder not in TIERS:
+        raise pytest.UsageError(
+            f"{item.path.name} is in no tier folder: move it to tests/unit, tests/e2e or tests/system"
+        )
     callspec = getattr(item, "callspec", None)
     on_postgres = "postgres" in getattr(item, "fixturenames", ()) or (
         callspec is not None and callspec.params.get("database_url") == "postgresql"
     )
-    return SYSTEM if on_postgres else TIERS[name]
+    return SYSTEM if on_postgres else folder
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -21,7 +21,7 @@ import pytest
 from databar_mcp.sandbox import SandboxServer
 from tests.conftest import lead
 from tests.judges import require
-from tests.test_crash_recovery import server_process
+from tests.system.test_crash_recovery import server_process
 
 ROWS = [lead(f"F{i}", f"L{i}", "example.com" if i % 2 == 0 else "nowhere.invalid") for i in range(12)]
 ARGS = {"waterfall": "email_getter", "params": ROWS, "enrichments": [833]}

@@ -23,10 +23,10 @@ from mcp.shared.exceptions import MCPError
 from databar_mcp.app.server import build_server
 from databar_mcp.sandbox import SandboxServer
 from tests.conftest import make_settings
+from tests.e2e.test_mcp_tasks import BULK_RUN, SLOW_ARGS, TERMINAL, slow
 from tests.judges import CACHE, require
+from tests.system.test_crash_recovery import server_process
 from tests.tasks_client import EXT, TaskNotes, listen, poll_until, raw
-from tests.test_crash_recovery import server_process
-from tests.test_mcp_tasks import BULK_RUN, SLOW_ARGS, TERMINAL, slow
 
 pytestmark = pytest.mark.anyio
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "examples" / "make_transcript.py"
 COMMITTED = ROOT / "examples" / "agent_transcript.md"
 TOOLS = ["list_waterfalls", "get_account", "run_bulk_waterfall", "get_task", "list_recent_tasks", "export_task_result"]

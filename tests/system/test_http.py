@@ -43,7 +43,7 @@ from databar_mcp.sandbox import SandboxConfig, SandboxServer
 from tests.conftest import SENTINEL_KEY, structured
 from tests.served import ServerProcess, clean_env, free_port, http_process
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "tok-SENTINEL-3c1d9a7e5b0f42"
 MAX_BODY = 64 * 1024  # small cap for the running server, so the oversize cases send little
 INITIALIZE = {

@@ -12,7 +12,7 @@ from bench.replicas import haproxy_binary
 from databar_mcp.core.users import Users
 from tests.locks import debian_installs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 SOURCE = "\n".join(p.read_text() for p in (ROOT / "databar_mcp").rglob("*.py"))
 

@@ -14,7 +14,7 @@ from databar_mcp.config import DEFAULT_TOOLSETS, TOOLSETS
 
 pytestmark = pytest.mark.anyio
 
-SKILLS = Path(__file__).parent.parent / "skills"
+SKILLS = Path(__file__).resolve().parents[2] / "skills"
 FLOWS = {"databar-enrich-a-list", "databar-enrich-a-table", "databar-recover-a-lost-run", "databar-push-to-crm"}
 SPEC_FIELDS = {"name", "description", "license", "compatibility", "metadata", "allowed-tools"}
 NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")

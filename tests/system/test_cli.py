@@ -19,7 +19,7 @@ from databar_mcp.app.cli import build_parser, main
 from databar_mcp.app.server import build_server
 from databar_mcp.config import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VENV_SCRIPT = Path(sys.executable).parent / "databar-mcp"
 
 

@@ -43,8 +43,8 @@ from databar_mcp.tools.fitting import CUT_META_KEY
 from tests.conftest import SENTINEL_KEY, error_body, structured, whole
 from tests.postgres_server import PostgresServer
 from tests.served import clean_env, free_port, http_process
+from tests.system.test_http import INITIALIZE, MCP_HEADERS, Recorder, recorder, sandbox_http
 from tests.tasks_client import raw
-from tests.test_http import INITIALIZE, MCP_HEADERS, Recorder, recorder, sandbox_http
 
 pytestmark = pytest.mark.anyio
 
@@ -586,7 +586,7 @@ async def test_the_published_resource_is_the_audience_accepted(issuer: Issuer) -
     """Issue 22 (4) at the HTTP edge: configured with an upper-case host and a default port, the server
     publishes the canonical resource and the issuer exactly, and a token for what it published is accepted."""
     from databar_mcp.app.auth import ResourceServer, oauth_from_env
-    from tests.test_http import Echo
+    from tests.system.test_http import Echo
 
     env = {"DATABAR_MCP_OAUTH_ISSUER": issuer.url, "DATABAR_MCP_OAUTH_RESOURCE": "http://MCP.Example.com:80"}
     oauth_options = oauth_from_env(env)

@@ -18,7 +18,7 @@ from databar_mcp.tools.registry import DEFINED
 
 pytestmark = pytest.mark.anyio
 
-TOOLS = Path(__file__).resolve().parent.parent / "databar_mcp" / "tools"
+TOOLS = Path(__file__).resolve().parents[2] / "databar_mcp" / "tools"
 TOOLSET_MODULES = {name for ts in Toolset for name in modules_of(ts)}
 INJECTED = {"svc", "ctx", "injected_context", "box", "run", "spend", "resend"}
 

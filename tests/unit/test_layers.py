@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "databar_mcp"
+PACKAGE = Path(__file__).resolve().parents[2] / "databar_mcp"
 
 RANK = {"config": 0, "api": 1, "core": 2, "tools": 3, "mcp_tasks": 4, "ui": 4, "app": 5}
 
@@ -68,3 +68,12 @@ def test_the_readme_names_every_layer_folder() -> None:
     assert folders == {"api", "core", "tools", "mcp_tasks", "ui", "app", "sandbox"}
     for folder in folders:
         assert f"`databar_mcp/{folder}/`" in section, folder
+
+
+def test_the_folder_is_the_tier() -> None:
+    """Tests live in tests/unit, tests/e2e or tests/system (DESIGN.md); tests/ itself holds only shared helpers."""
+    tests = PACKAGE.parent / "tests"
+    assert not sorted(p.name for p in tests.glob("test_*.py")), "a test file outside a tier folder"
+    for tier in ("unit", "e2e", "system"):
+        assert any((tests / tier).glob("test_*.py")), tier
+    assert not any(tests.glob("*/*/test_*.py")), "tier folders are flat"

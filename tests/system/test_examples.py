@@ -15,7 +15,7 @@ from pathlib import Path
 
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "examples" / "enrich_leads.py"
 LEADS = ROOT / "databar_mcp" / "app" / "demo_leads.csv"
 SUMMARY = re.compile(r"^(\d+)/(\d+) rows enriched, [\d.e+]+ credits spent, [\d.]+ s -> .+$", re.MULTILINE)

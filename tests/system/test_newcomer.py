@@ -85,7 +85,7 @@ def test_healthcheck_of_a_stdio_server_reads_its_ledger(tmp_path: Path, monkeypa
     assert stdio_health(pid1) == 0
 
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_make_and_the_dockerfile_install_the_pinned_versions() -> None:

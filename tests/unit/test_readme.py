@@ -21,9 +21,9 @@ from databar_mcp import __version__
 from databar_mcp.app.cli import build_parser
 from databar_mcp.app.server import build_server
 from databar_mcp.config import TOOLSETS, Settings
-from tests.test_tools_list import EXPECTED
+from tests.e2e.test_tools_list import EXPECTED
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 SERVER_JSON: dict[str, Any] = json.loads((ROOT / "server.json").read_text(encoding="utf-8"))
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)

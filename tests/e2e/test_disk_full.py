@@ -207,7 +207,7 @@ async def test_a_full_disk_during_a_table_run_is_a_structured_answer_and_never_s
     from databar_mcp.app.server import build_server
     from databar_mcp.sandbox import Fault
     from tests.conftest import error_body, make_settings, text_of
-    from tests.test_table_enrich import RUN, table_with_waterfall
+    from tests.e2e.test_table_enrich import RUN, table_with_waterfall
 
     sandbox.state.balance = 10_000
     server = build_server(make_settings(sandbox, small_disk, toolsets="all"))

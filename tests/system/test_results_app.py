@@ -33,9 +33,9 @@ from tests.locks import debian_installs
 ROWS = [lead(f"F{i}", f"L{i}", "example.com" if i % 3 else "nowhere.invalid") for i in range(20)]
 ARGS: dict[str, Any] = {"waterfall": "email_getter", "params": ROWS, "enrichments": [833, 966]}
 FIRST_PAGE = 8
-SCREENSHOT = Path(__file__).resolve().parent.parent / ".cache" / "screenshots" / "results_app.png"
+SCREENSHOT = Path(__file__).resolve().parents[2] / ".cache" / "screenshots" / "results_app.png"
 
-SHIM = (Path(__file__).resolve().parent / "app_host_shim.html").read_text(encoding="utf-8")
+SHIM = (Path(__file__).resolve().parents[1] / "app_host_shim.html").read_text(encoding="utf-8")
 
 
 def chromium() -> str:

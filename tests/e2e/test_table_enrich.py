@@ -15,7 +15,7 @@ from databar_mcp.core.users import acting_as
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
 from databar_mcp.sandbox.config import Fault
 from tests.conftest import BULK_ARGS, SENTINEL_KEY, error_body, make_settings, structured, text_of
-from tests.test_reply_variants import VARIANTS
+from tests.e2e.test_reply_variants import VARIANTS
 
 pytestmark = pytest.mark.anyio
 

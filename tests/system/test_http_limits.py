@@ -19,7 +19,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.served import clean_env, free_port, http_process
-from tests.test_http import INITIALIZE, MCP_HEADERS
+from tests.system.test_http import INITIALIZE, MCP_HEADERS
 
 IDLE_S = 6.0  # long enough that a loaded machine opens and pings ten sessions well within it
 HEADER_S = 1.0

@@ -25,8 +25,8 @@ from mcp.types import ElicitRequestParams, ElicitResult
 from databar_mcp.app.server import build_server
 from databar_mcp.sandbox import SandboxServer
 from tests.conftest import BULK_ARGS, lead, make_settings, structured
+from tests.system.test_crash_recovery import our_child_server, server_process, stdio_params
 from tests.tasks_client import EXT, StatusListener, poll_until, raw
-from tests.test_crash_recovery import our_child_server, server_process, stdio_params
 
 pytestmark = pytest.mark.anyio
 

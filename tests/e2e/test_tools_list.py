@@ -18,7 +18,7 @@ from databar_mcp.tools.schemas import model_visible, portable
 
 pytestmark = pytest.mark.anyio
 
-SNAPSHOT = Path(__file__).parent / "snapshots" / "tools.json"
+SNAPSHOT = Path(__file__).resolve().parents[1] / "snapshots" / "tools.json"
 
 
 EXPECTED = {
@@ -161,7 +161,9 @@ async def test_schemas_carry_the_constraints_a_call_is_planned_by(every: Client)
     assert move["type"] == "integer" and "0: out of every folder" in move["description"]
 
 
-SEEDS = Path(__file__).parent / "seeds"  # Databar's own API reference pages, verbatim (as in shared/seeds)
+SEEDS = (
+    Path(__file__).resolve().parents[1] / "seeds"
+)  # Databar's own API reference pages, verbatim (as in shared/seeds)
 
 
 def seed_body_constraints(page: str) -> dict[str, dict[str, Any]]:

@@ -181,8 +181,8 @@ FOREIGN_REPLIES: dict[str, tuple[int, object]] = {
 
 async def billable_args(client: Client, tool: str) -> dict[str, Any]:
     """Arguments for one run of `tool` on the sandbox (a table is made for the table tools)."""
-    from tests.test_table_admin_flows import EMAIL_FLOW
-    from tests.test_table_enrich import table_with_waterfall
+    from tests.e2e.test_table_admin_flows import EMAIL_FLOW
+    from tests.e2e.test_table_enrich import table_with_waterfall
 
     if tool == "run_bulk_waterfall":
         return dict(BULK_ARGS)

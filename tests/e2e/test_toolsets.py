@@ -13,7 +13,7 @@ from databar_mcp.config import CORE_TOOLS, DEFAULT_TOOLSETS, TOOLSETS
 from databar_mcp.sandbox import SandboxServer
 from databar_mcp.tools.registry import TOOLSET_META_KEY
 from tests.conftest import BULK_ARGS, error_body, make_settings, structured
-from tests.test_tools_list import EXPECTED
+from tests.e2e.test_tools_list import EXPECTED
 
 pytestmark = pytest.mark.anyio
 

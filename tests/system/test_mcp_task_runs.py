@@ -19,11 +19,11 @@ from databar_mcp.app.server import build_server
 from databar_mcp.config import Settings
 from databar_mcp.sandbox import SandboxServer
 from tests.conftest import make_settings, structured
+from tests.e2e.test_mcp_tasks import CANCEL, TERMINAL, handle_rows, slow
+from tests.e2e.test_table_admin_flows import EMAIL_FLOW
+from tests.e2e.test_table_enrich import RUN, table_with_waterfall
+from tests.system.test_crash_recovery import server_process
 from tests.tasks_client import EXT, poll_until, raw
-from tests.test_crash_recovery import server_process
-from tests.test_mcp_tasks import CANCEL, TERMINAL, handle_rows, slow
-from tests.test_table_admin_flows import EMAIL_FLOW
-from tests.test_table_enrich import RUN, table_with_waterfall
 
 pytestmark = pytest.mark.anyio
 
