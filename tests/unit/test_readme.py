@@ -5,6 +5,7 @@ Configs are read from the README itself, so a block edited by hand is checked as
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import shlex
@@ -24,7 +25,9 @@ from databar_mcp.config import TOOLSETS, Settings
 from tests.e2e.test_tools_list import EXPECTED
 
 ROOT = Path(__file__).resolve().parents[2]
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+# What users read and copy: the README and the pages it links in docs/ (checked as one text).
+README = "\n".join(p.read_text(encoding="utf-8") for p in [ROOT / "README.md", *DOCS])
 SERVER_JSON: dict[str, Any] = json.loads((ROOT / "server.json").read_text(encoding="utf-8"))
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 CONSOLE_SCRIPT = Path(sys.executable).parent / "databar-mcp"
@@ -81,6 +84,11 @@ def test_config_blocks_launch_a_real_command_with_accepted_args() -> None:
     assert len(configs) >= 5
     for fmt, name, entry, doc in configs:
         assert re.fullmatch(r"[a-z][a-z0-9-]*", name)
+        if entry.get("type") == "http":  # VS Code over HTTP: our /mcp, the token from a password input
+            assert re.fullmatch(r"http://127\.0\.0\.1:\d+/mcp", entry["url"]), entry
+            ref = re.fullmatch(r"Bearer \$\{input:([\w-]+)\}", entry["headers"]["Authorization"])
+            assert ref is not None and {i["id"]: i for i in doc["inputs"]}[ref.group(1)]["password"] is True
+            continue
         accepted_by_cli(our_args(entry["command"], entry.get("args", [])))
         if fmt == "servers":  # VS Code
             assert entry["type"] == "stdio"
@@ -101,8 +109,13 @@ def test_each_client_format_has_a_key_and_a_sandbox_variant() -> None:
 
 
 def test_claude_code_commands() -> None:
-    lines = [line for body in blocks("sh") for line in body.splitlines() if line.startswith("claude mcp add ")]
-    assert len(lines) == 2
+    every = [line for body in blocks("sh") for line in body.splitlines() if line.startswith("claude mcp add ")]
+    over_http = [line for line in every if "--transport http" in line]
+    lines = [line for line in every if line not in over_http]
+    assert len(lines) == 2 and len(over_http) == 1
+    words = shlex.split(over_http[0])
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/mcp", words[6]) and words[7:] == ["--header", words[8]]
+    assert words[8].startswith("Authorization: Bearer ")
     for line in lines:
         words = shlex.split(line)
         name = words[3]
@@ -118,6 +131,38 @@ def test_documented_environment_variables_exist() -> None:
     assert {"DATABAR_API_KEY", "DATABAR_MCP_STATE_DIR", "DATABAR_MCP_DUPLICATE_WINDOW"} <= documented
     for var in documented:
         assert f'"{var}"' in SOURCE, f"README documents {var}, which nothing reads"
+
+
+def test_every_variable_the_server_reads_is_in_the_configuration_table() -> None:
+    """Regression (issue 24): several variables were read and documented nowhere."""
+    table = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    rows = "\n".join(line for line in table.splitlines() if line.startswith("| `DATABAR_"))
+    listed = set(re.findall(r"`(DATABAR_[A-Z0-9_]+)`", rows))
+    read = set(re.findall(r'"(DATABAR_[A-Z0-9_]+)"', SOURCE))
+    assert read - listed == set(), "read by databar-mcp, missing from docs/configuration.md"
+    assert listed - read == set(), "in docs/configuration.md, read by nothing"
+
+
+def _options(parser: argparse.ArgumentParser) -> set[str]:
+    found: set[str] = set()
+    for action in parser._actions:
+        found |= {o for o in action.option_strings if o.startswith("--") and o != "--help"}
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():  # pyright: ignore[reportUnknownVariableType]
+                found |= _options(sub)  # pyright: ignore[reportUnknownArgumentType]
+    return found
+
+
+def test_every_flag_is_documented_and_every_documented_flag_exists() -> None:
+    """Regression (issue 24): --log-format and others were accepted and documented nowhere."""
+    flags = _options(build_parser())
+    commands = [line for body in blocks("sh") + blocks("") for line in body.splitlines() if "databar-mcp" in line]
+    mentioned = {f for f in re.findall(r"(--[a-z][a-z-]+)", README)}
+    assert flags - mentioned == set(), "flags databar-mcp accepts that no page documents"
+    for line in commands:
+        if line.lstrip().startswith(("databar-mcp ", "$ databar-mcp ")) and " demo" not in line:
+            used = set(re.findall(r"\s(--[a-z][a-z-]+)", line.split("#", 1)[0]))
+            assert used <= flags, f"{line!r} uses flags databar-mcp does not accept"
 
 
 def test_the_two_main_commands_stay() -> None:
