@@ -8,9 +8,10 @@ on with `get_task` when the run outlasts the wait), reads every page of results 
     databar-mcp demo --input my.csv --output out.csv --wait-seconds 20 --quiet
     DATABAR_API_KEY=... databar-mcp demo --real          # the real Databar API: spends credits, asks first
 
-The input CSV needs the columns first_name, last_name and company (a domain such as acme.com); other
-columns are carried through to the output unchanged (comma, semicolon or tab separated; UTF-8 or UTF-16, as
-Excel saves it). The output adds email, provider and verified.
+The input (CSV in any common dialect and encoding, JSON Lines or .xlsx) needs columns for first_name,
+last_name and company (a domain such as acme.com); common spellings ("First Name", "Company Domain") are
+matched, and a missing one is refused naming the columns the file has. Other columns are carried through to
+the output unchanged. The output adds email, provider and verified.
 
 Interrupted (Ctrl-C, a crash)? Run it again: the server's ledger hands back the task it already started for
 the same rows, so nothing is paid twice (the in-process sandbox keeps its state in the state dir too).
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import os
 import re
@@ -153,25 +153,41 @@ def server_parameters(real: bool) -> StdioServerParameters:
 
 
 def read_leads(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    """The CSV's columns and rows: UTF-8 or UTF-16 (Excel's "Unicode text"), comma, semicolon or tab separated."""
+    """The file's columns and rows (core.files: CSV in any common dialect and encoding, JSON Lines or .xlsx),
+    read strictly: an unclosed quote is reported as such, with its line, never as a missing input."""
+    from databar_mcp.core.files import FileProblem, iter_rows, open_input
+
+    if not path.exists():
+        raise InputProblem(f"{path}: no such file.")
     try:
-        raw = path.read_bytes()
+        source = open_input(path)
+        rows = [
+            {column: ("" if value is None else str(value)).strip() for column, value in row.values.items()}
+            for row in iter_rows(source)
+        ]
     except FileNotFoundError:
         raise InputProblem(f"{path}: no such file.") from None
+    except FileProblem as exc:
+        raise InputProblem(exc.message if str(path) in exc.message else f"{path}: {exc.message}") from None
     except OSError as exc:
         raise InputProblem(f"{path}: cannot be read ({exc.strerror or exc}).") from None
+    return list(source.columns), rows
+
+
+def mapped_params(
+    path: Path, columns: list[str], leads: list[dict[str, str]], waterfall: dict[str, Any]
+) -> list[dict[str, str]]:
+    """Each row's inputs, from the columns that hold them: the same names, or common spellings ("First Name",
+    "Company Domain"); a missing one is refused naming the columns the file has."""
+    from databar_mcp.core.files import InputSpec, MissingColumns, map_columns
+
+    specs = [InputSpec(n, True) for n in waterfall["required_inputs"]]
+    specs += [InputSpec(n) for n in waterfall["optional_inputs"]]
     try:
-        text = raw.decode("utf-16") if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InputProblem(f"{path} is not UTF-8 or UTF-16 text: save it as 'CSV UTF-8' and try again.") from None
-    try:
-        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.DictReader(io.StringIO(text, newline=""), dialect=dialect)
-    columns = list(reader.fieldnames or [])
-    rows = [{k: (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
-    return columns, rows
+        mapping = map_columns(columns, specs)
+    except MissingColumns as exc:
+        raise InputProblem(f"{path}: {exc.message}") from None
+    return [{name: row[column] for name, column in mapping.used.items() if row.get(column)} for row in leads]
 
 
 def csv_lines(text: str) -> str:
@@ -226,11 +242,7 @@ async def run(
     """Discover, run, wait and page: every result row by input index, and the last task view."""
     bar = ProgressBar(enabled=not args.quiet)
     waterfall = await find_waterfall(client)
-    missing = [name for name in waterfall["required_inputs"] if name not in columns]
-    if missing:
-        raise InputProblem(f"{args.input} lacks the column(s) {', '.join(missing)} that {WATERFALL} needs.")
-    inputs = [*waterfall["required_inputs"], *waterfall["optional_inputs"]]
-    params = [{k: row[k] for k in inputs if row.get(k)} for row in leads]
+    params = mapped_params(args.input, columns, leads, waterfall)
     providers = [p for p in waterfall["providers"] if p["enabled_by_default"]] or waterfall["providers"][:1]
     verifier = waterfall["email_verifiers"][0] if waterfall["email_verifiers"] else None
     arguments: dict[str, Any] = {

@@ -76,3 +76,31 @@ def test_a_key_in_the_environment_never_spends_without_real_and_a_yes(tmp_path: 
     asked = demo("--real", "--input", str(source), tmp_path=tmp_path, key="sk-not-a-real-key-0000000000")
     assert asked.returncode == 1  # no terminal to confirm on, and no --yes: nothing is sent
     assert "pass --yes" in asked.stderr and "Nothing was sent." in asked.stderr
+
+
+def test_other_header_spellings_are_matched_and_a_missing_column_names_those_found(tmp_path: Path) -> None:
+    """Regression (issue 24): a CSV with other column names was refused without saying which columns it had."""
+    spelled = tmp_path / "spelled.csv"
+    spelled.write_text("First Name,Last Name,Company Domain\nAnn,Lee,example.com\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    done = demo("--quiet", "--input", str(spelled), "--output", str(out), tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    with out.open(encoding="utf-8") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["First Name"] == "Ann" and row["email"] == "ann.lee@example.com", row
+
+    other = tmp_path / "other.csv"
+    other.write_text("name,employer\nAnn Lee,example.com\n", encoding="utf-8")
+    refused = demo("--quiet", "--input", str(other), tmp_path=tmp_path)
+    assert refused.returncode == 2
+    assert "'name', 'employer'" in refused.stderr and "first_name" in refused.stderr
+
+
+def test_an_unclosed_quote_is_reported_as_such(tmp_path: Path) -> None:
+    """Regression (issue 24): an unclosed quote was reported as a missing input."""
+    broken = tmp_path / "broken.csv"
+    broken.write_text('first_name,last_name,company\n"Ann,Lee,example.com\nBob,Ray,example.com\n', encoding="utf-8")
+    done = demo("--quiet", "--input", str(broken), tmp_path=tmp_path)
+    assert done.returncode == 2
+    assert "unclosed quote" in done.stderr and "line 2" in done.stderr
+    assert "lacks" not in done.stderr and "No column" not in done.stderr
