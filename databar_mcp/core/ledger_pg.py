@@ -281,15 +281,18 @@ class PostgresBackend:
     async def tracking_turn(self) -> AsyncGenerator[bool]:
         """A session advisory lock held for the pass: the replica that has it tracks, the others skip."""
         pool = await self._opened()
-        async with pool.connection() as conn:
-            cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_id(TRACKER_KEY),))
-            row = await cur.fetchone()
-            mine = row is not None and bool(row[0])
-            try:
-                yield mine
-            finally:
-                if mine:
-                    await conn.execute("SELECT pg_advisory_unlock(%s)", (lock_id(TRACKER_KEY),))
+        try:
+            async with pool.connection() as conn:
+                cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_id(TRACKER_KEY),))
+                row = await cur.fetchone()
+                mine = row is not None and bool(row[0])
+                try:
+                    yield mine
+                finally:
+                    if mine:
+                        await conn.execute("SELECT pg_advisory_unlock(%s)", (lock_id(TRACKER_KEY),))
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:  # a restart: one line
+            raise LedgerUnavailable(f"the ledger database {self.where} failed: {_reason(exc)}") from None
 
     def close(self) -> None:
         """Closing the pool needs the event loop it runs on: aclose() does it (the server's lifespan calls it)."""
