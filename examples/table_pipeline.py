@@ -29,6 +29,8 @@ from typing import Any
 import anyio
 from mcp import Client, StdioServerParameters
 
+from databar_mcp.app.demo import confirm_spending  # the demo's rule: --real asks, --yes skips the question
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_INPUT = HERE.parent / "databar_mcp" / "app" / "demo_leads.csv"  # the demo's bundled leads
 WATERFALL = "email_getter"
@@ -153,17 +155,6 @@ def use_real_api(args: argparse.Namespace) -> bool:
             "DATABAR_API_KEY is set, but this example uses the local sandbox unless you pass --real.", file=sys.stderr
         )
     return bool(args.real)
-
-
-def confirm_spending(args: argparse.Namespace, rows: int) -> bool:
-    """Ask before a real run spends credits (--yes skips the question; no terminal means no)."""
-    if args.yes:
-        return True
-    if not sys.stdin.isatty():
-        print("--real spends credits: pass --yes to run without a terminal to confirm on.", file=sys.stderr)
-        return False
-    answer = input(f"Enrich {rows} rows in a new table on the real Databar API, spending credits? [y/N] ")
-    return answer.strip().lower() in ("y", "yes")
 
 
 async def pipeline(args: argparse.Namespace) -> int:

@@ -52,7 +52,9 @@ async def test_retry_after_waits_on_a_submit_stop_at_the_deadline(sandbox: Sandb
     assert out["code"] == "rate_limited", text
     assert out["retry_after_seconds"] == 2
     assert ended_by_deadline(elapsed, deadline_s=3.0, fault_holds_s=6.0)  # three Retry-After: 2 waits
-    assert sandbox.state.counts[BULK_RUN] == 2 and len(sandbox.state.tasks) == 0  # refused twice, never run
+    # refused once or twice (whether the second Retry-After wait fits depends on how fast the first came back),
+    # never run
+    assert sandbox.state.counts[BULK_RUN] in (1, 2) and len(sandbox.state.tasks) == 0
 
 
 async def test_get_task_under_429s_answers_rate_limited_at_once(sandbox: SandboxServer, tmp_path: Path) -> None:

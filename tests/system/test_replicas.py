@@ -67,7 +67,7 @@ async def test_three_replicas_one_killed_bill_once_lose_nothing_and_all_read_eve
     # every replica's log and the errors (none unexpected beyond the kill) are kept for investigation
     assert all((tmp_path / f"replica{i}.stderr").exists() for i in range(3))
     errors = (tmp_path / "errors.log").read_text()
-    assert errors.count("Traceback") == figures.errors - sum(
+    assert errors.count("\n--- ") + errors.startswith("--- ") == figures.errors - sum(
         n for kind, n in figures.error_kinds.items() if kind.startswith("Error [")
     )
     assert figures.load_during_max >= 0 and figures.logs == str(tmp_path)

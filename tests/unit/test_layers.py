@@ -61,9 +61,8 @@ def test_every_module_imports_only_the_layers_above_it() -> None:
     assert wrong == []
 
 
-def test_the_readme_names_every_layer_folder() -> None:
-    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Architecture", 1)[1].split("\n## ", 1)[0]
+def test_the_architecture_page_names_every_layer_folder() -> None:
+    section = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
     folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and not p.name.startswith("__")}
     assert folders == {"api", "core", "tools", "mcp_tasks", "ui", "app", "sandbox"}
     for folder in folders:
