@@ -65,6 +65,8 @@ POLL_FIRST_S = 0.1
 POLL_GROWTH = 2.0
 POLL_CAP_S = 2.0
 POLL_MIN_S = 0.05
+# A running task's finished rows (Databar's include_partial, costly for the API): at most once per task this often.
+PARTIAL_READ_INTERVAL_S = 5.0
 
 # API limits (seeds + API notes)
 ROW_WRITE_BATCH = 50
@@ -200,6 +202,7 @@ class Settings(BaseModel):
     duplicate_window_s: float = Field(default=DUPLICATE_WINDOW_S, ge=0)
     tracker_interval_s: float = Field(default=TRACKER_INTERVAL_S, gt=0)
     task_unseen_grace_s: float = Field(default=TASK_UNSEEN_GRACE_S, ge=0)
+    partial_read_interval_s: float = Field(default=PARTIAL_READ_INTERVAL_S, ge=0)
     # None: list DEFAULT_TOOLSETS and let the model enable the others; a choice loads exactly those toolsets.
     toolsets: tuple[str, ...] | None = None
     read_only: bool = False

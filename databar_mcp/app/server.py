@@ -295,6 +295,7 @@ def build_server(settings: Settings, **server_options: Any) -> DatabarMCPServer:
             # an identical run in flight in another call settles within one request's timeouts
             settle_s=settings.connect_timeout_s + settings.read_timeout_s + 2.0,
             unseen_grace_s=settings.task_unseen_grace_s,
+            partial_read_interval_s=settings.partial_read_interval_s,
             users=users,
             audit=AuditLog(audit_path) if audit_path is not None else None,
         )

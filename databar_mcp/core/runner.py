@@ -29,6 +29,7 @@ from databar_mcp.api.errors import (
 from databar_mcp.api.retry import is_refusal
 from databar_mcp.core.audit import AuditLog
 from databar_mcp.core.fingerprint import fingerprint
+from databar_mcp.core.partial_reads import PartialReads
 from databar_mcp.core.store import Ledger, Outcome, Submission, TaskIdTaken, TaskNotOurs
 from databar_mcp.core.users import UserAccount, UserLimitReached, Users, current_owner
 
@@ -208,6 +209,7 @@ class TaskRunner:
         duplicate_window_s: float,
         settle_s: float,
         unseen_grace_s: float = config.TASK_UNSEEN_GRACE_S,
+        partial_read_interval_s: float = config.PARTIAL_READ_INTERVAL_S,
         users: Users | None = None,
         audit: AuditLog | None = None,
     ) -> None:
@@ -222,6 +224,7 @@ class TaskRunner:
         self._window_s = duplicate_window_s
         self._settle_s = settle_s
         self._unseen_grace_s = unseen_grace_s
+        self._partial_reads = PartialReads(partial_read_interval_s)
         self.waiting: set[str] = set()  # tasks a tool call is polling right now (the tracker leaves them be)
         # Set on SIGTERM: waits end at once and hand back their task ids, so a replica stops within seconds.
         self.draining = False
@@ -356,7 +359,15 @@ class TaskRunner:
             return Submitted(task_id=handle.task_id, status=handle.status, fingerprint=fp, durable=durable)
         raise AssertionError("unreachable: a shielded scope is never cancelled")  # pragma: no cover
 
-    async def poll(self, task_id: str) -> Task:
+    async def poll_partial(self, task_id: str) -> Task | None:
+        """One GET of a running task with the rows finished so far (include_partial), recorded like any poll;
+        None, and no request, when this task's partial rows were read less than an interval ago."""
+        await self._own(task_id)  # another user's task neither spends nor learns anything from the gate
+        if not self._partial_reads.allow(task_id):
+            return None
+        return await self.poll(task_id, include_partial=True)
+
+    async def poll(self, task_id: str, *, include_partial: bool = False) -> Task:
         """One GET of the task, recorded in the ledger (a finished task's data is stored in full).
 
         A task we submitted that Databar answers 404 for within the grace period is not visible there yet
@@ -367,7 +378,7 @@ class TaskRunner:
 
         await self._own(task_id)
         try:
-            task = await self._client.get_task(task_id)
+            task = await self._client.get_task(task_id, include_partial=include_partial)
         except ResultExpired:
             await self._ledger.observe(Task(task_id=task_id, status="gone"))
             raise

@@ -44,6 +44,10 @@ class TaskService:
         """One GET of the task at Databar, recorded."""
         return await self._runner.poll(task_id)
 
+    async def poll_partial(self, task_id: str) -> Task | None:
+        """One GET with the rows finished so far, at most once per task per interval (None: not now)."""
+        return await self._runner.poll_partial(task_id)
+
     async def wait(
         self, task_id: str, *, timeout_s: float, first: Task | None = None, on_progress: ProgressCallback | None = None
     ) -> Task | None:

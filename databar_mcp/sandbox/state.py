@@ -211,6 +211,7 @@ class SandboxState:
             self._settle()
             task = self._live_task(task_id)
             task.reads += 1
+            task.partial_reads += include_partial
             if task.reads <= self.config.fresh_task_unseen_reads:
                 raise not_found("Task not found.")  # the replica answering has not seen the new task yet
             now = self.clock.now()

@@ -272,7 +272,7 @@ def build_view(
         if done:
             view.message = f"{total} rows, {found} with data."
         else:
-            view.message = f"Still running; showing {total} rows so far (partial)."
+            view.message = "Still running; rows so far (partial: null is not found or not finished yet)."
         if shown_end < total:
             view.next_offset = shown_end
             view.next_call = get_task_call(task.task_id, offset=shown_end, detailed=detailed, limit=page_rows)

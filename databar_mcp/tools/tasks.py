@@ -42,6 +42,10 @@ Row i is input i's result (null: nothing found). Large results are paged: follow
 absent. Still running when the wait ends: call again. Results Databar deleted (after 24 h) come from the \
 local ledger."""
 
+# For the results view, which follows a run in short waits: Databar's include_partial is costly, so at most one
+# such read per task per config.PARTIAL_READ_INTERVAL_S (the others answer with progress only).
+PARTIAL_DESCRIPTION = "While running, also rows finished so far (rate-limited)."
+
 LIST_RECENT_TASKS_DESCRIPTION = """\
 List the tasks this server ran or read, newest first, from its local ledger. Free. Use it to find a lost \
 task_id, and after submission_unknown before anything else (unsettled_submissions)."""
@@ -254,6 +258,7 @@ async def get_task(
     offset: Offset = 0,
     limit: Limit = None,
     response_format: Annotated[ResponseFormat, Field(description=RESPONSE_FORMAT_DESCRIPTION)] = "concise",
+    partial: Annotated[bool, Field(description=PARTIAL_DESCRIPTION)] = False,
 ) -> Annotated[CallToolResult, TaskView]:
     task, source, estimate = await read_task(svc, task_id)
     if not task.is_terminal and wait_seconds > 0:
@@ -267,6 +272,8 @@ async def get_task(
             )
             or task
         )
+    if partial and source == "api" and not task.is_terminal:
+        task = await svc.tasks.poll_partial(task_id) or task
     answer = await deliver(
         svc,
         task,

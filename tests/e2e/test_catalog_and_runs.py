@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from mcp import Client
 
+from databar_mcp.app.server import build_server
 from databar_mcp.sandbox import SandboxServer
-from tests.conftest import LEADS, error_body, lead, structured, text_of, whole
+from tests.conftest import LEADS, error_body, lead, make_settings, structured, text_of, whole
 
 pytestmark = pytest.mark.anyio
 
@@ -119,6 +122,34 @@ async def test_cancel_a_running_task_then_cancelling_again_is_a_conflict(mcp: Cl
     assert not cancelled.is_error and structured(cancelled)["status"] == "cancelled"
     assert error_body(again)["code"] == "conflict" and "already finished" in error_body(again)["message"]
     assert recent["tasks"][0]["status"] == "cancelled"  # the ledger knows
+
+
+async def test_get_task_partial_shows_finished_rows_while_running_and_rations_databars_partial_reads(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """Issue 23 (6): the results view follows a run in short waits with partial=true; Databar's include_partial
+    is costly, so one read per task per interval gives rows; the polls between bring progress only."""
+    row_s = 1000.0  # rows finish only when the test moves the sandbox clock
+    sandbox.state.config.task_base_seconds = row_s
+    sandbox.state.config.row_seconds = row_s
+    rows = [lead(f"F{i}", f"L{i}", "example.com" if i % 3 else "nowhere.invalid") for i in range(20)]
+    args = {"waterfall": "email_getter", "params": rows, "enrichments": [833, 966], "wait_seconds": 0}
+    live = {"wait_seconds": 0, "limit": 100, "partial": True}
+    async with Client(build_server(make_settings(sandbox, tmp_path, partial_read_interval_s=3600.0))) as client:
+        task_id = structured(await client.call_tool("run_bulk_waterfall", args))["task_id"]
+        sandbox.state.clock.advance(row_s + 4 * row_s + 1)  # rows 0-4 are done
+        first = await client.call_tool("get_task", {"task_id": task_id, **live})
+        sandbox.state.clock.advance(7 * row_s)  # rows 0-11
+        second = await client.call_tool("get_task", {"task_id": task_id, **live})
+        plain = await client.call_tool("get_task", {"task_id": task_id, "wait_seconds": 0, "limit": 100})
+    task = sandbox.state.tasks[task_id]
+
+    assert "Progress: 5/20 rows finished, 3 found so far." in text_of(first)
+    assert "#1 {" in text_of(first) and "f1.l1@example.com" in text_of(first)  # a finished row, while running
+    assert "not finished yet" in text_of(first)  # null is ambiguous while running, and the text says so
+    assert "Progress: 12/20 rows finished" in text_of(second) and "@example.com" not in text_of(second)
+    assert "@example.com" not in text_of(plain)  # without partial, no partial read at all
+    assert task.partial_reads == 1 and task.reads >= 3
 
 
 async def test_every_run_result_reports_estimated_and_actual_credits(mcp: Client) -> None:

@@ -250,33 +250,74 @@ async def test_the_results_view_shows_a_real_result_sortable_filterable_and_expo
     assert (width, height) == (1200, 900) and colours > 20
 
 
+LIVE_POLL: dict[str, Any] = {"wait_seconds": 2, "limit": 100, "partial": True}  # the view's poll while a run works
+
+
+def dumped(result: Any) -> dict[str, Any]:
+    return result.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+def call_key(name: str, args: dict[str, Any]) -> str:
+    return f"{name} {json.dumps(dict(sorted(args.items())), separators=(',', ':'))}"
+
+
 @pytest.mark.anyio
-async def test_the_results_view_follows_a_running_task_to_its_end(sandbox: SandboxServer, tmp_path: Path) -> None:
+async def test_the_results_view_shows_progress_and_rows_while_a_run_works_and_the_same_final_table(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """Issue 23 (6): the view sat at "processing 0/600" for 11.5 s, then jumped to 600/600. It now follows a
+    run in short waits: progress moves and finished rows appear while it works; the final table is the one a
+    finished result renders. Rows finish only when the test moves the sandbox clock; the answers the view gets
+    are our server's, recorded at each step; the shim notes what the view showed each time it asked again."""
     binary = chromium()
-    sandbox.state.config.task_base_seconds = 0.5
+    row_s = 1000.0
+    sandbox.state.config.task_base_seconds = row_s
+    sandbox.state.config.row_seconds = row_s
+    answers: list[Any] = []
     async with Client(build_server(make_settings(sandbox, tmp_path))) as client:
         page = await client.read_resource(RESULTS_URI)
         running = await client.call_tool("run_bulk_waterfall", {**ARGS, "wait_seconds": 0})
         task_id = structured(running)["task_id"]
-        wait_args = {"task_id": task_id, "wait_seconds": 20}
-        final = await client.call_tool("get_task", wait_args)
-    assert structured(running)["done"] is False and structured(final)["done"] is True
+        poll = {"task_id": task_id, **LIVE_POLL}
+        moved = 0.0
+        for finished in (5, 12, len(ROWS)):
+            target = row_s + (finished - 1) * row_s + 1  # row k is done at base + k * row_s
+            sandbox.state.clock.advance(target - moved)
+            moved = target
+            answers.append(await client.call_tool("get_task", poll))
+    views = [structured(a) for a in answers]
+    assert structured(running)["done"] is False and [v["done"] for v in views] == [False, False, True]
     content = page.contents[0]
     assert isinstance(content, TextResourceContents)
 
-    def dumped(result: Any) -> dict[str, Any]:
-        return result.model_dump(by_alias=True, mode="json", exclude_none=True)
-
-    data = {
+    live = {
         "html": content.text,
         "arguments": ARGS,
         "result": dumped(running),
         "total": len(ROWS),
-        "answers": {f"get_task {json.dumps(dict(sorted(wait_args.items())), separators=(',', ':'))}": dumped(final)},
+        "answers": {call_key("get_task", poll): [dumped(a) for a in answers]},
     }
-    report = host_report(binary, write_shim(tmp_path / "host.html", data), query="?live=1")
+    report = host_report(binary, write_shim(tmp_path / "live.html", live), query="?live=1")
+    finished = {**live, "result": dumped(answers[-1]), "answers": {}}
+    direct = host_report(binary, write_shim(tmp_path / "finished.html", finished), query="?live=1")
 
-    assert report["calls"].count("tools/call get_task") == 1
+    assert report["calls"].count("tools/call get_task") == len(answers)
+    before, first, second = report["seen"]
+    assert (before["done"], before["table"]["rows"]) == ("0", [])  # as the run tool's answer left it
+    found_early = [r for r in views[0]["rows"] if r["data"] is not None]
+    assert found_early and all(r["index"] < 5 for r in found_early)
+    assert first["status"] == "processing" and (first["done"], first["total"]) == ("5", str(len(ROWS)))
+    assert first["bar"] == 5 and first["found"] == str(len(found_early))
+    head = first["table"]["head"]
+    shown = {int(r[head.index("#")]): r for r in first["table"]["rows"]}
+    assert sorted(shown) == [r["index"] for r in found_early]  # only rows certainly finished, while it runs
+    for r in found_early:
+        assert shown[r["index"]][head.index("email")] == r["data"]["email"]
+        assert shown[r["index"]][head.index("first_name")] == ROWS[r["index"]]["first_name"]
+    assert second["status"] == "processing" and second["done"] == "12" and second["bar"] == 12
+    assert len(second["table"]["rows"]) >= len(found_early)
+
     assert report["stats"]["status"] == "completed" and report["stats"]["done"] == str(len(ROWS))
+    assert report["stats"]["found"] == str(views[-1]["rows_with_data"])
+    assert report["all"] == direct["all"] and report["stats"] == direct["stats"]  # the same final table
     assert len(report["all"]["rows"]) == len(ROWS)
-    assert report["stats"]["found"] == str(structured(final)["rows_with_data"])

@@ -22,6 +22,7 @@ from databar_mcp.api.lazy import LazyModule
 from databar_mcp.api.models import Task, TaskProgress
 from databar_mcp.api.retry import backoff_delay, parse_retry_after
 from databar_mcp.core.costs import credits_words, measured
+from databar_mcp.core.partial_reads import PartialReads
 from databar_mcp.core.runner import QUICK_ROWS_S, PollPlan
 from databar_mcp.core.shaping import escape_text, largest_fitting, result_size
 from databar_mcp.tools.tables import next_page_call
@@ -225,3 +226,14 @@ def test_a_balance_drop_measures_a_run_only_when_it_is_plausibly_that_run_alone(
     assert credits_words(10.0, "measured", 12.0).startswith("Credits spent: 10 (measured from the balance")
     assert credits_words(12.0, "estimate", 12.0).endswith("counted at its estimate, at most 12.")
     assert credits_words(None, None, 12.0) == "Credits spent: not known until the run finishes; at most 12."
+
+
+def test_partial_reads_are_granted_once_per_interval_per_task() -> None:
+    """Issue 23 (6): however often views poll, Databar's costly include_partial is read once per interval."""
+    now = [100.0]
+    gate = PartialReads(5.0, clock=lambda: now[0])
+    assert gate.allow("a") and gate.allow("b")
+    now[0] += 4.9
+    assert not gate.allow("a") and not gate.allow("b")
+    now[0] += 0.1
+    assert gate.allow("a") and not gate.allow("a") and gate.allow("b")
