@@ -33,7 +33,7 @@ from databar_mcp.tools.failures import from_api_error, from_issues, from_ledger_
 from databar_mcp.tools.guard import guarded
 from databar_mcp.tools.params import WAIT_DEFAULT, AcknowledgeFlag, ForceFlag, WaitSeconds
 from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result, with_line
-from databar_mcp.tools.sdk_private import client_cancelled
+from databar_mcp.tools.sdk_private import client_cancelled, stream_closed_by_client
 from databar_mcp.tools.task_kit import deliver, iso, note_lost_run, progress_reporter, what_to_check
 from databar_mcp.tools.task_view import TaskView, get_task_call, render
 
@@ -540,7 +540,8 @@ async def follow(
             submitted.task_id, timeout_s=remaining, on_progress=lambda t: progress_reporter(ctx, t)
         )
     except anyio.get_cancelled_exc_class():
-        if client_cancelled(ctx) and not reused:  # the user pressed Stop: stop the spend too
+        stopped = client_cancelled(ctx) or stream_closed_by_client(ctx, draining=svc.runner.draining)
+        if stopped and not reused:  # the user pressed Stop: stop the spend too
             await svc.tasks.cancel_on_stop(submitted.task_id)
         raise
     if task is None:

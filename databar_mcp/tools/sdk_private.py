@@ -21,3 +21,15 @@ def client_cancelled(ctx: ToolContext) -> bool:
     event: Any = getattr(outbound, "cancel_requested", None)
     is_set: Any = getattr(event, "is_set", None)
     return bool(is_set()) if callable(is_set) else False
+
+
+STREAM_CLOSE_CANCELS = frozenset({"2026-07-28"})  # HTTP revisions whose client cancels by closing the reply stream
+
+
+def stream_closed_by_client(ctx: ToolContext, *, draining: bool) -> bool:
+    """Whether an HTTP request of a revision that cancels by closing its reply stream (2026-07-28 has no
+    client-to-server notifications over HTTP) was cancelled by its client: the handler is cancelled while the
+    server is not shutting down. A shutdown drains first (`draining`), so it never counts."""
+    if draining or ctx.headers is None:  # stdio and in-memory calls have no headers: they send notifications
+        return False
+    return ctx.protocol_version in STREAM_CLOSE_CANCELS

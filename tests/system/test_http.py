@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import zipfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -24,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
 import pytest
 from mcp import Client
@@ -699,3 +701,34 @@ async def test_enable_toolsets_grows_only_its_own_sessions_list(served: Served) 
         bobs = {t.name for t in (await bob.list_tools()).tools}
     assert "create_table" in alices and "create_table" not in bobs
     assert bobs == before and "list_table_rows" in bobs  # a core tool is every session's
+
+
+@pytest.mark.anyio
+async def test_a_2026_client_closing_its_run_call_cancels_the_databar_run(
+    served: Served, sandbox_http: SandboxServer
+) -> None:
+    """Regression (issue 23, section 5): over 2026-07-28 HTTP a client cancels by closing the reply stream;
+    the wait ended but the run went on billing. Now the Databar run is cancelled too."""
+    cancel = "POST /v1/tasks/{task_id}/cancel"
+    before_cancels, before_tasks = sandbox_http.state.counts.get(cancel, 0), set(sandbox_http.state.tasks)
+    config = sandbox_http.state.config
+    base, row = config.task_base_seconds, config.row_seconds
+    config.task_base_seconds, config.row_seconds = 0.0, 2.0  # far longer than the test
+    rows = [{"first_name": f"F{i}", "last_name": "Doe", "company": "example.com"} for i in range(10)]
+    try:
+        async with mcp_client(served.url) as client:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(client.call_tool, "run_bulk_waterfall", {**BULK, "params": rows, "wait_seconds": 25})
+                while not set(sandbox_http.state.tasks) - before_tasks:  # sent; the call is waiting now
+                    await anyio.sleep(0.02)
+                tg.cancel_scope.cancel()  # the user presses Stop
+            (task_id,) = set(sandbox_http.state.tasks) - before_tasks
+            task = sandbox_http.state.tasks[task_id]
+            # until the server cancels it, or the run ends by itself (then it was not cancelled: the test fails)
+            while (
+                sandbox_http.state.counts.get(cancel, 0) == before_cancels and task.status(time.time()) == "processing"
+            ):
+                await anyio.sleep(0.05)
+    finally:
+        config.task_base_seconds, config.row_seconds = base, row
+    assert task.cancelled_at is not None  # Databar refunds the unfinished rows
