@@ -16,11 +16,17 @@ from databar_mcp.api.models import BulkEnrichmentRequest, BulkWaterfallRequest, 
 from databar_mcp.config import Toolset
 from databar_mcp.core.catalog import default_providers, plan_bulk_run
 from databar_mcp.tools.context import ToolContext, services
+from databar_mcp.core.files import InputSpec
+from databar_mcp.tools.file_runs import FileArgs, FileTarget, exactly_one, execute_file, guard_prepare
 from databar_mcp.tools.params import (
     WAIT_AND_NEXT,
+    ColumnMap,
     EnrichmentId,
+    InputFilePath,
     InputValue,
-    Rows,
+    OptionalRows,
+    OutputFilePath,
+    SkipBadRows,
     WaterfallId,
 )
 from databar_mcp.tools.registry import tool
@@ -103,14 +109,105 @@ async def prepare_bulk_enrichment(
     )
 
 
+# ---- the file form (issue 25): rows read from input_file, results written to a file ---------------------
+
+
+def file_args(
+    input_file: str | None, columns: dict[str, str] | None, skip_bad_rows: bool, output_file: str | None
+) -> FileArgs | None:
+    if input_file is None:
+        return None
+    return FileArgs(input_file, columns, skip_bad_rows, output_file)
+
+
+async def waterfall_target(
+    ctx: ToolContext, waterfall: str, enrichments: list[int] | None, email_verifier: int | None
+) -> FileTarget:
+    found = await services(ctx).catalog.get(waterfall)
+    chosen = list(enrichments) if enrichments else default_providers(found)
+    call_args: dict[str, object] = {"waterfall": waterfall}
+    if enrichments:
+        call_args["enrichments"] = enrichments
+    if email_verifier is not None:
+        call_args["email_verifier"] = email_verifier
+    return FileTarget(
+        tool="run_bulk_waterfall",
+        target=f"waterfall '{waterfall}'",
+        inputs=tuple(InputSpec(p.name, p.must_have) for p in found.input_params),
+        identity={"waterfall": waterfall, "enrichments": chosen, "email_verifier": email_verifier},
+        call_args=call_args,
+        prepare_part=lambda rows: prepare_bulk_waterfall(ctx, waterfall, list(rows), enrichments, email_verifier),
+    )
+
+
+async def enrichment_target(ctx: ToolContext, enrichment_id: int, pages: int | None) -> FileTarget:
+    found = await services(ctx).catalog.enrichment(enrichment_id)
+    call_args: dict[str, object] = {"enrichment_id": enrichment_id}
+    if pages is not None:
+        call_args["pages"] = pages
+    return FileTarget(
+        tool="run_bulk_enrichment",
+        target=f"enrichment {enrichment_id}",
+        inputs=tuple(InputSpec(p.name, p.is_required) for p in found.params or []),
+        identity={"enrichment": enrichment_id, "pages": pages},
+        call_args=call_args,
+        prepare_part=lambda rows: prepare_bulk_enrichment(ctx, enrichment_id, list(rows), pages),
+    )
+
+
+async def prepare_waterfall_call(
+    ctx: ToolContext,
+    waterfall: str,
+    params: list[dict[str, InputValue]] | None,
+    enrichments: list[int] | None,
+    email_verifier: int | None,
+    input_file: str | None,
+    columns: dict[str, str] | None,
+    skip_bad_rows: bool,
+) -> PreparedRun:
+    """The run a call asks for, in either form: the rows given, or the whole file as one spend."""
+    exactly_one("run_bulk_waterfall", params_given=params is not None, file_given=input_file is not None)
+    args = file_args(input_file, columns, skip_bad_rows, None)
+    if args is not None:
+        return await guard_prepare(ctx, args, lambda: waterfall_target(ctx, waterfall, enrichments, email_verifier))
+    assert params is not None
+    return await prepare_bulk_waterfall(ctx, waterfall, params, enrichments, email_verifier)
+
+
+async def prepare_enrichment_call(
+    ctx: ToolContext,
+    enrichment_id: int,
+    params: list[dict[str, InputValue]] | None,
+    pages: int | None,
+    input_file: str | None,
+    columns: dict[str, str] | None,
+    skip_bad_rows: bool,
+) -> PreparedRun:
+    exactly_one("run_bulk_enrichment", params_given=params is not None, file_given=input_file is not None)
+    args = file_args(input_file, columns, skip_bad_rows, None)
+    if args is not None:
+        return await guard_prepare(ctx, args, lambda: enrichment_target(ctx, enrichment_id, pages))
+    assert params is not None
+    return await prepare_bulk_enrichment(ctx, enrichment_id, params, pages)
+
+
 # ---- spend resolvers: run before the tool body, so the SDK can put a question to the user -----------------
 # (The SDK passes tool arguments by name and recognises only a bare Context annotation here.)
 
 
+FILE_ARGUMENTS = ("input_file", "columns", "skip_bad_rows")
 bulk_waterfall_run = run_guards(
-    "bulk_waterfall", prepare_bulk_waterfall, "waterfall", "params", "enrichments", "email_verifier"
+    "bulk_waterfall",
+    prepare_waterfall_call,
+    "waterfall",
+    "params",
+    "enrichments",
+    "email_verifier",
+    *FILE_ARGUMENTS,
 )
-bulk_enrichment_run = run_guards("bulk_enrichment", prepare_bulk_enrichment, "enrichment_id", "params", "pages")
+bulk_enrichment_run = run_guards(
+    "bulk_enrichment", prepare_enrichment_call, "enrichment_id", "params", "pages", *FILE_ARGUMENTS
+)
 
 
 @tool(
@@ -124,12 +221,22 @@ bulk_enrichment_run = run_guards("bulk_enrichment", prepare_bulk_enrichment, "en
 )
 async def run_bulk_waterfall(
     waterfall: WaterfallId,
-    params: Rows,
     run: Annotated[RunControls, Resolve(bulk_waterfall_run)],
+    input_file: InputFilePath = None,
+    columns: ColumnMap = None,
+    skip_bad_rows: SkipBadRows = False,
+    output_file: OutputFilePath = None,
+    params: OptionalRows = None,
     enrichments: ProviderIds = None,
     email_verifier: VerifierId = None,
 ) -> Annotated[CallToolResult, TaskView]:
-    return await execute(run, lambda: prepare_bulk_waterfall(run.ctx, waterfall, params, enrichments, email_verifier))
+    args = file_args(input_file, columns, skip_bad_rows, output_file)
+    prepare = lambda: prepare_waterfall_call(  # noqa: E731
+        run.ctx, waterfall, params, enrichments, email_verifier, input_file, columns, skip_bad_rows
+    )
+    if args is None or params is not None:
+        return await execute(run, prepare)
+    return await execute_file(run, args, lambda: waterfall_target(run.ctx, waterfall, enrichments, email_verifier))
 
 
 @tool(
@@ -143,8 +250,18 @@ async def run_bulk_waterfall(
 )
 async def run_bulk_enrichment(
     enrichment_id: EnrichmentId,
-    params: Rows,
     run: Annotated[RunControls, Resolve(bulk_enrichment_run)],
+    input_file: InputFilePath = None,
+    columns: ColumnMap = None,
+    skip_bad_rows: SkipBadRows = False,
+    output_file: OutputFilePath = None,
+    params: OptionalRows = None,
     pages: Pages = None,
 ) -> Annotated[CallToolResult, TaskView]:
-    return await execute(run, lambda: prepare_bulk_enrichment(run.ctx, enrichment_id, params, pages))
+    args = file_args(input_file, columns, skip_bad_rows, output_file)
+    prepare = lambda: prepare_enrichment_call(  # noqa: E731
+        run.ctx, enrichment_id, params, pages, input_file, columns, skip_bad_rows
+    )
+    if args is None or params is not None:
+        return await execute(run, prepare)
+    return await execute_file(run, args, lambda: enrichment_target(run.ctx, enrichment_id, pages))

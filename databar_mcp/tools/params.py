@@ -86,6 +86,21 @@ Rows = Annotated[
         description="One object of input fields per row.",
     ),
 ]
+# The file form of a run (issue 25): rows read from a file the user has, results written to a file.
+InputFilePath = Annotated[
+    SkipJsonSchema[None] | Annotated[str, Field(min_length=1, max_length=4096)],
+    Field(description="Path of a CSV/JSONL/.xlsx list, instead of params: for any list the user has as a file."),
+]
+ColumnMap = Annotated[
+    SkipJsonSchema[None] | dict[str, str],
+    Field(description="input name -> file column; common header spellings are matched without it."),
+]
+SkipBadRows = Annotated[bool, Field(description="true: send the good rows, leave bad ones empty.")]
+OutputFilePath = Annotated[
+    SkipJsonSchema[None] | Annotated[str, Field(min_length=1, max_length=4096)],
+    Field(description="Where results go (default: next to the exports)."),
+]
+OptionalRows = Annotated[SkipJsonSchema[None] | Rows, Field(description="One object of input fields per row.")]
 FORCE_DESCRIPTION = "true: resubmit an identical recent run (bills again)."
 # How a run answers, said fully once in the server instructions; each run tool names it in one line.
 WAIT_AND_NEXT = 'Waits up to wait_seconds; on "processing", call the get_task it names (never re-run to retry).'
