@@ -14,7 +14,6 @@ import pytest
 from mcp import Client
 
 from databar_mcp.app.server import build_server
-from databar_mcp.config import Settings
 from databar_mcp.sandbox import SandboxServer
 from tests.conftest import error_body, make_settings, structured, text_of
 
@@ -49,8 +48,11 @@ def file_args(path: Path, **more: Any) -> dict[str, Any]:
 async def test_other_header_spellings_are_mapped_and_the_mapping_is_stated(
     mcp: Client, sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    leads = write_csv(tmp_path / "leads.csv", ["First Name", "Surname", "Company Domain", "Notes"],
-                      [(*p, f"note {i}") for i, p in enumerate(PEOPLE)])
+    leads = write_csv(
+        tmp_path / "leads.csv",
+        ["First Name", "Surname", "Company Domain", "Notes"],
+        [(*p, f"note {i}") for i, p in enumerate(PEOPLE)],
+    )
     out = tmp_path / "out.csv"
 
     result = await mcp.call_tool("run_bulk_waterfall", file_args(leads, output_file=str(out)))
@@ -139,9 +141,7 @@ async def test_params_and_input_file_together_are_refused(mcp: Client, sandbox: 
     assert sandbox.state.counts[BULK_POSTS] == 0
 
 
-async def test_a_file_in_parts_resumes_without_sending_a_part_twice(
-    sandbox: SandboxServer, tmp_path: Path
-) -> None:
+async def test_a_file_in_parts_resumes_without_sending_a_part_twice(sandbox: SandboxServer, tmp_path: Path) -> None:
     people = [(f"P{i}", f"L{i}", "example.com" if i % 2 else "nowhere.invalid") for i in range(10)]
     leads = write_csv(tmp_path / "leads.csv", ["first_name", "last_name", "company"], people)
     settings = make_settings(sandbox, tmp_path, file_part_rows=4, tool_deadline_s=5.0)
@@ -164,3 +164,16 @@ async def test_a_file_in_parts_resumes_without_sending_a_part_twice(
     assert sandbox.state.counts[BULK_POSTS] == 3  # no part sent twice
     output = Path(text.split("Output: ", 1)[1].split(" (", 1)[0])
     assert len(read_csv(output)) == 10
+
+
+async def test_a_flow_runs_on_a_file(mcp: Client, sandbox: SandboxServer, tmp_path: Path) -> None:
+    companies = write_csv(tmp_path / "companies.csv", ["Domain", "Owner"], [("example.com", "a"), ("acme.com", "b")])
+
+    result = await mcp.call_tool(
+        "run_bulk_flow", {"flow_id": "8d4e2b71-0c3f-4a95-b7e8-5f6a1c2d3e40", "input_file": str(companies)}
+    )
+
+    text = text_of(result)
+    assert not result.is_error, text
+    assert "completed" in text.splitlines()[0] and "domain ← 'Domain'" in text
+    assert sandbox.state.counts["POST /v1/flows/{flow_id}/bulk-run"] == 1

@@ -109,6 +109,7 @@ async def open_job(
 ) -> Job:
     """The job, created on its first call (two calls at once create it once: the id is the primary key)."""
     now = time.time()
+    priced_at = (estimated_credits, now, now)
 
     async def work(conn: LedgerConn) -> Job:
         await conn.begin(f"job:{job_id}")
@@ -117,8 +118,7 @@ async def open_job(
                 """INSERT INTO file_jobs (job_id, owner, tool, input_file, file_sha256, rows, parts, mapping_json,
                                           estimated_credits, state, created_at, updated_at)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?) ON CONFLICT (job_id) DO NOTHING""",
-                (job_id, current_owner(), tool, input_file, file_sha256, rows, parts, json.dumps(mapping))
-                + (estimated_credits, now, now),
+                (job_id, current_owner(), tool, input_file, file_sha256, rows, parts, json.dumps(mapping), *priced_at),
             )
             job = await _read(conn, job_id)
             await conn.commit()

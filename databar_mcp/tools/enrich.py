@@ -15,8 +15,8 @@ from databar_mcp.api import runs
 from databar_mcp.api.models import BulkEnrichmentRequest, BulkWaterfallRequest, Pagination
 from databar_mcp.config import Toolset
 from databar_mcp.core.catalog import default_providers, plan_bulk_run
-from databar_mcp.tools.context import ToolContext, services
 from databar_mcp.core.files import InputSpec
+from databar_mcp.tools.context import ToolContext, services
 from databar_mcp.tools.file_runs import FileArgs, FileTarget, exactly_one, execute_file, guard_prepare
 from databar_mcp.tools.params import (
     WAIT_AND_NEXT,

@@ -192,7 +192,9 @@ def part_positions(
     return out
 
 
-def part_rows(source: InputFile, part: Part, mapping: ColumnMapping, inputs: Sequence[InputSpec]) -> list[dict[str, str]]:
+def part_rows(
+    source: InputFile, part: Part, mapping: ColumnMapping, inputs: Sequence[InputSpec]
+) -> list[dict[str, str]]:
     """What one part sends (its good rows, in order)."""
     required = frozenset(i.name for i in inputs if i.required)
     rows: list[dict[str, str]] = []
@@ -598,13 +600,16 @@ async def answer(svc: Services, plan: FilePlan, job: jobs.Job, *, written: Writt
     next_call = None
     if job.done:
         lines.append(
-            head + f"; {facts.found:,} with data, {facts.no_data:,} without"
+            head
+            + f"; {facts.found:,} with data, {facts.no_data:,} without"
             + (f", {skipped:,} bad rows skipped (left empty)" if skipped else "")
             + "."
         )
         rows_out = written.rows if written is not None else job.output_rows
-        lines.append(f"Output: {job.output_file} ({plan.source.format if written is None else written.format}, "
-                     f"{rows_out or 0:,} rows: the input's columns, then the results').")
+        lines.append(
+            f"Output: {job.output_file} ({plan.source.format if written is None else written.format}, "
+            f"{rows_out or 0:,} rows: the input's columns, then the results')."
+        )
         if written is not None:
             positions = await anyio.to_thread.run_sync(
                 lambda: part_positions(plan.source, plan.parts, plan.mapping, plan.target.inputs)
