@@ -86,7 +86,7 @@ async def test_bad_rows_are_named_by_row_number_and_nothing_is_sent(
     assert "row 4: no value for required first_name" in body["message"]
     assert "row 7: no value for required company" in body["message"]
     assert "no credits were spent" in body["message"]
-    assert any("skip_bad_rows=true" in step for step in body["next_steps"])
+    assert any("skip_bad_rows=true to send the 4 good rows" in step for step in body["next_steps"])
     assert sandbox.state.counts[BULK_POSTS] == 0
 
 

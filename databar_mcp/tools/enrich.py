@@ -56,14 +56,14 @@ Pages = Annotated[
 
 RUN_BULK_WATERFALL_DESCRIPTION = (
     "Run a waterfall on one row or many (e.g. work emails for a list of people); returns the rows aligned to the "
-    "inputs (null where no provider found data).\n\n"
+    "inputs (null where no provider found data). A list in a file: input_file (results go to a file).\n\n"
     "Costs credits: each provider tried on a row bills its price, plus the verifier per found email; worst "
     "case rows × (providers' prices + verifier), as estimated_credits. Checked first; submitted once. " + WAIT_AND_NEXT
 )
 
 RUN_BULK_ENRICHMENT_DESCRIPTION = (
     "Run one enrichment (a single provider) on one input or many; returns results aligned to the inputs (null "
-    "where nothing found).\n\n"
+    "where nothing found). A list in a file: input_file (results go to a file).\n\n"
     "Costs credits: price × rows (× pages), as estimated_credits. Params checked first; submitted once. "
     + WAIT_AND_NEXT
 )
@@ -136,7 +136,9 @@ async def waterfall_target(
         inputs=tuple(InputSpec(p.name, p.must_have) for p in found.input_params),
         identity={"waterfall": waterfall, "enrichments": chosen, "email_verifier": email_verifier},
         call_args=call_args,
-        prepare_part=lambda rows: prepare_bulk_waterfall(ctx, waterfall, list(rows), enrichments, email_verifier),
+        prepare_part=lambda rows: prepare_bulk_waterfall(
+            ctx, waterfall, [dict(r) for r in rows], enrichments, email_verifier
+        ),
     )
 
 
@@ -151,7 +153,7 @@ async def enrichment_target(ctx: ToolContext, enrichment_id: int, pages: int | N
         inputs=tuple(InputSpec(p.name, p.is_required) for p in found.params or []),
         identity={"enrichment": enrichment_id, "pages": pages},
         call_args=call_args,
-        prepare_part=lambda rows: prepare_bulk_enrichment(ctx, enrichment_id, list(rows), pages),
+        prepare_part=lambda rows: prepare_bulk_enrichment(ctx, enrichment_id, [dict(r) for r in rows], pages),
     )
 
 

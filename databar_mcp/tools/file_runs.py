@@ -16,7 +16,7 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, NoReturn
 
 import anyio
 import anyio.to_thread
@@ -223,17 +223,6 @@ async def plan_file(ctx: ToolContext, args: FileArgs, target_of: TargetOf) -> Fi
         raise ToolFailure(bad_rows_body(check, mapping, target.tool))
     if check.sendable == 0:
         raise file_failure(FileProblem(f"No row of {source.name} can be sent ({check.text()})"))
-    if args.output_file is not None and not _plain_name(args.output_file):
-        try:  # a path the user named: refused now, before anything is sent, if it cannot be written
-            output_path(
-                args.output_file,
-                local=local,
-                exports_dir=svc.settings.exports_dir,
-                input_file=source.path,
-                input_format=source.format,
-            )
-        except FileProblem as exc:
-            raise file_failure(exc) from None
     job_id = jobs.job_id_of(
         account=svc.settings.base_url,
         file_sha256=source.sha256,
@@ -252,6 +241,17 @@ async def plan_file(ctx: ToolContext, args: FileArgs, target_of: TargetOf) -> Fi
         )
     )
     job = await jobs.read_job(svc.ledger, job_id)
+    if args.output_file is not None and not _plain_name(args.output_file) and (job is None or job.output_file is None):
+        try:  # a path the user named: refused now, before anything is sent, if it cannot be written
+            output_path(
+                args.output_file,
+                local=local,
+                exports_dir=svc.settings.exports_dir,
+                input_file=source.path,
+                input_format=source.format,
+            )
+        except FileProblem as exc:
+            raise file_failure(exc) from None
     plan = FilePlan(args, target, source, mapping, check, parts, job_id, job, local)
     await price_unsent(plan)
     return plan
@@ -317,9 +317,13 @@ def bad_rows_body(check: RowCheck, mapping: ColumnMapping, tool: str) -> ErrorBo
         message=f"{check.text()} Nothing was sent; no credits were spent.",
         details={"rows": check.rows, "bad_rows": check.bad, "shown": [b.row for b in check.shown]},
         next_steps=[
-            f"Fix those rows in the file and call {tool} again, or",
-            f"call {tool} again with skip_bad_rows=true to send the {check.sendable:,} good rows (the bad ones are "
-            "left empty in the output).",
+            f"Fix those rows in the file and call {tool} again"
+            + (
+                f", or call {tool} again with skip_bad_rows=true to send the {check.sendable:,} good rows (the bad "
+                "ones are left empty in the output)."
+                if check.sendable
+                else "."
+            ),
             mapping.text(),
         ],
     )
@@ -438,7 +442,7 @@ async def send_part(ctx: ToolContext, svc: Services, plan: FilePlan, part: Part,
     await ctx.report_progress(0, plan.check.sendable, f"part {part.number + 1} of {len(plan.parts)} submitted")
 
 
-def raise_with_job(body: ErrorBody, plan: FilePlan) -> None:
+def raise_with_job(body: ErrorBody, plan: FilePlan) -> NoReturn:
     body.message += _kept(plan)
     body.details["job_id"] = plan.job_id
     raise ToolFailure(body)

@@ -88,18 +88,12 @@ Rows = Annotated[
 ]
 # The file form of a run (issue 25): rows read from a file the user has, results written to a file.
 InputFilePath = Annotated[
-    SkipJsonSchema[None] | Annotated[str, Field(min_length=1, max_length=4096)],
-    Field(description="Path of a CSV/JSONL/.xlsx list, instead of params: for any list the user has as a file."),
+    SkipJsonSchema[None] | Annotated[str, Field(min_length=1)],
+    Field(description="A CSV/JSONL/.xlsx file of rows, instead of params."),
 ]
-ColumnMap = Annotated[
-    SkipJsonSchema[None] | dict[str, str],
-    Field(description="input name -> file column; common header spellings are matched without it."),
-]
-SkipBadRows = Annotated[bool, Field(description="true: send the good rows, leave bad ones empty.")]
-OutputFilePath = Annotated[
-    SkipJsonSchema[None] | Annotated[str, Field(min_length=1, max_length=4096)],
-    Field(description="Where results go (default: next to the exports)."),
-]
+ColumnMap = Annotated[SkipJsonSchema[None] | dict[str, str], Field(description="input -> file column, if unmatched.")]
+SkipBadRows = bool  # the name says it; the refusal that needs it says when
+OutputFilePath = Annotated[SkipJsonSchema[None] | Annotated[str, Field(min_length=1)], Field()]
 OptionalRows = Annotated[SkipJsonSchema[None] | Rows, Field(description="One object of input fields per row.")]
 FORCE_DESCRIPTION = "true: resubmit an identical recent run (bills again)."
 # How a run answers, said fully once in the server instructions; each run tool names it in one line.
