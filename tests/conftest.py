@@ -72,6 +72,7 @@ TIERS: dict[str, str] = {
     "test_export_files.py": E2E,
     "test_file_mapping.py": UNIT,
     "test_file_runs.py": E2E,
+    "test_file_jobs_system.py": SYSTEM,
     "test_fault_matrix.py": E2E,
     "test_finding_enrichments.py": E2E,
     "test_fuzz.py": E2E,

@@ -52,6 +52,7 @@ from databar_mcp.core.files import (
     write_output,
 )
 from databar_mcp.core.files.paths import OutputPlace
+from databar_mcp.core.fingerprint import account_id
 from databar_mcp.core.runner import DuplicateRunUnknown, RunOrder
 from databar_mcp.core.shaping import compact_json, truncate_strings
 from databar_mcp.core.users import UserLimitReached
@@ -224,7 +225,8 @@ async def plan_file(ctx: ToolContext, args: FileArgs, target_of: TargetOf) -> Fi
     if check.sendable == 0:
         raise file_failure(FileProblem(f"No row of {source.name} can be sent ({check.text()})"))
     job_id = jobs.job_id_of(
-        account=svc.settings.base_url,
+        # the key alone: a job stays the same job when the in-process sandbox comes back on another port
+        account=account_id(svc.settings.api_key.get_secret_value() if svc.settings.api_key else None, ""),
         file_sha256=source.sha256,
         mapping=dict(mapping.used),
         target={"tool": target.tool, **target.identity},
