@@ -12,15 +12,19 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
 
 from databar_mcp.sandbox import SandboxServer
 from tests.conftest import text_of
+from tests.served import clean_env, http_process
 
 pytestmark = pytest.mark.anyio
 
@@ -101,7 +105,7 @@ async def test_a_job_resumes_after_kill_9_without_sending_a_part_twice(sandbox: 
 def enrich(tmp_path: Path, *flags: str, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "DATABAR_MCP_STATE_DIR": str(tmp_path / "cli-state"), **env}
     environment.pop("DATABAR_API_KEY", None)
-    return subprocess.run(
+    return subprocess.run(  # noqa: S603 (our own entry point)
         [sys.executable, "-m", "databar_mcp", "enrich", *flags],
         capture_output=True,
         text=True,
@@ -149,3 +153,58 @@ def test_the_enrich_command_exit_codes(tmp_path: Path) -> None:
     assert over_limit.returncode == 3 and "spend_limit" in over_limit.stderr
     assert no_file.returncode == 2
     assert not (tmp_path / "o1.csv").exists() and not (tmp_path / "o2.csv").exists()
+
+
+TOKEN = "file-jobs-token-0123456789abcdef"
+
+
+@contextlib.asynccontextmanager
+async def http_client(url: str) -> AsyncIterator[Client]:
+    async with (
+        httpx2.AsyncClient(headers={"authorization": f"Bearer {TOKEN}"}, timeout=httpx2.Timeout(30, read=120)) as http,
+        Client(streamable_http_client(url, http_client=http)) as client,
+    ):
+        yield client
+
+
+def http_env(sandbox: SandboxServer, state: Path, **extra: str) -> dict[str, str]:
+    return clean_env(
+        DATABAR_API_KEY=sandbox.api_key,
+        DATABAR_BASE_URL=sandbox.base_url,
+        DATABAR_MCP_STATE_DIR=str(state),
+        DATABAR_MCP_HTTP_TOKEN=TOKEN,
+        **extra,
+    )
+
+
+async def test_over_http_files_are_read_only_from_the_import_folder(sandbox: SandboxServer, tmp_path: Path) -> None:
+    imports = tmp_path / "imports"
+    imports.mkdir()
+    leads_file(imports / "leads.csv", 4)
+    outside = leads_file(tmp_path / "private.csv", 4)
+    args = {"waterfall": "email_getter"}
+
+    with http_process(http_env(sandbox, tmp_path / "off"), tmp_path / "off.stderr") as off:
+        async with http_client(off.url) as client:
+            refused = await client.call_tool("run_bulk_waterfall", {**args, "input_file": str(imports / "leads.csv")})
+    assert (
+        refused.is_error and "reading files is off" in text_of(refused) and "DATABAR_MCP_IMPORT_DIR" in text_of(refused)
+    )
+
+    env = http_env(sandbox, tmp_path / "on", DATABAR_MCP_IMPORT_DIR=str(imports))
+    with http_process(env, tmp_path / "on.stderr") as on:
+        async with http_client(on.url) as client:
+            ok = await client.call_tool("run_bulk_waterfall", {**args, "input_file": "leads.csv"})
+            escape = await client.call_tool("run_bulk_waterfall", {**args, "input_file": "../private.csv"})
+            absolute = await client.call_tool("run_bulk_waterfall", {**args, "input_file": str(outside)})
+            written_out = await client.call_tool(
+                "run_bulk_waterfall", {**args, "input_file": "leads.csv", "output_file": str(tmp_path / "x.csv")}
+            )
+    text = text_of(ok)
+    assert not ok.is_error, text
+    assert "completed" in text.splitlines()[0] and "Output: " in text
+    assert str(tmp_path / "on") in text  # the output went to the server's exports folder
+    assert escape.is_error and "'..' is not allowed" in text_of(escape)
+    assert absolute.is_error and "outside the import folder" in text_of(absolute)
+    assert written_out.is_error and "must be a plain file name" in text_of(written_out)
+    assert sandbox.state.counts[BULK_POSTS] == 1
