@@ -177,3 +177,17 @@ async def test_a_flow_runs_on_a_file(mcp: Client, sandbox: SandboxServer, tmp_pa
     assert not result.is_error, text
     assert "completed" in text.splitlines()[0] and "domain ← 'Domain'" in text
     assert sandbox.state.counts["POST /v1/flows/{flow_id}/bulk-run"] == 1
+
+
+async def test_a_done_job_writes_its_results_again_to_another_output_without_sending(
+    mcp: Client, sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    leads = write_csv(tmp_path / "leads.csv", ["first_name", "last_name", "company"], PEOPLE)
+    first = await mcp.call_tool("run_bulk_waterfall", file_args(leads, output_file=str(tmp_path / "a.csv")))
+    second = await mcp.call_tool("run_bulk_waterfall", file_args(leads, output_file=str(tmp_path / "b.csv")))
+    same = await mcp.call_tool("run_bulk_waterfall", file_args(leads, output_file=str(tmp_path / "b.csv")))
+
+    assert f"Output: {tmp_path / 'a.csv'}" in text_of(first)
+    assert f"Output: {tmp_path / 'b.csv'}" in text_of(second) and f"Output: {tmp_path / 'b.csv'}" in text_of(same)
+    assert read_csv(tmp_path / "a.csv") == read_csv(tmp_path / "b.csv")
+    assert sandbox.state.counts[BULK_POSTS] == 1

@@ -243,7 +243,7 @@ async def plan_file(ctx: ToolContext, args: FileArgs, target_of: TargetOf) -> Fi
         )
     )
     job = await jobs.read_job(svc.ledger, job_id)
-    if args.output_file is not None and not _plain_name(args.output_file) and (job is None or job.output_file is None):
+    if args.output_file is not None and not _plain_name(args.output_file) and other_output(args, job):
         try:  # a path the user named: refused now, before anything is sent, if it cannot be written
             output_path(
                 args.output_file,
@@ -331,6 +331,17 @@ def bad_rows_body(check: RowCheck, mapping: ColumnMapping, tool: str) -> ErrorBo
     )
 
 
+def other_output(args: FileArgs, job: jobs.Job | None) -> bool:
+    """True when the call names an output other than the one the job wrote (or will write)."""
+    if job is None or job.output_file is None:
+        return True
+    if args.output_file is None:
+        return False
+    if _plain_name(args.output_file):
+        return Path(job.output_file).name != args.output_file
+    return Path(args.output_file).expanduser().absolute() != Path(job.output_file)
+
+
 def _plain_name(requested: str) -> bool:
     return PurePath(requested).name == requested and not requested.startswith("~")
 
@@ -357,7 +368,12 @@ async def execute_file(run: RunControls, args: FileArgs, target_of: TargetOf) ->
             await price_unsent(plan)
         job = plan.job
         if job is not None and job.done:
-            return await answer(svc, plan, job, written=None)
+            if not other_output(args, job):
+                return await answer(svc, plan, job, written=None)
+            written = await write_job_output(svc, plan, job, fresh=True)  # the results again, to another file: free
+            job = await jobs.read_job(svc.ledger, plan.job_id)
+            assert job is not None
+            return await answer(svc, plan, job, written=written)
         if plan.unsent():
             await settle_spend(svc, run.spend, whole_run(plan), force=run.force)
         if job is None:
@@ -493,7 +509,7 @@ async def part_results(svc: Services, job: jobs.Job, parts: Sequence[Part]) -> l
     return out
 
 
-async def write_job_output(svc: Services, plan: FilePlan, job: jobs.Job) -> WrittenFile:
+async def write_job_output(svc: Services, plan: FilePlan, job: jobs.Job, *, fresh: bool = False) -> WrittenFile:
     """The output file: every input row with its own columns, then the result's; written once, when all parts
     are in. Its path is recorded before it is written, so a call resumed after a crash mid-write writes it again
     (and only it)."""
@@ -502,7 +518,7 @@ async def write_job_output(svc: Services, plan: FilePlan, job: jobs.Job) -> Writ
     )
     results = await part_results(svc, job, plan.parts)
     try:
-        if job.output_file is not None:
+        if job.output_file is not None and not fresh:
             place = OutputPlace(Path(job.output_file), format_of(Path(job.output_file)), claimed=False)
         else:
             place = await anyio.to_thread.run_sync(
