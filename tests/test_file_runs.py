@@ -191,3 +191,69 @@ async def test_a_done_job_writes_its_results_again_to_another_output_without_sen
     assert f"Output: {tmp_path / 'b.csv'}" in text_of(second) and f"Output: {tmp_path / 'b.csv'}" in text_of(same)
     assert read_csv(tmp_path / "a.csv") == read_csv(tmp_path / "b.csv")
     assert sandbox.state.counts[BULK_POSTS] == 1
+
+
+async def table_of(mcp: Client, *columns: str) -> str:
+    created = await mcp.call_tool("create_table", {"name": "leads", "columns": list(columns)})
+    return structured(created)["identifier"]
+
+
+async def test_import_rows_fills_a_table_from_a_file_in_batches(
+    mcp: Client, sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    await mcp.call_tool("enable_toolsets", {"toolsets": ["tables"]})
+    table = await table_of(mcp, "first_name", "last_name", "company")
+    people = [(f"P{i}", f"L{i}", "example.com") for i in range(120)]
+    leads = write_csv(
+        tmp_path / "leads.csv", ["First Name", "Surname", "Website", "Notes"], [(*p, "x") for p in people]
+    )
+
+    result = await mcp.call_tool("import_rows", {"table_uuid": table, "input_file": str(leads)})
+
+    text = text_of(result)
+    assert not result.is_error, text
+    assert "done — 120 of 120 rows of leads.csv sent in 3 of 3 batch(es)" in text and "120 created" in text
+    assert "first_name ← 'First Name'" in text and "File columns not imported (no such table column): Notes" in text
+    assert sandbox.state.counts["POST /v1/table/{table_uuid}/rows"] == 3
+    listed = await mcp.call_tool("list_table_rows", {"table_uuid": table, "per_page": 1})
+    assert structured(listed)["total_count"] == 120
+
+    again = await mcp.call_tool("import_rows", {"table_uuid": table, "input_file": str(leads)})
+    assert "done" in text_of(again).splitlines()[0] and "This call: nothing new" in text_of(again)
+    assert sandbox.state.counts["POST /v1/table/{table_uuid}/rows"] == 3  # the same call sends nothing twice
+
+
+async def test_insert_rows_takes_a_file_and_refuses_bad_rows_by_number(
+    mcp: Client, sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    await mcp.call_tool("enable_toolsets", {"toolsets": ["tables"]})
+    table = await table_of(mcp, "first_name", "company")
+    leads = write_csv(tmp_path / "leads.csv", ["first_name", "company"], [("A", "a.com"), ("B", "x" * 2000)])
+
+    refused = await mcp.call_tool("insert_rows", {"table_uuid": table, "input_file": str(leads)})
+    skipped = await mcp.call_tool("insert_rows", {"table_uuid": table, "input_file": str(leads), "skip_bad_rows": True})
+
+    assert "row 3: company is 2,000 characters" in error_body(refused)["message"]
+    out = structured(skipped)
+    assert out["complete"] is True and out["counts"] == {"created": 1}
+    assert sandbox.state.counts["POST /v1/table/{table_uuid}/rows"] == 1
+
+
+async def test_upsert_rows_from_a_file_finds_rows_by_the_key_column(
+    mcp: Client, sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    await mcp.call_tool("enable_toolsets", {"toolsets": ["tables"]})
+    table = await table_of(mcp, "email", "company")
+    first = write_csv(tmp_path / "a.csv", ["E-mail", "Company"], [("a@x.com", "x.com"), ("b@y.com", "y.com")])
+    second = write_csv(tmp_path / "b.csv", ["E-mail", "Company"], [("a@x.com", "new.com")])
+
+    no_key = await mcp.call_tool("upsert_rows", {"table_uuid": table, "input_file": str(first)})
+    made = await mcp.call_tool("upsert_rows", {"table_uuid": table, "input_file": str(first), "key_column": "email"})
+    changed = await mcp.call_tool(
+        "upsert_rows", {"table_uuid": table, "input_file": str(second), "key_column": "email"}
+    )
+
+    assert "needs key_column" in error_body(no_key)["message"]
+    assert structured(made)["counts"] == {"created": 2}
+    assert structured(changed)["counts"] == {"updated": 1}
+    assert "email ← 'E-mail'" in text_of(changed)

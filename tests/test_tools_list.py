@@ -43,6 +43,7 @@ EXPECTED = {
     "list_table_rows",
     "export_table_rows",
     "insert_rows",
+    "import_rows",
     "update_rows",
     "upsert_rows",
     "delete_rows",
