@@ -15,7 +15,7 @@ from mcp import Client
 
 from databar_mcp.app.server import build_server
 from databar_mcp.sandbox import SandboxServer
-from tests.conftest import error_body, make_settings, structured, text_of
+from tests.conftest import confirming, error_body, make_settings, structured, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -257,3 +257,32 @@ async def test_upsert_rows_from_a_file_finds_rows_by_the_key_column(
     assert structured(made)["counts"] == {"created": 2}
     assert structured(changed)["counts"] == {"updated": 1}
     assert "email ← 'E-mail'" in text_of(changed)
+
+
+async def test_the_whole_file_is_one_spend_asked_once(sandbox: SandboxServer, tmp_path: Path) -> None:
+    people = [(f"P{i}", f"L{i}", "example.com") for i in range(10)]
+    leads = write_csv(tmp_path / "leads.csv", ["first_name", "last_name", "company"], people)
+    settings = make_settings(sandbox, tmp_path, file_part_rows=4, confirm_above=5.0)
+    asked: list[str] = []
+
+    async with Client(build_server(settings), elicitation_callback=confirming("accept", asked)) as client:
+        first = await client.call_tool("run_bulk_waterfall", file_args(leads))
+        again = await client.call_tool("run_bulk_waterfall", file_args(leads))
+
+    assert not first.is_error, text_of(first)
+    assert len(asked) == 1 and "30" in asked[0]  # 10 rows x (1 + 2) credits: the whole file, asked once
+    assert "completed" in text_of(first).splitlines()[0] and "in 3 part(s)" in text_of(first)
+    assert "completed" in text_of(again).splitlines()[0]
+    assert sandbox.state.counts[BULK_POSTS] == 3
+
+
+async def test_a_declined_file_run_sends_nothing(sandbox: SandboxServer, tmp_path: Path) -> None:
+    leads = write_csv(tmp_path / "leads.csv", ["first_name", "last_name", "company"], PEOPLE)
+    settings = make_settings(sandbox, tmp_path, confirm_above=1.0)
+    asked: list[str] = []
+
+    async with Client(build_server(settings), elicitation_callback=confirming("decline", asked)) as client:
+        result = await client.call_tool("run_bulk_waterfall", file_args(leads))
+
+    assert error_body(result)["code"] == "spend_limit" and len(asked) == 1
+    assert sandbox.state.counts[BULK_POSTS] == 0

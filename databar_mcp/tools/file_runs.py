@@ -13,6 +13,7 @@ the answer is counts, a short sample, the mapping, the output path and the credi
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -359,6 +360,7 @@ async def execute_file(run: RunControls, args: FileArgs, target_of: TargetOf) ->
     """A run tool's body for a file: plan, guard the whole file, send the parts not yet sent, wait, write."""
     ctx = run.ctx
     svc = services(ctx)
+    started = time.monotonic()
 
     async def work() -> CallToolResult:
         plan = await plan_file(ctx, args, target_of)
@@ -394,7 +396,8 @@ async def execute_file(run: RunControls, args: FileArgs, target_of: TargetOf) ->
         job = await jobs.read_job(svc.ledger, plan.job_id)
         assert job is not None
         plan.job = job
-        if await wait_parts(ctx, svc, plan, job):
+        until = started + run.wait_seconds
+        if await wait_parts(ctx, svc, plan, job, until=until):
             written = await write_job_output(svc, plan, job)
             job = await jobs.read_job(svc.ledger, plan.job_id)
             assert job is not None
@@ -466,8 +469,8 @@ def raise_with_job(body: ErrorBody, plan: FilePlan) -> NoReturn:
     raise ToolFailure(body)
 
 
-async def wait_parts(ctx: ToolContext, svc: Services, plan: FilePlan, job: jobs.Job) -> bool:
-    """Wait within the call's deadline for every sent part to finish; True when all have."""
+async def wait_parts(ctx: ToolContext, svc: Services, plan: FilePlan, job: jobs.Job, *, until: float) -> bool:
+    """Wait until `until` (and within the call's deadline) for every sent part to finish; True when all have."""
     finished: dict[str, int] = {}
     total = sum(p.rows_sent for p in job.sent.values())
 
@@ -487,7 +490,11 @@ async def wait_parts(ctx: ToolContext, svc: Services, plan: FilePlan, job: jobs.
         else:
             waiting.append(sent.task_id)
     for task_id in waiting:
-        task = await svc.tasks.wait(task_id, timeout_s=float("inf"), on_progress=report)
+        left = until - time.monotonic()
+        if left > 0:
+            task = await svc.tasks.wait(task_id, timeout_s=left, on_progress=report)
+        else:  # no time to wait: one look, so parts that finished meanwhile count
+            task = await svc.tasks.poll(task_id)
         if task is None or task.status not in TERMINAL_STATUSES:
             return False
         finished[task_id] = sum(p.rows_sent for p in job.sent.values() if p.task_id == task_id)
