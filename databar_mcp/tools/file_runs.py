@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -23,6 +24,7 @@ import anyio
 import anyio.to_thread
 from mcp.types import CallToolResult
 
+from databar_mcp import config
 from databar_mcp.api.deadline import deadline_in
 from databar_mcp.api.errors import InsufficientCredits, SubmissionUnknown
 from databar_mcp.api.models import Task
@@ -162,6 +164,7 @@ class FilePlan:
     job_id: str
     job: jobs.Job | None
     local: bool
+    svc: Services
     estimate: float | None = None  # of the parts not yet sent
     unsent_rows: int = 0
     unpriced: str | None = None
@@ -171,12 +174,43 @@ class FilePlan:
         return self.parts if self.job is None else jobs.unsent(self.job, self.parts)
 
 
-def _read_file(args: FileArgs, target: FileTarget, *, local: bool, import_dir: Path | None) -> tuple[Any, ...]:
+@dataclass(frozen=True)
+class CheckedFile:
+    source: InputFile
+    mapping: ColumnMapping
+    check: RowCheck
+
+    def unchanged(self) -> bool:
+        try:
+            st = self.source.path.stat()
+        except OSError:
+            return False
+        return (st.st_size, st.st_mtime_ns) == (self.source.size, self.source.modified_ns)
+
+
+# What the spend resolver read and checked, for the tool body of the same call (a few seconds later): the file is
+# read once per call, not twice, and the first part's rows are not cut again. Keyed by client (one per server).
+RECENT_S = config.TABLE_PREPARED_TTL_S
+_recent: weakref.WeakKeyDictionary[object, dict[tuple[Any, ...], tuple[float, object]]] = weakref.WeakKeyDictionary()
+
+
+def recent(svc: Services, key: tuple[Any, ...], *, take: bool = False) -> object | None:
+    kept = _recent.setdefault(svc.client, {})
+    for stale in [k for k, (at, _) in kept.items() if time.monotonic() - at > RECENT_S]:
+        del kept[stale]
+    hit = kept.pop(key, None) if take else kept.get(key)
+    return None if hit is None else hit[1]
+
+
+def remember(svc: Services, key: tuple[Any, ...], value: object) -> None:
+    _recent.setdefault(svc.client, {})[key] = (time.monotonic(), value)
+
+
+def _read_file(args: FileArgs, target: FileTarget, *, local: bool, import_dir: Path | None) -> CheckedFile:
     path = input_path(args.input_file, local=local, import_dir=import_dir)
     source = open_input(path)
     mapping = map_columns(source.columns, target.inputs, args.columns)
-    check = check_rows(source, mapping, target.inputs)
-    return source, mapping, check
+    return CheckedFile(source, mapping, check_rows(source, mapping, target.inputs))
 
 
 def part_positions(
@@ -215,13 +249,18 @@ async def plan_file(ctx: ToolContext, args: FileArgs, target_of: TargetOf) -> Fi
     svc = services(ctx)
     target = await target_of()
     local = is_local(ctx)
+    key = ("read", args.input_file, json.dumps(args.columns, sort_keys=True), local, str(svc.settings.import_dir))
+    key += (target.tool, target.inputs)
     try:
-        source, mapping, check = await anyio.to_thread.run_sync(
-            lambda: _read_file(args, target, local=local, import_dir=svc.settings.import_dir)
-        )
+        checked = recent(svc, key)
+        if not isinstance(checked, CheckedFile) or not checked.unchanged():
+            checked = await anyio.to_thread.run_sync(
+                lambda: _read_file(args, target, local=local, import_dir=svc.settings.import_dir)
+            )
+            remember(svc, key, checked)
     except FileProblem as exc:
         raise file_failure(exc) from None
-    assert isinstance(source, InputFile) and isinstance(mapping, ColumnMapping) and isinstance(check, RowCheck)
+    source, mapping, check = checked.source, checked.mapping, checked.check
     if not check.ok and not args.skip_bad_rows:
         raise ToolFailure(bad_rows_body(check, mapping, target.tool))
     if check.sendable == 0:
@@ -256,7 +295,7 @@ async def plan_file(ctx: ToolContext, args: FileArgs, target_of: TargetOf) -> Fi
             )
         except FileProblem as exc:
             raise file_failure(exc) from None
-    plan = FilePlan(args, target, source, mapping, check, parts, job_id, job, local)
+    plan = FilePlan(args, target, source, mapping, check, parts, job_id, job, local, svc)
     await price_unsent(plan)
     return plan
 
@@ -265,10 +304,10 @@ async def price_unsent(plan: FilePlan) -> None:
     """The worst-case cost of the parts not yet sent, each checked by the catalog as its own run is."""
     total: float | None = 0.0
     rows = 0
-    for part in plan.unsent():
-        params = await anyio.to_thread.run_sync(
-            lambda p=part: part_rows(plan.source, p, plan.mapping, plan.target.inputs)
-        )
+    for index, part in enumerate(plan.unsent()):
+        params = await rows_of_part(plan, part)
+        if index == 0 and params:  # sent first, in this call's body: kept for it
+            remember(plan.svc, ("part", part.fingerprint), params)
         if not params:
             continue
         prepared = await plan.target.prepare_part(params)
@@ -373,10 +412,10 @@ async def execute_file(run: RunControls, args: FileArgs, target_of: TargetOf) ->
         if job is not None and job.done:
             if not other_output(args, job):
                 return await answer(svc, plan, job, written=None)
-            written = await write_job_output(svc, plan, job, fresh=True)  # the results again, to another file: free
+            written, sample = await write_job_output(svc, plan, job, fresh=True)  # the results again, elsewhere: free
             job = await jobs.read_job(svc.ledger, plan.job_id)
             assert job is not None
-            return await answer(svc, plan, job, written=written)
+            return await answer(svc, plan, job, written=written, sample=sample)
         if plan.unsent():
             await settle_spend(svc, run.spend, whole_run(plan), force=run.force)
         if job is None:
@@ -399,10 +438,10 @@ async def execute_file(run: RunControls, args: FileArgs, target_of: TargetOf) ->
         plan.job = job
         until = started + run.wait_seconds
         if await wait_parts(ctx, svc, plan, job, until=until):
-            written = await write_job_output(svc, plan, job)
+            written, sample = await write_job_output(svc, plan, job)
             job = await jobs.read_job(svc.ledger, plan.job_id)
             assert job is not None
-            return await answer(svc, plan, job, written=written)
+            return await answer(svc, plan, job, written=written, sample=sample)
         return await answer(svc, plan, job, written=None)
 
     with deadline_in(svc.settings.io_deadline_s, restart=asked_user(run.spend, run.resend)):
@@ -418,9 +457,16 @@ def _kept(plan: FilePlan) -> str:
     )
 
 
+async def rows_of_part(plan: FilePlan, part: Part) -> list[dict[str, str]]:
+    kept = recent(plan.svc, ("part", part.fingerprint), take=True)
+    if isinstance(kept, list):
+        return cast(list[dict[str, str]], kept)
+    return await anyio.to_thread.run_sync(lambda: part_rows(plan.source, part, plan.mapping, plan.target.inputs))
+
+
 async def send_part(ctx: ToolContext, svc: Services, plan: FilePlan, part: Part, *, force: bool) -> None:
     """One part as one bulk run, through the runner (claim, submit once); recorded in the job at once."""
-    params = await anyio.to_thread.run_sync(lambda: part_rows(plan.source, part, plan.mapping, plan.target.inputs))
+    params = await rows_of_part(plan, part)
     if not params:  # every row of the part was bad and skipped: nothing to send
         await jobs.part_sent(svc.ledger, plan.job_id, part, task_id="", rows_sent=0)
         return
@@ -520,7 +566,9 @@ def part_results(svc: Services, job: jobs.Job, parts: Sequence[Part]) -> Iterato
         yield results_of(anyio.from_thread.run(svc.tasks.read, sent.task_id))
 
 
-async def write_job_output(svc: Services, plan: FilePlan, job: jobs.Job, *, fresh: bool = False) -> WrittenFile:
+async def write_job_output(
+    svc: Services, plan: FilePlan, job: jobs.Job, *, fresh: bool = False
+) -> tuple[WrittenFile, list[Row]]:
     """The output file: every input row with its own columns, then the result's; written once, when all parts
     are in. Its path is recorded before it is written, so a call resumed after a crash mid-write writes it again
     (and only it). Streams: two passes over the parts' results (the columns, then the rows), one part at a time."""
@@ -541,16 +589,25 @@ async def write_job_output(svc: Services, plan: FilePlan, job: jobs.Job, *, fres
 
         def write() -> WrittenFile:
             positions = part_positions(plan.source, plan.parts, plan.mapping, plan.target.inputs)
-            columns = result_columns(r for part in part_results(svc, job, plan.parts) for r in part)
+            columns = result_columns(sampled(zip(positions, part_results(svc, job, plan.parts), strict=True)))
             pairs = zip(positions, part_results(svc, job, plan.parts), strict=True)
             results = aligned_results(pairs, plan.check.rows)
             return write_output(plan.source, place.path, place.format, results, columns=columns)
 
+        def sampled(parts: Iterator[tuple[list[int], list[Any]]]) -> Iterator[Any]:
+            """Every result, the first few with data kept as the answer's sample on the way."""
+            for positions, results in parts:
+                for position, data in zip(positions, results, strict=False):
+                    if data is not None and len(sample) < SAMPLE_ROWS:
+                        sample.append(Row(index=position, data=truncate_strings(data, SAMPLE_CHARS)))
+                yield from results
+
+        sample: list[Row] = []
         written = await anyio.to_thread.run_sync(write)
     except FileProblem as exc:
         raise file_failure(exc, extra=" The runs are done and kept: call again once it is fixed.") from None
     await jobs.set_output(svc.ledger, plan.job_id, str(written.path), rows=written.rows, done=True)
-    return written
+    return written, sample
 
 
 # ---- the answer ----------------------------------------------------------------------------------------
@@ -605,26 +662,9 @@ async def figures(svc: Services, job: jobs.Job) -> JobFigures:
     return out
 
 
-async def sample_rows(svc: Services, plan: FilePlan, job: jobs.Job) -> list[Row]:
-    """The first few rows with data, read from the first parts only."""
-    rows: list[Row] = []
-    for part in plan.parts:
-        sent = job.sent.get(part.number)
-        if sent is None or not sent.task_id or len(rows) >= SAMPLE_ROWS:
-            continue
-        results = results_of(await svc.tasks.read(sent.task_id))
-        if not any(r is not None for r in results):
-            continue
-        positions = await anyio.to_thread.run_sync(
-            lambda p=part: part_positions(plan.source, [p], plan.mapping, plan.target.inputs)[0]
-        )
-        for position, data in zip(positions, results, strict=False):
-            if data is not None and len(rows) < SAMPLE_ROWS:
-                rows.append(Row(index=position, data=truncate_strings(data, SAMPLE_CHARS)))
-    return rows
-
-
-async def answer(svc: Services, plan: FilePlan, job: jobs.Job, *, written: WrittenFile | None) -> CallToolResult:
+async def answer(
+    svc: Services, plan: FilePlan, job: jobs.Job, *, written: WrittenFile | None, sample: Sequence[Row] = ()
+) -> CallToolResult:
     """Counts, a sample, the mapping, the output path and the credits: never the rows."""
     facts = await figures(svc, job)
     sent_rows = sum(p.rows_sent for p in job.sent.values())
@@ -634,7 +674,6 @@ async def answer(svc: Services, plan: FilePlan, job: jobs.Job, *, written: Writt
         f"{plan.target.target} in {len(plan.parts)} part(s)"
     )
     lines: list[str] = []
-    sample: list[Row] = []
     next_call = None
     if job.done:
         lines.append(
@@ -648,8 +687,6 @@ async def answer(svc: Services, plan: FilePlan, job: jobs.Job, *, written: Writt
             f"Output: {job.output_file} ({plan.source.format if written is None else written.format}, "
             f"{rows_out or 0:,} rows: the input's columns, then the results')."
         )
-        if written is not None:
-            sample = await sample_rows(svc, plan, job)
     else:
         next_call = call_text(plan.target, plan.args)
         lines.append(
@@ -687,7 +724,7 @@ async def answer(svc: Services, plan: FilePlan, job: jobs.Job, *, written: Writt
         estimated_credits=job.estimated_credits,
         rows_total=(written.rows if written is not None else job.output_rows) if job.done else None,
         rows_with_data=facts.found if job.done else None,
-        rows=sample,
+        rows=list(sample),
         next_call=next_call,
         errors=facts.errors,
         message=lines[0],
