@@ -286,3 +286,17 @@ async def test_a_declined_file_run_sends_nothing(sandbox: SandboxServer, tmp_pat
 
     assert error_body(result)["code"] == "spend_limit" and len(asked) == 1
     assert sandbox.state.counts[BULK_POSTS] == 0
+
+
+async def test_force_runs_a_done_file_again_and_asks_for_the_whole_file(sandbox: SandboxServer, tmp_path: Path) -> None:
+    leads = write_csv(tmp_path / "leads.csv", ["first_name", "last_name", "company"], PEOPLE)
+    settings = make_settings(sandbox, tmp_path, confirm_above=5.0)
+    asked: list[str] = []
+
+    async with Client(build_server(settings), elicitation_callback=confirming("accept", asked)) as client:
+        await client.call_tool("run_bulk_waterfall", file_args(leads))
+        again = await client.call_tool("run_bulk_waterfall", file_args(leads, force=True))
+
+    assert "completed" in text_of(again).splitlines()[0], text_of(again)
+    assert len(asked) == 2  # the forced run is priced whole (12 credits), so the user is asked again
+    assert sandbox.state.counts[BULK_POSTS] == 2

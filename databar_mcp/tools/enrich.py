@@ -166,12 +166,14 @@ async def prepare_waterfall_call(
     input_file: str | None,
     columns: dict[str, str] | None,
     skip_bad_rows: bool,
+    force: bool = False,
 ) -> PreparedRun:
     """The run a call asks for, in either form: the rows given, or the whole file as one spend."""
     exactly_one("run_bulk_waterfall", params_given=params is not None, file_given=input_file is not None)
     args = file_args(input_file, columns, skip_bad_rows, None)
     if args is not None:
-        return await guard_prepare(ctx, args, lambda: waterfall_target(ctx, waterfall, enrichments, email_verifier))
+        target = lambda: waterfall_target(ctx, waterfall, enrichments, email_verifier)  # noqa: E731
+        return await guard_prepare(ctx, args, target, force=force)
     assert params is not None
     return await prepare_bulk_waterfall(ctx, waterfall, params, enrichments, email_verifier)
 
@@ -184,11 +186,12 @@ async def prepare_enrichment_call(
     input_file: str | None,
     columns: dict[str, str] | None,
     skip_bad_rows: bool,
+    force: bool = False,
 ) -> PreparedRun:
     exactly_one("run_bulk_enrichment", params_given=params is not None, file_given=input_file is not None)
     args = file_args(input_file, columns, skip_bad_rows, None)
     if args is not None:
-        return await guard_prepare(ctx, args, lambda: enrichment_target(ctx, enrichment_id, pages))
+        return await guard_prepare(ctx, args, lambda: enrichment_target(ctx, enrichment_id, pages), force=force)
     assert params is not None
     return await prepare_bulk_enrichment(ctx, enrichment_id, params, pages)
 
@@ -197,7 +200,7 @@ async def prepare_enrichment_call(
 # (The SDK passes tool arguments by name and recognises only a bare Context annotation here.)
 
 
-FILE_ARGUMENTS = ("input_file", "columns", "skip_bad_rows")
+FILE_ARGUMENTS = ("input_file", "columns", "skip_bad_rows", "force")  # force: a file run again is priced whole
 bulk_waterfall_run = run_guards(
     "bulk_waterfall",
     prepare_waterfall_call,

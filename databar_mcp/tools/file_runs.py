@@ -168,7 +168,6 @@ class FilePlan:
     estimate: float | None = None  # of the parts not yet sent
     unsent_rows: int = 0
     unpriced: str | None = None
-    notes: list[str] = field(default_factory=lambda: list[str]())
 
     def unsent(self) -> list[Part]:
         return self.parts if self.job is None else jobs.unsent(self.job, self.parts)
@@ -243,9 +242,10 @@ def part_rows(
     return rows
 
 
-async def plan_file(ctx: ToolContext, args: FileArgs, target_of: TargetOf) -> FilePlan:
+async def plan_file(ctx: ToolContext, args: FileArgs, target_of: TargetOf, *, fresh: bool = False) -> FilePlan:
     """Read and check the file (in a worker thread: it may be large), cut it, find its job, and price what is
-    left to send. Raises ToolFailure for anything the caller must fix first."""
+    left to send (`fresh`, i.e. force=true: the whole file, as the job will start over). Raises ToolFailure for
+    anything the caller must fix first."""
     svc = services(ctx)
     target = await target_of()
     local = is_local(ctx)
@@ -283,7 +283,7 @@ async def plan_file(ctx: ToolContext, args: FileArgs, target_of: TargetOf) -> Fi
             part_rows=svc.settings.file_part_rows,
         )
     )
-    job = await jobs.read_job(svc.ledger, job_id)
+    job = None if fresh else await jobs.read_job(svc.ledger, job_id)
     if args.output_file is not None and not _plain_name(args.output_file) and other_output(args, job):
         try:  # a path the user named: refused now, before anything is sent, if it cannot be written
             output_path(
@@ -349,9 +349,9 @@ def whole_run(plan: FilePlan) -> PreparedRun:
     )
 
 
-async def guard_prepare(ctx: ToolContext, args: FileArgs, target_of: TargetOf) -> PreparedRun:
-    """What the spend resolver judges for a file: the whole file as one run."""
-    return whole_run(await plan_file(ctx, args, target_of))
+async def guard_prepare(ctx: ToolContext, args: FileArgs, target_of: TargetOf, *, force: bool) -> PreparedRun:
+    """What the spend resolver judges for a file: what is left of it (with force, all of it) as one run."""
+    return whole_run(await plan_file(ctx, args, target_of, fresh=force))
 
 
 def bad_rows_body(check: RowCheck, mapping: ColumnMapping, tool: str) -> ErrorBody:
@@ -403,11 +403,9 @@ async def execute_file(run: RunControls, args: FileArgs, target_of: TargetOf) ->
     started = time.monotonic()
 
     async def work() -> CallToolResult:
-        plan = await plan_file(ctx, args, target_of)
-        if run.force and plan.job is not None:  # asked to run the file again: a new job, billed again
+        plan = await plan_file(ctx, args, target_of, fresh=run.force)
+        if run.force:  # asked to run the file again: a new job, priced whole, billed again
             await jobs.restart_job(svc.ledger, plan.job_id)
-            plan.job = None
-            await price_unsent(plan)
         job = plan.job
         if job is not None and job.done:
             if not other_output(args, job):

@@ -154,17 +154,19 @@ async def prepare_flow_call(
     input_file: str | None,
     columns: dict[str, str] | None,
     skip_bad_rows: bool,
+    force: bool = False,
 ) -> PreparedRun:
     """The run a call asks for, in either form: the input sets given, or the whole file as one spend."""
     exactly_one("run_bulk_flow", params_given=inputs is not None, file_given=input_file is not None, rows_name="inputs")
     if input_file is not None:
-        return await guard_prepare(ctx, FileArgs(input_file, columns, skip_bad_rows), lambda: flow_target(ctx, flow_id))
+        args = FileArgs(input_file, columns, skip_bad_rows)
+        return await guard_prepare(ctx, args, lambda: flow_target(ctx, flow_id), force=force)
     assert inputs is not None
     return await prepare_flow(ctx, flow_id, inputs)
 
 
 bulk_flow_run = run_guards(
-    "bulk_flow", prepare_flow_call, "flow_id", "inputs", "input_file", "columns", "skip_bad_rows"
+    "bulk_flow", prepare_flow_call, "flow_id", "inputs", "input_file", "columns", "skip_bad_rows", "force"
 )
 
 
