@@ -177,8 +177,8 @@ A flow's inputs (the ids run_bulk_flow takes; which are required), outputs, step
 RUN_BULK_DESCRIPTION = (
     """\
 Run a saved flow on one input set or many; results are aligned to the inputs (null where nothing was \
-found). Costs credits: up to rows × the flow's max per run (estimated_credits). Inputs checked first; \
-submitted once. """
+found). A list in a file: input_file (results go to a file). Costs credits: up to rows × the flow's max \
+per run (estimated_credits). Inputs checked first; submitted once. """
     + WAIT_AND_NEXT
 )
 
