@@ -90,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     demo_parser.add_argument("demo_args", nargs=argparse.REMAINDER)
+    enrich_parser = sub.add_parser(
+        "enrich", help="enrich a CSV/JSONL/.xlsx file through a waterfall, enrichment or flow (enrich --help)"
+    )
+    enrich_parser.add_argument("enrich_args", nargs=argparse.REMAINDER)
     doctor = sub.add_parser(
         "doctor", help="check the key, the API, the balance and the local state; exit 1 if unhealthy"
     )
@@ -433,6 +437,10 @@ def _dispatch(argv: Sequence[str] | None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
     if given[:1] == ["demo"]:  # the demo has its own flags (databar-mcp demo --help)
         return demo(given[1:])
+    if given[:1] == ["enrich"]:  # a list file through a run tool, from a script (databar-mcp enrich --help)
+        from databar_mcp.app.enrich_cli import run_enrich
+
+        return run_enrich(given[1:])
     args = build_parser().parse_args(given)
     if args.command == "sandbox":
         return run_sandbox_command(args)

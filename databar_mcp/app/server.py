@@ -61,7 +61,8 @@ Enriching a list:
 1. Discover: list_waterfalls / get_waterfall (multi-provider: emails, phones) or search_enrichments /
    get_enrichment (single provider): required inputs, provider ids, prices.
 2. Estimate: rows × (chosen providers' prices + verifier); get_account shows the balance.
-3. Run once: run_bulk_waterfall / run_bulk_enrichment, on one row or many (one task). A run
+3. Run once: run_bulk_waterfall / run_bulk_enrichment, on one row or many (one task); a list the user has
+   as a file: input_file (the server reads it and writes the results to a file). A run
    waits up to wait_seconds, reporting progress; if it answers "processing", call the get_task it names.
    Never re-run the same input to retry: an identical call returns the same task for free (reused: true);
    force=true bills again.

@@ -127,6 +127,38 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE submissions ADD COLUMN credits_basis TEXT;
     ALTER TABLE submissions ADD COLUMN settled_at REAL
     """,
+    # v6: a file run as one job (issue 25): its parts, each tied to the bulk run that carried it, so the same call
+    # resumes where it stopped and never sends a part twice; owned by databar_mcp.core.jobs
+    """
+    CREATE TABLE file_jobs (
+        job_id TEXT PRIMARY KEY,
+        owner TEXT,
+        tool TEXT NOT NULL,
+        input_file TEXT NOT NULL,
+        file_sha256 TEXT NOT NULL,
+        rows INTEGER NOT NULL,
+        parts INTEGER NOT NULL,
+        mapping_json TEXT NOT NULL,
+        estimated_credits REAL,
+        output_file TEXT,
+        output_rows INTEGER,
+        state TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE file_job_parts (
+        job_id TEXT NOT NULL REFERENCES file_jobs(job_id),
+        part INTEGER NOT NULL,
+        fingerprint TEXT NOT NULL,
+        first_row INTEGER NOT NULL,
+        stop_row INTEGER NOT NULL,
+        rows_sent INTEGER NOT NULL,
+        task_id TEXT NOT NULL,
+        sent_at REAL NOT NULL,
+        PRIMARY KEY (job_id, part)
+    );
+    CREATE INDEX file_job_parts_by_fingerprint ON file_job_parts(fingerprint)
+    """,
 )
 
 # What the migrations build: checked at open, so a damaged ledger is refused before anything is sent.
@@ -145,6 +177,13 @@ SCHEMA_TABLES: dict[str, frozenset[str]] = {
         | {"progress_json", "poll_ms", "ttl_ms", "result_json", "input_json", "created_at", "updated_at"}
     ),
     "spent_rounds": frozenset({"digest", "expires_at"}),
+    "file_jobs": frozenset(
+        {"job_id", "owner", "tool", "input_file", "file_sha256", "rows", "parts", "mapping_json"}
+        | {"estimated_credits", "output_file", "output_rows", "state", "created_at", "updated_at"}
+    ),
+    "file_job_parts": frozenset(
+        {"job_id", "part", "fingerprint", "first_row", "stop_row", "rows_sent", "task_id", "sent_at"}
+    ),
 }
 
 

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 # by the watcher that needs it, so a start with nothing to resume imports none of it (issue 14).
 
 logger = logging.getLogger("databar_mcp.mcp_tasks")
+FILE_JOB_PREFIX = "fj-"  # core.jobs.JOB_PREFIX, not imported: a start imports no job code
 
 # Tools that may answer as a task: the billable bulk runs (Databar tasks, or table runs followed by their rows),
 # get_task and wait_table_enrichment when they would wait.
@@ -77,7 +78,9 @@ def still_running(tool: str, first: dict[str, Any]) -> bool:
     structured = cast(dict[str, Any], first.get("structuredContent") or {})
     if first.get("isError") or structured.get("done") is not False:
         return False
-    return tool in TABLE_TOOLS or isinstance(structured.get("task_id"), str)
+    task_id = structured.get("task_id")
+    # a file job (issue 25) is no Databar task to follow: its answer names the same call that continues it
+    return tool in TABLE_TOOLS or (isinstance(task_id, str) and not task_id.startswith(FILE_JOB_PREFIX))
 
 
 def follows(handle: Handle) -> bool:

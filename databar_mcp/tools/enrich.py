@@ -15,12 +15,18 @@ from databar_mcp.api import runs
 from databar_mcp.api.models import BulkEnrichmentRequest, BulkWaterfallRequest, Pagination
 from databar_mcp.config import Toolset
 from databar_mcp.core.catalog import default_providers, plan_bulk_run
+from databar_mcp.core.files import InputSpec
 from databar_mcp.tools.context import ToolContext, services
+from databar_mcp.tools.file_runs import FileArgs, FileTarget, exactly_one, execute_file, guard_prepare
 from databar_mcp.tools.params import (
     WAIT_AND_NEXT,
+    ColumnMap,
     EnrichmentId,
+    InputFilePath,
     InputValue,
-    Rows,
+    OptionalRows,
+    OutputFilePath,
+    SkipBadRows,
     WaterfallId,
 )
 from databar_mcp.tools.registry import tool
@@ -37,8 +43,7 @@ ProviderIds = Annotated[
     Field(
         min_length=1,
         max_length=50,
-        description="Provider ids from list_waterfalls, tried in this order until one finds data; default: the "
-        "waterfall's own.",
+        description="Provider ids (list_waterfalls), tried in order until one finds data; default: the waterfall's.",
     ),
 ]
 VerifierId = Annotated[int | None, Field(ge=1, description="Email verifier id from list_waterfalls.")]
@@ -49,15 +54,15 @@ Pages = Annotated[
 
 
 RUN_BULK_WATERFALL_DESCRIPTION = (
-    "Run a waterfall on one row or many (e.g. work emails for a list of people); returns the rows aligned to the "
-    "inputs (null where no provider found data).\n\n"
+    "Run a waterfall on rows (e.g. work emails for a list of people); returns them aligned to the inputs (null: "
+    "no provider found data). A list in a file: input_file (results go to a file).\n\n"
     "Costs credits: each provider tried on a row bills its price, plus the verifier per found email; worst "
     "case rows × (providers' prices + verifier), as estimated_credits. Checked first; submitted once. " + WAIT_AND_NEXT
 )
 
 RUN_BULK_ENRICHMENT_DESCRIPTION = (
-    "Run one enrichment (a single provider) on one input or many; returns results aligned to the inputs (null "
-    "where nothing found).\n\n"
+    "Run one enrichment (a single provider) on inputs; returns results aligned to them (null: nothing found). "
+    "A list in a file: input_file (results go to a file).\n\n"
     "Costs credits: price × rows (× pages), as estimated_credits. Params checked first; submitted once. "
     + WAIT_AND_NEXT
 )
@@ -103,14 +108,110 @@ async def prepare_bulk_enrichment(
     )
 
 
+# ---- the file form (issue 25): rows read from input_file, results written to a file ---------------------
+
+
+def file_args(
+    input_file: str | None, columns: dict[str, str] | None, skip_bad_rows: bool, output_file: str | None
+) -> FileArgs | None:
+    if input_file is None:
+        return None
+    return FileArgs(input_file, columns, skip_bad_rows, output_file)
+
+
+async def waterfall_target(
+    ctx: ToolContext, waterfall: str, enrichments: list[int] | None, email_verifier: int | None
+) -> FileTarget:
+    found = await services(ctx).catalog.get(waterfall)
+    chosen = list(enrichments) if enrichments else default_providers(found)
+    call_args: dict[str, object] = {"waterfall": waterfall}
+    if enrichments:
+        call_args["enrichments"] = enrichments
+    if email_verifier is not None:
+        call_args["email_verifier"] = email_verifier
+    return FileTarget(
+        tool="run_bulk_waterfall",
+        target=f"waterfall '{waterfall}'",
+        inputs=tuple(InputSpec(p.name, p.must_have) for p in found.input_params),
+        identity={"waterfall": waterfall, "enrichments": chosen, "email_verifier": email_verifier},
+        call_args=call_args,
+        prepare_part=lambda rows: prepare_bulk_waterfall(
+            ctx, waterfall, [dict(r) for r in rows], enrichments, email_verifier
+        ),
+    )
+
+
+async def enrichment_target(ctx: ToolContext, enrichment_id: int, pages: int | None) -> FileTarget:
+    found = await services(ctx).catalog.enrichment(enrichment_id)
+    call_args: dict[str, object] = {"enrichment_id": enrichment_id}
+    if pages is not None:
+        call_args["pages"] = pages
+    return FileTarget(
+        tool="run_bulk_enrichment",
+        target=f"enrichment {enrichment_id}",
+        inputs=tuple(InputSpec(p.name, p.is_required) for p in found.params or []),
+        identity={"enrichment": enrichment_id, "pages": pages},
+        call_args=call_args,
+        prepare_part=lambda rows: prepare_bulk_enrichment(ctx, enrichment_id, [dict(r) for r in rows], pages),
+    )
+
+
+async def prepare_waterfall_call(
+    ctx: ToolContext,
+    waterfall: str,
+    params: list[dict[str, InputValue]] | None,
+    enrichments: list[int] | None,
+    email_verifier: int | None,
+    input_file: str | None,
+    columns: dict[str, str] | None,
+    skip_bad_rows: bool,
+    force: bool = False,
+) -> PreparedRun:
+    """The run a call asks for, in either form: the rows given, or the whole file as one spend."""
+    exactly_one("run_bulk_waterfall", params_given=params is not None, file_given=input_file is not None)
+    args = file_args(input_file, columns, skip_bad_rows, None)
+    if args is not None:
+        target = lambda: waterfall_target(ctx, waterfall, enrichments, email_verifier)  # noqa: E731
+        return await guard_prepare(ctx, args, target, force=force)
+    assert params is not None
+    return await prepare_bulk_waterfall(ctx, waterfall, params, enrichments, email_verifier)
+
+
+async def prepare_enrichment_call(
+    ctx: ToolContext,
+    enrichment_id: int,
+    params: list[dict[str, InputValue]] | None,
+    pages: int | None,
+    input_file: str | None,
+    columns: dict[str, str] | None,
+    skip_bad_rows: bool,
+    force: bool = False,
+) -> PreparedRun:
+    exactly_one("run_bulk_enrichment", params_given=params is not None, file_given=input_file is not None)
+    args = file_args(input_file, columns, skip_bad_rows, None)
+    if args is not None:
+        return await guard_prepare(ctx, args, lambda: enrichment_target(ctx, enrichment_id, pages), force=force)
+    assert params is not None
+    return await prepare_bulk_enrichment(ctx, enrichment_id, params, pages)
+
+
 # ---- spend resolvers: run before the tool body, so the SDK can put a question to the user -----------------
 # (The SDK passes tool arguments by name and recognises only a bare Context annotation here.)
 
 
+FILE_ARGUMENTS = ("input_file", "columns", "skip_bad_rows", "force")  # force: a file run again is priced whole
 bulk_waterfall_run = run_guards(
-    "bulk_waterfall", prepare_bulk_waterfall, "waterfall", "params", "enrichments", "email_verifier"
+    "bulk_waterfall",
+    prepare_waterfall_call,
+    "waterfall",
+    "params",
+    "enrichments",
+    "email_verifier",
+    *FILE_ARGUMENTS,
 )
-bulk_enrichment_run = run_guards("bulk_enrichment", prepare_bulk_enrichment, "enrichment_id", "params", "pages")
+bulk_enrichment_run = run_guards(
+    "bulk_enrichment", prepare_enrichment_call, "enrichment_id", "params", "pages", *FILE_ARGUMENTS
+)
 
 
 @tool(
@@ -124,12 +225,22 @@ bulk_enrichment_run = run_guards("bulk_enrichment", prepare_bulk_enrichment, "en
 )
 async def run_bulk_waterfall(
     waterfall: WaterfallId,
-    params: Rows,
     run: Annotated[RunControls, Resolve(bulk_waterfall_run)],
+    input_file: InputFilePath = None,
+    columns: ColumnMap = None,
+    skip_bad_rows: SkipBadRows = False,
+    output_file: OutputFilePath = None,
+    params: OptionalRows = None,
     enrichments: ProviderIds = None,
     email_verifier: VerifierId = None,
 ) -> Annotated[CallToolResult, TaskView]:
-    return await execute(run, lambda: prepare_bulk_waterfall(run.ctx, waterfall, params, enrichments, email_verifier))
+    args = file_args(input_file, columns, skip_bad_rows, output_file)
+    prepare = lambda: prepare_waterfall_call(  # noqa: E731
+        run.ctx, waterfall, params, enrichments, email_verifier, input_file, columns, skip_bad_rows
+    )
+    if args is None or params is not None:
+        return await execute(run, prepare)
+    return await execute_file(run, args, lambda: waterfall_target(run.ctx, waterfall, enrichments, email_verifier))
 
 
 @tool(
@@ -143,8 +254,18 @@ async def run_bulk_waterfall(
 )
 async def run_bulk_enrichment(
     enrichment_id: EnrichmentId,
-    params: Rows,
     run: Annotated[RunControls, Resolve(bulk_enrichment_run)],
+    input_file: InputFilePath = None,
+    columns: ColumnMap = None,
+    skip_bad_rows: SkipBadRows = False,
+    output_file: OutputFilePath = None,
+    params: OptionalRows = None,
     pages: Pages = None,
 ) -> Annotated[CallToolResult, TaskView]:
-    return await execute(run, lambda: prepare_bulk_enrichment(run.ctx, enrichment_id, params, pages))
+    args = file_args(input_file, columns, skip_bad_rows, output_file)
+    prepare = lambda: prepare_enrichment_call(  # noqa: E731
+        run.ctx, enrichment_id, params, pages, input_file, columns, skip_bad_rows
+    )
+    if args is None or params is not None:
+        return await execute(run, prepare)
+    return await execute_file(run, args, lambda: enrichment_target(run.ctx, enrichment_id, pages))

@@ -14,12 +14,20 @@ FIELDS_SHOWN = 50  # field problems listed in one error
 PATH_SHOWN = 200  # characters of one field path or problem (a key may be a megabyte long)
 
 
+def _union_tag(part: object) -> bool:
+    """pydantic's name of the branch of an optional argument's union (`list[dict[str, ...]]`): not a field."""
+    return isinstance(part, str) and part.startswith(("list[", "dict[")) and part.endswith("]")
+
+
 def from_validation(exc: ValidationError) -> ErrorBody:
     """Tool arguments that failed the input schema; field paths and rules only, never the values sent."""
     fields: list[FieldProblem] = []
     for err in exc.errors(include_input=False, include_url=False):
+        loc = err["loc"]
+        if len(loc) >= 2 and loc[1] == "none" and err["type"] == "none_required":
+            continue  # the null branch of an optional argument (params when input_file is the other form)
         path = ""
-        for part in err["loc"]:
+        for part in loc[:1] + tuple(p for p in loc[1:2] if not _union_tag(p)) + loc[2:]:
             path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
         fields.append(FieldProblem(field=clip(path or "arguments", PATH_SHOWN), problem=clip(err["msg"], PATH_SHOWN)))
     return ErrorBody(

@@ -7,6 +7,7 @@ from typing import Annotated, Any, cast
 from mcp.server.mcpserver.resolve import Resolve
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from databar_mcp import config
 from databar_mcp.api import runs
@@ -14,11 +15,17 @@ from databar_mcp.api.errors import FieldIssue
 from databar_mcp.api.models import BulkFlowRunRequest, Flow
 from databar_mcp.config import Toolset
 from databar_mcp.core.catalog import RunPlan
+from databar_mcp.core.files import InputSpec
 from databar_mcp.tools.context import Services, ToolContext, services
+from databar_mcp.tools.file_runs import FileArgs, FileTarget, exactly_one, execute_file, guard_prepare
 from databar_mcp.tools.flow_kit import FlowId, flow_and_cost
 from databar_mcp.tools.params import (
     WAIT_AND_NEXT,
+    ColumnMap,
+    InputFilePath,
     InputValue,
+    OutputFilePath,
+    SkipBadRows,
 )
 from databar_mcp.tools.registry import tool
 from databar_mcp.tools.results import ok_result
@@ -106,7 +113,39 @@ async def prepare_flow(ctx: ToolContext, flow_id: str, rows: list[dict[str, Inpu
     )
 
 
-bulk_flow_run = run_guards("bulk_flow", prepare_flow, "flow_id", "inputs")
+async def flow_target(ctx: ToolContext, flow_id: str) -> FileTarget:
+    flow, _ = await flow_and_cost(services(ctx), flow_id)
+    return FileTarget(
+        tool="run_bulk_flow",
+        target=f"flow '{flow.name}'",
+        inputs=tuple(InputSpec(i.id, i.required) for i in flow.inputs),
+        identity={"flow": flow_id},
+        call_args={"flow_id": flow_id},
+        prepare_part=lambda rows: prepare_flow(ctx, flow_id, [dict(r) for r in rows]),
+    )
+
+
+async def prepare_flow_call(
+    ctx: ToolContext,
+    flow_id: str,
+    inputs: list[dict[str, InputValue]] | None,
+    input_file: str | None,
+    columns: dict[str, str] | None,
+    skip_bad_rows: bool,
+    force: bool = False,
+) -> PreparedRun:
+    """The run a call asks for, in either form: the input sets given, or the whole file as one spend."""
+    exactly_one("run_bulk_flow", params_given=inputs is not None, file_given=input_file is not None, rows_name="inputs")
+    if input_file is not None:
+        args = FileArgs(input_file, columns, skip_bad_rows)
+        return await guard_prepare(ctx, args, lambda: flow_target(ctx, flow_id), force=force)
+    assert inputs is not None
+    return await prepare_flow(ctx, flow_id, inputs)
+
+
+bulk_flow_run = run_guards(
+    "bulk_flow", prepare_flow_call, "flow_id", "inputs", "input_file", "columns", "skip_bad_rows", "force"
+)
 
 
 LIST_DESCRIPTION = "List the workspace's saved flows (multi-step pipelines) with their inputs and outputs. Free."
@@ -116,8 +155,8 @@ A flow's inputs (the ids run_bulk_flow takes; which are required), outputs, step
 RUN_BULK_DESCRIPTION = (
     """\
 Run a saved flow on one input set or many; results are aligned to the inputs (null where nothing was \
-found). Costs credits: up to rows × the flow's max per run (estimated_credits). Inputs checked first; \
-submitted once. """
+found). A list in a file: input_file (results go to a file). Costs credits: up to rows × the flow's max \
+per run (estimated_credits). Inputs checked first; submitted once. """
     + WAIT_AND_NEXT
 )
 
@@ -181,10 +220,19 @@ async def get_flow(
 )
 async def run_bulk_flow(
     flow_id: FlowId,
-    inputs: Annotated[
-        list[dict[str, InputValue]],
-        Field(min_length=1, max_length=config.MAX_BULK_ROWS, description="One input set per row."),
-    ],
     run: Annotated[RunControls, Resolve(bulk_flow_run)],
+    input_file: InputFilePath = None,
+    columns: ColumnMap = None,
+    skip_bad_rows: SkipBadRows = False,
+    output_file: OutputFilePath = None,
+    inputs: Annotated[
+        SkipJsonSchema[None] | list[dict[str, InputValue]],
+        Field(min_length=1, max_length=config.MAX_BULK_ROWS, description="One input set per row."),
+    ] = None,
 ) -> Annotated[CallToolResult, TaskView]:
-    return await execute(run, lambda: prepare_flow(run.ctx, flow_id, inputs))
+    if input_file is None or inputs is not None:
+        return await execute(
+            run, lambda: prepare_flow_call(run.ctx, flow_id, inputs, input_file, columns, skip_bad_rows)
+        )
+    args = FileArgs(input_file, columns, skip_bad_rows, output_file)
+    return await execute_file(run, args, lambda: flow_target(run.ctx, flow_id))

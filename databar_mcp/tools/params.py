@@ -86,6 +86,15 @@ Rows = Annotated[
         description="One object of input fields per row.",
     ),
 ]
+# The file form of a run (issue 25): rows read from a file the user has, results written to a file.
+InputFilePath = Annotated[
+    SkipJsonSchema[None] | Annotated[str, Field(min_length=1)],
+    Field(description="A CSV/JSONL/.xlsx file of rows, instead of params."),
+]
+ColumnMap = Annotated[SkipJsonSchema[None] | dict[str, str], Field(description="input -> file column, if unmatched.")]
+SkipBadRows = bool  # the name says it; the refusal that needs it says when
+OutputFilePath = Annotated[SkipJsonSchema[None] | Annotated[str, Field(min_length=1)], Field()]
+OptionalRows = Annotated[SkipJsonSchema[None] | Rows, Field(description="One object of input fields per row.")]
 FORCE_DESCRIPTION = "true: resubmit an identical recent run (bills again)."
 # How a run answers, said fully once in the server instructions; each run tool names it in one line.
 WAIT_AND_NEXT = 'Waits up to wait_seconds; on "processing", call the get_task it names (never re-run to retry).'

@@ -401,6 +401,7 @@ def named(
     """Give a resolver the name, module and signature the SDK reads: the context, the resolvers it depends on
     (`resolved`: name -> Annotated[type, Resolve(...)]), then tool arguments by name."""
     returns = typing.get_type_hints(resolver)["return"]
+    arguments = tuple(dict.fromkeys(arguments))  # a prepare may read `force` too (the file form prices by it)
     parameters = [
         inspect.Parameter("context", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Context),
         *(inspect.Parameter(n, KEYWORD, annotation=a) for n, a in (resolved or {}).items()),

@@ -8,6 +8,7 @@ from typing import Annotated, Any, TypeVar
 
 from mcp.types import CallToolResult
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from databar_mcp import config
 from databar_mcp.api import errors as api
@@ -27,8 +28,10 @@ from databar_mcp.api.models import (
 from databar_mcp.config import Toolset
 from databar_mcp.core.batching import RowOutcome
 from databar_mcp.core.shaping import clip, escape_text, largest_fitting, render_value, result_size
-from databar_mcp.tools.context import Services
-from databar_mcp.tools.params import ColumnName, RowFilter, TableId, in_place
+from databar_mcp.tools.context import Services, ToolContext
+from databar_mcp.tools.file_runs import exactly_one
+from databar_mcp.tools.file_tables import import_file
+from databar_mcp.tools.params import ColumnMap, ColumnName, InputFilePath, RowFilter, SkipBadRows, TableId, in_place
 from databar_mcp.tools.registry import tool
 from databar_mcp.tools.results import (
     ErrorBody,
@@ -384,8 +387,16 @@ async def get_table_columns(table_uuid: TableId, svc: Services) -> Annotated[Cal
 )
 async def insert_rows(
     table_uuid: TableId,
-    rows: Annotated[list[dict[ColumnName, Scalar]], Field(min_length=1, max_length=config.MAX_BULK_ROWS)],
     svc: Services,
+    ctx: ToolContext,
+    rows: Annotated[
+        SkipJsonSchema[None] | list[dict[ColumnName, Scalar]], Field(min_length=1, max_length=config.MAX_BULK_ROWS)
+    ] = None,
+    input_file: Annotated[
+        SkipJsonSchema[None] | Annotated[str, Field(min_length=1)], Field(description="A file of rows, instead.")
+    ] = None,
+    columns: ColumnMap = None,
+    skip_bad_rows: SkipBadRows = False,
     allow_new_columns: Annotated[bool, Field(description="Add unknown columns instead of refusing.")] = False,
     dedupe_keys: Annotated[
         list[ColumnName] | None,
@@ -397,7 +408,21 @@ async def insert_rows(
     ] = None,
 ) -> Annotated[CallToolResult, RowWriteOut]:
     started = time.monotonic()
-
+    exactly_one("insert_rows", params_given=rows is not None, file_given=input_file is not None, rows_name="rows")
+    if input_file is not None:  # the file form: import_rows' body (issue 25)
+        return await import_file(
+            ctx,
+            tool_name="insert_rows",
+            table_uuid=table_uuid,
+            input_file=input_file,
+            columns=columns,
+            skip_bad_rows=skip_bad_rows,
+            mode="insert",
+            allow_new_columns=allow_new_columns,
+            dedupe_keys=dedupe_keys,
+            shape=RowWriteOut,
+        )
+    assert rows is not None
     if not allow_new_columns:
         refs = [ColumnRef(i, c, f"rows[{i}].{c}") for i, row in enumerate(rows) for c in row]
         refs += [ColumnRef(0, k, f"dedupe_keys[{j}]") for j, k in enumerate(dedupe_keys or [])]
@@ -457,13 +482,34 @@ async def update_rows(
 )
 async def upsert_rows(
     table_uuid: TableId,
-    rows: Annotated[
-        list[Annotated[RowUpsert, in_place(RowUpsert)]],
-        Field(min_length=1, max_length=config.MAX_BULK_ROWS),
-    ],
     svc: Services,
+    ctx: ToolContext,
+    rows: Annotated[
+        SkipJsonSchema[None] | list[Annotated[RowUpsert, in_place(RowUpsert)]],
+        Field(min_length=1, max_length=config.MAX_BULK_ROWS),
+    ] = None,
+    input_file: InputFilePath = None,
+    key_column: Annotated[
+        SkipJsonSchema[None] | ColumnName, Field(description="With input_file: the column that finds each row.")
+    ] = None,
+    columns: ColumnMap = None,
+    skip_bad_rows: SkipBadRows = False,
 ) -> Annotated[CallToolResult, RowWriteOut]:
     started = time.monotonic()
+    exactly_one("upsert_rows", params_given=rows is not None, file_given=input_file is not None, rows_name="rows")
+    if input_file is not None:  # the file form: import_rows' body (issue 25)
+        return await import_file(
+            ctx,
+            tool_name="upsert_rows",
+            table_uuid=table_uuid,
+            input_file=input_file,
+            columns=columns,
+            skip_bad_rows=skip_bad_rows,
+            mode="upsert",
+            key_column=key_column,
+            shape=RowWriteOut,
+        )
+    assert rows is not None
 
     refs = [ColumnRef(i, c, f"rows[{i}].key.{c}") for i, row in enumerate(rows) for c in row.key]
     refs += [ColumnRef(i, c, f"rows[{i}].fields.{c}") for i, row in enumerate(rows) for c in row.fields]

@@ -70,6 +70,7 @@ VALID: dict[str, dict[str, Any]] = {
     "get_task": {"task_id": "t1", "wait_seconds": 0},
     "get_waterfall": {"waterfall": "email_getter"},
     "insert_rows": {"table_uuid": TABLE, "rows": [{"first_name": "A"}]},
+    "import_rows": {"table_uuid": TABLE, "input_file": "/nonexistent/leads.csv"},
     "list_recent_tasks": {},
     "list_table_rows": {"table_uuid": TABLE},
     "list_waterfalls": {},

@@ -43,6 +43,7 @@ EXPECTED = {
     "list_table_rows",
     "export_table_rows",
     "insert_rows",
+    "import_rows",
     "update_rows",
     "upsert_rows",
     "delete_rows",
@@ -143,7 +144,8 @@ async def test_schemas_carry_the_constraints_a_call_is_planned_by(every: Client)
     assert (bulk["params"]["minItems"], bulk["params"]["maxItems"]) == (1, 10_000)
     assert (bulk["wait_seconds"]["minimum"], bulk["wait_seconds"]["maximum"]) == (0, 25)
     assert bulk["email_verifier"]["minimum"] == 1 and bulk["email_verifier"]["type"] == "integer"
-    assert set(by_name["run_bulk_waterfall"]["required"]) == {"waterfall", "params"}  # providers: the defaults
+    # providers: the defaults; rows: params or input_file (exactly one, checked in the call)
+    assert set(by_name["run_bulk_waterfall"]["required"]) == {"waterfall"}
     assert "acknowledge_possible_double_billing" not in bulk  # accepted; only a refusal's next_steps ask for it
 
     rows = by_name["list_table_rows"]["properties"]

@@ -43,7 +43,7 @@ async def test_by_default_the_core_toolsets_are_listed_and_enable_toolsets_offer
     assert set(default) == core | set(CORE_TOOLS) | {"enable_toolsets"}
     assert {"create_connector", "list_table_rows"} - core == {"create_connector", "list_table_rows"}
     offer = default["enable_toolsets"]
-    assert "tables (8 tools)" in offer["description"] and "connectors (3 tools)" in offer["description"]
+    assert "tables (9 tools)" in offer["description"] and "connectors (3 tools)" in offer["description"]
     assert offer["annotations"]["readOnlyHint"] is True and offer["annotations"]["openWorldHint"] is False
 
 
