@@ -36,6 +36,8 @@ from databar_mcp.tools.table_kit import (
     report,
 )
 
+# Two ids, two names: `exporter_id` is the catalog's (list_exporters), `table_exporter_id` the one an exporter gets
+# when attached to a table (add_table_exporter answers it; run_table_exporter takes it).
 ExporterId = Annotated[int, Field(ge=1, le=2_000_000_000)]
 
 
@@ -67,7 +69,7 @@ class ExporterList(BaseModel):
 
 class AttachedExporterOut(BaseModel):
     table_uuid: str
-    exporter_id: int = Field(description="The table-exporter id: pass it to run_table_exporter.")
+    table_exporter_id: int = Field(description="The attached exporter's id: pass it to run_table_exporter.")
     name: str
     status_column: str | None = None
     next_step: str
@@ -92,14 +94,16 @@ def detail_out(e: ExporterDetail) -> ExporterDetailOut:
 async def export_question(
     context: Context,  # pyright: ignore[reportMissingTypeArgument]
     table_uuid: str,
-    exporter_id: int,
+    table_exporter_id: int,
     confirm: bool,
 ) -> SpendGate | Elicit[Confirmation]:
     """Ask the user before rows leave for another system; a client that cannot ask needs confirm=true."""
     ctx = cast(ToolContext, context)
     svc = services(ctx)
     try:
-        attached = next((e for e in await svc.client.list_table_exporters(table_uuid) if e.id == exporter_id), None)
+        attached = next(
+            (e for e in await svc.client.list_table_exporters(table_uuid) if e.id == table_exporter_id), None
+        )
         rows = await svc.client.count_table_rows(table_uuid)
     except DatabarError as exc:  # no question could be put: the body refuses unless it reports this itself
         return SpendGate(verdict="unavailable", reason=exc.message)
@@ -117,9 +121,9 @@ async def export_question(
     )
 
 
-def settle_export(outcome: SpendOutcome, table_uuid: str, exporter_id: int) -> None:
+def settle_export(outcome: SpendOutcome, table_uuid: str, table_exporter_id: int) -> None:
     """Raise confirmation_required unless the user (or, where the client cannot ask, the agent for them) agreed."""
-    args = f'table_uuid="{table_uuid}", exporter_id={exporter_id}'
+    args = f'table_uuid="{table_uuid}", table_exporter_id={table_exporter_id}'
     data = cast(object, outcome.data) if isinstance(outcome, AcceptedElicitation) else None
     if (isinstance(data, Confirmation) and data.confirm) or (isinstance(data, SpendGate) and data.verdict == "ok"):
         return
@@ -140,7 +144,7 @@ def settle_export(outcome: SpendOutcome, table_uuid: str, exporter_id: int) -> N
         ErrorBody(
             code=ErrorCode.CONFIRMATION_REQUIRED,
             message=message + " Nothing was sent.",
-            details={"table_uuid": table_uuid, "exporter_id": exporter_id},
+            details={"table_uuid": table_uuid, "table_exporter_id": table_exporter_id},
             next_steps=steps,
         )
     )
@@ -193,7 +197,7 @@ async def list_exporters(
 )
 async def add_table_exporter(
     table_uuid: TableId,
-    exporter_id: ExporterId,
+    exporter_id: Annotated[ExporterId, Field(description="The catalog id, from list_exporters.")],
     mapping: Annotated[
         dict[Annotated[str, Field(min_length=1, max_length=256)], Source],
         Field(min_length=1, max_length=50, description='Param → source, e.g. {"email": {"column": "Email"}}.'),
@@ -205,15 +209,17 @@ async def add_table_exporter(
         table_uuid, exporter_id, {k: v.as_mapping() for k, v in mapping.items()}, authorization=authorization
     )
     owned = processor_columns(await svc.client.table_columns(table_uuid), attached.id)
-    call = f'run_table_exporter(table_uuid="{table_uuid}", exporter_id={attached.id})'
+    call = f'run_table_exporter(table_uuid="{table_uuid}", table_exporter_id={attached.id})'
     out = AttachedExporterOut(
         table_uuid=table_uuid,
-        exporter_id=attached.id,
+        table_exporter_id=attached.id,
         name=attached.name,
         status_column=owned.status if owned else None,
         next_step=f"Send the rows (asks the user first): {call}",
     )
-    return ok_result(out, f"Attached {out.name} to {table_uuid} as exporter_id {out.exporter_id}. {out.next_step}")
+    return ok_result(
+        out, f"Attached {out.name} to {table_uuid} as table_exporter_id {out.table_exporter_id}. {out.next_step}"
+    )
 
 
 @tool(
@@ -227,22 +233,22 @@ async def add_table_exporter(
 )
 async def run_table_exporter(
     table_uuid: TableId,
-    exporter_id: Annotated[int, Field(ge=1, le=2_000_000_000, description="From add_table_exporter.")],
+    table_exporter_id: Annotated[int, Field(ge=1, le=2_000_000_000, description="From add_table_exporter.")],
     ctx: ToolContext,
     svc: Services,
     confirmation: Annotated[SpendOutcome, Resolve(export_question)],
     confirm: Annotated[bool, Field(description="Only where this client cannot ask: the user agreed.")] = False,
     wait_seconds: WaitSeconds = WAIT_DEFAULT,
 ) -> Annotated[CallToolResult, TableRunView]:
-    columns = processor_columns(await svc.client.table_columns(table_uuid), exporter_id)
-    attached = next((e for e in await svc.client.list_table_exporters(table_uuid) if e.id == exporter_id), None)
+    columns = processor_columns(await svc.client.table_columns(table_uuid), table_exporter_id)
+    attached = next((e for e in await svc.client.list_table_exporters(table_uuid) if e.id == table_exporter_id), None)
     if columns is None or attached is None:
-        raise not_attached(table_uuid, exporter_id)
-    settle_export(confirmation, table_uuid, exporter_id)
+        raise not_attached(table_uuid, table_exporter_id)
+    settle_export(confirmation, table_uuid, table_exporter_id)
     before = await reader_of(svc).states(table_uuid, columns.status)
     scope = RunScope(
         table_uuid=table_uuid,
-        processor_id=exporter_id,
+        processor_id=table_exporter_id,
         name=attached.name,
         status_column=columns.status,
         output_columns=columns.outputs,
@@ -256,7 +262,7 @@ async def run_table_exporter(
             runner=svc.runner,
             ledger=svc.ledger,
             tool="run_table_exporter",
-            call=runs.table_exporter(table_uuid, exporter_id),
+            call=runs.table_exporter(table_uuid, table_exporter_id),
             scope=scope,
             estimated_credits=0.0,
             force=False,

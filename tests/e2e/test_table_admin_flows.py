@@ -91,29 +91,44 @@ async def test_exporter_needs_confirmation_and_sends_once(mcp: Client, sandbox: 
     hubspot = exporters["exporters"][0]["id"]
     detail = (await call(mcp, "list_exporters", {"exporter_id": hubspot}))["exporter"]
     assert [p["name"] for p in detail["params"] if p["required"]] == ["email"]
-    added = await call(
-        mcp,
-        "add_table_exporter",
-        {"table_uuid": table, "exporter_id": hubspot, "mapping": {"email": {"column": "Email"}}},
+    adding = await mcp.call_tool(
+        "add_table_exporter", {"table_uuid": table, "exporter_id": hubspot, "mapping": {"email": {"column": "Email"}}}
     )
+    added = structured(adding)
+    assert f'run_table_exporter(table_uuid="{table}", table_exporter_id={added["table_exporter_id"]})' in text_of(
+        adding
+    )
+    # Regression (issue 23, 7): exporter_id meant the catalog id here and the attached id in run_table_exporter.
+    listed = {t.name: t for t in (await mcp.list_tools()).tools}
+    assert "table_exporter_id" in listed["run_table_exporter"].input_schema["properties"]
+    assert "exporter_id" not in listed["run_table_exporter"].input_schema["properties"]
+    assert "exporter_id" in listed["add_table_exporter"].input_schema["properties"]
     run = "POST /v1/table/{table_uuid}/run-exporter/{processor_id}"
-    refused = await mcp.call_tool("run_table_exporter", {"table_uuid": table, "exporter_id": added["exporter_id"]})
+    refused = await mcp.call_tool(
+        "run_table_exporter", {"table_uuid": table, "table_exporter_id": added["table_exporter_id"]}
+    )
     assert sandbox.state.counts[run] == 0
     # Regression (issue 23, 7): a free export came back as spend_limit with next steps that contradicted it.
     err = error_body(refused)  # this client cannot ask the user
     assert err["code"] == "confirmation_required"
     assert "Sending 2 row(s)" in err["message"] and "cannot ask the user" in err["message"]
-    call_again = f'run_table_exporter(table_uuid="{table}", exporter_id={added["exporter_id"]}, confirm=true)'
+    call_again = (
+        f'run_table_exporter(table_uuid="{table}", table_exporter_id={added["table_exporter_id"]}, confirm=true)'
+    )
     assert err["next_steps"] == [
         "Ask the user whether to send these rows (the count and destination are above).",
         f"Only if they agree: call {call_again}.",
     ]
     sent = await call(
-        mcp, "run_table_exporter", {"table_uuid": table, "exporter_id": added["exporter_id"], "confirm": True}
+        mcp,
+        "run_table_exporter",
+        {"table_uuid": table, "table_exporter_id": added["table_exporter_id"], "confirm": True},
     )
     assert sent["done"] and (sent["found"], sent["errors"]) == (1, 1)
     again = await call(
-        mcp, "run_table_exporter", {"table_uuid": table, "exporter_id": added["exporter_id"], "confirm": True}
+        mcp,
+        "run_table_exporter",
+        {"table_uuid": table, "table_exporter_id": added["table_exporter_id"], "confirm": True},
     )
     assert again["reused"] and sandbox.state.counts[run] == 1
 
@@ -294,7 +309,9 @@ async def test_exporter_asks_the_user_when_the_client_can(
             "add_table_exporter",
             {"table_uuid": table, "exporter_id": 41, "mapping": {"email": {"column": "Email"}}},
         )
-        result = await mcp.call_tool("run_table_exporter", {"table_uuid": table, "exporter_id": added["exporter_id"]})
+        result = await mcp.call_tool(
+            "run_table_exporter", {"table_uuid": table, "table_exporter_id": added["table_exporter_id"]}
+        )
     assert asked and "send 3 row(s)" in asked[0] and "HubSpot" in asked[0]
     assert result.is_error is not sent, text_of(result)
     if not sent:
@@ -321,7 +338,9 @@ async def test_an_export_whose_question_could_not_be_put_is_not_sent(sandbox: Sa
         )
         attempts = 1 + settings.max_retries  # every try of the question's one read of the table's exporters
         sandbox.state.inject(Fault(route="GET /v1/table/{table_uuid}/exporters", kind="status", times=attempts))
-        result = await mcp.call_tool("run_table_exporter", {"table_uuid": table, "exporter_id": added["exporter_id"]})
+        result = await mcp.call_tool(
+            "run_table_exporter", {"table_uuid": table, "table_exporter_id": added["table_exporter_id"]}
+        )
     err = error_body(result)
     assert err["code"] == "confirmation_required" and "could not be asked" in err["message"]
     assert "again in a few seconds" in err["next_steps"][0]
