@@ -133,6 +133,43 @@ async def test_exporter_needs_confirmation_and_sends_once(mcp: Client, sandbox: 
     assert again["reused"] and sandbox.state.counts[run] == 1
 
 
+async def test_exporter_sends_only_the_selected_rows(mcp: Client, sandbox: SandboxServer) -> None:
+    """Regression (issue 23, 7): run_table_exporter had no row selection; pushing the enriched rows to a CRM
+    meant a new table and rows retyped. A filter (as list_table_rows takes it) or row ids select the rows; the
+    confirmation states how many go, and only those are sent."""
+    table = (await call(mcp, "create_table", {"name": "Leads", "columns": ["Name", "Email"]}))["identifier"]
+    people = [("Ann", "ann@x.io"), ("Bob", ""), ("Cid", "cid@x.io"), ("Dee", "")]
+    await call(mcp, "insert_rows", {"table_uuid": table, "rows": [{"Name": n, "Email": e} for n, e in people]})
+    added = await call(
+        mcp, "add_table_exporter", {"table_uuid": table, "exporter_id": 41, "mapping": {"email": {"column": "Email"}}}
+    )
+    base = {"table_uuid": table, "table_exporter_id": added["table_exporter_id"]}
+    with_email = {"Email": {"empty": False}}
+    asked = error_body(await mcp.call_tool("run_table_exporter", {**base, "filter": with_email}))
+    assert asked["code"] == "confirmation_required"
+    assert f'Sending 2 row(s) of table {table} where {{"Email":{{"empty":false}}}} to HubSpot' in asked["message"]
+    again = f'run_table_exporter(table_uuid="{table}", table_exporter_id={base["table_exporter_id"]}, '
+    assert f'{again}filter={{"Email":{{"empty":false}}}}, confirm=true)' in asked["next_steps"][1]
+
+    sent = await mcp.call_tool(
+        "run_table_exporter", {**base, "filter": with_email, "confirm": True, "wait_seconds": 20}
+    )
+    assert not sent.is_error, text_of(sent)
+    assert "HubSpot: create or update contacts: 2/2 rows done" in text_of(sent)
+    status = structured(sent)["status_column"]
+    rows = (await call(mcp, "list_table_rows", {"table_uuid": table}))["rows"]
+    assert {r["Name"]: bool(r.get(status)) for r in rows} == {"Ann": True, "Bob": False, "Cid": True, "Dee": False}
+
+    bob = next(r["id"] for r in rows if r["Name"] == "Bob")
+    one = error_body(await mcp.call_tool("run_table_exporter", {**base, "row_ids": [bob]}))
+    assert "Sending 1 row(s)" in one["message"] and "(the 1 row ids given)" in one["message"]
+    none = error_body(
+        await mcp.call_tool("run_table_exporter", {**base, "filter": {"Email": {"equals": "nobody@x.io"}}})
+    )
+    assert none["code"] == "validation_error" and "No row of table" in none["message"]
+    assert sandbox.state.counts["POST /v1/table/{table_uuid}/run-exporter/{processor_id}"] == 1
+
+
 async def test_flows_list_estimate_and_run(mcp: Client, sandbox: SandboxServer) -> None:
     flows = await call(mcp, "list_flows", {})
     assert EMAIL_FLOW in {f["id"] for f in flows["flows"]}
