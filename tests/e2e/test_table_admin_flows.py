@@ -196,6 +196,24 @@ async def test_flows_list_estimate_and_run(mcp: Client, sandbox: SandboxServer) 
     assert again["reused"] and sandbox.state.counts["POST /v1/flows/{flow_id}/bulk-run"] == 2  # one, many
 
 
+async def test_a_flow_export_joins_each_row_to_its_input(mcp: Client) -> None:
+    """Regression (issue 23, 7): flow exports said "Inputs unknown: results only." while waterfall exports kept
+    the inputs: a flow's rows are recorded as `inputs`, not `params`."""
+    people = [
+        {"first_name": "John", "last_name": "Doe", "domain": "example.com"},
+        {"first_name": "Ann", "last_name": "Lee", "domain": "nobody.invalid"},
+    ]
+    task_id = (await call(mcp, "run_bulk_flow", {"flow_id": EMAIL_FLOW, "inputs": people}))["task_id"]
+    exported = await mcp.call_tool("export_task_result", {"task_id": task_id})
+    said = text_of(exported)
+    assert "Each row is joined to its input." in said and "Inputs unknown" not in said
+    lines = Path(structured(exported)["path"]).read_text().splitlines()
+    assert lines[0].startswith("index,first_name,last_name,domain,found,")
+    assert lines[1].startswith("0,John,Doe,example.com,True,") and lines[2].startswith("1,Ann,Lee,nobody.invalid,False")
+    detailed = text_of(await mcp.call_tool("get_task", {"task_id": task_id, "response_format": "detailed"}))
+    assert '#0 input {"first_name":"John"' in detailed
+
+
 async def text(mcp: Client, tool: str, args: dict[str, Any]) -> str:
     result = await mcp.call_tool(tool, args)
     assert not result.is_error, (tool, text_of(result))
