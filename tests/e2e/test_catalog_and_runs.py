@@ -128,3 +128,26 @@ async def test_every_run_result_reports_estimated_and_actual_credits(mcp: Client
     out = structured(result)
     assert out["estimated_credits"] == 1.0 and out.get("credits_spent") is not None
     assert "Credits spent:" in text_of(result) and len(whole(result)) < 40_000
+
+
+async def test_a_run_still_going_says_how_long_earlier_runs_here_took(mcp: Client, sandbox: SandboxServer) -> None:
+    """Regression (issue 23, 7): nothing answered "how long will it take". A run that outlasts the call states
+    the time expected from this server's own finished runs of the same waterfall, and nothing without them."""
+    done = await mcp.call_tool(
+        "run_bulk_waterfall", {"waterfall": "email_getter", "params": LEADS[:2], "enrichments": [833]}
+    )
+    assert structured(done)["done"] and "Duration:" not in text_of(done)
+
+    sandbox.state.config.task_base_seconds = 30.0
+    slow = await mcp.call_tool(
+        "run_bulk_waterfall",
+        {"waterfall": "email_getter", "params": LEADS[2:], "enrichments": [833], "wait_seconds": 0},
+    )
+    said = text_of(slow)
+    assert structured(slow)["status"] == "processing"
+    assert "Duration: expected about " in said and " s, from 1 earlier run here (Databar states none)." in said
+
+    unseen = await mcp.call_tool(
+        "run_bulk_enrichment", {"enrichment_id": 120, "params": [{"domain": "acme.com"}], "wait_seconds": 0}
+    )
+    assert structured(unseen)["status"] == "processing" and "Duration:" not in text_of(unseen)
