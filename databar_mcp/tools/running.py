@@ -566,8 +566,10 @@ async def follow(
         )
         expected = await expected_duration(svc.ledger, run.endpoint, rows)
         line = None if expected is None else f"Duration: {expected.words()} (Databar states none)."
-        return with_line(ok_result(view, render(view)), line, svc.settings.result_budget_chars)
+        answer = with_line(ok_result(view, render(view)), line, svc.settings.result_budget_chars)
+        return with_line(answer, plan.price_note, svc.settings.result_budget_chars, second=True)
     answer = await deliver(svc, task, offset=0, limit=None, estimated_credits=plan.estimated_credits, reused=reused)
+    answer = with_line(answer, plan.price_note, svc.settings.result_budget_chars, second=True)
     return with_line(
         answer, untried_providers_line(plan.waterfall, run.request, task), svc.settings.result_budget_chars
     )
