@@ -75,6 +75,11 @@ def table_enrichment(
     return RunRequest(table_run_path(table_uuid, table_enrichment_id), body)
 
 
-def table_exporter(table_uuid: str, table_exporter_id: int) -> RunRequest:
-    """Send the table's rows to an attached exporter's destination (no body)."""
-    return RunRequest(table_run_path(table_uuid, table_exporter_id, exporter=True), {})
+def table_exporter(table_uuid: str, table_exporter_id: int, row_ids: list[str] | None = None) -> RunRequest:
+    """Send the table's rows to an attached exporter's destination (row_ids: only those; none: an empty body).
+
+    Assumed, not documented: Databar documents `row_ids` for run-enrichment only, and its SDK sends run-exporter
+    no body; an exporter is a table processor run by the same machinery, so the same `row_ids` is sent here.
+    """
+    body: dict[str, Any] = {} if row_ids is None else {"row_ids": row_ids}
+    return RunRequest(table_run_path(table_uuid, table_exporter_id, exporter=True), body)

@@ -5,6 +5,7 @@ changes."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ class RunPlan:
     # Why the cost is unknown (estimated_credits None) and what would make it known: a spend limit that
     # cannot price a run refuses it, and this tells the agent what to set.
     unpriced: str | None = None
+    # What a per-parameter price is driven by, in words: the parameter, its value here and its default.
+    price_note: str | None = None
 
 
 class Catalog:
@@ -227,6 +230,7 @@ def plan_enrichment_run(
         estimated_credits=estimate,
         issues=tuple(issues),
         unpriced=None if estimate is not None else unpriced_reason(enrichment, rows),
+        price_note=price_note(enrichment, rows),
     )
 
 
@@ -258,13 +262,57 @@ def enrichment_cost(enrichment: Enrichment, rows: Sequence[Mapping[str, object]]
         if enrichment.pricing is not None and enrichment.pricing.type not in ("fixed", "per_parameter"):
             return None  # a pricing rule we do not know: never guess low
         return round(enrichment.price * len(rows), 4)
+    default = price_default(enrichment)
     total = 0.0
     for row in rows:
         multiplier = _amount(row.get(parameter))
         if multiplier is None:
+            multiplier = default
+        if multiplier is None:
             return None
         total += enrichment.price * multiplier
     return round(total, 4)
+
+
+DEFAULT_IN_TEXT = re.compile(r"\bdefault(?:s to|:| is)?\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+
+
+def default_in_text(description: str | None) -> float | None:
+    """A param's default as its description states it ("default 10", "defaults to 25"): the API has no field."""
+    found = DEFAULT_IN_TEXT.search(description or "")
+    return float(found.group(1)) if found else None
+
+
+def price_default(enrichment: Enrichment) -> float | None:
+    """The value the pricing parameter takes when an input leaves it out (None: the catalog does not say)."""
+    param = next((p for p in enrichment.params or [] if p.name == enrichment.price_parameter), None)
+    if param is None:
+        return None
+    stated = cast(object, (param.model_extra or {}).get("default"))
+    amount = _amount(stated)
+    return amount if amount is not None else default_in_text(param.description)
+
+
+def price_note(enrichment: Enrichment, rows: Sequence[Mapping[str, object]]) -> str | None:
+    """The price a parameter drives, stated before the figures: 'Price: 0.2 credits × max_results per row
+    (max_results 25 as given; the default 10 when left out).'"""
+    parameter = enrichment.price_parameter
+    if parameter is None or enrichment.price is None:
+        return None
+    default = price_default(enrichment)
+    given = [a for a in (_amount(row.get(parameter)) for row in rows) if a is not None]
+    left_out = len(rows) - len(given)
+    parts: list[str] = []
+    if given:
+        values = ", ".join(f"{v:g}" for v in sorted(set(given))[:5])
+        parts.append(f"{parameter} {values} as given" + (f" in {len(given)} of {len(rows)} rows" if left_out else ""))
+    if left_out and default is not None:
+        parts.append(f"left out in {left_out} row(s), so its default {default:g} applies")
+    elif left_out:
+        parts.append(f"left out in {left_out} row(s), and the catalog states no default: set {parameter}")
+    elif default is not None:
+        parts.append(f"the default {default:g} when left out")
+    return f"Price: {enrichment.price:g} credits × {parameter} per row ({'; '.join(parts)})."
 
 
 def unpriced_reason(enrichment: Enrichment, rows: Sequence[Mapping[str, object]]) -> str:

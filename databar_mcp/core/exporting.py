@@ -87,6 +87,21 @@ def _pairs(inputs: Sequence[object] | None, results: Sequence[object]) -> Iterab
         yield i, (inputs[i] if inputs is not None and i < len(inputs) else None), result
 
 
+def each_result(result: object) -> list[object]:
+    """A row's results one by one: the items of a list of objects (an enrichment answering many results per
+    input, e.g. the employees of a company), else the row's one result."""
+    if isinstance(result, list) and result and all(isinstance(item, dict) for item in cast(list[object], result)):
+        return list(cast(list[object], result))
+    return [result]
+
+
+def _lines(inputs: Sequence[object] | None, results: Sequence[object]) -> Iterable[tuple[int, object, object]]:
+    """One CSV line per result: a row with many results repeats its index and input on each."""
+    for i, given, result in _pairs(inputs, results):
+        for item in each_result(result):
+            yield i, given, item
+
+
 def csv_columns(inputs: Sequence[object] | None, results: Sequence[object]) -> tuple[list[str], list[str]]:
     """Input columns as given; output columns flattened, prefixed 'result.' when a name collides."""
     input_cols: dict[str, None] = {}
@@ -94,8 +109,9 @@ def csv_columns(inputs: Sequence[object] | None, results: Sequence[object]) -> t
         input_cols.update(dict.fromkeys(flatten(row)))
     output_cols: dict[str, None] = {}
     for result in results:
-        if result is not None:
-            output_cols.update(dict.fromkeys(flatten(result)))
+        for item in each_result(result):
+            if item is not None:
+                output_cols.update(dict.fromkeys(flatten(item)))
     return list(input_cols), list(output_cols)
 
 
@@ -133,7 +149,7 @@ def write_export(
     def write_csv(f: Any) -> None:
         writer = csv.writer(f)
         writer.writerow([cell(name) for name in header])  # keys are provider/agent text too: defused like cells
-        for i, given, result in _pairs(inputs, results):
+        for i, given, result in _lines(inputs, results):
             flat_in = flatten(given) if given is not None else {}
             flat_out = flatten(result) if result is not None else {}
             writer.writerow(

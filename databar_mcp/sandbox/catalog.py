@@ -8,6 +8,7 @@ tests can prove our client reads both.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from databar_mcp.sandbox.errors import Json
@@ -73,6 +74,11 @@ class Enrichment:
     hit_rate: float = 0.5  # hidden: share of inputs the fake provider finds data for
     price_parameter: str | None = None  # per-parameter pricing: price × params[price_parameter] per input
     per_page: int | None = None  # paginated (list-style) enrichments: rows per page
+    # What the pricing parameter is when an input leaves it out (stated in its param's description, as
+    # Databar's descriptions state defaults; the API has no field for it). A list-style enrichment with a
+    # pricing parameter returns that many results per input, a list (an assumption: Databar's docs show no
+    # such reply, but a price per result that answered one result would bill for items never delivered).
+    price_parameter_default: float = 1.0
 
     def summary_json(self, variant: bool = False) -> dict[str, Json]:
         out: dict[str, Json] = {
@@ -110,9 +116,19 @@ class Enrichment:
         """What one input costs: the price, times the pricing parameter's value for per-parameter pricing."""
         if self.price_parameter is None:
             return self.price
-        value = row.get(self.price_parameter)
-        amount = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 1.0
-        return self.price * amount
+        return self.price * self.amount(row)
+
+    def amount(self, row: Mapping[str, Json]) -> float:
+        """The pricing parameter's value in this input (its default when left out)."""
+        value = row.get(self.price_parameter) if self.price_parameter else None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        return self.price_parameter_default
+
+    @property
+    def many_results(self) -> bool:
+        """Answers a list per input: a paginated enrichment priced per result."""
+        return self.per_page is not None and self.price_parameter is not None
 
     def param(self, slug: str) -> Param | None:
         return next((p for p in self.params if p.name == slug), None)
@@ -402,9 +418,31 @@ _ALL: tuple[Enrichment, ...] = (
         data_source="Apollo",
         price=0.2,
         category=("people", "company"),
-        params=(_DOMAIN, Param("max_results", False, "number", "How many people to return (billed per person)")),
+        params=(
+            _DOMAIN,
+            Param("max_results", False, "number", "How many people to return (billed per person; default 10)"),
+        ),
         response_fields=_PERSON_OUT,
         hit_rate=0.8,
+        price_parameter="max_results",
+        price_parameter_default=10,
+        per_page=25,
+    ),
+    Enrichment(
+        id=511,
+        name="Job postings of a company",
+        description="Open job postings of a company by domain: title, location and posting URL, up to max_results.",
+        data_source="Coresignal",
+        price=0.2,
+        category=("company",),
+        # Priced per result with no default stated anywhere: a run that leaves max_results out cannot be priced.
+        params=(_DOMAIN, Param("max_results", False, "number", "How many postings to return (billed per posting)")),
+        response_fields=(
+            OutputField("title", "Job title"),
+            OutputField("location", "Location"),
+            OutputField("posting_url", "Posting URL", "url"),
+        ),
+        hit_rate=0.7,
         price_parameter="max_results",
         per_page=25,
     ),

@@ -38,10 +38,16 @@ _SIZES = (8, 25, 60, 140, 320, 850, 2400, 12000)
 class RowOutcome:
     """What one input row yields; fixed at submit time and revealed as the task progresses."""
 
-    data: dict[str, Json] | None
+    data: dict[str, Json] | None  # a table cell or a flow step reads the first result
     failed: bool
     cost: float
     error: str | None = None
+    items: list[Json] | None = None  # every result of a list-style enrichment (the task's reply for this input)
+
+    @property
+    def reply(self) -> Json:
+        """What a task's data holds for this input: the list of results, or the one result."""
+        return self.items if self.items is not None else self.data
 
 
 def canonical(row: Row) -> str:
@@ -221,5 +227,9 @@ def enrichment_row(enrichment: Enrichment, row: Row) -> RowOutcome:
     cost = enrichment.unit_cost(dict(row))
     if not _finds(enrichment, row, kind, True):
         return RowOutcome(None, False, cost)
+    if enrichment.many_results:  # one result per unit billed, each a different (deterministic) person
+        people = [{**row, "_result": i} for i in range(max(1, int(enrichment.amount(row))))]
+        found = [{f.name: field_value(f.name, p, enrichment.id) for f in enrichment.response_fields} for p in people]
+        return RowOutcome(found[0], False, cost, items=list[Json](found))
     data = {f.name: field_value(f.name, row, enrichment.id) for f in enrichment.response_fields}
     return RowOutcome(data, False, cost)

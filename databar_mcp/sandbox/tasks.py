@@ -70,7 +70,7 @@ class Task:
         """The GET /v1/tasks/{id} body for this moment."""
         status = self.status(now)
         done = self.outcomes[: self.done_count(now)]
-        rows: list[Json] = [*(o.data for o in done), *([None] * (self.total - len(done)))]
+        rows: list[Json] = [*(o.reply for o in done), *([None] * (self.total - len(done)))]
         data: Json = None
         if status != "processing" or (include_partial and self.bulk):
             data = rows if self.bulk or self.single_as_list else rows[0]

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, PrivateAttr
 
 from databar_mcp.api.models import Enrichment, EnrichmentParam, Waterfall, WaterfallInput
 from databar_mcp.config import Toolset
+from databar_mcp.core.catalog import default_in_text
 from databar_mcp.core.finding import Found, find, waterfalls_for
 from databar_mcp.core.shaping import escape_text
 from databar_mcp.tools.context import Services
@@ -184,6 +185,9 @@ def render_enrichment(e: EnrichmentOut) -> str:
         choices = f" one of: {', '.join(p.choices)}" if p.choices else ""
         if p.remote_choices:
             choices = " values: get_param_choices"
+        if p.name == e.price_times:  # the price is stated where the param is: what it multiplies, its default
+            default = default_in_text(p.description)
+            choices += f"; the price is × {p.name}" + (f", default {default:g}" if default is not None else "")
         lines.append(f"  param {p.name} ({p.type or '?'}, {'required' if p.required else 'optional'}){choices}")
     if e.response_fields:
         lines.append(f"  returns: {', '.join(e.response_fields)}")

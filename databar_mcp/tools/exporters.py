@@ -4,6 +4,7 @@ Running an exporter changes data outside Databar, so it is confirmed by the user
 elicitation path as the spend guard; it is recorded in the ledger and never re-sent on an ambiguous reply.
 """
 
+import json
 from typing import Annotated, cast
 
 from mcp.server.elicitation import AcceptedElicitation
@@ -12,16 +13,19 @@ from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
+from databar_mcp import config
 from databar_mcp.api import runs
 from databar_mcp.api.errors import ConflictError, DatabarError
 from databar_mcp.api.models import ExporterDetail
 from databar_mcp.config import Toolset
 from databar_mcp.core.costs import balance_or_none
+from databar_mcp.core.row_selection import RowSelection, select_rows
 from databar_mcp.core.runner import DuplicateRunUnknown
 from databar_mcp.core.table_runs import RunScope, processor_columns, submit_table_run
 from databar_mcp.tools.context import Services, ToolContext, services
 from databar_mcp.tools.params import (
     WAIT_DEFAULT,
+    RowFilter,
     TableId,
     WaitSeconds,
 )
@@ -31,12 +35,21 @@ from databar_mcp.tools.running import Confirmation, SpendGate, SpendOutcome, dup
 from databar_mcp.tools.table_kit import (
     Source,
     TableRunView,
+    filter_call_arg,
+    filter_json,
     not_attached,
     reader_of,
     report,
 )
 
+# Two ids, two names: `exporter_id` is the catalog's (list_exporters), `table_exporter_id` the one an exporter gets
+# when attached to a table (add_table_exporter answers it; run_table_exporter takes it).
 ExporterId = Annotated[int, Field(ge=1, le=2_000_000_000)]
+RowIds = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=100)]] | None,
+    Field(min_length=1, max_length=config.TABLE_RUN_ROW_IDS_MAX, description="Only these rows."),
+]
+SHOWN_IDS_MAX = 20  # a call-again step spells out at most this many row ids
 
 
 class ExporterOut(BaseModel):
@@ -67,7 +80,7 @@ class ExporterList(BaseModel):
 
 class AttachedExporterOut(BaseModel):
     table_uuid: str
-    exporter_id: int = Field(description="The table-exporter id: pass it to run_table_exporter.")
+    table_exporter_id: int = Field(description="The attached exporter's id: pass it to run_table_exporter.")
     name: str
     status_column: str | None = None
     next_step: str
@@ -89,37 +102,78 @@ def detail_out(e: ExporterDetail) -> ExporterDetailOut:
     )
 
 
+class Selected(BaseModel):
+    """The rows an export sends, in words and as the call's own arguments (to call again with)."""
+
+    rows: int
+    words: str  # "" (every row), " where {...}", " (the 3 row ids given)"
+    args: str  # the selection's arguments as the tool takes them, e.g. ', filter={"Email":{"empty":false}}'
+    filter_arg: str  # the filter alone, to read the same rows with list_table_rows
+
+
+def selection_words(selection: RowSelection, row_ids: list[str] | None, conditions: RowFilter) -> Selected:
+    shown = filter_call_arg(conditions)
+    args = f", filter={shown}" if shown else ""
+    if row_ids is not None:
+        ids = json.dumps(row_ids) if len(row_ids) <= SHOWN_IDS_MAX else f"[the same {len(row_ids)} ids]"
+        args += f", row_ids={ids}"
+    if shown and row_ids is not None:
+        words = f" where {shown}, among the {len(row_ids):,} row ids given"
+    elif shown:
+        words = f" where {shown}"
+    elif row_ids is not None:
+        words = f" (the {len(row_ids):,} row ids given)"
+    else:
+        words = ""
+    return Selected(rows=selection.rows, words=words, args=args, filter_arg=f", filter={shown}" if shown else "")
+
+
+async def selected(
+    svc: Services, table_uuid: str, row_ids: list[str] | None, conditions: RowFilter
+) -> tuple[RowSelection, Selected]:
+    """The rows this export sends: a filter read now into the ids it matches, so the count asked is the count sent."""
+    total = await svc.client.count_table_rows(table_uuid)
+    selection = await select_rows(
+        svc.client, table_uuid, row_ids=row_ids, filter_json=filter_json(conditions), table_rows=total
+    )
+    return selection, selection_words(selection, row_ids, conditions)
+
+
 async def export_question(
     context: Context,  # pyright: ignore[reportMissingTypeArgument]
     table_uuid: str,
-    exporter_id: int,
+    table_exporter_id: int,
+    row_ids: list[str] | None,
+    filter: RowFilter,
     confirm: bool,
 ) -> SpendGate | Elicit[Confirmation]:
     """Ask the user before rows leave for another system; a client that cannot ask needs confirm=true."""
     ctx = cast(ToolContext, context)
     svc = services(ctx)
     try:
-        attached = next((e for e in await svc.client.list_table_exporters(table_uuid) if e.id == exporter_id), None)
-        rows = await svc.client.count_table_rows(table_uuid)
+        attached = next(
+            (e for e in await svc.client.list_table_exporters(table_uuid) if e.id == table_exporter_id), None
+        )
+        selection, chosen = await selected(svc, table_uuid, row_ids, filter)
     except DatabarError as exc:  # no question could be put: the body refuses unless it reports this itself
         return SpendGate(verdict="unavailable", reason=exc.message)
-    if attached is None:
-        return SpendGate(verdict="unchecked")  # the body answers not_attached
+    if attached is None or selection.rows == 0 or selection.too_many:
+        return SpendGate(verdict="unchecked")  # the body answers not_attached, or that no rows (too many) match
+    what = f"{chosen.rows:,} row(s) of table {table_uuid}{chosen.words}"
     capabilities = ctx.client_capabilities
     if capabilities is not None and capabilities.elicitation is not None:
-        return Elicit(f"Databar: send {rows:,} row(s) of table {table_uuid} to {attached.name}?", Confirmation)
+        return Elicit(f"Databar: send {what} to {attached.name}?", Confirmation)
     if confirm:
         return SpendGate(verdict="ok", reason="confirm=true: the agent says the user agreed")
     return SpendGate(
         verdict="confirm",
-        reason=f"Sending {rows:,} row(s) of table {table_uuid} to {attached.name} needs the user's confirmation, "
-        "and this client cannot ask the user.",
+        reason=f"Sending {what} to {attached.name} needs the user's confirmation, and this client cannot ask the user.",
     )
 
 
-def settle_export(outcome: SpendOutcome, table_uuid: str, exporter_id: int) -> None:
+def settle_export(outcome: SpendOutcome, table_uuid: str, table_exporter_id: int, selection_args: str = "") -> None:
     """Raise confirmation_required unless the user (or, where the client cannot ask, the agent for them) agreed."""
-    args = f'table_uuid="{table_uuid}", exporter_id={exporter_id}'
+    args = f'table_uuid="{table_uuid}", table_exporter_id={table_exporter_id}{selection_args}'
     data = cast(object, outcome.data) if isinstance(outcome, AcceptedElicitation) else None
     if (isinstance(data, Confirmation) and data.confirm) or (isinstance(data, SpendGate) and data.verdict == "ok"):
         return
@@ -140,9 +194,22 @@ def settle_export(outcome: SpendOutcome, table_uuid: str, exporter_id: int) -> N
         ErrorBody(
             code=ErrorCode.CONFIRMATION_REQUIRED,
             message=message + " Nothing was sent.",
-            details={"table_uuid": table_uuid, "exporter_id": exporter_id},
+            details={"table_uuid": table_uuid, "table_exporter_id": table_exporter_id},
             next_steps=steps,
         )
+    )
+
+
+def nothing_selected(table_uuid: str, chosen: Selected, too_many: bool) -> ToolFailure:
+    """No row matches the selection, or more than one run takes by id: nothing is sent, the user is not asked."""
+    if too_many:
+        message = f"More than {config.TABLE_RUN_ROW_IDS_MAX:,} rows match{chosen.words}: one export sends at most that."
+        step = "Narrow the filter (add a condition), or send every row without filter and row_ids."
+    else:
+        message = f"No row of table {table_uuid} matches{chosen.words or ' (the table is empty)'}."
+        step = f'Check the selection: list_table_rows(table_uuid="{table_uuid}"{chosen.filter_arg})'
+    return ToolFailure(
+        ErrorBody(code=ErrorCode.VALIDATION_ERROR, message=message + " Nothing was sent.", next_steps=[step])
     )
 
 
@@ -153,8 +220,9 @@ ADD_DESCRIPTION = """\
 Attach an exporter to a table, mapping its params to columns (or constants). Free: nothing is sent until \
 run_table_exporter."""
 RUN_DESCRIPTION = """\
-Send every row of the table to the exporter's destination (writes records outside Databar); the user is \
-asked first. Submitted once; waits and counts like run_table_enrichment (follow next_call)."""
+Send the table's rows (every row, or those row_ids / filter select) to the exporter's destination (writes \
+records outside Databar); the user is asked first, with the count. Submitted once; waits and counts like \
+run_table_enrichment (follow next_call)."""
 
 
 @tool(
@@ -193,7 +261,7 @@ async def list_exporters(
 )
 async def add_table_exporter(
     table_uuid: TableId,
-    exporter_id: ExporterId,
+    exporter_id: Annotated[ExporterId, Field(description="The catalog id, from list_exporters.")],
     mapping: Annotated[
         dict[Annotated[str, Field(min_length=1, max_length=256)], Source],
         Field(min_length=1, max_length=50, description='Param → source, e.g. {"email": {"column": "Email"}}.'),
@@ -205,15 +273,17 @@ async def add_table_exporter(
         table_uuid, exporter_id, {k: v.as_mapping() for k, v in mapping.items()}, authorization=authorization
     )
     owned = processor_columns(await svc.client.table_columns(table_uuid), attached.id)
-    call = f'run_table_exporter(table_uuid="{table_uuid}", exporter_id={attached.id})'
+    call = f'run_table_exporter(table_uuid="{table_uuid}", table_exporter_id={attached.id})'
     out = AttachedExporterOut(
         table_uuid=table_uuid,
-        exporter_id=attached.id,
+        table_exporter_id=attached.id,
         name=attached.name,
         status_column=owned.status if owned else None,
         next_step=f"Send the rows (asks the user first): {call}",
     )
-    return ok_result(out, f"Attached {out.name} to {table_uuid} as exporter_id {out.exporter_id}. {out.next_step}")
+    return ok_result(
+        out, f"Attached {out.name} to {table_uuid} as table_exporter_id {out.table_exporter_id}. {out.next_step}"
+    )
 
 
 @tool(
@@ -227,28 +297,34 @@ async def add_table_exporter(
 )
 async def run_table_exporter(
     table_uuid: TableId,
-    exporter_id: Annotated[int, Field(ge=1, le=2_000_000_000, description="From add_table_exporter.")],
+    table_exporter_id: Annotated[int, Field(ge=1, le=2_000_000_000, description="From add_table_exporter.")],
     ctx: ToolContext,
     svc: Services,
     confirmation: Annotated[SpendOutcome, Resolve(export_question)],
+    row_ids: RowIds = None,
+    filter: RowFilter = None,
     confirm: Annotated[bool, Field(description="Only where this client cannot ask: the user agreed.")] = False,
     wait_seconds: WaitSeconds = WAIT_DEFAULT,
 ) -> Annotated[CallToolResult, TableRunView]:
-    columns = processor_columns(await svc.client.table_columns(table_uuid), exporter_id)
-    attached = next((e for e in await svc.client.list_table_exporters(table_uuid) if e.id == exporter_id), None)
+    columns = processor_columns(await svc.client.table_columns(table_uuid), table_exporter_id)
+    attached = next((e for e in await svc.client.list_table_exporters(table_uuid) if e.id == table_exporter_id), None)
     if columns is None or attached is None:
-        raise not_attached(table_uuid, exporter_id)
-    settle_export(confirmation, table_uuid, exporter_id)
+        raise not_attached(table_uuid, table_exporter_id)
+    selection, chosen = await selected(svc, table_uuid, row_ids, filter)
+    if selection.rows == 0 or selection.too_many:
+        raise nothing_selected(table_uuid, chosen, selection.too_many)
+    settle_export(confirmation, table_uuid, table_exporter_id, chosen.args)
     before = await reader_of(svc).states(table_uuid, columns.status)
+    everything = before.total - before.processing
     scope = RunScope(
         table_uuid=table_uuid,
-        processor_id=exporter_id,
+        processor_id=table_exporter_id,
         name=attached.name,
         status_column=columns.status,
         output_columns=columns.outputs,
         strategy="run_all",
-        row_ids=None,
-        rows=before.total - before.processing,
+        row_ids=None if selection.row_ids is None else len(selection.row_ids),
+        rows=everything if selection.row_ids is None else min(everything, selection.rows),
         before=before,
     )
     try:
@@ -256,7 +332,7 @@ async def run_table_exporter(
             runner=svc.runner,
             ledger=svc.ledger,
             tool="run_table_exporter",
-            call=runs.table_exporter(table_uuid, exporter_id),
+            call=runs.table_exporter(table_uuid, table_exporter_id, selection.row_ids),
             scope=scope,
             estimated_credits=0.0,
             force=False,

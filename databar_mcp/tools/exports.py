@@ -88,4 +88,5 @@ async def export_task_result(
         served_from=source,
         message=f"Wrote {len(rows):,} rows ({found:,} with data) to {path}.",
     )
-    return ok_result(out, out.message + ("" if out.inputs_joined else " Inputs unknown: results only."))
+    joined = " Each row is joined to its input." if out.inputs_joined else " Inputs unknown: results only."
+    return ok_result(out, out.message + joined)

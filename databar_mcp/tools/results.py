@@ -119,13 +119,18 @@ def fitted_result(
     return ok_result(model, render(model))
 
 
-def with_line(result: CallToolResult, line: str | None, budget: int) -> CallToolResult:
-    """The result with one more line at the end of its text, when there is one and it fits the budget."""
+def with_line(result: CallToolResult, line: str | None, budget: int, *, second: bool = False) -> CallToolResult:
+    """The result with one more line at the end of its text (`second`: right after its first line), when there
+    is one and it fits the budget."""
     texts = [block for block in result.content if isinstance(block, TextContent)]
     if line is None or not texts:
         return result
     text = escape_text(line)
     if result_size(result.structured_content or {}, texts[0].text + "\n" + text) > budget:
         return result  # the rows the page holds come first; the line is a suggestion
-    texts[0].text += "\n" + text
+    if second:
+        head, newline, rest = texts[0].text.partition("\n")
+        texts[0].text = head + "\n" + text + (newline + rest if newline else "")
+    else:
+        texts[0].text += "\n" + text
     return result

@@ -22,6 +22,7 @@ from databar_mcp.api.deadline import deadline_in
 from databar_mcp.api.errors import APIStatusError, DatabarError, InsufficientCredits, SubmissionUnknown
 from databar_mcp.api.runs import RunRequest
 from databar_mcp.core.catalog import RunPlan
+from databar_mcp.core.durations import expected_duration
 from databar_mcp.core.ledger_backend import LedgerError
 from databar_mcp.core.runner import DuplicateRunUnknown, RunOrder, Submitted
 from databar_mcp.core.spend import SpendCheck, check_spend, needs_balance
@@ -565,8 +566,12 @@ async def follow(
             ),
             next_call=get_task_call(submitted.task_id, wait_seconds=svc.settings.tool_deadline_s),
         )
-        return ok_result(view, render(view))
+        expected = await expected_duration(svc.ledger, run.endpoint, rows)
+        line = None if expected is None else f"Duration: {expected.words()} (Databar states none)."
+        answer = with_line(ok_result(view, render(view)), line, svc.settings.result_budget_chars)
+        return with_line(answer, plan.price_note, svc.settings.result_budget_chars, second=True)
     answer = await deliver(svc, task, offset=0, limit=None, estimated_credits=plan.estimated_credits, reused=reused)
+    answer = with_line(answer, plan.price_note, svc.settings.result_budget_chars, second=True)
     return with_line(
         answer, untried_providers_line(plan.waterfall, run.request, task), svc.settings.result_budget_chars
     )

@@ -162,7 +162,9 @@ def submitted_rows(record: TaskRecord | None) -> list[Any] | None:
     """The rows submitted for this task, as the ledger recorded them (None if it was not submitted here)."""
     if record is None or record.submission is None:
         return None
-    params = record.submission.request.get("params")
+    request = record.submission.request
+    # Waterfalls and enrichments send their rows as `params`; flows send theirs as `inputs`.
+    params = request.get("params", request.get("inputs"))
     if isinstance(params, dict):
         return [params]  # a single-row run
     return cast(list[Any], params) if isinstance(params, list) else None
@@ -170,11 +172,7 @@ def submitted_rows(record: TaskRecord | None) -> list[Any] | None:
 
 async def inputs_of(svc: Services, task_id: str) -> list[Any] | None:
     """The rows submitted for this task, as recorded in the ledger (None if it was not submitted here)."""
-    record = await svc.tasks.read(task_id, with_data=False)
-    if record is None or record.submission is None:
-        return None
-    params = record.submission.request.get("params")
-    return cast(list[Any], params) if isinstance(params, list) else None
+    return submitted_rows(await svc.tasks.read(task_id, with_data=False))
 
 
 async def read_task(svc: Services, task_id: str) -> tuple[Task, Literal["api", "ledger"], float | None]:

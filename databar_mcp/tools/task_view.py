@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, Field, PrivateAttr, SerializerFunctionWrapHandler, model_serializer
 
@@ -193,6 +193,12 @@ def _credits_line(view: TaskView) -> list[str]:
     return [f"Credits spent: not known yet{est}."]
 
 
+def _results_in(rows: list[Any]) -> str:
+    """', 23 results in all' when rows hold lists of results (an enrichment answering many per input)."""
+    many = [len(cast(list[Any], r)) for r in rows if isinstance(r, list)]
+    return f", {sum(many):,} results in all" if many else ""
+
+
 def _row_line(row: Row, detailed: bool) -> str:
     if detailed:
         return f"#{row.index} input {render_value(row.input)} → {render_value(row.data)}"
@@ -270,7 +276,7 @@ def build_view(
         view.rows = rows_in[:count]
         shown_end = start + count
         if done:
-            view.message = f"{total} rows, {found} with data."
+            view.message = f"{total} rows, {found} with data{_results_in(rows)}."
         else:
             view.message = "Still running; rows so far (partial: null is not found or not finished yet)."
         if shown_end < total:

@@ -198,7 +198,7 @@ async def billable_args(client: Client, tool: str) -> dict[str, Any]:
     await client.call_tool("insert_rows", {"table_uuid": table, "rows": [{"Email": "a@x.io"}]})
     mapping = {"email": {"column": "Email"}}
     added = await client.call_tool("add_table_exporter", {"table_uuid": table, "exporter_id": 41, "mapping": mapping})
-    return {"table_uuid": table, "exporter_id": structured(added)["exporter_id"], "confirm": True}
+    return {"table_uuid": table, "table_exporter_id": structured(added)["table_exporter_id"], "confirm": True}
 
 
 @pytest.mark.parametrize("reply", list(FOREIGN_REPLIES))

@@ -14,6 +14,7 @@ from tests.conftest import LEADS, error_body, lead, make_settings, structured, t
 pytestmark = pytest.mark.anyio
 
 POSTS = "POST /v1/enrichments/{enrichment_id}/bulk-run"
+PEOPLE_AT = {"domain": "acme.com"}
 
 
 async def test_search_ranks_name_matches_first_and_shows_price_and_required_params(mcp: Client) -> None:
@@ -159,3 +160,54 @@ async def test_every_run_result_reports_estimated_and_actual_credits(mcp: Client
     out = structured(result)
     assert out["estimated_credits"] == 1.0 and out.get("credits_spent") is not None
     assert "Credits spent:" in text_of(result) and len(whole(result)) < 40_000
+
+
+async def test_a_run_still_going_says_how_long_earlier_runs_here_took(mcp: Client, sandbox: SandboxServer) -> None:
+    """Regression (issue 23, 7): nothing answered "how long will it take". A run that outlasts the call states
+    the time expected from this server's own finished runs of the same waterfall, and nothing without them."""
+    done = await mcp.call_tool(
+        "run_bulk_waterfall", {"waterfall": "email_getter", "params": LEADS[:2], "enrichments": [833]}
+    )
+    assert structured(done)["done"] and "Duration:" not in text_of(done)
+
+    sandbox.state.config.task_base_seconds = 30.0
+    slow = await mcp.call_tool(
+        "run_bulk_waterfall",
+        {"waterfall": "email_getter", "params": LEADS[2:], "enrichments": [833], "wait_seconds": 0},
+    )
+    said = text_of(slow)
+    assert structured(slow)["status"] == "processing"
+    assert "Duration: expected about " in said and " s, from 1 earlier run here (Databar states none)." in said
+
+    unseen = await mcp.call_tool(
+        "run_bulk_enrichment", {"enrichment_id": 120, "params": [{"domain": "acme.com"}], "wait_seconds": 0}
+    )
+    assert structured(unseen)["status"] == "processing" and "Duration:" not in text_of(unseen)
+
+
+async def test_a_price_per_result_is_stated_and_every_result_shown(mcp: Client) -> None:
+    """Regression (issue 23, 7): "Employees of a company" with max_results 25 cost 5 credits a row and the
+    answer showed one person, without saying what max_results defaults to. The price a parameter drives is
+    stated up front (parameter, value, default), and every result of a row is shown and exported."""
+    detail = text_of(await mcp.call_tool("get_enrichment", {"enrichment_id": 510}))
+    assert "param max_results (number, optional); the price is × max_results, default 10" in detail
+
+    many = await mcp.call_tool(
+        "run_bulk_enrichment", {"enrichment_id": 510, "params": [PEOPLE_AT | {"max_results": 25}]}
+    )
+    lines = text_of(many).splitlines()
+    assert lines[0].endswith("completed: 1 rows, 1 with data, 25 results in all.")
+    assert (
+        lines[1] == "Price: 0.2 credits × max_results per row (max_results 25 as given; the default 10 when left out)."
+    )
+    assert lines[2] == "Credits spent: 5 (estimated ≤ 5)."
+    assert text_of(many).count('"linkedin_url"') == 25
+
+    left_out = text_of(await mcp.call_tool("run_bulk_enrichment", {"enrichment_id": 510, "params": [PEOPLE_AT]}))
+    assert "Price: 0.2 credits × max_results per row (left out in 1 row(s), so its default 10 applies)." in left_out
+    assert "(estimated ≤ 2)" in left_out and left_out.count('"linkedin_url"') == 10
+
+    exported = structured(await mcp.call_tool("export_task_result", {"task_id": structured(many)["task_id"]}))
+    csv_lines = Path(exported["path"]).read_text().splitlines()
+    assert csv_lines[0] == "index,domain,max_results,found,full_name,title,company,linkedin_url"
+    assert len(csv_lines) == 1 + 25 and all(line.startswith("0,acme.com,25,True,") for line in csv_lines[1:])

@@ -132,12 +132,12 @@ async def test_a_search_that_finds_nothing_names_the_categories_with_counts_and_
     result = await mcp.call_tool("search_enrichments", {"query": "linkdin"})
     text = text_of(result)
     assert not result.is_error and listed(text) == []
-    assert text.startswith("Nothing matches 'linkdin' among 16 enrichments and 2 waterfalls.")
-    assert "Categories: company (6), email (4), people (4), phone (2), social (2);" in text
+    assert text.startswith("Nothing matches 'linkdin' among 17 enrichments and 2 waterfalls.")
+    assert "Categories: company (7), email (4), people (4), phone (2), social (2);" in text
     assert "search_enrichments(category='company') lists one." in text
     assert "Closest names: LinkedIn profile enrichment." in text
     out = result.structured_content or {}
-    assert out["categories"]["company"] == 6 and out["nearest"] == ["LinkedIn profile enrichment"]
+    assert out["categories"]["company"] == 7 and out["nearest"] == ["LinkedIn profile enrichment"]
     # a misspelt provider finds what it provides
     text = text_of(await mcp.call_tool("search_enrichments", {"query": "crunchbse"}))
     assert "Closest names: Company funding rounds." in text
@@ -145,8 +145,8 @@ async def test_a_search_that_finds_nothing_names_the_categories_with_counts_and_
 
 async def test_an_unknown_category_answers_with_the_categories_there_are(mcp: Client) -> None:
     text = text_of(await mcp.call_tool("search_enrichments", {"category": "finance"}))
-    assert text.startswith("Nothing is in category 'finance' among 16 enrichments.")
-    assert "company (6)" in text
+    assert text.startswith("Nothing is in category 'finance' among 17 enrichments.")
+    assert "company (7)" in text
 
 
 async def test_search_lists_a_matching_waterfall_in_the_ranking(mcp: Client) -> None:

@@ -96,7 +96,7 @@ VALID: dict[str, dict[str, Any]] = {
     "create_folder": {"name": "f"},
     "list_exporters": {"exporter_id": 41},
     "add_table_exporter": {"table_uuid": TABLE, "exporter_id": 41, "mapping": {"email": {"column": "email"}}},
-    "run_table_exporter": {"table_uuid": TABLE, "exporter_id": 999},
+    "run_table_exporter": {"table_uuid": TABLE, "table_exporter_id": 999},
     "get_flow": {"flow_id": FLOW},
     "run_bulk_flow": {"flow_id": FLOW, "inputs": [{"domain": "example.com"}], "wait_seconds": 0},
     # table_admin and flows (issue 27): bases that change nothing another base relies on

@@ -149,7 +149,7 @@ def test_spend_rules(
 
 # ---- a user's daily cap (users file) under concurrency: runs it cannot price count at their most ------------
 
-EMPLOYEES = 510  # priced per person: 0.2 credits × max_results per row; the catalog states no default for it
+EMPLOYEES = 511  # priced per posting: 0.2 credits × max_results per row; the catalog states no default for it
 BULK_ENRICH = "POST /v1/enrichments/{enrichment_id}/bulk-run"
 
 
@@ -176,7 +176,7 @@ async def parallel_calls(settings: Settings, calls: list[dict[str, Any]]) -> lis
 async def test_a_daily_cap_counts_a_run_it_cannot_price_at_its_most_under_concurrency(
     sandbox: SandboxServer, tmp_path: Path, database_url: str | None
 ) -> None:
-    """Regression (issue 22, 11): a run without an estimate (510 with max_results left out) counted 0 against the
+    """Regression (issue 22, 11): a run without an estimate (511 with max_results left out) counted 0 against the
     daily cap until it finished, so 20 parallel runs under a cap of 5 were all sent and billed 100 credits. Now it
     is refused, saying what to set; priced runs still get exactly what fits, across two servers on one ledger."""
     users = tmp_path / "users.json"

@@ -91,31 +91,83 @@ async def test_exporter_needs_confirmation_and_sends_once(mcp: Client, sandbox: 
     hubspot = exporters["exporters"][0]["id"]
     detail = (await call(mcp, "list_exporters", {"exporter_id": hubspot}))["exporter"]
     assert [p["name"] for p in detail["params"] if p["required"]] == ["email"]
-    added = await call(
-        mcp,
-        "add_table_exporter",
-        {"table_uuid": table, "exporter_id": hubspot, "mapping": {"email": {"column": "Email"}}},
+    adding = await mcp.call_tool(
+        "add_table_exporter", {"table_uuid": table, "exporter_id": hubspot, "mapping": {"email": {"column": "Email"}}}
     )
+    added = structured(adding)
+    assert f'run_table_exporter(table_uuid="{table}", table_exporter_id={added["table_exporter_id"]})' in text_of(
+        adding
+    )
+    # Regression (issue 23, 7): exporter_id meant the catalog id here and the attached id in run_table_exporter.
+    listed = {t.name: t for t in (await mcp.list_tools()).tools}
+    assert "table_exporter_id" in listed["run_table_exporter"].input_schema["properties"]
+    assert "exporter_id" not in listed["run_table_exporter"].input_schema["properties"]
+    assert "exporter_id" in listed["add_table_exporter"].input_schema["properties"]
     run = "POST /v1/table/{table_uuid}/run-exporter/{processor_id}"
-    refused = await mcp.call_tool("run_table_exporter", {"table_uuid": table, "exporter_id": added["exporter_id"]})
+    refused = await mcp.call_tool(
+        "run_table_exporter", {"table_uuid": table, "table_exporter_id": added["table_exporter_id"]}
+    )
     assert sandbox.state.counts[run] == 0
     # Regression (issue 23, 7): a free export came back as spend_limit with next steps that contradicted it.
     err = error_body(refused)  # this client cannot ask the user
     assert err["code"] == "confirmation_required"
     assert "Sending 2 row(s)" in err["message"] and "cannot ask the user" in err["message"]
-    call_again = f'run_table_exporter(table_uuid="{table}", exporter_id={added["exporter_id"]}, confirm=true)'
+    call_again = (
+        f'run_table_exporter(table_uuid="{table}", table_exporter_id={added["table_exporter_id"]}, confirm=true)'
+    )
     assert err["next_steps"] == [
         "Ask the user whether to send these rows (the count and destination are above).",
         f"Only if they agree: call {call_again}.",
     ]
     sent = await call(
-        mcp, "run_table_exporter", {"table_uuid": table, "exporter_id": added["exporter_id"], "confirm": True}
+        mcp,
+        "run_table_exporter",
+        {"table_uuid": table, "table_exporter_id": added["table_exporter_id"], "confirm": True},
     )
     assert sent["done"] and (sent["found"], sent["errors"]) == (1, 1)
     again = await call(
-        mcp, "run_table_exporter", {"table_uuid": table, "exporter_id": added["exporter_id"], "confirm": True}
+        mcp,
+        "run_table_exporter",
+        {"table_uuid": table, "table_exporter_id": added["table_exporter_id"], "confirm": True},
     )
     assert again["reused"] and sandbox.state.counts[run] == 1
+
+
+async def test_exporter_sends_only_the_selected_rows(mcp: Client, sandbox: SandboxServer) -> None:
+    """Regression (issue 23, 7): run_table_exporter had no row selection; pushing the enriched rows to a CRM
+    meant a new table and rows retyped. A filter (as list_table_rows takes it) or row ids select the rows; the
+    confirmation states how many go, and only those are sent."""
+    table = (await call(mcp, "create_table", {"name": "Leads", "columns": ["Name", "Email"]}))["identifier"]
+    people = [("Ann", "ann@x.io"), ("Bob", ""), ("Cid", "cid@x.io"), ("Dee", "")]
+    await call(mcp, "insert_rows", {"table_uuid": table, "rows": [{"Name": n, "Email": e} for n, e in people]})
+    added = await call(
+        mcp, "add_table_exporter", {"table_uuid": table, "exporter_id": 41, "mapping": {"email": {"column": "Email"}}}
+    )
+    base = {"table_uuid": table, "table_exporter_id": added["table_exporter_id"]}
+    with_email = {"Email": {"empty": False}}
+    asked = error_body(await mcp.call_tool("run_table_exporter", {**base, "filter": with_email}))
+    assert asked["code"] == "confirmation_required"
+    assert f'Sending 2 row(s) of table {table} where {{"Email":{{"empty":false}}}} to HubSpot' in asked["message"]
+    again = f'run_table_exporter(table_uuid="{table}", table_exporter_id={base["table_exporter_id"]}, '
+    assert f'{again}filter={{"Email":{{"empty":false}}}}, confirm=true)' in asked["next_steps"][1]
+
+    sent = await mcp.call_tool(
+        "run_table_exporter", {**base, "filter": with_email, "confirm": True, "wait_seconds": 20}
+    )
+    assert not sent.is_error, text_of(sent)
+    assert "HubSpot: create or update contacts: 2/2 rows done" in text_of(sent)
+    status = structured(sent)["status_column"]
+    rows = (await call(mcp, "list_table_rows", {"table_uuid": table}))["rows"]
+    assert {r["Name"]: bool(r.get(status)) for r in rows} == {"Ann": True, "Bob": False, "Cid": True, "Dee": False}
+
+    bob = next(r["id"] for r in rows if r["Name"] == "Bob")
+    one = error_body(await mcp.call_tool("run_table_exporter", {**base, "row_ids": [bob]}))
+    assert "Sending 1 row(s)" in one["message"] and "(the 1 row ids given)" in one["message"]
+    none = error_body(
+        await mcp.call_tool("run_table_exporter", {**base, "filter": {"Email": {"equals": "nobody@x.io"}}})
+    )
+    assert none["code"] == "validation_error" and "No row of table" in none["message"]
+    assert sandbox.state.counts["POST /v1/table/{table_uuid}/run-exporter/{processor_id}"] == 1
 
 
 async def test_flows_list_estimate_and_run(mcp: Client, sandbox: SandboxServer) -> None:
@@ -142,6 +194,24 @@ async def test_flows_list_estimate_and_run(mcp: Client, sandbox: SandboxServer) 
     assert many["rows_total"] == 2 and many["rows_with_data"] == 1
     again = await call(mcp, "run_bulk_flow", {"flow_id": EMAIL_FLOW, "inputs": [person]})
     assert again["reused"] and sandbox.state.counts["POST /v1/flows/{flow_id}/bulk-run"] == 2  # one, many
+
+
+async def test_a_flow_export_joins_each_row_to_its_input(mcp: Client) -> None:
+    """Regression (issue 23, 7): flow exports said "Inputs unknown: results only." while waterfall exports kept
+    the inputs: a flow's rows are recorded as `inputs`, not `params`."""
+    people = [
+        {"first_name": "John", "last_name": "Doe", "domain": "example.com"},
+        {"first_name": "Ann", "last_name": "Lee", "domain": "nobody.invalid"},
+    ]
+    task_id = (await call(mcp, "run_bulk_flow", {"flow_id": EMAIL_FLOW, "inputs": people}))["task_id"]
+    exported = await mcp.call_tool("export_task_result", {"task_id": task_id})
+    said = text_of(exported)
+    assert "Each row is joined to its input." in said and "Inputs unknown" not in said
+    lines = Path(structured(exported)["path"]).read_text().splitlines()
+    assert lines[0].startswith("index,first_name,last_name,domain,found,")
+    assert lines[1].startswith("0,John,Doe,example.com,True,") and lines[2].startswith("1,Ann,Lee,nobody.invalid,False")
+    detailed = text_of(await mcp.call_tool("get_task", {"task_id": task_id, "response_format": "detailed"}))
+    assert '#0 input {"first_name":"John"' in detailed
 
 
 async def text(mcp: Client, tool: str, args: dict[str, Any]) -> str:
@@ -294,7 +364,9 @@ async def test_exporter_asks_the_user_when_the_client_can(
             "add_table_exporter",
             {"table_uuid": table, "exporter_id": 41, "mapping": {"email": {"column": "Email"}}},
         )
-        result = await mcp.call_tool("run_table_exporter", {"table_uuid": table, "exporter_id": added["exporter_id"]})
+        result = await mcp.call_tool(
+            "run_table_exporter", {"table_uuid": table, "table_exporter_id": added["table_exporter_id"]}
+        )
     assert asked and "send 3 row(s)" in asked[0] and "HubSpot" in asked[0]
     assert result.is_error is not sent, text_of(result)
     if not sent:
@@ -321,7 +393,9 @@ async def test_an_export_whose_question_could_not_be_put_is_not_sent(sandbox: Sa
         )
         attempts = 1 + settings.max_retries  # every try of the question's one read of the table's exporters
         sandbox.state.inject(Fault(route="GET /v1/table/{table_uuid}/exporters", kind="status", times=attempts))
-        result = await mcp.call_tool("run_table_exporter", {"table_uuid": table, "exporter_id": added["exporter_id"]})
+        result = await mcp.call_tool(
+            "run_table_exporter", {"table_uuid": table, "table_exporter_id": added["table_exporter_id"]}
+        )
     err = error_body(result)
     assert err["code"] == "confirmation_required" and "could not be asked" in err["message"]
     assert "again in a few seconds" in err["next_steps"][0]

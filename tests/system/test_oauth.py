@@ -638,9 +638,9 @@ def two_replicas(
 
 
 def employees(run: int, **extra: object) -> dict[str, Any]:
-    """Enrichment 510, priced 0.2 credits × max_results per row; the catalog states no default for it."""
+    """Enrichment 511, priced 0.2 credits × max_results per row; the catalog states no default for it."""
     rows = [{"domain": f"r{run}-c{i}.example", **extra} for i in range(25)]
-    return {"enrichment_id": 510, "params": rows, "wait_seconds": 0}
+    return {"enrichment_id": 511, "params": rows, "wait_seconds": 0}
 
 
 async def test_two_processes_on_postgresql_hold_a_users_daily_cap_for_runs_they_cannot_price(

@@ -292,6 +292,8 @@ def routes(state: SandboxState) -> list[Route]:
         return await run(request)
 
     async def run_exporter(request: Request) -> Response:
+        # The same body as run-enrichment (row_ids narrows the rows sent): an assumption, since Databar documents
+        # row_ids for run-enrichment only; its SDK sends run-exporter no body, which this accepts too.
         return await run(request, "exporter")
 
     prefix = "/v1/table/{table_uuid}"
