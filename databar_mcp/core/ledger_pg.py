@@ -292,6 +292,12 @@ class PostgresBackend:
                 if mine:
                     await conn.execute("SELECT pg_advisory_unlock(%s)", (lock_id(TRACKER_KEY),))
 
+    async def probe(self) -> None:
+        async def select_one(conn: LedgerConn) -> None:
+            await conn.one("SELECT 1")
+
+        await self.run(select_one)
+
     def close(self) -> None:
         """Closing the pool needs the event loop it runs on: aclose() does it (the server's lifespan calls it)."""
 
