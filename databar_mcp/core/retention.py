@@ -110,7 +110,11 @@ async def _sizes(conn: LedgerConn, stats: LedgerStats, path: Path | None) -> Non
 async def compact(ledger: Ledger) -> None:
     """Give pruned space back to the disk: VACUUM (SQLite rewrites the file; PostgreSQL marks space reusable)."""
 
+    sqlite = isinstance(ledger.backend, SqliteBackend)
+
     async def vacuum(conn: LedgerConn) -> None:
         await conn.execute("VACUUM")
+        if sqlite:  # the rewritten file went through the WAL: fold it back and truncate it
+            await conn.one("PRAGMA wal_checkpoint(TRUNCATE)")
 
     await ledger.call(vacuum)
