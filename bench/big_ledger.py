@@ -168,12 +168,19 @@ def build_sqlite(path: Path, runs: int, samples: Samples, now: float) -> float:
     anyio.run(create_schema, Ledger(path))
     with sqlite3.connect(path, isolation_level=None) as conn:
         conn.execute("PRAGMA synchronous = OFF")
+        # Indexes are built once at the end (much faster than maintained row by row): the ledger's own ones.
+        indexes = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+        indexes = indexes.fetchall()
+        for name, _ in indexes:
+            conn.execute(f"DROP INDEX {name}")
         for chunk in chunks(generate(runs, samples, now)):
             conn.execute("BEGIN")
             conn.executemany(insert_sql("submissions", SUBMISSION_COLUMNS), [c[0] for c in chunk])
             conn.executemany(insert_sql("tasks", TASK_COLUMNS), [c[1] for c in chunk])
             conn.executemany(insert_sql("results", RESULT_COLUMNS), [c[2] for c in chunk if c[2]])
             conn.execute("COMMIT")
+        for _, sql in indexes:
+            conn.execute(sql)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return time.monotonic() - started
 
@@ -183,6 +190,12 @@ def build_postgres(url: str, runs: int, samples: Samples, now: float) -> float:
     started = time.monotonic()
     anyio.run(create_schema, Ledger(PostgresBackend(url)))
     with psycopg.connect(url, autocommit=True) as conn:
+        indexes = conn.execute(
+            """SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()
+               AND tablename IN ('submissions', 'tasks', 'results') AND indexname NOT LIKE '%%_pkey'"""
+        ).fetchall()
+        for name, _ in indexes:
+            conn.execute(f"DROP INDEX {name}")  # pyright: ignore[reportArgumentType]
         for chunk in chunks(generate(runs, samples, now)):
             with conn.transaction(), conn.cursor() as cur:
                 for table, columns, index in (
@@ -194,6 +207,8 @@ def build_postgres(url: str, runs: int, samples: Samples, now: float) -> float:
                         for row in chunk:
                             if row[index]:
                                 copy.write_row(row[index])
+        for _, sql in indexes:
+            conn.execute(sql)
         conn.execute("SELECT setval(pg_get_serial_sequence('submissions', 'id'), (SELECT MAX(id) FROM submissions))")
         conn.execute("ANALYZE")  # what autovacuum does after a bulk load
     return time.monotonic() - started

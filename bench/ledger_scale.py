@@ -40,6 +40,7 @@ MAIN_SQL = {  # what main ran on the same paths (the statements of store.py befo
         "SELECT COUNT(*) FROM tasks t WHERE 1 = 1 AND t.submission_id IN (SELECT id FROM submissions WHERE owner = ?)"
     ),
     "count without OAuth (main)": "SELECT COUNT(*) FROM tasks t WHERE 1 = 1",
+    "tracker's count (main)": f"SELECT COUNT(*) FROM tasks t WHERE 1 = 1 AND t.status NOT IN {TERMINAL_SQL}",  # noqa: S608
     "tracker pass (main)": (
         f"SELECT t.* FROM tasks t LEFT JOIN submissions s ON s.id = t.submission_id "  # noqa: S608
         f"LEFT JOIN results r ON r.task_id = t.task_id WHERE 1 = 1 AND t.status NOT IN {TERMINAL_SQL} "

@@ -926,7 +926,9 @@ class Ledger:
 
     async def unknown_submissions(self, *, limit: int) -> list[Submission]:
         owner = current_owner()
-        who, who_params = ("", ()) if owner is None else (" AND owner = ?", (owner,))
+        # Unsettled runs are few among a year's: found by their outcome, then the user's kept. ("|| ''" keeps the
+        # planner off the owner's index, which would walk every run the user ever made.)
+        who, who_params = ("", ()) if owner is None else (" AND (owner || '') = ?", (owner,))
 
         async def work(conn: LedgerConn) -> list[Submission]:
             rows = await conn.all(
