@@ -195,7 +195,7 @@ def build_postgres(url: str, runs: int, samples: Samples, now: float) -> float:
                AND tablename IN ('submissions', 'tasks', 'results') AND indexname NOT LIKE '%%_pkey'"""
         ).fetchall()
         for name, _ in indexes:
-            conn.execute(f"DROP INDEX {name}")  # pyright: ignore[reportArgumentType]
+            conn.execute(f"DROP INDEX {name}")  # pyright: ignore[reportCallIssue, reportArgumentType]
         for chunk in chunks(generate(runs, samples, now)):
             with conn.transaction(), conn.cursor() as cur:
                 for table, columns, index in (
