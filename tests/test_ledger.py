@@ -630,3 +630,44 @@ def test_readiness_never_waits_behind_the_shared_connection(tmp_path: Path) -> N
         return answered_while_held
 
     assert anyio.run(main)
+
+
+def test_a_v5_ledger_migrates_in_place_and_keeps_everything(tmp_path: Path) -> None:
+    """Issue 26: an existing ledger gains v6 where it is: its uncompressed results still read, its unfinished
+    tasks become due for the tracker, and each task takes its run's owner (the per-user list stays the same)."""
+    path = tmp_path / "ledger.sqlite3"
+    with sqlite3.connect(path) as conn:
+        for script in MIGRATIONS[:5]:
+            conn.executescript(script)
+        conn.execute("PRAGMA user_version = 5")
+        for sid, task_id, status in ((1, "done", "completed"), (2, "running", "processing")):
+            conn.execute(
+                """INSERT INTO submissions (id, tool, endpoint, fingerprint, request_json, rows, created_at, outcome,
+                                            task_id, owner) VALUES (?, 'run_bulk_waterfall', 'w', ?, '{}', 1, 1.0,
+                                            'accepted', ?, 'alice')""",
+                (sid, str(sid) * 64, task_id),
+            )
+            conn.execute(
+                """INSERT INTO tasks (task_id, submission_id, status, submitted_at, updated_at)
+                   VALUES (?, ?, ?, 1.0, 2.0)""",
+                (task_id, sid, status),
+            )
+        conn.execute("INSERT INTO results (task_id, data_json, saved_at) VALUES ('done', '[{\"a\": 1}]', 2.0)")
+
+    async def main() -> tuple[Any, ...]:
+        ledger = Ledger(path)
+        with acting_as("alice"):
+            done = await ledger.read("done")
+            mine, total = await ledger.recent(limit=10, offset=0)
+        with acting_as("bob"):
+            theirs, _ = await ledger.recent(limit=10, offset=0)
+        due = await ledger.due(limit=10, next_in_s=60)
+        version = await ledger.version()
+        await ledger.aclose()
+        return done, [r.task_id for r in mine], total, theirs, [r.task_id for r in due], version
+
+    done, mine, total, theirs, due, version = anyio.run(main)
+    assert version == len(MIGRATIONS)
+    assert done is not None and done.stored_task() is not None and done.data_json == '[{"a": 1}]'
+    assert sorted(mine) == ["done", "running"] and total == 2 and theirs == []
+    assert due == ["running"]
