@@ -671,3 +671,31 @@ def test_a_v5_ledger_migrates_in_place_and_keeps_everything(tmp_path: Path) -> N
     assert done is not None and done.stored_task() is not None and done.data_json == '[{"a": 1}]'
     assert sorted(mine) == ["done", "running"] and total == 2 and theirs == []
     assert due == ["running"]
+
+
+async def test_postgres_readiness_never_queues_behind_a_busy_pool(postgres: PostgresServer) -> None:
+    """Issue 26 §4 on PostgreSQL: with every pooled connection busy (tool calls on a slow ledger), /readyz's probe
+    still answers, on a connection of its own (it queued for the pool before, and failed when that timed out)."""
+    ledger = Ledger(PostgresBackend(postgres.new_database(), pool_max=2))
+    await ledger.open()
+    busy, release = anyio.Event(), anyio.Event()
+    holding = 0
+
+    async def hold(conn: LedgerConn) -> None:
+        nonlocal holding
+        holding += 1
+        if holding == 2:
+            busy.set()
+        await release.wait()
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ledger.call, hold)
+            tg.start_soon(ledger.call, hold)
+            await busy.wait()
+            try:
+                await ledger.probe()
+            finally:
+                release.set()
+    finally:
+        await ledger.aclose()

@@ -188,6 +188,8 @@ class PostgresBackend:
         self._pool_max = max(2, pool_max)  # the tracker's turn holds one connection while its pass uses others
         self._pool: AsyncConnectionPool[PgConnection] | None = None
         self._opening = asyncio.Lock()
+        self._probe_conn: PgConnection | None = None
+        self._probing = asyncio.Lock()
 
     @property
     def where(self) -> str:
@@ -293,15 +295,30 @@ class PostgresBackend:
                     await conn.execute("SELECT pg_advisory_unlock(%s)", (lock_id(TRACKER_KEY),))
 
     async def probe(self) -> None:
-        async def select_one(conn: LedgerConn) -> None:
-            await conn.one("SELECT 1")
+        """On a connection of its own: a pool busy with tool calls would make /readyz queue behind them."""
+        async with self._probing:
+            for fresh in (False, True):  # a connection a restart closed is replaced once, then the failure stands
+                try:
+                    if fresh or self._probe_conn is None or self._probe_conn.closed:
+                        await self._close_probe()
+                        self._probe_conn = await self._connect_once()
+                    await self._probe_conn.execute("SELECT 1")
+                    return
+                except psycopg.Error as exc:
+                    await self._close_probe()
+                    if fresh:
+                        raise LedgerUnavailable(f"the ledger database {self.where} failed: {_reason(exc)}") from None
 
-        await self.run(select_one)
+    async def _close_probe(self) -> None:
+        conn, self._probe_conn = self._probe_conn, None
+        if conn is not None and not conn.closed:
+            await conn.close()
 
     def close(self) -> None:
         """Closing the pool needs the event loop it runs on: aclose() does it (the server's lifespan calls it)."""
 
     async def aclose(self) -> None:
+        await self._close_probe()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
