@@ -617,6 +617,7 @@ def test_readiness_never_waits_behind_the_shared_connection(tmp_path: Path) -> N
 
     async def main() -> bool:
         await ledger.open()
+        answered_while_held = False
         async with anyio.create_task_group() as tg:
             tg.start_soon(backend.run_sqlite, long_query)
             await anyio.to_thread.run_sync(held.wait)
