@@ -4,6 +4,7 @@
     .venv/bin/python -m bench.replicas --agents 10 --seconds 10 # a quick look
     .venv/bin/python -m bench.replicas --json bench/results/replicas.json
     .venv/bin/python -m bench.replicas --out /tmp/replicas      # where logs and tracebacks are kept
+    .venv/bin/python -m bench.replicas --ledger-runs 1000000    # the same load on an empty and a 1M-run ledger
 
 Everything a run leaves is kept in its output folder (default bench/results/replicas.tmp/, git-ignored), one
 folder per backend: every replica's stderr, haproxy's, and errors.log with the full traceback of every
@@ -51,6 +52,7 @@ import psycopg
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from bench.big_ledger import build_postgres, build_sqlite, sample_runs
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
 
 BULK_RUN = "POST /v1/waterfalls/{identifier}/bulk-run"
@@ -222,6 +224,8 @@ class Load:
     reused: int = 0
     tracebacks: list[str] = field(default_factory=list)  # every unexpected error, whole (written to errors.log)
     loads: list[float] = field(default_factory=list)  # the load average, sampled each second of the run
+    ready_ms: list[float] = field(default_factory=list)  # each replica's /readyz, asked directly 4 times a second
+    ready_failures: int = 0  # /readyz answers other than 200 from a replica that was running
 
     def error(self, kind: str) -> None:
         self.errors += 1
@@ -265,6 +269,23 @@ async def agent(url: str, index: int, until: float, load: Load, rng: random.Rand
             load.calls += 1
             load.unexpected(exc)
             await anyio.sleep(0.1)
+
+
+async def sample_ready(replicas: list[Replica], until: float, load: Load) -> None:
+    """What haproxy's health check sees, timed: a replica whose /readyz waits behind a query is taken out."""
+    async with httpx2.AsyncClient(timeout=10) as http:
+        while time.monotonic() < until:
+            for replica in replicas:
+                if replica.proc is None or replica.proc.poll() is not None:
+                    continue  # killed on purpose
+                started = time.monotonic()
+                try:
+                    reply = await http.get(f"http://127.0.0.1:{replica.port}/readyz")
+                except httpx2.TransportError:
+                    continue  # being killed or restarted
+                load.ready_ms.append((time.monotonic() - started) * 1000)
+                load.ready_failures += reply.status_code != 200
+            await anyio.sleep(0.25)
 
 
 async def sample_load(until: float, load: Load) -> None:
@@ -312,6 +333,11 @@ class Figures:
     load_during_mean: float
     load_during_max: float
     logs: str  # the folder holding every replica's stderr, haproxy's log and errors.log
+    ledger_runs: int = 0  # runs already in the ledger when the load began (bench/big_ledger.py)
+    readyz_p50_ms: float = 0.0
+    readyz_p99_ms: float = 0.0
+    readyz_max_ms: float = 0.0
+    readyz_failures: int = 0
 
 
 LEDGER_QUERIES = (
@@ -361,6 +387,7 @@ async def measure(
     database_url: str | None,
     haproxy: str,
     kill: bool = True,
+    ledger_runs: int = 0,
 ) -> Figures:
     sandbox.state.reset_counts()
     before = set(sandbox.state.tasks)
@@ -372,6 +399,7 @@ async def measure(
         victim = group.replicas[-1]
         async with anyio.create_task_group() as tg:
             tg.start_soon(sample_load, until, load)
+            tg.start_soon(sample_ready, group.replicas, until, load)
             for i in range(agents):
                 tg.start_soon(agent, group.lb_url, i, until, load, random.Random(i))
             if kill:
@@ -418,6 +446,11 @@ async def measure(
         load_during_mean=round(sum(loads) / len(loads), 2),
         load_during_max=round(max(loads), 2),
         logs=str(workdir),
+        ledger_runs=ledger_runs,
+        readyz_p50_ms=round(percentile(load.ready_ms, 0.5), 1),
+        readyz_p99_ms=round(percentile(load.ready_ms, 0.99), 1),
+        readyz_max_ms=round(max(load.ready_ms, default=0.0), 1),
+        readyz_failures=load.ready_failures,
     )
 
 
@@ -431,35 +464,39 @@ async def main_async(args: argparse.Namespace) -> list[Figures]:
     haproxy = haproxy_binary()
     if haproxy is None:
         raise SystemExit("haproxy is not installed (apt-get install haproxy, as root)")
+    sizes = [0] + ([args.ledger_runs] if args.ledger_runs else [])
+    samples = await sample_runs() if args.ledger_runs else None
     figures: list[Figures] = []
     server: PostgresServer = start_postgres()
     try:
         with SandboxServer(sandbox_config()) as sandbox:
-            figures.append(
-                await measure(
-                    sandbox,
-                    fresh(args.out / "postgresql"),
-                    backend="postgresql",
-                    replicas=3,
-                    agents=args.agents,
-                    seconds=args.seconds,
-                    database_url=server.new_database(),
-                    haproxy=haproxy,
-                )
-            )
-            figures.append(
-                await measure(
-                    sandbox,
-                    fresh(args.out / "sqlite"),
-                    backend="sqlite",
-                    replicas=1,
-                    agents=args.agents,
-                    seconds=args.seconds,
-                    database_url=None,
-                    haproxy=haproxy,
-                    kill=False,
-                )
-            )
+            for backend in ("postgresql", "sqlite"):
+                for runs in sizes:
+                    folder = fresh(args.out / (backend if not runs else f"{backend}-{runs}"))
+                    url = server.new_database() if backend == "postgresql" else None
+                    if runs and samples is not None:
+                        started = time.monotonic()
+                        if url is not None:
+                            await anyio.to_thread.run_sync(build_postgres, url, runs, samples, time.time())
+                        else:
+                            (folder / "state").mkdir()
+                            path = folder / "state" / "ledger.sqlite3"
+                            await anyio.to_thread.run_sync(build_sqlite, path, runs, samples, time.time())
+                        print(f"{backend}: a {runs:,}-run ledger built in {time.monotonic() - started:.0f} s")
+                    figures.append(
+                        await measure(
+                            sandbox,
+                            folder,
+                            backend=backend,
+                            replicas=3 if backend == "postgresql" else 1,
+                            agents=args.agents,
+                            seconds=args.seconds,
+                            database_url=url,
+                            haproxy=haproxy,
+                            kill=backend == "postgresql",
+                            ledger_runs=runs,
+                        )
+                    )
     finally:
         server.stop()
     return figures
@@ -478,16 +515,21 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=OUT, help=f"logs and tracebacks are kept here (default {OUT})")
+    parser.add_argument(
+        "--ledger-runs", type=int, default=0, help="also run the same load on a ledger holding this many runs"
+    )
     args = parser.parse_args()
     figures = anyio.run(main_async, args)
     for f in figures:
         print(
-            f"{f.backend:10} x{f.replicas}: {f.calls} calls in {f.seconds}s = {f.calls_per_s}/s, p50 {f.p50_ms} ms, "
+            f"{f.backend:10} x{f.replicas}, {f.ledger_runs:,} runs in the ledger: {f.calls} calls in {f.seconds}s = "
+            f"{f.calls_per_s}/s, p50 {f.p50_ms} ms, "
             f"p99 {f.p99_ms} ms, errors {f.errors} {f.error_kinds}, reused {f.reused}, sent {f.submissions_sent}, "
             f"double billings {f.double_billings}, lost task ids {f.lost_task_ids} (orphaned by the kill "
             f"{f.orphaned_by_kill}, unsettled runs {f.unsettled_submissions}), "
             f"unreadable {f.unreadable_tasks}/{f.tasks_checked * f.replicas}; load average {f.load_before} before, "
-            f"{f.load_during_mean} mean / {f.load_during_max} max during; logs in {f.logs}"
+            f"{f.load_during_mean} mean / {f.load_during_max} max during; /readyz p50 {f.readyz_p50_ms} ms, p99 "
+            f"{f.readyz_p99_ms} ms, max {f.readyz_max_ms} ms, {f.readyz_failures} not ready; logs in {f.logs}"
         )
     if args.json is not None:
         args.json.write_text(json.dumps([asdict(f) for f in figures], indent=2) + "\n")

@@ -93,6 +93,12 @@ TRACKER_INTERVAL_S = 15.0
 TASK_UNSEEN_GRACE_S = 10 * 60.0
 # Databar keeps task data this long; the ledger keeps it after that.
 API_RETENTION_S = 24 * 3600.0
+# How long the ledger keeps a finished task's result past Databar's 24 hours (DATABAR_MCP_RESULT_RETENTION_DAYS,
+# "forever" to keep everything): long enough that nobody loses a result they still want, short enough that a
+# team's year of runs does not fill the disk. The task's summary (status, counts, credits, dates) stays.
+RESULT_RETENTION_DAYS = 90.0
+PRUNE_BATCH = 100  # tasks pruned in one transaction: the writer is held a few milliseconds
+PRUNE_BATCHES_PER_PASS = 10  # batches a tracker pass prunes at most (1,000 tasks every 15 s)
 
 # PostgreSQL ledger (DATABAR_MCP_DATABASE_URL), shared by replicas.
 DATABASE_POOL_MAX = 10  # connections per replica
@@ -201,6 +207,8 @@ class Settings(BaseModel):
     log_level: str = "WARNING"
     duplicate_window_s: float = Field(default=DUPLICATE_WINDOW_S, ge=0)
     tracker_interval_s: float = Field(default=TRACKER_INTERVAL_S, gt=0)
+    # None: results are kept forever; else days past a task's end (at least one: Databar keeps them 24 hours)
+    result_retention_days: float | None = Field(default=RESULT_RETENTION_DAYS, ge=1)
     task_unseen_grace_s: float = Field(default=TASK_UNSEEN_GRACE_S, ge=0)
     partial_read_interval_s: float = Field(default=PARTIAL_READ_INTERVAL_S, ge=0)
     # None: list DEFAULT_TOOLSETS and let the model enable the others; a choice loads exactly those toolsets.
@@ -225,6 +233,18 @@ class Settings(BaseModel):
                 raise ValueError(f"unknown toolset(s) {', '.join(unknown)}; choose from {', '.join(TOOLSETS)} or all")
             return tuple(t for t in TOOLSETS if t in names)
         return value
+
+    @field_validator("result_retention_days", mode="before")
+    @classmethod
+    def _parse_retention(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in ("forever", "never", "none", "off"):
+            return None
+        return value
+
+    @property
+    def result_retention_s(self) -> float | None:
+        """Seconds a finished task's result is kept in the ledger; None: forever."""
+        return None if self.result_retention_days is None else self.result_retention_days * 24 * 3600.0
 
     @property
     def io_deadline_s(self) -> float:
@@ -293,6 +313,7 @@ class Settings(BaseModel):
             ("read_timeout_s", "DATABAR_MCP_READ_TIMEOUT"),
             ("duplicate_window_s", "DATABAR_MCP_DUPLICATE_WINDOW"),
             ("tracker_interval_s", "DATABAR_MCP_TRACKER_INTERVAL"),
+            ("result_retention_days", "DATABAR_MCP_RESULT_RETENTION_DAYS"),
             ("toolsets", "DATABAR_MCP_TOOLSETS"),
             ("read_only", "DATABAR_MCP_READ_ONLY"),
             ("max_credits_per_call", "DATABAR_MCP_MAX_CREDITS_PER_CALL"),

@@ -108,6 +108,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     health.add_argument("--url", default=None, help="health URL (default: from the server's own command line)")
     health.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
+    ledger = sub.add_parser("ledger", help="the ledger's sizes (stats), and pruning results past retention (prune)")
+    action = ledger.add_subparsers(dest="ledger_command", required=True)
+    action.add_parser("stats", help="rows, sizes, compressed and pruned results")
+    prune = action.add_parser("prune", help="prune results past the retention period now, in small batches")
+    prune.add_argument(
+        "--older-than-days",
+        type=float,
+        default=None,
+        help="prune tasks finished more than this many days ago (default: DATABAR_MCP_RESULT_RETENTION_DAYS)",
+    )
+    prune.add_argument("--vacuum", action="store_true", help="then give the freed space back to the disk (VACUUM)")
     return parser
 
 
@@ -448,4 +459,19 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         return run_doctor(args)
     if args.command == "healthcheck":
         return healthcheck(args)
+    if args.command == "ledger":
+        return run_ledger(args)
     return serve(args)
+
+
+def run_ledger(args: argparse.Namespace) -> int:
+    from databar_mcp.app.ledger_cli import ledger_command
+
+    try:
+        settings = Settings.from_env(log_level=args.log_level.upper() if args.log_level else None)
+    except (ValidationError, KeyFileError) as exc:
+        print(f"databar-mcp ledger: configuration: {exc}", file=sys.stderr)
+        return 2
+    code, out = anyio.run(ledger_command, args, settings)
+    print(out, file=sys.stdout if code == 0 else sys.stderr)
+    return code

@@ -608,7 +608,7 @@ class SecurityMiddleware:
         elif problem is None and ledger is not None:
             try:
                 with anyio.fail_after(READY_TIMEOUT_S):
-                    await ledger.version()
+                    await ledger.probe()
             except Exception as exc:  # the finding, not a crash: a load balancer takes this replica out
                 problem = f"ledger: {type(exc).__name__}"
         body: dict[str, Any] = {"status": "ready" if problem is None else "unavailable", "version": __version__}

@@ -305,7 +305,13 @@ def build_server(settings: Settings, **server_options: Any) -> DatabarMCPServer:
             async with anyio.create_task_group() as background:
                 background.start_soon(relay.pump)
                 background.start_soon(
-                    functools.partial(track_forever, runner, ledger, interval_s=settings.tracker_interval_s)
+                    functools.partial(
+                        track_forever,
+                        runner,
+                        ledger,
+                        interval_s=settings.tracker_interval_s,
+                        retention_s=settings.result_retention_s,
+                    )
                 )
                 services = Services(settings=settings, client=client, ledger=ledger, runner=runner)
                 await background.start(mcp_tasks.serve, services)

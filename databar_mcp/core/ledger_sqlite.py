@@ -132,6 +132,11 @@ class SqliteBackend:
         self.path = path
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # one worker thread at a time uses the shared connection
+        # Readiness reads on a connection and a thread of their own: a WAL reader never waits for the writer, so
+        # /readyz answers while the shared connection runs a long query (a load balancer's check is a few seconds).
+        self._probe_conn: sqlite3.Connection | None = None
+        self._probe_lock = threading.Lock()
+        self._probe_threads = anyio.CapacityLimiter(1)
 
     @property
     def where(self) -> str:
@@ -177,6 +182,17 @@ class SqliteBackend:
 
         return await anyio.to_thread.run_sync(work)
 
+    async def probe(self) -> None:
+        def read() -> None:
+            with self._probe_lock:
+                if self._probe_conn is None:
+                    self._probe_conn = sqlite3.connect(
+                        self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+                    )
+                self._probe_conn.execute("PRAGMA user_version").fetchone()
+
+        await anyio.to_thread.run_sync(read, limiter=self._probe_threads)
+
     def unusable(self, exc: BaseException) -> LedgerError | None:
         return unusable(self.path, exc)
 
@@ -193,6 +209,10 @@ class SqliteBackend:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+        with self._probe_lock:
+            if self._probe_conn is not None:
+                self._probe_conn.close()
+                self._probe_conn = None
 
     async def aclose(self) -> None:
         await anyio.to_thread.run_sync(self.close)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import zlib
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -44,6 +45,14 @@ Outcome = Literal["pending", "accepted", "rejected", "unknown"]
 # How a run's credits are known: Databar's own figure, measured from the balance before and after, or only its
 # estimate (no measurement was possible: another run overlapped, or the balance could not be read).
 CreditsBasis = Literal["databar", "measured", "estimate"]
+COUNT_CAP = 1000  # a list's total is counted this far at most ("more than 1,000"): a count never scans a year
+ZLIB_LEVEL = 6  # results are repetitive JSON: level 6 gets nearly all of 9's ratio at a fraction of its time
+
+
+def _sql_list(statuses: frozenset[TaskStatus]) -> str:
+    """Statuses as an SQL list literal in a stable order; from the enum (never input), so SQL and Python agree."""
+    return "(" + ", ".join(f"'{status.value}'" for status in sorted(statuses)) + ")"
+
 
 MIGRATIONS: tuple[str, ...] = (
     # v1
@@ -159,6 +168,28 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX file_job_parts_by_fingerprint ON file_job_parts(fingerprint)
     """,
+    # v7: a ledger that lasts a year (issue 26). Every query path has an index: a task's owner is copied from its
+    # run (the per-user list needs no join), each unfinished task has the time its next poll is due (the tracker
+    # takes the oldest-due, and NULL means finished), results are stored compressed (data_z; older rows keep
+    # data_json) and a task past the retention period is pruned to a summary (pruned_at says when).
+    f"""
+    ALTER TABLE tasks ADD COLUMN owner TEXT;
+    ALTER TABLE tasks ADD COLUMN next_poll_at REAL;
+    ALTER TABLE tasks ADD COLUMN pruned_at REAL;
+    ALTER TABLE results ADD COLUMN data_z BLOB;
+    UPDATE tasks SET owner = (SELECT s.owner FROM submissions s WHERE s.id = tasks.submission_id)
+        WHERE submission_id IS NOT NULL;
+    UPDATE tasks SET next_poll_at = updated_at WHERE status NOT IN {_sql_list(TERMINAL_STATUSES)};
+    CREATE INDEX tasks_by_owner ON tasks(owner, submitted_at);
+    CREATE INDEX tasks_by_submission ON tasks(submission_id);
+    CREATE INDEX tasks_due ON tasks(next_poll_at) WHERE next_poll_at IS NOT NULL;
+    CREATE INDEX tasks_unfinished ON tasks(owner, submitted_at) WHERE next_poll_at IS NOT NULL;
+    CREATE INDEX tasks_prunable ON tasks(completed_at) WHERE pruned_at IS NULL;
+    CREATE INDEX submissions_by_task ON submissions(task_id);
+    CREATE INDEX submissions_by_time ON submissions(created_at);
+    CREATE INDEX submissions_by_outcome ON submissions(outcome, created_at);
+    CREATE INDEX submissions_by_endpoint ON submissions(endpoint, created_at)
+    """,  # noqa: S608 - the status list is built from the enum
 )
 
 # What the migrations build: checked at open, so a damaged ledger is refused before anything is sent.
@@ -169,9 +200,9 @@ SCHEMA_TABLES: dict[str, frozenset[str]] = {
     ),
     "tasks": frozenset(
         {"task_id", "submission_id", "status", "progress_json", "credits_spent", "rows_total", "rows_with_data"}
-        | {"errors_json", "submitted_at", "updated_at", "completed_at"}
+        | {"errors_json", "submitted_at", "updated_at", "completed_at", "owner", "next_poll_at", "pruned_at"}
     ),
-    "results": frozenset({"task_id", "data_json", "saved_at"}),
+    "results": frozenset({"task_id", "data_json", "data_z", "saved_at"}),
     "mcp_tasks": frozenset(
         {"handle_id", "scope", "generation", "tool", "request_json", "databar_task_id", "state", "status_message"}
         | {"progress_json", "poll_ms", "ttl_ms", "result_json", "input_json", "created_at", "updated_at"}
@@ -201,12 +232,6 @@ async def _check_schema(conn: LedgerConn, where: str) -> None:
 
 
 UNKNOWN_TO_DATABAR = TaskStatus.UNKNOWN_TO_DATABAR
-
-
-def _sql_list(statuses: frozenset[TaskStatus]) -> str:
-    """Statuses as an SQL list literal in a stable order; from the enum (never input), so SQL and Python agree."""
-    return "(" + ", ".join(f"'{status.value}'" for status in sorted(statuses)) + ")"
-
 
 TERMINAL_SQL = _sql_list(TERMINAL_STATUSES)  # e.g. "t.status IN " + TERMINAL_SQL
 
@@ -246,6 +271,7 @@ class TaskRecord:
     has_result: bool
     submission: Submission | None
     data_json: str | None = field(default=None, repr=False)  # the stored result, when read with_data
+    pruned_at: float | None = None  # when the retention period removed its result (the summary stays)
 
     @property
     def is_terminal(self) -> bool:
@@ -331,6 +357,11 @@ class Ledger:
     def where(self) -> str:
         """The ledger's location for messages (never a password)."""
         return self._db.where
+
+    @property
+    def backend(self) -> LedgerBackend:
+        """The store itself, for maintenance that differs by backend (sizes, VACUUM: see retention.py)."""
+        return self._db
 
     # ---- plumbing ----------------------------------------------------------------------------------------
 
@@ -463,6 +494,14 @@ class Ledger:
 
     async def version(self) -> int:
         return await self._run(self.schema_version)
+
+    async def probe(self) -> None:
+        """Readiness: the store answers (before the first call: it opens and migrates). On SQLite this never waits
+        behind the shared connection's query (a reader of its own); PostgreSQL answers from its pool."""
+        if not self._ready:
+            await self.version()
+            return
+        await self._db.probe()
 
     @asynccontextmanager
     async def tracking_turn(self) -> AsyncGenerator[bool]:
@@ -634,10 +673,10 @@ class Ledger:
                 "UPDATE submissions SET outcome = 'accepted', task_id = ? WHERE id = ?", (task_id, submission_id)
             )
             await conn.execute(
-                """INSERT INTO tasks (task_id, submission_id, status, submitted_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?)
-                   ON CONFLICT(task_id) DO UPDATE SET submission_id = excluded.submission_id""",
-                (task_id, submission_id, status, now, now),
+                """INSERT INTO tasks (task_id, submission_id, status, submitted_at, updated_at, next_poll_at, owner)
+                   VALUES (?, ?, ?, ?, ?, ?, (SELECT owner FROM submissions WHERE id = ?))
+                   ON CONFLICT(task_id) DO UPDATE SET submission_id = excluded.submission_id, owner = excluded.owner""",
+                (task_id, submission_id, status, now, now, None if status in TERMINAL_STATUSES else now, submission_id),
             )
             await conn.commit()
         except BaseException:
@@ -718,7 +757,8 @@ class Ledger:
             await conn.begin(f"task:{task_id}")
             try:
                 await conn.execute(
-                    "UPDATE tasks SET status = ?, errors_json = ?, updated_at = ?, completed_at = ? WHERE task_id = ?",
+                    """UPDATE tasks SET status = ?, errors_json = ?, updated_at = ?, completed_at = ?,
+                                        next_poll_at = NULL WHERE task_id = ?""",
                     (UNKNOWN_TO_DATABAR, json.dumps([reason]), now, now, task_id),
                 )
                 await conn.execute("UPDATE submissions SET error = ? WHERE task_id = ?", (reason[:500], task_id))
@@ -735,7 +775,7 @@ class Ledger:
         terminal = task.is_terminal
         with_data = terminal and task.data is not None and task.status != "gone"
         rows_total, rows_found = _rows_with_data(task.data) if with_data else (None, None)
-        data_json = json.dumps(task.data, ensure_ascii=False) if with_data else None
+        data_z = zlib.compress(json.dumps(task.data, ensure_ascii=False).encode(), ZLIB_LEVEL) if with_data else None
         await conn.begin(f"task:{task.task_id}")
         try:
             await Ledger._check_owner(conn, task, rows_total if isinstance(task.data, list) else None)
@@ -746,8 +786,8 @@ class Ledger:
                 return
             await conn.execute(
                 """INSERT INTO tasks (task_id, status, progress_json, credits_spent, rows_total, rows_with_data,
-                                      errors_json, submitted_at, updated_at, completed_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                      errors_json, submitted_at, updated_at, completed_at, next_poll_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(task_id) DO UPDATE SET
                        status = excluded.status,
                        progress_json = COALESCE(excluded.progress_json, tasks.progress_json),
@@ -756,7 +796,9 @@ class Ledger:
                        rows_with_data = COALESCE(excluded.rows_with_data, tasks.rows_with_data),
                        errors_json = COALESCE(excluded.errors_json, tasks.errors_json),
                        updated_at = excluded.updated_at,
-                       completed_at = COALESCE(tasks.completed_at, excluded.completed_at)""",
+                       completed_at = COALESCE(tasks.completed_at, excluded.completed_at),
+                       next_poll_at = CASE WHEN excluded.next_poll_at IS NULL THEN NULL
+                                           ELSE COALESCE(tasks.next_poll_at, excluded.next_poll_at) END""",
                 (
                     task.task_id,
                     task.status,
@@ -768,13 +810,14 @@ class Ledger:
                     now,
                     now,
                     now if terminal else None,
+                    None if terminal else now,
                 ),
             )
-            if data_json is not None:
+            if data_z is not None:
                 await conn.execute(
-                    """INSERT INTO results (task_id, data_json, saved_at) VALUES (?, ?, ?)
+                    """INSERT INTO results (task_id, data_json, data_z, saved_at) VALUES (?, '', ?, ?)
                        ON CONFLICT(task_id) DO NOTHING""",
-                    (task.task_id, data_json, now),
+                    (task.task_id, data_z, now),
                 )
             await conn.commit()
         except BaseException:
@@ -799,22 +842,99 @@ class Ledger:
 
     async def recent(self, *, limit: int, offset: int, unfinished_only: bool = False) -> tuple[list[TaskRecord], int]:
         """Tasks newest first; those still waiting in memory for disk space come first (they are the newest).
-        A user sees only their own; the tracker and a server without OAuth see all."""
+        A user sees only their own; a server without OAuth sees all. The total is exact up to COUNT_CAP (or the
+        page's end) and COUNT_CAP + 1 beyond: "more than 1,000" (counting a year of runs would scan them all)."""
         owner = current_owner()
         mine, mine_params = _mine(owner)
-        where = "WHERE 1 = 1" + (f" AND t.status NOT IN {TERMINAL_SQL}" if unfinished_only else "") + mine
+        unfinished = f" AND t.next_poll_at IS NOT NULL AND t.status NOT IN {TERMINAL_SQL}" if unfinished_only else ""
+        where = "WHERE 1 = 1" + unfinished + mine
+        # Unfinished tasks are few among a year's: found by their own index and sorted, never by walking the time
+        # index past every finished one ("+" keeps the planner off tasks_by_time).
+        order = "+t.submitted_at" if unfinished_only else "t.submitted_at"
+        bound = max(COUNT_CAP, offset + limit) + 1  # counted up to here: "more than 1,000" costs no scan
 
         async def work(conn: LedgerConn) -> tuple[list[TaskRecord], int]:
             kept = [await self._kept_record(conn, a) for a in reversed(self._unwritten_accepts.values())]
             kept = [r for r in kept if not (unfinished_only and r.is_terminal) and _visible(r, owner)]
             shown = kept[offset : offset + limit]
-            counted = await conn.one(f"SELECT COUNT(*) FROM tasks t {where}", mine_params)  # noqa: S608
+            counted = await conn.one(
+                f"SELECT COUNT(*) FROM (SELECT 1 FROM tasks t {where} LIMIT ?) AS bounded",  # noqa: S608
+                (*mine_params, bound),
+            )
             total = int(counted[0]) if counted is not None else 0
             rows = await conn.all(
-                f"{_task_select(False)} {where} ORDER BY t.submitted_at DESC LIMIT ? OFFSET ?",
+                f"{_task_select(False)} {where} ORDER BY {order} DESC LIMIT ? OFFSET ?",
                 (*mine_params, limit - len(shown), max(0, offset - len(kept))),
             )
             return shown + [_task_record(row) for row in rows], total + len(kept)
+
+        return await self._run(work)
+
+    async def due(self, *, limit: int, next_in_s: float) -> list[TaskRecord]:
+        """The tracker's share of a pass: up to `limit` unfinished tasks whose poll is due, oldest-due first, each
+        one's next poll moved `next_in_s` on in the same statement (so every unfinished task comes round, however
+        many there are, and a replica taking the next turn starts where this one stopped). Tasks still waiting in
+        memory for disk space come first. One indexed statement: the writer is held for a moment only."""
+        now = time.time()
+
+        async def work(conn: LedgerConn) -> list[TaskRecord]:
+            kept = [await self._kept_record(conn, a) for a in self._unwritten_accepts.values()]
+            kept = [r for r in kept if not r.is_terminal][:limit]
+            taken = await conn.all(
+                """UPDATE tasks SET next_poll_at = ? WHERE task_id IN (
+                       SELECT task_id FROM tasks WHERE next_poll_at IS NOT NULL AND next_poll_at <= ?
+                       ORDER BY next_poll_at LIMIT ?)
+                   RETURNING task_id""",
+                (now + next_in_s, now, limit - len(kept)),
+            )
+            ids = [str(row[0]) for row in taken]
+            if not ids:
+                return kept
+            marks = ", ".join("?" * len(ids))
+            rows = await conn.all(f"{_task_select(False)} WHERE t.task_id IN ({marks})", ids)
+            records = sorted((_task_record(row) for row in rows), key=lambda r: r.submitted_at)
+            return kept + records
+
+        return await self._run(work)
+
+    async def prune(self, *, finished_before: float, limit: int) -> Pruned:
+        """Shrink up to `limit` tasks finished before `finished_before` to their summary (status, counts, credits,
+        dates): their stored result and their run's request (the input rows) go, the rest stays for spend
+        figures, recovery and the answer that says the result was pruned. One short transaction."""
+        now = time.time()
+
+        async def work(conn: LedgerConn) -> Pruned:
+            await conn.begin("ledger:prune")
+            try:
+                rows = await conn.all(
+                    """SELECT task_id, submission_id FROM tasks WHERE pruned_at IS NULL AND completed_at < ?
+                       ORDER BY completed_at LIMIT ?""",
+                    (finished_before, limit),
+                )
+                ids = [str(row[0]) for row in rows]
+                runs = [int(row[1]) for row in rows if row[1] is not None]
+                if not ids:
+                    await conn.commit()
+                    return Pruned()
+                marks = ", ".join("?" * len(ids))
+                gone = await conn.all(
+                    f"DELETE FROM results WHERE task_id IN ({marks}) RETURNING task_id",  # noqa: S608
+                    ids,
+                )
+                await conn.execute(
+                    f"UPDATE tasks SET pruned_at = ?, progress_json = NULL WHERE task_id IN ({marks})",  # noqa: S608
+                    (now, *ids),
+                )
+                if runs:
+                    await conn.execute(
+                        f"UPDATE submissions SET request_json = '{{}}' WHERE id IN ({', '.join('?' * len(runs))})",  # noqa: S608
+                        runs,
+                    )
+                await conn.commit()
+                return Pruned(tasks=len(ids), results=len(gone))
+            except BaseException:
+                await conn.rollback()
+                raise
 
         return await self._run(work)
 
@@ -840,7 +960,9 @@ class Ledger:
 
     async def unknown_submissions(self, *, limit: int) -> list[Submission]:
         owner = current_owner()
-        who, who_params = ("", ()) if owner is None else (" AND owner = ?", (owner,))
+        # Unsettled runs are few among a year's: found by their outcome, then the user's kept. ("|| ''" keeps the
+        # planner off the owner's index, which would walk every run the user ever made.)
+        who, who_params = ("", ()) if owner is None else (" AND (owner || '') = ?", (owner,))
 
         async def work(conn: LedgerConn) -> list[Submission]:
             rows = await conn.all(
@@ -987,6 +1109,14 @@ class Ledger:
         return await self._run(work)
 
 
+@dataclass(frozen=True)
+class Pruned:
+    """What one pruning batch removed: tasks shrunk to their summary, stored results deleted."""
+
+    tasks: int = 0
+    results: int = 0
+
+
 @dataclass
 class SpendTotals:
     """Credits of a span's runs, by how each run's figure is known (issue 23: never silently missing)."""
@@ -1046,7 +1176,7 @@ def _mine(owner: str | None) -> tuple[str, tuple[object, ...]]:
     """SQL (and its parameter) keeping only the owner's tasks (alias t); nothing when no user is calling."""
     if owner is None:
         return "", ()
-    return " AND t.submission_id IN (SELECT id FROM submissions WHERE owner = ?)", (owner,)
+    return " AND t.owner = ?", (owner,)
 
 
 def ledger_for(settings: Settings) -> Ledger:
@@ -1111,9 +1241,9 @@ _SUBMISSION_COLUMNS = (
 def _task_select(with_data: bool) -> str:
     """SELECT of a task with its run and whether (or, with_data, what) result is stored: one query, no N+1."""
     sub = ", ".join(f"s.{c} AS s_{c}" for c in _SUBMISSION_COLUMNS)
-    data = "r.data_json" if with_data else "NULL"
+    data = "r.data_json, r.data_z" if with_data else "NULL AS data_json, NULL AS data_z"
     return (
-        f"SELECT t.*, r.task_id IS NOT NULL AS has_result, {data} AS data_json, {sub} FROM tasks t "  # noqa: S608
+        f"SELECT t.*, r.task_id IS NOT NULL AS has_result, {data}, {sub} FROM tasks t "  # noqa: S608
         "LEFT JOIN submissions s ON s.id = t.submission_id LEFT JOIN results r ON r.task_id = t.task_id"
     )
 
@@ -1133,15 +1263,25 @@ def _task_record(row: Row) -> TaskRecord:
         completed_at=row["completed_at"],
         has_result=bool(row["has_result"]),
         submission=None if row["s_id"] is None else _submission(row, prefix="s_"),
-        data_json=None if row["data_json"] is None else str(row["data_json"]),
+        data_json=_stored_json(row["data_json"], row["data_z"]),
+        pruned_at=row["pruned_at"],
     )
 
 
+def _stored_json(data_json: str | None, data_z: bytes | None) -> str | None:
+    """A stored result's JSON: compressed since v6, as written before it otherwise."""
+    if data_z is not None:
+        return zlib.decompress(bytes(data_z)).decode()
+    return None if data_json is None else str(data_json)
+
+
 __all__ = [
+    "COUNT_CAP",
     "MIGRATIONS",
     "Claim",
     "Ledger",
     "LedgerError",
+    "Pruned",
     "SpendTotals",
     "Submission",
     "TaskIdTaken",

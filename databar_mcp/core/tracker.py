@@ -2,6 +2,10 @@
 
 A tool call that was cancelled, timed out or crashed leaves its task running at Databar; without this, the
 result would be lost after 24 hours unless someone happened to call get_task again.
+
+Each pass takes a bounded share, oldest-due first (the ledger keeps when each unfinished task's next poll is
+due), so every unfinished task comes round however many there are; the replica holding the tracker's turn also
+prunes results past the retention period, a small batch at a time (retention.py).
 """
 
 from __future__ import annotations
@@ -10,20 +14,22 @@ import logging
 
 import anyio
 
+from databar_mcp import config
 from databar_mcp.api.errors import DatabarError, NotFoundError, ResultExpired
 from databar_mcp.core.ledger_backend import LedgerError
+from databar_mcp.core.retention import prune_some
 from databar_mcp.core.runner import TaskRunner
 from databar_mcp.core.store import UNKNOWN_TO_DATABAR, Ledger
 from databar_mcp.core.users import acting_as
 
 logger = logging.getLogger("databar_mcp.core.tracker")
 
-BATCH = 50
+BATCH = 50  # tasks polled a pass at most: a pass stays short however many runs are unfinished
 
 
-async def track_once(runner: TaskRunner, ledger: Ledger) -> int:
-    """One pass over the unfinished tasks no tool call is waiting on; returns how many were polled."""
-    unfinished, _ = await ledger.recent(limit=BATCH, offset=0, unfinished_only=True)
+async def track_once(runner: TaskRunner, ledger: Ledger, *, next_in_s: float = config.TRACKER_INTERVAL_S) -> int:
+    """One pass over the due unfinished tasks no tool call is waiting on; returns how many were polled."""
+    unfinished = await ledger.due(limit=BATCH, next_in_s=next_in_s)
     polled = 0
     for record in unfinished:
         if record.task_id in runner.waiting:
@@ -44,14 +50,19 @@ async def track_once(runner: TaskRunner, ledger: Ledger) -> int:
     return polled
 
 
-async def track_forever(runner: TaskRunner, ledger: Ledger, *, interval_s: float) -> None:
-    """Every `interval_s`, poll what is unfinished; never lets an error end the server."""
+async def track_forever(
+    runner: TaskRunner, ledger: Ledger, *, interval_s: float, retention_s: float | None = None
+) -> None:
+    """Every `interval_s`, poll what is due and prune what is past `retention_s` (None: keep forever); never
+    lets an error end the server."""
     while True:
         await anyio.sleep(interval_s)
         try:
             async with ledger.tracking_turn() as mine:  # replicas sharing a ledger take turns
                 if mine:
-                    await track_once(runner, ledger)
+                    await track_once(runner, ledger, next_in_s=interval_s)
+                    if retention_s is not None:
+                        await prune_some(ledger, keep_s=retention_s)
         except LedgerError as exc:  # the database restarting, the disk full: the next pass tries again
             logger.warning("task tracking pass skipped: %s", exc)
         except Exception:  # a broken pass must not take the server down; the next one may work

@@ -1,7 +1,9 @@
 """What the tools that read or run tasks share: a task as a tool result, reading it from the ledger or Databar,
 progress while waiting, and the words for a task that expired or failed."""
 
+import glob
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal, cast
 
 from mcp.types import CallToolResult
@@ -67,8 +69,9 @@ async def note_lost_run(svc: Services, exc: SubmissionUnknown) -> None:
         await svc.ledger.note_lost_balance(exc.fingerprint, balance)
 
 
-def expired_body(task_id: str, record: TaskRecord | None) -> ErrorBody:
-    """result_expired, with what re-running would cost when the ledger knows the original run."""
+def expired_body(task_id: str, record: TaskRecord | None, exports_dir: Path | None = None) -> ErrorBody:
+    """result_expired, with what re-running would cost when the ledger knows the original run; for a task the
+    retention period pruned, when that was and the exports of it that are still on disk."""
     sub = record.submission if record is not None else None
     details: dict[str, Any] = {}
     next_steps = ["Run the enrichment again to get the data anew (it will be billed again)."]
@@ -80,14 +83,47 @@ def expired_body(task_id: str, record: TaskRecord | None) -> ErrorBody:
                 f"{sub.estimated_credits:g} credits (pass force=true: the original is older than the "
                 "duplicate window or gone).",
             ]
+    message = "Databar has deleted this task's data (results are kept 24 hours) and no local copy exists."
+    if record is not None and record.pruned_at is not None:
+        exports = exports_of(exports_dir, task_id)
+        details |= {"pruned_at": iso(record.pruned_at), "exports": [str(p) for p in exports]}
+        message = (
+            f"This task's result was pruned from the local ledger on {iso(record.pruned_at)}: results are kept "
+            "DATABAR_MCP_RESULT_RETENTION_DAYS days after a run finishes (default 90), and Databar deleted its "
+            f"copy after 24 hours. Status {record.status}, {_counts(record)}."
+        )
+        if exports:
+            message += " Its export is still on disk: " + ", ".join(str(p) for p in exports) + "."
+            next_steps = [f"Read the exported file {exports[0]} instead of re-running.", *next_steps]
+        else:
+            message += " No export of it was found" + (f" in {exports_dir}." if exports_dir is not None else ".")
     return ErrorBody(
         code=ErrorCode.RESULT_EXPIRED,
         http_status=410,
-        message="Databar has deleted this task's data (results are kept 24 hours) and no local copy exists.",
+        message=message,
         task_id=task_id,
         details=details,
         next_steps=next_steps,
     )
+
+
+def exports_of(exports_dir: Path | None, task_id: str) -> list[Path]:
+    """Exports of a task saved under its default name (the task id, or task-id-N when taken)."""
+    if exports_dir is None or not exports_dir.is_dir():
+        return []
+    return sorted(
+        path
+        for path in exports_dir.glob(f"{glob.escape(task_id)}*")
+        if path.suffix in (".csv", ".jsonl") and (path.stem == task_id or path.stem.rpartition("-")[0] == task_id)
+    )
+
+
+def _counts(record: TaskRecord) -> str:
+    """'4 row(s), 3 with data, 12 credits spent' from a task's summary."""
+    total, found = record.rows_total, record.rows_with_data
+    rows = "rows unknown" if total is None else f"{total} row(s), {found} with data"
+    spent = "" if record.credits_spent is None else f", {record.credits_spent:g} credits spent"
+    return rows + spent
 
 
 def unknown_body(task: Task) -> ErrorBody:
@@ -136,7 +172,7 @@ async def deliver(
     if gone:
         stored = record.stored_task() if record is not None else None
         if stored is None:
-            raise ToolFailure(expired_body(task.task_id, record))
+            raise ToolFailure(expired_body(task.task_id, record, svc.settings.exports_dir))
         task, served_from = stored, "ledger"
     if task.status == TaskStatus.FAILED:
         raise ToolFailure(failed_body(task))
@@ -185,14 +221,15 @@ async def read_task(svc: Services, task_id: str) -> tuple[Task, Literal["api", "
     try:
         return await svc.tasks.poll(task_id), "api", record.estimated_credits if record is not None else None
     except ResultExpired:
-        raise ToolFailure(expired_body(task_id, record)) from None
+        raise ToolFailure(expired_body(task_id, record, svc.settings.exports_dir)) from None
 
 
 async def finished_task(svc: Services, task_id: str) -> tuple[Task, Literal["api", "ledger"]]:
     """A finished task with its data, or a structured failure saying why there is none yet."""
     task, source, _ = await read_task(svc, task_id)
     if task.status == TaskStatus.GONE:
-        raise ToolFailure(expired_body(task_id, await svc.tasks.read(task_id, with_data=False)))
+        record = await svc.tasks.read(task_id, with_data=False)
+        raise ToolFailure(expired_body(task_id, record, svc.settings.exports_dir))
     if task.status == TaskStatus.FAILED:
         raise ToolFailure(failed_body(task))
     if task.status == TaskStatus.UNKNOWN_TO_DATABAR:

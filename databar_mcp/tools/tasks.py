@@ -12,7 +12,7 @@ from databar_mcp.api.statuses import TERMINAL_STATUSES
 from databar_mcp.config import Toolset
 from databar_mcp.core.costs import balance_or_none
 from databar_mcp.core.shaping import escape_text, largest_fitting, result_size
-from databar_mcp.core.store import Submission, TaskRecord
+from databar_mcp.core.store import COUNT_CAP, Submission, TaskRecord
 from databar_mcp.core.untried import untried_providers_line_later
 from databar_mcp.tools.context import Services, ToolContext
 from databar_mcp.tools.failures import from_api_error
@@ -342,6 +342,8 @@ async def list_recent_tasks(
         else []
     )
 
+    capped = total > max(COUNT_CAP, offset + limit)  # the ledger counts this far, never the whole year
+
     def make(count: int) -> RecentTasks:
         shown_end = offset + count
         more = shown_end < total
@@ -353,7 +355,8 @@ async def list_recent_tasks(
             next_call=f"list_recent_tasks(offset={shown_end}, limit={limit})" if more else None,
             table_runs=table_runs,
             unsettled_submissions=pending,
-            message=f"{total} task(s) in the ledger"
+            message=(f"more than {total - 1:,}" if capped else f"{total}")
+            + " task(s) in the ledger"
             + (" not finished" if unfinished_only else "")
             + f"; showing {count} from {offset}."
             + (f" {len(table_runs)} table run(s)." if table_runs else "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -411,3 +412,60 @@ async def test_an_mcp_task_whose_databar_task_never_shows_ends_at_once(sandbox: 
     assert result["isError"] is True and body["code"] == "not_found" and body["http_status"] == 404
     assert "may still have billed" in body["message"]
     assert sandbox.state.counts["POST /v1/waterfalls/{identifier}/bulk-run"] == 1
+
+
+# ---- a ledger that lasts a year (issue 26) ------------------------------------------------------------------
+
+
+async def test_the_tracker_reaches_every_unfinished_task_oldest_due_first(
+    sandbox: SandboxServer, any_settings: Settings
+) -> None:
+    """Regression (issue 26 §3): the tracker polled the 50 newest unfinished tasks each pass, so with 50 newer
+    ones still running, older unfinished tasks were never polled again. Now each pass takes the oldest-due and
+    every one of 60 comes round in two passes, each polled once."""
+    settings = any_settings
+    ledger = ledger_for(settings)
+    for name in [f"old-{i}" for i in range(10)] + [f"new-{i}" for i in range(50)]:
+        made = await ledger.claim(
+            tool="run_bulk_waterfall", endpoint="waterfalls/email_getter/bulk-run", fingerprint=f"{name:x<64}",
+            request={}, rows=1, estimated_credits=1.0, window_s=1800, force=False,
+        )  # fmt: skip
+        assert made.submission_id is not None
+        await ledger.accepted(made.submission_id, name, "processing")
+    # The old ones were submitted two hours ago: Databar's 404 for them is final (past the grace period), while
+    # the new ones are within it and stay unfinished however often they are polled.
+    run_sql(settings, "UPDATE tasks SET submitted_at = submitted_at - 7200 WHERE task_id LIKE 'old-%'")
+    async with DatabarClient.from_settings(settings) as client:
+        runner = TaskRunner(
+            client, ledger, account="a", poll_first_s=0.01, poll_cap_s=0.1, duplicate_window_s=1800, settle_s=1,
+            unseen_grace_s=3600,
+        )  # fmt: skip
+        polled = [await track_once(runner, ledger), await track_once(runner, ledger)]
+    old = [await ledger.read(f"old-{i}") for i in range(10)]
+    unfinished, _ = await ledger.recent(limit=100, offset=0, unfinished_only=True)
+    await ledger.aclose()
+    assert polled == [50, 10]
+    assert [r.status if r is not None else None for r in old] == ["unknown_to_databar"] * 10
+    assert sorted(r.task_id for r in unfinished) == sorted(f"new-{i}" for i in range(50))
+    assert sandbox.state.counts[TASK_GET] == 60  # every task once, none twice
+
+
+async def test_a_pruned_task_says_so_and_points_to_its_export(
+    mcp: Client, sandbox: SandboxServer, settings: Settings
+) -> None:
+    """Issue 26 §2: past the retention period the ledger keeps a task's summary only; reading it says the
+    result was pruned, what the task was, and where its export still is."""
+    first = structured(await mcp.call_tool("run_bulk_waterfall", BULK_ARGS))
+    exported = structured(await mcp.call_tool("export_task_result", {"task_id": first["task_id"]}))
+    sandbox.state.clock.advance(25 * 3600)
+    ledger = ledger_for(settings)
+    pruned = await ledger.prune(finished_before=time.time() + 1, limit=100)  # as if 90 days had passed
+    await ledger.aclose()
+
+    later = await mcp.call_tool("get_task", {"task_id": first["task_id"]})
+
+    text = text_of(later)
+    assert later.is_error and pruned.tasks == 1 and pruned.results == 1
+    assert "result was pruned from the local ledger" in text and "DATABAR_MCP_RESULT_RETENTION_DAYS" in text
+    assert "Status completed, 4 row(s)" in text
+    assert f"Its export is still on disk: {exported['path']}" in text

@@ -8,6 +8,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import anyio
 import httpx2
 import pytest
 from mcp import Client
@@ -15,9 +16,11 @@ from pydantic import SecretStr
 
 from databar_mcp import __version__
 from databar_mcp.api import DatabarClient
+from databar_mcp.api.models import Task
 from databar_mcp.app.cli import build_parser, main
 from databar_mcp.app.server import build_server
 from databar_mcp.config import Settings
+from databar_mcp.core.store import Ledger
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_SCRIPT = Path(sys.executable).parent / "databar-mcp"
@@ -122,3 +125,40 @@ def test_help_names_every_toolset_and_what_healthcheck_exits_with() -> None:
     assert all(name in text for name in TOOLSETS), text
     assert "always 0" not in text
     assert "2 when there is no server here to check" in text
+
+
+def test_ledger_stats_and_prune_on_demand(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 26: `databar-mcp ledger prune` removes results past the retention period (the task's summary stays)
+    and `ledger stats` shows what is left."""
+    monkeypatch.setenv("DATABAR_MCP_STATE_DIR", str(tmp_path))
+
+    async def fill() -> None:
+        ledger = Ledger(tmp_path / "ledger.sqlite3")
+        for task_id, age_days in (("old", 100), ("recent", 10)):
+            made = await ledger.claim(
+                tool="run_bulk_waterfall", endpoint="waterfalls/email_getter/bulk-run", fingerprint=task_id * 16,
+                request={"params": [{"a": 1}]}, rows=1, estimated_credits=1.0, window_s=1800, force=False,
+            )  # fmt: skip
+            assert made.submission_id is not None
+            await ledger.accepted(made.submission_id, task_id, "processing")
+            await ledger.observe(Task(task_id=task_id, status="completed", data=[{"email": "a@b.c"}]))
+            await ledger.call(
+                lambda conn, t=task_id, d=age_days: conn.execute(
+                    "UPDATE tasks SET completed_at = completed_at - ? WHERE task_id = ?", (d * 86400, t)
+                )
+            )
+        await ledger.aclose()
+
+    anyio.run(fill)
+    assert main(["ledger", "prune", "--older-than-days", "90", "--vacuum"]) == 0
+    pruned = capsys.readouterr().out
+    assert main(["ledger", "stats"]) == 0
+    stats = capsys.readouterr().out
+    assert (
+        pruned.startswith("pruned 1 task(s) finished more than 90 day(s) ago")
+        and "(1 stored result(s) removed)" in pruned
+    )
+    assert "  tasks: 2 row(s)" in stats and "  results: 1 row(s)" in stats
+    assert "1 compressed, 0 uncompressed" in stats and "1 pruned to a summary" in stats

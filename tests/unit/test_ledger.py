@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import random
+import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import psycopg
@@ -18,9 +20,13 @@ from hypothesis import strategies as st
 
 from databar_mcp.api.models import NOT_REUSABLE_STATUSES, TERMINAL_STATUSES, Task, TaskProgress, TaskStatus
 from databar_mcp.core.fingerprint import account_id, canonical_json, fingerprint
-from databar_mcp.core.ledger_backend import LedgerUnavailable
+from databar_mcp.core.ledger_backend import LedgerBackend, LedgerConn, LedgerUnavailable
 from databar_mcp.core.ledger_pg import PostgresBackend
+from databar_mcp.core.ledger_sqlite import SqliteBackend
+from databar_mcp.core.retention import ledger_stats, prune_some
+from databar_mcp.core.rounds import spend_round
 from databar_mcp.core.store import MIGRATIONS, Ledger, LedgerError, TaskIdTaken
+from databar_mcp.core.users import acting_as
 from tests.postgres_server import PostgresServer, free_port
 
 pytestmark = pytest.mark.anyio
@@ -220,7 +226,7 @@ async def test_postgres_statements_time_out(postgres: PostgresServer) -> None:
         await conn.execute("SELECT pg_sleep(5)")
 
     try:
-        with anyio.fail_after(3), pytest.raises(LedgerUnavailable, match="statement timeout"):
+        with anyio.fail_after(30), pytest.raises(LedgerUnavailable, match="statement timeout"):
             await backend.run(sleep)  # one line naming the database, which tools answer as ledger_unavailable
     finally:
         await backend.aclose()
@@ -421,3 +427,275 @@ async def test_spend_counts_every_run_by_how_its_cost_is_known(make_ledger: Call
     assert (totals.spent, totals.measured, totals.running, totals.possibly, totals.possibly_runs) == (4.5, 2.5, 0, 3, 1)
     assert [(s.error, s.balance_before) for s in await ledger.unknown_submissions(limit=5)] == [("reply lost", 97.5)]
     assert [s.id for s in await ledger.runs_without_task(since=0, limit=5)] == [table_run.submission_id]
+
+
+# ---- a ledger that lasts a year (issue 26) ------------------------------------------------------------------
+
+
+class RecordingConn:
+    """A ledger connection that notes every statement it runs (with its values), for EXPLAIN afterwards."""
+
+    def __init__(self, inner: LedgerConn, seen: list[tuple[str, tuple[object, ...]]]) -> None:
+        self._inner = inner
+        self._seen = seen
+
+    def _note(self, sql: str, params: Sequence[object]) -> None:
+        if re.search(r"\b(tasks|results|submissions|spent_rounds)\b", sql):
+            self._seen.append((sql, tuple(params)))
+
+    async def execute(self, sql: str, params: Sequence[object] = ()) -> None:
+        self._note(sql, params)
+        await self._inner.execute(sql, params)
+
+    async def one(self, sql: str, params: Sequence[object] = ()) -> Any:
+        self._note(sql, params)
+        return await self._inner.one(sql, params)
+
+    async def all(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
+        self._note(sql, params)
+        return await self._inner.all(sql, params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class RecordingBackend:
+    """A real backend whose connections note their statements (nothing is faked: every statement runs)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.seen: list[tuple[str, tuple[object, ...]]] = []
+
+    async def run(self, fn: Callable[[Any], Any]) -> Any:
+        return await self._inner.run(lambda conn: fn(RecordingConn(conn, self.seen)))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+FULL_SCAN_SQLITE = re.compile(r"^SCAN (tasks|results|submissions|t|r|s)$")
+FULL_SCAN_PG = re.compile(r"Seq Scan on (tasks|results|submissions)\b")
+
+
+async def exercise_every_query_path(ledger: Ledger, seen: list[tuple[str, tuple[object, ...]]]) -> dict[str, list[Any]]:
+    """Each of the ledger's query paths once, as a user and without OAuth; the statements each one ran."""
+    paths: dict[str, list[Any]] = {}
+
+    async def path(name: str, call: Awaitable[Any]) -> Any:
+        start = len(seen)
+        outcome = await call
+        paths[name] = seen[start:]
+        return outcome
+
+    for owner in ("alice", None):
+        with acting_as(owner):
+            who = owner or "anyone"
+            made = await path(
+                f"duplicate-guard claim ({who})",
+                ledger.claim(
+                    tool="run_bulk_waterfall", endpoint="waterfalls/email_getter/bulk-run",
+                    fingerprint=f"{who:x<64}", request=REQUEST, rows=1, estimated_credits=3.0,
+                    window_s=1800, force=False, daily_cap=100.0,
+                ),
+            )  # fmt: skip
+            task_id = f"task-{who}"
+            await path(f"accepted ({who})", ledger.accepted(made.submission_id, task_id, "processing"))
+            await path(f"observe ({who})", ledger.observe(Task(task_id=task_id, status="processing")))
+            await path(f"get_task read ({who})", ledger.read(task_id))
+            await path(f"list_recent_tasks ({who})", ledger.recent(limit=20, offset=0))
+            await path(f"list unfinished ({who})", ledger.recent(limit=20, offset=0, unfinished_only=True))
+            await path(f"unsettled submissions ({who})", ledger.unknown_submissions(limit=20))
+            await path(f"runs without a task ({who})", ledger.runs_without_task(since=0, limit=20))
+            await path(f"latest submission ({who})", ledger.latest_submission("tables/x/run"))
+            await path(f"identical earlier run ({who})", ledger.earlier_run(f"{who:x<64}", window_s=1800))
+    done = Task(task_id="task-alice", status="completed", data=[{"email": "a@b.c"}], credits_spent=3.0)
+    await path("observe with a result", ledger.observe(done))
+    await path("tracker pass", ledger.due(limit=50, next_in_s=15))
+    await path("spend today (account)", ledger.spend_since(time.time() - 86400))
+    await path("credits spent since", ledger.credits_spent_since(time.time() - 86400))
+    await path("overlapping runs", ledger.overlapping(1, time.time() - 60, time.time()))
+    await path("lost reply's balance", ledger.note_lost_balance("f" * 64, 10.0))
+    await path("settle", ledger.settle(1, 1.0, "measured"))
+    await path("failed", ledger.failed(2, "unknown", "reply lost"))
+    await path("disown", ledger.disown("task-anyone", "another run's task"))
+    await path("spent_rounds", spend_round(ledger, "d" * 64, keep_s=60))
+    await path("prune", ledger.prune(finished_before=time.time() + 1, limit=100))
+    return paths
+
+
+async def plans(ledger: Ledger, statements: list[tuple[str, tuple[object, ...]]], pg: bool) -> list[str]:
+    async def explain(conn: LedgerConn) -> list[str]:
+        found: list[str] = []
+        if pg:
+            await conn.execute("SET enable_seqscan = off")  # a small table: only a missing index forces a scan
+        try:
+            for sql, params in statements:
+                rows = await conn.all(("EXPLAIN " if pg else "EXPLAIN QUERY PLAN ") + sql, params)
+                found.append("\n".join(str(row[0] if pg else row[3]) for row in rows))
+        finally:
+            if pg:
+                await conn.execute("RESET enable_seqscan")
+        return found
+
+    return await ledger.call(explain)
+
+
+async def test_no_query_path_scans_tasks_results_or_submissions(database_url: str | None, tmp_path: Path) -> None:
+    """Issue 26 §1: every statement of every query path (list, bounded count, unsettled submissions, tracker,
+    duplicate-guard claim, per-user filters, spend sums, spent_rounds) is answered from an index, on both
+    backends: EXPLAIN finds no full scan of tasks, results or submissions."""
+    inner = SqliteBackend(tmp_path / "ledger.sqlite3") if database_url is None else PostgresBackend(database_url)
+    backend = RecordingBackend(inner)
+    ledger = Ledger(cast(LedgerBackend, backend))
+    try:
+        paths = await exercise_every_query_path(ledger, backend.seen)
+        scans: list[str] = []
+        for name, statements in paths.items():
+            assert statements or name.startswith("failed"), f"{name} ran no statement"
+            found = await plans(ledger, statements, database_url is not None)
+            for (sql, _), plan in zip(statements, found, strict=True):
+                lines = [line.strip() for line in plan.splitlines()]
+                if any(FULL_SCAN_PG.search(line) or FULL_SCAN_SQLITE.match(line) for line in lines):
+                    scans.append(f"{name}: {' '.join(sql.split())}\n{plan}")
+        assert not scans, "full scans:\n\n" + "\n\n".join(scans)
+    finally:
+        await ledger.aclose()
+
+
+async def test_results_are_compressed_and_pruning_keeps_a_summary_and_the_spend(
+    make_ledger: Callable[[], Ledger],
+) -> None:
+    """Issue 26 §2: results are stored compressed, a result written before compression still reads, and a task
+    past the retention period loses its result and its input rows but keeps status, counts, credits and dates:
+    the spend figures before and after pruning are the same."""
+    ledger = make_ledger()
+    rows = [{"email": f"person{i}@example.com", "status": "valid", "provider": "hunter"} for i in range(50)]
+    for task_id, fp in (("kept", "a" * 64), ("legacy", "b" * 64), ("old", "c" * 64)):
+        made = await ledger.claim(
+            tool="run_bulk_waterfall", endpoint="waterfalls/email_getter/bulk-run", fingerprint=fp,
+            request={"params": rows}, rows=50, estimated_credits=3.0, window_s=1800, force=False,
+        )  # fmt: skip
+        assert made.submission_id is not None
+        await ledger.accepted(made.submission_id, task_id, "processing")
+        await ledger.observe(Task(task_id=task_id, status="completed", data=rows, credits_spent=2.0))
+    before = await ledger_stats(ledger)
+    legacy = json.dumps(rows)
+
+    async def age(conn: LedgerConn) -> None:
+        await conn.execute("UPDATE results SET data_json = ?, data_z = NULL WHERE task_id = 'legacy'", (legacy,))
+        await conn.execute("UPDATE tasks SET completed_at = completed_at - 91 * 86400 WHERE task_id = 'old'")
+
+    await ledger.call(age)
+    spend = await ledger.spend_since(0)
+    pruned = await prune_some(ledger, keep_s=90 * 86400)
+    again = await prune_some(ledger, keep_s=90 * 86400)
+
+    old, kept, plain = await ledger.read("old"), await ledger.read("kept"), await ledger.read("legacy")
+    after = await ledger_stats(ledger)
+    assert before.results_compressed == 3 and before.result_bytes < len(legacy) * 3 / 4
+    assert (pruned.tasks, pruned.results, again.tasks) == (1, 1, 0)
+    assert old is not None and old.data_json is None and not old.has_result and old.pruned_at is not None
+    assert (old.status, old.rows_total, old.rows_with_data, old.credits_spent) == ("completed", 50, 50, 2.0)
+    assert old.submission is not None and old.submission.request == {} and old.submission.estimated_credits == 3.0
+    assert kept is not None and kept.stored_task() is not None and kept.pruned_at is None
+    assert plain is not None and plain.data_json is not None and json.loads(plain.data_json) == rows
+    assert await ledger.spend_since(0) == spend and spend.reported == 6.0
+    assert (after.rows["results"], after.rows["tasks"], after.pruned_tasks, after.results_plain) == (2, 3, 1, 1)
+
+
+def test_readiness_never_waits_behind_the_shared_connection(tmp_path: Path) -> None:
+    """Issue 26 §4: /readyz's probe reads on a connection of its own, so a long query holding the SQLite
+    ledger's shared connection (a tracker pass on a huge ledger) does not make the load balancer drop us."""
+    backend = SqliteBackend(tmp_path / "ledger.sqlite3")
+    ledger = Ledger(backend)
+    held, release = threading.Event(), threading.Event()
+
+    def long_query(conn: sqlite3.Connection) -> None:
+        held.set()
+        release.wait()
+
+    async def main() -> bool:
+        await ledger.open()
+        answered_while_held = False
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(backend.run_sqlite, long_query)
+            await anyio.to_thread.run_sync(held.wait)
+            # The long query ends when the probe has answered, or (before the fix: the probe queued behind it)
+            # after a while, so the test fails instead of hanging.
+            tg.start_soon(anyio.to_thread.run_sync, lambda: release.wait(60) or release.set())
+            await ledger.probe()
+            answered_while_held = not release.is_set()
+            release.set()
+        await ledger.aclose()
+        return answered_while_held
+
+    assert anyio.run(main)
+
+
+def test_a_v5_ledger_migrates_in_place_and_keeps_everything(tmp_path: Path) -> None:
+    """Issue 26: an existing ledger gains v6 where it is: its uncompressed results still read, its unfinished
+    tasks become due for the tracker, and each task takes its run's owner (the per-user list stays the same)."""
+    path = tmp_path / "ledger.sqlite3"
+    with sqlite3.connect(path) as conn:
+        for script in MIGRATIONS[:5]:
+            conn.executescript(script)
+        conn.execute("PRAGMA user_version = 5")
+        for sid, task_id, status in ((1, "done", "completed"), (2, "running", "processing")):
+            conn.execute(
+                """INSERT INTO submissions (id, tool, endpoint, fingerprint, request_json, rows, created_at, outcome,
+                                            task_id, owner) VALUES (?, 'run_bulk_waterfall', 'w', ?, '{}', 1, 1.0,
+                                            'accepted', ?, 'alice')""",
+                (sid, str(sid) * 64, task_id),
+            )
+            conn.execute(
+                """INSERT INTO tasks (task_id, submission_id, status, submitted_at, updated_at)
+                   VALUES (?, ?, ?, 1.0, 2.0)""",
+                (task_id, sid, status),
+            )
+        conn.execute("INSERT INTO results (task_id, data_json, saved_at) VALUES ('done', '[{\"a\": 1}]', 2.0)")
+
+    async def main() -> tuple[Any, ...]:
+        ledger = Ledger(path)
+        with acting_as("alice"):
+            done = await ledger.read("done")
+            mine, total = await ledger.recent(limit=10, offset=0)
+        with acting_as("bob"):
+            theirs, _ = await ledger.recent(limit=10, offset=0)
+        due = await ledger.due(limit=10, next_in_s=60)
+        version = await ledger.version()
+        await ledger.aclose()
+        return done, [r.task_id for r in mine], total, theirs, [r.task_id for r in due], version
+
+    done, mine, total, theirs, due, version = anyio.run(main)
+    assert version == len(MIGRATIONS)
+    assert done is not None and done.stored_task() is not None and done.data_json == '[{"a": 1}]'
+    assert sorted(mine) == ["done", "running"] and total == 2 and theirs == []
+    assert due == ["running"]
+
+
+async def test_postgres_readiness_never_queues_behind_a_busy_pool(postgres: PostgresServer) -> None:
+    """Issue 26 §4 on PostgreSQL: with every pooled connection busy (tool calls on a slow ledger), /readyz's probe
+    still answers, on a connection of its own (it queued for the pool before, and failed when that timed out)."""
+    ledger = Ledger(PostgresBackend(postgres.new_database(), pool_max=2))
+    await ledger.open()
+    busy, release = anyio.Event(), anyio.Event()
+    holding = 0
+
+    async def hold(conn: LedgerConn) -> None:
+        nonlocal holding
+        holding += 1
+        if holding == 2:
+            busy.set()
+        await release.wait()
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ledger.call, hold)
+            tg.start_soon(ledger.call, hold)
+            await busy.wait()
+            try:
+                await ledger.probe()
+            finally:
+                release.set()
+    finally:
+        await ledger.aclose()
