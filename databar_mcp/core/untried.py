@@ -14,6 +14,7 @@ from databar_mcp.api.errors import DatabarError
 from databar_mcp.api.models import Task, Waterfall
 from databar_mcp.core.catalog import Catalog
 from databar_mcp.core.rows import present_rows
+from databar_mcp.core.store import TaskRecord
 from databar_mcp.core.tasks import TaskService
 
 
@@ -46,14 +47,16 @@ def untried_providers_line(waterfall: Waterfall | None, request: Mapping[str, An
 
 
 async def untried_providers_line_later(
-    catalog: Catalog, tasks: TaskService, task: Task, *, may_ask: bool
+    catalog: Catalog, tasks: TaskService, task: Task, *, may_ask: bool, record: TaskRecord | None = None
 ) -> str | None:
     """The same line for a waterfall run that finished after its run call returned (read with get_task), from
     the submission the ledger recorded; None for anything else or when the waterfall cannot be read.
-    `may_ask` False (a result served from the ledger, which promises no request): the cached waterfall only."""
+    `may_ask` False (a result served from the ledger, which promises no request): the cached waterfall only.
+    `record`: the task's ledger record when the caller has already read it (the ledger is read once a call)."""
     if not task.is_terminal:
         return None
-    record = await tasks.read(task.task_id, with_data=False)
+    if record is None:
+        record = await tasks.read(task.task_id, with_data=False)
     submission = record.submission if record is not None else None
     parts = submission.endpoint.strip("/").split("/") if submission is not None else []
     if submission is None or len(parts) != 3 or parts[0] != "waterfalls":

@@ -180,12 +180,18 @@ async def inputs_of(svc: Services, task_id: str) -> list[Any] | None:
 async def read_task(svc: Services, task_id: str) -> tuple[Task, Literal["api", "ledger"], float | None]:
     """The task, from the ledger when its result is stored (no request), else one poll of Databar; with the
     run's estimated cost when the ledger knows it (one ledger read either way)."""
+    task, source, record = await read_task_record(svc, task_id)
+    return task, source, record.estimated_credits if record is not None else None
+
+
+async def read_task_record(svc: Services, task_id: str) -> tuple[Task, Literal["api", "ledger"], TaskRecord | None]:
+    """read_task with the ledger record it read (its submission and estimate), so a call reads the ledger once."""
     record = await svc.tasks.read(task_id)
     stored = record.stored_task() if record is not None else None
     if stored is not None:
-        return stored, "ledger", record.estimated_credits if record is not None else None
+        return stored, "ledger", record
     try:
-        return await svc.tasks.poll(task_id), "api", record.estimated_credits if record is not None else None
+        return await svc.tasks.poll(task_id), "api", record
     except ResultExpired:
         raise ToolFailure(expired_body(task_id, record)) from None
 

@@ -30,7 +30,7 @@ from databar_mcp.tools.task_kit import (
     iso_or_none,
     lost_run_steps,
     progress_reporter,
-    read_task,
+    read_task_record,
     target_of,
 )
 from databar_mcp.tools.task_view import RESPONSE_FORMAT_DESCRIPTION, ResponseFormat, TaskView, get_task_call
@@ -255,7 +255,8 @@ async def get_task(
     limit: Limit = None,
     response_format: Annotated[ResponseFormat, Field(description=RESPONSE_FORMAT_DESCRIPTION)] = "concise",
 ) -> Annotated[CallToolResult, TaskView]:
-    task, source, estimate = await read_task(svc, task_id)
+    task, source, record = await read_task_record(svc, task_id)
+    estimate = record.estimated_credits if record is not None else None
     if not task.is_terminal and wait_seconds > 0:
         await progress_reporter(ctx, task)
         task = (
@@ -278,7 +279,11 @@ async def get_task(
         detailed=response_format == "detailed",
     )
     fetch = source == "api"  # a ledger answer promises no request to Databar
-    untried = await untried_providers_line_later(svc.catalog, svc.tasks, task, may_ask=fetch) if offset == 0 else None
+    untried = (
+        await untried_providers_line_later(svc.catalog, svc.tasks, task, may_ask=fetch, record=record)
+        if offset == 0
+        else None
+    )
     return with_line(answer, untried, svc.settings.result_budget_chars)
 
 
