@@ -20,6 +20,7 @@ from databar_mcp.api.errors import (
 )
 from databar_mcp.api.lazy import LazyModule
 from databar_mcp.api.models import Task, TaskProgress
+from databar_mcp.api.pacing import WINDOW_S, TableWindows, table_of
 from databar_mcp.api.retry import backoff_delay, parse_retry_after
 from databar_mcp.core.costs import credits_words, measured
 from databar_mcp.core.pace import Pace
@@ -259,3 +260,19 @@ def test_a_balance_drop_measures_a_run_only_when_it_is_plausibly_that_run_alone(
     assert credits_words(10.0, "measured", 12.0).startswith("Credits spent: 10 (measured from the balance")
     assert credits_words(12.0, "estimate", 12.0).endswith("counted at its estimate, at most 12.")
     assert credits_words(None, None, 12.0) == "Credits spent: not known until the run finishes; at most 12."
+
+
+def test_a_tables_requests_wait_for_the_one_limit_before_to_leave_the_window() -> None:
+    """Once a table stated its limit, the next request over it waits until the request `limit` earlier has left
+    the one-second window (counted from its answer, the latest the API can have counted it)."""
+    windows = TableWindows()
+    first = windows.take("t", 0.0)
+    windows.answered("t", first, "2")
+    first.answered = 0.01
+    second = windows.take("t", 0.02)
+    assert second.sent == 0.02  # two in the window: allowed
+    third = windows.take("t", 0.03)
+    assert abs(third.sent - (0.01 + WINDOW_S)) < 1e-9  # waits for the first to leave
+    windows.answered("t", third, "not a number")  # an unreadable header changes nothing
+    assert windows.take("other", 0.04).sent == 0.04  # another table, no stated limit: no wait
+    assert table_of("table/abc/rows") == "abc" and table_of("tasks/abc") is None
