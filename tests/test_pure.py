@@ -276,3 +276,33 @@ def test_a_tables_requests_wait_for_the_one_limit_before_to_leave_the_window() -
     windows.answered("t", third, "not a number")  # an unreadable header changes nothing
     assert windows.take("other", 0.04).sent == 0.04  # another table, no stated limit: no wait
     assert table_of("table/abc/rows") == "abc" and table_of("tasks/abc") is None
+
+
+@settings(deadline=None)
+@given(
+    row_s=st.floats(min_value=0.0005, max_value=0.5),
+    rows=st.integers(min_value=20, max_value=20_000),
+    lag=st.floats(min_value=0.0, max_value=0.1),
+    counted_at=st.floats(min_value=0.0, max_value=1.0),
+)
+def test_poll_plan_windows_hold_the_end_when_answers_come_late(
+    row_s: float, rows: int, lag: float, counted_at: float
+) -> None:
+    """Regression (issue 28): a count was dated when its answer arrived, though the API took it earlier (a busy
+    table answers in tens of ms); the window then missed the end, the poll at its edge came early, and the plan
+    fell back to a 2 s backoff. Dated by the interval between asking and answering, the window holds the end."""
+    end = 0.3 + (rows - 1) * row_s
+    plan = PollPlan(start=0.0, min_s=0.25)
+    now = plan.next_at(None, 0.0)
+    for _ in range(60):
+        taken = now + counted_at * lag
+        done = 0 if taken < 0.3 else min(rows, int((taken - 0.3) // row_s) + 1)
+        status = "completed" if done == rows else "processing"
+        task = Task(task_id="t", status=status, progress=TaskProgress(total=rows, completed=done))
+        plan.observe(now + lag, task, asked=now)
+        if status == "completed":
+            break
+        window = plan.window(rows)
+        if window is not None:
+            assert window.lo - 1e-6 <= end <= window.hi + 1e-6
+        now = plan.next_at(rows, now + lag)

@@ -1,9 +1,10 @@
 """When a running task will finish, from the progress counts seen so far (pure arithmetic, no I/O).
 
 A bulk task's rows finish one after another: row i (from 0) ends at b + i * r, b seconds after the task was
-sent and r seconds apart (the sandbox's model, and a fair one of Databar's). A poll at time t that shows f rows
-finished says row f-1 had ended by then and row f had not: two straight-line constraints on (b, r). All the
-polls together cut out a small polygon of the (b, r) that fit everything seen, and the last row's end
+sent and r seconds apart (the sandbox's model, and a fair one of Databar's). A poll that shows f rows
+finished says row f-1 had ended by its answer and row f had not when it was sent: two straight-line
+constraints on (b, r). All the polls together cut out a small polygon of the (b, r) that fit everything seen,
+and the last row's end
 E = b + (n-1) r lies between the polygon's lowest and highest E: the window the next poll aims at.
 
 Before any row has finished nothing bounds the window, so the pace of an earlier task of the same kind (same
@@ -40,11 +41,17 @@ class Pace:
 
 @dataclass(frozen=True)
 class Sample:
-    """A poll: at `t` (seconds after sending), `finished` rows were done; `done` when the task was terminal."""
+    """A poll answered at `t` (seconds after sending): `finished` rows were done; `done` when the task was
+    terminal. The API counted at some instant between the poll's sending (`asked`, when known) and `t`."""
 
     t: float
     finished: int
     done: bool = False
+    asked: float | None = None
+
+    @property
+    def counted_after(self) -> float:
+        return self.t if self.asked is None else min(self.asked, self.t)
 
 
 # a*b + c*r <= d
@@ -60,7 +67,7 @@ def constraints(samples: list[Sample], total: int, *, sent: bool) -> list[Constr
         if finished >= 1:
             out.append((1.0, finished - 1.0, s.t))  # row finished-1 had ended by t
         if finished < total:
-            out.append((-1.0, -float(finished), -s.t))  # row `finished` had not
+            out.append((-1.0, -float(finished), -s.counted_after))  # row `finished` had not, when counted
     return out
 
 

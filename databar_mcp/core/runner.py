@@ -86,12 +86,14 @@ class PollPlan:
     samples: list[Sample] = field(default_factory=lambda: list[Sample]())
     last_t: float | None = None
 
-    def observe(self, now: float, task: Task) -> None:
+    def observe(self, now: float, task: Task, *, asked: float | None = None) -> None:
+        """A poll's answer, received `now`; `asked`: when the poll was sent (the count was taken in between)."""
         self.polls += 1
         self.last_t = now
         if task.progress is not None and task.progress.total > 0:
-            t = now - (self.start or 0.0)
-            self.samples.append(Sample(t, task.progress.finished, task.is_terminal))
+            origin = self.start or 0.0
+            sent = None if asked is None else asked - origin
+            self.samples.append(Sample(now - origin, task.progress.finished, task.is_terminal, sent))
 
     def backoff(self) -> float:
         return min(self.cap_s, self.first_s * self.growth ** max(0, self.polls - 1))
@@ -122,7 +124,9 @@ class PollPlan:
             if guess >= now + self.min_s:
                 return guess
         bounds = self.window(total)
-        if bounds is None or math.isinf(bounds.hi):
+        if bounds is None:  # the counts fit no steady pace (a stall, a burst): the plain rate's estimate
+            return self._by_rate(total, now)
+        if math.isinf(bounds.hi):
             return None
         lo, hi = max(bounds.lo, now), bounds.hi
         if hi - lo <= AIM_TOLERANCE_S:
@@ -149,6 +153,12 @@ class PollPlan:
         # No earlier row to sample at: a wide window is cut by a third at a time (a late sighting of at most a
         # third of it), a narrow one by AIM_TOLERANCE_S (never late by more).
         return min(aim, lo + max(AIM_TOLERANCE_S, (hi - lo) / 3)) if aim > lo else aim
+
+    def _by_rate(self, total: int, now: float) -> float | None:
+        rate = self.rate()
+        if rate is None or not self.samples:
+            return None
+        return now + (total - self.samples[-1].finished) / rate
 
     def rate(self) -> float | None:
         """Rows finished per second between the first and the latest poll that showed rows finishing."""
@@ -520,8 +530,9 @@ class TaskRunner:
                     await self._sleep_unless_draining(min(max(0.0, plan.next_at(total, now) - now), remaining))
                     if self.draining:
                         break
+                    asked = time.monotonic()
                     task = await self.poll(task_id)
-                    plan.observe(time.monotonic(), task)
+                    plan.observe(time.monotonic(), task, asked=asked)
                     last = task
                     if on_progress is not None:
                         await on_progress(task)

@@ -270,10 +270,12 @@ async def wait_for_rows(
             if remaining <= 0:
                 break
             await anyio.sleep(min(delay, remaining))
+            asked = time.monotonic()
             last = await reader.count(scope.table_uuid, scope.status_column, {"equals": PROCESSING})
             done = max(0, scope.rows - last)
             progress = TaskProgress(total=scope.rows, completed=done, processing=last)
-            plan.observe(time.monotonic(), Task(task_id="table-run", status=PROCESSING, progress=progress))
+            task = Task(task_id="table-run", status=PROCESSING, progress=progress)
+            plan.observe(time.monotonic(), task, asked=asked)
             if on_progress is not None:
                 await on_progress(done, scope.rows)
             if last == 0:

@@ -288,6 +288,7 @@ class TaskService:
         try:
             while time.time() < ttl_end:
                 await anyio.sleep(delay)
+                asked = time.monotonic()
                 try:
                     with acting_as(owner):
                         task = await svc.runner.poll(dbid)
@@ -299,7 +300,7 @@ class TaskService:
                     logger.info("polling %s for MCP task failed: %s", dbid, type(exc).__name__)
                     delay = min(plan.cap_s, max(delay * 2, plan.first_s))
                     continue
-                plan.observe(time.monotonic(), task)
+                plan.observe(time.monotonic(), task, asked=asked)
                 if task.is_terminal:
                     svc.runner.settled(dbid, task)
                     with acting_as(owner):  # its result (and a cut result kept whole) is the owner's
