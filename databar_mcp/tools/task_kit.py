@@ -126,6 +126,7 @@ async def deliver(
     reused: bool = False,
     look_up_estimate: bool = True,
     detailed: bool = False,
+    presented: list[Any] | None = None,
 ) -> CallToolResult:
     """A task as a tool result: a page of rows; gone -> the ledger copy or result_expired; failed -> task_failed;
     unknown to Databar -> not_found. The ledger is read once, only when the answer needs it."""
@@ -137,7 +138,7 @@ async def deliver(
         stored = record.stored_task() if record is not None else None
         if stored is None:
             raise ToolFailure(expired_body(task.task_id, record))
-        task, served_from = stored, "ledger"
+        task, served_from, presented = stored, "ledger", None
     if task.status == TaskStatus.FAILED:
         raise ToolFailure(failed_body(task))
     if task.status == TaskStatus.UNKNOWN_TO_DATABAR:
@@ -154,6 +155,7 @@ async def deliver(
         served_from=served_from,
         reused=reused,
         inputs=(submitted_rows(record) or []) if detailed else None,
+        presented=presented,
     )
     return ok_result(view, text)
 

@@ -212,11 +212,13 @@ def build_view(
     served_from: Literal["api", "ledger"] = "api",
     reused: bool = False,
     inputs: list[Any] | None = None,
+    presented: list[Any] | None = None,
 ) -> tuple[TaskView, str]:
     """The largest page of rows from `offset` that keeps the whole result within `budget` characters.
 
-    `inputs` (the submitted rows) make the detailed view: every field, each row with its input."""
-    rows = result_rows(task) if task.status != TaskStatus.GONE else None
+    `inputs` (the submitted rows) make the detailed view: every field, each row with its input. `presented`:
+    result_rows(task), when the caller has already made them (they are made once a call)."""
+    rows = None if task.status == TaskStatus.GONE else presented if presented is not None else result_rows(task)
     detailed = inputs is not None
     done = task.is_terminal
     base = TaskView(

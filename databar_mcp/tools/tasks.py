@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from databar_mcp import config
 from databar_mcp.api.errors import ConflictError
+from databar_mcp.api.models import TaskStatus
 from databar_mcp.api.statuses import TERMINAL_STATUSES
 from databar_mcp.config import Toolset
 from databar_mcp.core.costs import balance_or_none
@@ -33,7 +34,13 @@ from databar_mcp.tools.task_kit import (
     read_task_record,
     target_of,
 )
-from databar_mcp.tools.task_view import RESPONSE_FORMAT_DESCRIPTION, ResponseFormat, TaskView, get_task_call
+from databar_mcp.tools.task_view import (
+    RESPONSE_FORMAT_DESCRIPTION,
+    ResponseFormat,
+    TaskView,
+    get_task_call,
+    result_rows,
+)
 
 GET_TASK_DESCRIPTION = """\
 Get a task's status and results (from any run tool), waiting up to wait_seconds for it to finish. Free.
@@ -268,6 +275,7 @@ async def get_task(
             )
             or task
         )
+    presented = None if task.status == TaskStatus.GONE else result_rows(task)  # made once, read twice
     answer = await deliver(
         svc,
         task,
@@ -277,10 +285,13 @@ async def get_task(
         estimated_credits=estimate,
         look_up_estimate=False,  # read_task's ledger read already brought it
         detailed=response_format == "detailed",
+        presented=presented,
     )
     fetch = source == "api"  # a ledger answer promises no request to Databar
     untried = (
-        await untried_providers_line_later(svc.catalog, svc.tasks, task, may_ask=fetch, record=record)
+        await untried_providers_line_later(
+            svc.catalog, svc.tasks, task, may_ask=fetch, record=record, presented=presented
+        )
         if offset == 0
         else None
     )
