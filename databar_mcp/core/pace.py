@@ -33,6 +33,7 @@ class Pace:
 
     base_s: float
     row_s: float
+    spread_s: float = math.inf  # how far off its end may be (half the window it was learnt from)
 
     def end(self, rows: int) -> float:
         """Seconds after sending at which a task of `rows` rows at this pace finishes."""
@@ -149,4 +150,6 @@ def learned(samples: list[Sample], total: int) -> Pace | None:
     r = sum(c[1] for c in corners) / len(corners)
     if b >= _BIG / 2 or r >= _BIG / 2:
         return None
-    return Pace(base_s=b, row_s=r)
+    ends = [cb + (total - 1) * cr for cb, cr in corners]
+    end = b + (total - 1) * r
+    return Pace(base_s=b, row_s=r, spread_s=max(max(ends) - end, end - min(ends)))

@@ -50,6 +50,11 @@ ETA_POLL_CAP_S = 10.0
 # Once the window in which the last row ends is this narrow, poll at its latest edge: detection is then at most
 # this late, in one request (the benchmarks ask for a median under 50 ms).
 AIM_TOLERANCE_S = 0.08
+# The first task of its kind is followed more closely (a request or two more): the pace it leaves predicts the
+# next one's end, whose first poll then lands this close after it.
+LEARNING_TOLERANCE_S = 0.03
+SOONEST_S = 0.005  # the least gap between two polls (once; otherwise POLL_MIN_S)
+STEPS_MAX = 30  # polls a window may be stepped through at the tolerance before it is cut in thirds instead
 PLANS_KEPT = 1_000  # running tasks' plans and kinds' paces kept in memory (the oldest forgotten first)
 
 
@@ -104,7 +109,11 @@ class PollPlan:
         target = self.target(total) if total else None
         if target is None:
             return self.backoff()
-        return max(self.min_s, min(target - self._now(), ETA_POLL_CAP_S))
+        delay = min(target - self._now(), ETA_POLL_CAP_S)
+        # The end predicted within min_s of the last poll: aim there, once; a poll that came that soon already
+        # (the prediction was early) is followed at min_s again.
+        soon = len(self.samples) >= 2 and self.samples[-1].t - self.samples[-2].t < self.min_s
+        return max(self.min_s if soon else SOONEST_S, delay)
 
     def next_at(self, total: int | None, now: float) -> float:
         """When (on the plan's clock, time.monotonic) to poll next; `now` anchors a plan with no poll yet."""
@@ -120,7 +129,7 @@ class PollPlan:
         sent = self.start is not None
         moving = any(s.finished > 0 for s in self.samples)
         if sent and self.prior is not None and not moving:
-            guess = self.prior.end(total) + AIM_TOLERANCE_S / 2
+            guess = self.prior.end(total) + min(self.prior.spread_s, AIM_TOLERANCE_S / 2)
             if guess >= now + self.min_s:
                 return guess
         bounds = self.window(total)
@@ -129,9 +138,13 @@ class PollPlan:
         if math.isinf(bounds.hi):
             return None
         lo, hi = max(bounds.lo, now), bounds.hi
-        if hi - lo <= AIM_TOLERANCE_S:
+        if hi - lo <= self.tolerance():
             return hi
         return self._splitting(lo, hi, now, bounds.row_s)
+
+    def tolerance(self) -> float:
+        """How late the end may be seen: closer for the first task of a kind (its pace is learnt)."""
+        return AIM_TOLERANCE_S if self.prior is not None or self.kind is None else LEARNING_TOLERANCE_S
 
     def window(self, total: int) -> Window | None:
         """Where the last row's end lies (the prior's stretched window when the prior still fits)."""
@@ -148,11 +161,12 @@ class PollPlan:
         a done task is never seen late by it)."""
         aim = (lo + hi) / 2
         if row > 0:
-            while aim > lo + AIM_TOLERANCE_S and aim - row >= now + self.min_s:
+            while aim > lo + self.tolerance() and aim - row >= now + self.min_s:
                 aim -= row
-        # No earlier row to sample at: a wide window is cut by a third at a time (a late sighting of at most a
-        # third of it), a narrow one by AIM_TOLERANCE_S (never late by more).
-        return min(aim, lo + max(AIM_TOLERANCE_S, (hi - lo) / 3)) if aim > lo else aim
+        # No earlier row to sample at (the last row's own interval): step through the window by the tolerance
+        # (never late by more), or, were that too many polls, by a third of it at a time.
+        step = self.tolerance() if hi - lo <= STEPS_MAX * self.tolerance() else (hi - lo) / 3
+        return min(aim, lo + step) if aim > lo else aim
 
     def _by_rate(self, total: int, now: float) -> float | None:
         rate = self.rate()
@@ -177,7 +191,8 @@ class PollPlan:
             fitted = pace.stretched(self.samples, total, self.prior)
             if fitted is not None:  # the prior's shape still fits: keep it, at this task's speed
                 factor = (fitted.lo + fitted.hi) / 2 / max(self.prior.end(total), 1e-9)
-                return Pace(base_s=self.prior.base_s * factor, row_s=self.prior.row_s * factor)
+                spread = (fitted.hi - fitted.lo) / 2
+                return Pace(base_s=self.prior.base_s * factor, row_s=self.prior.row_s * factor, spread_s=spread)
         return pace.learned(self.samples, total)
 
 
