@@ -26,7 +26,7 @@ class Profile:
 
 FULL = Profile(
     name="full",
-    latency_durations=(0.5, 3.0, 20.0),
+    latency_durations=(0.5, 3.0, 20.0, 120.0),
     latency_reps=5,
     latency_rows=50,
     cold_reps=7,

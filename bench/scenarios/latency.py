@@ -1,5 +1,5 @@
 """Scenario 1: how soon after the sandbox marks a bulk task complete the agent holds the data, and at what
-polling cost, for tasks of 0.5 s, 3 s and 20 s: ours vs a fixed 2 s poller and vs Databar's MCP server."""
+polling cost, for tasks of 0.5 s, 3 s, 20 s and 120 s: ours vs a fixed 2 s poller and vs Databar's MCP server."""
 
 from __future__ import annotations
 

@@ -44,6 +44,7 @@ from databar_mcp.api.errors import (
     status_error,
 )
 from databar_mcp.api.lazy import LazyModule
+from databar_mcp.api.pacing import TableWindows, table_of
 from databar_mcp.api.retry import (
     REFUSALS,
     Decision,
@@ -150,6 +151,7 @@ class DatabarClient:
         self._backoff_base = backoff_base_s
         self._backoff_cap = backoff_cap_s
         self._retry_after_cap = retry_after_cap_s
+        self._table_windows = TableWindows()  # each table's stated rate limit, kept to before it refuses
         self._rows_page_cap = 1000
         self._base_url = httpx2.URL(base_url.rstrip("/") + "/")
         self._transport = transport
@@ -240,7 +242,11 @@ class DatabarClient:
         headers = {"x-apikey": api_key.get_secret_value()}
         secrets = request_secrets(headers["x-apikey"], json)  # scrubbed from whatever the reply echoes
         attempt = 0
+        table = table_of(path)
         while True:
+            turn = None
+            if table is not None:  # within the limit the table stated, rather than refused and retried
+                turn = await self._table_windows.wait_turn(table, longest_s=deadline.remaining())
             left = deadline.remaining()
             if left is not None and left <= 0:
                 raise DeadlineReached(
@@ -280,6 +286,8 @@ class DatabarClient:
                 cls = APITimeoutError if isinstance(exc, httpx2.TimeoutException) else APIConnectionError
                 raise cls(f"The Databar API did not answer ({type(exc).__name__}).", reached_server=True) from None
 
+            if table is not None and turn is not None:
+                self._table_windows.answered(table, turn, response.headers.get("x-ratelimit-limit"))
             elapsed_ms = (time.monotonic() - started) * 1000
             logger.info(
                 "%s %s -> %d in %.0f ms (request id %s)",

@@ -7,11 +7,14 @@ so long tasks cost few requests and are still noticed promptly.
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 
@@ -27,8 +30,10 @@ from databar_mcp.api.errors import (
     SubmissionUnknown,
 )
 from databar_mcp.api.retry import is_refusal
+from databar_mcp.core import pace
 from databar_mcp.core.audit import AuditLog
 from databar_mcp.core.fingerprint import fingerprint
+from databar_mcp.core.pace import Pace, Sample, Window
 from databar_mcp.core.partial_reads import PartialReads
 from databar_mcp.core.store import Ledger, Outcome, Submission, TaskIdTaken, TaskNotOurs
 from databar_mcp.core.users import UserAccount, UserLimitReached, Users, current_owner
@@ -43,110 +48,153 @@ ProgressCallback = Callable[["Task"], Awaitable[None]]
 
 # When the end is predictable, never sleep longer than this, so progress keeps flowing to the client.
 ETA_POLL_CAP_S = 10.0
-# Rows this fast, ending this soon: aim past the end in one poll rather than at the middle of the window.
-QUICK_ROWS_S = 0.1
-QUICK_FINISH_S = 1.0
-QUICK_LATE_S = 0.1
-# How many of the latest samples pin down when rows finish (older ones carry the rate's error further).
-PHASE_SAMPLES = 3
+# Once the window in which the last row ends is this narrow, poll at its latest edge: detection is then at most
+# this late, in one request (the benchmarks ask for a median under 50 ms).
+AIM_TOLERANCE_S = 0.08
+# The first task of its kind is followed more closely (a request or two more): the pace it leaves predicts the
+# next one's end, whose first poll then lands this close after it.
+LEARNING_TOLERANCE_S = 0.03
+SOONEST_S = 0.005  # the least gap between two polls (once; otherwise POLL_MIN_S)
+STEPS_MAX = 30  # polls a window may be stepped through at the tolerance before it is cut in thirds instead
+PLANS_KEPT = 1_000  # running tasks' plans and kinds' paces kept in memory (the oldest forgotten first)
+
+
+def _is_rows(value: object) -> bool:
+    return isinstance(value, list) and any(isinstance(item, dict) for item in cast("list[object]", value))
+
+
+def kind_of(endpoint: str, request: dict[str, Any]) -> str:
+    """Runs of one kind share a pace: the same endpoint and options (the provider mix), whatever the rows."""
+    options: dict[str, object] = {k: v for k, v in request.items() if not _is_rows(v)}
+    return endpoint + " " + json.dumps(options, sort_keys=True, default=str)
 
 
 @dataclass
 class PollPlan:
     """Decides how long to sleep before the next poll from what the polls so far have shown.
 
-    Without progress counts it backs off exponentially. With them, the rate since rows started finishing
-    predicts the end: `finished` rows done means the last row ends between (total - finished - 1) and
-    (total - finished) row intervals from now, so the poll aims at the middle of that window. If it is
-    early, the next sample (one row left) aims again half an interval later: detection is always within
-    half a row interval of the end, with at most one extra request.
+    Without progress counts (and no earlier task of the kind to go by) it backs off exponentially. With them,
+    core.pace bounds the time the last row ends; while that window is wider than AIM_TOLERANCE_S the next poll
+    lands a whole number of row intervals before its middle (the count there halves the window without risking
+    a late detection), and once it is narrow the poll lands on its latest edge. A prior (an earlier task's
+    pace) aims the very first poll at the predicted end, so a task like the last one costs one request.
     """
 
     first_s: float = config.POLL_FIRST_S
     cap_s: float = config.POLL_CAP_S
     growth: float = config.POLL_GROWTH
     min_s: float = config.POLL_MIN_S
+    start: float | None = None  # when the task was sent (the plan's clock); None: unknown (a restart)
+    prior: Pace | None = None  # an earlier task of the same kind
+    rows: int | None = None  # the task's size, when known before its first progress count
+    kind: str | None = None  # what kind of run (runner.kind_of): whose pace this task's will predict
     polls: int = 0
-    samples: list[tuple[float, int]] = field(default_factory=lambda: list[tuple[float, int]]())
+    samples: list[Sample] = field(default_factory=lambda: list[Sample]())
+    last_t: float | None = None
 
-    def observe(self, now: float, task: Task) -> None:
+    def observe(self, now: float, task: Task, *, asked: float | None = None) -> None:
+        """A poll's answer, received `now`; `asked`: when the poll was sent (the count was taken in between)."""
         self.polls += 1
+        self.last_t = now
         if task.progress is not None and task.progress.total > 0:
-            self.samples.append((now, task.progress.finished))
+            origin = self.start or 0.0
+            sent = None if asked is None else asked - origin
+            self.samples.append(Sample(now - origin, task.progress.finished, task.is_terminal, sent))
 
     def backoff(self) -> float:
         return min(self.cap_s, self.first_s * self.growth ** max(0, self.polls - 1))
 
     def next_delay(self, total: int | None) -> float:
-        eta = self.eta(total)
-        rate = self.rate()
-        if eta is None or rate is None or self.stalled():
-            return min(self.backoff(), self.latest_end(total))
-        # Counts are whole rows, so the rate is uncertain by about one row over the rows seen moving; while
-        # that makes the aim wider than half a row interval, land safely short and sample again.
-        moving = self.samples[-1][1] - next(f for _, f in self.samples if f > 0)
-        spread = eta / max(1, moving)
-        interval = 1.0 / rate
-        if total and interval <= QUICK_ROWS_S and interval + 2 * spread <= QUICK_LATE_S:
-            # Rows finish fast and the rate is known well: aiming just past the latest end is late by less than
-            # QUICK_LATE_S, and cheaper than aiming at the middle and trying again.
-            latest = (total - self.samples[-1][1]) * interval + spread
-            if latest <= QUICK_FINISH_S:
-                return max(self.min_s, latest)
-        if spread > 0.2 / rate:
-            eta *= max(0.5, 1 - 2 / max(1, moving))  # at most halfway: each sample widens the baseline
-        return max(self.min_s, min(eta, ETA_POLL_CAP_S))
+        """Seconds from the latest poll (or the sending, before any) until the next one."""
+        total = total or self.rows
+        target = self.target(total) if total else None
+        if target is None:
+            return self.backoff()
+        delay = min(target - self._now(), ETA_POLL_CAP_S)
+        # The end predicted within min_s of the last poll: aim there, once; a poll that came that soon already
+        # (the prediction was early) is followed at min_s again.
+        soon = len(self.samples) >= 2 and self.samples[-1].t - self.samples[-2].t < self.min_s
+        return max(self.min_s if soon else SOONEST_S, delay)
 
-    def latest_end(self, total: int | None) -> float:
-        """With one sample showing movement: rows began after the last sample that showed none, so the rate is
-        at least f / (t - t_zero) and the task ends at the latest that long from now; never wait past it."""
-        moving = [(t, f) for t, f in self.samples if f > 0]
-        zeros = [t for t, f in self.samples if f == 0]
-        if not total or len(moving) != 1 or not zeros:
-            return float("inf")
-        (t1, f1), t0 = moving[0], zeros[-1]
-        if t1 <= t0:
-            return float("inf")
-        return max(self.min_s, (total - f1) * (t1 - t0) / f1)
+    def next_at(self, total: int | None, now: float) -> float:
+        """When (on the plan's clock, time.monotonic) to poll next; `now` anchors a plan with no poll yet."""
+        anchor = self.last_t if self.last_t is not None else (self.start if self.start is not None else now)
+        return anchor + self.next_delay(total)
 
-    def stalled(self) -> bool:
-        """No row finished for several expected row intervals: the rate says little now; back off instead."""
+    def _now(self) -> float:
+        return 0.0 if self.last_t is None else self.last_t - (self.start or 0.0)
+
+    def target(self, total: int) -> float | None:
+        """When (on the samples' clock) the next poll should happen; None: nothing predicts the end yet."""
+        now = self._now()
+        sent = self.start is not None
+        moving = any(s.finished > 0 for s in self.samples)
+        if sent and self.prior is not None and not moving:
+            guess = self.prior.end(total) + min(self.prior.spread_s, AIM_TOLERANCE_S / 2)
+            if guess >= now + self.min_s:
+                return guess
+        bounds = self.window(total)
+        if bounds is None:  # the counts fit no steady pace (a stall, a burst): the plain rate's estimate
+            return self._by_rate(total, now)
+        if math.isinf(bounds.hi):
+            return None
+        lo, hi = max(bounds.lo, now), bounds.hi
+        if hi - lo <= self.tolerance():
+            return hi
+        return self._splitting(lo, hi, now, bounds.row_s)
+
+    def tolerance(self) -> float:
+        """How late the end may be seen: closer for the first task of a kind (its pace is learnt)."""
+        return AIM_TOLERANCE_S if self.prior is not None or self.kind is None else LEARNING_TOLERANCE_S
+
+    def window(self, total: int) -> Window | None:
+        """Where the last row's end lies (the prior's stretched window when the prior still fits)."""
+        if not any(s.finished > 0 or s.done for s in self.samples):
+            return None
+        if self.start is not None and self.prior is not None:
+            fitted = pace.stretched(self.samples, total, self.prior)
+            if fitted is not None:
+                return fitted
+        return pace.window(self.samples, total, sent=self.start is not None)
+
+    def _splitting(self, lo: float, hi: float, now: float, row: float) -> float:
+        """A poll whose count halves the window: at its middle's phase, a whole number of rows earlier (so
+        a done task is never seen late by it)."""
+        aim = (lo + hi) / 2
+        if row > 0:
+            while aim > lo + self.tolerance() and aim - row >= now + self.min_s:
+                aim -= row
+        # No earlier row to sample at (the last row's own interval): step through the window by the tolerance
+        # (never late by more), or, were that too many polls, by a third of it at a time.
+        step = self.tolerance() if hi - lo <= STEPS_MAX * self.tolerance() else (hi - lo) / 3
+        return min(aim, lo + step) if aim > lo else aim
+
+    def _by_rate(self, total: int, now: float) -> float | None:
         rate = self.rate()
-        if rate is None or len(self.samples) < 2:
-            return False
-        (t0, f0), (t1, f1) = self.samples[-2], self.samples[-1]
-        return f1 == f0 and (t1 - t0) * rate > 3.0
+        if rate is None or not self.samples:
+            return None
+        return now + (total - self.samples[-1].finished) / rate
 
     def rate(self) -> float | None:
-        """Rows finished per second since rows started finishing (None until two samples show movement)."""
-        moving = [s for s in self.samples if s[1] > 0]
-        if len(moving) < 2:
+        """Rows finished per second between the first and the latest poll that showed rows finishing."""
+        moving = [s for s in self.samples if s.finished > 0]
+        if len(moving) < 2 or moving[-1].finished <= moving[0].finished or moving[-1].t <= moving[0].t:
             return None
-        (t0, f0), (t1, f1) = moving[0], moving[-1]
-        if f1 <= f0 or t1 <= t0:
-            return None
-        return (f1 - f0) / (t1 - t0)
+        return (moving[-1].finished - moving[0].finished) / (moving[-1].t - moving[0].t)
 
-    def eta(self, total: int | None) -> float | None:
-        """Seconds from the last sample until the middle of the window in which the last row finishes.
-
-        Each sample (t, f) says row f-1 had finished by t and row f had not, so with the row interval known
-        the last row's end lies in a window one interval wide; the recent samples together narrow it.
-        """
-        rate = self.rate()
-        if not total or rate is None:
+    def learned(self, total: int | None) -> Pace | None:
+        """The pace this (finished) task ran at, for predicting the next of its kind."""
+        if not total or self.start is None or not any(s.done for s in self.samples):
             return None
-        interval = 1.0 / rate
-        t_last, f_last = self.samples[-1]
-        recent = [(t, f) for t, f in self.samples[-PHASE_SAMPLES:] if 0 < f < total]
-        if recent:
-            # The end time T = c + (total - 1) * interval, where row k ends at c + k * interval.
-            low = max(t - f * interval for t, f in recent)
-            high = min(t - (f - 1) * interval for t, f in recent)
-            if low < high:
-                end = (low + high) / 2 + (total - 1) * interval
-                return max(0.0, end - t_last)
-        return max(0.0, (total - f_last - 0.5) * interval)
+        if self.prior is not None:
+            if not any(s.finished > 0 and not s.done for s in self.samples):
+                return self.prior  # it found the task done at the predicted end: nothing new was learnt
+            fitted = pace.stretched(self.samples, total, self.prior)
+            if fitted is not None:  # the prior's shape still fits: keep it, at this task's speed
+                factor = (fitted.lo + fitted.hi) / 2 / max(self.prior.end(total), 1e-9)
+                spread = (fitted.hi - fitted.lo) / 2
+                return Pace(base_s=self.prior.base_s * factor, row_s=self.prior.row_s * factor, spread_s=spread)
+        return pace.learned(self.samples, total)
 
 
 def _failure(exc: BaseException, endpoint: str) -> tuple[Outcome, BaseException]:
@@ -226,6 +274,10 @@ class TaskRunner:
         self._unseen_grace_s = unseen_grace_s
         self._partial_reads = PartialReads(partial_read_interval_s)
         self.waiting: set[str] = set()  # tasks a tool call is polling right now (the tracker leaves them be)
+        # Each running task's polling plan outlives one tool call (the next get_task goes on from its samples),
+        # and each kind of run (endpoint and provider mix) remembers the pace its last task ran at.
+        self._plans: OrderedDict[str, PollPlan] = OrderedDict()
+        self._paces: OrderedDict[str, Pace] = OrderedDict()
         # Set on SIGTERM: waits end at once and hand back their task ids, so a replica stops within seconds.
         self.draining = False
 
@@ -316,7 +368,9 @@ class TaskRunner:
                 continue
             raise DuplicateRunUnknown(earlier)
         assert claim.submission_id is not None
+        sending = time.monotonic()
         submitted = await self._send(claim.submission_id, fp, endpoint, send)
+        self._planned(submitted.task_id, kind_of(endpoint, request), rows, (sending + time.monotonic()) / 2)
         self._audit_run(tool, rows, estimated_credits, submitted.task_id, reused=False)
         return submitted
 
@@ -325,6 +379,42 @@ class TaskRunner:
             self._audit.run(
                 who=current_owner(), tool=tool, rows=rows, estimated_credits=estimated, task_id=task_id, reused=reused
             )
+
+    def _planned(self, task_id: str, kind: str, rows: int, sent_at: float) -> None:
+        """Start a task's polling plan at its sending, with the pace its kind ran at last time as the prior."""
+        plan = PollPlan(
+            kind=kind,
+            first_s=self._poll_first_s,
+            cap_s=max(self._poll_first_s, self._poll_cap_s),
+            start=sent_at,
+            prior=self._paces.get(kind),
+            rows=rows or None,
+        )
+        self._remember(self._plans, task_id, plan)
+
+    def plan_for(self, task_id: str) -> PollPlan:
+        """The task's polling plan so far (a fresh one for a task not sent by this process)."""
+        plan = self._plans.get(task_id)
+        if plan is None:
+            plan = PollPlan(first_s=self._poll_first_s, cap_s=max(self._poll_first_s, self._poll_cap_s))
+            self._remember(self._plans, task_id, plan)
+        return plan
+
+    def settled(self, task_id: str, task: Task) -> None:
+        """A task seen finished: its plan is done, and its pace is the prior for the next task of its kind."""
+        plan = self._plans.pop(task_id, None)
+        if plan is None or plan.kind is None or task.status != "completed":
+            return
+        learned = plan.learned(self._total(task) or plan.rows)
+        if learned is not None:
+            self._remember(self._paces, plan.kind, learned)
+
+    @staticmethod
+    def _remember(table: OrderedDict[str, Any], key: str, value: Any) -> None:
+        table[key] = value
+        table.move_to_end(key)
+        while len(table) > PLANS_KEPT:
+            table.popitem(last=False)
 
     async def _send(
         self, submission_id: int, fp: str, endpoint: str, send: Callable[[], Awaitable[TaskHandle]]
@@ -444,34 +534,38 @@ class TaskRunner:
         Never blocks past the timeout: a poll still in flight at the deadline is abandoned (polls are
         idempotent GETs, so nothing is lost; the task id is already in the ledger).
         """
-        plan = PollPlan(first_s=self._poll_first_s, cap_s=max(self._poll_first_s, self._poll_cap_s))
+        plan = self.plan_for(task_id)
         timeout_s = bounded(timeout_s)  # and never past the tool call's deadline
         deadline = time.monotonic() + max(0.0, timeout_s)
         last = first
         if last is not None:
             plan.observe(time.monotonic(), last)
             if last.is_terminal:
+                self.settled(task_id, last)
                 return last
         self.waiting.add(task_id)
         try:
             with anyio.move_on_after(max(0.0, timeout_s)):
                 # The submit reply already said "processing": the first poll waits like any other.
-                delay = plan.first_s if last is None else plan.next_delay(self._total(last))
+                total = self._total(last) if last is not None else None
                 while True:
-                    remaining = deadline - time.monotonic()
+                    now = time.monotonic()
+                    remaining = deadline - now
                     if remaining <= 0:
                         break
-                    await self._sleep_unless_draining(min(delay, remaining))
+                    await self._sleep_unless_draining(min(max(0.0, plan.next_at(total, now) - now), remaining))
                     if self.draining:
                         break
+                    asked = time.monotonic()
                     task = await self.poll(task_id)
-                    plan.observe(time.monotonic(), task)
+                    plan.observe(time.monotonic(), task, asked=asked)
                     last = task
                     if on_progress is not None:
                         await on_progress(task)
                     if task.is_terminal:
+                        self.settled(task_id, task)
                         break
-                    delay = plan.next_delay(self._total(task))
+                    total = self._total(task)
         finally:
             self.waiting.discard(task_id)
         return last

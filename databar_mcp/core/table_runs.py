@@ -239,6 +239,7 @@ def run_counts(scope: RunScope, processing: int, after: RowStates | None) -> Run
 
 
 ProgressCallback = Callable[[int, int], Awaitable[None]]
+TABLE_POLL_MIN_S = 0.25
 
 
 async def wait_for_rows(
@@ -255,7 +256,9 @@ async def wait_for_rows(
 
     The polling plan is the task runner's: with counts moving it aims just past the predicted end.
     """
-    plan = PollPlan(first_s=poll_first_s, cap_s=max(poll_first_s, poll_cap_s))
+    # One count read per poll, never more than 1 / TABLE_POLL_MIN_S a second: a table allows 5 reads a second.
+    first_s = max(poll_first_s, TABLE_POLL_MIN_S)
+    plan = PollPlan(first_s=first_s, cap_s=max(first_s, poll_cap_s), min_s=TABLE_POLL_MIN_S)
     if processing == 0:
         return 0
     last = processing
@@ -267,15 +270,17 @@ async def wait_for_rows(
             if remaining <= 0:
                 break
             await anyio.sleep(min(delay, remaining))
+            asked = time.monotonic()
             last = await reader.count(scope.table_uuid, scope.status_column, {"equals": PROCESSING})
             done = max(0, scope.rows - last)
             progress = TaskProgress(total=scope.rows, completed=done, processing=last)
-            plan.observe(time.monotonic(), Task(task_id="table-run", status=PROCESSING, progress=progress))
+            task = Task(task_id="table-run", status=PROCESSING, progress=progress)
+            plan.observe(time.monotonic(), task, asked=asked)
             if on_progress is not None:
                 await on_progress(done, scope.rows)
             if last == 0:
                 break
-            delay = plan.next_delay(scope.rows)
+            delay = max(TABLE_POLL_MIN_S, plan.next_at(scope.rows, time.monotonic()) - time.monotonic())
     return last
 
 

@@ -14,17 +14,21 @@ from databar_mcp.api.errors import DatabarError
 from databar_mcp.api.models import Task, Waterfall
 from databar_mcp.core.catalog import Catalog
 from databar_mcp.core.rows import present_rows
+from databar_mcp.core.store import TaskRecord
 from databar_mcp.core.tasks import TaskService
 
 
-def untried_providers_line(waterfall: Waterfall | None, request: Mapping[str, Any], task: Task) -> str | None:
+def untried_providers_line(
+    waterfall: Waterfall | None, request: Mapping[str, Any], task: Task, presented: list[Any] | None = None
+) -> str | None:
     """One line for a finished waterfall run that did not use every provider and left rows without data;
-    None otherwise (not a waterfall, every provider used, everything found, or not finished)."""
+    None otherwise (not a waterfall, every provider used, everything found, or not finished). `presented`:
+    present_rows(task.data), when the caller has made them already."""
     if waterfall is None or not task.is_terminal:
         return None
     used = {e for e in cast(list[object], request.get("enrichments") or []) if isinstance(e, int)}
     untried = [p for p in waterfall.available_enrichments if p.id not in used]
-    rows = present_rows(task.data)
+    rows = presented if presented is not None else present_rows(task.data)
     if not untried or not used or not rows:
         return None
     missed = sum(1 for r in rows if r is None)
@@ -46,14 +50,22 @@ def untried_providers_line(waterfall: Waterfall | None, request: Mapping[str, An
 
 
 async def untried_providers_line_later(
-    catalog: Catalog, tasks: TaskService, task: Task, *, may_ask: bool
+    catalog: Catalog,
+    tasks: TaskService,
+    task: Task,
+    *,
+    may_ask: bool,
+    record: TaskRecord | None = None,
+    presented: list[Any] | None = None,
 ) -> str | None:
     """The same line for a waterfall run that finished after its run call returned (read with get_task), from
     the submission the ledger recorded; None for anything else or when the waterfall cannot be read.
-    `may_ask` False (a result served from the ledger, which promises no request): the cached waterfall only."""
+    `may_ask` False (a result served from the ledger, which promises no request): the cached waterfall only.
+    `record`: the task's ledger record when the caller has already read it (the ledger is read once a call)."""
     if not task.is_terminal:
         return None
-    record = await tasks.read(task.task_id, with_data=False)
+    if record is None:
+        record = await tasks.read(task.task_id, with_data=False)
     submission = record.submission if record is not None else None
     parts = submission.endpoint.strip("/").split("/") if submission is not None else []
     if submission is None or len(parts) != 3 or parts[0] != "waterfalls":
@@ -64,7 +76,7 @@ async def untried_providers_line_later(
             waterfall = await catalog.get(parts[1])
         except DatabarError:  # a suggestion only: the rows are the answer
             return None
-    return untried_providers_line(waterfall, submission.request, task)
+    return untried_providers_line(waterfall, submission.request, task, presented)
 
 
 def _verifier_price(waterfall: Waterfall, chosen: object) -> float | None:

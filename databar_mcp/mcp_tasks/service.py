@@ -276,16 +276,13 @@ class McpTaskService:
     async def _follow(self, handle: Handle) -> None:
         from databar_mcp.api.errors import NotFoundError, ResultExpired
         from databar_mcp.api.models import Task
-        from databar_mcp.core.runner import PollPlan
         from databar_mcp.core.store import UNKNOWN_TO_DATABAR
 
         svc = self.services
         dbid = handle.databar_task_id
         assert dbid is not None
-        plan = PollPlan(
-            first_s=svc.settings.poll_first_s, cap_s=max(svc.settings.poll_first_s, svc.settings.poll_cap_s)
-        )
-        delay = plan.first_s
+        plan = svc.runner.plan_for(dbid)  # the run's own plan: aimed from its sending and its kind's last pace
+        delay = max(0.0, plan.next_at(None, time.monotonic()) - time.monotonic())
         ttl_end = handle.created_at + (handle.ttl_ms or config.MCP_TASK_TTL_MAX_MS) / 1000.0
         svc.runner.waiting.add(dbid)
         # Watchers run outside any request: poll as the run's owner (their Databar key, their tasks only).
@@ -294,6 +291,7 @@ class McpTaskService:
         try:
             while time.time() < ttl_end:
                 await anyio.sleep(delay)
+                asked = time.monotonic()
                 try:
                     with acting_as(owner):
                         task = await svc.runner.poll(dbid)
@@ -305,12 +303,14 @@ class McpTaskService:
                     logger.info("polling %s for MCP task failed: %s", dbid, type(exc).__name__)
                     delay = min(plan.cap_s, max(delay * 2, plan.first_s))
                     continue
-                plan.observe(time.monotonic(), task)
+                plan.observe(time.monotonic(), task, asked=asked)
                 if task.is_terminal:
+                    svc.runner.settled(dbid, task)
                     with acting_as(owner):  # its result (and a cut result kept whole) is the owner's
                         await self._settle(handle, task)
                     return
-                delay = plan.next_delay(task.progress.total if task.progress else None)
+                now = time.monotonic()
+                delay = max(0.0, plan.next_at(task.progress.total if task.progress else None, now) - now)
                 progress, message = progress_of(task)
                 await self.store.update(
                     handle.handle_id, progress=progress, status_message=message, poll_ms=poll_ms(delay)

@@ -13,6 +13,7 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from databar_mcp import config
+from databar_mcp.api.models import TableRowsPage
 from databar_mcp.config import Toolset
 from databar_mcp.core.exporting import ExportFormat, UnsafeName, append_table_rows, table_export_path
 from databar_mcp.tools.context import Services
@@ -83,14 +84,29 @@ async def export_table_rows(
         raise
     page, written, pages, total, more = start_page, 0, 0, None, True
     size = path.stat().st_size if path.exists() else 0
-    while more and (pages == 0 or time.monotonic() < deadline):
-        got = await svc.client.list_table_rows(table_uuid, page=page, per_page=PAGE, filter_json=api_filter)
-        size = await anyio.to_thread.run_sync(functools.partial(append_table_rows, path, fmt, columns, got.data))
+
+    async def read(number: int, into: list[TableRowsPage]) -> None:
+        into.append(await svc.client.list_table_rows(table_uuid, page=number, per_page=PAGE, filter_json=api_filter))
+
+    # The next page is read while this one is written: the file never waits for the API, nor the API for the file.
+    first: list[TableRowsPage] = []
+    await read(page, first)
+    got = first[0]
+    while True:
+        ahead: list[TableRowsPage] = []
+        going_on = got.has_next_page and time.monotonic() < deadline
+        async with anyio.create_task_group() as tg:
+            if going_on:
+                tg.start_soon(read, page + 1, ahead)
+            size = await anyio.to_thread.run_sync(functools.partial(append_table_rows, path, fmt, columns, got.data))
         written += len(got.data)
         pages += 1
         total = got.total_count
         more = got.has_next_page
         page += 1
+        if not going_on:
+            break
+        got = ahead[0]
     next_call = None
     if more:
         filtered = f", filter={filter_arg}" if filter_arg else ""

@@ -162,6 +162,7 @@ async def deliver(
     reused: bool = False,
     look_up_estimate: bool = True,
     detailed: bool = False,
+    presented: list[Any] | None = None,
 ) -> CallToolResult:
     """A task as a tool result: a page of rows; gone -> the ledger copy or result_expired; failed -> task_failed;
     unknown to Databar -> not_found. The ledger is read once, only when the answer needs it."""
@@ -173,7 +174,7 @@ async def deliver(
         stored = record.stored_task() if record is not None else None
         if stored is None:
             raise ToolFailure(expired_body(task.task_id, record, svc.settings.exports_dir))
-        task, served_from = stored, "ledger"
+        task, served_from, presented = stored, "ledger", None
     if task.status == TaskStatus.FAILED:
         raise ToolFailure(failed_body(task))
     if task.status == TaskStatus.UNKNOWN_TO_DATABAR:
@@ -190,6 +191,7 @@ async def deliver(
         served_from=served_from,
         reused=reused,
         inputs=(submitted_rows(record) or []) if detailed else None,
+        presented=presented,
     )
     return ok_result(view, text)
 
@@ -214,12 +216,18 @@ async def inputs_of(svc: Services, task_id: str) -> list[Any] | None:
 async def read_task(svc: Services, task_id: str) -> tuple[Task, Literal["api", "ledger"], float | None]:
     """The task, from the ledger when its result is stored (no request), else one poll of Databar; with the
     run's estimated cost when the ledger knows it (one ledger read either way)."""
+    task, source, record = await read_task_record(svc, task_id)
+    return task, source, record.estimated_credits if record is not None else None
+
+
+async def read_task_record(svc: Services, task_id: str) -> tuple[Task, Literal["api", "ledger"], TaskRecord | None]:
+    """read_task with the ledger record it read (its submission and estimate), so a call reads the ledger once."""
     record = await svc.tasks.read(task_id)
     stored = record.stored_task() if record is not None else None
     if stored is not None:
-        return stored, "ledger", record.estimated_credits if record is not None else None
+        return stored, "ledger", record
     try:
-        return await svc.tasks.poll(task_id), "api", record.estimated_credits if record is not None else None
+        return await svc.tasks.poll(task_id), "api", record
     except ResultExpired:
         raise ToolFailure(expired_body(task_id, record, svc.settings.exports_dir)) from None
 

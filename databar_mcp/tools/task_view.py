@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any, Literal, cast
 
 from pydantic import BaseModel, Field, PrivateAttr, SerializerFunctionWrapHandler, model_serializer
@@ -216,11 +218,13 @@ def build_view(
     served_from: Literal["api", "ledger"] = "api",
     reused: bool = False,
     inputs: list[Any] | None = None,
+    presented: list[Any] | None = None,
 ) -> tuple[TaskView, str]:
     """The largest page of rows from `offset` that keeps the whole result within `budget` characters.
 
-    `inputs` (the submitted rows) make the detailed view: every field, each row with its input."""
-    rows = result_rows(task) if task.status != TaskStatus.GONE else None
+    `inputs` (the submitted rows) make the detailed view: every field, each row with its input. `presented`:
+    result_rows(task), when the caller has already made them (they are made once a call)."""
+    rows = None if task.status == TaskStatus.GONE else presented if presented is not None else result_rows(task)
     detailed = inputs is not None
     done = task.is_terminal
     base = TaskView(
@@ -286,11 +290,7 @@ def build_view(
             view.next_call = get_task_call(task.task_id, wait_seconds=wait_hint_s, detailed=detailed)
         return view
 
-    def size(count: int) -> int:
-        view = make(count, window)
-        return result_size(view.model_dump(mode="json"), render(view))
-
-    count = largest_fitting(len(window), size, budget)
+    count, fitted = _fitting_count(window, budget, detailed, lambda k: make(k, window))
     if count == 0 and window:
         # One row alone is larger than the budget: shorten its long values rather than stall paging.
         row_budget = max(200, budget // 4)
@@ -304,5 +304,47 @@ def build_view(
         view = make(1, clipped)
         view.truncated_values = True
         return view, render(view)
+    if fitted is not None:
+        return fitted
     view = make(count, window)
     return view, render(view)
+
+
+# Room the estimate leaves for what a page's framing adds besides its rows (the "Rows a–b of n" line, the
+# brackets and separators); the exact size is checked once on the estimate's answer.
+_FRAME_SLACK = 64
+
+
+def _fitting_count(
+    window: list[Row], budget: int, detailed: bool, make: Callable[[int], TaskView]
+) -> tuple[int, tuple[TaskView, str] | None]:
+    """How many rows of `window` fit the budget, and the result made with that many when it was made here.
+
+    Each row is measured once (its JSON and its text line); the view around the rows is rendered once per
+    candidate count without them, and the whole result once at the end: the work grows with the rows, not
+    with the rows times the number of candidate sizes tried."""
+    whole = _measured(make(len(window)))
+    if whole[2] <= budget:
+        return len(window), (whole[0], whole[1])
+    prefix = [0]
+    for row in window:
+        as_json = len(json.dumps(row.model_dump(mode="json"), default=str)) + 2  # ", " between list items
+        prefix.append(prefix[-1] + as_json + len(_row_line(row, detailed)) + 1)  # and a newline in the text
+
+    def estimate(count: int) -> int:
+        frame = make(count)
+        frame.rows = []
+        return result_size(frame.model_dump(mode="json"), render(frame)) + prefix[count] + _FRAME_SLACK
+
+    count = largest_fitting(len(window), estimate, budget)
+    while count > 0:
+        view, text, size = _measured(make(count))
+        if size <= budget:
+            return count, (view, text)
+        count -= 1  # the estimate's slack was not enough (never seen): one row fewer
+    return 0, None
+
+
+def _measured(view: TaskView) -> tuple[TaskView, str, int]:
+    text = render(view)
+    return view, text, result_size(view.model_dump(mode="json"), text)

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from databar_mcp import config
 from databar_mcp.api.errors import ConflictError
+from databar_mcp.api.models import TaskStatus
 from databar_mcp.api.statuses import TERMINAL_STATUSES
 from databar_mcp.config import Toolset
 from databar_mcp.core.costs import balance_or_none
@@ -30,10 +31,16 @@ from databar_mcp.tools.task_kit import (
     iso_or_none,
     lost_run_steps,
     progress_reporter,
-    read_task,
+    read_task_record,
     target_of,
 )
-from databar_mcp.tools.task_view import RESPONSE_FORMAT_DESCRIPTION, ResponseFormat, TaskView, get_task_call
+from databar_mcp.tools.task_view import (
+    RESPONSE_FORMAT_DESCRIPTION,
+    ResponseFormat,
+    TaskView,
+    get_task_call,
+    result_rows,
+)
 
 GET_TASK_DESCRIPTION = """\
 Get a task's status and results (from any run tool), waiting up to wait_seconds for it to finish. Free.
@@ -260,7 +267,8 @@ async def get_task(
     response_format: Annotated[ResponseFormat, Field(description=RESPONSE_FORMAT_DESCRIPTION)] = "concise",
     partial: Annotated[bool, Field(description=PARTIAL_DESCRIPTION)] = False,
 ) -> Annotated[CallToolResult, TaskView]:
-    task, source, estimate = await read_task(svc, task_id)
+    task, source, record = await read_task_record(svc, task_id)
+    estimate = record.estimated_credits if record is not None else None
     if not task.is_terminal and wait_seconds > 0:
         await progress_reporter(ctx, task)
         task = (
@@ -274,6 +282,7 @@ async def get_task(
         )
     if partial and source == "api" and not task.is_terminal:
         task = await svc.tasks.poll_partial(task_id) or task
+    presented = None if task.status == TaskStatus.GONE else result_rows(task)  # made once, read twice
     answer = await deliver(
         svc,
         task,
@@ -283,9 +292,16 @@ async def get_task(
         estimated_credits=estimate,
         look_up_estimate=False,  # read_task's ledger read already brought it
         detailed=response_format == "detailed",
+        presented=presented,
     )
     fetch = source == "api"  # a ledger answer promises no request to Databar
-    untried = await untried_providers_line_later(svc.catalog, svc.tasks, task, may_ask=fetch) if offset == 0 else None
+    untried = (
+        await untried_providers_line_later(
+            svc.catalog, svc.tasks, task, may_ask=fetch, record=record, presented=presented
+        )
+        if offset == 0
+        else None
+    )
     return with_line(answer, untried, svc.settings.result_budget_chars)
 
 

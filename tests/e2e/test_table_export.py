@@ -11,7 +11,9 @@ from mcp import Client
 
 from databar_mcp.app.server import build_server
 from databar_mcp.sandbox import Fault, SandboxServer
-from tests.conftest import error_body, make_settings, structured, text_of
+from databar_mcp.sandbox.config import SandboxConfig
+from databar_mcp.sandbox.tables import SEED_TABLE_ID
+from tests.conftest import SENTINEL_KEY, error_body, make_settings, structured, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -71,3 +73,15 @@ async def test_resuming_needs_the_file_and_a_plain_name(mcp: Client, sandbox: Sa
     escape = error_body(await mcp.call_tool("export_table_rows", {"table_uuid": TABLE, "filename": "../x"}))
     assert missing["code"] == escape["code"] == "validation_error"
     assert sandbox.state.counts.get(ROWS_GET, 0) == 0
+
+
+async def test_pages_keep_to_the_tables_stated_rate_limit_instead_of_being_refused(tmp_path: Path) -> None:
+    """Regression (issue 28): export_table_rows read pages as fast as it could, so a table's rate limit refused
+    one in every few (429, then a whole-second Retry-After). Now the limit a reply states is kept to: after the
+    refusal that states it, no read is refused."""
+    config = SandboxConfig(api_key=SENTINEL_KEY, seed_table_rows=10_000, table_rate_limit_per_second=4)
+    with SandboxServer(config) as sandbox:
+        async with Client(build_server(make_settings(sandbox, tmp_path))) as client:
+            out = structured(await client.call_tool("export_table_rows", {"table_uuid": SEED_TABLE_ID}))
+        assert out["complete"] is True and out["rows_written"] == 10_000 and out["pages_read"] == 10
+        assert sandbox.state.counts[ROWS_GET] <= 10 + 1  # the ten pages, and at most the one refusal that said why
