@@ -65,7 +65,9 @@ async def test_a_listener_hears_its_task_change_until_it_ends_and_nobody_else_he
     assert [n["status"] for n in notes.tasks if n["taskId"] == unheard["taskId"]] == ["completed"]  # its state now
     assert all(n["_meta"][SUBSCRIPTION] == ack["_meta"][SUBSCRIPTION] for n in notes.tasks)
     assert mine[0]["status"] == "working" and mine[-1]["status"] == "completed"
-    assert any("io.databar/progress" in n["_meta"] for n in mine if n["status"] == "working")
+    # our progress travels with the notifications (how many of them show a run working depends on how few polls
+    # the predicted end needs: a run of a kind already seen is polled once, near its end)
+    assert any("io.databar/progress" in n["_meta"] for n in mine)
     assert mine[-1]["result"] == got["result"]  # the same DetailedTask tasks/get answers
     assert "resultType" not in mine[-1]
     assert sandbox.state.counts[BULK_RUN] == 2
