@@ -133,12 +133,17 @@ def use_real_api(args: argparse.Namespace) -> bool:
 
 def confirm_spending(args: argparse.Namespace, rows: int) -> bool:
     """Ask before a real run spends credits (--yes skips the question; no terminal means no)."""
-    if args.yes:
+    return ask_to_spend(bool(args.yes), f"Enrich {rows} rows")
+
+
+def ask_to_spend(yes: bool, what: str) -> bool:
+    """`what` on the real Databar API, asked at the terminal: --yes skips the question; no terminal means no."""
+    if yes:
         return True
     if not sys.stdin.isatty():
         print("--real spends credits: pass --yes to run without a terminal to confirm on.", file=sys.stderr)
         return False
-    answer = input(f"Enrich {rows} rows on the real Databar API, spending credits? [y/N] ")
+    answer = input(f"{what} on the real Databar API, spending credits? [y/N] ")
     return answer.strip().lower() in ("y", "yes")
 
 

@@ -88,13 +88,9 @@ def tool_call(args: argparse.Namespace, columns: dict[str, str] | None) -> tuple
 
 
 def confirm_real(args: argparse.Namespace) -> bool:
-    if args.yes:
-        return True
-    if not sys.stdin.isatty():
-        print("--real spends credits: pass --yes to run without a terminal to confirm on.", file=sys.stderr)
-        return False
-    answer = input(f"Enrich {args.input} on the real Databar API, spending credits? [y/N] ")
-    return answer.strip().lower() in ("y", "yes")
+    from databar_mcp.app.demo import ask_to_spend  # the demo's rule: --real asks, --yes skips the question
+
+    return ask_to_spend(bool(args.yes), f"Enrich {args.input}")
 
 
 def ask_user(args: argparse.Namespace) -> ElicitationFnT:
