@@ -31,8 +31,8 @@ from pydantic import SecretStr
 
 from databar_mcp.app.server import build_server
 from databar_mcp.config import Settings
-from databar_mcp.core.ledger_pg import PostgresBackend
-from databar_mcp.core.store import Ledger
+from databar_mcp.core.ledger.postgres import PostgresBackend
+from databar_mcp.core.ledger.store import Ledger
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
 
 YEAR_S = 365 * 24 * 3600.0

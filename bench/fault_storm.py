@@ -40,7 +40,7 @@ from pydantic import SecretStr
 
 from databar_mcp.app.server import build_server
 from databar_mcp.config import TOOLSETS, Settings
-from databar_mcp.core.ledger_pg import to_pg
+from databar_mcp.core.ledger.postgres import to_pg
 from databar_mcp.sandbox import Fault, SandboxConfig, SandboxServer
 from databar_mcp.sandbox.config import FaultKind
 

@@ -28,10 +28,10 @@ from typing import Any
 import anyio
 
 from bench.big_ledger import USERS, build_postgres, build_sqlite, sample_runs
-from databar_mcp.core.ledger_backend import LedgerConn
-from databar_mcp.core.ledger_pg import PostgresBackend
-from databar_mcp.core.retention import compact, ledger_stats, prune_all
-from databar_mcp.core.store import TERMINAL_SQL, Ledger
+from databar_mcp.core.ledger.backend import LedgerConn
+from databar_mcp.core.ledger.postgres import PostgresBackend
+from databar_mcp.core.ledger.retention import compact, ledger_stats, prune_all
+from databar_mcp.core.ledger.store import TERMINAL_SQL, Ledger
 from databar_mcp.core.users import acting_as
 
 DAY_S = 24 * 3600.0

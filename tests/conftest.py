@@ -28,8 +28,8 @@ from pydantic import SecretStr
 
 from databar_mcp.app.server import build_server
 from databar_mcp.config import Settings
-from databar_mcp.core.ledger_pg import PostgresBackend, to_pg
-from databar_mcp.core.store import Ledger
+from databar_mcp.core.ledger.postgres import PostgresBackend, to_pg
+from databar_mcp.core.ledger.store import Ledger
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
 from tests.postgres_server import PostgresServer, start_postgres
 

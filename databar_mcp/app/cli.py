@@ -175,7 +175,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def _empty_tool_selection(server: MCPServer[Any], settings: Settings) -> str | None:
     """Why this toolset selection serves no tool at all (an agent would see an empty server), if it does not."""
     from databar_mcp.app.server import DatabarMCPServer, build_server
-    from databar_mcp.tools.registry import TOOLSET_META_KEY
+    from databar_mcp.tools.kit.registry import TOOLSET_META_KEY
 
     box = server.toolbox if isinstance(server, DatabarMCPServer) else None
     if box.lists_any() if box is not None else anyio.run(server.list_tools):  # the Toolbox knows without a loop
@@ -255,7 +255,7 @@ def _serve(args: argparse.Namespace) -> int:
             log.warning("using the in-process Databar sandbox at %s", sandbox.base_url)
         elif settings.api_key is None:
             log.warning("DATABAR_API_KEY is not set: tools will answer auth_failed (try --sandbox)")
-        from databar_mcp.core.store import LedgerError, ledger_for  # with the server: --version, doctor skip it
+        from databar_mcp.core.ledger.store import LedgerError, ledger_for  # with the server: --version, doctor skip it
 
         try:  # before serving: an unusable ledger is one line and exit 2, never a traceback or a billed run
             ledger_for(settings).check()

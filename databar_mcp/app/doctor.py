@@ -22,7 +22,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSI
 from databar_mcp import __version__
 from databar_mcp.api import AuthenticationError, DatabarClient, DatabarError
 from databar_mcp.config import MIN_SECRET_LEN, Settings
-from databar_mcp.core.store import MIGRATIONS, LedgerError, ledger_for
+from databar_mcp.core.ledger.store import MIGRATIONS, LedgerError, ledger_for
 
 Status = Literal["pass", "warn", "fail", "skip"]
 Fact = str | int | float | bool | list[str] | None

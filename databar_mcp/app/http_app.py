@@ -79,9 +79,9 @@ from databar_mcp.app.auth import (
 )
 from databar_mcp.app.http_limits import BoundedH11Protocol, SessionLimiter, client_key, session_of, watching
 from databar_mcp.app.sse_resume import SessionEventStore, SessionTagging
+from databar_mcp.core.ledger.store import Ledger
 from databar_mcp.core.logs import reclaim_library_loggers
-from databar_mcp.core.store import Ledger
-from databar_mcp.tools.registry import Toolbox
+from databar_mcp.tools.kit.registry import Toolbox
 
 log = logging.getLogger("databar_mcp.http")
 

@@ -11,8 +11,8 @@ import time
 from datetime import UTC, datetime
 
 from databar_mcp.config import Settings
-from databar_mcp.core.retention import LedgerStats, compact, ledger_stats, prune_all
-from databar_mcp.core.store import Ledger, LedgerError, ledger_for
+from databar_mcp.core.ledger.retention import LedgerStats, compact, ledger_stats, prune_all
+from databar_mcp.core.ledger.store import Ledger, LedgerError, ledger_for
 
 DAY_S = 24 * 3600.0
 

@@ -23,7 +23,7 @@ from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 
 from databar_mcp import config
 from databar_mcp.core.rounds import digest_of, spend_round
-from databar_mcp.tools.context import Services
+from databar_mcp.tools.kit.context import Services
 
 logger = logging.getLogger("databar_mcp.app.sealed_rounds")
 

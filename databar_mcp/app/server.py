@@ -40,18 +40,18 @@ from databar_mcp.app.stdio_guard import AnsweringReadStream
 from databar_mcp.config import Settings
 from databar_mcp.core.audit import AuditLog
 from databar_mcp.core.fingerprint import account_id
+from databar_mcp.core.ledger.store import ledger_for
 from databar_mcp.core.logs import Redactor, installed_redactor
 from databar_mcp.core.runner import TaskRunner
-from databar_mcp.core.store import ledger_for
 from databar_mcp.core.tracker import track_forever
 from databar_mcp.core.users import Users
 from databar_mcp.mcp_tasks import McpTaskService, TasksExtension, TasksMiddleware
-from databar_mcp.tools.context import Services
-from databar_mcp.tools.fitting import RESULT_URI, OversizedResults, fit_result
-from databar_mcp.tools.listing_cache import ListingCache
-from databar_mcp.tools.listing_scope import ScopedListing
-from databar_mcp.tools.loading import load
-from databar_mcp.tools.registry import Toolbox
+from databar_mcp.tools.kit.context import Services
+from databar_mcp.tools.kit.fitting import RESULT_URI, OversizedResults, fit_result
+from databar_mcp.tools.kit.listing_cache import ListingCache
+from databar_mcp.tools.kit.listing_scope import ScopedListing
+from databar_mcp.tools.kit.loading import load
+from databar_mcp.tools.kit.registry import Toolbox
 from databar_mcp.ui import AppLinks, results_app
 
 INSTRUCTIONS = """\
@@ -89,7 +89,7 @@ class DatabarMCPServer(MCPServer[Services]):
     """MCPServer whose every tool result fits the result budget, whose argument-validation failures (unknown
     arguments included) are structured `validation_error` results, whose every tool call runs under the
     deadline (all Databar I/O beneath it is bounded by it: see api.deadline), and whose tools/list carries
-    portable schemas (see tools/schemas.py)."""
+    portable schemas (see tools/kit/schemas.py)."""
 
     io_deadline_s: float = config.TOOL_DEADLINE_S
 
@@ -189,7 +189,7 @@ class DatabarMCPServer(MCPServer[Services]):
     async def list_tools(self) -> list[Tool]:
         """The visible tools with portable schemas, in the order they are written; built again only when the list
         changed (a tool registered, a toolset listed: what notifications/tools/list_changed announces). A start
-        whose listing is cached on disk answers from it (see tools/listing_cache.py) until a toolset is listed."""
+        whose listing is cached on disk answers from it (see tools/kit/listing_cache.py) until a toolset is listed."""
         box = self.toolbox
         key = (box.version if box is not None else 0, len(self._tool_manager.list_tools()))
         if self._listed is None or self._listed[0] != key:
@@ -209,7 +209,7 @@ class DatabarMCPServer(MCPServer[Services]):
         return box is not None and all(tool.name in box.registered for tool in self._tool_manager.list_tools())
 
     async def _built_listing(self) -> list[Tool]:
-        from databar_mcp.tools.schemas import model_visible, portable  # a start whose listing is cached skips this
+        from databar_mcp.tools.kit.schemas import model_visible, portable  # a start whose listing is cached skips this
 
         box = self.toolbox
         if box is not None:
@@ -251,9 +251,9 @@ class DatabarMCPServer(MCPServer[Services]):
 
     async def _checked_call(self, name: str, arguments: dict[str, Any], context: Context[Services, Any] | None) -> Any:
         # checking a call's arguments is a call's cost, not a start's: imported with the first call
-        from databar_mcp.tools.arguments import unknown_arguments
-        from databar_mcp.tools.failures import from_validation
-        from databar_mcp.tools.results import error_result
+        from databar_mcp.tools.kit.arguments import unknown_arguments
+        from databar_mcp.tools.kit.failures import from_validation
+        from databar_mcp.tools.kit.results import error_result
 
         schema = self._tool_input_schema(name)
         if schema is not None and (refused := unknown_arguments(schema, arguments, self._argument_names(name))):

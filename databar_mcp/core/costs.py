@@ -11,7 +11,7 @@ import time
 
 from databar_mcp.api import DatabarClient
 from databar_mcp.api.errors import DatabarError
-from databar_mcp.core.store import CreditsBasis, Ledger, Submission
+from databar_mcp.core.ledger.store import CreditsBasis, Ledger, Submission
 
 logger = logging.getLogger("databar_mcp.costs")
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from databar_mcp.core.ledger_backend import LedgerConn
-from databar_mcp.core.store import Ledger
+from databar_mcp.core.ledger.backend import LedgerConn
+from databar_mcp.core.ledger.store import Ledger
 from databar_mcp.core.users import current_owner
 
 RUNS_READ = 20  # the most recent finished runs the rate is taken from

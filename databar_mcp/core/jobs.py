@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 from databar_mcp.core.files import Part
 from databar_mcp.core.fingerprint import canonical_json
-from databar_mcp.core.ledger_backend import LedgerConn, Row
-from databar_mcp.core.store import Ledger
+from databar_mcp.core.ledger.backend import LedgerConn, Row
+from databar_mcp.core.ledger.store import Ledger
 from databar_mcp.core.users import current_owner
 
 JOB_PREFIX = "fj-"

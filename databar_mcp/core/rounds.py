@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 import time
 
-from databar_mcp.core.ledger_backend import LedgerConn
-from databar_mcp.core.store import Ledger
+from databar_mcp.core.ledger.backend import LedgerConn
+from databar_mcp.core.ledger.store import Ledger
 
 
 def digest_of(sealed: str) -> str:

@@ -33,9 +33,9 @@ from databar_mcp.api.retry import is_refusal
 from databar_mcp.core import pace
 from databar_mcp.core.audit import AuditLog
 from databar_mcp.core.fingerprint import fingerprint
+from databar_mcp.core.ledger.store import Ledger, Outcome, Submission, TaskIdTaken, TaskNotOurs
 from databar_mcp.core.pace import Pace, Sample, Window
 from databar_mcp.core.partial_reads import PartialReads
-from databar_mcp.core.store import Ledger, Outcome, Submission, TaskIdTaken, TaskNotOurs
 from databar_mcp.core.users import UserAccount, UserLimitReached, Users, current_owner
 
 if TYPE_CHECKING:  # a start builds the runner but reads no task: the API models come with the first poll

@@ -59,7 +59,7 @@ def largest_fitting(count: int, size_with: Callable[[int], int], budget: int) ->
     return lo
 
 
-def result_size(structured: dict[str, Any], text: str) -> int:
+def result_size(structured: object, text: str) -> int:
     """Characters a tool result costs the agent: the structured JSON plus its text rendering.
 
     Measured with json.dumps defaults (ASCII escapes, spaced separators): the most verbose way a client may

@@ -26,8 +26,8 @@ from databar_mcp.api import DatabarClient, deadline
 from databar_mcp.api.errors import APIConnectionError, DatabarError, DeadlineReached, RateLimited, SubmissionUnknown
 from databar_mcp.api.models import RunStrategy, TableColumn, TableRunStarted, Task, TaskProgress
 from databar_mcp.api.runs import RunRequest
+from databar_mcp.core.ledger.store import Ledger, Submission
 from databar_mcp.core.runner import DuplicateRunUnknown, PollPlan, TaskRunner
-from databar_mcp.core.store import Ledger, Submission
 
 T = TypeVar("T")
 STATUS_TYPES = ("enrichment", "waterfall", "exporter")

@@ -14,8 +14,8 @@ import anyio
 
 from databar_mcp.api.errors import DatabarError
 from databar_mcp.api.models import Task
+from databar_mcp.core.ledger.store import Ledger, Submission, TaskRecord
 from databar_mcp.core.runner import ProgressCallback, RunOrder, Submitted, TaskRunner
-from databar_mcp.core.store import Ledger, Submission, TaskRecord
 
 STOP_CANCEL_S = 10.0  # how long a Stop's cancel may take at Databar before the call lets go
 logger = logging.getLogger("databar_mcp.core.tasks")

@@ -16,10 +16,10 @@ import anyio
 
 from databar_mcp import config
 from databar_mcp.api.errors import DatabarError, NotFoundError, ResultExpired
-from databar_mcp.core.ledger_backend import LedgerError
-from databar_mcp.core.retention import prune_some
+from databar_mcp.core.ledger.backend import LedgerError
+from databar_mcp.core.ledger.retention import prune_some
+from databar_mcp.core.ledger.store import UNKNOWN_TO_DATABAR, Ledger
 from databar_mcp.core.runner import TaskRunner
-from databar_mcp.core.store import UNKNOWN_TO_DATABAR, Ledger
 from databar_mcp.core.users import acting_as
 
 logger = logging.getLogger("databar_mcp.core.tracker")

@@ -13,8 +13,8 @@ from typing import Any, cast
 from databar_mcp.api.errors import DatabarError
 from databar_mcp.api.models import Task, Waterfall
 from databar_mcp.core.catalog import Catalog
+from databar_mcp.core.ledger.store import TaskRecord
 from databar_mcp.core.rows import present_rows
-from databar_mcp.core.store import TaskRecord
 from databar_mcp.core.tasks import TaskService
 
 

@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from databar_mcp.core.ledger_backend import LedgerConn, Row
-from databar_mcp.core.store import Ledger
+from databar_mcp.core.ledger.backend import LedgerConn, Row
+from databar_mcp.core.ledger.store import Ledger
 
 Generation = Literal["2025-11-25", "2026-07-28"]
 # Generation-neutral states; each wire maps them (a tool error is "failed" in 2025-11-25, "completed" in 2026).

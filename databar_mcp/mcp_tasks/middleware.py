@@ -24,7 +24,7 @@ from mcp.types import ServerNotification, TaskStatusNotification, TaskStatusNoti
 from mcp_types import INVALID_PARAMS, METHOD_NOT_FOUND, REQUEST_TIMEOUT
 
 from databar_mcp import config
-from databar_mcp.core.ledger_backend import LedgerError
+from databar_mcp.core.ledger.backend import LedgerError
 from databar_mcp.core.users import current_owner
 from databar_mcp.mcp_tasks import wire
 from databar_mcp.mcp_tasks.handles import Handle

@@ -36,7 +36,7 @@ from databar_mcp.mcp_tasks.tables import NO_CANCEL, TABLE_TOOLS
 
 if TYPE_CHECKING:
     from databar_mcp.api.models import Task
-    from databar_mcp.tools.context import Services
+    from databar_mcp.tools.kit.context import Services
 
 # A start constructs the service and resumes the watchers of unfinished handles; what following a task and
 # building its final result need (the runner's polling plan, the table and task kits of the tools) is imported
@@ -276,7 +276,7 @@ class McpTaskService:
     async def _follow(self, handle: Handle) -> None:
         from databar_mcp.api.errors import NotFoundError, ResultExpired
         from databar_mcp.api.models import Task
-        from databar_mcp.core.store import UNKNOWN_TO_DATABAR
+        from databar_mcp.core.ledger.store import UNKNOWN_TO_DATABAR
 
         svc = self.services
         dbid = handle.databar_task_id
@@ -325,8 +325,8 @@ class McpTaskService:
         """Count the table's rows still processing until none are, then report as the tool would have."""
         from databar_mcp.core.table_runs import wait_for_rows
         from databar_mcp.mcp_tasks.tables import table_follow, table_progress
-        from databar_mcp.tools.guard import guarded
-        from databar_mcp.tools.table_kit import reader_of, report_for
+        from databar_mcp.tools.kit.guard import guarded
+        from databar_mcp.tools.kit.table_kit import reader_of, report_for
 
         svc = self.services
         follow = await table_follow(svc, handle)
@@ -385,8 +385,8 @@ class McpTaskService:
 
     async def _settle(self, handle: Handle, task: Task) -> None:
         """The Databar task ended: store the tool's final result, then mark the handle terminal."""
-        from databar_mcp.tools.guard import guarded
-        from databar_mcp.tools.task_kit import deliver
+        from databar_mcp.tools.kit.guard import guarded
+        from databar_mcp.tools.kit.task_kit import deliver
 
         svc = self.services
         result = self.fit(await guarded(deliver(svc, task, offset=0, limit=None), task_id=task.task_id))

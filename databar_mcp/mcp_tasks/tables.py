@@ -15,7 +15,7 @@ from databar_mcp.mcp_tasks.handles import Handle
 
 if TYPE_CHECKING:  # a start needs only the names below; a watcher imports the table kit (see table_follow)
     from databar_mcp.core.table_runs import RunScope
-    from databar_mcp.tools.context import Services
+    from databar_mcp.tools.kit.context import Services
 
 # Tools whose task follows a table run (keyed by name: the tools themselves know nothing of tasks).
 TABLE_TOOLS: frozenset[str] = frozenset({"run_table_enrichment", "wait_table_enrichment"})
@@ -44,7 +44,7 @@ def immediate_view(handle: Handle) -> dict[str, Any]:
 async def table_follow(svc: Services, handle: Handle) -> TableFollow:
     """The run the handle follows: our ledger's record of it, else (nothing of ours) the rows processing now."""
     from databar_mcp.core.table_runs import RowStates, RunScope
-    from databar_mcp.tools.table_kit import run_endpoint
+    from databar_mcp.tools.kit.table_kit import run_endpoint
 
     view = immediate_view(handle)
     table_uuid, enrichment_id = str(view["table_uuid"]), int(view["enrichment_id"])

@@ -7,10 +7,10 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from databar_mcp.config import Toolset
-from databar_mcp.core.store import SpendTotals
-from databar_mcp.tools.context import Services
-from databar_mcp.tools.registry import tool
-from databar_mcp.tools.results import ok_result
+from databar_mcp.core.ledger.store import SpendTotals
+from databar_mcp.tools.kit.context import Services
+from databar_mcp.tools.kit.registry import tool
+from databar_mcp.tools.kit.results import ok_result
 
 
 class Account(BaseModel):

@@ -11,9 +11,9 @@ from databar_mcp.api.models import Connector, ConnectorCreate, ConnectorMethod, 
 from databar_mcp.config import Toolset
 from databar_mcp.core.logs import add_secrets
 from databar_mcp.core.shaping import escape_text
-from databar_mcp.tools.context import Services
-from databar_mcp.tools.registry import tool
-from databar_mcp.tools.results import ErrorBody, ErrorCode, FieldProblem, ToolFailure, fitted_result, ok_result
+from databar_mcp.tools.kit.context import Services
+from databar_mcp.tools.kit.registry import tool
+from databar_mcp.tools.kit.results import ErrorBody, ErrorCode, FieldProblem, ToolFailure, fitted_result, ok_result
 
 MASK = "********"
 

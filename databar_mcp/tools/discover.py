@@ -11,13 +11,13 @@ from databar_mcp.config import Toolset
 from databar_mcp.core.catalog import default_in_text
 from databar_mcp.core.finding import Found, find, waterfalls_for
 from databar_mcp.core.shaping import escape_text
-from databar_mcp.tools.context import Services
-from databar_mcp.tools.params import (
+from databar_mcp.tools.kit.context import Services
+from databar_mcp.tools.kit.params import (
     EnrichmentId,
     WaterfallId,
 )
-from databar_mcp.tools.registry import tool
-from databar_mcp.tools.results import fitted_result, ok_result
+from databar_mcp.tools.kit.registry import tool
+from databar_mcp.tools.kit.results import fitted_result, ok_result
 
 SEARCH_LIMIT = 10
 DETAILS_SHOWN = 10  # search results fetch details (required params) for at most this many enrichments

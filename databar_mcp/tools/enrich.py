@@ -16,9 +16,9 @@ from databar_mcp.api.models import BulkEnrichmentRequest, BulkWaterfallRequest, 
 from databar_mcp.config import Toolset
 from databar_mcp.core.catalog import default_providers, plan_bulk_run
 from databar_mcp.core.files import InputSpec
-from databar_mcp.tools.context import ToolContext, services
-from databar_mcp.tools.file_runs import FileArgs, FileTarget, exactly_one, execute_file, guard_prepare
-from databar_mcp.tools.params import (
+from databar_mcp.tools.kit.context import ToolContext, services
+from databar_mcp.tools.kit.file_runs import FileArgs, FileTarget, exactly_one, execute_file, guard_prepare
+from databar_mcp.tools.kit.params import (
     WAIT_AND_NEXT,
     ColumnMap,
     EnrichmentId,
@@ -29,14 +29,14 @@ from databar_mcp.tools.params import (
     SkipBadRows,
     WaterfallId,
 )
-from databar_mcp.tools.registry import tool
-from databar_mcp.tools.running import (
+from databar_mcp.tools.kit.registry import tool
+from databar_mcp.tools.kit.running import (
     PreparedRun,
     RunControls,
     execute,
     run_guards,
 )
-from databar_mcp.tools.task_view import TaskView
+from databar_mcp.tools.kit.task_view import TaskView
 
 ProviderIds = Annotated[
     list[Annotated[int, Field(ge=1)]] | None,

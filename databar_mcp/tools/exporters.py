@@ -22,17 +22,17 @@ from databar_mcp.core.costs import balance_or_none
 from databar_mcp.core.row_selection import RowSelection, select_rows
 from databar_mcp.core.runner import DuplicateRunUnknown
 from databar_mcp.core.table_runs import RunScope, processor_columns, submit_table_run
-from databar_mcp.tools.context import Services, ToolContext, services
-from databar_mcp.tools.params import (
+from databar_mcp.tools.kit.context import Services, ToolContext, services
+from databar_mcp.tools.kit.params import (
     WAIT_DEFAULT,
     RowFilter,
     TableId,
     WaitSeconds,
 )
-from databar_mcp.tools.registry import tool
-from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
-from databar_mcp.tools.running import Confirmation, SpendGate, SpendOutcome, duplicate_unknown
-from databar_mcp.tools.table_kit import (
+from databar_mcp.tools.kit.registry import tool
+from databar_mcp.tools.kit.results import ErrorBody, ErrorCode, ToolFailure, ok_result
+from databar_mcp.tools.kit.running import Confirmation, SpendGate, SpendOutcome, duplicate_unknown
+from databar_mcp.tools.kit.table_kit import (
     Source,
     TableRunView,
     filter_call_arg,

@@ -14,11 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from databar_mcp.api.models import Flow, FlowCostEstimate
 from databar_mcp.config import Toolset
 from databar_mcp.core.shaping import escape_text
-from databar_mcp.tools.context import Services
-from databar_mcp.tools.flow_kit import FlowId, forget_flow
-from databar_mcp.tools.params import in_place
-from databar_mcp.tools.registry import tool
-from databar_mcp.tools.results import ErrorBody, ErrorCode, FieldProblem, ToolFailure, ok_result
+from databar_mcp.tools.kit.context import Services
+from databar_mcp.tools.kit.flow_kit import FlowId, forget_flow
+from databar_mcp.tools.kit.params import in_place
+from databar_mcp.tools.kit.registry import tool
+from databar_mcp.tools.kit.results import ErrorBody, ErrorCode, FieldProblem, ToolFailure, ok_result
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,64}$")]
 Ref = Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,64}\.[A-Za-z0-9_]{1,64}$")]

@@ -16,10 +16,10 @@ from databar_mcp.api.models import BulkFlowRunRequest, Flow
 from databar_mcp.config import Toolset
 from databar_mcp.core.catalog import RunPlan
 from databar_mcp.core.files import InputSpec
-from databar_mcp.tools.context import Services, ToolContext, services
-from databar_mcp.tools.file_runs import FileArgs, FileTarget, exactly_one, execute_file, guard_prepare
-from databar_mcp.tools.flow_kit import FlowId, flow_and_cost
-from databar_mcp.tools.params import (
+from databar_mcp.tools.kit.context import Services, ToolContext, services
+from databar_mcp.tools.kit.file_runs import FileArgs, FileTarget, exactly_one, execute_file, guard_prepare
+from databar_mcp.tools.kit.flow_kit import FlowId, flow_and_cost
+from databar_mcp.tools.kit.params import (
     WAIT_AND_NEXT,
     ColumnMap,
     InputFilePath,
@@ -27,15 +27,15 @@ from databar_mcp.tools.params import (
     OutputFilePath,
     SkipBadRows,
 )
-from databar_mcp.tools.registry import tool
-from databar_mcp.tools.results import ok_result
-from databar_mcp.tools.running import (
+from databar_mcp.tools.kit.registry import tool
+from databar_mcp.tools.kit.results import ok_result
+from databar_mcp.tools.kit.running import (
     PreparedRun,
     RunControls,
     execute,
     run_guards,
 )
-from databar_mcp.tools.task_view import TaskView
+from databar_mcp.tools.kit.task_view import TaskView
 
 
 class FlowInputOut(BaseModel):

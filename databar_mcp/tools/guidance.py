@@ -14,8 +14,8 @@ from mcp.types import Completion, CompletionArgument, CompletionContext, PromptR
 
 from databar_mcp.api.errors import DatabarError
 from databar_mcp.config import Toolset
-from databar_mcp.tools.context import Services, ToolContext, services
-from databar_mcp.tools.registry import Toolbox
+from databar_mcp.tools.kit.context import Services, ToolContext, services
+from databar_mcp.tools.kit.registry import Toolbox
 
 MAX_COMPLETIONS = 100
 _current: ContextVar[Services | None] = ContextVar("databar_services", default=None)

@@ -14,18 +14,18 @@ from databar_mcp import config
 from databar_mcp.api.errors import DatabarError, NotFoundError
 from databar_mcp.api.models import CreatedColumn, TableColumn
 from databar_mcp.config import Toolset
-from databar_mcp.tools.context import Services
-from databar_mcp.tools.failures import from_api_error
-from databar_mcp.tools.params import (
+from databar_mcp.tools.kit.context import Services
+from databar_mcp.tools.kit.failures import from_api_error
+from databar_mcp.tools.kit.params import (
     WAIT_DEFAULT,
     ColumnName,
     TableId,
     WaitSeconds,
 )
-from databar_mcp.tools.registry import tool
-from databar_mcp.tools.results import ErrorBody, ErrorCode, FieldProblem, ToolFailure, ok_result
-from databar_mcp.tools.table_kit import ColumnRef
-from databar_mcp.tools.table_shapes import FolderOut, folder_out
+from databar_mcp.tools.kit.registry import tool
+from databar_mcp.tools.kit.results import ErrorBody, ErrorCode, FieldProblem, ToolFailure, ok_result
+from databar_mcp.tools.kit.table_kit import ColumnRef
+from databar_mcp.tools.kit.table_shapes import FolderOut, folder_out
 
 ColumnType = Literal["text", "number", "boolean", "date", "datetime", "email", "url", "phone", "json"]
 Name = Annotated[str, Field(min_length=1, max_length=256)]

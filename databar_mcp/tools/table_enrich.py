@@ -41,16 +41,16 @@ from databar_mcp.core.table_runs import (
     submit_table_run,
 )
 from databar_mcp.core.users import UserLimitReached
-from databar_mcp.tools.context import Services, ToolContext, services
-from databar_mcp.tools.failures import from_issues
-from databar_mcp.tools.params import (
+from databar_mcp.tools.kit.context import Services, ToolContext, services
+from databar_mcp.tools.kit.failures import from_issues
+from databar_mcp.tools.kit.params import (
     WAIT_DEFAULT,
     TableId,
     WaitSeconds,
 )
-from databar_mcp.tools.registry import tool
-from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
-from databar_mcp.tools.running import (
+from databar_mcp.tools.kit.registry import tool
+from databar_mcp.tools.kit.results import ErrorBody, ErrorCode, ToolFailure, ok_result
+from databar_mcp.tools.kit.running import (
     PreparedRun,
     RunControls,
     duplicate_unknown,
@@ -60,7 +60,7 @@ from databar_mcp.tools.running import (
     settle_spend,
     user_limit,
 )
-from databar_mcp.tools.table_kit import (
+from databar_mcp.tools.kit.table_kit import (
     ParamSource,
     Source,
     TableEnrichmentId,

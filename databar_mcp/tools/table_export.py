@@ -15,16 +15,16 @@ from pydantic import BaseModel, Field
 from databar_mcp import config
 from databar_mcp.api.models import TableRowsPage
 from databar_mcp.config import Toolset
-from databar_mcp.core.exporting import ExportFormat, UnsafeName, append_table_rows, table_export_path
-from databar_mcp.tools.context import Services
-from databar_mcp.tools.failures import bad_filename
-from databar_mcp.tools.params import (
+from databar_mcp.core.files.export_writing import ExportFormat, UnsafeName, append_table_rows, table_export_path
+from databar_mcp.tools.kit.context import Services
+from databar_mcp.tools.kit.failures import bad_filename
+from databar_mcp.tools.kit.params import (
     RowFilter,
     TableId,
 )
-from databar_mcp.tools.registry import tool
-from databar_mcp.tools.results import ok_result
-from databar_mcp.tools.table_kit import filter_call_arg, filter_json
+from databar_mcp.tools.kit.registry import tool
+from databar_mcp.tools.kit.results import ok_result
+from databar_mcp.tools.kit.table_kit import filter_call_arg, filter_json
 
 PAGE = config.TABLE_PAGE_MAX
 PAGE_TIME_MARGIN_S = 2.0  # stop starting pages this close to the deadline

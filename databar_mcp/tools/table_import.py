@@ -6,10 +6,10 @@ from mcp.types import CallToolResult
 from pydantic import Field
 
 from databar_mcp.config import Toolset
-from databar_mcp.tools.context import ToolContext
-from databar_mcp.tools.file_tables import ImportOut, import_file
-from databar_mcp.tools.params import ColumnMap, ColumnName, TableId
-from databar_mcp.tools.registry import tool
+from databar_mcp.tools.kit.context import ToolContext
+from databar_mcp.tools.kit.file_tables import ImportOut, import_file
+from databar_mcp.tools.kit.params import ColumnMap, ColumnName, TableId
+from databar_mcp.tools.kit.registry import tool
 
 IMPORT_DESCRIPTION = """\
 Add every row of a CSV/JSONL/.xlsx file to a table, without the rows passing through the conversation: \

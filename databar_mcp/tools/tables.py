@@ -28,12 +28,12 @@ from databar_mcp.api.models import (
 from databar_mcp.config import Toolset
 from databar_mcp.core.batching import RowOutcome
 from databar_mcp.core.shaping import clip, escape_text, largest_fitting, render_value, result_size
-from databar_mcp.tools.context import Services, ToolContext
-from databar_mcp.tools.file_runs import exactly_one
-from databar_mcp.tools.file_tables import import_file
-from databar_mcp.tools.params import ColumnMap, ColumnName, InputFilePath, RowFilter, SkipBadRows, TableId, in_place
-from databar_mcp.tools.registry import tool
-from databar_mcp.tools.results import (
+from databar_mcp.tools.kit.context import Services, ToolContext
+from databar_mcp.tools.kit.file_runs import exactly_one
+from databar_mcp.tools.kit.file_tables import import_file
+from databar_mcp.tools.kit.params import ColumnMap, ColumnName, InputFilePath, RowFilter, SkipBadRows, TableId, in_place
+from databar_mcp.tools.kit.registry import tool
+from databar_mcp.tools.kit.results import (
     ErrorBody,
     ErrorCode,
     FieldProblem,
@@ -41,7 +41,7 @@ from databar_mcp.tools.results import (
     fitted_result,
     ok_result,
 )
-from databar_mcp.tools.row_writes import (
+from databar_mcp.tools.kit.row_writes import (
     FIELD_PROBLEMS_SHOWN,
     RESEND_SAFE,
     ColumnRef,
@@ -51,9 +51,9 @@ from databar_mcp.tools.row_writes import (
     describe_error,
     local_outcomes,
 )
-from databar_mcp.tools.table_kit import filter_call_arg, filter_json
-from databar_mcp.tools.table_shapes import FolderOut, folder_out
-from databar_mcp.tools.task_view import UNTRUSTED_NOTE
+from databar_mcp.tools.kit.table_kit import filter_call_arg, filter_json
+from databar_mcp.tools.kit.table_shapes import FolderOut, folder_out
+from databar_mcp.tools.kit.task_view import UNTRUSTED_NOTE
 
 T = TypeVar("T")
 

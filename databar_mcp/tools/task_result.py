@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, cast
 from mcp.server.mcpserver.exceptions import ResourceError
 
 from databar_mcp.config import Toolset
-from databar_mcp.tools.context import ToolContext, services
-from databar_mcp.tools.registry import Toolbox
+from databar_mcp.tools.kit.context import ToolContext, services
+from databar_mcp.tools.kit.registry import Toolbox
 
 if TYPE_CHECKING:
     from databar_mcp.api.models import Task
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def full_result_json(task: "Task", inputs: list[Any] | None, served_from: str) -> str:
     """Every row; `raw_data` adds Databar's own entries when they were reduced (waterfall steps and costs)."""
-    from databar_mcp.tools.task_view import result_rows
+    from databar_mcp.tools.kit.task_view import result_rows
 
     rows = result_rows(task) or []
     data: object = task.data
@@ -54,10 +54,10 @@ def register_resources(box: Toolbox) -> None:
     )
     async def task_result_resource(task_id: str, ctx: ToolContext) -> str:
         from databar_mcp.api.errors import DatabarError
-        from databar_mcp.core.exporting import SAFE_NAME
-        from databar_mcp.tools.failures import from_api_error
-        from databar_mcp.tools.results import ToolFailure
-        from databar_mcp.tools.task_kit import finished_task, inputs_of
+        from databar_mcp.core.files.export_writing import SAFE_NAME
+        from databar_mcp.tools.kit.failures import from_api_error
+        from databar_mcp.tools.kit.results import ToolFailure
+        from databar_mcp.tools.kit.task_kit import finished_task, inputs_of
 
         if not SAFE_NAME.fullmatch(task_id):
             raise ResourceError(f"Invalid task id {task_id[:100]!r}.")

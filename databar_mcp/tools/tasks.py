@@ -12,21 +12,21 @@ from databar_mcp.api.models import TaskStatus
 from databar_mcp.api.statuses import TERMINAL_STATUSES
 from databar_mcp.config import Toolset
 from databar_mcp.core.costs import balance_or_none
+from databar_mcp.core.ledger.store import COUNT_CAP, Submission, TaskRecord
 from databar_mcp.core.shaping import escape_text, largest_fitting, result_size
-from databar_mcp.core.store import COUNT_CAP, Submission, TaskRecord
 from databar_mcp.core.untried import untried_providers_line_later
-from databar_mcp.tools.context import Services, ToolContext
-from databar_mcp.tools.failures import from_api_error
-from databar_mcp.tools.params import (
+from databar_mcp.tools.kit.context import Services, ToolContext
+from databar_mcp.tools.kit.failures import from_api_error
+from databar_mcp.tools.kit.params import (
     WAIT_DEFAULT,
     Limit,
     Offset,
     TaskId,
     WaitSeconds,
 )
-from databar_mcp.tools.registry import tool
-from databar_mcp.tools.results import ToolFailure, ok_result, with_line
-from databar_mcp.tools.task_kit import (
+from databar_mcp.tools.kit.registry import tool
+from databar_mcp.tools.kit.results import ToolFailure, ok_result, with_line
+from databar_mcp.tools.kit.task_kit import (
     deliver,
     iso_or_none,
     lost_run_steps,
@@ -34,7 +34,7 @@ from databar_mcp.tools.task_kit import (
     read_task_record,
     target_of,
 )
-from databar_mcp.tools.task_view import (
+from databar_mcp.tools.kit.task_view import (
     RESPONSE_FORMAT_DESCRIPTION,
     ResponseFormat,
     TaskView,

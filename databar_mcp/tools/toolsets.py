@@ -14,8 +14,8 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field, WithJsonSchema
 
 from databar_mcp.config import TOOLSETS, Toolset
-from databar_mcp.tools.context import ToolContext
-from databar_mcp.tools.registry import ALWAYS_LISTED, Toolbox, ToolSpec
+from databar_mcp.tools.kit.context import ToolContext
+from databar_mcp.tools.kit.registry import ALWAYS_LISTED, Toolbox, ToolSpec
 
 # The enum's values, inline (pydantic would put an enum under $defs): what the model may choose from.
 ToolsetName = Annotated[Toolset, WithJsonSchema({"enum": [t.value for t in Toolset], "type": "string"})]
@@ -54,8 +54,8 @@ async def enable_toolsets(
         list[ToolsetName], Field(min_length=1, max_length=len(TOOLSETS), description="Toolsets to list.")
     ],
 ) -> Annotated[CallToolResult, ToolsetsListed]:
-    from databar_mcp.tools.listing_scope import viewer
-    from databar_mcp.tools.results import ok_result  # every start imports this module; a call, the results kit
+    from databar_mcp.tools.kit.listing_scope import viewer
+    from databar_mcp.tools.kit.results import ok_result  # every start imports this module; a call, the results kit
 
     who = viewer(ctx.headers)
     new = [t for t in dict.fromkeys(toolsets) if t in box.hidden_toolsets(who)]

@@ -9,9 +9,9 @@ from pydantic import BaseModel, Field
 from databar_mcp.api.models import Workbook
 from databar_mcp.config import Toolset
 from databar_mcp.core.shaping import escape_text
-from databar_mcp.tools.context import Services
-from databar_mcp.tools.registry import tool
-from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, fitted_result, ok_result
+from databar_mcp.tools.kit.context import Services
+from databar_mcp.tools.kit.registry import tool
+from databar_mcp.tools.kit.results import ErrorBody, ErrorCode, ToolFailure, fitted_result, ok_result
 
 Name = Annotated[str, Field(min_length=1, max_length=256)]
 WorkbookId = Annotated[

@@ -19,7 +19,7 @@ from mcp import Client
 from databar_mcp.api.models import BulkWaterfallRequest
 from databar_mcp.app.server import build_server
 from databar_mcp.core.fingerprint import account_id, fingerprint
-from databar_mcp.core.store import Ledger
+from databar_mcp.core.ledger.store import Ledger
 from databar_mcp.sandbox import Fault, SandboxServer
 from tests.conftest import BULK_ARGS, error_body, make_settings, structured, text_of
 

@@ -23,10 +23,10 @@ import pytest
 from databar_mcp.api import DatabarClient
 from databar_mcp.api.models import BulkWaterfallRequest, TaskHandle
 from databar_mcp.config import Settings
-from databar_mcp.core.ledger_sqlite import SqliteBackend
+from databar_mcp.core.ledger.spool import SPOOL_NAME
+from databar_mcp.core.ledger.sqlite import SqliteBackend
+from databar_mcp.core.ledger.store import Ledger
 from databar_mcp.core.runner import RunOrder, TaskRunner
-from databar_mcp.core.spool import SPOOL_NAME
-from databar_mcp.core.store import Ledger
 from databar_mcp.sandbox import SandboxServer
 from tests.conftest import LEADS
 

@@ -17,8 +17,8 @@ from databar_mcp.api.models import BulkWaterfallRequest
 from databar_mcp.app.server import build_server
 from databar_mcp.config import Settings
 from databar_mcp.core.fingerprint import account_id, fingerprint
+from databar_mcp.core.ledger.store import Claim, ledger_for
 from databar_mcp.core.runner import TaskRunner
-from databar_mcp.core.store import Claim, ledger_for
 from databar_mcp.core.tracker import track_once
 from databar_mcp.sandbox import SandboxServer
 from tests.conftest import BULK_ARGS, LEADS, error_body, lead, make_settings, run_sql, structured, text_of, whole

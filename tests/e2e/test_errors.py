@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from databar_mcp.app.server import build_server
 from databar_mcp.sandbox import Fault, SandboxServer
-from databar_mcp.tools.results import ErrorBody, ErrorCode, FieldProblem, error_result
+from databar_mcp.tools.kit.results import ErrorBody, ErrorCode, FieldProblem, error_result
 from tests.conftest import BULK_ARGS, error_body, lead, make_settings, structured, text_of
 
 pytestmark = pytest.mark.anyio

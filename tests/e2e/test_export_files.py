@@ -13,7 +13,7 @@ from mcp import Client
 from mcp.types import CallToolResult
 
 from databar_mcp.config import Settings
-from databar_mcp.core.exporting import FORMULA_START
+from databar_mcp.core.files.export_writing import FORMULA_START
 from tests.conftest import BULK_ARGS, lead, structured
 
 pytestmark = pytest.mark.anyio

@@ -23,14 +23,14 @@ from pydantic import SecretStr
 from databar_mcp.app.server import build_server
 from databar_mcp.config import TOOLSETS, Settings
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
-from databar_mcp.tools.registry import DEFINED
-from databar_mcp.tools.schemas import portable
+from databar_mcp.tools.kit.registry import DEFINED
+from databar_mcp.tools.kit.schemas import portable
 from tests.conftest import SENTINEL_KEY, error_body, make_settings
 
 
 def full_schemas() -> dict[str, dict[str, Any]]:
     """Every tool's input schema as the server validates it: tools/list leaves identifier patterns out of
-    what the model reads (tools/schemas.py), and the fuzzer breaks those patterns too."""
+    what the model reads (tools/kit/schemas.py), and the fuzzer breaks those patterns too."""
     with tempfile.TemporaryDirectory(prefix="databar-fuzz-") as state_dir:  # collection writes nowhere else
         offline = Settings(
             base_url="http://127.0.0.1:9",

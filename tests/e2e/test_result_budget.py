@@ -16,7 +16,7 @@ from mcp.types import CallToolResult, TextResourceContents
 from databar_mcp.config import Settings
 from databar_mcp.core.shaping import Cuts, shrink
 from databar_mcp.sandbox import Fault, SandboxServer
-from databar_mcp.tools.fitting import CUT_META_KEY
+from databar_mcp.tools.kit.fitting import CUT_META_KEY
 from tests.conftest import BULK_ARGS, lead, structured, text_of, whole
 
 pytestmark = pytest.mark.anyio
@@ -194,7 +194,7 @@ def test_an_error_body_sent_as_json_text_stays_json_when_cut() -> None:
     """Error results may carry their body as JSON in the text (no structuredContent): cut, it is still JSON."""
     from mcp.types import TextContent
 
-    from databar_mcp.tools.fitting import OversizedResults, fit_result
+    from databar_mcp.tools.kit.fitting import OversizedResults, fit_result
 
     body = {"code": "validation_error", "message": "m" * 50_000, "fields": [{"field": "f" * 500}] * 500}
     result = CallToolResult(content=[TextContent(type="text", text=json.dumps(body))], is_error=True)

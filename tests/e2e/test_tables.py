@@ -514,7 +514,7 @@ def test_index_ranges() -> None:
 
 def test_batch_errors_name_the_callers_row() -> None:
     from databar_mcp.core.batching import Stop, WriteReport
-    from databar_mcp.tools.row_writes import batch_error_fields
+    from databar_mcp.tools.kit.row_writes import batch_error_fields
 
     invalid = status_error(400, {"error": "INVALID_DATA", "message": "fields must be scalars.", "index": 2})
     report = WriteReport(total=237, batch_size=50, batches=5, sent=3)

@@ -13,8 +13,8 @@ from mcp import Client
 
 from databar_mcp.app.server import build_server
 from databar_mcp.config import TOOLSETS, Settings, Toolset
-from databar_mcp.tools.loading import MORE_MODULES, modules_of
-from databar_mcp.tools.registry import DEFINED
+from databar_mcp.tools.kit.loading import MORE_MODULES, modules_of
+from databar_mcp.tools.kit.registry import DEFINED
 
 pytestmark = pytest.mark.anyio
 
@@ -31,7 +31,7 @@ async def listed(settings: Settings, **overrides: Any) -> dict[str, dict[str, An
 
 def test_a_tool_is_a_plain_function_whose_definition_is_recorded() -> None:
     from databar_mcp.tools.account import get_account
-    from databar_mcp.tools.context import Services
+    from databar_mcp.tools.kit.context import Services
 
     spec = next(s for s in DEFINED["databar_mcp.tools.account"] if s.fn is get_account)
     assert (spec.toolset, spec.name, spec.read_only, spec.destructive, spec.idempotent) == (

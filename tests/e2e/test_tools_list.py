@@ -13,8 +13,8 @@ from mcp import Client
 
 from databar_mcp.app.server import INSTRUCTIONS
 from databar_mcp.config import CORE_TOOLS, DEFAULT_TOOLSETS, TOOLSETS
-from databar_mcp.tools.registry import ALWAYS_LISTED, TOOLSET_META_KEY
-from databar_mcp.tools.schemas import model_visible, portable
+from databar_mcp.tools.kit.registry import ALWAYS_LISTED, TOOLSET_META_KEY
+from databar_mcp.tools.kit.schemas import model_visible, portable
 
 pytestmark = pytest.mark.anyio
 

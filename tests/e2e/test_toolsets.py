@@ -11,7 +11,7 @@ from mcp import Client
 from databar_mcp.app.server import build_server
 from databar_mcp.config import CORE_TOOLS, DEFAULT_TOOLSETS, TOOLSETS
 from databar_mcp.sandbox import SandboxServer
-from databar_mcp.tools.registry import TOOLSET_META_KEY
+from databar_mcp.tools.kit.registry import TOOLSET_META_KEY
 from tests.conftest import BULK_ARGS, error_body, make_settings, structured
 from tests.e2e.test_tools_list import EXPECTED
 

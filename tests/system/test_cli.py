@@ -20,7 +20,7 @@ from databar_mcp.api.models import Task
 from databar_mcp.app.cli import build_parser, main
 from databar_mcp.app.server import build_server
 from databar_mcp.config import Settings
-from databar_mcp.core.store import Ledger
+from databar_mcp.core.ledger.store import Ledger
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_SCRIPT = Path(sys.executable).parent / "databar-mcp"

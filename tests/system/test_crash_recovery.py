@@ -17,7 +17,7 @@ import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 
-from databar_mcp.core.store import Ledger
+from databar_mcp.core.ledger.store import Ledger
 from databar_mcp.sandbox import SandboxServer
 from tests.conftest import BULK_ARGS, structured
 

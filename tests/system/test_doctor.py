@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from databar_mcp import __version__
 from databar_mcp.app.doctor import doctor, mask_key
 from databar_mcp.config import Settings
-from databar_mcp.core.store import MIGRATIONS
+from databar_mcp.core.ledger.store import MIGRATIONS
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
 from tests.conftest import SENTINEL_KEY
 

@@ -23,10 +23,10 @@ from databar_mcp.api.deadline import deadline_in
 from databar_mcp.api.models import BulkWaterfallRequest, TaskHandle
 from databar_mcp.app.server import build_server
 from databar_mcp.config import Settings
-from databar_mcp.core.ledger_pg import PostgresBackend
+from databar_mcp.core.ledger.postgres import PostgresBackend
+from databar_mcp.core.ledger.spool import SPOOL_NAME
+from databar_mcp.core.ledger.store import Ledger
 from databar_mcp.core.runner import RunOrder, TaskRunner
-from databar_mcp.core.spool import SPOOL_NAME
-from databar_mcp.core.store import Ledger
 from databar_mcp.core.tracker import track_once
 from databar_mcp.sandbox import SandboxServer
 from tests.conftest import BULK_ARGS, LEADS, error_body, make_settings, structured, text_of

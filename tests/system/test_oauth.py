@@ -39,7 +39,7 @@ from mcp.types import CallToolResult, ElicitRequestParams, ElicitResult
 from databar_mcp.app.auth import SCOPES
 from databar_mcp.app.http_app import HttpConfigError, HttpOptions, SecurityMiddleware, options_from_env
 from databar_mcp.sandbox import SandboxServer
-from databar_mcp.tools.fitting import CUT_META_KEY
+from databar_mcp.tools.kit.fitting import CUT_META_KEY
 from tests.conftest import SENTINEL_KEY, error_body, structured, whole
 from tests.postgres_server import PostgresServer
 from tests.served import clean_env, free_port, http_process

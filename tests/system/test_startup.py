@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from databar_mcp.core.store import Ledger, LedgerError
+from databar_mcp.core.ledger.store import Ledger, LedgerError
 from tests.e2e.test_disk_full import mount
 
 Prepare = Callable[[Path], Path]  # given a tmp dir, build the broken state; returns the state dir

@@ -40,7 +40,7 @@ NOT_ON_STDIO = (
     "databar_mcp.app.auth",
     "databar_mcp.app.doctor",
     "databar_mcp.app.demo",
-    "databar_mcp.core.ledger_pg",
+    "databar_mcp.core.ledger.postgres",
 )
 
 
@@ -51,19 +51,19 @@ NOT_AT_A_CACHED_START = (
     "databar_mcp.core.catalog",  # Services.catalog: made by the first tool that asks
     "databar_mcp.core.tasks",  # Services.tasks, likewise
     "databar_mcp.core.table_runs",  # an MCP task watcher following a table run
-    "databar_mcp.core.exporting",
+    "databar_mcp.core.files.export_writing",
     "databar_mcp.core.rows",
     "databar_mcp.mcp_tasks.listen",  # the first 2026 subscriptions/listen naming tasks
-    "databar_mcp.tools.exports",  # a tool module (the resource it offered is tools/task_result.py)
-    "databar_mcp.tools.task_kit",
-    "databar_mcp.tools.task_view",
-    "databar_mcp.tools.table_kit",
-    "databar_mcp.tools.guard",  # a tool given to the SDK (Toolbox.bound), or a task's final result
-    "databar_mcp.tools.failures",
-    "databar_mcp.tools.results",
-    "databar_mcp.tools.params",
-    "databar_mcp.tools.arguments",  # a call's argument check
-    "databar_mcp.tools.schemas",  # a listing built rather than read from the cache
+    "databar_mcp.tools.task_export",  # a tool module (the resource it offered is tools/task_result.py)
+    "databar_mcp.tools.kit.task_kit",
+    "databar_mcp.tools.kit.task_view",
+    "databar_mcp.tools.kit.table_kit",
+    "databar_mcp.tools.kit.guard",  # a tool given to the SDK (Toolbox.bound), or a task's final result
+    "databar_mcp.tools.kit.failures",
+    "databar_mcp.tools.kit.results",
+    "databar_mcp.tools.kit.params",
+    "databar_mcp.tools.kit.arguments",  # a call's argument check
+    "databar_mcp.tools.kit.schemas",  # a listing built rather than read from the cache
 )
 
 INITIALIZE = {
@@ -145,17 +145,17 @@ def test_a_start_serving_its_cached_listing_imports_no_api_model_nor_tool_kit(tm
     first, listed = served_start(tmp_path)  # builds its listing and keeps it
     modules, again = served_start(tmp_path)
     assert again == listed > 0
-    assert {"databar_mcp.core.tracker", "databar_mcp.mcp_tasks.service", "databar_mcp.core.ledger_sqlite"} <= modules
+    assert {"databar_mcp.core.tracker", "databar_mcp.mcp_tasks.service", "databar_mcp.core.ledger.sqlite"} <= modules
     assert (tmp_path / "state" / "ledger.sqlite3").exists()  # the lifespan ran: the ledger is open, the tracker started
     dragged = sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in NOT_AT_A_CACHED_START))
     assert dragged == []
-    assert "databar_mcp.tools.schemas" in first  # the first start built its listing: the pins are not vacuous
+    assert "databar_mcp.tools.kit.schemas" in first  # the first start built its listing: the pins are not vacuous
 
 
 def test_version_imports_neither_the_sdk_nor_the_ledger(tmp_path: Path) -> None:
     modules = imported(["--version"], tmp_path)
     assert "databar_mcp.app.cli" in modules
-    assert not {m for m in modules if m == "mcp" or m.startswith(("mcp.", "databar_mcp.core.store"))}
+    assert not {m for m in modules if m == "mcp" or m.startswith(("mcp.", "databar_mcp.core.ledger.store"))}
 
 
 @pytest.mark.anyio
@@ -213,7 +213,7 @@ print(json.dumps({"modules": sorted(sys.modules), "tools": len(tools), "given": 
 
 def test_a_start_whose_listing_is_cached_imports_no_toolset_module_and_builds_no_schema(tmp_path: Path) -> None:
     from databar_mcp.config import Toolset
-    from databar_mcp.tools.loading import modules_of
+    from databar_mcp.tools.kit.loading import modules_of
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABAR_", "XDG_"))}
     env |= {"DATABAR_API_KEY": "sk-startup-test-key", "DATABAR_MCP_STATE_DIR": str(tmp_path / "state")}

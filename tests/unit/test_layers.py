@@ -15,7 +15,7 @@ RANK = {"config": 0, "api": 1, "core": 2, "tools": 3, "mcp_tasks": 4, "ui": 4, "
 
 
 def layer_of(module: str) -> str | None:
-    """The layer of a module path like databar_mcp.core.store (None for the package's own root modules)."""
+    """The layer of a module path like databar_mcp.core.ledger.store (None for the package's own root modules)."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 and parts[0] == "databar_mcp" else None
 
@@ -76,3 +76,21 @@ def test_the_folder_is_the_tier() -> None:
     for tier in ("unit", "e2e", "system"):
         assert any((tests / tier).glob("test_*.py")), tier
     assert not any(tests.glob("*/*/test_*.py")), "tier folders are flat"
+
+
+def test_tools_holds_the_toolsets_and_the_kit_what_they_share() -> None:
+    """tools/ is one module per toolset (named by loading.modules_of) plus the two the server adds to every
+    listing; the shared machinery lives in tools/kit/ and never reaches back into a toolset."""
+    from databar_mcp.config import Toolset
+    from databar_mcp.tools.kit.loading import modules_of
+
+    toolset_modules = {name for toolset in Toolset for name in modules_of(toolset)} | {"guidance", "toolsets"}
+    top = {path.stem for path in (PACKAGE / "tools").glob("*.py")}
+    assert top == toolset_modules
+    wrong = [
+        f"kit/{path.name} imports {imported}"
+        for path in sorted((PACKAGE / "tools" / "kit").glob("*.py"))
+        for imported in imports_of(path)
+        if imported.removeprefix("databar_mcp.tools.") in toolset_modules
+    ]
+    assert wrong == []

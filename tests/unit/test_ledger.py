@@ -20,12 +20,12 @@ from hypothesis import strategies as st
 
 from databar_mcp.api.models import NOT_REUSABLE_STATUSES, TERMINAL_STATUSES, Task, TaskProgress, TaskStatus
 from databar_mcp.core.fingerprint import account_id, canonical_json, fingerprint
-from databar_mcp.core.ledger_backend import LedgerBackend, LedgerConn, LedgerUnavailable
-from databar_mcp.core.ledger_pg import PostgresBackend
-from databar_mcp.core.ledger_sqlite import SqliteBackend
-from databar_mcp.core.retention import ledger_stats, prune_some
+from databar_mcp.core.ledger.backend import LedgerBackend, LedgerConn, LedgerUnavailable
+from databar_mcp.core.ledger.postgres import PostgresBackend
+from databar_mcp.core.ledger.retention import ledger_stats, prune_some
+from databar_mcp.core.ledger.sqlite import SqliteBackend
+from databar_mcp.core.ledger.store import MIGRATIONS, Ledger, LedgerError, TaskIdTaken
 from databar_mcp.core.rounds import spend_round
-from databar_mcp.core.store import MIGRATIONS, Ledger, LedgerError, TaskIdTaken
 from databar_mcp.core.users import acting_as
 from tests.postgres_server import PostgresServer, free_port
 

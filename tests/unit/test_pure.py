@@ -27,8 +27,8 @@ from databar_mcp.core.pace import Pace
 from databar_mcp.core.partial_reads import PartialReads
 from databar_mcp.core.runner import AIM_TOLERANCE_S, ETA_POLL_CAP_S, LEARNING_TOLERANCE_S, PollPlan
 from databar_mcp.core.shaping import escape_text, largest_fitting, result_size
+from databar_mcp.tools.kit.task_view import build_view
 from databar_mcp.tools.tables import next_page_call
-from databar_mcp.tools.task_view import build_view
 
 
 @given(st.floats(min_value=0, max_value=1e6, allow_nan=False))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from io import BufferedReader
 from pathlib import Path, PurePath
 
-from databar_mcp.core.exporting import UnsafeName, claim_new_file, export_stem
+from databar_mcp.core.files.export_writing import UnsafeName, claim_new_file, export_stem
 from databar_mcp.core.files.formats import EXTENSIONS, FileFormat
 from databar_mcp.core.files.problems import FileRefused
 

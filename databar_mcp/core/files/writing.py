@@ -23,7 +23,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, cast
 
-from databar_mcp.core.exporting import cell, flatten
+from databar_mcp.core.files.export_writing import cell, flatten
 from databar_mcp.core.files.formats import FileFormat
 from databar_mcp.core.files.problems import FileRefused
 from databar_mcp.core.files.source import InputFile, InputRow, iter_rows

@@ -8,9 +8,9 @@ from collections.abc import Awaitable
 from mcp.types import CallToolResult
 
 from databar_mcp.api.errors import DatabarError
-from databar_mcp.core.ledger_backend import LedgerError
-from databar_mcp.tools.failures import from_api_error, from_ledger_error
-from databar_mcp.tools.results import ToolFailure, error_result
+from databar_mcp.core.ledger.backend import LedgerError
+from databar_mcp.tools.kit.failures import from_api_error, from_ledger_error
+from databar_mcp.tools.kit.results import ToolFailure, error_result
 
 logger = logging.getLogger("databar_mcp.tools")
 

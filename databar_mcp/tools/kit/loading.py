@@ -11,10 +11,10 @@ from types import ModuleType
 from typing import Final
 
 from databar_mcp.config import Toolset
-from databar_mcp.tools.registry import Toolbox
+from databar_mcp.tools.kit.registry import Toolbox
 
 MORE_MODULES: Final[dict[Toolset, tuple[str, ...]]] = {
-    Toolset.TASKS: ("exports", "task_result"),  # export_task_result; the full-result resource
+    Toolset.TASKS: ("task_export", "task_result"),  # export_task_result; the full-result resource
     Toolset.TABLES: ("table_export", "table_import"),  # export_table_rows; import_rows
     Toolset.TABLE_ADMIN: ("workbooks",),  # workbooks, folder edits, the trash
     Toolset.FLOWS: ("flow_building",),  # create, edit, version and restore flows

@@ -27,7 +27,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from databar_mcp import config
 from databar_mcp.api import deadline
-from databar_mcp.core.ledger_backend import LedgerConn, LedgerError, LedgerUnavailable, Row
+from databar_mcp.core.ledger.backend import LedgerConn, LedgerError, LedgerUnavailable, Row
 
 logger = logging.getLogger("databar_mcp.ledger")
 

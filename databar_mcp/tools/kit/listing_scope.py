@@ -15,7 +15,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from databar_mcp.core.users import current_owner
 
 if TYPE_CHECKING:
-    from databar_mcp.tools.registry import Toolbox
+    from databar_mcp.tools.kit.registry import Toolbox
 
 PROCESS = "process"
 SESSION_HEADER = "mcp-session-id"

@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping
 from typing import Any, cast
 
 from databar_mcp.core.shaping import clip
-from databar_mcp.tools.results import ErrorBody, ErrorCode, FieldProblem
+from databar_mcp.tools.kit.results import ErrorBody, ErrorCode, FieldProblem
 
 NAME_SHOWN = 80  # an unknown argument's name is echoed at most this long
 UNKNOWN_SHOWN = 20

@@ -10,7 +10,7 @@ from pydantic import Field
 from databar_mcp import config
 from databar_mcp.api import DatabarClient
 from databar_mcp.api.models import Flow, FlowCostEstimate
-from databar_mcp.tools.context import Services
+from databar_mcp.tools.kit.context import Services
 
 FlowId = Annotated[
     str,

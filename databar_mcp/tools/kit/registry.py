@@ -25,8 +25,8 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, ToolAnnotations
 
 from databar_mcp.config import CORE_TOOLS, TOOLSETS, Settings
-from databar_mcp.tools.context import Services, ToolContext, services
-from databar_mcp.tools.listing_cache import KnownTool, Listing, ListingCache
+from databar_mcp.tools.kit.context import Services, ToolContext, services
+from databar_mcp.tools.kit.listing_cache import KnownTool, Listing, ListingCache
 
 F = TypeVar("F", bound=Callable[..., Awaitable[CallToolResult]])
 TOOLSET_META_KEY = "io.databar/toolset"
@@ -79,7 +79,7 @@ def _is_context(annotation: object) -> bool:
 
 def settled(param: inspect.Parameter, settings: Settings) -> inspect.Parameter:
     """A parameter as registered: a SettingsBound one gets its constraints and default from `settings`."""
-    from databar_mcp.tools.params import SettingsBound  # imported already by any tool module that uses it
+    from databar_mcp.tools.kit.params import SettingsBound  # imported already by any tool module that uses it
 
     if get_origin(param.annotation) is not Annotated:
         return param
@@ -95,7 +95,7 @@ def bound(spec: ToolSpec, box: Toolbox) -> Callable[..., Awaitable[CallToolResul
     """The function the SDK registers for `spec`: its signature less what is injected (the services, or the
     Toolbox itself), so the input schema never shows them, settings-bound parameters resolved, and errors an
     agent can act on made results. Runs when the SDK gets the tool: never in a start whose listing is cached."""
-    from databar_mcp.tools.guard import guarded
+    from databar_mcp.tools.kit.guard import guarded
 
     settings = box.settings
     hints = typing.get_type_hints(spec.fn, include_extras=True)

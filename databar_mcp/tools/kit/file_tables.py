@@ -46,11 +46,11 @@ from databar_mcp.core.files import (
     split_parts,
 )
 from databar_mcp.core.fingerprint import account_id
-from databar_mcp.tools.context import Services, ToolContext, services
-from databar_mcp.tools.failures import from_api_error
-from databar_mcp.tools.file_runs import bad_rows_body, file_failure, is_local
-from databar_mcp.tools.guard import guarded
-from databar_mcp.tools.results import ErrorBody, ToolFailure, ok_result
+from databar_mcp.tools.kit.context import Services, ToolContext, services
+from databar_mcp.tools.kit.failures import from_api_error
+from databar_mcp.tools.kit.file_runs import bad_rows_body, file_failure, is_local
+from databar_mcp.tools.kit.guard import guarded
+from databar_mcp.tools.kit.results import ErrorBody, ToolFailure, ok_result
 
 Mode = Literal["insert", "upsert"]
 UNCERTAIN = "uncertain"  # a batch recorded without an answer: may have been written, never re-sent by the same call

@@ -11,10 +11,10 @@ from mcp.types import CallToolResult
 from databar_mcp.api.errors import ResultExpired, SubmissionUnknown
 from databar_mcp.api.models import Task, TaskStatus
 from databar_mcp.core.costs import balance_or_none
-from databar_mcp.core.store import Submission, TaskRecord
-from databar_mcp.tools.context import Services, ToolContext
-from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
-from databar_mcp.tools.task_view import build_view, get_task_call
+from databar_mcp.core.ledger.store import Submission, TaskRecord
+from databar_mcp.tools.kit.context import Services, ToolContext
+from databar_mcp.tools.kit.results import ErrorBody, ErrorCode, ToolFailure, ok_result
+from databar_mcp.tools.kit.task_view import build_view, get_task_call
 
 
 async def progress_reporter(ctx: ToolContext, task: Task) -> None:

@@ -23,20 +23,20 @@ from databar_mcp.api.errors import APIStatusError, DatabarError, InsufficientCre
 from databar_mcp.api.runs import RunRequest
 from databar_mcp.core.catalog import RunPlan
 from databar_mcp.core.durations import expected_duration
-from databar_mcp.core.ledger_backend import LedgerError
+from databar_mcp.core.ledger.backend import LedgerError
+from databar_mcp.core.ledger.store import Submission
 from databar_mcp.core.runner import DuplicateRunUnknown, RunOrder, Submitted
 from databar_mcp.core.spend import SpendCheck, check_spend, needs_balance
-from databar_mcp.core.store import Submission
 from databar_mcp.core.untried import untried_providers_line
 from databar_mcp.core.users import UserLimitReached
-from databar_mcp.tools.context import Services, ToolContext, services
-from databar_mcp.tools.failures import from_api_error, from_issues, from_ledger_error, rows_covered, shortfall
-from databar_mcp.tools.guard import guarded
-from databar_mcp.tools.params import WAIT_DEFAULT, AcknowledgeFlag, ForceFlag, WaitSeconds
-from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result, with_line
-from databar_mcp.tools.sdk_private import client_cancelled, stream_closed_by_client
-from databar_mcp.tools.task_kit import deliver, iso, note_lost_run, progress_reporter, what_to_check
-from databar_mcp.tools.task_view import TaskView, get_task_call, render
+from databar_mcp.tools.kit.context import Services, ToolContext, services
+from databar_mcp.tools.kit.failures import from_api_error, from_issues, from_ledger_error, rows_covered, shortfall
+from databar_mcp.tools.kit.guard import guarded
+from databar_mcp.tools.kit.params import WAIT_DEFAULT, AcknowledgeFlag, ForceFlag, WaitSeconds
+from databar_mcp.tools.kit.results import ErrorBody, ErrorCode, ToolFailure, ok_result, with_line
+from databar_mcp.tools.kit.sdk_private import client_cancelled, stream_closed_by_client
+from databar_mcp.tools.kit.task_kit import deliver, iso, note_lost_run, progress_reporter, what_to_check
+from databar_mcp.tools.kit.task_view import TaskView, get_task_call, render
 
 
 class Confirmation(BaseModel):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from databar_mcp.api import errors as api
-from databar_mcp.core.exporting import UnsafeName
-from databar_mcp.core.ledger_backend import LedgerError
+from databar_mcp.core.files.export_writing import UnsafeName
+from databar_mcp.core.ledger.backend import LedgerError
 from databar_mcp.core.shaping import clip
-from databar_mcp.tools.results import ErrorBody, ErrorCode, FieldProblem, ToolFailure
+from databar_mcp.tools.kit.results import ErrorBody, ErrorCode, FieldProblem, ToolFailure
 
 FIELDS_SHOWN = 50  # field problems listed in one error
 PATH_SHOWN = 200  # characters of one field path or problem (a key may be a megabyte long)

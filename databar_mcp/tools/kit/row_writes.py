@@ -16,9 +16,9 @@ from databar_mcp.api.models import (
 )
 from databar_mcp.core.batching import Chunk, RowOutcome, WriteReport, index_ranges, write_in_chunks
 from databar_mcp.core.shaping import escape_text, largest_fitting
-from databar_mcp.tools.context import Services
-from databar_mcp.tools.failures import from_api_error
-from databar_mcp.tools.results import (
+from databar_mcp.tools.kit.context import Services
+from databar_mcp.tools.kit.failures import from_api_error
+from databar_mcp.tools.kit.results import (
     ErrorBody,
     ErrorCode,
     FieldProblem,

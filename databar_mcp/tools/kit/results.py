@@ -91,7 +91,7 @@ def error_result(body: ErrorBody, budget: int = RESULT_BUDGET_CHARS) -> CallTool
     No structuredContent: TypeScript-SDK clients (the MCP Inspector, hosts built on that SDK) validate
     structuredContent against the tool's output schema even when isError is true, so an error body sent
     there is replaced by a schema complaint; text reaches every client intact. The JSON block stands alone,
-    so a result cut to a smaller budget (tools/fitting.py) stays valid JSON.
+    so a result cut to a smaller budget (tools/kit/fitting.py) stays valid JSON.
     """
     summary, body_json = render_error(fit_error(body, budget)).split("\n", 1)
     return CallToolResult(

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from databar_mcp import config
-from databar_mcp.core.ledger_backend import LedgerConn
-from databar_mcp.core.ledger_sqlite import SqliteBackend
-from databar_mcp.core.store import Ledger, Pruned
+from databar_mcp.core.ledger.backend import LedgerConn
+from databar_mcp.core.ledger.sqlite import SqliteBackend
+from databar_mcp.core.ledger.store import Ledger, Pruned
 
 TABLES = ("submissions", "tasks", "results", "mcp_tasks", "spent_rounds")
 

@@ -25,7 +25,7 @@ from databar_mcp.config import Settings
 
 FORMAT: Final = 1  # bump when the file's layout changes
 CACHE_FILE: Final = "cache/tools-list.json"  # under the state dir
-PACKAGE_ROOT: Final = Path(__file__).resolve().parent.parent  # databar_mcp/
+PACKAGE_ROOT: Final = Path(__file__).resolve().parents[2]  # databar_mcp/
 # Packages whose code builds the schemas and the listing besides ours.
 BUILDERS: Final = ("mcp", "mcp_types", "pydantic", "pydantic_core")
 

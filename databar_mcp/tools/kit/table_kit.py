@@ -14,7 +14,7 @@ from databar_mcp.api import DatabarClient, deadline, runs
 from databar_mcp.api.errors import DeadlineReached
 from databar_mcp.api.models import ParamMapping
 from databar_mcp.core.costs import credits_words, settle_run
-from databar_mcp.core.store import CreditsBasis, Submission
+from databar_mcp.core.ledger.store import CreditsBasis, Submission
 from databar_mcp.core.table_runs import (
     ProgressCallback,
     RowStates,
@@ -24,9 +24,9 @@ from databar_mcp.core.table_runs import (
     run_counts,
     wait_for_rows,
 )
-from databar_mcp.tools.context import Services, ToolContext, services
-from databar_mcp.tools.params import FilterCondition, in_place
-from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
+from databar_mcp.tools.kit.context import Services, ToolContext, services
+from databar_mcp.tools.kit.params import FilterCondition, in_place
+from databar_mcp.tools.kit.results import ErrorBody, ErrorCode, ToolFailure, ok_result
 
 ColumnRef = Annotated[str, Field(min_length=1, max_length=256, description="Column name or uuid.")]
 Scalar = str | int | float | bool

@@ -17,7 +17,7 @@ from typing import Any
 from mcp.types import CallToolResult, TextContent
 
 from databar_mcp import config
-from databar_mcp.core.shaping import Cuts, clip_middle, compact_json, shrink
+from databar_mcp.core.shaping import Cuts, clip_middle, compact_json, result_size, shrink
 from databar_mcp.core.users import current_owner
 
 RESULT_URI = "databar://results/{result_id}"
@@ -64,10 +64,8 @@ def _texts(result: CallToolResult) -> list[str]:
 
 
 def size_of(structured: object, texts: list[str]) -> int:
-    """Characters the agent receives, measured as `result_size` does (ASCII-escaped JSON plus the text, with a
-    separator between text blocks)."""
-    data = len(json.dumps(structured if structured is not None else {}, default=str))
-    return data + sum(map(len, texts)) + max(0, len(texts) - 1)
+    """Characters the agent receives: `result_size` of the blocks joined as the client shows them."""
+    return result_size(structured if structured is not None else {}, "\n".join(texts))
 
 
 def _json_text(text: str) -> object | None:

@@ -9,16 +9,16 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from databar_mcp.config import Toolset
-from databar_mcp.core.exporting import ExportFormat, UnsafeName, claim_new_file, export_stem, write_export
-from databar_mcp.tools.context import Services
-from databar_mcp.tools.failures import bad_filename
-from databar_mcp.tools.params import (
+from databar_mcp.core.files.export_writing import ExportFormat, UnsafeName, claim_new_file, export_stem, write_export
+from databar_mcp.tools.kit.context import Services
+from databar_mcp.tools.kit.failures import bad_filename
+from databar_mcp.tools.kit.params import (
     TaskId,
 )
-from databar_mcp.tools.registry import tool
-from databar_mcp.tools.results import ok_result
-from databar_mcp.tools.task_kit import finished_task, inputs_of
-from databar_mcp.tools.task_view import result_rows
+from databar_mcp.tools.kit.registry import tool
+from databar_mcp.tools.kit.results import ok_result
+from databar_mcp.tools.kit.task_kit import finished_task, inputs_of
+from databar_mcp.tools.kit.task_view import result_rows
 
 EXPORT_DESCRIPTION = """\
 Write every row of a finished task, joined to its input row, to a new file in the server's exports folder: \

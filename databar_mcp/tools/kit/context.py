@@ -14,8 +14,8 @@ if TYPE_CHECKING:  # the lifespan builds the client, ledger and runner; the rest
     from databar_mcp.api import DatabarClient
     from databar_mcp.config import Settings
     from databar_mcp.core.catalog import Catalog
+    from databar_mcp.core.ledger.store import Ledger
     from databar_mcp.core.runner import TaskRunner
-    from databar_mcp.core.store import Ledger
     from databar_mcp.core.tasks import TaskService
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from databar_mcp.tools.context import ToolContext
+from databar_mcp.tools.kit.context import ToolContext
 
 
 def client_cancelled(ctx: ToolContext) -> bool:

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 import anyio.to_thread
 
 from databar_mcp.api.statuses import NOT_REUSABLE_STATUSES, TERMINAL_STATUSES, TaskStatus
-from databar_mcp.core.ledger_backend import LedgerBackend, LedgerConn, LedgerError, Row
-from databar_mcp.core.ledger_sqlite import SqliteBackend, out_of_space
-from databar_mcp.core.spool import SPOOL_NAME, Spooled, TaskIdSpool
+from databar_mcp.core.ledger.backend import LedgerBackend, LedgerConn, LedgerError, Row
+from databar_mcp.core.ledger.spool import SPOOL_NAME, Spooled, TaskIdSpool
+from databar_mcp.core.ledger.sqlite import SqliteBackend, out_of_space
 from databar_mcp.core.users import current_owner
 
 if TYPE_CHECKING:
@@ -1183,7 +1183,7 @@ def ledger_for(settings: Settings) -> Ledger:
     """The ledger the settings name: PostgreSQL when DATABAR_MCP_DATABASE_URL is set, else the state dir's SQLite."""
     if settings.database_url is None:
         return Ledger(settings.ledger_path)
-    from databar_mcp.core.ledger_pg import PostgresBackend  # the optional `postgres` extra, only when asked for
+    from databar_mcp.core.ledger.postgres import PostgresBackend  # the optional `postgres` extra, only when asked for
 
     return Ledger(PostgresBackend(settings.database_url.get_secret_value()), spool=settings.state_dir / SPOOL_NAME)
 

@@ -56,15 +56,15 @@ from databar_mcp.core.files import (
 )
 from databar_mcp.core.files.paths import OutputPlace
 from databar_mcp.core.fingerprint import account_id
+from databar_mcp.core.ledger.store import TaskRecord
 from databar_mcp.core.runner import DuplicateRunUnknown, RunOrder
 from databar_mcp.core.shaping import clip, compact_json, truncate_strings
-from databar_mcp.core.store import TaskRecord
 from databar_mcp.core.users import UserLimitReached
-from databar_mcp.tools.context import Services, ToolContext, services
-from databar_mcp.tools.failures import from_api_error
-from databar_mcp.tools.guard import guarded
-from databar_mcp.tools.results import ErrorBody, ErrorCode, ToolFailure, ok_result
-from databar_mcp.tools.running import (
+from databar_mcp.tools.kit.context import Services, ToolContext, services
+from databar_mcp.tools.kit.failures import from_api_error
+from databar_mcp.tools.kit.guard import guarded
+from databar_mcp.tools.kit.results import ErrorBody, ErrorCode, ToolFailure, ok_result
+from databar_mcp.tools.kit.running import (
     PreparedRun,
     RunControls,
     asked_user,
@@ -73,7 +73,7 @@ from databar_mcp.tools.running import (
     settle_spend,
     user_limit,
 )
-from databar_mcp.tools.task_view import Progress, Row, TaskView
+from databar_mcp.tools.kit.task_view import Progress, Row, TaskView
 
 SAMPLE_ROWS = 3
 SAMPLE_CHARS = 300  # a sample row's longest value in the answer

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
-from databar_mcp.core.ledger_backend import LedgerConn, LedgerError, LedgerUnavailable, Row, drive
+from databar_mcp.core.ledger.backend import LedgerConn, LedgerError, LedgerUnavailable, Row, drive
 
 T = TypeVar("T")
 
