@@ -118,7 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="prune tasks finished more than this many days ago (default: DATABAR_MCP_RESULT_RETENTION_DAYS)",
     )
-    prune.add_argument("--vacuum", action="store_true", help="then give the freed space back to the disk (VACUUM)")
+    prune.add_argument(
+        "--vacuum",
+        action="store_true",
+        help=(
+            "then give the freed space back to the disk: SQLite VACUUM, PostgreSQL VACUUM FULL of the pruned tables "
+            "(each table is locked while it is rewritten: run it when the servers are quiet)"
+        ),
+    )
     return parser
 
 

@@ -42,6 +42,7 @@ def render_stats(stats: LedgerStats) -> str:
         f"v6), {size(stats.result_bytes)} stored; oldest kept {oldest}"
     )
     lines.append(f"  task summaries: {stats.unfinished_tasks:,} unfinished, {stats.pruned_tasks:,} pruned to a summary")
+    lines.append(f"  runs without a task (table runs): {stats.pruned_runs:,} pruned to a summary")
     return "\n".join(lines)
 
 
@@ -65,11 +66,15 @@ async def _act(args: argparse.Namespace, settings: Settings, ledger: Ledger) -> 
         return 2, "databar-mcp ledger prune: --older-than-days must be at least 1 (Databar keeps results 24 hours)"
     started = time.monotonic()
     pruned = await prune_all(ledger, keep_s=days * DAY_S)
-    if args.vacuum:
-        await compact(ledger)
-    took = time.monotonic() - started
-    head = (
+    lines = [
         f"pruned {pruned.tasks:,} task(s) finished more than {days:g} day(s) ago to their summary "
-        f"({pruned.results:,} stored result(s) removed) in {took:.1f} s"
-    )
-    return 0, head + "\n" + render_stats(await ledger_stats(ledger))
+        f"({pruned.results:,} stored result(s) removed), {pruned.runs:,} run(s) without a task to their summary "
+        f"and {pruned.handles:,} finished MCP task handle(s) in {time.monotonic() - started:.1f} s"
+    ]
+    if args.vacuum:
+        before = (await ledger_stats(ledger)).total_bytes
+        started = time.monotonic()
+        await compact(ledger)
+        after = (await ledger_stats(ledger)).total_bytes
+        lines.append(f"vacuumed in {time.monotonic() - started:.1f} s: {size(before)} -> {size(after)}")
+    return 0, "\n".join(lines) + "\n" + render_stats(await ledger_stats(ledger))

@@ -17,8 +17,8 @@ import anyio
 from databar_mcp import config
 from databar_mcp.api.errors import DatabarError, NotFoundError, ResultExpired
 from databar_mcp.core.ledger.backend import LedgerError
-from databar_mcp.core.ledger.retention import prune_some
-from databar_mcp.core.ledger.store import UNKNOWN_TO_DATABAR, Ledger
+from databar_mcp.core.ledger.retention import batches_per_pass, prune_some
+from databar_mcp.core.ledger.store import UNKNOWN_TO_DATABAR, Ledger, Pruned
 from databar_mcp.core.runner import TaskRunner
 from databar_mcp.core.users import acting_as
 
@@ -50,19 +50,30 @@ async def track_once(runner: TaskRunner, ledger: Ledger, *, next_in_s: float = c
     return polled
 
 
+async def track_pass(
+    runner: TaskRunner, ledger: Ledger, *, interval_s: float, retention_s: float | None = None
+) -> tuple[int, Pruned]:
+    """One pass: poll what is due, then prune what is past `retention_s` (None: keep forever) at the steady rate
+    of retention.batches_per_pass, so a pruning backlog costs tool calls about 1% of the writer whatever the
+    interval. Returns how many tasks were polled and what was pruned."""
+    polled = await track_once(runner, ledger, next_in_s=interval_s)
+    pruned = Pruned()
+    if retention_s is not None:
+        pruned = await prune_some(ledger, keep_s=retention_s, batches=batches_per_pass(interval_s))
+    return polled, pruned
+
+
 async def track_forever(
     runner: TaskRunner, ledger: Ledger, *, interval_s: float, retention_s: float | None = None
 ) -> None:
-    """Every `interval_s`, poll what is due and prune what is past `retention_s` (None: keep forever); never
-    lets an error end the server."""
+    """Every `interval_s`, a pass (track_pass) if this replica holds the tracker's turn; never lets an error end
+    the server."""
     while True:
         await anyio.sleep(interval_s)
         try:
             async with ledger.tracking_turn() as mine:  # replicas sharing a ledger take turns
                 if mine:
-                    await track_once(runner, ledger, next_in_s=interval_s)
-                    if retention_s is not None:
-                        await prune_some(ledger, keep_s=retention_s)
+                    await track_pass(runner, ledger, interval_s=interval_s, retention_s=retention_s)
         except LedgerError as exc:  # the database restarting, the disk full: the next pass tries again
             logger.warning("task tracking pass skipped: %s", exc)
         except Exception:  # a broken pass must not take the server down; the next one may work

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import anyio
 import pytest
 from mcp import Client
 
+from databar_mcp import config
 from databar_mcp.api import DatabarClient
 from databar_mcp.api.models import BulkWaterfallRequest
 from databar_mcp.app.server import build_server
@@ -19,7 +21,7 @@ from databar_mcp.config import Settings
 from databar_mcp.core.fingerprint import account_id, fingerprint
 from databar_mcp.core.ledger.store import Claim, ledger_for
 from databar_mcp.core.runner import TaskRunner
-from databar_mcp.core.tracker import track_once
+from databar_mcp.core.tracker import track_once, track_pass
 from databar_mcp.sandbox import SandboxServer
 from tests.conftest import BULK_ARGS, LEADS, error_body, lead, make_settings, run_sql, structured, text_of, whole
 from tests.tasks_client import poll_until, raw
@@ -469,3 +471,31 @@ async def test_a_pruned_task_says_so_and_points_to_its_export(
     assert "result was pruned from the local ledger" in text and "DATABAR_MCP_RESULT_RETENTION_DAYS" in text
     assert "Status completed, 4 row(s)" in text
     assert f"Its export is still on disk: {exported['path']}" in text
+
+
+async def test_a_tracker_pass_prunes_a_backlog_at_a_steady_rate_whatever_its_interval(
+    sandbox: SandboxServer, any_settings: Settings
+) -> None:
+    """Regression (issue 26 item 2): every pass pruned up to 1,000 tasks, so with a 2 s interval a ledger holding
+    a year of results spent ~15% of its writer pruning (1M-run SQLite ledger: 0.89x the calls/s of an empty one).
+    A pass now prunes config.PRUNE_TASKS_PER_S x its interval, in short batches; the backlog still drains."""
+    settings = any_settings
+    ledger = ledger_for(settings)
+    for i in range(300):
+        made = await ledger.claim(
+            tool="run_bulk_waterfall", endpoint="waterfalls/email_getter/bulk-run", fingerprint=f"old{i:x<61}",
+            request={}, rows=1, estimated_credits=1.0, window_s=1800, force=False,
+        )  # fmt: skip
+        assert made.submission_id is not None
+        await ledger.accepted(made.submission_id, f"old-{i}", "completed")
+    run_sql(settings, "UPDATE tasks SET completed_at = 1.0")  # finished long ago: all past the retention period
+    async with DatabarClient.from_settings(settings) as client:
+        runner = TaskRunner(
+            client, ledger, account="a", poll_first_s=0.01, poll_cap_s=0.1, duplicate_window_s=1800, settle_s=1
+        )
+        passes = [await track_pass(runner, ledger, interval_s=2.0, retention_s=90 * 86400) for _ in range(5)]
+    await ledger.aclose()
+    pruned = [p.tasks for _, p in passes]
+    per_pass = math.ceil(config.PRUNE_TASKS_PER_S * 2.0 / config.PRUNE_BATCH) * config.PRUNE_BATCH
+    assert pruned[0] == per_pass < 300  # before: all 300 in the first pass
+    assert sum(pruned) == 300 and pruned[-1] == 0  # the backlog drains all the same

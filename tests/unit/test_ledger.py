@@ -24,9 +24,10 @@ from databar_mcp.core.ledger.backend import LedgerBackend, LedgerConn, LedgerUna
 from databar_mcp.core.ledger.postgres import PostgresBackend
 from databar_mcp.core.ledger.retention import ledger_stats, prune_some
 from databar_mcp.core.ledger.sqlite import SqliteBackend
-from databar_mcp.core.ledger.store import MIGRATIONS, Ledger, LedgerError, TaskIdTaken
+from databar_mcp.core.ledger.store import FINISHED_HANDLES_SQL, MIGRATIONS, Ledger, LedgerError, TaskIdTaken
 from databar_mcp.core.rounds import spend_round
 from databar_mcp.core.users import acting_as
+from databar_mcp.mcp_tasks.handles import TERMINAL_STATES, HandleStore
 from tests.postgres_server import PostgresServer, free_port
 
 pytestmark = pytest.mark.anyio
@@ -601,6 +602,64 @@ async def test_results_are_compressed_and_pruning_keeps_a_summary_and_the_spend(
     assert plain is not None and plain.data_json is not None and json.loads(plain.data_json) == rows
     assert await ledger.spend_since(0) == spend and spend.reported == 6.0
     assert (after.rows["results"], after.rows["tasks"], after.pruned_tasks, after.results_plain) == (2, 3, 1, 1)
+
+
+async def test_pruning_takes_table_runs_and_finished_mcp_task_handles_too(make_ledger: Callable[[], Ledger]) -> None:
+    """Issue 26 item 4: a run without a Databar task (a table run) keeps its outcome and measured credits but
+    loses its request past the retention period, like a task's run, and a finished MCP task handle past it is
+    deleted, in the same batches (before: both were kept forever). A handle still working and what is recent
+    stay; the spend figures are the same before and after."""
+    ledger = make_ledger()
+    handles = HandleStore(ledger)
+    made: dict[str, int] = {}
+    for name in ("old", "recent"):
+        claim = await ledger.claim(
+            tool="run_table_enrichment", endpoint=f"tables/{name}/run", fingerprint=f"{name:t<64}",
+            request={"body": {"rows": ["r1", "r2"]}, "scope": {"rows": 2}}, rows=2, estimated_credits=4.0,
+            window_s=1800, force=False,
+        )  # fmt: skip
+        assert claim.submission_id is not None
+        made[name] = claim.submission_id
+        await ledger.settle(claim.submission_id, 3.0, "measured")
+    created = {
+        name: await handles.create(
+            scope="s",
+            generation="2025-11-25",
+            tool="run_bulk_waterfall",
+            request={"rows": [1, 2]},
+            databar_task_id=None,
+            state=state,
+            status_message=None,
+            poll_ms=None,
+            ttl_ms=None,
+            result={"a": 1},
+        )
+        for name, state in (("old done", "completed"), ("old working", "working"), ("recent done", "completed"))
+    }
+
+    async def age(conn: LedgerConn) -> None:
+        await conn.execute("UPDATE submissions SET created_at = created_at - 91 * 86400 WHERE id = ?", (made["old"],))
+        for name in ("old done", "old working"):
+            await conn.execute(
+                "UPDATE mcp_tasks SET updated_at = updated_at - 91 * 86400 WHERE handle_id = ?",
+                (created[name].handle_id,),
+            )
+
+    await ledger.call(age)
+    spend = await ledger.spend_since(0)
+    pruned = await prune_some(ledger, keep_s=90 * 86400)
+    again = await prune_some(ledger, keep_s=90 * 86400)
+    old, recent = await ledger.submission(made["old"]), await ledger.submission(made["recent"])
+    left = {name: await handles.get(handle.handle_id, "s") for name, handle in created.items()}
+    stats = await ledger_stats(ledger)
+    assert (pruned.runs, pruned.handles, again.runs, again.handles) == (1, 1, 0, 0)
+    assert old is not None and old.request == {} and (old.credits_spent, old.estimated_credits) == (3.0, 4.0)
+    assert recent is not None and recent.request == {"body": {"rows": ["r1", "r2"]}, "scope": {"rows": 2}}
+    assert left["old done"] is None and left["old working"] is not None and left["recent done"] is not None
+    assert await ledger.spend_since(0) == spend and stats.pruned_runs == 1
+    # the ledger's SQL list of finished handle states is the handles module's own
+    listed = "(" + ", ".join(f"'{state}'" for state in sorted(TERMINAL_STATES)) + ")"
+    assert listed == FINISHED_HANDLES_SQL
 
 
 def test_readiness_never_waits_behind_the_shared_connection(tmp_path: Path) -> None:

@@ -54,6 +54,10 @@ def _sql_list(statuses: frozenset[TaskStatus]) -> str:
     return "(" + ", ".join(f"'{status.value}'" for status in sorted(statuses)) + ")"
 
 
+SUMMARY_ONLY = "request_json = '{}', pruned_at = ?"  # a pruned run keeps all but its request (the input rows)
+# The terminal states of an MCP task handle (databar_mcp.mcp_tasks.handles owns them; a test checks they agree).
+FINISHED_HANDLES_SQL = "('cancelled', 'completed', 'protocol_error', 'tool_error')"
+
 MIGRATIONS: tuple[str, ...] = (
     # v1
     """
@@ -190,6 +194,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX submissions_by_outcome ON submissions(outcome, created_at);
     CREATE INDEX submissions_by_endpoint ON submissions(endpoint, created_at)
     """,  # noqa: S608 - the status list is built from the enum
+    # v8: what else a year leaves behind goes with the results (issue 26): a run without a Databar task (a table
+    # run, a refused run) is pruned to its summary like a task's run (pruned_at says when), and a finished MCP
+    # task handle is deleted; each has the index its batches are taken from.
+    f"""
+    ALTER TABLE submissions ADD COLUMN pruned_at REAL;
+    CREATE INDEX submissions_prunable ON submissions(created_at) WHERE pruned_at IS NULL AND task_id IS NULL;
+    CREATE INDEX mcp_tasks_finished ON mcp_tasks(updated_at) WHERE state IN {FINISHED_HANDLES_SQL}
+    """,
 )
 
 # What the migrations build: checked at open, so a damaged ledger is refused before anything is sent.
@@ -197,6 +209,7 @@ SCHEMA_TABLES: dict[str, frozenset[str]] = {
     "submissions": frozenset(
         {"id", "tool", "endpoint", "fingerprint", "request_json", "rows", "estimated_credits", "created_at"}
         | {"outcome", "task_id", "error", "owner", "balance_before", "credits_spent", "credits_basis", "settled_at"}
+        | {"pruned_at"}
     ),
     "tasks": frozenset(
         {"task_id", "submission_id", "status", "progress_json", "credits_spent", "rows_total", "rows_with_data"}
@@ -898,45 +911,72 @@ class Ledger:
         return await self._run(work)
 
     async def prune(self, *, finished_before: float, limit: int) -> Pruned:
-        """Shrink up to `limit` tasks finished before `finished_before` to their summary (status, counts, credits,
-        dates): their stored result and their run's request (the input rows) go, the rest stays for spend
-        figures, recovery and the answer that says the result was pruned. One short transaction."""
+        """One short transaction of pruning, up to `limit` of each kind, for what ended before `finished_before`:
+        tasks shrink to their summary (status, counts, credits, dates): their stored result and their run's
+        request (the input rows) go, the rest stays for spend figures, recovery and the answer that says the
+        result was pruned; runs without a task (table runs, refused runs) lose their request the same way and
+        keep their credits; finished MCP task handles are deleted (their Databar task keeps the figures)."""
         now = time.time()
 
         async def work(conn: LedgerConn) -> Pruned:
             await conn.begin("ledger:prune")
             try:
-                rows = await conn.all(
-                    """SELECT task_id, submission_id FROM tasks WHERE pruned_at IS NULL AND completed_at < ?
-                       ORDER BY completed_at LIMIT ?""",
+                tasks, results = await self._prune_tasks(conn, finished_before, limit, now)
+                runs = await self._prune_taskless_runs(conn, finished_before, limit, now)
+                handles = await conn.all(
+                    f"""DELETE FROM mcp_tasks WHERE handle_id IN (
+                            SELECT handle_id FROM mcp_tasks WHERE state IN {FINISHED_HANDLES_SQL} AND updated_at < ?
+                            ORDER BY updated_at LIMIT ?) RETURNING handle_id""",  # noqa: S608 - a fixed list
                     (finished_before, limit),
                 )
-                ids = [str(row[0]) for row in rows]
-                runs = [int(row[1]) for row in rows if row[1] is not None]
-                if not ids:
-                    await conn.commit()
-                    return Pruned()
-                marks = ", ".join("?" * len(ids))
-                gone = await conn.all(
-                    f"DELETE FROM results WHERE task_id IN ({marks}) RETURNING task_id",  # noqa: S608
-                    ids,
-                )
-                await conn.execute(
-                    f"UPDATE tasks SET pruned_at = ?, progress_json = NULL WHERE task_id IN ({marks})",  # noqa: S608
-                    (now, *ids),
-                )
-                if runs:
-                    await conn.execute(
-                        f"UPDATE submissions SET request_json = '{{}}' WHERE id IN ({', '.join('?' * len(runs))})",  # noqa: S608
-                        runs,
-                    )
                 await conn.commit()
-                return Pruned(tasks=len(ids), results=len(gone))
+                return Pruned(tasks=tasks, results=results, runs=runs, handles=len(handles))
             except BaseException:
                 await conn.rollback()
                 raise
 
         return await self._run(work)
+
+    @staticmethod
+    async def _prune_tasks(conn: LedgerConn, finished_before: float, limit: int, now: float) -> tuple[int, int]:
+        rows = await conn.all(
+            """SELECT task_id, submission_id FROM tasks WHERE pruned_at IS NULL AND completed_at < ?
+               ORDER BY completed_at LIMIT ?""",
+            (finished_before, limit),
+        )
+        ids = [str(row[0]) for row in rows]
+        runs = [int(row[1]) for row in rows if row[1] is not None]
+        if not ids:
+            return 0, 0
+        marks = ", ".join("?" * len(ids))
+        gone = await conn.all(f"DELETE FROM results WHERE task_id IN ({marks}) RETURNING task_id", ids)  # noqa: S608
+        await conn.execute(
+            f"UPDATE tasks SET pruned_at = ?, progress_json = NULL WHERE task_id IN ({marks})",  # noqa: S608
+            (now, *ids),
+        )
+        if runs:
+            await conn.execute(
+                f"UPDATE submissions SET {SUMMARY_ONLY} WHERE id IN ({', '.join('?' * len(runs))})",  # noqa: S608
+                (now, *runs),
+            )
+        return len(ids), len(gone)
+
+    @staticmethod
+    async def _prune_taskless_runs(conn: LedgerConn, made_before: float, limit: int, now: float) -> int:
+        """Runs Databar gave no task id (table runs, refused or lost runs): their request goes, their outcome,
+        estimate and measured credits stay (spend history counts them)."""
+        rows = await conn.all(
+            """SELECT id FROM submissions WHERE pruned_at IS NULL AND task_id IS NULL AND created_at < ?
+               ORDER BY created_at LIMIT ?""",
+            (made_before, limit),
+        )
+        ids = [int(row[0]) for row in rows]
+        if ids:
+            await conn.execute(
+                f"UPDATE submissions SET {SUMMARY_ONLY} WHERE id IN ({', '.join('?' * len(ids))})",  # noqa: S608
+                (now, *ids),
+            )
+        return len(ids)
 
     async def _kept_record(self, conn: LedgerConn, accepted: Spooled) -> TaskRecord:
         """A task known only in memory (the disk was full when Databar returned it), as the ledger would show it."""
@@ -1111,10 +1151,22 @@ class Ledger:
 
 @dataclass(frozen=True)
 class Pruned:
-    """What one pruning batch removed: tasks shrunk to their summary, stored results deleted."""
+    """What pruning removed: tasks shrunk to their summary, stored results deleted, runs without a task shrunk to
+    their summary, finished MCP task handles deleted."""
 
     tasks: int = 0
     results: int = 0
+    runs: int = 0
+    handles: int = 0
+
+    def __add__(self, other: Pruned) -> Pruned:
+        return Pruned(
+            self.tasks + other.tasks, self.results + other.results, self.runs + other.runs, self.handles + other.handles
+        )
+
+    def fills(self, batch: int) -> bool:
+        """Whether any kind filled its batch (more of it may wait)."""
+        return max(self.tasks, self.runs, self.handles) >= batch
 
 
 @dataclass
