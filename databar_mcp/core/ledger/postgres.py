@@ -19,6 +19,8 @@ from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any, LiteralString, TypeVar, cast
 
+import anyio
+import anyio.to_thread
 import psycopg
 import psycopg.errors
 from psycopg import conninfo
@@ -188,8 +190,9 @@ class PostgresBackend:
         self._pool_max = max(2, pool_max)  # the tracker's turn holds one connection while its pass uses others
         self._pool: AsyncConnectionPool[PgConnection] | None = None
         self._opening = asyncio.Lock()
-        self._probe_conn: PgConnection | None = None
-        self._probing = asyncio.Lock()
+        self._probe_conn: psycopg.Connection[Any] | None = None  # readiness's own (probe_blocking)
+        self._probe_lock = threading.Lock()
+        self._probe_threads = anyio.CapacityLimiter(1)
 
     @property
     def where(self) -> str:
@@ -297,31 +300,42 @@ class PostgresBackend:
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:  # a restart: one line
             raise LedgerUnavailable(f"the ledger database {self.where} failed: {_reason(exc)}") from None
 
-    async def probe(self) -> None:
-        """On a connection of its own: a pool busy with tool calls would make /readyz queue behind them."""
-        async with self._probing:
+    def probe_blocking(self) -> None:
+        """On a connection of its own, in the calling thread: a pool busy with tool calls, or an event loop busy
+        with them, would make /readyz queue behind them."""
+        with self._probe_lock:
             for fresh in (False, True):  # a connection a restart closed is replaced once, then the failure stands
                 try:
                     if fresh or self._probe_conn is None or self._probe_conn.closed:
-                        await self._close_probe()
-                        self._probe_conn = await self._connect_once()
-                    await self._probe_conn.execute("SELECT 1")
+                        self._close_probe()
+                        self._probe_conn = psycopg.connect(
+                            self._url,
+                            autocommit=True,
+                            connect_timeout=int(config.DATABASE_CONNECT_TIMEOUT_S),
+                            options=f"-c statement_timeout={int(config.READY_STALE_S * 1000)}",
+                        )
+                    self._probe_conn.execute("SELECT 1")
                     return
                 except psycopg.Error as exc:
-                    await self._close_probe()
+                    self._close_probe()
                     if fresh:
                         raise LedgerUnavailable(f"the ledger database {self.where} failed: {_reason(exc)}") from None
 
-    async def _close_probe(self) -> None:
+    async def probe(self) -> None:
+        await anyio.to_thread.run_sync(self.probe_blocking, limiter=self._probe_threads)
+
+    def _close_probe(self) -> None:
         conn, self._probe_conn = self._probe_conn, None
         if conn is not None and not conn.closed:
-            await conn.close()
+            conn.close()
 
     def close(self) -> None:
         """Closing the pool needs the event loop it runs on: aclose() does it (the server's lifespan calls it)."""
+        with self._probe_lock:
+            self._close_probe()
 
     async def aclose(self) -> None:
-        await self._close_probe()
+        await anyio.to_thread.run_sync(self.close)
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()

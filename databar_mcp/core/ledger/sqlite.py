@@ -22,6 +22,9 @@ from databar_mcp.core.ledger.backend import LedgerConn, LedgerError, LedgerUnava
 T = TypeVar("T")
 
 BUSY_TIMEOUT_S = 30.0
+# A WAL reader waits for nothing but a file locked outright (another process in exclusive mode, a recovery):
+# readiness says so after this long rather than hanging.
+PROBE_BUSY_TIMEOUT_S = 1.0
 
 
 def unusable(path: Path, exc: BaseException) -> LedgerError | None:
@@ -182,16 +185,16 @@ class SqliteBackend:
 
         return await anyio.to_thread.run_sync(work)
 
-    async def probe(self) -> None:
-        def read() -> None:
-            with self._probe_lock:
-                if self._probe_conn is None:
-                    self._probe_conn = sqlite3.connect(
-                        self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-                    )
-                self._probe_conn.execute("PRAGMA user_version").fetchone()
+    def probe_blocking(self) -> None:
+        with self._probe_lock:
+            if self._probe_conn is None:
+                self._probe_conn = sqlite3.connect(
+                    self.path, timeout=PROBE_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+                )
+            self._probe_conn.execute("PRAGMA user_version").fetchone()
 
-        await anyio.to_thread.run_sync(read, limiter=self._probe_threads)
+    async def probe(self) -> None:
+        await anyio.to_thread.run_sync(self.probe_blocking, limiter=self._probe_threads)
 
     def unusable(self, exc: BaseException) -> LedgerError | None:
         return unusable(self.path, exc)

@@ -26,8 +26,10 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import anyio.to_thread
 
+from databar_mcp import config
 from databar_mcp.api.statuses import NOT_REUSABLE_STATUSES, TERMINAL_STATUSES, TaskStatus
 from databar_mcp.core.ledger.backend import LedgerBackend, LedgerConn, LedgerError, Row
+from databar_mcp.core.ledger.readiness import ReadinessWatch
 from databar_mcp.core.ledger.spool import SPOOL_NAME, Spooled, TaskIdSpool
 from databar_mcp.core.ledger.sqlite import SqliteBackend, out_of_space
 from databar_mcp.core.users import current_owner
@@ -365,6 +367,7 @@ class Ledger:
         self._unwritten_accepts: dict[int, Spooled] = {}
         self._unwritten_tasks: dict[str, Task] = {}
         self._written: list[int] = []  # spooled submissions the last replay wrote (their slots are freed after)
+        self._readiness: ReadinessWatch | None = None
 
     @property
     def where(self) -> str:
@@ -482,10 +485,27 @@ class Ledger:
 
     def close(self) -> None:
         """Close a SQLite ledger's connection (a PostgreSQL pool closes in aclose)."""
+        self._stop_readiness()
         self._db.close()
 
     async def aclose(self) -> None:
+        await anyio.to_thread.run_sync(self._stop_readiness)
         await self._db.aclose()
+
+    def readiness(
+        self, *, interval_s: float = config.READY_CHECK_INTERVAL_S, stale_s: float = config.READY_STALE_S
+    ) -> ReadinessWatch:
+        """What /readyz answers from without awaiting: checked every `interval_s` by a thread of its own, started
+        on the first call (whose timings hold). Only for an opened ledger."""
+        if self._readiness is None:
+            self._readiness = ReadinessWatch(self._db.probe_blocking, interval_s=interval_s, stale_s=stale_s)
+            self._readiness.start()
+        return self._readiness
+
+    def _stop_readiness(self) -> None:
+        watch, self._readiness = self._readiness, None
+        if watch is not None:
+            watch.stop()
 
     async def open(self) -> None:
         await self._run(_nothing)
