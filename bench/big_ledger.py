@@ -14,6 +14,7 @@ import argparse
 import hashlib
 import json
 import random
+import shutil
 import sqlite3
 import tempfile
 import time
@@ -183,6 +184,21 @@ def build_sqlite(path: Path, runs: int, samples: Samples, now: float) -> float:
             conn.execute(sql)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return time.monotonic() - started
+
+
+def sqlite_ledger(path: Path, runs: int, samples: Samples, cache: Path | None) -> None:
+    """Build the prefilled SQLite ledger at `path`, or copy it from `cache` (built there first when missing:
+    building a million runs takes minutes, copying seconds). The cache's name should say its size."""
+    if cache is None:
+        build_sqlite(path, runs, samples, time.time())
+        return
+    if not cache.exists():
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_name(cache.name + ".partial")
+        partial.unlink(missing_ok=True)
+        build_sqlite(partial, runs, samples, time.time())
+        partial.rename(cache)
+    shutil.copyfile(cache, path)
 
 
 def build_postgres(url: str, runs: int, samples: Samples, now: float) -> float:

@@ -21,16 +21,18 @@ import random
 import statistics
 import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 
-from bench.big_ledger import USERS, build_postgres, build_sqlite, sample_runs
+from bench.big_ledger import USERS, build_postgres, sample_runs, sqlite_ledger
+from databar_mcp.api.models import Task
 from databar_mcp.core.ledger.backend import LedgerConn
 from databar_mcp.core.ledger.postgres import PostgresBackend
-from databar_mcp.core.ledger.retention import compact, ledger_stats, prune_all
+from databar_mcp.core.ledger.retention import batches_per_pass, compact, ledger_stats, prune_all, prune_some
 from databar_mcp.core.ledger.store import TERMINAL_SQL, Ledger
 from databar_mcp.core.users import acting_as
 
@@ -86,6 +88,23 @@ async def measure(ledger: Ledger, task_ids: list[str], owners: dict[str, str], *
         50, lambda i: _as(f"user{i % USERS:02d}", ledger.recent(limit=20, offset=0, unfinished_only=True))
     )
     figures["tracker pass (ledger's share)"] = await timed(20, lambda i: ledger.due(limit=50, next_in_s=0))
+
+    async def writes(i: int) -> None:  # what each run_bulk_waterfall call writes: the e2e load's ledger work
+        with acting_as(f"user{i % USERS:02d}"):
+            name = uuid.uuid4().hex
+            claim = await ledger.claim(
+                tool="run_bulk_waterfall", endpoint="waterfalls/email_getter/bulk-run", fingerprint=name * 2,
+                request={"params": [{"n": i}]}, rows=1, estimated_credits=1.0, window_s=1800, force=False,
+            )  # fmt: skip
+            assert claim.submission_id is not None
+            await ledger.accepted(claim.submission_id, name, "processing")
+            await ledger.observe(Task(task_id=name, status="completed", data=[{"n": i}], credits_spent=1.0))
+
+    figures["a run's writes (claim, accepted, observe)"] = await timed(100, writes)
+    batches = batches_per_pass(2.0)
+    figures["tracker pass's pruning (2 s interval)"] = await timed(
+        5, lambda i: prune_some(ledger, keep_s=90 * DAY_S, batches=batches)
+    )
     figures["spend today"] = await timed(20, lambda i: ledger.spend_since(now - DAY_S))
     for name, sql in MAIN_SQL.items():
         params = ("user07",) if "?" in sql else ()
@@ -144,6 +163,8 @@ async def scenario(ledger: Ledger, *, main_samples: int, prune: bool) -> dict[st
     out["prune"] = {
         "tasks_pruned": pruned.tasks,
         "results_removed": pruned.results,
+        "taskless_runs_pruned": pruned.runs,
+        "mcp_task_handles_removed": pruned.handles,
         "prune_s": round(prune_s, 1),
         "vacuum_s": round(vacuum_s, 1),
         "bytes_before": before.total_bytes,
@@ -176,6 +197,12 @@ def main() -> int:
     parser.add_argument("--main-samples", type=int, default=5, help="samples of main's (slow) statements")
     parser.add_argument("--no-prune", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--sqlite-ledger-cache",
+        type=Path,
+        default=None,
+        help="keep the built SQLite ledger here and copy it on later runs (built first when missing)",
+    )
     args = parser.parse_args()
     samples = anyio.run(sample_runs)
     report: dict[str, Any] = {
@@ -190,7 +217,9 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="ledger-scale-") as tmp:
             if backend == "sqlite":
                 path = Path(tmp) / "ledger.sqlite3"
-                built = build_sqlite(path, args.runs, samples, now)
+                started = time.monotonic()
+                sqlite_ledger(path, args.runs, samples, args.sqlite_ledger_cache)
+                built = time.monotonic() - started
                 ledger = Ledger(path)
                 server = None
             else:

@@ -52,13 +52,14 @@ import psycopg
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from bench.big_ledger import build_postgres, build_sqlite, sample_runs
+from bench.big_ledger import build_postgres, sample_runs, sqlite_ledger
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
 
 BULK_RUN = "POST /v1/waterfalls/{identifier}/bulk-run"
 KEY = "sk-replicas-bench-0a1b2c3d4e"
 SHARED_INPUTS = 5  # identical runs are drawn from these
-OUT = Path(__file__).resolve().parent / "results" / "replicas.tmp"
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "results" / "replicas.tmp"
 
 
 def free_port() -> int:
@@ -271,21 +272,17 @@ async def agent(url: str, index: int, until: float, load: Load, rng: random.Rand
             await anyio.sleep(0.1)
 
 
-async def sample_ready(replicas: list[Replica], until: float, load: Load) -> None:
-    """What haproxy's health check sees, timed: a replica whose /readyz waits behind a query is taken out."""
-    async with httpx2.AsyncClient(timeout=10) as http:
-        while time.monotonic() < until:
-            for replica in replicas:
-                if replica.proc is None or replica.proc.poll() is not None:
-                    continue  # killed on purpose
-                started = time.monotonic()
-                try:
-                    reply = await http.get(f"http://127.0.0.1:{replica.port}/readyz")
-                except httpx2.TransportError:
-                    continue  # being killed or restarted
-                load.ready_ms.append((time.monotonic() - started) * 1000)
-                load.ready_failures += reply.status_code != 200
-            await anyio.sleep(0.25)
+async def sample_ready(replicas: list[Replica], until: float, load: Load, folder: Path) -> None:
+    """What haproxy's health check sees, timed from a process of its own (bench/readyz_probe.py): timed in this
+    process, the figure also held this event loop, busy with every agent's client and the sandbox."""
+    out = folder / "readyz.json"
+    ports = ",".join(str(r.port) for r in replicas)
+    seconds = max(0.0, until - time.monotonic())
+    command = [sys.executable, "-m", "bench.readyz_probe", "--ports", ports, "--seconds", f"{seconds:.1f}"]
+    await anyio.run_process([*command, "--out", str(out)], stdout=None, stderr=None, cwd=ROOT)
+    figures = json.loads(out.read_text())
+    load.ready_ms.extend(float(ms) for ms in figures["ms"])
+    load.ready_failures += int(figures["not_ready"])
 
 
 async def sample_load(until: float, load: Load) -> None:
@@ -399,7 +396,7 @@ async def measure(
         victim = group.replicas[-1]
         async with anyio.create_task_group() as tg:
             tg.start_soon(sample_load, until, load)
-            tg.start_soon(sample_ready, group.replicas, until, load)
+            tg.start_soon(sample_ready, group.replicas, until, load, workdir)
             for i in range(agents):
                 tg.start_soon(agent, group.lb_url, i, until, load, random.Random(i))
             if kill:
@@ -481,8 +478,8 @@ async def main_async(args: argparse.Namespace) -> list[Figures]:
                         else:
                             (folder / "state").mkdir()
                             path = folder / "state" / "ledger.sqlite3"
-                            await anyio.to_thread.run_sync(build_sqlite, path, runs, samples, time.time())
-                        print(f"{backend}: a {runs:,}-run ledger built in {time.monotonic() - started:.0f} s")
+                            await anyio.to_thread.run_sync(sqlite_ledger, path, runs, samples, args.sqlite_ledger_cache)
+                        print(f"{backend}: a {runs:,}-run ledger ready in {time.monotonic() - started:.0f} s")
                     figures.append(
                         await measure(
                             sandbox,
@@ -517,6 +514,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=OUT, help=f"logs and tracebacks are kept here (default {OUT})")
     parser.add_argument(
         "--ledger-runs", type=int, default=0, help="also run the same load on a ledger holding this many runs"
+    )
+    parser.add_argument(
+        "--sqlite-ledger-cache",
+        type=Path,
+        default=None,
+        help="keep the prefilled SQLite ledger here and copy it on later runs (built first when missing)",
     )
     args = parser.parse_args()
     figures = anyio.run(main_async, args)
