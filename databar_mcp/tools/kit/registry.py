@@ -102,7 +102,6 @@ def bound(spec: ToolSpec, box: Toolbox) -> Callable[..., Awaitable[CallToolResul
     params: list[inspect.Parameter] = []
     service_names: list[str] = []
     box_names: list[str] = []
-    added: list[inspect.Parameter] = []
     context_name: str | None = None
     for param in inspect.signature(spec.fn).parameters.values():
         annotation = hints.get(param.name, param.annotation)
@@ -115,12 +114,7 @@ def bound(spec: ToolSpec, box: Toolbox) -> Callable[..., Awaitable[CallToolResul
         if _is_context(annotation):
             context_name = param.name
         params.append(param.replace(annotation=annotation))
-    for param in (p for p in list(params) if get_origin(p.annotation) is Annotated):
-        # a resolved value whose resolver reads more tool arguments (RunControls): the tool takes them too
-        added.extend(
-            cast("tuple[inspect.Parameter, ...]", getattr(get_args(param.annotation)[0], "TOOL_PARAMETERS", ()))
-        )
-    params = [settled(p, settings) for p in (*params, *added)]
+    params = [settled(p, settings) for p in params]
     keep_context = context_name is not None
     if context_name is None:
         context_name = INJECTED_CONTEXT
@@ -130,8 +124,6 @@ def bound(spec: ToolSpec, box: Toolbox) -> Callable[..., Awaitable[CallToolResul
 
     async def call(**arguments: Any) -> CallToolResult:
         ctx: ToolContext = arguments[context_name] if keep_context else arguments.pop(context_name)
-        for param in added:  # read by the resolver, not the body
-            del arguments[param.name]
         for service_name in service_names:
             arguments[service_name] = services(ctx)
         for box_name in box_names:
