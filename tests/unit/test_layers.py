@@ -18,7 +18,7 @@ from types import ModuleType
 
 PACKAGE = Path(__file__).resolve().parents[2] / "databar_mcp"
 
-RANK = {"config": 0, "api": 1, "core": 2, "tools": 3, "mcp_tasks": 4, "ui": 4, "app": 5}
+RANK = {"config": 0, "startup": 0, "api": 1, "core": 2, "tools": 3, "mcp_tasks": 4, "ui": 4, "app": 5}
 
 
 def layer_of(module: str) -> str | None:
