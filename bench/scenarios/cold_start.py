@@ -84,7 +84,7 @@ async def run(ctx: Context) -> list[Row]:
             "ms (median)",
             None if floor_share is None else floor_share <= BARE_TARGET,
             f"reference: {bare.NAME} (bench/reference/bare_server.py), spawned the same way; ours pauses the "
-            "garbage collector while it builds its server (app/cli.py serve), the bare one runs with the defaults",
+            "garbage collector while it builds its server (databar_mcp/startup.py); the bare one runs with defaults",
         ),
         Row(
             "2. cold start, listing not cached yet, vs bare",
