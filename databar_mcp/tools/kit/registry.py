@@ -8,7 +8,8 @@ context) and a read-only server can never write or spend. Without a toolset choi
 but only the default ones are listed; enable_toolsets lists the others on request (github-mcp-server's
 dynamic toolsets). A tool of a toolset not listed yet is recorded but registered with the SDK (which builds
 its schemas, most of a start's own cost) only when enable_toolsets lists it or it is called. When the start's
-listing is cached (see listing_cache), no tool is given to the SDK, nor its module imported, before its first call.
+listing is cached (databar_mcp/startup.py), no tool is given to the SDK, nor its module imported, before its
+first call.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, ToolAnnotations
 
 from databar_mcp.config import CORE_TOOLS, TOOLSETS, Settings
+from databar_mcp.startup import KnownTool, Listing, ListingCache
 from databar_mcp.tools.kit.context import Services, ToolContext, services
-from databar_mcp.tools.kit.listing_cache import KnownTool, Listing, ListingCache
 
 F = TypeVar("F", bound=Callable[..., Awaitable[CallToolResult]])
 TOOLSET_META_KEY = "io.databar/toolset"
