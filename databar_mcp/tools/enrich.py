@@ -32,6 +32,7 @@ from databar_mcp.tools.kit.params import (
     SkipBadRows,
     WaitSeconds,
     WaterfallId,
+    wait_within,
 )
 from databar_mcp.tools.kit.registry import tool
 from databar_mcp.tools.kit.running import (
@@ -295,6 +296,7 @@ async def run_bulk_waterfall(
     force: ForceFlag = False,
     acknowledge_possible_double_billing: AcknowledgeFlag = False,
 ) -> Annotated[CallToolResult, TaskView]:
+    wait_seconds = wait_within(wait_seconds, services(ctx).settings)
     run = RunControls(ctx, spend, resend, wait_seconds, force, acknowledge_possible_double_billing)
     args = file_args(input_file, columns, skip_bad_rows, output_file)
     if args is None or params is not None:
@@ -327,6 +329,7 @@ async def run_bulk_enrichment(
     force: ForceFlag = False,
     acknowledge_possible_double_billing: AcknowledgeFlag = False,
 ) -> Annotated[CallToolResult, TaskView]:
+    wait_seconds = wait_within(wait_seconds, services(ctx).settings)
     run = RunControls(ctx, spend, resend, wait_seconds, force, acknowledge_possible_double_billing)
     args = file_args(input_file, columns, skip_bad_rows, output_file)
     if args is None or params is not None:

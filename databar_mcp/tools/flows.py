@@ -16,7 +16,7 @@ from databar_mcp.api.models import BulkFlowRunRequest, Flow
 from databar_mcp.config import Toolset
 from databar_mcp.core.catalog import RunPlan
 from databar_mcp.core.files import InputSpec
-from databar_mcp.tools.kit.context import Services, ToolContext, services
+from databar_mcp.tools.kit.context import ToolContext, services
 from databar_mcp.tools.kit.file_runs import FileArgs, FileTarget, exactly_one, execute_file, guard_prepare
 from databar_mcp.tools.kit.flow_kit import FlowId, flow_and_cost
 from databar_mcp.tools.kit.params import (
@@ -30,6 +30,7 @@ from databar_mcp.tools.kit.params import (
     RunInputFile,
     SkipBadRows,
     WaitSeconds,
+    wait_within,
 )
 from databar_mcp.tools.kit.registry import tool
 from databar_mcp.tools.kit.results import ok_result
@@ -207,7 +208,8 @@ found). Costs credits: up to rows × the flow's max per run (estimated_credits).
     destructive=False,
     idempotent=True,
 )
-async def list_flows(svc: Services) -> Annotated[CallToolResult, FlowList]:
+async def list_flows(ctx: ToolContext) -> Annotated[CallToolResult, FlowList]:
+    svc = services(ctx)
     flows = [flow_out(f) for f in await svc.client.list_flows()]
     lines = [f"{len(flows)} flow(s):"]
     lines += [f"- {f.id}: {f.name} (inputs {[i.id for i in f.inputs]} → {f.outputs})" for f in flows]
@@ -225,9 +227,10 @@ async def list_flows(svc: Services) -> Annotated[CallToolResult, FlowList]:
 )
 async def get_flow(
     flow_id: FlowId,
-    svc: Services,
+    ctx: ToolContext,
     runs: Annotated[int, Field(ge=1, le=config.MAX_BULK_ROWS)] = 1,
 ) -> Annotated[CallToolResult, FlowDetailOut]:
+    svc = services(ctx)
     flow, cost = await flow_and_cost(svc, flow_id)
     nodes = cast(Any, flow.config or {}).get("nodes")
     out = FlowDetailOut(
@@ -273,6 +276,7 @@ async def run_bulk_flow(
     force: ForceFlag = False,
     acknowledge_possible_double_billing: AcknowledgeFlag = False,
 ) -> Annotated[CallToolResult, TaskView]:
+    wait_seconds = wait_within(wait_seconds, services(ctx).settings)
     run = RunControls(ctx, spend, resend, wait_seconds, force, acknowledge_possible_double_billing)
     if input_file is None or inputs is not None:
         return await execute(run, call)

@@ -49,6 +49,7 @@ from databar_mcp.tools.kit.params import (
     ForceFlag,
     TableId,
     WaitSeconds,
+    wait_within,
 )
 from databar_mcp.tools.kit.registry import tool
 from databar_mcp.tools.kit.results import ErrorBody, ErrorCode, ToolFailure, ok_result
@@ -336,7 +337,7 @@ async def add_table_enrichment(
     table_uuid: TableId,
     enrichment: Annotated[CatalogId | WaterfallName, Field(description="Enrichment id or waterfall identifier.")],
     mapping: EnrichmentMapping,
-    svc: Services,
+    ctx: ToolContext,
     launch_strategy: Annotated[
         LaunchStrategy, Field(description="run_on_update re-runs a row when its mapped columns change (bills).")
     ] = "run_on_click",
@@ -346,6 +347,7 @@ async def add_table_enrichment(
     ] = None,
     email_verifier: Annotated[int | None, Field(ge=1, description="Waterfall only: email verifier id.")] = None,
 ) -> Annotated[CallToolResult, AddedOut]:
+    svc = services(ctx)
     if isinstance(enrichment, str) and enrichment.isdigit():
         enrichment = int(enrichment)  # an id sent as a string is still an id (no waterfall is all digits)
     if isinstance(enrichment, str):
@@ -424,7 +426,8 @@ async def _add_waterfall(
     destructive=False,
     idempotent=True,
 )
-async def list_table_enrichments(table_uuid: TableId, svc: Services) -> Annotated[CallToolResult, AttachedList]:
+async def list_table_enrichments(table_uuid: TableId, ctx: ToolContext) -> Annotated[CallToolResult, AttachedList]:
+    svc = services(ctx)
     columns = await svc.client.table_columns(table_uuid)
     found: list[AttachedOut] = []
     for kind, items in (
@@ -471,13 +474,14 @@ async def list_table_enrichments(table_uuid: TableId, svc: Services) -> Annotate
 async def update_table_enrichment(
     table_uuid: TableId,
     enrichment_id: TableEnrichmentId,
-    svc: Services,
+    ctx: ToolContext,
     mapping: Annotated[
         dict[Annotated[str, Field(min_length=1, max_length=256)], Source] | None,
         Field(max_length=50),
     ] = None,
     launch_strategy: LaunchStrategy | None = None,
 ) -> Annotated[CallToolResult, AttachedOut]:
+    svc = services(ctx)
     if mapping is None and launch_strategy is None:
         raise ToolFailure(_issues("Nothing to change.", [FieldIssue("mapping", "give mapping or launch_strategy")]))
     updated = await svc.client.update_table_enrichment(
@@ -503,7 +507,6 @@ async def run_table_enrichment(
     table_uuid: TableId,
     enrichment_id: TableEnrichmentId,
     ctx: ToolContext,
-    svc: Services,
     spend: Annotated[SpendOutcome, Resolve(table_run_spend)],
     resend: Annotated[ResendOutcome, Resolve(table_run_resend)],
     run_strategy: Strategy = "run_empty",
@@ -512,6 +515,8 @@ async def run_table_enrichment(
     force: ForceFlag = False,
     acknowledge_possible_double_billing: AcknowledgeFlag = False,
 ) -> Annotated[CallToolResult, TableRunView]:
+    svc = services(ctx)
+    wait_seconds = wait_within(wait_seconds, svc.settings)
     started_at = time.monotonic()
     run = RunControls(ctx, spend, resend, wait_seconds, force, acknowledge_possible_double_billing)
     prepared = await prepare_table_run(ctx, table_uuid, enrichment_id, run_strategy, row_ids)
@@ -570,9 +575,10 @@ async def wait_table_enrichment(
     table_uuid: TableId,
     enrichment_id: TableEnrichmentId,
     ctx: ToolContext,
-    svc: Services,
     wait_seconds: WaitSeconds = WAIT_DEFAULT,
 ) -> Annotated[CallToolResult, TableRunView]:
+    svc = services(ctx)
+    wait_seconds = wait_within(wait_seconds, svc.settings)
     started_at = time.monotonic()
 
     endpoints = (

@@ -55,3 +55,26 @@ def test_every_tool_lists_and_accepts_exactly_the_arguments_its_signature_declar
         if not own == listed == accepted:
             wrong.append(f"{tool.name}: declares {own}, lists {listed}, accepts {accepted}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_no_registered_tool_has_a_manufactured_signature(tmp_path: Path) -> None:
+    """What the SDK registers is the tool as written, wrapped only for its errors: no `__signature__` or
+    annotations set behind the tool's back, and the signature the SDK reads is the function's own."""
+    settings = Settings(api_key=SecretStr("unused"), base_url="http://127.0.0.1:9/v1", state_dir=tmp_path)
+    server = MCPServer[Services](name="signatures")
+    box = Toolbox(server, settings)  # the default listing too: enable_toolsets is registered by its toolset
+    load(box)
+    box.list_toolsets(TOOLSETS, "everyone")  # every toolset given to the SDK
+    registered = server._tool_manager.list_tools()  # pyright: ignore[reportPrivateUsage]
+    assert len(registered) == len(box.registered) > 50
+    assert "enable_toolsets" in box.registered
+    made: list[str] = []
+    for tool in registered:
+        written = inspect.unwrap(tool.fn)
+        if "__signature__" in vars(tool.fn) or "__signature__" in vars(written):
+            made.append(f"{tool.name}: __signature__ set")
+        if written.__name__ != tool.name:
+            made.append(f"{tool.name}: registered {written.__qualname__}")
+        if inspect.signature(tool.fn) != inspect.signature(written, follow_wrapped=False):
+            made.append(f"{tool.name}: the SDK reads another signature than the function's")
+    assert not made, "\n".join(made)
