@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from databar_mcp.config import Toolset
 from databar_mcp.core.ledger.store import SpendTotals
-from databar_mcp.tools.kit.context import Services
+from databar_mcp.tools.kit.context import ToolContext, services
 from databar_mcp.tools.kit.registry import tool
 from databar_mcp.tools.kit.results import ok_result
 
@@ -46,7 +46,8 @@ spent today. Free. Check the balance before a large run."""
     destructive=False,
     idempotent=True,
 )
-async def get_account(svc: Services) -> Annotated[CallToolResult, Account]:
+async def get_account(ctx: ToolContext) -> Annotated[CallToolResult, Account]:
+    svc = services(ctx)
     user = await svc.client.get_user()
     midnight = time.time() // 86_400 * 86_400
     totals = await svc.ledger.spend_since(midnight)

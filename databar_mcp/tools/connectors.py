@@ -11,7 +11,7 @@ from databar_mcp.api.models import Connector, ConnectorCreate, ConnectorMethod, 
 from databar_mcp.config import Toolset
 from databar_mcp.core.logs import add_secrets
 from databar_mcp.core.shaping import escape_text
-from databar_mcp.tools.kit.context import Services
+from databar_mcp.tools.kit.context import ToolContext, services
 from databar_mcp.tools.kit.registry import tool
 from databar_mcp.tools.kit.results import ErrorBody, ErrorCode, FieldProblem, ToolFailure, fitted_result, ok_result
 
@@ -170,7 +170,7 @@ async def create_connector(
     name: Annotated[str, Field(min_length=1, max_length=config.CONNECTOR_NAME_MAX)],
     method: Method,
     url: Annotated[str, Field(min_length=1, max_length=config.CONNECTOR_URL_MAX, pattern=r"^https?://\S+$")],
-    svc: Services,
+    ctx: ToolContext,
     type: Kind = ConnectorType.ENRICHMENT,
     headers: NameValues = None,
     parameters: NameValues = None,
@@ -182,6 +182,7 @@ async def create_connector(
     rate_limit: Annotated[int | None, Field(ge=1, description="Requests per minute.")] = None,
     max_concurrency: Annotated[int | None, Field(ge=1)] = None,
 ) -> Annotated[CallToolResult, ConnectorOut]:
+    svc = services(ctx)
     add_secrets(*(h.value for h in headers or ()))
     request = ConnectorCreate(
         name=name,
@@ -209,8 +210,9 @@ async def create_connector(
     idempotent=True,
 )
 async def list_connectors(
-    svc: Services, connector_id: ConnectorId | None = None
+    ctx: ToolContext, connector_id: ConnectorId | None = None
 ) -> Annotated[CallToolResult, ConnectorList]:
+    svc = services(ctx)
     if connector_id is not None:
         found = [connector_out(await svc.client.get_connector(connector_id))]
     else:
@@ -237,7 +239,7 @@ async def list_connectors(
 )
 async def update_connector(
     connector_id: ConnectorId,
-    svc: Services,
+    ctx: ToolContext,
     name: Annotated[str | None, Field(min_length=1, max_length=config.CONNECTOR_NAME_MAX)] = None,
     method: Method | None = None,
     url: Annotated[
@@ -251,6 +253,7 @@ async def update_connector(
     rate_limit: Annotated[int | None, Field(ge=1)] = None,
     max_concurrency: Annotated[int | None, Field(ge=1)] = None,
 ) -> Annotated[CallToolResult, ConnectorOut]:
+    svc = services(ctx)
     given: dict[str, object] = {
         "name": name,
         "method": method,
@@ -288,7 +291,8 @@ async def update_connector(
     destructive=True,
     idempotent=True,
 )
-async def delete_connector(connector_id: ConnectorId, svc: Services) -> Annotated[CallToolResult, Deleted]:
+async def delete_connector(connector_id: ConnectorId, ctx: ToolContext) -> Annotated[CallToolResult, Deleted]:
+    svc = services(ctx)
     await svc.client.delete_connector(connector_id)
     out = Deleted(id=connector_id, deleted=True, message=f"Connector {connector_id} deleted.")
     return ok_result(out, out.message)

@@ -11,7 +11,7 @@ from databar_mcp.config import Toolset
 from databar_mcp.core.catalog import default_in_text
 from databar_mcp.core.finding import Found, find, waterfalls_for
 from databar_mcp.core.shaping import escape_text
-from databar_mcp.tools.kit.context import Services
+from databar_mcp.tools.kit.context import ToolContext, services
 from databar_mcp.tools.kit.params import (
     EnrichmentId,
     WaterfallId,
@@ -292,12 +292,13 @@ email verifiers. Free. Next: run_bulk_waterfall."""
     idempotent=True,
 )
 async def search_enrichments(
-    svc: Services,
+    ctx: ToolContext,
     query: Annotated[str | None, Field(max_length=200, description="What data, e.g. 'work email'.")] = None,
     category: Annotated[str | None, Field(max_length=100, description="Category, e.g. 'people'.")] = None,
     page: Annotated[int, Field(ge=1, le=10_000, description="Page, from 1.")] = 1,
     limit: Annotated[int, Field(ge=1, le=50, description="Results per page.")] = SEARCH_LIMIT,
 ) -> Annotated[CallToolResult, EnrichmentSearch]:
+    svc = services(ctx)
     found = await find(svc.catalog, query, category)
     start = (page - 1) * limit
     window = found.entries[start : start + limit]
@@ -351,7 +352,8 @@ async def search_enrichments(
     destructive=False,
     idempotent=True,
 )
-async def get_enrichment(enrichment_id: EnrichmentId, svc: Services) -> Annotated[CallToolResult, EnrichmentOut]:
+async def get_enrichment(enrichment_id: EnrichmentId, ctx: ToolContext) -> Annotated[CallToolResult, EnrichmentOut]:
+    svc = services(ctx)
     out = enrichment_out(await svc.catalog.enrichment(enrichment_id), full=True)
     return ok_result(out, escape_text(render_enrichment(out)))
 
@@ -368,11 +370,12 @@ async def get_enrichment(enrichment_id: EnrichmentId, svc: Services) -> Annotate
 async def get_param_choices(
     enrichment_id: EnrichmentId,
     param: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")],
-    svc: Services,
+    ctx: ToolContext,
     query: Annotated[str | None, Field(max_length=200, description="Filter values by name.")] = None,
     page: Annotated[int, Field(ge=1, le=10_000)] = 1,
     limit: Annotated[int, Field(ge=1, le=500)] = 50,
 ) -> Annotated[CallToolResult, ChoicesOut]:
+    svc = services(ctx)
     got = await svc.client.param_choices(enrichment_id, param, q=query, page=page, limit=limit)
     items = [{"id": c.id, "name": c.name} for c in got.items]
     filtered = f", query={query!r}" if query else ""
@@ -411,12 +414,13 @@ async def get_param_choices(
     idempotent=True,
 )
 async def list_waterfalls(
-    svc: Services,
+    ctx: ToolContext,
     query: Annotated[
         str | None,
         Field(max_length=200, description="Words for the data wanted, e.g. 'mobile phone'; best match first."),
     ] = None,
 ) -> Annotated[CallToolResult, WaterfallList]:
+    svc = services(ctx)
     listed = await svc.client.list_waterfalls()
     found = [waterfall_out(w) for w in (waterfalls_for(listed, query) if query else listed)]
 
@@ -435,6 +439,7 @@ async def list_waterfalls(
     destructive=False,
     idempotent=True,
 )
-async def get_waterfall(waterfall: WaterfallId, svc: Services) -> Annotated[CallToolResult, WaterfallOut]:
+async def get_waterfall(waterfall: WaterfallId, ctx: ToolContext) -> Annotated[CallToolResult, WaterfallOut]:
+    svc = services(ctx)
     out = waterfall_out(await svc.catalog.get(waterfall), full=True)
     return ok_result(out, escape_text(render_waterfall(out)))

@@ -28,6 +28,7 @@ from databar_mcp.tools.kit.params import (
     RowFilter,
     TableId,
     WaitSeconds,
+    wait_within,
 )
 from databar_mcp.tools.kit.registry import tool
 from databar_mcp.tools.kit.results import ErrorBody, ErrorCode, ToolFailure, ok_result
@@ -235,10 +236,11 @@ run_table_enrichment (follow next_call)."""
     idempotent=True,
 )
 async def list_exporters(
-    svc: Services,
+    ctx: ToolContext,
     query: Annotated[str | None, Field(max_length=200, description="Filter by name.")] = None,
     exporter_id: ExporterId | None = None,
 ) -> Annotated[CallToolResult, ExporterList]:
+    svc = services(ctx)
     if exporter_id is not None:
         detail = detail_out(await svc.client.get_exporter(exporter_id))
         params = ", ".join(f"{p.name}{'*' if p.required else ''}" for p in detail.params)
@@ -266,9 +268,10 @@ async def add_table_exporter(
         dict[Annotated[str, Field(min_length=1, max_length=256)], Source],
         Field(min_length=1, max_length=50, description='Param → source, e.g. {"email": {"column": "Email"}}.'),
     ],
-    svc: Services,
+    ctx: ToolContext,
     authorization: Annotated[int | None, Field(ge=1, description="Connection id; default: the first one.")] = None,
 ) -> Annotated[CallToolResult, AttachedExporterOut]:
+    svc = services(ctx)
     attached = await svc.client.add_table_exporter(
         table_uuid, exporter_id, {k: v.as_mapping() for k, v in mapping.items()}, authorization=authorization
     )
@@ -299,13 +302,14 @@ async def run_table_exporter(
     table_uuid: TableId,
     table_exporter_id: Annotated[int, Field(ge=1, le=2_000_000_000, description="From add_table_exporter.")],
     ctx: ToolContext,
-    svc: Services,
     confirmation: Annotated[SpendOutcome, Resolve(export_question)],
     row_ids: RowIds = None,
     filter: RowFilter = None,
     confirm: Annotated[bool, Field(description="Only where this client cannot ask: the user agreed.")] = False,
     wait_seconds: WaitSeconds = WAIT_DEFAULT,
 ) -> Annotated[CallToolResult, TableRunView]:
+    svc = services(ctx)
+    wait_seconds = wait_within(wait_seconds, svc.settings)
     columns = processor_columns(await svc.client.table_columns(table_uuid), table_exporter_id)
     attached = next((e for e in await svc.client.list_table_exporters(table_uuid) if e.id == table_exporter_id), None)
     if columns is None or attached is None:

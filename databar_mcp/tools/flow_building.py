@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from databar_mcp.api.models import Flow, FlowCostEstimate
 from databar_mcp.config import Toolset
 from databar_mcp.core.shaping import escape_text
-from databar_mcp.tools.kit.context import Services
+from databar_mcp.tools.kit.context import Services, ToolContext, services
 from databar_mcp.tools.kit.flow_kit import FlowId, forget_flow
 from databar_mcp.tools.kit.params import in_place
 from databar_mcp.tools.kit.registry import tool
@@ -179,10 +179,11 @@ async def create_flow(
     inputs: Inputs,
     steps: Steps,
     outputs: Outputs,
-    svc: Services,
+    ctx: ToolContext,
     description: Description = "",
     confirm: Confirm = False,
 ) -> Annotated[CallToolResult, FlowPlanOut]:
+    svc = services(ctx)
     config = flow_config(inputs, steps, outputs)
     cost = await checked_cost(svc, config, steps)
     if not confirm:
@@ -202,7 +203,7 @@ async def create_flow(
 )
 async def update_flow(
     flow_id: FlowId,
-    svc: Services,
+    ctx: ToolContext,
     name: FlowName | None = None,
     description: Description | None = None,
     inputs: Inputs | None = None,
@@ -210,6 +211,7 @@ async def update_flow(
     outputs: Outputs | None = None,
     confirm: Confirm = False,
 ) -> Annotated[CallToolResult, FlowPlanOut]:
+    svc = services(ctx)
     if all(v is None for v in (name, description, inputs, steps, outputs)):
         raise ToolFailure(
             ErrorBody(
@@ -254,8 +256,9 @@ async def update_flow(
     idempotent=True,
 )
 async def list_flow_versions(
-    flow_id: FlowId, svc: Services, limit: Annotated[int, Field(ge=1, le=50)] = 20
+    flow_id: FlowId, ctx: ToolContext, limit: Annotated[int, Field(ge=1, le=50)] = 20
 ) -> Annotated[CallToolResult, VersionList]:
+    svc = services(ctx)
     found = await svc.client.list_flow_versions(flow_id, limit=limit)
     versions = [
         VersionOut(
@@ -286,8 +289,9 @@ async def list_flow_versions(
     idempotent=False,
 )
 async def restore_flow_version(
-    flow_id: FlowId, version: Annotated[int, Field(ge=1)], svc: Services
+    flow_id: FlowId, version: Annotated[int, Field(ge=1)], ctx: ToolContext
 ) -> Annotated[CallToolResult, FlowPlanOut]:
+    svc = services(ctx)
     restored = await svc.client.restore_flow_version(flow_id, version)
     forget_flow(svc, flow_id)
     flow = restored.flow

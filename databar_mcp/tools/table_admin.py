@@ -14,13 +14,14 @@ from databar_mcp import config
 from databar_mcp.api.errors import DatabarError, NotFoundError
 from databar_mcp.api.models import CreatedColumn, TableColumn
 from databar_mcp.config import Toolset
-from databar_mcp.tools.kit.context import Services
+from databar_mcp.tools.kit.context import Services, ToolContext, services
 from databar_mcp.tools.kit.failures import from_api_error
 from databar_mcp.tools.kit.params import (
     WAIT_DEFAULT,
     ColumnName,
     TableId,
     WaitSeconds,
+    wait_within,
 )
 from databar_mcp.tools.kit.registry import tool
 from databar_mcp.tools.kit.results import ErrorBody, ErrorCode, FieldProblem, ToolFailure, ok_result
@@ -187,8 +188,9 @@ CREATE_FOLDER_DESCRIPTION = "Create a folder for tables. Free. Next: update_tabl
     idempotent=False,
 )
 async def create_column(
-    table_uuid: TableId, name: Name, svc: Services, type: ColumnType = "text"
+    table_uuid: TableId, name: Name, ctx: ToolContext, type: ColumnType = "text"
 ) -> Annotated[CallToolResult, ColumnChanged]:
+    svc = services(ctx)
     made = await svc.client.create_column(table_uuid, name, type)
     out = column_changed(table_uuid, made)
     return ok_result(out, f"Added column {out.name!r} ({out.type}, id {out.identifier}) to {table_uuid}.")
@@ -204,8 +206,9 @@ async def create_column(
     idempotent=True,
 )
 async def rename_column(
-    table_uuid: TableId, column: ColumnRef, new_name: Name, svc: Services
+    table_uuid: TableId, column: ColumnRef, new_name: Name, ctx: ToolContext
 ) -> Annotated[CallToolResult, ColumnChanged]:
+    svc = services(ctx)
     found = await column_of(svc, table_uuid, column)
     assert found.identifier is not None
     made = await svc.client.rename_column(table_uuid, found.identifier, new_name)
@@ -222,7 +225,8 @@ async def rename_column(
     destructive=True,
     idempotent=True,
 )
-async def delete_column(table_uuid: TableId, column: ColumnRef, svc: Services) -> Annotated[CallToolResult, Deleted]:
+async def delete_column(table_uuid: TableId, column: ColumnRef, ctx: ToolContext) -> Annotated[CallToolResult, Deleted]:
+    svc = services(ctx)
     found = await column_of(svc, table_uuid, column)
     assert found.identifier is not None
     await svc.client.delete_column(table_uuid, found.identifier)
@@ -241,11 +245,12 @@ async def delete_column(table_uuid: TableId, column: ColumnRef, svc: Services) -
 )
 async def update_table(
     table_uuid: TableId,
-    svc: Services,
+    ctx: ToolContext,
     name: Name | None = None,
     folder_id: FolderTarget | None = None,
     workbook: WorkbookTarget | None = None,
 ) -> Annotated[CallToolResult, TableUpdated]:
+    svc = services(ctx)
     if name is None and folder_id is None and workbook is None:
         raise ToolFailure(
             ErrorBody(
@@ -309,7 +314,8 @@ async def _workbook_of(svc: Services, table_uuid: str) -> str | None:
     destructive=False,
     idempotent=False,
 )
-async def duplicate_table(table_uuid: TableId, svc: Services) -> Annotated[CallToolResult, CopiedTable]:
+async def duplicate_table(table_uuid: TableId, ctx: ToolContext) -> Annotated[CallToolResult, CopiedTable]:
+    svc = services(ctx)
     copy = await svc.client.duplicate_table(table_uuid)
     where = f" in workbook {copy.workbook}" if copy.workbook else ""
     out = CopiedTable(
@@ -332,8 +338,9 @@ async def duplicate_table(table_uuid: TableId, svc: Services) -> Annotated[CallT
     idempotent=True,
 )
 async def clear_table(
-    table_uuid: TableId, svc: Services, confirm: Annotated[bool, Field()] = False
+    table_uuid: TableId, ctx: ToolContext, confirm: Annotated[bool, Field()] = False
 ) -> Annotated[CallToolResult, ClearOut]:
+    svc = services(ctx)
     if not confirm:
         rows = await svc.client.count_table_rows(table_uuid)
         call = f'clear_table(table_uuid="{table_uuid}", confirm=true)'
@@ -365,7 +372,8 @@ async def clear_table(
     destructive=True,
     idempotent=True,
 )
-async def delete_table(table_uuid: TableId, svc: Services) -> Annotated[CallToolResult, Deleted]:
+async def delete_table(table_uuid: TableId, ctx: ToolContext) -> Annotated[CallToolResult, Deleted]:
+    svc = services(ctx)
     await svc.client.delete_table(table_uuid)
     undo = f'restore_from_trash(tables=["{table_uuid}"])'
     message = f"Table {table_uuid} was moved to the trash with its rows; {undo} brings it back."
@@ -384,13 +392,14 @@ async def delete_table(table_uuid: TableId, svc: Services) -> Annotated[CallTool
 )
 async def dedupe_rows(
     table_uuid: TableId,
-    svc: Services,
+    ctx: ToolContext,
     columns: Annotated[
         list[ColumnName] | None,
         Field(min_length=1, max_length=50, description="Key columns; default: every non-enrichment column."),
     ] = None,
     confirm: Annotated[bool, Field()] = False,
 ) -> Annotated[CallToolResult, DedupeOut]:
+    svc = services(ctx)
     table_columns = await svc.client.table_columns(table_uuid)
     names = [c.name for c in table_columns]
     unknown = [c for c in columns or [] if c not in names]
@@ -440,9 +449,11 @@ async def dedupe_rows(
 )
 async def export_table(
     table_uuid: TableId,
-    svc: Services,
+    ctx: ToolContext,
     wait_seconds: WaitSeconds = WAIT_DEFAULT,
 ) -> Annotated[CallToolResult, ExportOut]:
+    svc = services(ctx)
+    wait_seconds = wait_within(wait_seconds, svc.settings)
     started = time.monotonic()
 
     try:
@@ -475,7 +486,8 @@ async def export_table(
     destructive=False,
     idempotent=False,
 )
-async def create_folder(name: Name, svc: Services) -> Annotated[CallToolResult, FolderOut]:
+async def create_folder(name: Name, ctx: ToolContext) -> Annotated[CallToolResult, FolderOut]:
+    svc = services(ctx)
     folder = await svc.client.create_folder(name)
     out = folder_out(folder)
     return ok_result(out, f"Created folder {out.id}: {out.name}.")

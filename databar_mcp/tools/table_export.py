@@ -16,7 +16,7 @@ from databar_mcp import config
 from databar_mcp.api.models import TableRowsPage
 from databar_mcp.config import Toolset
 from databar_mcp.core.files.export_writing import ExportFormat, UnsafeName, append_table_rows, table_export_path
-from databar_mcp.tools.kit.context import Services
+from databar_mcp.tools.kit.context import ToolContext, services
 from databar_mcp.tools.kit.failures import bad_filename
 from databar_mcp.tools.kit.params import (
     RowFilter,
@@ -59,7 +59,7 @@ class TableExport(BaseModel):
 )
 async def export_table_rows(
     table_uuid: TableId,
-    svc: Services,
+    ctx: ToolContext,
     format: Literal["csv", "jsonl"] = "csv",
     filename: Annotated[
         str | None,
@@ -68,6 +68,7 @@ async def export_table_rows(
     filter: RowFilter = None,
     start_page: Annotated[int, Field(ge=1, le=1_000_000, description="Set by next_call.")] = 1,
 ) -> Annotated[CallToolResult, TableExport]:
+    svc = services(ctx)
     fmt: ExportFormat = format
     deadline = time.monotonic() + svc.settings.tool_deadline_s - PAGE_TIME_MARGIN_S
     api_filter, filter_arg = filter_json(filter), filter_call_arg(filter)

@@ -28,7 +28,7 @@ from databar_mcp.api.models import (
 from databar_mcp.config import Toolset
 from databar_mcp.core.batching import RowOutcome
 from databar_mcp.core.shaping import clip, escape_text, largest_fitting, render_value, result_size
-from databar_mcp.tools.kit.context import Services, ToolContext
+from databar_mcp.tools.kit.context import ToolContext, services
 from databar_mcp.tools.kit.file_runs import exactly_one
 from databar_mcp.tools.kit.file_tables import import_file
 from databar_mcp.tools.kit.params import ColumnMap, ColumnName, InputFilePath, RowFilter, SkipBadRows, TableId, in_place
@@ -225,7 +225,7 @@ DELETE_DESCRIPTION = "Delete rows by id (irreversible). Free. " + SAME_AS_INSERT
 )
 async def list_table_rows(
     table_uuid: TableId,
-    svc: Services,
+    ctx: ToolContext,
     page: Annotated[int, Field(ge=1, le=1_000_000)] = 1,
     per_page: Annotated[int, Field(ge=1, le=config.TABLE_PAGE_MAX)] = 100,
     filter: RowFilter = None,
@@ -234,6 +234,7 @@ async def list_table_rows(
         Field(ge=0, lt=config.TABLE_PAGE_MAX, description="Set by next_call."),
     ] = 0,
 ) -> Annotated[CallToolResult, TableRows]:
+    svc = services(ctx)
     filter_arg = filter_call_arg(filter)
     shown_filter = json.loads(filter_arg) if filter_arg else None
 
@@ -283,7 +284,8 @@ async def list_table_rows(
     destructive=False,
     idempotent=True,
 )
-async def list_tables(svc: Services) -> Annotated[CallToolResult, TableList]:
+async def list_tables(ctx: ToolContext) -> Annotated[CallToolResult, TableList]:
+    svc = services(ctx)
     found = [table_out(t) for t in await svc.client.list_tables()]
     folders: list[FolderOut] | None
     try:
@@ -318,9 +320,10 @@ async def list_tables(svc: Services) -> Annotated[CallToolResult, TableList]:
 )
 async def create_table(
     name: Annotated[str, Field(min_length=1, max_length=256)],
-    svc: Services,
+    ctx: ToolContext,
     columns: Annotated[list[ColumnName] | None, Field(max_length=500, description="Unique column names.")] = None,
 ) -> Annotated[CallToolResult, CreatedTable]:
+    svc = services(ctx)
     names = list(columns or [])
     dupes = sorted({c for c in names if names.count(c) > 1})
     if dupes:
@@ -359,7 +362,8 @@ async def create_table(
     destructive=False,
     idempotent=True,
 )
-async def get_table_columns(table_uuid: TableId, svc: Services) -> Annotated[CallToolResult, TableColumns]:
+async def get_table_columns(table_uuid: TableId, ctx: ToolContext) -> Annotated[CallToolResult, TableColumns]:
+    svc = services(ctx)
     try:
         found = [column_out(c) for c in await svc.client.table_columns(table_uuid)]
     except api.NotFoundError as exc:
@@ -387,7 +391,6 @@ async def get_table_columns(table_uuid: TableId, svc: Services) -> Annotated[Cal
 )
 async def insert_rows(
     table_uuid: TableId,
-    svc: Services,
     ctx: ToolContext,
     rows: Annotated[
         SkipJsonSchema[None] | list[dict[ColumnName, Scalar]], Field(min_length=1, max_length=config.MAX_BULK_ROWS)
@@ -407,6 +410,7 @@ async def insert_rows(
         ),
     ] = None,
 ) -> Annotated[CallToolResult, RowWriteOut]:
+    svc = services(ctx)
     started = time.monotonic()
     exactly_one("insert_rows", params_given=rows is not None, file_given=input_file is not None, rows_name="rows")
     if input_file is not None:  # the file form: import_rows' body (issue 25)
@@ -453,9 +457,10 @@ async def update_rows(
         list[Annotated[RowUpdate, in_place(RowUpdate)]],
         Field(min_length=1, max_length=config.MAX_BULK_ROWS),
     ],
-    svc: Services,
+    ctx: ToolContext,
     overwrite: Annotated[bool, Field(description="false: only fill empty cells.")] = True,
 ) -> Annotated[CallToolResult, RowWriteOut]:
+    svc = services(ctx)
     started = time.monotonic()
 
     refs = [ColumnRef(i, c, f"rows[{i}].fields.{c}") for i, row in enumerate(rows) for c in row.fields]
@@ -482,7 +487,6 @@ async def update_rows(
 )
 async def upsert_rows(
     table_uuid: TableId,
-    svc: Services,
     ctx: ToolContext,
     rows: Annotated[
         SkipJsonSchema[None] | list[Annotated[RowUpsert, in_place(RowUpsert)]],
@@ -495,6 +499,7 @@ async def upsert_rows(
     columns: ColumnMap = None,
     skip_bad_rows: SkipBadRows = False,
 ) -> Annotated[CallToolResult, RowWriteOut]:
+    svc = services(ctx)
     started = time.monotonic()
     exactly_one("upsert_rows", params_given=rows is not None, file_given=input_file is not None, rows_name="rows")
     if input_file is not None:  # the file form: import_rows' body (issue 25)
@@ -539,8 +544,9 @@ async def delete_rows(
         list[RowId],
         Field(min_length=1, max_length=config.MAX_BULK_ROWS),
     ],
-    svc: Services,
+    ctx: ToolContext,
 ) -> Annotated[CallToolResult, RowWriteOut]:
+    svc = services(ctx)
     started = time.monotonic()
 
     async def send(batch: Sequence[str | int]) -> list[RowOutcome]:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from databar_mcp.config import Toolset
 from databar_mcp.core.files.export_writing import ExportFormat, UnsafeName, claim_new_file, export_stem, write_export
-from databar_mcp.tools.kit.context import Services
+from databar_mcp.tools.kit.context import ToolContext, services
 from databar_mcp.tools.kit.failures import bad_filename
 from databar_mcp.tools.kit.params import (
     TaskId,
@@ -50,7 +50,7 @@ class ExportResult(BaseModel):
 )
 async def export_task_result(
     task_id: TaskId,
-    svc: Services,
+    ctx: ToolContext,
     format: Literal["csv", "jsonl"] = "csv",
     filename: Annotated[
         str | None,
@@ -60,6 +60,7 @@ async def export_task_result(
         ),
     ] = None,
 ) -> Annotated[CallToolResult, ExportResult]:
+    svc = services(ctx)
     fmt: ExportFormat = format
 
     try:

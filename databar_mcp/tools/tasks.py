@@ -15,7 +15,7 @@ from databar_mcp.core.costs import balance_or_none
 from databar_mcp.core.ledger.store import COUNT_CAP, Submission, TaskRecord
 from databar_mcp.core.shaping import escape_text, largest_fitting, result_size
 from databar_mcp.core.untried import untried_providers_line_later
-from databar_mcp.tools.kit.context import Services, ToolContext
+from databar_mcp.tools.kit.context import ToolContext, services
 from databar_mcp.tools.kit.failures import from_api_error
 from databar_mcp.tools.kit.params import (
     WAIT_DEFAULT,
@@ -23,6 +23,7 @@ from databar_mcp.tools.kit.params import (
     Offset,
     TaskId,
     WaitSeconds,
+    wait_within,
 )
 from databar_mcp.tools.kit.registry import tool
 from databar_mcp.tools.kit.results import ToolFailure, ok_result, with_line
@@ -260,13 +261,14 @@ def render_recent(listing: RecentTasks) -> str:
 async def get_task(
     task_id: TaskId,
     ctx: ToolContext,
-    svc: Services,
     wait_seconds: WaitSeconds = WAIT_DEFAULT,
     offset: Offset = 0,
     limit: Limit = None,
     response_format: Annotated[ResponseFormat, Field(description=RESPONSE_FORMAT_DESCRIPTION)] = "concise",
     partial: Annotated[bool, Field(description=PARTIAL_DESCRIPTION)] = False,
 ) -> Annotated[CallToolResult, TaskView]:
+    svc = services(ctx)
+    wait_seconds = wait_within(wait_seconds, svc.settings)
     task, source, record = await read_task_record(svc, task_id)
     estimate = record.estimated_credits if record is not None else None
     if not task.is_terminal and wait_seconds > 0:
@@ -314,7 +316,8 @@ async def get_task(
     destructive=True,
     idempotent=True,
 )
-async def cancel_task(task_id: TaskId, svc: Services) -> Annotated[CallToolResult, TaskView]:
+async def cancel_task(task_id: TaskId, ctx: ToolContext) -> Annotated[CallToolResult, TaskView]:
+    svc = services(ctx)
     try:
         task = await svc.tasks.cancel(task_id)
     except ConflictError as exc:
@@ -335,11 +338,12 @@ async def cancel_task(task_id: TaskId, svc: Services) -> Annotated[CallToolResul
     idempotent=True,
 )
 async def list_recent_tasks(
-    svc: Services,
+    ctx: ToolContext,
     limit: Annotated[int, Field(ge=1, le=100)] = 20,
     offset: Annotated[int, Field(ge=0, le=config.MAX_OFFSET)] = 0,
     unfinished_only: Annotated[bool, Field(description="Only tasks not finished yet.")] = False,
 ) -> Annotated[CallToolResult, RecentTasks]:
+    svc = services(ctx)
     now = time.time()
     records, total = await svc.ledger.recent(limit=limit, offset=offset, unfinished_only=unfinished_only)
     window_start = now - max(svc.settings.duplicate_window_s, config.API_RETENTION_S)

@@ -34,6 +34,11 @@ PURPOSE: Final[dict[str, str]] = {
 }
 
 
+ToolsetChoice = Annotated[
+    list[ToolsetName], Field(min_length=1, max_length=len(TOOLSETS), description="Toolsets to list.")
+]
+
+
 class ToolsetsListed(BaseModel):
     listed: list[str] = Field(description="Every toolset tools/list shows now.")
     new_tools: list[str] = Field(description="Tools listed by this call.")
@@ -47,13 +52,8 @@ def description(box: Toolbox, hidden: list[str]) -> str:
     return f"List more of this server's tools (free; the client refreshes its list). Not listed yet: {offers}."
 
 
-async def enable_toolsets(
-    box: Toolbox,
-    ctx: ToolContext,
-    toolsets: Annotated[
-        list[ToolsetName], Field(min_length=1, max_length=len(TOOLSETS), description="Toolsets to list.")
-    ],
-) -> Annotated[CallToolResult, ToolsetsListed]:
+async def enable(box: Toolbox, ctx: ToolContext, toolsets: list[ToolsetName]) -> CallToolResult:
+    """enable_toolsets' body, for the Toolbox the server registered it with."""
     from databar_mcp.tools.kit.listing_scope import viewer
     from databar_mcp.tools.kit.results import ok_result  # every start imports this module; a call, the results kit
 
@@ -77,6 +77,10 @@ def register(box: Toolbox) -> None:
     hidden = box.hidden_toolsets()
     if not hidden:
         return
+
+    async def enable_toolsets(ctx: ToolContext, toolsets: ToolsetChoice) -> Annotated[CallToolResult, ToolsetsListed]:
+        return await enable(box, ctx, toolsets)
+
     box.register(
         ToolSpec(
             enable_toolsets,

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from databar_mcp.api.models import Workbook
 from databar_mcp.config import Toolset
 from databar_mcp.core.shaping import escape_text
-from databar_mcp.tools.kit.context import Services
+from databar_mcp.tools.kit.context import ToolContext, services
 from databar_mcp.tools.kit.registry import tool
 from databar_mcp.tools.kit.results import ErrorBody, ErrorCode, ToolFailure, fitted_result, ok_result
 
@@ -110,7 +110,8 @@ is gone comes back in a new one."""
     destructive=False,
     idempotent=True,
 )
-async def list_workbooks(svc: Services) -> Annotated[CallToolResult, WorkbookList]:
+async def list_workbooks(ctx: ToolContext) -> Annotated[CallToolResult, WorkbookList]:
+    svc = services(ctx)
     found = [workbook_out(b) for b in await svc.client.list_workbooks()]
 
     def make(k: int) -> WorkbookList:
@@ -133,8 +134,9 @@ async def list_workbooks(svc: Services) -> Annotated[CallToolResult, WorkbookLis
     idempotent=True,
 )
 async def rename_workbook(
-    workbook_id: WorkbookId, name: Name, svc: Services
+    workbook_id: WorkbookId, name: Name, ctx: ToolContext
 ) -> Annotated[CallToolResult, WorkbookDone]:
+    svc = services(ctx)
     book = workbook_out(await svc.client.rename_workbook(workbook_id, name))
     out = WorkbookDone(workbook=book, message=f"Workbook {book.id} is now named {book.name!r}.")
     return ok_result(out, escape_text(out.message))
@@ -149,7 +151,8 @@ async def rename_workbook(
     destructive=False,
     idempotent=False,
 )
-async def duplicate_workbook(workbook_id: WorkbookId, svc: Services) -> Annotated[CallToolResult, WorkbookDone]:
+async def duplicate_workbook(workbook_id: WorkbookId, ctx: ToolContext) -> Annotated[CallToolResult, WorkbookDone]:
+    svc = services(ctx)
     book = workbook_out(await svc.client.duplicate_workbook(workbook_id))
     out = WorkbookDone(workbook=book, message=f"Copied workbook {workbook_id} to:\n{workbook_line(book)}")
     return ok_result(out, escape_text(out.message))
@@ -164,7 +167,8 @@ async def duplicate_workbook(workbook_id: WorkbookId, svc: Services) -> Annotate
     destructive=False,
     idempotent=True,
 )
-async def rename_folder(folder_id: FolderId, name: Name, svc: Services) -> Annotated[CallToolResult, FolderDone]:
+async def rename_folder(folder_id: FolderId, name: Name, ctx: ToolContext) -> Annotated[CallToolResult, FolderDone]:
+    svc = services(ctx)
     folder = await svc.client.rename_folder(folder_id, name)
     out = FolderDone(id=folder.id, name=folder.name, message=f"Folder {folder.id} is now named {folder.name!r}.")
     return ok_result(out, escape_text(out.message))
@@ -179,7 +183,8 @@ async def rename_folder(folder_id: FolderId, name: Name, svc: Services) -> Annot
     destructive=True,
     idempotent=True,
 )
-async def delete_folder(folder_id: FolderId, svc: Services) -> Annotated[CallToolResult, FolderDone]:
+async def delete_folder(folder_id: FolderId, ctx: ToolContext) -> Annotated[CallToolResult, FolderDone]:
+    svc = services(ctx)
     await svc.client.delete_folder(folder_id)
     message = f"Deleted folder {folder_id}; its tables are now in no folder."
     return ok_result(FolderDone(id=folder_id, deleted=True, message=message), message)
@@ -194,7 +199,8 @@ async def delete_folder(folder_id: FolderId, svc: Services) -> Annotated[CallToo
     destructive=False,
     idempotent=True,
 )
-async def list_trash(svc: Services) -> Annotated[CallToolResult, TrashList]:
+async def list_trash(ctx: ToolContext) -> Annotated[CallToolResult, TrashList]:
+    svc = services(ctx)
     found = [
         TrashEntry(kind=i.kind, id=i.identifier, name=i.name, trashed_at=i.trashed_at, tables=i.tables_count)
         for i in await svc.client.list_trash()
@@ -229,8 +235,9 @@ async def list_trash(svc: Services) -> Annotated[CallToolResult, TrashList]:
     idempotent=True,
 )
 async def restore_from_trash(
-    svc: Services, tables: TrashIds | None = None, workbooks: TrashIds | None = None
+    ctx: ToolContext, tables: TrashIds | None = None, workbooks: TrashIds | None = None
 ) -> Annotated[CallToolResult, Restored]:
+    svc = services(ctx)
     if not tables and not workbooks:
         raise ToolFailure(
             ErrorBody(

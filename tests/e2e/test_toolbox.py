@@ -13,14 +13,16 @@ from mcp import Client
 
 from databar_mcp.app.server import build_server
 from databar_mcp.config import TOOLSETS, Settings, Toolset
+from databar_mcp.sandbox import SandboxServer
 from databar_mcp.tools.kit.loading import MORE_MODULES, modules_of
 from databar_mcp.tools.kit.registry import DEFINED
+from tests.conftest import BULK_ARGS, structured, text_of
 
 pytestmark = pytest.mark.anyio
 
 TOOLS = Path(__file__).resolve().parents[2] / "databar_mcp" / "tools"
 TOOLSET_MODULES = {name for ts in Toolset for name in modules_of(ts)}
-INJECTED = {"svc", "ctx", "injected_context", "box", "run", "spend", "resend"}
+INJECTED = {"svc", "ctx", "box", "run", "spend", "resend", "call"}
 
 
 async def listed(settings: Settings, **overrides: Any) -> dict[str, dict[str, Any]]:
@@ -31,7 +33,7 @@ async def listed(settings: Settings, **overrides: Any) -> dict[str, dict[str, An
 
 def test_a_tool_is_a_plain_function_whose_definition_is_recorded() -> None:
     from databar_mcp.tools.account import get_account
-    from databar_mcp.tools.kit.context import Services
+    from databar_mcp.tools.kit.context import ToolContext
 
     spec = next(s for s in DEFINED["databar_mcp.tools.account"] if s.fn is get_account)
     assert (spec.toolset, spec.name, spec.read_only, spec.destructive, spec.idempotent) == (
@@ -42,7 +44,7 @@ def test_a_tool_is_a_plain_function_whose_definition_is_recorded() -> None:
         True,
     )
     assert inspect.iscoroutinefunction(get_account)
-    assert next(iter(inspect.signature(get_account, eval_str=True).parameters.values())).annotation is Services
+    assert next(iter(inspect.signature(get_account, eval_str=True).parameters.values())).annotation is ToolContext
 
 
 async def test_what_the_toolbox_injects_never_reaches_the_input_schema(settings: Settings) -> None:
@@ -52,11 +54,25 @@ async def test_what_the_toolbox_injects_never_reaches_the_input_schema(settings:
         assert not INJECTED & set(tool["inputSchema"].get("properties", {})), name
 
 
-async def test_the_wait_is_bound_by_the_configured_deadline(settings: Settings) -> None:
-    tools = await listed(settings, tool_deadline_s=30.0)
-    for name in ("run_bulk_waterfall", "run_table_enrichment", "get_task", "run_table_exporter"):
-        wait = tools[name]["inputSchema"]["properties"]["wait_seconds"]
-        assert (wait["maximum"], wait["default"]) == (30, 30), name
+async def test_the_listed_wait_is_the_same_whatever_the_configured_deadline(settings: Settings) -> None:
+    """The listing says what the tool's signature says: a deadline setting never rewrites a schema."""
+    for deadline in (10.0, 30.0):
+        tools = await listed(settings, tool_deadline_s=deadline)
+        for name in ("run_bulk_waterfall", "run_table_enrichment", "get_task", "run_table_exporter"):
+            wait = tools[name]["inputSchema"]["properties"]["wait_seconds"]
+            assert (wait["minimum"], wait["maximum"], wait["default"]) == (0, 25, 25), (deadline, name)
+
+
+async def test_a_deadline_set_below_the_listed_wait_cuts_the_wait(sandbox: SandboxServer, settings: Settings) -> None:
+    """get_task's default wait (25 s) under a 2 s deadline: it answers "processing" for a task that finishes
+    well within 25 s, and names the deadline as the next wait."""
+    sandbox.state.config.task_base_seconds = 12  # done long after the deadline, long before the listed wait
+    async with Client(build_server(settings.model_copy(update={"tool_deadline_s": 2.0}))) as client:
+        first = structured(await client.call_tool("run_bulk_waterfall", {**BULK_ARGS, "wait_seconds": 0}))
+        result = await client.call_tool("get_task", {"task_id": first["task_id"]})
+
+    assert structured(result)["status"] == "processing", text_of(result)
+    assert "wait_seconds=2)" in text_of(result)
 
 
 def test_every_tool_names_its_toolset_by_the_constant() -> None:

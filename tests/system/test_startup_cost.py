@@ -58,7 +58,7 @@ NOT_AT_A_CACHED_START = (
     "databar_mcp.tools.kit.task_kit",
     "databar_mcp.tools.kit.task_view",
     "databar_mcp.tools.kit.table_kit",
-    "databar_mcp.tools.kit.guard",  # a tool given to the SDK (Toolbox.bound), or a task's final result
+    "databar_mcp.tools.kit.guard",  # a tool given to the SDK (Toolbox._give), or a task's final result
     "databar_mcp.tools.kit.failures",
     "databar_mcp.tools.kit.results",
     "databar_mcp.tools.kit.params",

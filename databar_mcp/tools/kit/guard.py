@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
 
 from mcp.types import CallToolResult
 
@@ -13,6 +15,7 @@ from databar_mcp.tools.kit.failures import from_api_error, from_ledger_error
 from databar_mcp.tools.kit.results import ToolFailure, error_result
 
 logger = logging.getLogger("databar_mcp.tools")
+F = TypeVar("F", bound=Callable[..., Awaitable[CallToolResult]])
 
 
 async def guarded(work: Awaitable[CallToolResult], *, task_id: str | None = None) -> CallToolResult:
@@ -27,3 +30,15 @@ async def guarded(work: Awaitable[CallToolResult], *, task_id: str | None = None
     except LedgerError as exc:  # the ledger's trouble, not the agent's: a structured answer all the same
         logger.warning("tool failed: the ledger could not be used: %s", exc)
         return error_result(from_ledger_error(exc, task_id=task_id))
+
+
+def guarding(fn: F) -> F:
+    """The tool `fn` as the SDK registers it: its failures an agent can act on become error results. Only the
+    call is wrapped: functools.wraps leaves `fn`'s signature (which the SDK reads through __wrapped__) to say
+    what the tool accepts."""
+
+    @functools.wraps(fn)
+    async def call(**arguments: Any) -> CallToolResult:
+        return await guarded(fn(**arguments), task_id=arguments.get("task_id"))
+
+    return cast(F, call)  # the same parameters, by __wrapped__

@@ -1,36 +1,16 @@
 """The parameter types tools share, each with the constraints and the words the model reads in tools/list.
 
-A parameter whose bounds come from the settings (the wait, bounded by the configured deadline) is marked
-`SettingsBound`: the Toolbox resolves it when it registers the tool, so a tool can still be written, and
-imported, as a plain function.
+Every constraint and default here is static: what tools/list shows is what the type says, whatever the
+settings. A setting that narrows a parameter (the deadline, for the wait) is applied in the tool's body.
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated, Any, Self
+from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from databar_mcp import config
 from databar_mcp.config import Settings
-
-
-@dataclass(frozen=True)
-class SettingsBound:
-    """Marks a parameter whose constraints and default the Toolbox takes from the settings at registration."""
-
-    field: Callable[[Settings], Any]  # the pydantic Field for these settings
-    default: Callable[[Settings], Any]
-
-    def bind(self, base: Any, settings: Settings) -> tuple[Any, Any]:
-        """The parameter's annotation and default under `settings`."""
-        return Annotated[base, self.field(settings)], self.default(settings)
-
-
-def wait_field(settings: Settings) -> Any:
-    """The wait_seconds parameter: bounded by the configured deadline, so no call outlives the client."""
-    return Field(ge=0, le=settings.tool_deadline_s)  # each tool's description says what it waits for
 
 
 def in_place(model: type[BaseModel]) -> WithJsonSchema:
@@ -55,8 +35,14 @@ Limit = Annotated[
     int | None,
     Field(ge=1, le=10_000, description="Most rows to return; default: as many as fit."),
 ]
-WaitSeconds = Annotated[float, SettingsBound(wait_field, lambda settings: settings.tool_deadline_s)]
-WAIT_DEFAULT = config.TOOL_DEADLINE_S  # the written default; the Toolbox sets the configured deadline
+# Bounded by the default deadline, so no call outlives the client; each tool's description says what it waits for.
+WaitSeconds = Annotated[float, Field(ge=0, le=config.TOOL_DEADLINE_S)]
+WAIT_DEFAULT = config.TOOL_DEADLINE_S
+
+
+def wait_within(wait_seconds: float, settings: Settings) -> float:
+    """The wait a call makes: what was asked, cut to the configured deadline (a deployment may set it lower)."""
+    return min(wait_seconds, settings.tool_deadline_s)
 
 
 # ---- runs ----------------------------------------------------------------------------------------------
@@ -91,6 +77,11 @@ InputFilePath = Annotated[
     SkipJsonSchema[None] | Annotated[str, Field(min_length=1)],
     Field(description="A CSV/JSONL/.xlsx file of rows, instead of params."),
 ]
+# A run's input file: its results go to another file (the run tools' descriptions leave that to this line).
+RunInputFile = Annotated[
+    SkipJsonSchema[None] | Annotated[str, Field(min_length=1)],
+    Field(description="A CSV/JSONL/.xlsx file of rows, instead of params; results go to a file."),
+]
 ColumnMap = Annotated[SkipJsonSchema[None] | dict[str, str], Field(description="input -> file column, if unmatched.")]
 SkipBadRows = bool  # the name says it; the refusal that needs it says when
 OutputFilePath = Annotated[SkipJsonSchema[None] | Annotated[str, Field(min_length=1)], Field()]
@@ -99,9 +90,8 @@ FORCE_DESCRIPTION = "true: resubmit an identical recent run (bills again)."
 # How a run answers, said fully once in the server instructions; each run tool names it in one line.
 WAIT_AND_NEXT = 'Waits up to wait_seconds; on "processing", call the get_task it names (never re-run to retry).'
 ForceFlag = Annotated[bool, Field(description=FORCE_DESCRIPTION)]
-# Accepted but not listed: only a refused re-send's next_steps tell the model to set it, so listing it would
-# cost every conversation for a call made after one refusal, with the words to make it right there.
-AcknowledgeFlag = SkipJsonSchema[bool]
+# Listed without a description: only a refused re-send's next_steps tell the model to set it, and say why.
+AcknowledgeFlag = bool
 
 
 # ---- tables --------------------------------------------------------------------------------------------

@@ -2,36 +2,35 @@
 
 Every tool declares its toolset and all four annotation hints with `@tool`, which only records the definition
 (so a tool is a plain, importable function); the Toolbox registers the recorded tools of the loaded toolsets,
-giving each the services of the server run and turning the failures an agent can act on into error results.
+turning the failures an agent can act on into error results; a tool takes its context (and through it the
+run's services) by its own signature, which the SDK reads as written.
 tools/list can be trimmed per user (agents choose worse from long tool lists, and every definition costs
 context) and a read-only server can never write or spend. Without a toolset choice, every toolset is loaded
 but only the default ones are listed; enable_toolsets lists the others on request (github-mcp-server's
 dynamic toolsets). A tool of a toolset not listed yet is recorded but registered with the SDK (which builds
 its schemas, most of a start's own cost) only when enable_toolsets lists it or it is called. When the start's
-listing is cached (see listing_cache), no tool is given to the SDK, nor its module imported, before its first call.
+listing is cached (databar_mcp/startup.py), no tool is given to the SDK, nor its module imported, before its
+first call.
 """
 
 from __future__ import annotations
 
-import inspect
-import typing
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from importlib import import_module
 from types import ModuleType
-from typing import Annotated, Any, TypeVar, cast, get_args, get_origin
+from typing import Any, TypeVar, cast
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult, ToolAnnotations
 
 from databar_mcp.config import CORE_TOOLS, TOOLSETS, Settings
-from databar_mcp.tools.kit.context import Services, ToolContext, services
-from databar_mcp.tools.kit.listing_cache import KnownTool, Listing, ListingCache
+from databar_mcp.startup import KnownTool, Listing, ListingCache
+from databar_mcp.tools.kit.context import Services
 
 F = TypeVar("F", bound=Callable[..., Awaitable[CallToolResult]])
 TOOLSET_META_KEY = "io.databar/toolset"
 ALWAYS_LISTED = "toolsets"  # enable_toolsets' own toolset: listed whatever is chosen
-INJECTED_CONTEXT = "injected_context"  # the context parameter added for tools that take only the services
 
 
 @dataclass(frozen=True)
@@ -71,80 +70,6 @@ def tool(
         return fn
 
     return record
-
-
-def _is_context(annotation: object) -> bool:
-    return inspect.isclass(annotation) and issubclass(annotation, Context)
-
-
-def settled(param: inspect.Parameter, settings: Settings) -> inspect.Parameter:
-    """A parameter as registered: a SettingsBound one gets its constraints and default from `settings`."""
-    from databar_mcp.tools.kit.params import SettingsBound  # imported already by any tool module that uses it
-
-    if get_origin(param.annotation) is not Annotated:
-        return param
-    base, *extras = get_args(param.annotation)
-    marker = next((m for m in extras if isinstance(m, SettingsBound)), None)
-    if marker is None:
-        return param
-    annotation, default = marker.bind(base, settings)
-    return param.replace(annotation=annotation, default=default)
-
-
-def bound(spec: ToolSpec, box: Toolbox) -> Callable[..., Awaitable[CallToolResult]]:
-    """The function the SDK registers for `spec`: its signature less what is injected (the services, or the
-    Toolbox itself), so the input schema never shows them, settings-bound parameters resolved, and errors an
-    agent can act on made results. Runs when the SDK gets the tool: never in a start whose listing is cached."""
-    from databar_mcp.tools.kit.guard import guarded
-
-    settings = box.settings
-    hints = typing.get_type_hints(spec.fn, include_extras=True)
-    params: list[inspect.Parameter] = []
-    service_names: list[str] = []
-    box_names: list[str] = []
-    added: list[inspect.Parameter] = []
-    context_name: str | None = None
-    for param in inspect.signature(spec.fn).parameters.values():
-        annotation = hints.get(param.name, param.annotation)
-        if annotation is Services:
-            service_names.append(param.name)
-            continue
-        if annotation is Toolbox:
-            box_names.append(param.name)
-            continue
-        if _is_context(annotation):
-            context_name = param.name
-        params.append(param.replace(annotation=annotation))
-    for param in (p for p in list(params) if get_origin(p.annotation) is Annotated):
-        # a resolved value whose resolver reads more tool arguments (RunControls): the tool takes them too
-        added.extend(
-            cast("tuple[inspect.Parameter, ...]", getattr(get_args(param.annotation)[0], "TOOL_PARAMETERS", ()))
-        )
-    params = [settled(p, settings) for p in (*params, *added)]
-    keep_context = context_name is not None
-    if context_name is None:
-        context_name = INJECTED_CONTEXT
-        params.append(inspect.Parameter(context_name, inspect.Parameter.KEYWORD_ONLY, annotation=ToolContext))
-    fn = spec.fn
-    takes_task_id = "task_id" in inspect.signature(fn).parameters
-
-    async def call(**arguments: Any) -> CallToolResult:
-        ctx: ToolContext = arguments[context_name] if keep_context else arguments.pop(context_name)
-        for param in added:  # read by the resolver, not the body
-            del arguments[param.name]
-        for service_name in service_names:
-            arguments[service_name] = services(ctx)
-        for box_name in box_names:
-            arguments[box_name] = box
-        return await guarded(fn(**arguments), task_id=arguments["task_id"] if takes_task_id else None)
-
-    signature = inspect.Signature(params, return_annotation=hints.get("return", inspect.Signature.empty))
-    call.__signature__ = signature  # type: ignore[attr-defined]  # what the SDK reads the schema from
-    call.__annotations__ = {p.name: p.annotation for p in params} | {"return": signature.return_annotation}
-    call.__name__ = call.__qualname__ = spec.name
-    call.__module__ = fn.__module__
-    call.__doc__ = fn.__doc__
-    return call
 
 
 class Toolbox:
@@ -296,10 +221,12 @@ class Toolbox:
             idempotent_hint=spec.idempotent,
             open_world_hint=spec.open_world,
         )
+        from databar_mcp.tools.kit.guard import guarding  # a call's kit: a start whose listing is cached needs none
+
         self.server.tool(
             name=spec.name,
             description=spec.description,
             annotations=annotations,
             meta={TOOLSET_META_KEY: spec.toolset},
-        )(bound(spec, self))
+        )(guarding(spec.fn))
         self.version += 1
