@@ -196,3 +196,30 @@ async def test_a_reply_that_fits_no_variant_names_the_field_and_type() -> None:
             await client.get_enrichment(1)
     assert "category" in caught.value.message and "got int" in caught.value.message
     assert "42" not in caught.value.message and "secret-ish" not in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("body", "scrubbed"),
+    [
+        (b'{"task_id": "t", "status": "completed", "data": [{"k": "sk-LIVE-0123456789"}]}', True),
+        (b'{"task_id": "t", "status": "completed", "data": [{"k": "sk-LIVE-\\u0030123456789"}]}', True),
+        (b'{"task_id": "t", "status": "completed", "data": [{"sk-LIVE-0123456789": 1}]}', True),
+        (b'{"task_id": "t", "status": "completed", "data": [{"k": "nothing secret"}]}', False),
+    ],
+    ids=["plain", "json-escaped", "as-a-key", "none"],
+)
+async def test_a_reply_is_scrubbed_of_the_key_however_it_spells_it(body: bytes, scrubbed: bool) -> None:
+    """Issue 28: a reply is checked for the key on its bytes before it is copied whole to scrub it (a 10,000-row
+    task holds none); a key spelt with JSON escapes is still found, so still scrubbed."""
+    key = "sk-LIVE-0123456789"
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=body, headers={"content-type": "application/json"})
+
+    client = DatabarClient(
+        base_url="http://databar.test/v1", api_key=SecretStr(key), transport=httpx2.MockTransport(handler)
+    )
+    async with client:
+        task = await client.get_task("t")
+    assert key not in repr(task.data)
+    assert ("[REDACTED]" in repr(task.data)) is scrubbed
