@@ -145,6 +145,9 @@ CORE_TOOLS: tuple[str, ...] = ("run_bulk_waterfall", "get_task", "create_connect
 
 # How long a waterfall's catalog entry is reused to validate inputs and estimate cost before a run.
 CATALOG_TTL_S = 600.0
+# get_task answers on finished tasks kept in memory (tools/kit/finished_answers.py): how many, for how long.
+FINISHED_ANSWERS_MAX = 64
+FINISHED_ANSWER_TTL_S = 60.0
 
 # MCP tasks (issue 16): how long a task handle stays readable, how long tasks/result may block, poll hints
 MCP_TASK_TTL_DEFAULT_MS = 24 * 3600 * 1000

@@ -23,8 +23,8 @@ from databar_mcp.api import DatabarClient
 from databar_mcp.sandbox import SandboxServer
 from databar_mcp.sandbox.tables import SEED_TABLE_ID
 
-BOUND_SHARE_MIN = 0.8
-RSS_MB_MAX = 200.0
+BOUND_SHARE_MIN = 0.95  # issue 28's targets
+RSS_MB_MAX = 100.0
 TABLE_GET = "GET /v1/table/{table_uuid}/rows"
 NEXT_CALL = re.compile(r"page=(\d+), per_page=(\d+)(?:, skip=(\d+))?")
 
@@ -50,10 +50,13 @@ def rss_row(label: str, pid: int | None, peak: float | None) -> Row:
     return Row(label, peak, None, None, f"≤ {RSS_MB_MAX:g} MB", "MB (server VmHWM)", met, note)
 
 
-def bound_row(label: str, ours_s: float, bound_s: float, note: str) -> Row:
+def bound_row(label: str, ours_s: float, bound_s: float, note: str, *, informational: bool = False) -> Row:
+    """`informational`: shown against the bound, judged by no target (issue 28: exports are the path for big
+    reads, not paging through tool results)."""
     share = ratio(bound_s, ours_s)
-    met = None if share is None else share >= BOUND_SHARE_MIN
-    return Row(label, ours_s, bound_s, share, f"≥ {BOUND_SHARE_MIN:g}× bound", "s (ref = bound)", met, note)
+    met = None if share is None or informational else share >= BOUND_SHARE_MIN
+    target = "— (informational)" if informational else f"≥ {BOUND_SHARE_MIN:g}× bound"
+    return Row(label, ours_s, bound_s, share, target, "s (ref = bound)", met, note)
 
 
 async def bulk(ctx: Context) -> list[Row]:
@@ -185,7 +188,7 @@ async def table(ctx: Context) -> list[Row]:
             bound,
             f"{base_note}; {export_calls} tool call(s), {export_requests:,} API requests (429s included)",
         ),
-        bound_row(f"4. {n:,}-row table paged through list_table_rows results", ours_s, bound, note),
+        bound_row(f"4. {n:,}-row table paged through list_table_rows results", ours_s, bound, note, informational=True),
         rss_row("4. peak RSS, table read", pid, peak),
         bound_row(
             f"4. {n:,}-row table → CSV, our API client alone (no MCP)",

@@ -15,7 +15,7 @@ import json
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, TypeVar
 
@@ -60,6 +60,7 @@ class RowStates:
     no_data: int
     errors: int
     never_run: int
+    breakdown: bool = True  # False: only total and processing were read (the others are 0, not counted)
 
 
 _FILTERS: dict[str, dict[str, Any]] = {
@@ -132,8 +133,12 @@ class TableReader:
         filter_json = json.dumps({column: condition}) if condition is not None else None
         return await self._paced(table_uuid, lambda: self._client.count_table_rows(table_uuid, filter_json))
 
-    async def states(self, table_uuid: str, status_column: str) -> RowStates:
-        """The table's rows by status: one read per status, or for a table that fits one page, that page."""
+    async def states(self, table_uuid: str, status_column: str, *, breakdown: bool = True) -> RowStates:
+        """The table's rows by status: one read per status, or for a table that fits one page, that page.
+
+        `breakdown=False` (a run over the whole table, which needs only how many rows there are and how many
+        are busy): two reads, where the whole breakdown takes five and, under the per-table pace, a second more.
+        """
         total = await self.count(table_uuid, status_column, None)
         if 0 < total <= config.TABLE_PAGE_MAX:
             page = await self._paced(
@@ -141,14 +146,35 @@ class TableReader:
             )
             if not page.has_next_page and len(page.data) == total:
                 return tally(total, [row.get(status_column) for row in page.data])
+        if not breakdown:
+            processing = await self.count(table_uuid, status_column, _FILTERS["processing"])
+            return RowStates(total, processing, completed=0, no_data=0, errors=0, never_run=0, breakdown=False)
         counts = {name: await self.count(table_uuid, status_column, cond) for name, cond in _FILTERS.items()}
-        no_data = total - sum(counts.values())
-        return RowStates(total=total, no_data=max(0, no_data), **counts)
+        return _states(total, counts)
+
+    async def outcome(self, scope: RunScope) -> RowStates:
+        """The table after `scope`'s run finished (no row processing), read as far as run_counts needs it.
+
+        A run over the whole table counts found and errors as the table has them now, and no data as the rest
+        of its rows: two reads instead of five, right when the agent is waiting for the answer."""
+        if not whole_table(scope.strategy, scope.row_ids) or scope.before.total <= config.TABLE_PAGE_MAX:
+            return await self.states(scope.table_uuid, scope.status_column)
+        completed = await self.count(scope.table_uuid, scope.status_column, _FILTERS["completed"])
+        errors = await self.count(scope.table_uuid, scope.status_column, _FILTERS["errors"])
+        no_data = max(0, scope.rows - min(scope.rows, completed) - min(scope.rows, errors))
+        return RowStates(
+            scope.before.total, 0, completed=completed, no_data=no_data, errors=errors, never_run=0, breakdown=False
+        )
+
+
+def whole_table(strategy: RunStrategy, row_ids: int | Sequence[str] | None) -> bool:
+    """A run of every row: its counts are the table's own once it is done, whatever the table held before."""
+    return strategy == "run_all" and row_ids is None
 
 
 def tally(total: int, statuses: Sequence[object]) -> RowStates:
     """Status cells counted as the API's filters count them (equals is case-insensitive; blank is empty)."""
-    counts = dict.fromkeys(("processing", "completed", "errors", "never_run"), 0)
+    counts: dict[str, int] = dict.fromkeys(("processing", "completed", "errors", "never_run"), 0)
     for raw in statuses:
         text = "" if raw is None else str(raw).strip().lower()
         if not text:
@@ -159,7 +185,19 @@ def tally(total: int, statuses: Sequence[object]) -> RowStates:
             counts["completed"] += 1
         elif "error" in text:
             counts["errors"] += 1
-    return RowStates(total=total, no_data=total - sum(counts.values()), **counts)
+    return _states(total, counts)
+
+
+def _states(total: int, counts: Mapping[str, int]) -> RowStates:
+    """The breakdown from the four counted statuses: no data is every other row."""
+    return RowStates(
+        total=total,
+        processing=counts["processing"],
+        completed=counts["completed"],
+        no_data=max(0, total - sum(counts.values())),
+        errors=counts["errors"],
+        never_run=counts["never_run"],
+    )
 
 
 def rows_to_run(states: RowStates, strategy: RunStrategy, row_ids: Sequence[str] | None) -> int:
@@ -221,7 +259,7 @@ def run_counts(scope: RunScope, processing: int, after: RowStates | None) -> Run
     if after is None:
         return RunCounts(scope.rows, done, processing)
     before = scope.before
-    whole = scope.strategy == "run_all" and scope.row_ids is None
+    whole = whole_table(scope.strategy, scope.row_ids)
 
     def in_run(now: int, earlier: int, earlier_in_scope: int) -> int:
         return max(0, min(scope.rows, now - (earlier - earlier_in_scope)))

@@ -39,6 +39,7 @@ from databar_mcp.core.table_runs import (
     processor_columns,
     rows_to_run,
     submit_table_run,
+    whole_table,
 )
 from databar_mcp.core.users import UserLimitReached
 from databar_mcp.tools.kit.context import Services, ToolContext, services
@@ -239,7 +240,7 @@ async def prepare_table_run(
     status_type = next(c.type_of_value for c in table_columns if c.name == columns.status)
     kind = status_type if status_type in ("waterfall", "exporter") else "enrichment"
     name, per_row = await price_per_row(svc, table_uuid, enrichment_id, kind)
-    before = await reader_of(svc).states(table_uuid, columns.status)
+    before = await reader_of(svc).states(table_uuid, columns.status, breakdown=not whole_table(strategy, row_ids))
     rows = rows_to_run(before, strategy, row_ids)
     scope = RunScope(
         table_uuid=table_uuid,

@@ -14,6 +14,7 @@ from databar_mcp.app.server import build_server
 from databar_mcp.core.users import acting_as
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
 from databar_mcp.sandbox.config import Fault
+from databar_mcp.sandbox.tables import SEED_TABLE_ID
 from tests.conftest import BULK_ARGS, SENTINEL_KEY, error_body, make_settings, structured, text_of
 from tests.e2e.test_reply_variants import VARIANTS
 
@@ -359,3 +360,37 @@ async def test_a_table_run_another_run_overlapped_is_counted_at_its_estimate_and
     assert "Credits spent: not measurable (another run of this server overlapped" in text_of(result)
     assert "counted at its estimate, at most 60." in text_of(result)
     assert "60 counted at the estimates of 1 run(s) with no figure" in account, account
+
+
+async def test_a_whole_table_run_reads_only_the_counts_it_reports(mcp: Client, sandbox: SandboxServer) -> None:
+    """Regression (issue 28, item 3): a run over a whole table larger than a page read the full breakdown (five
+    filtered counts) before the run and again after it, each costing a second under the per-table pace. A run of
+    every row needs only the table's size and its busy rows before, and found and errors after."""
+    sandbox.state.balance = 1e9
+    sandbox.state.config.table_row_seconds = 0.0002
+    mapping = {p: {"column": p} for p in ("first_name", "last_name", "company")}
+    args = {"table_uuid": SEED_TABLE_ID, "enrichment": "email_getter", "mapping": mapping, "enrichments": [833, 966]}
+    enrichment = int((await call(mcp, "add_table_enrichment", args))["enrichment_id"])
+    rows = sandbox.state.config.seed_table_rows
+    assert rows > 1_000  # more than one page: counted through filtered reads
+    target = {"table_uuid": SEED_TABLE_ID, "enrichment_id": enrichment}
+    sandbox.state.reset_counts()
+
+    started = await call(mcp, "run_table_enrichment", {**target, "run_strategy": "run_all", "wait_seconds": 0})
+    assert started["rows_in_run"] == rows
+    assert sandbox.state.counts[ROWS_READ] == 3  # total and busy rows before the run (was 5), one progress read
+
+    view = started
+    while not view["done"]:
+        view = await call(mcp, "wait_table_enrichment", {**target, "wait_seconds": 5})
+    sandbox.state.reset_counts()
+    again = await call(mcp, "wait_table_enrichment", {**target, "wait_seconds": 0})
+    assert sandbox.state.counts[ROWS_READ] == 3  # one progress read, then found and errors (was 1 + 5)
+    for done in (view, again):
+        assert (done["rows_done"], done["still_processing"]) == (rows, 0)
+        assert done["found"] + done["no_data"] + done["errors"] == rows and done["found"] > 0
+    found_filter = {view["status_column"]: {"equals": "completed"}}
+    completed = await call(mcp, "list_table_rows", {"table_uuid": SEED_TABLE_ID, "filter": found_filter})
+    assert completed["total_count"] == view["found"] == again["found"]
+    text = text_of(await mcp.call_tool("wait_table_enrichment", {**target, "wait_seconds": 0}))
+    assert f"{rows:,}/{rows:,} rows done, {view['found']:,} found, {view['no_data']:,} no data" in text

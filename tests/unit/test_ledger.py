@@ -8,6 +8,7 @@ import re
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,7 +19,7 @@ import anyio.lowlevel
 import httpx2
 import psycopg
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from databar_mcp.api.models import NOT_REUSABLE_STATUSES, TERMINAL_STATUSES, Task, TaskProgress, TaskStatus
@@ -28,7 +29,14 @@ from databar_mcp.core.ledger.backend import LedgerBackend, LedgerConn, LedgerUna
 from databar_mcp.core.ledger.postgres import PostgresBackend
 from databar_mcp.core.ledger.retention import ledger_stats, prune_some
 from databar_mcp.core.ledger.sqlite import SqliteBackend
-from databar_mcp.core.ledger.store import FINISHED_HANDLES_SQL, MIGRATIONS, Ledger, LedgerError, TaskIdTaken
+from databar_mcp.core.ledger.store import (
+    FINISHED_HANDLES_SQL,
+    MIGRATIONS,
+    Ledger,
+    LedgerError,
+    TaskIdTaken,
+    compressed_json,
+)
 from databar_mcp.core.rounds import spend_round
 from databar_mcp.core.users import acting_as
 from databar_mcp.mcp_tasks.handles import TERMINAL_STATES, HandleStore
@@ -813,3 +821,20 @@ async def test_readyz_answers_at_once_while_the_ledger_is_busy_and_reports_a_dea
     finally:
         await busy.aclose()
         await dying.aclose()
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(st.lists(_JSON, max_size=1_200) | _JSON)
+@example([{"é": [1, None]}] * 1_001)  # across two chunk boundaries
+@example([])
+@settings(max_examples=60)
+def test_a_result_is_compressed_a_chunk_at_a_time_into_the_same_bytes(data: Any) -> None:
+    """Issue 28 (peak memory on a 10,000-row run): the stored blob was zlib of one json.dumps string of the whole
+    result; it is now compressed a chunk of rows at a time, and must decompress to exactly that string."""
+    assert zlib.decompress(compressed_json(data)).decode() == json.dumps(data, ensure_ascii=False)

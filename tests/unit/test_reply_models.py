@@ -6,13 +6,15 @@ from typing import Any
 
 import httpx2
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from databar_mcp.api import DatabarClient
 from databar_mcp.api.errors import DatabarError, status_error
-from databar_mcp.api.models import Enrichment, RowWriteResult, Task, Waterfall
+from databar_mcp.api.models import Enrichment, RowWriteResult, Task, Waterfall, waterfall_entry
 from databar_mcp.core.catalog import plan_bulk_run, plan_enrichment_run
-from databar_mcp.core.rows import present_rows
+from databar_mcp.core.rows import present_entry, present_rows
 
 pytestmark = pytest.mark.anyio
 
@@ -131,6 +133,57 @@ def test_waterfall_entries_become_rows_and_credits() -> None:
     assert present_rows({"name": "Acme"}) == [{"name": "Acme"}]  # plain enrichment data is unchanged
 
 
+_ODD: list[Any] = [None, True, 0, 1.5, "1.00", " 2 ", "free", "", [], {}, ["x"], {"a": 1}, 3]
+_STEP = st.fixed_dictionaries(
+    {
+        "action": st.sampled_from(["enrichment", "email_verification", None]),
+        "provider": st.sampled_from(["A", "B", "", None]),
+        "cost": st.sampled_from(["1.00", 2, 0.5, None]),
+        "is_verified": st.sampled_from([True, False, None]),
+    }
+)
+# Databar's shape, sometimes with one value of any other kind in one place: both readings must agree.
+_ENTRY = st.fixed_dictionaries(
+    {
+        "result": st.sampled_from([{"email": "a@b.c"}, {"email": "x", "provider": "own"}, {}, None]),
+        "steps": st.lists(_STEP, max_size=3),
+    },
+    optional={"enrichment_data": st.just({"first_name": "Ann"}), "result_field": st.sampled_from([["email"], "email"])},
+)
+
+
+@st.composite
+def _entries(draw: st.DrawFn) -> Any:
+    entry: dict[str, Any] = draw(_ENTRY)
+    if draw(st.booleans()):
+        odd = draw(st.sampled_from(_ODD))
+        where = draw(st.sampled_from(["result", "steps", "result_field", "step", "item"]))
+        if where == "item":
+            return odd
+        if where == "step" and entry["steps"]:
+            step = draw(st.sampled_from(["action", "provider", "cost", "is_verified"]))
+            entry["steps"][0][step] = odd
+        elif where != "step":
+            entry[where] = odd
+    return entry
+
+
+@given(st.lists(_entries(), max_size=4))
+def test_rows_read_straight_from_json_are_what_the_model_reads(items: list[Any]) -> None:
+    """Issue 28 (10,000-row results): rows are presented straight from the JSON where the reply has Databar's
+    shape, and through the lenient model otherwise; both ways give the same rows, in the same key order."""
+    by_model: list[Any] = []
+    for item in items:
+        entry = waterfall_entry(item)
+        by_model.append(present_entry(entry) if entry is not None else item)
+    presented = present_rows(items)
+    assert presented == by_model
+    assert [list(r) if isinstance(r, dict) else r for r in presented or []] == [
+        list(r) if isinstance(r, dict) else r for r in by_model
+    ]
+    assert present_rows([ENTRY]) == [{"email": "ann@acme.com", "provider": "B", "credits": 3.5, "verified": True}]
+
+
 async def test_a_reply_that_fits_no_variant_names_the_field_and_type() -> None:
     def handler(request: httpx2.Request) -> httpx2.Response:
         return httpx2.Response(200, json={"id": 1, "name": "x", "category": 42, "data_source": "secret-ish"})
@@ -143,3 +196,30 @@ async def test_a_reply_that_fits_no_variant_names_the_field_and_type() -> None:
             await client.get_enrichment(1)
     assert "category" in caught.value.message and "got int" in caught.value.message
     assert "42" not in caught.value.message and "secret-ish" not in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("body", "scrubbed"),
+    [
+        (b'{"task_id": "t", "status": "completed", "data": [{"k": "sk-LIVE-0123456789"}]}', True),
+        (b'{"task_id": "t", "status": "completed", "data": [{"k": "sk-LIVE-\\u0030123456789"}]}', True),
+        (b'{"task_id": "t", "status": "completed", "data": [{"sk-LIVE-0123456789": 1}]}', True),
+        (b'{"task_id": "t", "status": "completed", "data": [{"k": "nothing secret"}]}', False),
+    ],
+    ids=["plain", "json-escaped", "as-a-key", "none"],
+)
+async def test_a_reply_is_scrubbed_of_the_key_however_it_spells_it(body: bytes, scrubbed: bool) -> None:
+    """Issue 28: a reply is checked for the key on its bytes before it is copied whole to scrub it (a 10,000-row
+    task holds none); a key spelt with JSON escapes is still found, so still scrubbed."""
+    key = "sk-LIVE-0123456789"
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=body, headers={"content-type": "application/json"})
+
+    client = DatabarClient(
+        base_url="http://databar.test/v1", api_key=SecretStr(key), transport=httpx2.MockTransport(handler)
+    )
+    async with client:
+        task = await client.get_task("t")
+    assert key not in repr(task.data)
+    assert ("[REDACTED]" in repr(task.data)) is scrubbed

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from databar_mcp.api.deadline import deadline_in
 from databar_mcp.api.errors import APIStatusError, DatabarError, InsufficientCredits, SubmissionUnknown
+from databar_mcp.api.models import TaskStatus
 from databar_mcp.api.runs import RunRequest
 from databar_mcp.core.catalog import RunPlan
 from databar_mcp.core.durations import expected_duration
@@ -32,7 +33,7 @@ from databar_mcp.tools.kit.guard import guarded
 from databar_mcp.tools.kit.results import ErrorBody, ErrorCode, ToolFailure, ok_result, with_line
 from databar_mcp.tools.kit.sdk_private import client_cancelled, stream_closed_by_client
 from databar_mcp.tools.kit.task_kit import deliver, iso, note_lost_run, progress_reporter, what_to_check
-from databar_mcp.tools.kit.task_view import TaskView, get_task_call, render
+from databar_mcp.tools.kit.task_view import TaskView, get_task_call, render, result_rows
 
 
 class Confirmation(BaseModel):
@@ -501,8 +502,10 @@ async def follow(
         line = None if expected is None else f"Duration: {expected.words()} (Databar states none)."
         answer = with_line(ok_result(view, render(view)), line, svc.settings.result_budget_chars)
         return with_line(answer, plan.price_note, svc.settings.result_budget_chars, second=True)
-    answer = await deliver(svc, task, offset=0, limit=None, estimated_credits=plan.estimated_credits, reused=reused)
-    answer = with_line(answer, plan.price_note, svc.settings.result_budget_chars, second=True)
-    return with_line(
-        answer, untried_providers_line(plan.waterfall, run.request, task), svc.settings.result_budget_chars
+    presented = None if task.status == TaskStatus.GONE else result_rows(task)  # made once, read twice
+    answer = await deliver(
+        svc, task, offset=0, limit=None, estimated_credits=plan.estimated_credits, reused=reused, presented=presented
     )
+    answer = with_line(answer, plan.price_note, svc.settings.result_budget_chars, second=True)
+    untried = untried_providers_line(plan.waterfall, run.request, task, presented)
+    return with_line(answer, untried, svc.settings.result_budget_chars)

@@ -186,7 +186,7 @@ async def report_for(
     after: RowStates | None = None
     if last == 0:
         try:
-            after = await reader.states(scope.table_uuid, scope.status_column)
+            after = await reader.outcome(scope)
         except DeadlineReached:  # every row is done; the next call counts them
             after = None
     counts = run_counts(scope, last, after)
