@@ -39,7 +39,7 @@ from databar_mcp.core.ledger.store import (
 )
 from databar_mcp.core.rounds import spend_round
 from databar_mcp.core.users import acting_as
-from databar_mcp.mcp_tasks.handles import TERMINAL_STATES, HandleStore
+from databar_mcp.mcp_tasks.handles import TERMINAL_STATES, HandleStore, State
 from tests.postgres_server import PostgresServer, free_port
 
 pytestmark = pytest.mark.anyio
@@ -616,6 +616,13 @@ async def test_results_are_compressed_and_pruning_keeps_a_summary_and_the_spend(
     assert (after.rows["results"], after.rows["tasks"], after.pruned_tasks, after.results_plain) == (2, 3, 1, 1)
 
 
+KINDS_OF_HANDLE: tuple[tuple[str, State], ...] = (
+    ("old done", "completed"),
+    ("old working", "working"),
+    ("recent done", "completed"),
+)
+
+
 async def test_pruning_takes_table_runs_and_finished_mcp_task_handles_too(make_ledger: Callable[[], Ledger]) -> None:
     """Issue 26 item 4: a run without a Databar task (a table run) keeps its outcome and measured credits but
     loses its request past the retention period, like a task's run, and a finished MCP task handle past it is
@@ -646,7 +653,7 @@ async def test_pruning_takes_table_runs_and_finished_mcp_task_handles_too(make_l
             ttl_ms=None,
             result={"a": 1},
         )
-        for name, state in (("old done", "completed"), ("old working", "working"), ("recent done", "completed"))
+        for name, state in KINDS_OF_HANDLE
     }
 
     async def age(conn: LedgerConn) -> None:
