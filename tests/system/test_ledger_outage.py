@@ -121,10 +121,9 @@ async def test_a_task_id_outlives_a_stopped_database_and_a_process_exit_and_the_
     try:
         async with DatabarClient.from_settings(settings) as client:
             runner = runner_for(client, after)
-            with anyio.fail_after(20):
-                while (record := await after.read(submitted.task_id)) is None or not record.has_result:
-                    await track_once(runner, after)
-                    await anyio.sleep(0.05)
+            while (record := await after.read(submitted.task_id)) is None or not record.has_result:
+                await track_once(runner, after)
+                await anyio.sleep(0.05)
     finally:
         await after.aclose()
 
