@@ -239,7 +239,7 @@ async def setup_args(client: Client, tool: str, i: int, rng: random.Random) -> d
     await call("insert_rows", {"table_uuid": table, "rows": [{"Email": f"s{i}x{j}@example.com"} for j in range(n)]})
     mapping = {"email": {"column": "Email"}}
     added = await call("add_table_exporter", {"table_uuid": table, "exporter_id": 41, "mapping": mapping})
-    return {"table_uuid": table, "exporter_id": added["exporter_id"], "confirm": True}
+    return {"table_uuid": table, "table_exporter_id": added["table_exporter_id"], "confirm": True}
 
 
 async def storm_one_ledger(runs: int, seed: int, backend: str) -> Figures:

@@ -20,6 +20,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from mcp import Client
 from mcp.client.session import ElicitationFnT
@@ -34,9 +35,12 @@ from databar_mcp.sandbox import SandboxConfig, SandboxServer
 from tests.postgres_server import PostgresServer, start_postgres
 
 # Property tests draw the same examples on every run, so CI never fails on a draw nobody saw locally;
-# HYPOTHESIS_PROFILE=explore searches with fresh randomness.
-hypothesis_settings.register_profile("repeatable", derandomize=True, database=None)
-hypothesis_settings.register_profile("explore", max_examples=500)
+# HYPOTHESIS_PROFILE=explore searches with fresh randomness. No clock: on a busy machine a draw may be slow
+# (the too_slow health check and per-example deadline failed a spend-rule test at load 17), and timing is
+# bench/'s business, not a test's.
+UNTIMED = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+hypothesis_settings.register_profile("repeatable", derandomize=True, database=None, **UNTIMED)
+hypothesis_settings.register_profile("explore", max_examples=500, **UNTIMED)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 SENTINEL_KEY = "sk-SENTINEL-9f8e7d6c5b4a"

@@ -1,9 +1,10 @@
 """Scenario 2: process spawn → tools/list answered, over stdio: ours vs Databar's MCP server, and ours vs a bare
 MCP SDK server with one tool (the floor for any server on this SDK: what Python and `mcp` cost by themselves).
 
-Ours keeps its start's tools/list in the state dir (tools/kit/listing_cache.py), so every start but the first after
-an install, upgrade or settings change serves it from there: the rows measure that usual start, and one more row
-the first start, its cache file removed before each spawn (what a start costs that must build its listing)."""
+Ours keeps its start's tools/list in the state dir (databar_mcp/startup.py, which also says what each of our
+start-up tricks buys), so every start but the first after an install, upgrade or settings change serves it from
+there: the rows measure that usual start, and one more row the first start, its cache file removed before each
+spawn (what a start costs that must build its listing)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from bench.context import Context
 from bench.harness import median
 from bench.reference import bare, databar
 from bench.result import Row, ratio
-from databar_mcp.tools.kit.listing_cache import CACHE_FILE
+from databar_mcp.startup import CACHE_FILE
 
 TARGET_SHARE = 1.0
 BARE_TARGET = 1.05  # issue 14: our own start-up cost near zero on top of the SDK's
@@ -83,7 +84,7 @@ async def run(ctx: Context) -> list[Row]:
             "ms (median)",
             None if floor_share is None else floor_share <= BARE_TARGET,
             f"reference: {bare.NAME} (bench/reference/bare_server.py), spawned the same way; ours pauses the "
-            "garbage collector while it builds its server (app/cli.py serve), the bare one runs with the defaults",
+            "garbage collector while it builds its server (databar_mcp/startup.py); the bare one runs with defaults",
         ),
         Row(
             "2. cold start, listing not cached yet, vs bare",

@@ -43,7 +43,6 @@ from databar_mcp.api.errors import (
     scrub,
     status_error,
 )
-from databar_mcp.api.lazy import LazyModule
 from databar_mcp.api.pacing import TableWindows, table_of
 from databar_mcp.api.retry import (
     REFUSALS,
@@ -55,6 +54,7 @@ from databar_mcp.api.retry import (
     parse_retry_after,
 )
 from databar_mcp.config import Settings
+from databar_mcp.startup import LazyModule
 
 if TYPE_CHECKING:
     from databar_mcp.api import models

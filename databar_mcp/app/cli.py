@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import gc
 import io
 import logging
 import os
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 import anyio
 from pydantic import SecretStr, ValidationError
 
-from databar_mcp import __version__
+from databar_mcp import __version__, startup
 from databar_mcp.config import DEFAULT_TOOLSETS, TOOLSETS, KeyFileError, Settings
 from databar_mcp.core.logs import FORMATS, parse_format, parse_level, reclaim_library_loggers, setup_logging
 
@@ -192,23 +191,9 @@ def _empty_tool_selection(server: MCPServer[Any], settings: Settings) -> str | N
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Start and serve, with the cyclic garbage collector paused while the server is built.
-
-    A start allocates little but long-lived objects (the SDK's and our modules, models, the tool list), so the
-    collector's passes over them during the start find nothing to free: ~50 ms of a ~600 ms start. Once the
-    server is built they are frozen out of every later pass (`gc.freeze`) and collection resumes for what
-    serving allocates."""
-    gc.disable()
-    try:
+    """Start and serve, with the garbage collector paused until the server is built (see databar_mcp/startup.py)."""
+    with startup.collector_paused():  # an early exit leaves the collector as it found it
         return _serve(args)
-    finally:
-        gc.enable()  # an early exit (bad configuration, unusable ledger) leaves the collector as it found it
-
-
-def ready_to_serve() -> None:
-    """Everything the start built lives as long as the process: leave it out of the collector's passes."""
-    gc.freeze()
-    gc.enable()
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -264,7 +249,7 @@ def _serve(args: argparse.Namespace) -> int:
             return 2
         server_options = http_options.server_kwargs() if http_options is not None else {}
         server = build_server(settings, **server_options)
-        ready_to_serve()
+        startup.start_built()
         return _run(server, settings, http_options)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM, even before serving began
         return 0

@@ -17,7 +17,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Mapping
-from typing import Any, Final, cast, get_args
+from typing import Any, Final, get_args
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -27,6 +27,7 @@ from mcp.types import EmptyResult, LoggingLevel, SetLevelRequestParams
 
 from databar_mcp import config
 from databar_mcp.core.logs import Redactor, StructuredFormatter
+from databar_mcp.tools.kit.sdk_private import session_connection
 
 OUR_LOGGER: Final = "databar_mcp"
 # The lowest Python level each MCP level lets through ("notice" sits between INFO and WARNING).
@@ -80,7 +81,7 @@ class ClientLogRelay(logging.Handler):
     async def set_level(self, ctx: ServerRequestContext[Any, Any], params: SetLevelRequestParams) -> EmptyResult:
         """Send this connection our records at `params.level` and above, from now on."""
         # The session object is per request; its connection is what lives as long as the client does.
-        connection = cast(Connection | None, getattr(ctx.session, "_connection", None))
+        connection = session_connection(ctx.session)
         if connection is not None:
             self.subscribe(connection, params.level)
         return EmptyResult()

@@ -82,6 +82,7 @@ from databar_mcp.app.sse_resume import SessionEventStore, SessionTagging
 from databar_mcp.core.ledger.store import Ledger
 from databar_mcp.core.logs import reclaim_library_loggers
 from databar_mcp.tools.kit.registry import Toolbox
+from databar_mcp.tools.kit.sdk_private import registered_tools
 
 log = logging.getLogger("databar_mcp.http")
 
@@ -691,7 +692,7 @@ def tool_scopes(server: MCPServer[Any]) -> dict[str, str]:
     box = getattr(server, "toolbox", None)
     if isinstance(box, Toolbox):
         box.ensure_all()  # tools of unlisted toolsets are registered with the SDK lazily: scope them all now
-    for tool in server._tool_manager.list_tools():  # pyright: ignore[reportPrivateUsage]
+    for tool in registered_tools(server):
         toolset = (tool.meta or {}).get("io.databar/toolset")
         read_only = bool(tool.annotations and tool.annotations.read_only_hint)
         scopes[tool.name] = scope_for_tool(tool.name, toolset if isinstance(toolset, str) else None, read_only)

@@ -7,7 +7,7 @@ run (rows aligned to inputs), and a second tool for one row would cost every con
 from dataclasses import replace
 from typing import Annotated
 
-from mcp.server.mcpserver.resolve import Resolve
+from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.types import CallToolResult
 from pydantic import Field
 
@@ -20,21 +20,33 @@ from databar_mcp.tools.kit.context import ToolContext, services
 from databar_mcp.tools.kit.file_runs import FileArgs, FileTarget, exactly_one, execute_file, guard_prepare
 from databar_mcp.tools.kit.params import (
     WAIT_AND_NEXT,
+    WAIT_DEFAULT,
+    AcknowledgeFlag,
     ColumnMap,
     EnrichmentId,
-    InputFilePath,
+    ForceFlag,
     InputValue,
     OptionalRows,
     OutputFilePath,
+    RunInputFile,
     SkipBadRows,
+    WaitSeconds,
     WaterfallId,
 )
 from databar_mcp.tools.kit.registry import tool
 from databar_mcp.tools.kit.running import (
+    Confirmation,
+    Prepare,
     PreparedRun,
+    ResendConfirmation,
+    ResendGate,
+    ResendOutcome,
     RunControls,
+    SpendGate,
+    SpendOutcome,
     execute,
-    run_guards,
+    resend_question,
+    spend_question,
 )
 from databar_mcp.tools.kit.task_view import TaskView
 
@@ -55,16 +67,14 @@ Pages = Annotated[
 
 RUN_BULK_WATERFALL_DESCRIPTION = (
     "Run a waterfall on rows (e.g. work emails for a list of people); returns them aligned to the inputs (null: "
-    "no provider found data). A list in a file: input_file (results go to a file).\n\n"
+    "nothing found).\n\n"
     "Costs credits: each provider tried on a row bills its price, plus the verifier per found email; worst "
-    "case rows × (providers' prices + verifier), as estimated_credits. Checked first; submitted once. " + WAIT_AND_NEXT
+    "case rows × (providers' prices + verifier), as estimated_credits. " + WAIT_AND_NEXT
 )
 
 RUN_BULK_ENRICHMENT_DESCRIPTION = (
-    "Run one enrichment (a single provider) on inputs; returns results aligned to them (null: nothing found). "
-    "A list in a file: input_file (results go to a file).\n\n"
-    "Costs credits: price × rows (× pages), as estimated_credits. Params checked first; submitted once. "
-    + WAIT_AND_NEXT
+    "Run one enrichment (a single provider) on inputs; returns results aligned to them (null: nothing found).\n\n"
+    "Costs credits: price × rows (× pages), as estimated_credits. " + WAIT_AND_NEXT
 )
 
 
@@ -195,23 +205,68 @@ async def prepare_enrichment_call(
     return await prepare_bulk_enrichment(ctx, enrichment_id, params, pages)
 
 
-# ---- spend resolvers: run before the tool body, so the SDK can put a question to the user -----------------
-# (The SDK passes tool arguments by name and recognises only a bare Context annotation here.)
+# ---- resolvers: run before the tool body, so the SDK can put the spend and re-send questions to the user ----
 
 
-FILE_ARGUMENTS = ("input_file", "columns", "skip_bad_rows", "force")  # force: a file run again is priced whole
-bulk_waterfall_run = run_guards(
-    "bulk_waterfall",
-    prepare_waterfall_call,
-    "waterfall",
-    "params",
-    "enrichments",
-    "email_verifier",
-    *FILE_ARGUMENTS,
-)
-bulk_enrichment_run = run_guards(
-    "bulk_enrichment", prepare_enrichment_call, "enrichment_id", "params", "pages", *FILE_ARGUMENTS
-)
+async def bulk_waterfall_call(
+    ctx: ToolContext,
+    waterfall: str,
+    params: list[dict[str, InputValue]] | None,
+    enrichments: list[int] | None,
+    email_verifier: int | None,
+    input_file: str | None,
+    columns: dict[str, str] | None,
+    skip_bad_rows: bool,
+    force: bool,
+) -> Prepare:
+    """What this call would send, prepared when asked: by its spend and re-send questions, then by its body."""
+    return lambda: prepare_waterfall_call(
+        ctx, waterfall, params, enrichments, email_verifier, input_file, columns, skip_bad_rows, force
+    )
+
+
+async def bulk_waterfall_spend(
+    ctx: ToolContext, call: Annotated[Prepare, Resolve(bulk_waterfall_call)], force: bool
+) -> SpendGate | Elicit[Confirmation]:
+    return await spend_question(ctx, call, force)
+
+
+async def bulk_waterfall_resend(
+    ctx: ToolContext,
+    call: Annotated[Prepare, Resolve(bulk_waterfall_call)],
+    force: bool,
+    acknowledge_possible_double_billing: bool,
+) -> ResendGate | Elicit[ResendConfirmation]:
+    return await resend_question(ctx, call, force, acknowledge_possible_double_billing)
+
+
+async def bulk_enrichment_call(
+    ctx: ToolContext,
+    enrichment_id: int,
+    params: list[dict[str, InputValue]] | None,
+    pages: int | None,
+    input_file: str | None,
+    columns: dict[str, str] | None,
+    skip_bad_rows: bool,
+    force: bool,
+) -> Prepare:
+    """What this call would send, prepared when asked: by its spend and re-send questions, then by its body."""
+    return lambda: prepare_enrichment_call(ctx, enrichment_id, params, pages, input_file, columns, skip_bad_rows, force)
+
+
+async def bulk_enrichment_spend(
+    ctx: ToolContext, call: Annotated[Prepare, Resolve(bulk_enrichment_call)], force: bool
+) -> SpendGate | Elicit[Confirmation]:
+    return await spend_question(ctx, call, force)
+
+
+async def bulk_enrichment_resend(
+    ctx: ToolContext,
+    call: Annotated[Prepare, Resolve(bulk_enrichment_call)],
+    force: bool,
+    acknowledge_possible_double_billing: bool,
+) -> ResendGate | Elicit[ResendConfirmation]:
+    return await resend_question(ctx, call, force, acknowledge_possible_double_billing)
 
 
 @tool(
@@ -225,22 +280,26 @@ bulk_enrichment_run = run_guards(
 )
 async def run_bulk_waterfall(
     waterfall: WaterfallId,
-    run: Annotated[RunControls, Resolve(bulk_waterfall_run)],
-    input_file: InputFilePath = None,
+    ctx: ToolContext,
+    call: Annotated[Prepare, Resolve(bulk_waterfall_call)],
+    spend: Annotated[SpendOutcome, Resolve(bulk_waterfall_spend)],
+    resend: Annotated[ResendOutcome, Resolve(bulk_waterfall_resend)],
+    input_file: RunInputFile = None,
     columns: ColumnMap = None,
     skip_bad_rows: SkipBadRows = False,
     output_file: OutputFilePath = None,
     params: OptionalRows = None,
     enrichments: ProviderIds = None,
     email_verifier: VerifierId = None,
+    wait_seconds: WaitSeconds = WAIT_DEFAULT,
+    force: ForceFlag = False,
+    acknowledge_possible_double_billing: AcknowledgeFlag = False,
 ) -> Annotated[CallToolResult, TaskView]:
+    run = RunControls(ctx, spend, resend, wait_seconds, force, acknowledge_possible_double_billing)
     args = file_args(input_file, columns, skip_bad_rows, output_file)
-    prepare = lambda: prepare_waterfall_call(  # noqa: E731
-        run.ctx, waterfall, params, enrichments, email_verifier, input_file, columns, skip_bad_rows
-    )
     if args is None or params is not None:
-        return await execute(run, prepare)
-    return await execute_file(run, args, lambda: waterfall_target(run.ctx, waterfall, enrichments, email_verifier))
+        return await execute(run, call)
+    return await execute_file(run, args, lambda: waterfall_target(ctx, waterfall, enrichments, email_verifier))
 
 
 @tool(
@@ -254,18 +313,22 @@ async def run_bulk_waterfall(
 )
 async def run_bulk_enrichment(
     enrichment_id: EnrichmentId,
-    run: Annotated[RunControls, Resolve(bulk_enrichment_run)],
-    input_file: InputFilePath = None,
+    ctx: ToolContext,
+    call: Annotated[Prepare, Resolve(bulk_enrichment_call)],
+    spend: Annotated[SpendOutcome, Resolve(bulk_enrichment_spend)],
+    resend: Annotated[ResendOutcome, Resolve(bulk_enrichment_resend)],
+    input_file: RunInputFile = None,
     columns: ColumnMap = None,
     skip_bad_rows: SkipBadRows = False,
     output_file: OutputFilePath = None,
     params: OptionalRows = None,
     pages: Pages = None,
+    wait_seconds: WaitSeconds = WAIT_DEFAULT,
+    force: ForceFlag = False,
+    acknowledge_possible_double_billing: AcknowledgeFlag = False,
 ) -> Annotated[CallToolResult, TaskView]:
+    run = RunControls(ctx, spend, resend, wait_seconds, force, acknowledge_possible_double_billing)
     args = file_args(input_file, columns, skip_bad_rows, output_file)
-    prepare = lambda: prepare_enrichment_call(  # noqa: E731
-        run.ctx, enrichment_id, params, pages, input_file, columns, skip_bad_rows
-    )
     if args is None or params is not None:
-        return await execute(run, prepare)
-    return await execute_file(run, args, lambda: enrichment_target(run.ctx, enrichment_id, pages))
+        return await execute(run, call)
+    return await execute_file(run, args, lambda: enrichment_target(ctx, enrichment_id, pages))

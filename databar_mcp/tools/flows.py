@@ -4,7 +4,7 @@ exactly once, a task handle waited for within the deadline and paged like any ta
 
 from typing import Annotated, Any, cast
 
-from mcp.server.mcpserver.resolve import Resolve
+from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
@@ -21,19 +21,31 @@ from databar_mcp.tools.kit.file_runs import FileArgs, FileTarget, exactly_one, e
 from databar_mcp.tools.kit.flow_kit import FlowId, flow_and_cost
 from databar_mcp.tools.kit.params import (
     WAIT_AND_NEXT,
+    WAIT_DEFAULT,
+    AcknowledgeFlag,
     ColumnMap,
-    InputFilePath,
+    ForceFlag,
     InputValue,
     OutputFilePath,
+    RunInputFile,
     SkipBadRows,
+    WaitSeconds,
 )
 from databar_mcp.tools.kit.registry import tool
 from databar_mcp.tools.kit.results import ok_result
 from databar_mcp.tools.kit.running import (
+    Confirmation,
+    Prepare,
     PreparedRun,
+    ResendConfirmation,
+    ResendGate,
+    ResendOutcome,
     RunControls,
+    SpendGate,
+    SpendOutcome,
     execute,
-    run_guards,
+    resend_question,
+    spend_question,
 )
 from databar_mcp.tools.kit.task_view import TaskView
 
@@ -143,9 +155,35 @@ async def prepare_flow_call(
     return await prepare_flow(ctx, flow_id, inputs)
 
 
-bulk_flow_run = run_guards(
-    "bulk_flow", prepare_flow_call, "flow_id", "inputs", "input_file", "columns", "skip_bad_rows", "force"
-)
+# ---- resolvers: run before the tool body, so the SDK can put the spend and re-send questions to the user ----
+
+
+async def bulk_flow_call(
+    ctx: ToolContext,
+    flow_id: str,
+    inputs: list[dict[str, InputValue]] | None,
+    input_file: str | None,
+    columns: dict[str, str] | None,
+    skip_bad_rows: bool,
+    force: bool,
+) -> Prepare:
+    """What this call would send, prepared when asked: by its spend and re-send questions, then by its body."""
+    return lambda: prepare_flow_call(ctx, flow_id, inputs, input_file, columns, skip_bad_rows, force)
+
+
+async def bulk_flow_spend(
+    ctx: ToolContext, call: Annotated[Prepare, Resolve(bulk_flow_call)], force: bool
+) -> SpendGate | Elicit[Confirmation]:
+    return await spend_question(ctx, call, force)
+
+
+async def bulk_flow_resend(
+    ctx: ToolContext,
+    call: Annotated[Prepare, Resolve(bulk_flow_call)],
+    force: bool,
+    acknowledge_possible_double_billing: bool,
+) -> ResendGate | Elicit[ResendConfirmation]:
+    return await resend_question(ctx, call, force, acknowledge_possible_double_billing)
 
 
 LIST_DESCRIPTION = "List the workspace's saved flows (multi-step pipelines) with their inputs and outputs. Free."
@@ -155,8 +193,7 @@ A flow's inputs (the ids run_bulk_flow takes; which are required), outputs, step
 RUN_BULK_DESCRIPTION = (
     """\
 Run a saved flow on one input set or many; results are aligned to the inputs (null where nothing was \
-found). A list in a file: input_file (results go to a file). Costs credits: up to rows × the flow's max \
-per run (estimated_credits). Inputs checked first; submitted once. """
+found). Costs credits: up to rows × the flow's max per run (estimated_credits). """
     + WAIT_AND_NEXT
 )
 
@@ -220,8 +257,11 @@ async def get_flow(
 )
 async def run_bulk_flow(
     flow_id: FlowId,
-    run: Annotated[RunControls, Resolve(bulk_flow_run)],
-    input_file: InputFilePath = None,
+    ctx: ToolContext,
+    call: Annotated[Prepare, Resolve(bulk_flow_call)],
+    spend: Annotated[SpendOutcome, Resolve(bulk_flow_spend)],
+    resend: Annotated[ResendOutcome, Resolve(bulk_flow_resend)],
+    input_file: RunInputFile = None,
     columns: ColumnMap = None,
     skip_bad_rows: SkipBadRows = False,
     output_file: OutputFilePath = None,
@@ -229,10 +269,12 @@ async def run_bulk_flow(
         SkipJsonSchema[None] | list[dict[str, InputValue]],
         Field(min_length=1, max_length=config.MAX_BULK_ROWS, description="One input set per row."),
     ] = None,
+    wait_seconds: WaitSeconds = WAIT_DEFAULT,
+    force: ForceFlag = False,
+    acknowledge_possible_double_billing: AcknowledgeFlag = False,
 ) -> Annotated[CallToolResult, TaskView]:
+    run = RunControls(ctx, spend, resend, wait_seconds, force, acknowledge_possible_double_billing)
     if input_file is None or inputs is not None:
-        return await execute(
-            run, lambda: prepare_flow_call(run.ctx, flow_id, inputs, input_file, columns, skip_bad_rows)
-        )
+        return await execute(run, call)
     args = FileArgs(input_file, columns, skip_bad_rows, output_file)
-    return await execute_file(run, args, lambda: flow_target(run.ctx, flow_id))
+    return await execute_file(run, args, lambda: flow_target(ctx, flow_id))

@@ -13,7 +13,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, cast
 
-from mcp.server.mcpserver.resolve import Resolve
+from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
@@ -45,19 +45,29 @@ from databar_mcp.tools.kit.context import Services, ToolContext, services
 from databar_mcp.tools.kit.failures import from_issues
 from databar_mcp.tools.kit.params import (
     WAIT_DEFAULT,
+    AcknowledgeFlag,
+    ForceFlag,
     TableId,
     WaitSeconds,
 )
 from databar_mcp.tools.kit.registry import tool
 from databar_mcp.tools.kit.results import ErrorBody, ErrorCode, ToolFailure, ok_result
 from databar_mcp.tools.kit.running import (
+    Confirmation,
+    Prepare,
     PreparedRun,
+    ResendConfirmation,
+    ResendGate,
+    ResendOutcome,
     RunControls,
+    SpendGate,
+    SpendOutcome,
     duplicate_unknown,
     insufficient,
-    run_guards,
+    resend_question,
     settle_resend,
     settle_spend,
+    spend_question,
     user_limit,
 )
 from databar_mcp.tools.kit.table_kit import (
@@ -263,7 +273,26 @@ async def prepared_table_run(
     return (await prepare_table_run(ctx, table_uuid, enrichment_id, strategy, row_ids)).run
 
 
-table_run = run_guards("table_run", prepared_table_run, "table_uuid", "enrichment_id", "run_strategy", "row_ids")
+async def table_run_call(
+    ctx: ToolContext, table_uuid: str, enrichment_id: int, run_strategy: RunStrategy, row_ids: list[str] | None
+) -> Prepare:
+    """What this call would send, prepared when asked by its spend and re-send questions (before the body)."""
+    return lambda: prepared_table_run(ctx, table_uuid, enrichment_id, run_strategy, row_ids)
+
+
+async def table_run_spend(
+    ctx: ToolContext, call: Annotated[Prepare, Resolve(table_run_call)], force: bool
+) -> SpendGate | Elicit[Confirmation]:
+    return await spend_question(ctx, call, force)
+
+
+async def table_run_resend(
+    ctx: ToolContext,
+    call: Annotated[Prepare, Resolve(table_run_call)],
+    force: bool,
+    acknowledge_possible_double_billing: bool,
+) -> ResendGate | Elicit[ResendConfirmation]:
+    return await resend_question(ctx, call, force, acknowledge_possible_double_billing)
 
 
 # ---- waiting and reporting -----------------------------------------------------------------------------
@@ -473,13 +502,18 @@ async def update_table_enrichment(
 async def run_table_enrichment(
     table_uuid: TableId,
     enrichment_id: TableEnrichmentId,
+    ctx: ToolContext,
     svc: Services,
-    run: Annotated[RunControls, Resolve(table_run)],
+    spend: Annotated[SpendOutcome, Resolve(table_run_spend)],
+    resend: Annotated[ResendOutcome, Resolve(table_run_resend)],
     run_strategy: Strategy = "run_empty",
     row_ids: RowIds = None,
+    wait_seconds: WaitSeconds = WAIT_DEFAULT,
+    force: ForceFlag = False,
+    acknowledge_possible_double_billing: AcknowledgeFlag = False,
 ) -> Annotated[CallToolResult, TableRunView]:
     started_at = time.monotonic()
-    ctx = run.ctx
+    run = RunControls(ctx, spend, resend, wait_seconds, force, acknowledge_possible_double_billing)
     prepared = await prepare_table_run(ctx, table_uuid, enrichment_id, run_strategy, row_ids)
     _prepared.get(svc.client, {}).clear()  # the next call counts afresh
     plan, scope = prepared.run.plan, prepared.scope

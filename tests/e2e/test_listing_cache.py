@@ -1,4 +1,4 @@
-"""The start's tools/list kept on disk (tools/kit/listing_cache.py): a cached start lists exactly what a fresh one
+"""The start's tools/list kept on disk (databar_mcp/startup.py): a cached start lists exactly what a fresh one
 lists, calls every tool, and anything that could change the listing (code, SDK, settings) makes it build again."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from mcp import Client
 from databar_mcp.app.server import DatabarMCPServer, build_server
 from databar_mcp.config import Settings
 from databar_mcp.sandbox import SandboxServer
-from databar_mcp.tools.kit.listing_cache import CACHE_FILE, ListingCache, fingerprint, source_fingerprint
+from databar_mcp.startup import CACHE_FILE, ListingCache, fingerprint, source_fingerprint
 from databar_mcp.tools.kit.registry import Toolbox
 from tests.conftest import make_settings
 

@@ -146,7 +146,8 @@ async def test_schemas_carry_the_constraints_a_call_is_planned_by(every: Client)
     assert bulk["email_verifier"]["minimum"] == 1 and bulk["email_verifier"]["type"] == "integer"
     # providers: the defaults; rows: params or input_file (exactly one, checked in the call)
     assert set(by_name["run_bulk_waterfall"]["required"]) == {"waterfall"}
-    assert "acknowledge_possible_double_billing" not in bulk  # accepted; only a refusal's next_steps ask for it
+    # listed like every argument it accepts (issue 24, item 1); only a refusal's next_steps ask for it
+    assert bulk["acknowledge_possible_double_billing"] == {"default": False, "type": "boolean"}
 
     rows = by_name["list_table_rows"]["properties"]
     assert (rows["per_page"]["minimum"], rows["per_page"]["maximum"], rows["per_page"]["default"]) == (1, 1000, 100)

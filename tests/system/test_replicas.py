@@ -60,8 +60,7 @@ async def test_three_replicas_one_killed_bill_once_lose_nothing_and_all_read_eve
     )
     assert figures.double_billings == 0
     assert figures.lost_task_ids == 0
-    # How many tasks the 10 s produce is throughput, which a busy machine cuts (11 with load 15): bench/ measures
-    # it; here every task made must be readable, and there must be some.
+    # how many tasks fit in the 10 s follows the machine's load (16 at load 19): any number proves the point
     assert figures.unreadable_tasks == 0 and figures.tasks_checked > 0
     assert figures.reused > 0 and figures.submissions_sent == figures.tasks_checked
     # only calls in flight on the killed replica fail (at most one per agent), and the agents went on

@@ -18,7 +18,6 @@ from databar_mcp.api.errors import (
     parse_issues,
     status_error,
 )
-from databar_mcp.api.lazy import LazyModule
 from databar_mcp.api.models import Task, TaskProgress
 from databar_mcp.api.pacing import WINDOW_S, TableWindows, table_of
 from databar_mcp.api.retry import backoff_delay, parse_retry_after
@@ -27,6 +26,7 @@ from databar_mcp.core.pace import Pace
 from databar_mcp.core.partial_reads import PartialReads
 from databar_mcp.core.runner import AIM_TOLERANCE_S, ETA_POLL_CAP_S, LEARNING_TOLERANCE_S, PollPlan
 from databar_mcp.core.shaping import escape_text, largest_fitting, result_size
+from databar_mcp.startup import LazyModule
 from databar_mcp.tools.kit.task_view import build_view
 from databar_mcp.tools.tables import next_page_call
 

@@ -91,6 +91,11 @@ InputFilePath = Annotated[
     SkipJsonSchema[None] | Annotated[str, Field(min_length=1)],
     Field(description="A CSV/JSONL/.xlsx file of rows, instead of params."),
 ]
+# A run's input file: its results go to another file (the run tools' descriptions leave that to this line).
+RunInputFile = Annotated[
+    SkipJsonSchema[None] | Annotated[str, Field(min_length=1)],
+    Field(description="A CSV/JSONL/.xlsx file of rows, instead of params; results go to a file."),
+]
 ColumnMap = Annotated[SkipJsonSchema[None] | dict[str, str], Field(description="input -> file column, if unmatched.")]
 SkipBadRows = bool  # the name says it; the refusal that needs it says when
 OutputFilePath = Annotated[SkipJsonSchema[None] | Annotated[str, Field(min_length=1)], Field()]
@@ -99,9 +104,8 @@ FORCE_DESCRIPTION = "true: resubmit an identical recent run (bills again)."
 # How a run answers, said fully once in the server instructions; each run tool names it in one line.
 WAIT_AND_NEXT = 'Waits up to wait_seconds; on "processing", call the get_task it names (never re-run to retry).'
 ForceFlag = Annotated[bool, Field(description=FORCE_DESCRIPTION)]
-# Accepted but not listed: only a refused re-send's next_steps tell the model to set it, so listing it would
-# cost every conversation for a call made after one refusal, with the words to make it right there.
-AcknowledgeFlag = SkipJsonSchema[bool]
+# Listed without a description: only a refused re-send's next_steps tell the model to set it, and say why.
+AcknowledgeFlag = bool
 
 
 # ---- tables --------------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ context) and a read-only server can never write or spend. Without a toolset choi
 but only the default ones are listed; enable_toolsets lists the others on request (github-mcp-server's
 dynamic toolsets). A tool of a toolset not listed yet is recorded but registered with the SDK (which builds
 its schemas, most of a start's own cost) only when enable_toolsets lists it or it is called. When the start's
-listing is cached (see listing_cache), no tool is given to the SDK, nor its module imported, before its first call.
+listing is cached (databar_mcp/startup.py), no tool is given to the SDK, nor its module imported, before its
+first call.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, ToolAnnotations
 
 from databar_mcp.config import CORE_TOOLS, TOOLSETS, Settings
+from databar_mcp.startup import KnownTool, Listing, ListingCache
 from databar_mcp.tools.kit.context import Services, ToolContext, services
-from databar_mcp.tools.kit.listing_cache import KnownTool, Listing, ListingCache
 
 F = TypeVar("F", bound=Callable[..., Awaitable[CallToolResult]])
 TOOLSET_META_KEY = "io.databar/toolset"
@@ -102,7 +103,6 @@ def bound(spec: ToolSpec, box: Toolbox) -> Callable[..., Awaitable[CallToolResul
     params: list[inspect.Parameter] = []
     service_names: list[str] = []
     box_names: list[str] = []
-    added: list[inspect.Parameter] = []
     context_name: str | None = None
     for param in inspect.signature(spec.fn).parameters.values():
         annotation = hints.get(param.name, param.annotation)
@@ -115,12 +115,7 @@ def bound(spec: ToolSpec, box: Toolbox) -> Callable[..., Awaitable[CallToolResul
         if _is_context(annotation):
             context_name = param.name
         params.append(param.replace(annotation=annotation))
-    for param in (p for p in list(params) if get_origin(p.annotation) is Annotated):
-        # a resolved value whose resolver reads more tool arguments (RunControls): the tool takes them too
-        added.extend(
-            cast("tuple[inspect.Parameter, ...]", getattr(get_args(param.annotation)[0], "TOOL_PARAMETERS", ()))
-        )
-    params = [settled(p, settings) for p in (*params, *added)]
+    params = [settled(p, settings) for p in params]
     keep_context = context_name is not None
     if context_name is None:
         context_name = INJECTED_CONTEXT
@@ -130,8 +125,6 @@ def bound(spec: ToolSpec, box: Toolbox) -> Callable[..., Awaitable[CallToolResul
 
     async def call(**arguments: Any) -> CallToolResult:
         ctx: ToolContext = arguments[context_name] if keep_context else arguments.pop(context_name)
-        for param in added:  # read by the resolver, not the body
-            del arguments[param.name]
         for service_name in service_names:
             arguments[service_name] = services(ctx)
         for box_name in box_names:

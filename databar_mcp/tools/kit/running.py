@@ -4,17 +4,14 @@ Input problems stop a run before anything is sent; the spend guard refuses or as
 records the intent before the POST and returns an identical earlier run instead of billing again.
 """
 
-import inspect
 import time
-import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal, cast
+from typing import Any, Literal, cast
 
 import anyio
 from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
-from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.resolve import Elicit, Resolve
+from mcp.server.mcpserver.resolve import Elicit
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
@@ -32,7 +29,6 @@ from databar_mcp.core.users import UserLimitReached
 from databar_mcp.tools.kit.context import Services, ToolContext, services
 from databar_mcp.tools.kit.failures import from_api_error, from_issues, from_ledger_error, rows_covered, shortfall
 from databar_mcp.tools.kit.guard import guarded
-from databar_mcp.tools.kit.params import WAIT_DEFAULT, AcknowledgeFlag, ForceFlag, WaitSeconds
 from databar_mcp.tools.kit.results import ErrorBody, ErrorCode, ToolFailure, ok_result, with_line
 from databar_mcp.tools.kit.sdk_private import client_cancelled, stream_closed_by_client
 from databar_mcp.tools.kit.task_kit import deliver, iso, note_lost_run, progress_reporter, what_to_check
@@ -335,22 +331,11 @@ def resend_refused(earlier: Submission, message: str, *, can_acknowledge: bool) 
     return ToolFailure(body)
 
 
-Resolver = Callable[..., Awaitable[Any]]
-KEYWORD = inspect.Parameter.KEYWORD_ONLY
-# The arguments every run tool takes after its own (the Toolbox adds them to each tool that takes RunControls).
-RUN_PARAMETERS: tuple[inspect.Parameter, ...] = (
-    inspect.Parameter("wait_seconds", KEYWORD, annotation=WaitSeconds, default=WAIT_DEFAULT),
-    inspect.Parameter("force", KEYWORD, annotation=ForceFlag, default=False),
-    inspect.Parameter("acknowledge_possible_double_billing", KEYWORD, annotation=AcknowledgeFlag, default=False),
-)
-
-
 @dataclass(frozen=True)
 class RunControls:
-    """How a run tool was asked to run, resolved before its body: the spend and re-send answers, and the
-    arguments of RUN_PARAMETERS (the wait, force, the caller's acknowledgement of a possible double bill)."""
-
-    TOOL_PARAMETERS: ClassVar[tuple[inspect.Parameter, ...]] = RUN_PARAMETERS
+    """How a run tool was asked to run: the answers its spend and re-send resolvers got before the body, and the
+    run arguments every run tool declares (the wait, force, the caller's acknowledgement of a possible double
+    bill). Each run tool builds it from its own parameters."""
 
     ctx: ToolContext
     spend: SpendOutcome
@@ -358,60 +343,6 @@ class RunControls:
     wait_seconds: float
     force: bool
     acknowledged: bool
-
-
-def run_guards(stem: str, prepare: Callable[..., Awaitable[PreparedRun]], *arguments: str) -> Resolver:
-    """The resolver of a run tool's RunControls; `prepare(ctx, *those tool arguments)` builds its run.
-
-    It depends on two resolvers that may ask the user: the spend guard's question and the re-send question.
-    The SDK passes a resolver the tool arguments its signature names, and keys a question on the wire by its
-    resolver's module and name: they are `<stem>_spend` and `<stem>_resend` in the module of `prepare`, the
-    same on every round of a question and across releases.
-    """
-
-    def run_of(context: Context[Any, Any], values: dict[str, Any]) -> tuple[ToolContext, Prepare]:
-        ctx = cast(ToolContext, context)
-        return ctx, lambda: prepare(ctx, *(values[name] for name in arguments))
-
-    async def spend(context: Context[Any, Any], **values: Any) -> SpendGate | Elicit[Confirmation]:
-        ctx, run = run_of(context, values)
-        return await spend_question(ctx, run, values["force"])
-
-    async def resend(context: Context[Any, Any], **values: Any) -> ResendGate | Elicit[ResendConfirmation]:
-        ctx, run = run_of(context, values)
-        return await resend_question(ctx, run, values["force"], values["acknowledge_possible_double_billing"])
-
-    async def controls(context: Context[Any, Any], **values: Any) -> RunControls:
-        ctx = cast(ToolContext, context)
-        acknowledged = values["acknowledge_possible_double_billing"]
-        return RunControls(
-            ctx, values["spend"], values["resend"], values["wait_seconds"], values["force"], acknowledged
-        )
-
-    module = prepare.__module__
-    named(spend, f"{stem}_spend", module, (*arguments, "force"))
-    named(resend, f"{stem}_resend", module, (*arguments, "force", "acknowledge_possible_double_billing"))
-    resolved = {"spend": Annotated[SpendOutcome, Resolve(spend)], "resend": Annotated[ResendOutcome, Resolve(resend)]}
-    named(controls, f"{stem}_run", module, tuple(p.name for p in RUN_PARAMETERS), resolved)
-    return controls
-
-
-def named(
-    resolver: Resolver, name: str, module: str, arguments: tuple[str, ...], resolved: dict[str, Any] | None = None
-) -> None:
-    """Give a resolver the name, module and signature the SDK reads: the context, the resolvers it depends on
-    (`resolved`: name -> Annotated[type, Resolve(...)]), then tool arguments by name."""
-    returns = typing.get_type_hints(resolver)["return"]
-    arguments = tuple(dict.fromkeys(arguments))  # a prepare may read `force` too (the file form prices by it)
-    parameters = [
-        inspect.Parameter("context", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Context),
-        *(inspect.Parameter(n, KEYWORD, annotation=a) for n, a in (resolved or {}).items()),
-        *(inspect.Parameter(argument, KEYWORD) for argument in arguments),
-    ]
-    resolver.__signature__ = inspect.Signature(parameters, return_annotation=returns)  # type: ignore[attr-defined]
-    resolver.__annotations__ = {"context": Context, **(resolved or {}), "return": returns}
-    resolver.__name__ = resolver.__qualname__ = name
-    resolver.__module__ = module
 
 
 def settle_resend(outcome: ResendOutcome, earlier: Submission | None, *, acknowledged: bool) -> None:
