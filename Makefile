@@ -13,9 +13,11 @@ RUNTIME_STAMP := $(VENV)/.installed-runtime
 # against the sandbox; system runs processes, judges and real servers. Most of e2e and system waits (sandbox
 # tasks, subprocesses, npm judges), so they run in parallel workers, more than the cores, each taking whole
 # files (module-scoped fixtures, such as the Inspector's recorded session, run once). PYTEST_WORKERS=0: serial.
+# Files go out in collection order, where tests/conftest.py puts the longest first (LONGEST_FILES), not
+# xdist's default of the most tests first, which left the long files of a few tests to the end of the run.
 PYTEST_WORKERS ?= 4
 PYTEST := $(BIN)/pytest -q -rs
-PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),-p no:xdist,-n $(PYTEST_WORKERS) --dist loadfile)
+PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),-p no:xdist,-n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 # The demo needs only the package; tests and tools add the dev extras on top.
 # Versions come from constraints.txt, as in the Dockerfile, so CI, images and checkouts install the same.
@@ -64,9 +66,15 @@ system: judges
 judges: $(STAMP)
 	$(BIN)/python -m tests.judges
 
-# Every tier in one parallel run (one collection, and the workers balance across tiers).
-test: lint typecheck judges
-	$(PYTEST) $(PARALLEL)
+# Every tier in one parallel run (one collection, and the workers balance across tiers). pyright runs beside
+# the tests (much of the suite waits on sockets and subprocesses, which leaves it CPU); its report follows
+# theirs, and either failing fails the target.
+test: lint judges
+	@$(BIN)/pyright > $(VENV)/pyright.log 2>&1 & types=$$!; \
+	$(PYTEST) $(PARALLEL); tests=$$?; \
+	wait $$types; typed=$$?; \
+	echo "pyright:"; cat $(VENV)/pyright.log; \
+	test $$tests -eq 0 && test $$typed -eq 0
 
 sandbox: $(STAMP)
 	$(BIN)/databar-mcp sandbox --port 8765

@@ -34,6 +34,7 @@ BULK_RUN = "POST /v1/waterfalls/{identifier}/bulk-run"
 CANCEL = "POST /v1/tasks/{task_id}/cancel"
 POLL = "GET /v1/tasks/{task_id}"
 TERMINAL = {"completed", "failed", "cancelled"}
+HOUR = 3600.0
 ROWS = [lead(f"F{i}", f"L{i}", "example.com" if i % 2 == 0 else "nowhere.invalid") for i in range(20)]
 SLOW_ARGS: dict[str, Any] = {"waterfall": "email_getter", "params": ROWS, "enrichments": [833]}
 
@@ -41,6 +42,28 @@ SLOW_ARGS: dict[str, Any] = {"waterfall": "email_getter", "params": ROWS, "enric
 def slow(sandbox: SandboxServer, base: float = 0.4, row: float = 0.05) -> None:
     sandbox.state.config.task_base_seconds = base
     sandbox.state.config.row_seconds = row
+
+
+def slow_until_finished(sandbox: SandboxServer) -> None:
+    """A run whose first row is done at once and the rest an hour apart on the sandbox clock: it shows progress
+    and stays working however busy the machine is, until `finish`."""
+    slow(sandbox, base=0.0, row=HOUR)
+
+
+async def poll_until_progress(client: Client, task_id: str) -> list[dict[str, Any]]:
+    """tasks/get until a working status reports rows done (our server has polled Databar by then)."""
+    seen: list[dict[str, Any]] = []
+    while not seen or "rows" not in seen[-1].get("statusMessage", ""):
+        _, polled = await poll_until(client, task_id, {"working"})
+        seen += polled
+        if "rows" not in polled[-1].get("statusMessage", ""):
+            await anyio.sleep(0.05)
+    return seen
+
+
+def finish(sandbox: SandboxServer) -> None:
+    """Move the sandbox clock past a `slow_until_finished` run's last row."""
+    sandbox.state.clock.advance(len(ROWS) * HOUR)
 
 
 def handle_rows(state_dir: Path) -> list[sqlite3.Row]:
@@ -63,7 +86,7 @@ async def create_legacy(client: Client, args: dict[str, Any], ttl: int | None = 
 
 
 async def test_legacy_task_create_poll_progress_result_and_list(sandbox: SandboxServer, tmp_path: Path) -> None:
-    slow(sandbox)
+    slow_until_finished(sandbox)
     listener = StatusListener()
     server = build_server(make_settings(sandbox, tmp_path))
     async with Client(server, mode="legacy", extensions=[listener]) as client:
@@ -78,7 +101,10 @@ async def test_legacy_task_create_poll_progress_result_and_list(sandbox: Sandbox
         assert len(task["taskId"]) >= 32  # 192 random bits
         assert sandbox.state.counts[BULK_RUN] == 1 and sandbox.state.counts[POLL] == 0  # returned at once
 
-        final, seen = await poll_until(client, task["taskId"], TERMINAL)
+        seen = await poll_until_progress(client, task["taskId"])
+        finish(sandbox)  # seen working on a poll however busy the machine: now the sandbox clock ends the run
+        final, rest = await poll_until(client, task["taskId"], TERMINAL)
+        seen += rest
         result = await raw(client, "tasks/result", {"taskId": task["taskId"]})
         listing = await raw(client, "tasks/list", {})
         databar_id = final["_meta"]["io.databar/task_id"]
@@ -174,12 +200,14 @@ async def test_restart_mid_task_then_databar_expiry_still_answers(sandbox: Sandb
 
 
 async def test_get_task_as_a_task_waits_on_an_existing_run(sandbox: SandboxServer, tmp_path: Path) -> None:
-    slow(sandbox)
+    # Surely still working when the MCP task is created (a 1.4 s run had finished by then on a busy machine).
+    slow_until_finished(sandbox)
     async with Client(build_server(make_settings(sandbox, tmp_path)), mode="legacy") as client:
         run = structured(await client.call_tool("run_bulk_waterfall", {**SLOW_ARGS, "wait_seconds": 0}))
         created = await raw(
             client, "tools/call", {"name": "get_task", "arguments": {"task_id": run["task_id"]}, "task": {}}
         )
+        finish(sandbox)
         result = await raw(client, "tasks/result", {"taskId": created["task"]["taskId"]})
     assert created["task"]["status"] == "working"
     assert result["structuredContent"]["task_id"] == run["task_id"] and result["structuredContent"]["done"] is True
@@ -191,12 +219,15 @@ async def test_get_task_as_a_task_waits_on_an_existing_run(sandbox: SandboxServe
 async def test_modern_run_answers_with_a_task_handle_then_the_same_result(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    slow(sandbox)
+    slow_until_finished(sandbox)
     async with Client(build_server(make_settings(sandbox, tmp_path)), extensions=[advertise(EXT, {})]) as client:
         assert client.protocol_version == "2026-07-28"
         assert EXT in (client.server_capabilities.extensions or {})
         created = await raw(client, "tools/call", {"name": "run_bulk_waterfall", "arguments": SLOW_ARGS})
-        final, seen = await poll_until(client, created["taskId"], TERMINAL)
+        seen = await poll_until_progress(client, created["taskId"])
+        finish(sandbox)
+        final, rest = await poll_until(client, created["taskId"], TERMINAL)
+        seen += rest
         plain = await client.call_tool("get_task", {"task_id": final["_meta"]["io.databar/task_id"]})
 
     assert created["resultType"] == "task" and created["status"] == "working"

@@ -123,9 +123,8 @@ async def test_sigterm_hands_back_a_waiting_calls_task_id_and_exits_cleanly(
         stopped = time.monotonic()
         async with anyio.create_task_group() as tg:
             tg.start_soon(waiting_call)
-            with anyio.fail_after(10):
-                while bench_sandbox.state.counts["POST /v1/waterfalls/{identifier}/bulk-run"] == 0:
-                    await anyio.sleep(0.02)
+            while bench_sandbox.state.counts["POST /v1/waterfalls/{identifier}/bulk-run"] == 0:
+                await anyio.sleep(0.02)
             await anyio.sleep(0.3)  # the call is waiting now
             assert replica.proc is not None
             replica.proc.send_signal(signal.SIGTERM)
