@@ -115,6 +115,22 @@ async def test_a_finished_task_keeps_its_data_when_databar_later_says_gone(make_
     assert await ledger.credits_spent_since(0) == 2.5
 
 
+async def test_a_poll_answered_before_a_cancel_but_written_after_it_does_not_revive_the_task(
+    make_ledger: Callable[[], Ledger],
+) -> None:
+    """A watcher's poll sent before the cancel answers 'processing' and is written after the cancel's
+    'cancelled' (seen once on a busy machine as an MCP task still 'working' after tasks/cancel)."""
+    ledger = make_ledger()
+    await ledger.observe(Task(task_id="t", status="processing"))
+    await ledger.observe(Task(task_id="t", status="cancelled"))
+    await ledger.observe(Task(task_id="t", status="processing"))
+
+    record = await ledger.read("t")
+    assert record is not None and record.status == "cancelled" and record.is_terminal
+    unfinished, _ = await ledger.recent(limit=10, offset=0, unfinished_only=True)
+    assert unfinished == []
+
+
 async def test_one_read_brings_the_task_its_run_its_estimate_and_its_result(make_ledger: Callable[[], Ledger]) -> None:
     ledger = make_ledger()
     fresh = await claim(ledger)

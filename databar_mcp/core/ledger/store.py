@@ -832,7 +832,15 @@ class Ledger:
         try:
             await Ledger._check_owner(conn, task, rows_total if isinstance(task.data, list) else None)
             existing = await conn.one("SELECT status FROM tasks WHERE task_id = ?", (task.task_id,))
-            if existing is not None and existing["status"] in TERMINAL_STATUSES and task.status == TaskStatus.GONE:
+            # A task Databar said finished never runs again: a poll answered before it finished but written
+            # after (a cancel racing a watcher's poll), or Databar's later 'gone', must not replace what is
+            # known. (unknown_to_databar is only our inference: a task Databar then shows running replaces it.)
+            revived = not terminal and existing is not None and existing["status"] != UNKNOWN_TO_DATABAR
+            if (
+                existing is not None
+                and existing["status"] in TERMINAL_STATUSES
+                and (revived or task.status == TaskStatus.GONE)
+            ):
                 await conn.execute("UPDATE tasks SET updated_at = ? WHERE task_id = ?", (now, task.task_id))
                 await conn.commit()
                 return
