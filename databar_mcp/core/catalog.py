@@ -14,6 +14,7 @@ from typing import cast
 from databar_mcp.api import DatabarClient
 from databar_mcp.api.errors import DatabarError, FieldIssue
 from databar_mcp.api.models import Choice, Enrichment, EnrichmentParam, Waterfall
+from databar_mcp.core.rows import step_cost
 from databar_mcp.core.users import current_owner
 
 logger = logging.getLogger("databar_mcp.core.catalog")
@@ -333,13 +334,5 @@ def unpriced_reason(enrichment: Enrichment, rows: Sequence[Mapping[str, object]]
 
 
 def _amount(value: object) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            return None
-    return None
+    """A row's multiplier as a number (a number or a decimal string); None for anything else, null included."""
+    return None if value is None else step_cost(value)

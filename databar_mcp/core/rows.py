@@ -76,7 +76,7 @@ def _present_plain(item: object) -> Any:
         action, name, ok, price = s.get("action"), s.get("provider"), s.get("is_verified"), s.get("cost", 0.0)
         if not (_text_or_none(action) and _text_or_none(name) and (ok is None or isinstance(ok, bool))):
             return _UNUSUAL
-        amount = _amount(price)
+        amount = step_cost(price)
         if amount is None:
             return _UNUSUAL
         cost += amount
@@ -102,7 +102,7 @@ def _all_text(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in cast(list[Any], value))
 
 
-def _amount(value: object) -> float | None:
+def step_cost(value: object) -> float | None:
     """A step's cost as the model reads it (a number, a decimal string, null as 0); None for anything else."""
     if value is None:
         return 0.0
