@@ -15,6 +15,7 @@ first call.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from importlib import import_module
@@ -22,11 +23,13 @@ from types import ModuleType
 from typing import Any, TypeVar, cast
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, ToolAnnotations
 
 from databar_mcp.config import CORE_TOOLS, TOOLSETS, Settings
 from databar_mcp.startup import KnownTool, Listing, ListingCache
 from databar_mcp.tools.kit.context import Services
+from databar_mcp.tools.kit.sdk_private import hold_tool
 
 F = TypeVar("F", bound=Callable[..., Awaitable[CallToolResult]])
 TOOLSET_META_KEY = "io.databar/toolset"
@@ -49,6 +52,29 @@ class ToolSpec:
 
 
 DEFINED: dict[str, list[ToolSpec]] = {}  # module name -> its tools, in the order they are written
+
+
+@functools.cache
+def built_tool(spec: ToolSpec) -> Tool:
+    """The SDK's Tool for a spec, built once per process. Building one (an argument model and two JSON schemas)
+    was most of a server's construction, about 5 ms a tool; a spec is written once at import and `guarding` keeps
+    no state, so every server of a process (a test's, a team server's replicas in one process) shares the Tool."""
+    from databar_mcp.tools.kit.guard import guarding  # a call's kit: a start whose listing is cached needs none
+
+    annotations = ToolAnnotations(
+        title=spec.title,
+        read_only_hint=spec.read_only,
+        destructive_hint=spec.destructive,
+        idempotent_hint=spec.idempotent,
+        open_world_hint=spec.open_world,
+    )
+    return Tool.from_function(
+        guarding(spec.fn),
+        name=spec.name,
+        description=spec.description,
+        annotations=annotations,
+        meta={TOOLSET_META_KEY: spec.toolset},
+    )
 
 
 def tool(
@@ -213,20 +239,6 @@ class Toolbox:
             self.deferred[spec.name] = spec
 
     def _give(self, spec: ToolSpec) -> None:
-        """Register one tool with the SDK, which builds its input and output schemas."""
-        annotations = ToolAnnotations(
-            title=spec.title,
-            read_only_hint=spec.read_only,
-            destructive_hint=spec.destructive,
-            idempotent_hint=spec.idempotent,
-            open_world_hint=spec.open_world,
-        )
-        from databar_mcp.tools.kit.guard import guarding  # a call's kit: a start whose listing is cached needs none
-
-        self.server.tool(
-            name=spec.name,
-            description=spec.description,
-            annotations=annotations,
-            meta={TOOLSET_META_KEY: spec.toolset},
-        )(guarding(spec.fn))
+        """Register one tool with the SDK (its Tool is built once per process, see `built_tool`)."""
+        hold_tool(self.server, built_tool(spec))
         self.version += 1

@@ -51,6 +51,12 @@ def registered_tools(server: MCPServer[Any]) -> list[Tool]:
     return server._tool_manager.list_tools()  # pyright: ignore[reportPrivateUsage]
 
 
+def hold_tool(server: MCPServer[Any], tool: Tool) -> None:
+    """Give `server` a Tool built elsewhere (`_tool_manager._tools`): the SDK's own add_tool builds the Tool again,
+    argument model and schemas included, for every server. A name already held keeps its tool, as add_tool does."""
+    server._tool_manager._tools.setdefault(tool.name, tool)  # pyright: ignore[reportPrivateUsage]
+
+
 def session_connection(session: object) -> Connection | None:
     """The connection a request's session belongs to (`_connection`): it lives as long as the client does, while
     the session object is made per request. None when the SDK no longer has it."""
