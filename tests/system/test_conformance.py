@@ -8,8 +8,8 @@ check must be SUCCESS (INFO lines are the suite's narration). The newest suite's
 are listed with the reason, and a test holds the two lists to the suite's own listing, so a scenario a
 later version adds is judged or explained, never silently skipped.
 
-Every scenario runs once, in parallel, against one server in one module fixture (each is a Node process);
-each test judges one scenario's checks.
+Each suite runs once, the two in parallel, against one server in one module fixture (a Node process per
+suite); each test judges one scenario's checks.
 """
 
 from __future__ import annotations
@@ -138,25 +138,30 @@ NEXT_EXCLUDED: dict[str, str] = {
 
 SUITES = {STABLE: STABLE_SCENARIOS, NEXT: NEXT_SCENARIOS}
 CASES = [(version, scenario) for version, scenarios in SUITES.items() for scenario in scenarios]
-TIMEOUT_S = 90
-WORKERS = 4
-SUMMARY = re.compile(r"Passed: (\d+)/(\d+), (\d+) failed, (\d+) warnings")
+TIMEOUT_S = 300  # a whole suite, about 15 s on an idle machine
 NARRATION = "INFO"  # the suite's log of what it sent and saw, not a verdict
 
 
 @dataclass(frozen=True)
 class Run:
-    exit_code: int
-    output: str
-    checks: list[dict[str, Any]]
+    exit_code: int  # the whole suite's
+    output: str  # the whole suite's
+    checks: list[dict[str, Any]]  # this scenario's
 
 
 def _entry(judges: Judges, version: str) -> Path:
     return judges.conformance if version == STABLE else judges.conformance_next
 
 
-def _scenario(judges: Judges, home: Path, url: str, version: str, scenario: str, out: Path) -> Run:
-    command = [str(judges.node), str(_entry(judges, version)), "server", "--url", url, "--scenario", scenario]
+def _scenario_of(folder: Path) -> str:
+    """The scenario a result folder holds: `server-<scenario>-<timestamp>`, as the suite names it."""
+    return re.sub(r"-\d{4}-\d{2}-\d{2}T[\d-]+Z$", "", folder.name).removeprefix("server-")
+
+
+def _suite(judges: Judges, home: Path, url: str, version: str, out: Path) -> dict[str, Run]:
+    """Every scenario of one suite in one Node process (a process per scenario cost a second of CPU each); the
+    scenarios not judged run too, and are left out here."""
+    command = [str(judges.node), str(_entry(judges, version)), "server", "--url", url, "--suite", "all"]
     done = subprocess.run(  # noqa: S603 (the pinned suite against our own server)
         [*command, "-o", str(out)],
         capture_output=True,
@@ -165,10 +170,11 @@ def _scenario(judges: Judges, home: Path, url: str, version: str, scenario: str,
         env=judges.env(home),
         check=False,
     )
-    checks: list[dict[str, Any]] = []
+    checks: dict[str, list[dict[str, Any]]] = {}
     for path in sorted(out.glob("*/checks.json")):
-        checks.extend(json.loads(path.read_text()))
-    return Run(done.returncode, done.stdout + done.stderr, checks)
+        checks.setdefault(_scenario_of(path.parent), []).extend(json.loads(path.read_text()))
+    output = done.stdout + done.stderr
+    return {scenario: Run(done.returncode, output, checks.get(scenario, [])) for scenario in SUITES[version]}
 
 
 @pytest.fixture(scope="module")
@@ -185,10 +191,10 @@ def runs(judges: Judges, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
     with (
         SandboxServer(config) as sandbox,
         http_server(server_env(sandbox.base_url, tmp / "state", SENTINEL_KEY), tmp / "server.stderr") as url,
-        ThreadPoolExecutor(max_workers=WORKERS) as pool,
+        ThreadPoolExecutor(max_workers=len(SUITES)) as pool,
     ):
-        done = pool.map(lambda c: _scenario(judges, home, url, c[0], c[1], tmp / "results" / c[0] / c[1]), CASES)
-        yield dict(zip(CASES, done, strict=True))
+        suites = pool.map(lambda version: _suite(judges, home, url, version, tmp / "results" / version), SUITES)
+        yield {(version, s): run for version, runs in zip(SUITES, suites, strict=True) for s, run in runs.items()}
 
 
 @pytest.mark.parametrize(("version", "scenario"), CASES, ids=[f"{v}-{s}" for v, s in CASES])
@@ -197,11 +203,10 @@ def test_conformance_scenario_passes(runs: dict[tuple[str, str], Run], version: 
     unjudged = SUITES[version][scenario]
     judged = [c for c in run.checks if c["id"] not in unjudged and c["status"] != NARRATION]
     assert judged and all(c["status"] == "SUCCESS" for c in judged), (judged, run.output[-3000:])
-    if not unjudged:  # the suite's own verdict agrees: exit 0, every check passed, no warning
-        summary = SUMMARY.search(run.output)
-        assert run.exit_code == 0 and summary is not None, run.output[-3000:]
-        passed, total, failed, warnings = map(int, summary.groups())
-        assert total > 0 and passed == total and failed == 0 and warnings == 0, run.output[-3000:]
+    if not unjudged:  # the suite's own verdict agrees: its summary line for the scenario, no failure, no warning
+        assert re.search(rf"^\S+ {re.escape(scenario)}: {len(judged)} passed, 0 failed$", run.output, re.M), run.output[
+            -3000:
+        ]
 
 
 def test_every_server_scenario_of_the_newest_suite_runs_or_says_why_not(judges: Judges, tmp_path: Path) -> None:
