@@ -266,7 +266,7 @@ def build_view(
         page_rows = config.PAGE_ROWS
     else:
         page_rows = limit if limit is not None else config.PAGE_ROWS
-    end = total if limit is None else min(total, start + limit)
+    end = min(total, start + limit if limit is not None else total, start + budget // _ROW_CHARS_AT_LEAST)
     given = inputs or []
     window = [
         Row(index=i, data=rows[i], input=given[i] if detailed and i < len(given) else None) for i in range(start, end)
@@ -310,6 +310,10 @@ def build_view(
     return view, render(view)
 
 
+# The fewest characters a row adds to a result (its index and value in the JSON, its line in the text): no page
+# can show more than budget // this rows, so none are made for it.
+_ROW_CHARS_AT_LEAST = 16
+
 # Room the estimate leaves for what a page's framing adds besides its rows (the "Rows a–b of n" line, the
 # brackets and separators); the exact size is checked once on the estimate's answer.
 _FRAME_SLACK = 64
@@ -320,23 +324,26 @@ def _fitting_count(
 ) -> tuple[int, tuple[TaskView, str] | None]:
     """How many rows of `window` fit the budget, and the result made with that many when it was made here.
 
-    Each row is measured once (its JSON and its text line); the view around the rows is rendered once per
-    candidate count without them, and the whole result once at the end: the work grows with the rows, not
-    with the rows times the number of candidate sizes tried."""
-    whole = _measured(make(len(window)))
-    if whole[2] <= budget:
-        return len(window), (whole[0], whole[1])
+    Rows are measured (their JSON and text line) only until they alone fill the budget, so a page from the
+    start of 10,000 rows costs what a page of the last rows does; the view around the rows is rendered once
+    per candidate count without them, and the whole result once at the end."""
     prefix = [0]
     for row in window:
+        if prefix[-1] > budget:
+            break  # the rows measured already fill the budget: none after them can be shown
         as_json = len(json.dumps(row.model_dump(mode="json"), default=str)) + 2  # ", " between list items
         prefix.append(prefix[-1] + as_json + len(_row_line(row, detailed)) + 1)  # and a newline in the text
+    if len(prefix) > len(window):  # every row measured: the whole window may fit
+        whole = _measured(make(len(window)))
+        if whole[2] <= budget:
+            return len(window), (whole[0], whole[1])
 
     def estimate(count: int) -> int:
         frame = make(count)
         frame.rows = []
         return result_size(frame.model_dump(mode="json"), render(frame)) + prefix[count] + _FRAME_SLACK
 
-    count = largest_fitting(len(window), estimate, budget)
+    count = largest_fitting(len(prefix) - 1, estimate, budget)
     while count > 0:
         view, text, size = _measured(make(count))
         if size <= budget:
