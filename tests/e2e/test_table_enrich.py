@@ -54,7 +54,7 @@ async def table_with_waterfall(mcp: Client, rows: int) -> tuple[str, int]:
 
 async def test_agent_enriches_a_1000_row_table_in_place(mcp: Client, sandbox: SandboxServer) -> None:
     sandbox.state.balance = 10_000
-    sandbox.state.config.table_row_seconds = 0.0025  # 1,000 rows in ~2.5 s: several waits
+    sandbox.state.config.table_row_seconds = 1.0  # 1,000 rows in 1,000 s of the sandbox's clock, moved below
     table, enrichment = await table_with_waterfall(mcp, 1_000)
     sandbox.state.reset_counts()
     balance = sandbox.state.balance
@@ -67,6 +67,7 @@ async def test_agent_enriches_a_1000_row_table_in_place(mcp: Client, sandbox: Sa
     calls, view = 1, first
     while not view["done"]:
         assert view["next_call"].startswith(f'wait_table_enrichment(table_uuid="{table}"')
+        sandbox.state.clock.advance(400)  # the run ends during the third wait, however busy the machine
         view = await call(
             mcp, "wait_table_enrichment", {"table_uuid": table, "enrichment_id": enrichment, "wait_seconds": 0.7}
         )
