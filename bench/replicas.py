@@ -360,16 +360,30 @@ def ledger_tasks(database_url: str | None, state_dir: Path) -> tuple[set[str], d
     return tasks, fps, int(row[0]) if row else 0
 
 
-async def unreadable(replicas: list[Replica], task_ids: list[str]) -> int:
-    """How many (task, replica) pairs fail to read the task: each replica is asked for every task."""
+READERS = 8  # sessions reading back at once, per replica
+
+
+async def unreadable(replicas: list[Replica], task_ids: list[str], *, readers: int = READERS) -> int:
+    """How many (task, replica) pairs fail to read the task: each replica is asked for every task.
+
+    Read by `readers` sessions per replica, every replica at once: one call after another, the ~7,000 reads
+    after a 50-agent minute took 8 minutes on an idle machine (the three replicas idle, the run looking hung)."""
     failures = 0
-    for replica in replicas:
+
+    async def reader(replica: Replica, share: list[str]) -> None:
+        nonlocal failures
         async with mcp_session(replica.url) as client:
-            for task_id in task_ids:
+            for task_id in share:
                 result = await client.call_tool("get_task", {"task_id": task_id, "limit": 1})
                 body = result.structured_content or {}
                 if result.is_error or body.get("task_id") != task_id:
                     failures += 1
+
+    async with anyio.create_task_group() as tg:
+        for replica in replicas:
+            for i in range(readers):
+                if share := task_ids[i::readers]:
+                    tg.start_soon(reader, replica, share)
     return failures
 
 
@@ -391,6 +405,7 @@ async def measure(
     load = Load()
     load_before = os.getloadavg()[0]
     with cluster(sandbox, workdir, replicas=replicas, database_url=database_url, haproxy=haproxy) as group:
+        say(f"{backend} x{replicas}, {ledger_runs:,} runs in the ledger: {agents} agents for {seconds:g} s")
         started = time.monotonic()
         until = started + seconds
         victim = group.replicas[-1]
@@ -416,6 +431,7 @@ async def measure(
         lost = len(returned - in_ledger) + max(0, orphaned - unsettled)
         double = sum(n - 1 for n in per_fingerprint.values() if n > 1)
         check = sorted(created | returned)  # the runs whose caller died with the replica too
+        say(f"{backend}: {load.calls} calls; reading {len(check)} tasks back through each of {replicas} replicas")
         broken = await unreadable(group.replicas, check)
     (workdir / "errors.log").write_text("".join(load.tracebacks) or "no unexpected errors\n")
     loads = load.loads or [load_before]
@@ -467,7 +483,7 @@ async def main_async(args: argparse.Namespace) -> list[Figures]:
     server: PostgresServer = start_postgres()
     try:
         with SandboxServer(sandbox_config()) as sandbox:
-            for backend in ("postgresql", "sqlite"):
+            for backend in args.backends.split(","):
                 for runs in sizes:
                     folder = fresh(args.out / (backend if not runs else f"{backend}-{runs}"))
                     url = server.new_database() if backend == "postgresql" else None
@@ -479,7 +495,7 @@ async def main_async(args: argparse.Namespace) -> list[Figures]:
                             (folder / "state").mkdir()
                             path = folder / "state" / "ledger.sqlite3"
                             await anyio.to_thread.run_sync(sqlite_ledger, path, runs, samples, args.sqlite_ledger_cache)
-                        print(f"{backend}: a {runs:,}-run ledger ready in {time.monotonic() - started:.0f} s")
+                        say(f"{backend}: a {runs:,}-run ledger ready in {time.monotonic() - started:.0f} s")
                     figures.append(
                         await measure(
                             sandbox,
@@ -499,6 +515,11 @@ async def main_async(args: argparse.Namespace) -> list[Figures]:
     return figures
 
 
+def say(line: str) -> None:
+    """A step of the run as it happens, with the time: a long step shows which one it is."""
+    print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
+
+
 def fresh(folder: Path) -> Path:
     """An empty folder for one backend's run (an earlier run's logs there are replaced, not mixed in)."""
     shutil.rmtree(folder, ignore_errors=True)
@@ -511,6 +532,7 @@ def main() -> int:
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--backends", default="postgresql,sqlite", help="which to run, in this order")
     parser.add_argument("--out", type=Path, default=OUT, help=f"logs and tracebacks are kept here (default {OUT})")
     parser.add_argument(
         "--ledger-runs", type=int, default=0, help="also run the same load on a ledger holding this many runs"
