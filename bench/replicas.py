@@ -53,9 +53,12 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from bench.big_ledger import build_postgres, sample_runs, sqlite_ledger
+from databar_mcp.core.tracker import BATCH as TRACKER_BATCH
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
 
 BULK_RUN = "POST /v1/waterfalls/{identifier}/bulk-run"
+TASK_POLL = "GET /v1/tasks/{task_id}"
+CATCH_UP_S = 600.0  # the most a prefilled ledger's backlog may take the tracker before the load starts
 KEY = "sk-replicas-bench-0a1b2c3d4e"
 SHARED_INPUTS = 5  # identical runs are drawn from these
 ROOT = Path(__file__).resolve().parent.parent
@@ -335,6 +338,40 @@ class Figures:
     readyz_p99_ms: float = 0.0
     readyz_max_ms: float = 0.0
     readyz_failures: int = 0
+    task_polls: int = 0  # GET /v1/tasks/{id} the sandbox answered in the window (calls' waits and the tracker's)
+    tracker_caught_up_s: float = 0.0  # how long the tracker took to reach every task the ledger came with
+
+
+OVERDUE = "SELECT COUNT(*) FROM tasks WHERE next_poll_at IS NOT NULL AND next_poll_at <= ?"
+
+
+def overdue(database_url: str | None, state_dir: Path) -> int:
+    """Unfinished tasks whose poll is due and not yet made (the tracker's backlog)."""
+    now = time.time()
+    if database_url is None:
+        with sqlite3.connect(state_dir / "ledger.sqlite3") as conn:
+            return int(conn.execute(OVERDUE, (now,)).fetchone()[0])
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(OVERDUE.replace("?", "%s"), (now,)).fetchone()  # pyright: ignore[reportArgumentType]
+    return int(row[0]) if row else 0
+
+
+async def tracker_caught_up(database_url: str | None, state_dir: Path) -> float:
+    """Wait (and return how long) until the tracker has taken every task the prefilled ledger came with: fewer
+    than one pass's worth left overdue (the newest few, inside Databar's grace period, are polled every pass).
+
+    The built ledger's newest 1,000 runs are still processing, as task ids the sandbox never issued: the tracker
+    polls them 50 a pass (each a 404, then settled as unknown to Databar), about 40 s of extra work that has
+    nothing to do with the ledger's size. The load starts once that is done, so the two phases compare the same
+    work on a small and a big ledger; how long it took is reported (issue 26: the tracker reaches every task).
+    """
+    started = time.monotonic()
+    while (left := await anyio.to_thread.run_sync(overdue, database_url, state_dir)) >= TRACKER_BATCH:
+        if time.monotonic() - started > CATCH_UP_S:
+            raise RuntimeError(f"the tracker left {left} tasks unpolled for {CATCH_UP_S:g} s: see the replicas' logs")
+        await anyio.sleep(1.0)
+    say(f"the tracker reached every task the ledger came with in {time.monotonic() - started:.0f} s")
+    return time.monotonic() - started
 
 
 LEDGER_QUERIES = (
@@ -360,30 +397,52 @@ def ledger_tasks(database_url: str | None, state_dir: Path) -> tuple[set[str], d
     return tasks, fps, int(row[0]) if row else 0
 
 
-READERS = 8  # sessions reading back at once, per replica
+READERS = 8  # requests reading back at once, per replica
+RPC_HEADERS = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18"}
+
+
+async def reads_back(http: httpx2.AsyncClient, replica: Replica, task_id: str) -> bool:
+    """One get_task as a single JSON-RPC POST (the replicas are stateless): the task comes back, not an error.
+    An MCP client session per read costs the bench's own process more than the replica's answer."""
+    call = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "get_task", "arguments": {"task_id": task_id, "limit": 1}},
+    }
+    reply = await http.post(replica.url, json=call, headers=RPC_HEADERS)
+    text = reply.text
+    payloads = [line[5:] for line in text.splitlines() if line.startswith("data:")] or [text]
+    for payload in payloads:
+        try:
+            message = json.loads(payload)
+        except ValueError:
+            continue
+        result = message.get("result") if isinstance(message, dict) else None
+        if isinstance(result, dict):
+            body = result.get("structuredContent") or {}
+            return not result.get("isError") and body.get("task_id") == task_id
+    return False
 
 
 async def unreadable(replicas: list[Replica], task_ids: list[str], *, readers: int = READERS) -> int:
     """How many (task, replica) pairs fail to read the task: each replica is asked for every task.
 
-    Read by `readers` sessions per replica, every replica at once: one call after another, the ~7,000 reads
-    after a 50-agent minute took 8 minutes on an idle machine (the three replicas idle, the run looking hung)."""
+    `readers` requests at a time per replica, every replica at once, each read one POST: one MCP call after
+    another, the ~7,000 reads after a 50-agent minute took 8 minutes on an idle machine, the run looking hung."""
     failures = 0
 
-    async def reader(replica: Replica, share: list[str]) -> None:
+    async def reader(http: httpx2.AsyncClient, replica: Replica, share: list[str]) -> None:
         nonlocal failures
-        async with mcp_session(replica.url) as client:
-            for task_id in share:
-                result = await client.call_tool("get_task", {"task_id": task_id, "limit": 1})
-                body = result.structured_content or {}
-                if result.is_error or body.get("task_id") != task_id:
-                    failures += 1
+        for task_id in share:
+            if not await reads_back(http, replica, task_id):
+                failures += 1
 
-    async with anyio.create_task_group() as tg:
+    async with httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=60)) as http, anyio.create_task_group() as tg:
         for replica in replicas:
             for i in range(readers):
                 if share := task_ids[i::readers]:
-                    tg.start_soon(reader, replica, share)
+                    tg.start_soon(reader, http, replica, share)
     return failures
 
 
@@ -400,11 +459,12 @@ async def measure(
     kill: bool = True,
     ledger_runs: int = 0,
 ) -> Figures:
-    sandbox.state.reset_counts()
     before = set(sandbox.state.tasks)
     load = Load()
     load_before = os.getloadavg()[0]
     with cluster(sandbox, workdir, replicas=replicas, database_url=database_url, haproxy=haproxy) as group:
+        caught_up_s = await tracker_caught_up(database_url, workdir / "state") if ledger_runs else 0.0
+        sandbox.state.reset_counts()
         say(f"{backend} x{replicas}, {ledger_runs:,} runs in the ledger: {agents} agents for {seconds:g} s")
         started = time.monotonic()
         until = started + seconds
@@ -448,6 +508,8 @@ async def measure(
         error_kinds=load.error_kinds,
         reused=load.reused,
         submissions_sent=sandbox.state.counts[BULK_RUN],
+        task_polls=sandbox.state.counts[TASK_POLL],
+        tracker_caught_up_s=round(caught_up_s, 1),
         double_billings=double,
         lost_task_ids=lost,
         orphaned_by_kill=orphaned,
@@ -488,6 +550,7 @@ async def main_async(args: argparse.Namespace) -> list[Figures]:
                     folder = fresh(args.out / (backend if not runs else f"{backend}-{runs}"))
                     url = server.new_database() if backend == "postgresql" else None
                     if runs and samples is not None:
+                        say(f"{backend}: building a {runs:,}-run ledger")
                         started = time.monotonic()
                         if url is not None:
                             await anyio.to_thread.run_sync(build_postgres, url, runs, samples, time.time())
