@@ -607,7 +607,9 @@ def main() -> int:
         help="keep the prefilled SQLite ledger here and copy it on later runs (built first when missing)",
     )
     args = parser.parse_args()
+    began = time.monotonic()
     figures = anyio.run(main_async, args)
+    say(f"done in {time.monotonic() - began:.0f} s")
     for f in figures:
         print(
             f"{f.backend:10} x{f.replicas}, {f.ledger_runs:,} runs in the ledger: {f.calls} calls in {f.seconds}s = "
@@ -617,8 +619,14 @@ def main() -> int:
             f"{f.orphaned_by_kill}, unsettled runs {f.unsettled_submissions}), "
             f"unreadable {f.unreadable_tasks}/{f.tasks_checked * f.replicas}; load average {f.load_before} before, "
             f"{f.load_during_mean} mean / {f.load_during_max} max during; /readyz p50 {f.readyz_p50_ms} ms, p99 "
-            f"{f.readyz_p99_ms} ms, max {f.readyz_max_ms} ms, {f.readyz_failures} not ready; logs in {f.logs}"
+            f"{f.readyz_p99_ms} ms, max {f.readyz_max_ms} ms, {f.readyz_failures} not ready; task polls "
+            f"{f.task_polls}, tracker caught up in {f.tracker_caught_up_s} s; logs in {f.logs}"
         )
+    for backend in dict.fromkeys(f.backend for f in figures):
+        empty, *big = [f for f in figures if f.backend == backend]
+        for f in big:
+            ratio = f.calls_per_s / empty.calls_per_s if empty.calls_per_s else 0.0
+            print(f"{backend}: calls/s with {f.ledger_runs:,} runs / empty = {ratio:.2f}x (target >= 0.9x)")
     if args.json is not None:
         args.json.write_text(json.dumps([asdict(f) for f in figures], indent=2) + "\n")
     bad = any(f.double_billings or f.lost_task_ids or f.unreadable_tasks for f in figures)
