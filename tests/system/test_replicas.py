@@ -21,7 +21,16 @@ import psycopg
 import pytest
 
 from bench.big_ledger import BuildStalled, Samples, Template, build_postgres, create_schema
-from bench.replicas import Replica, free_port, haproxy_binary, measure, run_input, sandbox_config
+from bench.replicas import (
+    Replica,
+    free_port,
+    haproxy_binary,
+    measure,
+    overdue,
+    run_input,
+    sandbox_config,
+    tracker_caught_up,
+)
 from databar_mcp.app.http_app import HttpOptions, SecurityMiddleware
 from databar_mcp.core.ledger.postgres import PostgresBackend
 from databar_mcp.core.ledger.store import Ledger
@@ -160,3 +169,21 @@ def test_a_ledger_build_waiting_on_a_lock_fails_naming_the_blocking_query(postgr
     message = str(stalled.value)
     assert "AccessExclusiveLock" in message or "relation" in message
     assert "the replica's read" in message and f"pid {holder_pid}" in message
+
+
+async def test_the_big_ledger_phase_waits_for_the_tracker_to_take_the_backlog(tmp_path: Path) -> None:
+    """The 1M phase's load starts once the tracker has taken the runs the ledger came with still processing:
+    the backlog the bench waits on is what the tracker's own pass takes."""
+    state = tmp_path / "state"
+    ledger = Ledger(state / "ledger.sqlite3")
+    claim = await ledger.claim(
+        tool="run_bulk_waterfall", endpoint="waterfalls/x/bulk-run", fingerprint="f" * 64, request={},
+        rows=1, estimated_credits=1.0, window_s=60, force=False,
+    )  # fmt: skip
+    assert claim.submission_id is not None
+    await ledger.accepted(claim.submission_id, "task-left-processing", "processing")
+    assert overdue(None, state) == 1
+    await ledger.due(limit=50, next_in_s=60)  # the tracker's pass takes it
+    assert overdue(None, state) == 0
+    assert await tracker_caught_up(None, state) < 5
+    await ledger.aclose()
