@@ -1,7 +1,10 @@
 """The ledger's query paths on a year of a team's runs (issue 26), both backends, one run.
 
     .venv/bin/python -m bench.ledger_scale                      # 1,000,000 runs, SQLite then PostgreSQL
-    .venv/bin/python -m bench.ledger_scale --runs 100000 --json bench/results/ledger_scale.json
+    .venv/bin/python -m bench.ledger_scale --runs 1000000 --sqlite-ledger-cache /tmp/ledger-1M.sqlite3
+    .venv/bin/python -m bench.ledger_scale --runs 100000 --json /tmp/ledger_scale.json
+
+The figures go to bench/results/ledger_scale.json unless --json says elsewhere (ledger_scale.md tells their story).
 
 Builds the ledger itself (bench/big_ledger.py: SQL bulk insert of rows copied from real sandbox runs, 50 users),
 then times with the project's own Ledger methods: get_task's read, list_recent_tasks' reads as a user and
@@ -37,6 +40,7 @@ from databar_mcp.core.ledger.store import TERMINAL_SQL, Ledger
 from databar_mcp.core.users import acting_as
 
 DAY_S = 24 * 3600.0
+RESULTS = Path(__file__).resolve().parent / "results" / "ledger_scale.json"
 MAIN_SQL = {  # what main ran on the same paths (the statements of store.py before issue 26)
     "count as a user (main)": (
         "SELECT COUNT(*) FROM tasks t WHERE 1 = 1 AND t.submission_id IN (SELECT id FROM submissions WHERE owner = ?)"
@@ -196,7 +200,7 @@ def main() -> int:
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--main-samples", type=int, default=5, help="samples of main's (slow) statements")
     parser.add_argument("--no-prune", action="store_true")
-    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=RESULTS, help="where the figures go (default: bench/results/)")
     parser.add_argument(
         "--sqlite-ledger-cache",
         type=Path,
@@ -204,6 +208,7 @@ def main() -> int:
         help="keep the built SQLite ledger here and copy it on later runs (built first when missing)",
     )
     args = parser.parse_args()
+    began = time.monotonic()
     samples = anyio.run(sample_runs)
     report: dict[str, Any] = {
         "runs": args.runs,
@@ -245,9 +250,10 @@ def main() -> int:
                 for name, f in figures["after_prune"].items():
                     print(f"  after prune: {name:34} p50 {f['p50_ms']:9.2f} ms")
             print(f"  load average {figures['load_before']} before, {figures['load_after']} after")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    report["seconds_in_all"] = round(time.monotonic() - began, 1)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"{report['seconds_in_all']:.0f} s in all; figures in {args.json}")
     return 0
 
 

@@ -53,9 +53,12 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from bench.big_ledger import build_postgres, sample_runs, sqlite_ledger
+from databar_mcp.core.tracker import BATCH as TRACKER_BATCH
 from databar_mcp.sandbox import SandboxConfig, SandboxServer
 
 BULK_RUN = "POST /v1/waterfalls/{identifier}/bulk-run"
+TASK_POLL = "GET /v1/tasks/{task_id}"
+CATCH_UP_S = 600.0  # the most a prefilled ledger's backlog may take the tracker before the load starts
 KEY = "sk-replicas-bench-0a1b2c3d4e"
 SHARED_INPUTS = 5  # identical runs are drawn from these
 ROOT = Path(__file__).resolve().parent.parent
@@ -335,6 +338,40 @@ class Figures:
     readyz_p99_ms: float = 0.0
     readyz_max_ms: float = 0.0
     readyz_failures: int = 0
+    task_polls: int = 0  # GET /v1/tasks/{id} the sandbox answered in the window (calls' waits and the tracker's)
+    tracker_caught_up_s: float = 0.0  # how long the tracker took to reach every task the ledger came with
+
+
+OVERDUE = "SELECT COUNT(*) FROM tasks WHERE next_poll_at IS NOT NULL AND next_poll_at <= ?"
+
+
+def overdue(database_url: str | None, state_dir: Path) -> int:
+    """Unfinished tasks whose poll is due and not yet made (the tracker's backlog)."""
+    now = time.time()
+    if database_url is None:
+        with sqlite3.connect(state_dir / "ledger.sqlite3") as conn:
+            return int(conn.execute(OVERDUE, (now,)).fetchone()[0])
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(OVERDUE.replace("?", "%s"), (now,)).fetchone()  # pyright: ignore[reportArgumentType]
+    return int(row[0]) if row else 0
+
+
+async def tracker_caught_up(database_url: str | None, state_dir: Path) -> float:
+    """Wait (and return how long) until the tracker has taken every task the prefilled ledger came with: fewer
+    than one pass's worth left overdue (the newest few, inside Databar's grace period, are polled every pass).
+
+    The built ledger's newest 1,000 runs are still processing, as task ids the sandbox never issued: the tracker
+    polls them 50 a pass (each a 404, then settled as unknown to Databar), about 40 s of extra work that has
+    nothing to do with the ledger's size. The load starts once that is done, so the two phases compare the same
+    work on a small and a big ledger; how long it took is reported (issue 26: the tracker reaches every task).
+    """
+    started = time.monotonic()
+    while (left := await anyio.to_thread.run_sync(overdue, database_url, state_dir)) >= TRACKER_BATCH:
+        if time.monotonic() - started > CATCH_UP_S:
+            raise RuntimeError(f"the tracker left {left} tasks unpolled for {CATCH_UP_S:g} s: see the replicas' logs")
+        await anyio.sleep(1.0)
+    say(f"the tracker reached every task the ledger came with in {time.monotonic() - started:.0f} s")
+    return time.monotonic() - started
 
 
 LEDGER_QUERIES = (
@@ -360,16 +397,52 @@ def ledger_tasks(database_url: str | None, state_dir: Path) -> tuple[set[str], d
     return tasks, fps, int(row[0]) if row else 0
 
 
-async def unreadable(replicas: list[Replica], task_ids: list[str]) -> int:
-    """How many (task, replica) pairs fail to read the task: each replica is asked for every task."""
+READERS = 8  # requests reading back at once, per replica
+RPC_HEADERS = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18"}
+
+
+async def reads_back(http: httpx2.AsyncClient, replica: Replica, task_id: str) -> bool:
+    """One get_task as a single JSON-RPC POST (the replicas are stateless): the task comes back, not an error.
+    An MCP client session per read costs the bench's own process more than the replica's answer."""
+    call = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "get_task", "arguments": {"task_id": task_id, "limit": 1}},
+    }
+    reply = await http.post(replica.url, json=call, headers=RPC_HEADERS)
+    text = reply.text
+    payloads = [line[5:] for line in text.splitlines() if line.startswith("data:")] or [text]
+    for payload in payloads:
+        try:
+            message = json.loads(payload)
+        except ValueError:
+            continue
+        result = message.get("result") if isinstance(message, dict) else None
+        if isinstance(result, dict):
+            body = result.get("structuredContent") or {}
+            return not result.get("isError") and body.get("task_id") == task_id
+    return False
+
+
+async def unreadable(replicas: list[Replica], task_ids: list[str], *, readers: int = READERS) -> int:
+    """How many (task, replica) pairs fail to read the task: each replica is asked for every task.
+
+    `readers` requests at a time per replica, every replica at once, each read one POST: one MCP call after
+    another, the ~7,000 reads after a 50-agent minute took 8 minutes on an idle machine, the run looking hung."""
     failures = 0
-    for replica in replicas:
-        async with mcp_session(replica.url) as client:
-            for task_id in task_ids:
-                result = await client.call_tool("get_task", {"task_id": task_id, "limit": 1})
-                body = result.structured_content or {}
-                if result.is_error or body.get("task_id") != task_id:
-                    failures += 1
+
+    async def reader(http: httpx2.AsyncClient, replica: Replica, share: list[str]) -> None:
+        nonlocal failures
+        for task_id in share:
+            if not await reads_back(http, replica, task_id):
+                failures += 1
+
+    async with httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=60)) as http, anyio.create_task_group() as tg:
+        for replica in replicas:
+            for i in range(readers):
+                if share := task_ids[i::readers]:
+                    tg.start_soon(reader, http, replica, share)
     return failures
 
 
@@ -386,11 +459,13 @@ async def measure(
     kill: bool = True,
     ledger_runs: int = 0,
 ) -> Figures:
-    sandbox.state.reset_counts()
     before = set(sandbox.state.tasks)
     load = Load()
     load_before = os.getloadavg()[0]
     with cluster(sandbox, workdir, replicas=replicas, database_url=database_url, haproxy=haproxy) as group:
+        caught_up_s = await tracker_caught_up(database_url, workdir / "state") if ledger_runs else 0.0
+        sandbox.state.reset_counts()
+        say(f"{backend} x{replicas}, {ledger_runs:,} runs in the ledger: {agents} agents for {seconds:g} s")
         started = time.monotonic()
         until = started + seconds
         victim = group.replicas[-1]
@@ -416,6 +491,7 @@ async def measure(
         lost = len(returned - in_ledger) + max(0, orphaned - unsettled)
         double = sum(n - 1 for n in per_fingerprint.values() if n > 1)
         check = sorted(created | returned)  # the runs whose caller died with the replica too
+        say(f"{backend}: {load.calls} calls; reading {len(check)} tasks back through each of {replicas} replicas")
         broken = await unreadable(group.replicas, check)
     (workdir / "errors.log").write_text("".join(load.tracebacks) or "no unexpected errors\n")
     loads = load.loads or [load_before]
@@ -432,6 +508,8 @@ async def measure(
         error_kinds=load.error_kinds,
         reused=load.reused,
         submissions_sent=sandbox.state.counts[BULK_RUN],
+        task_polls=sandbox.state.counts[TASK_POLL],
+        tracker_caught_up_s=round(caught_up_s, 1),
         double_billings=double,
         lost_task_ids=lost,
         orphaned_by_kill=orphaned,
@@ -467,11 +545,12 @@ async def main_async(args: argparse.Namespace) -> list[Figures]:
     server: PostgresServer = start_postgres()
     try:
         with SandboxServer(sandbox_config()) as sandbox:
-            for backend in ("postgresql", "sqlite"):
+            for backend in args.backends.split(","):
                 for runs in sizes:
                     folder = fresh(args.out / (backend if not runs else f"{backend}-{runs}"))
                     url = server.new_database() if backend == "postgresql" else None
                     if runs and samples is not None:
+                        say(f"{backend}: building a {runs:,}-run ledger")
                         started = time.monotonic()
                         if url is not None:
                             await anyio.to_thread.run_sync(build_postgres, url, runs, samples, time.time())
@@ -479,7 +558,7 @@ async def main_async(args: argparse.Namespace) -> list[Figures]:
                             (folder / "state").mkdir()
                             path = folder / "state" / "ledger.sqlite3"
                             await anyio.to_thread.run_sync(sqlite_ledger, path, runs, samples, args.sqlite_ledger_cache)
-                        print(f"{backend}: a {runs:,}-run ledger ready in {time.monotonic() - started:.0f} s")
+                        say(f"{backend}: a {runs:,}-run ledger ready in {time.monotonic() - started:.0f} s")
                     figures.append(
                         await measure(
                             sandbox,
@@ -499,6 +578,11 @@ async def main_async(args: argparse.Namespace) -> list[Figures]:
     return figures
 
 
+def say(line: str) -> None:
+    """A step of the run as it happens, with the time: a long step shows which one it is."""
+    print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
+
+
 def fresh(folder: Path) -> Path:
     """An empty folder for one backend's run (an earlier run's logs there are replaced, not mixed in)."""
     shutil.rmtree(folder, ignore_errors=True)
@@ -511,6 +595,7 @@ def main() -> int:
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--backends", default="postgresql,sqlite", help="which to run, in this order")
     parser.add_argument("--out", type=Path, default=OUT, help=f"logs and tracebacks are kept here (default {OUT})")
     parser.add_argument(
         "--ledger-runs", type=int, default=0, help="also run the same load on a ledger holding this many runs"
@@ -522,7 +607,9 @@ def main() -> int:
         help="keep the prefilled SQLite ledger here and copy it on later runs (built first when missing)",
     )
     args = parser.parse_args()
+    began = time.monotonic()
     figures = anyio.run(main_async, args)
+    say(f"done in {time.monotonic() - began:.0f} s")
     for f in figures:
         print(
             f"{f.backend:10} x{f.replicas}, {f.ledger_runs:,} runs in the ledger: {f.calls} calls in {f.seconds}s = "
@@ -532,8 +619,14 @@ def main() -> int:
             f"{f.orphaned_by_kill}, unsettled runs {f.unsettled_submissions}), "
             f"unreadable {f.unreadable_tasks}/{f.tasks_checked * f.replicas}; load average {f.load_before} before, "
             f"{f.load_during_mean} mean / {f.load_during_max} max during; /readyz p50 {f.readyz_p50_ms} ms, p99 "
-            f"{f.readyz_p99_ms} ms, max {f.readyz_max_ms} ms, {f.readyz_failures} not ready; logs in {f.logs}"
+            f"{f.readyz_p99_ms} ms, max {f.readyz_max_ms} ms, {f.readyz_failures} not ready; task polls "
+            f"{f.task_polls}, tracker caught up in {f.tracker_caught_up_s} s; logs in {f.logs}"
         )
+    for backend in dict.fromkeys(f.backend for f in figures):
+        empty, *big = [f for f in figures if f.backend == backend]
+        for f in big:
+            ratio = f.calls_per_s / empty.calls_per_s if empty.calls_per_s else 0.0
+            print(f"{backend}: calls/s with {f.ledger_runs:,} runs / empty = {ratio:.2f}x (target >= 0.9x)")
     if args.json is not None:
         args.json.write_text(json.dumps([asdict(f) for f in figures], indent=2) + "\n")
     bad = any(f.double_billings or f.lost_task_ids or f.unreadable_tasks for f in figures)

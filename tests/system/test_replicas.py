@@ -10,16 +10,30 @@ import json
 import os
 import signal
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import anyio.lowlevel
 import httpx2
+import psycopg
 import pytest
 
-from bench.replicas import Replica, free_port, haproxy_binary, measure, run_input, sandbox_config
+from bench.big_ledger import BuildStalled, Samples, Template, build_postgres, create_schema
+from bench.replicas import (
+    Replica,
+    free_port,
+    haproxy_binary,
+    measure,
+    overdue,
+    run_input,
+    sandbox_config,
+    tracker_caught_up,
+)
 from databar_mcp.app.http_app import HttpOptions, SecurityMiddleware
+from databar_mcp.core.ledger.postgres import PostgresBackend
+from databar_mcp.core.ledger.store import Ledger
 from databar_mcp.sandbox import SandboxServer
 from tests.locks import debian_installs
 from tests.postgres_server import PostgresServer
@@ -136,3 +150,40 @@ async def test_sigterm_hands_back_a_waiting_calls_task_id_and_exits_cleanly(
     assert answers and answers[0].get("task_id") and answers[0].get("done") is False
     assert returned_after < 5  # not the 20 s it asked to wait
     assert code == 0
+
+
+def test_a_ledger_build_waiting_on_a_lock_fails_naming_the_blocking_query(postgres: PostgresServer) -> None:
+    """The 1M-run bench's build never sits silent behind another session: past its patience it fails, and the
+    message carries the session holding the lock and that session's query."""
+    url = postgres.new_database()
+    anyio.run(create_schema, Ledger(PostgresBackend(url)))
+    data = b'[{"email": "a@example.com"}]'
+    template = Template("run_bulk_waterfall", "waterfalls/x/bulk-run", "{}", 1, 1.0, None, 1.0, 1, 1,
+                        zlib.compress(data), len(data))  # fmt: skip
+    samples = Samples([template], json_bytes=len(data), zlib_bytes=len(zlib.compress(data)))
+    with psycopg.connect(url) as holder:  # a transaction left open over the table (a live replica's)
+        holder.execute("SELECT count(*) FROM tasks /* the replica's read */").fetchone()
+        holder_pid = holder.info.backend_pid
+        with pytest.raises(BuildStalled) as stalled:
+            build_postgres(url, 10, samples, time.time(), lock_patience_s=0.5)
+    message = str(stalled.value)
+    assert "AccessExclusiveLock" in message or "relation" in message
+    assert "the replica's read" in message and f"pid {holder_pid}" in message
+
+
+async def test_the_big_ledger_phase_waits_for_the_tracker_to_take_the_backlog(tmp_path: Path) -> None:
+    """The 1M phase's load starts once the tracker has taken the runs the ledger came with still processing:
+    the backlog the bench waits on is what the tracker's own pass takes."""
+    state = tmp_path / "state"
+    ledger = Ledger(state / "ledger.sqlite3")
+    claim = await ledger.claim(
+        tool="run_bulk_waterfall", endpoint="waterfalls/x/bulk-run", fingerprint="f" * 64, request={},
+        rows=1, estimated_credits=1.0, window_s=60, force=False,
+    )  # fmt: skip
+    assert claim.submission_id is not None
+    await ledger.accepted(claim.submission_id, "task-left-processing", "processing")
+    assert overdue(None, state) == 1
+    await ledger.due(limit=50, next_in_s=60)  # the tracker's pass takes it
+    assert overdue(None, state) == 0
+    assert await tracker_caught_up(None, state) < 5
+    await ledger.aclose()
