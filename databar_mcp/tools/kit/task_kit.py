@@ -234,7 +234,14 @@ async def read_task_record(svc: Services, task_id: str) -> tuple[Task, Literal["
 
 async def finished_task(svc: Services, task_id: str) -> tuple[Task, Literal["api", "ledger"]]:
     """A finished task with its data, or a structured failure saying why there is none yet."""
-    task, source, _ = await read_task(svc, task_id)
+    task, source, _ = await finished_task_record(svc, task_id)
+    return task, source
+
+
+async def finished_task_record(svc: Services, task_id: str) -> tuple[Task, Literal["api", "ledger"], TaskRecord | None]:
+    """finished_task with the ledger record it read (its submission holds the inputs): one read of a 10,000-row
+    run's record where an export made two (issue 28)."""
+    task, source, record = await read_task_record(svc, task_id)
     if task.status == TaskStatus.GONE:
         record = await svc.tasks.read(task_id, with_data=False)
         raise ToolFailure(expired_body(task_id, record, svc.settings.exports_dir))
@@ -251,7 +258,7 @@ async def finished_task(svc: Services, task_id: str) -> tuple[Task, Literal["api
                 next_steps=[f"Wait for it with {get_task_call(task_id, wait_seconds=svc.settings.tool_deadline_s)}."],
             )
         )
-    return task, source
+    return task, source, record
 
 
 # ---- list_recent_tasks ---------------------------------------------------------------------------------
