@@ -278,23 +278,14 @@ class TaskRunner:
         # and each kind of run (endpoint and provider mix) remembers the pace its last task ran at.
         self._plans: OrderedDict[str, PollPlan] = OrderedDict()
         self._paces: OrderedDict[str, Pace] = OrderedDict()
-        self._last_fingerprint: tuple[dict[str, Any], str, str, str] | None = None  # request, endpoint, account, fp
         # Set on SIGTERM: waits end at once and hand back their task ids, so a replica stops within seconds.
         self.draining = False
 
     def fingerprint(self, endpoint: str, request: dict[str, Any]) -> str:
-        """The run's fingerprint; the same request object asked again (the spend check's look-up, then the
-        submit) is not hashed again: a 10,000-row body takes ~0.1 s to put in canonical form (issue 28)."""
         # Each user's runs are their own: an identical run by another user is never handed to them.
         owner = current_owner()
         account = self._account if owner is None else f"{self._account}|user:{owner}"
-        last = self._last_fingerprint
-        if last is not None and last[0] is request and last[1] == endpoint and last[2] == account:
-            return last[3]
-        fp = fingerprint(account=account, endpoint=endpoint, body=request)
-        # Held (the object itself, so its id is never another's) only until the submit that follows takes it.
-        self._last_fingerprint = (request, endpoint, account, fp)
-        return fp
+        return fingerprint(account=account, endpoint=endpoint, body=request)
 
     def caps(self, estimated_credits: float | None) -> float | None:
         """The calling user's own caps (users file) before a run is claimed: UserLimitReached when the run is over
@@ -348,7 +339,6 @@ class TaskRunner:
         tool, endpoint, request, rows = order.tool, order.endpoint, order.request, order.rows
         estimated_credits, force, send = order.estimated_credits, order.force, order.send
         fp = self.fingerprint(endpoint, request)
-        self._last_fingerprint = None  # its rows are not kept past the call
         daily_cap = self.caps(estimated_credits)
         deadline = time.monotonic() + bounded(self._settle_s)  # never waited for past the call's deadline
         while True:

@@ -357,35 +357,6 @@ async def test_mcp_task_handles_live_in_the_ledger_on_both_backends(make_ledger:
     assert await store.unfinished() == []
 
 
-async def test_a_request_asked_twice_has_its_one_fingerprint_and_each_user_their_own(
-    make_ledger: Callable[[], Ledger],
-) -> None:
-    """Issue 28: the spend check and the submit fingerprint the same 10,000-row request; the second is not
-    hashed again, and what it answers is always what hashing would: per endpoint, per body, per user."""
-    from pydantic import SecretStr
-
-    from databar_mcp.api import DatabarClient
-    from databar_mcp.core.fingerprint import fingerprint
-    from databar_mcp.core.runner import TaskRunner
-    from databar_mcp.core.users import acting_as
-
-    client = DatabarClient(base_url="http://databar.test/v1", api_key=SecretStr("k"))
-    runner = TaskRunner(
-        client, make_ledger(), account="a", poll_first_s=0.1, poll_cap_s=1, duplicate_window_s=60, settle_s=1
-    )
-    endpoint, request = "waterfalls/w/bulk-run", {"params": [{"a": 1}], "enrichments": [833]}
-    first = runner.fingerprint(endpoint, request)
-    assert runner.fingerprint(endpoint, request) == first == fingerprint(account="a", endpoint=endpoint, body=request)
-    with acting_as("bob"):
-        assert runner.fingerprint(endpoint, request) == fingerprint(
-            account="a|user:bob", endpoint=endpoint, body=request
-        )
-    assert runner.fingerprint("waterfalls/v/bulk-run", request) != first
-    assert runner.fingerprint(endpoint, {**request, "enrichments": [966]}) != first
-    assert runner.fingerprint(endpoint, request) == first
-    await client.aclose()
-
-
 async def test_latest_submission_sees_only_the_callers_runs(make_ledger: Callable[[], Ledger]) -> None:
     """Table runs look up their latest submission: another user's run on the same table must stay invisible."""
     from databar_mcp.core.users import acting_as
