@@ -26,6 +26,7 @@ from databar_mcp.sandbox.tables import SEED_TABLE_ID
 BOUND_SHARE_MIN = 0.95  # issue 28's targets
 RSS_MB_MAX = 100.0
 TABLE_GET = "GET /v1/table/{table_uuid}/rows"
+BULK_POST = "POST /v1/waterfalls/{identifier}/bulk-run"
 NEXT_CALL = re.compile(r"page=(\d+), per_page=(\d+)(?:, skip=(\d+))?")
 
 
@@ -36,6 +37,22 @@ async def our_server(sb: SandboxServer, state: Path) -> AsyncIterator[tuple[Clie
     async with harness.connect(harness.ours(sb.base_url, state, DATABAR_MCP_TOOLSETS="all")) as client:
         new = [p for p in harness.children_matching("databar-mcp") if p not in before]
         yield client, (new[0] if len(new) == 1 else None)
+
+
+class Arrivals:
+    """When each request first reached the sandbox (its clock), by route key ("POST /v1/..."): where a run's
+    bound starts. The sandbox works out every row's outcome before it answers a run request and starts the
+    run's clock only then; that time is the sandbox's, and no client, however fast, answers before it."""
+
+    def __init__(self, sb: SandboxServer) -> None:
+        self.first: dict[str, float] = {}
+        counted = sb.state.count
+
+        def count(route_key: str) -> None:
+            self.first.setdefault(route_key, sb.state.clock.now())
+            counted(route_key)
+
+        sb.state.count = count  # the sandbox counts each request as it arrives, before any work
 
 
 def csv_rows(path: Path) -> int:
@@ -62,6 +79,7 @@ def bound_row(label: str, ours_s: float, bound_s: float, note: str, *, informati
 async def bulk(ctx: Context) -> list[Row]:
     n = ctx.profile.bulk_rows
     with harness.sandbox(task_base_seconds=0.3, row_seconds=ctx.profile.bulk_row_seconds) as sb:
+        arrivals = Arrivals(sb)
         async with our_server(sb, ctx.scratch("bulk")) as (client, pid):
             harness.log(f"  scale: {n:,}-row bulk waterfall")
             started = time.perf_counter()
@@ -76,11 +94,16 @@ async def bulk(ctx: Context) -> list[Row]:
             peak = harness.peak_rss_mb(pid) if pid else None
         with sb.state.lock:
             task = sb.state.tasks[out["task_id"]]
-            bound = task.finished_at() - task.created
+            accepting = task.created - arrivals.first[BULK_POST]
+            bound = task.finished_at() - task.created + accepting
     written = csv_rows(Path(export["path"]))
     if written != n:
         raise RuntimeError(f"the export holds {written} rows, not {n}")
-    note = f"bound = the sandbox's processing time (0.3 s + {n - 1:,} × {ctx.profile.bulk_row_seconds:g} s)"
+    note = (
+        f"bound = the sandbox's time from the run request's arrival: {accepting:.2f} s to accept it (every row's "
+        f"outcome worked out first) + 0.3 s + {n - 1:,} × {ctx.profile.bulk_row_seconds:g} s; against the "
+        f"processing time alone ({bound - accepting:.1f} s): {(bound - accepting) / elapsed:.3f}×"
+    )
     return [
         bound_row(f"4. {n:,}-row bulk waterfall end to end (run → CSV export)", elapsed, bound, note),
         rss_row(f"4. peak RSS, {n:,}-row bulk waterfall", pid, peak),

@@ -43,6 +43,7 @@ from databar_mcp.api.errors import (
     scrub,
     status_error,
 )
+from databar_mcp.api.json_members import TaskReply, json_members
 from databar_mcp.api.pacing import TableWindows, table_of
 from databar_mcp.api.retry import (
     REFUSALS,
@@ -229,8 +230,10 @@ class DatabarClient:
         params: Mapping[str, str | int | float | bool] | None = None,
         json: object = None,
         billable: bool = False,
+        parse: Callable[[httpx2.Response, tuple[str, ...]], Any] | None = None,
     ) -> Any:
-        """Send one request under the retry policy and return the parsed JSON body."""
+        """Send one request under the retry policy and return the parsed JSON body (`parse`: how a successful
+        reply is read, given the request's secrets; the scrubbed JSON by default)."""
         api_key = (self._key_for() if self._key_for is not None else None) or self._api_key
         if api_key is None:
             raise AuthenticationError(
@@ -299,7 +302,7 @@ class DatabarClient:
             )
             if response.is_success:
                 try:
-                    return self._scrubbed(response, secrets)
+                    return (parse or self._scrubbed)(response, secrets)
                 except DatabarError as exc:
                     if billable:  # Databar may well have done the work: the reply is what broke
                         raise SubmissionUnknown(
@@ -468,8 +471,28 @@ class DatabarClient:
 
     async def get_task(self, task_id: str, *, include_partial: bool = False) -> models.Task:
         params = {"include_partial": "true"} if include_partial else None
-        raw = await self.request("GET", f"tasks/{segment(task_id)}", params=params)
+        raw = await self.request("GET", f"tasks/{segment(task_id)}", params=params, parse=self._task_reply)
+        if isinstance(raw, TaskReply):
+            task = _model(models.Task, raw.body)
+            if raw.data_json is not None and task.data is raw.body.get("data"):
+                task.keep_data_json(raw.data_json)
+            return task
         return _model(models.Task, raw)
+
+    @classmethod
+    def _task_reply(cls, response: httpx2.Response, secrets: tuple[str, ...]) -> Any:
+        """A task reply with its `data` kept as the JSON text it came in (for the ledger to store as is), when
+        the reply needs no scrubbing; otherwise the scrubbed JSON, as any reply."""
+        body = response.content
+        if b"\\" in body or any(secret.encode() in body for secret in secrets):
+            return cls._scrubbed(response, secrets)
+        try:
+            parsed, spans = json_members(body.decode("utf-8"))
+        except ValueError:
+            return cls._scrubbed(response, secrets)  # not a JSON object: said as any reply's would be
+        span = spans.get("data")
+        kept = span is not None and isinstance(parsed.get("data"), list) and body.isascii()  # offsets are bytes'
+        return TaskReply(parsed, memoryview(body)[span[0] : span[1]] if kept and span is not None else None)
 
     async def cancel_task(self, task_id: str) -> models.Task:
         return _model(models.Task, await self.request("POST", f"tasks/{segment(task_id)}/cancel"))

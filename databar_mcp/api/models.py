@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from databar_mcp import config
 from databar_mcp.api.statuses import NOT_REUSABLE_STATUSES as NOT_REUSABLE_STATUSES  # re-exported, as before
@@ -68,6 +68,9 @@ class Task(_Response):
     credits_spent: float | None = None
     # Not from the API: False when Databar answered 404 for a task we just submitted (not visible there yet).
     visible: bool = Field(default=True, exclude=True)
+    # Not from the API either: `data`'s JSON as Databar sent it (a view of the reply's bytes, set by the client),
+    # so the ledger stores a 10,000-row result without writing it out again. Private: no reply can set it.
+    _data_json: memoryview | None = PrivateAttr(default=None)
 
     @model_validator(mode="before")
     @classmethod
@@ -105,6 +108,15 @@ class Task(_Response):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def data_json(self) -> memoryview | None:
+        """`data`'s JSON as received, UTF-8 (None: not kept, e.g. a reply that had to be scrubbed)."""
+        return self._data_json
+
+    def keep_data_json(self, view: memoryview | None) -> None:
+        """Keep (or, with None, let go of: it holds the whole reply) `data`'s JSON as received."""
+        self._data_json = view
 
     @property
     def errors(self) -> list[str]:

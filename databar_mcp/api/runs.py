@@ -6,8 +6,9 @@ guard always keys a run by the path it actually went to. Identifiers are quoted 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
 from pydantic import BaseModel
@@ -44,7 +45,28 @@ class RunRequest:
 
 def _of(endpoint: str, body: BaseModel) -> RunRequest:
     # Unset options are left out of what is sent, as Databar's SDK and MCP server send them (never null).
-    return RunRequest(endpoint, body.model_dump(mode="json", exclude_none=True), body.model_dump(mode="json"))
+    rows = getattr(body, "params", None)
+    if not isinstance(rows, list) or not _plain_rows(cast(list[Any], rows)):
+        return RunRequest(endpoint, body.model_dump(mode="json", exclude_none=True), body.model_dump(mode="json"))
+    # The rows, already JSON, are shared by what is sent and what is recorded: a 10,000-row run held as one copy
+    # through its wait, not three (issue 28: the server's peak memory on big runs).
+    sent = body.model_dump(mode="json", exclude_none=True, exclude={"params"})
+    full = body.model_dump(mode="json", exclude={"params"})
+    return RunRequest(endpoint, {"params": rows, **sent}, {"params": rows, **full})
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _plain_rows(rows: list[Any]) -> bool:
+    """Every row a dict of JSON scalars: what model_dump(mode="json") would give back unchanged."""
+    for row in rows:
+        if not isinstance(row, dict):
+            return False
+        for value in cast(dict[str, Any], row).values():
+            if not isinstance(value, _SCALARS) or (isinstance(value, float) and not math.isfinite(value)):
+                return False
+    return True
 
 
 def bulk_waterfall(identifier: str, body: models.BulkWaterfallRequest) -> RunRequest:

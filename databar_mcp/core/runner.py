@@ -512,6 +512,7 @@ class TaskRunner:
         try:
             await self._ledger.observe(task)
         except TaskNotOurs as exc:
+            task.keep_data_json(None)
             message = (
                 f"Databar's task {task.task_id} holds {exc.seen} row(s) but this run sent {exc.sent}: Databar gave "
                 "this run the id of another run's task (an upstream error). Its rows were not stored or returned; "
@@ -520,6 +521,7 @@ class TaskRunner:
             logger.error("%s", message)
             await self._ledger.disown(task.task_id, message)
             raise DatabarError(message) from None
+        task.keep_data_json(None)  # stored: the reply's bytes it views are let go of before the answer is made
 
     async def wait(
         self,

@@ -17,7 +17,7 @@ from databar_mcp.tools.kit.params import (
 )
 from databar_mcp.tools.kit.registry import tool
 from databar_mcp.tools.kit.results import ok_result
-from databar_mcp.tools.kit.task_kit import finished_task, inputs_of
+from databar_mcp.tools.kit.task_kit import finished_task_record, recalled_rows, submitted_rows
 from databar_mcp.tools.kit.task_view import result_rows
 
 EXPORT_DESCRIPTION = """\
@@ -67,9 +67,14 @@ async def export_task_result(
         stem = export_stem(task_id, filename, fmt)
     except UnsafeName as exc:
         raise bad_filename(exc, "Pass a plain name such as 'leads_enriched', or omit filename.") from None
-    task, source = await finished_task(svc, task_id)
-    rows = result_rows(task) or []
-    inputs = await inputs_of(svc, task_id)
+    recalled = recalled_rows(svc, task_id)
+    record = await svc.tasks.read(task_id, with_data=False) if recalled is not None else None
+    if recalled is not None and record is not None:  # finished moments ago: its rows, as the answer showed them
+        rows, source = recalled, "ledger"
+    else:
+        task, source, record = await finished_task_record(svc, task_id)
+        rows = result_rows(task) or []
+    inputs = submitted_rows(record)  # the record read holds the run's inputs: not read again
     path = await anyio.to_thread.run_sync(claim_new_file, svc.settings.exports_dir, stem, fmt)
     try:
         size, columns = await anyio.to_thread.run_sync(functools.partial(write_export, path, fmt, inputs, rows))

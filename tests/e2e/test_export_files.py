@@ -14,7 +14,9 @@ from mcp.types import CallToolResult
 
 from databar_mcp.config import Settings
 from databar_mcp.core.files.export_writing import FORMULA_START
-from tests.conftest import BULK_ARGS, lead, structured
+from databar_mcp.core.users import acting_as
+from databar_mcp.sandbox import SandboxServer
+from tests.conftest import BULK_ARGS, lead, run_sql, structured, whole
 
 pytestmark = pytest.mark.anyio
 
@@ -89,3 +91,28 @@ async def test_table_export_headers_are_defused(mcp: Client) -> None:
     rows = csv_rows(out["path"])
     assert not [c for line in rows for c in line if c.startswith(FORMULA_START)]
     assert "'@SUM(1+1)" in rows[0]
+
+
+async def test_a_run_exported_right_after_it_finished_is_written_from_its_answers_rows(
+    mcp: Client, sandbox: SandboxServer, settings: Settings
+) -> None:
+    """Issue 28 (the 10,000-row run -> CSV): the export read the finished result back from the ledger,
+    decompressed, decoded and presented every row again. A run's rows are now kept a minute after its answer:
+    exported then, they are written with no read of the result (here its ledger copy is gone meanwhile and no
+    request is sent), joined to the inputs as ever; another user gets nothing of them."""
+    sandbox.state.balance = 1_000.0
+    done = structured(await mcp.call_tool("run_bulk_waterfall", {**BULK_ARGS, "wait_seconds": 25}))
+    task_id = done["task_id"]
+    assert done["done"] is True
+    run_sql(settings, "DELETE FROM results WHERE task_id = ?", task_id)
+    gets = sandbox.state.counts["GET /v1/tasks/{task_id}"]
+
+    out = structured(await mcp.call_tool("export_task_result", {"task_id": task_id}))
+
+    assert sandbox.state.counts["GET /v1/tasks/{task_id}"] == gets
+    lines = csv_rows(out["path"])
+    assert out["rows"] == len(BULK_ARGS["params"]) == len(lines) - 1 and out["inputs_joined"] is True
+    assert lines[1][1:4] == [str(v) for v in BULK_ARGS["params"][0].values()][:3]
+    with acting_as("bob"):  # not the user who ran it
+        refused = await mcp.call_tool("export_task_result", {"task_id": task_id})
+    assert refused.is_error and "not_found" in whole(refused)

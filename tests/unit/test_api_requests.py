@@ -20,6 +20,23 @@ def test_a_run_request_is_sent_without_unset_options_and_recorded_in_full() -> N
     assert run.request == body.model_dump(mode="json") and run.request["email_verifier"] is None
 
 
+def test_a_big_runs_rows_are_held_once_by_what_is_sent_and_what_is_recorded() -> None:
+    """Issue 28: a 10,000-row run's rows were copied twice more (sent, recorded) and held through its wait."""
+    rows = [{"name": f"Ann{i}", "n": i, "ok": True, "note": None} for i in range(3)]
+    body = models.BulkWaterfallRequest(params=rows, enrichments=[1])
+    run = runs.bulk_waterfall("email_getter", body)
+    assert run.body["params"] is body.params and run.request["params"] is body.params
+    assert run.body == {"params": rows, "enrichments": [1]}
+    assert run.request == {"params": rows, "enrichments": [1], "email_verifier": None}
+
+
+def test_rows_that_are_not_plain_json_are_still_dumped_as_json() -> None:
+    nested = models.BulkEnrichmentRequest(params=[{"tags": ["a"], "x": float("nan")}])
+    run = runs.bulk_enrichment(7, nested)
+    assert run.body["params"] is not nested.params
+    assert run.body["params"] == nested.model_dump(mode="json")["params"]
+
+
 def test_every_run_has_its_path_from_one_place() -> None:
     bulk = models.BulkEnrichmentRequest(params=[{"q": 1}])
     assert runs.bulk_enrichment(7, bulk).endpoint == "enrichments/7/bulk-run"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx2
@@ -12,6 +13,7 @@ from pydantic import SecretStr
 
 from databar_mcp.api import DatabarClient
 from databar_mcp.api.errors import DatabarError, status_error
+from databar_mcp.api.json_members import json_members
 from databar_mcp.api.models import Enrichment, RowWriteResult, Task, Waterfall, waterfall_entry
 from databar_mcp.core.catalog import plan_bulk_run, plan_enrichment_run
 from databar_mcp.core.rows import present_entry, present_rows
@@ -223,3 +225,31 @@ async def test_a_reply_is_scrubbed_of_the_key_however_it_spells_it(body: bytes, 
         task = await client.get_task("t")
     assert key not in repr(task.data)
     assert ("[REDACTED]" in repr(task.data)) is scrubbed
+    # The data's text as it came (what the ledger then stores as is) is kept only when nothing was scrubbed.
+    assert (task.data_json is None) is scrubbed
+    assert task.data_json is None or json.loads(bytes(task.data_json)) == task.data
+
+
+_MEMBER = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(st.dictionaries(st.text(max_size=4), _MEMBER, max_size=5), st.sampled_from([None, 0, 2]), st.booleans())
+def test_an_object_read_member_by_member_is_what_json_reads(
+    obj: dict[str, Any], indent: int | None, ascii_: bool
+) -> None:
+    """Issue 28: a task reply is read by members, so its `data` can be stored as the text it came in; each span
+    holds exactly its member's value, and the whole reads as json.loads reads it."""
+    text = json.dumps(obj, indent=indent, ensure_ascii=ascii_)
+    members, spans = json_members(f" {text}\n")
+    assert members == json.loads(text)
+    assert {k: json.loads(f" {text}\n"[a:b]) for k, (a, b) in spans.items()} == members
+
+
+@pytest.mark.parametrize("text", ["[1]", '{"a": 1} x', '{"a" 1}', '{"a": 1,}', "", "{", '{"a": 1', "{1: 2}", "{} {}"])
+def test_anything_but_one_json_object_is_refused_member_by_member(text: str) -> None:
+    with pytest.raises(ValueError, match=r"expected|Expecting|not a JSON object|extra data"):
+        json_members(text)

@@ -2,16 +2,20 @@
 progress while waiting, and the words for a task that expired or failed."""
 
 import glob
+import time
+from collections import OrderedDict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, cast
+from weakref import WeakKeyDictionary
 
 from mcp.types import CallToolResult
 
 from databar_mcp.api.errors import ResultExpired, SubmissionUnknown
 from databar_mcp.api.models import Task, TaskStatus
 from databar_mcp.core.costs import balance_or_none
-from databar_mcp.core.ledger.store import Submission, TaskRecord
+from databar_mcp.core.ledger.store import Ledger, Submission, TaskRecord
+from databar_mcp.core.users import current_owner
 from databar_mcp.tools.kit.context import Services, ToolContext
 from databar_mcp.tools.kit.results import ErrorBody, ErrorCode, ToolFailure, ok_result
 from databar_mcp.tools.kit.task_view import build_view, get_task_call
@@ -151,6 +155,37 @@ def failed_body(task: Task) -> ErrorBody:
     )
 
 
+# ---- the rows of a task just finished, for its export -----------------------------------------------------
+
+FIXED_STATUSES = (TaskStatus.COMPLETED, TaskStatus.PARTIALLY_COMPLETED, TaskStatus.CANCELLED)  # rows never change
+RECENT_ROWS_KEPT = 2
+RECENT_ROWS_TTL_S = 60.0
+_recent_rows: WeakKeyDictionary[Ledger, OrderedDict[tuple[str | None, str], tuple[float, list[Any]]]] = (
+    WeakKeyDictionary()
+)
+
+
+def remember_rows(svc: Services, task: Task, rows: list[Any]) -> None:
+    """Keep a finished task's presented rows a minute: an agent exports a big run right after it finishes, and
+    reading them back from the ledger means a 10,000-row result decompressed, decoded and presented again."""
+    if task.status not in FIXED_STATUSES:
+        return
+    kept = _recent_rows.setdefault(svc.ledger, OrderedDict())
+    kept[(current_owner(), task.task_id)] = (time.monotonic(), rows)
+    kept.move_to_end((current_owner(), task.task_id))
+    while len(kept) > RECENT_ROWS_KEPT:
+        kept.popitem(last=False)
+
+
+def recalled_rows(svc: Services, task_id: str) -> list[Any] | None:
+    """The calling user's rows of `task_id` kept by remember_rows, while fresh (None: read them anew)."""
+    kept = _recent_rows.get(svc.ledger)
+    found = None if kept is None else kept.get((current_owner(), task_id))
+    if found is None or time.monotonic() - found[0] > RECENT_ROWS_TTL_S:
+        return None
+    return found[1]
+
+
 async def deliver(
     svc: Services,
     task: Task,
@@ -181,6 +216,8 @@ async def deliver(
         raise ToolFailure(unknown_body(task))
     if estimated_credits is None and look_up_estimate and record is not None:
         estimated_credits = record.estimated_credits
+    if presented is not None and served_from == "api":
+        remember_rows(svc, task, presented)  # stored in the ledger already (runner.observe): these are its rows
     view, text = build_view(
         task,
         offset=offset,
@@ -234,7 +271,14 @@ async def read_task_record(svc: Services, task_id: str) -> tuple[Task, Literal["
 
 async def finished_task(svc: Services, task_id: str) -> tuple[Task, Literal["api", "ledger"]]:
     """A finished task with its data, or a structured failure saying why there is none yet."""
-    task, source, _ = await read_task(svc, task_id)
+    task, source, _ = await finished_task_record(svc, task_id)
+    return task, source
+
+
+async def finished_task_record(svc: Services, task_id: str) -> tuple[Task, Literal["api", "ledger"], TaskRecord | None]:
+    """finished_task with the ledger record it read (its submission holds the inputs): one read of a 10,000-row
+    run's record where an export made two (issue 28)."""
+    task, source, record = await read_task_record(svc, task_id)
     if task.status == TaskStatus.GONE:
         record = await svc.tasks.read(task_id, with_data=False)
         raise ToolFailure(expired_body(task_id, record, svc.settings.exports_dir))
@@ -251,7 +295,7 @@ async def finished_task(svc: Services, task_id: str) -> tuple[Task, Literal["api
                 next_steps=[f"Wait for it with {get_task_call(task_id, wait_seconds=svc.settings.tool_deadline_s)}."],
             )
         )
-    return task, source
+    return task, source, record
 
 
 # ---- list_recent_tasks ---------------------------------------------------------------------------------
