@@ -153,7 +153,10 @@ class DatabarMCPServer(SdkServer[Services]):
         return box is not None and all(tool.name in box.registered for tool in registered_tools(self))
 
     async def _built_listing(self) -> list[Tool]:
-        from databar_mcp.tools.kit.schemas import model_visible, portable  # a start whose listing is cached skips this
+        from databar_mcp.tools.kit.schemas import (
+            model_visible,
+            output_schema,
+        )  # a start whose listing is cached skips this
 
         box = self.toolbox
         if box is not None:
@@ -162,7 +165,7 @@ class DatabarMCPServer(SdkServer[Services]):
             tool.model_copy(
                 update={
                     "input_schema": model_visible(tool.input_schema),
-                    "output_schema": portable(tool.output_schema) if tool.output_schema is not None else None,
+                    "output_schema": output_schema(tool.output_schema) if tool.output_schema is not None else None,
                 }
             )
             for tool in await super().list_tools()
