@@ -17,6 +17,9 @@ trick on (915 ms CPU, 0.75x the bare SDK server's 1,214 ms; wall 0.80x).
 |   (collector_paused and start_built, below: app/cli.py)      |               |                      |         |
 | api.models imported on the first reply (LazyModule, below)   | 51 ms (6%)    | 262 ms (9%)          | yes     |
 | resources and prompts given to the SDK on first use          | 14 ms (1.5%)  | -40 ms (noise)       | deleted |
+| the ledger checked on a thread beside the server's imports   | none (same    | its disk waits (a    | yes     |
+|   and build (LedgerCheck, below: app/cli.py)                 |   work)       |   SQLite open, WAL   |         |
+|                                                              |               |   checkpoint, fsyncs)|         |
 
 \* of a start that builds its listing (the first after an install, upgrade or settings change): in a cached
 start this deferral is what lets a tool the listing names be called without its module imported at start.
