@@ -232,7 +232,6 @@ def _serve(args: argparse.Namespace) -> int:
     token = http_options.token.get_secret_value() if http_options and http_options.token else None
     key = settings.api_key.get_secret_value() if settings.api_key else None
     _configure_logging(settings.log_level, args.log_format, secrets=(key, token))
-    _skip_sdk_logging_setup()
     sandbox = None
     try:
         if args.sandbox:
@@ -250,6 +249,7 @@ def _serve(args: argparse.Namespace) -> int:
         # before serving: an unusable ledger is one line and exit 2, never a traceback or a billed run; checked
         # beside the server's imports and build (startup.LedgerCheck)
         checked = startup.LedgerCheck(ledger_for(settings).check, LedgerError).start()
+        _skip_sdk_logging_setup()  # the first import of the MCP SDK: most of a start
         from databar_mcp.app.server import build_server
 
         server_options = http_options.server_kwargs() if http_options is not None else {}
