@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from databar_mcp import __version__, config
 from databar_mcp.api import DatabarClient
 from databar_mcp.api.deadline import deadline_in
+from databar_mcp.app import stdio_pipes
 from databar_mcp.app.client_logs import ClientLogRelay
 from databar_mcp.app.sealed_rounds import spend_sealed_rounds_once
 from databar_mcp.app.stdio_guard import AnsweringReadStream
@@ -102,8 +103,16 @@ class DatabarMCPServer(SdkServer[Services]):
         return await super().get_prompt(name, arguments, context)
 
     async def run_stdio_async(self) -> None:
-        """The SDK's stdio transport, with every unreadable line answered (see stdio_guard)."""
-        async with stdio_server() as (read_stream, write_stream):
+        """The SDK's stdio transport, on the event loop when stdin and stdout are pipes (see stdio_pipes), with
+        every unreadable line answered (see stdio_guard)."""
+        if stdio_pipes.usable():
+            async with stdio_pipes.loop_stdio() as (stdin, stdout):
+                await self._serve_stdio(stdin, stdout)
+        else:
+            await self._serve_stdio(None, None)
+
+    async def _serve_stdio(self, stdin: Any, stdout: Any) -> None:
+        async with stdio_server(stdin, stdout) as (read_stream, write_stream):
             await self.lowlevel.run(
                 AnsweringReadStream(read_stream, write_stream),
                 write_stream,
@@ -153,7 +162,10 @@ class DatabarMCPServer(SdkServer[Services]):
         return box is not None and all(tool.name in box.registered for tool in registered_tools(self))
 
     async def _built_listing(self) -> list[Tool]:
-        from databar_mcp.tools.kit.schemas import model_visible, portable  # a start whose listing is cached skips this
+        from databar_mcp.tools.kit.schemas import (
+            model_visible,
+            output_schema,
+        )  # a start whose listing is cached skips this
 
         box = self.toolbox
         if box is not None:
@@ -162,7 +174,7 @@ class DatabarMCPServer(SdkServer[Services]):
             tool.model_copy(
                 update={
                     "input_schema": model_visible(tool.input_schema),
-                    "output_schema": portable(tool.output_schema) if tool.output_schema is not None else None,
+                    "output_schema": output_schema(tool.output_schema) if tool.output_schema is not None else None,
                 }
             )
             for tool in await super().list_tools()

@@ -14,7 +14,7 @@ from mcp import Client
 from databar_mcp.app.server import INSTRUCTIONS
 from databar_mcp.config import CORE_TOOLS, DEFAULT_TOOLSETS, TOOLSETS
 from databar_mcp.tools.kit.registry import ALWAYS_LISTED, TOOLSET_META_KEY
-from databar_mcp.tools.kit.schemas import model_visible, portable
+from databar_mcp.tools.kit.schemas import model_visible, output_schema, portable
 
 pytestmark = pytest.mark.anyio
 
@@ -249,7 +249,7 @@ def test_portable_schemas_type_any_value_and_drop_titles_but_keep_names() -> Non
 
     out = portable(schema)
 
-    any_value = [{"type": t} for t in ("object", "array", "string", "number", "boolean", "null")]
+    any_value = [{"type": t} for t in ("object", "null", "array", "string", "number", "boolean")]
     assert out["properties"]["data"] == {"anyOf": any_value, "description": "The data."}
     assert out["properties"]["title"] == {"type": "string"}
     assert out["properties"]["tags"]["items"] == {"anyOf": any_value}
@@ -257,6 +257,61 @@ def test_portable_schemas_type_any_value_and_drop_titles_but_keep_names() -> Non
     assert out["properties"]["page"] == schema["properties"]["page"]  # a constrained integer and a real default stay
     assert out["$defs"]["Inner"] == {"anyOf": [{"type": "string"}, {"type": "null"}]}
     assert "title" not in out and schema["title"] == "Row"  # a copy: the SDK's own schema is untouched
+
+
+async def test_output_schemas_have_no_ref_for_a_client_to_resolve_per_row(every: Client) -> None:
+    """Regression (issue 28): get_task's rows were `$ref`s to `$defs/Row`, and any-JSON cells tried null last;
+    the MCP SDK's client checks every result against the schema, and resolving a `$ref` per row cost a third of
+    a page's check. Every non-recursive definition is now written where it is used."""
+    tools = await _tools(every)
+    for tool in tools:
+        listed = json.dumps(tool["outputSchema"])
+        assert "$ref" not in listed and "$defs" not in listed, tool["name"]
+    get_task = next(t for t in tools if t["name"] == "get_task")["outputSchema"]
+    row = get_task["properties"]["rows"]["items"]
+    assert row["required"] == ["index", "data"] and row["properties"]["index"]["type"] == "integer"
+    assert [b["type"] for b in row["properties"]["data"]["anyOf"][:2]] == ["object", "null"]
+
+
+def test_output_schema_inlines_definitions_but_keeps_recursive_ones_and_the_contract() -> None:
+    """Written in place, a definition says what its `$ref` said: the same instances pass and fail."""
+    from jsonschema import Draft202012Validator
+
+    schema = {
+        "type": "object",
+        "properties": {
+            "rows": {"type": "array", "items": {"$ref": "#/$defs/Row"}},
+            "first": {"$ref": "#/$defs/Row", "description": "The first row."},
+            "bounded": {"$ref": "#/$defs/Row", "maxProperties": 1},  # a constraint beside $ref: kept as a $ref
+            "tree": {"anyOf": [{"$ref": "#/$defs/Node"}, {"type": "null"}]},
+        },
+        "required": ["rows"],
+        "$defs": {
+            "Row": {"title": "Row", "type": "object", "properties": {"index": {"type": "integer"}, "data": {}}},
+            "Node": {"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/Node"}}}},
+        },
+    }
+
+    out = output_schema(schema)
+
+    assert out["properties"]["rows"]["items"]["properties"]["index"] == {"type": "integer"}
+    assert out["properties"]["first"]["description"] == "The first row." and out["properties"]["first"]["type"]
+    assert out["properties"]["bounded"]["$ref"] == "#/$defs/Row"
+    assert out["properties"]["tree"]["anyOf"][0] == {"$ref": "#/$defs/Node"}
+    assert set(out["$defs"]) == {"Row", "Node"}  # Row kept: `bounded` still refers to it
+    instances = [
+        {"rows": [{"index": 1, "data": None}, {"index": 2, "data": {"a": [1]}}]},
+        {"rows": [{"index": "one"}]},
+        {"rows": [], "first": {"index": 1.5}},
+        {"rows": [], "bounded": {"index": 1, "data": 2}},
+        {"rows": [], "tree": {"kids": [{"kids": []}, {"kids": "x"}]}},
+        {"rows": [], "tree": {"kids": [{"kids": [{}]}]}},
+        {"first": {}},
+    ]
+    original, inlined = Draft202012Validator(portable(schema)), Draft202012Validator(out)
+    verdicts = [(original.is_valid(i), inlined.is_valid(i)) for i in instances]
+    assert all(a == b for a, b in verdicts), verdicts
+    assert [a for a, _ in verdicts] == [True, False, False, False, False, True, False]
 
 
 def test_model_visible_schemas_keep_every_bound_and_fold_only_an_omittable_null() -> None:

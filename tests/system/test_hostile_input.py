@@ -70,6 +70,58 @@ def test_unreadable_stdio_lines_are_answered_with_their_id(tmp_path: Path) -> No
         proc.stdout.close()
 
 
+def _wire_fds(pid: int, pipe: int) -> list[int]:
+    """The server's descriptors open on the same pipe as our descriptor `pipe`."""
+    inode = os.fstat(pipe).st_ino
+    fds = [int(fd) for fd in os.listdir(f"/proc/{pid}/fd")]
+    return [fd for fd in fds if os.readlink(f"/proc/{pid}/fd/{fd}") == f"pipe:[{inode}]"]
+
+
+def _nonblocking(pid: int, fd: int) -> bool:
+    flags = next(line for line in Path(f"/proc/{pid}/fdinfo/{fd}").read_text().splitlines() if line.startswith("flags"))
+    return bool(int(flags.split()[1], 8) & os.O_NONBLOCK)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fdinfo").is_dir(), reason="reads the server's descriptors from /proc")
+def test_stdio_pipes_are_served_on_the_loop_and_a_long_line_is_answered(tmp_path: Path) -> None:
+    """Regression (issue 28): stdin and stdout were read and written through worker threads (a thread hop per
+    line, write and flush: a third of a warm call's server CPU). Piped, they are served on the event loop
+    (non-blocking private descriptors), while fd 0 and 1 no longer reach the client, and a request line far
+    over asyncio's 64 KiB default is read whole."""
+    env = {**os.environ, "DATABAR_MCP_STATE_DIR": str(tmp_path / "state")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "databar_mcp", "--sandbox"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        init = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+        proc.stdin.write(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init}).encode())
+        proc.stdin.write(b"\n")
+        proc.stdin.flush()
+        assert _line(proc.stdout)["id"] == 1
+        reads, writes = _wire_fds(proc.pid, proc.stdin.fileno()), _wire_fds(proc.pid, proc.stdout.fileno())
+        assert 0 not in reads and 1 not in writes  # a stray print or a child never reaches the wire
+        assert reads and all(_nonblocking(proc.pid, fd) for fd in reads), reads
+        assert writes and all(_nonblocking(proc.pid, fd) for fd in writes), writes
+        proc.stdin.write(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}).encode() + b"\n")
+        long_id = "t" * 200_000
+        call = {"name": "get_task", "arguments": {"task_id": long_id}}
+        proc.stdin.write(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call}).encode())
+        proc.stdin.write(b"\n")
+        proc.stdin.flush()
+        answer = _line(proc.stdout)
+        assert answer["id"] == 2 and answer["result"]["isError"] is True
+        assert answer["result"]["content"][0]["text"].startswith("Error [validation_error]")
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=20)
+        proc.stdout.close()
+
+
 def test_top_level_id_ignores_nested_ids_and_survives_any_nesting() -> None:
     assert top_level_id('{"params": {"id": 5}, "id": "x"}') == "x"
     assert top_level_id('{"a": "id", "b": ["id"], "id" : 12}') == 12
