@@ -874,3 +874,29 @@ def test_a_result_sent_as_text_is_stored_as_that_text(data: Any, indent: int | N
     text = json.dumps(data, indent=indent, ensure_ascii=False)
     assert zlib.decompress(compressed_json(data, text)).decode() == text
     assert zlib.decompress(compressed_json(data, memoryview(text.encode()))).decode() == text  # as the client keeps it
+
+
+async def test_a_damaged_sqlite_ledger_is_refused_at_open_saying_what_the_check_found(tmp_path: Path) -> None:
+    """A ledger whose file is damaged is refused before anything is sent, with SQLite's own finding. The check
+    reads the whole file (about 7 s for a year's ledger), so it runs after the migration's write transaction:
+    before, it held the write lock that long at every start, and every process sharing the ledger waited."""
+    path = tmp_path / "ledger.sqlite3"
+    ledger = Ledger(SqliteBackend(path))
+    await ledger.open()
+    await ledger.aclose()
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.executemany(
+            "INSERT INTO spent_rounds(digest, expires_at) VALUES (?, ?)", [(f"d{i:06d}" * 4, i) for i in range(3000)]
+        )
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    damaged = bytearray(path.read_bytes())
+    last_page = len(damaged) - 4096
+    damaged[last_page + 100 : last_page + 300] = b"\xff" * 200  # an index page's cells, overwritten
+    path.write_bytes(bytes(damaged))
+
+    reopened = Ledger(SqliteBackend(path))
+    with pytest.raises(LedgerError, match=r"(?s)is damaged \(\*\*\* in database main \*\*\*.*move it away"):
+        await reopened.open()
+    await reopened.aclose()

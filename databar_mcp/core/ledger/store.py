@@ -264,13 +264,18 @@ SCHEMA_TABLES: dict[str, frozenset[str]] = {
 
 
 async def _check_schema(conn: LedgerConn, where: str) -> None:
-    """Refuse a ledger whose tables are missing or incomplete, or that fails the database's own check."""
+    """Refuse a ledger whose tables are missing or incomplete."""
     for table, columns in SCHEMA_TABLES.items():
         found = await conn.columns(table)
         if not found:
             raise LedgerError(f"the ledger {where} is damaged: table {table} is missing (move it away to start anew)")
         if missing := sorted(columns - found):
             raise LedgerError(f"the ledger {where} is damaged: table {table} lacks column(s) {', '.join(missing)}")
+
+
+async def _check_integrity(conn: LedgerConn, where: str) -> None:
+    """Refuse a ledger that fails the database's own check. It reads the whole file (seconds for a year's
+    ledger), so it runs after the migration's transaction: other processes sharing the ledger keep writing."""
     verdict = await conn.integrity()
     if verdict != "ok":
         raise LedgerError(f"the ledger {where} is damaged ({verdict[:200]}): move it away to start a new one")
@@ -433,6 +438,7 @@ class Ledger:
             except BaseException:
                 await _quiet_rollback(conn)  # e.g. a failed COMMIT already ended it
                 raise
+            await _check_integrity(conn, self.where)
         except LedgerError:
             raise
         except Exception as exc:
