@@ -17,9 +17,6 @@ trick on (915 ms CPU, 0.75x the bare SDK server's 1,214 ms; wall 0.80x).
 |   (collector_paused and start_built, below: app/cli.py)      |               |                      |         |
 | api.models imported on the first reply (LazyModule, below)   | 51 ms (6%)    | 262 ms (9%)          | yes     |
 | resources and prompts given to the SDK on first use          | 14 ms (1.5%)  | -40 ms (noise)       | deleted |
-| the ledger checked on a thread beside the server's imports   | none (same    | its disk waits (a    | yes     |
-|   and build (LedgerCheck, below: app/cli.py)                 |   work)       |   SQLite open, WAL   |         |
-|                                                              |               |   checkpoint, fsyncs)|         |
 
 \* of a start that builds its listing (the first after an install, upgrade or settings change): in a cached
 start this deferral is what lets a tool the listing names be called without its module imported at start.
@@ -51,7 +48,7 @@ import importlib
 import json
 import os
 import sys
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -111,45 +108,6 @@ class LazyModule:
         if module is None:
             module = self._module = importlib.import_module(self._name)
         return getattr(module, attribute)
-
-
-# ---- the ledger checked beside the start's imports -----------------------------------------------------------
-
-
-class LedgerCheck:
-    """The ledger opened (created or migrated) and checked on a thread of its own, while the main thread imports
-    and builds the server: its disk waits (a SQLite open, a WAL checkpoint and their fsyncs) overlap that work
-    instead of following it. The start still refuses to serve on an unusable ledger: `problem()` waits for the
-    verdict before the first message is read. The caller builds the ledger object (and so imports its modules)
-    first: the thread imports nothing, so it never races the main thread's imports."""
-
-    def __init__(self, check: Callable[[], None], refusal: type[Exception]) -> None:
-        import threading
-
-        self._check_ledger = check
-        self._refusal = refusal
-        self._problem: str | None = None
-        self._failure: BaseException | None = None
-        self._thread = threading.Thread(target=self._check, name="ledger-check", daemon=True)
-
-    def start(self) -> LedgerCheck:
-        self._thread.start()
-        return self
-
-    def _check(self) -> None:
-        try:
-            self._check_ledger()
-        except self._refusal as exc:
-            self._problem = str(exc)
-        except BaseException as exc:  # our own bug: raised again in the main thread, as before
-            self._failure = exc
-
-    def problem(self) -> str | None:
-        """Why the ledger cannot be used (None: it can); an unexpected failure of the check is raised here."""
-        self._thread.join()
-        if self._failure is not None:
-            raise self._failure
-        return self._problem
 
 
 # ---- the start's tools/list, kept on disk ---------------------------------------------------------------------

@@ -204,6 +204,8 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from databar_mcp.app.server import build_server
+
     stop_on_sigterm()
     try:
         settings = settings_from(args)
@@ -232,6 +234,7 @@ def _serve(args: argparse.Namespace) -> int:
     token = http_options.token.get_secret_value() if http_options and http_options.token else None
     key = settings.api_key.get_secret_value() if settings.api_key else None
     _configure_logging(settings.log_level, args.log_format, secrets=(key, token))
+    _skip_sdk_logging_setup()
     sandbox = None
     try:
         if args.sandbox:
@@ -246,17 +249,13 @@ def _serve(args: argparse.Namespace) -> int:
             log.warning("DATABAR_API_KEY is not set: tools will answer auth_failed (try --sandbox)")
         from databar_mcp.core.ledger.store import LedgerError, ledger_for  # with the server: --version, doctor skip it
 
-        # before serving: an unusable ledger is one line and exit 2, never a traceback or a billed run; checked
-        # beside the server's imports and build (startup.LedgerCheck)
-        checked = startup.LedgerCheck(ledger_for(settings).check, LedgerError).start()
-        _skip_sdk_logging_setup()  # the first import of the MCP SDK: most of a start
-        from databar_mcp.app.server import build_server
-
+        try:  # before serving: an unusable ledger is one line and exit 2, never a traceback or a billed run
+            ledger_for(settings).check()
+        except LedgerError as exc:
+            print(f"databar-mcp: {exc}", file=sys.stderr)
+            return 2
         server_options = http_options.server_kwargs() if http_options is not None else {}
         server = build_server(settings, **server_options)
-        if problem := checked.problem():
-            print(f"databar-mcp: {problem}", file=sys.stderr)
-            return 2
         startup.start_built()
         return _run(server, settings, http_options)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM, even before serving began

@@ -7,7 +7,6 @@ import sys
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +26,7 @@ from databar_mcp.core.pace import Pace
 from databar_mcp.core.partial_reads import PartialReads
 from databar_mcp.core.runner import AIM_TOLERANCE_S, ETA_POLL_CAP_S, LEARNING_TOLERANCE_S, PollPlan
 from databar_mcp.core.shaping import escape_text, largest_fitting, result_size
-from databar_mcp.startup import LazyModule, LedgerCheck
+from databar_mcp.startup import LazyModule
 from databar_mcp.tools.kit.task_view import build_view
 from databar_mcp.tools.tables import next_page_call
 
@@ -320,35 +319,3 @@ def test_poll_plan_windows_hold_the_end_when_answers_come_late(
         if window is not None:
             assert window.lo - 1e-6 <= end <= window.hi + 1e-6
         now = plan.next_at(rows, now + lag)
-
-
-def test_the_start_checks_the_ledger_on_its_own_thread_and_waits_for_the_verdict() -> None:
-    """Regression (issue 28): the start opened and checked the ledger before importing the server, waiting for
-    its disk work in turn. LedgerCheck runs it beside the main thread, and the verdict is still awaited: a
-    refusal is the message the start prints, our own bug is raised in the main thread."""
-    import threading
-
-    class Refused(Exception):
-        pass
-
-    seen: list[int] = []
-    release = threading.Event()
-
-    def refuse() -> None:
-        seen.append(threading.get_ident())
-        release.wait(10)
-        raise Refused("ledger /x: unusable")
-
-    check = LedgerCheck(refuse, Refused).start()
-    while not seen:  # running before anyone asks for the verdict
-        threading.Event().wait(0.01)
-    release.set()
-    assert check.problem() == "ledger /x: unusable"
-    assert seen and seen[0] != threading.get_ident()
-    assert LedgerCheck(lambda: None, Refused).start().problem() is None
-
-    def broken() -> None:
-        raise KeyError("our bug")
-
-    with pytest.raises(KeyError, match="our bug"):
-        LedgerCheck(broken, Refused).start().problem()
