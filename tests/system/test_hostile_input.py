@@ -30,15 +30,20 @@ def _line(stream: IO[bytes], timeout: float = 60.0) -> dict[str, Any]:  # a star
     return json.loads(stream.readline())
 
 
-def test_unreadable_stdio_lines_are_answered_with_their_id(tmp_path: Path) -> None:
+def sandboxed_stdio_server(tmp_path: Path) -> subprocess.Popen[bytes]:
+    """Our server over stdio on its own sandbox, its stdin and stdout piped to the test."""
     env = {**os.environ, "DATABAR_MCP_STATE_DIR": str(tmp_path / "state")}
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "databar_mcp", "--sandbox"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         env=env,
     )
+
+
+def test_unreadable_stdio_lines_are_answered_with_their_id(tmp_path: Path) -> None:
+    proc = sandboxed_stdio_server(tmp_path)
     assert proc.stdin is not None and proc.stdout is not None
     try:
 
@@ -88,14 +93,7 @@ def test_stdio_pipes_are_served_on_the_loop_and_a_long_line_is_answered(tmp_path
     line, write and flush: a third of a warm call's server CPU). Piped, they are served on the event loop
     (non-blocking private descriptors), while fd 0 and 1 no longer reach the client, and a request line far
     over asyncio's 64 KiB default is read whole."""
-    env = {**os.environ, "DATABAR_MCP_STATE_DIR": str(tmp_path / "state")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "databar_mcp", "--sandbox"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
+    proc = sandboxed_stdio_server(tmp_path)
     assert proc.stdin is not None and proc.stdout is not None
     try:
         init = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}

@@ -58,7 +58,7 @@ DEFINED: dict[str, list[ToolSpec]] = {}  # module name -> its tools, in the orde
 def built_tool(spec: ToolSpec) -> Tool:
     """The SDK's Tool for a spec, built once per process. Building one (an argument model and two JSON schemas)
     was most of a server's construction, about 5 ms a tool; a spec is written once at import and `guarding` keeps
-    no state, so every server of a process (a test's, a team server's replicas in one process) shares the Tool."""
+    no state, so every server a process builds (each test builds its own) shares the Tool."""
     from databar_mcp.tools.kit.guard import guarding  # a call's kit: a start whose listing is cached needs none
 
     annotations = ToolAnnotations(
