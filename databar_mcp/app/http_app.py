@@ -30,7 +30,8 @@ replica answers any request; the 2026-07-28 protocol is stateless already), `DAT
 `requestState` another sealed (the SDK's RequestStateSecurity), and `GET /readyz` answers 200 only while the
 ledger answers and the server is not shutting down (503 otherwise), for the load balancer's health check.
 On SIGTERM the server drains: /readyz turns 503, tool calls waiting on a task hand back its id at once,
-uvicorn stops accepting and lets in-flight requests finish, then the lifespan closes the ledger's pool.
+uvicorn stops accepting and lets in-flight requests finish, open event streams end once every call has
+answered, then the lifespan closes the ledger's pool.
 
 We do these checks ourselves instead of the SDK's `TransportSecuritySettings`, which it switches on only for
 loopback binds, applies only on `/mcp` after its Content-Type check, and matches Host patterns that need a
@@ -54,7 +55,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -66,6 +67,7 @@ import uvicorn
 from mcp.server.mcpserver import MCPServer, RequestStateSecurity
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import SecretStr
+from sse_starlette.sse import AppStatus
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from databar_mcp import __version__, config
@@ -96,7 +98,8 @@ REQUEST_STATE_KEYS_FILE_ENV: Final = "DATABAR_MCP_REQUEST_STATE_KEYS_FILE"
 MIN_STATE_KEY_LEN: Final = 32
 DEFAULT_MAX_BODY: Final = 4 * 1024 * 1024
 MIN_TOKEN_LEN: Final = 16
-GRACEFUL_SHUTDOWN_S: Final = 5  # open SSE streams would otherwise hold a shutdown forever
+GRACEFUL_SHUTDOWN_S: Final = 5  # a call still unanswered by then is cancelled
+DRAIN_POLL_S: Final = 0.02
 
 TOKEN_ENV: Final = "DATABAR_MCP_HTTP_TOKEN"  # noqa: S105 (a variable name)
 TOKEN_FILE_ENV: Final = "DATABAR_MCP_HTTP_TOKEN_FILE"  # noqa: S105 (a variable name)
@@ -365,6 +368,7 @@ class SecurityMiddleware:
         self.tool_scopes: dict[str, str] | None = None  # filled by build_http_app when OAuth is on
         self.server: MCPServer[Any] | None = None  # for /readyz: its ledger, once the lifespan has started
         self.draining = False
+        self.answering = 0  # requests other than GET (whose event streams idle until closed) being served now
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan passes through; websockets are not served
@@ -447,9 +451,12 @@ class SecurityMiddleware:
         seen: dict[str, Any] = {}
         if sid is not None:
             self.sessions.begin(sid)
+        answering = method != "GET"
+        self.answering += answering
         try:
             await self.app(inner_scope, replay, watching(send, seen))
         finally:
+            self.answering -= answering
             if sid is not None:
                 self.sessions.end(sid, status=int(seen.get("status", 500)), method=method)
             elif isinstance(opened := seen.get("session"), str):
@@ -701,16 +708,32 @@ def tool_scopes(server: MCPServer[Any]) -> dict[str, str]:
 
 
 class _DrainingServer(uvicorn.Server):
-    """uvicorn, telling our middleware first when SIGTERM/SIGINT arrives (so it drains before it stops)."""
+    """uvicorn, telling our middleware first when SIGTERM/SIGINT arrives (so it drains before it stops), and
+    ending event streams only once every call in flight has answered.
 
-    def __init__(self, config: uvicorn.Config, *, on_exit: Callable[[], None] | None) -> None:
+    sse_starlette, left to itself, ends every event stream the moment uvicorn is told to exit: a tool call
+    handing back its task id on drain lost that race now and then, and the client read a cut-off reply.
+    """
+
+    def __init__(self, config: uvicorn.Config, *, app: SecurityMiddleware | None) -> None:
         super().__init__(config)
-        self._on_exit = on_exit
+        self._app = app
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self._on_exit is not None:
-            self._on_exit()
+        if self._app is not None:
+            self._app.drain()
         super().handle_exit(sig, frame)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._end_streams_once_answered)
+            await super().shutdown(sockets)
+            tg.cancel_scope.cancel()
+
+    async def _end_streams_once_answered(self) -> None:
+        while self._app is not None and self._app.answering > 0:  # noqa: ASYNC110 (a counter, no event to await)
+            await anyio.sleep(DRAIN_POLL_S)
+        AppStatus.should_exit = True
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -755,7 +778,7 @@ def serve_http(server: MCPServer[Any], options: HttpOptions) -> int:
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         http=bounded_protocol(options.header_timeout_s),
     )
-    uv = _DrainingServer(config, on_exit=app.drain if isinstance(app, SecurityMiddleware) else None)
+    uv = _DrainingServer(config, app=app if isinstance(app, SecurityMiddleware) else None)
     reclaim_library_loggers()
     auth = "bearer token required" if options.token is not None else "no bearer token: loopback clients only"
     if options.oauth is not None:
@@ -763,6 +786,11 @@ def serve_http(server: MCPServer[Any], options: HttpOptions) -> int:
     log.warning("serving MCP over streamable HTTP at %s (%s; health at %s)", options.where, auth, options.health_url)
     if options.any_host:
         log.warning("%s=* : the Host header is not checked (DNS-rebinding protection off)", ALLOWED_HOSTS_ENV)
-    with sock:
-        uv.run(sockets=[sock])
+    AppStatus.disable_automatic_graceful_drain()  # _DrainingServer ends the streams itself
+    try:
+        with sock:
+            uv.run(sockets=[sock])
+    finally:  # the flags are the process's: leave them as found for a server started after this one
+        AppStatus.should_exit = False
+        AppStatus.enable_automatic_graceful_drain_mode()
     return 0 if uv.started else 1

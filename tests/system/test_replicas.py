@@ -6,6 +6,7 @@ the same harness, smaller. Also: /readyz, and a SIGTERM that hands back in-fligh
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -150,6 +151,57 @@ async def test_sigterm_hands_back_a_waiting_calls_task_id_and_exits_cleanly(
     assert answers and answers[0].get("task_id") and answers[0].get("done") is False
     assert returned_after < 5  # not the 20 s it asked to wait
     assert code == 0
+
+
+async def test_sigterm_ends_an_open_event_stream_once_calls_have_answered(
+    bench_sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """A session's idle GET stream is ended by the drain itself, not cut by uvicorn's graceful timeout."""
+    replica = Replica(
+        free_port(),
+        {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "DATABAR_API_KEY": bench_sandbox.api_key,
+            "DATABAR_BASE_URL": bench_sandbox.base_url,
+            "DATABAR_MCP_STATE_DIR": str(tmp_path / "state"),
+            "DATABAR_MCP_TRACKER_INTERVAL": "3600",
+        },
+        tmp_path / "replica.stderr",
+    )
+    replica.start()
+    headers = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18"}
+    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    stream_ended = anyio.Event()
+    try:
+        async with httpx2.AsyncClient(timeout=30) as http:
+            opened = await http.post(
+                replica.url, json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello}, headers=headers
+            )
+            session = {**headers, "mcp-session-id": opened.headers["mcp-session-id"]}
+            await http.post(
+                replica.url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session
+            )
+
+            async def listen() -> None:
+                async with http.stream("GET", replica.url, headers=session) as stream:
+                    assert stream.status_code == 200
+                    with contextlib.suppress(httpx2.TransportError):
+                        async for _ in stream.aiter_bytes():
+                            pass
+                stream_ended.set()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(listen)
+                await anyio.sleep(0.3)  # the stream is open
+                assert replica.proc is not None
+                replica.proc.send_signal(signal.SIGTERM)
+                await stream_ended.wait()
+        code = await anyio.to_thread.run_sync(lambda: replica.proc.wait(timeout=20) if replica.proc else None)
+    finally:
+        replica.stop()
+    log = (tmp_path / "replica.stderr").read_text()
+    assert code == 0
+    assert "graceful shutdown exceeded" not in log, log
 
 
 def test_a_ledger_build_waiting_on_a_lock_fails_naming_the_blocking_query(postgres: PostgresServer) -> None:
