@@ -321,7 +321,8 @@ class Figures:
     errors: int
     error_kinds: dict[str, int]
     reused: int
-    submissions_sent: int
+    submissions_sent: int  # bulk-run POSTs that reached the sandbox
+    submissions_billed: int  # those it answered 2xx: the ones that created a task (a 429 or a cut POST did not)
     double_billings: int
     lost_task_ids: int
     orphaned_by_kill: int  # tasks whose id died with the killed replica (their runs stay unsettled)
@@ -508,6 +509,7 @@ async def measure(
         error_kinds=load.error_kinds,
         reused=load.reused,
         submissions_sent=sandbox.state.counts[BULK_RUN],
+        submissions_billed=sandbox.state.work[BULK_RUN],
         task_polls=sandbox.state.counts[TASK_POLL],
         tracker_caught_up_s=round(caught_up_s, 1),
         double_billings=double,
@@ -614,7 +616,8 @@ def main() -> int:
         print(
             f"{f.backend:10} x{f.replicas}, {f.ledger_runs:,} runs in the ledger: {f.calls} calls in {f.seconds}s = "
             f"{f.calls_per_s}/s, p50 {f.p50_ms} ms, "
-            f"p99 {f.p99_ms} ms, errors {f.errors} {f.error_kinds}, reused {f.reused}, sent {f.submissions_sent}, "
+            f"p99 {f.p99_ms} ms, errors {f.errors} {f.error_kinds}, reused {f.reused}, sent {f.submissions_sent} "
+            f"(billed {f.submissions_billed}), "
             f"double billings {f.double_billings}, lost task ids {f.lost_task_ids} (orphaned by the kill "
             f"{f.orphaned_by_kill}, unsettled runs {f.unsettled_submissions}), "
             f"unreadable {f.unreadable_tasks}/{f.tasks_checked * f.replicas}; load average {f.load_before} before, "

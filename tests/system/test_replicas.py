@@ -77,7 +77,9 @@ async def test_three_replicas_one_killed_bill_once_lose_nothing_and_all_read_eve
     assert figures.lost_task_ids == 0
     # how many tasks fit in the 10 s follows the machine's load (16 at load 19): any number proves the point
     assert figures.unreadable_tasks == 0 and figures.tasks_checked > 0
-    assert figures.reused > 0 and figures.submissions_sent == figures.tasks_checked
+    # every billed submission is a task read back; a POST refused (429) or cut by the kill billed nothing
+    assert figures.reused > 0 and figures.submissions_billed == figures.tasks_checked
+    assert figures.submissions_sent >= figures.submissions_billed
     # only calls in flight on the killed replica fail (at most one per agent), and the agents went on
     assert figures.errors <= 12 and figures.calls > figures.errors
     # every replica's log and the errors (none unexpected beyond the kill) are kept for investigation
