@@ -120,6 +120,41 @@ async def test_a_task_id_survives_a_full_disk_and_is_written_when_space_returns(
     assert sandbox.state.counts[BULK_RUN] == 1 and len(sandbox.state.tasks) == 1
 
 
+async def test_a_table_run_accepted_on_a_full_disk_is_found_accepted_and_written_when_space_returns(
+    settings: Settings,
+) -> None:
+    """A run Databar gives no task id for (a table run) accepted while the disk is full: an identical claim
+    finds it accepted with what its reply added (not 'pending', which made the caller wait out its deadline),
+    and the record is written by the first ledger call after space returns."""
+    backend = SqliteBackend(settings.ledger_path)
+    ledger = Ledger(backend)
+    await ledger.open()
+    request = {"body": {"run": 1}, "scope": {"rows": 5, "columns": ["c" * 40] * 200}}  # more than a page holds
+
+    async def claim() -> Any:
+        return await ledger.claim(
+            tool="run_table_enrichment", endpoint="table/t/run-enrichment/1", fingerprint="f" * 64,
+            request={"body": {"run": 1}}, rows=5, estimated_credits=15.0, window_s=1800, force=False,
+        )  # fmt: skip
+
+    first = await claim()
+    await backend.run_sqlite(fill_the_disk)
+    assert await ledger.accepted_without_task(first.submission_id, request) is False
+    assert ledger.unwritten == 1
+    again = await claim()
+    assert again.submission_id is None and again.earlier is not None
+    assert again.earlier.outcome == "accepted" and again.earlier.request == request
+
+    await backend.run_sqlite(space_returns)
+    await ledger.open()  # any ledger call writes what was waiting
+    assert ledger.unwritten == 0
+    ledger.close()
+    reopened = Ledger(settings.ledger_path)
+    written = await reopened.submission(first.submission_id)
+    reopened.close()
+    assert written is not None and written.outcome == "accepted" and written.request == request
+
+
 async def test_a_task_id_kept_on_a_full_disk_survives_the_process_exiting_before_space_returns(
     sandbox: SandboxServer, settings: Settings
 ) -> None:
@@ -201,12 +236,14 @@ async def test_a_full_disk_during_a_table_run_is_a_structured_answer_and_never_s
     sandbox: SandboxServer, small_disk: Path
 ) -> None:
     """Regression (issue 22 item 9): the disk filled between the table run's POST and its ledger write
-    (`accepted_without_task`), and the agent got an untyped "Error executing tool"."""
+    (`accepted_without_task`), and the agent got an untyped "Error executing tool". And an identical call
+    right after waited out its deadline to say submission_unknown: the acceptance is kept in memory now, so
+    the call finds the run at once, and the record is written when space returns."""
     from mcp import Client
 
     from databar_mcp.app.server import build_server
     from databar_mcp.sandbox import Fault
-    from tests.conftest import error_body, make_settings, text_of
+    from tests.conftest import make_settings, structured, text_of
     from tests.e2e.test_table_enrich import RUN, table_with_waterfall
 
     sandbox.state.balance = 10_000
@@ -233,5 +270,6 @@ async def test_a_full_disk_during_a_table_run_is_a_structured_answer_and_never_s
     first = results[0]
     assert "Error executing tool" not in text_of(first)
     assert not first.is_error, text_of(first)  # the run went ahead at Databar and is reported as such
-    assert error_body(again)["code"] == "submission_unknown"  # still 'pending' in the ledger: never re-sent
-    assert sandbox.state.counts[RUN] == 1
+    assert "An identical earlier run was returned: nothing was sent or billed again" in text_of(again)
+    assert not again.is_error, text_of(again)  # the run kept accepted in memory, found at once: never re-sent
+    assert structured(again)["reused"] is True and sandbox.state.counts[RUN] == 1

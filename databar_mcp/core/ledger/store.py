@@ -401,6 +401,9 @@ class Ledger:
         # Writes that could not be made, replayed (in this order) before the next ledger call.
         self._unwritten_accepts: dict[int, Spooled] = {}
         self._unwritten_tasks: dict[str, Task] = {}
+        # Runs Databar accepted without a task id (table runs) whose record could not be written: their request
+        # as the reply completed it. In memory only (the spool holds task ids); the record stays 'pending'.
+        self._unwritten_taskless: dict[int, dict[str, Any]] = {}
         self._written: list[int] = []  # spooled submissions the last replay wrote (their slots are freed after)
         self._readiness: ReadinessWatch | None = None
 
@@ -454,7 +457,7 @@ class Ledger:
         async def work(conn: LedgerConn) -> T:
             if not self._ready:
                 await self._migrate(conn)
-            if self._unwritten_accepts or self._unwritten_tasks:
+            if self._unwritten_accepts or self._unwritten_tasks or self._unwritten_taskless:
                 await self._replay(conn)
             return await fn(conn)
 
@@ -510,11 +513,20 @@ class Ledger:
                     return
                 raise
             self._unwritten_tasks.pop(task_id, None)
+        for submission_id, request in list(self._unwritten_taskless.items()):
+            try:
+                await self._write_taskless(conn, submission_id, request)
+            except Exception as exc:
+                if self._db.out_of_space(exc):
+                    return
+                raise
+            self._unwritten_taskless.pop(submission_id, None)
+            logger.warning("submission %d is now written to the ledger as accepted", submission_id)
 
     @property
     def unwritten(self) -> int:
         """How many records wait in memory for space to be written."""
-        return len(self._unwritten_accepts) + len(self._unwritten_tasks)
+        return len(self._unwritten_accepts) + len(self._unwritten_tasks) + len(self._unwritten_taskless)
 
     def _unwritten_task_ids(self) -> dict[str, Spooled]:
         return {a.task_id: a for a in self._unwritten_accepts.values()}
@@ -664,6 +676,8 @@ class Ledger:
         kept = self._unwritten_accepts.get(earlier.id)
         if kept is not None:  # accepted, but the disk was full when it came back: the task id is in memory
             return replace(earlier, outcome="accepted", task_id=kept.task_id)
+        if (taskless := self._unwritten_taskless.get(earlier.id)) is not None:  # the same, for a run with no id
+            return replace(earlier, outcome="accepted", request=taskless)
         if earlier.outcome == "accepted" and await self._status(conn, earlier.task_id) == UNKNOWN_TO_DATABAR:
             # Databar gave this run a task id and then never showed it: it may have run and billed, so an
             # identical run is not sent again unless the caller forces it.
@@ -1092,24 +1106,31 @@ class Ledger:
         """Databar accepted a run it gives no task id for: settled (with what its reply added to the record),
         and nothing for the tracker to poll.
 
-        False when the ledger could not take it (full disk, database gone): the run stays 'pending', which the
-        duplicate guard reads as "may have started", so an identical call never sends it again unasked.
+        False when the ledger could not take it (full disk, database gone): the acceptance is kept in memory
+        and written with the next ledger call that can (an identical call meanwhile finds the run accepted); a
+        process that exits first leaves the run 'pending', which the duplicate guard reads as "may have
+        started", so an identical call never sends it again unasked.
         """
         try:
-            await self._run(
-                lambda conn: conn.execute(
-                    "UPDATE submissions SET outcome = 'accepted', request_json = ? WHERE id = ?",
-                    (json.dumps(request), submission_id),
-                )
-            )  # one statement: no transaction needed on either backend
+            await self._run(lambda conn: self._write_taskless(conn, submission_id, request))
         except Exception as exc:
             if not self._kept_back(exc):
                 raise
+            self._unwritten_taskless[submission_id] = request
             logger.error(
-                "the ledger cannot be written (%s): submission %d stays pending", _one_line(exc), submission_id
+                "the ledger cannot be written (%s): submission %d is kept accepted in memory until it can",
+                _one_line(exc),
+                submission_id,
             )
             return False
         return True
+
+    @staticmethod
+    async def _write_taskless(conn: LedgerConn, submission_id: int, request: dict[str, Any]) -> None:
+        await conn.execute(
+            "UPDATE submissions SET outcome = 'accepted', request_json = ? WHERE id = ?",
+            (json.dumps(request), submission_id),
+        )  # one statement: no transaction needed on either backend
 
     async def latest_submission(self, endpoint: str) -> Submission | None:
         """The current user's newest run sent (or being sent) to `endpoint`, whatever its outcome."""
