@@ -240,7 +240,8 @@ class ListingCache:
             fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".tools-list.", suffix=".tmp")
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as out:
-                    json.dump(body, out, ensure_ascii=False, separators=(",", ":"))
+                    # dumps, then one write: json.dump encodes in pure Python, ten times slower than dumps' C
+                    out.write(json.dumps(body, ensure_ascii=False, separators=(",", ":")))
                 os.replace(temp, self.path)
             except OSError:
                 with contextlib.suppress(OSError):

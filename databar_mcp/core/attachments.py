@@ -53,7 +53,7 @@ class Attachments:
                 fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".attached-", suffix=".tmp")
                 try:
                     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                        json.dump(data, handle)
+                        handle.write(json.dumps(data))  # json.dump encodes in pure Python
                     os.replace(tmp, self.path)
                 except OSError:
                     Path(tmp).unlink(missing_ok=True)
