@@ -1,21 +1,21 @@
 """Tasks toolset: read (and wait for) asynchronous Databar tasks, and recover them from the ledger."""
 
 import time
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Literal, cast
 
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from databar_mcp import config
 from databar_mcp.api.errors import ConflictError
-from databar_mcp.api.models import TaskStatus
+from databar_mcp.api.models import Task, TaskStatus
 from databar_mcp.api.statuses import TERMINAL_STATUSES
 from databar_mcp.config import Toolset
 from databar_mcp.core.costs import balance_or_none
 from databar_mcp.core.ledger.store import COUNT_CAP, Submission, TaskRecord
 from databar_mcp.core.shaping import escape_text, largest_fitting, result_size
 from databar_mcp.core.untried import untried_providers_line_later
-from databar_mcp.tools.kit.context import ToolContext, services
+from databar_mcp.tools.kit.context import Services, ToolContext, services
 from databar_mcp.tools.kit.failures import from_api_error
 from databar_mcp.tools.kit.finished_answers import answer_key, finished_answers
 from databar_mcp.tools.kit.params import (
@@ -34,6 +34,7 @@ from databar_mcp.tools.kit.task_kit import (
     lost_run_steps,
     progress_reporter,
     read_task_record,
+    recalled_rows,
     target_of,
 )
 from databar_mcp.tools.kit.task_view import (
@@ -275,7 +276,12 @@ async def get_task(
     answers = finished_answers(svc.ledger)
     if (kept := answers.get(key, svc.catalog)) is not None:
         return kept
-    task, source, record = await read_task_record(svc, task_id)
+    source: Literal["api", "ledger"] = "ledger"
+    presented: list[Any] | None = None
+    if (held := await _held_result(svc, task_id)) is not None:
+        task, record, presented = held
+    else:
+        task, source, record = await read_task_record(svc, task_id)
     estimate = record.estimated_credits if record is not None else None
     if not task.is_terminal and wait_seconds > 0:
         await progress_reporter(ctx, task)
@@ -290,7 +296,8 @@ async def get_task(
         )
     if partial and source == "api" and not task.is_terminal:
         task = await svc.tasks.poll_partial(task_id) or task
-    presented = None if task.status == TaskStatus.GONE else result_rows(task)  # made once, read twice
+    if presented is None and task.status != TaskStatus.GONE:
+        presented = result_rows(task)  # made once, read twice
     answer = await deliver(
         svc,
         task,
@@ -314,6 +321,19 @@ async def get_task(
     if source == "ledger" and task.is_terminal:  # a stored result: the same arguments get the same answer
         answers.keep(key, answer, record, svc.catalog)
     return answer
+
+
+async def _held_result(svc: Services, task_id: str) -> tuple[Task, TaskRecord, list[Any]] | None:
+    """A result this user was handed moments ago (task_kit.remember_rows), with its ledger record read without
+    its rows: paging through a 10,000-row result decoded and presented all of them again for every page."""
+    rows = recalled_rows(svc, task_id)
+    if rows is None:
+        return None
+    record = await svc.tasks.read(task_id, with_data=False)
+    summary = record.stored_summary() if record is not None else None
+    if record is None or summary is None:
+        return None
+    return summary, record, rows
 
 
 @tool(

@@ -247,6 +247,21 @@ async def test_ten_thousand_rows_page_within_budget_and_the_resource_holds_them_
     assert body["data"][4] is not None  # example.com is always found
 
 
+async def test_pages_of_a_result_just_handed_over_read_as_pages_read_back_from_the_ledger(
+    mcp: Client, big_task: dict[str, Any], settings: Settings
+) -> None:
+    """Paging a result moments after the run answered reuses the rows it presented (decoding and presenting
+    10,000 rows a page made paging twice as slow); a server that never held them reads them back from the
+    ledger. The model reads the same pages either way."""
+    task_id = big_task["task_id"]
+    offsets = [big_task["next_offset"], 5_000, 9_990]
+    held = [whole(await mcp.call_tool("get_task", {"task_id": task_id, "offset": o})) for o in offsets]
+    async with Client(build_server(settings)) as fresh:  # the same ledger, nothing held
+        read_back = [whole(await fresh.call_tool("get_task", {"task_id": task_id, "offset": o})) for o in offsets]
+    assert held == read_back
+    assert all(task_id in page for page in held)
+
+
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 async def test_export_writes_every_row_joined_to_its_input(
     mcp: Client, big_task: dict[str, Any], settings: Settings, fmt: str

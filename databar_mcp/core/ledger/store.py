@@ -334,15 +334,23 @@ class TaskRecord:
 
     def stored_task(self) -> Task | None:
         """The task as Databar last showed it, with its stored data; None without a local result."""
-        from databar_mcp.api.models import Task, TaskProgress
-
         if self.data_json is None:
             return None
+        return self._as_task(json.loads(self.data_json))
+
+    def stored_summary(self) -> Task | None:
+        """The task as stored, without its rows (a record read with_data=False), for a caller that holds them
+        already; None without a local result."""
+        return self._as_task(None) if self.has_result else None
+
+    def _as_task(self, data: list[Any] | None) -> Task:
+        from databar_mcp.api.models import Task, TaskProgress
+
         return Task(
             task_id=self.task_id,
             status=self.status,
             progress=TaskProgress.model_validate(self.progress) if self.progress else None,
-            data=json.loads(self.data_json),
+            data=data,
             error=self.errors or None,
             credits_spent=self.credits_spent,
         )

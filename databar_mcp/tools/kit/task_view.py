@@ -237,7 +237,7 @@ def build_view(
         errors=task.errors[:20],
         served_from=served_from,
         reused=reused,
-        full_result=result_uri(task.task_id) if done and task.data is not None else None,
+        full_result=result_uri(task.task_id) if done and rows is not None else None,
         message="",
     )
     base._detailed = detailed  # pyright: ignore[reportPrivateUsage] (set where the view is made)
