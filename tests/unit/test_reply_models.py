@@ -253,3 +253,23 @@ def test_an_object_read_member_by_member_is_what_json_reads(
 def test_anything_but_one_json_object_is_refused_member_by_member(text: str) -> None:
     with pytest.raises(ValueError, match=r"expected|Expecting|not a JSON object|extra data"):
         json_members(text)
+
+
+def test_a_reply_holds_each_repeated_text_once() -> None:
+    """Issue 28 (peak memory of a 10,000-row run): rows repeat their provider, its logo, the step's cost and the
+    input's company; read member by member, each equal text is one object shared by every row, in a member's
+    value and in a list's items alike, and the rows still read as json.loads reads them."""
+    row = {
+        "enrichment_data": {"company": "acme.com"},
+        "result": {"email": None},
+        "steps": [{"provider": "LeadMagic", "cost": "1.00", "is_verified": False}],
+        "result_field": ["email"],
+    }
+    text = json.dumps({"task_id": "t", "status": "completed", "data": [row, row, None]})
+    members, _ = json_members(text)
+    first, second = members["data"][0], members["data"][1]
+    assert members == json.loads(text)
+    assert first["steps"][0]["provider"] is second["steps"][0]["provider"]
+    assert first["steps"][0]["cost"] is second["steps"][0]["cost"]
+    assert first["enrichment_data"]["company"] is second["enrichment_data"]["company"]
+    assert first["result_field"][0] is second["result_field"][0]
