@@ -151,6 +151,22 @@ async def test_one_read_brings_the_task_its_run_its_estimate_and_its_result(make
     assert await ledger.read("never-seen") is None
 
 
+async def test_the_trackers_pass_reads_who_ran_a_task_but_never_its_rows(make_ledger: Callable[[], Ledger]) -> None:
+    """Issue 28: each tracker pass read every due run's request, so a 10,000-row run's rows were parsed again (4 MB)
+    at every pass while its result arrived; a poll needs who ran the task, never what it sent."""
+    ledger = make_ledger()
+    with acting_as("alice"):
+        made = await claim(ledger)
+        await ledger.accepted(made.submission_id, "t", "processing")
+    due = await ledger.due(limit=10, next_in_s=60)
+    assert [r.task_id for r in due] == ["t"]
+    assert due[0].submission is not None and due[0].submission.owner == "alice"
+    assert due[0].submission.request == {}
+    with acting_as("alice"):
+        record = await ledger.read("t", with_data=False)
+    assert record is not None and record.submission is not None and record.submission.request == REQUEST
+
+
 def test_unknown_to_databar_is_terminal_everywhere() -> None:
     """Regression: Task(status="unknown_to_databar").is_terminal was False while the ledger treated it as
     finished, so an MCP task watcher kept polling a task Databar does not know until its TTL ran out."""
