@@ -3,41 +3,78 @@
 A finished 10,000-row task is a 3 MB reply whose `data` the ledger stores compressed: knowing where `data` lies in
 the reply, the ledger compresses that text as it came instead of writing 10,000 rows out as JSON again (issue 28).
 
-Its rows repeat the same texts (the provider, its logo's URL, the step's action and cost, the input's company):
-json gives each row its own copies, a quarter of the 13 MB the rows take once read. Read here, an equal text
-is held once, in every row (issue 28: the server's peak memory on big runs).
+Its rows repeat the same texts (the provider, its logo's URL, the step's action and cost, the input's company)
+and often the same steps: json gives each row its own copies, most of the 13 MB the rows take once read. Read
+here, an equal text, step or list is held once, by every row (issue 28: the server's peak memory on big runs).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 _DECODER = json.JSONDecoder()
 _WHITESPACE = " \t\n\r"
 _SHARED_TEXT_MAX = 256  # longer texts are rarely repeated: not worth looking up
+_SCALARS = (str, int, bool, type(None))  # a float is keyed by its repr: 0.0 and -0.0 are equal but not the same
 
 
 def _sharing_decoder() -> json.JSONDecoder:
-    """A decoder whose objects hold one copy of each equal text (a member's value, or an item of a list that is
-    one), for the span of one reply: the same values json.loads gives."""
-    seen: dict[str, str] = {}
+    """A decoder whose values hold one copy of each equal text, and of each equal list, or object in a list, made
+    only of texts, numbers, booleans, nulls and such shared parts (a waterfall row's steps, its `result_field`),
+    for the span of one reply: the same values json.loads gives. Nothing here changes a row it reads: a shared
+    part is read by every row that holds it."""
+    texts: dict[str, str] = {}
+    parts: dict[tuple[Any, ...], Any] = {}  # also keeps every shared part alive, so the ids in the keys stay its
+    shared_ids: set[int] = set()
 
-    def shared(value: Any) -> Any:
-        if value.__class__ is str and len(value) <= _SHARED_TEXT_MAX:
-            return seen.setdefault(value, value)
-        if value.__class__ is list:
-            value[:] = [
-                seen.setdefault(v, v) if v.__class__ is str and len(v) <= _SHARED_TEXT_MAX else v for v in value
-            ]
-        return value
+    def key_of(value: Any, into: list[Any]) -> bool:
+        """Append to `into` what tells `value` apart from every value not equal to it in JSON; False: `value`
+        is not shareable (a long text, or an object or list that is not)."""
+        kind = value.__class__
+        if kind is float:
+            into += (float, repr(value))
+        elif kind in _SCALARS:
+            if kind is str and len(value) > _SHARED_TEXT_MAX:
+                return False
+            into += (kind, value)
+        elif id(value) in shared_ids:
+            into += (kind, id(value))
+        else:
+            return False
+        return True
+
+    def pooled(made: Any, key: tuple[Any, ...] | None) -> Any:
+        """The equal part met before (`made` itself the first time); `made` when it is not shareable."""
+        if key is None:
+            return made
+        found = parts.setdefault(key, made)
+        shared_ids.add(id(found))
+        return found
+
+    def text(value: Any) -> Any:
+        return texts.setdefault(value, value) if value.__class__ is str and len(value) <= _SHARED_TEXT_MAX else value
 
     def object_from(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        made: dict[str, Any] = {}
-        for key, value in pairs:
-            made[key] = shared(value)
-        return made
+        return {name: list_from(value) if value.__class__ is list else text(value) for name, value in pairs}
+
+    def list_from(items: list[Any]) -> list[Any]:
+        """A member's list with its texts and its objects shared: a row's steps, its `result_field`. (An object
+        that is a member's value, such as a row's inputs or result, rarely repeats: it is not looked up.)"""
+        items[:] = [item_of(v) for v in items]
+        keys: list[Any] = [list]
+        return pooled(items, tuple(keys) if all(key_of(v, keys) for v in items) else None)
+
+    def item_of(value: Any) -> Any:
+        if value.__class__ is not dict:
+            return text(value)
+        keys: list[Any] = [dict]
+        for name, member in cast(dict[str, Any], value).items():
+            keys.append(name)
+            if not key_of(member, keys):
+                return value
+        return pooled(value, tuple(keys))
 
     return json.JSONDecoder(object_pairs_hook=object_from)
 

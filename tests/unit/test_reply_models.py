@@ -257,8 +257,8 @@ def test_anything_but_one_json_object_is_refused_member_by_member(text: str) -> 
 
 def test_a_reply_holds_each_repeated_text_once() -> None:
     """Issue 28 (peak memory of a 10,000-row run): rows repeat their provider, its logo, the step's cost and the
-    input's company; read member by member, each equal text is one object shared by every row, in a member's
-    value and in a list's items alike, and the rows still read as json.loads reads them."""
+    input's company, and often whole steps; read member by member, each equal text, step and list is one object
+    shared by every row, and the rows still read as json.loads reads them (1, 1.0 and "1.00" kept apart)."""
     row = {
         "enrichment_data": {"company": "acme.com"},
         "result": {"email": None},
@@ -272,4 +272,9 @@ def test_a_reply_holds_each_repeated_text_once() -> None:
     assert first["steps"][0]["provider"] is second["steps"][0]["provider"]
     assert first["steps"][0]["cost"] is second["steps"][0]["cost"]
     assert first["enrichment_data"]["company"] is second["enrichment_data"]["company"]
-    assert first["result_field"][0] is second["result_field"][0]
+    assert first["result_field"] is second["result_field"]
+    assert first["steps"] is second["steps"]  # a step met before: the same object, read by both rows
+    other = {**row, "steps": [{"provider": "LeadMagic", "cost": 1.0, "is_verified": False}]}
+    members, _ = json_members(json.dumps({"data": [row, other, {**row, "steps": [{"cost": 1}]}]}))
+    costs = [r["steps"][0]["cost"] for r in members["data"]]
+    assert costs == ["1.00", 1.0, 1] and [type(c) for c in costs] == [str, float, int]  # equal in Python, not JSON
