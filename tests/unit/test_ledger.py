@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from databar_mcp.api.models import NOT_REUSABLE_STATUSES, TERMINAL_STATUSES, Task, TaskProgress, TaskStatus
 from databar_mcp.app.http_app import HttpOptions, SecurityMiddleware
-from databar_mcp.core.fingerprint import account_id, canonical_json, fingerprint
+from databar_mcp.core.fingerprint import account_id, canonical_json, fingerprint, json_equal_form
 from databar_mcp.core.ledger.backend import LedgerBackend, LedgerConn, LedgerUnavailable
 from databar_mcp.core.ledger.postgres import PostgresBackend
 from databar_mcp.core.ledger.retention import ledger_stats, prune_some
@@ -316,6 +316,26 @@ def test_account_id_is_one_way_and_depends_on_key_and_url() -> None:
     ids = {account_id("k1", "u"), account_id("k2", "u"), account_id("k1", "v"), account_id(None, "u")}
     assert len(ids) == 4
     assert all("k1" not in i for i in ids)
+
+
+def test_a_runs_rows_are_fingerprinted_as_before_without_being_copied() -> None:
+    """Issue 28: fingerprinting a 10,000-row run copied all its rows (twice a call) only to write 1.0 as 1; rows
+    with nothing to rewrite are now read where they are. The fingerprint is the one earlier runs were recorded
+    with (pinned here), or the duplicate guard would miss a run sent before an upgrade."""
+    rows: list[dict[Any, Any]] = [{"first_name": "Ann", "company": "acme.com", "n": 2.5, "ok": True}] * 3
+    assert json_equal_form(rows) is rows
+    body = {
+        "params": [{"n": 1.0, "b": True, "x": None, "s": "é"}, {"n": 2.5, 3: "int key", "a": (1.0, [2.0, False])}],
+        "enrichments": [833],
+        "email_verifier": None,
+    }
+    assert canonical_json(body) == (
+        '{"email_verifier":null,"enrichments":[833],"params":[{"b":true,"n":1,"s":"é","x":null},'
+        '{"3":"int key","a":[1,[2,false]],"n":2.5}]}'
+    )
+    assert fingerprint(account="acc", endpoint="waterfalls/w/bulk-run", body=body) == (
+        "5e7d2bd91aa0db4de4974d772c30d400547c8f5f442348a4037de6b5bc561e1c"
+    )
 
 
 @settings(max_examples=200, deadline=None)
