@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from databar_mcp import config
 from databar_mcp.api.statuses import NOT_REUSABLE_STATUSES as NOT_REUSABLE_STATUSES  # re-exported, as before
@@ -442,10 +442,22 @@ def waterfall_entry(item: object) -> WaterfallEntry | None:
 EnrichmentId = Annotated[int, Field(ge=1, description="A provider (enrichment) id from list_waterfalls.")]
 
 
+def _objects_with_text_keys(rows: list[Any]) -> list[Any]:
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or not all(isinstance(k, str) for k in cast(dict[Any, Any], row)):
+            raise ValueError(f"row {i} must be an object whose keys are text")
+    return rows
+
+
+# A bulk run's input rows, checked as `list[dict[str, Any]]` would check them but held as given, not copied: the
+# rows a tool call received are the rows sent and recorded (issue 28: a 10,000-row run held one copy fewer).
+Rows = Annotated[list[Any], AfterValidator(_objects_with_text_keys)]
+
+
 class BulkWaterfallRequest(_Request):
     """`app__api__v1__waterfall__BulkRequest` from the OpenAPI seed."""
 
-    params: list[dict[str, Any]] = Field(max_length=config.MAX_BULK_ROWS)
+    params: Rows = Field(max_length=config.MAX_BULK_ROWS)
     enrichments: list[EnrichmentId] = Field(min_length=1)
     email_verifier: int | None = None
 
@@ -455,7 +467,7 @@ class Pagination(_Request):
 
 
 class BulkEnrichmentRequest(_Request):
-    params: list[dict[str, Any]] = Field(min_length=1, max_length=config.MAX_BULK_ROWS)
+    params: Rows = Field(min_length=1, max_length=config.MAX_BULK_ROWS)
     pagination: Pagination | None = None
 
 

@@ -11,16 +11,26 @@ from typing import Any, cast
 def json_equal_form(value: object) -> object:
     """The value with every number that JSON cannot tell apart written one way: 1.0 and 1 are both 1.
 
-    Booleans stay booleans (true is not 1 in JSON), and non-finite floats are left as they are.
+    Booleans stay booleans (true is not 1 in JSON), and non-finite floats are left as they are. A part with
+    nothing to rewrite is the part itself, not a copy: a 10,000-row run's rows are not copied to be fingerprinted
+    (issue 28: the server's peak memory on big runs).
     """
     if isinstance(value, bool):
         return value
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
-        return {str(k): json_equal_form(v) for k, v in cast(dict[Any, Any], value).items()}
+        members = cast(dict[Any, Any], value)
+        forms = [(k, json_equal_form(v), v) for k, v in members.items()]
+        if all(k.__class__ is str and form is v for k, form, v in forms):
+            return members
+        return {str(k): form for k, form, _ in forms}
     if isinstance(value, list | tuple):
-        return [json_equal_form(v) for v in cast(list[Any], value)]
+        items = cast(list[Any], value)
+        forms = [json_equal_form(v) for v in items]
+        if isinstance(value, list) and all(form is v for form, v in zip(forms, items, strict=True)):
+            return items
+        return forms
     return value
 
 

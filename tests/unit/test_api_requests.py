@@ -21,13 +21,18 @@ def test_a_run_request_is_sent_without_unset_options_and_recorded_in_full() -> N
 
 
 def test_a_big_runs_rows_are_held_once_by_what_is_sent_and_what_is_recorded() -> None:
-    """Issue 28: a 10,000-row run's rows were copied twice more (sent, recorded) and held through its wait."""
+    """Issue 28: a 10,000-row run's rows were copied three times more (the request model, sent, recorded) and held
+    through its wait; rows that are not objects with text keys are refused as before."""
     rows = [{"name": f"Ann{i}", "n": i, "ok": True, "note": None} for i in range(3)]
     body = models.BulkWaterfallRequest(params=rows, enrichments=[1])
     run = runs.bulk_waterfall("email_getter", body)
     assert run.body["params"] is body.params and run.request["params"] is body.params
+    assert all(kept is given for kept, given in zip(body.params, rows, strict=True))  # the rows as the call got them
     assert run.body == {"params": rows, "enrichments": [1]}
     assert run.request == {"params": rows, "enrichments": [1], "email_verifier": None}
+    for bad in ([1], [{1: "a"}], [None]):
+        with pytest.raises(ValueError, match="row 0"):
+            models.BulkWaterfallRequest(params=bad, enrichments=[1])
 
 
 def test_rows_that_are_not_plain_json_are_still_dumped_as_json() -> None:

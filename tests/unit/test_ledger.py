@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from databar_mcp.api.models import NOT_REUSABLE_STATUSES, TERMINAL_STATUSES, Task, TaskProgress, TaskStatus
 from databar_mcp.app.http_app import HttpOptions, SecurityMiddleware
-from databar_mcp.core.fingerprint import account_id, canonical_json, fingerprint
+from databar_mcp.core.fingerprint import account_id, canonical_json, fingerprint, json_equal_form
 from databar_mcp.core.ledger.backend import LedgerBackend, LedgerConn, LedgerUnavailable
 from databar_mcp.core.ledger.postgres import PostgresBackend
 from databar_mcp.core.ledger.retention import ledger_stats, prune_some
@@ -149,6 +149,22 @@ async def test_one_read_brings_the_task_its_run_its_estimate_and_its_result(make
     assert light is not None and light.has_result and light.stored_task() is None
     assert light.estimated_credits == 3.0
     assert await ledger.read("never-seen") is None
+
+
+async def test_the_trackers_pass_reads_who_ran_a_task_but_never_its_rows(make_ledger: Callable[[], Ledger]) -> None:
+    """Issue 28: each tracker pass read every due run's request, so a 10,000-row run's rows were parsed again (4 MB)
+    at every pass while its result arrived; a poll needs who ran the task, never what it sent."""
+    ledger = make_ledger()
+    with acting_as("alice"):
+        made = await claim(ledger)
+        await ledger.accepted(made.submission_id, "t", "processing")
+    due = await ledger.due(limit=10, next_in_s=60)
+    assert [r.task_id for r in due] == ["t"]
+    assert due[0].submission is not None and due[0].submission.owner == "alice"
+    assert due[0].submission.request == {}
+    with acting_as("alice"):
+        record = await ledger.read("t", with_data=False)
+    assert record is not None and record.submission is not None and record.submission.request == REQUEST
 
 
 def test_unknown_to_databar_is_terminal_everywhere() -> None:
@@ -300,6 +316,26 @@ def test_account_id_is_one_way_and_depends_on_key_and_url() -> None:
     ids = {account_id("k1", "u"), account_id("k2", "u"), account_id("k1", "v"), account_id(None, "u")}
     assert len(ids) == 4
     assert all("k1" not in i for i in ids)
+
+
+def test_a_runs_rows_are_fingerprinted_as_before_without_being_copied() -> None:
+    """Issue 28: fingerprinting a 10,000-row run copied all its rows (twice a call) only to write 1.0 as 1; rows
+    with nothing to rewrite are now read where they are. The fingerprint is the one earlier runs were recorded
+    with (pinned here), or the duplicate guard would miss a run sent before an upgrade."""
+    rows: list[dict[Any, Any]] = [{"first_name": "Ann", "company": "acme.com", "n": 2.5, "ok": True}] * 3
+    assert json_equal_form(rows) is rows
+    body = {
+        "params": [{"n": 1.0, "b": True, "x": None, "s": "é"}, {"n": 2.5, 3: "int key", "a": (1.0, [2.0, False])}],
+        "enrichments": [833],
+        "email_verifier": None,
+    }
+    assert canonical_json(body) == (
+        '{"email_verifier":null,"enrichments":[833],"params":[{"b":true,"n":1,"s":"é","x":null},'
+        '{"3":"int key","a":[1,[2,false]],"n":2.5}]}'
+    )
+    assert fingerprint(account="acc", endpoint="waterfalls/w/bulk-run", body=body) == (
+        "5e7d2bd91aa0db4de4974d772c30d400547c8f5f442348a4037de6b5bc561e1c"
+    )
 
 
 @settings(max_examples=200, deadline=None)

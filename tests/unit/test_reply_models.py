@@ -253,3 +253,28 @@ def test_an_object_read_member_by_member_is_what_json_reads(
 def test_anything_but_one_json_object_is_refused_member_by_member(text: str) -> None:
     with pytest.raises(ValueError, match=r"expected|Expecting|not a JSON object|extra data"):
         json_members(text)
+
+
+def test_a_reply_holds_each_repeated_text_once() -> None:
+    """Issue 28 (peak memory of a 10,000-row run): rows repeat their provider, its logo, the step's cost and the
+    input's company, and often whole steps; read member by member, each equal text, step and list is one object
+    shared by every row, and the rows still read as json.loads reads them (1, 1.0 and "1.00" kept apart)."""
+    row = {
+        "enrichment_data": {"company": "acme.com"},
+        "result": {"email": None},
+        "steps": [{"provider": "LeadMagic", "cost": "1.00", "is_verified": False}],
+        "result_field": ["email"],
+    }
+    text = json.dumps({"task_id": "t", "status": "completed", "data": [row, row, None]})
+    members, _ = json_members(text)
+    first, second = members["data"][0], members["data"][1]
+    assert members == json.loads(text)
+    assert first["steps"][0]["provider"] is second["steps"][0]["provider"]
+    assert first["steps"][0]["cost"] is second["steps"][0]["cost"]
+    assert first["enrichment_data"]["company"] is second["enrichment_data"]["company"]
+    assert first["result_field"] is second["result_field"]
+    assert first["steps"] is second["steps"]  # a step met before: the same object, read by both rows
+    other = {**row, "steps": [{"provider": "LeadMagic", "cost": 1.0, "is_verified": False}]}
+    members, _ = json_members(json.dumps({"data": [row, other, {**row, "steps": [{"cost": 1}]}]}))
+    costs = [r["steps"][0]["cost"] for r in members["data"]]
+    assert costs == ["1.00", 1.0, 1] and [type(c) for c in costs] == [str, float, int]  # equal in Python, not JSON

@@ -973,7 +973,8 @@ class Ledger:
         """The tracker's share of a pass: up to `limit` unfinished tasks whose poll is due, oldest-due first, each
         one's next poll moved `next_in_s` on in the same statement (so every unfinished task comes round, however
         many there are, and a replica taking the next turn starts where this one stopped). Tasks still waiting in
-        memory for disk space come first. One indexed statement: the writer is held for a moment only."""
+        memory for disk space come first. One indexed statement: the writer is held for a moment only. Each record's
+        submission comes without its request (`{}`): a poll needs who ran it, never the rows it sent."""
         now = time.time()
 
         async def work(conn: LedgerConn) -> list[TaskRecord]:
@@ -990,7 +991,7 @@ class Ledger:
             if not ids:
                 return kept
             marks = ", ".join("?" * len(ids))
-            rows = await conn.all(f"{_task_select(False)} WHERE t.task_id IN ({marks})", ids)
+            rows = await conn.all(f"{_task_select(False, with_request=False)} WHERE t.task_id IN ({marks})", ids)
             records = sorted((_task_record(row) for row in rows), key=lambda r: r.submitted_at)
             return kept + records
 
@@ -1383,9 +1384,14 @@ _SUBMISSION_COLUMNS = (
 )  # fmt: skip
 
 
-def _task_select(with_data: bool) -> str:
-    """SELECT of a task with its run and whether (or, with_data, what) result is stored: one query, no N+1."""
-    sub = ", ".join(f"s.{c} AS s_{c}" for c in _SUBMISSION_COLUMNS)
+def _task_select(with_data: bool, *, with_request: bool = True) -> str:
+    """SELECT of a task with its run and whether (or, with_data, what) result is stored: one query, no N+1.
+
+    Without `with_request` the run's request (its input rows) reads as `{}`: a poll never needs a 10,000-row
+    run's rows, and reading them at every tracker pass held 4 MB while the run's result arrived (issue 28)."""
+    sub = ", ".join(
+        f"s.{c} AS s_{c}" if with_request or c != "request_json" else f"'{{}}' AS s_{c}" for c in _SUBMISSION_COLUMNS
+    )
     data = "r.data_json, r.data_z" if with_data else "NULL AS data_json, NULL AS data_z"
     return (
         f"SELECT t.*, r.task_id IS NOT NULL AS has_result, {data}, {sub} FROM tasks t "  # noqa: S608
