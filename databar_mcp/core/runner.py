@@ -62,6 +62,8 @@ REFERENCE_POLL_S = 2.0
 FINE_RESERVE = 2
 SOONEST_S = 0.005  # the least gap between two polls (once; otherwise POLL_MIN_S)
 STEPS_MAX = 30  # polls a window may be stepped through at the tolerance before it is cut in thirds instead
+# A prior's pace predicts a task up to this many times slower or faster; beyond, the task's own counts do.
+STRETCH_TRUSTED = 2.0
 PLANS_KEPT = 1_000  # running tasks' plans and kinds' paces kept in memory (the oldest forgotten first)
 
 
@@ -188,11 +190,22 @@ class PollPlan:
         """Where the last row's end lies (the prior's stretched window when the prior still fits)."""
         if not any(s.finished > 0 or s.done for s in self.samples):
             return None
-        if self.start is not None and self.prior is not None:
-            fitted = pace.stretched(self.samples, total, self.prior)
-            if fitted is not None:
-                return fitted
+        fitted = self._stretched(total)
+        if fitted is not None:
+            return fitted
         return pace.window(self.samples, total, sent=self.start is not None)
+
+    def _stretched(self, total: int) -> Window | None:
+        """The prior's window stretched to this task, while the stretch is within STRETCH_TRUSTED: a prior's
+        shape (how its first row's wait compares to its row interval) is known only so well, and stretching it
+        many times over stretches its error too (a 0.5 s task's put a 120 s task's end a second late)."""
+        if self.start is None or self.prior is None:
+            return None
+        fitted = pace.stretched(self.samples, total, self.prior)
+        if fitted is None:
+            return None
+        factor = (fitted.lo + fitted.hi) / 2 / max(self.prior.end(total), 1e-9)
+        return fitted if 1 / STRETCH_TRUSTED <= factor <= STRETCH_TRUSTED else None
 
     def _splitting(self, lo: float, hi: float, now: float, row: float, tolerance: float) -> float:
         """A poll whose count halves the window: at its middle's phase, a whole number of rows earlier (so
@@ -202,7 +215,7 @@ class PollPlan:
         apart): in the fine approach the first lands early enough to leave that much for each one still to come."""
         aim = (lo + hi) / 2
         fine = self.fine(lo, hi)
-        reserve = (self.halvings(hi - lo, tolerance) - 1) * max(row, self.min_s) if fine else 0.0
+        reserve = self.halvings(hi - lo, tolerance) * max(row, self.min_s) if fine else 0.0
         latest = lo + tolerance - reserve
         if row > 0:
             while aim > latest and aim - row >= now + self.min_s:
@@ -210,7 +223,10 @@ class PollPlan:
         # No earlier row to sample at (the last row's own interval): step through the window by the tolerance
         # (never late by more), or, were that too many polls, by a third of it at a time.
         step = tolerance if hi - lo <= STEPS_MAX * tolerance else (hi - lo) / 3
-        return min(aim, lo + step) if aim > lo else aim
+        aim = min(aim, lo + step) if aim > lo else aim
+        if aim < now + self.min_s and aim + self.min_s > hi:
+            return hi  # a poll that soon is followed min_s later at the earliest, past the edge: poll at the edge
+        return aim
 
     def _by_rate(self, total: int, now: float) -> float | None:
         rate = self.rate()
@@ -232,7 +248,7 @@ class PollPlan:
         if self.prior is not None:
             if not any(s.finished > 0 and not s.done for s in self.samples):
                 return self.prior  # it found the task done at the predicted end: nothing new was learnt
-            fitted = pace.stretched(self.samples, total, self.prior)
+            fitted = self._stretched(total)
             if fitted is not None:  # the prior's shape still fits: keep it, at this task's speed
                 factor = (fitted.lo + fitted.hi) / 2 / max(self.prior.end(total), 1e-9)
                 spread = (fitted.hi - fitted.lo) / 2
@@ -519,6 +535,7 @@ class TaskRunner:
         from databar_mcp.api.models import Task
 
         await self._own(task_id)
+        asked = time.monotonic()
         try:
             task = await self._client.get_task(task_id, include_partial=include_partial)
         except ResultExpired:
@@ -531,7 +548,10 @@ class TaskRunner:
             if time.time() - record.submitted_at >= self._unseen_grace_s:
                 raise
             logger.info("task %s is not visible at Databar yet (404); still waiting for it", task_id)
-            return Task(task_id=task_id, status=record.status, credits_spent=record.credits_spent, visible=False)
+            unseen = Task(task_id=task_id, status=record.status, credits_spent=record.credits_spent, visible=False)
+            self._sampled(task_id, unseen, asked, time.monotonic())
+            return unseen
+        self._sampled(task_id, task, asked, time.monotonic())
         await self.observe(task)
         if task.is_terminal and self._audit is not None and task_id not in self._audited:
             self._audited.add(task_id)
@@ -539,6 +559,15 @@ class TaskRunner:
                 who=current_owner(), task_id=task_id, status=task.status, credits_spent=task.credits_spent
             )
         return task
+
+    def _sampled(self, task_id: str, task: Task, asked: float, answered: float) -> None:
+        """Every GET of a task is a sample of its plan, dated here by its own sending and answer: a read dated
+        later (after the ledger write, by a caller) claimed the API counted rows after it had, and a row that
+        ended in between put the predicted end where it was not (issue 28: a 120 s task seen 330 ms late)."""
+        plan = self.plan_for(task_id)
+        plan.observe(answered, task, asked=asked)
+        if task.is_terminal:
+            self.settled(task_id, task)
 
     async def cancel(self, task_id: str) -> Task:
         """Cancel the task at Databar and record the state it answered with, as a poll would.
@@ -588,15 +617,12 @@ class TaskRunner:
         Never blocks past the timeout: a poll still in flight at the deadline is abandoned (polls are
         idempotent GETs, so nothing is lost; the task id is already in the ledger).
         """
-        plan = self.plan_for(task_id)
         timeout_s = bounded(timeout_s)  # and never past the tool call's deadline
         deadline = time.monotonic() + max(0.0, timeout_s)
-        last = first
-        if last is not None:
-            plan.observe(time.monotonic(), last)
-            if last.is_terminal:
-                self.settled(task_id, last)
-                return last
+        last = first  # read by poll(), which made it a sample of the plan already
+        if last is not None and last.is_terminal:
+            return last
+        plan = self.plan_for(task_id)
         self.waiting.add(task_id)
         try:
             with anyio.move_on_after(max(0.0, timeout_s)):
@@ -610,14 +636,11 @@ class TaskRunner:
                     await self._sleep_unless_draining(min(max(0.0, plan.next_at(total, now) - now), remaining))
                     if self.draining:
                         break
-                    asked = time.monotonic()
-                    task = await self.poll(task_id)
-                    plan.observe(time.monotonic(), task, asked=asked)
+                    task = await self.poll(task_id)  # a sample of the plan (and its end settles it)
                     last = task
                     if on_progress is not None:
                         await on_progress(task)
                     if task.is_terminal:
-                        self.settled(task_id, task)
                         break
                     total = self._total(task)
         finally:

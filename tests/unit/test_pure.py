@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -263,6 +264,18 @@ def test_poll_plan_spends_no_more_than_a_2s_poller_on_a_short_task(seconds: floa
     late, polls = _run_with_trips(plan, 0.1 * duration, 0.9 * duration / 49, 50, 0.003)
     assert polls <= max(2, math.ceil(duration / REFERENCE_POLL_S)) + 1  # a window wider than the aim: split once
     assert 0 <= late <= AIM_TOLERANCE_S + 1e-6 or (slower < 1 and polls == 1)  # shorter: seen by the first poll
+
+
+@pytest.mark.parametrize("shape_error", [0.8, 0.9, 1.1, 1.2])
+def test_poll_plan_follows_a_task_far_longer_than_its_prior_by_its_own_counts(shape_error: float) -> None:
+    """Regression (issue 28): a 3 s task's pace, its first row's wait known to 10-20%, stretched 40 times to a 120 s
+    task put that task's end far off; the windows cut from it missed the end and it was seen ~0.5 s late. A prior
+    now predicts tasks up to STRETCH_TRUSTED times its length; past that the task's own counts do."""
+    prior = Pace(base_s=0.3 * shape_error, row_s=2.7 / 49, spread_s=0.01)
+    plan = PollPlan(start=0.0, rows=50, prior=prior, kind="waterfall x")
+    late, polls = _run_with_trips(plan, 12.0, 108.0 / 49, 50, 0.005)
+    assert 0 <= late <= FINE_TOLERANCE_S + 1e-6
+    assert polls <= 120 / REFERENCE_POLL_S
 
 
 def test_poll_plan_sends_a_poll_ahead_by_the_wires_one_way_time() -> None:
