@@ -622,7 +622,6 @@ class TaskRunner:
         last = first  # read by poll(), which made it a sample of the plan already
         if last is not None and last.is_terminal:
             return last
-        plan = self.plan_for(task_id)
         self.waiting.add(task_id)
         try:
             with anyio.move_on_after(max(0.0, timeout_s)):
@@ -633,6 +632,8 @@ class TaskRunner:
                     remaining = deadline - now
                     if remaining <= 0:
                         break
+                    # The plan poll() fed (looked up each time: one forgotten among PLANS_KEPT starts afresh).
+                    plan = self.plan_for(task_id)
                     await self._sleep_unless_draining(min(max(0.0, plan.next_at(total, now) - now), remaining))
                     if self.draining:
                         break

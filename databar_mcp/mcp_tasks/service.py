@@ -308,6 +308,7 @@ class McpTaskService:
                         await self._settle(handle, task)
                     return
                 now = time.monotonic()
+                plan = svc.runner.plan_for(dbid)  # the one poll() fed (afresh, were it forgotten among many)
                 delay = max(0.0, plan.next_at(task.progress.total if task.progress else None, now) - now)
                 progress, message = progress_of(task)
                 await self.store.update(
