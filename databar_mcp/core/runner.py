@@ -54,8 +54,16 @@ AIM_TOLERANCE_S = 0.08
 # The first task of its kind is followed more closely (a request or two more): the pace it leaves predicts the
 # next one's end, whose first poll then lands this close after it.
 LEARNING_TOLERANCE_S = 0.03
+# A long task has requests to spare against a fixed poller's (Databar's clients poll every REFERENCE_POLL_S): its
+# final approach halves the window down to this, spending some of them, so its end is seen sooner.
+FINE_TOLERANCE_S = 0.03
+REFERENCE_POLL_S = 2.0
+# Polls the fine approach keeps in reserve beyond its halvings (the last one, at the window's edge, and one spare).
+FINE_RESERVE = 2
 SOONEST_S = 0.005  # the least gap between two polls (once; otherwise POLL_MIN_S)
 STEPS_MAX = 30  # polls a window may be stepped through at the tolerance before it is cut in thirds instead
+# A prior's pace predicts a task up to this many times slower or faster; beyond, the task's own counts do.
+STRETCH_TRUSTED = 2.0
 PLANS_KEPT = 1_000  # running tasks' plans and kinds' paces kept in memory (the oldest forgotten first)
 
 
@@ -110,11 +118,17 @@ class PollPlan:
         target = self.target(total) if total else None
         if target is None:
             return self.backoff()
-        delay = min(target - self._now(), ETA_POLL_CAP_S)
+        delay = min(target - self._now() - self.lead(), ETA_POLL_CAP_S)
         # The end predicted within min_s of the last poll: aim there, once; a poll that came that soon already
         # (the prediction was early) is followed at min_s again.
         soon = len(self.samples) >= 2 and self.samples[-1].t - self.samples[-2].t < self.min_s
         return max(self.min_s if soon else SOONEST_S, delay)
+
+    def lead(self) -> float:
+        """How long before the API counts a poll it is sent: half the quickest round trip seen (the wire's part;
+        a slow answer is the server's work, after the count). A poll aimed at t is sent this much earlier."""
+        trips = [s.t - s.asked for s in self.samples if s.asked is not None and s.t >= s.asked]
+        return min(trips) / 2 if trips else 0.0
 
     def next_at(self, total: int | None, now: float) -> float:
         """When (on the plan's clock, time.monotonic) to poll next; `now` anchors a plan with no poll yet."""
@@ -139,35 +153,80 @@ class PollPlan:
         if math.isinf(bounds.hi):
             return None
         lo, hi = max(bounds.lo, now), bounds.hi
-        if hi - lo <= self.tolerance():
+        tolerance = self.tolerance(lo, hi)
+        if hi - lo <= tolerance:
             return hi
-        return self._splitting(lo, hi, now, bounds.row_s)
+        return self._splitting(lo, hi, now, bounds.row_s, tolerance)
 
-    def tolerance(self) -> float:
-        """How late the end may be seen: closer for the first task of a kind (its pace is learnt)."""
+    def tolerance(self, lo: float = 0.0, hi: float = 0.0) -> float:
+        """How late the end (now known to lie in [lo, hi]) may be seen: closer for the first task of a kind (its
+        pace is learnt), and for a task long enough that a fixed poller would still spend more requests than
+        halving the window down to FINE_TOLERANCE_S takes."""
+        if self.fine(lo, hi):
+            return FINE_TOLERANCE_S
         return AIM_TOLERANCE_S if self.prior is not None or self.kind is None else LEARNING_TOLERANCE_S
+
+    def fine(self, lo: float, hi: float) -> bool:
+        """Whether the final approach can afford to halve the window down to FINE_TOLERANCE_S."""
+        coarse = AIM_TOLERANCE_S if self.prior is not None or self.kind is None else LEARNING_TOLERANCE_S
+        return coarse > FINE_TOLERANCE_S and self.spare_polls(lo) >= self.halvings(hi - lo, FINE_TOLERANCE_S)
+
+    def reference_polls(self, end: float) -> int:
+        """Polls a fixed REFERENCE_POLL_S poller makes on a task ending at `end` (on the plan's clock)."""
+        origin = 0.0 if self.start is not None or not self.samples else self.samples[0].t
+        return max(1, math.ceil((end - origin) / REFERENCE_POLL_S))
+
+    def spare_polls(self, end: float) -> float:
+        """Polls a fixed REFERENCE_POLL_S poller would make beyond ours, were the task to end at `end`, less
+        FINE_RESERVE (the edge poll and a spare)."""
+        return self.reference_polls(end) - self.polls - FINE_RESERVE
+
+    @staticmethod
+    def halvings(width: float, tolerance: float) -> int:
+        """Polls that halve a window of `width` to `tolerance` (one bit each)."""
+        return max(0, math.ceil(math.log2(max(width, tolerance) / tolerance)))
 
     def window(self, total: int) -> Window | None:
         """Where the last row's end lies (the prior's stretched window when the prior still fits)."""
         if not any(s.finished > 0 or s.done for s in self.samples):
             return None
-        if self.start is not None and self.prior is not None:
-            fitted = pace.stretched(self.samples, total, self.prior)
-            if fitted is not None:
-                return fitted
+        fitted = self._stretched(total)
+        if fitted is not None:
+            return fitted
         return pace.window(self.samples, total, sent=self.start is not None)
 
-    def _splitting(self, lo: float, hi: float, now: float, row: float) -> float:
+    def _stretched(self, total: int) -> Window | None:
+        """The prior's window stretched to this task, while the stretch is within STRETCH_TRUSTED: a prior's
+        shape (how its first row's wait compares to its row interval) is known only so well, and stretching it
+        many times over stretches its error too (a 0.5 s task's put a 120 s task's end a second late)."""
+        if self.start is None or self.prior is None:
+            return None
+        fitted = pace.stretched(self.samples, total, self.prior)
+        if fitted is None:
+            return None
+        factor = (fitted.lo + fitted.hi) / 2 / max(self.prior.end(total), 1e-9)
+        return fitted if 1 / STRETCH_TRUSTED <= factor <= STRETCH_TRUSTED else None
+
+    def _splitting(self, lo: float, hi: float, now: float, row: float, tolerance: float) -> float:
         """A poll whose count halves the window: at its middle's phase, a whole number of rows earlier (so
-        a done task is never seen late by it)."""
+        a done task is never seen late by it).
+
+        Each later halving needs an earlier row again (up to a row after this poll, and polls come at least min_s
+        apart): in the fine approach the first lands early enough to leave that much for each one still to come."""
         aim = (lo + hi) / 2
+        fine = self.fine(lo, hi)
+        reserve = self.halvings(hi - lo, tolerance) * max(row, self.min_s) if fine else 0.0
+        latest = lo + tolerance - reserve
         if row > 0:
-            while aim > lo + self.tolerance() and aim - row >= now + self.min_s:
+            while aim > latest and aim - row >= now + self.min_s:
                 aim -= row
         # No earlier row to sample at (the last row's own interval): step through the window by the tolerance
         # (never late by more), or, were that too many polls, by a third of it at a time.
-        step = self.tolerance() if hi - lo <= STEPS_MAX * self.tolerance() else (hi - lo) / 3
-        return min(aim, lo + step) if aim > lo else aim
+        step = tolerance if hi - lo <= STEPS_MAX * tolerance else (hi - lo) / 3
+        aim = min(aim, lo + step) if aim > lo else aim
+        if aim < now + self.min_s and aim + self.min_s > hi:
+            return hi  # a poll that soon is followed min_s later at the earliest, past the edge: poll at the edge
+        return aim
 
     def _by_rate(self, total: int, now: float) -> float | None:
         rate = self.rate()
@@ -189,7 +248,7 @@ class PollPlan:
         if self.prior is not None:
             if not any(s.finished > 0 and not s.done for s in self.samples):
                 return self.prior  # it found the task done at the predicted end: nothing new was learnt
-            fitted = pace.stretched(self.samples, total, self.prior)
+            fitted = self._stretched(total)
             if fitted is not None:  # the prior's shape still fits: keep it, at this task's speed
                 factor = (fitted.lo + fitted.hi) / 2 / max(self.prior.end(total), 1e-9)
                 spread = (fitted.hi - fitted.lo) / 2
@@ -368,9 +427,18 @@ class TaskRunner:
                 continue
             raise DuplicateRunUnknown(earlier)
         assert claim.submission_id is not None
-        sending = time.monotonic()
-        submitted = await self._send(claim.submission_id, fp, endpoint, send)
-        self._planned(submitted.task_id, kind_of(endpoint, request), rows, (sending + time.monotonic()) / 2)
+        # The task's clock starts when Databar took the POST: between its sending and its answer (not the ledger
+        # write after it, whose time would skew every prediction from this start).
+        sent: list[float] = []
+
+        async def timed() -> TaskHandle:
+            sent.append(time.monotonic())
+            handle = await send()
+            sent.append(time.monotonic())
+            return handle
+
+        submitted = await self._send(claim.submission_id, fp, endpoint, timed)
+        self._planned(submitted.task_id, kind_of(endpoint, request), rows, sum(sent) / len(sent))
         self._audit_run(tool, rows, estimated_credits, submitted.task_id, reused=False)
         return submitted
 
@@ -467,6 +535,7 @@ class TaskRunner:
         from databar_mcp.api.models import Task
 
         await self._own(task_id)
+        asked = time.monotonic()
         try:
             task = await self._client.get_task(task_id, include_partial=include_partial)
         except ResultExpired:
@@ -479,7 +548,10 @@ class TaskRunner:
             if time.time() - record.submitted_at >= self._unseen_grace_s:
                 raise
             logger.info("task %s is not visible at Databar yet (404); still waiting for it", task_id)
-            return Task(task_id=task_id, status=record.status, credits_spent=record.credits_spent, visible=False)
+            unseen = Task(task_id=task_id, status=record.status, credits_spent=record.credits_spent, visible=False)
+            self._sampled(task_id, unseen, asked, time.monotonic())
+            return unseen
+        self._sampled(task_id, task, asked, time.monotonic())
         await self.observe(task)
         if task.is_terminal and self._audit is not None and task_id not in self._audited:
             self._audited.add(task_id)
@@ -487,6 +559,15 @@ class TaskRunner:
                 who=current_owner(), task_id=task_id, status=task.status, credits_spent=task.credits_spent
             )
         return task
+
+    def _sampled(self, task_id: str, task: Task, asked: float, answered: float) -> None:
+        """Every GET of a task is a sample of its plan, dated here by its own sending and answer: a read dated
+        later (after the ledger write, by a caller) claimed the API counted rows after it had, and a row that
+        ended in between put the predicted end where it was not (issue 28: a 120 s task seen 330 ms late)."""
+        plan = self.plan_for(task_id)
+        plan.observe(answered, task, asked=asked)
+        if task.is_terminal:
+            self.settled(task_id, task)
 
     async def cancel(self, task_id: str) -> Task:
         """Cancel the task at Databar and record the state it answered with, as a poll would.
@@ -536,15 +617,11 @@ class TaskRunner:
         Never blocks past the timeout: a poll still in flight at the deadline is abandoned (polls are
         idempotent GETs, so nothing is lost; the task id is already in the ledger).
         """
-        plan = self.plan_for(task_id)
         timeout_s = bounded(timeout_s)  # and never past the tool call's deadline
         deadline = time.monotonic() + max(0.0, timeout_s)
-        last = first
-        if last is not None:
-            plan.observe(time.monotonic(), last)
-            if last.is_terminal:
-                self.settled(task_id, last)
-                return last
+        last = first  # read by poll(), which made it a sample of the plan already
+        if last is not None and last.is_terminal:
+            return last
         self.waiting.add(task_id)
         try:
             with anyio.move_on_after(max(0.0, timeout_s)):
@@ -555,17 +632,16 @@ class TaskRunner:
                     remaining = deadline - now
                     if remaining <= 0:
                         break
+                    # The plan poll() fed (looked up each time: one forgotten among PLANS_KEPT starts afresh).
+                    plan = self.plan_for(task_id)
                     await self._sleep_unless_draining(min(max(0.0, plan.next_at(total, now) - now), remaining))
                     if self.draining:
                         break
-                    asked = time.monotonic()
-                    task = await self.poll(task_id)
-                    plan.observe(time.monotonic(), task, asked=asked)
+                    task = await self.poll(task_id)  # a sample of the plan (and its end settles it)
                     last = task
                     if on_progress is not None:
                         await on_progress(task)
                     if task.is_terminal:
-                        self.settled(task_id, task)
                         break
                     total = self._total(task)
         finally:

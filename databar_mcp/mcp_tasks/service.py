@@ -291,10 +291,9 @@ class McpTaskService:
         try:
             while time.time() < ttl_end:
                 await anyio.sleep(delay)
-                asked = time.monotonic()
                 try:
                     with acting_as(owner):
-                        task = await svc.runner.poll(dbid)
+                        task = await svc.runner.poll(dbid)  # a sample of the plan (its end settles it)
                 except ResultExpired:
                     task = Task(task_id=dbid, status="gone")
                 except NotFoundError:
@@ -303,13 +302,13 @@ class McpTaskService:
                     logger.info("polling %s for MCP task failed: %s", dbid, type(exc).__name__)
                     delay = min(plan.cap_s, max(delay * 2, plan.first_s))
                     continue
-                plan.observe(time.monotonic(), task, asked=asked)
                 if task.is_terminal:
-                    svc.runner.settled(dbid, task)
+                    svc.runner.settled(dbid, task)  # gone or unknown to Databar: its plan is done too
                     with acting_as(owner):  # its result (and a cut result kept whole) is the owner's
                         await self._settle(handle, task)
                     return
                 now = time.monotonic()
+                plan = svc.runner.plan_for(dbid)  # the one poll() fed (afresh, were it forgotten among many)
                 delay = max(0.0, plan.next_at(task.progress.total if task.progress else None, now) - now)
                 progress, message = progress_of(task)
                 await self.store.update(

@@ -215,6 +215,7 @@ class SandboxState:
             if task.reads <= self.config.fresh_task_unseen_reads:
                 raise not_found("Task not found.")  # the replica answering has not seen the new task yet
             now = self.clock.now()
+            task.read_at = now
             return task.gone_view(now) if self._expired(task, now) else task.view(now, include_partial)
 
     def cancel_task(self, task_id: str) -> dict[str, Json]:

@@ -30,6 +30,7 @@ class Task:
     status_synonyms: bool = False  # report "success" for completed, as Databar's clients also accept
     reads: int = 0  # GETs of this task so far (the first few may not see it: config.fresh_task_unseen_reads)
     partial_reads: int = 0  # GETs with include_partial (costly for the API: tests check our server rations them)
+    read_at: float | None = None  # the clock when the latest GET counted its rows (benchmarks date detection by it)
 
     @property
     def total(self) -> int:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import random
 import sys
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +26,14 @@ from databar_mcp.api.retry import backoff_delay, parse_retry_after
 from databar_mcp.core.costs import credits_words, measured
 from databar_mcp.core.pace import Pace
 from databar_mcp.core.partial_reads import PartialReads
-from databar_mcp.core.runner import AIM_TOLERANCE_S, ETA_POLL_CAP_S, LEARNING_TOLERANCE_S, PollPlan
+from databar_mcp.core.runner import (
+    AIM_TOLERANCE_S,
+    ETA_POLL_CAP_S,
+    FINE_TOLERANCE_S,
+    LEARNING_TOLERANCE_S,
+    REFERENCE_POLL_S,
+    PollPlan,
+)
 from databar_mcp.core.shaping import escape_text, largest_fitting, result_size
 from databar_mcp.startup import LazyModule
 from databar_mcp.tools.kit.task_view import build_view
@@ -204,6 +213,80 @@ def test_poll_plan_detects_a_linear_task_within_the_tolerance(base: float, row_s
     if len(moving) >= 2 and rows >= 20:  # counts seen moving before the end: they give the pace
         assert late <= max(AIM_TOLERANCE_S, row_s / 2) + 1e-6
     assert polls <= 20 + end / 2
+
+
+def _run_with_trips(plan: PollPlan, base: float, row_s: float, rows: int, trip: float) -> tuple[float, int]:
+    """Poll a task of the sandbox's model over a wire whose every poll takes `trip` seconds, counted halfway;
+    (how long after the end the API counted the poll that saw it, polls)."""
+    end = base + (rows - 1) * row_s
+    now = plan.next_at(None, 0.0)
+    for _ in range(1_000):
+        counted = now + trip / 2
+        done = 0 if counted < base else min(rows, int((counted - base) // row_s) + 1)
+        status = "completed" if done == rows else "processing"
+        task = Task(task_id="t", status=status, progress=TaskProgress(total=rows, completed=done))
+        plan.observe(now + trip, task, asked=now)
+        if status == "completed":
+            return counted - end, plan.polls
+        now = plan.next_at(rows, now + trip)
+    raise AssertionError("never saw the end")
+
+
+@settings(deadline=None)
+@given(
+    seconds=st.floats(min_value=20.0, max_value=150.0),
+    slower=st.floats(min_value=0.95, max_value=1.05),
+    rows=st.integers(min_value=20, max_value=500),
+    trip=st.floats(min_value=0.0, max_value=0.01),
+)
+def test_poll_plan_spends_spare_polls_on_a_long_tasks_end(
+    seconds: float, slower: float, rows: int, trip: float
+) -> None:
+    """Regression (issue 28): a long task's end was seen up to AIM_TOLERANCE_S (80 ms) late, though a 2 s poller
+    would have spent many more requests. The final approach now halves the window down to FINE_TOLERANCE_S,
+    with fewer polls than that poller's."""
+    prior = Pace(base_s=0.1 * seconds, row_s=0.9 * seconds / max(1, rows - 1), spread_s=FINE_TOLERANCE_S / 2)
+    duration = seconds * slower
+    plan = PollPlan(start=0.0, rows=rows, prior=prior, kind="waterfall x")
+    late, polls = _run_with_trips(plan, 0.1 * duration, 0.9 * duration / max(1, rows - 1), rows, trip)
+    assert 0 <= late <= FINE_TOLERANCE_S + 1e-6 or (slower <= 1 and polls == 1)  # no longer: seen by the first poll
+    assert polls <= duration / REFERENCE_POLL_S
+
+
+@settings(deadline=None)
+@given(seconds=st.floats(min_value=2.5, max_value=4.0), slower=st.floats(min_value=0.85, max_value=1.15))
+def test_poll_plan_spends_no_more_than_a_2s_poller_on_a_short_task(seconds: float, slower: float) -> None:
+    """A 3 s task has no requests to spare (a 2 s poller spends two or three): it keeps the coarse aim, not the fine
+    approach's halvings."""
+    prior = Pace(base_s=0.1 * seconds, row_s=0.9 * seconds / 49)
+    duration = seconds * slower
+    plan = PollPlan(start=0.0, rows=50, prior=prior, kind="waterfall x")
+    late, polls = _run_with_trips(plan, 0.1 * duration, 0.9 * duration / 49, 50, 0.003)
+    assert polls <= max(2, math.ceil(duration / REFERENCE_POLL_S)) + 1  # a window wider than the aim: split once
+    assert 0 <= late <= AIM_TOLERANCE_S + 1e-6 or (slower < 1 and polls == 1)  # shorter: seen by the first poll
+
+
+@pytest.mark.parametrize("shape_error", [0.8, 0.9, 1.1, 1.2])
+def test_poll_plan_follows_a_task_far_longer_than_its_prior_by_its_own_counts(shape_error: float) -> None:
+    """Regression (issue 28): a 3 s task's pace, its first row's wait known to 10-20%, stretched 40 times to a 120 s
+    task put that task's end far off; the windows cut from it missed the end and it was seen ~0.5 s late. A prior
+    now predicts tasks up to STRETCH_TRUSTED times its length; past that the task's own counts do."""
+    prior = Pace(base_s=0.3 * shape_error, row_s=2.7 / 49, spread_s=0.01)
+    plan = PollPlan(start=0.0, rows=50, prior=prior, kind="waterfall x")
+    late, polls = _run_with_trips(plan, 12.0, 108.0 / 49, 50, 0.005)
+    assert 0 <= late <= FINE_TOLERANCE_S + 1e-6
+    assert polls <= 120 / REFERENCE_POLL_S
+
+
+def test_poll_plan_sends_a_poll_ahead_by_the_wires_one_way_time() -> None:
+    """Regression (issue 28): a poll aimed at the window's edge was sent at the edge, so the API counted it half
+    a round trip later; it is now sent that much earlier (half the quickest round trip seen)."""
+    plan = PollPlan(start=0.0, rows=50, prior=Pace(base_s=0.3, row_s=0.054), kind="waterfall x")
+    task = Task(task_id="t", status="processing", progress=TaskProgress(total=50, completed=44))
+    plan.observe(2.71, task, asked=2.69)  # a 20 ms round trip
+    target = plan.target(50)
+    assert target is not None and target > 2.71
+    assert abs(plan.next_at(50, 2.71) - (target - 0.01)) < 1e-9
 
 
 def test_poll_plan_backs_off_without_progress() -> None:
