@@ -157,6 +157,11 @@ def _logging_problem(level: str | None, fmt: str | None) -> str | None:
 SANDBOX_STATE_FILE = "sandbox-api.json"
 
 
+def sandbox_state_path(state_dir: Path) -> Path:
+    """Where `--sandbox` keeps the sandbox's state in a state dir."""
+    return state_dir / "sandbox" / SANDBOX_STATE_FILE
+
+
 def on_sandbox(settings: Settings, sandbox: SandboxServer) -> Settings:
     """The same settings, wired to an in-process sandbox; its tasks never mix with real ones in the ledger."""
     return settings.model_copy(
@@ -241,7 +246,7 @@ def _serve(args: argparse.Namespace) -> int:
             from databar_mcp.sandbox import SandboxServer
 
             # its state lives in the state dir: a client that starts a process per call still finds its tasks
-            sandbox = SandboxServer(persist_path=settings.state_dir / "sandbox" / SANDBOX_STATE_FILE).start()
+            sandbox = SandboxServer(persist_path=sandbox_state_path(settings.state_dir)).start()
             settings = on_sandbox(settings, sandbox)
             reclaim_library_loggers()  # the sandbox's uvicorn config installed its own handlers
             log.warning("using the in-process Databar sandbox at %s", sandbox.base_url)

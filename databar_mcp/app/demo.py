@@ -298,6 +298,8 @@ async def enrich(args: argparse.Namespace) -> int:
     if real and not confirm_spending(args, len(leads)):
         print("Nothing was sent.", file=sys.stderr)
         return 1
+    if not real:
+        refill_sandbox_credits(args)
     started = time.monotonic()
     async with Client(server_parameters(real)) as client:
         # Handled inside the block: an exception leaving it would come out wrapped in an ExceptionGroup.
@@ -319,6 +321,28 @@ async def enrich(args: argparse.Namespace) -> int:
         f" -> {display_path(args.output)}"
     )
     return 0
+
+
+def refill_sandbox_credits(args: argparse.Namespace) -> None:
+    """The local sandbox keeps its state in the state dir, credits included (a demo run again finds its run):
+    after about nine demos it had none left and refused the next. Its credits are an emulator's, never the
+    user's, so the demo puts them back to the sandbox's starting balance, and says so."""
+    from databar_mcp.app.cli import sandbox_state_path
+    from databar_mcp.config import Settings
+    from databar_mcp.sandbox import SandboxConfig
+    from databar_mcp.sandbox.state import SandboxState
+
+    path = sandbox_state_path(Settings.from_env().state_dir)
+    if not path.exists():
+        return
+    starting = SandboxConfig().balance
+    state = SandboxState(SandboxConfig(), persist_path=path)
+    left = state.balance
+    if left >= starting:
+        return
+    state.balance = starting
+    state.save()
+    note(args, f"The local sandbox's credits had run down to {left:,.4g} over earlier runs: put back to {starting:,g}.")
 
 
 def output_fields(found: Any) -> dict[str, str]:
