@@ -44,13 +44,11 @@ class ServerProcess:
         return self.base + "/mcp"
 
 
-@contextmanager
-def http_process(
-    env: dict[str, str], stderr_path: Path, *, port: int | None = None, args: Sequence[str] = ()
-) -> Iterator[ServerProcess]:
-    """`python -m databar_mcp [args] --transport http` with exactly `env`, its stderr in `stderr_path`."""
-    port = free_port() if port is None else port
-    base = f"http://127.0.0.1:{port}"
+PORT_ATTEMPTS = 5
+
+
+def _started(env: dict[str, str], stderr_path: Path, port: int, args: Sequence[str]) -> subprocess.Popen[bytes] | None:
+    """The server, once it answers /healthz on `port`; None when it exited because the port was taken."""
     with stderr_path.open("wb") as err:
         proc = subprocess.Popen(  # noqa: S603 (our own entry point)
             [sys.executable, "-m", "databar_mcp", *args, "--transport", "http", "--port", str(port)],
@@ -58,17 +56,37 @@ def http_process(
             stdout=subprocess.DEVNULL,
             stderr=err,
         )
+    while True:
+        try:
+            if httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200:
+                return proc
+        except httpx2.TransportError:
+            pass
+        if proc.poll() is not None:
+            said = stderr_path.read_text(errors="replace")
+            if "cannot listen on" in said:
+                return None
+            raise RuntimeError(f"server exited while starting: {said[-2000:]}")
+        time.sleep(0.05)
+
+
+@contextmanager
+def http_process(
+    env: dict[str, str], stderr_path: Path, *, port: int | None = None, args: Sequence[str] = ()
+) -> Iterator[ServerProcess]:
+    """`python -m databar_mcp [args] --transport http` with exactly `env`, its stderr in `stderr_path`.
+
+    A port chosen here is free when chosen, not necessarily when the server binds it: another process took
+    one in between in a suite run. The server then exits saying so, and another port is tried."""
+    proc, bound = None, 0
+    for _ in range(PORT_ATTEMPTS if port is None else 1):
+        bound = free_port() if port is None else port
+        if (proc := _started(env, stderr_path, bound, args)) is not None:
+            break
+    if proc is None:
+        raise RuntimeError(f"server exited while starting: {stderr_path.read_text(errors='replace')[-2000:]}")
     try:
-        while True:
-            try:
-                if httpx2.get(base + "/healthz", timeout=0.5).status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited while starting: {stderr_path.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.05)
-        yield ServerProcess(proc, base, port, stderr_path)
+        yield ServerProcess(proc, f"http://127.0.0.1:{bound}", bound, stderr_path)
     finally:
         proc.terminate()
         try:
