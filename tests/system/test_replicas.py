@@ -101,22 +101,24 @@ async def test_readyz_is_503_until_the_ledger_answers() -> None:
     assert draining.status_code == 503 and draining.json()["reason"] == "draining"
 
 
+def lone_replica(sandbox: SandboxServer, tmp_path: Path, **extra: str) -> Replica:
+    """One server process on the sandbox, its state and stderr in `tmp_path`, the tracker idle."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DATABAR_API_KEY": sandbox.api_key,
+        "DATABAR_BASE_URL": sandbox.base_url,
+        "DATABAR_MCP_STATE_DIR": str(tmp_path / "state"),
+        "DATABAR_MCP_TRACKER_INTERVAL": "3600",
+        **extra,
+    }
+    return Replica(free_port(), env, tmp_path / "replica.stderr")
+
+
 async def test_sigterm_hands_back_a_waiting_calls_task_id_and_exits_cleanly(
     bench_sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     bench_sandbox.state.config.task_base_seconds = 30.0  # the task outlives the server
-    replica = Replica(
-        free_port(),
-        {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "DATABAR_API_KEY": bench_sandbox.api_key,
-            "DATABAR_BASE_URL": bench_sandbox.base_url,
-            "DATABAR_MCP_STATE_DIR": str(tmp_path / "state"),
-            "DATABAR_MCP_TRACKER_INTERVAL": "3600",
-            "DATABAR_MCP_HTTP_STATELESS": "1",
-        },
-        tmp_path / "replica.stderr",
-    )
+    replica = lone_replica(bench_sandbox, tmp_path, DATABAR_MCP_HTTP_STATELESS="1")
     replica.start()
     try:
         answers: list[dict[str, object]] = []
@@ -159,17 +161,7 @@ async def test_sigterm_ends_an_open_event_stream_once_calls_have_answered(
     bench_sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     """A session's idle GET stream is ended by the drain itself, not cut by uvicorn's graceful timeout."""
-    replica = Replica(
-        free_port(),
-        {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "DATABAR_API_KEY": bench_sandbox.api_key,
-            "DATABAR_BASE_URL": bench_sandbox.base_url,
-            "DATABAR_MCP_STATE_DIR": str(tmp_path / "state"),
-            "DATABAR_MCP_TRACKER_INTERVAL": "3600",
-        },
-        tmp_path / "replica.stderr",
-    )
+    replica = lone_replica(bench_sandbox, tmp_path)
     replica.start()
     headers = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18"}
     hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
