@@ -33,6 +33,7 @@ RUNNING_S = 3600.0  # the running task's duration: it never finishes while measu
 BARE_TARGET = 1.1  # issue 14: a warm get_task at the SDK's floor
 RATE_TARGET = 1.0  # issue 28: sequential get_task calls at least as fast as Databar's server answers its own
 WARMUP = 5
+ROUNDS = 5
 
 
 @dataclass(frozen=True)
@@ -42,16 +43,28 @@ class Timing:
 
 
 async def timed(calls: int, once: Callable[[], Awaitable[Any]]) -> Timing:
-    for _ in range(WARMUP):
-        await once()
-    samples: list[float] = []
-    started = time.perf_counter()
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        await once()
-        samples.append((time.perf_counter() - t0) * 1000)
-    total = time.perf_counter() - started
-    return Timing(median(samples) or 0.0, calls / total)
+    return (await interleaved(calls, once))[0]
+
+
+async def interleaved(calls: int, *sides: Callable[[], Awaitable[Any]]) -> list[Timing]:
+    """Each side's timing over `calls` calls, the sides taking turns in ROUNDS blocks: a comparison made one
+    side after the other read the machine's mood as much as the servers (a shared 2-core machine swings
+    +-30% within a minute), so a busy moment here hits every side alike."""
+    for once in sides:
+        for _ in range(WARMUP):
+            await once()
+    samples: list[list[float]] = [[] for _ in sides]
+    spent = [0.0 for _ in sides]
+    block = max(1, calls // ROUNDS)
+    for _ in range(ROUNDS):
+        for side, once in enumerate(sides):
+            started = time.perf_counter()
+            for _ in range(block):
+                t0 = time.perf_counter()
+                await once()
+                samples[side].append((time.perf_counter() - t0) * 1000)
+            spent[side] += time.perf_counter() - started
+    return [Timing(median(taken) or 0.0, len(taken) / total) for taken, total in zip(samples, spent, strict=True)]
 
 
 @contextmanager
@@ -82,14 +95,25 @@ def tool(client: Client, name: str, args: dict[str, Any]) -> Callable[[], Awaita
     return once
 
 
-async def counting_gets(sb: SandboxServer, calls: int, once: Callable[[], Awaitable[Any]]) -> tuple[Timing, float]:
-    """The timing of `calls` calls, and how many task GETs the sandbox saw per call (warm-up included)."""
-    with sb.state.lock:
-        before = sb.state.counts[TASK_GET]
-    timing = await timed(calls, once)
-    with sb.state.lock:
-        gets = sb.state.counts[TASK_GET] - before
-    return timing, gets / (calls + WARMUP)
+class TaskGets:
+    """A call wrapped to count the task GETs the sandbox saw while it ran (its warm-up included)."""
+
+    def __init__(self, sb: SandboxServer, once: Callable[[], Awaitable[Any]]) -> None:
+        self._sb, self._once = sb, once
+        self.calls = 0
+        self.gets = 0
+
+    async def __call__(self) -> None:
+        with self._sb.state.lock:
+            before = self._sb.state.counts[TASK_GET]
+        await self._once()
+        with self._sb.state.lock:
+            self.gets += self._sb.state.counts[TASK_GET] - before
+        self.calls += 1
+
+    @property
+    def per_call(self) -> float:
+        return self.gets / max(1, self.calls)
 
 
 def direct(http: httpx2.AsyncClient, path: str) -> Callable[[], Awaitable[Any]]:
@@ -131,29 +155,41 @@ async def run(ctx: Context) -> list[Row]:
                 httpx2.AsyncClient(base_url=sb.base_url + "/", headers={"x-apikey": KEY})
             )
             ours = await stack.enter_async_context(harness.connect(harness.ours(sb.base_url, ctx.scratch("warm"))))
+            floor = await stack.enter_async_context(harness.connect(bare.params(sb.base_url)))
+            theirs = (
+                await stack.enter_async_context(harness.connect(databar.params(entry, sb.base_url)))
+                if entry is not None
+                else None
+            )
             run_args = {"waterfall": WATERFALL, "params": people(10, "warm"), "enrichments": PROVIDERS}
             task_id = structured(await ours.call_tool("run_bulk_waterfall", {**run_args, "wait_seconds": 25}))[
                 "task_id"
             ]
-            harness.log(f"  warm overhead: {calls} calls each")
-            get_task = await timed(calls, tool(ours, "get_task", {"task_id": task_id, "wait_seconds": 0}))
+            harness.log(f"  warm overhead: {calls} calls each, the sides taking turns in {ROUNDS} blocks")
+            finished = {"task_id": task_id, "wait_seconds": 0}
+            sides = [
+                tool(ours, "get_task", finished),
+                tool(floor, "get_task", finished),
+                direct(http, f"tasks/{task_id}"),
+                tool(ours, "get_account", {}),
+                direct(http, "user/me"),
+            ]
+            if theirs is not None:
+                sides.append(tool(theirs, "get_user_balance", {}))
+            get_task, bare_get_task, get_task_api, account, me_api, *rest = await interleaved(calls, *sides)
+            balance: Timing | None = rest[0] if rest else None
             with without_output_schema_check():
-                get_task_bare = await timed(calls, tool(ours, "get_task", {"task_id": task_id, "wait_seconds": 0}))
-            get_task_api = await timed(calls, direct(http, f"tasks/{task_id}"))
-            floor = await stack.enter_async_context(harness.connect(bare.params(sb.base_url)))
-            bare_get_task = await timed(calls, tool(floor, "get_task", {"task_id": task_id, "wait_seconds": 0}))
+                get_task_bare, _ = await interleaved(calls, tool(ours, "get_task", finished), sides[2])
             sb.state.config.task_base_seconds = RUNNING_S
             running_args = {**run_args, "params": people(10, "warm-running"), "wait_seconds": 0}
             running_id = structured(await ours.call_tool("run_bulk_waterfall", running_args))["task_id"]
             poll = {"task_id": running_id, "wait_seconds": 0}
-            ours_running, ours_gets = await counting_gets(sb, calls, tool(ours, "get_task", poll))
-            bare_running, bare_gets = await counting_gets(sb, calls, tool(floor, "get_task", poll))
-            account = await timed(calls, tool(ours, "get_account", {}))
-            me_api = await timed(calls, direct(http, "user/me"))
-            balance: Timing | None = None
-            if entry is not None:
-                theirs = await stack.enter_async_context(harness.connect(databar.params(entry, sb.base_url)))
-                balance = await timed(calls, tool(theirs, "get_user_balance", {}))
+            ours_polls, bare_polls = (
+                TaskGets(sb, tool(ours, "get_task", poll)),
+                TaskGets(sb, tool(floor, "get_task", poll)),
+            )
+            ours_running, bare_running = await interleaved(calls, ours_polls, bare_polls)
+            ours_gets, bare_gets = ours_polls.per_call, bare_polls.per_call
     rate_share = ratio(get_task.per_second, balance.per_second if balance else None)
     floor_share = ratio(get_task.median_ms, bare_get_task.median_ms)
     running_share = ratio(ours_running.median_ms, bare_running.median_ms)
