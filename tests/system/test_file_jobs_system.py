@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
+from databar_mcp.app.cli import main
 from databar_mcp.sandbox import SandboxServer
 from tests.conftest import text_of
 from tests.served import clean_env, http_process
@@ -116,6 +117,29 @@ def enrich(tmp_path: Path, *flags: str, **env: str) -> subprocess.CompletedProce
     )
 
 
+@pytest.fixture
+def enrich_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`enrich` run through the CLI's main() in this process (its server is still a subprocess): for what the
+    command says and exits with, without a Python started for the CLI each time (the end-to-end test runs the
+    process)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABAR_MCP_STATE_DIR", str(tmp_path / "cli-state"))
+    monkeypatch.delenv("DATABAR_API_KEY", raising=False)
+
+    def run(*flags: str, **env: str) -> subprocess.CompletedProcess[str]:
+        with monkeypatch.context() as scoped:
+            for name, value in env.items():
+                scoped.setenv(name, value)
+            capsys.readouterr()
+            code = main(["enrich", *flags])
+            said = capsys.readouterr()
+        return subprocess.CompletedProcess(["databar-mcp", "enrich", *flags], code, said.out, said.err)
+
+    return run
+
+
 def test_the_enrich_command_end_to_end(tmp_path: Path) -> None:
     leads = leads_file(tmp_path / "leads.csv", 6)
 
@@ -131,13 +155,14 @@ def test_the_enrich_command_end_to_end(tmp_path: Path) -> None:
     assert again.returncode == 0 and again.stdout.startswith("completed: 3/6"), again.stderr  # the job, not a rerun
 
 
-def test_the_enrich_command_exit_codes(tmp_path: Path) -> None:
+def test_the_enrich_command_exit_codes(
+    enrich_here: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("First Name,Last Name,Company Domain\n,Doe,example.com\nAnn,Lee,example.com\n", encoding="utf-8")
 
-    refused_rows = enrich(tmp_path, "--waterfall", "email_getter", "--input", str(bad), "--output", "o1.csv")
-    over_limit = enrich(
-        tmp_path,
+    refused_rows = enrich_here("--waterfall", "email_getter", "--input", str(bad), "--output", "o1.csv")
+    over_limit = enrich_here(
         "--waterfall",
         "email_getter",
         "--input",
@@ -147,7 +172,7 @@ def test_the_enrich_command_exit_codes(tmp_path: Path) -> None:
         "o2.csv",
         DATABAR_MCP_MAX_CREDITS_PER_CALL="0.5",
     )
-    no_file = enrich(tmp_path, "--waterfall", "email_getter", "--input", "missing.csv")
+    no_file = enrich_here("--waterfall", "email_getter", "--input", "missing.csv")
 
     assert refused_rows.returncode == 2 and "row 2: no value for required first_name" in refused_rows.stderr
     assert over_limit.returncode == 3 and "spend_limit" in over_limit.stderr
