@@ -21,14 +21,12 @@ import anyio
 import pytest
 
 from databar_mcp.api import DatabarClient
-from databar_mcp.api.models import BulkWaterfallRequest, TaskHandle
 from databar_mcp.config import Settings
 from databar_mcp.core.ledger.spool import SPOOL_NAME
 from databar_mcp.core.ledger.sqlite import SqliteBackend
 from databar_mcp.core.ledger.store import Ledger
-from databar_mcp.core.runner import RunOrder, TaskRunner
 from databar_mcp.sandbox import SandboxServer
-from tests.conftest import LEADS
+from tests.run_orders import email_run, runner_for
 
 pytestmark = pytest.mark.anyio
 
@@ -64,27 +62,15 @@ async def test_a_task_id_survives_a_full_disk_and_is_written_when_space_returns(
     backend = SqliteBackend(settings.ledger_path)  # the disk is filled through SQLite's own page limit
     ledger = Ledger(backend)
     await ledger.open()
-    body = BulkWaterfallRequest(params=LEADS, enrichments=[833, 966], email_verifier=None)
     caplog.set_level(logging.INFO)
 
     async with DatabarClient.from_settings(settings) as client:
-        runner = TaskRunner(
-            client, ledger, account="a", poll_first_s=0.02, poll_cap_s=0.1, duplicate_window_s=1800, settle_s=1
-        )
+        runner = runner_for(client, ledger)
 
-        async def send() -> TaskHandle:
+        async def fill() -> None:
             await backend.run_sqlite(fill_the_disk)  # the volume fills up now
-            return await client.bulk_run_waterfall("email_getter", body)
 
-        order = RunOrder(
-            tool="run_bulk_waterfall",
-            endpoint="waterfalls/email_getter/bulk-run",
-            request=body.model_dump(mode="json"),
-            rows=len(LEADS),
-            estimated_credits=12.0,
-            force=False,
-            send=send,
-        )
+        order = email_run(client, before_post=fill)
 
         async def submit() -> str:
             submitted = await runner.submit(order)
@@ -163,25 +149,13 @@ async def test_a_task_id_kept_on_a_full_disk_survives_the_process_exiting_before
     backend = SqliteBackend(settings.ledger_path)
     ledger = Ledger(backend, spool=settings.state_dir / SPOOL_NAME)
     await ledger.open()
-    body = BulkWaterfallRequest(params=LEADS, enrichments=[833, 966], email_verifier=None)
     async with DatabarClient.from_settings(settings) as client:
-        runner = TaskRunner(
-            client, ledger, account="a", poll_first_s=0.02, poll_cap_s=0.1, duplicate_window_s=1800, settle_s=1
-        )
+        runner = runner_for(client, ledger)
 
-        async def send() -> TaskHandle:
+        async def fill() -> None:
             await backend.run_sqlite(fill_the_disk)
-            return await client.bulk_run_waterfall("email_getter", body)
 
-        order = RunOrder(
-            tool="run_bulk_waterfall",
-            endpoint="waterfalls/email_getter/bulk-run",
-            request=body.model_dump(mode="json"),
-            rows=len(LEADS),
-            estimated_credits=12.0,
-            force=False,
-            send=send,
-        )
+        order = email_run(client, before_post=fill)
         submitted = await runner.submit(order)
     assert submitted.durable is False
     await backend.run_sqlite(space_returns)  # space comes back only after the process is gone:

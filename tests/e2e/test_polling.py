@@ -5,13 +5,11 @@ from __future__ import annotations
 import pytest
 
 from databar_mcp.api import DatabarClient
-from databar_mcp.api.models import BulkWaterfallRequest, TaskHandle
 from databar_mcp.config import Settings
 from databar_mcp.core.ledger.sqlite import SqliteBackend
 from databar_mcp.core.ledger.store import Ledger
-from databar_mcp.core.runner import RunOrder, TaskRunner
 from databar_mcp.sandbox import SandboxServer
-from tests.conftest import LEADS
+from tests.run_orders import email_run, runner_for
 
 pytestmark = pytest.mark.anyio
 
@@ -25,24 +23,9 @@ async def test_every_read_of_a_task_is_a_sample_dated_by_its_own_request(
     sandbox.state.config.task_base_seconds = 60.0  # it stays running through the test
     ledger = Ledger(SqliteBackend(settings.ledger_path))
     await ledger.open()
-    body = BulkWaterfallRequest(params=LEADS, enrichments=[833, 966], email_verifier=None)
     async with DatabarClient.from_settings(settings) as client:
-        runner = TaskRunner(
-            client, ledger, account="a", poll_first_s=0.02, poll_cap_s=0.1, duplicate_window_s=1800, settle_s=1
-        )
-
-        async def send() -> TaskHandle:
-            return await client.bulk_run_waterfall("email_getter", body)
-
-        order = RunOrder(
-            tool="run_bulk_waterfall",
-            endpoint="waterfalls/email_getter/bulk-run",
-            request=body.model_dump(mode="json"),
-            rows=len(LEADS),
-            estimated_credits=12.0,
-            force=False,
-            send=send,
-        )
+        runner = runner_for(client, ledger)
+        order = email_run(client)
         task_id = (await runner.submit(order)).task_id
         first = await runner.poll(task_id)  # as get_task reads the task before it waits
         plan = runner.plan_for(task_id)

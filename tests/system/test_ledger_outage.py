@@ -7,6 +7,7 @@ stopped and started with pg_ctl, so every connection the pool held is closed by 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,17 +21,16 @@ from pydantic import SecretStr
 
 from databar_mcp.api import DatabarClient
 from databar_mcp.api.deadline import deadline_in
-from databar_mcp.api.models import BulkWaterfallRequest, TaskHandle
 from databar_mcp.app.server import build_server
 from databar_mcp.config import Settings
 from databar_mcp.core.ledger.postgres import PostgresBackend
 from databar_mcp.core.ledger.spool import SPOOL_NAME
 from databar_mcp.core.ledger.store import Ledger
-from databar_mcp.core.runner import RunOrder, TaskRunner
 from databar_mcp.core.tracker import track_once
 from databar_mcp.sandbox import SandboxServer
 from tests.conftest import BULK_ARGS, LEADS, error_body, make_settings, structured, text_of
 from tests.postgres_server import PostgresServer, start_postgres
+from tests.run_orders import email_run, runner_for
 
 pytestmark = pytest.mark.anyio
 
@@ -51,32 +51,6 @@ def pg_settings(sandbox: SandboxServer, tmp_path: Path, url: str, **overrides: A
     return make_settings(sandbox, tmp_path, database_url=SecretStr(url), **overrides)
 
 
-def runner_for(client: DatabarClient, ledger: Ledger) -> TaskRunner:
-    return TaskRunner(
-        client, ledger, account="a", poll_first_s=0.02, poll_cap_s=0.1, duplicate_window_s=1800, settle_s=1
-    )
-
-
-def order_with(client: DatabarClient, after_post: Any) -> RunOrder:
-    """A bulk waterfall run whose POST, once Databar has accepted (and billed) it, calls `after_post`."""
-    body = BulkWaterfallRequest(params=LEADS, enrichments=[833, 966], email_verifier=None)
-
-    async def send() -> TaskHandle:
-        handle = await client.bulk_run_waterfall("email_getter", body)
-        await anyio.to_thread.run_sync(after_post)
-        return handle
-
-    return RunOrder(
-        tool="run_bulk_waterfall",
-        endpoint="waterfalls/email_getter/bulk-run",
-        request=body.model_dump(mode="json"),
-        rows=len(LEADS),
-        estimated_credits=12.0,
-        force=False,
-        send=send,
-    )
-
-
 async def test_a_restart_between_the_post_and_the_task_id_write_loses_nothing(
     postgres: PostgresServer, sandbox: SandboxServer, settings: Settings, tmp_path: Path
 ) -> None:
@@ -86,7 +60,8 @@ async def test_a_restart_between_the_post_and_the_task_id_write_loses_nothing(
     await ledger.open()  # the pool now holds an open connection, which the restart will close
     try:
         async with DatabarClient.from_settings(settings) as client:
-            submitted = await runner_for(client, ledger).submit(order_with(client, postgres.restart))
+            order = email_run(client, after_post=functools.partial(anyio.to_thread.run_sync, postgres.restart))
+            submitted = await runner_for(client, ledger).submit(order)
         record = await ledger.read(submitted.task_id)
     finally:
         await ledger.aclose()
@@ -110,7 +85,8 @@ async def test_a_task_id_outlives_a_stopped_database_and_a_process_exit_and_the_
     try:
         async with DatabarClient.from_settings(settings) as client:
             with deadline_in(3):  # a tool call's deadline: the writes give up in time, the id is kept
-                submitted = await runner_for(client, ledger).submit(order_with(client, postgres.halt))
+                order = email_run(client, after_post=functools.partial(anyio.to_thread.run_sync, postgres.halt))
+                submitted = await runner_for(client, ledger).submit(order)
         assert submitted.durable is False and ledger.unwritten == 1
         assert submitted.task_id.encode() in spool.read_bytes()
     finally:
